@@ -1,0 +1,75 @@
+/* scram: SASL SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677) on OpenSSL, plus base64.
+ * Accounts store only scram_cred_t (salt, iteration count, StoredKey, ServerKey), never a
+ * password. The server side exchange is a small state machine that does no I/O. */
+#ifndef COMMON_SCRAM_H
+#define COMMON_SCRAM_H
+
+#include <stddef.h>
+
+typedef enum { SCRAM_SHA1 = 0, SCRAM_SHA256 = 1 } scram_hash_t;
+
+#define SCRAM_MAX_KEY 32
+#define SCRAM_MAX_SALT 64
+#define SCRAM_DEFAULT_ITER 4096
+
+typedef struct {
+    scram_hash_t hash;
+    unsigned iter;
+    unsigned char salt[SCRAM_MAX_SALT];
+    size_t salt_len;
+    unsigned char stored_key[SCRAM_MAX_KEY]; /* H(ClientKey), hash-length bytes */
+    unsigned char server_key[SCRAM_MAX_KEY];
+} scram_cred_t;
+
+/* "SCRAM-SHA-1" / "SCRAM-SHA-256". */
+const char *scram_mech_name(scram_hash_t hash);
+/* Digest length in bytes (20 or 32). */
+size_t scram_hash_len(scram_hash_t hash);
+
+/* Derives credentials from a password (which must already be SASLprep'd by the caller, or
+ * plain ASCII). salt NULL: a fresh random 16-byte salt. Returns 0 or -1. */
+int scram_cred_make(scram_cred_t *cred, scram_hash_t hash, const char *password,
+                    const unsigned char *salt, size_t salt_len, unsigned iter);
+/* 1 when `password` matches the credentials (used by SASL PLAIN), 0 otherwise. */
+int scram_cred_check_password(const scram_cred_t *cred, const char *password);
+/* Text form stored in Redis: "ITER,SALT_B64,STOREDKEY_B64,SERVERKEY_B64". Returns a malloc'd
+ * string. */
+char *scram_cred_encode(const scram_cred_t *cred);
+/* Parses the text form for the given hash. Returns 0, or -1 on any malformed value. */
+int scram_cred_decode(scram_cred_t *cred, scram_hash_t hash, const char *text);
+
+/* Server side of one exchange. */
+typedef enum {
+    SCRAM_OK = 0,           /* step done; send the output */
+    SCRAM_MALFORMED,        /* malformed-request */
+    SCRAM_NOT_AUTHORIZED,   /* wrong proof, or unknown user */
+    SCRAM_UNSUPPORTED_CB,   /* client asked for channel binding we did not offer */
+    SCRAM_INVALID_AUTHZID,  /* authzid present and not the user's own JID */
+} scram_status_t;
+
+typedef struct scram_server scram_server_t;
+
+/* nonce NULL: 24 random bytes, base64. A fixed nonce is for test vectors only. */
+scram_server_t *scram_server_new(scram_hash_t hash, const char *nonce);
+void scram_server_destroy(scram_server_t **srv_p);
+/* Parses client-first-message (the raw decoded bytes). On SCRAM_OK, *user points to the
+ * decoded SASL username (valid until destroy) and *authzid to the authzid or NULL. */
+scram_status_t scram_server_client_first(scram_server_t *srv, const char *msg, size_t len,
+                                         const char **user, const char **authzid);
+/* Supplies the user's credentials (NULL when the user does not exist: the exchange goes on
+ * with made-up values and fails at the proof, so it reveals nothing). *out receives the
+ * server-first-message (malloc'd, NUL-terminated, caller frees). */
+scram_status_t scram_server_server_first(scram_server_t *srv, const scram_cred_t *cred,
+                                         char **out);
+/* Checks client-final-message. On SCRAM_OK, *out receives server-final-message ("v=...",
+ * malloc'd); on a wrong proof SCRAM_NOT_AUTHORIZED and *out stays NULL. */
+scram_status_t scram_server_client_final(scram_server_t *srv, const char *msg, size_t len,
+                                         char **out);
+
+/* base64 (RFC 4648, with padding). encode returns a malloc'd NUL-terminated string.
+ * decode returns a malloc'd buffer (NUL-terminated for convenience) and its length in
+ * *out_len, or NULL on malformed input (bad characters, bad padding, whitespace). */
+char *base64_encode(const unsigned char *data, size_t len);
+unsigned char *base64_decode(const char *text, size_t len, size_t *out_len);
+
+#endif

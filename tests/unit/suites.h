@@ -1,0 +1,14 @@
+/* One Check suite per module; check_main.c runs them all. */
+#ifndef TESTS_UNIT_SUITES_H
+#define TESTS_UNIT_SUITES_H
+
+#include <check.h>
+
+Suite *make_xml_suite(void);
+Suite *make_jid_suite(void);
+Suite *make_scram_suite(void);
+Suite *make_ipc_suite(void);
+Suite *make_config_suite(void);
+Suite *make_evloop_suite(void);
+
+#endif

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages the build, the server and the tests need, when any is missing.
+# Runs apt-get as root, or through sudo for another user.
+set -eu
+PKGS="gcc make pkg-config libzmq3-dev libexpat1-dev libssl-dev libhiredis-dev check libidn-dev
+redis-server haproxy openssl python3 python3-pytest python3-slixmpp"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "install-deps: installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
