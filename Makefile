@@ -9,14 +9,14 @@ PKGS    := libzmq expat openssl hiredis libidn check
 SAN     ?= 0
 ifeq ($(SAN),1)
 BUILD   ?= build-san
-OPT     := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined
+OPT     := -O1 $(SANFLAGS) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
 BUILD   ?= build
 OPT     := -O2
 endif
-CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDFLAGS := $(if $(filter 1,$(SAN)),-fsanitize=address,undefined)
+CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon
+LDFLAGS := $(SANFLAGS)
 LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -25,14 +25,14 @@ RT_SRC     := $(wildcard session-router/*.c)
 CTL_SRC    := $(wildcard xmppctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 
-obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 BINS := $(BUILD)/c2s-frontend $(BUILD)/session-router $(BUILD)/xmppctl
 
 .PHONY: all deps run test unit itest interop check-build clean bench
 all: $(BINS)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 

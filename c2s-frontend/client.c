@@ -1,0 +1,353 @@
+/* Client connections: accept, TCP and TLS I/O, batched output, orderly close. */
+#include "client.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define READ_CHUNK 16384
+
+static void client_io(evloop_t *loop, int fd, unsigned events, void *ud);
+
+client_t *client_find(uint64_t conn)
+{
+    return hmap_get(fe.clients, &conn, sizeof conn);
+}
+
+static void set_events(client_t *c, unsigned events)
+{
+    if (c->closed || events == c->watching)
+        return;
+    evloop_modify(fe.loop, c->fd, events);
+    c->watching = events;
+}
+
+/* Which events the connection needs now: reads unless paused or closing, writes while
+ * output is blocked; during a TLS handshake, what OpenSSL asked for. */
+static void update_events(client_t *c, int want_write)
+{
+    unsigned ev = 0;
+    if (!c->read_paused && !c->closing)
+        ev |= EV_READ;
+    if (want_write)
+        ev |= EV_WRITE;
+    if (c->closing && !want_write)
+        ev |= EV_READ; /* notice the peer's close while we wait to write */
+    set_events(c, ev);
+}
+
+void client_accept(int fd)
+{
+    client_t *c = xcalloc(1, sizeof *c);
+    c->id = ++fe.next_conn;
+    c->fd = fd;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        char host[48] = "?", port[8] = "?";
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+        snprintf(c->addr, sizeof c->addr, "%s:%s", host, port);
+    }
+    hmap_put(fe.clients, &c->id, sizeof c->id, c);
+    fe.nclients++;
+    evloop_watch(fe.loop, fd, EV_READ, client_io, c);
+    c->watching = EV_READ;
+    stream_init(c);
+    log_debug("conn %llu: accepted from %s", (unsigned long long)c->id, c->addr);
+}
+
+void client_write(client_t *c, const char *data, size_t len)
+{
+    if (c->closed)
+        return;
+    buf_append(&c->out, data, len);
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->next_dirty = fe.dirty;
+        fe.dirty = c;
+    }
+}
+
+void client_write_str(client_t *c, const char *s)
+{
+    client_write(c, s, strlen(s));
+}
+
+/* Frees everything but the struct itself, which stays on fe.closing until the end of the
+ * loop iteration so that callers up the stack never touch freed memory. */
+static void client_teardown(client_t *c)
+{
+    if (c->closed)
+        return;
+    stream_on_closed(c);
+    c->closed = 1;
+    evloop_unwatch(fe.loop, c->fd);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    close(c->fd);
+    hmap_del(fe.clients, &c->id, sizeof c->id);
+    fe.nclients--;
+    buf_free(&c->out);
+    c->next_closing = fe.closing;
+    fe.closing = c;
+    log_debug("conn %llu: closed", (unsigned long long)c->id);
+}
+
+void client_close(client_t *c, int graceful)
+{
+    if (c->closed)
+        return;
+    if (graceful && c->out.len) {
+        c->closing = 1;
+        update_events(c, 0);
+        return;
+    }
+    if (c->ssl && !c->tls_handshaking)
+        SSL_shutdown(c->ssl); /* best effort close_notify; never waits */
+    client_teardown(c);
+}
+
+/* Writes as much of c->out as the socket takes. Returns -1 when the connection failed. */
+static int client_flush(client_t *c)
+{
+    while (c->out.len) {
+        ssize_t n;
+        if (c->ssl) {
+            if (c->tls_handshaking)
+                return 0;
+            ERR_clear_error();
+            int r = SSL_write(c->ssl, c->out.data, (int)(c->out.len > 1 << 30 ? 1 << 30 : c->out.len));
+            if (r <= 0) {
+                int e = SSL_get_error(c->ssl, r);
+                if (e == SSL_ERROR_WANT_WRITE) {
+                    update_events(c, 1);
+                    return 0;
+                }
+                if (e == SSL_ERROR_WANT_READ)
+                    return 0;
+                return -1;
+            }
+            n = r;
+        } else {
+            n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    update_events(c, 1);
+                    return 0;
+                }
+                if (errno == EINTR)
+                    continue;
+                return -1;
+            }
+        }
+        buf_consume(&c->out, (size_t)n);
+    }
+    /* Everything is written: the memory is released so an idle session stays small. */
+    buf_free(&c->out);
+    if (c->tls_start) {
+        c->tls_start = 0;
+        client_start_tls(c);
+        return 0;
+    }
+    if (c->closing) {
+        client_close(c, 0);
+        return 0;
+    }
+    update_events(c, 0);
+    return 0;
+}
+
+void client_flush_all(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    (void)ud;
+    while (fe.dirty) {
+        client_t *c = fe.dirty;
+        fe.dirty = c->next_dirty;
+        c->dirty = 0;
+        if (!c->closed && client_flush(c) < 0)
+            client_close(c, 0);
+    }
+    while (fe.closing) {
+        client_t *c = fe.closing;
+        fe.closing = c->next_closing;
+        if (c->dirty)
+            continue; /* still on the dirty list: freed on the next pass */
+        free(c);
+    }
+}
+
+void client_start_tls(client_t *c)
+{
+    c->ssl = SSL_new(fe.tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        log_error("conn %llu: cannot set up TLS", (unsigned long long)c->id);
+        client_close(c, 0);
+        return;
+    }
+    c->tls_handshaking = 1;
+    c->tls = 1;
+    c->read_paused = 0;
+    update_events(c, 0);
+}
+
+/* Advances the TLS handshake; returns 1 when it completed now, 0 to wait, -1 on failure. */
+static int tls_handshake(client_t *c)
+{
+    ERR_clear_error();
+    int r = SSL_accept(c->ssl);
+    if (r == 1) {
+        c->tls_handshaking = 0;
+        log_debug("conn %llu: TLS established (%s, %s)", (unsigned long long)c->id,
+                  SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+        return 1;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        update_events(c, 0);
+        return 0;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        update_events(c, 1);
+        return 0;
+    }
+    unsigned long err = ERR_peek_error();
+    log_info("conn %llu: TLS handshake failed from %s: %s", (unsigned long long)c->id, c->addr,
+             err ? ERR_reason_error_string(err) : "connection closed");
+    return -1;
+}
+
+/* Reads what is available and hands it to the stream layer. */
+static void client_read(client_t *c)
+{
+    char data[READ_CHUNK];
+    while (!c->closed && !c->read_paused && !c->closing) {
+        ssize_t n;
+        if (c->ssl) {
+            ERR_clear_error();
+            int r = SSL_read(c->ssl, data, sizeof data);
+            if (r <= 0) {
+                int e = SSL_get_error(c->ssl, r);
+                if (e == SSL_ERROR_WANT_READ)
+                    return;
+                if (e == SSL_ERROR_WANT_WRITE) {
+                    update_events(c, 1);
+                    return;
+                }
+                client_close(c, 0);
+                return;
+            }
+            n = r;
+        } else {
+            n = recv(c->fd, data, sizeof data, 0);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return;
+                if (errno == EINTR)
+                    continue;
+                client_close(c, 0);
+                return;
+            }
+            if (n == 0) {
+                client_close(c, 0);
+                return;
+            }
+        }
+        stream_on_data(c, data, (size_t)n);
+        /* STARTTLS: nothing after <starttls/> belongs to the plaintext stream. */
+        if (c->tls_start)
+            return;
+    }
+}
+
+static void client_io(evloop_t *loop, int fd, unsigned events, void *ud)
+{
+    (void)loop;
+    (void)fd;
+    client_t *c = ud;
+    if (c->closed)
+        return;
+    if (c->tls_handshaking) {
+        int r = tls_handshake(c);
+        if (r < 0) {
+            client_close(c, 0);
+            return;
+        }
+        if (r == 0)
+            return;
+        if (c->out.len && client_flush(c) < 0) {
+            client_close(c, 0);
+            return;
+        }
+        client_read(c); /* data may already sit in OpenSSL's buffer */
+        return;
+    }
+    if ((events & EV_WRITE) && client_flush(c) < 0) {
+        client_close(c, 0);
+        return;
+    }
+    if (c->closing) {
+        /* Waiting to write the last bytes: a peer that closed or sends more is done. */
+        if ((events & EV_READ) && !c->closed) {
+            char tmp[512];
+            ssize_t n = recv(c->fd, tmp, sizeof tmp, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                client_close(c, 0);
+        }
+        return;
+    }
+    if (events & EV_READ)
+        client_read(c);
+}
+
+void client_resume(client_t *c)
+{
+    if (c->closed || !c->read_paused)
+        return;
+    c->read_paused = 0;
+    stream_drain_queue(c);
+    if (c->pending_seq || c->closed) {
+        if (!c->closed)
+            c->read_paused = 1;
+        return;
+    }
+    update_events(c, 0);
+    client_read(c); /* TLS may hold decrypted bytes that epoll will not announce */
+}
+
+void client_pause(client_t *c)
+{
+    c->read_paused = 1;
+    update_events(c, 0);
+}
+
+void client_close_all(void)
+{
+    size_t pos = 0;
+    const void *k;
+    size_t kl;
+    void *v;
+    /* Collect first: closing changes the map. */
+    size_t n = hmap_count(fe.clients), i = 0;
+    client_t **all = xcalloc(n, sizeof *all);
+    while (i < n && hmap_next(fe.clients, &pos, &k, &kl, &v))
+        all[i++] = v;
+    for (size_t j = 0; j < i; j++) {
+        client_stream_error(all[j], "system-shutdown", NULL);
+        if (!all[j]->closed && client_flush(all[j]) == 0 && !all[j]->closed)
+            client_close(all[j], 0);
+    }
+    free(all);
+    client_flush_all(fe.loop, NULL);
+}

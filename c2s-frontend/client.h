@@ -1,0 +1,49 @@
+/* client: the state of one client connection, shared by client.c (transport: TCP, TLS,
+ * output queue, lifetime) and stream.c / sasl.c (the XMPP protocol on top). */
+#ifndef C2S_CLIENT_H
+#define C2S_CLIENT_H
+
+#include "frontend.h"
+#include "jid.h"
+#include "sasl.h"
+
+struct client {
+    uint64_t id;
+    int fd;
+    SSL *ssl;
+    char addr[64]; /* peer address for logs */
+
+    /* transport */
+    buf_t out;
+    unsigned watching; /* events registered with the loop */
+    unsigned tls_handshaking : 1;
+    unsigned read_paused : 1;  /* waiting on the router: stop reading (back-pressure) */
+    unsigned closing : 1;      /* close once `out` is written */
+    unsigned closed : 1;       /* gone; freed at the end of the loop iteration */
+    unsigned dirty : 1;        /* on fe.dirty */
+    client_t *next_dirty, *next_closing;
+
+    /* stream */
+    xml_parser_t *parser;
+    unsigned header_sent : 1;
+    unsigned restart : 1;   /* reset the parser once the current input is consumed */
+    unsigned tls_start : 1; /* start TLS once <proceed/> is written */
+    unsigned tls : 1;
+    unsigned authed : 1;
+    unsigned bound : 1;
+    unsigned reported : 1; /* the router knows this session (bind sent) */
+    unsigned in_feed : 1;  /* inside xml_parser_feed: the parser must not be reset now */
+    unsigned stream_done : 1; /* the stream was closed or failed: ignore further input */
+    char stream_id[40];
+    char user[JID_PART_MAX + 1]; /* prepared localpart, after SASL */
+    char jid[JID_MAX + 1];       /* full JID, after bind */
+    sasl_t *sasl;
+    int sasl_failures;
+    uint32_t pending_seq; /* router request in flight, 0 when none */
+    xml_node_t *pending_iq; /* the bind iq waiting for the router's reply */
+    xml_node_t *queue, *queue_tail; /* elements parsed while a request was in flight */
+    int nqueued;
+    ev_timer_t *auth_timer;
+};
+
+#endif

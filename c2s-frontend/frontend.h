@@ -1,0 +1,83 @@
+/* frontend: the state shared by the modules of the c2s-frontend process, and the
+ * interfaces they call on each other. One process, one event loop, one thread. */
+#ifndef C2S_FRONTEND_H
+#define C2S_FRONTEND_H
+
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "evloop.h"
+#include "hmap.h"
+#include "ipc.h"
+#include "xml.h"
+#include "zlink.h"
+
+typedef struct client client_t;
+typedef struct sasl sasl_t;
+
+typedef struct {
+    evloop_t *loop;
+    SSL_CTX *tls;       /* NULL when no certificate is configured (STARTTLS not offered) */
+    void *zctx, *zsock; /* ZeroMQ context and DEALER socket to the router */
+    zlink_t *link;
+    char name[64];      /* frontend_name */
+    uint64_t epoch;     /* boot epoch: tells this run apart from earlier ones */
+    uint64_t router_epoch;
+    uint64_t next_conn; /* connection ids are never reused within an epoch */
+    uint32_t next_seq;
+    hmap_t *clients;    /* conn id (8 bytes) -> client_t */
+    client_t *closing;  /* clients to free at the end of this loop iteration */
+    client_t *dirty;    /* clients with output to flush before the next wait */
+    int listen_fd;
+    const char *domain;
+    int require_tls;
+    xml_limits_t limits;
+    long max_connections;
+    long auth_timeout_ms;
+    size_t nclients;
+} frontend_t;
+
+extern frontend_t fe;
+
+/* client.c: one client connection. */
+void client_accept(int fd);
+/* Queues bytes for the client; they are written before the loop next waits. */
+void client_write(client_t *c, const char *data, size_t len);
+void client_write_str(client_t *c, const char *s);
+/* Sends a stream error (opening the stream first if needed), closes the stream and the
+ * connection once written. `text` may be NULL. */
+void client_stream_error(client_t *c, const char *condition, const char *text);
+/* Closes the connection after pending output is written (graceful) or at once. */
+void client_close(client_t *c, int graceful);
+/* Starts TLS on the connection after <proceed/> has been written. */
+void client_start_tls(client_t *c);
+/* Flushes every client with pending output (before-sleep hook) and frees closed ones. */
+void client_flush_all(evloop_t *loop, void *ud);
+client_t *client_find(uint64_t conn);
+/* Stops reading from the client while a router request is in flight, and resumes. */
+void client_pause(client_t *c);
+void client_resume(client_t *c);
+/* Closes every client, for shutdown. */
+void client_close_all(void);
+
+/* stream.c: XMPP stream negotiation and stanza handling for one client. */
+void stream_init(client_t *c);
+void stream_on_data(client_t *c, const char *data, size_t len);
+/* Router replies and deliveries for this client. */
+void stream_on_auth_reply(client_t *c, const ipc_hdr_t *h);
+void stream_on_bind_reply(client_t *c, const ipc_hdr_t *h);
+void stream_on_closed(client_t *c);
+/* Expects a new stream header (after STARTTLS or SASL success): the parser is reset once
+ * the input being parsed now is consumed. */
+void stream_restart(client_t *c);
+/* Handles elements that queued up behind a router request, once it is answered. */
+void stream_drain_queue(client_t *c);
+
+/* router_link.c: the DEALER link to the session-router. */
+void router_link_open(const char *endpoint);
+void router_link_close(void);
+/* Sends a header and an optional payload; 0, or -1 when the router cannot take it now. */
+int router_send(const ipc_hdr_t *h, const char *payload, size_t len);
+
+#endif

@@ -1,0 +1,354 @@
+#include "sasl.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "scram.h"
+#include "stanza.h"
+#include "util.h"
+
+/* RFC 6120 6.4.5: a reasonable number of retries, then a not-authorized stream error. */
+#define SASL_MAX_FAILURES 5
+
+typedef enum { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256 } mech_t;
+
+struct sasl {
+    mech_t mech;
+    scram_server_t *scram;
+    int step;       /* SCRAM: 0 waiting for credentials, 1 waiting for client-final */
+    char *password; /* PLAIN: held only until the credentials arrive */
+};
+
+void sasl_features(client_t *c, buf_t *out)
+{
+    buf_append_str(out, "<mechanisms xmlns='" NS_SASL "'>"
+                        "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>");
+    if (c->tls)
+        buf_append_str(out, "<mechanism>PLAIN</mechanism>");
+    buf_append_str(out, "</mechanisms>");
+}
+
+void sasl_free(client_t *c)
+{
+    sasl_t *s = c->sasl;
+    if (!s)
+        return;
+    scram_server_destroy(&s->scram);
+    if (s->password) {
+        OPENSSL_cleanse(s->password, strlen(s->password));
+        free(s->password);
+    }
+    free(s);
+    c->sasl = NULL;
+}
+
+static void sasl_failure(client_t *c, const char *cond)
+{
+    sasl_free(c);
+    c->pending_seq = 0;
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+    if (++c->sasl_failures > SASL_MAX_FAILURES) {
+        client_stream_error(c, "not-authorized", "Too many authentication failures");
+        return;
+    }
+    client_resume(c);
+}
+
+static void sasl_success(client_t *c, const char *additional)
+{
+    sasl_free(c);
+    c->pending_seq = 0;
+    c->authed = 1;
+    buf_t b = BUF_INIT;
+    if (additional) {
+        char *b64 = base64_encode((const unsigned char *)additional, strlen(additional));
+        buf_printf(&b, "<success xmlns='" NS_SASL "'>%s</success>", b64);
+        free(b64);
+    } else {
+        buf_append_str(&b, "<success xmlns='" NS_SASL "'/>");
+    }
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+    log_info("conn %llu: authenticated %s@%s from %s", (unsigned long long)c->id, c->user,
+             fe.domain, c->addr);
+    stream_restart(c);
+    client_resume(c);
+}
+
+static void challenge(client_t *c, const char *data)
+{
+    buf_t b = BUF_INIT;
+    if (data && *data) {
+        char *b64 = base64_encode((const unsigned char *)data, strlen(data));
+        buf_printf(&b, "<challenge xmlns='" NS_SASL "'>%s</challenge>", b64);
+        free(b64);
+    } else {
+        buf_append_str(&b, "<challenge xmlns='" NS_SASL "'/>");
+    }
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+}
+
+/* Checks an authorization identity: only the user's own bare JID is allowed. */
+static int authzid_ok(const client_t *c, const char *authzid)
+{
+    if (!authzid || !*authzid)
+        return 1;
+    jid_t j;
+    return jid_parse(&j, authzid) == 0 && !j.resource[0] && strcmp(j.local, c->user) == 0 &&
+           strcmp(j.domain, fe.domain) == 0;
+}
+
+/* Asks the router for the user's credentials; the exchange resumes in sasl_on_credentials. */
+static void request_credentials(client_t *c, scram_hash_t hash)
+{
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_AUTH, c->id);
+    h.seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
+    h.status = (uint8_t)hash;
+    ipc_hdr_set(&h, 0, c->user);
+    if (router_send(&h, NULL, 0) < 0) {
+        sasl_failure(c, "temporary-auth-failure");
+        return;
+    }
+    c->pending_seq = h.seq;
+    client_pause(c);
+}
+
+static void plain_start(client_t *c, const char *msg, size_t len)
+{
+    /* RFC 4616: [authzid] NUL authcid NUL passwd */
+    const char *p1 = memchr(msg, '\0', len);
+    const char *p2 = p1 ? memchr(p1 + 1, '\0', len - (size_t)(p1 + 1 - msg)) : NULL;
+    if (!p1 || !p2 || p2 == p1 + 1 || p2 + 1 == msg + len ||
+        memchr(p2 + 1, '\0', len - (size_t)(p2 + 1 - msg))) {
+        sasl_failure(c, "malformed-request");
+        return;
+    }
+    char *authzid = xstrndup(msg, (size_t)(p1 - msg));
+    char *authcid = xstrndup(p1 + 1, (size_t)(p2 - p1 - 1));
+    int ok = jid_prep_local(c->user, authcid) == 0;
+    int az = ok && authzid_ok(c, authzid);
+    free(authzid);
+    free(authcid);
+    if (!ok) {
+        sasl_failure(c, "not-authorized");
+        return;
+    }
+    if (!az) {
+        sasl_failure(c, "invalid-authzid");
+        return;
+    }
+    c->sasl->password = xstrndup(p2 + 1, len - (size_t)(p2 + 1 - msg));
+    request_credentials(c, SCRAM_SHA256);
+}
+
+static const char *scram_condition(scram_status_t st)
+{
+    switch (st) {
+    case SCRAM_NOT_AUTHORIZED:
+        return "not-authorized";
+    case SCRAM_INVALID_AUTHZID:
+        return "invalid-authzid";
+    case SCRAM_UNSUPPORTED_CB:
+        /* We offer no -PLUS mechanism; the client asked for channel binding anyway. */
+        return "malformed-request";
+    default:
+        return "malformed-request";
+    }
+}
+
+static void scram_start(client_t *c, const char *msg, size_t len)
+{
+    const char *user, *authzid;
+    scram_status_t st = scram_server_client_first(c->sasl->scram, msg, len, &user, &authzid);
+    if (st != SCRAM_OK) {
+        sasl_failure(c, scram_condition(st));
+        return;
+    }
+    if (jid_prep_local(c->user, user) < 0) {
+        sasl_failure(c, "not-authorized");
+        return;
+    }
+    if (!authzid_ok(c, authzid)) {
+        sasl_failure(c, "invalid-authzid");
+        return;
+    }
+    request_credentials(c, c->sasl->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256);
+}
+
+/* Feeds one client message (initial response or response) to the mechanism. */
+static void sasl_step(client_t *c, const char *msg, size_t len)
+{
+    sasl_t *s = c->sasl;
+    if (memchr(msg, '\0', len) && s->mech != MECH_PLAIN) {
+        sasl_failure(c, "malformed-request");
+        return;
+    }
+    if (s->mech == MECH_PLAIN) {
+        plain_start(c, msg, len);
+        return;
+    }
+    if (s->step == 0) {
+        scram_start(c, msg, len);
+        return;
+    }
+    char *out = NULL;
+    scram_status_t st = scram_server_client_final(s->scram, msg, len, &out);
+    if (st != SCRAM_OK) {
+        sasl_failure(c, scram_condition(st));
+        return;
+    }
+    sasl_success(c, out);
+    free(out);
+}
+
+/* Decodes the base64 text of an <auth/> or <response/>; "=" is an empty message. */
+static unsigned char *decode_payload(const xml_node_t *el, size_t *len, int *absent)
+{
+    char *text = xml_node_text(el);
+    unsigned char *data;
+    *absent = 0;
+    if (text[0] == '\0') {
+        *absent = 1;
+        *len = 0;
+        data = (unsigned char *)text;
+    } else if (strcmp(text, "=") == 0) {
+        *len = 0;
+        text[0] = '\0';
+        data = (unsigned char *)text;
+    } else {
+        data = base64_decode(text, strlen(text), len);
+        free(text);
+    }
+    return data;
+}
+
+static void sasl_on_auth(client_t *c, const xml_node_t *el)
+{
+    const char *name = xml_node_attr(el, "mechanism");
+    mech_t mech;
+    if (!name) {
+        sasl_failure(c, "invalid-mechanism");
+        return;
+    }
+    if (strcmp(name, "SCRAM-SHA-256") == 0)
+        mech = MECH_SCRAM_SHA256;
+    else if (strcmp(name, "SCRAM-SHA-1") == 0)
+        mech = MECH_SCRAM_SHA1;
+    else if (strcmp(name, "PLAIN") == 0)
+        mech = MECH_PLAIN;
+    else {
+        sasl_failure(c, "invalid-mechanism");
+        return;
+    }
+    /* RFC 6120 6.5.4: mechanisms that need a protected stream (PLAIN), or any mechanism
+     * while TLS is mandatory and not yet negotiated. */
+    if (!c->tls && (mech == MECH_PLAIN || fe.require_tls)) {
+        sasl_failure(c, "encryption-required");
+        return;
+    }
+    sasl_free(c);
+    c->sasl = xcalloc(1, sizeof *c->sasl);
+    c->sasl->mech = mech;
+    if (mech != MECH_PLAIN)
+        c->sasl->scram =
+            scram_server_new(mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256, NULL);
+    size_t len;
+    int absent;
+    unsigned char *data = decode_payload(el, &len, &absent);
+    if (!data) {
+        sasl_failure(c, "incorrect-encoding");
+        return;
+    }
+    if (absent) {
+        /* No initial response: ask for it with an empty challenge (RFC 6120 6.4.2). */
+        free(data);
+        c->sasl->step = -1;
+        challenge(c, NULL);
+        return;
+    }
+    sasl_step(c, (const char *)data, len);
+    OPENSSL_cleanse(data, len);
+    free(data);
+}
+
+void sasl_on_element(client_t *c, const xml_node_t *el)
+{
+    if (strcmp(el->name, "auth") == 0) {
+        if (c->authed) {
+            client_stream_error(c, "policy-violation", "Already authenticated");
+            return;
+        }
+        sasl_on_auth(c, el);
+        return;
+    }
+    if (strcmp(el->name, "abort") == 0) {
+        sasl_failure(c, "aborted");
+        return;
+    }
+    if (strcmp(el->name, "response") == 0) {
+        if (!c->sasl || c->pending_seq) {
+            sasl_failure(c, "malformed-request");
+            return;
+        }
+        size_t len;
+        int absent;
+        unsigned char *data = decode_payload(el, &len, &absent);
+        if (!data) {
+            sasl_failure(c, "incorrect-encoding");
+            return;
+        }
+        if (c->sasl->step == -1)
+            c->sasl->step = 0;
+        sasl_step(c, (const char *)data, len);
+        OPENSSL_cleanse(data, len);
+        free(data);
+        return;
+    }
+    client_stream_error(c, "unsupported-stanza-type", NULL);
+}
+
+void sasl_on_credentials(client_t *c, const ipc_hdr_t *h)
+{
+    sasl_t *s = c->sasl;
+    if (!s || h->seq != c->pending_seq)
+        return; /* a late answer to an exchange that is over */
+    c->pending_seq = 0;
+    if (h->status == IPC_TEMPORARY) {
+        sasl_failure(c, "temporary-auth-failure");
+        return;
+    }
+    scram_hash_t hash = s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256;
+    scram_cred_t cred;
+    int have = h->status == IPC_OK && scram_cred_decode(&cred, hash, h->field[0]) == 0;
+    if (h->status == IPC_OK && !have)
+        log_warn("conn %llu: stored credentials of %s are malformed", (unsigned long long)c->id,
+                 c->user);
+    if (s->mech == MECH_PLAIN) {
+        int ok = have && scram_cred_check_password(&cred, s->password);
+        OPENSSL_cleanse(&cred, sizeof cred);
+        if (ok)
+            sasl_success(c, NULL);
+        else
+            sasl_failure(c, "not-authorized");
+        return;
+    }
+    char *out = NULL;
+    scram_status_t st = scram_server_server_first(s->scram, have ? &cred : NULL, &out);
+    OPENSSL_cleanse(&cred, sizeof cred);
+    if (st != SCRAM_OK) {
+        sasl_failure(c, scram_condition(st));
+        return;
+    }
+    s->step = 1;
+    challenge(c, out);
+    free(out);
+    client_resume(c);
+}

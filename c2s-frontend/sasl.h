@@ -1,0 +1,22 @@
+/* sasl: SASL negotiation for one client (RFC 6120 section 6): SCRAM-SHA-256, SCRAM-SHA-1
+ * and PLAIN (offered only under TLS). Credentials come from the router (IPC_AUTH); the
+ * password never leaves this process and is never stored. */
+#ifndef C2S_SASL_H
+#define C2S_SASL_H
+
+#include "buf.h"
+#include "ipc.h"
+#include "xml.h"
+
+typedef struct client client_t;
+
+/* Appends the <mechanisms/> feature this client may use now. */
+void sasl_features(client_t *c, buf_t *out);
+/* Handles <auth/>, <response/> or <abort/> in the SASL namespace. */
+void sasl_on_element(client_t *c, const xml_node_t *el);
+/* The router's answer to a credentials lookup. */
+void sasl_on_credentials(client_t *c, const ipc_hdr_t *h);
+/* Frees the exchange state (on success, failure or disconnect). */
+void sasl_free(client_t *c);
+
+#endif

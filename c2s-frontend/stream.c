@@ -1,0 +1,430 @@
+/* The XMPP stream of one client: header and features, STARTTLS, SASL (sasl.c), resource
+ * binding, then stanzas forwarded to the router with `from` stamped (RFC 6120 8.1.2.1). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "stanza.h"
+#include "util.h"
+
+static void on_stream_open(void *ud, const xml_node_t *root);
+static void on_stanza(void *ud, xml_node_t *st);
+static void on_stream_close(void *ud);
+static void queue_clear(client_t *c);
+
+static const xml_callbacks_t stream_callbacks = {on_stream_open, on_stanza, on_stream_close};
+
+static void on_auth_timeout(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    client_t *c = ud;
+    c->auth_timer = NULL;
+    if (!c->bound)
+        client_stream_error(c, "connection-timeout", "Authentication took too long");
+}
+
+void stream_init(client_t *c)
+{
+    c->parser = xml_parser_new(&stream_callbacks, c, &fe.limits);
+    c->auth_timer = evloop_timer(fe.loop, (uint64_t)fe.auth_timeout_ms, on_auth_timeout, c);
+}
+
+void stream_restart(client_t *c)
+{
+    /* Whatever was sent ahead belongs to the stream that ends here. */
+    queue_clear(c);
+    c->header_sent = 0;
+    if (c->in_feed)
+        c->restart = 1;
+    else
+        xml_parser_reset(c->parser);
+}
+
+static void send_header(client_t *c)
+{
+    unsigned char rnd[12];
+    random_bytes(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(c->stream_id + 2 * i, 3, "%02x", rnd[i]);
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                       "xmlns:stream='http://etherx.jabber.org/streams' id='");
+    buf_append_str(&b, c->stream_id);
+    buf_append_str(&b, "' from='");
+    xml_escape(&b, fe.domain, strlen(fe.domain));
+    buf_append_str(&b, "' version='1.0' xml:lang='en'>");
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+    c->header_sent = 1;
+}
+
+void client_stream_error(client_t *c, const char *condition, const char *text)
+{
+    if (c->closed || c->stream_done)
+        return;
+    if (!c->header_sent)
+        send_header(c);
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS_ERR "'/>", condition);
+    if (text) {
+        buf_append_str(&b, "<text xmlns='" NS_STREAMS_ERR "' xml:lang='en'>");
+        xml_escape(&b, text, strlen(text));
+        buf_append_str(&b, "</text>");
+    }
+    buf_append_str(&b, "</stream:error></stream:stream>");
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+    log_info("conn %llu: stream error %s%s%s", (unsigned long long)c->id, condition,
+             text ? ": " : "", text ? text : "");
+    c->stream_done = 1;
+    client_close(c, 1);
+}
+
+static void send_features(client_t *c)
+{
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "<stream:features>");
+    if (!c->authed) {
+        if (!c->tls && fe.tls) {
+            buf_append_str(&b, "<starttls xmlns='" NS_TLS "'>");
+            if (fe.require_tls)
+                buf_append_str(&b, "<required/>");
+            buf_append_str(&b, "</starttls>");
+        }
+        /* RFC 6120 5.3.1: while TLS is mandatory, only STARTTLS is advertised. */
+        if (c->tls || !fe.require_tls)
+            sasl_features(c, &b);
+    } else {
+        buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
+                           "<session xmlns='" NS_SESSION "'><optional/></session>");
+    }
+    buf_append_str(&b, "</stream:features>");
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+}
+
+static void on_stream_open(void *ud, const xml_node_t *root)
+{
+    client_t *c = ud;
+    send_header(c);
+    const char *to = xml_node_attr(root, "to"), *version = xml_node_attr(root, "version");
+    if (to) {
+        char dom[JID_PART_MAX + 1];
+        if (jid_prep_domain(dom, to) < 0 || strcmp(dom, fe.domain) != 0) {
+            client_stream_error(c, "host-unknown", NULL);
+            return;
+        }
+    }
+    /* RFC 6120 4.7.5: we speak 1.0; a higher major version is not ours. */
+    if (version && atoi(version) > 1) {
+        client_stream_error(c, "unsupported-version", NULL);
+        return;
+    }
+    send_features(c);
+}
+
+static void on_stream_close(void *ud)
+{
+    client_t *c = ud;
+    if (c->stream_done)
+        return;
+    c->stream_done = 1;
+    client_write_str(c, "</stream:stream>");
+    client_close(c, 1);
+}
+
+/* Answers a stanza of this client with an error, unless it was an error itself
+ * (RFC 6120 8.3.1: never answer an error with an error). */
+static void bounce(client_t *c, const xml_node_t *st, const char *etype, const char *cond)
+{
+    const char *type = xml_node_attr(st, "type");
+    if (type && strcmp(type, "error") == 0)
+        return;
+    xml_node_t *copy = xml_node_copy(st);
+    xml_node_set_attr(copy, "from", c->jid[0] ? c->jid : NULL);
+    xml_node_t *err = stanza_error_reply(copy, fe.domain, etype, cond);
+    buf_t b = BUF_INIT;
+    xml_serialize(err, XML_NS_CLIENT, &b);
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+    xml_node_free(&err);
+    xml_node_free(&copy);
+}
+
+static void reply_node(client_t *c, xml_node_t **node_p)
+{
+    buf_t b = BUF_INIT;
+    xml_serialize(*node_p, XML_NS_CLIENT, &b);
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+    xml_node_free(node_p);
+}
+
+static int is_client_stanza(const xml_node_t *st)
+{
+    return st->ns && strcmp(st->ns, XML_NS_CLIENT) == 0 &&
+           ipc_kind_from_name(st->name) != IPC_KIND_NONE;
+}
+
+/* The bind request (RFC 6120 7.6): resource chosen by the client or made here. */
+static void handle_bind(client_t *c, xml_node_t *iq, const xml_node_t *bind)
+{
+    char res[JID_PART_MAX + 1];
+    const xml_node_t *r = xml_node_child(bind, "resource", NS_BIND);
+    char *text = r ? xml_node_text(r) : NULL;
+    if (text && *text) {
+        if (jid_prep_resource(res, text) < 0) {
+            free(text);
+            bounce(c, iq, "modify", "bad-request");
+            return;
+        }
+    } else {
+        unsigned char rnd[8];
+        random_bytes(rnd, sizeof rnd);
+        for (size_t i = 0; i < sizeof rnd; i++)
+            snprintf(res + 2 * i, 3, "%02x", rnd[i]);
+    }
+    free(text);
+    char full[JID_MAX + 1];
+    if ((size_t)snprintf(full, sizeof full, "%s@%s/%s", c->user, fe.domain, res) >= sizeof full) {
+        bounce(c, iq, "modify", "bad-request");
+        return;
+    }
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_BIND, c->id);
+    h.seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
+    ipc_hdr_set(&h, 0, full);
+    if (router_send(&h, NULL, 0) < 0) {
+        bounce(c, iq, "wait", "resource-constraint");
+        return;
+    }
+    c->pending_seq = h.seq;
+    c->pending_iq = xml_node_copy(iq);
+    snprintf(c->jid, sizeof c->jid, "%s", full);
+    client_pause(c);
+}
+
+void stream_on_bind_reply(client_t *c, const ipc_hdr_t *h)
+{
+    if (!c->pending_iq || h->seq != c->pending_seq)
+        return;
+    c->pending_seq = 0;
+    xml_node_t *iq = c->pending_iq;
+    c->pending_iq = NULL;
+    if (h->status != IPC_OK) {
+        c->jid[0] = '\0';
+        bounce(c, iq, h->status == IPC_TEMPORARY ? "wait" : "cancel",
+               h->status == IPC_TEMPORARY ? "resource-constraint" : "not-allowed");
+    } else {
+        c->bound = 1;
+        c->reported = 1;
+        evloop_cancel(fe.loop, &c->auth_timer);
+        xml_node_t *res = stanza_iq_result(iq, fe.domain);
+        xml_node_set_attr(res, "from", NULL);
+        xml_node_set_attr(res, "to", c->jid);
+        xml_node_t *b = xml_node_new_child(res, "bind", NS_BIND);
+        xml_node_t *j = xml_node_new_child(b, "jid", NS_BIND);
+        xml_node_add_text(j, c->jid, strlen(c->jid));
+        reply_node(c, &res);
+        log_info("conn %llu: bound %s", (unsigned long long)c->id, c->jid);
+    }
+    xml_node_free(&iq);
+    client_resume(c);
+}
+
+void stream_on_auth_reply(client_t *c, const ipc_hdr_t *h)
+{
+    sasl_on_credentials(c, h);
+}
+
+/* Stanzas after authentication and before binding: only the bind iq is allowed. */
+static void handle_unbound(client_t *c, xml_node_t *st)
+{
+    const char *type = xml_node_attr(st, "type");
+    const xml_node_t *bind = xml_node_child(st, "bind", NS_BIND);
+    if (is_client_stanza(st) && strcmp(st->name, "iq") == 0 && bind && type &&
+        strcmp(type, "set") == 0 && xml_node_attr(st, "id")) {
+        handle_bind(c, st, bind);
+        return;
+    }
+    client_stream_error(c, "not-authorized", "Bind a resource first");
+}
+
+/* Checks a bound client's stanza and forwards it to the router. */
+static void forward(client_t *c, xml_node_t *st)
+{
+    ipc_kind_t kind = ipc_kind_from_name(st->name);
+    ipc_stype_t stype = ipc_stype_from_attr(kind, xml_node_attr(st, "type"));
+    const char *id = xml_node_attr(st, "id");
+    if (stype == IPC_ST_INVALID) {
+        bounce(c, st, "modify", "bad-request");
+        return;
+    }
+    if (kind == IPC_KIND_IQ) {
+        /* RFC 6120 8.2.3: id and type are required; get and set carry one payload. */
+        int nchild = 0;
+        for (const xml_node_t *ch = st->children; ch; ch = ch->next)
+            nchild += ch->name != NULL;
+        if (!id || stype == IPC_ST_NONE ||
+            ((stype == IPC_ST_GET || stype == IPC_ST_SET) && nchild != 1)) {
+            bounce(c, st, "modify", "bad-request");
+            return;
+        }
+    }
+    char to[JID_MAX + 1] = "";
+    const char *to_attr = xml_node_attr(st, "to");
+    if (to_attr) {
+        jid_t j;
+        if (jid_parse(&j, to_attr) < 0 || jid_full(&j, to, sizeof to) < 0) {
+            bounce(c, st, "modify", "jid-malformed");
+            return;
+        }
+        xml_node_set_attr(st, "to", to);
+    }
+    xml_node_set_attr(st, "from", c->jid);
+    /* The legacy session iq (RFC 3921; RFC 6121 appendix E): answered here. */
+    if (kind == IPC_KIND_IQ && stype == IPC_ST_SET &&
+        (!to[0] || strcmp(to, fe.domain) == 0) && xml_node_child(st, "session", NS_SESSION)) {
+        xml_node_t *res = stanza_iq_result(st, fe.domain);
+        reply_node(c, &res);
+        return;
+    }
+    if (kind == IPC_KIND_IQ && xml_node_child(st, "bind", NS_BIND)) {
+        bounce(c, st, "cancel", "not-allowed"); /* one resource per stream */
+        return;
+    }
+    buf_t b = BUF_INIT;
+    xml_serialize(st, XML_NS_CLIENT, &b);
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_STANZA, c->id);
+    h.kind = (uint8_t)kind;
+    h.stype = (uint8_t)stype;
+    ipc_hdr_set(&h, 0, to);
+    ipc_hdr_set(&h, 1, c->jid);
+    if (id && ipc_hdr_set(&h, 2, id) < 0) {
+        buf_free(&b);
+        bounce(c, st, "modify", "bad-request");
+        return;
+    }
+    if (router_send(&h, b.data, b.len) < 0)
+        bounce(c, st, "wait", "resource-constraint");
+    buf_free(&b);
+}
+
+static void dispatch(client_t *c, xml_node_t *st)
+{
+    int is_sasl = st->ns && strcmp(st->ns, NS_SASL) == 0;
+    int is_tls = st->ns && strcmp(st->ns, NS_TLS) == 0;
+    if (is_tls && strcmp(st->name, "starttls") == 0) {
+        if (c->tls || !fe.tls || c->authed) {
+            client_write_str(c, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+            c->stream_done = 1;
+            client_close(c, 1);
+        } else {
+            client_write_str(c, "<proceed xmlns='" NS_TLS "'/>");
+            c->tls_start = 1;
+            stream_restart(c);
+        }
+    } else if (is_sasl && !c->authed) {
+        sasl_on_element(c, st);
+    } else if (!c->authed) {
+        client_stream_error(c, "not-authorized", NULL);
+    } else if (!c->bound) {
+        handle_unbound(c, st);
+    } else if (!is_client_stanza(st)) {
+        int known = ipc_kind_from_name(st->name) != IPC_KIND_NONE;
+        client_stream_error(c, known ? "invalid-namespace" : "unsupported-stanza-type", NULL);
+    } else {
+        forward(c, st);
+    }
+}
+
+/* Elements that arrived behind a router request wait here, in order (a client may
+ * pipeline, e.g. the session iq right behind the bind iq). */
+#define STREAM_MAX_QUEUED 32
+
+static void on_stanza(void *ud, xml_node_t *st)
+{
+    client_t *c = ud;
+    if (c->stream_done || c->closed) {
+        xml_node_free(&st);
+        return;
+    }
+    if (c->pending_seq) {
+        if (c->nqueued >= STREAM_MAX_QUEUED) {
+            xml_node_free(&st);
+            client_stream_error(c, "policy-violation", "Too many stanzas sent ahead");
+            return;
+        }
+        st->next = NULL;
+        if (c->queue_tail)
+            c->queue_tail->next = st;
+        else
+            c->queue = st;
+        c->queue_tail = st;
+        c->nqueued++;
+        return;
+    }
+    dispatch(c, st);
+    xml_node_free(&st);
+}
+
+static void queue_clear(client_t *c)
+{
+    while (c->queue) {
+        xml_node_t *st = c->queue;
+        c->queue = st->next;
+        st->next = NULL;
+        xml_node_free(&st);
+    }
+    c->queue_tail = NULL;
+    c->nqueued = 0;
+}
+
+void stream_drain_queue(client_t *c)
+{
+    while (c->queue && !c->pending_seq && !c->closed && !c->stream_done) {
+        xml_node_t *st = c->queue;
+        c->queue = st->next;
+        if (!c->queue)
+            c->queue_tail = NULL;
+        c->nqueued--;
+        st->next = NULL;
+        dispatch(c, st);
+        xml_node_free(&st);
+    }
+}
+
+void stream_on_data(client_t *c, const char *data, size_t len)
+{
+    if (c->stream_done)
+        return;
+    c->in_feed = 1;
+    xml_error_t err = xml_parser_feed(c->parser, data, len);
+    c->in_feed = 0;
+    if (err != XML_OK) {
+        client_stream_error(c, xml_error_condition(err), NULL);
+        return;
+    }
+    if (c->restart) {
+        c->restart = 0;
+        xml_parser_reset(c->parser);
+    }
+}
+
+void stream_on_closed(client_t *c)
+{
+    if (c->reported) {
+        ipc_hdr_t h;
+        ipc_hdr_init(&h, IPC_UNBIND, c->id);
+        router_send(&h, NULL, 0);
+        c->reported = 0;
+    }
+    evloop_cancel(fe.loop, &c->auth_timer);
+    xml_parser_destroy(&c->parser);
+    xml_node_free(&c->pending_iq);
+    queue_clear(c);
+    sasl_free(c);
+}

@@ -1,0 +1,44 @@
+/* evloop: a small single-threaded event loop on epoll: file events, one-shot timers, and
+ * before-sleep hooks (run before every wait, e.g. to flush batched writes or to drain a
+ * ZeroMQ socket, whose ZMQ_FD is edge-triggered and can go quiet after a send). */
+#ifndef COMMON_EVLOOP_H
+#define COMMON_EVLOOP_H
+
+#include <stdint.h>
+
+#define EV_READ 1u
+#define EV_WRITE 2u
+#define EV_ERROR 4u /* hang-up or error; reported together with EV_READ */
+
+typedef struct evloop evloop_t;
+typedef struct ev_timer ev_timer_t;
+
+typedef void (*ev_fd_cb)(evloop_t *loop, int fd, unsigned events, void *ud);
+typedef void (*ev_timer_cb)(evloop_t *loop, void *ud);
+typedef void (*ev_hook_cb)(evloop_t *loop, void *ud);
+
+evloop_t *evloop_new(void);
+/* Frees the loop and any timers still pending; registered fds are not closed. */
+void evloop_destroy(evloop_t **loop_p);
+
+/* Watches fd for `events` (EV_READ|EV_WRITE); replaces an earlier registration. 0 or -1. */
+int evloop_watch(evloop_t *loop, int fd, unsigned events, ev_fd_cb cb, void *ud);
+/* Changes the events of a watched fd (0 pauses it). */
+int evloop_modify(evloop_t *loop, int fd, unsigned events);
+/* Stops watching fd (call before close). Safe from inside callbacks. */
+void evloop_unwatch(evloop_t *loop, int fd);
+
+/* Calls cb once after `ms` milliseconds. The handle stays valid until the callback runs
+ * or the timer is cancelled. */
+ev_timer_t *evloop_timer(evloop_t *loop, uint64_t ms, ev_timer_cb cb, void *ud);
+/* Cancels a pending timer and sets *timer_p to NULL; NULL is accepted. */
+void evloop_cancel(evloop_t *loop, ev_timer_t **timer_p);
+
+/* Adds a hook run before every wait, in the order added. */
+void evloop_before_sleep(evloop_t *loop, ev_hook_cb cb, void *ud);
+
+/* Runs until evloop_stop; SIGINT and SIGTERM stop it too (through a signalfd). */
+void evloop_run(evloop_t *loop);
+void evloop_stop(evloop_t *loop);
+
+#endif

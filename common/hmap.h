@@ -1,0 +1,32 @@
+/* hmap: a hash map from byte-string keys (copied) to pointers, with a keyed hash
+ * (SipHash-2-4, random key per process) so that keys chosen by clients, such as JIDs,
+ * cannot be picked to collide. */
+#ifndef COMMON_HMAP_H
+#define COMMON_HMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hmap hmap_t;
+
+hmap_t *hmap_new(void);
+/* Frees the map and its keys; the values are the caller's. */
+void hmap_destroy(hmap_t **map_p);
+void *hmap_get(const hmap_t *map, const void *key, size_t klen);
+/* Inserts or replaces; returns the value replaced, or NULL. */
+void *hmap_put(hmap_t *map, const void *key, size_t klen, void *value);
+/* Removes a key; returns its value, or NULL when absent. */
+void *hmap_del(hmap_t *map, const void *key, size_t klen);
+size_t hmap_count(const hmap_t *map);
+/* Iteration: start with *pos = 0; returns 0 when done. The map must not change meanwhile. */
+int hmap_next(const hmap_t *map, size_t *pos, const void **key, size_t *klen, void **value);
+
+/* String-key conveniences. */
+#define hmap_sget(m, s) hmap_get((m), (s), strlen(s))
+#define hmap_sput(m, s, v) hmap_put((m), (s), strlen(s), (v))
+#define hmap_sdel(m, s) hmap_del((m), (s), strlen(s))
+
+/* SipHash-2-4 of data under the process key. */
+uint64_t hmap_hash(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,23 @@
+/* keys: the Redis data model shared by the router and xmppctl. Every key of one user
+ * carries the bare JID as a hash tag ("{...}") so that all of a user's data lands in one
+ * Redis Cluster slot; every key starts with the configured prefix. */
+#ifndef COMMON_KEYS_H
+#define COMMON_KEYS_H
+
+#include <stddef.h>
+
+#include "scram.h"
+
+/* Hash of one account: field per SCRAM hash, value scram_cred_encode() text. */
+#define KEYS_ACCOUNT "acct"
+/* Set of every account's bare JID (for listing). */
+#define KEYS_ACCOUNTS "accounts"
+
+/* Writes PREFIX KIND ":{" BARE "}" into out; returns the length or -1 if it did not fit. */
+int keys_user(char *out, size_t n, const char *prefix, const char *kind, const char *bare);
+/* Writes PREFIX NAME into out (keys that belong to no user). */
+int keys_global(char *out, size_t n, const char *prefix, const char *name);
+/* The account hash field of a SCRAM hash: "scram-sha-1" or "scram-sha-256". */
+const char *keys_cred_field(scram_hash_t hash);
+
+#endif

@@ -1,0 +1,85 @@
+#include "stanza.h"
+
+#include <string.h>
+
+#include "util.h"
+
+/* A reply is addressed back to the sender, from whom the original was addressed to. */
+static xml_node_t *reply_shell(const xml_node_t *orig, const char *server, const char *type)
+{
+    xml_node_t *r = xml_node_new(orig->name, orig->ns);
+    const char *to = xml_node_attr(orig, "to"), *from = xml_node_attr(orig, "from");
+    const char *id = xml_node_attr(orig, "id");
+    xml_node_set_attr(r, "from", to ? to : server);
+    if (from)
+        xml_node_set_attr(r, "to", from);
+    if (id)
+        xml_node_set_attr(r, "id", id);
+    xml_node_set_attr(r, "type", type);
+    return r;
+}
+
+xml_node_t *stanza_error_reply(const xml_node_t *orig, const char *server, const char *etype,
+                               const char *cond)
+{
+    xml_node_t *r = reply_shell(orig, server, "error");
+    if (strcmp(orig->name, "iq") != 0) {
+        for (const xml_node_t *ch = orig->children; ch; ch = ch->next)
+            if (ch->name && strcmp(ch->name, "error") != 0)
+                xml_node_add_child(r, xml_node_copy(ch));
+    }
+    xml_node_t *e = xml_node_new_child(r, "error", NULL);
+    xml_node_set_attr(e, "type", etype);
+    xml_node_new_child(e, cond, NS_STANZAS);
+    return r;
+}
+
+xml_node_t *stanza_iq_result(const xml_node_t *orig, const char *server)
+{
+    return reply_shell(orig, server, "result");
+}
+
+typedef struct {
+    xml_node_t *got;
+    int count;
+} parse_one_t;
+
+static void on_open(void *ud, const xml_node_t *root)
+{
+    (void)ud;
+    (void)root;
+}
+
+static void on_stanza(void *ud, xml_node_t *st)
+{
+    parse_one_t *p = ud;
+    if (p->count++ == 0)
+        p->got = st;
+    else
+        xml_node_free(&st);
+}
+
+static void on_close(void *ud)
+{
+    (void)ud;
+}
+
+xml_node_t *stanza_parse(const char *data, size_t len)
+{
+    static const char head[] = "<stream:stream xmlns='jabber:client' "
+                               "xmlns:stream='http://etherx.jabber.org/streams'>";
+    static const char tail[] = "</stream:stream>";
+    xml_callbacks_t cb = {on_open, on_stanza, on_close};
+    parse_one_t p = {NULL, 0};
+    xml_limits_t lim = {len + 1024 > 16777216 ? len + 1024 : 16777216, 256};
+    xml_parser_t *xp = xml_parser_new(&cb, &p, &lim);
+    int ok = xml_parser_feed(xp, head, sizeof head - 1) == XML_OK &&
+             xml_parser_feed(xp, data, len) == XML_OK &&
+             xml_parser_feed(xp, tail, sizeof tail - 1) == XML_OK;
+    xml_parser_destroy(&xp);
+    if (!ok || p.count != 1) {
+        xml_node_free(&p.got);
+        return NULL;
+    }
+    return p.got;
+}

@@ -1,0 +1,32 @@
+/* stanza: helpers shared by the frontend and the router for building and reading
+ * stanzas: error replies (RFC 6120 section 8.3), parsing one serialised stanza. */
+#ifndef COMMON_STANZA_H
+#define COMMON_STANZA_H
+
+#include <stddef.h>
+
+#include "xml.h"
+
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_STREAMS_ERR "urn:ietf:params:xml:ns:xmpp-streams"
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_PING "urn:xmpp:ping"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+
+/* Builds the error reply to `orig` (RFC 6120 8.3.1): same element name and id,
+ * type='error', from = orig's 'to' (or `server` when it had none), to = orig's 'from',
+ * the original children kept for message and presence, then
+ * <error type='etype'><cond xmlns='...stanzas'/></error>. Returns a new tree. */
+xml_node_t *stanza_error_reply(const xml_node_t *orig, const char *server, const char *etype,
+                               const char *cond);
+/* An iq result for `orig`: from/to swapped as above, same id, no payload. */
+xml_node_t *stanza_iq_result(const xml_node_t *orig, const char *server);
+/* Parses one serialised stanza (as the frontend forwards them, in jabber:client context).
+ * Returns the tree or NULL when the bytes are not exactly one well-formed element. */
+xml_node_t *stanza_parse(const char *data, size_t len);
+
+#endif

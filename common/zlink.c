@@ -1,0 +1,105 @@
+#include "zlink.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "util.h"
+
+struct zlink {
+    evloop_t *loop;
+    void *sock;
+    int fd;
+    zlink_cb cb;
+    void *ud;
+};
+
+static void zlink_drain(zlink_t *z)
+{
+    for (;;) {
+        int events = 0;
+        size_t sz = sizeof events;
+        if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &sz) < 0 || !(events & ZMQ_POLLIN))
+            return;
+        zmq_msg_t msgs[ZLINK_MAX_PARTS];
+        zpart_t parts[ZLINK_MAX_PARTS];
+        int n = 0, more = 1, extra = 0;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, z->sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                if (errno == EAGAIN && n == 0)
+                    return;
+                break;
+            }
+            more = zmq_msg_more(&m);
+            if (n < ZLINK_MAX_PARTS) {
+                msgs[n] = m;
+                parts[n].data = zmq_msg_data(&msgs[n]);
+                parts[n].len = zmq_msg_size(&msgs[n]);
+                n++;
+            } else {
+                extra = 1;
+                zmq_msg_close(&m);
+            }
+        }
+        z->cb(z->ud, parts, n + extra);
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&msgs[i]);
+    }
+}
+
+static void on_fd(evloop_t *loop, int fd, unsigned events, void *ud)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    zlink_drain(ud);
+}
+
+static void on_before_sleep(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    zlink_drain(ud);
+}
+
+zlink_t *zlink_new(evloop_t *loop, void *sock, zlink_cb cb, void *ud)
+{
+    zlink_t *z = xcalloc(1, sizeof *z);
+    z->loop = loop;
+    z->sock = sock;
+    z->cb = cb;
+    z->ud = ud;
+    size_t sz = sizeof z->fd;
+    if (zmq_getsockopt(sock, ZMQ_FD, &z->fd, &sz) < 0)
+        log_fatal("zmq_getsockopt(ZMQ_FD): %s", zmq_strerror(errno));
+    evloop_watch(loop, z->fd, EV_READ, on_fd, z);
+    evloop_before_sleep(loop, on_before_sleep, z);
+    return z;
+}
+
+void zlink_destroy(zlink_t **link_p)
+{
+    zlink_t *z = *link_p;
+    if (!z)
+        return;
+    evloop_unwatch(z->loop, z->fd);
+    /* The before-sleep hook cannot be removed; the loop is going away with the link. */
+    free(z);
+    *link_p = NULL;
+}
+
+int zlink_send(zlink_t *z, const zpart_t *parts, int nparts)
+{
+    for (int i = 0; i < nparts; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < nparts ? ZMQ_SNDMORE : 0);
+        if (zmq_send(z->sock, parts[i].data, parts[i].len, flags) < 0) {
+            if (i > 0)
+                log_error("zmq_send failed inside a multipart message: %s", zmq_strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}

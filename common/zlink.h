@@ -1,0 +1,32 @@
+/* zlink: a ZeroMQ socket taking part in the event loop. libzmq signals readiness through
+ * ZMQ_FD, which is edge-triggered and may stay quiet after a send changed the socket's
+ * state, so pending messages are drained on every wake-up of the fd and again before every
+ * wait (a before-sleep hook), as the libzmq documentation requires. */
+#ifndef COMMON_ZLINK_H
+#define COMMON_ZLINK_H
+
+#include <stddef.h>
+
+#include "evloop.h"
+
+#define ZLINK_MAX_PARTS 4
+
+typedef struct {
+    const void *data;
+    size_t len;
+} zpart_t;
+
+/* One complete multipart message (extra parts beyond ZLINK_MAX_PARTS are dropped and
+ * counted in nparts as ZLINK_MAX_PARTS + 1, so the receiver can reject it). */
+typedef void (*zlink_cb)(void *ud, const zpart_t *parts, int nparts);
+
+typedef struct zlink zlink_t;
+
+/* Takes part in `loop` with the ZeroMQ socket `sock` (not owned). */
+zlink_t *zlink_new(evloop_t *loop, void *sock, zlink_cb cb, void *ud);
+void zlink_destroy(zlink_t **link_p);
+/* Sends a multipart message without blocking. 0, or -1 with errno (EAGAIN when the pipe is
+ * full, EHOSTUNREACH when a ROUTER_MANDATORY peer is unknown). */
+int zlink_send(zlink_t *link, const zpart_t *parts, int nparts);
+
+#endif

@@ -1,0 +1,193 @@
+/* The ROUTER socket all frontends connect to: hello and heartbeats (frontend liveness),
+ * and dispatch of their requests and stanzas. ZMQ_ROUTER_MANDATORY makes a send to a
+ * vanished frontend fail loudly instead of being dropped in silence. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+static ev_timer_t *sweep_timer;
+
+int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t len)
+{
+    unsigned char hdr[IPC_HDR_MAX];
+    zpart_t parts[3] = {{f->ident, f->ident_len}, {hdr, ipc_encode(h, hdr)}, {payload, len}};
+    if (zlink_send(rt.link, parts, payload ? 3 : 2) < 0) {
+        log_warn("link: cannot send %s to %s: %s", ipc_type_name((ipc_type_t)h->type), f->ident,
+                 zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void reply_hello(rt_frontend_t *f, ipc_type_t type)
+{
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, type, rt.epoch);
+    ipc_hdr_set(&h, 0, "router");
+    link_send(f, &h, NULL, 0);
+}
+
+static void frontend_drop(rt_frontend_t *f, const char *why)
+{
+    log_info("link: frontend %s gone (%s), ending its %zu sessions", f->ident, why,
+             f->nsessions);
+    session_end_frontend(f);
+    hmap_del(rt.frontends, f->ident, f->ident_len);
+    free(f);
+}
+
+/* A hello from a frontend: a new epoch under a known name means that frontend restarted,
+ * so the sessions of its earlier run are over. */
+static rt_frontend_t *frontend_hello(const zpart_t *id, const ipc_hdr_t *h)
+{
+    const char *name = h->field[0];
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    rt_frontend_t *stale = NULL;
+    while (hmap_next(rt.frontends, &pos, &k, &kl, &v)) {
+        rt_frontend_t *o = v;
+        if (strcmp(o->name, name) == 0 && o->epoch != h->conn) {
+            stale = o;
+            break;
+        }
+    }
+    if (stale)
+        frontend_drop(stale, "restarted with a new epoch");
+    rt_frontend_t *f = xcalloc(1, sizeof *f);
+    memcpy(f->ident, id->data, id->len);
+    f->ident_len = id->len;
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->epoch = h->conn;
+    hmap_put(rt.frontends, f->ident, f->ident_len, f);
+    log_info("link: frontend %s joined (epoch %016" PRIx64 ")", f->ident, f->epoch);
+    return f;
+}
+
+static void handle(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    switch (h->type) {
+    case IPC_HEARTBEAT:
+        reply_hello(f, IPC_HEARTBEAT);
+        break;
+    case IPC_AUTH:
+        storage_auth_lookup(f, h);
+        break;
+    case IPC_BIND:
+        session_bind(f, h);
+        break;
+    case IPC_UNBIND: {
+        session_t *s = session_find_conn(f, h->conn);
+        if (s)
+            session_end(s);
+        break;
+    }
+    case IPC_STANZA: {
+        session_t *s = session_find_conn(f, h->conn);
+        if (!s || !payload) {
+            log_debug("link: stanza from unbound connection %" PRIu64 " of %s", h->conn,
+                      f->ident);
+            break;
+        }
+        route_stanza(s, h, payload->data, payload->len);
+        break;
+    }
+    default:
+        log_warn("link: unexpected %s from %s", ipc_type_name((ipc_type_t)h->type), f->ident);
+    }
+}
+
+static void on_message(void *ud, const zpart_t *parts, int nparts)
+{
+    (void)ud;
+    ipc_hdr_t h;
+    if (nparts < 2 || nparts > 3 || parts[0].len == 0 || parts[0].len >= 128 ||
+        ipc_decode(&h, parts[1].data, parts[1].len) < 0) {
+        log_warn("link: dropped a malformed message (%d parts)", nparts);
+        return;
+    }
+    rt_frontend_t *f = hmap_get(rt.frontends, parts[0].data, parts[0].len);
+    if (h.type == IPC_HELLO) {
+        if (!f)
+            f = frontend_hello(&parts[0], &h);
+        f->last_seen = now_ms();
+        reply_hello(f, IPC_HELLO);
+        return;
+    }
+    if (!f) {
+        /* The router restarted and this frontend has not said hello yet: ask it to. */
+        rt_frontend_t tmp = {0};
+        memcpy(tmp.ident, parts[0].data, parts[0].len);
+        tmp.ident_len = parts[0].len;
+        reply_hello(&tmp, IPC_HELLO);
+        log_debug("link: %s from unknown frontend %s", ipc_type_name((ipc_type_t)h.type),
+                  tmp.ident);
+        return;
+    }
+    f->last_seen = now_ms();
+    handle(f, &h, nparts == 3 ? &parts[2] : NULL);
+}
+
+/* Frontends that stopped sending heartbeats are gone: end their sessions. */
+static void on_sweep(evloop_t *loop, void *ud)
+{
+    (void)ud;
+    uint64_t now = now_ms();
+    for (;;) {
+        size_t pos = 0, kl;
+        const void *k;
+        void *v;
+        rt_frontend_t *dead = NULL;
+        while (hmap_next(rt.frontends, &pos, &k, &kl, &v)) {
+            rt_frontend_t *f = v;
+            if (now - f->last_seen > rt.frontend_timeout_ms) {
+                dead = f;
+                break;
+            }
+        }
+        if (!dead)
+            break;
+        frontend_drop(dead, "missed heartbeats");
+    }
+    sweep_timer = evloop_timer(loop, 500, on_sweep, NULL);
+}
+
+void link_open(const char *endpoint)
+{
+    rt.zctx = zmq_ctx_new();
+    rt.zsock = zmq_socket(rt.zctx, ZMQ_ROUTER);
+    int one = 1, linger = 1000, hwm = 100000, ivl = 1000, ttl = 5000, tmo = 3000;
+    zmq_setsockopt(rt.zsock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(rt.zsock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    zmq_setsockopt(rt.zsock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(rt.zsock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(rt.zsock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(rt.zsock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(rt.zsock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
+    zmq_setsockopt(rt.zsock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+    if (zmq_bind(rt.zsock, endpoint) < 0)
+        log_fatal("router_bind: cannot bind '%s': %s", endpoint, zmq_strerror(errno));
+    rt.link = zlink_new(rt.loop, rt.zsock, on_message, NULL);
+    sweep_timer = evloop_timer(rt.loop, 500, on_sweep, NULL);
+    log_info("link: listening for frontends on %s", endpoint);
+}
+
+void link_close(void)
+{
+    evloop_cancel(rt.loop, &sweep_timer);
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(rt.frontends, &pos, &k, &kl, &v))
+        free(v);
+    zlink_destroy(&rt.link);
+    zmq_close(rt.zsock);
+    zmq_ctx_term(rt.zctx);
+}

@@ -1,0 +1,62 @@
+/* session-router: holds session state and routes stanzas between the frontends' clients;
+ * accounts live in Redis. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "jid.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+router_t rt;
+
+int main(int argc, char **argv)
+{
+    const char *cfg = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        if (opt == 'c') {
+            cfg = optarg;
+        } else {
+            fprintf(stderr, "usage: session-router [-c CONFIG_FILE]\n");
+            return 2;
+        }
+    }
+    log_init("session-router");
+    char err[1200];
+    if (config_load(cfg, err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    log_level_parse(config_str("log_level"), &log_min_level);
+    static char domain[JID_PART_MAX + 1];
+    if (jid_prep_domain(domain, config_str("domain")) < 0)
+        log_fatal("config: key 'domain': '%s' is not a valid domain", config_str("domain"));
+    rt.domain = domain;
+    rt.redis_prefix = config_str("redis_prefix");
+    rt.frontend_timeout_ms = (uint64_t)config_int("heartbeat_interval") * 5;
+    random_bytes(&rt.epoch, sizeof rt.epoch);
+
+    rt.loop = evloop_new();
+    rt.frontends = hmap_new();
+    rt.by_conn = hmap_new();
+    rt.by_jid = hmap_new();
+    rt.users = hmap_new();
+    link_open(config_str("router_bind"));
+    storage_open(config_str("redis_host"), (int)config_int("redis_port"));
+    log_info("serving domain %s", rt.domain);
+
+    evloop_run(rt.loop);
+
+    log_info("shutting down");
+    storage_close();
+    sessions_free_all();
+    link_close();
+    hmap_destroy(&rt.frontends);
+    hmap_destroy(&rt.by_conn);
+    hmap_destroy(&rt.by_jid);
+    hmap_destroy(&rt.users);
+    evloop_destroy(&rt.loop);
+    config_free();
+    return 0;
+}

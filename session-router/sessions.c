@@ -1,0 +1,183 @@
+/* The session table: sessions by (frontend, connection) and by full JID, users by bare
+ * JID. A session is connected from bind to unbind; availability and priority come from
+ * presence (server.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jid.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+/* The by_conn key: frontend ident, a NUL, the 8 connection id bytes. */
+static size_t conn_key(unsigned char *key, const rt_frontend_t *f, uint64_t conn)
+{
+    memcpy(key, f->ident, f->ident_len);
+    key[f->ident_len] = '\0';
+    memcpy(key + f->ident_len + 1, &conn, sizeof conn);
+    return f->ident_len + 1 + sizeof conn;
+}
+
+session_t *session_find_conn(rt_frontend_t *f, uint64_t conn)
+{
+    unsigned char key[sizeof f->ident + 1 + sizeof conn];
+    return hmap_get(rt.by_conn, key, conn_key(key, f, conn));
+}
+
+session_t *session_find_jid(const char *full)
+{
+    return hmap_sget(rt.by_jid, full);
+}
+
+user_t *user_find(const char *bare)
+{
+    return hmap_sget(rt.users, bare);
+}
+
+void session_deliver(session_t *s, const char *data, size_t len)
+{
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_DELIVER, s->conn);
+    link_send(s->fe, &h, data, len);
+}
+
+void session_deliver_node(session_t *s, const xml_node_t *node)
+{
+    buf_t b = BUF_INIT;
+    xml_serialize(node, XML_NS_CLIENT, &b);
+    session_deliver(s, b.data, b.len);
+    buf_free(&b);
+}
+
+static void bind_reply(rt_frontend_t *f, const ipc_hdr_t *req, ipc_status_t status)
+{
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_BIND_REPLY, req->conn);
+    h.seq = req->seq;
+    h.status = (uint8_t)status;
+    ipc_hdr_set(&h, 0, req->field[0]);
+    link_send(f, &h, NULL, 0);
+}
+
+void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
+{
+    jid_t j;
+    char bare[JID_MAX + 1];
+    if (jid_parse(&j, h->field[0]) < 0 || !j.local[0] || !j.resource[0] ||
+        strcmp(j.domain, rt.domain) != 0 || jid_bare(&j, bare, sizeof bare) < 0 ||
+        session_find_conn(f, h->conn)) {
+        log_warn("bind: refused '%s' from %s", h->field[0], f->ident);
+        bind_reply(f, h, IPC_REFUSED);
+        return;
+    }
+    /* RFC 6120 7.7.2.2: a second bind of the same full JID ends the older session. */
+    session_t *old = session_find_jid(h->field[0]);
+    if (old) {
+        ipc_hdr_t c;
+        ipc_hdr_init(&c, IPC_CLOSE, old->conn);
+        ipc_hdr_set(&c, 0, "conflict");
+        link_send(old->fe, &c, NULL, 0);
+        log_info("bind: %s bound again, closing the older session", old->full);
+        session_end(old);
+    }
+    session_t *s = xcalloc(1, sizeof *s);
+    s->fe = f;
+    s->conn = h->conn;
+    s->full = xstrdup(h->field[0]);
+    s->resource = strchr(s->full, '/') + 1;
+    user_t *u = user_find(bare);
+    if (!u) {
+        u = xcalloc(1, sizeof *u);
+        u->bare = xstrdup(bare);
+        hmap_sput(rt.users, u->bare, u);
+    }
+    s->user = u;
+    s->next = u->sessions;
+    u->sessions = s;
+    unsigned char key[sizeof f->ident + 1 + sizeof h->conn];
+    hmap_put(rt.by_conn, key, conn_key(key, f, h->conn), s);
+    hmap_sput(rt.by_jid, s->full, s);
+    f->nsessions++;
+    bind_reply(f, h, IPC_OK);
+    log_debug("bind: %s on %s conn %llu", s->full, f->ident, (unsigned long long)s->conn);
+}
+
+/* Removes a session from every table and frees it; no presence is sent. */
+static void session_free(session_t *s)
+{
+    user_t *u = s->user;
+    for (session_t **pp = &u->sessions; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    if (!u->sessions) {
+        hmap_sdel(rt.users, u->bare);
+        free(u->bare);
+        free(u);
+    }
+    unsigned char key[sizeof s->fe->ident + 1 + sizeof s->conn];
+    hmap_del(rt.by_conn, key, conn_key(key, s->fe, s->conn));
+    hmap_sdel(rt.by_jid, s->full);
+    s->fe->nsessions--;
+    free(s->last_presence);
+    free(s->full);
+    free(s);
+}
+
+void session_end(session_t *s)
+{
+    /* RFC 6121 4.5.2: the unavailable presence of a resource that goes away reaches the
+     * user's other available resources. */
+    if (s->available) {
+        for (session_t *o = s->user->sessions; o; o = o->next) {
+            if (o == s || !o->available)
+                continue;
+            buf_t b = BUF_INIT;
+            buf_append_str(&b, "<presence type='unavailable' from='");
+            xml_escape(&b, s->full, strlen(s->full));
+            buf_append_str(&b, "' to='");
+            xml_escape(&b, o->full, strlen(o->full));
+            buf_append_str(&b, "'/>");
+            session_deliver(o, b.data, b.len);
+            buf_free(&b);
+        }
+    }
+    log_debug("session ended: %s", s->full);
+    session_free(s);
+}
+
+void session_end_frontend(rt_frontend_t *f)
+{
+    /* Collect first: ending sessions changes the map. */
+    size_t n = 0, cap = 16, pos = 0, kl;
+    const void *k;
+    void *v;
+    session_t **list = xmalloc(cap * sizeof *list);
+    while (hmap_next(rt.by_conn, &pos, &k, &kl, &v)) {
+        session_t *s = v;
+        if (s->fe != f)
+            continue;
+        if (n == cap)
+            list = xrealloc(list, (cap *= 2) * sizeof *list);
+        list[n++] = s;
+    }
+    for (size_t i = 0; i < n; i++)
+        session_end(list[i]);
+    free(list);
+}
+
+void sessions_free_all(void)
+{
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_count(rt.by_conn)) {
+        pos = 0;
+        if (!hmap_next(rt.by_conn, &pos, &k, &kl, &v))
+            break;
+        session_free(v);
+    }
+}

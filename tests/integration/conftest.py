@@ -1,0 +1,455 @@
+"""Fixtures for the integration tests: a real redis-server, session-router and c2s-frontend
+on loopback, started once per session; extra frontends per test; users via xmppctl.
+
+Run from the project root:
+    XMPP_BUILD=build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from xmpp_client import XMPPClient, SASLError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = "localhost"
+REDIS_PREFIX = "itest:"
+BAD_LOG_WORDS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "ERROR")
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+def build_dir():
+    b = Path(os.environ.get("XMPP_BUILD", "build"))
+    return b if b.is_absolute() else ROOT / b
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout, proc=None, log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening on %d\n%s"
+                               % (proc.returncode, port, read_log(log)))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on 127.0.0.1:%d after %.0fs\n%s"
+                       % (port, timeout, read_log(log)))
+
+
+def read_log(path):
+    if path is None:
+        return ""
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def clean_env(overrides=None):
+    """The environment for the server processes: no stray XMPP_* from the caller (which
+    would override config keys), plus the given XMPP_* overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XMPP_")}
+    for k, v in (overrides or {}).items():
+        env["XMPP_" + k.upper()] = str(v)
+    return env
+
+
+def stop_process(proc, name, log):
+    """SIGTERM; returns a list of problems (empty when it exited 0 within STOP_TIMEOUT)."""
+    problems = []
+    if proc.poll() is not None:
+        problems.append("%s had already exited with status %s before shutdown"
+                        % (name, proc.returncode))
+    else:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            problems.append("%s did not exit within %.0fs of SIGTERM" % (name, STOP_TIMEOUT))
+        else:
+            if proc.returncode != 0:
+                problems.append("%s exited with status %s after SIGTERM" % (name, proc.returncode))
+    text = read_log(log)
+    for word in BAD_LOG_WORDS:
+        if word in text:
+            problems.append("%s stderr contains %r" % (name, word))
+    if problems:
+        problems.append("---- %s stderr (%s) ----\n%s" % (name, log, text[-20000:]))
+    return problems
+
+
+class Redis:
+    """Minimal RESP client over a raw socket."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def command(self, *args, timeout=5.0):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return self._reply(f)
+
+    def _reply(self, f):
+        line = f.readline()
+        if not line:
+            raise ConnectionError("redis closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError("redis error: %s" % rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = f.read(n + 2)
+            return data[:-2]
+        if kind == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self._reply(f) for _ in range(n)]
+        raise RuntimeError("bad RESP reply %r" % line)
+
+    def dump_all(self):
+        """{key: value-bytes} for every key, all value types flattened to bytes."""
+        out = {}
+        for key in self.command("KEYS", "*"):
+            t = self.command("TYPE", key)
+            if t == "string":
+                v = [self.command("GET", key)]
+            elif t == "hash":
+                v = self.command("HGETALL", key)
+            elif t == "list":
+                v = self.command("LRANGE", key, 0, -1)
+            elif t == "set":
+                v = self.command("SMEMBERS", key)
+            elif t == "zset":
+                v = self.command("ZRANGE", key, 0, -1, "WITHSCORES")
+            elif t == "stream":
+                v = [repr(self.command("XRANGE", key, "-", "+")).encode()]
+            else:
+                v = []
+            out[key] = b"\n".join(x if isinstance(x, bytes) else str(x).encode() for x in v if x is not None)
+        return out
+
+
+class User:
+    def __init__(self, localpart, password):
+        self.localpart = localpart
+        self.password = password
+        self.jid = "%s@%s" % (localpart, DOMAIN)
+
+    def __repr__(self):
+        return "User(%s)" % self.jid
+
+
+def unique_name(prefix="u"):
+    return "%s%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+class Frontend:
+    """A c2s-frontend process. With port=None it gets a free port, a unique frontend_name,
+    and both plus `overrides` are passed as XMPP_* environment variables; otherwise it runs
+    on the config file alone."""
+
+    def __init__(self, stack, tag, overrides=None, port=None):
+        self.stack = stack
+        self.log = stack.tmp / ("frontend-%s.log" % tag)
+        if port is None:
+            self.port = free_port()
+            self.name = "fe-%s" % tag
+            env = {"c2s_listen": "127.0.0.1:%d" % self.port, "frontend_name": self.name}
+            env.update(overrides or {})
+        else:
+            self.port = port
+            self.name = "fe1"
+            env = dict(overrides or {})
+        self.overrides = env
+        self.logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [str(stack.bin("c2s-frontend")), "-c", str(stack.config)],
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+            env=clean_env(env), cwd=str(stack.tmp))
+
+    def wait_ready(self, tls="auto"):
+        """Port accepts TCP and the probe account can log in (router link may lag)."""
+        wait_port(self.port, READY_TIMEOUT, self.proc, self.log)
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            c = None
+            try:
+                c = XMPPClient(self.port, cafile=self.stack.cafile, timeout=2.0)
+                c.login(self.stack.probe.localpart, self.stack.probe.password, tls=tls)
+                c.ping()
+                return
+            except (AssertionError, OSError, TimeoutError, SASLError, Exception) as e:  # noqa
+                last = e
+                time.sleep(0.2)
+            finally:
+                if c is not None:
+                    c.close()
+        raise RuntimeError("frontend %s not ready: probe login failed: %r (exit status %s)\n%s"
+                           % (self.name, last, self.proc.poll(), read_log(self.log)))
+
+    def stop(self):
+        problems = stop_process(self.proc, "c2s-frontend " + self.name, self.log)
+        self.logf.close()
+        return problems
+
+
+class Stack:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.build = build_dir()
+        self.domain = DOMAIN
+        self.procs = []
+        self.frontend = None
+        self._extra = 0
+
+    def bin(self, name):
+        p = self.build / name
+        if not os.access(p, os.X_OK):
+            raise RuntimeError("binary %s missing (build with make first)" % p)
+        return p
+
+    # -------------------------------------------------------------- setup
+    def make_cert(self):
+        self.cafile = str(self.tmp / "cert.pem")
+        self.keyfile = str(self.tmp / "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", self.keyfile, "-out", self.cafile, "-days", "2",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, timeout=30)
+
+    def start_redis(self):
+        self.redis_port = free_port()
+        self.redis_log = self.tmp / "redis.log"
+        self.redis_logf = open(self.redis_log, "wb")
+        self.redis_proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
+            stdin=subprocess.DEVNULL, stdout=self.redis_logf, stderr=self.redis_logf)
+        self.redis = Redis(self.redis_port)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                if self.redis.command("PING", timeout=1.0) == "PONG":
+                    return
+            except (OSError, ConnectionError):
+                pass
+            if time.monotonic() > deadline or self.redis_proc.poll() is not None:
+                raise RuntimeError("redis-server did not start\n" + read_log(self.redis_log))
+            time.sleep(0.05)
+
+    def write_config(self):
+        self.router_port = free_port()
+        self.port = free_port()
+        self.config = self.tmp / "xmpp.conf"
+        self.config.write_text(
+            "# integration test configuration\n"
+            "domain = %s\n"
+            "log_level = info\n"
+            "c2s_listen = 127.0.0.1:%d\n"
+            "tls_cert = %s\n"
+            "tls_key = %s\n"
+            "require_tls = true\n"
+            "frontend_name = fe1\n"
+            "router_endpoint = tcp://127.0.0.1:%d\n"
+            "router_bind = tcp://127.0.0.1:%d\n"
+            "redis_host = 127.0.0.1\n"
+            "redis_port = %d\n"
+            "redis_prefix = %s\n"
+            "max_stanza_size = 262144\n"
+            "max_depth = 64\n"
+            % (DOMAIN, self.port, self.cafile, self.keyfile, self.router_port,
+               self.router_port, self.redis_port, REDIS_PREFIX))
+
+    def start_router(self):
+        self.router_log = self.tmp / "router.log"
+        self.router_logf = open(self.router_log, "wb")
+        self.router = subprocess.Popen(
+            [str(self.bin("session-router")), "-c", str(self.config)],
+            stdin=subprocess.DEVNULL, stdout=self.router_logf, stderr=self.router_logf,
+            env=clean_env(), cwd=str(self.tmp))
+
+    def start(self):
+        self.make_cert()
+        self.start_redis()
+        self.write_config()
+        self.probe = self.new_user("probe")
+        self.start_router()
+        self.frontend = Frontend(self, "main", port=self.port)
+        self.frontend.wait_ready(tls=True)
+
+    def start_extra_frontend(self, **overrides):
+        self._extra += 1
+        fe = Frontend(self, "extra%d" % self._extra, overrides)
+        try:
+            fe.wait_ready()
+        except Exception:
+            fe.stop()
+            raise
+        return fe
+
+    def stop(self):
+        problems = []
+        if self.frontend is not None:
+            problems += self.frontend.stop()
+        if getattr(self, "router", None) is not None:
+            problems += stop_process(self.router, "session-router", self.router_log)
+            self.router_logf.close()
+        if getattr(self, "redis_proc", None) is not None:
+            self.redis_proc.terminate()
+            try:
+                self.redis_proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.redis_proc.kill()
+                self.redis_proc.wait(5)
+            self.redis_logf.close()
+        return problems
+
+    # -------------------------------------------------------------- helpers
+    def ctl(self, *args, input=None, env=None, timeout=15):
+        """Runs xmppctl -c CONFIG ARGS...; returns the CompletedProcess (text mode)."""
+        return subprocess.run(
+            [str(self.bin("xmppctl")), "-c", str(self.config)] + [str(a) for a in args],
+            input=input, stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True, text=True, env=clean_env(env), timeout=timeout, cwd=str(self.tmp))
+
+    def new_user(self, prefix="u", password=None):
+        name = unique_name(prefix)
+        password = password or "pw-" + uuid.uuid4().hex[:16]
+        user = User(name, password)
+        r = self.ctl("adduser", user.jid, password)
+        if r.returncode != 0:
+            raise RuntimeError("xmppctl adduser %s failed (%d): %s" % (user.jid, r.returncode, r.stderr))
+        return user
+
+    def client(self, port=None, timeout=5.0):
+        return XMPPClient(port or self.port, domain=DOMAIN, cafile=self.cafile, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("xmpp")
+    s = Stack(tmp)
+    try:
+        s.start()
+    except BaseException:
+        problems = s.stop()
+        print("\n".join(problems))
+        raise
+    yield s
+    problems = s.stop()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(autouse=True)
+def _server_logs_on_failure(request, stack):
+    """On a test failure, prints what the servers logged during that test."""
+    logs = [stack.frontend.log, stack.router_log]
+    sizes = {p: p.stat().st_size if p.exists() else 0 for p in logs}
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for p in logs:
+            with open(p, "rb") as f:
+                f.seek(sizes[p])
+                text = f.read().decode(errors="replace")
+            print("---- %s during this test ----\n%s" % (p.name, text[-8000:]))
+
+
+@pytest.fixture
+def new_user(stack):
+    """new_user(prefix='u', password=None) -> User created with xmppctl adduser."""
+    return stack.new_user
+
+
+@pytest.fixture
+def clients(stack):
+    """clients(port=None) -> a fresh XMPPClient; all are closed at the end of the test."""
+    made = []
+
+    def make(port=None, timeout=5.0):
+        c = stack.client(port, timeout)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def login(clients):
+    """login(user, resource=None, priority=None, mech='SCRAM-SHA-256', port=None)
+    -> logged-in client (bound; available with `priority` unless priority is False)."""
+    def do(user, resource=None, priority=None, mech="SCRAM-SHA-256", port=None, tls=True):
+        c = clients(port)
+        c.login(user.localpart, user.password, mech=mech, resource=resource, tls=tls)
+        if priority is not False:
+            c.presence(priority)
+            # Round-trip a message to our own full JID: once it is back, the router has
+            # processed the presence sent before it on this stream.
+            token = "sync-" + uuid.uuid4().hex[:8]
+            c.message(c.jid, token)
+            c.wait_message(token, sender=c.jid)
+        return c
+    return do
+
+
+@pytest.fixture
+def extra_frontend(stack):
+    """extra_frontend(**overrides) -> Frontend (attribute .port) started with the given
+    config keys overridden through XMPP_* environment variables, against the same router
+    and Redis. Stopped (and checked for a clean exit) at the end of the test."""
+    started = []
+
+    def start(**overrides):
+        fe = stack.start_extra_frontend(**overrides)
+        started.append(fe)
+        return fe
+    yield start
+    problems = []
+    for fe in started:
+        problems += fe.stop()
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Starts a complete server for the domain localhost in the foreground: a private
+# redis-server, the session-router and one c2s-frontend listening on 5222, with a
+# self-signed ECDSA P-256 certificate made on first start. Everything lives in run/.
+# Ctrl-C stops all of it. Ports and paths can be changed with the XMPP_* variables
+# (README.md, "Configuration").
+set -eu
+BUILD=${1:-build}
+RUN=${RUN_DIR:-run}
+mkdir -p "$RUN"
+REDIS_PORT=${XMPP_REDIS_PORT:-6390}
+CONF="$RUN/xmpp.conf"
+
+if [ ! -f "$RUN/cert.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" \
+        -keyout "$RUN/key.pem" -out "$RUN/cert.pem" 2>/dev/null
+    echo "run-local: made a self-signed certificate $RUN/cert.pem for localhost"
+fi
+if [ ! -f "$CONF" ]; then
+    cat > "$CONF" <<CONF
+# Made by 'make run'; every key is described in README.md.
+domain = localhost
+c2s_listen = 127.0.0.1:5222
+tls_cert = $RUN/cert.pem
+tls_key = $RUN/key.pem
+router_endpoint = tcp://127.0.0.1:5555
+router_bind = tcp://127.0.0.1:5555
+redis_host = 127.0.0.1
+redis_port = $REDIS_PORT
+CONF
+fi
+
+pids=""
+cleanup() {
+    trap - INT TERM EXIT
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN" --appendonly yes \
+    --save '' --daemonize no > "$RUN/redis.log" 2>&1 &
+pids="$pids $!"
+"$BUILD/session-router" -c "$CONF" &
+pids="$pids $!"
+"$BUILD/c2s-frontend" -c "$CONF" &
+pids="$pids $!"
+cat <<MSG
+run-local: server for localhost on 127.0.0.1:5222 (STARTTLS required), Redis on $REDIS_PORT.
+run-local: add accounts with:  $BUILD/xmppctl -c $CONF adduser alice@localhost
+run-local: Ctrl-C stops everything.
+MSG
+wait

@@ -1,0 +1,257 @@
+/* xmppctl: administration from the command line: accounts in Redis (SCRAM credentials
+ * only, never the password). */
+#include <errno.h>
+#include <stdarg.h>
+#include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "jid.h"
+#include "keys.h"
+#include "log.h"
+#include "scram.h"
+
+static const char *prefix;
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: xmppctl [-c CONFIG_FILE] COMMAND [ARGS]\n"
+                    "commands:\n"
+                    "  adduser JID [PASSWORD]   create an account (asks for the password)\n"
+                    "  passwd JID [PASSWORD]    change an account's password\n"
+                    "  deluser JID              delete an account and its data\n"
+                    "  users                    list the accounts\n");
+    exit(2);
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("xmppctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static redisContext *redis_connect(void)
+{
+    const char *host = config_str("redis_host");
+    int port = (int)config_int("redis_port");
+    struct timeval tv = {3, 0};
+    redisContext *rc = redisConnectWithTimeout(host, port, tv);
+    if (!rc || rc->err)
+        die("cannot reach Redis at %s:%d: %s", host, port, rc ? rc->errstr : "out of memory");
+    redisSetTimeout(rc, tv);
+    return rc;
+}
+
+static redisReply *command(redisContext *rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    if (!r)
+        die("Redis at %s:%ld: %s", config_str("redis_host"), config_int("redis_port"),
+            rc->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        die("Redis at %s:%ld answered: %s", config_str("redis_host"), config_int("redis_port"),
+            r->str);
+    return r;
+}
+
+/* Parses a JID that must be a bare JID of the served domain; writes it prepared. */
+static void account_jid(const char *arg, char *bare, size_t n)
+{
+    jid_t j;
+    if (jid_parse(&j, arg) < 0 || !j.local[0] || j.resource[0])
+        die("invalid JID '%s': expected user@%s", arg, config_str("domain"));
+    char dom[JID_PART_MAX + 1];
+    if (jid_prep_domain(dom, config_str("domain")) < 0 || strcmp(j.domain, dom) != 0)
+        die("invalid JID '%s': this server serves the domain %s", arg, config_str("domain"));
+    if (jid_bare(&j, bare, n) < 0)
+        die("invalid JID '%s': too long", arg);
+}
+
+/* Reads a password: from the terminal without echo (asked twice), or one line of stdin. */
+static char *read_password(void)
+{
+    static char pw[1024], again[1024];
+    int tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char *dst = attempt ? again : pw;
+        if (tty) {
+            fprintf(stderr, attempt ? "Repeat password: " : "Password: ");
+            tcgetattr(STDIN_FILENO, &old);
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+        }
+        char *got = fgets(dst, sizeof pw, stdin);
+        if (tty) {
+            tcsetattr(STDIN_FILENO, TCSANOW, &old);
+            fputc('\n', stderr);
+        }
+        if (!got)
+            die("no password given");
+        dst[strcspn(dst, "\r\n")] = '\0';
+        if (!tty)
+            break;
+    }
+    if (tty && strcmp(pw, again) != 0)
+        die("the passwords do not match");
+    OPENSSL_cleanse(again, sizeof again);
+    return pw;
+}
+
+/* Derives both SCRAM credentials from the password. */
+static void make_creds(const char *password, char **sha1, char **sha256)
+{
+    if (!*password)
+        die("the password is empty");
+    unsigned iter = (unsigned)config_int("scram_iterations");
+    scram_cred_t c1, c256;
+    if (scram_cred_make(&c1, SCRAM_SHA1, password, NULL, 0, iter) < 0 ||
+        scram_cred_make(&c256, SCRAM_SHA256, password, NULL, 0, iter) < 0)
+        die("cannot derive SCRAM credentials");
+    *sha1 = scram_cred_encode(&c1);
+    *sha256 = scram_cred_encode(&c256);
+    OPENSSL_cleanse(&c1, sizeof c1);
+    OPENSSL_cleanse(&c256, sizeof c256);
+}
+
+static int account_exists(redisContext *rc, const char *key)
+{
+    redisReply *r = command(rc, "EXISTS %s", key);
+    int e = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    return e;
+}
+
+static int cmd_setpass(int argc, char **argv, int create)
+{
+    if (argc < 1 || argc > 2)
+        usage();
+    char bare[JID_MAX + 1], key[JID_MAX + 256], set[256];
+    account_jid(argv[0], bare, sizeof bare);
+    keys_user(key, sizeof key, prefix, KEYS_ACCOUNT, bare);
+    keys_global(set, sizeof set, prefix, KEYS_ACCOUNTS);
+    redisContext *rc = redis_connect();
+    int exists = account_exists(rc, key);
+    if (create && exists)
+        die("account %s exists", bare);
+    if (!create && !exists)
+        die("no such account: %s", bare);
+    char *password = argc == 2 ? argv[1] : read_password();
+    char *sha1, *sha256;
+    make_creds(password, &sha1, &sha256);
+    OPENSSL_cleanse(password, strlen(password));
+    /* Both hashes in one HSET, so an account never has one credential without the other. */
+    if (create) {
+        redisReply *r = command(rc, "HSETNX %s %s %s", key, keys_cred_field(SCRAM_SHA256), sha256);
+        int won = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+        if (!won)
+            die("account %s exists", bare);
+    }
+    freeReplyObject(command(rc, "HSET %s %s %s %s %s", key, keys_cred_field(SCRAM_SHA1), sha1,
+                            keys_cred_field(SCRAM_SHA256), sha256));
+    freeReplyObject(command(rc, "SADD %s %s", set, bare));
+    free(sha1);
+    free(sha256);
+    redisFree(rc);
+    printf("%s %s\n", create ? "created" : "password changed for", bare);
+    return 0;
+}
+
+static int cmd_deluser(int argc, char **argv)
+{
+    if (argc != 1)
+        usage();
+    char bare[JID_MAX + 1], key[JID_MAX + 256], set[256];
+    account_jid(argv[0], bare, sizeof bare);
+    keys_user(key, sizeof key, prefix, KEYS_ACCOUNT, bare);
+    keys_global(set, sizeof set, prefix, KEYS_ACCOUNTS);
+    redisContext *rc = redis_connect();
+    redisReply *r = command(rc, "DEL %s", key);
+    int gone = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+    freeReplyObject(r);
+    freeReplyObject(command(rc, "SREM %s %s", set, bare));
+    redisFree(rc);
+    if (!gone)
+        die("no such account: %s", bare);
+    printf("deleted %s\n", bare);
+    return 0;
+}
+
+static int compare_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_users(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0)
+        usage();
+    char set[256];
+    keys_global(set, sizeof set, prefix, KEYS_ACCOUNTS);
+    redisContext *rc = redis_connect();
+    redisReply *r = command(rc, "SMEMBERS %s", set);
+    char **names = calloc(r->elements ? r->elements : 1, sizeof *names);
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            names[n++] = r->element[i]->str;
+    qsort(names, n, sizeof *names, compare_str);
+    for (size_t i = 0; i < n; i++)
+        printf("%s\n", names[i]);
+    free(names);
+    freeReplyObject(r);
+    redisFree(rc);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cfg = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "+c:h")) != -1) {
+        if (opt == 'c')
+            cfg = optarg;
+        else
+            usage();
+    }
+    if (optind >= argc)
+        usage();
+    log_init("xmppctl");
+    char err[1200];
+    if (config_load(cfg, err, sizeof err) < 0)
+        die("config: %s", err);
+    prefix = config_str("redis_prefix");
+    const char *cmd = argv[optind];
+    int n = argc - optind - 1;
+    char **args = argv + optind + 1;
+    int rc;
+    if (strcmp(cmd, "adduser") == 0)
+        rc = cmd_setpass(n, args, 1);
+    else if (strcmp(cmd, "passwd") == 0)
+        rc = cmd_setpass(n, args, 0);
+    else if (strcmp(cmd, "deluser") == 0)
+        rc = cmd_deluser(n, args);
+    else if (strcmp(cmd, "users") == 0)
+        rc = cmd_users(n, args);
+    else
+        usage();
+    config_free();
+    return rc;
+}
