@@ -27,8 +27,7 @@
 /* NULL and "" both mean "no namespace". */
 static bool ns_equal(const char *a, const char *b)
 {
-    if (!a || !*a)
-        return !b || !*b;
+    if (!a || !*a) return !b || !*b;
     return b && strcmp(a, b) == 0;
 }
 
@@ -44,8 +43,7 @@ static xml_attr_t *attr_new(const char *ns, const char *name, const char *value)
 static void attr_free(xml_attr_t **attr_p)
 {
     xml_attr_t *a = *attr_p;
-    if (!a)
-        return;
+    if (!a) return;
     xfree(&a->ns);
     xfree(&a->name);
     xfree(&a->value);
@@ -64,8 +62,7 @@ static void attr_append(xml_node_t *node, xml_attr_t *attr)
 static xml_attr_t *attr_find(const xml_node_t *node, const char *ns, const char *name)
 {
     for (xml_attr_t *a = node->attrs; a; a = a->next)
-        if (strcmp(a->name, name) == 0 && ns_equal(a->ns, ns))
-            return a;
+        if (strcmp(a->name, name) == 0 && ns_equal(a->ns, ns)) return a;
     return NULL;
 }
 
@@ -94,12 +91,10 @@ static void node_free_one(xml_node_t *node)
 /* Iterative, so freeing a deep tree needs no deep stack. */
 void xml_node_free(xml_node_t **node_p)
 {
-    if (!node_p || !*node_p)
-        return;
+    if (!node_p || !*node_p) return;
     xml_node_t *root = *node_p;
     *node_p = NULL;
-    if (root->parent)
-        xml_node_remove_child(root->parent, root);
+    if (root->parent) xml_node_remove_child(root->parent, root);
 
     xml_node_t *n = root;
     while (n) {
@@ -118,8 +113,7 @@ void xml_node_free(xml_node_t **node_p)
 
 xml_node_t *xml_node_copy(const xml_node_t *node)
 {
-    if (!node)
-        return NULL;
+    if (!node) return NULL;
     xml_node_t *copy = xcalloc(1, sizeof *copy);
     if (node->name) {
         copy->name = xstrdup(node->name);
@@ -169,8 +163,7 @@ const char *xml_node_attr_ns(const xml_node_t *node, const char *ns, const char 
 
 xml_node_t *xml_node_add_child(xml_node_t *node, xml_node_t *child)
 {
-    if (child->parent)
-        xml_node_remove_child(child->parent, child);
+    if (child->parent) xml_node_remove_child(child->parent, child);
     child->parent = node;
     child->next = NULL;
     if (node->last_child)
@@ -188,8 +181,7 @@ xml_node_t *xml_node_new_child(xml_node_t *node, const char *name, const char *n
 
 void xml_node_add_text(xml_node_t *node, const char *text, size_t len)
 {
-    if (len == 0)
-        return;
+    if (len == 0) return;
     xml_node_t *last = node->last_child;
     if (last && !last->name) {
         last->text = xrealloc(last->text, last->text_len + len + 1);
@@ -207,16 +199,14 @@ void xml_node_add_text(xml_node_t *node, const char *text, size_t len)
 xml_node_t *xml_node_child(const xml_node_t *node, const char *name, const char *ns)
 {
     for (xml_node_t *c = node->children; c; c = c->next)
-        if (c->name && strcmp(c->name, name) == 0 && (!ns || ns_equal(c->ns, ns)))
-            return c;
+        if (c->name && strcmp(c->name, name) == 0 && (!ns || ns_equal(c->ns, ns))) return c;
     return NULL;
 }
 
 xml_node_t *xml_node_first_element(const xml_node_t *node)
 {
     for (xml_node_t *c = node->children; c; c = c->next)
-        if (c->name)
-            return c;
+        if (c->name) return c;
     return NULL;
 }
 
@@ -224,8 +214,7 @@ char *xml_node_text(const xml_node_t *node)
 {
     size_t len = 0;
     for (const xml_node_t *c = node->children; c; c = c->next)
-        if (!c->name)
-            len += c->text_len;
+        if (!c->name) len += c->text_len;
     char *s = xmalloc(len + 1);
     size_t off = 0;
     for (const xml_node_t *c = node->children; c; c = c->next) {
@@ -246,14 +235,12 @@ void xml_node_remove_child(xml_node_t *node, xml_node_t *child)
         prev = c;
         c = c->next;
     }
-    if (!c)
-        return;
+    if (!c) return;
     if (prev)
         prev->next = child->next;
     else
         node->children = child->next;
-    if (node->last_child == child)
-        node->last_child = prev;
+    if (node->last_child == child) node->last_child = prev;
     child->parent = NULL;
     child->next = NULL;
 }
@@ -335,16 +322,14 @@ static void serialize_attrs(const xml_node_t *node, buf_t *out)
     for (const xml_attr_t *a = node->attrs; a; a = a->next) {
         if (!a->ns || !*a->ns) {
             /* Namespace declarations are generated from node->ns, never copied. */
-            if (strcmp(a->name, "xmlns") != 0)
-                put_attr(out, NULL, 0, a->name, a->value);
+            if (strcmp(a->name, "xmlns") != 0) put_attr(out, NULL, 0, a->name, a->value);
             continue;
         }
         if (strcmp(a->ns, XML_NS_XML) == 0) {
             put_attr(out, "xml", 0, a->name, a->value);
             continue;
         }
-        if (strcmp(a->ns, XML_NS_XMLNS) == 0)
-            continue;
+        if (strcmp(a->ns, XML_NS_XMLNS) == 0) continue;
         size_t i = 0;
         while (i < ndeclared && strcmp(declared[i], a->ns) != 0)
             i++;
@@ -370,8 +355,7 @@ static void serialize_node(const xml_node_t *node, const char *ns_in_force, buf_
     buf_append_str(out, node->name);
     if (!ns_equal(node->ns, ns_in_force)) {
         buf_append_str(out, " xmlns=\"");
-        if (node->ns)
-            escape_into(out, node->ns, strlen(node->ns), ESC_ATTR);
+        if (node->ns) escape_into(out, node->ns, strlen(node->ns), ESC_ATTR);
         buf_append_str(out, "\"");
     }
     serialize_attrs(node, out);
@@ -400,8 +384,8 @@ struct xml_parser {
     void *ud;
     size_t max_stanza;
     int max_depth;
-    xml_error_t error; /* sticky: once set, feed returns it without parsing */
-    int depth;         /* open elements, the stream root included */
+    xml_error_t error;  /* sticky: once set, feed returns it without parsing */
+    int depth;          /* open elements, the stream root included */
     xml_node_t *stanza; /* the top-level stanza being built, or NULL */
     xml_node_t *cur;    /* innermost open element of `stanza` */
     /* Character data not yet added to `cur`: expat reports text in small pieces (one per
@@ -417,8 +401,7 @@ struct xml_parser {
 
 static void parser_fail(xml_parser_t *p, xml_error_t err)
 {
-    if (p->error == XML_OK)
-        p->error = err;
+    if (p->error == XML_OK) p->error = err;
     XML_StopParser(p->expat, XML_FALSE);
 }
 
@@ -427,8 +410,7 @@ static size_t event_end(xml_parser_t *p)
 {
     XML_Index idx = XML_GetCurrentByteIndex(p->expat);
     int count = XML_GetCurrentByteCount(p->expat);
-    if (idx < 0)
-        return p->fed;
+    if (idx < 0) return p->fed;
     return (size_t)idx + (size_t)(count > 0 ? count : 0);
 }
 
@@ -470,10 +452,8 @@ static xml_node_t *node_from_expat(const char *qname, const char **atts)
 
 static void text_flush(xml_parser_t *p)
 {
-    if (p->text.len == 0)
-        return;
-    if (p->cur)
-        xml_node_add_text(p->cur, p->text.data, p->text.len);
+    if (p->text.len == 0) return;
+    if (p->cur) xml_node_add_text(p->cur, p->text.data, p->text.len);
     buf_clear(&p->text);
 }
 
@@ -487,13 +467,11 @@ static void root_open(xml_parser_t *p, const char *qname, const char **atts)
     }
     /* Namespace declarations are not attributes, but the caller needs the content
      * namespace (jabber:client or jabber:server): expose it as a plain "xmlns". */
-    if (p->root_ns_seen)
-        attr_append(root, attr_new(NULL, "xmlns", p->root_ns ? p->root_ns : ""));
+    if (p->root_ns_seen) attr_append(root, attr_new(NULL, "xmlns", p->root_ns ? p->root_ns : ""));
     xfree(&p->root_ns);
     p->root_ns_seen = false;
     p->depth = 1;
-    if (p->cb.stream_open)
-        p->cb.stream_open(p->ud, root);
+    if (p->cb.stream_open) p->cb.stream_open(p->ud, root);
     xml_node_free(&root);
 }
 
@@ -510,8 +488,7 @@ static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char
 static void XMLCALL on_start(void *ud, const XML_Char *qname, const XML_Char **atts)
 {
     xml_parser_t *p = ud;
-    if (p->error)
-        return;
+    if (p->error) return;
     text_flush(p);
     if (p->depth == 0) {
         root_open(p, qname, atts);
@@ -539,17 +516,14 @@ static void XMLCALL on_end(void *ud, const XML_Char *qname)
 {
     xml_parser_t *p = ud;
     (void)qname; /* expat has already checked that it matches the start tag */
-    if (p->error)
-        return;
+    if (p->error) return;
     text_flush(p);
     p->depth--;
     if (p->depth == 0) {
-        if (p->cb.stream_close)
-            p->cb.stream_close(p->ud);
+        if (p->cb.stream_close) p->cb.stream_close(p->ud);
         return;
     }
-    if (!stanza_size_ok(p))
-        return;
+    if (!stanza_size_ok(p)) return;
     if (p->depth > 1) {
         p->cur = p->cur->parent;
         return;
@@ -568,13 +542,10 @@ static void XMLCALL on_end(void *ud, const XML_Char *qname)
 static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
 {
     xml_parser_t *p = ud;
-    if (p->error || len <= 0)
-        return;
+    if (p->error || len <= 0) return;
     /* Text directly inside the stream root (whitespace keepalives) carries nothing. */
-    if (p->depth < 2)
-        return;
-    if (!stanza_size_ok(p))
-        return;
+    if (p->depth < 2) return;
+    if (!stanza_size_ok(p)) return;
     buf_append(&p->text, s, (size_t)len);
 }
 
@@ -689,22 +660,19 @@ static void parser_clear(xml_parser_t *p)
 xml_parser_t *xml_parser_new(const xml_callbacks_t *cb, void *ud, const xml_limits_t *limits)
 {
     xml_parser_t *p = xcalloc(1, sizeof *p);
-    if (cb)
-        p->cb = *cb;
+    if (cb) p->cb = *cb;
     p->ud = ud;
     p->max_stanza = limits && limits->max_stanza ? limits->max_stanza : XML_DEFAULT_MAX_STANZA;
     p->max_depth = limits && limits->max_depth > 0 ? limits->max_depth : XML_DEFAULT_MAX_DEPTH;
     p->expat = XML_ParserCreateNS("UTF-8", XML_NS_SEP);
-    if (!p->expat)
-        log_fatal("out of memory (expat parser)");
+    if (!p->expat) log_fatal("out of memory (expat parser)");
     parser_setup(p);
     return p;
 }
 
 void xml_parser_destroy(xml_parser_t **parser_p)
 {
-    if (!parser_p || !*parser_p)
-        return;
+    if (!parser_p || !*parser_p) return;
     xml_parser_t *p = *parser_p;
     parser_clear(p);
     XML_ParserFree(p->expat);
@@ -739,18 +707,15 @@ xml_error_t xml_parser_feed(xml_parser_t *p, const char *data, size_t len)
         size_t n = len < XML_FEED_SLICE ? len : XML_FEED_SLICE;
         p->fed += n;
         if (XML_Parse(p->expat, data, (int)n, XML_FALSE) != XML_STATUS_OK) {
-            if (p->error == XML_OK)
-                p->error = error_from_expat(XML_GetErrorCode(p->expat));
+            if (p->error == XML_OK) p->error = error_from_expat(XML_GetErrorCode(p->expat));
             break;
         }
-        if (p->error != XML_OK)
-            break;
+        if (p->error != XML_OK) break;
         /* Outside a stanza, what counts is the unfinished token expat holds: outside
          * callbacks the byte index is just past the last token consumed. */
         if (!p->stanza) {
             XML_Index idx = XML_GetCurrentByteIndex(p->expat);
-            if (idx >= 0 && (size_t)idx > p->mark)
-                p->mark = (size_t)idx;
+            if (idx >= 0 && (size_t)idx > p->mark) p->mark = (size_t)idx;
         }
         if (p->fed - p->mark > p->max_stanza) {
             p->error = XML_ERR_POLICY;

@@ -97,8 +97,7 @@ static xml_error_t parse_pieces(const char *in, size_t len, size_t first, size_t
 
 static bool str_eq_null(const char *a, const char *b)
 {
-    if (!a || !b)
-        return a == b;
+    if (!a || !b) return a == b;
     return strcmp(a, b) == 0;
 }
 
@@ -113,24 +112,19 @@ static int attr_count(const xml_node_t *n)
 /* Structural equality: names, namespaces, attributes (in any order), text, children. */
 static bool tree_equal(const xml_node_t *a, const xml_node_t *b)
 {
-    if (!a || !b)
-        return a == b;
+    if (!a || !b) return a == b;
     if (!a->name || !b->name)
         return !a->name && !b->name && a->text_len == b->text_len &&
                memcmp(a->text, b->text, a->text_len) == 0;
-    if (strcmp(a->name, b->name) != 0 || !str_eq_null(a->ns, b->ns))
-        return false;
-    if (attr_count(a) != attr_count(b))
-        return false;
+    if (strcmp(a->name, b->name) != 0 || !str_eq_null(a->ns, b->ns)) return false;
+    if (attr_count(a) != attr_count(b)) return false;
     for (const xml_attr_t *x = a->attrs; x; x = x->next) {
         const char *v = x->ns ? xml_node_attr_ns(b, x->ns, x->name) : xml_node_attr(b, x->name);
-        if (!v || strcmp(v, x->value) != 0)
-            return false;
+        if (!v || strcmp(v, x->value) != 0) return false;
     }
     const xml_node_t *ca = a->children, *cb = b->children;
     for (; ca && cb; ca = ca->next, cb = cb->next)
-        if (!tree_equal(ca, cb))
-            return false;
+        if (!tree_equal(ca, cb)) return false;
     return !ca && !cb;
 }
 
@@ -142,8 +136,7 @@ static xml_node_t *parse_one_stanza(const char *in)
     xml_error_t err = parse_pieces(in, strlen(in), 0, 0, NULL, &r);
     ck_assert_int_eq(err, XML_OK);
     xml_node_t *st = xml_node_first_element(r.bag);
-    if (st)
-        xml_node_remove_child(r.bag, st);
+    if (st) xml_node_remove_child(r.bag, st);
     rec_free(&r);
     return st;
 }
@@ -379,11 +372,17 @@ typedef struct {
 static const bad_case_t bad_cases[] = {
     {"billion laughs",
      "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>"
-     "<!ENTITY lol1 '" LOLS("lol") "'><!ENTITY lol2 '" LOLS("lol1") "'>"
-     "<!ENTITY lol3 '" LOLS("lol2") "'><!ENTITY lol4 '" LOLS("lol3") "'>"
-     "<!ENTITY lol5 '" LOLS("lol4") "'><!ENTITY lol6 '" LOLS("lol5") "'>"
-     "<!ENTITY lol7 '" LOLS("lol6") "'><!ENTITY lol8 '" LOLS("lol7") "'>"
-     "<!ENTITY lol9 '" LOLS("lol8") "'>]>" HDR "<message><body>&lol9;</body></message>",
+     "<!ENTITY lol1 '" LOLS("lol") "'><!ENTITY lol2 '" LOLS(
+         "lol1") "'>"
+                 "<!ENTITY lol3 '" LOLS("lol2") "'><!ENTITY lol4 '" LOLS(
+                     "lol3") "'>"
+                             "<!ENTITY lol5 '" LOLS("lol4") "'><!ENTITY lol6 '" LOLS(
+                                 "lol5") "'>"
+                                         "<!ENTITY lol7 '" LOLS("lol6") "'><!ENTITY lol8 '" LOLS(
+                                             "lol7") "'>"
+                                                     "<!ENTITY lol9 '" LOLS(
+                                                         "lol8") "'>]>" HDR "<message><body>&lol9;<"
+                                                                            "/body></message>",
      XML_ERR_RESTRICTED, 0},
     {"external entity",
      "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]>" HDR
@@ -395,18 +394,15 @@ static const bad_case_t bad_cases[] = {
     {"PI in stanza", HDR "<message><?php echo 1; ?></message>", XML_ERR_RESTRICTED, 0},
     {"comment in prolog", "<?xml version='1.0'?><!-- hi -->" HDR, XML_ERR_RESTRICTED, 0},
     {"comment between stanzas", HDR "<message/><!-- x --><message/>", XML_ERR_RESTRICTED, 1},
-    {"comment in stanza", HDR "<message><body>a<!--x-->b</body></message>", XML_ERR_RESTRICTED,
-     0},
+    {"comment in stanza", HDR "<message><body>a<!--x-->b</body></message>", XML_ERR_RESTRICTED, 0},
     {"undefined entity", HDR "<message>&foo;</message>", XML_ERR_NOT_WELL_FORMED, 0},
-    {"bad UTF-8 C3 28", HDR "<message><body>\xc3\x28</body></message>", XML_ERR_NOT_WELL_FORMED,
-     0},
+    {"bad UTF-8 C3 28", HDR "<message><body>\xc3\x28</body></message>", XML_ERR_NOT_WELL_FORMED, 0},
     {"bad UTF-8 FF", HDR "<message><body>\xff</body></message>", XML_ERR_NOT_WELL_FORMED, 0},
-    {"overlong C0 AF", HDR "<message><body>\xc0\xaf</body></message>", XML_ERR_NOT_WELL_FORMED,
-     0},
+    {"overlong C0 AF", HDR "<message><body>\xc0\xaf</body></message>", XML_ERR_NOT_WELL_FORMED, 0},
     {"overlong E0 80 AF", HDR "<message><body>\xe0\x80\xaf</body></message>",
      XML_ERR_NOT_WELL_FORMED, 0},
-    {"UTF-8 surrogate", HDR "<message><body>\xed\xa0\x80</body></message>",
-     XML_ERR_NOT_WELL_FORMED, 0},
+    {"UTF-8 surrogate", HDR "<message><body>\xed\xa0\x80</body></message>", XML_ERR_NOT_WELL_FORMED,
+     0},
     {"UTF-8 above U+10FFFF", HDR "<message><body>\xf4\x90\x80\x80</body></message>",
      XML_ERR_NOT_WELL_FORMED, 0},
     {"bad UTF-8 in attribute", HDR "<message to='\xc3\x28'/>", XML_ERR_NOT_WELL_FORMED, 0},
@@ -417,12 +413,11 @@ static const bad_case_t bad_cases[] = {
     {"root in wrong namespace", "<stream:stream xmlns:stream='urn:wrong'>",
      XML_ERR_INVALID_NAMESPACE, 0},
     {"root has no namespace", "<stream>", XML_ERR_INVALID_NAMESPACE, 0},
-    {"root has wrong name", "<stream:features " NS_STREAM_DECL ">", XML_ERR_INVALID_NAMESPACE,
-     0},
+    {"root has wrong name", "<stream:features " NS_STREAM_DECL ">", XML_ERR_INVALID_NAMESPACE, 0},
     {"ISO-8859-1 declared", "<?xml version='1.0' encoding='ISO-8859-1'?>" HDR,
      XML_ERR_UNSUPPORTED_ENCODING, 0},
-    {"UTF-16 declared", "<?xml version='1.0' encoding='UTF-16'?>" HDR,
-     XML_ERR_UNSUPPORTED_ENCODING, 0},
+    {"UTF-16 declared", "<?xml version='1.0' encoding='UTF-16'?>" HDR, XML_ERR_UNSUPPORTED_ENCODING,
+     0},
     {"unbound element prefix", HDR "<message><foo:bar/></message>", XML_ERR_NOT_WELL_FORMED, 0},
     {"unbound attribute prefix", HDR "<message foo:a='1'/>", XML_ERR_NOT_WELL_FORMED, 0},
     {"same attribute via two prefixes",
@@ -431,8 +426,7 @@ static const bad_case_t bad_cases[] = {
     {"mismatched end tag", HDR "<message></presence>", XML_ERR_NOT_WELL_FORMED, 0},
     {"junk after stream end", HDR "<message/></stream:stream><message/>", XML_ERR_NOT_WELL_FORMED,
      1},
-    {"xml declaration inside the stream", HDR "<?xml version='1.0'?>", XML_ERR_NOT_WELL_FORMED,
-     0},
+    {"xml declaration inside the stream", HDR "<?xml version='1.0'?>", XML_ERR_NOT_WELL_FORMED, 0},
 };
 #define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
 
@@ -449,8 +443,7 @@ START_TEST(test_bad_input)
                                     : parse_pieces(c->in, len, 0, 1, NULL, &r);
         ck_assert_msg(err == c->expect, "%s: cut %zu: got %d, want %d", c->name, cut, err,
                       c->expect);
-        ck_assert_msg(r.stanzas == c->stanzas, "%s: cut %zu: %d stanzas", c->name, cut,
-                      r.stanzas);
+        ck_assert_msg(r.stanzas == c->stanzas, "%s: cut %zu: %d stanzas", c->name, cut, r.stanzas);
         rec_free(&r);
     }
 }
@@ -519,8 +512,8 @@ static const limit_case_t limit_cases[] = {
     {"10000-deep nesting", HDR, "<message>", "<a>", 10000, "", 0, 0, 0, XML_ERR_POLICY, 0},
     {"10000-deep nesting, 4 KiB feeds", HDR, "<message>", "<a>", 10000, "", 0, 0, 4096,
      XML_ERR_POLICY, 0},
-    {"1 MiB attribute, 4 KiB feeds", HDR, "<message to='", "x", 1 << 20, "'/>", 256 << 10, 0,
-     4096, XML_ERR_POLICY, 0},
+    {"1 MiB attribute, 4 KiB feeds", HDR, "<message to='", "x", 1 << 20, "'/>", 256 << 10, 0, 4096,
+     XML_ERR_POLICY, 0},
     {"1 MiB attribute, one feed", HDR, "<message to='", "x", 1 << 20, "'/>", 256 << 10, 0, 0,
      XML_ERR_POLICY, 0},
     {"1 MiB attribute on the stream root", "", "<stream:stream " NS_STREAM_DECL " a='", "y",
@@ -533,18 +526,18 @@ static const limit_case_t limit_cases[] = {
      "</body></message>", 1024, 0, 100, XML_ERR_POLICY, 0},
     {"stanza over the limit in one feed", HDR "<a/>", "<message><body>", "y", 2000,
      "</body></message><b/>", 1024, 0, 0, XML_ERR_POLICY, 1},
-    {"many small children over the limit", HDR, "<message>", "<a/>", 500, "</message>", 1024, 0,
-     7, XML_ERR_POLICY, 0},
-    {"many small stanzas, one feed", HDR, "", "<message><body>hi</body></message>", 1000, "",
-     256, 0, 0, XML_OK, 1000},
-    {"many small stanzas, 100-byte feeds", HDR, "", "<message><body>hi</body></message>", 1000,
-     "", 256, 0, 100, XML_OK, 1000},
+    {"many small children over the limit", HDR, "<message>", "<a/>", 500, "</message>", 1024, 0, 7,
+     XML_ERR_POLICY, 0},
+    {"many small stanzas, one feed", HDR, "", "<message><body>hi</body></message>", 1000, "", 256,
+     0, 0, XML_OK, 1000},
+    {"many small stanzas, 100-byte feeds", HDR, "", "<message><body>hi</body></message>", 1000, "",
+     256, 0, 100, XML_OK, 1000},
     {"1 MiB of keepalive whitespace", HDR "<message/>", "", " \n", 1 << 19, "<message/>", 256, 0,
      4096, XML_OK, 2},
     {"64 levels allowed by default", HDR, "", "<a>", 64, "", 0, 0, 0, XML_OK, 0},
     {"65 levels refused by default", HDR, "", "<a>", 65, "", 0, 0, 0, XML_ERR_POLICY, 0},
-    {"text of many pieces", HDR "<message><body>", "", "a&amp;b", 20000, "</body></message>",
-     0, 0, 3, XML_OK, 1},
+    {"text of many pieces", HDR "<message><body>", "", "a&amp;b", 20000, "</body></message>", 0, 0,
+     3, XML_OK, 1},
 };
 #define N_LIMIT_CASES ((int)(sizeof limit_cases / sizeof limit_cases[0]))
 
