@@ -348,7 +348,10 @@ static void dispatch(client_t *c, xml_node_t *st)
 static void on_stanza(void *ud, xml_node_t *st)
 {
     client_t *c = ud;
-    if (c->stream_done || c->closed) {
+    /* After <starttls/> or SASL success the old stream is over: anything parsed behind it
+     * in the same read was sent before the restart and must not be acted on (RFC 6120
+     * 5.4.3.3: no plaintext injected ahead of TLS). */
+    if (c->stream_done || c->closed || c->restart || c->tls_start) {
         xml_node_free(&st);
         return;
     }

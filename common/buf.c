@@ -15,6 +15,7 @@ void buf_reserve(buf_t *b, size_t extra)
         cap *= 2;
     b->data = xrealloc(b->data, cap + 1);
     b->cap = cap;
+    b->data[b->len] = '\0';
 }
 
 void buf_append(buf_t *b, const void *p, size_t n)

@@ -368,21 +368,15 @@ typedef struct {
 } bad_case_t;
 
 #define LOLS(e) "&" e ";&" e ";&" e ";&" e ";&" e ";&" e ";&" e ";&" e ";&" e ";&" e ";"
+/* Each entity expands to ten of the previous one: &lol9; would be 3 * 10^9 bytes. */
+#define ENT(n, prev) "<!ENTITY lol" #n " '" LOLS(prev) "'>"
+#define BILLION_LAUGHS                                                                             \
+    "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol0 'lol'>" ENT(1, "lol0") ENT(2, "lol1")      \
+        ENT(3, "lol2") ENT(4, "lol3") ENT(5, "lol4") ENT(6, "lol5") ENT(7, "lol6") ENT(8, "lol7")  \
+            ENT(9, "lol8") "]>"
 
 static const bad_case_t bad_cases[] = {
-    {"billion laughs",
-     "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>"
-     "<!ENTITY lol1 '" LOLS("lol") "'><!ENTITY lol2 '" LOLS(
-         "lol1") "'>"
-                 "<!ENTITY lol3 '" LOLS("lol2") "'><!ENTITY lol4 '" LOLS(
-                     "lol3") "'>"
-                             "<!ENTITY lol5 '" LOLS("lol4") "'><!ENTITY lol6 '" LOLS(
-                                 "lol5") "'>"
-                                         "<!ENTITY lol7 '" LOLS("lol6") "'><!ENTITY lol8 '" LOLS(
-                                             "lol7") "'>"
-                                                     "<!ENTITY lol9 '" LOLS(
-                                                         "lol8") "'>]>" HDR "<message><body>&lol9;<"
-                                                                            "/body></message>",
+    {"billion laughs", BILLION_LAUGHS HDR "<message><body>&lol9;</body></message>",
      XML_ERR_RESTRICTED, 0},
     {"external entity",
      "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]>" HDR
