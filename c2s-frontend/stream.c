@@ -117,6 +117,12 @@ static void on_stream_open(void *ud, const xml_node_t *root)
             return;
         }
     }
+    /* RFC 6120 4.8.2: the content namespace of a client stream is jabber:client. */
+    const char *content_ns = xml_node_attr(root, "xmlns");
+    if (!content_ns || strcmp(content_ns, XML_NS_CLIENT) != 0) {
+        client_stream_error(c, "invalid-namespace", NULL);
+        return;
+    }
     /* RFC 6120 4.7.5: we speak 1.0; a higher major version is not ours. */
     if (version && atoi(version) > 1) {
         client_stream_error(c, "unsupported-version", NULL);
