@@ -47,7 +47,7 @@ pids="$pids $!"
 "$BUILD/c2s-frontend" -c "$CONF" &
 pids="$pids $!"
 cat <<MSG
-run-local: server for localhost on 127.0.0.1:5222 (STARTTLS required), Redis on $REDIS_PORT.
+run-local: server for localhost on ${XMPP_C2S_LISTEN:-127.0.0.1:5222} (STARTTLS required), Redis on $REDIS_PORT.
 run-local: add accounts with:  $BUILD/xmppctl -c $CONF adduser alice@localhost
 run-local: Ctrl-C stops everything.
 MSG
