@@ -74,6 +74,17 @@ test: deps
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) SAN=1 unit
 	$(MAKE) SAN=1 itest
 
+# Benchmarks: the load generator (bench/) and `make bench`, which starts a private stack on
+# loopback and runs every scenario (bench/run.sh; BENCH_ARGS passes options to it).
+LG_SRC := $(wildcard bench/*.c)
+
+$(BUILD)/loadgen: $(call obj,$(LG_SRC))
+	$(CC) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
+
+bench: deps
+	$(MAKE) all $(BUILD)/loadgen
+	bench/run.sh --build $(BUILD) $(BENCH_ARGS)
+
 run: deps all
 	@tools/run-local.sh $(BUILD)
 

@@ -61,6 +61,9 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
     if (h.type == IPC_HELLO || h.type == IPC_HEARTBEAT) {
         if (h.conn != fe.router_epoch) {
             log_info("router link: router epoch %" PRIx64 " (%s)", h.conn, h.field[0]);
+            /* A router we have not greeted (it restarted): say hello so it knows us. */
+            if (fe.router_epoch)
+                send_hello(IPC_HELLO);
             fe.router_epoch = h.conn;
         }
         return;

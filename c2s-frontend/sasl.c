@@ -10,7 +10,7 @@
 #include "stanza.h"
 #include "util.h"
 
-/* RFC 6120 6.4.5: a reasonable number of retries, then a not-authorized stream error. */
+/* RFC 6120 6.4.5: a reasonable number of retries (here 5), then a stream error. */
 #define SASL_MAX_FAILURES 5
 
 typedef enum { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256 } mech_t;
@@ -54,7 +54,7 @@ static void sasl_failure(client_t *c, const char *cond)
     client_write(c, b.data, b.len);
     buf_free(&b);
     if (++c->sasl_failures > SASL_MAX_FAILURES) {
-        client_stream_error(c, "not-authorized", "Too many authentication failures");
+        client_stream_error(c, "policy-violation", "Too many authentication failures");
         return;
     }
     client_resume(c);

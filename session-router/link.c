@@ -122,11 +122,19 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
         return;
     }
     if (!f) {
-        /* The router restarted and this frontend has not said hello yet: ask it to. */
+        /* The router restarted and this frontend has not said hello yet: ask it to, and
+         * answer a request at once so that its client is not left waiting. */
         rt_frontend_t tmp = {0};
         memcpy(tmp.ident, parts[0].data, parts[0].len);
         tmp.ident_len = parts[0].len;
         reply_hello(&tmp, IPC_HELLO);
+        if (h.type == IPC_AUTH || h.type == IPC_BIND) {
+            ipc_hdr_t r;
+            ipc_hdr_init(&r, h.type == IPC_AUTH ? IPC_AUTH_REPLY : IPC_BIND_REPLY, h.conn);
+            r.seq = h.seq;
+            r.status = IPC_TEMPORARY;
+            link_send(&tmp, &r, NULL, 0);
+        }
         log_debug("link: %s from unknown frontend %s", ipc_type_name((ipc_type_t)h.type),
                   tmp.ident);
         return;

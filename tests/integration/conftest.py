@@ -6,6 +6,7 @@ Run from the project root:
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from xmpp_client import XMPPClient, SASLError  # noqa: E402
+from xmpp_client import XMPPClient  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost"
@@ -72,10 +73,17 @@ def clean_env(overrides=None):
     return env
 
 
-def stop_process(proc, name, log):
-    """SIGTERM; returns a list of problems (empty when it exited 0 within STOP_TIMEOUT)."""
+# The servers' own error-level lines ("<time> c2s-frontend error: ...").
+ERROR_LEVEL_LINE = re.compile(r"^\S+ \S+ error: .*$", re.M)
+
+
+def stop_process(proc, name, log, allow_error_lines=False, killed=False):
+    """SIGTERM; returns a list of problems (empty when it exited 0 within STOP_TIMEOUT and
+    its log is clean). killed: it was SIGKILLed on purpose, only its log is checked."""
     problems = []
-    if proc.poll() is not None:
+    if killed:
+        pass
+    elif proc.poll() is not None:
         problems.append("%s had already exited with status %s before shutdown"
                         % (name, proc.returncode))
     else:
@@ -93,6 +101,10 @@ def stop_process(proc, name, log):
     for word in BAD_LOG_WORDS:
         if word in text:
             problems.append("%s stderr contains %r" % (name, word))
+    if not allow_error_lines:
+        errs = ERROR_LEVEL_LINE.findall(text)
+        if errs:
+            problems.append("%s logged %d error-level line(s), first: %s" % (name, len(errs), errs[0]))
     if problems:
         problems.append("---- %s stderr (%s) ----\n%s" % (name, log, text[-20000:]))
     return problems
@@ -161,6 +173,36 @@ class Redis:
         return out
 
 
+def start_redis(port, workdir, log):
+    """Starts redis-server on 127.0.0.1:port and waits for PING. Returns (proc, logfile)."""
+    logf = open(log, "ab")
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+    r = Redis(port)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            if r.command("PING", timeout=1.0) == "PONG":
+                return proc, logf
+        except (OSError, ConnectionError):
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("redis-server did not start\n" + read_log(log))
+        time.sleep(0.05)
+
+
+def stop_redis(proc):
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class User:
     def __init__(self, localpart, password):
         self.localpart = localpart
@@ -182,6 +224,9 @@ class Frontend:
 
     def __init__(self, stack, tag, overrides=None, port=None):
         self.stack = stack
+        self.killed = False
+        self.terminated = False
+        self.allow_error_lines = False
         self.log = stack.tmp / ("frontend-%s.log" % tag)
         if port is None:
             self.port = free_port()
@@ -213,7 +258,7 @@ class Frontend:
                 c.login(self.stack.probe.localpart, self.stack.probe.password, tls=tls)
                 c.ping()
                 return
-            except (AssertionError, OSError, TimeoutError, SASLError, Exception) as e:  # noqa
+            except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
                 last = e
                 time.sleep(0.2)
             finally:
@@ -222,8 +267,25 @@ class Frontend:
         raise RuntimeError("frontend %s not ready: probe login failed: %r (exit status %s)\n%s"
                            % (self.name, last, self.proc.poll(), read_log(self.log)))
 
+    def terminate(self):
+        """SIGTERM now; returns the exit status (None if it did not exit within
+        STOP_TIMEOUT). The log is still checked at the end of the test."""
+        self.terminated = True
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        """SIGKILL (a crash, as far as the router can tell)."""
+        self.killed = True
+        self.proc.kill()
+        self.proc.wait(5)
+
     def stop(self):
-        problems = stop_process(self.proc, "c2s-frontend " + self.name, self.log)
+        problems = stop_process(self.proc, "c2s-frontend " + self.name, self.log,
+                                self.allow_error_lines, self.killed or self.terminated)
         self.logf.close()
         return problems
 
@@ -257,22 +319,8 @@ class Stack:
     def start_redis(self):
         self.redis_port = free_port()
         self.redis_log = self.tmp / "redis.log"
-        self.redis_logf = open(self.redis_log, "wb")
-        self.redis_proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
-            stdin=subprocess.DEVNULL, stdout=self.redis_logf, stderr=self.redis_logf)
+        self.redis_proc, self.redis_logf = start_redis(self.redis_port, self.tmp, self.redis_log)
         self.redis = Redis(self.redis_port)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            try:
-                if self.redis.command("PING", timeout=1.0) == "PONG":
-                    return
-            except (OSError, ConnectionError):
-                pass
-            if time.monotonic() > deadline or self.redis_proc.poll() is not None:
-                raise RuntimeError("redis-server did not start\n" + read_log(self.redis_log))
-            time.sleep(0.05)
 
     def write_config(self):
         self.router_port = free_port()
@@ -332,12 +380,7 @@ class Stack:
             problems += stop_process(self.router, "session-router", self.router_log)
             self.router_logf.close()
         if getattr(self, "redis_proc", None) is not None:
-            self.redis_proc.terminate()
-            try:
-                self.redis_proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.redis_proc.kill()
-                self.redis_proc.wait(5)
+            stop_redis(self.redis_proc)
             self.redis_logf.close()
         return problems
 
@@ -452,4 +495,118 @@ def extra_frontend(stack):
     problems = []
     for fe in started:
         problems += fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+class PrivateStack:
+    """Its own redis-server, session-router and c2s-frontend (sharing only the config file
+    and certificate of the main stack, with ports and Redis overridden through XMPP_*), for
+    tests that stop or restart pieces."""
+
+    def __init__(self, stack, tag):
+        self.stack = stack
+        self.tmp = stack.tmp / tag
+        self.tmp.mkdir()
+        self.redis_port = free_port()
+        self.router_port = free_port()
+        self.redis_log = self.tmp / "redis.log"
+        self.redis_proc = None
+        self.router = None
+        self.router_logs = []
+        self.frontend = None
+        self.env = {"redis_port": self.redis_port,
+                    "router_bind": "tcp://127.0.0.1:%d" % self.router_port,
+                    "router_endpoint": "tcp://127.0.0.1:%d" % self.router_port}
+        self.problems = []
+
+    def start_redis(self):
+        self.redis_proc, logf = start_redis(self.redis_port, self.tmp, self.redis_log)
+        logf.close()
+
+    def stop_redis(self):
+        stop_redis(self.redis_proc)
+        self.redis_proc = None
+
+    def start_router(self):
+        log = self.tmp / ("router-%d.log" % (len(self.router_logs) + 1))
+        self.router_logs.append(log)
+        with open(log, "wb") as logf:
+            self.router = subprocess.Popen(
+                [str(self.stack.bin("session-router")), "-c", str(self.stack.config)],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                env=clean_env(self.env), cwd=str(self.tmp))
+
+    def stop_router(self, allow_error_lines=True):
+        self.problems += stop_process(self.router, "private session-router", self.router_logs[-1],
+                                      allow_error_lines)
+        self.router = None
+
+    def start_frontend(self, **overrides):
+        env = dict(self.env)
+        env.update(overrides)
+        self.stack._extra += 1
+        self.frontend = Frontend(self.stack, "private%d" % self.stack._extra, env)
+        self.frontend.allow_error_lines = True
+        return self.frontend
+
+    def ctl(self, *args, **kw):
+        env = dict(self.env)
+        env.update(kw.pop("env", {}) or {})
+        return self.stack.ctl(*args, env=env, **kw)
+
+    def new_user(self, prefix="p"):
+        user = User(unique_name(prefix), "pw-" + uuid.uuid4().hex[:12])
+        r = self.ctl("adduser", user.jid, user.password)
+        assert r.returncode == 0, r.stderr
+        return user
+
+    def try_login(self, user, timeout=3.0):
+        """'success', a SASL failure condition, or an exception's repr."""
+        c = XMPPClient(self.frontend.port, cafile=self.stack.cafile, timeout=timeout)
+        try:
+            c.open_stream()
+            c.starttls()
+            return c.auth_scram(user.localpart, user.password)
+        except Exception as e:  # noqa
+            return repr(e)
+        finally:
+            c.close()
+
+    def wait_login(self, user, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.try_login(user)
+            if last == "success":
+                return
+            time.sleep(0.2)
+        raise AssertionError("login on the private stack still fails after %.0fs: %s"
+                             % (timeout, last))
+
+    def stop(self):
+        if self.frontend is not None:
+            self.problems += self.frontend.stop()
+        if self.router is not None:
+            self.stop_router()
+        if self.redis_proc is not None:
+            self.stop_redis()
+        return self.problems
+
+
+@pytest.fixture
+def private_stack(stack):
+    """A PrivateStack with Redis, router and frontend started and a login working."""
+    ps = PrivateStack(stack, unique_name("private"))
+    try:
+        ps.start_redis()
+        ps.start_router()
+        ps.start_frontend()
+        ps.probe = ps.new_user("probe")
+        wait_port(ps.frontend.port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
+        ps.wait_login(ps.probe)
+    except BaseException:
+        print("\n".join(ps.stop()))
+        raise
+    yield ps
+    problems = ps.stop()
     assert not problems, "\n".join(problems)

@@ -100,3 +100,16 @@ def test_bind_result_has_matching_id(stack, clients, new_user):
     res = c.wait_for(lambda e: e.tag == IQ_TAG)
     assert res.get("id") == "bind-xyz" and res.get("type") == "result", dump(res)
     assert res.findtext("%s/%s" % (q(NS_BIND, "bind"), q(NS_BIND, "jid"))) == u.jid + "/idcheck"
+
+
+def test_resource_conflict_across_frontends(stack, extra_frontend, clients, new_user):
+    fe = extra_frontend()
+    u = new_user()
+    old = authed(clients, u, port=fe.port)
+    assert old.bind("roam") == u.jid + "/roam"
+    new = authed(clients, u)
+    assert new.bind("roam") == u.jid + "/roam"
+    old.expect_stream_error("conflict")
+    new.presence()
+    new.message(new.jid, "mine now")
+    assert new.wait_message("mine now").get("from") == new.jid

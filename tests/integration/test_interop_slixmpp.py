@@ -53,7 +53,13 @@ def run(coro):
     try:
         return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
     finally:
-        loop.run_until_complete(asyncio.sleep(0))
+        # slixmpp leaves background tasks (send queue, filters) behind: end them before
+        # closing the loop.
+        pending = asyncio.all_tasks(loop)
+        for t in pending:
+            t.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from xmpp_client import dump
+from xmpp_client import StreamClosed, XMPPClient, dump
 
 
 def assert_still_serving(stack, login, new_user):
@@ -157,3 +157,93 @@ def test_client_stream_end_answered(stack, login, new_user):
     c = login(new_user(), resource="end")
     c.end_stream()
     assert c.stream_ended and c.eof
+
+
+# ------------------------------------------------------------- pieces going away
+def _wait_unavailable(c, full_jid, timeout):
+    return c.wait_for(lambda e: e.tag == "{jabber:client}presence" and e.get("type") == "unavailable"
+                      and e.get("from") == full_jid, timeout=timeout,
+                      what="unavailable presence from %s" % full_jid)
+
+
+def test_frontend_sigterm_closes_streams_and_ends_sessions(stack, extra_frontend, login, new_user):
+    fe = extra_frontend()
+    a = new_user()
+    main = login(a, resource="main")
+    far = login(a, resource="far", port=fe.port)
+    far.message(main.jid, "sync")
+    main.wait_message("sync", sender=far.jid)
+    assert fe.terminate() == 0, "frontend did not exit with status 0 after SIGTERM"
+    # The client on the stopping frontend sees its stream end (with </stream:stream>, or
+    # a system-shutdown stream error) and the connection close.
+    while True:
+        try:
+            el = far.recv(timeout=5)
+        except StreamClosed as e:
+            assert not e.eof, "connection dropped without closing the stream"
+            break
+        if el.tag == "{http://etherx.jabber.org/streams}error":
+            assert el.find("{urn:ietf:params:xml:ns:xmpp-streams}system-shutdown") is not None, dump(el)
+            break
+    far.assert_closed(5)
+    # The router learns the session is gone.
+    _wait_unavailable(main, far.jid, timeout=8)
+
+
+def test_frontend_crash_ends_its_sessions(stack, extra_frontend, login, new_user):
+    fe = extra_frontend()
+    a, b = new_user(), new_user()
+    main = login(a, resource="main", priority=1)
+    far = login(a, resource="far", port=fe.port, priority=10)
+    far.message(main.jid, "sync")
+    main.wait_message("sync", sender=far.jid)
+    fe.kill()
+    # 5 heartbeat intervals (1 s each by default) and then some.
+    _wait_unavailable(main, far.jid, timeout=12)
+    s = login(b, resource="s")
+    s.message(a.jid, "after crash")
+    assert main.wait_message("after crash").get("from") == s.jid
+
+
+def test_redis_outage_and_recovery(private_stack):
+    ps = private_stack
+    a, b = ps.new_user("ra"), ps.new_user("rb")
+    ca = XMPPClient(ps.frontend.port, cafile=ps.stack.cafile)
+    cb = XMPPClient(ps.frontend.port, cafile=ps.stack.cafile)
+    try:
+        ca.login(a.localpart, a.password, resource="a")
+        cb.login(b.localpart, b.password, resource="b")
+        ca.presence()
+        cb.presence()
+        ps.stop_redis()
+        # Logins cannot be checked: temporary-auth-failure, not a crash or a hang.
+        result = ps.try_login(a)
+        assert result == "temporary-auth-failure", result
+        # Established sessions keep working without Redis.
+        ca.message(cb.jid, "no redis needed")
+        assert cb.wait_message("no redis needed").get("from") == ca.jid
+        # Redis comes back (empty: it keeps no data); the router reconnects by itself.
+        ps.start_redis()
+        assert ps.ctl("adduser", a.jid, a.password).returncode == 0
+        ps.wait_login(a, timeout=10)
+        assert ps.router.poll() is None, "router exited"
+    finally:
+        ca.close()
+        cb.close()
+
+
+def test_router_restart(private_stack):
+    ps = private_stack
+    u = ps.new_user("rr")
+    ps.stop_router(allow_error_lines=False)
+    ps.start_router()
+    # The frontend finds the new router (heartbeats, hello) and logins work again.
+    ps.wait_login(u, timeout=10)
+    c = XMPPClient(ps.frontend.port, cafile=ps.stack.cafile)
+    try:
+        c.login(u.localpart, u.password, resource="after")
+        c.presence()
+        c.message(c.jid, "router is back")
+        assert c.wait_message("router is back").get("from") == c.jid
+    finally:
+        c.close()

@@ -1,5 +1,7 @@
 """Routing of messages, presence and iq (RFC 6120 section 10, RFC 6121 section 8)."""
 
+import socket
+
 import pytest
 
 from xmpp_client import (NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_STANZAS, IQ_TAG, PRESENCE_TAG,
@@ -223,3 +225,182 @@ def test_message_body_roundtrip_unicode_and_escaping(stack, login, new_user):
     m = r.wait_message(text)
     assert body_of(m) == text
     assert m.find(q(NS_CLIENT, "body")) is not None
+
+
+# ----------------------------------------------------------------------------- RFC 6121 8.5
+def test_iq_to_offline_full_jid_is_service_unavailable(stack, login, new_user):
+    # RFC 6121 8.5.3.2.1: no such resource -> the server answers the iq.
+    a, b = new_user(), new_user()
+    login(a, resource="here")
+    s = login(b, resource="s")
+    res = s.iq("get", "<query xmlns='jabber:iq:version'/>", to=a.jid + "/not-here")
+    assert res.get("type") == "error", dump(res)
+    assert stanza_error_condition(res) == ("cancel", "service-unavailable"), dump(res)
+
+
+def test_iq_to_other_users_bare_jid_is_answered_by_server(stack, login, new_user):
+    # RFC 6121 8.5.2.1.3: the server replies on behalf of the account and does not deliver
+    # the iq to any resource.
+    a, b = new_user(), new_user()
+    r = login(a, resource="r")
+    s = login(b, resource="s")
+    res = s.iq("get", "<query xmlns='urn:example:unknown'/>", to=a.jid, id="bare-iq")
+    assert res.get("type") == "error", dump(res)
+    assert stanza_error_condition(res)[1] == "service-unavailable", dump(res)
+    s.message(r.jid, "marker")
+    m = r.wait_for(lambda e: e.tag != PRESENCE_TAG)
+    assert body_of(m) == "marker", "the bare-JID iq reached a resource: %s" % dump(m)
+
+
+def test_message_to_user_without_available_resource_bounces(stack, login, new_user):
+    a, b = new_user(), new_user()   # a never logs in
+    s = login(b, resource="s")
+    s.message(a.jid, "anyone there?", id="bounce-1")
+    err = s.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("type") == "error")
+    assert err.get("id") == "bounce-1" and err.get("from") == a.jid, dump(err)
+    assert stanza_error_condition(err)[1] == "service-unavailable", dump(err)
+
+
+def test_message_to_nonexistent_account_bounces(stack, login, new_user):
+    s = login(new_user(), resource="s")
+    s.message("nobody-%s@localhost" % new_user().localpart, "hello?", id="bounce-2")
+    err = s.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("type") == "error")
+    assert err.get("id") == "bounce-2", dump(err)
+    assert stanza_error_condition(err)[1] == "service-unavailable", dump(err)
+
+
+def test_message_to_other_domain_is_remote_server_not_found(stack, login, new_user):
+    s = login(new_user(), resource="s")
+    s.message("someone@elsewhere.example", "s2s?", id="s2s-1")
+    err = s.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("type") == "error")
+    assert err.get("id") == "s2s-1", dump(err)
+    assert stanza_error_condition(err)[1] == "remote-server-not-found", dump(err)
+
+
+def test_headline_to_bare_jid_goes_to_all_non_negative(stack, login, new_user):
+    a, b = new_user(), new_user()
+    r5 = login(a, resource="r5", priority=5)
+    r1 = login(a, resource="r1", priority=1)
+    neg = login(a, resource="neg", priority=-1)
+    s = login(b, resource="s")
+    s.message(a.jid, "news", type_="headline")
+    for r in (r5, r1):
+        m = r.wait_message("news")
+        assert m.get("type") == "headline" and m.get("from") == s.jid, dump(m)
+    s.message(neg.jid, "marker")
+    assert_next_message_is(neg, "marker", s.jid)
+
+
+def test_presence_broadcast_to_own_resources(stack, login, new_user):
+    a = new_user()
+    one = login(a, resource="one")
+    two = login(a, resource="two", priority=False)
+    two.send("<presence><show>away</show><status>lunch &amp; more</status></presence>")
+    p = one.wait_for(lambda e: e.tag == PRESENCE_TAG and e.get("from") == two.jid
+                     and e.get("type") is None)
+    assert p.findtext(q(NS_CLIENT, "show")) == "away", dump(p)
+    assert p.findtext(q(NS_CLIENT, "status")) == "lunch & more", dump(p)
+
+
+def test_server_disco_items(stack, login, new_user):
+    c = login(new_user(), resource="d")
+    res = c.iq("get", "<query xmlns='http://jabber.org/protocol/disco#items'/>", to="localhost")
+    assert res.get("type") == "result", dump(res)
+    assert res.find("{http://jabber.org/protocol/disco#items}query") is not None, dump(res)
+
+
+# ------------------------------------------------------------------- fidelity of routing
+def test_extensions_namespaces_and_escaping_survive_routing(stack, login, new_user):
+    a, b = new_user(), new_user()
+    r = login(a, resource="r")
+    s = login(b, resource="s")
+    s.send("<cl:message xmlns:cl='jabber:client' to='%s' type='chat' id='x&amp;&quot;&apos;&lt;y'>"
+           "<cl:body>prefixed &amp; escaped</cl:body>"
+           "<e:ext xmlns:e='urn:example:ext' e:attr='v' plain='1&gt;0'>"
+           "<e:deep>text<inner xmlns='urn:example:other'/></e:deep></e:ext>"
+           "<thread>t-1</thread></cl:message>" % r.jid)
+    m = r.wait_message("prefixed & escaped")
+    assert m.get("id") == "x&\"'<y", dump(m)
+    assert m.get("from") == s.jid, dump(m)
+    ext = m.find("{urn:example:ext}ext")
+    assert ext is not None, dump(m)
+    assert ext.get("{urn:example:ext}attr") == "v" and ext.get("plain") == "1>0", dump(m)
+    deep = ext.find("{urn:example:ext}deep")
+    assert deep is not None and deep.text == "text", dump(m)
+    assert deep.find("{urn:example:other}inner") is not None, dump(m)
+    assert m.findtext(q(NS_CLIENT, "thread")) == "t-1", dump(m)
+
+
+def test_pipelined_stanzas_in_one_write(stack, login, new_user):
+    a, b = new_user(), new_user()
+    r = login(a, resource="r")
+    s = login(b, resource="s")
+    batch = "".join("<message to='%s' type='chat'><body>p%d</body></message>" % (r.jid, i)
+                    for i in range(20))
+    s.send(batch + "<iq type='get' id='pipe-ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    for i in range(20):
+        assert body_of(r.next_message()) == "p%d" % i
+    res = s.wait_for(lambda e: e.tag == IQ_TAG and e.get("id") == "pipe-ping")
+    assert res.get("type") == "result", dump(res)
+
+
+def test_stanza_sent_one_byte_at_a_time(stack, login, new_user):
+    a, b = new_user(), new_user()
+    r = login(a, resource="r")
+    s = login(b, resource="s")
+    s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data = ("<message to='%s' type='chat'><body>slow \u00e9\u2603 drip</body></message>" % r.jid).encode()
+    for i in range(len(data)):
+        s.send_raw(data[i:i + 1])
+    m = r.wait_message("slow \u00e9\u2603 drip")
+    assert m.get("from") == s.jid, dump(m)
+
+
+def test_large_message_under_limit_is_delivered_intact(stack, login, new_user):
+    a, b = new_user(), new_user()
+    r = login(a, resource="r")
+    s = login(b, resource="s")
+    body = "".join(chr(0x41 + (i % 26)) for i in range(200000))
+    s.message(r.jid, body)
+    m = r.wait_message(timeout=10)
+    assert body_of(m) == body, "200 KB body altered (got %d chars)" % len(body_of(m) or "")
+
+
+def test_many_sessions_exchange_messages(stack, login, new_user):
+    n = 12
+    users = [new_user("many") for _ in range(n)]
+    cs = [login(u, resource="m") for u in users]
+    for i, c in enumerate(cs):
+        for k in range(5):
+            c.message(cs[(i + 1) % n].jid, "from %d #%d" % (i, k))
+    for i, c in enumerate(cs):
+        src = (i - 1) % n
+        for k in range(5):
+            m = c.next_message()
+            assert body_of(m) == "from %d #%d" % (src, k) and m.get("from") == cs[src].jid, dump(m)
+
+
+def test_unavailable_resource_gets_no_bare_jid_messages(stack, login, new_user):
+    a, b = new_user(), new_user()
+    r1 = login(a, resource="r1", priority=5)
+    r2 = login(a, resource="r2", priority=1)
+    s = login(b, resource="s")
+    r1.send("<presence type='unavailable'/>")
+    # r2 sees r1 go unavailable; after that the router knows too.
+    r2.wait_for(lambda e: e.tag == PRESENCE_TAG and e.get("type") == "unavailable"
+                and e.get("from") == r1.jid, what="r1's unavailable presence")
+    s.message(a.jid, "to bare after r1 left")
+    r2.wait_message("to bare after r1 left", sender=s.jid)
+    s.message(r1.jid, "marker r1")       # full-JID delivery still reaches r1
+    assert_next_message_is(r1, "marker r1", s.jid)
+
+
+def test_resource_without_initial_presence_gets_no_bare_jid_messages(stack, login, new_user):
+    a, b = new_user(), new_user()
+    quiet = login(a, resource="quiet", priority=False)   # bound, never available
+    avail = login(a, resource="avail", priority=0)
+    s = login(b, resource="s")
+    s.message(a.jid, "bare to available only")
+    avail.wait_message("bare to available only", sender=s.jid)
+    s.message(quiet.jid, "marker quiet")
+    assert_next_message_is(quiet, "marker quiet", s.jid)

@@ -5,7 +5,8 @@ import uuid
 
 import pytest
 
-from xmpp_client import (NS_SASL, NS_TLS, ScramClient, b64, dump, q)
+from xmpp_client import (NS_SASL, NS_STREAMS_ERR, NS_TLS, STREAM_ERROR_TAG, ScramClient, b64,
+                         child_conditions, dump, q)
 
 SCRAM_MECHS = [("SCRAM-SHA-256", "SHA-256"), ("SCRAM-SHA-1", "SHA-1")]
 
@@ -269,3 +270,101 @@ def test_optional_tls_frontend_still_offers_plain_after_tls(stack, extra_fronten
     features = c.starttls()
     assert "PLAIN" in c.mechanisms(features), dump(features)
     assert c.auth_plain(u.localpart, u.password) == "success"
+
+
+def test_too_many_failures_end_the_stream(stack, clients, new_user):
+    # RFC 6120 6.4.5: a reasonable number of retries (at least 2, no more than 5), then
+    # the stream is closed with a stream error, "which SHOULD be <policy-violation/>,
+    # although some existing implementations send <not-authorized/> instead".
+    u = new_user()
+    c = tls_client(clients)
+    failures = 0
+    el = None
+    for _ in range(8):
+        c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
+               % (NS_SASL, b64("\0%s\0wrong" % u.localpart)))
+        el = c.recv()
+        if el.tag != q(NS_SASL, "failure"):
+            break
+        assert c.failure_condition(el) == "not-authorized", dump(el)
+        failures += 1
+    assert el.tag == STREAM_ERROR_TAG, "no stream error after %d failures: %s" % (failures, dump(el))
+    # failures = the first attempt plus the retries allowed
+    assert 3 <= failures <= 6, "failed attempts allowed before the stream ended: %d" % failures
+    conds = child_conditions(el, NS_STREAMS_ERR)
+    assert set(conds) & {"policy-violation", "not-authorized"}, dump(el)
+    c.assert_closed()
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-256"])
+def test_authzid_of_own_jid_is_accepted(stack, clients, new_user, mech):
+    u = new_user()
+    c = tls_client(clients)
+    if mech == "PLAIN":
+        c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
+               % (NS_SASL, b64("%s\0%s\0%s" % (u.jid, u.localpart, u.password))))
+        el = c.recv()
+        assert el.tag == q(NS_SASL, "success"), dump(el)
+    else:
+        sc = ScramClient(u.localpart, u.password)
+        sc.gs2_header = "n,a=%s," % u.jid
+        c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>" % (NS_SASL, b64(sc.client_first())))
+        el = c.recv()
+        assert el.tag == q(NS_SASL, "challenge"), dump(el)
+        c.send("<response xmlns='%s'>%s</response>"
+               % (NS_SASL, b64(sc.client_final(base64.b64decode(el.text).decode()))))
+        el = c.recv()
+        assert el.tag == q(NS_SASL, "success"), dump(el)
+        sc.verify_server_final(base64.b64decode(el.text).decode())
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-256"])
+def test_authzid_of_other_user_is_invalid_authzid(stack, clients, new_user, mech):
+    u, other = new_user(), new_user()
+    c = tls_client(clients)
+    if mech == "PLAIN":
+        c.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
+               % (NS_SASL, b64("%s\0%s\0%s" % (other.jid, u.localpart, u.password))))
+        assert sasl_failure(c) == "invalid-authzid"
+    else:
+        sc = ScramClient(u.localpart, u.password)
+        sc.gs2_header = "n,a=%s," % other.jid
+        c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>" % (NS_SASL, b64(sc.client_first())))
+        el = c.recv()
+        if el.tag == q(NS_SASL, "challenge"):
+            c.send("<response xmlns='%s'>%s</response>"
+                   % (NS_SASL, b64(sc.client_final(base64.b64decode(el.text).decode()))))
+            el = c.recv()
+        assert el.tag == q(NS_SASL, "failure"), "logged in as another user's authzid: %s" % dump(el)
+        assert c.failure_condition(el) == "invalid-authzid", dump(el)
+    # Nothing was granted: a proper login still works afterwards.
+    assert c.auth_scram(u.localpart, u.password) == "success"
+    assert c.bind("me") == u.jid + "/me"
+
+
+def test_scram_gs2_flag_y_is_accepted(stack, clients, new_user):
+    # RFC 5802 6: 'y' = client supports channel binding but thinks the server does not.
+    # This server offers no -PLUS mechanism, so it must accept it.
+    u = new_user()
+    c = tls_client(clients)
+    sc = ScramClient(u.localpart, u.password)
+    sc.gs2_header = "y,,"
+    c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>" % (NS_SASL, b64(sc.client_first())))
+    el = c.recv()
+    assert el.tag == q(NS_SASL, "challenge"), dump(el)
+    c.send("<response xmlns='%s'>%s</response>"
+           % (NS_SASL, b64(sc.client_final(base64.b64decode(el.text).decode()))))
+    el = c.recv()
+    assert el.tag == q(NS_SASL, "success"), dump(el)
+    sc.verify_server_final(base64.b64decode(el.text).decode())
+
+
+@pytest.mark.parametrize("mech", ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"])
+def test_non_ascii_username_and_password(stack, clients, mech):
+    name = "j\u00f6rg" + uuid.uuid4().hex[:8]
+    password = "p\u00e4ss \u2603 w\u00f6rd"
+    r = stack.ctl("adduser", name + "@localhost", password)
+    assert r.returncode == 0, r.stderr
+    c = tls_client(clients)
+    assert c.auth(name, password, mech) == "success"
+    assert c.bind("uni") == "%s@localhost/uni" % name

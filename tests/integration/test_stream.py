@@ -145,3 +145,32 @@ def test_stream_close_before_auth(stack, clients):
     c = clients()
     c.open_stream()
     c.end_stream()
+
+
+@pytest.mark.parametrize("header", [
+    # content namespace of a server-to-server stream
+    "<stream:stream to='localhost' version='1.0' xmlns='jabber:server' "
+    "xmlns:stream='http://etherx.jabber.org/streams'>",
+    # wrong stream namespace
+    "<stream:stream to='localhost' version='1.0' xmlns='jabber:client' "
+    "xmlns:stream='urn:example:not-streams'>",
+], ids=["jabber:server", "bad-stream-ns"])
+def test_wrong_namespaces_are_invalid_namespace(stack, clients, header):
+    # RFC 6120 4.9.3.10
+    c = clients()
+    c.send(header)
+    c.expect_stream_error("invalid-namespace")
+
+
+def test_unknown_top_level_element_is_unsupported_stanza_type(stack, login, new_user):
+    # RFC 6120 4.9.3.24
+    c = login(new_user(), resource="odd")
+    c.send("<frobnicate xmlns='jabber:client'/>")
+    c.expect_stream_error("unsupported-stanza-type")
+
+
+def test_idle_unauthenticated_connection_times_out(stack, extra_frontend, clients):
+    fe = extra_frontend(auth_timeout="1")
+    c = clients(fe.port)
+    c.open_stream()
+    c.expect_stream_error("connection-timeout", timeout=5)

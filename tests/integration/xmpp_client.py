@@ -49,6 +49,7 @@ PRESENCE_TAG = q(NS_CLIENT, "presence")
 IQ_TAG = q(NS_CLIENT, "iq")
 
 _ids = itertools.count(1)
+_clients = itertools.count(1)
 
 
 def new_id(prefix="id"):
@@ -309,9 +310,19 @@ class XMPPClient:
         self.eof = False
         self.stream_ended = False
         self.skipped = []         # elements discarded by wait_for (debugging aid)
+        self.num = next(_clients)
+        self._trace("--", ("connected to %s:%d" % (host, port)).encode())
 
     # ---------------------------------------------------------------- low level I/O
+    def _trace(self, direction, data):
+        # Printed to stdout: pytest shows it only for failing tests.
+        text = data.decode("utf-8", "replace")
+        if len(text) > 1500:
+            text = text[:1000] + "...[%d chars]..." % (len(text) - 1500) + text[-500:]
+        print("[c%d %s] %s" % (self.num, direction, text))
+
     def send_raw(self, data):
+        self._trace(">>", data)
         self.sock.sendall(data)
 
     def send(self, stanza):
@@ -339,6 +350,9 @@ class XMPPClient:
             data = b""
         if not data:
             self.eof = True
+            self._trace("<<", b"(EOF)")
+        else:
+            self._trace("<<", data)
         return data
 
     def _next_event(self, timeout):

@@ -1,0 +1,166 @@
+/* loadgen: a single-threaded epoll XMPP client load generator. This header is the interface
+ * between the connection engine (lg_conn.c), SCRAM (lg_scram.c), measurements
+ * (lg_stats.c) and the scenarios (loadgen.c). */
+#ifndef BENCH_LG_H
+#define BENCH_LG_H
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- settings shared by every connection (filled from the command line) ---- */
+
+typedef enum { SASL_AUTO, SASL_SCRAM_SHA256, SASL_SCRAM_SHA1, SASL_PLAIN } lg_sasl_t;
+
+typedef struct {
+    char host[64];         /* server address (numeric IPv4) */
+    int ports[8];          /* one port per frontend; clients spread round-robin */
+    int nports;
+    int nsrc;              /* source addresses 127.0.0.1 .. 127.0.0.nsrc (0/1: let the kernel pick) */
+    char domain[256];
+    char user_prefix[64];  /* accounts are PREFIX0 .. PREFIXn-1 */
+    char password[128];
+    int starttls;          /* 1: STARTTLS before SASL; 0: plaintext stream */
+    lg_sasl_t sasl;
+    int roster;            /* send a roster get before initial presence (interested resource) */
+    int login_timeout_s;   /* a login not finished by then counts as failed */
+} lg_config_t;
+
+extern lg_config_t lg_cfg;
+
+/* ---- connections ---- */
+
+typedef enum {
+    CS_FREE = 0,   /* not started, or closed */
+    CS_CONNECTING, /* TCP connect in progress */
+    CS_STREAM1,    /* stream header sent, waiting for the first features */
+    CS_STARTTLS,   /* <starttls/> sent, waiting for <proceed/> */
+    CS_HANDSHAKE,  /* TLS handshake */
+    CS_STREAM2,    /* waiting for the SASL features */
+    CS_AUTH,       /* SASL exchange */
+    CS_STREAM3,    /* after SASL success, waiting for the bind features */
+    CS_BIND,       /* bind iq sent */
+    CS_PING,       /* initial presence and ping sent, waiting for the ping result */
+    CS_READY,      /* logged in: the scenario owns it */
+} lg_state_t;
+
+typedef struct scram_client scram_client_t;
+
+/* One client. Kept small on purpose: at 100,000 connections every byte counts x100,000, and
+ * buffers exist only while they hold data. */
+typedef struct lg_conn {
+    int fd;
+    uint8_t state;
+    uint8_t fail_state;     /* the state a failed connection was in (CS_READY: lost after login) */
+    uint8_t in_stream : 1;  /* the server's stream header has been seen */
+    uint8_t want_out : 1;   /* EPOLLOUT is registered */
+    uint8_t dirty : 1;      /* on the flush list */
+    uint8_t failed : 1;
+    uint8_t roster_result : 1; /* the roster get was answered with a result */
+    uint8_t hs_want_write : 1;
+    uint8_t io_want_write : 1; /* SSL_read or SSL_write needs the socket writable */
+    uint8_t closing : 1;       /* close once the output is flushed */
+    SSL *ssl;
+    char *in;              /* bytes of an incomplete stanza, NULL when none */
+    uint32_t in_len, in_cap;
+    char *out;             /* bytes not yet written, NULL when none */
+    uint32_t out_len, out_cap;
+    scram_client_t *scram; /* only during the SASL exchange */
+    uint64_t t_start;      /* connect time (us) */
+    uint32_t idx;          /* account number: PREFIX<idx> */
+    int32_t inflight;      /* scenario use: messages in flight from this client */
+    uint32_t next_dirty;   /* flush list link (index + 1, 0 = end) */
+    uint32_t counter;      /* scenario use */
+} lg_conn_t;
+
+/* What the scenario hears from the engine. */
+typedef struct {
+    void (*ready)(lg_conn_t *c);                      /* login finished (ping answered) */
+    void (*failed)(lg_conn_t *c, const char *why);    /* login failed or ready conn lost */
+    void (*stanza)(lg_conn_t *c, const char *name, const char *st, size_t len); /* READY only */
+} lg_handlers_t;
+
+/* Sets up TLS and epoll for `n` connection slots. Returns 0 or -1. */
+int lg_init(uint32_t n, const lg_handlers_t *h);
+void lg_shutdown(void);
+lg_conn_t *lg_conn(uint32_t idx);
+/* Starts the login of account `idx` on slot `idx`. Returns 0, or -1 when the socket could not
+ * be opened (then `failed` has been called). */
+int lg_start(uint32_t idx);
+/* Queues bytes for the server; they go out at the end of the loop iteration. */
+void lg_send(lg_conn_t *c, const char *data, size_t len);
+/* Closes a connection now (no callback). */
+void lg_close(lg_conn_t *c);
+/* Runs the loop until done() returns nonzero or `timeout_us` passes; tick() (may be NULL)
+ * runs at least every `tick_us`. Returns 0 when done, -1 on timeout. */
+int lg_run(int (*done)(void), void (*tick)(void), uint64_t tick_us, uint64_t timeout_us);
+/* Counts of connections by state. */
+uint32_t lg_count_state(lg_state_t st);
+
+/* ---- small helpers ---- */
+
+uint64_t now_us(void);
+/* Copies the value of attribute `name` of the element's start tag into out. Returns the
+ * length, or -1 when absent or too long. */
+int xml_attr(const char *st, size_t len, const char *name, char *out, size_t outsz);
+/* Finds `needle` within st[0..len). */
+const char *mem_find(const char *st, size_t len, const char *needle);
+
+/* ---- SCRAM client (RFC 5802 / RFC 7677) ---- */
+
+/* A client exchange for `user`; md is EVP_sha1() or EVP_sha256(). */
+scram_client_t *scram_client_new(const EVP_MD *md, const char *user);
+void scram_client_free(scram_client_t **s_p);
+/* The client-first-message. */
+const char *scram_client_first(const scram_client_t *s);
+/* From server-first-message (decoded) to client-final-message, written to out (NUL-ended).
+ * Salted keys are cached per (hash, salt, iterations): with shared salts the generator pays
+ * PBKDF2 once, not per login. Returns 0 or -1. */
+int scram_client_final(scram_client_t *s, const char *server_first, size_t len,
+                       const char *password, char *out, size_t outsz);
+/* Checks the server-final-message "v=...". Returns 0 when the server proved itself. */
+int scram_client_verify(const scram_client_t *s, const char *server_final, size_t len);
+/* base64 with padding; out must hold 4*ceil(len/3)+1 bytes. Returns the length. */
+size_t b64_encode(const unsigned char *in, size_t len, char *out);
+/* Decodes base64 text; returns the length or -1. out must hold 3*len/4+3 bytes. */
+int b64_decode(const char *in, size_t len, unsigned char *out);
+
+/* ---- measurements (lg_stats.c) ---- */
+
+/* The server processes measured: CPU (user+sys) and RSS from /proc. */
+typedef struct {
+    pid_t pids[32];
+    char names[32][32];
+    int n;
+} lg_procs_t;
+
+/* Parses "1,2,3" into procs. Returns 0 or -1. */
+int procs_from_list(lg_procs_t *p, const char *list);
+/* Every process whose /proc/PID/comm equals one of the comma-separated names. */
+int procs_from_names(lg_procs_t *p, const char *names);
+/* Sum of user+sys CPU of all processes, in milliseconds (process-wide: all threads). */
+double procs_cpu_ms(const lg_procs_t *p);
+/* VmRSS of process i in KiB, or -1 when it is gone. */
+long proc_rss_kib(pid_t pid);
+/* Sum of VmRSS over all processes, KiB. */
+long procs_rss_kib(const lg_procs_t *p);
+/* CPU (user+sys) of this process in ms. */
+double self_cpu_ms(void);
+
+/* Latency histogram: 10 us buckets below 100 ms, 1 ms buckets up to 10 s. */
+typedef struct {
+    uint32_t *b;
+    uint64_t n;
+    uint64_t over; /* samples above 10 s */
+    uint64_t max_us;
+} lg_hist_t;
+
+void hist_init(lg_hist_t *h);
+void hist_free(lg_hist_t *h);
+void hist_add(lg_hist_t *h, uint64_t us);
+/* The q-quantile (0..1) in milliseconds; 0 when empty. */
+double hist_ms(const lg_hist_t *h, double q);
+
+#endif

@@ -1,0 +1,775 @@
+/* loadgen: drives N XMPP clients against a server and measures it. Each scenario prints one
+ * machine-readable "RESULT ..." line and a short human table. Server CPU and memory come from
+ * /proc for the processes named by --pids or --pid-names. See bench/README.md. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lg.h"
+
+/* ---- options ---- */
+
+static struct {
+    const char *scenario;
+    const char *label;         /* name of the server measured, copied into RESULT lines */
+    uint32_t clients;          /* login, idle */
+    uint32_t concurrency;      /* logins in flight at once */
+    uint32_t pairs, window;    /* msg */
+    double duration, rate, drain;
+    uint32_t contacts, presence_users, changes, presence_inflight;
+    uint32_t scale_target;
+    double rest, settle, timeout;
+    lg_procs_t procs;
+} opt = {
+    .scenario = "login", .label = "ours", .clients = 1000, .concurrency = 200,
+    .pairs = 200, .window = 10, .duration = 10, .drain = 10,
+    .contacts = 50, .presence_users = 200, .changes = 1000, .presence_inflight = 4,
+    .scale_target = 10000, .rest = 10, .settle = 3, .timeout = 900,
+};
+
+static void usage(void) __attribute__((noreturn));
+static void usage(void)
+{
+    fprintf(stderr,
+        "usage: loadgen --scenario login|idle|msg|presence|scale [options]\n"
+        "  --host ADDR          server address (127.0.0.1)\n"
+        "  --port P[,P...]      client port(s); several spread clients over frontends (5222)\n"
+        "  --domain D           XMPP domain (localhost)\n"
+        "  --user-prefix S      accounts are S0, S1, ... (lg)\n"
+        "  --password S         the password of every bench account (benchpass)\n"
+        "  --sasl M             scram-sha-256 | scram-sha-1 | plain | auto (scram-sha-256)\n"
+        "  --no-tls             no STARTTLS (the server must allow it)\n"
+        "  -n, --clients N      login / idle: clients (1000)\n"
+        "  --concurrency C      logins in flight at once (200)\n"
+        "  --pairs P --window W --duration T --rate R --drain S\n"
+        "                       msg: P pairs, W in flight per sender, T seconds, at most R\n"
+        "                       msgs/s in all (0: as fast as the server answers), S s drain\n"
+        "  --contacts K --presence-users U --changes X --presence-inflight I\n"
+        "                       presence: U users with K mutual contacts, X changes, I at once\n"
+        "  --scale-target N     scale: sessions to open (10000)\n"
+        "  --rest S             scale: seconds at rest to measure CPU (10)\n"
+        "  --settle S           idle: seconds to wait before measuring RSS (3)\n"
+        "  --src-addrs N        spread clients over 127.0.0.1..127.0.0.N (auto for scale)\n"
+        "  --pids P,P,...       server processes to measure (or --pid-names a,b,c)\n"
+        "  --label NAME         server name in RESULT lines (ours)\n"
+        "  --login-timeout S    a login slower than this fails (60)\n"
+        "  --timeout S          bound on every phase (900)\n");
+    exit(2);
+}
+
+static void parse_ports(const char *s)
+{
+    lg_cfg.nports = 0;
+    while (*s && lg_cfg.nports < 8) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v <= 0 || v > 65535)
+            usage();
+        lg_cfg.ports[lg_cfg.nports++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+    }
+}
+
+static void parse_args(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"scenario", 1, 0, 's'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'},
+        {"domain", 1, 0, 'd'}, {"user-prefix", 1, 0, 'u'}, {"password", 1, 0, 'w'},
+        {"sasl", 1, 0, 'm'}, {"no-tls", 0, 0, 'T'}, {"clients", 1, 0, 'n'},
+        {"concurrency", 1, 0, 'c'}, {"pairs", 1, 0, 'P'}, {"window", 1, 0, 'W'},
+        {"duration", 1, 0, 'D'}, {"rate", 1, 0, 'R'}, {"drain", 1, 0, 'X'},
+        {"contacts", 1, 0, 'K'}, {"presence-users", 1, 0, 'U'}, {"changes", 1, 0, 'C'},
+        {"presence-inflight", 1, 0, 'I'}, {"scale-target", 1, 0, 'S'}, {"rest", 1, 0, 'r'},
+        {"settle", 1, 0, 'e'}, {"src-addrs", 1, 0, 'a'}, {"pids", 1, 0, 'i'},
+        {"pid-names", 1, 0, 'N'}, {"label", 1, 0, 'l'}, {"login-timeout", 1, 0, 'L'},
+        {"timeout", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    snprintf(lg_cfg.host, sizeof lg_cfg.host, "127.0.0.1");
+    snprintf(lg_cfg.domain, sizeof lg_cfg.domain, "localhost");
+    snprintf(lg_cfg.user_prefix, sizeof lg_cfg.user_prefix, "lg");
+    snprintf(lg_cfg.password, sizeof lg_cfg.password, "benchpass");
+    lg_cfg.ports[0] = 5222;
+    lg_cfg.nports = 1;
+    lg_cfg.starttls = 1;
+    lg_cfg.sasl = SASL_SCRAM_SHA256;
+    lg_cfg.login_timeout_s = 60;
+    int o;
+    while ((o = getopt_long(argc, argv, "s:n:h", lo, NULL)) != -1) {
+        switch (o) {
+        case 's': opt.scenario = optarg; break;
+        case 'H': snprintf(lg_cfg.host, sizeof lg_cfg.host, "%s", optarg); break;
+        case 'p': parse_ports(optarg); break;
+        case 'd': snprintf(lg_cfg.domain, sizeof lg_cfg.domain, "%s", optarg); break;
+        case 'u': snprintf(lg_cfg.user_prefix, sizeof lg_cfg.user_prefix, "%s", optarg); break;
+        case 'w': snprintf(lg_cfg.password, sizeof lg_cfg.password, "%s", optarg); break;
+        case 'm':
+            lg_cfg.sasl = strcmp(optarg, "scram-sha-256") == 0 ? SASL_SCRAM_SHA256
+                        : strcmp(optarg, "scram-sha-1") == 0   ? SASL_SCRAM_SHA1
+                        : strcmp(optarg, "plain") == 0         ? SASL_PLAIN
+                        : strcmp(optarg, "auto") == 0          ? SASL_AUTO
+                                                               : (usage(), SASL_AUTO);
+            break;
+        case 'T': lg_cfg.starttls = 0; break;
+        case 'n': opt.clients = (uint32_t)atol(optarg); break;
+        case 'c': opt.concurrency = (uint32_t)atol(optarg); break;
+        case 'P': opt.pairs = (uint32_t)atol(optarg); break;
+        case 'W': opt.window = (uint32_t)atol(optarg); break;
+        case 'D': opt.duration = atof(optarg); break;
+        case 'R': opt.rate = atof(optarg); break;
+        case 'X': opt.drain = atof(optarg); break;
+        case 'K': opt.contacts = (uint32_t)atol(optarg); break;
+        case 'U': opt.presence_users = (uint32_t)atol(optarg); break;
+        case 'C': opt.changes = (uint32_t)atol(optarg); break;
+        case 'I': opt.presence_inflight = (uint32_t)atol(optarg); break;
+        case 'S': opt.scale_target = (uint32_t)atol(optarg); break;
+        case 'r': opt.rest = atof(optarg); break;
+        case 'e': opt.settle = atof(optarg); break;
+        case 'a': lg_cfg.nsrc = atoi(optarg); break;
+        case 'i':
+            if (procs_from_list(&opt.procs, optarg) < 0)
+                usage();
+            break;
+        case 'N': procs_from_names(&opt.procs, optarg); break;
+        case 'l': opt.label = optarg; break;
+        case 'L': lg_cfg.login_timeout_s = atoi(optarg); break;
+        case 't': opt.timeout = atof(optarg); break;
+        default: usage();
+        }
+    }
+    if (optind != argc || opt.concurrency == 0 || lg_cfg.nports == 0)
+        usage();
+}
+
+static const char *sasl_name(void)
+{
+    switch (lg_cfg.sasl) {
+    case SASL_SCRAM_SHA256: return "SCRAM-SHA-256";
+    case SASL_SCRAM_SHA1: return "SCRAM-SHA-1";
+    case SASL_PLAIN: return "PLAIN";
+    default: return "auto";
+    }
+}
+
+static uint64_t secs_us(double s)
+{
+    return (uint64_t)(s * 1e6);
+}
+
+/* ---- output ---- */
+
+static void row(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void row(const char *what, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("  %-34s ", what);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+static void print_procs_rss(const char *when, const long *rss)
+{
+    for (int i = 0; i < opt.procs.n; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "RSS %s %s (pid %d)", when, opt.procs.names[i],
+                 (int)opt.procs.pids[i]);
+        row(what, "%ld KiB", rss[i]);
+    }
+}
+
+static void snap_rss(long *rss)
+{
+    for (int i = 0; i < opt.procs.n; i++)
+        rss[i] = proc_rss_kib(opt.procs.pids[i]);
+}
+
+/* ---- failures: counted by reason, the first few reasons shown ---- */
+
+#define MAX_REASONS 8
+static struct {
+    char why[96];
+    uint32_t n;
+} reasons[MAX_REASONS];
+
+static void note_failure(const char *why)
+{
+    for (int i = 0; i < MAX_REASONS; i++) {
+        if (!reasons[i].n) {
+            snprintf(reasons[i].why, sizeof reasons[i].why, "%s", why);
+            reasons[i].n = 1;
+            return;
+        }
+        if (strcmp(reasons[i].why, why) == 0) {
+            reasons[i].n++;
+            return;
+        }
+    }
+}
+
+static void print_failures(void)
+{
+    for (int i = 0; i < MAX_REASONS && reasons[i].n; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "failed: %.95s", reasons[i].why);
+        row(what, "%u", reasons[i].n);
+    }
+}
+
+/* ---- the login driver: keeps `concurrency` logins in flight over a range of accounts ---- */
+
+static struct {
+    uint32_t first, end, next; /* accounts [first, end); next to start */
+    uint32_t inflight, ok, fail, lost;
+    int kicking;
+    uint64_t t_last;
+    lg_hist_t lat;
+} lr;
+
+/* Scenario hooks on top of the login driver. */
+static void (*scen_ready)(lg_conn_t *c);
+static void (*scen_stanza)(lg_conn_t *c, const char *name, const char *st, size_t len);
+
+static void login_kick(void)
+{
+    if (lr.kicking)
+        return; /* a start that failed at once calls back in here */
+    lr.kicking = 1;
+    while (lr.inflight < opt.concurrency && lr.next < lr.end) {
+        lr.inflight++;
+        lg_start(lr.next++);
+    }
+    lr.kicking = 0;
+}
+
+static void on_ready(lg_conn_t *c)
+{
+    lr.inflight--;
+    lr.ok++;
+    lr.t_last = now_us();
+    hist_add(&lr.lat, lr.t_last - c->t_start);
+    if (scen_ready)
+        scen_ready(c);
+    login_kick();
+}
+
+static void on_failed(lg_conn_t *c, const char *why)
+{
+    note_failure(why);
+    if (c->fail_state == CS_READY) {
+        lr.lost++; /* a session that had logged in was lost */
+        return;
+    }
+    lr.inflight--;
+    lr.fail++;
+    login_kick();
+}
+
+static void on_stanza(lg_conn_t *c, const char *name, const char *st, size_t len)
+{
+    if (scen_stanza)
+        scen_stanza(c, name, st, len);
+}
+
+static int logins_done(void)
+{
+    return lr.next == lr.end && lr.inflight == 0;
+}
+
+static int never(void)
+{
+    return 0;
+}
+
+/* Logs in accounts [first, first + n). Returns the seconds it took. */
+static double login_range(uint32_t first, uint32_t n)
+{
+    lr.first = lr.next = first;
+    lr.end = first + n;
+    lr.inflight = lr.ok = lr.fail = 0;
+    uint64_t t0 = now_us();
+    lr.t_last = t0;
+    login_kick();
+    if (lg_run(logins_done, login_kick, 10000, secs_us(opt.timeout)) < 0)
+        fprintf(stderr, "loadgen: logins did not finish within %.0f s\n", opt.timeout);
+    return (double)(lr.t_last - t0) / 1e6;
+}
+
+static void start_engine(uint32_t n)
+{
+    static const lg_handlers_t h = {on_ready, on_failed, on_stanza};
+    hist_init(&lr.lat);
+    if (lg_init(n, &h) < 0) {
+        fprintf(stderr, "loadgen: cannot set up epoll/TLS\n");
+        exit(1);
+    }
+}
+
+static void print_header(const char *title)
+{
+    printf("%s against %s (%s%s, %d server process%s)\n", title, opt.label,
+           lg_cfg.starttls ? "STARTTLS " : "no TLS ", sasl_name(), opt.procs.n,
+           opt.procs.n == 1 ? "" : "es");
+}
+
+static double pct(double part, double whole)
+{
+    return whole > 0 ? 100.0 * part / whole : 0;
+}
+
+/* ---- login ---- */
+
+static int scenario_login(void)
+{
+    uint32_t n = opt.clients;
+    start_engine(n);
+    double cpu0 = procs_cpu_ms(&opt.procs), self0 = self_cpu_ms();
+    double secs = login_range(0, n);
+    double cpu = procs_cpu_ms(&opt.procs) - cpu0, self = self_cpu_ms() - self0;
+    double per = lr.ok ? cpu / lr.ok : 0, rate = secs > 0 ? lr.ok / secs : 0;
+    printf("RESULT scenario=login server=%s tls=%s sasl=%s n=%u ok=%u fail=%u secs=%.2f "
+           "logins_per_s=%.1f cpu_ms_per_login=%.3f p50_ms=%.2f p99_ms=%.2f gen_cpu_pct=%.0f\n",
+           opt.label, lg_cfg.starttls ? "starttls" : "none", sasl_name(), n, lr.ok, lr.fail,
+           secs, rate, per, hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), pct(self, secs * 1000));
+    print_header("login");
+    row("logins ok / failed", "%u / %u", lr.ok, lr.fail);
+    row("logins per second", "%.1f", rate);
+    row("server CPU per login", "%.3f ms", per);
+    row("login time p50 / p99", "%.2f / %.2f ms", hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99));
+    row("generator CPU", "%.0f %% of one core", pct(self, secs * 1000));
+    print_failures();
+    return lr.fail ? 1 : 0;
+}
+
+/* ---- idle ---- */
+
+static int scenario_idle(void)
+{
+    uint32_t n = opt.clients;
+    long before[32], after[32];
+    start_engine(n);
+    snap_rss(before);
+    login_range(0, n);
+    lg_run(never, NULL, 0, secs_us(opt.settle)); /* let buffers be released */
+    snap_rss(after);
+    long b = 0, a = 0;
+    for (int i = 0; i < opt.procs.n; i++) {
+        b += before[i];
+        a += after[i];
+    }
+    uint32_t live = lg_count_state(CS_READY);
+    double per = live ? (double)(a - b) / live : 0;
+    printf("RESULT scenario=idle server=%s tls=%s n=%u ok=%u fail=%u sessions=%u "
+           "rss_before_kib=%ld rss_after_kib=%ld kib_per_session=%.2f\n",
+           opt.label, lg_cfg.starttls ? "starttls" : "none", n, lr.ok, lr.fail, live, b, a, per);
+    print_header("idle");
+    row("idle sessions", "%u (failed %u)", live, lr.fail);
+    print_procs_rss("before", before);
+    print_procs_rss("after", after);
+    row("RSS of all server processes", "%ld -> %ld KiB", b, a);
+    row("per idle session", "%.2f KiB", per);
+    print_failures();
+    return lr.fail ? 1 : 0;
+}
+
+/* ---- msg: pairs send to each other's bare JID, W in flight per sender ---- */
+
+static struct {
+    int running;
+    uint64_t sent, received, errors, seq;
+    uint32_t n;            /* 2 * pairs */
+    double allowance;      /* rate mode: messages we may send now */
+    uint64_t t_tick;
+    uint32_t rr;           /* rate mode: next sender to consider */
+    lg_hist_t lat;
+} ms;
+
+static uint32_t partner(uint32_t i)
+{
+    uint32_t p = ms.n / 2;
+    return i < p ? i + p : i - p;
+}
+
+static void send_msg(lg_conn_t *c)
+{
+    char b[320];
+    /* The id carries the sender and the send time: the receiver needs nothing else. */
+    int len = snprintf(b, sizeof b,
+                       "<message to='%s%u@%s' type='chat' id='m%u.%llu'><body>bench message "
+                       "%llu</body></message>",
+                       lg_cfg.user_prefix, partner(c->idx), lg_cfg.domain, c->idx,
+                       (unsigned long long)now_us(), (unsigned long long)ms.seq++);
+    lg_send(c, b, (size_t)len);
+    c->inflight++;
+    ms.sent++;
+}
+
+static void msg_stanza(lg_conn_t *c, const char *name, const char *st, size_t len)
+{
+    char id[64], type[16] = "";
+    if (strcmp(name, "message") != 0 || xml_attr(st, len, "id", id, sizeof id) < 0 || id[0] != 'm')
+        return;
+    char *dot;
+    unsigned long from = strtoul(id + 1, &dot, 10);
+    if (*dot != '.' || from >= ms.n)
+        return;
+    unsigned long long ts = strtoull(dot + 1, NULL, 10);
+    xml_attr(st, len, "type", type, sizeof type);
+    lg_conn_t *s = lg_conn((uint32_t)from);
+    s->inflight--;
+    if (strcmp(type, "error") == 0) {
+        ms.errors++; /* bounced back to its sender */
+        return;
+    }
+    ms.received++;
+    hist_add(&ms.lat, now_us() - ts);
+    (void)c;
+    /* Closed loop: each delivery lets its sender send the next one. */
+    if (ms.running && opt.rate <= 0 && s->state == CS_READY)
+        send_msg(s);
+}
+
+/* Rate mode: spend the allowance round-robin over senders that have room in their window. */
+static void msg_tick(void)
+{
+    if (!ms.running || opt.rate <= 0)
+        return;
+    uint64_t now = now_us();
+    ms.allowance += opt.rate * (double)(now - ms.t_tick) / 1e6;
+    ms.t_tick = now;
+    if (ms.allowance > opt.rate / 10)
+        ms.allowance = opt.rate / 10; /* no bursts after a stall */
+    for (uint32_t tried = 0; ms.allowance >= 1 && tried < ms.n; tried++) {
+        lg_conn_t *c = lg_conn(ms.rr);
+        ms.rr = (ms.rr + 1) % ms.n;
+        if (c->state == CS_READY && c->inflight < (int32_t)opt.window &&
+            lg_conn(partner(c->idx))->state == CS_READY) {
+            send_msg(c);
+            ms.allowance -= 1;
+            tried = 0;
+        }
+    }
+}
+
+static int msg_drained(void)
+{
+    return ms.sent == ms.received + ms.errors;
+}
+
+static int scenario_msg(void)
+{
+    ms.n = 2 * opt.pairs;
+    start_engine(ms.n);
+    hist_init(&ms.lat);
+    scen_stanza = msg_stanza;
+    login_range(0, ms.n);
+    if (lr.fail)
+        fprintf(stderr, "loadgen: %u of %u logins failed; pairs with a missing side sit out\n",
+                lr.fail, ms.n);
+    lg_run(never, NULL, 0, 500000); /* let initial presence settle */
+
+    double cpu0 = procs_cpu_ms(&opt.procs), self0 = self_cpu_ms();
+    uint64_t t0 = now_us();
+    ms.running = 1;
+    ms.t_tick = t0;
+    if (opt.rate <= 0)
+        for (uint32_t i = 0; i < ms.n; i++) {
+            lg_conn_t *c = lg_conn(i);
+            if (c->state == CS_READY && lg_conn(partner(i))->state == CS_READY)
+                for (uint32_t w = 0; w < opt.window; w++)
+                    send_msg(c);
+        }
+    lg_run(never, msg_tick, 1000, secs_us(opt.duration));
+    ms.running = 0;
+    uint64_t sent_in_window = ms.sent;
+    int drained = lg_run(msg_drained, NULL, 0, secs_us(opt.drain)) == 0;
+    uint64_t t1 = now_us();
+    double cpu = procs_cpu_ms(&opt.procs) - cpu0, self = self_cpu_ms() - self0;
+    double secs = (double)(t1 - t0) / 1e6;
+    double rate = secs > 0 ? ms.received / secs : 0;
+    double per1000 = ms.received ? cpu * 1000.0 / ms.received : 0;
+    long long lost = (long long)ms.sent - (long long)ms.received;
+    printf("RESULT scenario=msg server=%s pairs=%u window=%u duration_s=%.0f rate_cap=%.0f "
+           "sent=%llu received=%llu lost=%lld errors=%llu msgs_per_s=%.0f p50_ms=%.2f "
+           "p99_ms=%.2f max_ms=%.1f cpu_ms_per_1000_msgs=%.2f gen_cpu_pct=%.0f\n",
+           opt.label, opt.pairs, opt.window, opt.duration, opt.rate,
+           (unsigned long long)ms.sent, (unsigned long long)ms.received, lost,
+           (unsigned long long)ms.errors, rate, hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99),
+           (double)ms.lat.max_us / 1000.0, per1000, pct(self, secs * 1000));
+    print_header("msg");
+    row("pairs / window / seconds", "%u / %u / %.0f%s", opt.pairs, opt.window, opt.duration,
+        opt.rate > 0 ? " (rate capped)" : "");
+    row("sent / received / lost", "%llu / %llu / %lld%s", (unsigned long long)sent_in_window,
+        (unsigned long long)ms.received, lost, drained ? "" : " (drain timed out)");
+    row("bounced with an error", "%llu", (unsigned long long)ms.errors);
+    row("messages per second", "%.0f", rate);
+    row("latency p50 / p99 / max", "%.2f / %.2f / %.1f ms", hist_ms(&ms.lat, 0.5),
+        hist_ms(&ms.lat, 0.99), (double)ms.lat.max_us / 1000.0);
+    row("server CPU per 1000 messages", "%.2f ms", per1000);
+    row("generator CPU", "%.0f %% of one core", pct(self, secs * 1000));
+    print_failures();
+    return lost != 0 || lr.fail ? 1 : 0;
+}
+
+/* ---- presence: users with K mutual contacts; one change must reach every contact ---- */
+
+typedef struct {
+    uint64_t t_send;
+    uint32_t got;
+} change_t;
+
+static struct {
+    uint32_t users, k, half;
+    int phase;                /* 1 subscribing, 2 measuring */
+    uint32_t sub_next;        /* next user to send its subscription requests */
+    uint64_t sub_sent, sub_approved;
+    uint32_t next_change, done_changes, inflight, timed_out;
+    change_t *changes;
+    lg_hist_t fanout, delivery;
+} ps;
+
+/* The account number in a JID "PREFIXn@...", or -1. */
+static long jid_index(const char *jid)
+{
+    size_t pl = strlen(lg_cfg.user_prefix);
+    if (strncmp(jid, lg_cfg.user_prefix, pl) != 0)
+        return -1;
+    char *end;
+    long v = strtol(jid + pl, &end, 10);
+    return end == jid + pl || *end != '@' ? -1 : v;
+}
+
+static void presence_stanza(lg_conn_t *c, const char *name, const char *st, size_t len)
+{
+    char type[24] = "", from[300], b[400];
+    if (strcmp(name, "presence") != 0 || xml_attr(st, len, "from", from, sizeof from) < 0)
+        return;
+    xml_attr(st, len, "type", type, sizeof type);
+    long who = jid_index(from);
+    if (strcmp(type, "subscribe") == 0) {
+        /* Approve every request: both sides ask, so both end with subscription "both". */
+        from[strcspn(from, "/")] = '\0';
+        snprintf(b, sizeof b, "<presence to='%s' type='subscribed'/>", from);
+        lg_send(c, b, strlen(b));
+        return;
+    }
+    if (strcmp(type, "subscribed") == 0) {
+        c->counter++;
+        ps.sub_approved++;
+        return;
+    }
+    if (ps.phase != 2 || type[0] || who == (long)c->idx)
+        return;
+    const char *m = mem_find(st, len, "<status>pc:");
+    if (!m)
+        return;
+    unsigned long seq = strtoul(m + 11, NULL, 10);
+    if (seq >= opt.changes)
+        return;
+    change_t *ch = &ps.changes[seq];
+    if (ch->got >= ps.k)
+        return;
+    uint64_t now = now_us();
+    hist_add(&ps.delivery, now - ch->t_send);
+    if (++ch->got == ps.k) {
+        hist_add(&ps.fanout, now - ch->t_send);
+        ps.done_changes++;
+        ps.inflight--;
+    }
+}
+
+/* Subscription requests go out a few users at a time so the server is not flooded. */
+static void subscribe_tick(void)
+{
+    char b[400];
+    while (ps.sub_next < ps.users && ps.sub_sent - ps.sub_approved < 2000) {
+        lg_conn_t *c = lg_conn(ps.sub_next++);
+        if (c->state != CS_READY)
+            continue;
+        for (uint32_t d = 1; d <= ps.half; d++) {
+            uint32_t js[2] = {(c->idx + d) % ps.users, (c->idx + ps.users - d) % ps.users};
+            for (int s = 0; s < 2; s++) {
+                int l = snprintf(b, sizeof b, "<presence to='%s%u@%s' type='subscribe'/>",
+                                 lg_cfg.user_prefix, js[s], lg_cfg.domain);
+                lg_send(c, b, (size_t)l);
+                ps.sub_sent++;
+            }
+        }
+    }
+}
+
+static int subscribed_all(void)
+{
+    if (ps.sub_next < ps.users)
+        return 0;
+    for (uint32_t i = 0; i < ps.users; i++) {
+        lg_conn_t *c = lg_conn(i);
+        if (c->state == CS_READY && c->counter < ps.k)
+            return 0;
+    }
+    return 1;
+}
+
+static void change_tick(void)
+{
+    uint64_t now = now_us();
+    /* A change whose fan-out has not finished in 5 s is counted and given up on. */
+    for (uint32_t s = ps.next_change > 64 ? ps.next_change - 64 : 0; s < ps.next_change; s++) {
+        change_t *ch = &ps.changes[s];
+        if (ch->got < ps.k && ch->t_send && now - ch->t_send > 5000000u) {
+            ch->got = ps.k;
+            ps.timed_out++;
+            ps.done_changes++;
+            ps.inflight--;
+        }
+    }
+    char b[300];
+    while (ps.inflight < opt.presence_inflight && ps.next_change < opt.changes) {
+        uint32_t seq = ps.next_change++;
+        lg_conn_t *c = lg_conn(seq % ps.users);
+        int l = snprintf(b, sizeof b, "<presence>%s<status>pc:%u</status></presence>",
+                         seq & 1 ? "<show>away</show>" : "", seq);
+        ps.changes[seq].t_send = now;
+        ps.inflight++;
+        if (c->state != CS_READY) {
+            ps.changes[seq].got = ps.k;
+            ps.timed_out++;
+            ps.done_changes++;
+            ps.inflight--;
+            continue;
+        }
+        lg_send(c, b, (size_t)l);
+    }
+}
+
+static int changes_done(void)
+{
+    return ps.done_changes == opt.changes;
+}
+
+static int scenario_presence(void)
+{
+    ps.users = opt.presence_users;
+    ps.half = opt.contacts / 2;
+    ps.k = 2 * ps.half;
+    if (ps.k == 0 || ps.users <= ps.k) {
+        fprintf(stderr, "loadgen: presence needs --presence-users greater than --contacts\n");
+        return 2;
+    }
+    lg_cfg.roster = 1;
+    start_engine(ps.users);
+    scen_stanza = presence_stanza;
+    /* Probe first: one login that asks for the roster. */
+    login_range(0, 1);
+    if (lr.ok != 1 || !lg_conn(0)->roster_result) {
+        printf("RESULT scenario=presence server=%s status=not-measurable reason=%s\n", opt.label,
+               lr.ok == 1 ? "rosters-not-built" : "login-failed");
+        if (lr.ok == 1)
+            printf("presence: not measurable yet (rosters not built)\n");
+        else
+            print_failures();
+        return 0;
+    }
+    uint32_t first_ok = lr.ok;
+    login_range(1, ps.users - 1);
+    uint32_t logged = first_ok + lr.ok;
+    ps.phase = 1;
+    int subs_ok = lg_run(subscribed_all, subscribe_tick, 10000, secs_us(opt.timeout)) == 0;
+    lg_run(never, NULL, 0, 1000000); /* let subscription traffic settle */
+
+    ps.changes = calloc(opt.changes ? opt.changes : 1, sizeof *ps.changes);
+    hist_init(&ps.fanout);
+    hist_init(&ps.delivery);
+    ps.phase = 2;
+    double cpu0 = procs_cpu_ms(&opt.procs), self0 = self_cpu_ms();
+    uint64_t t0 = now_us();
+    lg_run(changes_done, change_tick, 1000, secs_us(opt.timeout));
+    double secs = (double)(now_us() - t0) / 1e6;
+    double cpu = procs_cpu_ms(&opt.procs) - cpu0, self = self_cpu_ms() - self0;
+    uint64_t deliveries = ps.delivery.n;
+    double per1000 = deliveries ? cpu * 1000.0 / (double)deliveries : 0;
+    printf("RESULT scenario=presence server=%s users=%u contacts=%u changes=%u incomplete=%u "
+           "deliveries=%llu fanout_p50_ms=%.2f fanout_p99_ms=%.2f delivery_p99_ms=%.2f "
+           "cpu_ms_per_1000_deliveries=%.2f gen_cpu_pct=%.0f\n",
+           opt.label, ps.users, ps.k, opt.changes, ps.timed_out,
+           (unsigned long long)deliveries, hist_ms(&ps.fanout, 0.5), hist_ms(&ps.fanout, 0.99),
+           hist_ms(&ps.delivery, 0.99), per1000, pct(self, secs * 1000));
+    print_header("presence");
+    row("users logged in / contacts each", "%u / %u%s", logged, ps.k,
+        subs_ok ? "" : " (subscriptions incomplete)");
+    row("changes / incomplete", "%u / %u", opt.changes, ps.timed_out);
+    row("fan-out to all contacts p50 / p99", "%.2f / %.2f ms", hist_ms(&ps.fanout, 0.5),
+        hist_ms(&ps.fanout, 0.99));
+    row("one delivery p99", "%.2f ms", hist_ms(&ps.delivery, 0.99));
+    row("server CPU per 1000 deliveries", "%.2f ms", per1000);
+    print_failures();
+    free(ps.changes);
+    return ps.timed_out ? 1 : 0;
+}
+
+/* ---- scale: as many concurrent TLS sessions as allowed, up to a target ---- */
+
+static int scenario_scale(void)
+{
+    uint32_t n = opt.scale_target;
+    if (lg_cfg.nsrc == 0)
+        lg_cfg.nsrc = (int)(n / 20000 + 1); /* ~28k ephemeral ports per source address */
+    long before[32], after[32];
+    start_engine(n);
+    snap_rss(before);
+    double cpu0 = procs_cpu_ms(&opt.procs);
+    double secs = login_range(0, n);
+    double login_cpu = procs_cpu_ms(&opt.procs) - cpu0;
+    lg_run(never, NULL, 0, 2000000);
+    double cpu1 = procs_cpu_ms(&opt.procs);
+    lg_run(never, NULL, 0, secs_us(opt.rest));
+    double rest_cpu = procs_cpu_ms(&opt.procs) - cpu1;
+    snap_rss(after);
+    long b = 0, a = 0;
+    for (int i = 0; i < opt.procs.n; i++) {
+        b += before[i];
+        a += after[i];
+    }
+    uint32_t live = lg_count_state(CS_READY);
+    double per = live ? (double)(a - b) / live : 0;
+    double rest_pct = pct(rest_cpu, opt.rest * 1000);
+    printf("RESULT scenario=scale server=%s target=%u reached=%u fail=%u lost=%u secs=%.1f "
+           "logins_per_s=%.0f cpu_ms_per_login=%.3f rss_kib=%ld kib_per_session=%.2f "
+           "rest_cpu_pct=%.2f\n",
+           opt.label, n, live, lr.fail, lr.lost, secs, secs > 0 ? lr.ok / secs : 0,
+           lr.ok ? login_cpu / lr.ok : 0, a, per, rest_pct);
+    print_header("scale");
+    row("target / reached", "%u / %u", n, live);
+    row("failed logins / sessions lost", "%u / %u", lr.fail, lr.lost);
+    row("logins per second", "%.0f", secs > 0 ? lr.ok / secs : 0);
+    print_procs_rss("after", after);
+    row("RSS of all server processes", "%ld -> %ld KiB", b, a);
+    row("per session", "%.2f KiB", per);
+    row("server CPU at rest", "%.2f %% of one core", rest_pct);
+    print_failures();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (opt.procs.n == 0)
+        procs_from_names(&opt.procs, "c2s-frontend,session-router,redis-server");
+    int rc;
+    if (strcmp(opt.scenario, "login") == 0)
+        rc = scenario_login();
+    else if (strcmp(opt.scenario, "idle") == 0)
+        rc = scenario_idle();
+    else if (strcmp(opt.scenario, "msg") == 0)
+        rc = scenario_msg();
+    else if (strcmp(opt.scenario, "presence") == 0)
+        rc = scenario_presence();
+    else if (strcmp(opt.scenario, "scale") == 0)
+        rc = scenario_scale();
+    else
+        usage();
+    lg_shutdown();
+    return rc;
+}
