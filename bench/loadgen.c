@@ -163,7 +163,7 @@ static void row(const char *what, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    printf("  %-34s ", what);
+    printf("  %-40s ", what);
     vprintf(fmt, ap);
     printf("\n");
     va_end(ap);

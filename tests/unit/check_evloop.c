@@ -125,7 +125,7 @@ END_TEST
 START_TEST(test_hmap)
 {
     hmap_t *m = hmap_new();
-    char key[32];
+    char key[48];
     for (long i = 0; i < 5000; i++) {
         snprintf(key, sizeof key, "user%ld@example.org", i);
         ck_assert_ptr_null(hmap_sput(m, key, (void *)(i + 1)));

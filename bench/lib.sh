@@ -1,0 +1,161 @@
+# Shared by bench/run.sh and bench/peers.sh (sourced, bash): ports, certificates, waiting,
+# and the one list of cases every server is measured with, so that our figures and the
+# peers' come from the same generator runs.
+#
+# A script that sources this defines:
+#   server_start VARIANT   VARIANT is "tls" or "notls"; starts fresh server processes and sets
+#                          SERVER_PORT (comma-separated client ports), SERVER_PIDS (every
+#                          server process, comma-separated) and SERVER_NOTLS (1 when this
+#                          variant accepts logins without TLS)
+#   server_stop            stops what server_start started
+# and sets LOADGEN, LABEL, DOMAIN, WORK, RESULTS and the sizes below.
+
+: "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
+: "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
+: "${CASES:=login-scram login-plain login-notls idle msg presence scale}"
+: "${STEP_TIMEOUT:=600}"
+BENCH_PORTS_TAKEN=""
+
+bench_log() { printf 'bench: %s\n' "$*" >&2; }
+
+# bench_pick_port VAR: a TCP port on loopback that nothing uses, below the ephemeral range so
+# the generator's own outgoing connections can never hold it.
+bench_pick_port() {
+    local p hex i
+    for i in $(seq 1 500); do
+        p=$((20000 + RANDOM % 12000))
+        hex=$(printf '%04X' "$p")
+        case " $BENCH_PORTS_TAKEN " in *" $p "*) continue ;; esac
+        if ! grep -q ":$hex " /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+            BENCH_PORTS_TAKEN="$BENCH_PORTS_TAKEN $p"
+            printf -v "$1" '%s' "$p"
+            return 0
+        fi
+    done
+    bench_log "no free port found"
+    return 1
+}
+
+# bench_wait_port PORT SECONDS [PID]: until something accepts on 127.0.0.1:PORT.
+bench_wait_port() {
+    local end=$((SECONDS + $2))
+    while [ "$SECONDS" -lt "$end" ]; do
+        if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+            bench_log "process $3 exited before listening on $1"
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    bench_log "nothing listens on 127.0.0.1:$1 after $2 s"
+    return 1
+}
+
+# bench_cert DIR: a self-signed ECDSA P-256 certificate for $DOMAIN (cert.pem, key.pem, and
+# both in one file, combined.pem, for servers that want that).
+bench_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN" \
+        -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+    cat "$1/cert.pem" "$1/key.pem" > "$1/combined.pem"
+}
+
+# Descriptors: every session is one socket in the server and one in the generator.
+bench_raise_nofile() {
+    ulimit -Hn 1048576 2>/dev/null || true
+    ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+# How many accounts the cases need (lg0 .. lgN-1).
+bench_accounts_needed() {
+    local n=$LOGIN_N
+    for v in $IDLE_N $((2 * PAIRS)) $PRES_USERS $SCALE_TARGET; do
+        [ "$v" -gt "$n" ] && n=$v
+    done
+    echo "$n"
+}
+
+# bench_ready: one login through the generator, retried until the server answers it (a
+# frontend listens before its link to the router is up).
+bench_ready() {
+    local i
+    for i in $(seq 1 50); do
+        if "$LOADGEN" --scenario login -n 1 --port "${SERVER_PORT%%,*}" --domain "$DOMAIN" \
+            --sasl "${1:-scram-sha-256}" ${2:-} --pids "$SERVER_PIDS" > "$WORK/ready.out" 2>&1; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    bench_log "$LABEL does not accept a login:"
+    cat "$WORK/ready.out" >&2
+    return 1
+}
+
+# bench_case NAME ARGS...: one generator run; its RESULT lines go to $RESULTS tagged with
+# the case name. A run that prints none is recorded as failed, and the suite goes on.
+bench_case() {
+    local name=$1 rc
+    shift
+    bench_log "$LABEL: $name"
+    set +e
+    timeout -k 5 "$STEP_TIMEOUT" "$LOADGEN" --label "$LABEL" --domain "$DOMAIN" \
+        --pids "$SERVER_PIDS" "$@" > "$WORK/$LABEL-$name.out" 2>&1
+    rc=$?
+    set -e
+    sed 's/^/    /' "$WORK/$LABEL-$name.out"
+    if grep -q '^RESULT ' "$WORK/$LABEL-$name.out"; then
+        grep '^RESULT ' "$WORK/$LABEL-$name.out" | sed "s/^RESULT /RESULT case=$name /" >> "$RESULTS"
+    else
+        echo "RESULT case=$name server=$LABEL status=failed rc=$rc" >> "$RESULTS"
+    fi
+}
+
+# The cases, each against freshly started server processes so that memory and CPU figures
+# do not carry over from the case before.
+bench_suite() {
+    local c
+    for c in $CASES; do
+        case $c in
+        login-scram | login-plain | idle | msg | presence | scale)
+            server_start tls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
+            if ! bench_ready; then
+                echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"
+                server_stop
+                continue
+            fi
+            ;;
+        login-notls)
+            server_start notls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
+            if [ "$SERVER_NOTLS" != 1 ]; then
+                bench_log "$LABEL: $c skipped (no plaintext logins)"
+                echo "RESULT case=$c server=$LABEL status=skipped" >> "$RESULTS"
+                server_stop
+                continue
+            fi
+            bench_ready scram-sha-256 --no-tls || { server_stop; continue; }
+            ;;
+        *)
+            bench_log "unknown case $c"
+            continue
+            ;;
+        esac
+        case $c in
+        login-scram) bench_case "$c" --scenario login -n "$LOGIN_N" --sasl scram-sha-256 --port "$SERVER_PORT" ;;
+        login-plain) bench_case "$c" --scenario login -n "$LOGIN_N" --sasl plain --port "$SERVER_PORT" ;;
+        login-notls) bench_case "$c" --scenario login -n "$LOGIN_N" --sasl scram-sha-256 --no-tls --port "$SERVER_PORT" ;;
+        idle) bench_case "$c" --scenario idle -n "$IDLE_N" --port "$SERVER_PORT" ;;
+        msg) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
+        presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
+        scale) bench_case "$c" --scenario scale --scale-target "$SCALE_TARGET" --port "$SERVER_PORT" ;;
+        esac
+        server_stop
+    done
+}
+
+# bench_table FILE...: one column per results file (one server each); the first is ours and
+# the others get a ratio column "theirs / ours".
+bench_table() {
+    awk -f "$(dirname "${BASH_SOURCE[0]}")/table.awk" "$@"
+}

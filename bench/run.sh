@@ -1,0 +1,163 @@
+#!/bin/bash
+# make bench: starts a private stack on loopback ports it picks (redis-server without
+# persistence, session-router, one or two c2s-frontends, an ECDSA P-256 certificate),
+# creates the bench accounts, runs every case with build/loadgen, prints the table and stops
+# everything it started. Results: RESULT lines in $BUILD/bench/results-ours.txt.
+#
+# usage: bench/run.sh [--build DIR] [--two-frontends] [--login-n N] [--idle-n N]
+#                     [--pairs P] [--window W] [--duration T] [--rate R] [--contacts K]
+#                     [--presence-users U] [--scale-target N] [--cases "login-scram msg ..."]
+#                     [--keep]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+
+BUILD=build
+FRONTENDS=1
+KEEP=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build) BUILD=$2; shift 2 ;;
+    --two-frontends) FRONTENDS=2; shift ;;
+    --login-n) LOGIN_N=$2; shift 2 ;;
+    --idle-n) IDLE_N=$2; shift 2 ;;
+    --pairs) PAIRS=$2; shift 2 ;;
+    --window) WINDOW=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --rate) MSG_RATE=$2; shift 2 ;;
+    --contacts) CONTACTS=$2; shift 2 ;;
+    --presence-users) PRES_USERS=$2; shift 2 ;;
+    --scale-target) SCALE_TARGET=$2; shift 2 ;;
+    --cases) CASES=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    *) echo "usage: see the head of $0" >&2; exit 2 ;;
+    esac
+done
+
+LOADGEN=$BUILD/loadgen
+LABEL=ours
+DOMAIN=localhost
+PREFIX=bench:
+PASSWORD=benchpass
+for b in c2s-frontend session-router xmppctl loadgen; do
+    [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b is missing; run make first" >&2; exit 1; }
+done
+# Scale needs more time than the other cases: about 1 ms of CPU per login on each side.
+STEP_TIMEOUT=$((300 + SCALE_TARGET / 50))
+
+# Nothing from the caller's environment may override the bench configuration.
+for v in $(env | sed -n 's/^\(XMPP_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
+
+WORK=$(mktemp -d /tmp/xmpp-bench.XXXXXX)
+mkdir -p "$BUILD/bench"
+RESULTS=$BUILD/bench/results-ours.txt
+: > "$RESULTS"
+REDIS_PID="" ROUTER_PID="" FE_PIDS=""
+
+cleanup() {
+    trap - EXIT INT TERM
+    server_stop
+    if [ -n "$REDIS_PID" ]; then
+        kill "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+    fi
+    if [ "$KEEP" = 1 ]; then
+        echo "run.sh: logs kept in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+bench_raise_nofile
+bench_pick_port REDIS_PORT
+bench_pick_port ROUTER_PORT
+bench_pick_port FE1_PORT
+bench_pick_port FE2_PORT
+bench_cert "$WORK"
+CONF=$WORK/xmpp.conf
+cat > "$CONF" <<EOF
+# made by bench/run.sh
+domain = $DOMAIN
+log_level = warn
+tls_cert = $WORK/cert.pem
+tls_key = $WORK/key.pem
+router_endpoint = tcp://127.0.0.1:$ROUTER_PORT
+router_bind = tcp://127.0.0.1:$ROUTER_PORT
+redis_host = 127.0.0.1
+redis_port = $REDIS_PORT
+redis_prefix = $PREFIX
+max_connections = $((SCALE_TARGET + 1000))
+auth_timeout = 120
+EOF
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+    --daemonize no > "$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+bench_wait_port "$REDIS_PORT" 10 "$REDIS_PID"
+
+# One account made by xmppctl; its credentials copied to the others in one pipe. Every bench
+# account thus has the same password and salt: fine for a benchmark (the server does the same
+# work per login), and the generator derives the SCRAM keys once.
+NACCT=$(bench_accounts_needed)
+bench_log "creating $NACCT accounts"
+"$BUILD/xmppctl" -c "$CONF" adduser "lg0@$DOMAIN" "$PASSWORD" > /dev/null
+KEY="${PREFIX}acct:{lg0@$DOMAIN}"
+S1=$(redis-cli -p "$REDIS_PORT" --raw HGET "$KEY" scram-sha-1)
+S256=$(redis-cli -p "$REDIS_PORT" --raw HGET "$KEY" scram-sha-256)
+awk -v n="$NACCT" -v pre="$PREFIX" -v dom="$DOMAIN" -v s1="$S1" -v s256="$S256" '
+function bulk(s) { printf "$%d\r\n%s\r\n", length(s), s }
+BEGIN {
+    for (i = 1; i < n; i++) {
+        jid = "lg" i "@" dom
+        printf "*6\r\n"; bulk("HSET"); bulk(pre "acct:{" jid "}")
+        bulk("scram-sha-1"); bulk(s1); bulk("scram-sha-256"); bulk(s256)
+        printf "*3\r\n"; bulk("SADD"); bulk(pre "accounts"); bulk(jid)
+    }
+}' | redis-cli -p "$REDIS_PORT" --pipe > "$WORK/pipe.log"
+got=$(redis-cli -p "$REDIS_PORT" SCARD "${PREFIX}accounts")
+[ "$got" = "$NACCT" ] || { echo "run.sh: only $got of $NACCT accounts were created" >&2; exit 1; }
+
+server_start() {
+    local req=true
+    [ "$1" = notls ] && req=false
+    XMPP_REQUIRE_TLS=$req "$BUILD/session-router" -c "$CONF" 2>> "$WORK/router.log" &
+    ROUTER_PID=$!
+    XMPP_REQUIRE_TLS=$req XMPP_C2S_LISTEN="127.0.0.1:$FE1_PORT" XMPP_FRONTEND_NAME=fe1 \
+        "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe1.log" &
+    FE_PIDS=$!
+    SERVER_PORT=$FE1_PORT
+    if [ "$FRONTENDS" = 2 ]; then
+        XMPP_REQUIRE_TLS=$req XMPP_C2S_LISTEN="127.0.0.1:$FE2_PORT" XMPP_FRONTEND_NAME=fe2 \
+            "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe2.log" &
+        FE_PIDS="$FE_PIDS $!"
+        SERVER_PORT="$FE1_PORT,$FE2_PORT"
+    fi
+    SERVER_PIDS="$(echo $FE_PIDS | tr ' ' ','),$ROUTER_PID,$REDIS_PID"
+    SERVER_NOTLS=0
+    [ "$1" = notls ] && SERVER_NOTLS=1
+    local p
+    for p in ${SERVER_PORT//,/ }; do
+        bench_wait_port "$p" 10 "$ROUTER_PID" || return 1
+    done
+}
+
+server_stop() {
+    local p
+    for p in $FE_PIDS $ROUTER_PID; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in $FE_PIDS $ROUTER_PID; do
+        wait "$p" 2>/dev/null || true
+    done
+    FE_PIDS="" ROUTER_PID=""
+}
+
+echo "bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
+    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo "bench: $FRONTENDS frontend(s), cases: $CASES"
+bench_suite
+echo
+echo "Results (RESULT lines in $RESULTS):"
+bench_table "$RESULTS"

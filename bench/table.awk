@@ -1,0 +1,65 @@
+# Side-by-side table of RESULT lines: one input file per server, the first one ours.
+# Lines look like "RESULT case=msg server=ours key=value ...". For each further server a
+# ratio column "theirs / ours" follows its figures.
+BEGIN {
+    nrows = split("login-scram:logins_per_s:logins per second (STARTTLS, SCRAM-SHA-256)|" \
+        "login-scram:cpu_ms_per_login:server CPU ms per login (STARTTLS, SCRAM-SHA-256)|" \
+        "login-scram:fail:failed logins (STARTTLS, SCRAM-SHA-256)|" \
+        "login-plain:cpu_ms_per_login:server CPU ms per login (STARTTLS, PLAIN)|" \
+        "login-notls:cpu_ms_per_login:server CPU ms per login (no TLS, SCRAM-SHA-256)|" \
+        "idle:kib_per_session:KiB per idle STARTTLS session|" \
+        "msg:msgs_per_s:messages per second|" \
+        "msg:p50_ms:message latency p50 (ms)|" \
+        "msg:p99_ms:message latency p99 (ms)|" \
+        "msg:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages|" \
+        "msg:lost:messages lost|" \
+        "presence:fanout_p99_ms:presence fan-out to all contacts p99 (ms)|" \
+        "presence:cpu_ms_per_1000_deliveries:server CPU ms per 1000 presence deliveries|" \
+        "scale:reached:concurrent TLS sessions reached|" \
+        "scale:kib_per_session:KiB per session at scale|" \
+        "scale:rest_cpu_pct:server CPU at rest (% of one core)", rows, "|")
+}
+FNR == 1 { nf++ }
+/^RESULT / {
+    c = ""; s = ""
+    for (i = 2; i <= NF; i++) {
+        split($i, kv, "=")
+        if (kv[1] == "case") c = kv[2]
+        if (kv[1] == "server") s = kv[2]
+    }
+    if (s != "" && !(nf in label)) label[nf] = s
+    for (i = 2; i <= NF; i++) {
+        eq = index($i, "=")
+        v[nf, c, substr($i, 1, eq - 1)] = substr($i, eq + 1)
+    }
+}
+function cell(f, c, k) {
+    if ((f, c, k) in v) return v[f, c, k]
+    if ((f, c, "status") in v) return "n/a (" v[f, c, "status"] ")"
+    return "-"
+}
+function isnum(x) { return x ~ /^-?[0-9]+(\.[0-9]+)?$/ }
+END {
+    printf "%-52s", "figure"
+    for (f = 1; f <= nf; f++) {
+        printf " %14s", (f in label) ? label[f] : "server" f
+        if (f > 1) printf " %9s", "x ours"
+    }
+    printf "\n"
+    for (r = 1; r <= nrows; r++) {
+        split(rows[r], p, ":")
+        printf "%-52s", p[3]
+        ours = cell(1, p[1], p[2])
+        for (f = 1; f <= nf; f++) {
+            x = cell(f, p[1], p[2])
+            printf " %14s", x
+            if (f > 1) {
+                if (isnum(x) && isnum(ours) && ours + 0 > 0)
+                    printf " %9.2f", x / ours
+                else
+                    printf " %9s", ""
+            }
+        }
+        printf "\n"
+    }
+}
