@@ -38,6 +38,9 @@ static const cfg_key_t cfg_keys[] = {
     {"auth_timeout", CFG_INT, "30", 1, 3600},
     {"heartbeat_interval", CFG_INT, "1000", 100, 60000},
     {"scram_iterations", CFG_INT, "4096", 4096, 1000000},
+    {"max_roster_items", CFG_INT, "1000", 1, 100000},
+    {"max_offline_messages", CFG_INT, "100", 0, 100000},
+    {"hide_version", CFG_BOOL, "false", 0, 0},
 };
 
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])

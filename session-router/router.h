@@ -75,8 +75,11 @@ int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t 
 session_t *session_find_conn(rt_frontend_t *f, uint64_t conn);
 session_t *session_find_jid(const char *full);
 user_t *user_find(const char *bare);
-/* Binds a full JID for (f, conn), ending an older session of the same JID (conflict). */
+/* Binds a full JID for (f, conn) and answers the frontend. */
 void session_bind(rt_frontend_t *f, const ipc_hdr_t *h);
+/* Creates the session of (f, conn) for `full`, ending an older session of the same JID with
+ * a conflict close. Returns NULL when the JID is not one of ours or (f, conn) is taken. */
+session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full);
 /* Ends a session: unavailable presence to whoever should get it, then removal. */
 void session_end(session_t *s);
 /* Ends every session of a frontend (it stopped or restarted). */

@@ -60,19 +60,16 @@ static void bind_reply(rt_frontend_t *f, const ipc_hdr_t *req, ipc_status_t stat
     link_send(f, &h, NULL, 0);
 }
 
-void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
+session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
 {
     jid_t j;
     char bare[JID_MAX + 1];
-    if (jid_parse(&j, h->field[0]) < 0 || !j.local[0] || !j.resource[0] ||
+    if (jid_parse(&j, full) < 0 || !j.local[0] || !j.resource[0] ||
         strcmp(j.domain, rt.domain) != 0 || jid_bare(&j, bare, sizeof bare) < 0 ||
-        session_find_conn(f, h->conn)) {
-        log_warn("bind: refused '%s' from %s", h->field[0], f->ident);
-        bind_reply(f, h, IPC_REFUSED);
-        return;
-    }
+        session_find_conn(f, conn))
+        return NULL;
     /* RFC 6120 7.7.2.2: a second bind of the same full JID ends the older session. */
-    session_t *old = session_find_jid(h->field[0]);
+    session_t *old = session_find_jid(full);
     if (old) {
         ipc_hdr_t c;
         ipc_hdr_init(&c, IPC_CLOSE, old->conn);
@@ -83,8 +80,8 @@ void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
     }
     session_t *s = xcalloc(1, sizeof *s);
     s->fe = f;
-    s->conn = h->conn;
-    s->full = xstrdup(h->field[0]);
+    s->conn = conn;
+    s->full = xstrdup(full);
     s->resource = strchr(s->full, '/') + 1;
     user_t *u = user_find(bare);
     if (!u) {
@@ -95,10 +92,21 @@ void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
     s->user = u;
     s->next = u->sessions;
     u->sessions = s;
-    unsigned char key[sizeof f->ident + 1 + sizeof h->conn];
-    hmap_put(rt.by_conn, key, conn_key(key, f, h->conn), s);
+    unsigned char key[sizeof f->ident + 1 + sizeof conn];
+    hmap_put(rt.by_conn, key, conn_key(key, f, conn), s);
     hmap_sput(rt.by_jid, s->full, s);
     f->nsessions++;
+    return s;
+}
+
+void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
+{
+    session_t *s = session_attach(f, h->conn, h->field[0]);
+    if (!s) {
+        log_warn("bind: refused '%s' from %s", h->field[0], f->ident);
+        bind_reply(f, h, IPC_REFUSED);
+        return;
+    }
     bind_reply(f, h, IPC_OK);
     log_debug("bind: %s on %s conn %llu", s->full, f->ident, (unsigned long long)s->conn);
 }
