@@ -10,6 +10,12 @@
 
 /* Hash of one account: field per SCRAM hash, value scram_cred_encode() text. */
 #define KEYS_ACCOUNT "acct"
+/* Hash of a user's roster: contact bare JID -> item (session-router/roster.c). */
+#define KEYS_ROSTER "roster"
+/* The roster version counter (XEP-0237). */
+#define KEYS_ROSTER_VER "rosterver"
+/* List of a user's offline messages, oldest first (XEP-0160). */
+#define KEYS_OFFLINE "offline"
 /* Set of every account's bare JID (for listing). */
 #define KEYS_ACCOUNTS "accounts"
 

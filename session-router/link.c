@@ -89,6 +89,9 @@ static void handle(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
             session_end(s);
         break;
     }
+    case IPC_RESYNC:
+        resync_session(f, h, payload);
+        break;
     case IPC_STANZA: {
         session_t *s = session_find_conn(f, h->conn);
         if (!s || !payload) {

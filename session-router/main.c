@@ -34,7 +34,8 @@ int main(int argc, char **argv)
         log_fatal("config: key 'domain': '%s' is not a valid domain", config_str("domain"));
     rt.domain = domain;
     rt.redis_prefix = config_str("redis_prefix");
-    rt.frontend_timeout_ms = (uint64_t)config_int("heartbeat_interval") * 5;
+    /* Frontend liveness (docs/PROTOCOL.md): silent this long means gone. */
+    rt.frontend_timeout_ms = (uint64_t)config_int("frontend_timeout");
     random_bytes(&rt.epoch, sizeof rt.epoch);
 
     rt.loop = evloop_new();

@@ -46,9 +46,10 @@ static int deliver_to_bare(user_t *u, const ipc_hdr_t *h, const char *payload, s
     return n;
 }
 
-static void route_message_bare(session_t *from, user_t *u, const ipc_hdr_t *h,
+static void route_message_bare(session_t *from, const char *to_bare, const ipc_hdr_t *h,
                                const char *payload, size_t len)
 {
+    user_t *u = user_find(to_bare);
     switch (h->stype) {
     case IPC_ST_ERROR:
         return; /* 8.5.2.1.1 / 8.5.2.2.1: silently ignored */
@@ -63,30 +64,33 @@ static void route_message_bare(session_t *from, user_t *u, const ipc_hdr_t *h,
         /* normal and chat. Without an available resource (or without the account, which
          * must look the same: 8.5.1) the sender learns the message was not delivered. */
         if (!u || deliver_to_bare(u, h, payload, len) == 0)
-            bounce(from, h, payload, len, "cancel", "service-unavailable");
+            offline_store(from, h, payload, len, to_bare);
     }
 }
 
-static void route_presence_bare(user_t *u, const ipc_hdr_t *h, const char *payload, size_t len)
+/* Presence to another user goes through presence.c, which needs the parsed stanza. */
+static void route_presence(session_t *from, const char *payload, size_t len)
 {
-    if (!u || h->stype == IPC_ST_PROBE || h->stype == IPC_ST_ERROR)
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
         return;
-    /* Directed presence and subscription requests go to the user's available resources. */
-    for (session_t *s = u->sessions; s; s = s->next)
-        if (s->available)
-            session_deliver(s, payload, len);
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_STANZA, from->conn);
+    h.kind = IPC_KIND_PRESENCE;
+    h.stype = (uint8_t)ipc_stype_from_attr(IPC_KIND_PRESENCE, xml_node_attr(st, "type"));
+    presence_outbound(from, &h, st);
+    xml_node_free(&st);
 }
 
 static void route_to_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
                           const char *payload, size_t len)
 {
-    user_t *u = user_find(bare);
     switch (h->kind) {
     case IPC_KIND_MESSAGE:
-        route_message_bare(from, u, h, payload, len);
+        route_message_bare(from, bare, h, payload, len);
         break;
     case IPC_KIND_PRESENCE:
-        route_presence_bare(u, h, payload, len);
+        route_presence(from, payload, len);
         break;
     case IPC_KIND_IQ: {
         /* RFC 6120 10.5.3.2 / 8.5.2: an iq to a bare JID is the server's to answer on the
@@ -110,14 +114,15 @@ static void route_full_offline(session_t *from, const ipc_hdr_t *h, const char *
     switch (h->kind) {
     case IPC_KIND_MESSAGE:
         if (h->stype == IPC_ST_NONE || h->stype == IPC_ST_NORMAL || h->stype == IPC_ST_CHAT)
-            route_message_bare(from, user_find(bare), h, payload, len);
+            route_message_bare(from, bare, h, payload, len);
         else if (h->stype == IPC_ST_GROUPCHAT)
             bounce(from, h, payload, len, "cancel", "service-unavailable");
         break;
     case IPC_KIND_PRESENCE:
-        if (h->stype >= IPC_ST_SUBSCRIBE && h->stype <= IPC_ST_UNSUBSCRIBED)
-            route_presence_bare(user_find(bare), h, payload, len);
-        break; /* other presence to an absent resource is silently ignored */
+        /* Subscription stanzas are handled as if sent to the bare JID (RFC 6121 3.1.2);
+         * directed presence is remembered even if that resource is gone now. */
+        route_presence(from, payload, len);
+        break;
     case IPC_KIND_IQ:
         if (h->stype == IPC_ST_GET || h->stype == IPC_ST_SET)
             bounce(from, h, payload, len, "cancel", "service-unavailable");
@@ -155,7 +160,7 @@ void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size
         return;
     }
     session_t *target = session_find_jid(to);
-    if (target) {
+    if (target && h->kind != IPC_KIND_PRESENCE) {
         session_deliver(target, payload, len);
         return;
     }

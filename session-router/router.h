@@ -38,13 +38,40 @@ struct session {
     int priority;   /* from the last available presence, -128..127 */
     int interested; /* requested the roster */
     char *last_presence; /* serialised last available presence, or NULL */
+    hmap_t *directed; /* JIDs sent directed available presence (RFC 6121 4.6), or NULL */
     session_t *next; /* in user->sessions */
 };
 
-/* One account with at least one connected resource. */
+/* A contact in a user's roster, with the subscription state of RFC 6121 appendix A.
+ * `hidden` items exist only to remember a pending inbound request ("None + Pending In"
+ * with no roster item): they are not shown in the roster. */
+typedef struct roster_item {
+    char *jid; /* contact bare JID */
+    char *name;
+    char **groups;
+    int ngroups;
+    unsigned sub_to : 1;     /* the user receives the contact's presence */
+    unsigned sub_from : 1;   /* the contact receives the user's presence */
+    unsigned ask_out : 1;    /* Pending Out: the user asked, no answer yet */
+    unsigned pending_in : 1; /* Pending In: the contact asked, the user did not answer */
+    unsigned approved : 1;   /* pre-approved (RFC 6121 3.4) */
+    unsigned hidden : 1;
+} roster_item_t;
+
+typedef void (*user_op_fn)(user_t *u, int ok, void *arg);
+typedef struct user_op user_op_t;
+
+/* An account the router is holding: it has connected resources, or an operation on its
+ * roster is under way. The roster is cached while the user is held. */
 struct user {
     char *bare;
     session_t *sessions;
+    int roster_state; /* 0 not loaded, 1 loading, 2 loaded */
+    int exists;       /* the account exists (known once loaded) */
+    hmap_t *roster;   /* contact bare JID -> roster_item_t */
+    uint64_t roster_ver;
+    user_op_t *ops, *ops_tail; /* waiting for the roster to load */
+    int holds;                 /* operations in flight that keep the user */
 };
 
 typedef struct {
@@ -90,6 +117,43 @@ void sessions_free_all(void);
 void session_deliver(session_t *s, const char *data, size_t len);
 /* Serialises a tree and delivers it. */
 void session_deliver_node(session_t *s, const xml_node_t *node);
+
+/* roster.c: the roster cache and jabber:iq:roster (RFC 6121 section 2). */
+/* The held user of a bare JID, created (and held by the caller) when absent. */
+user_t *user_get(const char *bare);
+/* Lets go of a user held by user_get or an operation: freed when nothing holds it. */
+void user_release(user_t *u);
+/* Frees a user that nothing holds any more (no sessions, operations or loading). */
+void user_check(user_t *u);
+/* Runs fn once the user's roster is loaded (ok = 0 when storage failed). */
+void user_with_roster(const char *bare, user_op_fn fn, void *arg);
+roster_item_t *roster_find(user_t *u, const char *contact);
+/* Creates a hidden item for the contact (caller fills it and calls roster_save). */
+roster_item_t *roster_add(user_t *u, const char *contact);
+/* Stores the item (or deletes it when `removed`), bumps the version and, unless the item is
+ * hidden, pushes it to the user's interested resources. */
+void roster_save(user_t *u, roster_item_t *item, int removed);
+/* Handles an iq in jabber:iq:roster from one of the user's resources. */
+void roster_handle_iq(session_t *from, xml_node_t *st);
+void roster_item_free(roster_item_t *it);
+
+/* presence.c: subscriptions and presence (RFC 6121 sections 3 and 4). */
+void presence_outbound(session_t *from, const ipc_hdr_t *h, xml_node_t *st);
+/* Broadcast presence (no 'to'). */
+void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st);
+/* A session ends: unavailable to contacts, own resources and directed-presence targets. */
+void presence_session_end(session_t *s);
+/* The user removes a contact: unsubscribe/unsubscribed as the subscription requires. */
+void presence_roster_removed(user_t *u, roster_item_t *it);
+
+/* offline.c: offline messages (XEP-0160) with delay stamps (XEP-0203). */
+void offline_store(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len,
+                   const char *to_bare);
+void offline_deliver(session_t *s);
+
+/* resync.c: a frontend resends a bound session after the router restarted (IPC_RESYNC);
+ * the session is recreated, or updated when the router still has it. */
+void resync_session(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
 
 /* route.c: stanza routing (RFC 6120 section 10, RFC 6121 section 8.5). */
 void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len);

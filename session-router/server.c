@@ -17,57 +17,6 @@ static void reply_error(session_t *from, const xml_node_t *st, const char *etype
     xml_node_free(&err);
 }
 
-/* Priority per RFC 6121 4.7.2.3: an integer -128..127; anything else counts as 0. */
-static int presence_priority(const xml_node_t *st)
-{
-    const xml_node_t *p = xml_node_child(st, "priority", XML_NS_CLIENT);
-    if (!p)
-        return 0;
-    char *text = xml_node_text(p), *end;
-    long v = strtol(text, &end, 10);
-    int ok = end != text && *end == '\0' && v >= -128 && v <= 127;
-    free(text);
-    return ok ? (int)v : 0;
-}
-
-/* Delivers a copy of `st` with to = each available resource of the user. */
-static void broadcast_own(session_t *from, xml_node_t *st, int include_self)
-{
-    for (session_t *s = from->user->sessions; s; s = s->next) {
-        if (!s->available || (s == from && !include_self))
-            continue;
-        xml_node_set_attr(st, "to", s->full);
-        session_deliver_node(s, st);
-    }
-    xml_node_set_attr(st, "to", NULL);
-}
-
-/* Presence with no 'to': the resource's broadcast presence. */
-static void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st)
-{
-    if (h->stype == IPC_ST_NONE) {
-        from->available = 1;
-        from->priority = presence_priority(st);
-        buf_t b = BUF_INIT;
-        xml_serialize(st, XML_NS_CLIENT, &b);
-        free(from->last_presence);
-        from->last_presence = buf_steal(&b);
-        /* RFC 6121 4.2.2 / 4.4.2: to all of the user's available resources, the sender
-         * included. */
-        broadcast_own(from, st, 1);
-    } else if (h->stype == IPC_ST_UNAVAILABLE) {
-        if (!from->available)
-            return;
-        /* RFC 6121 4.5.2: to the user's other available resources. */
-        broadcast_own(from, st, 0);
-        from->available = 0;
-        from->priority = 0;
-        xfree(&from->last_presence);
-    }
-    /* Other types addressed to the server itself are ignored (RFC 6121 3 and 4.3 cover
-     * subscriptions and probes, which need a contact address). */
-}
-
 static void disco_info(session_t *from, const xml_node_t *st, const xml_node_t *query, int account)
 {
     xml_node_t *res = stanza_iq_result(st, rt.domain);
@@ -99,6 +48,16 @@ static void handle_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *st, int a
     if (h->stype != IPC_ST_GET && h->stype != IPC_ST_SET)
         return; /* results and errors addressed to us need no answer */
     const xml_node_t *q = xml_node_first_element(st);
+    if (q && q->ns && strcmp(q->ns, "jabber:iq:roster") == 0 && strcmp(q->name, "query") == 0) {
+        /* RFC 6121 2.1.5 / 2.3.3: only the user's own roster, addressed to no one or to the
+         * user's bare JID. */
+        const char *to = xml_node_attr(st, "to");
+        if (account && (!to || strcmp(to, from->user->bare) != 0))
+            reply_error(from, st, "auth", "forbidden");
+        else
+            roster_handle_iq(from, st);
+        return;
+    }
     if (q && q->ns && h->stype == IPC_ST_GET) {
         if (strcmp(q->ns, NS_PING) == 0 && strcmp(q->name, "ping") == 0) {
             xml_node_t *res = stanza_iq_result(st, rt.domain);

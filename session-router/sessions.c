@@ -83,15 +83,11 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     s->conn = conn;
     s->full = xstrdup(full);
     s->resource = strchr(s->full, '/') + 1;
-    user_t *u = user_find(bare);
-    if (!u) {
-        u = xcalloc(1, sizeof *u);
-        u->bare = xstrdup(bare);
-        hmap_sput(rt.users, u->bare, u);
-    }
+    user_t *u = user_get(bare);
     s->user = u;
     s->next = u->sessions;
     u->sessions = s;
+    user_release(u); /* the session keeps it now */
     unsigned char key[sizeof f->ident + 1 + sizeof conn];
     hmap_put(rt.by_conn, key, conn_key(key, f, conn), s);
     hmap_sput(rt.by_jid, s->full, s);
@@ -121,38 +117,29 @@ static void session_free(session_t *s)
             break;
         }
     }
-    if (!u->sessions) {
-        hmap_sdel(rt.users, u->bare);
-        free(u->bare);
-        free(u);
-    }
     unsigned char key[sizeof s->fe->ident + 1 + sizeof s->conn];
     hmap_del(rt.by_conn, key, conn_key(key, s->fe, s->conn));
     hmap_sdel(rt.by_jid, s->full);
     s->fe->nsessions--;
+    if (s->directed) {
+        size_t pos = 0, kl;
+        const void *k;
+        void *v;
+        while (hmap_next(s->directed, &pos, &k, &kl, &v))
+            free(v);
+        hmap_destroy(&s->directed);
+    }
     free(s->last_presence);
     free(s->full);
     free(s);
+    user_check(u);
 }
 
 void session_end(session_t *s)
 {
-    /* RFC 6121 4.5.2: the unavailable presence of a resource that goes away reaches the
-     * user's other available resources. */
-    if (s->available) {
-        for (session_t *o = s->user->sessions; o; o = o->next) {
-            if (o == s || !o->available)
-                continue;
-            buf_t b = BUF_INIT;
-            buf_append_str(&b, "<presence type='unavailable' from='");
-            xml_escape(&b, s->full, strlen(s->full));
-            buf_append_str(&b, "' to='");
-            xml_escape(&b, o->full, strlen(o->full));
-            buf_append_str(&b, "'/>");
-            session_deliver(o, b.data, b.len);
-            buf_free(&b);
-        }
-    }
+    /* RFC 6121 4.5.2: its unavailable presence reaches the user's other available
+     * resources, the contacts and every entity it sent directed presence to. */
+    presence_session_end(s);
     log_debug("session ended: %s", s->full);
     session_free(s);
 }

@@ -252,13 +252,18 @@ def test_iq_to_other_users_bare_jid_is_answered_by_server(stack, login, new_user
     assert body_of(m) == "marker", "the bare-JID iq reached a resource: %s" % dump(m)
 
 
-def test_message_to_user_without_available_resource_bounces(stack, login, new_user):
-    a, b = new_user(), new_user()   # a never logs in
+def test_message_to_user_without_available_resource_is_kept_for_later(stack, login, new_user):
+    # RFC 6121 8.5.2.2.1 with offline storage (XEP-0160): no error to the sender, and the
+    # message arrives, delay-stamped, when the recipient next sends initial presence.
+    a, b = new_user(), new_user()   # a is offline
     s = login(b, resource="s")
-    s.message(a.jid, "anyone there?", id="bounce-1")
-    err = s.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("type") == "error")
-    assert err.get("id") == "bounce-1" and err.get("from") == a.jid, dump(err)
-    assert stanza_error_condition(err)[1] == "service-unavailable", dump(err)
+    s.message(a.jid, "anyone there?", id="later-1")
+    s.expect_nothing(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("type") == "error",
+                     1.0)
+    r = login(a, resource="back")
+    got = r.wait_message("anyone there?")
+    assert got.get("from") == s.jid, dump(got)
+    assert got.find("{urn:xmpp:delay}delay") is not None, dump(got)
 
 
 def test_message_to_nonexistent_account_bounces(stack, login, new_user):
