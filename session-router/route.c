@@ -24,6 +24,52 @@ static void bounce(session_t *from, const ipc_hdr_t *h, const char *payload, siz
     xml_node_free(&st);
 }
 
+/* XEP-0280 section 6: chat messages (and normal ones with a body) are copied, unless they
+ * ask not to be (<private/> or a no-copy hint). */
+static int carbon_eligible(const ipc_hdr_t *h, const char *payload, size_t len)
+{
+    if (h->kind != IPC_KIND_MESSAGE)
+        return 0;
+    if (h->stype != IPC_ST_CHAT &&
+        !((h->stype == IPC_ST_NONE || h->stype == IPC_ST_NORMAL) && memmem(payload, len, "<body", 5)))
+        return 0;
+    if (memmem(payload, len, "urn:xmpp:carbons:2", 18) || memmem(payload, len, "urn:xmpp:hints", 14)) {
+        xml_node_t *st = stanza_parse(payload, len);
+        int excluded = !st || xml_node_child(st, "private", "urn:xmpp:carbons:2") ||
+                       xml_node_child(st, "no-copy", "urn:xmpp:hints") ||
+                       xml_node_child(st, "received", "urn:xmpp:carbons:2") ||
+                       xml_node_child(st, "sent", "urn:xmpp:carbons:2");
+        xml_node_free(&st);
+        return !excluded;
+    }
+    return 1;
+}
+
+/* Sends `what` ("sent" or "received") carbon copies to the user's carbon-enabled resources
+ * except `skip` and those marked as having had the message itself. */
+static void carbon_copy(user_t *u, const session_t *skip, const char *what, const char *payload,
+                        size_t len)
+{
+    for (session_t *s = u->sessions; s; s = s->next) {
+        if (!s->carbons || s == skip || s->got_it)
+            continue;
+        buf_t b = BUF_INIT;
+        buf_append_str(&b, "<message from='");
+        xml_escape(&b, u->bare, strlen(u->bare));
+        buf_append_str(&b, "' to='");
+        xml_escape(&b, s->full, strlen(s->full));
+        buf_printf(&b, "' type='chat'><%s xmlns='urn:xmpp:carbons:2'>"
+                       "<forwarded xmlns='urn:xmpp:forward:0'>", what);
+        /* The forwarded stanza keeps its own namespace (serialised for jabber:client, its
+         * top element carries no xmlns of its own). */
+        buf_append_str(&b, "<message xmlns='jabber:client'");
+        buf_append(&b, payload + 8, len - 8);
+        buf_printf(&b, "</forwarded></%s></message>", what);
+        session_deliver(s, b.data, b.len);
+        buf_free(&b);
+    }
+}
+
 /* RFC 6121 8.5.2.1: a message to a bare JID goes to the available resources with the
  * highest non-negative priority; headlines go to every such resource. Returns how many
  * resources got it. */
@@ -41,8 +87,13 @@ static int deliver_to_bare(user_t *u, const ipc_hdr_t *h, const char *payload, s
         if (h->stype != IPC_ST_HEADLINE && s->priority != best)
             continue;
         session_deliver(s, payload, len);
+        s->got_it = 1;
         n++;
     }
+    if (n && carbon_eligible(h, payload, len))
+        carbon_copy(u, NULL, "received", payload, len);
+    for (session_t *s = u->sessions; s; s = s->next)
+        s->got_it = 0;
     return n;
 }
 
@@ -155,6 +206,8 @@ void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size
         bounce(from, h, payload, len, "cancel", "remote-server-not-found");
         return;
     }
+    if (h->kind == IPC_KIND_MESSAGE && carbon_eligible(h, payload, len))
+        carbon_copy(from->user, from, "sent", payload, len);
     if (!slash) {
         route_to_bare(from, h, to, payload, len);
         return;
@@ -162,6 +215,8 @@ void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size
     session_t *target = session_find_jid(to);
     if (target && h->kind != IPC_KIND_PRESENCE) {
         session_deliver(target, payload, len);
+        if (carbon_eligible(h, payload, len))
+            carbon_copy(target->user, target, "received", payload, len);
         return;
     }
     char bare[JID_MAX + 1];

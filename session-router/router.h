@@ -39,6 +39,8 @@ struct session {
     int interested; /* requested the roster */
     char *last_presence; /* serialised last available presence, or NULL */
     hmap_t *directed; /* JIDs sent directed available presence (RFC 6121 4.6), or NULL */
+    int carbons;      /* XEP-0280 enabled */
+    int got_it;       /* scratch: received the message being routed (no carbon copy) */
     session_t *next; /* in user->sessions */
 };
 
@@ -162,6 +164,11 @@ void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size
 void server_handle(session_t *from, const ipc_hdr_t *h, xml_node_t *st);
 /* Answers an iq addressed to a user's bare JID on the user's behalf. */
 void server_handle_account_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *st);
+
+/* services.c: vCard, private storage, version, carbons. Returns 1 when it answered. */
+int services_handle_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *st, int account);
+/* Adds the services' disco#info features. */
+void services_features(xml_node_t *query, int account);
 
 /* storage.c: accounts in Redis. */
 void storage_open(const char *host, int port);

@@ -38,6 +38,7 @@ static void disco_info(session_t *from, const xml_node_t *st, const xml_node_t *
         xml_node_t *f = xml_node_new_child(q, "feature", NULL);
         xml_node_set_attr(f, "var", features[i]);
     }
+    services_features(q, account);
     session_deliver_node(from, res);
     xml_node_free(&res);
 }
@@ -58,6 +59,8 @@ static void handle_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *st, int a
             roster_handle_iq(from, st);
         return;
     }
+    if (services_handle_iq(from, h, st, account))
+        return;
     if (q && q->ns && h->stype == IPC_ST_GET) {
         if (strcmp(q->ns, NS_PING) == 0 && strcmp(q->name, "ping") == 0) {
             xml_node_t *res = stanza_iq_result(st, rt.domain);
