@@ -16,6 +16,9 @@
 #define KEYS_ROSTER_VER "rosterver"
 /* List of a user's offline messages, oldest first (XEP-0160). */
 #define KEYS_OFFLINE "offline"
+/* A user's vCard (XEP-0054) and private XML storage (XEP-0049, a hash). */
+#define KEYS_VCARD "vcard"
+#define KEYS_PRIVATE "private"
 /* Set of every account's bare JID (for listing). */
 #define KEYS_ACCOUNTS "accounts"
 

@@ -129,7 +129,7 @@ static void vcard(session_t *from, const xml_node_t *st, const xml_node_t *q, in
     if (storage_down(from, st))
         return;
     char key[JID_MAX + 256];
-    keys_user(key, sizeof key, rt.redis_prefix, "vcard", account);
+    keys_user(key, sizeof key, rt.redis_prefix, KEYS_VCARD, account);
     if (set) {
         buf_t b = BUF_INIT;
         xml_serialize(q, XML_NS_CLIENT, &b);
@@ -159,7 +159,7 @@ static void private_storage(session_t *from, const xml_node_t *st, const xml_nod
     if (storage_down(from, st))
         return;
     char key[JID_MAX + 256];
-    keys_user(key, sizeof key, rt.redis_prefix, "private", from->user->bare);
+    keys_user(key, sizeof key, rt.redis_prefix, KEYS_PRIVATE, from->user->bare);
     buf_t field = BUF_INIT;
     buf_printf(&field, "%s %s", el->ns, el->name);
     if (set) {

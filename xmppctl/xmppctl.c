@@ -186,8 +186,8 @@ static int cmd_deluser(int argc, char **argv)
     int gone = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
     freeReplyObject(r);
     /* The rest of the user's data goes with the account. */
-    static const char *const kinds[] = {KEYS_ROSTER, KEYS_ROSTER_VER, KEYS_OFFLINE, "vcard",
-                                        "private"};
+    static const char *const kinds[] = {KEYS_ROSTER, KEYS_ROSTER_VER, KEYS_OFFLINE, KEYS_VCARD,
+                                        KEYS_PRIVATE};
     for (size_t i = 0; gone && i < sizeof kinds / sizeof kinds[0]; i++) {
         char k[JID_MAX + 256];
         keys_user(k, sizeof k, prefix, kinds[i], bare);
