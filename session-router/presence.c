@@ -109,12 +109,12 @@ static void sub_inbound(user_t *c, int ok, void *arg)
             send_sub(c->bare, x->from_bare, IPC_ST_SUBSCRIBED);
             break;
         }
+        if (it && it->pending_in)
+            break; /* already pending: not delivered again (A.3.1) */
         if (!it)
             it = roster_add(c, x->from_bare);
-        if (!it->pending_in) {
-            it->pending_in = 1;
-            roster_save(c, it, 0);
-        }
+        it->pending_in = 1;
+        roster_save(c, it, 0);
         /* Delivered to available resources now; otherwise on the next initial presence. */
         deliver_available(c, x->st);
         break;

@@ -409,10 +409,12 @@ static void roster_set(session_t *s, user_t *u, xml_node_t *iq, const xml_node_t
         reply_error(s, iq, "modify", "jid-malformed");
         return;
     }
+    /* RFC 6121 2.1.2.5: in a roster set, a 'subscription' other than "remove" is ignored
+     * (the server owns subscription states). */
     const char *sub = xml_node_attr(item, "subscription");
     int removing = sub && strcmp(sub, "remove") == 0;
-    if (sub && !removing) {
-        reply_error(s, iq, "modify", "bad-request");
+    if (strcmp(contact, u->bare) == 0) {
+        reply_error(s, iq, "cancel", "not-allowed"); /* the user is not their own contact */
         return;
     }
     roster_item_t *it = roster_find(u, contact);
