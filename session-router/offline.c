@@ -85,6 +85,30 @@ static void on_checked(redisAsyncContext *ac, void *reply, void *privdata)
     redisAsyncCommand(rt.redis, on_pushed, r, "RPUSH %s %s", key, r->stored);
 }
 
+/* Once the recipient's roster and blocklist are loaded: bounce if the sender is blocked,
+ * otherwise check the account and the count, then store. */
+static void store_loaded(user_t *u, int ok, void *arg)
+{
+    store_req_t *r = arg;
+    if (!ok || !rt.redis_ready) {
+        bounce(r, "wait", "internal-server-error");
+        store_req_free(r);
+        return;
+    }
+    if (!u->exists || blocklist_blocks(u, r->sender)) {
+        bounce(r, "cancel", "service-unavailable");
+        store_req_free(r);
+        return;
+    }
+    char acct[JID_MAX + 256], key[JID_MAX + 256];
+    keys_user(acct, sizeof acct, rt.redis_prefix, KEYS_ACCOUNT, r->to_bare);
+    keys_user(key, sizeof key, rt.redis_prefix, KEYS_OFFLINE, r->to_bare);
+    redisAsyncCommand(rt.redis, on_ignore, NULL, "MULTI");
+    redisAsyncCommand(rt.redis, on_ignore, NULL, "EXISTS %s", acct);
+    redisAsyncCommand(rt.redis, on_ignore, NULL, "LLEN %s", key);
+    redisAsyncCommand(rt.redis, on_checked, r, "EXEC");
+}
+
 void offline_store(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len,
                    const char *to_bare)
 {
@@ -96,11 +120,6 @@ void offline_store(session_t *from, const ipc_hdr_t *h, const char *payload, siz
     r->sender = xstrdup(from->full);
     r->to_bare = xstrdup(to_bare);
     r->orig = st;
-    if (!rt.redis_ready) {
-        bounce(r, "wait", "internal-server-error");
-        store_req_free(r);
-        return;
-    }
     /* XEP-0203: when the server received it. */
     char stamp[32];
     time_t now = time(NULL);
@@ -115,13 +134,7 @@ void offline_store(session_t *from, const ipc_hdr_t *h, const char *payload, siz
     xml_serialize(copy, XML_NS_CLIENT, &b);
     xml_node_free(&copy);
     r->stored = buf_steal(&b);
-    char acct[JID_MAX + 256], key[JID_MAX + 256];
-    keys_user(acct, sizeof acct, rt.redis_prefix, KEYS_ACCOUNT, to_bare);
-    keys_user(key, sizeof key, rt.redis_prefix, KEYS_OFFLINE, to_bare);
-    redisAsyncCommand(rt.redis, on_ignore, NULL, "MULTI");
-    redisAsyncCommand(rt.redis, on_ignore, NULL, "EXISTS %s", acct);
-    redisAsyncCommand(rt.redis, on_ignore, NULL, "LLEN %s", key);
-    redisAsyncCommand(rt.redis, on_checked, r, "EXEC");
+    user_with_roster(to_bare, store_loaded, r);
 }
 
 static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)

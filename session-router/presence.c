@@ -311,6 +311,9 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
         while (hmap_next(u->roster, &pos, &k, &kl, &v)) {
             roster_item_t *it = v;
             user_t *contact = user_find(it->jid);
+            /* Blocking (XEP-0191) stops presence both ways. */
+            if (blocklist_blocks(u, it->jid) || blocklist_blocks(contact, b->full))
+                continue;
             /* RFC 6121 4.2.2 / 4.4.2 / 4.5.2: to contacts subscribed to the user. */
             if (it->sub_from)
                 deliver_available(contact, b->st);

@@ -73,6 +73,7 @@ void user_check(user_t *u)
         return;
     hmap_sdel(rt.users, u->bare);
     roster_clear(u);
+    blocklist_clear(u);
     free(u->bare);
     free(u);
 }
@@ -140,8 +141,8 @@ static void on_roster_loaded(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     user_t *u = privdata;
     redisReply *r = reply;
-    /* The reply of EXEC: [EXISTS acct, HGETALL roster, GET rosterver]. */
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+    /* The reply of EXEC: [EXISTS acct, HGETALL roster, GET rosterver, SMEMBERS blocklist]. */
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY) {
         log_warn("roster: cannot load the roster of %s", u->bare);
         u->roster_state = 0;
@@ -166,6 +167,7 @@ static void on_roster_loaded(redisAsyncContext *ac, void *reply, void *privdata)
     }
     redisReply *ver = r->element[2];
     u->roster_ver = ver->type == REDIS_REPLY_STRING ? strtoull(ver->str, NULL, 10) : 0;
+    blocklist_loaded(u, r->element[3]);
     u->roster_state = 2;
     run_ops(u, 1);
 }
@@ -192,6 +194,8 @@ void user_with_roster(const char *bare, user_op_fn fn, void *arg)
         run_ops(u, 1);
     } else if (u->roster_state == 0) {
         char acct[JID_MAX + 256], roster[JID_MAX + 256], ver[JID_MAX + 256];
+        char blocks[JID_MAX + 256];
+        keys_user(blocks, sizeof blocks, rt.redis_prefix, KEYS_BLOCKLIST, bare);
         keys_user(acct, sizeof acct, rt.redis_prefix, KEYS_ACCOUNT, bare);
         keys_user(roster, sizeof roster, rt.redis_prefix, KEYS_ROSTER, bare);
         keys_user(ver, sizeof ver, rt.redis_prefix, KEYS_ROSTER_VER, bare);
@@ -203,6 +207,7 @@ void user_with_roster(const char *bare, user_op_fn fn, void *arg)
             redisAsyncCommand(rt.redis, on_ignore, NULL, "EXISTS %s", acct);
             redisAsyncCommand(rt.redis, on_ignore, NULL, "HGETALL %s", roster);
             redisAsyncCommand(rt.redis, on_ignore, NULL, "GET %s", ver);
+            redisAsyncCommand(rt.redis, on_ignore, NULL, "SMEMBERS %s", blocks);
             redisAsyncCommand(rt.redis, on_roster_loaded, u, "EXEC");
         }
     }

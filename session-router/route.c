@@ -8,6 +8,7 @@
 #include "router.h"
 #include "jid.h"
 #include "stanza.h"
+#include "util.h"
 
 /* Parses the stanza and answers the sender with an error (never for an error). */
 static void bounce(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len,
@@ -133,6 +134,36 @@ static void route_presence(session_t *from, const char *payload, size_t len)
     xml_node_free(&st);
 }
 
+/* An iq to another account's bare JID, waiting to learn whether the account exists. */
+typedef struct {
+    char *full;
+    ipc_stype_t stype;
+    xml_node_t *st;
+} account_iq_t;
+
+static void account_iq_loaded(user_t *u, int ok, void *arg)
+{
+    account_iq_t *a = arg;
+    session_t *from = session_find_jid(a->full);
+    if (from) {
+        if (ok && u->exists) {
+            ipc_hdr_t h;
+            ipc_hdr_init(&h, IPC_STANZA, from->conn);
+            h.kind = IPC_KIND_IQ;
+            h.stype = (uint8_t)a->stype;
+            server_handle_account_iq(from, &h, a->st);
+        } else {
+            xml_node_t *err = stanza_error_reply(a->st, rt.domain, ok ? "cancel" : "wait",
+                                                 ok ? "service-unavailable" : "internal-server-error");
+            session_deliver_node(from, err);
+            xml_node_free(&err);
+        }
+    }
+    xml_node_free(&a->st);
+    free(a->full);
+    free(a);
+}
+
 static void route_to_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
                           const char *payload, size_t len)
 {
@@ -149,10 +180,19 @@ static void route_to_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
         if (h->stype == IPC_ST_RESULT || h->stype == IPC_ST_ERROR)
             return;
         xml_node_t *st = stanza_parse(payload, len);
-        if (st) {
+        if (!st)
+            break;
+        if (strcmp(bare, from->user->bare) == 0) {
             server_handle_account_iq(from, h, st);
             xml_node_free(&st);
+            break;
         }
+        /* Another account: answered only if it exists (8.5.1: service-unavailable). */
+        account_iq_t *a = xcalloc(1, sizeof *a);
+        a->full = xstrdup(from->full);
+        a->stype = (ipc_stype_t)h->stype;
+        a->st = st;
+        user_with_roster(bare, account_iq_loaded, a);
         break;
     }
     }
@@ -164,7 +204,9 @@ static void route_full_offline(session_t *from, const ipc_hdr_t *h, const char *
 {
     switch (h->kind) {
     case IPC_KIND_MESSAGE:
-        if (h->stype == IPC_ST_NONE || h->stype == IPC_ST_NORMAL || h->stype == IPC_ST_CHAT)
+        /* 8.5.3.2.1: only chat falls back to the bare JID; groupchat is refused, normal,
+         * headline and error are silently ignored. */
+        if (h->stype == IPC_ST_CHAT)
             route_message_bare(from, bare, h, payload, len);
         else if (h->stype == IPC_ST_GROUPCHAT)
             bounce(from, h, payload, len, "cancel", "service-unavailable");
@@ -179,6 +221,41 @@ static void route_full_offline(session_t *from, const ipc_hdr_t *h, const char *
             bounce(from, h, payload, len, "cancel", "service-unavailable");
         break;
     }
+}
+
+/* XEP-0191 section 3.3: nothing goes to a JID the sender blocks (the sender learns why),
+ * and nothing from a blocked JID reaches the user (messages and iq requests get
+ * service-unavailable, as if the user were not there; presence is dropped). */
+static int blocked(session_t *from, const ipc_hdr_t *h, const char *to, const char *payload,
+                   size_t len)
+{
+    if (blocklist_blocks(from->user, to)) {
+        if (h->kind == IPC_KIND_PRESENCE || h->stype == IPC_ST_ERROR || h->stype == IPC_ST_RESULT)
+            return 1;
+        xml_node_t *st = stanza_parse(payload, len);
+        if (st) {
+            xml_node_t *err = stanza_error_reply(st, rt.domain, "cancel", "not-acceptable");
+            xml_node_t *e = xml_node_child(err, "error", NULL);
+            xml_node_new_child(e, "blocked", "urn:xmpp:blocking:errors");
+            session_deliver_node(from, err);
+            xml_node_free(&err);
+            xml_node_free(&st);
+        }
+        return 1;
+    }
+    char bare[JID_MAX + 1];
+    const char *slash = strchr(to, '/');
+    size_t bl = slash ? (size_t)(slash - to) : strlen(to);
+    if (bl >= sizeof bare)
+        return 0;
+    memcpy(bare, to, bl);
+    bare[bl] = '\0';
+    if (!blocklist_blocks(user_find(bare), from->full))
+        return 0;
+    if (h->kind != IPC_KIND_PRESENCE && h->stype != IPC_ST_HEADLINE && h->stype != IPC_ST_ERROR &&
+        h->stype != IPC_ST_RESULT && h->stype != IPC_ST_GROUPCHAT)
+        bounce(from, h, payload, len, "cancel", "service-unavailable");
+    return 1;
 }
 
 void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len)
@@ -206,6 +283,8 @@ void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size
         bounce(from, h, payload, len, "cancel", "remote-server-not-found");
         return;
     }
+    if (blocked(from, h, to, payload, len))
+        return;
     if (h->kind == IPC_KIND_MESSAGE && carbon_eligible(h, payload, len))
         carbon_copy(from->user, from, "sent", payload, len);
     if (!slash) {

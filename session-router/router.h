@@ -41,6 +41,7 @@ struct session {
     hmap_t *directed; /* JIDs sent directed available presence (RFC 6121 4.6), or NULL */
     int carbons;      /* XEP-0280 enabled */
     int got_it;       /* scratch: received the message being routed (no carbon copy) */
+    int blocklist_interested; /* asked for the blocklist: gets block/unblock pushes */
     session_t *next; /* in user->sessions */
 };
 
@@ -73,6 +74,7 @@ struct user {
     hmap_t *roster;   /* contact bare JID -> roster_item_t */
     uint64_t roster_ver;
     user_op_t *ops, *ops_tail; /* waiting for the roster to load */
+    hmap_t *blocked;           /* XEP-0191 blocklist (JID -> itself), loaded with the roster */
     int holds;                 /* operations in flight that keep the user */
 };
 
@@ -147,6 +149,14 @@ void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st);
 void presence_session_end(session_t *s);
 /* The user removes a contact: unsubscribe/unsubscribed as the subscription requires. */
 void presence_roster_removed(user_t *u, roster_item_t *it);
+
+/* blocking.c: XEP-0191. */
+void blocklist_loaded(user_t *u, const redisReply *members);
+void blocklist_clear(user_t *u);
+/* 1 when `u` blocks `jid` (a full or bare JID; matched as XEP-0191 section 3.2 says). */
+int blocklist_blocks(const user_t *u, const char *jid);
+/* Handles <blocklist/>, <block/> and <unblock/>; returns 1 when it answered. */
+int blocking_handle_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *st);
 
 /* offline.c: offline messages (XEP-0160) with delay stamps (XEP-0203). */
 void offline_store(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len,

@@ -59,7 +59,7 @@ static void handle_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *st, int a
             roster_handle_iq(from, st);
         return;
     }
-    if (services_handle_iq(from, h, st, account))
+    if (blocking_handle_iq(from, h, st) || services_handle_iq(from, h, st, account))
         return;
     if (q && q->ns && h->stype == IPC_ST_GET) {
         if (strcmp(q->ns, NS_PING) == 0 && strcmp(q->name, "ping") == 0) {

@@ -228,7 +228,8 @@ int services_handle_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *st, int 
 void services_features(xml_node_t *query, int account)
 {
     static const char *const server_features[] = {NS_VCARD, NS_PRIVATE, NS_CARBONS,
-                                                  "msgoffline", NS_VERSION};
+                                                  "msgoffline", "urn:xmpp:blocking",
+                                                  NS_VERSION};
     static const char *const account_features[] = {NS_VCARD};
     const char *const *list = account ? account_features : server_features;
     size_t n = account ? 1 : sizeof server_features / sizeof server_features[0];

@@ -95,6 +95,13 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     return s;
 }
 
+static void preload_done(user_t *u, int ok, void *arg)
+{
+    (void)u;
+    (void)ok;
+    (void)arg;
+}
+
 void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
 {
     session_t *s = session_attach(f, h->conn, h->field[0]);
@@ -104,6 +111,8 @@ void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
         return;
     }
     bind_reply(f, h, IPC_OK);
+    /* Load the roster and blocklist now, so routing to this user can check them. */
+    user_with_roster(s->user->bare, preload_done, NULL);
     log_debug("bind: %s on %s conn %llu", s->full, f->ident, (unsigned long long)s->conn);
 }
 
