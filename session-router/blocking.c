@@ -200,8 +200,16 @@ static void blocking_loaded(user_t *u, int ok, void *arg)
     xml_node_t *change = xml_node_new(el->name, NS_BLOCKING);
     if (!block && n == 0) {
         redisAsyncCommand(rt.redis, on_ignore, NULL, "DEL %s", key);
-        blocklist_clear(u);
+        hmap_t *old = u->blocked;
         u->blocked = hmap_new();
+        size_t pos = 0, kl;
+        const void *k;
+        void *v;
+        while (hmap_next(old, &pos, &k, &kl, &v)) {
+            presence_send_current(u, v);
+            free(v);
+        }
+        hmap_destroy(&old);
     }
     for (int i = 0; i < n; i++) {
         xml_node_set_attr(xml_node_new_child(change, "item", NS_BLOCKING), "jid", jids[i]);
@@ -213,7 +221,10 @@ static void blocking_loaded(user_t *u, int ok, void *arg)
             }
         } else {
             redisAsyncCommand(rt.redis, on_ignore, NULL, "SREM %s %s", key, jids[i]);
-            free(hmap_sdel(u->blocked, jids[i]));
+            char *was = hmap_sdel(u->blocked, jids[i]);
+            if (was)
+                presence_send_current(u, jids[i]); /* the contact sees the user again */
+            free(was);
         }
     }
     free_list(jids, n);

@@ -143,6 +143,8 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
     char *full = privdata;
     redisReply *rep = reply;
     session_t *s = session_find_jid(full);
+    if (s)
+        s->user->offline_busy = 0;
     if (rep && rep->type == REDIS_REPLY_ARRAY && s && rep->elements) {
         size_t sent = 0;
         ipc_hdr_t h;
@@ -158,7 +160,8 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
         if (sent && rt.redis_ready) {
             char key[JID_MAX + 256];
             keys_user(key, sizeof key, rt.redis_prefix, KEYS_OFFLINE, s->user->bare);
-            redisAsyncCommand(rt.redis, on_ignore, NULL, "LTRIM %s %zu -1", key, sent);
+            redisAsyncCommand(rt.redis, on_ignore, NULL, "LTRIM %s %lld -1", key,
+                              (long long)sent);
         }
     }
     free(full);
@@ -166,8 +169,11 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
 
 void offline_deliver(session_t *s)
 {
-    if (!rt.redis_ready)
+    /* One fetch per user at a time, or two resources coming online together would both
+     * get the same messages before the first fetch trims them. */
+    if (!rt.redis_ready || s->user->offline_busy)
         return;
+    s->user->offline_busy = 1;
     char key[JID_MAX + 256];
     keys_user(key, sizeof key, rt.redis_prefix, KEYS_OFFLINE, s->user->bare);
     redisAsyncCommand(rt.redis, on_fetched, xstrdup(s->full), "LRANGE %s 0 -1", key);

@@ -52,6 +52,13 @@ static void send_resources_presence(user_t *u, user_t *target, int unavailable)
     }
 }
 
+void presence_send_current(user_t *u, const char *jid)
+{
+    roster_item_t *it = roster_find(u, jid);
+    if (it && it->sub_from)
+        send_resources_presence(u, user_find(jid), 0);
+}
+
 /* A subscription stanza on its way from one local user to another. */
 typedef struct {
     char *from_bare;
@@ -341,8 +348,10 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
                 xml_node_free(&p);
             }
         }
-        if (b->initial && s)
+        if (s && s->want_offline) {
+            s->want_offline = 0;
             offline_deliver(s);
+        }
     }
     xml_node_free(&b->st);
     free(b->full);
@@ -411,9 +420,12 @@ static void directed_unavailable(session_t *s)
 void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st)
 {
     if (h->stype == IPC_ST_NONE) {
-        int initial = !from->available;
+        int initial = !from->available, was_negative = from->priority < 0;
         from->available = 1;
         from->priority = presence_priority(st);
+        /* XEP-0160: stored messages go to the first resource that becomes available with a
+         * non-negative priority. */
+        from->want_offline = from->priority >= 0 && (initial || was_negative);
         buf_t b = BUF_INIT;
         xml_serialize(st, XML_NS_CLIENT, &b);
         free(from->last_presence);

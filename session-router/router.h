@@ -42,6 +42,7 @@ struct session {
     int carbons;      /* XEP-0280 enabled */
     int got_it;       /* scratch: received the message being routed (no carbon copy) */
     int blocklist_interested; /* asked for the blocklist: gets block/unblock pushes */
+    int want_offline;         /* offline messages are due once the roster is loaded */
     session_t *next; /* in user->sessions */
 };
 
@@ -75,6 +76,7 @@ struct user {
     uint64_t roster_ver;
     user_op_t *ops, *ops_tail; /* waiting for the roster to load */
     hmap_t *blocked;           /* XEP-0191 blocklist (JID -> itself), loaded with the roster */
+    int offline_busy;          /* an offline-message fetch is under way */
     int holds;                 /* operations in flight that keep the user */
 };
 
@@ -147,6 +149,8 @@ void presence_outbound(session_t *from, const ipc_hdr_t *h, xml_node_t *st);
 void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st);
 /* A session ends: unavailable to contacts, own resources and directed-presence targets. */
 void presence_session_end(session_t *s);
+/* Sends the user's current presence to a contact subscribed to it (after an unblock). */
+void presence_send_current(user_t *u, const char *jid);
 /* The user removes a contact: unsubscribe/unsubscribed as the subscription requires. */
 void presence_roster_removed(user_t *u, roster_item_t *it);
 
