@@ -1,5 +1,6 @@
 #include "stanza.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -82,4 +83,16 @@ xml_node_t *stanza_parse(const char *data, size_t len)
         return NULL;
     }
     return p.got;
+}
+
+int stanza_presence_priority(const xml_node_t *presence)
+{
+    const xml_node_t *p = xml_node_child(presence, "priority", XML_NS_CLIENT);
+    if (!p)
+        return 0;
+    char *text = xml_node_text(p), *end;
+    long v = strtol(text, &end, 10);
+    int ok = end != text && *end == '\0' && v >= -128 && v <= 127;
+    free(text);
+    return ok ? (int)v : 0;
 }

@@ -25,6 +25,9 @@ xml_node_t *stanza_error_reply(const xml_node_t *orig, const char *server, const
                                const char *cond);
 /* An iq result for `orig`: from/to swapped as above, same id, no payload. */
 xml_node_t *stanza_iq_result(const xml_node_t *orig, const char *server);
+/* The priority of a presence (RFC 6121 4.7.2.3): an integer -128..127; absent or
+ * anything else counts as 0. */
+int stanza_presence_priority(const xml_node_t *presence);
 /* Parses one serialised stanza (as the frontend forwards them, in jabber:client context).
  * Returns the tree or NULL when the bytes are not exactly one well-formed element. */
 xml_node_t *stanza_parse(const char *data, size_t len);

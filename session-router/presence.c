@@ -367,19 +367,6 @@ static void bcast_start(session_t *s, xml_node_t *st, int initial)
     user_with_roster(s->user->bare, bcast_contacts, b);
 }
 
-/* Priority per RFC 6121 4.7.2.3: an integer -128..127; anything else counts as 0. */
-static int presence_priority(const xml_node_t *st)
-{
-    const xml_node_t *p = xml_node_child(st, "priority", XML_NS_CLIENT);
-    if (!p)
-        return 0;
-    char *text = xml_node_text(p), *end;
-    long v = strtol(text, &end, 10);
-    int ok = end != text && *end == '\0' && v >= -128 && v <= 127;
-    free(text);
-    return ok ? (int)v : 0;
-}
-
 /* Delivers `st` to the user's own available resources (optionally not the sender). */
 static void broadcast_own(session_t *from, xml_node_t *st, int include_self)
 {
@@ -422,7 +409,7 @@ void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st)
     if (h->stype == IPC_ST_NONE) {
         int initial = !from->available, was_negative = from->priority < 0;
         from->available = 1;
-        from->priority = presence_priority(st);
+        from->priority = stanza_presence_priority(st);
         /* XEP-0160: stored messages go to the first resource that becomes available with a
          * non-negative priority. */
         from->want_offline = from->priority >= 0 && (initial || was_negative);

@@ -392,6 +392,18 @@ static int count_visible(user_t *u)
     return n;
 }
 
+/* Stores a client's roster change, answers it once Redis acknowledged it, and pushes it. */
+static void commit_set(session_t *s, user_t *u, const xml_node_t *iq, const roster_item_t *it,
+                       int removed)
+{
+    pending_set_t *p = xcalloc(1, sizeof *p);
+    p->full = xstrdup(s->full);
+    p->iq = xml_node_copy(iq);
+    u->roster_ver++;
+    store(u, it, removed, on_set_stored, p);
+    push(u, it, removed);
+}
+
 /* RFC 6121 2.3 (add, update) and 2.5 (delete), with the errors of 2.3.3 and 2.5.3. */
 static void roster_set(session_t *s, user_t *u, xml_node_t *iq, const xml_node_t *q)
 {
@@ -430,12 +442,7 @@ static void roster_set(session_t *s, user_t *u, xml_node_t *iq, const xml_node_t
         }
         /* RFC 6121 2.5.2: cancel the subscriptions both ways first. */
         presence_roster_removed(u, it);
-        pending_set_t *p = xcalloc(1, sizeof *p);
-        p->full = xstrdup(s->full);
-        p->iq = xml_node_copy(iq);
-        u->roster_ver++;
-        store(u, it, 1, on_set_stored, p);
-        push(u, it, 1);
+        commit_set(s, u, iq, it, 1);
         hmap_sdel(u->roster, it->jid);
         roster_item_free(it);
         return;
@@ -492,12 +499,7 @@ static void roster_set(session_t *s, user_t *u, xml_node_t *iq, const xml_node_t
     free(it->groups);
     it->groups = groups;
     it->ngroups = ngroups;
-    pending_set_t *p = xcalloc(1, sizeof *p);
-    p->full = xstrdup(s->full);
-    p->iq = xml_node_copy(iq);
-    u->roster_ver++;
-    store(u, it, 0, on_set_stored, p);
-    push(u, it, 0);
+    commit_set(s, u, iq, it, 0);
 }
 
 static void roster_iq_loaded(user_t *u, int ok, void *arg)
