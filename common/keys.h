@@ -19,6 +19,8 @@
 /* A user's vCard (XEP-0054) and private XML storage (XEP-0049, a hash). */
 #define KEYS_VCARD "vcard"
 #define KEYS_PRIVATE "private"
+/* The last unavailable presence of a user who went offline (answers probes). */
+#define KEYS_LAST_UNAVAILABLE "lastpresence"
 /* Set of the JIDs a user blocks (XEP-0191). */
 #define KEYS_BLOCKLIST "blocklist"
 /* Set of every account's bare JID (for listing). */

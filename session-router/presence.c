@@ -4,8 +4,10 @@
  * presence). A user's roster is loaded before anything that depends on it is decided. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jid.h"
+#include "keys.h"
 #include "log.h"
 #include "router.h"
 #include "stanza.h"
@@ -307,6 +309,82 @@ typedef struct {
     int initial;    /* first available presence of this resource */
 } bcast_t;
 
+static void on_ignore(redisAsyncContext *ac, void *r, void *p)
+{
+    (void)ac;
+    (void)r;
+    (void)p;
+}
+
+/* The last unavailable presence of a user whose last available resource went away, kept
+ * (with a XEP-0203 delay stamp) to answer probes while the user is offline (RFC 6121
+ * 4.3.2). */
+static void last_unavailable_store(user_t *u, const session_t *s, const xml_node_t *st)
+{
+    if (!rt.redis_ready)
+        return;
+    for (session_t *o = u->sessions; o; o = o->next)
+        if (o != s && o->available)
+            return; /* another resource is still available */
+    xml_node_t *p = xml_node_copy(st);
+    xml_node_set_attr(p, "from", s->full);
+    xml_node_set_attr(p, "to", NULL);
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    xml_node_t *d = xml_node_new_child(p, "delay", "urn:xmpp:delay");
+    xml_node_set_attr(d, "from", rt.domain);
+    xml_node_set_attr(d, "stamp", stamp);
+    buf_t b = BUF_INIT;
+    xml_serialize(p, XML_NS_CLIENT, &b);
+    xml_node_free(&p);
+    char key[JID_MAX + 256];
+    keys_user(key, sizeof key, rt.redis_prefix, KEYS_LAST_UNAVAILABLE, u->bare);
+    redisAsyncCommand(rt.redis, on_ignore, NULL, "SET %s %b", key, b.data, b.len);
+    buf_free(&b);
+}
+
+static void on_last_fetched(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    char *full = privdata;
+    redisReply *r = reply;
+    session_t *s = session_find_jid(full);
+    for (size_t i = 0; s && r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        xml_node_t *p = stanza_parse(r->element[i]->str, r->element[i]->len);
+        if (!p)
+            continue;
+        xml_node_set_attr(p, "to", s->full);
+        session_deliver_node(s, p);
+        xml_node_free(&p);
+    }
+    free(full);
+}
+
+/* One MGET for every offline contact the user is subscribed to. */
+static void last_unavailable_fetch(session_t *s, const char **contacts, size_t n)
+{
+    if (!rt.redis_ready)
+        return;
+    const char **argv = xcalloc(n + 1, sizeof *argv);
+    char **keys = xcalloc(n, sizeof *keys);
+    argv[0] = "MGET";
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = xmalloc(JID_MAX + 256);
+        keys_user(keys[i], JID_MAX + 256, rt.redis_prefix, KEYS_LAST_UNAVAILABLE, contacts[i]);
+        argv[i + 1] = keys[i];
+    }
+    redisAsyncCommandArgv(rt.redis, on_last_fetched, xstrdup(s->full), (int)n + 1, argv, NULL);
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(argv);
+}
+
 static void bcast_contacts(user_t *u, int ok, void *arg)
 {
     bcast_t *b = arg;
@@ -315,6 +393,8 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
         const void *k;
         void *v;
         session_t *s = session_find_jid(b->full);
+        const char **last = NULL;
+        size_t nlast = 0, caplast = 0;
         while (hmap_next(u->roster, &pos, &k, &kl, &v)) {
             roster_item_t *it = v;
             user_t *contact = user_find(it->jid);
@@ -328,10 +408,12 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
                 continue;
             /* RFC 6121 4.3: probe the contacts the user is subscribed to, answered with
              * the presence of each of their available resources. */
+            int answered = 0;
             if (it->sub_to && contact) {
                 for (session_t *cs = contact->sessions; cs; cs = cs->next) {
                     if (!cs->available || !cs->last_presence)
                         continue;
+                    answered = 1;
                     xml_node_t *p = stanza_parse(cs->last_presence, strlen(cs->last_presence));
                     if (!p)
                         continue;
@@ -339,6 +421,13 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
                     session_deliver_node(s, p);
                     xml_node_free(&p);
                 }
+            }
+            /* 4.3.2: a contact with no available resource answers with its last
+             * unavailable presence, when one is stored. */
+            if (it->sub_to && !answered) {
+                if (nlast == caplast)
+                    last = xrealloc(last, (caplast = caplast ? 2 * caplast : 8) * sizeof *last);
+                last[nlast++] = it->jid;
             }
             /* Subscription requests that waited for the user to come online (3.1.3). */
             if (it->pending_in) {
@@ -348,6 +437,9 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
                 xml_node_free(&p);
             }
         }
+        if (s && nlast)
+            last_unavailable_fetch(s, last, nlast);
+        free(last);
         if (s && s->want_offline) {
             s->want_offline = 0;
             offline_deliver(s);
@@ -424,6 +516,7 @@ void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st)
         if (!from->available)
             return;
         /* RFC 6121 4.5.2: to the user's other available resources and contacts. */
+        last_unavailable_store(from->user, from, st);
         broadcast_own(from, st, 0);
         from->available = 0;
         from->priority = 0;
@@ -440,6 +533,7 @@ void presence_session_end(session_t *s)
         return;
     }
     xml_node_t *p = presence_node(s->full, "unavailable");
+    last_unavailable_store(s->user, s, p);
     broadcast_own(s, p, 0);
     s->available = 0;
     directed_unavailable(s);

@@ -187,7 +187,7 @@ static int cmd_deluser(int argc, char **argv)
     freeReplyObject(r);
     /* The rest of the user's data goes with the account. */
     static const char *const kinds[] = {KEYS_ROSTER, KEYS_ROSTER_VER, KEYS_OFFLINE, KEYS_VCARD,
-                                        KEYS_PRIVATE, KEYS_BLOCKLIST};
+                                        KEYS_PRIVATE, KEYS_BLOCKLIST, KEYS_LAST_UNAVAILABLE};
     for (size_t i = 0; gone && i < sizeof kinds / sizeof kinds[0]; i++) {
         char k[JID_MAX + 256];
         keys_user(k, sizeof k, prefix, kinds[i], bare);
