@@ -217,7 +217,13 @@ static void blocking_loaded(user_t *u, int ok, void *arg)
             redisAsyncCommand(rt.redis, on_ignore, NULL, "SADD %s %s", key, jids[i]);
             if (!hmap_sget(u->blocked, jids[i])) {
                 hmap_sput(u->blocked, jids[i], xstrdup(jids[i]));
-                unavailable_to(u, jids[i]);
+                /* Only a contact allowed to see the user's presence is told it is gone. */
+                char bare[JID_MAX + 1];
+                size_t bl = strcspn(jids[i], "/");
+                snprintf(bare, sizeof bare, "%.*s", (int)bl, jids[i]);
+                roster_item_t *ri = roster_find(u, bare);
+                if (ri && ri->sub_from)
+                    unavailable_to(u, jids[i]);
             }
         } else {
             redisAsyncCommand(rt.redis, on_ignore, NULL, "SREM %s %s", key, jids[i]);
