@@ -1,7 +1,8 @@
 # Build, run and test the XMPP server. See README.md.
 #   make            build c2s-frontend, session-router and xmppctl into build/
 #   make run        install missing Debian packages, build, start a server for localhost
-#   make test       install missing Debian packages, run every test, then all again under ASan+UBSan
+#   make test       install missing Debian packages, run every test, then all again under ASan+UBSan,
+#                   then the docker compose stack for real (XMPP_SKIP_COMPOSE=1 skips that part)
 #   make SAN=1 ...  the same build with AddressSanitizer and UndefinedBehaviorSanitizer in build-san/
 
 CC      ?= gcc
@@ -29,7 +30,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 BINS := $(BUILD)/c2s-frontend $(BUILD)/session-router $(BUILD)/xmppctl
 
-.PHONY: all deps run test unit itest interop check-build clean bench
+.PHONY: all deps run test unit itest stacktest composetest interop check-build clean bench
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -48,7 +49,8 @@ $(BUILD)/session-router: $(call obj,$(RT_SRC)) $(BUILD)/libcommon.a
 $(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/libcommon.a
+# The frontend's PROXY protocol parser is pure (no I/O): its unit tests link it directly.
+$(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
@@ -61,8 +63,23 @@ unit: $(BUILD)/check_unit
 	$(BUILD)/check_unit
 
 # Integration and interop tests: real redis-server, router, frontend, TLS, on loopback.
+# Against a stack that runs already (compose, deploy/stack, a deployment), e.g.
+#   make itest XMPP_HOST=127.0.0.1 XMPP_PORT=5222 XMPP_TLS_PORT=5223 XMPP_CAFILE=cert.pem \
+#       XMPP_ADDUSER_CMD='docker-compose exec -T router xmppctl adduser'
+# (README.md, "Testing a running stack"; tests that need private processes are skipped).
 itest: $(BINS)
 	XMPP_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+# The deployment topology as local processes (deploy/stack: redis, router, two frontends,
+# HAProxy) on loopback: chat across frontends, a frontend killed, router and Redis restarts.
+stacktest: $(BINS)
+	timeout 900 env XMPP_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/stack
+
+# The compose stack for real (deploy/compose-test): starts a private Docker engine when none
+# answers, builds the images, runs the integration suite through HAProxy with two frontends.
+# It fails without Docker; XMPP_SKIP_COMPOSE=1 skips it on purpose.
+composetest:
+	timeout 4800 deploy/compose-test
 
 check-build: $(BINS) $(BUILD)/check_unit
 
@@ -70,9 +87,12 @@ test: deps
 	$(MAKE) check-build
 	$(MAKE) unit
 	$(MAKE) itest
+	$(MAKE) stacktest
 	$(MAKE) SAN=1 check-build
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) SAN=1 unit
 	$(MAKE) SAN=1 itest
+	$(MAKE) SAN=1 stacktest
+	$(MAKE) composetest
 
 # Benchmarks: the load generator (bench/) and `make bench`, which starts a private stack on
 # loopback and runs every scenario (bench/run.sh; BENCH_ARGS passes options to it).

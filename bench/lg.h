@@ -15,17 +15,17 @@
 typedef enum { SASL_AUTO, SASL_SCRAM_SHA256, SASL_SCRAM_SHA1, SASL_PLAIN } lg_sasl_t;
 
 typedef struct {
-    char host[64];         /* server address (numeric IPv4) */
-    int ports[8];          /* one port per frontend; clients spread round-robin */
+    char host[64]; /* server address (numeric IPv4) */
+    int ports[8];  /* one port per frontend; clients spread round-robin */
     int nports;
-    int nsrc;              /* source addresses 127.0.0.1 .. 127.0.0.nsrc (0/1: let the kernel pick) */
+    int nsrc; /* source addresses 127.0.0.1 .. 127.0.0.nsrc (0/1: let the kernel pick) */
     char domain[256];
-    char user_prefix[64];  /* accounts are PREFIX0 .. PREFIXn-1 */
+    char user_prefix[64]; /* accounts are PREFIX0 .. PREFIXn-1 */
     char password[128];
-    int starttls;          /* 1: STARTTLS before SASL; 0: plaintext stream */
+    int starttls; /* 1: STARTTLS before SASL; 0: plaintext stream */
     lg_sasl_t sasl;
-    int roster;            /* send a roster get before initial presence (interested resource) */
-    int login_timeout_s;   /* a login not finished by then counts as failed */
+    int roster;          /* send a roster get before initial presence (interested resource) */
+    int login_timeout_s; /* a login not finished by then counts as failed */
 } lg_config_t;
 
 extern lg_config_t lg_cfg;
@@ -53,19 +53,20 @@ typedef struct scram_client scram_client_t;
 typedef struct lg_conn {
     int fd;
     uint8_t state;
-    uint8_t fail_state;     /* the state a failed connection was in (CS_READY: lost after login) */
-    uint8_t in_stream : 1;  /* the server's stream header has been seen */
-    uint8_t want_out : 1;   /* EPOLLOUT is registered */
-    uint8_t dirty : 1;      /* on the flush list */
+    uint8_t fail_state;    /* the state a failed connection was in (CS_READY: lost after login) */
+    uint8_t in_stream : 1; /* the server's stream header has been seen */
+    uint8_t want_out : 1;  /* EPOLLOUT is registered */
+    uint8_t dirty : 1;     /* on the flush list */
     uint8_t failed : 1;
     uint8_t roster_result : 1; /* the roster get was answered with a result */
     uint8_t hs_want_write : 1;
     uint8_t io_want_write : 1; /* SSL_read or SSL_write needs the socket writable */
-    uint8_t closing : 1;       /* close once the output is flushed */
+    uint8_t roster_wait : 1;   /* the roster get is not answered yet */
+    uint8_t ping_ok : 1;       /* the ping is answered */
     SSL *ssl;
-    char *in;              /* bytes of an incomplete stanza, NULL when none */
+    char *in; /* bytes of an incomplete stanza, NULL when none */
     uint32_t in_len, in_cap;
-    char *out;             /* bytes not yet written, NULL when none */
+    char *out; /* bytes not yet written, NULL when none */
     uint32_t out_len, out_cap;
     scram_client_t *scram; /* only during the SASL exchange */
     uint64_t t_start;      /* connect time (us) */
@@ -73,12 +74,13 @@ typedef struct lg_conn {
     int32_t inflight;      /* scenario use: messages in flight from this client */
     uint32_t next_dirty;   /* flush list link (index + 1, 0 = end) */
     uint32_t counter;      /* scenario use */
+    uint16_t roster_both;  /* roster items with subscription 'both' at login */
 } lg_conn_t;
 
 /* What the scenario hears from the engine. */
 typedef struct {
-    void (*ready)(lg_conn_t *c);                      /* login finished (ping answered) */
-    void (*failed)(lg_conn_t *c, const char *why);    /* login failed or ready conn lost */
+    void (*ready)(lg_conn_t *c);                   /* login finished (ping answered) */
+    void (*failed)(lg_conn_t *c, const char *why); /* login failed or ready conn lost */
     void (*stanza)(lg_conn_t *c, const char *name, const char *st, size_t len); /* READY only */
 } lg_handlers_t;
 

@@ -1,10 +1,10 @@
 /* The connection engine: one epoll loop over non-blocking sockets, TLS with OpenSSL, a tiny
  * top-level XML element splitter (no full parser: the generator only needs whole stanzas and
  * a few attributes), and the login state machine up to a ping round trip. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +52,7 @@ int xml_attr(const char *st, size_t len, const char *name, char *out, size_t out
     while (i < len) {
         char ch = st[i];
         if (q) {
-            if (ch == q)
-                q = 0;
+            if (ch == q) q = 0;
         } else if (ch == '\'' || ch == '"') {
             q = ch;
         } else if (ch == '>') {
@@ -62,8 +61,7 @@ int xml_attr(const char *st, size_t len, const char *name, char *out, size_t out
                    memcmp(st + i + 1, name, nl) == 0 && st[i + 1 + nl] == '=') {
             char quote = st[i + 2 + nl];
             const char *v = st + i + 3 + nl, *end = memchr(v, quote, len - (size_t)(v - st));
-            if ((quote != '\'' && quote != '"') || !end || (size_t)(end - v) >= outsz)
-                return -1;
+            if ((quote != '\'' && quote != '"') || !end || (size_t)(end - v) >= outsz) return -1;
             memcpy(out, v, (size_t)(end - v));
             out[end - v] = '\0';
             return (int)(end - v);
@@ -92,11 +90,9 @@ uint32_t lg_count_state(lg_state_t st)
 static void raise_nofile(uint32_t want)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
     rlim_t need = (rlim_t)want + 64;
-    if (rl.rlim_cur >= need)
-        return;
+    if (rl.rlim_cur >= need) return;
     struct rlimit up = {need, need > rl.rlim_max ? need : rl.rlim_max};
     if (setrlimit(RLIMIT_NOFILE, &up) != 0) {
         rl.rlim_cur = rl.rlim_max;
@@ -109,15 +105,13 @@ int lg_init(uint32_t n, const lg_handlers_t *h)
     handlers = *h;
     nconns = n;
     conns = calloc(n ? n : 1, sizeof *conns);
-    if (!conns)
-        return -1;
+    if (!conns) return -1;
     for (uint32_t i = 0; i < n; i++)
         conns[i].fd = -1;
     raise_nofile(n);
     epfd = epoll_create1(EPOLL_CLOEXEC);
     tls_ctx = SSL_CTX_new(TLS_client_method());
-    if (epfd < 0 || !tls_ctx)
-        return -1;
+    if (epfd < 0 || !tls_ctx) return -1;
     /* Benchmark certificates are self-signed: no verification. No session cache either, so
      * every login pays a full handshake, as a fresh client does. */
     SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
@@ -134,11 +128,9 @@ void lg_shutdown(void)
     free(conns);
     conns = NULL;
     nconns = 0;
-    if (tls_ctx)
-        SSL_CTX_free(tls_ctx);
+    if (tls_ctx) SSL_CTX_free(tls_ctx);
     tls_ctx = NULL;
-    if (epfd >= 0)
-        close(epfd);
+    if (epfd >= 0) close(epfd);
     epfd = -1;
 }
 
@@ -146,8 +138,7 @@ void lg_shutdown(void)
 
 static void set_out(lg_conn_t *c, int want)
 {
-    if (c->fd < 0 || (unsigned)want == c->want_out)
-        return;
+    if (c->fd < 0 || (unsigned)want == c->want_out) return;
     struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0),
                              .data.u32 = (uint32_t)(c - conns)};
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
@@ -156,13 +147,10 @@ static void set_out(lg_conn_t *c, int want)
 
 void lg_close(lg_conn_t *c)
 {
-    if (c->state == CS_FREE)
-        return;
-    if (c->ssl)
-        SSL_free(c->ssl);
+    if (c->state == CS_FREE) return;
+    if (c->ssl) SSL_free(c->ssl);
     c->ssl = NULL;
-    if (c->fd >= 0)
-        close(c->fd); /* also leaves the epoll set */
+    if (c->fd >= 0) close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
     free(c->in);
     free(c->out);
@@ -170,13 +158,12 @@ void lg_close(lg_conn_t *c)
     c->in_len = c->in_cap = c->out_len = c->out_cap = 0;
     scram_client_free(&c->scram);
     c->state = CS_FREE;
-    c->want_out = c->in_stream = c->io_want_write = c->hs_want_write = c->closing = 0;
+    c->want_out = c->in_stream = c->io_want_write = c->hs_want_write = 0;
 }
 
 static void fail(lg_conn_t *c, const char *why)
 {
-    if (c->state == CS_FREE)
-        return;
+    if (c->state == CS_FREE) return;
     c->fail_state = c->state;
     lg_close(c);
     c->failed = 1;
@@ -185,8 +172,7 @@ static void fail(lg_conn_t *c, const char *why)
 
 static void mark_dirty(lg_conn_t *c)
 {
-    if (c->dirty)
-        return;
+    if (c->dirty) return;
     c->dirty = 1;
     c->next_dirty = dirty_head;
     dirty_head = (uint32_t)(c - conns) + 1;
@@ -194,15 +180,13 @@ static void mark_dirty(lg_conn_t *c)
 
 void lg_send(lg_conn_t *c, const char *data, size_t len)
 {
-    if (c->state == CS_FREE)
-        return;
+    if (c->state == CS_FREE) return;
     if (c->out_len + len > c->out_cap) {
         uint32_t cap = c->out_cap ? c->out_cap : 256;
         while (cap < c->out_len + len)
             cap *= 2;
         char *n = realloc(c->out, cap);
-        if (!n)
-            abort();
+        if (!n) abort();
         c->out = n;
         c->out_cap = cap;
     }
@@ -219,8 +203,7 @@ static void send_str(lg_conn_t *c, const char *s)
 /* Writes what it can; the buffer is freed once empty so idle connections hold none. */
 static void flush(lg_conn_t *c)
 {
-    if (c->state == CS_FREE || c->state == CS_CONNECTING || c->state == CS_HANDSHAKE)
-        return;
+    if (c->state == CS_FREE || c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) return;
     while (c->out_len) {
         ssize_t n;
         if (c->ssl) {
@@ -232,8 +215,7 @@ static void flush(lg_conn_t *c)
                     c->io_want_write = 1;
                     break;
                 }
-                if (e == SSL_ERROR_WANT_READ)
-                    break;
+                if (e == SSL_ERROR_WANT_READ) break;
                 fail(c, "tls write failed");
                 return;
             }
@@ -256,10 +238,6 @@ static void flush(lg_conn_t *c)
         free(c->out);
         c->out = NULL;
         c->out_cap = 0;
-        if (c->closing) {
-            lg_close(c);
-            return;
-        }
     }
     set_out(c, c->out_len > 0 || c->io_want_write);
 }
@@ -279,14 +257,12 @@ static ssize_t recv_some(lg_conn_t *c, char *buf, size_t n)
 {
     if (!c->ssl) {
         ssize_t r = read(c->fd, buf, n);
-        if (r < 0)
-            return errno == EAGAIN || errno == EINTR ? -1 : -2;
+        if (r < 0) return errno == EAGAIN || errno == EINTR ? -1 : -2;
         return r;
     }
     ERR_clear_error();
     int r = SSL_read(c->ssl, buf, (int)n);
-    if (r > 0)
-        return r;
+    if (r > 0) return r;
     switch (SSL_get_error(c->ssl, r)) {
     case SSL_ERROR_WANT_READ:
         return -1;
@@ -320,11 +296,9 @@ static const char *elem_text(const char *st, size_t len, size_t *tl)
 {
     const char *gt = memchr(st, '>', len);
     *tl = 0;
-    if (!gt || gt[-1] == '/')
-        return "";
+    if (!gt || gt[-1] == '/') return "";
     const char *lt = memchr(gt, '<', len - (size_t)(gt - st));
-    if (!lt)
-        return "";
+    if (!lt) return "";
     *tl = (size_t)(lt - gt - 1);
     return gt + 1;
 }
@@ -441,6 +415,8 @@ static void after_bind(lg_conn_t *c)
 {
     char b[512];
     /* Roster first, so the resource is "interested" before it becomes available. */
+    c->roster_wait = lg_cfg.roster ? 1 : 0;
+    c->ping_ok = 0;
     if (lg_cfg.roster)
         send_str(c, "<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>");
     snprintf(b, sizeof b,
@@ -448,6 +424,15 @@ static void after_bind(lg_conn_t *c)
              lg_cfg.domain);
     send_str(c, b);
     c->state = CS_PING;
+}
+
+static unsigned count_str(const char *st, size_t len, const char *needle)
+{
+    unsigned n = 0;
+    size_t nl = strlen(needle);
+    for (const char *p = st; (p = memmem(p, len - (size_t)(p - st), needle, nl)); p += nl)
+        n++;
+    return n;
 }
 
 /* An iq get/set from the server (roster push, server ping): answered with a result. */
@@ -485,8 +470,7 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
     case CS_STREAM1:
     case CS_STREAM2:
     case CS_STREAM3:
-        if (strcmp(name, "features") != 0)
-            return 0;
+        if (strcmp(name, "features") != 0) return 0;
         if (c->state == CS_STREAM1 && lg_cfg.starttls) {
             if (!mem_find(st, len, "<starttls")) {
                 fail(c, "STARTTLS not offered");
@@ -510,11 +494,9 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
         if (strcmp(name, "proceed") == 0) {
             /* Our <starttls/> may still sit in the output buffer: write it first. */
             flush(c);
-            if (c->state == CS_FREE)
-                return 1;
+            if (c->state == CS_FREE) return 1;
             start_tls(c);
-            if (c->state == CS_HANDSHAKE)
-                drive_handshake(c);
+            if (c->state == CS_HANDSHAKE) drive_handshake(c);
             return 1;
         }
         fail(c, "STARTTLS refused");
@@ -524,8 +506,7 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
             on_challenge(c, st, len);
             return c->state == CS_FREE;
         }
-        if (strcmp(name, "success") == 0)
-            return on_success(c, st, len);
+        if (strcmp(name, "success") == 0) return on_success(c, st, len);
         if (strcmp(name, "failure") == 0) {
             char why[160];
             const char *p = mem_find(st, len, "><");
@@ -547,26 +528,31 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
         after_bind(c);
         return 0;
     case CS_PING:
-        if (strcmp(name, "iq") != 0)
-            return 0;
+        if (strcmp(name, "iq") != 0) return 0;
         answer_iq(c, st, len);
         xml_attr(st, len, "id", id, sizeof id);
         xml_attr(st, len, "type", type, sizeof type);
         if (strcmp(id, "roster") == 0) {
+            c->roster_wait = 0;
             c->roster_result = strcmp(type, "result") == 0;
+            c->roster_both = (uint16_t)(count_str(st, len, "subscription='both'") +
+                                        count_str(st, len, "subscription=\"both\""));
         } else if (strcmp(id, "ping") == 0) {
             if (strcmp(type, "result") != 0) {
                 fail(c, "ping not answered with a result");
                 return 1;
             }
+            c->ping_ok = 1;
+        }
+        /* The roster may come after the ping (the server may fetch it from storage). */
+        if (c->ping_ok && !c->roster_wait) {
             c->state = CS_READY;
             handlers.ready(c);
             return c->state == CS_FREE;
         }
         return 0;
     case CS_READY:
-        if (strcmp(name, "iq") == 0)
-            answer_iq(c, st, len);
+        if (strcmp(name, "iq") == 0) answer_iq(c, st, len);
         handlers.stanza(c, name, st, len);
         return c->state == CS_FREE;
     default:
@@ -593,22 +579,18 @@ static int scan(const char *b, size_t len, int in_stream, size_t *el, size_t *us
         i++; /* whitespace keepalives between stanzas */
     *el = i;
     *used = i;
-    if (i == len)
-        return i ? SCAN_SKIP : SCAN_NEED;
-    if (i + 1 >= len)
-        return SCAN_NEED;
+    if (i == len) return i ? SCAN_SKIP : SCAN_NEED;
+    if (i + 1 >= len) return SCAN_NEED;
     size_t e;
     if (b[i + 1] == '?' || b[i + 1] == '!') {
         e = past(b, len, i, b[i + 1] == '?' ? "?>" : ">");
-        if (!e)
-            return SCAN_NEED;
+        if (!e) return SCAN_NEED;
         *used = e;
         return SCAN_SKIP;
     }
     if (b[i + 1] == '/') {
         e = past(b, len, i, ">");
-        if (!e)
-            return SCAN_NEED;
+        if (!e) return SCAN_NEED;
         *used = e;
         return SCAN_CLOSE;
     }
@@ -618,41 +600,35 @@ static int scan(const char *b, size_t len, int in_stream, size_t *el, size_t *us
         /* b[j] == '<' and b[j + 1] exists */
         if (b[j + 1] == '/') {
             e = past(b, len, j, ">");
-            if (!e)
-                return SCAN_NEED;
+            if (!e) return SCAN_NEED;
             depth--;
         } else if (b[j + 1] == '!') {
             e = len - j >= 9 && memcmp(b + j, "<![CDATA[", 9) == 0 ? past(b, len, j, "]]>")
                 : len - j >= 4 && memcmp(b + j, "<!--", 4) == 0    ? past(b, len, j, "-->")
                                                                    : past(b, len, j, ">");
-            if (!e)
-                return SCAN_NEED;
+            if (!e) return SCAN_NEED;
         } else if (b[j + 1] == '?') {
             e = past(b, len, j, "?>");
-            if (!e)
-                return SCAN_NEED;
+            if (!e) return SCAN_NEED;
         } else {
             size_t k = j + 1;
             char q = 0;
             for (; k < len; k++) {
                 if (q) {
-                    if (b[k] == q)
-                        q = 0;
+                    if (b[k] == q) q = 0;
                 } else if (b[k] == '\'' || b[k] == '"') {
                     q = b[k];
                 } else if (b[k] == '>') {
                     break;
                 }
             }
-            if (k == len)
-                return SCAN_NEED;
+            if (k == len) return SCAN_NEED;
             e = k + 1;
             if (!in_stream && depth == 0) {
                 *used = e;
                 return SCAN_OPEN;
             }
-            if (b[k - 1] != '/')
-                depth++;
+            if (b[k - 1] != '/') depth++;
         }
         if (depth <= 0) {
             *used = e;
@@ -661,8 +637,7 @@ static int scan(const char *b, size_t len, int in_stream, size_t *el, size_t *us
         j = e;
         while (j < len && b[j] != '<')
             j++;
-        if (j + 1 >= len)
-            return SCAN_NEED;
+        if (j + 1 >= len) return SCAN_NEED;
     }
 }
 
@@ -672,8 +647,7 @@ static void local_name(const char *st, size_t len, char *out, size_t n)
     size_t i = 1, s = 1;
     while (i < len && st[i] != ' ' && st[i] != '>' && st[i] != '/' && st[i] != '\t' &&
            st[i] != '\n' && st[i] != '\r') {
-        if (st[i] == ':')
-            s = i + 1;
+        if (st[i] == ':') s = i + 1;
         i++;
     }
     size_t l = i - s < n - 1 ? i - s : n - 1;
@@ -695,8 +669,7 @@ static int feed(lg_conn_t *c, const char *data, size_t n)
             while (cap < c->in_len + n)
                 cap *= 2;
             char *nb = realloc(c->in, cap);
-            if (!nb)
-                abort();
+            if (!nb) abort();
             c->in = nb;
             c->in_cap = cap;
         }
@@ -749,8 +722,7 @@ static int feed(lg_conn_t *c, const char *data, size_t n)
             own = NULL;
         } else {
             c->in = malloc(rest < 512 ? 512 : rest);
-            if (!c->in)
-                abort();
+            if (!c->in) abort();
             memcpy(c->in, b + pos, rest);
             c->in_len = (uint32_t)rest;
             c->in_cap = (uint32_t)(rest < 512 ? 512 : rest);
@@ -765,8 +737,7 @@ static void do_read(lg_conn_t *c)
     for (int i = 0; i < READS_PER_EVENT && c->state != CS_FREE; i++) {
         ssize_t n = recv_some(c, rbuf, sizeof rbuf);
         if (n > 0) {
-            if (feed(c, rbuf, (size_t)n) < 0)
-                return;
+            if (feed(c, rbuf, (size_t)n) < 0) return;
             continue;
         }
         if (n == 0)
@@ -801,12 +772,9 @@ static void on_event(lg_conn_t *c, uint32_t ev)
         drive_handshake(c);
         return;
     default:
-        if (ev & EPOLLOUT)
-            c->io_want_write = 0;
-        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
-            do_read(c);
-        if (c->state != CS_FREE && (ev & EPOLLOUT))
-            mark_dirty(c);
+        if (ev & EPOLLOUT) c->io_want_write = 0;
+        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) do_read(c);
+        if (c->state != CS_FREE && (ev & EPOLLOUT)) mark_dirty(c);
     }
 }
 
@@ -816,6 +784,7 @@ int lg_start(uint32_t idx)
     c->idx = idx;
     c->failed = 0;
     c->roster_result = 0;
+    c->roster_both = 0;
     c->inflight = 0;
     c->counter = 0;
     c->t_start = now_us();
@@ -843,7 +812,8 @@ int lg_start(uint32_t idx)
         }
     }
     struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)lg_cfg.ports[idx % (uint32_t)lg_cfg.nports])};
+                             .sin_port =
+                                 htons((uint16_t)lg_cfg.ports[idx % (uint32_t)lg_cfg.nports])};
     inet_pton(AF_INET, lg_cfg.host, &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
         snprintf(why, sizeof why, "connect: %s", strerror(errno));
@@ -856,14 +826,21 @@ int lg_start(uint32_t idx)
     return 0;
 }
 
+static const char *const state_names[] = {
+    "free", "connecting",    "stream", "starttls", "tls handshake", "sasl features",
+    "sasl", "bind features", "bind",   "ping",     "ready"};
+
 /* Logins that take longer than the configured timeout count as failures. */
 static void sweep_timeouts(uint64_t now)
 {
     uint64_t limit = (uint64_t)lg_cfg.login_timeout_s * 1000000u;
     for (uint32_t i = 0; i < nconns; i++) {
         lg_conn_t *c = &conns[i];
-        if (c->state != CS_FREE && c->state != CS_READY && now - c->t_start > limit)
-            fail(c, "login timed out");
+        if (c->state != CS_FREE && c->state != CS_READY && now - c->t_start > limit) {
+            char why[64];
+            snprintf(why, sizeof why, "login timed out (%s)", state_names[c->state]);
+            fail(c, why);
+        }
     }
 }
 
@@ -874,11 +851,9 @@ int lg_run(int (*done)(void), void (*tick)(void), uint64_t tick_us, uint64_t tim
              next_sweep = now + 1000000u;
     for (;;) {
         flush_all();
-        if (done())
-            return 0;
+        if (done()) return 0;
         now = now_us();
-        if (now >= deadline)
-            return -1;
+        if (now >= deadline) return -1;
         if (tick && now >= next_tick) {
             tick();
             next_tick = now + tick_us;
@@ -889,8 +864,7 @@ int lg_run(int (*done)(void), void (*tick)(void), uint64_t tick_us, uint64_t tim
             next_sweep = now + 1000000u;
         }
         uint64_t wake = deadline < next_sweep ? deadline : next_sweep;
-        if (tick && next_tick < wake)
-            wake = next_tick;
+        if (tick && next_tick < wake) wake = next_tick;
         int ms = wake > now ? (int)((wake - now + 999) / 1000) : 0;
         int n = epoll_wait(epfd, evs, (int)(sizeof evs / sizeof evs[0]), ms);
         for (int i = 0; i < n; i++)

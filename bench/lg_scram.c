@@ -42,18 +42,13 @@ int b64_decode(const char *in, size_t len, unsigned char *out)
 {
     while (len && (in[len - 1] == ' ' || in[len - 1] == '\n' || in[len - 1] == '\r'))
         len--;
-    if (len == 0)
-        return 0;
-    if (len % 4)
-        return -1;
+    if (len == 0) return 0;
+    if (len % 4) return -1;
     int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-    if (n < 0)
-        return -1;
+    if (n < 0) return -1;
     /* EVP_DecodeBlock counts the padding as zero bytes. */
-    if (in[len - 1] == '=')
-        n--;
-    if (in[len - 2] == '=')
-        n--;
+    if (in[len - 1] == '=') n--;
+    if (in[len - 2] == '=') n--;
     return n;
 }
 
@@ -70,13 +65,11 @@ static void cache_insert(key_entry_t *e)
     if (2 * (cache_used + 1) > cache_cap) {
         size_t ncap = cache_cap ? 2 * cache_cap : 64;
         key_entry_t **n = calloc(ncap, sizeof *n);
-        if (!n)
-            abort();
+        if (!n) abort();
         for (size_t i = 0; i < cache_cap; i++) {
-            if (!cache[i])
-                continue;
-            size_t j = key_hash(cache[i]->md, cache[i]->iter, cache[i]->salt,
-                                cache[i]->salt_len) & (ncap - 1);
+            if (!cache[i]) continue;
+            size_t j = key_hash(cache[i]->md, cache[i]->iter, cache[i]->salt, cache[i]->salt_len) &
+                       (ncap - 1);
             while (n[j])
                 j = (j + 1) & (ncap - 1);
             n[j] = cache[i];
@@ -105,8 +98,7 @@ static const key_entry_t *keys_for(const EVP_MD *md, unsigned iter, const unsign
         }
     }
     key_entry_t *e = calloc(1, sizeof *e);
-    if (!e)
-        abort();
+    if (!e) abort();
     unsigned char salted[KEY_MAX];
     unsigned int hl = (unsigned)EVP_MD_get_size(md), l = hl;
     if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, (int)iter, md,
@@ -128,8 +120,7 @@ static const key_entry_t *keys_for(const EVP_MD *md, unsigned iter, const unsign
 scram_client_t *scram_client_new(const EVP_MD *md, const char *user)
 {
     scram_client_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->md = md;
     unsigned char rnd[18];
     char nonce[32];
@@ -190,25 +181,20 @@ int scram_client_final(scram_client_t *s, const char *sf, size_t len, const char
     unsigned iter = (unsigned)strtoul(itbuf, NULL, 10);
     unsigned char salt[SALT_MAX + 4];
     int saltn = b64_decode(salt64, sl, salt);
-    if (iter == 0 || saltn <= 0 || saltn > SALT_MAX)
-        return -1;
+    if (iter == 0 || saltn <= 0 || saltn > SALT_MAX) return -1;
     const key_entry_t *k = keys_for(s->md, iter, salt, (size_t)saltn, password);
-    if (!k)
-        return -1;
+    if (!k) return -1;
 
     /* client-final-message-without-proof, then AuthMessage. */
     int wl = snprintf(out, outsz, "c=biws,r=%.*s", (int)rl, r);
-    if (wl < 0 || (size_t)wl >= outsz)
-        return -1;
+    if (wl < 0 || (size_t)wl >= outsz) return -1;
     char auth[1024];
     int al = snprintf(auth, sizeof auth, "%s,%.*s,%s", s->bare, (int)len, sf, out);
-    if (al < 0 || (size_t)al >= sizeof auth)
-        return -1;
+    if (al < 0 || (size_t)al >= sizeof auth) return -1;
     unsigned int hl = (unsigned)EVP_MD_get_size(s->md), l = hl;
     unsigned char sig[KEY_MAX], proof[KEY_MAX];
     if (!HMAC(s->md, k->stored_key, (int)hl, (unsigned char *)auth, (size_t)al, sig, &l) ||
-        !HMAC(s->md, k->server_key, (int)hl, (unsigned char *)auth, (size_t)al, s->server_sig,
-              &l))
+        !HMAC(s->md, k->server_key, (int)hl, (unsigned char *)auth, (size_t)al, s->server_sig, &l))
         return -1;
     s->have_sig = 1;
     for (unsigned i = 0; i < hl; i++)
@@ -224,8 +210,7 @@ int scram_client_verify(const scram_client_t *s, const char *sf, size_t len)
     size_t vl;
     const char *v = scram_attr(sf, len, 'v', &vl);
     unsigned char got[KEY_MAX + 4];
-    if (!s->have_sig || !v || vl > 4 * KEY_MAX)
-        return -1;
+    if (!s->have_sig || !v || vl > 4 * KEY_MAX) return -1;
     int n = b64_decode(v, vl, got);
     return n == EVP_MD_get_size(s->md) && memcmp(got, s->server_sig, (size_t)n) == 0 ? 0 : -1;
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/run.sh and bench/peers.sh (sourced, bash): ports, certificates, waiting,
 # and the one list of cases every server is measured with, so that our figures and the
 # peers' come from the same generator runs.
@@ -21,8 +22,8 @@ bench_log() { printf 'bench: %s\n' "$*" >&2; }
 # bench_pick_port VAR: a TCP port on loopback that nothing uses, below the ephemeral range so
 # the generator's own outgoing connections can never hold it.
 bench_pick_port() {
-    local p hex i
-    for i in $(seq 1 500); do
+    local p hex
+    for _ in $(seq 1 500); do
         p=$((20000 + RANDOM % 12000))
         hex=$(printf '%04X' "$p")
         case " $BENCH_PORTS_TAKEN " in *" $p "*) continue ;; esac
@@ -62,6 +63,49 @@ bench_cert() {
     cat "$1/cert.pem" "$1/key.pem" > "$1/combined.pem"
 }
 
+# bench_stop PID...: SIGTERM, up to 15 s to exit, then SIGKILL (a server stuck in its own
+# shutdown must not hang the run). Only for processes this script started.
+bench_stop() {
+    local p
+    for p in "$@"; do kill "$p" 2> /dev/null || true; done
+    for p in "$@"; do
+        for _ in $(seq 1 150); do
+            kill -0 "$p" 2> /dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$p" 2> /dev/null; then
+            bench_log "process $p did not exit within 15 s of SIGTERM; killing it"
+            kill -9 "$p" 2> /dev/null || true
+        fi
+        wait "$p" 2> /dev/null || true
+    done
+}
+
+# bench_children PID: the process ids whose parent is PID, comma-separated (from /proc, so
+# procps is not needed).
+bench_children() {
+    local d ppid out=""
+    for d in /proc/[0-9]*; do
+        ppid=$(sed -n 's/^.*) [A-Za-z] \([0-9]*\) .*/\1/p' "$d/stat" 2> /dev/null) || continue
+        [ "$ppid" = "$1" ] && out="$out,${d#/proc/}"
+    done
+    echo "${out#,}"
+}
+
+# bench_running COMM [ARG]: whether a process named COMM runs (with ARG as its first argument,
+# e.g. lua5.4 /usr/bin/prosody). Pure bash over /proc: no procps, and no match on ourselves.
+bench_running() {
+    local d comm argv
+    for d in /proc/[0-9]*; do
+        read -r comm < "$d/comm" 2> /dev/null || continue
+        [ "$comm" = "$1" ] || continue
+        [ -z "${2:-}" ] && return 0
+        mapfile -d '' -t argv < "$d/cmdline" 2> /dev/null || continue
+        [ "${argv[1]:-}" = "$2" ] && return 0
+    done
+    return 1
+}
+
 # Descriptors: every session is one socket in the server and one in the generator.
 bench_raise_nofile() {
     ulimit -Hn 1048576 2>/dev/null || true
@@ -77,13 +121,14 @@ bench_accounts_needed() {
     echo "$n"
 }
 
-# bench_ready: one login through the generator, retried until the server answers it (a
-# frontend listens before its link to the router is up).
+# bench_ready [SASL [ARG]]: one login per frontend through the generator, retried until the
+# server answers (a frontend listens before its link to the router is up).
 bench_ready() {
-    local i
-    for i in $(seq 1 50); do
-        if "$LOADGEN" --scenario login -n 1 --port "${SERVER_PORT%%,*}" --domain "$DOMAIN" \
-            --sasl "${1:-scram-sha-256}" ${2:-} --pids "$SERVER_PIDS" > "$WORK/ready.out" 2>&1; then
+    local ports=${SERVER_PORT//[^,]/}
+    for _ in $(seq 1 50); do
+        if "$LOADGEN" --scenario login -n $((${#ports} + 1)) --port "$SERVER_PORT" \
+            --domain "$DOMAIN" --sasl "${1:-scram-sha-256}" "${@:2}" --pids "$SERVER_PIDS" \
+            > "$WORK/ready.out" 2>&1; then
             return 0
         fi
         sleep 0.2

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "lg.h"
 
@@ -13,26 +14,39 @@
 
 static struct {
     const char *scenario;
-    const char *label;         /* name of the server measured, copied into RESULT lines */
-    uint32_t clients;          /* login, idle */
-    uint32_t concurrency;      /* logins in flight at once */
-    uint32_t pairs, window;    /* msg */
+    const char *label;      /* name of the server measured, copied into RESULT lines */
+    uint32_t clients;       /* login, idle */
+    uint32_t concurrency;   /* logins in flight at once */
+    uint32_t pairs, window; /* msg */
     double duration, rate, drain;
     uint32_t contacts, presence_users, changes, presence_inflight;
     uint32_t scale_target;
     double rest, settle, timeout;
     lg_procs_t procs;
 } opt = {
-    .scenario = "login", .label = "ours", .clients = 1000, .concurrency = 200,
-    .pairs = 200, .window = 10, .duration = 10, .drain = 10,
-    .contacts = 50, .presence_users = 200, .changes = 1000, .presence_inflight = 4,
-    .scale_target = 10000, .rest = 10, .settle = 3, .timeout = 900,
+    .scenario = "login",
+    .label = "ours",
+    .clients = 1000,
+    .concurrency = 200,
+    .pairs = 200,
+    .window = 10,
+    .duration = 10,
+    .drain = 10,
+    .contacts = 50,
+    .presence_users = 200,
+    .changes = 1000,
+    .presence_inflight = 4,
+    .scale_target = 10000,
+    .rest = 10,
+    .settle = 3,
+    .timeout = 900,
 };
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
-    fprintf(stderr,
+    fprintf(
+        stderr,
         "usage: loadgen --scenario login|idle|msg|presence|scale [options]\n"
         "  --host ADDR          server address (127.0.0.1)\n"
         "  --port P[,P...]      client port(s); several spread clients over frontends (5222)\n"
@@ -55,7 +69,8 @@ static void usage(void)
         "  --pids P,P,...       server processes to measure (or --pid-names a,b,c)\n"
         "  --label NAME         server name in RESULT lines (ours)\n"
         "  --login-timeout S    a login slower than this fails (60)\n"
-        "  --timeout S          bound on every phase (900)\n");
+        "  --timeout S          bound on every phase (900)\n"
+        "environment: LG_DEBUG=1 prints each failure and what account 0 receives\n");
     exit(2);
 }
 
@@ -65,8 +80,7 @@ static void parse_ports(const char *s)
     while (*s && lg_cfg.nports < 8) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v <= 0 || v > 65535)
-            usage();
+        if (end == s || v <= 0 || v > 65535) usage();
         lg_cfg.ports[lg_cfg.nports++] = (int)v;
         s = *end == ',' ? end + 1 : end;
     }
@@ -74,17 +88,36 @@ static void parse_ports(const char *s)
 
 static void parse_args(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"scenario", 1, 0, 's'}, {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'},
-        {"domain", 1, 0, 'd'}, {"user-prefix", 1, 0, 'u'}, {"password", 1, 0, 'w'},
-        {"sasl", 1, 0, 'm'}, {"no-tls", 0, 0, 'T'}, {"clients", 1, 0, 'n'},
-        {"concurrency", 1, 0, 'c'}, {"pairs", 1, 0, 'P'}, {"window", 1, 0, 'W'},
-        {"duration", 1, 0, 'D'}, {"rate", 1, 0, 'R'}, {"drain", 1, 0, 'X'},
-        {"contacts", 1, 0, 'K'}, {"presence-users", 1, 0, 'U'}, {"changes", 1, 0, 'C'},
-        {"presence-inflight", 1, 0, 'I'}, {"scale-target", 1, 0, 'S'}, {"rest", 1, 0, 'r'},
-        {"settle", 1, 0, 'e'}, {"src-addrs", 1, 0, 'a'}, {"pids", 1, 0, 'i'},
-        {"pid-names", 1, 0, 'N'}, {"label", 1, 0, 'l'}, {"login-timeout", 1, 0, 'L'},
-        {"timeout", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"scenario", 1, 0, 's'},
+                                       {"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"domain", 1, 0, 'd'},
+                                       {"user-prefix", 1, 0, 'u'},
+                                       {"password", 1, 0, 'w'},
+                                       {"sasl", 1, 0, 'm'},
+                                       {"no-tls", 0, 0, 'T'},
+                                       {"clients", 1, 0, 'n'},
+                                       {"concurrency", 1, 0, 'c'},
+                                       {"pairs", 1, 0, 'P'},
+                                       {"window", 1, 0, 'W'},
+                                       {"duration", 1, 0, 'D'},
+                                       {"rate", 1, 0, 'R'},
+                                       {"drain", 1, 0, 'X'},
+                                       {"contacts", 1, 0, 'K'},
+                                       {"presence-users", 1, 0, 'U'},
+                                       {"changes", 1, 0, 'C'},
+                                       {"presence-inflight", 1, 0, 'I'},
+                                       {"scale-target", 1, 0, 'S'},
+                                       {"rest", 1, 0, 'r'},
+                                       {"settle", 1, 0, 'e'},
+                                       {"src-addrs", 1, 0, 'a'},
+                                       {"pids", 1, 0, 'i'},
+                                       {"pid-names", 1, 0, 'N'},
+                                       {"label", 1, 0, 'l'},
+                                       {"login-timeout", 1, 0, 'L'},
+                                       {"timeout", 1, 0, 't'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     snprintf(lg_cfg.host, sizeof lg_cfg.host, "127.0.0.1");
     snprintf(lg_cfg.domain, sizeof lg_cfg.domain, "localhost");
     snprintf(lg_cfg.user_prefix, sizeof lg_cfg.user_prefix, "lg");
@@ -97,57 +130,112 @@ static void parse_args(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "s:n:h", lo, NULL)) != -1) {
         switch (o) {
-        case 's': opt.scenario = optarg; break;
-        case 'H': snprintf(lg_cfg.host, sizeof lg_cfg.host, "%s", optarg); break;
-        case 'p': parse_ports(optarg); break;
-        case 'd': snprintf(lg_cfg.domain, sizeof lg_cfg.domain, "%s", optarg); break;
-        case 'u': snprintf(lg_cfg.user_prefix, sizeof lg_cfg.user_prefix, "%s", optarg); break;
-        case 'w': snprintf(lg_cfg.password, sizeof lg_cfg.password, "%s", optarg); break;
+        case 's':
+            opt.scenario = optarg;
+            break;
+        case 'H':
+            snprintf(lg_cfg.host, sizeof lg_cfg.host, "%s", optarg);
+            break;
+        case 'p':
+            parse_ports(optarg);
+            break;
+        case 'd':
+            snprintf(lg_cfg.domain, sizeof lg_cfg.domain, "%s", optarg);
+            break;
+        case 'u':
+            snprintf(lg_cfg.user_prefix, sizeof lg_cfg.user_prefix, "%s", optarg);
+            break;
+        case 'w':
+            snprintf(lg_cfg.password, sizeof lg_cfg.password, "%s", optarg);
+            break;
         case 'm':
             lg_cfg.sasl = strcmp(optarg, "scram-sha-256") == 0 ? SASL_SCRAM_SHA256
-                        : strcmp(optarg, "scram-sha-1") == 0   ? SASL_SCRAM_SHA1
-                        : strcmp(optarg, "plain") == 0         ? SASL_PLAIN
-                        : strcmp(optarg, "auto") == 0          ? SASL_AUTO
+                          : strcmp(optarg, "scram-sha-1") == 0 ? SASL_SCRAM_SHA1
+                          : strcmp(optarg, "plain") == 0       ? SASL_PLAIN
+                          : strcmp(optarg, "auto") == 0        ? SASL_AUTO
                                                                : (usage(), SASL_AUTO);
             break;
-        case 'T': lg_cfg.starttls = 0; break;
-        case 'n': opt.clients = (uint32_t)atol(optarg); break;
-        case 'c': opt.concurrency = (uint32_t)atol(optarg); break;
-        case 'P': opt.pairs = (uint32_t)atol(optarg); break;
-        case 'W': opt.window = (uint32_t)atol(optarg); break;
-        case 'D': opt.duration = atof(optarg); break;
-        case 'R': opt.rate = atof(optarg); break;
-        case 'X': opt.drain = atof(optarg); break;
-        case 'K': opt.contacts = (uint32_t)atol(optarg); break;
-        case 'U': opt.presence_users = (uint32_t)atol(optarg); break;
-        case 'C': opt.changes = (uint32_t)atol(optarg); break;
-        case 'I': opt.presence_inflight = (uint32_t)atol(optarg); break;
-        case 'S': opt.scale_target = (uint32_t)atol(optarg); break;
-        case 'r': opt.rest = atof(optarg); break;
-        case 'e': opt.settle = atof(optarg); break;
-        case 'a': lg_cfg.nsrc = atoi(optarg); break;
-        case 'i':
-            if (procs_from_list(&opt.procs, optarg) < 0)
-                usage();
+        case 'T':
+            lg_cfg.starttls = 0;
             break;
-        case 'N': procs_from_names(&opt.procs, optarg); break;
-        case 'l': opt.label = optarg; break;
-        case 'L': lg_cfg.login_timeout_s = atoi(optarg); break;
-        case 't': opt.timeout = atof(optarg); break;
-        default: usage();
+        case 'n':
+            opt.clients = (uint32_t)atol(optarg);
+            break;
+        case 'c':
+            opt.concurrency = (uint32_t)atol(optarg);
+            break;
+        case 'P':
+            opt.pairs = (uint32_t)atol(optarg);
+            break;
+        case 'W':
+            opt.window = (uint32_t)atol(optarg);
+            break;
+        case 'D':
+            opt.duration = atof(optarg);
+            break;
+        case 'R':
+            opt.rate = atof(optarg);
+            break;
+        case 'X':
+            opt.drain = atof(optarg);
+            break;
+        case 'K':
+            opt.contacts = (uint32_t)atol(optarg);
+            break;
+        case 'U':
+            opt.presence_users = (uint32_t)atol(optarg);
+            break;
+        case 'C':
+            opt.changes = (uint32_t)atol(optarg);
+            break;
+        case 'I':
+            opt.presence_inflight = (uint32_t)atol(optarg);
+            break;
+        case 'S':
+            opt.scale_target = (uint32_t)atol(optarg);
+            break;
+        case 'r':
+            opt.rest = atof(optarg);
+            break;
+        case 'e':
+            opt.settle = atof(optarg);
+            break;
+        case 'a':
+            lg_cfg.nsrc = atoi(optarg);
+            break;
+        case 'i':
+            if (procs_from_list(&opt.procs, optarg) < 0) usage();
+            break;
+        case 'N':
+            procs_from_names(&opt.procs, optarg);
+            break;
+        case 'l':
+            opt.label = optarg;
+            break;
+        case 'L':
+            lg_cfg.login_timeout_s = atoi(optarg);
+            break;
+        case 't':
+            opt.timeout = atof(optarg);
+            break;
+        default:
+            usage();
         }
     }
-    if (optind != argc || opt.concurrency == 0 || lg_cfg.nports == 0)
-        usage();
+    if (optind != argc || opt.concurrency == 0 || lg_cfg.nports == 0) usage();
 }
 
 static const char *sasl_name(void)
 {
     switch (lg_cfg.sasl) {
-    case SASL_SCRAM_SHA256: return "SCRAM-SHA-256";
-    case SASL_SCRAM_SHA1: return "SCRAM-SHA-1";
-    case SASL_PLAIN: return "PLAIN";
-    default: return "auto";
+    case SASL_SCRAM_SHA256:
+        return "SCRAM-SHA-256";
+    case SASL_SCRAM_SHA1:
+        return "SCRAM-SHA-1";
+    case SASL_PLAIN:
+        return "PLAIN";
+    default:
+        return "auto";
     }
 }
 
@@ -217,6 +305,9 @@ static void print_failures(void)
     }
 }
 
+/* LG_DEBUG set: each failure, and every stanza account 0 receives, go to stderr. */
+static int debug;
+
 /* ---- the login driver: keeps `concurrency` logins in flight over a range of accounts ---- */
 
 static struct {
@@ -233,8 +324,7 @@ static void (*scen_stanza)(lg_conn_t *c, const char *name, const char *st, size_
 
 static void login_kick(void)
 {
-    if (lr.kicking)
-        return; /* a start that failed at once calls back in here */
+    if (lr.kicking) return; /* a start that failed at once calls back in here */
     lr.kicking = 1;
     while (lr.inflight < opt.concurrency && lr.next < lr.end) {
         lr.inflight++;
@@ -249,13 +339,13 @@ static void on_ready(lg_conn_t *c)
     lr.ok++;
     lr.t_last = now_us();
     hist_add(&lr.lat, lr.t_last - c->t_start);
-    if (scen_ready)
-        scen_ready(c);
+    if (scen_ready) scen_ready(c);
     login_kick();
 }
 
 static void on_failed(lg_conn_t *c, const char *why)
 {
+    if (debug) fprintf(stderr, "loadgen: %s%u failed: %s\n", lg_cfg.user_prefix, c->idx, why);
     note_failure(why);
     if (c->fail_state == CS_READY) {
         lr.lost++; /* a session that had logged in was lost */
@@ -268,8 +358,9 @@ static void on_failed(lg_conn_t *c, const char *why)
 
 static void on_stanza(lg_conn_t *c, const char *name, const char *st, size_t len)
 {
-    if (scen_stanza)
-        scen_stanza(c, name, st, len);
+    if (debug && c->idx == 0)
+        fprintf(stderr, "loadgen: %s0 got: %.*s\n", lg_cfg.user_prefix, (int)len, st);
+    if (scen_stanza) scen_stanza(c, name, st, len);
 }
 
 static int logins_done(void)
@@ -330,8 +421,8 @@ static int scenario_login(void)
     double per = lr.ok ? cpu / lr.ok : 0, rate = secs > 0 ? lr.ok / secs : 0;
     printf("RESULT scenario=login server=%s tls=%s sasl=%s n=%u ok=%u fail=%u secs=%.2f "
            "logins_per_s=%.1f cpu_ms_per_login=%.3f p50_ms=%.2f p99_ms=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, lg_cfg.starttls ? "starttls" : "none", sasl_name(), n, lr.ok, lr.fail,
-           secs, rate, per, hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), pct(self, secs * 1000));
+           opt.label, lg_cfg.starttls ? "starttls" : "none", sasl_name(), n, lr.ok, lr.fail, secs,
+           rate, per, hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), pct(self, secs * 1000));
     print_header("login");
     row("logins ok / failed", "%u / %u", lr.ok, lr.fail);
     row("logins per second", "%.1f", rate);
@@ -378,10 +469,10 @@ static int scenario_idle(void)
 static struct {
     int running;
     uint64_t sent, received, errors, seq;
-    uint32_t n;            /* 2 * pairs */
-    double allowance;      /* rate mode: messages we may send now */
+    uint32_t n;       /* 2 * pairs */
+    double allowance; /* rate mode: messages we may send now */
     uint64_t t_tick;
-    uint32_t rr;           /* rate mode: next sender to consider */
+    uint32_t rr; /* rate mode: next sender to consider */
     lg_hist_t lat;
 } ms;
 
@@ -412,8 +503,7 @@ static void msg_stanza(lg_conn_t *c, const char *name, const char *st, size_t le
         return;
     char *dot;
     unsigned long from = strtoul(id + 1, &dot, 10);
-    if (*dot != '.' || from >= ms.n)
-        return;
+    if (*dot != '.' || from >= ms.n) return;
     unsigned long long ts = strtoull(dot + 1, NULL, 10);
     xml_attr(st, len, "type", type, sizeof type);
     lg_conn_t *s = lg_conn((uint32_t)from);
@@ -426,20 +516,17 @@ static void msg_stanza(lg_conn_t *c, const char *name, const char *st, size_t le
     hist_add(&ms.lat, now_us() - ts);
     (void)c;
     /* Closed loop: each delivery lets its sender send the next one. */
-    if (ms.running && opt.rate <= 0 && s->state == CS_READY)
-        send_msg(s);
+    if (ms.running && opt.rate <= 0 && s->state == CS_READY) send_msg(s);
 }
 
 /* Rate mode: spend the allowance round-robin over senders that have room in their window. */
 static void msg_tick(void)
 {
-    if (!ms.running || opt.rate <= 0)
-        return;
+    if (!ms.running || opt.rate <= 0) return;
     uint64_t now = now_us();
     ms.allowance += opt.rate * (double)(now - ms.t_tick) / 1e6;
     ms.t_tick = now;
-    if (ms.allowance > opt.rate / 10)
-        ms.allowance = opt.rate / 10; /* no bursts after a stall */
+    if (ms.allowance > opt.rate / 10) ms.allowance = opt.rate / 10; /* no bursts after a stall */
     for (uint32_t tried = 0; ms.allowance >= 1 && tried < ms.n; tried++) {
         lg_conn_t *c = lg_conn(ms.rr);
         ms.rr = (ms.rr + 1) % ms.n;
@@ -493,10 +580,10 @@ static int scenario_msg(void)
     printf("RESULT scenario=msg server=%s pairs=%u window=%u duration_s=%.0f rate_cap=%.0f "
            "sent=%llu received=%llu lost=%lld errors=%llu msgs_per_s=%.0f p50_ms=%.2f "
            "p99_ms=%.2f max_ms=%.1f cpu_ms_per_1000_msgs=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, opt.pairs, opt.window, opt.duration, opt.rate,
-           (unsigned long long)ms.sent, (unsigned long long)ms.received, lost,
-           (unsigned long long)ms.errors, rate, hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99),
-           (double)ms.lat.max_us / 1000.0, per1000, pct(self, secs * 1000));
+           opt.label, opt.pairs, opt.window, opt.duration, opt.rate, (unsigned long long)ms.sent,
+           (unsigned long long)ms.received, lost, (unsigned long long)ms.errors, rate,
+           hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99), (double)ms.lat.max_us / 1000.0, per1000,
+           pct(self, secs * 1000));
     print_header("msg");
     row("pairs / window / seconds", "%u / %u / %.0f%s", opt.pairs, opt.window, opt.duration,
         opt.rate > 0 ? " (rate capped)" : "");
@@ -521,10 +608,11 @@ typedef struct {
 
 static struct {
     uint32_t users, k, half;
-    int phase;                /* 1 subscribing, 2 measuring */
-    uint32_t sub_next;        /* next user to send its subscription requests */
+    int phase;         /* 1 subscribing, 2 measuring */
+    uint32_t sub_next; /* next user to send its subscription requests */
     uint64_t sub_sent, sub_approved;
     uint32_t next_change, done_changes, inflight, timed_out;
+    uint32_t oldest; /* first change whose fan-out may be unfinished */
     change_t *changes;
     lg_hist_t fanout, delivery;
 } ps;
@@ -533,8 +621,7 @@ static struct {
 static long jid_index(const char *jid)
 {
     size_t pl = strlen(lg_cfg.user_prefix);
-    if (strncmp(jid, lg_cfg.user_prefix, pl) != 0)
-        return -1;
+    if (strncmp(jid, lg_cfg.user_prefix, pl) != 0) return -1;
     char *end;
     long v = strtol(jid + pl, &end, 10);
     return end == jid + pl || *end != '@' ? -1 : v;
@@ -543,8 +630,7 @@ static long jid_index(const char *jid)
 static void presence_stanza(lg_conn_t *c, const char *name, const char *st, size_t len)
 {
     char type[24] = "", from[300], b[400];
-    if (strcmp(name, "presence") != 0 || xml_attr(st, len, "from", from, sizeof from) < 0)
-        return;
+    if (strcmp(name, "presence") != 0 || xml_attr(st, len, "from", from, sizeof from) < 0) return;
     xml_attr(st, len, "type", type, sizeof type);
     long who = jid_index(from);
     if (strcmp(type, "subscribe") == 0) {
@@ -559,17 +645,13 @@ static void presence_stanza(lg_conn_t *c, const char *name, const char *st, size
         ps.sub_approved++;
         return;
     }
-    if (ps.phase != 2 || type[0] || who == (long)c->idx)
-        return;
+    if (ps.phase != 2 || type[0] || who == (long)c->idx) return;
     const char *m = mem_find(st, len, "<status>pc:");
-    if (!m)
-        return;
+    if (!m) return;
     unsigned long seq = strtoul(m + 11, NULL, 10);
-    if (seq >= opt.changes)
-        return;
+    if (seq >= opt.changes) return;
     change_t *ch = &ps.changes[seq];
-    if (ch->got >= ps.k)
-        return;
+    if (ch->got >= ps.k) return;
     uint64_t now = now_us();
     hist_add(&ps.delivery, now - ch->t_send);
     if (++ch->got == ps.k) {
@@ -585,8 +667,9 @@ static void subscribe_tick(void)
     char b[400];
     while (ps.sub_next < ps.users && ps.sub_sent - ps.sub_approved < 2000) {
         lg_conn_t *c = lg_conn(ps.sub_next++);
-        if (c->state != CS_READY)
-            continue;
+        /* Contacts left by an earlier run against the same data need no new requests. */
+        c->counter = c->roster_both;
+        if (c->state != CS_READY || c->counter >= ps.k) continue;
         for (uint32_t d = 1; d <= ps.half; d++) {
             uint32_t js[2] = {(c->idx + d) % ps.users, (c->idx + ps.users - d) % ps.users};
             for (int s = 0; s < 2; s++) {
@@ -601,12 +684,10 @@ static void subscribe_tick(void)
 
 static int subscribed_all(void)
 {
-    if (ps.sub_next < ps.users)
-        return 0;
+    if (ps.sub_next < ps.users) return 0;
     for (uint32_t i = 0; i < ps.users; i++) {
         lg_conn_t *c = lg_conn(i);
-        if (c->state == CS_READY && c->counter < ps.k)
-            return 0;
+        if (c->state == CS_READY && c->counter < ps.k) return 0;
     }
     return 1;
 }
@@ -615,7 +696,9 @@ static void change_tick(void)
 {
     uint64_t now = now_us();
     /* A change whose fan-out has not finished in 5 s is counted and given up on. */
-    for (uint32_t s = ps.next_change > 64 ? ps.next_change - 64 : 0; s < ps.next_change; s++) {
+    while (ps.oldest < ps.next_change && ps.changes[ps.oldest].got >= ps.k)
+        ps.oldest++;
+    for (uint32_t s = ps.oldest; s < ps.next_change; s++) {
         change_t *ch = &ps.changes[s];
         if (ch->got < ps.k && ch->t_send && now - ch->t_send > 5000000u) {
             ch->got = ps.k;
@@ -692,9 +775,9 @@ static int scenario_presence(void)
     printf("RESULT scenario=presence server=%s users=%u contacts=%u changes=%u incomplete=%u "
            "deliveries=%llu fanout_p50_ms=%.2f fanout_p99_ms=%.2f delivery_p99_ms=%.2f "
            "cpu_ms_per_1000_deliveries=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, ps.users, ps.k, opt.changes, ps.timed_out,
-           (unsigned long long)deliveries, hist_ms(&ps.fanout, 0.5), hist_ms(&ps.fanout, 0.99),
-           hist_ms(&ps.delivery, 0.99), per1000, pct(self, secs * 1000));
+           opt.label, ps.users, ps.k, opt.changes, ps.timed_out, (unsigned long long)deliveries,
+           hist_ms(&ps.fanout, 0.5), hist_ms(&ps.fanout, 0.99), hist_ms(&ps.delivery, 0.99),
+           per1000, pct(self, secs * 1000));
     print_header("presence");
     row("users logged in / contacts each", "%u / %u%s", logged, ps.k,
         subs_ok ? "" : " (subscriptions incomplete)");
@@ -717,6 +800,12 @@ static int scenario_scale(void)
         lg_cfg.nsrc = (int)(n / 20000 + 1); /* ~28k ephemeral ports per source address */
     long before[32], after[32];
     start_engine(n);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 64)
+        fprintf(stderr,
+                "loadgen: the descriptor limit (%llu) allows about %llu sessions, not %u; a "
+                "higher hard limit needs root with CAP_SYS_RESOURCE\n",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_cur - 64, n);
     snap_rss(before);
     double cpu0 = procs_cpu_ms(&opt.procs);
     double secs = login_range(0, n);
@@ -755,8 +844,8 @@ int main(int argc, char **argv)
 {
     parse_args(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (opt.procs.n == 0)
-        procs_from_names(&opt.procs, "c2s-frontend,session-router,redis-server");
+    debug = getenv("LG_DEBUG") != NULL;
+    if (opt.procs.n == 0) procs_from_names(&opt.procs, "c2s-frontend,session-router,redis-server");
     int rc;
     if (strcmp(opt.scenario, "login") == 0)
         rc = scenario_login();

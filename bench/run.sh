@@ -57,10 +57,7 @@ REDIS_PID="" ROUTER_PID="" FE_PIDS=""
 cleanup() {
     trap - EXIT INT TERM
     server_stop
-    if [ -n "$REDIS_PID" ]; then
-        kill "$REDIS_PID" 2>/dev/null || true
-        wait "$REDIS_PID" 2>/dev/null || true
-    fi
+    [ -n "$REDIS_PID" ] && bench_stop "$REDIS_PID"
     if [ "$KEEP" = 1 ]; then
         echo "run.sh: logs kept in $WORK" >&2
     else
@@ -134,7 +131,7 @@ server_start() {
         FE_PIDS="$FE_PIDS $!"
         SERVER_PORT="$FE1_PORT,$FE2_PORT"
     fi
-    SERVER_PIDS="$(echo $FE_PIDS | tr ' ' ','),$ROUTER_PID,$REDIS_PID"
+    SERVER_PIDS="${FE_PIDS// /,},$ROUTER_PID,$REDIS_PID"
     SERVER_NOTLS=0
     [ "$1" = notls ] && SERVER_NOTLS=1
     local p
@@ -144,13 +141,8 @@ server_start() {
 }
 
 server_stop() {
-    local p
-    for p in $FE_PIDS $ROUTER_PID; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in $FE_PIDS $ROUTER_PID; do
-        wait "$p" 2>/dev/null || true
-    done
+    # shellcheck disable=SC2086 # word lists of process ids
+    bench_stop $FE_PIDS $ROUTER_PID
     FE_PIDS="" ROUTER_PID=""
 }
 

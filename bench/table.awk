@@ -42,7 +42,7 @@ function isnum(x) { return x ~ /^-?[0-9]+(\.[0-9]+)?$/ }
 END {
     printf "%-52s", "figure"
     for (f = 1; f <= nf; f++) {
-        printf " %14s", (f in label) ? label[f] : "server" f
+        printf " %20s", (f in label) ? label[f] : "server" f
         if (f > 1) printf " %9s", "x ours"
     }
     printf "\n"
@@ -52,7 +52,7 @@ END {
         ours = cell(1, p[1], p[2])
         for (f = 1; f <= nf; f++) {
             x = cell(f, p[1], p[2])
-            printf " %14s", x
+            printf " %20s", x
             if (f > 1) {
                 if (isnum(x) && isnum(ours) && ours + 0 > 0)
                     printf " %9.2f", x / ours

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proxy.h"
 #include "util.h"
 
 #define READ_CHUNK 16384
@@ -44,25 +47,82 @@ static void update_events(client_t *c, int want_write)
     set_events(c, ev);
 }
 
-void client_accept(int fd)
+void client_accept(int fd, int direct_tls)
 {
     client_t *c = xcalloc(1, sizeof *c);
     c->id = ++fe.next_conn;
     c->fd = fd;
+    /* Output is already batched once per loop pass; Nagle would only add delayed-ACK
+     * waits to every small stanza. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
         char host[48] = "?", port[8] = "?";
         getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
                     NI_NUMERICHOST | NI_NUMERICSERV);
-        snprintf(c->addr, sizeof c->addr, "%s:%s", host, port);
+        snprintf(c->addr, sizeof c->addr, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host,
+                 port);
     }
     hmap_put(fe.clients, &c->id, sizeof c->id, c);
     fe.nclients++;
     evloop_watch(fe.loop, fd, EV_READ, client_io, c);
     c->watching = EV_READ;
+    c->direct_tls = direct_tls != 0;
+    c->proxy_pending = fe.proxy_protocol != 0;
     stream_init(c);
-    log_debug("conn %llu: accepted from %s", (unsigned long long)c->id, c->addr);
+    if (c->direct_tls && !c->proxy_pending)
+        client_start_tls(c);
+    log_debug("conn %llu: accepted from %s%s", (unsigned long long)c->id, c->addr,
+              c->direct_tls ? " (direct TLS)" : "");
+}
+
+/* The PROXY header comes before any TLS or XML byte. Bytes are peeked at and only those
+ * that certainly belong to the header are read (all of them while it is incomplete, since
+ * a v1 line ends with CRLF and a v2 header states its length), so not one byte of what
+ * follows is taken from OpenSSL or the XML parser. Returns 1 when done (the connection goes
+ * on), 0 to wait for more bytes, -1 when the connection was closed. */
+static int client_read_proxy(client_t *c)
+{
+    unsigned char hdr[PROXY_MAX_HEADER];
+    size_t have = c->proxy_acc.len;
+    memcpy(hdr, c->proxy_acc.data ? c->proxy_acc.data : "", have);
+    ssize_t n = recv(c->fd, hdr + have, sizeof hdr - have, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n <= 0) {
+        client_close(c, 0);
+        return -1;
+    }
+    proxy_info_t info;
+    int len = proxy_parse(hdr, have + (size_t)n, &info);
+    size_t take = len > 0 ? (size_t)len - have : (size_t)n;
+    if (len < 0 || (len == 0 && have + (size_t)n >= sizeof hdr) ||
+        recv(c->fd, hdr + have, take, 0) != (ssize_t)take) {
+        /* proxy_protocol is on: only the load balancer may connect here. */
+        log_warn("conn %llu: no valid PROXY header from %s: closed", (unsigned long long)c->id,
+                 c->addr);
+        client_close(c, 0);
+        return -1;
+    }
+    if (len == 0) {
+        buf_append(&c->proxy_acc, hdr + have, take);
+        return 0;
+    }
+    buf_free(&c->proxy_acc);
+    c->proxy_pending = 0;
+    if (!info.local) {
+        log_debug("conn %llu: client %s (PROXY v%d from %s)%s", (unsigned long long)c->id,
+                 info.addr, info.version, c->addr, c->direct_tls ? ", direct TLS" : "");
+        snprintf(c->addr, sizeof c->addr, "%s", info.addr);
+    } else {
+        log_debug("conn %llu: PROXY v%d LOCAL from %s", (unsigned long long)c->id, info.version,
+                  c->addr);
+    }
+    if (c->direct_tls)
+        client_start_tls(c);
+    return 1;
 }
 
 void client_write(client_t *c, const char *data, size_t len)
@@ -99,6 +159,7 @@ static void client_teardown(client_t *c)
     hmap_del(fe.clients, &c->id, sizeof c->id);
     fe.nclients--;
     buf_free(&c->out);
+    buf_free(&c->proxy_acc);
     c->next_closing = fe.closing;
     fe.closing = c;
     log_debug("conn %llu: closed", (unsigned long long)c->id);
@@ -278,6 +339,11 @@ static void client_io(evloop_t *loop, int fd, unsigned events, void *ud)
     client_t *c = ud;
     if (c->closed)
         return;
+    if (c->proxy_pending) {
+        if ((events & EV_READ) && client_read_proxy(c) == 1 && !c->tls_handshaking)
+            client_read(c);
+        return;
+    }
     if (c->tls_handshaking) {
         int r = tls_handshake(c);
         if (r < 0) {

@@ -15,12 +15,15 @@ struct client {
 
     /* transport */
     buf_t out;
+    buf_t proxy_acc; /* the part of a PROXY header read so far */
     unsigned watching; /* events registered with the loop */
     unsigned tls_handshaking : 1;
     unsigned read_paused : 1;  /* waiting on the router: stop reading (back-pressure) */
     unsigned closing : 1;      /* close once `out` is written */
     unsigned closed : 1;       /* gone; freed at the end of the loop iteration */
     unsigned dirty : 1;        /* on fe.dirty */
+    unsigned proxy_pending : 1; /* waiting for the load balancer's PROXY header */
+    unsigned direct_tls : 1;    /* XEP-0368: TLS from the first byte, no STARTTLS */
     client_t *next_dirty, *next_closing;
 
     /* stream */
@@ -44,6 +47,13 @@ struct client {
     xml_node_t *queue, *queue_tail; /* elements parsed while a request was in flight */
     int nqueued;
     ev_timer_t *auth_timer;
+    ev_timer_t *req_timer; /* bounds the router request in flight (request_timeout) */
+
+    /* What a restarted router needs to rebuild this session (IPC_RESYNC): */
+    unsigned available : 1;  /* sent initial presence, no unavailable since */
+    unsigned interested : 1; /* requested the roster */
+    int priority;
+    char *last_presence; /* serialised, from stamped; NULL when unavailable */
 };
 
 #endif

@@ -30,6 +30,8 @@ typedef struct {
     client_t *closing;  /* clients to free at the end of this loop iteration */
     client_t *dirty;    /* clients with output to flush before the next wait */
     int listen_fd;
+    int tls_listen_fd;  /* c2s_tls_listen (XEP-0368 direct TLS), -1 when off */
+    int proxy_protocol; /* every connection starts with a PROXY v1/v2 header */
     const char *domain;
     int require_tls;
     xml_limits_t limits;
@@ -40,8 +42,8 @@ typedef struct {
 
 extern frontend_t fe;
 
-/* client.c: one client connection. */
-void client_accept(int fd);
+/* client.c: one client connection. direct_tls: accepted on c2s_tls_listen (XEP-0368). */
+void client_accept(int fd, int direct_tls);
 /* Queues bytes for the client; they are written before the loop next waits. */
 void client_write(client_t *c, const char *data, size_t len);
 void client_write_str(client_t *c, const char *s);
@@ -74,10 +76,24 @@ void stream_restart(client_t *c);
 /* Handles elements that queued up behind a router request, once it is answered. */
 void stream_drain_queue(client_t *c);
 
-/* router_link.c: the DEALER link to the session-router. */
+/* Answers the router request in flight (auth or bind) with a temporary failure: the router
+ * went away or did not answer within request_timeout. */
+void stream_fail_request(client_t *c);
+
+/* router_link.c: the DEALER link to the session-router, its liveness (router_timeout) and
+ * the buffer that holds stanzas while the router is away (router_buffer). */
 void router_link_open(const char *endpoint);
 void router_link_close(void);
-/* Sends a header and an optional payload; 0, or -1 when the router cannot take it now. */
+/* 1 while the router answers (hello seen, heartbeats on time), else 0. */
+int router_is_up(void);
+/* Sends a header and an optional payload now; 0, or -1 when the router cannot take it. */
 int router_send(const ipc_hdr_t *h, const char *payload, size_t len);
+/* Sends a client's stanza or unbind in order: now while the router is up, else into the
+ * buffer, flushed once a router has the sessions back. 0, or -1 when the buffer is full
+ * (the caller bounces the stanza with a `wait` error). `always`: never refused (unbind). */
+int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int always);
+/* Sends an auth or bind request (h->seq set by the caller) and bounds its wait with
+ * request_timeout; 0, or -1 when the router is away (the caller fails it at once). */
+int router_request(client_t *c, const ipc_hdr_t *h);
 
 #endif

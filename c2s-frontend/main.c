@@ -44,31 +44,31 @@ static int split_hostport(const char *s, char *host, size_t hn, char *port, size
     return 0;
 }
 
-static int open_listener(const char *spec)
+static int open_listener(const char *key, const char *spec)
 {
     char host[256], port[16];
     if (split_hostport(spec, host, sizeof host, port, sizeof port) < 0)
-        log_fatal("c2s_listen: '%s' is not host:port", spec);
+        log_fatal("%s: '%s' is not host:port", key, spec);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai;
     int rc = getaddrinfo(host, port, &hints, &ai);
     if (rc != 0)
-        log_fatal("c2s_listen: '%s': %s", spec, gai_strerror(rc));
+        log_fatal("%s: '%s': %s", key, spec, gai_strerror(rc));
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0)
-        log_fatal("c2s_listen: cannot listen on '%s': %s", spec, strerror(errno));
+        log_fatal("%s: cannot listen on '%s': %s", key, spec, strerror(errno));
     freeaddrinfo(ai);
     return fd;
 }
 
+/* ud: non-NULL on the direct TLS listener (XEP-0368). */
 static void on_accept(evloop_t *loop, int lfd, unsigned events, void *ud)
 {
     (void)loop;
     (void)events;
-    (void)ud;
     for (int i = 0; i < 64; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -81,8 +81,25 @@ static void on_accept(evloop_t *loop, int lfd, unsigned events, void *ud)
             close(fd);
             continue;
         }
-        client_accept(fd);
+        client_accept(fd, ud != NULL);
     }
+}
+
+/* XEP-0368 section 3: a client on the direct TLS port may offer ALPN "xmpp-client"; we
+ * accept it, and a client that offers no ALPN or other protocols is served all the same. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    static const unsigned char want[] = "\x0bxmpp-client";
+    unsigned char *sel;
+    if (SSL_select_next_proto(&sel, outlen, want, sizeof want - 1, in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
 }
 
 static SSL_CTX *tls_setup(const char *cert, const char *key)
@@ -104,6 +121,7 @@ static SSL_CTX *tls_setup(const char *cert, const char *key)
         log_fatal("tls_key: cannot load '%s': %s", key, ERR_reason_error_string(ERR_get_error()));
     if (SSL_CTX_check_private_key(ctx) != 1)
         log_fatal("tls_key: '%s' does not match tls_cert '%s'", key, cert);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     return ctx;
 }
 
@@ -134,6 +152,7 @@ int main(int argc, char **argv)
     fe.limits.max_depth = (int)config_int("max_depth");
     fe.max_connections = config_int("max_connections");
     fe.auth_timeout_ms = config_int("auth_timeout") * 1000;
+    fe.proxy_protocol = config_bool("proxy_protocol");
     const char *name = config_str("frontend_name");
     if (!*name) {
         char host[64] = "frontend";
@@ -155,18 +174,32 @@ int main(int argc, char **argv)
 
     fe.loop = evloop_new();
     fe.clients = hmap_new();
-    fe.listen_fd = open_listener(config_str("c2s_listen"));
+    fe.listen_fd = open_listener("c2s_listen", config_str("c2s_listen"));
     evloop_watch(fe.loop, fe.listen_fd, EV_READ, on_accept, NULL);
+    fe.tls_listen_fd = -1;
+    const char *tls_listen = config_str("c2s_tls_listen");
+    if (*tls_listen) {
+        if (!fe.tls)
+            log_fatal("config: key 'c2s_tls_listen': needs tls_cert");
+        fe.tls_listen_fd = open_listener("c2s_tls_listen", tls_listen);
+        evloop_watch(fe.loop, fe.tls_listen_fd, EV_READ, on_accept, &fe);
+    }
     evloop_before_sleep(fe.loop, client_flush_all, NULL);
     router_link_open(config_str("router_endpoint"));
-    log_info("listening on %s for domain %s (TLS %s)", config_str("c2s_listen"), fe.domain,
-             fe.tls ? (fe.require_tls ? "required" : "offered") : "off");
+    log_info("listening on %s for domain %s (TLS %s)%s%s%s", config_str("c2s_listen"), fe.domain,
+             fe.tls ? (fe.require_tls ? "required" : "offered") : "off",
+             *tls_listen ? ", direct TLS on " : "", tls_listen,
+             fe.proxy_protocol ? ", PROXY protocol required" : "");
 
     evloop_run(fe.loop);
 
     log_info("shutting down");
     evloop_unwatch(fe.loop, fe.listen_fd);
     close(fe.listen_fd);
+    if (fe.tls_listen_fd >= 0) {
+        evloop_unwatch(fe.loop, fe.tls_listen_fd);
+        close(fe.tls_listen_fd);
+    }
     client_close_all();
     router_link_close();
     hmap_destroy(&fe.clients);

@@ -1,29 +1,75 @@
 /* The link to the session-router: a ZeroMQ DEALER socket whose routing id carries this
  * frontend's name and boot epoch, hello and heartbeats, and dispatch of what the router
- * sends (credentials, bind replies, deliveries, close orders). */
+ * sends (credentials, bind replies, deliveries, close orders).
+ *
+ * Router liveness (docs/PROTOCOL.md, "Behaviour"): the router is *up* once it answered our
+ * hello, and *down* when its TCP connection drops (a socket monitor reports it at once), a
+ * send fails, or it is silent for router_timeout. While it is down, clients stay connected,
+ * their stanzas wait in a bounded buffer, pending auth/bind requests fail as temporary, and
+ * heartbeats go five times as often. When a router answers (a restarted one has a new
+ * epoch), every bound session is resent (IPC_RESYNC) before the buffer is flushed, on the
+ * same pipe, so the router knows the sessions before it sees their stanzas. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
-static ev_timer_t *heartbeat_timer;
-static long heartbeat_ms;
+#define MONITOR_ENDPOINT "inproc://c2s-router-link-monitor"
+
+/* A client message waiting for the router, in the order the clients sent them. */
+typedef struct pending_msg {
+    struct pending_msg *next;
+    uint64_t conn;
+    int is_unbind;
+    size_t hdr_len, len; /* len: payload bytes; an unbind has none */
+    char data[];         /* the encoded header, then the payload */
+} pending_msg_t;
+
+static struct {
+    ev_timer_t *tick;
+    long heartbeat_ms, timeout_ms, request_ms;
+    size_t buffer_max, nbuffered;
+    pending_msg_t *head, *tail;
+    int up;
+    /* After a resync the buffer is held for one heartbeat interval: the other frontends
+     * resend their sessions meanwhile, so that a buffered message to a user on another
+     * frontend finds that user's session back in the router's table. */
+    ev_timer_t *hold;
+    uint64_t seen_ms;      /* last message from the router */
+    uint64_t hello_ms;     /* last hello we sent */
+    uint64_t down_ms;      /* when the router went away (for the log) */
+    void *monitor;         /* ZMQ_PAIR receiving the DEALER's connection events */
+    zlink_t *monitor_link;
+} rl;
+
+int router_is_up(void)
+{
+    return rl.up;
+}
+
+static int send_parts(const void *hdr, size_t hdr_len, const char *payload, size_t len,
+                      int quiet)
+{
+    zpart_t parts[2] = {{hdr, hdr_len}, {payload, len}};
+    if (zlink_send(fe.link, parts, payload ? 2 : 1) < 0) {
+        if (!quiet)
+            log_warn("router link: cannot send: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 int router_send(const ipc_hdr_t *h, const char *payload, size_t len)
 {
     unsigned char hdr[IPC_HDR_MAX];
-    zpart_t parts[2] = {{hdr, ipc_encode(h, hdr)}, {payload, len}};
-    if (zlink_send(fe.link, parts, payload ? 2 : 1) < 0) {
-        log_warn("router link: cannot send %s: %s", ipc_type_name((ipc_type_t)h->type),
-                 zmq_strerror(errno));
-        return -1;
-    }
-    return 0;
+    return send_parts(hdr, ipc_encode(h, hdr), payload, len, !rl.up);
 }
 
 static void send_hello(ipc_type_t type)
@@ -31,14 +77,222 @@ static void send_hello(ipc_type_t type)
     ipc_hdr_t h;
     ipc_hdr_init(&h, type, fe.epoch);
     ipc_hdr_set(&h, 0, fe.name);
-    router_send(&h, NULL, 0);
+    if (router_send(&h, NULL, 0) == 0 && type == IPC_HELLO)
+        rl.hello_ms = now_ms();
 }
 
-static void on_heartbeat(evloop_t *loop, void *ud)
+/* Collects the connected clients first: callbacks may close clients and change the map. */
+static client_t **all_clients(size_t *n_out)
+{
+    size_t pos = 0, kl, n = 0, cap = hmap_count(fe.clients);
+    const void *k;
+    void *v;
+    client_t **all = xcalloc(cap ? cap : 1, sizeof *all);
+    while (n < cap && hmap_next(fe.clients, &pos, &k, &kl, &v))
+        all[n++] = v;
+    *n_out = n;
+    return all;
+}
+
+static void router_down(const char *why)
+{
+    if (!rl.up)
+        return;
+    rl.up = 0;
+    evloop_cancel(fe.loop, &rl.hold);
+    rl.down_ms = now_ms();
+    log_warn("router link: router unreachable (%s); keeping clients, buffering up to %zu "
+             "stanzas",
+             why, rl.buffer_max);
+    /* Requests in flight will not be answered: fail them now (temporary), so no client
+     * waits on a router that is gone. */
+    size_t n;
+    client_t **all = all_clients(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!all[i]->closed && all[i]->pending_seq)
+            stream_fail_request(all[i]);
+    free(all);
+}
+
+/* Resends every bound session (RFC 6120 7.7: the bound full JID) with the state the
+ * router keeps for it: availability, priority, last presence, interest in the roster.
+ * `announce`: the router has probably ended these sessions (it did not hear from us for
+ * frontend_timeout) and told their contacts they left; the last presence is sent again as
+ * a presence update (RFC 6121 4.4) so that they see the resource available again. */
+static size_t resync_all(int announce)
+{
+    size_t n, sent = 0;
+    client_t **all = all_clients(&n);
+    for (size_t i = 0; i < n; i++) {
+        client_t *c = all[i];
+        if (c->closed || !c->bound || !c->reported)
+            continue;
+        ipc_hdr_t h;
+        ipc_hdr_init(&h, IPC_RESYNC, c->id);
+        ipc_hdr_set(&h, 0, c->jid);
+        int avail = c->available && c->last_presence;
+        h.flags = (uint8_t)((avail ? IPC_RESYNC_AVAILABLE : 0) |
+                            (c->interested ? IPC_RESYNC_INTERESTED : 0));
+        h.status = ipc_priority_encode(avail ? c->priority : 0);
+        const char *p = avail ? c->last_presence : NULL;
+        if (router_send(&h, p, p ? strlen(p) : 0) < 0)
+            continue;
+        sent++;
+        if (announce && p) {
+            ipc_hdr_t st;
+            ipc_hdr_init(&st, IPC_STANZA, c->id);
+            st.kind = IPC_KIND_PRESENCE;
+            st.stype = IPC_ST_NONE;
+            ipc_hdr_set(&st, 0, "");
+            ipc_hdr_set(&st, 1, c->jid);
+            router_send(&st, p, strlen(p));
+        }
+    }
+    free(all);
+    return sent;
+}
+
+/* Sends the buffered messages in order. A stanza of a client that left meanwhile is
+ * dropped (its session is not resent, so the router could not route it); its unbind is
+ * still sent, for a router that kept the session. */
+static void flush_buffer(void)
+{
+    size_t sent = 0, orphaned = 0;
+    while (rl.head && rl.up) {
+        pending_msg_t *m = rl.head;
+        client_t *c = m->is_unbind ? NULL : client_find(m->conn);
+        if (!m->is_unbind && (!c || c->closed)) {
+            orphaned++;
+        } else if (send_parts(m->data, m->hdr_len, m->is_unbind ? NULL : m->data + m->hdr_len,
+                              m->len, 0) < 0) {
+            router_down("send failed while flushing the buffer");
+            break;
+        } else {
+            sent++;
+        }
+        rl.head = m->next;
+        if (!rl.head)
+            rl.tail = NULL;
+        rl.nbuffered--;
+        free(m);
+    }
+    if (sent || orphaned)
+        log_info("router link: flushed %zu buffered messages%s", sent,
+                 orphaned ? " (dropped the stanzas of clients that left meanwhile)" : "");
+}
+
+static void on_hold_end(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    (void)ud;
+    rl.hold = NULL;
+    flush_buffer();
+}
+
+/* The router answered: `epoch` is its boot epoch. It answers a heartbeat with a heartbeat
+ * when it knows this frontend, and with a hello when it does not: it restarted (new epoch)
+ * or it ended our sessions after frontend_timeout (same epoch). That answer, not timing,
+ * tells the cases apart. */
+static void router_seen(ipc_type_t type, uint64_t epoch)
+{
+    uint64_t now = now_ms();
+    rl.seen_ms = now;
+    int same = epoch == fe.router_epoch;
+    if (rl.up && same && type == IPC_HEARTBEAT)
+        return;
+    int recent_hello = now - rl.hello_ms < (uint64_t)(2 * rl.heartbeat_ms);
+    /* The answer to a hello of ours: nothing more to do. */
+    if (rl.up && same && recent_hello && type == IPC_HELLO)
+        return;
+    if (!same)
+        log_info("router link: router epoch %016" PRIx64 "%s", epoch,
+                 fe.router_epoch ? " (the router restarted)" : "");
+    int announce = 0;
+    if (type == IPC_HELLO && !(recent_hello && (same || !fe.router_epoch))) {
+        /* A hello we did not ask for: greet that router first, so that it registers us
+         * before our resync. From our known router (same epoch) it means it ended our
+         * sessions and told their contacts they left. */
+        send_hello(IPC_HELLO);
+        announce = same && fe.router_epoch;
+    }
+    fe.router_epoch = epoch;
+    int was_up = rl.up;
+    rl.up = 1;
+    size_t n = resync_all(announce);
+    if (!was_up && rl.down_ms)
+        log_info("router link: router back after %" PRIu64 " ms; resent %zu sessions%s",
+                 now - rl.down_ms, n, announce ? " and their presence" : "");
+    else if (n)
+        log_info("router link: resent %zu sessions%s", n, announce ? " and their presence" : "");
+    evloop_cancel(fe.loop, &rl.hold);
+    if (rl.head || n)
+        rl.hold = evloop_timer(fe.loop, (uint64_t)rl.heartbeat_ms, on_hold_end, NULL);
+}
+
+/* Heartbeats, every interval while the router is up and five times as often while it is
+ * down, so that a router that comes back is found at once; its answer (router_seen) says
+ * whether it still knows us. */
+static void on_tick(evloop_t *loop, void *ud)
 {
     (void)ud;
+    uint64_t now = now_ms();
+    if (rl.up && now - rl.seen_ms > (uint64_t)rl.timeout_ms)
+        router_down("no heartbeat within router_timeout");
     send_hello(IPC_HEARTBEAT);
-    heartbeat_timer = evloop_timer(loop, (uint64_t)heartbeat_ms, on_heartbeat, NULL);
+    long next = rl.up ? rl.heartbeat_ms : rl.heartbeat_ms / 5;
+    rl.tick = evloop_timer(loop, (uint64_t)(next < 20 ? 20 : next), on_tick, NULL);
+}
+
+int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int always)
+{
+    unsigned char hdr[IPC_HDR_MAX];
+    size_t hl = ipc_encode(h, hdr);
+    if (rl.up && !rl.head && !rl.hold) {
+        if (send_parts(hdr, hl, payload, len, 0) == 0)
+            return 0;
+        router_down("send failed");
+    }
+    if (!always && rl.nbuffered >= rl.buffer_max)
+        return -1;
+    size_t plen = payload ? len : 0;
+    pending_msg_t *m = xmalloc(sizeof *m + hl + plen);
+    m->next = NULL;
+    m->conn = h->conn;
+    m->is_unbind = payload == NULL;
+    m->hdr_len = hl;
+    m->len = plen;
+    memcpy(m->data, hdr, hl);
+    if (plen)
+        memcpy(m->data + hl, payload, plen);
+    if (rl.tail)
+        rl.tail->next = m;
+    else
+        rl.head = m;
+    rl.tail = m;
+    rl.nbuffered++;
+    return 0;
+}
+
+static void on_request_timeout(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    client_t *c = ud;
+    c->req_timer = NULL;
+    if (c->closed || !c->pending_seq)
+        return;
+    log_warn("conn %llu: no answer from the router within request_timeout",
+             (unsigned long long)c->id);
+    stream_fail_request(c);
+}
+
+int router_request(client_t *c, const ipc_hdr_t *h)
+{
+    if (!rl.up || router_send(h, NULL, 0) < 0)
+        return -1;
+    c->pending_seq = h->seq;
+    evloop_cancel(fe.loop, &c->req_timer);
+    c->req_timer = evloop_timer(fe.loop, (uint64_t)rl.request_ms, on_request_timeout, c);
+    return 0;
 }
 
 static void deliver(client_t *c, const ipc_hdr_t *h, const zpart_t *payload)
@@ -59,21 +313,18 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
     }
     const zpart_t *payload = nparts == 2 ? &parts[1] : NULL;
     if (h.type == IPC_HELLO || h.type == IPC_HEARTBEAT) {
-        if (h.conn != fe.router_epoch) {
-            log_info("router link: router epoch %" PRIx64 " (%s)", h.conn, h.field[0]);
-            /* A router we have not greeted (it restarted): say hello so it knows us. */
-            if (fe.router_epoch)
-                send_hello(IPC_HELLO);
-            fe.router_epoch = h.conn;
-        }
+        router_seen((ipc_type_t)h.type, h.conn);
         return;
     }
+    rl.seen_ms = now_ms();
     client_t *c = client_find(h.conn);
     if (!c || c->closed) {
         log_debug("router link: %s for unknown connection %" PRIu64,
                   ipc_type_name((ipc_type_t)h.type), h.conn);
         return;
     }
+    if ((h.type == IPC_AUTH_REPLY || h.type == IPC_BIND_REPLY) && h.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
     switch (h.type) {
     case IPC_AUTH_REPLY:
         stream_on_auth_reply(c, &h);
@@ -93,37 +344,83 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
     }
 }
 
+/* Connection events of the DEALER socket (zmq_socket_monitor): a dropped TCP connection
+ * means the router is gone now, not after router_timeout; a new one is greeted at once. */
+static void on_monitor(void *ud, const zpart_t *parts, int nparts)
+{
+    (void)ud;
+    if (nparts != 2 || parts[0].len != 6)
+        return;
+    uint16_t event;
+    memcpy(&event, parts[0].data, sizeof event);
+    if (event == ZMQ_EVENT_DISCONNECTED) {
+        router_down("connection lost");
+    } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        log_debug("router link: connected");
+        if (!rl.up)
+            send_hello(IPC_HEARTBEAT);
+    }
+}
+
 void router_link_open(const char *endpoint)
 {
+    rl.heartbeat_ms = config_int("heartbeat_interval");
+    rl.timeout_ms = config_int("router_timeout");
+    rl.request_ms = config_int("request_timeout");
+    rl.buffer_max = (size_t)config_int("router_buffer");
     fe.zctx = zmq_ctx_new();
     fe.zsock = zmq_socket(fe.zctx, ZMQ_DEALER);
     char ident[128];
     snprintf(ident, sizeof ident, "%s:%016" PRIx64, fe.name, fe.epoch);
-    int linger = 1000, hwm = 100000, ivl = 1000, ttl = 5000, tmo = 3000;
+    int linger = 1000, hwm = 100000, ivl = 1000, ttl = 5000, tmo = 3000, one = 1;
     zmq_setsockopt(fe.zsock, ZMQ_ROUTING_ID, ident, strlen(ident));
     zmq_setsockopt(fe.zsock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(fe.zsock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(fe.zsock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    /* Nothing is queued towards a router that is not connected: such a send fails at once
+     * and the message goes to our own buffer, where resync can be put ahead of it. */
+    zmq_setsockopt(fe.zsock, ZMQ_IMMEDIATE, &one, sizeof one);
     /* ZMTP heartbeats notice a dead TCP connection that sends no FIN. */
     zmq_setsockopt(fe.zsock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(fe.zsock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
     zmq_setsockopt(fe.zsock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+    if (zmq_socket_monitor(fe.zsock, MONITOR_ENDPOINT,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) < 0)
+        log_fatal("router link: cannot monitor the socket: %s", zmq_strerror(errno));
+    rl.monitor = zmq_socket(fe.zctx, ZMQ_PAIR);
+    if (!rl.monitor || zmq_connect(rl.monitor, MONITOR_ENDPOINT) < 0)
+        log_fatal("router link: cannot open the monitor: %s", zmq_strerror(errno));
+    rl.monitor_link = zlink_new(fe.loop, rl.monitor, on_monitor, NULL);
     if (zmq_connect(fe.zsock, endpoint) < 0)
         log_fatal("router_endpoint: cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
     fe.link = zlink_new(fe.loop, fe.zsock, on_message, NULL);
-    heartbeat_ms = config_int("heartbeat_interval");
     send_hello(IPC_HELLO);
-    heartbeat_timer = evloop_timer(fe.loop, (uint64_t)heartbeat_ms, on_heartbeat, NULL);
+    rl.tick = evloop_timer(fe.loop, 20, on_tick, NULL);
     log_info("router link: connecting to %s as %s", endpoint, ident);
 }
 
 void router_link_close(void)
 {
-    evloop_cancel(fe.loop, &heartbeat_timer);
+    evloop_cancel(fe.loop, &rl.tick);
+    evloop_cancel(fe.loop, &rl.hold);
+    if (rl.nbuffered)
+        log_warn("router link: %zu buffered messages not sent (shutting down)", rl.nbuffered);
+    while (rl.head) {
+        pending_msg_t *m = rl.head;
+        rl.head = m->next;
+        free(m);
+    }
+    rl.tail = NULL;
+    rl.nbuffered = 0;
+    zlink_destroy(&rl.monitor_link);
     zlink_destroy(&fe.link);
-    if (fe.zsock)
+    if (fe.zsock) {
+        zmq_socket_monitor(fe.zsock, NULL, 0);
         zmq_close(fe.zsock);
+    }
+    if (rl.monitor)
+        zmq_close(rl.monitor);
     if (fe.zctx)
         zmq_ctx_term(fe.zctx);
-    fe.zsock = fe.zctx = NULL;
+    rl.monitor = fe.zsock = fe.zctx = NULL;
 }

@@ -113,11 +113,11 @@ static void request_credentials(client_t *c, scram_hash_t hash)
     h.seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
     h.status = (uint8_t)hash;
     ipc_hdr_set(&h, 0, c->user);
-    if (router_send(&h, NULL, 0) < 0) {
+    /* RFC 6120 6.5.12: a router that is away is a temporary failure. */
+    if (router_request(c, &h) < 0) {
         sasl_failure(c, "temporary-auth-failure");
         return;
     }
-    c->pending_seq = h.seq;
     client_pause(c);
 }
 

@@ -9,6 +9,10 @@
 #include "stanza.h"
 #include "util.h"
 
+#ifndef NS_ROSTER
+#define NS_ROSTER "jabber:iq:roster"
+#endif
+
 static void on_stream_open(void *ud, const xml_node_t *root);
 static void on_stanza(void *ud, xml_node_t *st);
 static void on_stream_close(void *ud);
@@ -21,6 +25,10 @@ static void on_auth_timeout(evloop_t *loop, void *ud)
     (void)loop;
     client_t *c = ud;
     c->auth_timer = NULL;
+    if (c->proxy_pending) {
+        client_close(c, 0); /* not even a PROXY header: no XMPP stream to end */
+        return;
+    }
     if (!c->bound)
         client_stream_error(c, "connection-timeout", "Authentication took too long");
 }
@@ -97,8 +105,11 @@ static void send_features(client_t *c)
         if (c->tls || !fe.require_tls)
             sasl_features(c, &b);
     } else {
+        /* RFC 6121 2.6.1 roster versioning and 3.4.1 subscription pre-approval. */
         buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
-                           "<session xmlns='" NS_SESSION "'><optional/></session>");
+                           "<session xmlns='" NS_SESSION "'><optional/></session>"
+                           "<ver xmlns='urn:xmpp:features:rosterver'/>"
+                           "<sub xmlns='urn:xmpp:features:pre-approval'/>");
     }
     buf_append_str(&b, "</stream:features>");
     client_write(c, b.data, b.len);
@@ -202,11 +213,10 @@ static void handle_bind(client_t *c, xml_node_t *iq, const xml_node_t *bind)
     ipc_hdr_init(&h, IPC_BIND, c->id);
     h.seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
     ipc_hdr_set(&h, 0, full);
-    if (router_send(&h, NULL, 0) < 0) {
+    if (router_request(c, &h) < 0) {
         bounce(c, iq, "wait", "resource-constraint");
         return;
     }
-    c->pending_seq = h.seq;
     c->pending_iq = xml_node_copy(iq);
     snprintf(c->jid, sizeof c->jid, "%s", full);
     client_pause(c);
@@ -243,6 +253,57 @@ void stream_on_bind_reply(client_t *c, const ipc_hdr_t *h)
 void stream_on_auth_reply(client_t *c, const ipc_hdr_t *h)
 {
     sasl_on_credentials(c, h);
+}
+
+void stream_fail_request(client_t *c)
+{
+    if (!c->pending_seq)
+        return;
+    evloop_cancel(fe.loop, &c->req_timer);
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, c->pending_iq ? IPC_BIND_REPLY : IPC_AUTH_REPLY, c->id);
+    h.seq = c->pending_seq;
+    h.status = IPC_TEMPORARY;
+    if (c->pending_iq)
+        stream_on_bind_reply(c, &h);
+    else
+        sasl_on_credentials(c, &h);
+}
+
+/* Priority per RFC 6121 4.7.2.3: an integer -128..127; anything else counts as 0. */
+static int presence_priority(const xml_node_t *st)
+{
+    const xml_node_t *p = xml_node_child(st, "priority", XML_NS_CLIENT);
+    if (!p)
+        return 0;
+    char *text = xml_node_text(p), *end;
+    long v = strtol(text, &end, 10);
+    int ok = end != text && *end == '\0' && v >= -128 && v <= 127;
+    free(text);
+    return ok ? (int)v : 0;
+}
+
+/* Keeps what a restarted router needs to take the session back (IPC_RESYNC): the last
+ * broadcast presence (RFC 6121 4.2, 4.4: presence without 'to') and its priority, and
+ * whether the roster was requested (RFC 6121 2.1.3: an "interested resource"). */
+static void track_session_state(client_t *c, ipc_kind_t kind, ipc_stype_t stype,
+                                const char *to, const xml_node_t *st, const buf_t *bytes)
+{
+    if (kind == IPC_KIND_PRESENCE && !to[0]) {
+        if (stype == IPC_ST_NONE) {
+            c->available = 1;
+            c->priority = presence_priority(st);
+            free(c->last_presence);
+            c->last_presence = xstrndup(bytes->data, bytes->len);
+        } else if (stype == IPC_ST_UNAVAILABLE) {
+            c->available = 0;
+            c->priority = 0;
+            xfree(&c->last_presence);
+        }
+    } else if (kind == IPC_KIND_IQ && stype == IPC_ST_GET &&
+               xml_node_child(st, "query", NS_ROSTER)) {
+        c->interested = 1;
+    }
 }
 
 /* Stanzas after authentication and before binding: only the bind iq is allowed. */
@@ -314,8 +375,12 @@ static void forward(client_t *c, xml_node_t *st)
         bounce(c, st, "modify", "bad-request");
         return;
     }
-    if (router_send(&h, b.data, b.len) < 0)
+    /* Past router_buffer while the router is away: bounced, never dropped in silence
+     * (RFC 6120 8.3.3.18: resource-constraint, of type wait). */
+    if (router_submit(&h, b.data, b.len, 0) < 0)
         bounce(c, st, "wait", "resource-constraint");
+    else
+        track_session_state(c, kind, stype, to, st, &b);
     buf_free(&b);
 }
 
@@ -428,10 +493,12 @@ void stream_on_closed(client_t *c)
     if (c->reported) {
         ipc_hdr_t h;
         ipc_hdr_init(&h, IPC_UNBIND, c->id);
-        router_send(&h, NULL, 0);
+        router_submit(&h, NULL, 0, 1);
         c->reported = 0;
     }
     evloop_cancel(fe.loop, &c->auth_timer);
+    evloop_cancel(fe.loop, &c->req_timer);
+    xfree(&c->last_presence);
     xml_parser_destroy(&c->parser);
     xml_node_free(&c->pending_iq);
     queue_clear(c);

@@ -41,6 +41,13 @@ static const cfg_key_t cfg_keys[] = {
     {"max_roster_items", CFG_INT, "1000", 1, 100000},
     {"max_offline_messages", CFG_INT, "100", 0, 100000},
     {"hide_version", CFG_BOOL, "false", 0, 0},
+    /* scale-out and deployment (README.md, "Deployment") */
+    {"frontend_timeout", CFG_INT, "5000", 200, 600000},
+    {"router_timeout", CFG_INT, "3000", 200, 600000},
+    {"router_buffer", CFG_INT, "10000", 0, 1000000},
+    {"request_timeout", CFG_INT, "10000", 100, 600000},
+    {"proxy_protocol", CFG_BOOL, "false", 0, 0},
+    {"c2s_tls_listen", CFG_STR, "", 0, 0},
 };
 
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])

@@ -167,6 +167,20 @@ const char *ipc_type_name(ipc_type_t type)
 {
     static const char *const names[] = {"?",    "hello",  "heartbeat", "auth",    "auth-reply",
                                         "bind", "bind-reply", "stanza", "unbind", "deliver",
-                                        "close"};
+                                        "close", "resync"};
     return type >= 1 && type <= IPC_TYPE_MAX ? names[type] : "?";
+}
+
+uint8_t ipc_priority_encode(int priority)
+{
+    if (priority < -128)
+        priority = -128;
+    if (priority > 127)
+        priority = 127;
+    return (uint8_t)(priority & 0xff);
+}
+
+int ipc_priority_decode(uint8_t status)
+{
+    return status < 128 ? (int)status : (int)status - 256;
 }

@@ -27,8 +27,15 @@ typedef enum {
     IPC_UNBIND = 8,      /* fe->rt: conn; the session has ended */
     IPC_DELIVER = 9,     /* rt->fe: conn, kind, stype; payload written to the client */
     IPC_CLOSE = 10,      /* rt->fe: conn, field0 stream error condition */
-    IPC_TYPE_MAX = 10,
+    IPC_RESYNC = 11,     /* fe->rt: conn, field0 full JID, flags, status = priority;
+                            payload: last presence (only when available) */
+    IPC_TYPE_MAX = 11,
 } ipc_type_t;
+
+/* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
+ * can rebuild its table (docs/PROTOCOL.md, "resync"). */
+#define IPC_RESYNC_AVAILABLE 0x01  /* sent initial presence, no unavailable since */
+#define IPC_RESYNC_INTERESTED 0x02 /* requested the roster (RFC 6121 2.1.3) */
 
 typedef enum {
     IPC_OK = 0,
@@ -86,5 +93,9 @@ ipc_stype_t ipc_stype_from_attr(ipc_kind_t kind, const char *type);
 /* The attribute text of a stanza type ("chat", ...), or NULL for NONE and INVALID. */
 const char *ipc_stype_name(ipc_stype_t stype);
 const char *ipc_type_name(ipc_type_t type);
+
+/* The priority carried in the status byte of IPC_RESYNC (-128..127, two's complement). */
+uint8_t ipc_priority_encode(int priority);
+int ipc_priority_decode(uint8_t status);
 
 #endif

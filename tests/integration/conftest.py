@@ -3,6 +3,19 @@ on loopback, started once per session; extra frontends per test; users via xmppc
 
 Run from the project root:
     XMPP_BUILD=build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+Against a stack that already runs (the compose stack, deploy/stack, a deployment), set
+XMPP_HOST and/or XMPP_PORT; then nothing is started here:
+    XMPP_HOST     address of the server or load balancer (default 127.0.0.1)
+    XMPP_PORT     its STARTTLS port (default 5222)
+    XMPP_ADDUSER_CMD  command that creates an account, called as CMD JID PASSWORD (required),
+                  e.g. 'docker-compose exec -T router xmppctl adduser'
+    XMPP_CAFILE   certificate to trust (optional: without it TLS is not verified, and the
+                  tests that need the certificate are skipped)
+    XMPP_TLS_PORT its direct TLS port (optional: test_stack_lb.py)
+    XMPP_RESTART_ROUTER_CMD  command that restarts the router (optional: test_stack_lb.py)
+The domain must be localhost. Tests that start, stop or kill processes, read server logs,
+or use Redis or xmppctl directly are skipped with a message saying so.
 """
 
 import os
@@ -405,10 +418,94 @@ class Stack:
         return XMPPClient(port or self.port, domain=DOMAIN, cafile=self.cafile, timeout=timeout)
 
 
+REMOTE = bool(os.environ.get("XMPP_HOST") or os.environ.get("XMPP_PORT"))
+
+
+def skip_remote(what):
+    pytest.skip("%s: needs the private local stack, but the target is the running stack at "
+                "%s:%s (XMPP_HOST/XMPP_PORT)" % (what, os.environ.get("XMPP_HOST", "127.0.0.1"),
+                                                 os.environ.get("XMPP_PORT", "5222")))
+
+
+class RemoteStack:
+    """A stack that runs already (XMPP_HOST / XMPP_PORT): only what a client sees of it.
+    Any other attribute of Stack (processes, logs, Redis, xmppctl) skips the test."""
+
+    remote = True
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.domain = DOMAIN
+        self.host = os.environ.get("XMPP_HOST", "127.0.0.1")
+        self.port = int(os.environ.get("XMPP_PORT", "5222"))
+        self._cafile = os.environ.get("XMPP_CAFILE") or None
+        self._adduser = os.environ.get("XMPP_ADDUSER_CMD", "")
+        self._extra = 0
+        if not self._adduser:
+            raise RuntimeError("XMPP_HOST/XMPP_PORT given without XMPP_ADDUSER_CMD: the tests "
+                               "need a command that creates accounts (CMD JID PASSWORD)")
+
+    def __getattr__(self, name):
+        if name == "cafile":
+            pytest.skip("needs the server certificate: set XMPP_CAFILE")
+        skip_remote("stack.%s" % name)
+
+    def start(self):
+        wait_port_on(self.host, self.port, READY_TIMEOUT)
+        self.probe = self.new_user("probe")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            c = self.client()
+            try:
+                c.login(self.probe.localpart, self.probe.password)
+                c.ping()
+                return
+            except Exception:  # noqa: BLE001 - not ready yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+            finally:
+                c.close()
+
+    def stop(self):
+        return []
+
+    def ctl(self, *args, **kw):
+        skip_remote("xmppctl")
+
+    def new_user(self, prefix="u", password=None):
+        import shlex
+        name = unique_name(prefix)
+        password = password or "pw-" + uuid.uuid4().hex[:16]
+        user = User(name, password)
+        r = subprocess.run(shlex.split(self._adduser) + [user.jid, password],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("XMPP_ADDUSER_CMD %r %s failed (%d): %s%s"
+                               % (self._adduser, user.jid, r.returncode, r.stdout, r.stderr))
+        return user
+
+    def client(self, port=None, timeout=5.0):
+        return XMPPClient(port or self.port, host=self.host, domain=DOMAIN, cafile=self._cafile,
+                          timeout=timeout)
+
+
+def wait_port_on(host, port, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("nothing listening on %s:%d" % (host, port))
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("xmpp")
-    s = Stack(tmp)
+    s = RemoteStack(tmp) if REMOTE else Stack(tmp)
     try:
         s.start()
     except BaseException:
@@ -430,6 +527,9 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(autouse=True)
 def _server_logs_on_failure(request, stack):
     """On a test failure, prints what the servers logged during that test."""
+    if getattr(stack, "remote", False):
+        yield  # the servers' logs are not ours to read
+        return
     logs = [stack.frontend.log, stack.router_log]
     sizes = {p: p.stat().st_size if p.exists() else 0 for p in logs}
     yield
@@ -485,6 +585,8 @@ def extra_frontend(stack):
     """extra_frontend(**overrides) -> Frontend (attribute .port) started with the given
     config keys overridden through XMPP_* environment variables, against the same router
     and Redis. Stopped (and checked for a clean exit) at the end of the test."""
+    if getattr(stack, "remote", False):
+        skip_remote("starts its own frontend")
     started = []
 
     def start(**overrides):
@@ -596,6 +698,8 @@ class PrivateStack:
 @pytest.fixture
 def private_stack(stack):
     """A PrivateStack with Redis, router and frontend started and a login working."""
+    if getattr(stack, "remote", False):
+        skip_remote("stops and restarts Redis and the router")
     ps = PrivateStack(stack, unique_name("private"))
     try:
         ps.start_redis()

@@ -12,8 +12,8 @@ import pytest
 
 slixmpp = pytest.importorskip("slixmpp")
 
-TIMEOUT = 45.0
-STEP = 6.0       # bound of each single wait inside a scenario
+TIMEOUT = 90.0
+STEP = 15.0      # bound of each single wait inside a scenario
 
 
 class Client(slixmpp.ClientXMPP):

@@ -687,6 +687,197 @@ class XMPPClient:
             raise SASLError("login of %s with %s failed: %s" % (user, mech, result))
         return self.bind(resource)
 
+    # ---------------------------------------------------------------- IM helpers
+    # Used by the test_im_*.py files. Unlike wait_for(), these never throw an element
+    # away: whatever arrives while waiting for something else is kept in a pending list
+    # that later waits look at first, so a roster push that overtakes an iq result, or
+    # an offline message that arrives before a presence, is still there to be checked.
+    def _im_box(self):
+        box = getattr(self, "_im_pending", None)
+        if box is None:
+            box = self._im_pending = []
+        return box
+
+    def im_wait(self, predicate, timeout=None, what="matching element"):
+        """The first element (pending or newly read) matching predicate; others are kept."""
+        box = self._im_box()
+        for i, el in enumerate(box):
+            if predicate(el):
+                del box[i]
+                return el
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                el = self.recv(max(remaining, 0))
+            except TimeoutError:
+                raise AssertionError("timed out after %.1fs waiting for %s; pending: %s"
+                                     % (timeout, what, [dump(e) for e in box])) from None
+            except StreamClosed as e:
+                raise AssertionError("%s while waiting for %s; pending: %s"
+                                     % (e, what, [dump(e) for e in box])) from None
+            if predicate(el):
+                return el
+            box.append(el)
+
+    def im_collect(self, duration):
+        """Reads whatever arrives within `duration` seconds into the pending list."""
+        box = self._im_box()
+        deadline = time.monotonic() + duration
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                box.append(self.recv(remaining))
+            except TimeoutError:
+                return
+
+    def im_take(self, predicate):
+        """Removes and returns every pending element matching predicate (no reading)."""
+        box = self._im_box()
+        hits = [el for el in box if predicate(el)]
+        self._im_pending = [el for el in box if not predicate(el)]
+        return hits
+
+    def im_expect_none(self, predicate, duration=0.5, what="element"):
+        """Asserts that no element matching predicate is pending or arrives within
+        `duration` seconds (anything else that arrives is kept pending)."""
+        self.im_collect(duration)
+        hits = [el for el in self._im_box() if predicate(el)]
+        assert not hits, "unexpected %s received: %s" % (what, [dump(e) for e in hits])
+
+    def im_iq(self, type_, payload, to=None, timeout=None, id=None):
+        """Sends an iq; returns the response with the same id; nothing else is lost."""
+        iq_id = id or new_id("iq")
+        to_attr = "" if to is None else " to=%s" % quoteattr(to)
+        self.send("<iq type='%s' id=%s%s>%s</iq>" % (type_, quoteattr(iq_id), to_attr, payload))
+        return self.im_wait(lambda e: e.tag == IQ_TAG and e.get("id") == iq_id
+                            and e.get("type") in ("result", "error"),
+                            timeout, "iq response id=%s" % iq_id)
+
+    def im_sync(self, timeout=None):
+        """Round trip of a message to our own full JID: once it is back, the router has
+        handled everything this stream sent before it. Nothing else is lost."""
+        token = new_id("sync")
+        self.send("<message type='chat' to=%s id=%s><body>%s</body></message>"
+                  % (quoteattr(self.jid), quoteattr(token), token))
+        self.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("id") == token
+                     and e.get("type") != "error", timeout, "own sync message %s" % token)
+
+    def im_presence(self, to=None, type_=None, priority=None, show=None, status=None,
+                    extra="", id=None):
+        attrs = ""
+        if to is not None:
+            attrs += " to=%s" % quoteattr(to)
+        if type_ is not None:
+            attrs += " type=%s" % quoteattr(type_)
+        if id is not None:
+            attrs += " id=%s" % quoteattr(id)
+        body = ""
+        if show is not None:
+            body += "<show>%s</show>" % escape(show)
+        if status is not None:
+            body += "<status>%s</status>" % escape(status)
+        if priority is not None:
+            body += "<priority>%d</priority>" % priority
+        self.send("<presence%s>%s%s</presence>" % (attrs, body, extra))
+
+    def im_wait_presence(self, sender=None, type_=None, timeout=None, bare_sender=None):
+        """The next presence (pending or new) from `sender` (exact JID) or from any resource
+        of `bare_sender`, with type `type_` (None: available)."""
+        def pred(e):
+            if e.tag != PRESENCE_TAG or e.get("type") != type_:
+                return False
+            frm = e.get("from") or ""
+            if sender is not None and frm != sender:
+                return False
+            if bare_sender is not None and frm.split("/", 1)[0] != bare_sender:
+                return False
+            return True
+        return self.im_wait(pred, timeout, "presence type=%s from %s" % (type_, sender or bare_sender))
+
+    def im_wait_message(self, body=None, sender=None, timeout=None, type_=None):
+        def pred(e):
+            if e.tag != MESSAGE_TAG:
+                return False
+            if type_ is not None and e.get("type") != type_:
+                return False
+            if type_ is None and e.get("type") == "error":
+                return False
+            if body is not None and e.findtext(q(NS_CLIENT, "body")) != body:
+                return False
+            return sender is None or e.get("from") == sender
+        return self.im_wait(pred, timeout, "message body=%r from %s" % (body, sender))
+
+    # --- RFC 6121 section 2: rosters
+    NS_ROSTER = "jabber:iq:roster"
+
+    def roster_get(self, ver=None, timeout=None):
+        """Roster get (this resource becomes an interested resource); the response iq."""
+        v = "" if ver is None else " ver=%s" % quoteattr(ver)
+        return self.im_iq("get", "<query xmlns='jabber:iq:roster'%s/>" % v, timeout=timeout)
+
+    def roster_set(self, jid, name=None, groups=(), subscription=None, to=None, timeout=None,
+                   raw_item=None):
+        """Roster set of one item; the response iq (roster pushes stay pending)."""
+        if raw_item is None:
+            attrs = " jid=%s" % quoteattr(jid)
+            if name is not None:
+                attrs += " name=%s" % quoteattr(name)
+            if subscription is not None:
+                attrs += " subscription=%s" % quoteattr(subscription)
+            raw_item = "<item%s>%s</item>" % (
+                attrs, "".join("<group>%s</group>" % escape(g) for g in groups))
+        return self.im_iq("set", "<query xmlns='jabber:iq:roster'>%s</query>" % raw_item,
+                          to=to, timeout=timeout)
+
+    def roster(self, timeout=None):
+        """{contact bare JID: item dict} from a roster get (asserts a result)."""
+        res = self.roster_get(timeout=timeout)
+        assert res.get("type") == "result", "roster get failed: %s" % dump(res)
+        query = res.find(q(self.NS_ROSTER, "query"))
+        assert query is not None, "roster result without <query/>: %s" % dump(res)
+        return self.roster_items(query)
+
+    @staticmethod
+    def roster_items(query):
+        """{jid: {'name', 'subscription', 'ask', 'approved', 'groups'}} of a roster <query/>."""
+        out = {}
+        for it in query.findall(q(XMPPClient.NS_ROSTER, "item")):
+            out[it.get("jid")] = {
+                "name": it.get("name"),
+                "subscription": it.get("subscription", "none"),
+                "ask": it.get("ask"),
+                "approved": it.get("approved"),
+                "groups": sorted((g.text or "") for g in it.findall(q(XMPPClient.NS_ROSTER, "group"))),
+            }
+        return out
+
+    def is_roster_push(self, el, jid=None):
+        if el.tag != IQ_TAG or el.get("type") != "set":
+            return False
+        query = el.find(q(self.NS_ROSTER, "query"))
+        if query is None:
+            return False
+        if jid is None:
+            return True
+        return any(i.get("jid") == jid for i in query.findall(q(self.NS_ROSTER, "item")))
+
+    def wait_roster_push(self, jid, predicate=None, timeout=None):
+        """The next roster push about `jid` (whose item dict satisfies predicate, if given);
+        it is acknowledged with an iq result. Returns (iq, item dict)."""
+        def pred(e):
+            if not self.is_roster_push(e, jid):
+                return False
+            item = self.roster_items(e.find(q(self.NS_ROSTER, "query")))[jid]
+            return predicate is None or predicate(item)
+        push = self.im_wait(pred, timeout, "roster push for %s" % jid)
+        if push.get("id") is not None:
+            self.send("<iq type='result' id=%s/>" % quoteattr(push.get("id")))
+        return push, self.roster_items(push.find(q(self.NS_ROSTER, "query")))[jid]
+
 
 def body_of(el):
     return el.findtext(q(NS_CLIENT, "body"))

@@ -200,6 +200,35 @@ START_TEST(test_names)
     ck_assert_ptr_null(ipc_stype_name(IPC_ST_NONE));
     ck_assert_ptr_null(ipc_stype_name(IPC_ST_INVALID));
     ck_assert_str_eq(ipc_type_name(IPC_CLOSE), "close");
+    ck_assert_str_eq(ipc_type_name(IPC_RESYNC), "resync");
+}
+END_TEST
+
+/* A resync carries the session state in flags and status (the priority, signed). */
+START_TEST(test_resync_round_trip)
+{
+    static const int prios[] = {-128, -1, 0, 1, 5, 127};
+    for (size_t i = 0; i < sizeof prios / sizeof prios[0]; i++) {
+        ipc_hdr_t h, d;
+        ipc_hdr_init(&h, IPC_RESYNC, 77);
+        h.flags = IPC_RESYNC_AVAILABLE | IPC_RESYNC_INTERESTED;
+        h.status = ipc_priority_encode(prios[i]);
+        ck_assert_int_eq(ipc_hdr_set(&h, 0, "juliet@example.com/balcony"), 0);
+        unsigned char buf[IPC_HDR_MAX];
+        size_t n = ipc_encode(&h, buf);
+        ck_assert_int_eq(ipc_decode(&d, buf, n), 0);
+        ck_assert_int_eq(d.type, IPC_RESYNC);
+        ck_assert_uint_eq(d.conn, 77);
+        ck_assert_int_eq(d.flags, IPC_RESYNC_AVAILABLE | IPC_RESYNC_INTERESTED);
+        ck_assert_int_eq(ipc_priority_decode(d.status), prios[i]);
+        ck_assert_str_eq(d.field[0], "juliet@example.com/balcony");
+        /* Every truncation of it is rejected too. */
+        for (size_t k = 0; k < n; k++)
+            ck_assert_int_eq(ipc_decode(&d, buf, k), -1);
+    }
+    /* Out-of-range priorities are clamped (RFC 6121 4.7.2.3: -128..127). */
+    ck_assert_int_eq(ipc_priority_decode(ipc_priority_encode(1000)), 127);
+    ck_assert_int_eq(ipc_priority_decode(ipc_priority_encode(-1000)), -128);
 }
 END_TEST
 
@@ -217,6 +246,7 @@ Suite *make_ipc_suite(void)
     tcase_add_test(tc, test_garbage);
     tcase_add_loop_test(tc, test_stype_table, 0, sizeof stypes / sizeof stypes[0]);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_resync_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,5 +10,6 @@ Suite *make_scram_suite(void);
 Suite *make_ipc_suite(void);
 Suite *make_config_suite(void);
 Suite *make_evloop_suite(void);
+Suite *make_proxy_suite(void);
 
 #endif

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Entry point of the server image. For the frontend: when no certificate is configured, use
+# /certs/cert.pem and /certs/key.pem (a volume), making a self-signed ECDSA P-256 one for
+# XMPP_DOMAIN on first start (under a lock: replicas share the volume). Then runs the command.
+set -eu
+case "${1:-}" in
+c2s-frontend)
+    if [ -z "${XMPP_TLS_CERT:-}" ]; then
+        export XMPP_TLS_CERT=/certs/cert.pem XMPP_TLS_KEY=/certs/key.pem
+        if [ ! -s /certs/cert.pem ]; then
+            (
+                flock 9
+                if [ ! -s /certs/cert.pem ]; then
+                    d=${XMPP_DOMAIN:-localhost}
+                    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                        -days 825 -subj "/CN=$d" -addext "subjectAltName=DNS:$d" \
+                        -keyout /certs/key.pem.new -out /certs/cert.pem.new 2>/dev/null
+                    mv /certs/key.pem.new /certs/key.pem
+                    mv /certs/cert.pem.new /certs/cert.pem
+                    echo "entrypoint: made a self-signed certificate for $d in /certs" >&2
+                fi
+            ) 9>/certs/.lock
+        fi
+    fi
+    ;;
+esac
+exec "$@"

@@ -1,0 +1,199 @@
+"""The deployment topology behind HAProxy (deploy/stack): clients on different frontends
+talk; a frontend killed with SIGKILL, a router restart and a Redis restart each behave as
+docs/ARCHITECTURE.md says ("Failure behaviour"). Every wait is bounded."""
+
+import os
+import signal
+import time
+import uuid
+
+from localstack import FRONTEND_TIMEOUT_MS, NFE
+from xmpp_client import NS_CLIENT, NS_TLS, q
+
+PRESENCE = q(NS_CLIENT, "presence")
+
+
+def online(lstack, clients, user, resource, priority=None, on=None, not_on=None):
+    """Logs in through HAProxy (retrying until the client lands on frontend `on`, or on
+    another one than `not_on`), sends initial presence and waits until the router has it.
+    Returns (client, frontend name)."""
+    for _ in range(12):
+        c = clients()
+        c.login(user.localpart, user.password, resource=resource)
+        fe = lstack.frontend_of(c, user)
+        if (on is None or fe == on) and (not_on is None or fe != not_on):
+            break
+        c.close()
+    else:
+        raise AssertionError("HAProxy never sent %s to the wanted frontend" % user.jid)
+    c.presence(priority)
+    token = "sync-" + uuid.uuid4().hex[:8]
+    c.message(c.jid, token)
+    c.wait_message(token, sender=c.jid)
+    return c, fe
+
+
+def presence_from(c, jid, unavailable=False, timeout=5.0):
+    def pred(e):
+        if e.tag != PRESENCE or e.get("from") != jid:
+            return False
+        return (e.get("type") == "unavailable") == unavailable
+    return c.wait_for(pred, timeout, "%spresence from %s" % ("unavailable " if unavailable else "", jid))
+
+
+def test_stack_serves_starttls_and_direct_tls(lstack, clients):
+    u = lstack.new_user()
+    c = clients()
+    c.login(u.localpart, u.password, resource="starttls")
+    assert c.ping().get("type") == "result"
+    d = clients(lstack.tls_port)
+    d.sock = d.ssl_context().wrap_socket(d.sock, server_hostname="localhost")
+    d.tls = True
+    features = d.open_stream()
+    assert features.find(q(NS_TLS, "starttls")) is None
+    assert d.auth(u.localpart, u.password) == "success"
+    d.bind("direct")
+    assert d.ping().get("type") == "result"
+
+
+def test_users_on_different_frontends_chat_and_see_presence(lstack, clients):
+    a, b = lstack.new_user("a"), lstack.new_user("b")
+    ca, fa = online(lstack, clients, a, "home")
+    cb, fb = online(lstack, clients, b, "work", not_on=fa)
+    assert fa != fb
+    # Directed presence (RFC 6121 4.6) both ways, across frontends.
+    ca.send("<presence to='%s'><status>hi from %s</status></presence>" % (cb.jid, fa))
+    assert presence_from(cb, ca.jid).findtext(q(NS_CLIENT, "status")) == "hi from %s" % fa
+    cb.send("<presence to='%s'/>" % ca.jid)
+    presence_from(ca, cb.jid)
+    # Chat both ways, to the full and to the bare JID.
+    ca.message(cb.jid, "hello across frontends")
+    assert cb.wait_message("hello across frontends").get("from") == ca.jid
+    cb.message(a.jid, "hello back to your bare JID")
+    assert ca.wait_message("hello back to your bare JID").get("from") == cb.jid
+    # A user's own resources on two frontends see each other's presence (RFC 6121 4.2.2).
+    ca2, fa2 = online(lstack, clients, a, "phone", not_on=fa)
+    presence_from(ca, ca2.jid)
+    ca.send("<presence><show>away</show></presence>")
+    assert presence_from(ca2, ca.jid).findtext(q(NS_CLIENT, "show")) == "away"
+
+
+def test_frontend_killed_sessions_end_and_clients_reconnect(lstack, clients):
+    a, b = lstack.new_user("k"), lstack.new_user("kb")
+    doomed, fe_doomed = online(lstack, clients, a, "doomed")
+    survivor, fe_ok = online(lstack, clients, a, "survivor", not_on=fe_doomed)
+    friend, _ = online(lstack, clients, b, "friend", on=fe_ok)
+    lstack.run("kill", fe_doomed)
+    t0 = time.monotonic()
+    # The router notices within frontend_timeout and ends the sessions of that frontend:
+    # the user's other resource gets the unavailable presence.
+    presence_from(survivor, doomed.jid, unavailable=True, timeout=FRONTEND_TIMEOUT_MS / 1000 + 3)
+    assert time.monotonic() - t0 < FRONTEND_TIMEOUT_MS / 1000 + 3
+    # The killed frontend's client lost its connection...
+    doomed.assert_closed(3)
+    # ...and reconnects through HAProxy (to a frontend that is alive) and carries on.
+    back, fe_back = online(lstack, clients, a, "doomed")
+    assert fe_back != fe_doomed
+    presence_from(survivor, back.jid)
+    friend.message(back.jid, "welcome back")
+    assert back.wait_message("welcome back").get("from") == friend.jid
+    # The frontend comes back under the same name with a new epoch and serves again.
+    lstack.run("start", fe_doomed)
+    deadline = time.monotonic() + 15
+    again = None
+    while again is None:
+        try:
+            again, _ = online(lstack, clients, b, "again", on=fe_doomed)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    again.message(back.jid, "from the restarted frontend")
+    assert back.wait_message("from the restarted frontend").get("from") == again.jid
+
+
+def test_router_restart_no_client_disconnected(lstack, clients):
+    a, b = lstack.new_user("r"), lstack.new_user("rb")
+    ca, fa = online(lstack, clients, a, "a")
+    cb, fb = online(lstack, clients, b, "b", priority=3, not_on=fa)
+    lstack.run("stop", "router")
+    # Sent while the router is away: buffered by the frontends.
+    ca.message(cb.jid, "sent while the router was away")
+    cb.message(a.jid, "to a bare JID while away")
+    time.sleep(0.5)
+    lstack.run("start", "router")
+    assert cb.wait_message("sent while the router was away", timeout=10).get("from") == ca.jid
+    assert ca.wait_message("to a bare JID while away", timeout=10).get("from") == cb.jid
+    # Sessions are back with their state: bare JID routing needs b available.
+    ca.message(b.jid, "after the restart")
+    assert cb.wait_message("after the restart").get("from") == ca.jid
+    assert ca.ping().get("type") == "result" and cb.ping().get("type") == "result"
+    assert not ca.eof and not cb.eof
+    # New logins work too.
+    c3, _ = online(lstack, clients, lstack.new_user("r3"), "new")
+    c3.message(cb.jid, "newcomer")
+    assert cb.wait_message("newcomer").get("from") == c3.jid
+    for i in range(1, NFE + 1):
+        assert "resent" in lstack.log("c2s%d" % i)
+
+
+def try_login(lstack, user):
+    c = lstack.client(timeout=5)
+    try:
+        c.open_stream()
+        c.starttls()
+        return c.auth_scram(user.localpart, user.password)
+    except Exception as e:  # noqa: BLE001
+        return repr(e)
+    finally:
+        c.close()
+
+
+def test_redis_restart_recovers_without_data_loss(lstack, clients):
+    a, b = lstack.new_user("d"), lstack.new_user("db")
+    ca, fa = online(lstack, clients, a, "a")
+    cb, _ = online(lstack, clients, b, "b", not_on=fa)
+    lstack.run("stop", "redis")
+    try:
+        # Storage is away: a login is refused as temporary, not hung or crashed.
+        assert try_login(lstack, a) == "temporary-auth-failure"
+        # Online routing goes on without Redis.
+        ca.message(cb.jid, "no redis needed")
+        assert cb.wait_message("no redis needed").get("from") == ca.jid
+    finally:
+        lstack.run("start", "redis")
+    # The router reconnects by itself; the accounts made before are still there (AOF).
+    deadline = time.monotonic() + 15
+    while True:
+        r = try_login(lstack, b)
+        if r == "success":
+            break
+        assert time.monotonic() < deadline, "login still fails after Redis came back: %s" % r
+        time.sleep(0.3)
+    users = lstack.run("ctl", "users").stdout.split()
+    assert a.jid in users and b.jid in users
+    cb2, _ = online(lstack, clients, b, "b2")
+    ca.message(cb2.jid, "redis is back")
+    assert cb2.wait_message("redis is back").get("from") == ca.jid
+
+
+def test_frontend_frozen_past_timeout_comes_back(lstack, clients):
+    # A frontend that stops answering (SIGSTOP: a hung process, a cut network) for longer
+    # than frontend_timeout is taken for dead; when it answers again, its clients are still
+    # connected: it resends their sessions and presence, and their contacts see them back.
+    a = lstack.new_user("f")
+    frozen, fe_frozen = online(lstack, clients, a, "frozen")
+    watcher, _ = online(lstack, clients, a, "watcher", not_on=fe_frozen)
+    pid = int((lstack.dir / "pids" / ("%s.pid" % fe_frozen)).read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        presence_from(watcher, frozen.jid, unavailable=True,
+                      timeout=FRONTEND_TIMEOUT_MS / 1000 + 3)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    presence_from(watcher, frozen.jid, timeout=8)
+    watcher.message(frozen.jid, "you are back")
+    assert frozen.wait_message("you are back", timeout=5).get("from") == watcher.jid
+    frozen.message(watcher.jid, "I never left")
+    assert watcher.wait_message("I never left").get("from") == frozen.jid
+    assert not frozen.eof
