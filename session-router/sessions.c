@@ -60,6 +60,13 @@ static void bind_reply(rt_frontend_t *f, const ipc_hdr_t *req, ipc_status_t stat
     link_send(f, &h, NULL, 0);
 }
 
+static void preload_done(user_t *u, int ok, void *arg)
+{
+    (void)u;
+    (void)ok;
+    (void)arg;
+}
+
 session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
 {
     jid_t j;
@@ -92,14 +99,10 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     hmap_put(rt.by_conn, key, conn_key(key, f, conn), s);
     hmap_sput(rt.by_jid, s->full, s);
     f->nsessions++;
+    /* Load the roster and blocklist now (after a bind or a resync), so routing to this
+     * user can check them. */
+    user_with_roster(s->user->bare, preload_done, NULL);
     return s;
-}
-
-static void preload_done(user_t *u, int ok, void *arg)
-{
-    (void)u;
-    (void)ok;
-    (void)arg;
 }
 
 void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
@@ -111,8 +114,6 @@ void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
         return;
     }
     bind_reply(f, h, IPC_OK);
-    /* Load the roster and blocklist now, so routing to this user can check them. */
-    user_with_roster(s->user->bare, preload_done, NULL);
     log_debug("bind: %s on %s conn %llu", s->full, f->ident, (unsigned long long)s->conn);
 }
 
