@@ -372,18 +372,12 @@ void router_link_open(const char *endpoint)
     fe.zsock = zmq_socket(fe.zctx, ZMQ_DEALER);
     char ident[128];
     snprintf(ident, sizeof ident, "%s:%016" PRIx64, fe.name, fe.epoch);
-    int linger = 1000, hwm = 100000, ivl = 1000, ttl = 5000, tmo = 3000, one = 1;
+    int one = 1;
     zmq_setsockopt(fe.zsock, ZMQ_ROUTING_ID, ident, strlen(ident));
-    zmq_setsockopt(fe.zsock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(fe.zsock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(fe.zsock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zlink_link_options(fe.zsock);
     /* Nothing is queued towards a router that is not connected: such a send fails at once
      * and the message goes to our own buffer, where resync can be put ahead of it. */
     zmq_setsockopt(fe.zsock, ZMQ_IMMEDIATE, &one, sizeof one);
-    /* ZMTP heartbeats notice a dead TCP connection that sends no FIN. */
-    zmq_setsockopt(fe.zsock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt(fe.zsock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
-    zmq_setsockopt(fe.zsock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
     if (zmq_socket_monitor(fe.zsock, MONITOR_ENDPOINT,
                            ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) < 0)
         log_fatal("router link: cannot monitor the socket: %s", zmq_strerror(errno));

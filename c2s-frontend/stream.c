@@ -270,19 +270,6 @@ void stream_fail_request(client_t *c)
         sasl_on_credentials(c, &h);
 }
 
-/* Priority per RFC 6121 4.7.2.3: an integer -128..127; anything else counts as 0. */
-static int presence_priority(const xml_node_t *st)
-{
-    const xml_node_t *p = xml_node_child(st, "priority", XML_NS_CLIENT);
-    if (!p)
-        return 0;
-    char *text = xml_node_text(p), *end;
-    long v = strtol(text, &end, 10);
-    int ok = end != text && *end == '\0' && v >= -128 && v <= 127;
-    free(text);
-    return ok ? (int)v : 0;
-}
-
 /* Keeps what a restarted router needs to take the session back (IPC_RESYNC): the last
  * broadcast presence (RFC 6121 4.2, 4.4: presence without 'to') and its priority, and
  * whether the roster was requested (RFC 6121 2.1.3: an "interested resource"). */
@@ -292,7 +279,7 @@ static void track_session_state(client_t *c, ipc_kind_t kind, ipc_stype_t stype,
     if (kind == IPC_KIND_PRESENCE && !to[0]) {
         if (stype == IPC_ST_NONE) {
             c->available = 1;
-            c->priority = presence_priority(st);
+            c->priority = stanza_presence_priority(st);
             free(c->last_presence);
             c->last_presence = xstrndup(bytes->data, bytes->len);
         } else if (stype == IPC_ST_UNAVAILABLE) {

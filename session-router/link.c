@@ -174,15 +174,10 @@ void link_open(const char *endpoint)
 {
     rt.zctx = zmq_ctx_new();
     rt.zsock = zmq_socket(rt.zctx, ZMQ_ROUTER);
-    int one = 1, linger = 1000, hwm = 100000, ivl = 1000, ttl = 5000, tmo = 3000;
+    int one = 1;
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
-    zmq_setsockopt(rt.zsock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(rt.zsock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(rt.zsock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(rt.zsock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt(rt.zsock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
-    zmq_setsockopt(rt.zsock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+    zlink_link_options(rt.zsock);
     if (zmq_bind(rt.zsock, endpoint) < 0)
         log_fatal("router_bind: cannot bind '%s': %s", endpoint, zmq_strerror(errno));
     rt.link = zlink_new(rt.loop, rt.zsock, on_message, NULL);
