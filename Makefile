@@ -55,6 +55,9 @@ $(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o $
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
+# Further targets, one file per area (fuzzing, valgrind): mk/*.mk.
+include $(wildcard mk/*.mk)
+
 deps:
 	@tools/install-deps.sh
 
