@@ -49,8 +49,10 @@ $(BUILD)/session-router: $(call obj,$(RT_SRC)) $(BUILD)/libcommon.a
 $(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# The frontend's PROXY protocol parser is pure (no I/O): its unit tests link it directly.
-$(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o $(BUILD)/libcommon.a
+# The frontend's PROXY protocol parser and per-address limits are pure (no I/O): their unit
+# tests link them directly.
+$(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o \
+		$(BUILD)/obj/c2s-frontend/addrlimit.o $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -87,6 +87,11 @@ redis_port = $REDIS_PORT
 redis_prefix = $PREFIX
 max_connections = $((SCALE_TARGET + 1000))
 auth_timeout = 120
+stream_open_timeout = 120
+# every generated client comes from 127.0.0.1 and logs in at full speed
+max_connections_per_ip = 0
+connection_rate_per_ip = 0
+max_bytes_per_second = 0
 EOF
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \

@@ -19,6 +19,7 @@
 #define READ_CHUNK 16384
 
 static void client_io(evloop_t *loop, int fd, unsigned events, void *ud);
+static void client_read_later(client_t *c, uint64_t ms);
 
 client_t *client_find(uint64_t conn)
 {
@@ -33,18 +34,46 @@ static void set_events(client_t *c, unsigned events)
     c->watching = events;
 }
 
-/* Which events the connection needs now: reads unless paused or closing, writes while
- * output is blocked; during a TLS handshake, what OpenSSL asked for. */
+/* 1 while the client's input may be read: not waiting on the router, not closing, within
+ * max_bytes_per_second, and not so far behind on reading its own output that more input
+ * would only queue more (a client that sends without reading stalls itself). */
+static int may_read(const client_t *c)
+{
+    return !c->read_paused && !c->closing && !c->throttled && c->out.len <= fe.out_pause;
+}
+
+/* Which events the connection needs now: reads while may_read, writes while output is
+ * blocked; during a TLS handshake, what OpenSSL asked for. */
 static void update_events(client_t *c, int want_write)
 {
     unsigned ev = 0;
-    if (!c->read_paused && !c->closing)
+    if (may_read(c))
         ev |= EV_READ;
     if (want_write)
         ev |= EV_WRITE;
     if (c->closing && !want_write)
         ev |= EV_READ; /* notice the peer's close while we wait to write */
     set_events(c, ev);
+}
+
+/* Counts a connection against its address's limits once the address is known (at accept,
+ * or from the PROXY header); a connection over them gets a policy-violation stream error
+ * (RFC 6120 4.9.3.14), or is closed at once on the direct TLS port. Returns 1 when
+ * admitted. */
+static int client_admit(client_t *c)
+{
+    addrlimit_key(c->addr, c->addr_key);
+    const char *why = addrlimit_admit(c->addr_key, now_ms());
+    if (!why) {
+        c->admitted = 1;
+        return 1;
+    }
+    log_info("conn %llu: refused %s: %s", (unsigned long long)c->id, c->addr, why);
+    if (c->direct_tls)
+        client_close(c, 0);
+    else
+        client_stream_error(c, "policy-violation", why);
+    return 0;
 }
 
 void client_accept(int fd, int direct_tls)
@@ -71,7 +100,11 @@ void client_accept(int fd, int direct_tls)
     c->watching = EV_READ;
     c->direct_tls = direct_tls != 0;
     c->proxy_pending = fe.proxy_protocol != 0;
+    c->rate_tokens = (double)fe.bytes_per_second;
+    c->rate_refill = now_ms();
     stream_init(c);
+    if (!c->proxy_pending && !client_admit(c))
+        return;
     if (c->direct_tls && !c->proxy_pending)
         client_start_tls(c);
     log_debug("conn %llu: accepted from %s%s", (unsigned long long)c->id, c->addr,
@@ -116,6 +149,8 @@ static int client_read_proxy(client_t *c)
         log_debug("conn %llu: client %s (PROXY v%d from %s)%s", (unsigned long long)c->id,
                  info.addr, info.version, c->addr, c->direct_tls ? ", direct TLS" : "");
         snprintf(c->addr, sizeof c->addr, "%s", info.addr);
+        if (!client_admit(c))
+            return -1;
     } else {
         log_debug("conn %llu: PROXY v%d LOCAL from %s", (unsigned long long)c->id, info.version,
                   c->addr);
@@ -127,9 +162,17 @@ static int client_read_proxy(client_t *c)
 
 void client_write(client_t *c, const char *data, size_t len)
 {
-    if (c->closed)
+    if (c->closed || c->overflow)
         return;
     buf_append(&c->out, data, len);
+    if (c->out.len > fe.max_output) {
+        /* A reader this slow only costs memory: drop what is queued, close it after this
+         * pass (not here: the stream layer may be inside the parser). */
+        log_info("conn %llu: %s reads too slowly: more than max_output_buffer (%zu bytes) "
+                 "queued, closed", (unsigned long long)c->id, c->addr, fe.max_output);
+        c->overflow = 1;
+        buf_free(&c->out);
+    }
     if (!c->dirty) {
         c->dirty = 1;
         c->next_dirty = fe.dirty;
@@ -150,6 +193,9 @@ static void client_teardown(client_t *c)
         return;
     stream_on_closed(c);
     c->closed = 1;
+    evloop_cancel(fe.loop, &c->read_timer);
+    if (c->admitted)
+        addrlimit_release(c->addr_key);
     evloop_unwatch(fe.loop, c->fd);
     if (c->ssl) {
         SSL_free(c->ssl);
@@ -169,6 +215,10 @@ void client_close(client_t *c, int graceful)
 {
     if (c->closed)
         return;
+    if (c->overflow) {
+        c->closing = 1; /* client_flush_all closes it */
+        return;
+    }
     if (graceful && c->out.len) {
         c->closing = 1;
         update_events(c, 0);
@@ -226,6 +276,8 @@ static int client_flush(client_t *c)
         return 0;
     }
     update_events(c, 0);
+    if (c->ssl && may_read(c) && SSL_pending(c->ssl) > 0)
+        client_read_later(c, 0);
     return 0;
 }
 
@@ -237,8 +289,12 @@ void client_flush_all(evloop_t *loop, void *ud)
         client_t *c = fe.dirty;
         fe.dirty = c->next_dirty;
         c->dirty = 0;
-        if (!c->closed && client_flush(c) < 0)
+        if (c->overflow && !c->closed) {
+            c->overflow = 0;
             client_close(c, 0);
+        } else if (!c->closed && client_flush(c) < 0) {
+            client_close(c, 0);
+        }
     }
     while (fe.closing) {
         client_t *c = fe.closing;
@@ -289,11 +345,32 @@ static int tls_handshake(client_t *c)
     return -1;
 }
 
+/* Takes n bytes from the client's max_bytes_per_second allowance; returns 1 while it
+ * may go on reading, else stops reading until the allowance is back above zero. */
+static int rate_take(client_t *c, size_t n)
+{
+    if (!fe.bytes_per_second)
+        return 1;
+    uint64_t now = now_ms();
+    double rate = (double)fe.bytes_per_second;
+    c->rate_tokens += (double)(now - c->rate_refill) * rate / 1000.0;
+    if (c->rate_tokens > rate)
+        c->rate_tokens = rate; /* a burst of one second's worth */
+    c->rate_refill = now;
+    c->rate_tokens -= (double)n;
+    if (c->rate_tokens > 0)
+        return 1;
+    c->throttled = 1;
+    update_events(c, 0);
+    client_read_later(c, (uint64_t)(-c->rate_tokens * 1000.0 / rate) + 1);
+    return 0;
+}
+
 /* Reads what is available and hands it to the stream layer. */
 static void client_read(client_t *c)
 {
     char data[READ_CHUNK];
-    while (!c->closed && !c->read_paused && !c->closing) {
+    while (!c->closed && may_read(c)) {
         ssize_t n;
         if (c->ssl) {
             ERR_clear_error();
@@ -327,9 +404,28 @@ static void client_read(client_t *c)
         }
         stream_on_data(c, data, (size_t)n);
         /* STARTTLS: nothing after <starttls/> belongs to the plaintext stream. */
-        if (c->tls_start)
+        if (c->tls_start || !rate_take(c, (size_t)n))
             return;
     }
+}
+
+static void on_read_timer(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    client_t *c = ud;
+    c->read_timer = NULL;
+    c->throttled = 0;
+    if (c->closed)
+        return;
+    update_events(c, 0);
+    client_read(c);
+}
+
+/* Reads again after `ms` (bytes OpenSSL holds raise no event; throttling waits). */
+static void client_read_later(client_t *c, uint64_t ms)
+{
+    if (!c->read_timer)
+        c->read_timer = evloop_timer(fe.loop, ms, on_read_timer, c);
 }
 
 static void client_io(evloop_t *loop, int fd, unsigned events, void *ud)

@@ -3,6 +3,7 @@
 #ifndef C2S_CLIENT_H
 #define C2S_CLIENT_H
 
+#include "addrlimit.h"
 #include "frontend.h"
 #include "jid.h"
 #include "sasl.h"
@@ -12,6 +13,7 @@ struct client {
     int fd;
     SSL *ssl;
     char addr[64]; /* peer address for logs */
+    char addr_key[ADDRLIMIT_KEY_MAX]; /* what the per-address limits count it under */
 
     /* transport */
     buf_t out;
@@ -24,7 +26,13 @@ struct client {
     unsigned dirty : 1;        /* on fe.dirty */
     unsigned proxy_pending : 1; /* waiting for the load balancer's PROXY header */
     unsigned direct_tls : 1;    /* XEP-0368: TLS from the first byte, no STARTTLS */
+    unsigned admitted : 1;      /* counted by addrlimit until closed */
+    unsigned throttled : 1;     /* over max_bytes_per_second: reading waits for read_timer */
+    unsigned overflow : 1;      /* more than max_output_buffer queued: closed at once */
     client_t *next_dirty, *next_closing;
+    ev_timer_t *read_timer; /* resumes reading (throttling, bytes left in OpenSSL) */
+    double rate_tokens;     /* bytes it may send now (max_bytes_per_second bucket) */
+    uint64_t rate_refill;   /* when rate_tokens was last topped up */
 
     /* stream */
     xml_parser_t *parser;
@@ -46,6 +54,7 @@ struct client {
     xml_node_t *pending_iq; /* the bind iq waiting for the router's reply */
     xml_node_t *queue, *queue_tail; /* elements parsed while a request was in flight */
     int nqueued;
+    ev_timer_t *open_timer; /* stream_open_timeout: until the first stream header */
     ev_timer_t *auth_timer;
     ev_timer_t *req_timer; /* bounds the router request in flight (request_timeout) */
 

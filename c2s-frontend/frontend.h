@@ -18,7 +18,8 @@ typedef struct sasl sasl_t;
 
 typedef struct {
     evloop_t *loop;
-    SSL_CTX *tls;       /* NULL when no certificate is configured (STARTTLS not offered) */
+    SSL_CTX *tls;       /* NULL when no certificate is configured (STARTTLS not offered);
+                         * replaced on SIGHUP (tls.c): take it only for SSL_new */
     void *zctx, *zsock; /* ZeroMQ context and DEALER socket to the router */
     zlink_t *link;
     char name[64];      /* frontend_name */
@@ -34,9 +35,15 @@ typedef struct {
     int proxy_protocol; /* every connection starts with a PROXY v1/v2 header */
     const char *domain;
     int require_tls;
-    xml_limits_t limits;
+    xml_limits_t limits;         /* once authenticated: max_stanza_size, max_depth */
+    xml_limits_t limits_preauth; /* before: max_stanza_size_preauth, max_depth_preauth */
     long max_connections;
     long auth_timeout_ms;
+    long stream_open_timeout_ms;
+    long bytes_per_second; /* max_bytes_per_second, 0: no limit */
+    size_t max_output;     /* max_output_buffer */
+    size_t out_pause;      /* reading a client stops while more than this is queued for it */
+    ev_timer_t *sweep_timer; /* forgets quiet addresses (addrlimit) */
     size_t nclients;
 } frontend_t;
 

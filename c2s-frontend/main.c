@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
-#include <openssl/err.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,8 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "privdrop.h"
+#include "tls.h"
 #include "util.h"
 
 frontend_t fe;
@@ -64,6 +66,14 @@ static int open_listener(const char *key, const char *spec)
     return fd;
 }
 
+#define ADDR_SWEEP_MS 10000
+
+static void on_sweep(evloop_t *loop, void *ud)
+{
+    addrlimit_sweep(now_ms());
+    fe.sweep_timer = evloop_timer(loop, ADDR_SWEEP_MS, on_sweep, ud);
+}
+
 /* ud: non-NULL on the direct TLS listener (XEP-0368). */
 static void on_accept(evloop_t *loop, int lfd, unsigned events, void *ud)
 {
@@ -85,44 +95,17 @@ static void on_accept(evloop_t *loop, int lfd, unsigned events, void *ud)
     }
 }
 
-/* XEP-0368 section 3: a client on the direct TLS port may offer ALPN "xmpp-client"; we
- * accept it, and a client that offers no ALPN or other protocols is served all the same. */
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
+/* SIGHUP: new certificates and keys from the same files; open connections keep theirs. */
+static void on_sighup(evloop_t *loop, int signo, void *ud)
 {
-    (void)ssl;
-    (void)arg;
-    static const unsigned char want[] = "\x0bxmpp-client";
-    unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, want, sizeof want - 1, in, inlen) ==
-        OPENSSL_NPN_NEGOTIATED) {
-        *out = sel;
-        return SSL_TLSEXT_ERR_OK;
-    }
-    return SSL_TLSEXT_ERR_NOACK;
-}
-
-static SSL_CTX *tls_setup(const char *cert, const char *key)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx)
-        log_fatal("TLS: cannot create a context");
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
-    /* Small at rest: OpenSSL frees its record buffers while a connection is idle. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384");
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-        log_fatal("tls_cert: cannot load '%s': %s", cert,
-                  ERR_reason_error_string(ERR_get_error()));
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-        log_fatal("tls_key: cannot load '%s': %s", key, ERR_reason_error_string(ERR_get_error()));
-    if (SSL_CTX_check_private_key(ctx) != 1)
-        log_fatal("tls_key: '%s' does not match tls_cert '%s'", key, cert);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    return ctx;
+    (void)loop;
+    (void)signo;
+    (void)ud;
+    const char *cert = config_str("tls_cert"), *key = config_str("tls_key");
+    if (!fe.tls)
+        log_info("SIGHUP: no tls_cert configured, nothing to reload");
+    else
+        tls_reload(&fe.tls, cert, key);
 }
 
 int main(int argc, char **argv)
@@ -150,8 +133,21 @@ int main(int argc, char **argv)
     fe.require_tls = config_bool("require_tls");
     fe.limits.max_stanza = (size_t)config_int("max_stanza_size");
     fe.limits.max_depth = (int)config_int("max_depth");
+    fe.limits_preauth.max_stanza = (size_t)config_int("max_stanza_size_preauth");
+    fe.limits_preauth.max_depth = (int)config_int("max_depth_preauth");
     fe.max_connections = config_int("max_connections");
     fe.auth_timeout_ms = config_int("auth_timeout") * 1000;
+    fe.stream_open_timeout_ms = config_int("stream_open_timeout") * 1000;
+    fe.bytes_per_second = config_int("max_bytes_per_second");
+    fe.max_output = (size_t)config_int("max_output_buffer");
+    fe.out_pause = fe.max_output / 4;
+    addrlimit_init(&(addrlimit_config_t){
+        .max_conns = config_int("max_connections_per_ip"),
+        .rate = config_int("connection_rate_per_ip"),
+        .burst = config_int("connection_burst_per_ip"),
+        .max_auth_failures = config_int("auth_failures_per_ip"),
+        .backoff_ms = (uint64_t)config_int("auth_backoff") * 1000,
+    });
     fe.proxy_protocol = config_bool("proxy_protocol");
     const char *name = config_str("frontend_name");
     if (!*name) {
@@ -167,9 +163,12 @@ int main(int argc, char **argv)
     random_bytes(&fe.epoch, sizeof fe.epoch);
 
     const char *cert = config_str("tls_cert"), *key = config_str("tls_key");
-    if (*cert || *key)
-        fe.tls = tls_setup(cert, *key ? key : cert);
-    else if (fe.require_tls)
+    if (*cert || *key) {
+        if (!*cert)
+            log_fatal("config: key 'tls_key': set without tls_cert");
+        if (!(fe.tls = tls_ctx_new(cert, key, err, sizeof err)))
+            log_fatal("config: %s", err);
+    } else if (fe.require_tls)
         log_fatal("config: key 'tls_cert': required while require_tls is true");
 
     fe.loop = evloop_new();
@@ -185,7 +184,13 @@ int main(int argc, char **argv)
         evloop_watch(fe.loop, fe.tls_listen_fd, EV_READ, on_accept, &fe);
     }
     evloop_before_sleep(fe.loop, client_flush_all, NULL);
+    fe.sweep_timer = evloop_timer(fe.loop, ADDR_SWEEP_MS, on_sweep, NULL);
+    evloop_on_signal(fe.loop, SIGHUP, on_sighup, NULL);
     router_link_open(config_str("router_endpoint"));
+    /* Ports bound, certificates and secret files read: root is not needed any more
+     * (README, "Privileges"); glibc switches libzmq's threads too. */
+    if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)
+        log_fatal("config: %s", err);
     log_info("listening on %s for domain %s (TLS %s)%s%s%s", config_str("c2s_listen"), fe.domain,
              fe.tls ? (fe.require_tls ? "required" : "offered") : "off",
              *tls_listen ? ", direct TLS on " : "", tls_listen,
@@ -201,11 +206,12 @@ int main(int argc, char **argv)
         close(fe.tls_listen_fd);
     }
     client_close_all();
+    evloop_cancel(fe.loop, &fe.sweep_timer);
+    addrlimit_shutdown();
     router_link_close();
     hmap_destroy(&fe.clients);
     evloop_destroy(&fe.loop);
-    if (fe.tls)
-        SSL_CTX_free(fe.tls);
+    tls_ctx_free(&fe.tls);
     config_free();
     return 0;
 }

@@ -11,6 +11,7 @@
  * same pipe, so the router knows the sessions before it sees their stanzas. */
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 #include "util.h"
 
@@ -47,6 +49,12 @@ static struct {
     uint64_t down_ms;      /* when the router went away (for the log) */
     void *monitor;         /* ZMQ_PAIR receiving the DEALER's connection events */
     zlink_t *monitor_link;
+    /* A refused handshake is logged once until one succeeds: libzmq retries every 100 ms.
+     * A connection lost during a handshake (no detail) also happens when the router stops,
+     * so only a run of them is worth a line. */
+    int handshake_failed;
+    int handshake_lost;
+    char curve_public[CURVE_Z85_LEN + 1]; /* ours, when link_curve is on */
 } rl;
 
 int router_is_up(void)
@@ -353,13 +361,83 @@ static void on_monitor(void *ud, const zpart_t *parts, int nparts)
         return;
     uint16_t event;
     memcpy(&event, parts[0].data, sizeof event);
+    uint32_t value;
+    memcpy(&value, (const char *)parts[0].data + 2, sizeof value);
     if (event == ZMQ_EVENT_DISCONNECTED) {
         router_down("connection lost");
     } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         log_debug("router link: connected");
+        if (rl.handshake_failed)
+            log_info("router link: handshake with the router succeeded");
+        rl.handshake_failed = rl.handshake_lost = 0;
         if (!rl.up)
             send_hello(IPC_HEARTBEAT);
+    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && !rl.handshake_failed) {
+        if (++rl.handshake_lost == 10) {
+            rl.handshake_failed = 1;
+            log_warn("router link: the router keeps ending the handshake (%s): check "
+                     "link_curve, router_curve_public and frontend_curve_secret against the "
+                     "router's",
+                     strerror((int)value));
+        }
+    } else if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && !rl.handshake_failed) {
+        /* The router refused us: no request can be served until the keys are fixed. */
+        rl.handshake_failed = 1;
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            log_error("router link: the router refused our CURVE key %s (ZAP status %u): it "
+                      "must be in the router's router_curve_allow or router_curve_allow_file",
+                      rl.curve_public, (unsigned)value);
+        else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            log_error("router link: handshake refused: the router and this frontend do not "
+                      "agree on link_curve");
+        else
+            log_error("router link: handshake with the router failed (protocol error 0x%x): "
+                      "check link_curve, router_curve_public and frontend_curve_secret",
+                      (unsigned)value);
     }
+}
+
+/* link_curve: this frontend is a CURVE client of the router, with its own key pair
+ * (frontend_curve_secret) and the router's public key (router_curve_public). */
+static void link_curve_client(void *sock)
+{
+    static const char *const keys[] = {"router_curve_public", "frontend_curve_secret",
+                                       "frontend_curve_secret_file"};
+    if (!config_bool("link_curve")) {
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (*config_str(keys[i])) {
+                log_warn("router link: link_curve is false, so '%s' is ignored: the link to "
+                         "the router is neither encrypted nor authenticated",
+                         keys[i]);
+                break;
+            }
+        return;
+    }
+    char server[CURVE_Z85_LEN + 1], secret[CURVE_Z85_LEN + 1], given[CURVE_Z85_LEN + 1];
+    if (!curve_key_config("router_curve_public", 0, server))
+        log_fatal("config: link_curve is on but key 'router_curve_public' (the router's "
+                  "public key) is not set");
+    if (!curve_key_config("frontend_curve_secret", 1, secret))
+        log_fatal("config: link_curve is on but key 'frontend_curve_secret' (or "
+                  "frontend_curve_secret_file) is not set; make a key pair with xmppctl "
+                  "keygen frontend");
+    curve_public_of(secret, rl.curve_public);
+    if (curve_key_config("frontend_curve_public", 0, given) && strcmp(given, rl.curve_public))
+        log_fatal("config: key 'frontend_curve_public' is not the public key of "
+                  "frontend_curve_secret (that is %s)",
+                  rl.curve_public);
+    unsigned char sk[CURVE_KEY_LEN], pk[CURVE_KEY_LEN], srv[CURVE_KEY_LEN];
+    curve_key_parse(server, srv);
+    curve_key_parse(secret, sk);
+    curve_key_parse(rl.curve_public, pk);
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, srv, sizeof srv) < 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pk, sizeof pk) < 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sk, sizeof sk) < 0)
+        log_fatal("router link: cannot enable CURVE: %s", zmq_strerror(errno));
+    OPENSSL_cleanse(sk, sizeof sk);
+    OPENSSL_cleanse(secret, sizeof secret);
+    log_info("router link: CURVE on, our public key %s, router key %s", rl.curve_public,
+             server);
 }
 
 void router_link_open(const char *endpoint)
@@ -375,11 +453,15 @@ void router_link_open(const char *endpoint)
     int one = 1;
     zmq_setsockopt(fe.zsock, ZMQ_ROUTING_ID, ident, strlen(ident));
     zlink_link_options(fe.zsock);
+    link_curve_client(fe.zsock);
     /* Nothing is queued towards a router that is not connected: such a send fails at once
      * and the message goes to our own buffer, where resync can be put ahead of it. */
     zmq_setsockopt(fe.zsock, ZMQ_IMMEDIATE, &one, sizeof one);
     if (zmq_socket_monitor(fe.zsock, MONITOR_ENDPOINT,
-                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) < 0)
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) < 0)
         log_fatal("router link: cannot monitor the socket: %s", zmq_strerror(errno));
     rl.monitor = zmq_socket(fe.zctx, ZMQ_PAIR);
     if (!rl.monitor || zmq_connect(rl.monitor, MONITOR_ENDPOINT) < 0)

@@ -1,6 +1,7 @@
 #include "sasl.h"
 
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ struct sasl {
     scram_server_t *scram;
     int step;       /* SCRAM: 0 waiting for credentials, 1 waiting for client-final */
     char *password; /* PLAIN: held only until the credentials arrive */
+    int asked;      /* the router was asked for the credentials of c->user */
 };
 
 void sasl_features(client_t *c, buf_t *out)
@@ -45,12 +47,38 @@ void sasl_free(client_t *c)
     c->sasl = NULL;
 }
 
-static void sasl_failure(client_t *c, const char *cond)
+/* A wrong password or unknown user counts against the client's address (addrlimit) and,
+ * through the router, against the account (auth_failures_per_account). */
+static void count_failure(client_t *c)
 {
+    uint64_t lock = addrlimit_auth_failed(c->addr_key, now_ms());
+    if (lock)
+        log_warn("conn %llu: too many failed authentications from %s: locked for %llu s",
+                 (unsigned long long)c->id, c->addr_key, (unsigned long long)(lock / 1000));
+    if (!c->sasl || !c->sasl->asked)
+        return;
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_AUTH_RESULT, c->id);
+    h.status = IPC_REFUSED;
+    ipc_hdr_set(&h, 0, c->user);
+    router_send(&h, NULL, 0); /* lost while the router is away: a bound, not a ledger */
+}
+
+/* RFC 6120 6.4.5: <failure/> with a condition and optional text. */
+static void sasl_failure_text(client_t *c, const char *cond, const char *text)
+{
+    if (strcmp(cond, "not-authorized") == 0)
+        count_failure(c);
     sasl_free(c);
     c->pending_seq = 0;
     buf_t b = BUF_INIT;
-    buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", cond);
+    buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", cond);
+    if (text) {
+        buf_append_str(&b, "<text xml:lang='en'>");
+        xml_escape(&b, text, strlen(text));
+        buf_append_str(&b, "</text>");
+    }
+    buf_append_str(&b, "</failure>");
     client_write(c, b.data, b.len);
     buf_free(&b);
     if (++c->sasl_failures > SASL_MAX_FAILURES) {
@@ -60,11 +88,17 @@ static void sasl_failure(client_t *c, const char *cond)
     client_resume(c);
 }
 
+static void sasl_failure(client_t *c, const char *cond)
+{
+    sasl_failure_text(c, cond, NULL);
+}
+
 static void sasl_success(client_t *c, const char *additional)
 {
     sasl_free(c);
     c->pending_seq = 0;
     c->authed = 1;
+    xml_parser_set_limits(c->parser, &fe.limits); /* the larger limits from now on */
     buf_t b = BUF_INIT;
     if (additional) {
         char *b64 = base64_encode((const unsigned char *)additional, strlen(additional));
@@ -113,6 +147,7 @@ static void request_credentials(client_t *c, scram_hash_t hash)
     h.seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
     h.status = (uint8_t)hash;
     ipc_hdr_set(&h, 0, c->user);
+    c->sasl->asked = 1;
     /* RFC 6120 6.5.12: a router that is away is a temporary failure. */
     if (router_request(c, &h) < 0) {
         sasl_failure(c, "temporary-auth-failure");
@@ -254,6 +289,17 @@ static void sasl_on_auth(client_t *c, const xml_node_t *el)
         sasl_failure(c, "encryption-required");
         return;
     }
+    /* Too many wrong passwords from this address lately: nothing is tried until the
+     * back-off (auth_backoff) is over. */
+    uint64_t wait = addrlimit_auth_wait(c->addr_key, now_ms());
+    if (wait) {
+        char text[120];
+        snprintf(text, sizeof text,
+                 "Too many failed authentication attempts from your address; try again in "
+                 "%llu s", (unsigned long long)(wait + 999) / 1000);
+        sasl_failure_text(c, "temporary-auth-failure", text);
+        return;
+    }
     sasl_free(c);
     c->sasl = xcalloc(1, sizeof *c->sasl);
     c->sasl->mech = mech;
@@ -323,6 +369,13 @@ void sasl_on_credentials(client_t *c, const ipc_hdr_t *h)
     c->pending_seq = 0;
     if (h->status == IPC_TEMPORARY) {
         sasl_failure(c, "temporary-auth-failure");
+        return;
+    }
+    if (h->status == IPC_LOCKED) {
+        s->asked = 0; /* not an attempt: nothing was tried */
+        sasl_failure_text(c, "temporary-auth-failure",
+                          "Too many failed authentication attempts for this account; try "
+                          "again later");
         return;
     }
     scram_hash_t hash = s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256;

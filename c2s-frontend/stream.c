@@ -33,9 +33,26 @@ static void on_auth_timeout(evloop_t *loop, void *ud)
         client_stream_error(c, "connection-timeout", "Authentication took too long");
 }
 
+/* stream_open_timeout: a connection that has not opened its stream by then (slowloris,
+ * or a port scanner) is ended; one that has not finished TLS or sent its PROXY header
+ * is simply closed. */
+static void on_open_timeout(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    client_t *c = ud;
+    c->open_timer = NULL;
+    if (c->proxy_pending || c->tls_handshaking)
+        client_close(c, 0);
+    else
+        client_stream_error(c, "connection-timeout", "No stream header in time");
+}
+
 void stream_init(client_t *c)
 {
-    c->parser = xml_parser_new(&stream_callbacks, c, &fe.limits);
+    /* Until the client authenticates, the smaller limits apply (README.md, "Limits"). */
+    c->parser = xml_parser_new(&stream_callbacks, c, &fe.limits_preauth);
+    c->open_timer =
+        evloop_timer(fe.loop, (uint64_t)fe.stream_open_timeout_ms, on_open_timeout, c);
     c->auth_timer = evloop_timer(fe.loop, (uint64_t)fe.auth_timeout_ms, on_auth_timeout, c);
 }
 
@@ -119,6 +136,7 @@ static void send_features(client_t *c)
 static void on_stream_open(void *ud, const xml_node_t *root)
 {
     client_t *c = ud;
+    evloop_cancel(fe.loop, &c->open_timer);
     send_header(c);
     const char *to = xml_node_attr(root, "to"), *version = xml_node_attr(root, "version");
     if (to) {
@@ -231,8 +249,10 @@ void stream_on_bind_reply(client_t *c, const ipc_hdr_t *h)
     c->pending_iq = NULL;
     if (h->status != IPC_OK) {
         c->jid[0] = '\0';
-        bounce(c, iq, h->status == IPC_TEMPORARY ? "wait" : "cancel",
-               h->status == IPC_TEMPORARY ? "resource-constraint" : "not-allowed");
+        /* RFC 6120 7.6.2.1: an account at its limit of resources (max_resources) gets
+         * resource-constraint, type wait, as does a router that is away. */
+        int wait = h->status == IPC_TEMPORARY || h->status == IPC_LIMIT;
+        bounce(c, iq, wait ? "wait" : "cancel", wait ? "resource-constraint" : "not-allowed");
     } else {
         c->bound = 1;
         c->reported = 1;
@@ -483,6 +503,7 @@ void stream_on_closed(client_t *c)
         router_submit(&h, NULL, 0, 1);
         c->reported = 0;
     }
+    evloop_cancel(fe.loop, &c->open_timer);
     evloop_cancel(fe.loop, &c->auth_timer);
     evloop_cancel(fe.loop, &c->req_timer);
     xfree(&c->last_presence);

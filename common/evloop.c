@@ -12,6 +12,7 @@
 #include "util.h"
 
 #define EV_MAX_HOOKS 8
+#define EV_MAX_SIGNALS 65 /* signal numbers 1..64 */
 
 typedef struct {
     ev_fd_cb cb;
@@ -42,6 +43,11 @@ struct evloop {
         void *ud;
     } hooks[EV_MAX_HOOKS];
     int nhooks;
+    sigset_t sigs; /* the signals the signalfd takes */
+    struct {
+        ev_signal_cb cb;
+        void *ud;
+    } signals[EV_MAX_SIGNALS];
 };
 
 static int timer_before(const ev_timer_t *a, const ev_timer_t *b)
@@ -102,12 +108,14 @@ evloop_t *evloop_new(void)
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (l->epfd < 0)
         log_fatal("epoll_create1 failed");
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    l->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    /* SIGHUP is taken here too, handler or not: its default action would kill the
+     * process, and a reload signal sent to the wrong process must not. */
+    sigemptyset(&l->sigs);
+    sigaddset(&l->sigs, SIGINT);
+    sigaddset(&l->sigs, SIGTERM);
+    sigaddset(&l->sigs, SIGHUP);
+    sigprocmask(SIG_BLOCK, &l->sigs, NULL);
+    l->sigfd = signalfd(-1, &l->sigs, SFD_NONBLOCK | SFD_CLOEXEC);
     if (l->sigfd < 0)
         log_fatal("signalfd failed");
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->sigfd};
@@ -216,6 +224,42 @@ void evloop_before_sleep(evloop_t *l, ev_hook_cb cb, void *ud)
     l->nhooks++;
 }
 
+int evloop_on_signal(evloop_t *l, int signo, ev_signal_cb cb, void *ud)
+{
+    if (signo <= 0 || signo >= EV_MAX_SIGNALS || signo == SIGKILL || signo == SIGSTOP)
+        return -1;
+    if (!sigismember(&l->sigs, signo)) {
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, signo);
+        if (sigprocmask(SIG_BLOCK, &one, NULL) < 0)
+            return -1;
+        sigaddset(&l->sigs, signo);
+        if (signalfd(l->sigfd, &l->sigs, SFD_NONBLOCK | SFD_CLOEXEC) < 0)
+            return -1;
+    }
+    l->signals[signo].cb = cb;
+    l->signals[signo].ud = ud;
+    return 0;
+}
+
+/* Reads every pending signal and runs its handler or the default (module comment). */
+static void take_signals(evloop_t *l)
+{
+    struct signalfd_siginfo si;
+    while (read(l->sigfd, &si, sizeof si) == sizeof si) {
+        int signo = (int)si.ssi_signo;
+        if (signo > 0 && signo < EV_MAX_SIGNALS && l->signals[signo].cb) {
+            l->signals[signo].cb(l, signo, l->signals[signo].ud);
+        } else if (signo == SIGHUP) {
+            log_info("signal %d (SIGHUP) received: nothing to reload, carrying on", signo);
+        } else {
+            log_info("signal %d received, stopping", signo);
+            l->stop = 1;
+        }
+    }
+}
+
 void evloop_stop(evloop_t *l)
 {
     l->stop = 1;
@@ -258,11 +302,8 @@ void evloop_run(evloop_t *l)
         for (int i = 0; i < n && !l->stop; i++) {
             int fd = evs[i].data.fd;
             if (fd == l->sigfd) {
-                struct signalfd_siginfo si;
-                while (read(l->sigfd, &si, sizeof si) == sizeof si)
-                    log_info("signal %u received, stopping", si.ssi_signo);
-                l->stop = 1;
-                break;
+                take_signals(l);
+                continue;
             }
             /* The fd may have been unwatched by an earlier callback in this batch. */
             if ((size_t)fd >= l->nfds || !l->fds[fd].active)

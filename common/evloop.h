@@ -16,6 +16,7 @@ typedef struct ev_timer ev_timer_t;
 typedef void (*ev_fd_cb)(evloop_t *loop, int fd, unsigned events, void *ud);
 typedef void (*ev_timer_cb)(evloop_t *loop, void *ud);
 typedef void (*ev_hook_cb)(evloop_t *loop, void *ud);
+typedef void (*ev_signal_cb)(evloop_t *loop, int signo, void *ud);
 
 evloop_t *evloop_new(void);
 /* Frees the loop and any timers still pending; registered fds are not closed. */
@@ -36,6 +37,13 @@ void evloop_cancel(evloop_t *loop, ev_timer_t **timer_p);
 
 /* Adds a hook run before every wait, in the order added. */
 void evloop_before_sleep(evloop_t *loop, ev_hook_cb cb, void *ud);
+
+/* Calls cb from the loop (through the signalfd, never in a signal handler) each time signo
+ * arrives, instead of the default: SIGINT and SIGTERM stop the loop, SIGHUP is logged and
+ * ignored. SIGINT, SIGTERM and SIGHUP are blocked by evloop_new, so threads started after it
+ * (libzmq's) inherit the mask; any other signal must be registered before threads start,
+ * or one of them may take it with its default action. 0 or -1 (bad signal number). */
+int evloop_on_signal(evloop_t *loop, int signo, ev_signal_cb cb, void *ud);
 
 /* Runs until evloop_stop; SIGINT and SIGTERM stop it too (through a signalfd). */
 void evloop_run(evloop_t *loop);

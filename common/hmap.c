@@ -195,3 +195,21 @@ int hmap_next(const hmap_t *m, size_t *pos, const void **key, size_t *klen, void
     *pos = slot << 16;
     return 0;
 }
+
+size_t hmap_filter(hmap_t *m, int (*drop)(void *value, void *ud), void *ud)
+{
+    for (size_t i = 0; i < m->nslots; i++) {
+        entry_t **pp = &m->slots[i];
+        while (*pp) {
+            entry_t *e = *pp;
+            if (drop(e->value, ud)) {
+                *pp = e->next;
+                free(e);
+                m->count--;
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+    return m->count;
+}

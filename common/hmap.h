@@ -21,6 +21,10 @@ size_t hmap_count(const hmap_t *map);
 /* Iteration: start with *pos = 0; returns 0 when done. The map must not change meanwhile. */
 int hmap_next(const hmap_t *map, size_t *pos, const void **key, size_t *klen, void **value);
 
+/* Removes every entry for which drop(value, ud) returns non-zero (drop frees the value
+ * if it owns it); returns how many remain. */
+size_t hmap_filter(hmap_t *map, int (*drop)(void *value, void *ud), void *ud);
+
 /* String-key conveniences. */
 #define hmap_sget(m, s) hmap_get((m), (s), strlen(s))
 #define hmap_sput(m, s, v) hmap_put((m), (s), strlen(s), (v))

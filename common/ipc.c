@@ -167,7 +167,7 @@ const char *ipc_type_name(ipc_type_t type)
 {
     static const char *const names[] = {"?",    "hello",  "heartbeat", "auth",    "auth-reply",
                                         "bind", "bind-reply", "stanza", "unbind", "deliver",
-                                        "close", "resync"};
+                                        "close", "resync", "auth-result"};
     return type >= 1 && type <= IPC_TYPE_MAX ? names[type] : "?";
 }
 

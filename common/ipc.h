@@ -29,7 +29,9 @@ typedef enum {
     IPC_CLOSE = 10,      /* rt->fe: conn, field0 stream error condition */
     IPC_RESYNC = 11,     /* fe->rt: conn, field0 full JID, flags, status = priority;
                             payload: last presence (only when available) */
-    IPC_TYPE_MAX = 11,
+    IPC_AUTH_RESULT = 12, /* fe->rt: conn, status IPC_OK or IPC_REFUSED, field0 username:
+                             how an authentication attempt ended (per-account back-off) */
+    IPC_TYPE_MAX = 12,
 } ipc_type_t;
 
 /* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
@@ -42,6 +44,8 @@ typedef enum {
     IPC_NOT_FOUND = 1, /* no such account */
     IPC_TEMPORARY = 2, /* storage unavailable: try again later */
     IPC_REFUSED = 3,   /* not allowed (e.g. bind of a JID the session may not use) */
+    IPC_LOCKED = 4,    /* auth: too many failed attempts for the account, wait (back-off) */
+    IPC_LIMIT = 5,     /* bind: the account has max_resources sessions already */
 } ipc_status_t;
 
 typedef enum { IPC_KIND_NONE = 0, IPC_KIND_MESSAGE, IPC_KIND_PRESENCE, IPC_KIND_IQ } ipc_kind_t;

@@ -657,13 +657,18 @@ static void parser_clear(xml_parser_t *p)
     p->mark = 0;
 }
 
+void xml_parser_set_limits(xml_parser_t *p, const xml_limits_t *limits)
+{
+    p->max_stanza = limits && limits->max_stanza ? limits->max_stanza : XML_DEFAULT_MAX_STANZA;
+    p->max_depth = limits && limits->max_depth > 0 ? limits->max_depth : XML_DEFAULT_MAX_DEPTH;
+}
+
 xml_parser_t *xml_parser_new(const xml_callbacks_t *cb, void *ud, const xml_limits_t *limits)
 {
     xml_parser_t *p = xcalloc(1, sizeof *p);
     if (cb) p->cb = *cb;
     p->ud = ud;
-    p->max_stanza = limits && limits->max_stanza ? limits->max_stanza : XML_DEFAULT_MAX_STANZA;
-    p->max_depth = limits && limits->max_depth > 0 ? limits->max_depth : XML_DEFAULT_MAX_DEPTH;
+    xml_parser_set_limits(p, limits);
     p->expat = XML_ParserCreateNS("UTF-8", XML_NS_SEP);
     if (!p->expat) log_fatal("out of memory (expat parser)");
     parser_setup(p);

@@ -101,6 +101,9 @@ typedef struct {
 typedef struct xml_parser xml_parser_t;
 
 xml_parser_t *xml_parser_new(const xml_callbacks_t *cb, void *ud, const xml_limits_t *limits);
+/* Changes the limits of a parser (e.g. once the client has authenticated); they apply from
+ * the next stanza on. */
+void xml_parser_set_limits(xml_parser_t *p, const xml_limits_t *limits);
 void xml_parser_destroy(xml_parser_t **parser_p);
 /* Feeds bytes. Returns XML_OK, or the error that stopped the parser (it then stays stopped
  * and every later feed returns the same error). Callbacks run inside this call; they must

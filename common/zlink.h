@@ -9,7 +9,8 @@
 
 #include "evloop.h"
 
-#define ZLINK_MAX_PARTS 4
+/* The link uses at most 3 parts; a ZAP request (RFC 27) has 7. */
+#define ZLINK_MAX_PARTS 8
 
 typedef struct {
     const void *data;

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Entry point of the server image. For the frontend: when no certificate is configured, use
 # /certs/cert.pem and /certs/key.pem (a volume), making a self-signed ECDSA P-256 one for
-# XMPP_DOMAIN on first start (under a lock: replicas share the volume). Then runs the command.
+# XMPP_DOMAIN on first start (under a lock: replicas share the volume). The private key is
+# left readable by the group of XMPP_USER (xmpp), so that a frontend that has dropped to that
+# user can reload it on SIGHUP. Then runs the command (which drops privileges itself).
 set -eu
 case "${1:-}" in
 c2s-frontend)
@@ -15,6 +17,11 @@ c2s-frontend)
                     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
                         -days 825 -subj "/CN=$d" -addext "subjectAltName=DNS:$d" \
                         -keyout /certs/key.pem.new -out /certs/cert.pem.new 2>/dev/null
+                    if [ "$(id -u)" = 0 ] && [ -n "${XMPP_USER:-}" ]; then
+                        chown "root:$(id -gn "$XMPP_USER")" /certs/key.pem.new
+                        chmod 640 /certs/key.pem.new
+                    fi
+                    chmod 644 /certs/cert.pem.new
                     mv /certs/key.pem.new /certs/key.pem
                     mv /certs/cert.pem.new /certs/cert.pem
                     echo "entrypoint: made a self-signed certificate for $d in /certs" >&2

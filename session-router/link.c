@@ -11,6 +11,7 @@
 #include "log.h"
 #include "router.h"
 #include "util.h"
+#include "zap.h"
 
 static ev_timer_t *sweep_timer;
 
@@ -78,7 +79,10 @@ static void handle(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
         reply_hello(f, IPC_HEARTBEAT);
         break;
     case IPC_AUTH:
-        storage_auth_lookup(f, h);
+        authlimit_on_auth(f, h);
+        break;
+    case IPC_AUTH_RESULT:
+        authlimit_on_result(f, h);
         break;
     case IPC_BIND:
         session_bind(f, h);
@@ -178,6 +182,8 @@ void link_open(const char *endpoint)
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zlink_link_options(rt.zsock);
+    /* CURVE and ZAP (link_curve), before the bind: nobody gets in unchecked. */
+    zap_open(rt.loop, rt.zctx, rt.zsock);
     if (zmq_bind(rt.zsock, endpoint) < 0)
         log_fatal("router_bind: cannot bind '%s': %s", endpoint, zmq_strerror(errno));
     rt.link = zlink_new(rt.loop, rt.zsock, on_message, NULL);
@@ -194,6 +200,7 @@ void link_close(void)
     while (hmap_next(rt.frontends, &pos, &k, &kl, &v))
         free(v);
     zlink_destroy(&rt.link);
+    zap_close();
     zmq_close(rt.zsock);
     zmq_ctx_term(rt.zctx);
 }

@@ -1,5 +1,6 @@
 /* session-router: holds session state and routes stanzas between the frontends' clients;
  * accounts live in Redis. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -7,10 +8,21 @@
 #include "config.h"
 #include "jid.h"
 #include "log.h"
+#include "privdrop.h"
 #include "router.h"
 #include "util.h"
 
 router_t rt;
+
+/* SIGHUP: the router holds no certificates and its settings are in use by pointer, so
+ * there is nothing to reload; it must not die of the default action either. */
+static void on_sighup(evloop_t *loop, int signo, void *ud)
+{
+    (void)loop;
+    (void)signo;
+    (void)ud;
+    log_info("SIGHUP received: nothing to reload in the router, carrying on");
+}
 
 int main(int argc, char **argv)
 {
@@ -43,14 +55,22 @@ int main(int argc, char **argv)
     rt.by_conn = hmap_new();
     rt.by_jid = hmap_new();
     rt.users = hmap_new();
+    evloop_on_signal(rt.loop, SIGHUP, on_sighup, NULL);
+    rt.max_resources = config_int("max_resources");
+    authlimit_open();
     link_open(config_str("router_bind"));
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));
+    /* router_bind is bound and the secret files are read: root is not needed any more
+     * (README, "Privileges"); glibc switches libzmq's threads too. */
+    if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)
+        log_fatal("config: %s", err);
     log_info("serving domain %s", rt.domain);
 
     evloop_run(rt.loop);
 
     log_info("shutting down");
     storage_close();
+    authlimit_close();
     sessions_free_all();
     link_close();
     hmap_destroy(&rt.frontends);

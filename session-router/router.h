@@ -94,6 +94,7 @@ typedef struct {
     int redis_ready;
     const char *redis_prefix;
     uint64_t frontend_timeout_ms;
+    long max_resources; /* sessions one account may have at once */
 } router_t;
 
 extern router_t rt;
@@ -183,6 +184,14 @@ void server_handle_account_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *s
 int services_handle_iq(session_t *from, const ipc_hdr_t *h, xml_node_t *st, int account);
 /* Adds the services' disco#info features. */
 void services_features(xml_node_t *query, int account);
+
+/* authlimit.c: failed authentications per account (auth_failures_per_account). */
+void authlimit_open(void);
+void authlimit_close(void);
+/* A credential request: answered IPC_LOCKED while the account is locked, else looked up. */
+void authlimit_on_auth(rt_frontend_t *f, const ipc_hdr_t *h);
+/* A frontend reports how an attempt ended (IPC_AUTH_RESULT). */
+void authlimit_on_result(rt_frontend_t *f, const ipc_hdr_t *h);
 
 /* storage.c: accounts in Redis. */
 void storage_open(const char *host, int port);

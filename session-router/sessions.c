@@ -105,8 +105,29 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     return s;
 }
 
+/* 1 when binding `full` would give its account more than max_resources sessions (a bind
+ * that replaces a session of the same full JID adds none). */
+static int over_resource_limit(const char *full)
+{
+    jid_t j;
+    char bare[JID_MAX + 1];
+    if (jid_parse(&j, full) < 0 || jid_bare(&j, bare, sizeof bare) < 0)
+        return 0; /* session_attach refuses it */
+    user_t *u = user_find(bare);
+    long n = 0;
+    for (session_t *s = u ? u->sessions : NULL; s; s = s->next)
+        if (strcmp(s->full, full) != 0)
+            n++;
+    return n >= rt.max_resources;
+}
+
 void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
 {
+    if (over_resource_limit(h->field[0])) {
+        log_info("bind: %s refused: max_resources (%ld) reached", h->field[0], rt.max_resources);
+        bind_reply(f, h, IPC_LIMIT);
+        return;
+    }
     session_t *s = session_attach(f, h->conn, h->field[0]);
     if (!s) {
         log_warn("bind: refused '%s' from %s", h->field[0], f->ident);

@@ -1,17 +1,26 @@
 /* Accounts in Redis through async hiredis, reconnecting with backoff when Redis goes away.
  * While Redis is away, lookups are answered "temporary" so the client gets a
- * temporary-auth-failure instead of waiting. */
+ * temporary-auth-failure instead of waiting. Every connection starts with AUTH
+ * (redis_password, redis_user) or a PING, and counts as ready only once that is answered:
+ * a refused password is logged as an error and retried with the same backoff. With
+ * redis_tls, hiredis talks to Redis through an in-process TLS relay (redis_tls.h). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "keys.h"
 #include "log.h"
 #include "redis_ev.h"
+#include "redis_tls.h"
 #include "router.h"
+#include "secret.h"
 #include "util.h"
 
 static const char *redis_host;
 static int redis_port;
+static char *redis_password; /* NULL: no AUTH */
+static const char *redis_user;
+static redis_tls_t *tls; /* the relay hiredis talks through when redis_tls is on */
 static uint64_t backoff_ms = 100;
 static ev_timer_t *reconnect_timer;
 static int closing;
@@ -43,9 +52,36 @@ static void on_connect(const redisAsyncContext *ac, int status)
         schedule_reconnect();
         return;
     }
+    log_debug("storage: connected to Redis at %s:%d, %s", redis_host, redis_port,
+              redis_password ? "authenticating" : "checking");
+}
+
+/* The answer to the AUTH (or PING) that opens every connection. */
+static void on_greeting(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)privdata;
+    redisReply *rep = reply;
+    if (!rep)
+        return; /* disconnected meanwhile: on_disconnect retries */
+    if (rep->type == REDIS_REPLY_ERROR) {
+        if (redis_password)
+            log_error("storage: Redis at %s:%d refused AUTH: %s (check redis_password%s); "
+                      "retrying in %llu ms",
+                      redis_host, redis_port, rep->str, *redis_user ? " and redis_user" : "",
+                      (unsigned long long)backoff_ms);
+        else if (strncmp(rep->str, "NOAUTH", 6) == 0)
+            log_error("storage: Redis at %s:%d requires a password: set redis_password; "
+                      "retrying in %llu ms",
+                      redis_host, redis_port, (unsigned long long)backoff_ms);
+        else
+            log_warn("storage: Redis at %s:%d: %s", redis_host, redis_port, rep->str);
+        redisAsyncDisconnect(ac); /* on_disconnect schedules the retry */
+        return;
+    }
     rt.redis_ready = 1;
     backoff_ms = 100;
-    log_info("storage: connected to Redis at %s:%d", redis_host, redis_port);
+    log_info("storage: connected to Redis at %s:%d%s", redis_host, redis_port,
+             redis_password ? " (authenticated)" : "");
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -60,7 +96,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void connect_now(void)
 {
-    redisAsyncContext *ac = redisAsyncConnect(redis_host, redis_port);
+    redisAsyncContext *ac = tls ? redisAsyncConnectUnix(redis_tls_path(tls))
+                                : redisAsyncConnect(redis_host, redis_port);
     if (!ac || ac->err) {
         log_warn("storage: cannot connect to Redis at %s:%d: %s", redis_host, redis_port,
                  ac ? ac->errstr : "out of memory");
@@ -73,22 +110,39 @@ static void connect_now(void)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     rt.redis = ac;
+    /* The first command on the wire, sent once the connection is up. */
+    int rc;
+    if (redis_password && *redis_user)
+        rc = redisAsyncCommand(ac, on_greeting, NULL, "AUTH %s %s", redis_user, redis_password);
+    else if (redis_password)
+        rc = redisAsyncCommand(ac, on_greeting, NULL, "AUTH %s", redis_password);
+    else
+        rc = redisAsyncCommand(ac, on_greeting, NULL, "PING");
+    if (rc != REDIS_OK)
+        log_warn("storage: cannot queue the greeting to Redis at %s:%d", redis_host, redis_port);
 }
 
 void storage_open(const char *host, int port)
 {
     redis_host = host;
     redis_port = port;
+    redis_password = secret_from_config("redis_password");
+    redis_user = config_str("redis_user");
+    if (*redis_user && !redis_password)
+        log_fatal("config: key 'redis_user' is set but 'redis_password' is not");
+    tls = redis_tls_new(rt.loop, host, port);
     connect_now();
 }
 
 void storage_close(void)
 {
     closing = 1;
+    secret_free(&redis_password);
     evloop_cancel(rt.loop, &reconnect_timer);
     if (rt.redis)
         redisAsyncFree(rt.redis);
     rt.redis = NULL;
+    redis_tls_destroy(&tls);
 }
 
 /* What a pending lookup needs to answer: the frontend may be gone by then, so it is found

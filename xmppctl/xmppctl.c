@@ -7,14 +7,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "config.h"
+#include "curve.h"
 #include "jid.h"
+#include "evloop.h"
 #include "keys.h"
 #include "log.h"
+#include "redis_tls.h"
 #include "scram.h"
+#include "secret.h"
 
 static const char *prefix;
 
@@ -25,7 +32,9 @@ static void usage(void)
                     "  adduser JID [PASSWORD]   create an account (asks for the password)\n"
                     "  passwd JID [PASSWORD]    change an account's password\n"
                     "  deluser JID              delete an account and its data\n"
-                    "  users                    list the accounts\n");
+                    "  users                    list the accounts\n"
+                    "  keygen [router|frontend] print a new CURVE key pair for the link\n"
+                    "                           (default frontend) as config lines\n");
     exit(2);
 }
 
@@ -41,15 +50,72 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
+/* redis_tls: a child process relays one connection to Redis over TLS (redis_tls.h), and
+ * hiredis talks to it through a unix socket. The child ends with that connection. */
+static pid_t relay_pid;
+
+static void relay_reap(void)
+{
+    if (relay_pid > 0) {
+        int status;
+        if (waitpid(relay_pid, &status, WNOHANG) == 0) {
+            kill(relay_pid, SIGTERM);
+            waitpid(relay_pid, &status, 0);
+        }
+        relay_pid = 0;
+    }
+}
+
+static redisContext *relay_connect(const char *host, int port, struct timeval tv)
+{
+    if (log_min_level < LOG_LVL_WARN)
+        log_min_level = LOG_LVL_WARN; /* the relay's info lines are not for the command line */
+    sigset_t mask; /* the loop blocks SIGINT and SIGTERM for its signalfd: not ours */
+    sigprocmask(SIG_BLOCK, NULL, &mask);
+    evloop_t *loop = evloop_new();
+    redis_tls_t *t = redis_tls_new(loop, host, port);
+    fflush(NULL);
+    relay_pid = fork();
+    if (relay_pid < 0)
+        die("cannot start the TLS relay: %s", strerror(errno));
+    if (relay_pid == 0) {
+        redis_tls_once(t, (uint64_t)tv.tv_sec * 1000 + 1000);
+        evloop_run(loop);
+        redis_tls_destroy(&t);
+        _exit(0);
+    }
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+    atexit(relay_reap);
+    redisContext *rc = redisConnectUnixWithTimeout(redis_tls_path(t), tv);
+    /* The child owns the relay now; only our copy is freed here. */
+    redis_tls_release(&t);
+    evloop_destroy(&loop);
+    return rc;
+}
+
 static redisContext *redis_connect(void)
 {
     const char *host = config_str("redis_host");
     int port = (int)config_int("redis_port");
     struct timeval tv = {3, 0};
-    redisContext *rc = redisConnectWithTimeout(host, port, tv);
+    redisContext *rc = config_bool("redis_tls") ? relay_connect(host, port, tv)
+                                                : redisConnectWithTimeout(host, port, tv);
     if (!rc || rc->err)
         die("cannot reach Redis at %s:%d: %s", host, port, rc ? rc->errstr : "out of memory");
     redisSetTimeout(rc, tv);
+    char *password = secret_from_config("redis_password");
+    if (password) {
+        const char *user = config_str("redis_user");
+        redisReply *r = *user ? redisCommand(rc, "AUTH %s %s", user, password)
+                              : redisCommand(rc, "AUTH %s", password);
+        secret_free(&password);
+        if (!r)
+            die("Redis at %s:%d: %s", host, port, rc->errstr);
+        if (r->type == REDIS_REPLY_ERROR)
+            die("Redis at %s:%d refused AUTH (check redis_password%s): %s", host, port,
+                *user ? " and redis_user" : "", r->str);
+        freeReplyObject(r);
+    }
     return rc;
 }
 
@@ -63,8 +129,8 @@ static redisReply *command(redisContext *rc, const char *fmt, ...)
         die("Redis at %s:%ld: %s", config_str("redis_host"), config_int("redis_port"),
             rc->errstr);
     if (r->type == REDIS_REPLY_ERROR)
-        die("Redis at %s:%ld answered: %s", config_str("redis_host"), config_int("redis_port"),
-            r->str);
+        die("Redis at %s:%ld answered: %s%s", config_str("redis_host"), config_int("redis_port"),
+            r->str, strncmp(r->str, "NOAUTH", 6) == 0 ? " (set redis_password)" : "");
     return r;
 }
 
@@ -229,6 +295,34 @@ static int cmd_users(int argc, char **argv)
     return 0;
 }
 
+/* A new CURVE key pair for the frontend-router link, printed as config lines. The public
+ * line may stay beside the secret: each process checks that the two belong together. */
+static int cmd_keygen(int argc, char **argv)
+{
+    const char *role = argc >= 1 ? argv[0] : "frontend";
+    if (argc > 1 || (strcmp(role, "router") != 0 && strcmp(role, "frontend") != 0))
+        usage();
+    if (!zmq_has("curve"))
+        die("this libzmq has no CURVE support");
+    char public[CURVE_Z85_LEN + 1], secret[CURVE_Z85_LEN + 1];
+    if (zmq_curve_keypair(public, secret) < 0)
+        die("cannot make a key pair: %s", zmq_strerror(errno));
+    if (strcmp(role, "router") == 0)
+        printf("# session-router key pair (xmppctl keygen router): the secret stays with the\n"
+               "# router; every frontend gets the public key as router_curve_public\n"
+               "router_curve_public = %s\n"
+               "router_curve_secret = %s\n",
+               public, secret);
+    else
+        printf("# c2s-frontend key pair (xmppctl keygen frontend): the secret stays with this\n"
+               "# frontend; the router gets the public key in router_curve_allow\n"
+               "frontend_curve_public = %s\n"
+               "frontend_curve_secret = %s\n",
+               public, secret);
+    OPENSSL_cleanse(secret, sizeof secret);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = NULL;
@@ -241,6 +335,9 @@ int main(int argc, char **argv)
     }
     if (optind >= argc)
         usage();
+    /* keygen needs no configuration and no Redis. */
+    if (strcmp(argv[optind], "keygen") == 0)
+        return cmd_keygen(argc - optind - 1, argv + optind + 1);
     log_init("xmppctl");
     char err[1200];
     if (config_load(cfg, err, sizeof err) < 0)

@@ -16,6 +16,14 @@ XMPP_HOST and/or XMPP_PORT; then nothing is started here:
     XMPP_RESTART_ROUTER_CMD  command that restarts the router (optional: test_stack_lb.py)
 The domain must be localhost. Tests that start, stop or kill processes, read server logs,
 or use Redis or xmppctl directly are skipped with a message saying so.
+
+Under valgrind (`make valgrindtest`, or XMPP_VALGRIND=1 with a non-sanitizer build), every
+session-router and c2s-frontend started here runs under memcheck (VALGRIND_ARGS; extra
+options in XMPP_VALGRIND_ARGS), with one log per process beside its stderr log
+(NAME.valgrind.log). Start and stop timeouts are multiplied by XMPP_VALGRIND_SCALE
+(default 6), client waits by XMPP_TIMEOUT_SCALE (default 4). When a process stops, any
+memcheck error or definitely/indirectly lost block in its log fails the test that stopped
+it, like an error line in its stderr does.
 """
 
 import os
@@ -38,8 +46,81 @@ ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost"
 REDIS_PREFIX = "itest:"
 BAD_LOG_WORDS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "ERROR")
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
+
+VALGRIND = os.environ.get("XMPP_VALGRIND", "") not in ("", "0")
+VALGRIND_SCALE = float(os.environ.get("XMPP_VALGRIND_SCALE") or 6) if VALGRIND else 1.0
+VALGRIND_ARGS = [
+    "valgrind", "--tool=memcheck", "--leak-check=full",
+    "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+    "--track-origins=no", "--error-exitcode=99", "--num-callers=30",
+    "--child-silent-after-fork=yes",
+]
+if VALGRIND:
+    # The raw client's default waits (xmpp_client reads the variable at import).
+    os.environ.setdefault("XMPP_TIMEOUT_SCALE", "4")
+    _supp = ROOT / "mk" / "valgrind.supp"
+    if _supp.exists():
+        VALGRIND_ARGS.append("--suppressions=%s" % _supp)
+    VALGRIND_ARGS += os.environ.get("XMPP_VALGRIND_ARGS", "").split()
+
+READY_TIMEOUT = 10.0 * VALGRIND_SCALE
+STOP_TIMEOUT = 5.0 * VALGRIND_SCALE
+
+
+def valgrind_skip(reason):
+    """Skips the calling test when the servers run under valgrind (reason: why it cannot
+    work at valgrind's speed)."""
+    if VALGRIND:
+        pytest.skip("not under valgrind: " + reason)
+
+
+def valgrind_log_path(log):
+    log = Path(log)
+    return log.with_name(log.stem + ".valgrind.log")
+
+
+def server_argv(argv, log):
+    """argv of a server process, prefixed with valgrind (log beside `log`) when enabled."""
+    if not VALGRIND:
+        return [str(a) for a in argv]
+    vlog = valgrind_log_path(log)
+    try:
+        vlog.unlink()
+    except OSError:
+        pass
+    return VALGRIND_ARGS + ["--log-file=%s" % vlog] + [str(a) for a in argv]
+
+
+# memcheck's error kinds, for the log of a process that was killed before its summary.
+VALGRIND_ERROR_LINE = re.compile(
+    r"^==\d+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|"
+    r"Syscall param|Mismatched free|Source and destination overlap|Argument '.*' of function|"
+    r"Process terminating with default action|.* bytes in .* blocks are (definitely|indirectly) lost)",
+    re.M)
+
+
+def valgrind_problems(name, log):
+    """Problems found in the valgrind log of a server process (empty when not enabled)."""
+    if not VALGRIND:
+        return []
+    vlog = valgrind_log_path(log)
+    text = read_log(vlog)
+    if not text:
+        return ["%s: valgrind log %s missing or empty" % (name, vlog)]
+    problems = []
+    summary = re.findall(r"ERROR SUMMARY: (\d+) errors", text)
+    if summary and int(summary[-1]) > 0:
+        problems.append("%s: valgrind reports %s error(s) (%s)" % (name, summary[-1], vlog))
+    hits = VALGRIND_ERROR_LINE.findall(text)
+    if hits and not problems:
+        problems.append("%s: valgrind log has %d error record(s) (%s)" % (name, len(hits), vlog))
+    for kind in ("definitely", "indirectly"):
+        m = re.findall(r"%s lost: ([\d,]+) bytes" % kind, text)
+        if m and m[-1] != "0":
+            problems.append("%s: valgrind: %s lost %s bytes (%s)" % (name, kind, m[-1], vlog))
+    if problems:
+        problems.append("---- %s valgrind log (%s) ----\n%s" % (name, vlog, text[-30000:]))
+    return problems
 
 
 def build_dir():
@@ -120,7 +201,7 @@ def stop_process(proc, name, log, allow_error_lines=False, killed=False):
             problems.append("%s logged %d error-level line(s), first: %s" % (name, len(errs), errs[0]))
     if problems:
         problems.append("---- %s stderr (%s) ----\n%s" % (name, log, text[-20000:]))
-    return problems
+    return problems + valgrind_problems(name, log)
 
 
 class Redis:
@@ -253,7 +334,7 @@ class Frontend:
         self.overrides = env
         self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            [str(stack.bin("c2s-frontend")), "-c", str(stack.config)],
+            server_argv([stack.bin("c2s-frontend"), "-c", stack.config], self.log),
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
             env=clean_env(env), cwd=str(stack.tmp))
 
@@ -355,6 +436,12 @@ class Stack:
             "redis_prefix = %s\n"
             "max_stanza_size = 262144\n"
             "max_depth = 64\n"
+            "# the whole suite connects from 127.0.0.1: per-address limits would throttle\n"
+            "# it (test_limits.py turns them on for its own frontends)\n"
+            "max_connections_per_ip = 0\n"
+            "connection_rate_per_ip = 0\n"
+            "auth_failures_per_ip = 0\n"
+            "auth_failures_per_account = 0\n"
             % (DOMAIN, self.port, self.cafile, self.keyfile, self.router_port,
                self.router_port, self.redis_port, REDIS_PREFIX))
 
@@ -362,7 +449,7 @@ class Stack:
         self.router_log = self.tmp / "router.log"
         self.router_logf = open(self.router_log, "wb")
         self.router = subprocess.Popen(
-            [str(self.bin("session-router")), "-c", str(self.config)],
+            server_argv([self.bin("session-router"), "-c", self.config], self.router_log),
             stdin=subprocess.DEVNULL, stdout=self.router_logf, stderr=self.router_logf,
             env=clean_env(), cwd=str(self.tmp))
 
@@ -634,7 +721,7 @@ class PrivateStack:
         self.router_logs.append(log)
         with open(log, "wb") as logf:
             self.router = subprocess.Popen(
-                [str(self.stack.bin("session-router")), "-c", str(self.stack.config)],
+                server_argv([self.stack.bin("session-router"), "-c", self.stack.config], log),
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                 env=clean_env(self.env), cwd=str(self.tmp))
 

@@ -23,6 +23,10 @@ from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
 DEFAULT_TIMEOUT = 5.0
+# Every client's own timeout (the default for its waits) is multiplied by this: slow servers,
+# e.g. under valgrind (conftest.py sets it then). Explicit durations passed to a method are
+# not scaled.
+TIMEOUT_SCALE = float(os.environ.get("XMPP_TIMEOUT_SCALE") or 1)
 
 NS_STREAM = "http://etherx.jabber.org/streams"
 NS_CLIENT = "jabber:client"
@@ -294,13 +298,17 @@ class ScramClient:
 
 class XMPPClient:
     def __init__(self, port, host="127.0.0.1", domain="localhost", cafile=None,
-                 timeout=DEFAULT_TIMEOUT):
+                 timeout=DEFAULT_TIMEOUT, source=None):
+        """source: local address to connect from (e.g. '127.0.0.2': any 127.x.y.z works
+        on Linux loopback), so tests can act as several client addresses."""
         self.host = host
         self.port = port
         self.domain = domain
         self.cafile = cafile
-        self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout * TIMEOUT_SCALE
+        self.sock = socket.create_connection(
+            (host, port), timeout=self.timeout,
+            source_address=None if source is None else (source, 0))
         self.parser = StreamParser()
         self.header = None        # attributes of the latest server stream header
         self.headers = []         # every server stream header seen (one per restart)
@@ -330,9 +338,13 @@ class XMPPClient:
 
     def send_tolerant(self, stanza):
         """Sends, ignoring a connection the server already closed (it may stop reading in
-        the middle of data it refuses). Returns False when sending failed."""
+        the middle of data it refuses). Returns False when sending failed. Bytes are sent
+        as they are."""
         try:
-            self.send(stanza)
+            if isinstance(stanza, bytes):
+                self.send_raw(stanza)
+            else:
+                self.send(stanza)
             return True
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, socket.timeout):
             return False

@@ -1,5 +1,6 @@
 /* The event loop: timers in order, cancellation, fd events, hooks, and a ZeroMQ socket
  * drained completely although its ZMQ_FD is edge-triggered. Also the hash map. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,6 +161,44 @@ START_TEST(test_hmap)
 }
 END_TEST
 
+/* SIGHUP: a registered handler runs from the loop, which goes on; without one it is
+ * logged and ignored (the default action would kill the process). SIGTERM still stops. */
+static int hups;
+
+static void raise_later(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    raise((int)(long)ud);
+}
+
+/* Each SIGHUP is handled before the next is raised (signals do not queue). */
+static void on_hup(evloop_t *loop, int signo, void *ud)
+{
+    ck_assert_int_eq(signo, SIGHUP);
+    hups += *(int *)ud;
+    evloop_timer(loop, 1, raise_later, (void *)(long)(hups < 2 ? SIGHUP : SIGTERM));
+}
+
+START_TEST(test_signals)
+{
+    evloop_t *l = evloop_new();
+    hups = 0;
+    /* no handler yet: ignored; the SIGTERM raised after it stops the loop */
+    evloop_timer(l, 5, raise_later, (void *)(long)SIGHUP);
+    evloop_timer(l, 30, raise_later, (void *)(long)SIGTERM);
+    evloop_run(l);
+    ck_assert_int_eq(hups, 0);
+    int weight = 1;
+    ck_assert_int_eq(evloop_on_signal(l, SIGHUP, on_hup, &weight), 0);
+    ck_assert_int_eq(evloop_on_signal(l, SIGKILL, on_hup, &weight), -1);
+    ck_assert_int_eq(evloop_on_signal(l, 0, on_hup, &weight), -1);
+    evloop_timer(l, 5, raise_later, (void *)(long)SIGHUP);
+    evloop_run(l);
+    ck_assert_int_eq(hups, 2);
+    evloop_destroy(&l);
+}
+END_TEST
+
 Suite *make_evloop_suite(void)
 {
     Suite *s = suite_create("evloop");
@@ -168,6 +207,7 @@ Suite *make_evloop_suite(void)
     tcase_add_test(tc, test_fd_and_hook);
     tcase_add_test(tc, test_zlink_drains_everything);
     tcase_add_test(tc, test_hmap);
+    tcase_add_test(tc, test_signals);
     tcase_set_timeout(tc, 20);
     suite_add_tcase(s, tc);
     return s;

@@ -11,5 +11,6 @@ Suite *make_ipc_suite(void);
 Suite *make_config_suite(void);
 Suite *make_evloop_suite(void);
 Suite *make_proxy_suite(void);
+Suite *make_limits_suite(void);
 
 #endif

@@ -1,0 +1,29 @@
+/* tls: the frontend's TLS policy and certificates (README.md, "TLS").
+ * TLS 1.2 and 1.3 only; TLS 1.2 with ECDHE key exchange and AEAD ciphers (AES-GCM,
+ * ChaCha20-Poly1305) only, authenticated by ECDSA or RSA; TLS 1.3 with its AEAD suites;
+ * groups X25519, P-256, P-384; no compression, no renegotiation; ALPN "xmpp-client".
+ * One ECDSA and one RSA certificate can be served side by side: OpenSSL picks the one
+ * that fits the client's cipher suites and signature algorithms. */
+#ifndef C2S_TLS_H
+#define C2S_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+/* Builds a server context with the policy above and the certificates of `certs` and
+ * `keys`, comma-separated lists of PEM files paired by position (a certificate chain
+ * file and its private key; keys may be empty when each cert file holds its key too).
+ * Returns the new context (the caller owns its reference), or NULL with a message in err
+ * that names the config key (tls_cert or tls_key) and the file. */
+SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errlen);
+
+/* The SIGHUP reload: builds a fresh context from the same lists; on success puts it in
+ * *ctx_p and drops the caller's reference to the old one (connections that use the old
+ * context hold their own references and keep it until they close), returns 0. On failure
+ * logs an error naming the key and file, leaves *ctx_p as it was and returns -1. */
+int tls_reload(SSL_CTX **ctx_p, const char *certs, const char *keys);
+
+/* Drops the caller's reference and sets *ctx_p to NULL; NULL is accepted. */
+void tls_ctx_free(SSL_CTX **ctx_p);
+
+#endif

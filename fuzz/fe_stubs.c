@@ -1,0 +1,196 @@
+/* Stand-ins for c2s-frontend/client.c and router_link.c for the fuzz_stream harness (see
+ * fe_stubs.h). They follow what the real functions do to the client struct, without I/O.
+ * When the frontend's interfaces change (frontend.h, client.h), only this file follows. */
+#include "fe_stubs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stanza.h"
+
+frontend_t fe;
+fuzz_router_t fuzz_router;
+
+#define STUB_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fe_stubs: check failed: %s (line %d)\n", #cond, __LINE__);           \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* ---- client.c ---- */
+
+void client_write(client_t *c, const char *data, size_t len)
+{
+    if (c->closed)
+        return;
+    buf_append(&c->out, data, len);
+}
+
+void client_write_str(client_t *c, const char *s)
+{
+    client_write(c, s, strlen(s));
+}
+
+static void client_teardown(client_t *c)
+{
+    if (c->closed)
+        return;
+    stream_on_closed(c);
+    c->closed = 1;
+    buf_free(&c->out);
+    buf_free(&c->proxy_acc);
+}
+
+void client_close(client_t *c, int graceful)
+{
+    if (c->closed)
+        return;
+    if (graceful && c->out.len) {
+        c->closing = 1;
+        return;
+    }
+    client_teardown(c);
+}
+
+void client_start_tls(client_t *c)
+{
+    c->tls = 1;
+    c->read_paused = 0;
+}
+
+void fuzz_client_flush(client_t *c)
+{
+    if (c->closed)
+        return;
+    buf_free(&c->out);
+    if (c->tls_start) {
+        c->tls_start = 0;
+        client_start_tls(c);
+        return;
+    }
+    if (c->closing)
+        client_close(c, 0);
+}
+
+void client_flush_all(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    (void)ud;
+}
+
+client_t *client_find(uint64_t conn)
+{
+    (void)conn;
+    return NULL;
+}
+
+void client_pause(client_t *c)
+{
+    c->read_paused = 1;
+}
+
+void client_resume(client_t *c)
+{
+    if (c->closed || !c->read_paused)
+        return;
+    c->read_paused = 0;
+    stream_drain_queue(c);
+    if (c->pending_seq || c->closed) {
+        if (!c->closed)
+            c->read_paused = 1;
+        return;
+    }
+    /* The real one reads on here; the harness feeds the next read itself. */
+}
+
+void client_close_all(void)
+{
+}
+
+/* ---- addrlimit.c: no per-address limits here (they depend on the clock) ---- */
+
+uint64_t addrlimit_auth_wait(const char *key, uint64_t now)
+{
+    (void)key;
+    (void)now;
+    return fuzz_router.addr_backoff ? 30000 : 0;
+}
+
+void addrlimit_auth_failed(const char *key, uint64_t now)
+{
+    (void)key;
+    (void)now;
+}
+
+/* ---- router_link.c ---- */
+
+/* Every header the frontend sends must be one the router accepts. */
+static void check_header(const ipc_hdr_t *h)
+{
+    static unsigned char frame[IPC_HDR_MAX];
+    static ipc_hdr_t back;
+    size_t len = ipc_encode(h, frame);
+    STUB_CHECK(ipc_decode(&back, frame, len) == 0);
+    for (int i = 0; i < IPC_MAX_FIELDS; i++)
+        STUB_CHECK(strcmp(back.field[i], h->field[i]) == 0);
+}
+
+int router_is_up(void)
+{
+    return !fuzz_router.router_down;
+}
+
+int router_send(const ipc_hdr_t *h, const char *payload, size_t len)
+{
+    (void)payload;
+    (void)len;
+    check_header(h);
+    return fuzz_router.router_down ? -1 : 0;
+}
+
+int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int always)
+{
+    check_header(h);
+    const client_t *c = fuzz_router.client;
+    if (h->type == IPC_STANZA) {
+        /* Only a bound session speaks, always as itself (RFC 6120 8.1.2.1): the router
+         * routes by the header and the stanza's 'from' must say the same. */
+        STUB_CHECK(c && c->authed && c->bound && h->conn == c->id);
+        STUB_CHECK(strcmp(h->field[1], c->jid) == 0);
+        STUB_CHECK(payload != NULL);
+    }
+    if (payload) {
+        /* The router parses what it is sent (stanza_parse): it must be one stanza. */
+        xml_node_t *st = stanza_parse(payload, len);
+        STUB_CHECK(st != NULL);
+        if (h->type == IPC_STANZA) {
+            const char *from = xml_node_attr(st, "from"), *to = xml_node_attr(st, "to");
+            STUB_CHECK(from && strcmp(from, c->jid) == 0);
+            STUB_CHECK(to ? strcmp(to, h->field[0]) == 0 : h->field[0][0] == '\0');
+            STUB_CHECK(ipc_kind_from_name(st->name) == (ipc_kind_t)h->kind);
+            STUB_CHECK(ipc_stype_from_attr((ipc_kind_t)h->kind, xml_node_attr(st, "type")) ==
+                       (ipc_stype_t)h->stype);
+        }
+        xml_node_free(&st);
+    }
+    if (fuzz_router.router_down && !always)
+        return -1;
+    fuzz_router.submitted++;
+    return 0;
+}
+
+int router_request(client_t *c, const ipc_hdr_t *h)
+{
+    check_header(h);
+    if (fuzz_router.router_down)
+        return -1;
+    STUB_CHECK(!c->pending_seq); /* one request at a time per client */
+    STUB_CHECK(h->seq != 0);
+    fuzz_router.request = *h;
+    fuzz_router.pending = 1;
+    c->pending_seq = h->seq;
+    return 0;
+}

@@ -1,0 +1,26 @@
+/* fe_stubs: stand-ins for c2s-frontend/client.c (transport) and router_link.c (router
+ * link), so that stream.c and sasl.c run in the fuzz_stream harness without sockets, TLS
+ * or ZeroMQ. Output goes to c->out; router requests are recorded for the harness to
+ * answer; every header the frontend would send to the router is checked by encoding and
+ * decoding it, and every forwarded stanza must be one the router can parse. */
+#ifndef FUZZ_FE_STUBS_H
+#define FUZZ_FE_STUBS_H
+
+#include "../c2s-frontend/client.h"
+
+typedef struct {
+    int router_down;    /* router_request fails, router_submit refuses (buffer full) */
+    int addr_backoff;   /* addrlimit: the client's address is in auth back-off */
+    int pending;        /* a request was recorded and not yet answered */
+    ipc_hdr_t request;  /* the last auth or bind request */
+    unsigned submitted; /* stanzas and unbinds handed to the router */
+    client_t *client;   /* the harness's one connection, for the checks */
+} fuzz_router_t;
+
+extern fuzz_router_t fuzz_router;
+
+/* What client.c does before the loop sleeps: the output is written (here: dropped), then
+ * TLS starts if <proceed/> was sent, or a closing connection is closed. */
+void fuzz_client_flush(client_t *c);
+
+#endif

@@ -1,0 +1,370 @@
+/* libFuzzer harness for the frontend's XMPP stream state machine (c2s-frontend/stream.c
+ * and sasl.c), linked with fe_stubs.c in place of client.c and router_link.c.
+ *
+ * Input:
+ *   byte 0   flags: 1 require_tls, 2 no TLS certificate (STARTTLS not offered), 4 direct
+ *            TLS (TLS from the start), 8 router away, 16 the smallest limits the config
+ *            allows, 32 the router closes the session at the end (IPC_CLOSE), 64 the
+ *            client's address is in authentication back-off (addrlimit)
+ *   byte 1-3 router script: three bits per auth or bind request, in order
+ *            auth: 0 credentials (account "alice", password "secret"; others not found),
+ *                  1 temporary failure, 2 no answer (request_timeout), 3 broken
+ *                  credentials, 4 account locked, 5 not found, 6 a stale reply first,
+ *                  7 as 0
+ *            bind: 0 success, 1 refused, 2 temporary failure, 3 no answer, 4 too many
+ *                  resources, 5 a stale reply first, 6-7 as 0
+ *   rest     client bytes; each NUL ends one read (the loop runs in between: output is
+ *            flushed, TLS starts after <proceed/>, the router answers).
+ * In the client bytes, SCRAMFIRST becomes the base64 of "n,,n=alice,r=fuzzclientnonce"
+ * and SCRAMFINAL the base64 of the client-final-message with the right proof for the last
+ * challenge, so that SCRAM can succeed although the server nonce is random.
+ *
+ * FUZZ_STREAM_TRACE=1 in the environment prints both directions (to debug a seed).
+ *
+ * Checked, besides memory errors: the frontend's output parses as XML streams; every
+ * header it sends the router decodes; every forwarded stanza parses, comes from a bound
+ * session and carries its full JID in 'from' (fe_stubs.c); no authentication before TLS
+ * while TLS is required. */
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fe_stubs.h"
+#include "log.h"
+#include "scram.h"
+#include "util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_stream: check failed: %s (line %d)\n", #cond, __LINE__);        \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define FUZZ_USER "alice"
+#define FUZZ_PASSWORD "secret"
+#define FUZZ_ITER 16 /* low, so PLAIN's password check stays fast */
+#define FUZZ_CLIENT_FIRST_BARE "n=" FUZZ_USER ",r=fuzzclientnonce"
+
+static const char *const salts[2] = {"fuzz-salt-sha1", "fuzz-salt-sha256"};
+
+static struct {
+    int ready;
+    SSL_CTX *tls;
+    char *cred_text[2];                       /* as the router would send them */
+    unsigned char client_key[2][SCRAM_MAX_KEY]; /* for the SCRAMFINAL proof */
+    unsigned char stored_key[2][SCRAM_MAX_KEY];
+} fz;
+
+/* Per input: the last challenge seen, and a parser that checks the output. */
+static char last_challenge[512];
+static xml_parser_t *out_parser;
+static int out_stream_over;
+static int trace; /* FUZZ_STREAM_TRACE */
+
+static void fuzz_init(void)
+{
+    if (fz.ready)
+        return;
+    trace = getenv("FUZZ_STREAM_TRACE") != NULL;
+    /* Quiet, unless tracing. */
+    log_min_level = trace ? LOG_LVL_DEBUG : (log_level_t)(LOG_LVL_ERROR + 1);
+    fe.loop = evloop_new();
+    fz.tls = SSL_CTX_new(TLS_server_method());
+    FUZZ_CHECK(fz.tls != NULL);
+    fe.domain = "localhost";
+    fe.auth_timeout_ms = 30000;
+    fe.stream_open_timeout_ms = 10000;
+    snprintf(fe.name, sizeof fe.name, "fuzz");
+    for (int h = 0; h < 2; h++) {
+        scram_cred_t cred;
+        size_t hlen = scram_hash_len((scram_hash_t)h);
+        FUZZ_CHECK(scram_cred_make(&cred, (scram_hash_t)h, FUZZ_PASSWORD,
+                                   (const unsigned char *)salts[h], strlen(salts[h]),
+                                   FUZZ_ITER) == 0);
+        fz.cred_text[h] = scram_cred_encode(&cred);
+        unsigned char salted[SCRAM_MAX_KEY];
+        unsigned len = 0;
+        const EVP_MD *md = h ? EVP_sha256() : EVP_sha1();
+        FUZZ_CHECK(PKCS5_PBKDF2_HMAC(FUZZ_PASSWORD, (int)strlen(FUZZ_PASSWORD),
+                                     (const unsigned char *)salts[h], (int)strlen(salts[h]),
+                                     FUZZ_ITER, md, (int)hlen, salted) == 1);
+        FUZZ_CHECK(HMAC(md, salted, (int)hlen, (const unsigned char *)"Client Key", 10,
+                        fz.client_key[h], &len) != NULL);
+        memcpy(fz.stored_key[h], cred.stored_key, hlen);
+    }
+    fz.ready = 1;
+}
+
+/* The client-final-message for the last challenge (base64), or "" when there is none. */
+static char *scram_final(void)
+{
+    char nonce[256] = "", salt_b64[128] = "";
+    const char *r = strstr(last_challenge, "r="), *s = strstr(last_challenge, ",s=");
+    if (!r || !s || r != last_challenge)
+        return xstrdup("");
+    size_t rn = (size_t)(s - r - 2), sn = strcspn(s + 3, ",");
+    if (rn >= sizeof nonce || sn >= sizeof salt_b64)
+        return xstrdup("");
+    memcpy(nonce, r + 2, rn);
+    memcpy(salt_b64, s + 3, sn);
+    char *sha1_salt = base64_encode((const unsigned char *)salts[0], strlen(salts[0]));
+    int h = strcmp(salt_b64, sha1_salt) == 0 ? 0 : 1;
+    free(sha1_salt);
+    const EVP_MD *md = h ? EVP_sha256() : EVP_sha1();
+    size_t hlen = scram_hash_len((scram_hash_t)h);
+
+    buf_t without_proof = BUF_INIT, auth = BUF_INIT, msg = BUF_INIT;
+    buf_printf(&without_proof, "c=biws,r=%s", nonce);
+    buf_printf(&auth, "%s,%s,%s", FUZZ_CLIENT_FIRST_BARE, last_challenge, without_proof.data);
+    unsigned char sig[SCRAM_MAX_KEY], proof[SCRAM_MAX_KEY];
+    unsigned len = 0;
+    FUZZ_CHECK(HMAC(md, fz.stored_key[h], (int)hlen, (const unsigned char *)auth.data, auth.len,
+                    sig, &len) != NULL);
+    for (size_t i = 0; i < hlen; i++)
+        proof[i] = fz.client_key[h][i] ^ sig[i];
+    char *p64 = base64_encode(proof, hlen);
+    buf_printf(&msg, "%s,p=%s", without_proof.data, p64);
+    char *out = base64_encode((const unsigned char *)msg.data, msg.len);
+    free(p64);
+    buf_free(&without_proof);
+    buf_free(&auth);
+    buf_free(&msg);
+    return out;
+}
+
+/* Copies one read with the placeholders expanded. */
+static void expand(buf_t *out, const char *p, size_t n)
+{
+    static const char first_ph[] = "SCRAMFIRST", final_ph[] = "SCRAMFINAL";
+    const size_t ph_len = sizeof first_ph - 1;
+    size_t start = 0;
+    for (size_t i = 0; i + ph_len <= n; i++) {
+        int is_first = memcmp(p + i, first_ph, ph_len) == 0;
+        int is_final = !is_first && memcmp(p + i, final_ph, ph_len) == 0;
+        if (!is_first && !is_final)
+            continue;
+        buf_append(out, p + start, i - start);
+        char *rep = is_first ? base64_encode((const unsigned char *)"n,," FUZZ_CLIENT_FIRST_BARE,
+                                             strlen("n,," FUZZ_CLIENT_FIRST_BARE))
+                             : scram_final();
+        buf_append_str(out, rep);
+        free(rep);
+        i += ph_len - 1;
+        start = i + 1;
+    }
+    buf_append(out, p + start, n - start);
+}
+
+static void out_on_open(void *ud, const xml_node_t *root)
+{
+    (void)ud;
+    (void)root;
+}
+
+static void out_on_stanza(void *ud, xml_node_t *st)
+{
+    (void)ud;
+    /* Remember the SASL challenge, for SCRAMFINAL. */
+    if (strcmp(st->name, "challenge") == 0) {
+        char *text = xml_node_text(st);
+        size_t n = 0;
+        unsigned char *raw = base64_decode(text, strlen(text), &n);
+        snprintf(last_challenge, sizeof last_challenge, "%s", raw ? (char *)raw : "");
+        free(raw);
+        free(text);
+    }
+    xml_node_free(&st);
+}
+
+static void out_on_close(void *ud)
+{
+    (void)ud;
+    out_stream_over = 1;
+}
+
+/* Checks what the frontend wrote: XML streams, each started by an XML declaration. */
+static void check_output(const char *data, size_t len)
+{
+    static const char decl[] = "<?xml version='1.0'?>";
+    while (len > 0) {
+        const char *next = len > 1 ? memmem(data + 1, len - 1, decl, sizeof decl - 1) : NULL;
+        if (len >= sizeof decl - 1 && memcmp(data, decl, sizeof decl - 1) == 0) {
+            xml_parser_reset(out_parser); /* a new stream header */
+            out_stream_over = 0;
+        }
+        size_t n = next ? (size_t)(next - data) : len;
+        /* Nothing may follow the end of a stream but a new stream. */
+        FUZZ_CHECK(!out_stream_over);
+        if (xml_parser_feed(out_parser, data, n) != XML_OK) {
+            fprintf(stderr, "fuzz_stream: output is not well-formed: %.*s\n", (int)n, data);
+            abort();
+        }
+        data += n;
+        len -= n;
+    }
+}
+
+/* The loop between two reads: output written, TLS started, closing connections closed. */
+static void run_loop(client_t *c)
+{
+    /* RFC 6120 5.3.1 with require_tls: no authentication before TLS; no binding before
+     * authentication. */
+    FUZZ_CHECK(!c->authed || c->tls || !fe.require_tls);
+    FUZZ_CHECK(!c->bound || (c->authed && c->jid[0]));
+    if (!c->closed && c->out.len) {
+        if (trace)
+            fprintf(stderr, "S: %.*s\n", (int)c->out.len, c->out.data);
+        check_output(c->out.data, c->out.len);
+    }
+    fuzz_client_flush(c);
+}
+
+/* Delivers a router reply the way router_link.c's on_message does. */
+static void deliver_reply(client_t *c, ipc_hdr_t *h)
+{
+    static unsigned char frame[IPC_HDR_MAX];
+    static ipc_hdr_t got;
+    size_t len = ipc_encode(h, frame);
+    FUZZ_CHECK(ipc_decode(&got, frame, len) == 0);
+    if (c->closed)
+        return;
+    if (got.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
+    if (got.type == IPC_AUTH_REPLY)
+        stream_on_auth_reply(c, &got);
+    else
+        stream_on_bind_reply(c, &got);
+}
+
+/* Answers the request in flight as the script says. */
+static void answer(client_t *c, unsigned *script)
+{
+    static ipc_hdr_t rep;
+    const ipc_hdr_t *req = &fuzz_router.request;
+    unsigned choice = *script & 7;
+    *script >>= 3;
+    fuzz_router.pending = 0;
+    if (c->closed)
+        return;
+    if (choice == 6 - (req->type == IPC_BIND)) {
+        /* A late answer to an earlier request: must be ignored. */
+        ipc_hdr_init(&rep, req->type == IPC_AUTH ? IPC_AUTH_REPLY : IPC_BIND_REPLY, req->conn);
+        rep.seq = req->seq - 1;
+        deliver_reply(c, &rep);
+        if (c->closed)
+            return;
+        choice = 0;
+    }
+    if (req->type == IPC_AUTH) {
+        if (choice == 2) {
+            stream_fail_request(c); /* request_timeout */
+            return;
+        }
+        ipc_hdr_init(&rep, IPC_AUTH_REPLY, req->conn);
+        rep.seq = req->seq;
+        int h = req->status == SCRAM_SHA1 ? 0 : 1;
+        if (choice == 1) {
+            rep.status = IPC_TEMPORARY;
+        } else if (choice == 3) {
+            rep.status = IPC_OK;
+            ipc_hdr_set(&rep, 0, "4096,not base64,,");
+        } else if (choice == 4) {
+            rep.status = IPC_LOCKED;
+        } else if (choice != 5 && strcmp(req->field[0], FUZZ_USER) == 0) {
+            rep.status = IPC_OK;
+            ipc_hdr_set(&rep, 0, fz.cred_text[h]);
+        } else {
+            rep.status = IPC_NOT_FOUND;
+        }
+    } else {
+        FUZZ_CHECK(req->type == IPC_BIND);
+        FUZZ_CHECK(strncmp(req->field[0], FUZZ_USER "@localhost/", 16) == 0);
+        if (choice == 3) {
+            stream_fail_request(c);
+            return;
+        }
+        ipc_hdr_init(&rep, IPC_BIND_REPLY, req->conn);
+        rep.seq = req->seq;
+        static const uint8_t status[8] = {IPC_OK,    IPC_REFUSED, IPC_TEMPORARY, IPC_OK,
+                                          IPC_LIMIT, IPC_OK,      IPC_OK,        IPC_OK};
+        rep.status = status[choice];
+        ipc_hdr_set(&rep, 0, req->field[0]);
+    }
+    deliver_reply(c, &rep);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 4)
+        return 0;
+    fuzz_init();
+    int flags = data[0];
+    unsigned script = (unsigned)data[1] | (unsigned)data[2] << 8 | (unsigned)data[3] << 16;
+    fe.require_tls = flags & 1;
+    fe.tls = (flags & 2) ? NULL : fz.tls;
+    /* The config defaults, or the smallest values allowed. */
+    fe.limits = (flags & 16) ? (xml_limits_t){1024, 4} : (xml_limits_t){262144, 64};
+    fe.limits_preauth = (flags & 16) ? (xml_limits_t){1024, 4} : (xml_limits_t){16384, 16};
+    memset(&fuzz_router, 0, sizeof fuzz_router);
+    fuzz_router.router_down = (flags & 8) != 0;
+    fuzz_router.addr_backoff = (flags & 64) != 0;
+    last_challenge[0] = '\0';
+    xml_limits_t out_limits = {16777216, 1024};
+    out_parser = xml_parser_new(&(xml_callbacks_t){out_on_open, out_on_stanza, out_on_close},
+                                NULL, &out_limits);
+    out_stream_over = 0;
+
+    client_t *c = xcalloc(1, sizeof *c);
+    c->id = ++fe.next_conn;
+    c->fd = -1;
+    snprintf(c->addr, sizeof c->addr, "192.0.2.1:5222");
+    c->direct_tls = (flags & 4) != 0;
+    fuzz_router.client = c;
+    stream_init(c);
+    if (c->direct_tls)
+        client_start_tls(c);
+
+    const char *p = (const char *)data + 4;
+    size_t left = size - 4;
+    buf_t read = BUF_INIT;
+    while (left > 0 && !c->closed && !c->closing) {
+        const char *nul = memchr(p, '\0', left);
+        size_t n = nul ? (size_t)(nul - p) : left;
+        buf_clear(&read);
+        expand(&read, p, n);
+        /* A paused connection is not read; the router answers first. */
+        for (int guard = 0; fuzz_router.pending && !c->closed && guard < 64; guard++)
+            answer(c, &script);
+        if (!c->closed && !c->read_paused && read.len) {
+            if (trace)
+                fprintf(stderr, "C: %.*s\n", (int)read.len, read.data);
+            stream_on_data(c, read.data, read.len);
+        }
+        run_loop(c);
+        for (int guard = 0; fuzz_router.pending && !c->closed && guard < 64; guard++) {
+            answer(c, &script);
+            run_loop(c);
+        }
+        p += n + (nul != NULL);
+        left -= n + (nul != NULL);
+    }
+    buf_free(&read);
+    if ((flags & 32) && !c->closed) {
+        c->reported = 0; /* IPC_CLOSE: the router ended the session */
+        client_stream_error(c, "conflict", NULL);
+        run_loop(c);
+    }
+    run_loop(c);
+    client_close(c, 0);
+    free(c);
+    xml_parser_destroy(&out_parser);
+    return 0;
+}

@@ -1,0 +1,86 @@
+# Fuzzing with libFuzzer (fuzz/, README.md "Fuzzing").
+#   make fuzz          build every harness with clang (ASan, UBSan, libFuzzer) into build-fuzz/
+#                      and run each for FUZZ_SECONDS (default 60); fails on any crash or leak
+#   make fuzz-smoke    the same, FUZZ_SMOKE_SECONDS (default 5) each: for CI on every change
+#   make fuzz-regress  replay fuzz/corpus/<h>/ and fuzz/regressions/<h>/ through each harness
+#                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
+#                      works with SAN=1 too
+#   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy)
+# Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
+
+FUZZ_HARNESSES := xml stream ipc scram jid proxy
+FUZZ_CC        ?= clang
+FUZZ_BUILD     := build-fuzz
+FUZZ_SECONDS   ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+# Extra libFuzzer options, e.g. FUZZ_ARGS='-jobs=2 -workers=2'.
+FUZZ_ARGS      ?=
+FUZZ_SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SANFLAGS) \
+                  -Wall -Wextra -Werror -Icommon
+
+# What each harness links besides libcommon.a: fuzz_stream runs the frontend's stream.c
+# and sasl.c on stubs of client.c and router_link.c (fuzz/fe_stubs.c).
+FUZZ_EXTRA_stream := c2s-frontend/stream.c c2s-frontend/sasl.c fuzz/fe_stubs.c
+FUZZ_EXTRA_proxy  := c2s-frontend/proxy.c
+# Dictionaries of XMPP tokens for the harnesses that read XML.
+FUZZ_DICT_xml     := fuzz/xmpp.dict
+FUZZ_DICT_stream  := fuzz/xmpp.dict
+
+fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
+
+.PHONY: fuzz fuzz-smoke fuzz-regress fuzz-build fuzz-clean $(addprefix fuzz-,$(FUZZ_HARNESSES))
+
+# Everything, harnesses included, is compiled for coverage (fuzzer-no-link); only the final
+# link adds libFuzzer's main.
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libcommon.a: $(call fuzz_obj,$(COMMON_SRC))
+	ar rcs $@ $^
+
+define FUZZ_HARNESS_RULES
+$(FUZZ_BUILD)/fuzz_$(1): $(call fuzz_obj,fuzz/fuzz_$(1).c $(FUZZ_EXTRA_$(1))) $(FUZZ_BUILD)/libcommon.a
+	$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer -o $$@ $$^ $(LIBS)
+
+# The run reads the committed corpus and regressions but writes only to its work dir.
+fuzz-$(1): $(FUZZ_BUILD)/fuzz_$(1)
+	@mkdir -p $(FUZZ_BUILD)/work/$(1) $(FUZZ_BUILD)/artifacts/$(1)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(FUZZ_BUILD)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$(1)/ \
+	    $(if $(FUZZ_DICT_$(1)),-dict=$(FUZZ_DICT_$(1))) $(FUZZ_ARGS) \
+	    $(FUZZ_BUILD)/work/$(1) fuzz/corpus/$(1) $(wildcard fuzz/regressions/$(1))
+
+# Plain replay driver built with $(CC) and $(CFLAGS), in $(BUILD) (make and make SAN=1).
+$(BUILD)/fuzz/replay_$(1): $(call obj,fuzz/replay.c fuzz/fuzz_$(1).c $(FUZZ_EXTRA_$(1))) $(BUILD)/libcommon.a
+	@mkdir -p $$(dir $$@)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LIBS)
+endef
+$(foreach h,$(FUZZ_HARNESSES),$(eval $(call FUZZ_HARNESS_RULES,$(h))))
+
+fuzz-build: $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_HARNESSES))
+
+fuzz: fuzz-build
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+	    echo "== fuzz_$$h for $(FUZZ_SECONDS) s"; \
+	    $(MAKE) --no-print-directory fuzz-$$h FUZZ_SECONDS=$(FUZZ_SECONDS) || \
+	        { echo "fuzz_$$h failed: the input is in $(FUZZ_BUILD)/artifacts/$$h/"; exit 1; }; \
+	done
+
+fuzz-smoke:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+fuzz-regress: $(addprefix $(BUILD)/fuzz/replay_,$(FUZZ_HARNESSES))
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+	    ASAN_OPTIONS=detect_leaks=1 $(BUILD)/fuzz/replay_$$h fuzz/corpus/$$h \
+	        $$(test -d fuzz/regressions/$$h && echo fuzz/regressions/$$h); \
+	done
+
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+
+clean: fuzz-clean
+
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

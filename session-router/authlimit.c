@@ -1,0 +1,57 @@
+/* Failed authentications per account (auth_failures_per_account, auth_backoff): the
+ * frontends verify passwords and report each failure (IPC_AUTH_RESULT); once an account has
+ * had too many in a row, its credential requests are answered IPC_LOCKED until the back-off
+ * is over, however many frontends the guesser spreads over. Unknown accounts count the
+ * same way, so the answer tells nothing about which accounts exist. */
+#include "backoff.h"
+#include "config.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+#define AUTHLIMIT_SWEEP_MS 10000
+
+static backoff_t *failures;
+static ev_timer_t *sweep_timer;
+
+static void on_sweep(evloop_t *loop, void *ud)
+{
+    backoff_sweep(failures, now_ms());
+    sweep_timer = evloop_timer(loop, AUTHLIMIT_SWEEP_MS, on_sweep, ud);
+}
+
+void authlimit_open(void)
+{
+    failures = backoff_new(config_int("auth_failures_per_account"),
+                           (uint64_t)config_int("auth_backoff") * 1000);
+    sweep_timer = evloop_timer(rt.loop, AUTHLIMIT_SWEEP_MS, on_sweep, NULL);
+}
+
+void authlimit_close(void)
+{
+    evloop_cancel(rt.loop, &sweep_timer);
+    backoff_free(&failures);
+}
+
+void authlimit_on_auth(rt_frontend_t *f, const ipc_hdr_t *h)
+{
+    if (!backoff_wait(failures, h->field[0], now_ms())) {
+        storage_auth_lookup(f, h);
+        return;
+    }
+    ipc_hdr_t r;
+    ipc_hdr_init(&r, IPC_AUTH_REPLY, h->conn);
+    r.seq = h->seq;
+    r.status = IPC_LOCKED;
+    link_send(f, &r, NULL, 0);
+}
+
+void authlimit_on_result(rt_frontend_t *f, const ipc_hdr_t *h)
+{
+    if (h->status == IPC_OK)
+        return;
+    uint64_t lock = backoff_failed(failures, h->field[0], now_ms());
+    if (lock)
+        log_warn("auth: too many failed attempts for '%s' (last from %s): locked for %llu s",
+                 h->field[0], f->ident, (unsigned long long)(lock / 1000));
+}

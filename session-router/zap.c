@@ -1,0 +1,322 @@
+#include "zap.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "curve.h"
+#include "hmap.h"
+#include "log.h"
+#include "util.h"
+#include "zlink.h"
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN "xmpp-link"
+#define ZAP_MONITOR_ENDPOINT "inproc://session-router-link-monitor"
+/* A refused frontend retries every 100 ms (libzmq's reconnect interval): log the first
+ * refusal, then one line a minute with the count. */
+#define REFUSAL_LOG_MS 60000
+#define REFUSAL_TABLE_MAX 256
+
+typedef struct {
+    uint64_t last_ms;         /* when it was last logged */
+    unsigned long suppressed; /* refusals since, not logged */
+} refusal_t;
+
+static struct {
+    int on;
+    void *rep, *monitor, *sock;
+    zlink_t *rep_link, *monitor_link;
+    hmap_t *allowed; /* 32-byte public key -> label (malloc'd, "" when none) */
+    hmap_t *refused; /* "what address key" -> refusal_t */
+} zap;
+
+/* 1 when a refusal named by `what` should be logged now; *suppressed gets the count of
+ * those not logged since the last line. */
+static int refusal_due(const char *what, unsigned long *suppressed)
+{
+    uint64_t now = now_ms();
+    refusal_t *r = hmap_sget(zap.refused, what);
+    if (!r) {
+        if (hmap_count(zap.refused) >= REFUSAL_TABLE_MAX) {
+            size_t pos = 0, kl;
+            const void *k;
+            void *v;
+            while (hmap_next(zap.refused, &pos, &k, &kl, &v))
+                free(v);
+            hmap_destroy(&zap.refused);
+            zap.refused = hmap_new();
+        }
+        r = xcalloc(1, sizeof *r);
+        hmap_sput(zap.refused, what, r);
+    } else if (now - r->last_ms < REFUSAL_LOG_MS) {
+        r->suppressed++;
+        return 0;
+    }
+    *suppressed = r->suppressed;
+    r->suppressed = 0;
+    r->last_ms = now;
+    return 1;
+}
+
+/* " (N more since the last line)", or "" (a static buffer: one use per log line). */
+static const char *suppressed_text(unsigned long n)
+{
+    static char text[64];
+    if (!n)
+        return "";
+    snprintf(text, sizeof text, " (%lu more since the last such line)", n);
+    return text;
+}
+
+/* Copies a frame as printable text for the log. */
+static void frame_text(char *out, size_t n, const zpart_t *p)
+{
+    size_t len = p->len < n - 1 ? p->len : n - 1;
+    const unsigned char *s = p->data;
+    for (size_t i = 0; i < len; i++)
+        out[i] = isprint(s[i]) ? (char)s[i] : '?';
+    out[len] = '\0';
+}
+
+static int frame_is(const zpart_t *p, const char *s)
+{
+    return p->len == strlen(s) && memcmp(p->data, s, p->len) == 0;
+}
+
+static void zap_reply(const zpart_t *request_id, const char *status, const char *text,
+                      const char *user)
+{
+    zpart_t parts[6] = {{"1.0", 3},
+                        {request_id ? request_id->data : "", request_id ? request_id->len : 0},
+                        {status, strlen(status)},
+                        {text, strlen(text)},
+                        {user, strlen(user)},
+                        {"", 0}};
+    if (zlink_send(zap.rep_link, parts, 6) < 0)
+        log_error("link: cannot answer a ZAP request: %s", zmq_strerror(errno));
+}
+
+/* One ZAP request: version, request id, domain, address, routing id, mechanism, then the
+ * client's 32-byte public key for CURVE. */
+static void on_zap_request(void *ud, const zpart_t *parts, int nparts)
+{
+    (void)ud;
+    if (nparts < 6 || nparts > ZLINK_MAX_PARTS || !frame_is(&parts[0], "1.0")) {
+        log_warn("link: malformed ZAP request (%d frames) refused", nparts);
+        zap_reply(nparts >= 2 ? &parts[1] : NULL, "400", "malformed request", "");
+        return;
+    }
+    char address[64], mech[16], key[CURVE_Z85_LEN + 1] = "(none)";
+    frame_text(address, sizeof address, &parts[3]);
+    frame_text(mech, sizeof mech, &parts[5]);
+    int curve = frame_is(&parts[5], "CURVE") && nparts == 7 && parts[6].len == CURVE_KEY_LEN;
+    if (curve)
+        zmq_z85_encode(key, parts[6].data, CURVE_KEY_LEN);
+    const char *label = curve ? hmap_get(zap.allowed, parts[6].data, CURVE_KEY_LEN) : NULL;
+    if (label && frame_is(&parts[2], ZAP_DOMAIN)) {
+        log_info("link: admitted a frontend at %s with key %s%s%s", address, key,
+                 *label ? " " : "", label);
+        zap_reply(&parts[1], "200", "OK", *label ? label : key);
+        return;
+    }
+    char what[160];
+    snprintf(what, sizeof what, "zap %s %s", address, key);
+    unsigned long suppressed;
+    if (refusal_due(what, &suppressed)) {
+        if (!curve)
+            log_warn("link: refused a frontend at %s: mechanism %s, not CURVE%s", address, mech,
+                     suppressed_text(suppressed));
+        else
+            log_warn("link: refused a frontend at %s: CURVE key %s is not in "
+                     "router_curve_allow or router_curve_allow_file%s",
+                     address, key, suppressed_text(suppressed));
+    }
+    zap_reply(&parts[1], "400", curve ? "key not allowed" : "CURVE required", "");
+}
+
+/* Handshakes that fail before ZAP is asked (no CURVE at all, or a frontend that has the
+ * wrong router_curve_public) show only as socket monitor events. libzmq names the listening
+ * endpoint there, not the peer. */
+static void on_monitor(void *ud, const zpart_t *parts, int nparts)
+{
+    (void)ud;
+    if (nparts != 2 || parts[0].len != 6)
+        return;
+    uint16_t event;
+    uint32_t value;
+    memcpy(&event, parts[0].data, sizeof event);
+    memcpy(&value, (const char *)parts[0].data + 2, sizeof value);
+    const char *why;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+        value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        why = "the peer does not use CURVE (a frontend without link_curve?)";
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+             value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+        why = "the peer's handshake cannot be decrypted (a frontend with the wrong "
+              "router_curve_public?)";
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        why = "protocol error in the handshake";
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        why = "the peer left during the CURVE handshake (a frontend without link_curve, or "
+              "one that has the wrong router_curve_public?)";
+    else
+        return;
+    char endpoint[128], what[200];
+    frame_text(endpoint, sizeof endpoint, &parts[1]);
+    snprintf(what, sizeof what, "monitor %s %" PRIu32, endpoint, value);
+    unsigned long suppressed;
+    if (refusal_due(what, &suppressed))
+        log_warn("link: refused a connection on %s: %s%s", endpoint, why,
+                 suppressed_text(suppressed));
+}
+
+static void allow_key(const char *token, const char *label, const char *source)
+{
+    unsigned char key[CURVE_KEY_LEN];
+    if (curve_key_parse(token, key) < 0)
+        log_fatal("config: %s: '%s' is not a CURVE public key (40 Z85 characters, made by "
+                  "xmppctl keygen)",
+                  source, token);
+    free(hmap_put(zap.allowed, key, sizeof key, xstrdup(label)));
+}
+
+/* router_curve_allow: public keys separated by commas (spaces around them are ignored). */
+static void allow_list(const char *list)
+{
+    char *copy = xstrdup(list), *save = NULL;
+    for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
+        allow_key(t, "", "key 'router_curve_allow'");
+    free(copy);
+}
+
+/* router_curve_allow_file: one public key per line, optionally followed by a name for the
+ * logs; empty lines and '#' comments are skipped. */
+static void allow_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        log_fatal("config: key 'router_curve_allow_file': cannot open '%s': %s", path,
+                  strerror(errno));
+    char line[1024], source[1200];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = line;
+        while (isspace((unsigned char)*s))
+            s++;
+        if (!*s || *s == '#')
+            continue;
+        char *end = s + strcspn(s, " \t\r\n");
+        char *label = end;
+        if (*end) {
+            *end = '\0';
+            label = end + 1;
+            while (isspace((unsigned char)*label))
+                label++;
+            label[strcspn(label, "\r\n")] = '\0';
+        }
+        snprintf(source, sizeof source, "key 'router_curve_allow_file': %s:%d", path, lineno);
+        allow_key(s, label, source);
+    }
+    fclose(f);
+}
+
+int zap_open(evloop_t *loop, void *zctx, void *sock)
+{
+    static const char *const keys[] = {"router_curve_secret", "router_curve_secret_file",
+                                       "router_curve_allow", "router_curve_allow_file"};
+    if (!config_bool("link_curve")) {
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (*config_str(keys[i])) {
+                log_warn("link: link_curve is false, so '%s' is ignored: the link to the "
+                         "frontends is neither encrypted nor authenticated",
+                         keys[i]);
+                break;
+            }
+        return 0;
+    }
+    char secret[CURVE_Z85_LEN + 1], public[CURVE_Z85_LEN + 1], given[CURVE_Z85_LEN + 1];
+    if (!curve_key_config("router_curve_secret", 1, secret))
+        log_fatal("config: link_curve is on but key 'router_curve_secret' (or "
+                  "router_curve_secret_file) is not set; make a key pair with xmppctl keygen "
+                  "router");
+    curve_public_of(secret, public);
+    if (curve_key_config("router_curve_public", 0, given) && strcmp(given, public) != 0)
+        log_fatal("config: key 'router_curve_public' is not the public key of "
+                  "router_curve_secret (that is %s)",
+                  public);
+    zap.allowed = hmap_new();
+    zap.refused = hmap_new();
+    allow_list(config_str("router_curve_allow"));
+    if (*config_str("router_curve_allow_file"))
+        allow_file(config_str("router_curve_allow_file"));
+    if (hmap_count(zap.allowed) == 0)
+        log_fatal("config: link_curve is on but no frontend may connect: list their public "
+                  "keys in key 'router_curve_allow' or 'router_curve_allow_file'");
+
+    unsigned char sk[CURVE_KEY_LEN];
+    curve_key_parse(secret, sk);
+    int one = 1;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sk, sizeof sk) < 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) < 0)
+        log_fatal("link: cannot enable CURVE: %s", zmq_strerror(errno));
+    OPENSSL_cleanse(sk, sizeof sk);
+    OPENSSL_cleanse(secret, sizeof secret);
+
+    /* The handler must be bound before the link socket accepts anyone: libzmq lets every
+     * client in when no handler is there. */
+    int linger = 0;
+    zap.rep = zmq_socket(zctx, ZMQ_REP);
+    if (!zap.rep || zmq_setsockopt(zap.rep, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+        zmq_bind(zap.rep, ZAP_ENDPOINT) < 0)
+        log_fatal("link: cannot start the ZAP handler: %s", zmq_strerror(errno));
+    zap.rep_link = zlink_new(loop, zap.rep, on_zap_request, NULL);
+    if (zmq_socket_monitor(sock, ZAP_MONITOR_ENDPOINT,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) < 0)
+        log_fatal("link: cannot monitor the link socket: %s", zmq_strerror(errno));
+    zap.monitor = zmq_socket(zctx, ZMQ_PAIR);
+    if (!zap.monitor || zmq_connect(zap.monitor, ZAP_MONITOR_ENDPOINT) < 0)
+        log_fatal("link: cannot open the link monitor: %s", zmq_strerror(errno));
+    zap.monitor_link = zlink_new(loop, zap.monitor, on_monitor, NULL);
+    zap.sock = sock;
+    zap.on = 1;
+    log_info("link: CURVE on, router public key %s, %zu frontend keys allowed", public,
+             hmap_count(zap.allowed));
+    return 1;
+}
+
+static void free_values(hmap_t **map)
+{
+    if (!*map)
+        return;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(*map, &pos, &k, &kl, &v))
+        free(v);
+    hmap_destroy(map);
+}
+
+void zap_close(void)
+{
+    if (!zap.on)
+        return;
+    zlink_destroy(&zap.rep_link);
+    zlink_destroy(&zap.monitor_link);
+    zmq_socket_monitor(zap.sock, NULL, 0);
+    zmq_close(zap.monitor);
+    zmq_close(zap.rep);
+    zap.rep = zap.monitor = zap.sock = NULL;
+    free_values(&zap.allowed);
+    free_values(&zap.refused);
+    zap.on = 0;
+}

@@ -1,0 +1,267 @@
+"""The limits an operator sets against abuse (README.md, "Limits"): each one is hit here,
+the offender gets the error the RFCs name, and everyone else is still served.
+
+Loopback clients can come from any 127.x.y.z address, so the per-address limits are shown
+with one address over its limit while another is untouched."""
+
+import base64
+import socket
+import time
+
+from conftest import free_port
+from test_im_helpers import configured_stack
+from xmpp_client import (NS_SASL, ScramClient, XMPPClient, b64, dump, q,
+                         stanza_error_condition)
+
+PER_ADDRESS_OFF = {"max_connections_per_ip": 0, "connection_rate_per_ip": 0,
+                   "auth_failures_per_ip": 0}
+
+
+def connect(stack, port, source=None, timeout=5.0):
+    return XMPPClient(port, cafile=stack.cafile, timeout=timeout, source=source)
+
+
+def assert_serving(stack, port, user, source=None):
+    """A full login and a ping on `port` (from `source`) work."""
+    c = connect(stack, port, source)
+    try:
+        c.login(user.localpart, user.password)
+        assert c.ping().get("type") == "result"
+    finally:
+        c.close()
+
+
+# ------------------------------------------------------------ connections per address
+def test_connections_per_address(stack, extra_frontend, new_user):
+    fe = extra_frontend(max_connections_per_ip=3, connection_rate_per_ip=0)
+    held = [connect(stack, fe.port, "127.0.0.5") for _ in range(3)]
+    for c in held:
+        c.open_stream()
+    over = connect(stack, fe.port, "127.0.0.5")
+    err = over.expect_stream_error("policy-violation")
+    assert "address" in dump(err)
+    # Another address is not affected, nor are the connections already open.
+    assert_serving(stack, fe.port, new_user(), "127.0.0.6")
+    held[0].starttls()
+    # Once one closes, the address may connect again.
+    held[1].close()
+    deadline = time.monotonic() + 5
+    while True:
+        c = connect(stack, fe.port, "127.0.0.5")
+        try:
+            c.open_stream()
+            break
+        except Exception:  # noqa: BLE001 - the close may not have been seen yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+        finally:
+            c.close()
+    for c in held:
+        c.close()
+
+
+def test_connection_rate_per_address(stack, extra_frontend, new_user):
+    fe = extra_frontend(max_connections_per_ip=0, connection_rate_per_ip=1,
+                        connection_burst_per_ip=3)
+    for _ in range(3):
+        c = connect(stack, fe.port, "127.0.0.9")
+        c.open_stream()
+        c.close()
+    c = connect(stack, fe.port, "127.0.0.9")
+    err = c.expect_stream_error("policy-violation")
+    assert "slow down" in dump(err)
+    assert_serving(stack, fe.port, new_user(), "127.0.0.10")
+    # The bucket refills at one connection per second.
+    time.sleep(1.5)
+    c = connect(stack, fe.port, "127.0.0.9")
+    c.open_stream()
+    c.close()
+
+
+# ------------------------------------------------------------ slowloris deadlines
+def test_stream_open_deadline(stack, extra_frontend, new_user):
+    fe = extra_frontend(stream_open_timeout=1)
+    silent = connect(stack, fe.port)
+    slow = connect(stack, fe.port)
+    # A header that never ends: one byte now and then.
+    for ch in b"<?xml version='1.0'?><stream:str":
+        slow.send_raw(bytes([ch]))
+    # A client that keeps up meanwhile is fine.
+    assert_serving(stack, fe.port, new_user())
+    silent.expect_stream_error("connection-timeout", timeout=5)
+    slow.expect_stream_error("connection-timeout", timeout=5)
+
+
+def test_stream_open_deadline_covers_the_tls_handshake(stack, extra_frontend):
+    # On the direct TLS port (XEP-0368) a client that never starts its TLS handshake is
+    # closed by the same deadline (no stream error can be sent before TLS).
+    tls_port = free_port()
+    fe = extra_frontend(stream_open_timeout=1, c2s_tls_listen="127.0.0.1:%d" % tls_port)
+    s = socket.create_connection(("127.0.0.1", tls_port), timeout=8)
+    start = time.monotonic()
+    assert s.recv(4096) == b""
+    assert time.monotonic() - start < 8
+    s.close()
+    assert fe.proc.poll() is None
+
+
+def test_authentication_deadline(stack, extra_frontend, new_user):
+    fe = extra_frontend(auth_timeout=2, stream_open_timeout=1)
+    c = connect(stack, fe.port)
+    c.open_stream()
+    c.starttls()
+    # The stream is open (stream_open_timeout is met), authentication never comes.
+    c.expect_stream_error("connection-timeout", timeout=6)
+    assert_serving(stack, fe.port, new_user())
+
+
+# ------------------------------------------------------------ failed authentication
+def auth_result(stack, port, localpart, password, source=None):
+    """'success' or (condition, text) of the SASL failure."""
+    c = connect(stack, port, source)
+    try:
+        c.open_stream()
+        c.starttls()
+        sc = ScramClient(localpart, password, "SHA-256")
+        c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
+               % (NS_SASL, b64(sc.client_first())))
+        el = c._sasl_recv(c.timeout)
+        if el.tag == q(NS_SASL, "challenge"):
+            server_first = base64.b64decode(el.text or "").decode()
+            c.send("<response xmlns='%s'>%s</response>" % (NS_SASL, b64(sc.client_final(server_first))))
+            el = c._sasl_recv(c.timeout)
+        if el.tag == q(NS_SASL, "success"):
+            return "success"
+        assert el.tag == q(NS_SASL, "failure"), dump(el)
+        text = el.find(q(NS_SASL, "text"))
+        return (c.failure_condition(el), text.text if text is not None else "")
+    finally:
+        c.close()
+
+
+def test_failed_authentications_per_address(stack, extra_frontend, new_user):
+    fe = extra_frontend(auth_failures_per_ip=3, auth_backoff=2, max_connections_per_ip=0,
+                        connection_rate_per_ip=0)
+    u = new_user()
+    for _ in range(3):
+        assert auth_result(stack, fe.port, u.localpart, "wrong", "127.0.0.7")[0] == "not-authorized"
+    # Locked: even the right password is not tried from that address now.
+    cond, text = auth_result(stack, fe.port, u.localpart, u.password, "127.0.0.7")
+    assert cond == "temporary-auth-failure" and "address" in text, (cond, text)
+    # The account is fine from elsewhere.
+    assert auth_result(stack, fe.port, u.localpart, u.password, "127.0.0.8") == "success"
+    # After the back-off the address may try again.
+    time.sleep(2.3)
+    assert auth_result(stack, fe.port, u.localpart, u.password, "127.0.0.7") == "success"
+
+
+def test_failed_authentications_per_account(stack):
+    with configured_stack(stack, auth_failures_per_account=3, auth_backoff=2,
+                          **PER_ADDRESS_OFF) as ps:
+        port = ps.frontend.port
+        victim, other = ps.new_user("victim"), ps.new_user("other")
+        # Guesses spread over addresses still count against the account.
+        for i in range(3):
+            r = auth_result(stack, port, victim.localpart, "guess%d" % i, "127.0.1.%d" % (i + 1))
+            assert r[0] == "not-authorized", r
+        cond, text = auth_result(stack, port, victim.localpart, victim.password, "127.0.1.9")
+        assert cond == "temporary-auth-failure" and "account" in text, (cond, text)
+        # Other accounts are not affected.
+        assert auth_result(stack, port, other.localpart, other.password) == "success"
+        # An account that does not exist locks the same way: no hint of which exist.
+        for i in range(3):
+            assert auth_result(stack, port, "ghost-x", "g%d" % i)[0] == "not-authorized"
+        assert auth_result(stack, port, "ghost-x", "g")[0] == "temporary-auth-failure"
+        time.sleep(2.3)
+        assert auth_result(stack, port, victim.localpart, victim.password) == "success"
+
+
+# ------------------------------------------------------------ bytes per second
+def test_bytes_per_second_per_connection(stack, extra_frontend, new_user):
+    fe = extra_frontend(max_bytes_per_second=8192)
+    fast_user, slow_user = new_user(), new_user()
+    flooder = connect(stack, fe.port)
+    flooder.login(slow_user.localpart, slow_user.password)
+    bystander = connect(stack, fe.port)
+    bystander.login(fast_user.localpart, fast_user.password)
+    # 40 KiB of messages to itself, then a ping: at 8 KiB/s the ping cannot be read before
+    # about four seconds have passed.
+    body = "x" * 4000
+    start = time.monotonic()
+    for i in range(10):
+        flooder.send("<message to='%s' type='normal' id='f%d'><body>%s</body></message>"
+                     % (flooder.jid, i, body))
+    flooder.send("<iq type='get' id='late'><ping xmlns='urn:xmpp:ping'/></iq>")
+    # Meanwhile the other connection on the same frontend is served at once.
+    assert bystander.ping().get("type") == "result"
+    bystander_done = time.monotonic() - start
+    flooder.wait_for(lambda e: e.get("id") == "late" and e.get("type") == "result",
+                     timeout=30, what="the ping behind the flood")
+    took = time.monotonic() - start
+    assert took >= 3.0, "40 KiB at 8 KiB/s were read in %.2f s" % took
+    assert bystander_done < took
+
+
+# ------------------------------------------------------------ stanza size and depth before authentication
+def test_smaller_stanza_limit_before_authentication(stack, extra_frontend, new_user):
+    fe = extra_frontend(max_stanza_size_preauth=2048)
+    c = connect(stack, fe.port)
+    c.open_stream()
+    c.send_raw(("<iq type='get' id='big'><query xmlns='jabber:iq:version'>%s</query></iq>"
+                % ("y" * 4096)).encode())
+    c.expect_stream_error("policy-violation")
+    # After authentication the usual max_stanza_size applies.
+    u = new_user()
+    c = connect(stack, fe.port)
+    c.login(u.localpart, u.password)
+    c.send("<message to='%s' id='big'><body>%s</body></message>" % (c.jid, "y" * 4096))
+    m = c.wait_for(lambda e: e.get("id") == "big", what="the 4 KiB message to itself")
+    assert len(m.findtext("{jabber:client}body")) == 4096
+
+
+def test_smaller_depth_limit_before_authentication(stack, extra_frontend, new_user):
+    fe = extra_frontend(max_depth_preauth=5)
+    nested = "<a>" * 8 + "</a>" * 8
+    c = connect(stack, fe.port)
+    c.open_stream()
+    c.send_raw(("<iq type='get' id='deep'><x xmlns='urn:t'>%s</x></iq>" % nested).encode())
+    c.expect_stream_error("policy-violation")
+    u = new_user()
+    c = connect(stack, fe.port)
+    c.login(u.localpart, u.password)
+    c.send("<message to='%s' id='deep'><x xmlns='urn:t'>%s</x></message>" % (c.jid, nested))
+    c.wait_for(lambda e: e.get("id") == "deep", what="the nested message to itself")
+
+
+# ------------------------------------------------------------ resources per account
+def test_resources_per_account(stack):
+    with configured_stack(stack, max_resources=2) as ps:
+        u = ps.new_user("res")
+        port = ps.frontend.port
+        a, b, c = (connect(stack, port) for _ in range(3))
+        a.login(u.localpart, u.password, resource="one")
+        b.login(u.localpart, u.password, resource="two")
+        c.open_stream()
+        c.starttls()
+        assert c.auth(u.localpart, u.password) == "success"
+        res = c.iq("set", "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                          "<resource>three</resource></bind>")
+        # RFC 6120 7.6.2.1: resource-constraint, type wait.
+        assert res.get("type") == "error", dump(res)
+        assert stanza_error_condition(res) == ("wait", "resource-constraint"), dump(res)
+        # Binding a resource in use again replaces that session: no new one.
+        d = connect(stack, port)
+        d.login(u.localpart, u.password, resource="two")
+        b.expect_stream_error("conflict")
+        # When one goes, a place is free.
+        a.end_stream()
+        deadline = time.monotonic() + 5
+        while True:
+            res = c.iq("set", "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                              "<resource>three</resource></bind>")
+            if res.get("type") == "result" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert res.get("type") == "result", dump(res)
+        assert d.ping().get("type") == "result"
