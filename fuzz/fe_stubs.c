@@ -119,10 +119,11 @@ uint64_t addrlimit_auth_wait(const char *key, uint64_t now)
     return fuzz_router.addr_backoff ? 30000 : 0;
 }
 
-void addrlimit_auth_failed(const char *key, uint64_t now)
+uint64_t addrlimit_auth_failed(const char *key, uint64_t now)
 {
     (void)key;
     (void)now;
+    return 0;
 }
 
 /* ---- router_link.c ---- */

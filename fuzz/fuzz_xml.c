@@ -1,7 +1,7 @@
 /* libFuzzer harness for the XML stream parser (common/xml.c) as the frontend drives it.
  *
- * Input: byte 0 picks the slice size (0: the whole stream in one feed, else that many bytes
- * per feed, to exercise incremental parsing); byte 1 bit 0 picks the limits (0: the
+ * Input: byte 0 picks the slice size (1..255 bytes per feed, 0 as 1), to exercise
+ * incremental parsing; byte 1 bit 0 picks the limits (0: the
  * frontend's defaults, 1: the smallest the config allows); the rest is split at NUL bytes
  * (never valid XML) into streams, fed to one parser that is reset between them, as the
  * frontend does after STARTTLS and SASL success. As in the frontend, the first stream has
@@ -9,7 +9,10 @@
  * stream starts (xml_parser_set_limits, as after SASL success).
  *
  * Checked: every stanza serialises to XML that parses back to one stanza that serialises
- * to the same bytes, and a tree copy serialises the same as the original. */
+ * to the same bytes, a tree copy serialises the same as the original, and no stanza is
+ * deeper than the limit. The input is parsed twice, in slices and in one feed: both must
+ * report the same events and the same error (a policy error aside, whose exact point may
+ * depend on the slicing by design: see XML_FEED_SLICE in xml.c). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,19 +33,43 @@ static void fuzz_fail(const char *what, const buf_t *a, const buf_t *b)
     abort();
 }
 
+/* What one run saw: every event, in order, as text. */
+typedef struct {
+    buf_t events;
+    int max_depth;
+} run_t;
+
 static void on_open(void *ud, const xml_node_t *root)
 {
-    (void)ud;
+    run_t *run = ud;
+    buf_append_str(&run->events, "open:");
     /* What stream.c reads from the header. */
-    (void)xml_node_attr(root, "to");
-    (void)xml_node_attr(root, "version");
-    (void)xml_node_attr(root, "xmlns");
-    (void)xml_node_attr_ns(root, XML_NS_XML, "lang");
+    const char *attrs[] = {xml_node_attr(root, "to"), xml_node_attr(root, "version"),
+                           xml_node_attr(root, "xmlns"),
+                           xml_node_attr_ns(root, XML_NS_XML, "lang")};
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
+        buf_printf(&run->events, "%s|", attrs[i] ? attrs[i] : "(none)");
+    buf_append_str(&run->events, "\n");
+}
+
+/* Elements below the stream root: the stanza is level 1. */
+static int tree_depth(const xml_node_t *node)
+{
+    int deepest = 0;
+    for (const xml_node_t *c = node->children; c; c = c->next)
+        if (c->name) {
+            int d = tree_depth(c);
+            if (d > deepest)
+                deepest = d;
+        }
+    return deepest + 1;
 }
 
 static void on_stanza(void *ud, xml_node_t *st)
 {
-    (void)ud;
+    run_t *run = ud;
+    if (tree_depth(st) > run->max_depth)
+        abort();
     buf_t first = BUF_INIT, second = BUF_INIT, copied = BUF_INIT;
     xml_serialize(st, XML_NS_CLIENT, &first);
 
@@ -61,6 +88,9 @@ static void on_stanza(void *ud, xml_node_t *st)
 
     char *text = xml_node_text(st);
     free(text);
+    buf_append_str(&run->events, "stanza:");
+    buf_append(&run->events, first.data, first.len);
+    buf_append_str(&run->events, "\n");
     xml_node_free(&again);
     xml_node_free(&st);
     buf_free(&first);
@@ -70,31 +100,26 @@ static void on_stanza(void *ud, xml_node_t *st)
 
 static void on_close(void *ud)
 {
-    (void)ud;
+    run_t *run = ud;
+    buf_append_str(&run->events, "close\n");
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Parses the streams (split at NUL) as the frontend would, `slice` bytes per feed. Returns
+ * 1 when some stream ended in a policy error. */
+static int run_streams(run_t *run, const char *p, size_t left, size_t slice,
+                       const xml_limits_t *preauth, const xml_limits_t *limits)
 {
-    if (size < 2)
-        return 0;
-    size_t slice = data[0] ? data[0] : (size_t)-1;
-    /* The frontend's config defaults: max_stanza_size(_preauth), max_depth(_preauth). */
-    xml_limits_t preauth = {16384, 16}, limits = {262144, 64};
-    if (data[1] & 1) {
-        /* The smallest values the config allows. */
-        preauth.max_stanza = limits.max_stanza = 1024;
-        preauth.max_depth = limits.max_depth = 4;
-    }
-    const char *p = (const char *)data + 2;
-    size_t left = size - 2;
-
+    int policy = 0;
     xml_callbacks_t cb = {on_open, on_stanza, on_close};
-    xml_parser_t *parser = xml_parser_new(&cb, NULL, &preauth);
+    run->max_depth = preauth->max_depth;
+    xml_parser_t *parser = xml_parser_new(&cb, run, preauth);
     for (int first = 1; first || left > 0; first = 0) {
         const char *nul = memchr(p, '\0', left);
         size_t len = nul ? (size_t)(nul - p) : left;
         if (!first) {
-            xml_parser_set_limits(parser, &limits);
+            /* After SASL success: the larger limits, then a new stream. */
+            xml_parser_set_limits(parser, limits);
+            run->max_depth = limits->max_depth;
             xml_parser_reset(parser);
         }
         xml_error_t err = XML_OK;
@@ -106,16 +131,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* An error is sticky until the next reset. */
         if (err != XML_OK && xml_parser_feed(parser, "<a/>", 4) != err)
             abort();
-        (void)xml_error_condition(err);
+        policy |= err == XML_ERR_POLICY;
+        buf_printf(&run->events, "end:%s\n", xml_error_condition(err));
         p += len;
         left -= len;
-        if (nul) {
-            p++;
-            left--;
-        } else {
+        if (!nul)
             break;
-        }
+        p++;
+        left--;
     }
     xml_parser_destroy(&parser);
+    return policy;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    /* The frontend's config defaults: max_stanza_size(_preauth), max_depth(_preauth). */
+    xml_limits_t preauth = {16384, 16}, limits = {262144, 64};
+    if (data[1] & 1) {
+        /* The smallest values the config allows. */
+        preauth.max_stanza = limits.max_stanza = 1024;
+        preauth.max_depth = limits.max_depth = 4;
+    }
+    const char *p = (const char *)data + 2;
+    run_t sliced = {BUF_INIT, 0}, whole = {BUF_INIT, 0};
+    int policy = run_streams(&sliced, p, size - 2, data[0] ? data[0] : 1, &preauth, &limits);
+    policy |= run_streams(&whole, p, size - 2, size, &preauth, &limits);
+    if (!policy && (sliced.events.len != whole.events.len ||
+                    memcmp(sliced.events.data, whole.events.data, whole.events.len) != 0))
+        fuzz_fail("slicing changes what the parser reports", &sliced.events, &whole.events);
+    buf_free(&sliced.events);
+    buf_free(&whole.events);
     return 0;
 }

@@ -137,12 +137,12 @@ void storage_open(const char *host, int port)
 void storage_close(void)
 {
     closing = 1;
-    secret_free(&redis_password);
     evloop_cancel(rt.loop, &reconnect_timer);
     if (rt.redis)
         redisAsyncFree(rt.redis);
     rt.redis = NULL;
     redis_tls_destroy(&tls);
+    secret_free(&redis_password);
 }
 
 /* What a pending lookup needs to answer: the frontend may be gone by then, so it is found

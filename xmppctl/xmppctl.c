@@ -6,8 +6,8 @@
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -15,8 +15,8 @@
 
 #include "config.h"
 #include "curve.h"
-#include "jid.h"
 #include "evloop.h"
+#include "jid.h"
 #include "keys.h"
 #include "log.h"
 #include "redis_tls.h"
