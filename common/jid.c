@@ -51,7 +51,8 @@ static int jid_is_ascii_alnum(unsigned char c)
 }
 
 /* An IP-literal domainpart, "[" IPv6 "]" (RFC 7622 section 3.2, RFC 3986 section 3.2.2).
- * Stored lower-cased so that "[::A]" and "[::a]" compare equal. */
+ * Stored in the canonical text form (RFC 5952) so that "[::A]", "[::a]" and "[0:0::a]"
+ * compare equal. */
 static int jid_prep_ipv6_literal(char *out, const char *in, size_t n)
 {
     char addr[INET6_ADDRSTRLEN];
@@ -60,14 +61,32 @@ static int jid_prep_ipv6_literal(char *out, const char *in, size_t n)
         return -1;
     memcpy(addr, in + 1, n - 2);
     addr[n - 2] = '\0';
-    if (inet_pton(AF_INET6, addr, bin) != 1)
+    if (inet_pton(AF_INET6, addr, bin) != 1 || !inet_ntop(AF_INET6, bin, addr, sizeof addr))
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    out[n] = '\0';
+    snprintf(out, JID_PART_MAX + 1, "[%s]", addr);
     return 0;
+}
+
+/* IDNA (RFC 3490 section 3.1, which RFC 7622 section 3.2 keeps): U+3002, U+FF0E and U+FF61
+ * separate labels as '.' does. Nameprep maps U+FF0E to '.' but keeps U+3002 (and turns
+ * U+FF61 into it), which would make "example\u3002com" a domain of its own; each becomes
+ * '.' here, in place (the string only gets shorter). */
+static void jid_map_label_dots(char *s)
+{
+    static const char *const dots[] = {"\xE3\x80\x82", "\xEF\xBC\x8E", "\xEF\xBD\xA1"};
+    char *w = s;
+    for (const char *r = s; *r;) {
+        size_t i = 0;
+        while (i < sizeof dots / sizeof dots[0] && strncmp(r, dots[i], 3) != 0)
+            i++;
+        if (i < sizeof dots / sizeof dots[0]) {
+            *w++ = '.';
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
 }
 
 /* Checks a prepared domain name label by label: non-empty, at most 63 bytes, ASCII limited
@@ -105,6 +124,7 @@ static int jid_prep_domain_n(char *out, const char *in, size_t n)
     char work[JID_PART_MAX + 1];
     if (jid_stringprep(work, in, n, stringprep_nameprep) < 0)
         return -1;
+    jid_map_label_dots(work);
     size_t len = strlen(work);
     /* A fully qualified name may carry the root's trailing dot; it is not part of the
      * domainpart (RFC 7622 section 3.2). Only one: "example.com.." stays invalid. */

@@ -5,7 +5,11 @@
  * - preparation is idempotent: the full and the bare form of a parsed JID parse again
  *   to the same parts (routing compares prepared JIDs byte for byte);
  * - each part's own prep function, applied to the whole input, gives a result that
- *   prepares to itself. */
+ *   prepares to itself;
+ * - one domain has one prepared form: no IDNA label separator other than '.' is left
+ *   (U+3002, U+FF0E, U+FF61 separate labels, RFC 3490 3.1), and an IPv6 literal is in its
+ *   canonical text form (RFC 5952), so that equal domains compare equal byte for byte. */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     } while (0)
 
 typedef int (*prep_fn)(char *out, const char *in);
+
+static void check_domain(const char *d)
+{
+    FUZZ_CHECK(!strstr(d, "\xE3\x80\x82") && !strstr(d, "\xEF\xBC\x8E") &&
+                   !strstr(d, "\xEF\xBD\xA1"),
+               d);
+    if (d[0] == '[') {
+        char addr[INET6_ADDRSTRLEN], canon[INET6_ADDRSTRLEN + 2];
+        unsigned char bin[16];
+        size_t n = strlen(d);
+        FUZZ_CHECK(n >= 3 && n - 2 < sizeof addr && d[n - 1] == ']', d);
+        memcpy(addr, d + 1, n - 2);
+        addr[n - 2] = '\0';
+        FUZZ_CHECK(inet_pton(AF_INET6, addr, bin) == 1, d);
+        FUZZ_CHECK(inet_ntop(AF_INET6, bin, addr, sizeof addr) != NULL, d);
+        snprintf(canon, sizeof canon, "[%s]", addr);
+        FUZZ_CHECK(strcmp(canon, d) == 0, d);
+    }
+}
 
 static void check_prep(prep_fn prep, const char *in)
 {
@@ -52,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char full[JID_MAX + 1], bare[JID_MAX + 1];
     if (jid_parse(&j, s) == 0) {
         FUZZ_CHECK(j.domain[0] != '\0', s);
+        check_domain(j.domain);
         FUZZ_CHECK(strlen(j.local) <= JID_PART_MAX && strlen(j.domain) <= JID_PART_MAX &&
                        strlen(j.resource) <= JID_PART_MAX,
                    s);
@@ -69,6 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check_prep(jid_prep_local, s);
     check_prep(jid_prep_domain, s);
+    char dom[JID_PART_MAX + 1];
+    if (jid_prep_domain(dom, s) == 0)
+        check_domain(dom);
     check_prep(jid_prep_resource, s);
     free(s);
     return 0;

@@ -32,6 +32,14 @@ static const struct {
     {"[::1]", "", "[::1]", ""},
     {"juliet@[::1]/r", "juliet", "[::1]", "r"},
     {"[2001:DB8::1]", "", "[2001:db8::1]", ""},
+    /* One address, one form (RFC 5952; found by fuzz_jid). */
+    {"[2001:0db8:0:0::1]", "", "[2001:db8::1]", ""},
+    {"x@[0:0:0:0:0:ffff:c000:201]", "x", "[::ffff:192.0.2.1]", ""},
+    /* IDNA label separators U+3002, U+FF0E, U+FF61 are dots (RFC 3490 3.1; found by
+     * fuzz_jid: U+3002 made "example\u3002com" a domain of its own). */
+    {"x@example\xe3\x80\x82" "com", "x", "example.com", ""},
+    {"x@example\xef\xbc\x8e" "com", "x", "example.com", ""},
+    {"x@example\xef\xbd\xa1" "com\xe3\x80\x82/r", "x", "example.com", "r"},
     /* Non-ASCII: U+015C casefolds to U+015D, U+00C9 to U+00E9. */
     {"\xc5\x9ctrange@example.com", "\xc5\x9dtrange", "example.com", ""},
     {"\xc3\x89milie@example.com", "\xc3\xa9milie", "example.com", ""},

@@ -12,5 +12,6 @@ Suite *make_config_suite(void);
 Suite *make_evloop_suite(void);
 Suite *make_proxy_suite(void);
 Suite *make_limits_suite(void);
+Suite *make_curve_suite(void);
 
 #endif
