@@ -39,7 +39,8 @@ static void set_events(client_t *c, unsigned events)
  * would only queue more (a client that sends without reading stalls itself). */
 static int may_read(const client_t *c)
 {
-    return !c->read_paused && !c->closing && !c->throttled && c->out.len <= fe.out_pause;
+    return !c->read_paused && !c->closing && !c->throttled && !c->overflow &&
+           c->out.len <= fe.out_pause;
 }
 
 /* Which events the connection needs now: reads while may_read, writes while output is
@@ -165,11 +166,13 @@ void client_write(client_t *c, const char *data, size_t len)
     if (c->closed || c->overflow)
         return;
     buf_append(&c->out, data, len);
-    if (c->out.len > fe.max_output) {
-        /* A reader this slow only costs memory: drop what is queued, close it after this
-         * pass (not here: the stream layer may be inside the parser). */
-        log_info("conn %llu: %s reads too slowly: more than max_output_buffer (%zu bytes) "
-                 "queued, closed", (unsigned long long)c->id, c->addr, fe.max_output);
+    /* max_output_buffer is checked when the socket refuses more (client_flush); within
+     * one pass, deliveries may add more, up to four times that. Past it the reader is
+     * too slow whatever the socket says: drop the queue, close after this pass (not
+     * here: the stream layer may be inside the parser). */
+    if (c->out.len > 4 * fe.max_output) {
+        log_info("conn %llu: %s: more than 4 x max_output_buffer (%zu bytes) queued in one "
+                 "pass, closed", (unsigned long long)c->id, c->addr, fe.max_output);
         c->overflow = 1;
         buf_free(&c->out);
     }
@@ -229,6 +232,19 @@ void client_close(client_t *c, int graceful)
     client_teardown(c);
 }
 
+/* The socket takes no more: a client with more than max_output_buffer still queued reads
+ * too slowly and is closed (-1), else writing waits for EV_WRITE (0). */
+static int flush_blocked(client_t *c)
+{
+    if (c->out.len > fe.max_output) {
+        log_info("conn %llu: %s reads too slowly: more than max_output_buffer (%zu bytes) "
+                 "queued, closed", (unsigned long long)c->id, c->addr, fe.max_output);
+        return -1;
+    }
+    update_events(c, 1);
+    return 0;
+}
+
 /* Writes as much of c->out as the socket takes. Returns -1 when the connection failed. */
 static int client_flush(client_t *c)
 {
@@ -241,10 +257,8 @@ static int client_flush(client_t *c)
             int r = SSL_write(c->ssl, c->out.data, (int)(c->out.len > 1 << 30 ? 1 << 30 : c->out.len));
             if (r <= 0) {
                 int e = SSL_get_error(c->ssl, r);
-                if (e == SSL_ERROR_WANT_WRITE) {
-                    update_events(c, 1);
-                    return 0;
-                }
+                if (e == SSL_ERROR_WANT_WRITE)
+                    return flush_blocked(c);
                 if (e == SSL_ERROR_WANT_READ)
                     return 0;
                 return -1;
@@ -253,10 +267,8 @@ static int client_flush(client_t *c)
         } else {
             n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
             if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    update_events(c, 1);
-                    return 0;
-                }
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return flush_blocked(c);
                 if (errno == EINTR)
                     continue;
                 return -1;
@@ -358,8 +370,10 @@ static int rate_take(client_t *c, size_t n)
         c->rate_tokens = rate; /* a burst of one second's worth */
     c->rate_refill = now;
     c->rate_tokens -= (double)n;
-    if (c->rate_tokens > 0)
+    if (c->rate_tokens > 0) {
+        c->throttled = 0;
         return 1;
+    }
     c->throttled = 1;
     update_events(c, 0);
     client_read_later(c, (uint64_t)(-c->rate_tokens * 1000.0 / rate) + 1);
@@ -414,9 +428,13 @@ static void on_read_timer(evloop_t *loop, void *ud)
     (void)loop;
     client_t *c = ud;
     c->read_timer = NULL;
-    c->throttled = 0;
     if (c->closed)
         return;
+    /* Still over max_bytes_per_second (the timer may have been set for other reasons):
+     * wait on. */
+    if (c->throttled && !rate_take(c, 0))
+        return;
+    c->throttled = 0;
     update_events(c, 0);
     client_read(c);
 }
@@ -467,6 +485,12 @@ static void client_io(evloop_t *loop, int fd, unsigned events, void *ud)
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 client_close(c, 0);
         }
+        return;
+    }
+    /* A reset while reading is paused (router request, throttling): epoll reports it
+     * again and again until the socket is closed. */
+    if ((events & EV_ERROR) && !may_read(c)) {
+        client_close(c, 0);
         return;
     }
     if (events & EV_READ)

@@ -183,10 +183,12 @@ int main(int argc, char **argv)
         fe.tls_listen_fd = open_listener("c2s_tls_listen", tls_listen);
         evloop_watch(fe.loop, fe.tls_listen_fd, EV_READ, on_accept, &fe);
     }
-    evloop_before_sleep(fe.loop, client_flush_all, NULL);
     fe.sweep_timer = evloop_timer(fe.loop, ADDR_SWEEP_MS, on_sweep, NULL);
     evloop_on_signal(fe.loop, SIGHUP, on_sighup, NULL);
     router_link_open(config_str("router_endpoint"));
+    /* Registered after the link's drain hook, so deliveries drained just before the loop
+     * waits are written in the same pass (hooks run in order). */
+    evloop_before_sleep(fe.loop, client_flush_all, NULL);
     /* Ports bound, certificates and secret files read: root is not needed any more
      * (README, "Privileges"); glibc switches libzmq's threads too. */
     if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)

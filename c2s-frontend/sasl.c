@@ -47,21 +47,30 @@ void sasl_free(client_t *c)
     c->sasl = NULL;
 }
 
-/* A wrong password or unknown user counts against the client's address (addrlimit) and,
- * through the router, against the account (auth_failures_per_account). */
-static void count_failure(client_t *c)
+/* Tells the router how an attempt on c->user ended, for auth_failures_per_account (only
+ * when its credentials were asked for; lost while the router is away: a bound, not a
+ * ledger). */
+static void report_result(client_t *c, ipc_status_t status)
 {
-    uint64_t lock = addrlimit_auth_failed(c->addr_key, now_ms());
-    if (lock)
-        log_warn("conn %llu: too many failed authentications from %s: locked for %llu s",
-                 (unsigned long long)c->id, c->addr_key, (unsigned long long)(lock / 1000));
     if (!c->sasl || !c->sasl->asked)
         return;
     ipc_hdr_t h;
     ipc_hdr_init(&h, IPC_AUTH_RESULT, c->id);
-    h.status = IPC_REFUSED;
+    h.status = (uint8_t)status;
     ipc_hdr_set(&h, 0, c->user);
-    router_send(&h, NULL, 0); /* lost while the router is away: a bound, not a ledger */
+    router_send(&h, NULL, 0);
+}
+
+/* A wrong password or unknown user counts against the client's address (addrlimit) and,
+ * through the router, against the account. Connections without an address of their own
+ * (PROXY LOCAL: the load balancer's checks) are not counted by address. */
+static void count_failure(client_t *c)
+{
+    uint64_t lock = c->addr_key[0] ? addrlimit_auth_failed(c->addr_key, now_ms()) : 0;
+    if (lock)
+        log_warn("conn %llu: too many failed authentications from %s: locked for %llu s",
+                 (unsigned long long)c->id, c->addr_key, (unsigned long long)(lock / 1000));
+    report_result(c, IPC_REFUSED);
 }
 
 /* RFC 6120 6.4.5: <failure/> with a condition and optional text. */
@@ -95,6 +104,7 @@ static void sasl_failure(client_t *c, const char *cond)
 
 static void sasl_success(client_t *c, const char *additional)
 {
+    report_result(c, IPC_OK);
     sasl_free(c);
     c->pending_seq = 0;
     c->authed = 1;
@@ -291,7 +301,7 @@ static void sasl_on_auth(client_t *c, const xml_node_t *el)
     }
     /* Too many wrong passwords from this address lately: nothing is tried until the
      * back-off (auth_backoff) is over. */
-    uint64_t wait = addrlimit_auth_wait(c->addr_key, now_ms());
+    uint64_t wait = c->addr_key[0] ? addrlimit_auth_wait(c->addr_key, now_ms()) : 0;
     if (wait) {
         char text[120];
         snprintf(text, sizeof text,

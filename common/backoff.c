@@ -50,6 +50,11 @@ uint64_t backoff_wait(backoff_t *b, const char *key, uint64_t now)
     return e && e->until > now ? e->until - now : 0;
 }
 
+void backoff_clear(backoff_t *b, const char *key)
+{
+    free(hmap_sdel(b->map, key));
+}
+
 /* Quiet long enough to forget: not locked, and the last failure is older than the longest
  * lock-out, so that a guesser who waits out one lock-out still meets the doubled one. */
 static int forgettable(const backoff_t *b, const entry_t *e, uint64_t now)

@@ -19,6 +19,8 @@ void backoff_free(backoff_t **b_p);
 uint64_t backoff_wait(backoff_t *b, const char *key, uint64_t now);
 /* Records a failure; returns the milliseconds of the lock-out it started, or 0. */
 uint64_t backoff_failed(backoff_t *b, const char *key, uint64_t now);
+/* Forgets a key's failures and lock-outs (it succeeded). */
+void backoff_clear(backoff_t *b, const char *key);
 /* Forgets the keys that have been quiet long enough; returns how many remain. */
 size_t backoff_sweep(backoff_t *b, uint64_t now);
 

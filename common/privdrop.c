@@ -62,6 +62,38 @@ static int verify(uid_t uid, gid_t gid, char *err, size_t errlen)
     return 0;
 }
 
+int privdrop_resolve(const char *user, const char *group, privdrop_ids_t *ids, char *err,
+                     size_t errlen)
+{
+    struct passwd *pw = getpwnam(user);
+    unsigned long n;
+    ids->has_entry = pw != NULL;
+    if (pw) {
+        ids->uid = pw->pw_uid;
+        ids->gid = pw->pw_gid;
+        snprintf(ids->uname, sizeof ids->uname, "%s", pw->pw_name);
+    } else if (parse_id(user, &n) == 0) {
+        ids->uid = (uid_t)n;
+        pw = getpwuid(ids->uid);
+        ids->has_entry = pw != NULL;
+        ids->gid = pw ? pw->pw_gid : (gid_t)n;
+        snprintf(ids->uname, sizeof ids->uname, "%s", pw ? pw->pw_name : user);
+    } else {
+        snprintf(err, errlen, "key 'user': no such user '%s'", user);
+        return -1;
+    }
+    if (*group) {
+        if (find_group(group, &ids->gid, ids->gname, sizeof ids->gname) < 0) {
+            snprintf(err, errlen, "key 'group': no such group '%s'", group);
+            return -1;
+        }
+    } else {
+        struct group *gr = getgrgid(ids->gid);
+        snprintf(ids->gname, sizeof ids->gname, "%s", gr ? gr->gr_name : "?");
+    }
+    return 0;
+}
+
 int privdrop_apply(const char *user, const char *group, char *err, size_t errlen)
 {
     if (!*user) {
@@ -73,34 +105,12 @@ int privdrop_apply(const char *user, const char *group, char *err, size_t errlen
             log_warn("running as root: set 'user' (and 'group') to drop privileges after start");
         return 0;
     }
-    errno = 0;
-    struct passwd *pw = getpwnam(user);
-    unsigned long n;
-    uid_t uid;
-    gid_t gid;
-    char uname[256], gname[256];
-    if (pw) {
-        uid = pw->pw_uid;
-        gid = pw->pw_gid;
-        snprintf(uname, sizeof uname, "%s", pw->pw_name);
-    } else if (parse_id(user, &n) == 0) {
-        uid = (uid_t)n;
-        pw = getpwuid(uid);
-        gid = pw ? pw->pw_gid : (gid_t)n;
-        snprintf(uname, sizeof uname, "%s", pw ? pw->pw_name : user);
-    } else {
-        snprintf(err, errlen, "key 'user': no such user '%s'", user);
+    privdrop_ids_t ids;
+    if (privdrop_resolve(user, group, &ids, err, errlen) < 0)
         return -1;
-    }
-    if (*group) {
-        if (find_group(group, &gid, gname, sizeof gname) < 0) {
-            snprintf(err, errlen, "key 'group': no such group '%s'", group);
-            return -1;
-        }
-    } else {
-        struct group *gr = getgrgid(gid);
-        snprintf(gname, sizeof gname, "%s", gr ? gr->gr_name : "?");
-    }
+    uid_t uid = ids.uid;
+    gid_t gid = ids.gid;
+    const char *uname = ids.uname, *gname = ids.gname;
 
     if (geteuid() != 0) {
         /* Already someone else: fine if it is the one asked for, else we cannot switch. */
@@ -113,7 +123,7 @@ int privdrop_apply(const char *user, const char *group, char *err, size_t errlen
         return -1;
     }
     /* Order matters: groups and gid while still root, the uid last. */
-    int rc = pw ? initgroups(pw->pw_name, gid) : setgroups(1, &gid);
+    int rc = ids.has_entry ? initgroups(uname, gid) : setgroups(1, &gid);
     if (rc < 0) {
         snprintf(err, errlen, "key 'user': cannot set the groups of '%s': %s", user,
                  strerror(errno));

@@ -4,6 +4,20 @@
 #define COMMON_PRIVDROP_H
 
 #include <stddef.h>
+#include <sys/types.h>
+
+/* The ids `user` and `group` name (names or numbers, as privdrop_apply takes them). */
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+    int has_entry; /* the user is in the user database (its groups come from there) */
+    char uname[256], gname[256];
+} privdrop_ids_t;
+
+/* Resolves `user` (not empty) and `group` (empty: the user's primary group); 0, or -1 with
+ * a message naming the key in err. */
+int privdrop_resolve(const char *user, const char *group, privdrop_ids_t *ids, char *err,
+                     size_t errlen);
 
 /* Switches the process (every thread) to `user` and `group` (the user's primary group when
  * empty): supplementary groups from the group database, then gid, then uid, then checks that

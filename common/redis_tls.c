@@ -11,14 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "privdrop.h"
 #include "util.h"
 
 #define RELAY_BUF 16384
@@ -198,6 +197,7 @@ static void relay_pump(relay_t *r)
         memmove(r->up, r->up + n, r->up_len - (size_t)n);
         r->up_len -= (size_t)n;
     }
+again:
     while (r->down_len < sizeof r->down) {
         ERR_clear_error();
         int n = SSL_read(r->ssl, r->down + r->down_len, (int)(sizeof r->down - r->down_len));
@@ -228,6 +228,9 @@ static void relay_pump(relay_t *r)
             r->down_len = 0;
         }
     }
+    /* Bytes OpenSSL has decrypted already raise no event on the socket: take them now. */
+    if (!tls_eof && !plain_eof && r->down_len < sizeof r->down && SSL_pending(r->ssl) > 0)
+        goto again;
     if ((plain_eof && !r->up_len) || (tls_eof && !r->down_len)) {
         if (tls_eof)
             log_debug("storage: Redis at %s:%d closed the TLS connection", r->t->host,
@@ -298,10 +301,11 @@ static void on_accept(evloop_t *loop, int fd, unsigned events, void *ud)
      * SNI). */
     unsigned char ip[16];
     if (inet_pton(AF_INET, t->server_name, ip) == 1 || inet_pton(AF_INET6, t->server_name, ip) == 1) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), t->server_name);
-    } else {
-        SSL_set1_host(r->ssl, t->server_name);
-        SSL_set_tlsext_host_name(r->ssl, t->server_name);
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(r->ssl), t->server_name) != 1)
+            log_fatal("storage: cannot set the address Redis's certificate must carry");
+    } else if (SSL_set1_host(r->ssl, t->server_name) != 1 ||
+               SSL_set_tlsext_host_name(r->ssl, t->server_name) != 1) {
+        log_fatal("storage: cannot set the name Redis's certificate must carry");
     }
     SSL_set_connect_state(r->ssl);
     relay_pump(r);
@@ -353,14 +357,11 @@ static void hand_over(const redis_tls_t *t)
     const char *user = config_str("user"), *group = config_str("group");
     if (geteuid() != 0 || !*user)
         return;
-    struct passwd *pw = getpwnam(user);
-    if (!pw)
-        return;
-    gid_t gid = pw->pw_gid;
-    struct group *gr = *group ? getgrnam(group) : NULL;
-    if (gr)
-        gid = gr->gr_gid;
-    if (chown(t->dir, pw->pw_uid, gid) < 0 || chown(t->path, pw->pw_uid, gid) < 0)
+    privdrop_ids_t ids;
+    char err[600];
+    if (privdrop_resolve(user, group, &ids, err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    if (chown(t->dir, ids.uid, ids.gid) < 0 || chown(t->path, ids.uid, ids.gid) < 0)
         log_fatal("storage: cannot hand the TLS relay's socket to user '%s': %s", user,
                   strerror(errno));
 }

@@ -24,7 +24,7 @@
  * Checked, besides memory errors: the frontend's output parses as XML streams; every
  * header it sends the router decodes; every forwarded stanza parses, comes from a bound
  * session and carries its full JID in 'from' (fe_stubs.c); no authentication before TLS
- * while TLS is required. */
+ * while TLS is required, and none without the account's credentials. */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/ssl.h>
@@ -68,6 +68,7 @@ static char last_challenge[512];
 static xml_parser_t *out_parser;
 static int out_stream_over;
 static int trace; /* FUZZ_STREAM_TRACE */
+static int creds_given; /* the router answered an auth request with real credentials */
 
 static void fuzz_init(void)
 {
@@ -219,6 +220,8 @@ static void run_loop(client_t *c)
      * authentication. */
     FUZZ_CHECK(!c->authed || c->tls || !fe.require_tls);
     FUZZ_CHECK(!c->bound || (c->authed && c->jid[0]));
+    /* Only alice, and only after the router handed out her credentials. */
+    FUZZ_CHECK(!c->authed || (creds_given && strcmp(c->user, FUZZ_USER) == 0));
     if (!c->closed && c->out.len) {
         if (trace)
             fprintf(stderr, "S: %.*s\n", (int)c->out.len, c->out.data);
@@ -281,6 +284,7 @@ static void answer(client_t *c, unsigned *script)
         } else if (choice != 5 && strcmp(req->field[0], FUZZ_USER) == 0) {
             rep.status = IPC_OK;
             ipc_hdr_set(&rep, 0, fz.cred_text[h]);
+            creds_given = 1;
         } else {
             rep.status = IPC_NOT_FOUND;
         }
@@ -317,6 +321,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_router.router_down = (flags & 8) != 0;
     fuzz_router.addr_backoff = (flags & 64) != 0;
     last_challenge[0] = '\0';
+    creds_given = 0;
     xml_limits_t out_limits = {16777216, 1024};
     out_parser = xml_parser_new(&(xml_callbacks_t){out_on_open, out_on_stanza, out_on_close},
                                 NULL, &out_limits);
@@ -334,19 +339,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     const char *p = (const char *)data + 4;
     size_t left = size - 4;
-    buf_t read = BUF_INIT;
+    buf_t chunk = BUF_INIT; /* one read, placeholders expanded */
     while (left > 0 && !c->closed && !c->closing) {
         const char *nul = memchr(p, '\0', left);
         size_t n = nul ? (size_t)(nul - p) : left;
-        buf_clear(&read);
-        expand(&read, p, n);
+        buf_clear(&chunk);
+        expand(&chunk, p, n);
         /* A paused connection is not read; the router answers first. */
         for (int guard = 0; fuzz_router.pending && !c->closed && guard < 64; guard++)
             answer(c, &script);
-        if (!c->closed && !c->read_paused && read.len) {
+        if (!c->closed && !c->read_paused && chunk.len) {
             if (trace)
-                fprintf(stderr, "C: %.*s\n", (int)read.len, read.data);
-            stream_on_data(c, read.data, read.len);
+                fprintf(stderr, "C: %.*s\n", (int)chunk.len, chunk.data);
+            stream_on_data(c, chunk.data, chunk.len);
         }
         run_loop(c);
         for (int guard = 0; fuzz_router.pending && !c->closed && guard < 64; guard++) {
@@ -356,7 +361,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p += n + (nul != NULL);
         left -= n + (nul != NULL);
     }
-    buf_free(&read);
+    buf_free(&chunk);
     if ((flags & 32) && !c->closed) {
         c->reported = 0; /* IPC_CLOSE: the router ended the session */
         client_stream_error(c, "conflict", NULL);

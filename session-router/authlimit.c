@@ -48,8 +48,10 @@ void authlimit_on_auth(rt_frontend_t *f, const ipc_hdr_t *h)
 
 void authlimit_on_result(rt_frontend_t *f, const ipc_hdr_t *h)
 {
-    if (h->status == IPC_OK)
+    if (h->status == IPC_OK) {
+        backoff_clear(failures, h->field[0]); /* the owner got in: the run is over */
         return;
+    }
     uint64_t lock = backoff_failed(failures, h->field[0], now_ms());
     if (lock)
         log_warn("auth: too many failed attempts for '%s' (last from %s): locked for %llu s",

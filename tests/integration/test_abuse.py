@@ -8,18 +8,23 @@ Frontends are started per test with small limits (extra_frontend) so that the te
 fast. Loopback clients all come from 127.0.0.1, but any 127.x.y.z source address works on
 Linux: the tests use that to act as many client addresses.
 
-Memory bounds (measured peak VmRSS minus VmRSS just before the abuse; none is checked under
-valgrind, whose own memory dominates VmRSS; the abuse still runs there):
-- SLACK_KB (4 MiB) covers allocator noise: glibc malloc arenas, OpenSSL's per-thread state,
-  libzmq's message pipes, and a few live connections' buffers, which the tests keep small.
-- One client's queued output is at most max_output_buffer, plus the last read chunk's
-  worth of replies (READ_CHUNK 16 KiB of input makes at most that much routed output), and
-  a byte buffer grows by doubling, so it may hold twice its length: 2 x max_output_buffer.
+Memory bounds (measured peak VmRSS minus VmRSS just before the abuse, sampled every 5 ms;
+none is checked under valgrind, whose own memory dominates VmRSS; the abuse still runs):
+- SLACK_KB (6 MiB) covers allocator noise: glibc's arenas for the main and the ZeroMQ I/O
+  threads, OpenSSL's per-connection state, libzmq's 8 KiB decoder buffers and message
+  pipes. Measured: +2.4 MiB for the frontend in the slow-reader test (6 MB relayed),
+  +3.9 MiB in the throttled 100k test, under +0.3 MiB in the stanza and DTD tests.
+- One client's queued output is at most max_output_buffer, plus the replies to the last
+  chunk read (READ_CHUNK, 16 KiB), and a byte buffer grows by doubling, so it may hold
+  twice its length: 2 x max_output_buffer + 2 x READ_CHUNK.
 - One stanza being parsed is at most max_stanza_size (max_stanza_size_preauth before
   authentication) in the parser's text and tree, plus expat's own buffer of the unparsed
   token, which grows by doubling too: 4 x max_stanza_size.
-- An idle connection costs its client_t, its expat parser (expat's initial buffers) and
-  the kernel's socket (not in RSS): PER_CONN_KB (16 KiB), measured at about 5-8 KiB.
+- An idle connection costs its client_t, its expat parser and its address-limit entry
+  (the kernel's socket buffers are not in RSS): PER_CONN_KB (16 KiB); measured 400 idle
+  connections at +4.2 MiB, about 10 KiB each.
+- A frame on the router's port is held whole while it is read; the largest legitimate one
+  carries a stanza of the largest max_stanza_size (16 MiB).
 """
 
 import concurrent.futures

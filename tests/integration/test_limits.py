@@ -161,6 +161,13 @@ def test_failed_authentications_per_account(stack):
                           **PER_ADDRESS_OFF) as ps:
         port = ps.frontend.port
         victim, other = ps.new_user("victim"), ps.new_user("other")
+        # A success ends a run of failures: two, a login, two more do not lock.
+        for i in range(2):
+            assert auth_result(stack, port, victim.localpart, "x%d" % i)[0] == "not-authorized"
+        assert auth_result(stack, port, victim.localpart, victim.password) == "success"
+        for i in range(2):
+            assert auth_result(stack, port, victim.localpart, "y%d" % i)[0] == "not-authorized"
+        assert auth_result(stack, port, victim.localpart, victim.password) == "success"
         # Guesses spread over addresses still count against the account.
         for i in range(3):
             r = auth_result(stack, port, victim.localpart, "guess%d" % i, "127.0.1.%d" % (i + 1))
