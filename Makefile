@@ -2,7 +2,9 @@
 #   make            build c2s-frontend, session-router and xmppctl into build/
 #   make run        install missing Debian packages, build, start a server for localhost
 #   make test       install missing Debian packages, run every test, then all again under ASan+UBSan,
-#                   then the docker compose stack for real (XMPP_SKIP_COMPOSE=1 skips that part)
+#                   each fuzz harness briefly, the integration suite under valgrind, then the
+#                   docker compose stack for real (XMPP_SKIP_COMPOSE=1 skips that part)
+#   make fuzz       every libFuzzer harness for FUZZ_SECONDS (mk/fuzz.mk)
 #   make SAN=1 ...  the same build with AddressSanitizer and UndefinedBehaviorSanitizer in build-san/
 
 CC      ?= gcc
@@ -91,12 +93,16 @@ check-build: $(BINS) $(BUILD)/check_unit
 test: deps
 	$(MAKE) check-build
 	$(MAKE) unit
+	$(MAKE) fuzz-regress
 	$(MAKE) itest
 	$(MAKE) stacktest
 	$(MAKE) SAN=1 check-build
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) SAN=1 unit
+	$(MAKE) SAN=1 fuzz-regress
 	$(MAKE) SAN=1 itest
 	$(MAKE) SAN=1 stacktest
+	$(MAKE) fuzz-smoke
+	$(MAKE) valgrindtest
 	$(MAKE) composetest
 
 # Benchmarks: the load generator (bench/) and `make bench`, which starts a private stack on

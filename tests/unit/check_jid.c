@@ -88,6 +88,9 @@ static const char *const jid_invalid[] = {
     ".example.com",
     "example.com..",
     ".",
+    /* U+3002 is a dot: an empty label, or only the root. */
+    "example\xe3\x80\x82\xe3\x80\x82" "com",
+    "\xe3\x80\x82",
     "juliet@.",
     "-example.com",
     "example-.com",
