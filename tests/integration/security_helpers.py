@@ -9,6 +9,8 @@ import subprocess
 import time
 import uuid
 
+import pytest
+
 from conftest import (READY_TIMEOUT, User, clean_env, free_port, read_log, server_argv,
                       stop_process, unique_name, wait_port)
 from xmpp_client import XMPPClient
@@ -208,3 +210,22 @@ def expect_refused_start(stack, binary, config, env, key, timeout=10):
     assert r.returncode != 0, "%s started although %s is wrong:\n%s" % (binary, key, r.stderr)
     assert key in r.stderr, "%s's message does not name %s:\n%s" % (binary, key, r.stderr)
     return r.stderr
+
+
+@pytest.fixture
+def secure(stack):
+    """secure(extra_config="") -> a SecureStack (own Redis, router, frontends), stopped and
+    checked at the end of the test."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own Redis, router and frontends")
+    made = []
+
+    def make(extra_config=""):
+        s = SecureStack(stack, extra_config)
+        made.append(s)
+        return s
+    yield make
+    problems = []
+    for s in made:
+        problems += s.stop()
+    assert not problems, "\n".join(problems)

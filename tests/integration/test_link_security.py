@@ -8,29 +8,14 @@ import subprocess
 import pytest
 
 from conftest import clean_env, free_port, read_log
-from security_helpers import (Z85, SecureStack, expect_refused_start, keygen, wait_log)
+from security_helpers import (Z85, SecureStack, expect_refused_start, keygen, secure,  # noqa: F401
+                              wait_log)
 
 try:
     import zmq
 except ImportError:  # pragma: no cover - python3-zmq is a test dependency
     zmq = None
 
-
-@pytest.fixture
-def secure(stack):
-    if getattr(stack, "remote", False):
-        pytest.skip("starts its own router and frontends")
-    made = []
-
-    def make(extra_config=""):
-        s = SecureStack(stack, extra_config)
-        made.append(s)
-        return s
-    yield make
-    problems = []
-    for s in made:
-        problems += s.stop()
-    assert not problems, "\n".join(problems)
 
 
 def test_keygen_prints_pasteable_key_pairs(stack):

@@ -6,24 +6,8 @@ import subprocess
 
 import pytest
 
-from security_helpers import SecureStack, redis_command, wait_log
+from security_helpers import SecureStack, redis_command, secure, wait_log  # noqa: F401
 
-
-@pytest.fixture
-def secure(stack):
-    if getattr(stack, "remote", False):
-        pytest.skip("starts its own Redis and router")
-    made = []
-
-    def make(extra_config=""):
-        s = SecureStack(stack, extra_config)
-        made.append(s)
-        return s
-    yield make
-    problems = []
-    for s in made:
-        problems += s.stop()
-    assert not problems, "\n".join(problems)
 
 
 def test_xmppctl_sends_auth(secure):
