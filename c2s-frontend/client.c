@@ -17,6 +17,7 @@
 #include "util.h"
 
 #define READ_CHUNK 16384
+#define READ_PASS (4 * READ_CHUNK)
 
 static void client_io(evloop_t *loop, int fd, unsigned events, void *ud);
 static void client_read_later(client_t *c, uint64_t ms);
@@ -380,11 +381,20 @@ static int rate_take(client_t *c, size_t n)
     return 0;
 }
 
-/* Reads what is available and hands it to the stream layer. */
+/* Reads what is available and hands it to the stream layer, at most READ_PASS bytes per
+ * loop pass: one client that keeps sending must not hold the loop (others wait, and the
+ * router's answers, which may pause it, are not drained meanwhile). epoll reports the rest
+ * on the next pass. */
 static void client_read(client_t *c)
 {
     char data[READ_CHUNK];
+    size_t taken = 0;
     while (!c->closed && may_read(c)) {
+        if (taken >= READ_PASS) {
+            if (c->ssl && SSL_pending(c->ssl) > 0)
+                client_read_later(c, 0);
+            return;
+        }
         ssize_t n;
         if (c->ssl) {
             ERR_clear_error();
@@ -416,6 +426,7 @@ static void client_read(client_t *c)
                 return;
             }
         }
+        taken += (size_t)n;
         stream_on_data(c, data, (size_t)n);
         /* STARTTLS: nothing after <starttls/> belongs to the plaintext stream. */
         if (c->tls_start || !rate_take(c, (size_t)n))

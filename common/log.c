@@ -48,7 +48,18 @@ static void log_vwrite(log_level_t lvl, int with_errno, const char *fmt, va_list
         n = sizeof line - 1;
     if (with_errno)
         snprintf(line + n, sizeof line - (size_t)n, ": %s", strerror(saved));
-    fprintf(stderr, "%s\n", line);
+    /* Messages quote what clients and peers sent (JIDs, link fields): control bytes are
+     * written as \xNN so that nobody can forge log lines with a newline. */
+    char out[sizeof line * 4];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(out + o, sizeof out - o, "\\x%02x", *p);
+        else
+            out[o++] = (char)*p;
+    }
+    out[o] = '\0';
+    fprintf(stderr, "%s\n", out);
     errno = saved;
 }
 

@@ -19,4 +19,4 @@ valgrindtest: $(BINS)
 	@if [ "$(SAN)" = "1" ]; then echo "valgrindtest needs the normal build, not SAN=1" >&2; exit 2; fi
 	@command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
 	XMPP_VALGRIND=1 XMPP_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-		--basetemp=$(BUILD)/valgrindtest -rs $(VALGRIND_PYTEST_ARGS) $(VALGRIND_TESTS)
+		--basetemp=$(BUILD)/valgrindtest -rfEs $(VALGRIND_PYTEST_ARGS) $(VALGRIND_TESTS)

@@ -13,5 +13,6 @@ Suite *make_evloop_suite(void);
 Suite *make_proxy_suite(void);
 Suite *make_limits_suite(void);
 Suite *make_curve_suite(void);
+Suite *make_log_suite(void);
 
 #endif
