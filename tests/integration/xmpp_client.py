@@ -23,9 +23,9 @@ from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
 DEFAULT_TIMEOUT = 5.0
-# Every client's own timeout (the default for its waits) is multiplied by this: slow servers,
-# e.g. under valgrind (conftest.py sets it then). Explicit durations passed to a method are
-# not scaled.
+# Every wait of a client, its own default and a timeout passed to a method alike, is
+# multiplied by this: slow servers, e.g. under valgrind (conftest.py sets it then). Only
+# longer waits follow; a normal run uses 1.
 TIMEOUT_SCALE = float(os.environ.get("XMPP_TIMEOUT_SCALE") or 1)
 
 NS_STREAM = "http://etherx.jabber.org/streams"
@@ -382,7 +382,7 @@ class XMPPClient:
     def recv(self, timeout=None):
         """The next top-level element. Stream headers are recorded and skipped.
         Raises StreamClosed on </stream:stream> or EOF, TimeoutError on timeout."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         while True:
             ev = self._next_event(max(deadline - time.monotonic(), 0))
@@ -397,7 +397,7 @@ class XMPPClient:
 
     def wait_for(self, predicate, timeout=None, what="matching element"):
         """Reads elements until predicate(el) is true; returns it. Others are discarded."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         seen = []
         while True:
@@ -431,7 +431,7 @@ class XMPPClient:
 
     def assert_closed(self, timeout=None):
         """Reads (and parses, tolerating </stream:stream>) until the server closes TCP."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -456,7 +456,7 @@ class XMPPClient:
     def expect_stream_error(self, condition, timeout=None):
         """Reads until <stream:error/>, asserts its condition, then that the server closes
         the connection. Returns the error element. `condition` may be a string or a set."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         seen = []
         while True:
@@ -495,7 +495,7 @@ class XMPPClient:
 
     def end_stream(self, timeout=None):
         """Sends </stream:stream>; asserts the server answers </stream:stream> and closes."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         self.send("</stream:stream>")
         while not self.stream_ended:
@@ -520,7 +520,7 @@ class XMPPClient:
     def open_stream(self, to=None, timeout=None):
         """Sends a stream header, waits for the server's header and <stream:features/>.
         Returns the features element (also in self.features); header attrs in self.header."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         self.header = None
         self.send(self.stream_header(to))
         el = self.wait_for(lambda e: True, timeout, "stream features")
@@ -554,7 +554,7 @@ class XMPPClient:
     def starttls(self, timeout=None):
         """STARTTLS, TLS handshake (certificate checked when cafile was given), stream
         restart. Returns the new features."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         el = self.recv(timeout)
         assert el.tag == q(NS_TLS, "proceed"), "expected <proceed/>, got %s" % dump(el)
@@ -579,7 +579,7 @@ class XMPPClient:
     def auth_plain(self, user, password, timeout=None):
         """SASL PLAIN. Returns 'success' (the stream is then restarted, new features in
         self.features) or the failure condition name."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         self.send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>"
                   % (NS_SASL, b64("\0%s\0%s" % (user, password))))
         el = self._sasl_recv(timeout)
@@ -592,7 +592,7 @@ class XMPPClient:
     def auth_scram(self, user, password, hash_name="SHA-256", timeout=None):
         """SCRAM-SHA-256 / SCRAM-SHA-1, verifying the server signature. Returns 'success'
         (stream restarted) or the failure condition name."""
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         sc = ScramClient(user, password, hash_name)
         self.last_scram = sc
         self.send("<auth xmlns='%s' mechanism='%s'>%s</auth>"
@@ -717,7 +717,7 @@ class XMPPClient:
             if predicate(el):
                 del box[i]
                 return el
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else timeout * TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
