@@ -18,7 +18,12 @@ else
 BUILD   ?= build
 OPT     := -O2
 endif
-CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon
+# Expat 2.6, and Debian's security updates of 2.5, may defer parsing of small reads and have
+# the switch that turns it off; older builds never defer and lack the switch.
+EXPAT_DEFS := $(shell printf '\043include <expat.h>\nint main(void){XML_SetReparseDeferralEnabled(0,0);return 0;}\n' | \
+	$(CC) -x c -Werror=implicit-function-declaration -o /dev/null - -lexpat 2>/dev/null && \
+	echo -DHAVE_XML_REPARSE_DEFERRAL)
+CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS)
 LDFLAGS := $(SANFLAGS)
 LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn
 

@@ -627,8 +627,10 @@ static void parser_setup(xml_parser_t *p)
     unsigned long salt;
     random_bytes(&salt, sizeof salt);
     XML_SetHashSalt(x, salt);
+#ifdef HAVE_XML_REPARSE_DEFERRAL
     /* Answer the stream header as soon as its bytes are in, however small the reads. */
     XML_SetReparseDeferralEnabled(x, XML_FALSE);
+#endif
     XML_SetParamEntityParsing(x, XML_PARAM_ENTITY_PARSING_NEVER);
     XML_SetUserData(x, p);
     XML_SetElementHandler(x, on_start, on_end);

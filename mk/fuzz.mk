@@ -17,7 +17,7 @@ FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_ARGS      ?=
 FUZZ_SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SANFLAGS) \
-                  -Wall -Wextra -Werror -Icommon
+                  -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS)
 
 # What each harness links besides libcommon.a: fuzz_stream runs the frontend's stream.c
 # and sasl.c on stubs of client.c and router_link.c (fuzz/fe_stubs.c).

@@ -9,6 +9,11 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Debian's security updates of expat 2.5 carry fixes the parser relies on (and the switch that
+# turns off reparse deferral); an older install is upgraded.
+if [ -f /usr/include/expat.h ] && ! grep -q XML_SetReparseDeferralEnabled /usr/include/expat.h; then
+    missing="$missing libexpat1 libexpat1-dev"
+fi
 [ -z "$missing" ] && exit 0
 echo "install-deps: installing:$missing"
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
