@@ -45,13 +45,14 @@ static int may_read(const client_t *c)
 }
 
 /* Which events the connection needs now: reads while may_read, writes while output is
- * blocked; during a TLS handshake, what OpenSSL asked for. */
+ * blocked (whoever asks, so that no path stops waiting on a socket that still owes the
+ * client its output); during a TLS handshake, what OpenSSL asked for. */
 static void update_events(client_t *c, int want_write)
 {
     unsigned ev = 0;
     if (may_read(c))
         ev |= EV_READ;
-    if (want_write)
+    if (want_write || c->write_blocked)
         ev |= EV_WRITE;
     if (c->closing && !want_write)
         ev |= EV_READ; /* notice the peer's close while we wait to write */
@@ -242,6 +243,7 @@ static int flush_blocked(client_t *c)
                  "queued, closed", (unsigned long long)c->id, c->addr, fe.max_output);
         return -1;
     }
+    c->write_blocked = 1;
     update_events(c, 1);
     return 0;
 }
@@ -278,6 +280,7 @@ static int client_flush(client_t *c)
         buf_consume(&c->out, (size_t)n);
     }
     /* Everything is written: the memory is released so an idle session stays small. */
+    c->write_blocked = 0;
     buf_free(&c->out);
     if (c->tls_start) {
         c->tls_start = 0;

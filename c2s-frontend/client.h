@@ -29,6 +29,7 @@ struct client {
     unsigned admitted : 1;      /* counted by addrlimit until closed */
     unsigned throttled : 1;     /* over max_bytes_per_second: reading waits for read_timer */
     unsigned overflow : 1;      /* more than max_output_buffer queued: closed at once */
+    unsigned write_blocked : 1; /* the socket took no more of `out`: wait for EV_WRITE */
     client_t *next_dirty, *next_closing;
     ev_timer_t *read_timer; /* resumes reading (throttling, bytes left in OpenSSL) */
     double rate_tokens;     /* bytes it may send now (max_bytes_per_second bucket) */

@@ -102,6 +102,24 @@ static void sasl_failure(client_t *c, const char *cond)
     sasl_failure_text(c, cond, NULL);
 }
 
+/* Too many wrong passwords from this address lately (auth_failures_per_ip): nothing is
+ * tried until the back-off (auth_backoff) is over; answers temporary-auth-failure and
+ * returns 1. Checked when an exchange starts and again just before a password is checked,
+ * so that proofs sent at once over many connections are not all tried before the first
+ * failures count. */
+static int refuse_if_address_locked(client_t *c)
+{
+    uint64_t wait = c->addr_key[0] ? addrlimit_auth_wait(c->addr_key, now_ms()) : 0;
+    if (!wait)
+        return 0;
+    char text[120];
+    snprintf(text, sizeof text,
+             "Too many failed authentication attempts from your address; try again in %llu s",
+             (unsigned long long)(wait + 999) / 1000);
+    sasl_failure_text(c, "temporary-auth-failure", text);
+    return 1;
+}
+
 static void sasl_success(client_t *c, const char *additional)
 {
     report_result(c, IPC_OK);
@@ -244,6 +262,8 @@ static void sasl_step(client_t *c, const char *msg, size_t len)
         scram_start(c, msg, len);
         return;
     }
+    if (refuse_if_address_locked(c))
+        return;
     char *out = NULL;
     scram_status_t st = scram_server_client_final(s->scram, msg, len, &out);
     if (st != SCRAM_OK) {
@@ -299,17 +319,8 @@ static void sasl_on_auth(client_t *c, const xml_node_t *el)
         sasl_failure(c, "encryption-required");
         return;
     }
-    /* Too many wrong passwords from this address lately: nothing is tried until the
-     * back-off (auth_backoff) is over. */
-    uint64_t wait = c->addr_key[0] ? addrlimit_auth_wait(c->addr_key, now_ms()) : 0;
-    if (wait) {
-        char text[120];
-        snprintf(text, sizeof text,
-                 "Too many failed authentication attempts from your address; try again in "
-                 "%llu s", (unsigned long long)(wait + 999) / 1000);
-        sasl_failure_text(c, "temporary-auth-failure", text);
+    if (refuse_if_address_locked(c))
         return;
-    }
     sasl_free(c);
     c->sasl = xcalloc(1, sizeof *c->sasl);
     c->sasl->mech = mech;
@@ -388,6 +399,8 @@ void sasl_on_credentials(client_t *c, const ipc_hdr_t *h)
                           "again later");
         return;
     }
+    if (s->mech == MECH_PLAIN && refuse_if_address_locked(c))
+        return; /* the password would be checked now */
     scram_hash_t hash = s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256;
     scram_cred_t cred;
     int have = h->status == IPC_OK && scram_cred_decode(&cred, hash, h->field[0]) == 0;

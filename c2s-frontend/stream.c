@@ -371,6 +371,14 @@ static void forward(client_t *c, xml_node_t *st)
     }
     buf_t b = BUF_INIT;
     xml_serialize(st, XML_NS_CLIENT, &b);
+    /* A stanza within max_stanza_size can still serialise much larger (a prefix bound to a
+     * long namespace, used on many elements, is declared again on each): past what the
+     * router takes it would cost the whole link, so only this stream ends. */
+    if (b.len > IPC_STANZA_FACTOR * fe.limits.max_stanza) {
+        buf_free(&b);
+        client_stream_error(c, "policy-violation", "Stanza too large");
+        return;
+    }
     ipc_hdr_t h;
     ipc_hdr_init(&h, IPC_STANZA, c->id);
     h.kind = (uint8_t)kind;

@@ -9,7 +9,7 @@
 #define BACKOFF_MAX_SHIFT 4 /* lock-outs grow up to 16 x window */
 
 typedef struct {
-    int failures;      /* in the current run (each within window_ms of the previous) */
+    int failures;      /* counted, less one per window_ms of quiet before each failure */
     int locks;         /* lock-outs in a row: the next lasts window << locks */
     uint64_t last;     /* time of the last failure */
     uint64_t until;    /* locked until then */
@@ -72,8 +72,12 @@ uint64_t backoff_failed(backoff_t *b, const char *key, uint64_t now)
         hmap_sput(b->map, key, e);
     } else if (forgettable(b, e, now)) {
         memset(e, 0, sizeof *e);
-    } else if (now - e->last > b->window) {
-        e->failures = 0; /* the run of failures is over; the lock-out count stays */
+    } else {
+        /* One failure is forgiven per window of quiet (the lock-out count stays): a guesser
+         * who pauses between bursts carries the count over, and one who paces the guesses
+         * gets at most one per window without meeting a lock-out. */
+        uint64_t forgiven = (now - e->last) / b->window;
+        e->failures = forgiven >= (uint64_t)e->failures ? 0 : e->failures - (int)forgiven;
     }
     e->last = now;
     if (e->until > now || ++e->failures < b->max_failures)

@@ -1,7 +1,8 @@
 /* backoff: failed attempts counted per key (an address, an account), with a lock-out that
- * grows while the failures go on. Used against password guessing: after `max_failures`
- * failures, each less than `window_ms` after the one before, the key is locked for
- * `window_ms`; every further lock-out within a short time doubles that, up to 16 times.
+ * grows while the failures go on. Used against password guessing: failures are counted,
+ * one is forgiven for each `window_ms` without any, and at `max_failures` the key is locked
+ * for `window_ms`; every further lock-out within a short time doubles that, up to 16 times.
+ * So a key gets at most `max_failures` at once, then about one per `window_ms`.
  * Entries forget themselves (backoff_sweep) once the key has been quiet for long enough, so
  * the table holds only keys that failed recently. */
 #ifndef COMMON_BACKOFF_H

@@ -15,6 +15,11 @@
 #define IPC_FIELD_MAX 3071 /* long enough for any full JID (RFC 7622: 3 x 1023 + 2) */
 #define IPC_HDR_FIXED 20
 #define IPC_HDR_MAX (IPC_HDR_FIXED + IPC_MAX_FIELDS * (2 + IPC_FIELD_MAX))
+/* A stanza frame is at most this many times max_stanza_size: re-serialising grows text
+ * (escaping, up to six times) and repeats namespace declarations. The router drops a
+ * connection that sends a longer frame; the frontend ends the stream of a client whose
+ * stanza would make one. */
+#define IPC_STANZA_FACTOR 8
 
 typedef enum {
     IPC_HELLO = 1,       /* both ways: field0 sender name, conn = sender epoch */

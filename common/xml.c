@@ -21,6 +21,11 @@
 /* Input is handed to expat at most this much at a time, so the bytes of an unfinished token
  * (which expat buffers) never exceed max_stanza by more than one slice. */
 #define XML_FEED_SLICE 8192
+/* The tree of one stanza may take this many times max_stanza besides its text: enough for
+ * any stanza of small elements (about 25 bytes of tree per input byte at worst is for
+ * `<a/>` repeated), while a long namespace URI repeated on every element (each stores it
+ * in full) stays bounded. */
+#define XML_TREE_FACTOR 32
 
 /* ---- Tree ---------------------------------------------------------------------------- */
 
@@ -394,6 +399,10 @@ struct xml_parser {
     /* Default namespace declared on the stream root, seen before its start event. */
     char *root_ns;
     bool root_ns_seen;
+    /* Bytes the open stanza's tree takes besides its text (nodes, names, namespace URIs,
+     * attributes): every element stores its namespace URI in full, so a long default
+     * namespace over many small elements would cost far more than the input's size. */
+    size_t tree;
     size_t fed;  /* bytes given to expat since the stream (re)started */
     size_t mark; /* input offset from which bytes count against max_stanza: the start of the
                     open stanza, or else the end of the last token expat consumed */
@@ -424,10 +433,12 @@ static bool stanza_size_ok(xml_parser_t *p)
     return true;
 }
 
-/* Builds an element from an expat name "uri<SEP>local" or "local". */
-static xml_node_t *node_from_expat(const char *qname, const char **atts)
+/* Builds an element from an expat name "uri<SEP>local" or "local"; adds the bytes it
+ * allocated to *cost. */
+static xml_node_t *node_from_expat(const char *qname, const char **atts, size_t *cost)
 {
     xml_node_t *node = xcalloc(1, sizeof *node);
+    *cost += sizeof *node + strlen(qname) + 2;
     const char *sep = strchr(qname, XML_NS_SEP);
     if (sep) {
         node->ns = xstrndup(qname, (size_t)(sep - qname));
@@ -437,6 +448,7 @@ static xml_node_t *node_from_expat(const char *qname, const char **atts)
     }
     for (size_t i = 0; atts && atts[i]; i += 2) {
         xml_attr_t *a = xcalloc(1, sizeof *a);
+        *cost += sizeof *a + strlen(atts[i]) + strlen(atts[i + 1]) + 3;
         sep = strchr(atts[i], XML_NS_SEP);
         if (sep) {
             a->ns = xstrndup(atts[i], (size_t)(sep - atts[i]));
@@ -459,7 +471,8 @@ static void text_flush(xml_parser_t *p)
 
 static void root_open(xml_parser_t *p, const char *qname, const char **atts)
 {
-    xml_node_t *root = node_from_expat(qname, atts);
+    size_t cost = 0;
+    xml_node_t *root = node_from_expat(qname, atts, &cost);
     if (strcmp(root->name, "stream") != 0 || !ns_equal(root->ns, XML_NS_STREAM)) {
         xml_node_free(&root);
         parser_fail(p, XML_ERR_INVALID_NAMESPACE);
@@ -499,7 +512,9 @@ static void XMLCALL on_start(void *ud, const XML_Char *qname, const XML_Char **a
         parser_fail(p, XML_ERR_POLICY);
         return;
     }
-    xml_node_t *node = node_from_expat(qname, atts);
+    if (p->depth == 1)
+        p->tree = 0;
+    xml_node_t *node = node_from_expat(qname, atts, &p->tree);
     if (p->depth == 1) {
         XML_Index idx = XML_GetCurrentByteIndex(p->expat);
         p->stanza = node;
@@ -509,6 +524,10 @@ static void XMLCALL on_start(void *ud, const XML_Char *qname, const XML_Char **a
     }
     p->cur = node;
     p->depth++;
+    if (p->tree > XML_TREE_FACTOR * p->max_stanza) {
+        parser_fail(p, XML_ERR_POLICY);
+        return;
+    }
     stanza_size_ok(p);
 }
 

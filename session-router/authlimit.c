@@ -1,8 +1,9 @@
-/* Failed authentications per account (auth_failures_per_account, auth_backoff): the
- * frontends verify passwords and report each failure (IPC_AUTH_RESULT); once an account has
- * had too many in a row, its credential requests are answered IPC_LOCKED until the back-off
- * is over, however many frontends the guesser spreads over. Unknown accounts count the
- * same way, so the answer tells nothing about which accounts exist. */
+/* Failed authentications per account (auth_failures_per_account, auth_backoff): every
+ * credential request (IPC_AUTH) counts as a failure until the frontend that verified the
+ * password reports a success (IPC_AUTH_RESULT); once an account has too many, its
+ * credential requests are answered IPC_LOCKED until the back-off is over, however many
+ * connections and frontends the guesser spreads over. Unknown accounts count the same way,
+ * so the answer tells nothing about which accounts exist. */
 #include "backoff.h"
 #include "config.h"
 #include "log.h"
@@ -35,7 +36,14 @@ void authlimit_close(void)
 
 void authlimit_on_auth(rt_frontend_t *f, const ipc_hdr_t *h)
 {
-    if (!backoff_wait(failures, h->field[0], now_ms())) {
+    uint64_t now = now_ms();
+    if (!backoff_wait(failures, h->field[0], now)) {
+        /* Counted now rather than when a failure is reported: guesses sent at once over
+         * many connections would otherwise all be tried before the first report. */
+        uint64_t lock = backoff_failed(failures, h->field[0], now);
+        if (lock)
+            log_warn("auth: too many failed attempts for '%s' (last from %s): locked for "
+                     "%llu s", h->field[0], f->ident, (unsigned long long)(lock / 1000));
         storage_auth_lookup(f, h);
         return;
     }
@@ -48,12 +56,8 @@ void authlimit_on_auth(rt_frontend_t *f, const ipc_hdr_t *h)
 
 void authlimit_on_result(rt_frontend_t *f, const ipc_hdr_t *h)
 {
-    if (h->status == IPC_OK) {
-        backoff_clear(failures, h->field[0]); /* the owner got in: the run is over */
-        return;
-    }
-    uint64_t lock = backoff_failed(failures, h->field[0], now_ms());
-    if (lock)
-        log_warn("auth: too many failed attempts for '%s' (last from %s): locked for %llu s",
-                 h->field[0], f->ident, (unsigned long long)(lock / 1000));
+    (void)f;
+    /* A failure was counted with the request; a success means the owner got in. */
+    if (h->status == IPC_OK)
+        backoff_clear(failures, h->field[0]);
 }

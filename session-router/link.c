@@ -184,10 +184,9 @@ void link_open(const char *endpoint)
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zlink_link_options(rt.zsock);
     /* Anyone who reaches the port could announce a frame of any size and have libzmq
-     * allocate it: no message from a frontend is longer than a header and a stanza of
-     * max_stanza_size re-serialised (escaping grows text up to six times). A longer frame
-     * drops that connection. */
-    int64_t maxmsg = 8 * config_int("max_stanza_size") + IPC_HDR_MAX;
+     * allocate it: no message from a frontend is longer than a header and a stanza frame
+     * (IPC_STANZA_FACTOR). A longer frame drops that connection. */
+    int64_t maxmsg = IPC_STANZA_FACTOR * config_int("max_stanza_size") + IPC_HDR_MAX;
     zmq_setsockopt(rt.zsock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     /* CURVE and ZAP (link_curve), before the bind: nobody gets in unchecked. */
     zap_open(rt.loop, rt.zctx, rt.zsock);

@@ -19,8 +19,10 @@ abuse still runs there):
   chunk read (READ_CHUNK, 16 KiB), and a byte buffer grows by doubling, so it may hold
   twice its length: 2 x max_output_buffer + 2 x READ_CHUNK.
 - One stanza being parsed is at most max_stanza_size (max_stanza_size_preauth before
-  authentication) in the parser's text and tree, plus expat's own buffer of the unparsed
-  token, which grows by doubling too: 4 x max_stanza_size.
+  authentication) in the parser's text, plus expat's own buffer of the unparsed token,
+  which grows by doubling too: 4 x max_stanza_size. Its tree (nodes, names, namespace
+  URIs) is bounded apart, at TREE_FACTOR x max_stanza_size (common/xml.c), which only a
+  stanza built for it (a long namespace on many small elements) comes near.
 - An idle connection costs its client_t, its expat parser and its address-limit entry
   (the kernel's socket buffers are not in RSS): PER_CONN_KB (16 KiB); measured 400 idle
   connections at +4.2 MiB, about 10 KiB each.
@@ -47,6 +49,7 @@ from xmpp_client import (NS_SASL, NS_STREAMS_ERR, STREAM_ERROR_TAG, StreamClosed
 KB = 1024
 SLACK_KB = 6 * 1024
 PER_CONN_KB = 16
+TREE_FACTOR = 32   # XML_TREE_FACTOR in common/xml.c
 READ_CHUNK = 16 * 1024
 
 # Limits that other tests' keys would otherwise add to the picture: every test switches off
@@ -537,6 +540,29 @@ def test_huge_stanza_after_auth(stack, extra_frontend, login, new_user):
     by.check()
     fresh_login_works(login, new_user, fe.port)
     mon.check("frontend", SLACK_KB + 4 * max_stanza // KB, "max_stanza_size %d" % max_stanza)
+    mon.check("router", SLACK_KB, "nothing reached the router")
+
+
+def test_stanza_that_serialises_past_the_link_bound(stack, extra_frontend, login, new_user):
+    """A prefix bound to a long namespace, used on many small elements: a few KiB of input,
+    but each element is written out with its own declaration of the namespace, so the
+    stanza re-serialised is far longer than the router takes on the link. Only this
+    stream ends (policy-violation); the frontend's other clients keep their link."""
+    max_stanza = 64 * KB
+    fe = extra_frontend(max_stanza_size=max_stanza, **NO_LIMITS)
+    by = Bystanders(login, new_user, fe.port)
+    off = login(new_user("nsbomb"), resource="nsbomb", port=fe.port)
+    mon = RssMonitor(frontend=fe.proc.pid, router=stack.router.pid).start()
+    stanza = ("<message to='%s' type='chat'><x xmlns:p='urn:%s'>%s</x></message>"
+              % (off.jid, "n" * 4000, "<p:a/>" * 300))
+    assert len(stanza) < max_stanza
+    off.send(stanza)
+    off.expect_stream_error("policy-violation", timeout=10)
+    mon.stop()
+    by.check()
+    fresh_login_works(login, new_user, fe.port)
+    mon.check("frontend", SLACK_KB + (TREE_FACTOR + 4) * max_stanza // KB,
+              "max_stanza_size %d" % max_stanza)
     mon.check("router", SLACK_KB, "nothing reached the router")
 
 

@@ -117,6 +117,14 @@ def test_authentication_deadline(stack, extra_frontend, new_user):
 
 
 # ------------------------------------------------------------ failed authentication
+def sasl_outcome(c, el):
+    if el.tag == q(NS_SASL, "success"):
+        return "success"
+    assert el.tag == q(NS_SASL, "failure"), dump(el)
+    text = el.find(q(NS_SASL, "text"))
+    return (c.failure_condition(el), text.text if text is not None else "")
+
+
 def auth_result(stack, port, localpart, password, source=None):
     """'success' or (condition, text) of the SASL failure."""
     c = connect(stack, port, source)
@@ -131,13 +139,42 @@ def auth_result(stack, port, localpart, password, source=None):
             server_first = base64.b64decode(el.text or "").decode()
             c.send("<response xmlns='%s'>%s</response>" % (NS_SASL, b64(sc.client_final(server_first))))
             el = c._sasl_recv(c.timeout)
-        if el.tag == q(NS_SASL, "success"):
-            return "success"
-        assert el.tag == q(NS_SASL, "failure"), dump(el)
-        text = el.find(q(NS_SASL, "text"))
-        return (c.failure_condition(el), text.text if text is not None else "")
+        return sasl_outcome(c, el)
     finally:
         c.close()
+
+
+def parallel_guesses(stack, port, guesses):
+    """SCRAM-SHA-256 on one connection per (localpart, password, source) at once: every
+    exchange is started, and only when all have their challenge are the proofs sent
+    together. Returns the outcomes ('success' or (condition, text)) in order."""
+    conns, scs, outcomes = [], [], [None] * len(guesses)
+    try:
+        for localpart, password, source in guesses:
+            c = connect(stack, port, source)
+            conns.append(c)
+            c.open_stream()
+            c.starttls()
+            sc = ScramClient(localpart, password, "SHA-256")
+            scs.append(sc)
+            c.send("<auth xmlns='%s' mechanism='SCRAM-SHA-256'>%s</auth>"
+                   % (NS_SASL, b64(sc.client_first())))
+        finals = []
+        for i, c in enumerate(conns):
+            el = c._sasl_recv(c.timeout)
+            if el.tag == q(NS_SASL, "challenge"):
+                server_first = base64.b64decode(el.text or "").decode()
+                finals.append((i, scs[i].client_final(server_first)))
+            else:
+                outcomes[i] = sasl_outcome(c, el)
+        for i, msg in finals:
+            conns[i].send("<response xmlns='%s'>%s</response>" % (NS_SASL, b64(msg)))
+        for i, _ in finals:
+            outcomes[i] = sasl_outcome(conns[i], conns[i]._sasl_recv(conns[i].timeout))
+    finally:
+        for c in conns:
+            c.close()
+    return outcomes
 
 
 def test_failed_authentications_per_address(stack, extra_frontend, new_user):
@@ -182,6 +219,39 @@ def test_failed_authentications_per_account(stack):
         assert auth_result(stack, port, "ghost-x", "g")[0] == "temporary-auth-failure"
         time.sleep(2.3)
         assert auth_result(stack, port, victim.localpart, victim.password) == "success"
+
+
+def test_parallel_guesses_from_one_address_are_bounded(stack, extra_frontend, new_user):
+    """Proofs sent at once over many connections: the address's lock-out is checked again
+    just before each password is checked, so no more than auth_failures_per_ip are tried."""
+    fe = extra_frontend(auth_failures_per_ip=3, auth_backoff=30, max_connections_per_ip=0,
+                        connection_rate_per_ip=0)
+    u = new_user()
+    # Different accounts (unknown ones), so that only the address's count matters.
+    tag = "%x" % int(time.time() * 1000)
+    outcomes = parallel_guesses(
+        stack, fe.port, [("par-%s-%d" % (tag, i), "wrong", "127.0.0.11") for i in range(8)])
+    tried = [o for o in outcomes if o != "success" and o[0] == "not-authorized"]
+    locked = [o for o in outcomes if o != "success" and o[0] == "temporary-auth-failure"]
+    assert len(tried) == 3 and len(locked) == 5, outcomes
+    assert all("address" in o[1] for o in locked), outcomes
+    assert_serving(stack, fe.port, u, "127.0.0.12")
+
+
+def test_parallel_guesses_on_one_account_are_bounded(stack):
+    """Guesses at one account sent at once over many connections and addresses: the router
+    counts each credential request, so no more than auth_failures_per_account are tried."""
+    with configured_stack(stack, auth_failures_per_account=3, auth_backoff=30,
+                          **PER_ADDRESS_OFF) as ps:
+        port = ps.frontend.port
+        victim, other = ps.new_user("victim"), ps.new_user("other")
+        outcomes = parallel_guesses(
+            stack, port, [(victim.localpart, "g%d" % i, "127.0.2.%d" % (i + 1)) for i in range(8)])
+        tried = [o for o in outcomes if o != "success" and o[0] == "not-authorized"]
+        locked = [o for o in outcomes if o != "success" and o[0] == "temporary-auth-failure"]
+        assert len(tried) == 3 and len(locked) == 5, outcomes
+        assert all("account" in o[1] for o in locked), outcomes
+        assert auth_result(stack, port, other.localpart, other.password) == "success"
 
 
 # ------------------------------------------------------------ bytes per second

@@ -40,10 +40,30 @@ END_TEST
 START_TEST(backoff_spaced_failures_do_not_lock)
 {
     backoff_t *b = backoff_new(2, 1000);
-    /* Each failure more than a window after the one before starts a new run. */
+    /* One failure a window or slower: each is forgiven before the next comes. */
     for (uint64_t t = 0; t < 10 * 1500; t += 1500)
         ck_assert_uint_eq(backoff_failed(b, "k", t), 0);
     backoff_free(&b);
+}
+END_TEST
+
+START_TEST(backoff_paused_bursts_still_lock)
+{
+    backoff_t *b = backoff_new(10, 1000);
+    /* Nine at once, a pause just over a window, nine more: the pause forgives one, so the
+     * second burst locks at its second failure. */
+    for (uint64_t t = 0; t < 9; t++)
+        ck_assert_uint_eq(backoff_failed(b, "k", t), 0);
+    ck_assert_uint_eq(backoff_failed(b, "k", 1010), 0);
+    ck_assert_uint_eq(backoff_failed(b, "k", 1011), 1000);
+    /* Paced a little faster than one per window, failures pile up too. */
+    backoff_t *p = backoff_new(3, 1000);
+    uint64_t lock = 0, t = 0;
+    for (int i = 0; i < 6 && !lock; i++, t += 900)
+        lock = backoff_failed(p, "k", t);
+    ck_assert_uint_eq(lock, 1000);
+    backoff_free(&b);
+    backoff_free(&p);
 }
 END_TEST
 
@@ -115,6 +135,7 @@ Suite *make_limits_suite(void)
     tcase_add_test(tc, backoff_locks_after_max_failures);
     tcase_add_test(tc, backoff_doubles_while_failures_go_on);
     tcase_add_test(tc, backoff_spaced_failures_do_not_lock);
+    tcase_add_test(tc, backoff_paused_bursts_still_lock);
     tcase_add_test(tc, backoff_off_and_sweep);
     tcase_add_test(tc, addrlimit_keys);
     tcase_add_test(tc, addrlimit_connections_and_rate);

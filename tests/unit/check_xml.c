@@ -522,6 +522,8 @@ static const limit_case_t limit_cases[] = {
      "</body></message><b/>", 1024, 0, 0, XML_ERR_POLICY, 1},
     {"many small children over the limit", HDR, "<message>", "<a/>", 500, "</message>", 1024, 0, 7,
      XML_ERR_POLICY, 0},
+    {"a stanza of 63,000 empty children within the default limit", HDR, "<message>", "<a/>",
+     63000, "</message>", 0, 0, 4096, XML_OK, 1},
     {"many small stanzas, one feed", HDR, "", "<message><body>hi</body></message>", 1000, "", 256,
      0, 0, XML_OK, 1000},
     {"many small stanzas, 100-byte feeds", HDR, "", "<message><body>hi</body></message>", 1000, "",
@@ -578,6 +580,37 @@ START_TEST(test_oversize_attribute_stops_early)
     xml_parser_destroy(&p);
     rec_free(&r);
     free(in);
+}
+END_TEST
+
+/* Every element stores its namespace URI in full: a long default namespace (or a prefix
+ * bound to one) over thousands of small elements would build gigabytes of tree from a
+ * stanza within max_stanza. The tree's size is bounded too. */
+START_TEST(test_repeated_long_namespace_is_bounded)
+{
+    const char *shapes[][3] = {
+        {"<message><x xmlns='urn:", "'>", "<a/>"},
+        {"<message><x xmlns:p='urn:", "'>", "<p:a/>"},
+        {"<message><x xmlns:p='urn:", "'>", "<a p:b=''/>"},
+    };
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        buf_t b = BUF_INIT;
+        buf_append_str(&b, HDR);
+        buf_append_str(&b, shapes[k][0]);
+        for (int i = 0; i < 100000; i++)
+            buf_append_str(&b, "u");
+        buf_append_str(&b, shapes[k][1]);
+        for (int i = 0; i < 20000; i++)
+            buf_append_str(&b, shapes[k][2]);
+        buf_append_str(&b, "</x></message>");
+        rec_t r;
+        rec_init(&r);
+        xml_error_t err = parse_pieces(b.data, b.len, 0, 4096, NULL, &r);
+        ck_assert_msg(err == XML_ERR_POLICY, "shape %zu: got %d", k, err);
+        ck_assert_int_eq(r.stanzas, 0);
+        rec_free(&r);
+        buf_free(&b);
+    }
 }
 END_TEST
 
@@ -961,6 +994,7 @@ Suite *make_xml_suite(void)
     tcase_add_test(tc, test_error_conditions);
     tcase_add_loop_test(tc, test_limits, 0, N_LIMIT_CASES);
     tcase_add_test(tc, test_oversize_attribute_stops_early);
+    tcase_add_test(tc, test_repeated_long_namespace_is_bounded);
     tcase_add_test(tc, test_stanza_size_boundary);
     tcase_add_test(tc, test_depth_boundary);
     suite_add_tcase(s, tc);
