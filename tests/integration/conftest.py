@@ -332,6 +332,31 @@ def unique_name(prefix="u"):
     return "%s%s" % (prefix, uuid.uuid4().hex[:12])
 
 
+def wait_probe_login(fe, probe, cafile=None, tls=True, timeout=READY_TIMEOUT):
+    """Waits until frontend `fe` (.name, .port, .proc, .log) accepts TCP and `probe` can log
+    in and ping (the router link may lag); cafile None: TLS not verified."""
+    wait_port(fe.port, timeout, fe.proc, fe.log)
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if fe.proc.poll() is not None:
+            break
+        c = None
+        try:
+            c = XMPPClient(fe.port, cafile=cafile, timeout=2.0)
+            c.login(probe.localpart, probe.password, tls=tls)
+            c.ping()
+            return
+        except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
+            last = e
+            time.sleep(0.2)
+        finally:
+            if c is not None:
+                c.close()
+    raise RuntimeError("frontend %s not ready: probe login failed: %r (exit status %s)\n%s"
+                       % (fe.name, last, fe.proc.poll(), read_log(fe.log)))
+
+
 class Frontend:
     """A c2s-frontend process. With port=None it gets a free port, a unique frontend_name,
     and both plus `overrides` are passed as XMPP_* environment variables; otherwise it runs
@@ -361,26 +386,7 @@ class Frontend:
 
     def wait_ready(self, tls="auto"):
         """Port accepts TCP and the probe account can log in (router link may lag)."""
-        wait_port(self.port, READY_TIMEOUT, self.proc, self.log)
-        deadline = time.monotonic() + READY_TIMEOUT
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            c = None
-            try:
-                c = XMPPClient(self.port, cafile=self.stack.cafile, timeout=2.0)
-                c.login(self.stack.probe.localpart, self.stack.probe.password, tls=tls)
-                c.ping()
-                return
-            except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
-                last = e
-                time.sleep(0.2)
-            finally:
-                if c is not None:
-                    c.close()
-        raise RuntimeError("frontend %s not ready: probe login failed: %r (exit status %s)\n%s"
-                           % (self.name, last, self.proc.poll(), read_log(self.log)))
+        wait_probe_login(self, self.stack.probe, cafile=self.stack.cafile, tls=tls)
 
     def terminate(self):
         """SIGTERM now; returns the exit status (None if it did not exit within

@@ -26,13 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (READY_TIMEOUT, Frontend, clean_env, free_port, read_log, stop_process,
-                      wait_port)
-try:
-    from conftest import server_argv  # valgrind prefix when enabled
-except ImportError:  # pragma: no cover - older conftest
-    def server_argv(argv, log):
-        return [str(a) for a in argv]
+from conftest import (READY_TIMEOUT, Frontend, clean_env, free_port, read_log, server_argv,
+                      stop_process, wait_port, wait_probe_login)
 from xmpp_client import XMPPClient
 
 SSLSCAN = "/usr/bin/sslscan"
@@ -98,26 +93,7 @@ def certs():
 def wait_login(fe, probe, timeout=READY_TIMEOUT):
     """The frontend accepts TCP and the probe account can log in (TLS not verified: these
     frontends have their own certificates)."""
-    wait_port(fe.port, timeout, fe.proc, fe.log)
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if fe.proc.poll() is not None:
-            break
-        c = None
-        try:
-            c = XMPPClient(fe.port, timeout=2.0)
-            c.login(probe.localpart, probe.password)
-            c.ping()
-            return
-        except Exception as e:  # noqa: BLE001 - not ready yet
-            last = e
-            time.sleep(0.2)
-        finally:
-            if c is not None:
-                c.close()
-    raise RuntimeError("frontend %s not ready: %r (exit status %s)\n%s"
-                       % (fe.name, last, fe.proc.poll(), read_log(fe.log)))
+    wait_probe_login(fe, probe, timeout=timeout)
 
 
 @pytest.fixture
