@@ -20,7 +20,7 @@
 #define ZAP_DOMAIN "xmpp-link"
 #define ZAP_MONITOR_ENDPOINT "inproc://session-router-link-monitor"
 /* A refused frontend retries every 100 ms (libzmq's reconnect interval): log the first
- * refusal, then one line a minute with the count. */
+ * refusal from an address, then one line a minute with the count. */
 #define REFUSAL_LOG_MS 60000
 #define REFUSAL_TABLE_MAX 256
 
@@ -34,7 +34,7 @@ static struct {
     void *rep, *monitor, *sock;
     zlink_t *rep_link, *monitor_link;
     hmap_t *allowed; /* 32-byte public key -> label (malloc'd, "" when none) */
-    hmap_t *refused; /* "what address key" -> refusal_t */
+    hmap_t *refused; /* "zap ADDRESS" or "monitor ..." -> refusal_t */
 } zap;
 
 /* 1 when a refusal named by `what` should be logged now; *suppressed gets the count of
@@ -126,8 +126,10 @@ static void on_zap_request(void *ud, const zpart_t *parts, int nparts)
         zap_reply(&parts[1], "200", "OK", *label ? label : key);
         return;
     }
-    char what[160];
-    snprintf(what, sizeof what, "zap %s %s", address, key);
+    /* Counted per address, not per key: a stranger who tries a fresh key each time would
+     * otherwise get a log line for every try. */
+    char what[80];
+    snprintf(what, sizeof what, "zap %s", address);
     unsigned long suppressed;
     if (refusal_due(what, &suppressed)) {
         if (!curve)
