@@ -9,7 +9,9 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <stringprep.h>
 
 #include "buf.h"
 #include "util.h"
@@ -159,13 +161,33 @@ static int scram_cred_valid(const scram_cred_t *cred)
            cred->salt_len >= 1 && cred->salt_len <= SCRAM_MAX_SALT;
 }
 
+char *scram_saslprep(const char *password, int stored)
+{
+    char *out = NULL;
+    if (!password ||
+        stringprep_profile(password, &out, "SASLprep", stored ? STRINGPREP_NO_UNASSIGNED : 0) !=
+            STRINGPREP_OK) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 int scram_cred_check_password(const scram_cred_t *cred, const char *password)
 {
     unsigned char stored[SCRAM_MAX_KEY], server[SCRAM_MAX_KEY];
-    if (!scram_cred_valid(cred) || !password)
+    if (!scram_cred_valid(cred))
         return 0;
-    if (scram_derive(cred->hash, password, cred->salt, cred->salt_len, cred->iter, stored,
-                     server) < 0)
+    /* The client's SCRAM library normalises the password before deriving its proof; PLAIN
+     * sends it as typed, so the same preparation happens here. */
+    char *prepared = scram_saslprep(password, 0);
+    if (!prepared)
+        return 0;
+    int derived = scram_derive(cred->hash, prepared, cred->salt, cred->salt_len, cred->iter,
+                               stored, server);
+    OPENSSL_cleanse(prepared, strlen(prepared));
+    free(prepared);
+    if (derived < 0)
         return 0;
     size_t hlen = scram_hash_len(cred->hash);
     /* Both keys, without short-circuit, so timing does not tell which one differed. */

@@ -26,11 +26,17 @@ const char *scram_mech_name(scram_hash_t hash);
 /* Digest length in bytes (20 or 32). */
 size_t scram_hash_len(scram_hash_t hash);
 
-/* Derives credentials from a password (which must already be SASLprep'd by the caller, or
- * plain ASCII). salt NULL: a fresh random 16-byte salt. Returns 0 or -1. */
+/* RFC 5802 section 2.2 Normalize(): the password prepared with SASLprep (RFC 4013;
+ * libidn's profile). `stored` 1 for a password about to be stored (unassigned code points
+ * refused), 0 for one a client offers. Returns a malloc'd string, or NULL when the password
+ * is not UTF-8 or holds what SASLprep prohibits (control characters, bidi misuse). */
+char *scram_saslprep(const char *password, int stored);
+/* Derives credentials from a password (already through scram_saslprep; stored = 1).
+ * salt NULL: a fresh random 16-byte salt. Returns 0 or -1. */
 int scram_cred_make(scram_cred_t *cred, scram_hash_t hash, const char *password,
                     const unsigned char *salt, size_t salt_len, unsigned iter);
-/* 1 when `password` matches the credentials (used by SASL PLAIN), 0 otherwise. */
+/* 1 when `password` (as the client gave it: SASLprep is applied here) matches the
+ * credentials (used by SASL PLAIN), 0 otherwise. */
 int scram_cred_check_password(const scram_cred_t *cred, const char *password);
 /* Text form stored in Redis: "ITER,SALT_B64,STOREDKEY_B64,SERVERKEY_B64". Returns a malloc'd
  * string. */

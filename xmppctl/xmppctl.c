@@ -179,15 +179,24 @@ static char *read_password(void)
     return pw;
 }
 
-/* Derives both SCRAM credentials from the password. */
+/* Derives both SCRAM credentials from the password, prepared with SASLprep (RFC 5802
+ * 2.2), as clients prepare it before they compute their proofs. */
 static void make_creds(const char *password, char **sha1, char **sha256)
 {
-    if (!*password)
+    char *prepared = scram_saslprep(password, 1);
+    if (!prepared)
+        die("the password is not valid UTF-8 or contains characters SASLprep (RFC 4013) "
+            "does not allow (control characters, unassigned code points, mixed "
+            "right-to-left text)");
+    if (!*prepared)
         die("the password is empty");
     unsigned iter = (unsigned)config_int("scram_iterations");
     scram_cred_t c1, c256;
-    if (scram_cred_make(&c1, SCRAM_SHA1, password, NULL, 0, iter) < 0 ||
-        scram_cred_make(&c256, SCRAM_SHA256, password, NULL, 0, iter) < 0)
+    int failed = scram_cred_make(&c1, SCRAM_SHA1, prepared, NULL, 0, iter) < 0 ||
+                 scram_cred_make(&c256, SCRAM_SHA256, prepared, NULL, 0, iter) < 0;
+    OPENSSL_cleanse(prepared, strlen(prepared));
+    free(prepared);
+    if (failed)
         die("cannot derive SCRAM credentials");
     *sha1 = scram_cred_encode(&c1);
     *sha256 = scram_cred_encode(&c256);

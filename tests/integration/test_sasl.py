@@ -368,3 +368,28 @@ def test_non_ascii_username_and_password(stack, clients, mech):
     c = tls_client(clients)
     assert c.auth(name, password, mech) == "success"
     assert c.bind("uni") == "%s@localhost/uni" % name
+
+
+@pytest.mark.parametrize("mech", ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"])
+def test_password_is_saslprepped(stack, clients, mech):
+    """RFC 5802 2.2: the password goes through SASLprep (RFC 4013) before keys are derived.
+    A SCRAM client sends proofs made from the prepared form; PLAIN sends what was typed,
+    and the server prepares it."""
+    name = "prep" + uuid.uuid4().hex[:8]
+    typed = "soft\u00adhyphen and\u00a0nbsp \u2168"    # SOFT HYPHEN, NO-BREAK SPACE, U+2168
+    prepared = "softhyphen and nbsp IX"
+    r = stack.ctl("adduser", name + "@localhost", typed)
+    assert r.returncode == 0, r.stderr
+    c = tls_client(clients)
+    assert c.auth(name, typed if mech == "PLAIN" else prepared, mech) == "success"
+    if mech == "PLAIN":
+        c2 = tls_client(clients)
+        assert c2.auth(name, prepared, mech) == "success"
+
+
+def test_password_that_saslprep_prohibits_is_refused(stack):
+    name = "prep" + uuid.uuid4().hex[:8]
+    r = stack.ctl("adduser", name + "@localhost", "bell\x07")
+    assert r.returncode == 1
+    assert "SASLprep" in r.stderr, r.stderr
+    assert stack.ctl("users").stdout.find(name) < 0

@@ -516,6 +516,51 @@ START_TEST(test_scram_cred_password)
 }
 END_TEST
 
+/* RFC 4013 section 3's examples, plus the mapping of non-ASCII spaces (table C.1.2). */
+static const struct {
+    const char *in, *out; /* out NULL: refused */
+    int stored;
+} saslprep_cases[] = {
+    {"I\xc2\xadX", "IX", 1},           /* SOFT HYPHEN mapped to nothing */
+    {"user", "user", 1},                /* no transformation */
+    {"USER", "USER", 1},                /* case preserved */
+    {"\xc2\xaa", "a", 1},               /* NFKC */
+    {"\xe2\x85\xa8", "IX", 1},           /* NFKC */
+    {"\x07", NULL, 1},                  /* prohibited character */
+    {"\xd8\xa7" "1", NULL, 1},            /* RandALCat first but not last */
+    {"pass\xc2\xa0word", "pass word", 1}, /* NO-BREAK SPACE mapped to SPACE */
+    {"p\xc3\xa4ss", "p\xc3\xa4ss", 1},    /* already NFKC */
+    {"\xff\xfe", NULL, 0},              /* not UTF-8 */
+    {"\xf3\xa0\x80\x80x", NULL, 1},     /* an unassigned code point, refused when stored */
+};
+
+START_TEST(test_scram_saslprep)
+{
+    char *out = scram_saslprep(saslprep_cases[_i].in, saslprep_cases[_i].stored);
+    if (saslprep_cases[_i].out) {
+        ck_assert_ptr_nonnull(out);
+        ck_assert_str_eq(out, saslprep_cases[_i].out);
+    } else {
+        ck_assert_ptr_null(out);
+    }
+    free(out);
+}
+END_TEST
+
+/* PLAIN gets the password as typed: it matches credentials made from the prepared form. */
+START_TEST(test_scram_cred_password_saslprep)
+{
+    scram_cred_t cred;
+    char *prepared = scram_saslprep("I\xc2\xadX \xe2\x85\xa8\xc2\xa0z", 1);
+    ck_assert_str_eq(prepared, "IX IX z");
+    ck_assert_int_eq(scram_cred_make(&cred, SCRAM_SHA256, prepared, NULL, 0, 4096), 0);
+    ck_assert_int_eq(scram_cred_check_password(&cred, "IX IX z"), 1);
+    ck_assert_int_eq(scram_cred_check_password(&cred, "I\xc2\xadX \xe2\x85\xa8\xc2\xa0z"), 1);
+    ck_assert_int_eq(scram_cred_check_password(&cred, "IX IX\x07z"), 0);
+    free(prepared);
+}
+END_TEST
+
 START_TEST(test_scram_cred_roundtrip)
 {
     for (int h = 0; h < 2; h++) {
@@ -725,6 +770,8 @@ Suite *make_scram_suite(void)
     tc = tcase_create("cred");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_scram_cred_password);
+    tcase_add_loop_test(tc, test_scram_saslprep, 0, sizeof saslprep_cases / sizeof saslprep_cases[0]);
+    tcase_add_test(tc, test_scram_cred_password_saslprep);
     tcase_add_test(tc, test_scram_cred_roundtrip);
     tcase_add_loop_test(tc, test_scram_cred_decode_table, 0,
                         sizeof cred_texts / sizeof cred_texts[0]);
