@@ -303,10 +303,14 @@ int router_request(client_t *c, const ipc_hdr_t *h)
     return 0;
 }
 
+/* A stanza the router routed to this connection. Once the stream's closing tag is written
+ * nothing may follow it (RFC 6120 4.4): what the router sent before it saw the session end
+ * (the unavailable presence of another resource, say) is dropped, as for a connection
+ * that is gone already. */
 static void deliver(client_t *c, const ipc_hdr_t *h, const zpart_t *payload)
 {
     (void)h;
-    if (!c->bound || !payload)
+    if (!c->bound || c->stream_done || !payload)
         return;
     client_write(c, payload->data, payload->len);
 }
