@@ -47,30 +47,30 @@ void sasl_free(client_t *c)
     c->sasl = NULL;
 }
 
-/* Tells the router how an attempt on c->user ended, for auth_failures_per_account (only
- * when its credentials were asked for; lost while the router is away: a bound, not a
- * ledger). */
-static void report_result(client_t *c, ipc_status_t status)
+/* Tells the router that c->user got in, for auth_failures_per_account: the router counted
+ * the credential request as a failure and now forgets the account's failures (only when
+ * its credentials were asked for; lost while the router is away: a bound, not a ledger). */
+static void report_success(client_t *c)
 {
     if (!c->sasl || !c->sasl->asked)
         return;
     ipc_hdr_t h;
     ipc_hdr_init(&h, IPC_AUTH_RESULT, c->id);
-    h.status = (uint8_t)status;
+    h.status = IPC_OK;
     ipc_hdr_set(&h, 0, c->user);
     router_send(&h, NULL, 0);
 }
 
-/* A wrong password or unknown user counts against the client's address (addrlimit) and,
- * through the router, against the account. Connections without an address of their own
- * (PROXY LOCAL: the load balancer's checks) are not counted by address. */
+/* A wrong password or unknown user counts against the client's address (addrlimit); the
+ * router counted it against the account when the credentials were asked for. Connections
+ * without an address of their own (PROXY LOCAL: the load balancer's checks) are not
+ * counted by address. */
 static void count_failure(client_t *c)
 {
     uint64_t lock = c->addr_key[0] ? addrlimit_auth_failed(c->addr_key, now_ms()) : 0;
     if (lock)
         log_warn("conn %llu: too many failed authentications from %s: locked for %llu s",
                  (unsigned long long)c->id, c->addr_key, (unsigned long long)(lock / 1000));
-    report_result(c, IPC_REFUSED);
 }
 
 /* RFC 6120 6.4.5: <failure/> with a condition and optional text. */
@@ -122,7 +122,7 @@ static int refuse_if_address_locked(client_t *c)
 
 static void sasl_success(client_t *c, const char *additional)
 {
-    report_result(c, IPC_OK);
+    report_success(c);
     sasl_free(c);
     c->pending_seq = 0;
     c->authed = 1;
@@ -393,7 +393,6 @@ void sasl_on_credentials(client_t *c, const ipc_hdr_t *h)
         return;
     }
     if (h->status == IPC_LOCKED) {
-        s->asked = 0; /* not an attempt: nothing was tried */
         sasl_failure_text(c, "temporary-auth-failure",
                           "Too many failed authentication attempts for this account; try "
                           "again later");
