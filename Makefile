@@ -29,7 +29,7 @@ LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn
 
 COMMON_SRC := $(wildcard common/*.c)
 FE_SRC     := $(wildcard c2s-frontend/*.c)
-RT_SRC     := $(wildcard session-router/*.c)
+RT_SRC     := $(wildcard session-router/*.c session-router/core/*.c session-router/modules/*.c)
 CTL_SRC    := $(wildcard xmppctl/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 
@@ -50,16 +50,21 @@ $(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
 $(BUILD)/c2s-frontend: $(call obj,$(FE_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The router's core and its modules see each other's headers by name.
+$(BUILD)/obj/session-router/%.o: CFLAGS += -Isession-router/core -Isession-router/modules
+
 $(BUILD)/session-router: $(call obj,$(RT_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# The frontend's PROXY protocol parser and per-address limits are pure (no I/O): their unit
-# tests link them directly.
+# The frontend's PROXY protocol parser and per-address limits, and the router's protocol
+# rules, are pure (no I/O): their unit tests link them directly.
+$(BUILD)/obj/tests/unit/%.o: CFLAGS += -Isession-router/core
 $(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o \
-		$(BUILD)/obj/c2s-frontend/addrlimit.o $(BUILD)/libcommon.a
+		$(BUILD)/obj/c2s-frontend/addrlimit.o $(BUILD)/obj/session-router/core/rules.o \
+		$(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

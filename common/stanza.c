@@ -96,3 +96,14 @@ int stanza_presence_priority(const xml_node_t *presence)
     free(text);
     return ok ? (int)v : 0;
 }
+
+void stanza_add_delay(xml_node_t *st, const char *from, time_t when)
+{
+    char stamp[32];
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    xml_node_t *d = xml_node_new_child(st, "delay", "urn:xmpp:delay");
+    xml_node_set_attr(d, "from", from);
+    xml_node_set_attr(d, "stamp", stamp);
+}

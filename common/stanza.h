@@ -4,6 +4,7 @@
 #define COMMON_STANZA_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "xml.h"
 
@@ -28,6 +29,8 @@ xml_node_t *stanza_iq_result(const xml_node_t *orig, const char *server);
 /* The priority of a presence (RFC 6121 4.7.2.3): an integer -128..127; absent or
  * anything else counts as 0. */
 int stanza_presence_priority(const xml_node_t *presence);
+/* Adds a XEP-0203 <delay/> stamped `when` (UTC), from `from`, to a stanza. */
+void stanza_add_delay(xml_node_t *st, const char *from, time_t when);
 /* Parses one serialised stanza (as the frontend forwards them, in jabber:client context).
  * Returns the tree or NULL when the bytes are not exactly one well-formed element. */
 xml_node_t *stanza_parse(const char *data, size_t len);

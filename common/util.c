@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include <stdio.h>
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -61,4 +63,12 @@ void random_bytes(void *out, size_t n)
 int ct_equal(const void *a, const void *b, size_t n)
 {
     return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+void random_id(char *out, size_t n, const char *prefix)
+{
+    unsigned char rnd[8];
+    random_bytes(rnd, sizeof rnd);
+    snprintf(out, n, "%s%02x%02x%02x%02x%02x%02x%02x%02x", prefix, rnd[0], rnd[1], rnd[2],
+             rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 }

@@ -22,6 +22,8 @@ char *xstrndup(const char *s, size_t n);
 uint64_t now_ms(void);
 /* Fills `out` with `n` bytes from a cryptographic random source; aborts if none is available. */
 void random_bytes(void *out, size_t n);
+/* Writes `prefix` and 16 random hex digits into out (ids of server-generated stanzas). */
+void random_id(char *out, size_t n, const char *prefix);
 /* Constant-time comparison of two byte strings of length n: 1 when equal. */
 int ct_equal(const void *a, const void *b, size_t n);
 

@@ -1,5 +1,6 @@
 /* session-router: holds session state and routes stanzas between the frontends' clients;
- * accounts live in Redis. */
+ * accounts live in Redis. The core (core/) is the link, the session table, routing and
+ * storage; every feature is a module (modules/), registered here from one list. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,11 +9,34 @@
 #include "config.h"
 #include "jid.h"
 #include "log.h"
+#include "authlimit.h"
+#include "link.h"
+#include "module.h"
+#include "modules.h"
 #include "privdrop.h"
 #include "router.h"
+#include "session.h"
+#include "storage.h"
 #include "util.h"
 
 router_t rt;
+
+/* Every feature of the router. Order matters only between hooks of equal priority and
+ * between IQ handlers for the same element (the earlier is asked first). */
+static module_t *const modules[] = {
+    &mod_disco,
+    &mod_ping,
+    &mod_version,
+    &mod_time,
+    &mod_last,
+    &mod_roster,
+    &mod_presence,
+    &mod_blocking,
+    &mod_carbons,
+    &mod_offline,
+    &mod_vcard,
+    &mod_private,
+};
 
 /* SIGHUP: the router holds no certificates and its settings are in use by pointer, so
  * there is nothing to reload; it must not die of the default action either. */
@@ -49,6 +73,7 @@ int main(int argc, char **argv)
     /* Frontend liveness (docs/PROTOCOL.md): silent this long means gone. */
     rt.frontend_timeout_ms = (uint64_t)config_int("frontend_timeout");
     random_bytes(&rt.epoch, sizeof rt.epoch);
+    rt.started_ms = now_ms();
 
     rt.loop = evloop_new();
     rt.frontends = hmap_new();
@@ -57,6 +82,7 @@ int main(int argc, char **argv)
     rt.users = hmap_new();
     evloop_on_signal(rt.loop, SIGHUP, on_sighup, NULL);
     rt.max_resources = config_int("max_resources");
+    module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
     link_open(config_str("router_bind"));
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));
@@ -72,6 +98,7 @@ int main(int argc, char **argv)
     storage_close();
     authlimit_close();
     sessions_free_all();
+    module_close_all();
     link_close();
     hmap_destroy(&rt.frontends);
     hmap_destroy(&rt.by_conn);

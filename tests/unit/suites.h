@@ -14,5 +14,6 @@ Suite *make_proxy_suite(void);
 Suite *make_limits_suite(void);
 Suite *make_curve_suite(void);
 Suite *make_log_suite(void);
+Suite *make_rules_suite(void);
 
 #endif

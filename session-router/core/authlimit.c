@@ -7,7 +7,9 @@
 #include "backoff.h"
 #include "config.h"
 #include "log.h"
-#include "router.h"
+#include "authlimit.h"
+#include "link.h"
+#include "storage.h"
 #include "util.h"
 
 #define AUTHLIMIT_SWEEP_MS 10000

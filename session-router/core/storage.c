@@ -12,7 +12,9 @@
 #include "log.h"
 #include "redis_ev.h"
 #include "redis_tls.h"
-#include "router.h"
+#include "storage.h"
+#include "jid.h"
+#include "link.h"
 #include "secret.h"
 #include "util.h"
 
@@ -204,4 +206,16 @@ void storage_auth_lookup(rt_frontend_t *f, const ipc_hdr_t *h)
         auth_reply(r, IPC_TEMPORARY, NULL);
         free(r);
     }
+}
+
+int storage_key(char *out, const char *kind, const char *bare)
+{
+    return keys_user(out, STORAGE_KEY_MAX, rt.redis_prefix, kind, bare);
+}
+
+void rt_redis_ignore(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    (void)reply;
+    (void)privdata;
 }

@@ -1,13 +1,18 @@
 /* The session table: sessions by (frontend, connection) and by full JID, users by bare
  * JID. A session is connected from bind to unbind; availability and priority come from
- * presence (server.c). */
+ * presence (the presence module). */
+#include "session.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jid.h"
+#include "link.h"
 #include "log.h"
-#include "router.h"
+#include "module.h"
+#include "stanza.h"
+#include "user.h"
 #include "util.h"
 
 /* The by_conn key: frontend ident, a NUL, the 8 connection id bytes. */
@@ -35,11 +40,11 @@ user_t *user_find(const char *bare)
     return hmap_sget(rt.users, bare);
 }
 
-void session_deliver(session_t *s, const char *data, size_t len)
+int session_deliver(session_t *s, const char *data, size_t len)
 {
     ipc_hdr_t h;
     ipc_hdr_init(&h, IPC_DELIVER, s->conn);
-    link_send(s->fe, &h, data, len);
+    return link_send(s->fe, &h, data, len);
 }
 
 void session_deliver_node(session_t *s, const xml_node_t *node)
@@ -50,14 +55,63 @@ void session_deliver_node(session_t *s, const xml_node_t *node)
     buf_free(&b);
 }
 
-static void bind_reply(rt_frontend_t *f, const ipc_hdr_t *req, ipc_status_t status)
+void session_deliver_available(user_t *target, xml_node_t *st)
 {
-    ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_BIND_REPLY, req->conn);
-    h.seq = req->seq;
-    h.status = (uint8_t)status;
-    ipc_hdr_set(&h, 0, req->field[0]);
-    link_send(f, &h, NULL, 0);
+    for (session_t *s = target ? target->sessions : NULL; s; s = s->next) {
+        if (!s->available)
+            continue;
+        xml_node_set_attr(st, "to", s->full);
+        session_deliver_node(s, st);
+    }
+}
+
+void session_deliver_jid(const char *jid, xml_node_t *st)
+{
+    if (strchr(jid, '/')) {
+        session_t *t = session_find_jid(jid);
+        if (t)
+            session_deliver_node(t, st);
+    } else {
+        session_deliver_available(user_find(jid), st);
+    }
+}
+
+void session_send_presence(user_t *u, user_t *target, int unavailable)
+{
+    if (!u || !target)
+        return;
+    for (session_t *s = u->sessions; s; s = s->next) {
+        if (!s->available)
+            continue;
+        xml_node_t *p = NULL;
+        if (!unavailable && s->last_presence)
+            p = stanza_parse(s->last_presence, strlen(s->last_presence));
+        if (!p) {
+            p = xml_node_new("presence", XML_NS_CLIENT);
+            xml_node_set_attr(p, "from", s->full);
+            if (unavailable)
+                xml_node_set_attr(p, "type", "unavailable");
+        }
+        session_deliver_available(target, p);
+        xml_node_free(&p);
+    }
+}
+
+void session_reply_error(session_t *s, const xml_node_t *st, const char *etype,
+                         const char *cond)
+{
+    xml_node_t *err = stanza_error_reply(st, rt.domain, etype, cond);
+    session_deliver_node(s, err);
+    xml_node_free(&err);
+}
+
+void session_reply_result(session_t *s, const xml_node_t *st, xml_node_t *payload)
+{
+    xml_node_t *res = stanza_iq_result(st, rt.domain);
+    if (payload)
+        xml_node_add_child(res, payload);
+    session_deliver_node(s, res);
+    xml_node_free(&res);
 }
 
 static void preload_done(user_t *u, int ok, void *arg)
@@ -90,6 +144,7 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     s->conn = conn;
     s->full = xstrdup(full);
     s->resource = strchr(s->full, '/') + 1;
+    s->bound_ms = now_ms();
     user_t *u = user_get(bare);
     s->user = u;
     s->next = u->sessions;
@@ -102,12 +157,11 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     /* Load the roster and blocklist now (after a bind or a resync), so routing to this
      * user can check them. */
     user_with_roster(s->user->bare, preload_done, NULL);
+    hook_run(HOOK_SESSION_BOUND, &(hook_ev_t){.session = s, .user = u});
     return s;
 }
 
-/* 1 when binding `full` would give its account more than max_resources sessions (a bind
- * that replaces a session of the same full JID adds none). */
-static int over_resource_limit(const char *full)
+int session_over_limit(const char *full)
 {
     jid_t j;
     char bare[JID_MAX + 1];
@@ -119,23 +173,6 @@ static int over_resource_limit(const char *full)
         if (strcmp(s->full, full) != 0)
             n++;
     return n >= rt.max_resources;
-}
-
-void session_bind(rt_frontend_t *f, const ipc_hdr_t *h)
-{
-    if (over_resource_limit(h->field[0])) {
-        log_info("bind: %s refused: max_resources (%ld) reached", h->field[0], rt.max_resources);
-        bind_reply(f, h, IPC_LIMIT);
-        return;
-    }
-    session_t *s = session_attach(f, h->conn, h->field[0]);
-    if (!s) {
-        log_warn("bind: refused '%s' from %s", h->field[0], f->ident);
-        bind_reply(f, h, IPC_REFUSED);
-        return;
-    }
-    bind_reply(f, h, IPC_OK);
-    log_debug("bind: %s on %s conn %llu", s->full, f->ident, (unsigned long long)s->conn);
 }
 
 /* Removes a session from every table and frees it; no presence is sent. */
@@ -152,14 +189,7 @@ static void session_free(session_t *s)
     hmap_del(rt.by_conn, key, conn_key(key, s->fe, s->conn));
     hmap_sdel(rt.by_jid, s->full);
     s->fe->nsessions--;
-    if (s->directed) {
-        size_t pos = 0, kl;
-        const void *k;
-        void *v;
-        while (hmap_next(s->directed, &pos, &k, &kl, &v))
-            free(v);
-        hmap_destroy(&s->directed);
-    }
+    hook_run(HOOK_SESSION_FREED, &(hook_ev_t){.session = s, .user = u});
     free(s->last_presence);
     free(s->full);
     free(s);
@@ -168,9 +198,9 @@ static void session_free(session_t *s)
 
 void session_end(session_t *s)
 {
-    /* RFC 6121 4.5.2: its unavailable presence reaches the user's other available
-     * resources, the contacts and every entity it sent directed presence to. */
-    presence_session_end(s);
+    /* Modules let go of the session's state (the presence module sends its unavailable
+     * presence: RFC 6121 4.5.2). */
+    hook_run(HOOK_SESSION_ENDED, &(hook_ev_t){.session = s, .user = s->user});
     log_debug("session ended: %s", s->full);
     session_free(s);
 }

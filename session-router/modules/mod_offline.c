@@ -1,8 +1,7 @@
-/* Offline messages (XEP-0160): a message for an account with no available resource is
- * stored in Redis with a XEP-0203 delay stamp, up to max_offline_messages per user, and
- * delivered in order on the user's next initial presence; it is removed from storage only
- * once it was handed to a frontend. */
-#include <stdio.h>
+/* XEP-0160 offline messages: normal and chat messages for a user with no available
+ * resource are kept in a Redis list, stamped with XEP-0203 delay, capped by
+ * max_offline_messages, delivered in order when a resource becomes available with a
+ * non-negative priority, and trimmed only after they were handed to the frontend. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,12 +9,16 @@
 #include "config.h"
 #include "jid.h"
 #include "keys.h"
+#include "link.h"
 #include "log.h"
-#include "router.h"
+#include "module.h"
+#include "modules.h"
 #include "stanza.h"
+#include "storage.h"
+#include "user.h"
 #include "util.h"
 
-#define NS_DELAY "urn:xmpp:delay"
+static long max_offline;
 
 typedef struct {
     char *sender;  /* full JID of the sender, to bounce to */
@@ -43,13 +46,6 @@ static void bounce(store_req_t *r, const char *etype, const char *cond)
     xml_node_free(&err);
 }
 
-static void on_ignore(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    (void)reply;
-    (void)privdata;
-}
-
 static void on_pushed(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
@@ -75,13 +71,13 @@ static void on_checked(redisAsyncContext *ac, void *reply, void *privdata)
     }
     /* No account, or storage full: RFC 6121 8.5.2.2.1 / 8.5.1, indistinguishable. */
     if (rep->element[0]->integer == 0 ||
-        rep->element[1]->integer >= config_int("max_offline_messages")) {
+        rep->element[1]->integer >= max_offline) {
         bounce(r, "cancel", "service-unavailable");
         store_req_free(r);
         return;
     }
-    char key[JID_MAX + 256];
-    keys_user(key, sizeof key, rt.redis_prefix, KEYS_OFFLINE, r->to_bare);
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_OFFLINE, r->to_bare);
     redisAsyncCommand(rt.redis, on_pushed, r, "RPUSH %s %s", key, r->stored);
 }
 
@@ -95,46 +91,39 @@ static void store_loaded(user_t *u, int ok, void *arg)
         store_req_free(r);
         return;
     }
-    if (!u->exists || blocklist_blocks(u, r->sender)) {
+    if (!u->exists || user_blocks(u, r->sender)) {
         bounce(r, "cancel", "service-unavailable");
         store_req_free(r);
         return;
     }
-    char acct[JID_MAX + 256], key[JID_MAX + 256];
-    keys_user(acct, sizeof acct, rt.redis_prefix, KEYS_ACCOUNT, r->to_bare);
-    keys_user(key, sizeof key, rt.redis_prefix, KEYS_OFFLINE, r->to_bare);
-    redisAsyncCommand(rt.redis, on_ignore, NULL, "MULTI");
-    redisAsyncCommand(rt.redis, on_ignore, NULL, "EXISTS %s", acct);
-    redisAsyncCommand(rt.redis, on_ignore, NULL, "LLEN %s", key);
+    char acct[STORAGE_KEY_MAX], key[STORAGE_KEY_MAX];
+    storage_key(acct, KEYS_ACCOUNT, r->to_bare);
+    storage_key(key, KEYS_OFFLINE, r->to_bare);
+    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "MULTI");
+    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "EXISTS %s", acct);
+    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "LLEN %s", key);
     redisAsyncCommand(rt.redis, on_checked, r, "EXEC");
 }
 
-void offline_store(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len,
-                   const char *to_bare)
+/* A normal or chat message for a user with no resource that takes it. */
+static mod_result_t on_store_offline(hook_ev_t *ev)
 {
-    (void)h;
-    xml_node_t *st = stanza_parse(payload, len);
+    xml_node_t *st = stanza_parse(ev->payload, ev->len);
     if (!st)
-        return;
+        return MOD_HANDLED;
     store_req_t *r = xcalloc(1, sizeof *r);
-    r->sender = xstrdup(from->full);
-    r->to_bare = xstrdup(to_bare);
+    r->sender = xstrdup(ev->session->full);
+    r->to_bare = xstrdup(ev->to);
     r->orig = st;
     /* XEP-0203: when the server received it. */
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
     xml_node_t *copy = xml_node_copy(st);
-    xml_node_t *d = xml_node_new_child(copy, "delay", NS_DELAY);
-    xml_node_set_attr(d, "from", rt.domain);
-    xml_node_set_attr(d, "stamp", stamp);
+    stanza_add_delay(copy, rt.domain, time(NULL));
     buf_t b = BUF_INIT;
     xml_serialize(copy, XML_NS_CLIENT, &b);
     xml_node_free(&copy);
     r->stored = buf_steal(&b);
-    user_with_roster(to_bare, store_loaded, r);
+    user_with_roster(r->to_bare, store_loaded, r);
+    return MOD_HANDLED;
 }
 
 static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
@@ -158,23 +147,75 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
         }
         /* Only what reached the frontend leaves storage. */
         if (sent && rt.redis_ready) {
-            char key[JID_MAX + 256];
-            keys_user(key, sizeof key, rt.redis_prefix, KEYS_OFFLINE, s->user->bare);
-            redisAsyncCommand(rt.redis, on_ignore, NULL, "LTRIM %s %lld -1", key,
+            char key[STORAGE_KEY_MAX];
+            storage_key(key, KEYS_OFFLINE, s->user->bare);
+            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "LTRIM %s %lld -1", key,
                               (long long)sent);
         }
     }
     free(full);
 }
 
-void offline_deliver(session_t *s)
+static void offline_deliver(session_t *s)
 {
     /* One fetch per user at a time, or two resources coming online together would both
      * get the same messages before the first fetch trims them. */
     if (!rt.redis_ready || s->user->offline_busy)
         return;
     s->user->offline_busy = 1;
-    char key[JID_MAX + 256];
-    keys_user(key, sizeof key, rt.redis_prefix, KEYS_OFFLINE, s->user->bare);
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_OFFLINE, s->user->bare);
     redisAsyncCommand(rt.redis, on_fetched, xstrdup(s->full), "LRANGE %s 0 -1", key);
 }
+
+static void deliver_loaded(user_t *u, int ok, void *arg)
+{
+    (void)u;
+    char *full = arg;
+    session_t *s = ok ? session_find_jid(full) : NULL;
+    if (s)
+        offline_deliver(s);
+    free(full);
+}
+
+/* XEP-0160: stored messages go to the first resource that becomes available with a
+ * non-negative priority, after the presence broadcast and probes (queued on the same
+ * user, so they run first). */
+static mod_result_t on_initial(hook_ev_t *ev)
+{
+    session_t *s = ev->session;
+    if (s->priority >= 0)
+        user_with_roster(s->user->bare, deliver_loaded, xstrdup(s->full));
+    return MOD_PASS;
+}
+
+/* A resource that had a negative priority (it wanted no messages) now takes them. */
+static mod_result_t on_update(hook_ev_t *ev)
+{
+    return ev->prev_priority < 0 ? on_initial(ev) : MOD_PASS;
+}
+
+static void offline_open(void)
+{
+    max_offline = config_int("max_offline_messages");
+}
+
+static const mod_feature_t features[] = {
+    {"msgoffline", MOD_AT_SERVER, NULL},
+    {0},
+};
+
+/* Storing is the last resort for a message: the lowest priority. */
+static const mod_hook_t hooks[] = {
+    {HOOK_STORE_OFFLINE, -100, on_store_offline},
+    {HOOK_PRESENCE_INITIAL, 0, on_initial},
+    {HOOK_PRESENCE_UPDATE, 0, on_update},
+    {0},
+};
+
+module_t mod_offline = {
+    .name = "offline",
+    .features = features,
+    .hooks = hooks,
+    .open = offline_open,
+};

@@ -1,6 +1,8 @@
 /* The ROUTER socket all frontends connect to: hello and heartbeats (frontend liveness),
  * and dispatch of their requests and stanzas. ZMQ_ROUTER_MANDATORY makes a send to a
  * vanished frontend fail loudly instead of being dropped in silence. */
+#include "link.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,9 +10,12 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "authlimit.h"
 #include "config.h"
 #include "log.h"
-#include "router.h"
+#include "resync.h"
+#include "route.h"
+#include "session.h"
 #include "util.h"
 #include "zap.h"
 
@@ -73,43 +78,90 @@ static rt_frontend_t *frontend_hello(const zpart_t *id, const ipc_hdr_t *h)
     return f;
 }
 
+static void on_heartbeat(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)h;
+    (void)payload;
+    reply_hello(f, IPC_HEARTBEAT);
+}
+
+static void bind_reply(rt_frontend_t *f, const ipc_hdr_t *req, ipc_status_t status)
+{
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_BIND_REPLY, req->conn);
+    h.seq = req->seq;
+    h.status = (uint8_t)status;
+    ipc_hdr_set(&h, 0, req->field[0]);
+    link_send(f, &h, NULL, 0);
+}
+
+static void on_bind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    if (session_over_limit(h->field[0])) {
+        log_info("bind: %s refused: max_resources (%ld) reached", h->field[0], rt.max_resources);
+        bind_reply(f, h, IPC_LIMIT);
+        return;
+    }
+    session_t *s = session_attach(f, h->conn, h->field[0]);
+    if (!s) {
+        log_warn("bind: refused '%s' from %s", h->field[0], f->ident);
+        bind_reply(f, h, IPC_REFUSED);
+        return;
+    }
+    bind_reply(f, h, IPC_OK);
+    log_debug("bind: %s on %s conn %" PRIu64, s->full, f->ident, s->conn);
+}
+
+static void on_unbind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    session_t *s = session_find_conn(f, h->conn);
+    if (s)
+        session_end(s);
+}
+
+static void on_stanza(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    session_t *s = session_find_conn(f, h->conn);
+    if (!s || !payload) {
+        log_debug("link: stanza from unbound connection %" PRIu64 " of %s", h->conn, f->ident);
+        return;
+    }
+    route_stanza(s, h, payload->data, payload->len);
+}
+
+static void on_auth(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    authlimit_on_auth(f, h);
+}
+
+static void on_auth_result(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    authlimit_on_result(f, h);
+}
+
+/* What a frontend may send once it said hello, and who handles it. */
+typedef void (*link_handler_fn)(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
+static const link_handler_fn handlers[IPC_TYPE_MAX + 1] = {
+    [IPC_HEARTBEAT] = on_heartbeat,
+    [IPC_AUTH] = on_auth,
+    [IPC_AUTH_RESULT] = on_auth_result,
+    [IPC_BIND] = on_bind,
+    [IPC_UNBIND] = on_unbind,
+    [IPC_RESYNC] = resync_session,
+    [IPC_STANZA] = on_stanza,
+};
+
 static void handle(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
-    switch (h->type) {
-    case IPC_HEARTBEAT:
-        reply_hello(f, IPC_HEARTBEAT);
-        break;
-    case IPC_AUTH:
-        authlimit_on_auth(f, h);
-        break;
-    case IPC_AUTH_RESULT:
-        authlimit_on_result(f, h);
-        break;
-    case IPC_BIND:
-        session_bind(f, h);
-        break;
-    case IPC_UNBIND: {
-        session_t *s = session_find_conn(f, h->conn);
-        if (s)
-            session_end(s);
-        break;
-    }
-    case IPC_RESYNC:
-        resync_session(f, h, payload);
-        break;
-    case IPC_STANZA: {
-        session_t *s = session_find_conn(f, h->conn);
-        if (!s || !payload) {
-            log_debug("link: stanza from unbound connection %" PRIu64 " of %s", h->conn,
-                      f->ident);
-            break;
-        }
-        route_stanza(s, h, payload->data, payload->len);
-        break;
-    }
-    default:
+    link_handler_fn fn = h->type <= IPC_TYPE_MAX ? handlers[h->type] : NULL;
+    if (fn)
+        fn(f, h, payload);
+    else
         log_warn("link: unexpected %s from %s", ipc_type_name((ipc_type_t)h->type), f->ident);
-    }
 }
 
 static void on_message(void *ud, const zpart_t *parts, int nparts)

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "log.h"
-#include "router.h"
+#include "resync.h"
+#include "link.h"
+#include "session.h"
 #include "util.h"
 
 /* Tells the frontend to end a client's stream the router could not take back. */

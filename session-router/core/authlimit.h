@@ -1,0 +1,16 @@
+/* authlimit: failed authentications per account (auth_failures_per_account, auth_backoff),
+ * counted across every connection and frontend. */
+#ifndef ROUTER_AUTHLIMIT_H
+#define ROUTER_AUTHLIMIT_H
+
+#include "ipc.h"
+#include "router.h"
+
+void authlimit_open(void);
+void authlimit_close(void);
+/* A credential request: answered IPC_LOCKED while the account is locked, else looked up. */
+void authlimit_on_auth(rt_frontend_t *f, const ipc_hdr_t *h);
+/* A frontend reports how an attempt ended (IPC_AUTH_RESULT). */
+void authlimit_on_result(rt_frontend_t *f, const ipc_hdr_t *h);
+
+#endif

@@ -1,0 +1,112 @@
+/* iq requests answered from one Redis command (iqstore.h). */
+#include "iqstore.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stanza.h"
+#include "util.h"
+
+typedef struct {
+    char *full;
+    xml_node_t *iq;
+    xml_node_t *empty; /* what to answer when nothing is stored */
+    char *wrap_name, *wrap_ns;
+} iqstore_req_t;
+
+static void req_free(iqstore_req_t *r)
+{
+    xml_node_free(&r->iq);
+    xml_node_free(&r->empty);
+    free(r->wrap_name);
+    free(r->wrap_ns);
+    free(r->full);
+    free(r);
+}
+
+static iqstore_req_t *req_new(session_t *from, const xml_node_t *st, xml_node_t *empty)
+{
+    iqstore_req_t *r = xcalloc(1, sizeof *r);
+    r->full = xstrdup(from->full);
+    r->iq = xml_node_copy(st);
+    r->empty = empty;
+    return r;
+}
+
+static void on_written(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    iqstore_req_t *r = privdata;
+    redisReply *rep = reply;
+    session_t *s = session_find_jid(r->full);
+    if (s) {
+        if (!rep || rep->type == REDIS_REPLY_ERROR)
+            session_reply_error(s, r->iq, "wait", "internal-server-error");
+        else
+            session_reply_result(s, r->iq, NULL);
+    }
+    req_free(r);
+}
+
+static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    iqstore_req_t *r = privdata;
+    redisReply *rep = reply;
+    session_t *s = session_find_jid(r->full);
+    if (s && (!rep || rep->type == REDIS_REPLY_ERROR)) {
+        session_reply_error(s, r->iq, "wait", "internal-server-error");
+    } else if (s) {
+        xml_node_t *stored = rep->type == REDIS_REPLY_STRING ? stanza_parse(rep->str, rep->len)
+                                                             : NULL;
+        xml_node_t *answer;
+        if (stored && r->wrap_name) {
+            answer = xml_node_new(r->wrap_name, r->wrap_ns);
+            xml_node_add_child(answer, stored);
+        } else if (stored) {
+            answer = stored;
+        } else {
+            answer = r->empty;
+            r->empty = NULL;
+        }
+        session_reply_result(s, r->iq, answer);
+    }
+    req_free(r);
+}
+
+static int send_command(iqstore_req_t *r, redisCallbackFn *cb, const char *fmt, va_list ap)
+{
+    session_t *s = session_find_jid(r->full);
+    if (!rt.redis_ready || redisvAsyncCommand(rt.redis, cb, r, fmt, ap) != REDIS_OK) {
+        if (s)
+            session_reply_error(s, r->iq, "wait", "internal-server-error");
+        req_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+int iqstore_write(session_t *from, const xml_node_t *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = send_command(req_new(from, st, NULL), on_written, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int iqstore_read(session_t *from, const xml_node_t *st, const char *wrap_name,
+                 const char *wrap_ns, xml_node_t *empty, const char *fmt, ...)
+{
+    iqstore_req_t *r = req_new(from, st, empty);
+    if (wrap_name) {
+        r->wrap_name = xstrdup(wrap_name);
+        r->wrap_ns = xstrdup(wrap_ns);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = send_command(r, on_read, fmt, ap);
+    va_end(ap);
+    return rc;
+}

@@ -1,0 +1,140 @@
+/* module: the router's feature registry. Every feature (roster, presence, blocking, carbons,
+ * offline storage, vCard, ...) is a module: one file with one static module_t that lists
+ * its IQ handlers, its disco#info features and identities, and its hooks. The entry file
+ * (main.c) registers the modules from one explicit list; the core walks these tables and
+ * never names a feature. docs/ARCHITECTURE.md shows a worked example. */
+#ifndef ROUTER_MODULE_H
+#define ROUTER_MODULE_H
+
+#include <stddef.h>
+
+#include "ipc.h"
+#include "session.h"
+#include "xml.h"
+
+/* What a handler did: consumed the stanza or event, or let the next one see it. */
+typedef enum { MOD_PASS = 0, MOD_HANDLED = 1 } mod_result_t;
+
+/* The kinds of address an iq can be sent to (a handler's `at` is a mask of these). An iq
+ * with no 'to' is processed on the sender's behalf (RFC 6120 10.3.3): handlers for the
+ * server are asked first, then those for the sender's own account. */
+enum {
+    MOD_AT_SERVER = 1,  /* the domain (or no 'to') */
+    MOD_AT_SELF = 2,    /* the sender's own bare JID (or no 'to') */
+    MOD_AT_ACCOUNT = 4, /* another local account's bare JID (the account exists) */
+};
+
+/* iq types a handler serves (mask). */
+enum { MOD_GET = 1, MOD_SET = 2 };
+
+/* An iq request being dispatched. */
+typedef struct {
+    session_t *from;
+    xml_node_t *st;            /* the whole iq */
+    const xml_node_t *payload; /* its first child element */
+    int set;                   /* type='set' (else 'get') */
+    unsigned at;               /* one MOD_AT_* */
+    const char *account;       /* the account addressed: the sender's for SERVER and SELF */
+    user_t *target;            /* MOD_AT_ACCOUNT: the addressed user, roster loaded */
+} mod_iq_t;
+
+typedef mod_result_t (*mod_iq_fn)(mod_iq_t *iq);
+
+typedef struct {
+    const char *ns, *name; /* the payload element */
+    unsigned types;        /* MOD_GET | MOD_SET */
+    unsigned at;           /* MOD_AT_* mask */
+    mod_iq_fn fn;
+} mod_iq_handler_t;
+
+/* A disco#info feature or identity, shown for the addresses in `at` (MOD_AT_SERVER: the
+ * domain; MOD_AT_SELF / MOD_AT_ACCOUNT: an account's bare JID), unless `enabled` (may be
+ * NULL) says no. */
+typedef struct {
+    const char *var;
+    unsigned at;
+    int (*enabled)(void);
+} mod_feature_t;
+
+typedef struct {
+    const char *category, *type, *name;
+    unsigned at;
+} mod_identity_t;
+
+/* Hook points, each run in priority order (higher first) until a hook returns HANDLED. */
+typedef enum {
+    HOOK_SESSION_BOUND,     /* session: a resource was bound (or resynced) */
+    HOOK_SESSION_ENDED,     /* session: it ends (still in the tables) */
+    HOOK_SESSION_FREED,     /* session: about to be freed; free module state, send nothing */
+    HOOK_PRESENCE,          /* session, stanza: presence from a client (broadcast or to='') */
+    HOOK_PRESENCE_INITIAL,  /* session, stanza, prev_priority: first available presence */
+    HOOK_PRESENCE_UPDATE,   /* session, stanza, prev_priority: later available presence */
+    HOOK_STANZA_OUT,        /* session, to, raw: about to be routed to a local address */
+    HOOK_DELIVER_FULL,      /* session, target, raw: a message to an online full JID */
+    HOOK_DELIVER_BARE,      /* session, user, raw: a message to a bare JID, targets selected */
+    HOOK_STORE_OFFLINE,     /* session, to, raw: a message for a user with no resource */
+    HOOK_ROSTER_REMOVED,    /* user, item: the user removes a contact (RFC 6121 2.5) */
+    HOOK_USER_DELETED,      /* user: the account is being deleted */
+    HOOK_MAX
+} hook_id_t;
+
+/* What a hook sees; which fields are set depends on the hook (above). */
+typedef struct {
+    session_t *session;     /* the session the stanza comes from, or the one concerned */
+    session_t *target;      /* HOOK_DELIVER_FULL: the receiving session */
+    user_t *user;           /* the user concerned (receiver, or whose roster changes) */
+    roster_item_t *item;    /* HOOK_ROSTER_REMOVED */
+    const ipc_hdr_t *h;     /* routing facts of a raw stanza */
+    const char *to;         /* its 'to' */
+    const char *payload;    /* raw stanza bytes (serialised for jabber:client) */
+    size_t len;
+    xml_node_t *st;         /* the parsed stanza, where the hook has one */
+    int prev_priority;      /* presence hooks: the priority before this presence */
+} hook_ev_t;
+
+typedef mod_result_t (*hook_fn)(hook_ev_t *ev);
+
+typedef struct {
+    hook_id_t id;
+    int priority;
+    hook_fn fn;
+} mod_hook_t;
+
+/* A module. Every list ends with an entry whose first field is zero/NULL. */
+typedef struct module {
+    const char *name;
+    const mod_iq_handler_t *iq;
+    const mod_feature_t *features;
+    const mod_identity_t *identities;
+    const mod_hook_t *hooks;
+    int wants_slot;          /* 1: give it a per-session state slot (module_slot) */
+    void (*open)(void);      /* after the configuration is loaded (may be NULL) */
+    void (*close)(void);     /* at shutdown (may be NULL) */
+    int slot;                /* set by module_register */
+} module_t;
+
+/* Registers the modules in order (their order breaks ties between equal priorities) and
+ * opens them. Fatal on a module that asks for more slots than there are. */
+void module_register(module_t *const *mods, size_t n);
+/* Closes the modules in reverse order and frees the registry. */
+void module_close_all(void);
+/* The per-session state slot of a module (valid after registration). */
+#define module_slot(s, mod) ((s)->slot[(mod).slot])
+
+/* Runs a hook; returns MOD_HANDLED when a module consumed the event. */
+mod_result_t hook_run(hook_id_t id, hook_ev_t *ev);
+
+/* Dispatches an iq get/set from `from` addressed as `at` (MOD_AT_*; for an iq with no 'to'
+ * pass MOD_AT_SERVER | MOD_AT_SELF). Answers service-unavailable when no handler takes it. */
+void module_dispatch_iq(session_t *from, xml_node_t *st, unsigned at, user_t *target);
+
+/* Runs fn once the roster and blocklist of `bare` are loaded (ok = 0 when storage failed),
+ * with a copy of the request and its sender found again; not at all when the sender's
+ * session ended meanwhile. The copy is freed after fn returns. */
+typedef void (*mod_iq_later_fn)(session_t *from, user_t *u, int ok, xml_node_t *st);
+void module_iq_with_user(const mod_iq_t *iq, const char *bare, mod_iq_later_fn fn);
+
+/* Adds the identities and features registered for `at` to a disco#info <query/>. */
+void module_disco_info(xml_node_t *query, unsigned at);
+
+#endif

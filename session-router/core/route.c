@@ -1,0 +1,238 @@
+/* Stanza routing for a session's outbound stanzas: RFC 6120 section 10 (server rules for
+ * processing XML stanzas) and RFC 6121 section 8.5 (local users), with the decisions in
+ * rules.c. Features take part through hooks (blocking, carbons, offline storage,
+ * presence) and IQ handlers (module.h). Messages to online resources are routed on the
+ * header's facts alone, without parsing the stanza. */
+#include "route.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "jid.h"
+#include "log.h"
+#include "module.h"
+#include "rules.h"
+#include "stanza.h"
+#include "user.h"
+#include "util.h"
+
+void route_bounce(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len,
+                  const char *etype, const char *cond)
+{
+    if (h->stype == IPC_ST_ERROR)
+        return;
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
+        return;
+    session_reply_error(from, st, etype, cond);
+    xml_node_free(&st);
+}
+
+/* The "about to be stored" hook; without a module that stores, the sender learns the
+ * message was not delivered (RFC 6121 8.5.2.2.1). */
+static void store_offline(session_t *from, const ipc_hdr_t *h, const char *to_bare,
+                          const char *payload, size_t len)
+{
+    hook_ev_t ev = {.session = from, .h = h, .to = to_bare, .payload = payload, .len = len};
+    if (hook_run(HOOK_STORE_OFFLINE, &ev) == MOD_PASS)
+        route_bounce(from, h, payload, len, "cancel", "service-unavailable");
+}
+
+/* RFC 6121 8.5.2.1: a message to a bare JID goes to the resources rules_bare_targets
+ * chooses. Returns how many got it. */
+static int deliver_to_bare(session_t *from, user_t *u, const ipc_hdr_t *h, const char *payload,
+                           size_t len)
+{
+    size_t n = 0;
+    for (session_t *s = u->sessions; s; s = s->next)
+        n++;
+    if (!n)
+        return 0;
+    rules_res_t *res = xcalloc(n, sizeof *res);
+    int *chosen = xcalloc(n, sizeof *chosen);
+    size_t i = 0;
+    for (session_t *s = u->sessions; s; s = s->next, i++)
+        res[i] = (rules_res_t){s->available, s->priority};
+    int count = rules_bare_targets(res, n, (ipc_stype_t)h->stype, chosen);
+    i = 0;
+    for (session_t *s = u->sessions; s; s = s->next, i++)
+        s->selected = chosen[i];
+    free(res);
+    free(chosen);
+    hook_ev_t ev = {.session = from, .user = u, .h = h, .to = u->bare, .payload = payload,
+                    .len = len};
+    if (count && hook_run(HOOK_DELIVER_BARE, &ev) == MOD_PASS) {
+        for (session_t *s = u->sessions; s; s = s->next)
+            if (s->selected)
+                session_deliver(s, payload, len);
+    }
+    for (session_t *s = u->sessions; s; s = s->next)
+        s->selected = 0;
+    return count;
+}
+
+static void route_message_bare(session_t *from, const char *to_bare, const ipc_hdr_t *h,
+                               const char *payload, size_t len)
+{
+    user_t *u = user_find(to_bare);
+    if (h->stype != IPC_ST_ERROR && h->stype != IPC_ST_GROUPCHAT && u &&
+        deliver_to_bare(from, u, h, payload, len) > 0)
+        return;
+    /* No resource took it (or the account does not exist, which must look the same:
+     * 8.5.1). */
+    switch (rules_bare_fallback((ipc_stype_t)h->stype)) {
+    case RULE_BOUNCE:
+        route_bounce(from, h, payload, len, "cancel", "service-unavailable");
+        break;
+    case RULE_OFFLINE:
+        store_offline(from, h, to_bare, payload, len);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Presence to or from a client goes to the presence hook with the parsed stanza. */
+static void route_presence(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len)
+{
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
+        return;
+    hook_run(HOOK_PRESENCE, &(hook_ev_t){.session = from, .user = from->user, .h = h,
+                                         .to = xml_node_attr(st, "to"), .st = st});
+    xml_node_free(&st);
+}
+
+/* An iq to another account's bare JID, waiting to learn whether the account exists. */
+typedef struct {
+    char *full;
+    xml_node_t *st;
+} account_iq_t;
+
+static void account_iq_loaded(user_t *u, int ok, void *arg)
+{
+    account_iq_t *a = arg;
+    session_t *from = session_find_jid(a->full);
+    if (from && ok && u->exists)
+        module_dispatch_iq(from, a->st, MOD_AT_ACCOUNT, u);
+    else if (from) /* 8.5.1: no such account looks like service-unavailable */
+        session_reply_error(from, a->st, ok ? "cancel" : "wait",
+                            ok ? "service-unavailable" : "internal-server-error");
+    xml_node_free(&a->st);
+    free(a->full);
+    free(a);
+}
+
+/* RFC 6120 10.5.3.2 / RFC 6121 8.5.2: an iq to a bare JID is the server's to answer on the
+ * account's behalf. */
+static void route_iq_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
+                          const char *payload, size_t len)
+{
+    if (h->stype == IPC_ST_RESULT || h->stype == IPC_ST_ERROR)
+        return;
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
+        return;
+    if (strcmp(bare, from->user->bare) == 0) {
+        module_dispatch_iq(from, st, MOD_AT_SELF, NULL);
+        xml_node_free(&st);
+        return;
+    }
+    account_iq_t *a = xcalloc(1, sizeof *a);
+    a->full = xstrdup(from->full);
+    a->st = st;
+    user_with_roster(bare, account_iq_loaded, a);
+}
+
+static void route_to_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
+                          const char *payload, size_t len)
+{
+    switch (h->kind) {
+    case IPC_KIND_MESSAGE:
+        route_message_bare(from, bare, h, payload, len);
+        break;
+    case IPC_KIND_PRESENCE:
+        route_presence(from, h, payload, len);
+        break;
+    case IPC_KIND_IQ:
+        route_iq_bare(from, h, bare, payload, len);
+        break;
+    }
+}
+
+/* To the server itself: no 'to', the domain, or domain/resource. */
+static void route_to_server(session_t *from, const ipc_hdr_t *h, const char *payload,
+                            size_t len)
+{
+    if (h->kind == IPC_KIND_PRESENCE) {
+        /* Broadcast presence has no 'to'; presence to the server itself is dropped. */
+        if (!*h->field[0])
+            route_presence(from, h, payload, len);
+        return;
+    }
+    if (h->kind != IPC_KIND_IQ || (h->stype != IPC_ST_GET && h->stype != IPC_ST_SET))
+        return; /* messages, results and errors to the server: nothing consumes them */
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st) {
+        log_warn("route: unparsable stanza from %s", from->full);
+        return;
+    }
+    /* RFC 6120 10.3.3: with no 'to' the server answers on the sender's behalf. */
+    unsigned at = *h->field[0] ? MOD_AT_SERVER : MOD_AT_SERVER | MOD_AT_SELF;
+    module_dispatch_iq(from, st, at, NULL);
+    xml_node_free(&st);
+}
+
+void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len)
+{
+    const char *to = h->field[0];
+    /* The frontend prepared 'to' (RFC 7622), so splitting it here is enough. */
+    const char *slash = strchr(to, '/');
+    const char *at = memchr(to, '@', slash ? (size_t)(slash - to) : strlen(to));
+    const char *dom = at ? at + 1 : to;
+    size_t dlen = slash ? (size_t)(slash - dom) : strlen(dom);
+    int local = dlen == strlen(rt.domain) && strncmp(dom, rt.domain, dlen) == 0;
+
+    if (!*to || (!at && local)) {
+        route_to_server(from, h, payload, len);
+        return;
+    }
+    if (!local) {
+        /* No server-to-server yet: every other domain is unreachable. */
+        route_bounce(from, h, payload, len, "cancel", "remote-server-not-found");
+        return;
+    }
+    hook_ev_t ev = {.session = from, .user = from->user, .h = h, .to = to, .payload = payload,
+                    .len = len};
+    if (hook_run(HOOK_STANZA_OUT, &ev) == MOD_HANDLED)
+        return;
+    if (!slash) {
+        route_to_bare(from, h, to, payload, len);
+        return;
+    }
+    session_t *target = session_find_jid(to);
+    if (target && h->kind != IPC_KIND_PRESENCE) {
+        ev.target = target;
+        ev.user = target->user;
+        if (h->kind != IPC_KIND_MESSAGE || hook_run(HOOK_DELIVER_FULL, &ev) == MOD_PASS)
+            session_deliver(target, payload, len);
+        return;
+    }
+    char bare[JID_MAX + 1];
+    size_t bl = (size_t)(slash - to);
+    if (bl >= sizeof bare)
+        return;
+    memcpy(bare, to, bl);
+    bare[bl] = '\0';
+    /* RFC 6121 8.5.3.2: no such resource online. */
+    switch (rules_full_fallback((ipc_kind_t)h->kind, (ipc_stype_t)h->stype)) {
+    case RULE_TO_BARE:
+        route_to_bare(from, h, bare, payload, len);
+        break;
+    case RULE_BOUNCE:
+        route_bounce(from, h, payload, len, "cancel", "service-unavailable");
+        break;
+    default:
+        break;
+    }
+}

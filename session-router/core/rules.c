@@ -1,0 +1,221 @@
+/* Pure protocol decisions (rules.h). Each function follows the section it cites; the unit
+ * tests (tests/unit/check_rules.c) walk the same tables. */
+#include "rules.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "jid.h"
+#include "xml.h"
+#include "stanza.h"
+
+unsigned rules_sub_outbound(sub_state_t *s, ipc_stype_t t)
+{
+    switch (t) {
+    case IPC_ST_SUBSCRIBE:
+        /* A.2.1: Pending Out is set unless the user is subscribed already; a hidden item
+         * (kept for Pending In) becomes visible. */
+        if (!s->exists) {
+            s->exists = 1;
+            s->hidden = 1;
+        }
+        if (s->hidden || (!s->to && !s->ask_out)) {
+            s->hidden = 0;
+            if (!s->to)
+                s->ask_out = 1;
+            return SUB_SAVE | SUB_ROUTE;
+        }
+        return SUB_ROUTE;
+    case IPC_ST_SUBSCRIBED:
+        /* A.2.2: approves a pending request. Without one there is nothing to route; where
+         * the contact is not subscribed yet it is a pre-approval (3.4), kept. */
+        if (s->exists && s->pending_in) {
+            s->from = 1;
+            s->pending_in = 0;
+            s->hidden = 0;
+            return SUB_SAVE | SUB_ROUTE;
+        }
+        if (s->exists && s->from)
+            return 0;
+        if (!s->exists) {
+            s->exists = 1;
+            s->hidden = 1;
+        }
+        if (!s->approved || s->hidden) {
+            s->approved = 1;
+            s->hidden = 0;
+            return SUB_SAVE;
+        }
+        return 0;
+    case IPC_ST_UNSUBSCRIBE:
+        /* A.2.3: routed only when it cancels something. */
+        if (s->exists && (s->to || s->ask_out)) {
+            s->to = 0;
+            s->ask_out = 0;
+            return SUB_SAVE | SUB_ROUTE;
+        }
+        return 0;
+    case IPC_ST_UNSUBSCRIBED:
+        /* A.2.4: routed only when it cancels something; it also cancels a pre-approval
+         * (3.4), which the contact never heard of. */
+        if (s->exists && (s->from || s->pending_in)) {
+            s->from = 0;
+            s->pending_in = 0;
+            s->approved = 0;
+            return (s->hidden ? SUB_REMOVE : SUB_SAVE) | SUB_ROUTE;
+        }
+        if (s->exists && s->approved) {
+            s->approved = 0;
+            return s->hidden ? SUB_REMOVE : SUB_SAVE;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+unsigned rules_sub_inbound(sub_state_t *s, ipc_stype_t t)
+{
+    switch (t) {
+    case IPC_ST_SUBSCRIBE:
+        /* A.3.1 and 3.1.3: already subscribed, or pre-approved: the server answers for
+         * the user; already pending: not delivered again. */
+        if (s->exists && s->from)
+            return SUB_AUTO_SUBSCRIBED;
+        if (s->exists && s->approved) {
+            s->from = 1;
+            s->approved = 0;
+            s->pending_in = 0;
+            return SUB_SAVE | SUB_AUTO_SUBSCRIBED;
+        }
+        if (s->exists && s->pending_in)
+            return 0;
+        if (!s->exists) {
+            s->exists = 1;
+            s->hidden = 1;
+        }
+        s->pending_in = 1;
+        return SUB_SAVE | SUB_DELIVER;
+    case IPC_ST_SUBSCRIBED:
+        /* A.3.2: only an outstanding request is approved; then the user gets the
+         * contact's presence (3.1.5). */
+        if (!s->exists || !s->ask_out)
+            return 0;
+        s->to = 1;
+        s->ask_out = 0;
+        return SUB_SAVE | SUB_DELIVER | SUB_PRESENCE_TO_USER;
+    case IPC_ST_UNSUBSCRIBE:
+        /* A.3.3: the former subscriber no longer sees the user (3.3.3). */
+        if (!s->exists || (!s->from && !s->pending_in))
+            return 0;
+        s->from = 0;
+        s->pending_in = 0;
+        return (s->hidden && !s->to && !s->ask_out ? SUB_REMOVE : SUB_SAVE) | SUB_DELIVER |
+               SUB_UNAVAILABLE_TO_SENDER;
+    case IPC_ST_UNSUBSCRIBED:
+        /* A.3.4 */
+        if (!s->exists || (!s->to && !s->ask_out))
+            return 0;
+        s->to = 0;
+        s->ask_out = 0;
+        return SUB_SAVE | SUB_DELIVER | SUB_UNAVAILABLE_TO_USER;
+    default:
+        return 0;
+    }
+}
+
+int rules_bare_targets(const rules_res_t *res, size_t n, ipc_stype_t t, int *chosen)
+{
+    int best = -1, count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (res[i].available && res[i].priority >= 0 && res[i].priority > best)
+            best = res[i].priority;
+    for (size_t i = 0; i < n; i++) {
+        chosen[i] = best >= 0 && res[i].available && res[i].priority >= 0 &&
+                    (t == IPC_ST_HEADLINE || res[i].priority == best);
+        count += chosen[i];
+    }
+    return count;
+}
+
+rules_fallback_t rules_bare_fallback(ipc_stype_t t)
+{
+    switch (t) {
+    case IPC_ST_ERROR:    /* 8.5.2.1.1 / 8.5.2.2.1: silently ignored */
+    case IPC_ST_HEADLINE: /* 8.5.2.2.1: silently ignored */
+        return RULE_DROP;
+    case IPC_ST_GROUPCHAT: /* 8.5.2.1.1: no such service here */
+        return RULE_BOUNCE;
+    default: /* normal and chat: offline storage, or the sender learns it failed */
+        return RULE_OFFLINE;
+    }
+}
+
+rules_fallback_t rules_full_fallback(ipc_kind_t kind, ipc_stype_t t)
+{
+    switch (kind) {
+    case IPC_KIND_MESSAGE:
+        /* 8.5.3.2.1: chat falls back to the bare JID; groupchat is refused; normal,
+         * headline and error are silently ignored. */
+        return t == IPC_ST_CHAT ? RULE_TO_BARE : t == IPC_ST_GROUPCHAT ? RULE_BOUNCE : RULE_DROP;
+    case IPC_KIND_PRESENCE:
+        /* 8.5.3.2.2 / 3.1.2: subscriptions are handled as if sent to the bare JID, and
+         * directed presence is remembered even if that resource is gone. */
+        return RULE_TO_BARE;
+    case IPC_KIND_IQ:
+        /* 8.5.3.2.3: requests get service-unavailable, responses are ignored. */
+        return t == IPC_ST_GET || t == IPC_ST_SET ? RULE_BOUNCE : RULE_DROP;
+    default:
+        return RULE_DROP;
+    }
+}
+
+int rules_carbon_eligible(ipc_kind_t kind, ipc_stype_t t, const char *payload, size_t len)
+{
+    if (kind != IPC_KIND_MESSAGE)
+        return 0;
+    if (t != IPC_ST_CHAT &&
+        !((t == IPC_ST_NONE || t == IPC_ST_NORMAL) && memmem(payload, len, "<body", 5)))
+        return 0;
+    /* Only parse when one of the excluding namespaces could be there at all. */
+    if (memmem(payload, len, "urn:xmpp:carbons:2", 18) || memmem(payload, len, "urn:xmpp:hints", 14)) {
+        xml_node_t *st = stanza_parse(payload, len);
+        int excluded = !st || xml_node_child(st, "private", "urn:xmpp:carbons:2") ||
+                       xml_node_child(st, "no-copy", "urn:xmpp:hints") ||
+                       xml_node_child(st, "received", "urn:xmpp:carbons:2") ||
+                       xml_node_child(st, "sent", "urn:xmpp:carbons:2");
+        xml_node_free(&st);
+        return !excluded;
+    }
+    return 1;
+}
+
+int rules_blocklist_match(const hmap_t *list, const char *jid)
+{
+    if (!list || !hmap_count(list) || !jid)
+        return 0;
+    if (hmap_sget(list, jid))
+        return 1;
+    char tmp[JID_MAX + 1];
+    const char *slash = strchr(jid, '/');
+    const char *at = memchr(jid, '@', slash ? (size_t)(slash - jid) : strlen(jid));
+    size_t blen = slash ? (size_t)(slash - jid) : strlen(jid);
+    if (blen < sizeof tmp) {
+        memcpy(tmp, jid, blen);
+        tmp[blen] = '\0';
+        if (hmap_sget(list, tmp))
+            return 1;
+    }
+    const char *dom = at ? at + 1 : jid;
+    if (slash && snprintf(tmp, sizeof tmp, "%.*s%s", (int)(slash - dom), dom, slash) < (int)sizeof tmp &&
+        hmap_sget(list, tmp))
+        return 1;
+    size_t dlen = slash ? (size_t)(slash - dom) : strlen(dom);
+    if (dlen < sizeof tmp) {
+        memcpy(tmp, dom, dlen);
+        tmp[dlen] = '\0';
+        if (hmap_sget(list, tmp))
+            return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* XEP-0030 service discovery for the server and for accounts' bare JIDs (answered on the
+ * account's behalf: identity account/registered, RFC 6121 and XEP-0030 section 3). Every
+ * identity and feature comes from the module registry (core/module.h). */
+#include "module.h"
+#include "modules.h"
+#include "stanza.h"
+
+static mod_result_t info_iq(mod_iq_t *iq)
+{
+    if (xml_node_attr(iq->payload, "node")) {
+        /* No nodes are published yet (XEP-0030 section 3.2: item-not-found). */
+        session_reply_error(iq->from, iq->st, "cancel", "item-not-found");
+        return MOD_HANDLED;
+    }
+    xml_node_t *q = xml_node_new("query", NS_DISCO_INFO);
+    module_disco_info(q, iq->at);
+    session_reply_result(iq->from, iq->st, q);
+    return MOD_HANDLED;
+}
+
+static mod_result_t items_iq(mod_iq_t *iq)
+{
+    /* No services beside the server exist yet; an account lists no items. */
+    session_reply_result(iq->from, iq->st, xml_node_new("query", NS_DISCO_ITEMS));
+    return MOD_HANDLED;
+}
+
+#define EVERYWHERE (MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT)
+
+static const mod_iq_handler_t iq_handlers[] = {
+    {NS_DISCO_INFO, "query", MOD_GET, EVERYWHERE, info_iq},
+    {NS_DISCO_ITEMS, "query", MOD_GET, EVERYWHERE, items_iq},
+    {0},
+};
+
+static const mod_feature_t features[] = {
+    {NS_DISCO_INFO, EVERYWHERE, NULL},
+    {NS_DISCO_ITEMS, EVERYWHERE, NULL},
+    {0},
+};
+
+static const mod_identity_t identities[] = {
+    {"server", "im", "xmpp-server", MOD_AT_SERVER},
+    {"account", "registered", NULL, MOD_AT_SELF | MOD_AT_ACCOUNT},
+    {0},
+};
+
+module_t mod_disco = {
+    .name = "disco",
+    .iq = iq_handlers,
+    .features = features,
+    .identities = identities,
+};

@@ -1,0 +1,501 @@
+/* Presence and subscriptions between local users: RFC 6121 section 3 (subscription
+ * requests, approvals, cancellations, pre-approval) with the state tables of appendix A
+ * (core/rules.c), and section 4 (initial presence broadcast and probes, unavailable
+ * presence, directed presence). A user's roster is loaded before anything that depends on
+ * it is decided. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jid.h"
+#include "keys.h"
+#include "log.h"
+#include "module.h"
+#include "modules.h"
+#include "rules.h"
+#include "stanza.h"
+#include "storage.h"
+#include "user.h"
+#include "util.h"
+
+/* The JIDs a session sent directed available presence to (RFC 6121 4.6), in its slot. */
+#define DIRECTED(s) ((hmap_t *)module_slot(s, mod_presence))
+
+static xml_node_t *presence_node(const char *from, const char *type)
+{
+    xml_node_t *p = xml_node_new("presence", XML_NS_CLIENT);
+    xml_node_set_attr(p, "from", from);
+    if (type)
+        xml_node_set_attr(p, "type", type);
+    return p;
+}
+
+static sub_state_t state_of(const roster_item_t *it)
+{
+    sub_state_t s = {0};
+    if (it) {
+        s.exists = 1;
+        s.to = it->sub_to;
+        s.from = it->sub_from;
+        s.ask_out = it->ask_out;
+        s.pending_in = it->pending_in;
+        s.approved = it->approved;
+        s.hidden = it->hidden;
+    }
+    return s;
+}
+
+/* Applies a rules_sub_* decision to the user's roster: creates, changes or removes the
+ * item, stores it and pushes it. */
+static void apply_state(user_t *u, roster_item_t *it, const char *contact, const sub_state_t *s,
+                        unsigned what)
+{
+    if (!(what & (SUB_SAVE | SUB_REMOVE)))
+        return;
+    if (!it)
+        it = roster_add(u, contact);
+    it->sub_to = s->to;
+    it->sub_from = s->from;
+    it->ask_out = s->ask_out;
+    it->pending_in = s->pending_in;
+    it->approved = s->approved;
+    it->hidden = s->hidden;
+    roster_save(u, it, (what & SUB_REMOVE) != 0, NULL, NULL);
+}
+
+/* A subscription stanza on its way from one local user to another. */
+typedef struct {
+    char *from_bare;
+    char *to_bare;
+    ipc_stype_t stype;
+    xml_node_t *st; /* the stanza, 'from' already the sender's bare JID */
+} sub_t;
+
+static void sub_free(sub_t *x)
+{
+    xml_node_free(&x->st);
+    free(x->from_bare);
+    free(x->to_bare);
+    free(x);
+}
+
+static void sub_inbound(user_t *c, int ok, void *arg);
+
+/* Sends a subscription stanza on a user's behalf (an automatic answer, or a cancellation
+ * on roster removal); the recipient's server processes it as inbound (appendix A.3). */
+static void send_sub(const char *from_bare, const char *to_bare, ipc_stype_t stype)
+{
+    sub_t *x = xcalloc(1, sizeof *x);
+    x->from_bare = xstrdup(from_bare);
+    x->to_bare = xstrdup(to_bare);
+    x->stype = stype;
+    x->st = presence_node(from_bare, ipc_stype_name(stype));
+    xml_node_set_attr(x->st, "to", to_bare);
+    user_with_roster(to_bare, sub_inbound, x);
+}
+
+/* Appendix A.3: the contact's server processes an inbound subscription stanza. */
+static void sub_inbound(user_t *c, int ok, void *arg)
+{
+    sub_t *x = arg;
+    if (!ok || !c->exists) {
+        sub_free(x); /* no such account: silently ignored (RFC 6121 8.5.1 for presence) */
+        return;
+    }
+    roster_item_t *it = roster_find(c, x->from_bare);
+    sub_state_t s = state_of(it);
+    unsigned what = rules_sub_inbound(&s, x->stype);
+    apply_state(c, it, x->from_bare, &s, what);
+    user_t *sender = user_find(x->from_bare);
+    if (what & SUB_AUTO_SUBSCRIBED)
+        send_sub(c->bare, x->from_bare, IPC_ST_SUBSCRIBED);
+    /* Delivered to available resources now; a pending request also on the next initial
+     * presence. */
+    if (what & SUB_DELIVER)
+        session_deliver_available(c, x->st);
+    if (what & SUB_PRESENCE_TO_USER)
+        session_send_presence(sender, c, 0);
+    if (what & SUB_UNAVAILABLE_TO_USER)
+        session_send_presence(sender, c, 1);
+    if (what & SUB_UNAVAILABLE_TO_SENDER)
+        session_send_presence(c, sender, 1);
+    sub_free(x);
+}
+
+/* Appendix A.2: the user's server processes an outbound subscription stanza. */
+static void sub_outbound(user_t *u, int ok, void *arg)
+{
+    sub_t *x = arg;
+    if (!ok) {
+        sub_free(x);
+        return;
+    }
+    roster_item_t *it = roster_find(u, x->to_bare);
+    sub_state_t s = state_of(it);
+    unsigned what = rules_sub_outbound(&s, x->stype);
+    apply_state(u, it, x->to_bare, &s, what);
+    if (!(what & SUB_ROUTE)) {
+        sub_free(x);
+        return;
+    }
+    user_with_roster(x->to_bare, sub_inbound, x);
+}
+
+static void directed_forget(session_t *s, const char *to)
+{
+    if (DIRECTED(s))
+        free(hmap_sdel(DIRECTED(s), to));
+}
+
+/* RFC 6121 4.6: directed presence to one entity, remembered so that it gets our
+ * unavailable presence when this resource goes away. */
+static void directed(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const char *to)
+{
+    if (h->stype == IPC_ST_UNAVAILABLE) {
+        directed_forget(from, to);
+    } else if (h->stype == IPC_ST_NONE) {
+        if (!DIRECTED(from))
+            module_slot(from, mod_presence) = hmap_new();
+        if (!hmap_sget(DIRECTED(from), to))
+            hmap_sput(DIRECTED(from), to, xstrdup(to));
+    }
+    if (strchr(to, '/')) {
+        session_t *target = session_find_jid(to);
+        if (target)
+            session_deliver_node(target, st);
+        return;
+    }
+    session_deliver_available(user_find(to), st);
+}
+
+static void presence_outbound(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const char *to)
+{
+    switch (h->stype) {
+    case IPC_ST_NONE:
+    case IPC_ST_UNAVAILABLE:
+        directed(from, h, st, to);
+        return;
+    case IPC_ST_SUBSCRIBE:
+    case IPC_ST_SUBSCRIBED:
+    case IPC_ST_UNSUBSCRIBE:
+    case IPC_ST_UNSUBSCRIBED: {
+        jid_t j;
+        char bare[JID_MAX + 1];
+        if (jid_parse(&j, to) < 0 || jid_bare(&j, bare, sizeof bare) < 0 ||
+            strcmp(bare, from->user->bare) == 0)
+            return;
+        sub_t *x = xcalloc(1, sizeof *x);
+        x->from_bare = xstrdup(from->user->bare);
+        x->to_bare = xstrdup(bare);
+        x->stype = (ipc_stype_t)h->stype;
+        /* RFC 6121 3.1.2: subscription stanzas are stamped with the sender's bare JID and
+         * addressed to the contact's bare JID. */
+        x->st = xml_node_copy(st);
+        xml_node_set_attr(x->st, "from", x->from_bare);
+        xml_node_set_attr(x->st, "to", x->to_bare);
+        user_with_roster(x->from_bare, sub_outbound, x);
+        return;
+    }
+    case IPC_ST_ERROR: {
+        session_t *target = session_find_jid(to);
+        if (target)
+            session_deliver_node(target, st);
+        return;
+    }
+    default:
+        return; /* probes come from servers, not clients */
+    }
+}
+
+/* What a broadcast needs once the roster is loaded; the session may be gone by then. */
+typedef struct {
+    char *full;
+    xml_node_t *st; /* the presence to broadcast */
+    int initial;    /* first available presence of this resource */
+} bcast_t;
+
+/* The last unavailable presence of a user whose last available resource went away, kept
+ * (with a XEP-0203 delay stamp) to answer probes while the user is offline (RFC 6121
+ * 4.3.2) and last-activity queries (XEP-0012). */
+static void last_unavailable_store(user_t *u, const session_t *s, const xml_node_t *st)
+{
+    if (!rt.redis_ready)
+        return;
+    for (session_t *o = u->sessions; o; o = o->next)
+        if (o != s && o->available)
+            return; /* another resource is still available */
+    xml_node_t *p = xml_node_copy(st);
+    xml_node_set_attr(p, "from", s->full);
+    xml_node_set_attr(p, "to", NULL);
+    stanza_add_delay(p, rt.domain, time(NULL));
+    buf_t b = BUF_INIT;
+    xml_serialize(p, XML_NS_CLIENT, &b);
+    xml_node_free(&p);
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_LAST_UNAVAILABLE, u->bare);
+    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "SET %s %b", key, b.data, b.len);
+    buf_free(&b);
+}
+
+static void on_last_fetched(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    char *full = privdata;
+    redisReply *r = reply;
+    session_t *s = session_find_jid(full);
+    for (size_t i = 0; s && r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        xml_node_t *p = stanza_parse(r->element[i]->str, r->element[i]->len);
+        if (!p)
+            continue;
+        xml_node_set_attr(p, "to", s->full);
+        session_deliver_node(s, p);
+        xml_node_free(&p);
+    }
+    free(full);
+}
+
+/* One MGET for every offline contact the user is subscribed to. */
+static void last_unavailable_fetch(session_t *s, const char **contacts, size_t n)
+{
+    if (!rt.redis_ready)
+        return;
+    const char **argv = xcalloc(n + 1, sizeof *argv);
+    char **keys = xcalloc(n, sizeof *keys);
+    argv[0] = "MGET";
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = xmalloc(STORAGE_KEY_MAX);
+        storage_key(keys[i], KEYS_LAST_UNAVAILABLE, contacts[i]);
+        argv[i + 1] = keys[i];
+    }
+    redisAsyncCommandArgv(rt.redis, on_last_fetched, xstrdup(s->full), (int)n + 1, argv, NULL);
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(argv);
+}
+
+/* RFC 6121 4.3: the presence of each available resource of a contact the user is
+ * subscribed to, as the answer to the server's probe. Returns 1 when any was sent. */
+static int probe_answer(session_t *s, user_t *contact)
+{
+    int answered = 0;
+    for (session_t *cs = contact ? contact->sessions : NULL; cs; cs = cs->next) {
+        if (!cs->available || !cs->last_presence)
+            continue;
+        answered = 1;
+        xml_node_t *p = stanza_parse(cs->last_presence, strlen(cs->last_presence));
+        if (!p)
+            continue;
+        xml_node_set_attr(p, "to", s->full);
+        session_deliver_node(s, p);
+        xml_node_free(&p);
+    }
+    return answered;
+}
+
+static void bcast_contacts(user_t *u, int ok, void *arg)
+{
+    bcast_t *b = arg;
+    session_t *s = ok ? session_find_jid(b->full) : NULL;
+    const char **last = NULL;
+    size_t nlast = 0, caplast = 0;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (ok && hmap_next(u->roster, &pos, &k, &kl, &v)) {
+        roster_item_t *it = v;
+        user_t *contact = user_find(it->jid);
+        /* Blocking (XEP-0191) stops presence both ways. */
+        if (user_blocks(u, it->jid) || user_blocks(contact, b->full))
+            continue;
+        /* RFC 6121 4.2.2 / 4.4.2 / 4.5.2: to contacts subscribed to the user. */
+        if (it->sub_from)
+            session_deliver_available(contact, b->st);
+        if (!b->initial || !s)
+            continue;
+        /* 4.3.2: a contact with no available resource answers with its last unavailable
+         * presence, when one is stored. */
+        if (it->sub_to && !probe_answer(s, contact)) {
+            if (nlast == caplast)
+                last = xrealloc(last, (caplast = caplast ? 2 * caplast : 8) * sizeof *last);
+            last[nlast++] = it->jid;
+        }
+        /* Subscription requests that waited for the user to come online (3.1.3). */
+        if (it->pending_in) {
+            xml_node_t *p = presence_node(it->jid, "subscribe");
+            xml_node_set_attr(p, "to", u->bare);
+            session_deliver_node(s, p);
+            xml_node_free(&p);
+        }
+    }
+    if (s && nlast)
+        last_unavailable_fetch(s, last, nlast);
+    free(last);
+    xml_node_free(&b->st);
+    free(b->full);
+    free(b);
+}
+
+static void bcast_start(session_t *s, xml_node_t *st, int initial)
+{
+    bcast_t *b = xcalloc(1, sizeof *b);
+    b->full = xstrdup(s->full);
+    b->st = xml_node_copy(st);
+    b->initial = initial;
+    user_with_roster(s->user->bare, bcast_contacts, b);
+}
+
+/* Delivers `st` to the user's own available resources (optionally not the sender). */
+static void broadcast_own(session_t *from, xml_node_t *st, int include_self)
+{
+    for (session_t *s = from->user->sessions; s; s = s->next) {
+        if (!s->available || (s == from && !include_self))
+            continue;
+        xml_node_set_attr(st, "to", s->full);
+        session_deliver_node(s, st);
+    }
+    xml_node_set_attr(st, "to", NULL);
+}
+
+/* RFC 6121 4.2.2 / 4.4.2: a resource that becomes available learns the presence of the
+ * user's other available resources. */
+static void own_resources_to(session_t *s)
+{
+    for (session_t *o = s->user->sessions; o; o = o->next) {
+        if (o == s || !o->available || !o->last_presence)
+            continue;
+        xml_node_t *p = stanza_parse(o->last_presence, strlen(o->last_presence));
+        if (!p)
+            continue;
+        xml_node_set_attr(p, "to", s->full);
+        session_deliver_node(s, p);
+        xml_node_free(&p);
+    }
+}
+
+/* Unavailable presence to every entity that got directed presence and still sees us. */
+static void directed_unavailable(session_t *s)
+{
+    hmap_t *targets = DIRECTED(s);
+    if (!targets)
+        return;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(targets, &pos, &k, &kl, &v)) {
+        xml_node_t *p = presence_node(s->full, "unavailable");
+        xml_node_set_attr(p, "to", v);
+        session_deliver_jid(v, p);
+        xml_node_free(&p);
+        free(v);
+    }
+    hmap_destroy(&targets);
+    module_slot(s, mod_presence) = NULL;
+}
+
+static void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st)
+{
+    if (h->stype == IPC_ST_NONE) {
+        int initial = !from->available, prev = from->priority;
+        from->available = 1;
+        from->priority = stanza_presence_priority(st);
+        buf_t b = BUF_INIT;
+        xml_serialize(st, XML_NS_CLIENT, &b);
+        free(from->last_presence);
+        from->last_presence = buf_steal(&b);
+        /* RFC 6121 4.2.2: to all of the user's available resources, the sender included. */
+        broadcast_own(from, st, 1);
+        if (initial)
+            own_resources_to(from);
+        bcast_start(from, st, initial);
+        hook_run(initial ? HOOK_PRESENCE_INITIAL : HOOK_PRESENCE_UPDATE,
+                 &(hook_ev_t){.session = from, .user = from->user, .h = h, .st = st,
+                              .prev_priority = prev});
+    } else if (h->stype == IPC_ST_UNAVAILABLE) {
+        if (!from->available)
+            return;
+        /* RFC 6121 4.5.2: to the user's other available resources and contacts. */
+        last_unavailable_store(from->user, from, st);
+        broadcast_own(from, st, 0);
+        from->available = 0;
+        from->priority = 0;
+        xfree(&from->last_presence);
+        directed_unavailable(from);
+        bcast_start(from, st, 0);
+    }
+}
+
+/* Presence from a client: broadcast when it has no 'to', else directed or a subscription. */
+static mod_result_t on_presence(hook_ev_t *ev)
+{
+    const char *to = xml_node_attr(ev->st, "to");
+    if (to)
+        presence_outbound(ev->session, ev->h, ev->st, to);
+    else
+        presence_broadcast(ev->session, ev->h, ev->st);
+    return MOD_HANDLED;
+}
+
+static mod_result_t on_session_ended(hook_ev_t *ev)
+{
+    session_t *s = ev->session;
+    if (!s->available) {
+        directed_unavailable(s);
+        return MOD_PASS;
+    }
+    xml_node_t *p = presence_node(s->full, "unavailable");
+    last_unavailable_store(s->user, s, p);
+    broadcast_own(s, p, 0);
+    s->available = 0;
+    directed_unavailable(s);
+    bcast_start(s, p, 0);
+    xml_node_free(&p);
+    return MOD_PASS;
+}
+
+static mod_result_t on_session_freed(hook_ev_t *ev)
+{
+    hmap_t *targets = DIRECTED(ev->session);
+    if (targets) {
+        size_t pos = 0, kl;
+        const void *k;
+        void *v;
+        while (hmap_next(targets, &pos, &k, &kl, &v))
+            free(v);
+        hmap_destroy(&targets);
+        module_slot(ev->session, mod_presence) = NULL;
+    }
+    return MOD_PASS;
+}
+
+/* RFC 6121 2.5.2: removing an item cancels both subscriptions, as if the user had sent
+ * unsubscribe and unsubscribed, and a contact that saw the user sees it go. */
+static mod_result_t on_roster_removed(hook_ev_t *ev)
+{
+    user_t *u = ev->user;
+    roster_item_t *it = ev->item;
+    static const ipc_stype_t cancel[] = {IPC_ST_UNSUBSCRIBE, IPC_ST_UNSUBSCRIBED};
+    int need[] = {it->sub_to || it->ask_out, it->sub_from || it->pending_in};
+    for (int i = 0; i < 2; i++)
+        if (need[i])
+            send_sub(u->bare, it->jid, cancel[i]);
+    if (it->sub_from)
+        session_send_presence(u, user_find(it->jid), 1);
+    return MOD_PASS;
+}
+
+static const mod_hook_t hooks[] = {
+    {HOOK_PRESENCE, 0, on_presence},
+    {HOOK_SESSION_ENDED, 0, on_session_ended},
+    {HOOK_SESSION_FREED, 0, on_session_freed},
+    {HOOK_ROSTER_REMOVED, 0, on_roster_removed},
+    {0},
+};
+
+module_t mod_presence = {
+    .name = "presence",
+    .hooks = hooks,
+    .wants_slot = 1,
+};

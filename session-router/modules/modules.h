@@ -1,0 +1,22 @@
+/* modules: every feature module of the router. main.c registers them from one list; each
+ * is defined in its own file (mod_NAME.c) and reaches the rest of the router only through
+ * the core's headers and hooks (core/module.h). */
+#ifndef ROUTER_MODULES_H
+#define ROUTER_MODULES_H
+
+#include "module.h"
+
+extern module_t mod_blocking;
+extern module_t mod_carbons;
+extern module_t mod_disco;
+extern module_t mod_last;
+extern module_t mod_offline;
+extern module_t mod_ping;
+extern module_t mod_presence;
+extern module_t mod_private;
+extern module_t mod_roster;
+extern module_t mod_time;
+extern module_t mod_vcard;
+extern module_t mod_version;
+
+#endif
