@@ -21,6 +21,7 @@
 
 static void client_io(evloop_t *loop, int fd, unsigned events, void *ud);
 static void client_read_later(client_t *c, uint64_t ms);
+static void client_teardown(client_t *c);
 
 client_t *client_find(uint64_t conn)
 {
@@ -49,6 +50,10 @@ static int may_read(const client_t *c)
  * client its output); during a TLS handshake, what OpenSSL asked for. */
 static void update_events(client_t *c, int want_write)
 {
+    if (c->lingering) {
+        set_events(c, EV_READ | (c->notify_pending ? EV_WRITE : 0));
+        return;
+    }
     unsigned ev = 0;
     if (may_read(c))
         ev |= EV_READ;
@@ -163,9 +168,19 @@ static int client_read_proxy(client_t *c)
     return 1;
 }
 
+static void mark_dirty(client_t *c)
+{
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->next_dirty = fe.dirty;
+        fe.dirty = c;
+    }
+}
+
 void client_write(client_t *c, const char *data, size_t len)
 {
-    if (c->closed || c->overflow)
+    /* After client_close nothing more goes out: the stream's last bytes are queued. */
+    if (c->closed || c->overflow || c->closing)
         return;
     buf_append(&c->out, data, len);
     /* max_output_buffer is checked when the socket refuses more (client_flush); within
@@ -178,11 +193,7 @@ void client_write(client_t *c, const char *data, size_t len)
         c->overflow = 1;
         buf_free(&c->out);
     }
-    if (!c->dirty) {
-        c->dirty = 1;
-        c->next_dirty = fe.dirty;
-        fe.dirty = c;
-    }
+    mark_dirty(c);
 }
 
 void client_write_str(client_t *c, const char *s)
@@ -199,6 +210,7 @@ static void client_teardown(client_t *c)
     stream_on_closed(c);
     c->closed = 1;
     evloop_cancel(fe.loop, &c->read_timer);
+    evloop_cancel(fe.loop, &c->linger_timer);
     if (c->admitted)
         addrlimit_release(c->addr_key);
     evloop_unwatch(fe.loop, c->fd);
@@ -207,7 +219,16 @@ static void client_teardown(client_t *c)
         c->ssl = NULL;
     }
     close(c->fd);
-    hmap_del(fe.clients, &c->id, sizeof c->id);
+    if (c->lingering) {
+        if (c->linger_prev)
+            c->linger_prev->linger_next = c->linger_next;
+        else
+            fe.lingering = c->linger_next;
+        if (c->linger_next)
+            c->linger_next->linger_prev = c->linger_prev;
+    } else {
+        hmap_del(fe.clients, &c->id, sizeof c->id);
+    }
     fe.nclients--;
     buf_free(&c->out);
     buf_free(&c->proxy_acc);
@@ -216,16 +237,121 @@ static void client_teardown(client_t *c)
     log_debug("conn %llu: closed", (unsigned long long)c->id);
 }
 
+/* Lingering, the last bytes are written: no more is written, the write side is shut
+ * down (the peer reads the end of the stream, then EOF), and reading goes on (raw,
+ * discarded) until the peer closes or a bound is reached. */
+static void linger_shut(client_t *c)
+{
+    c->notify_pending = 0;
+    if (c->ssl) {
+        SSL_free(c->ssl); /* the fd is not the SSL's to close */
+        c->ssl = NULL;
+    }
+    shutdown(c->fd, SHUT_WR);
+    update_events(c, 0);
+}
+
+/* Over TLS the close_notify goes out first (RFC 8446 6.1); the socket may be full. */
+static void linger_notify(client_t *c)
+{
+    ERR_clear_error();
+    int r = SSL_shutdown(c->ssl);
+    if (r < 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE) {
+        c->notify_pending = 1;
+        update_events(c, 1);
+        return;
+    }
+    linger_shut(c); /* sent, or the connection failed: the reads will tell */
+}
+
+static void on_linger_timeout(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    client_t *c = ud;
+    c->linger_timer = NULL;
+    log_info("conn %llu: %s: closed %d ms after its stream ended, without the peer closing "
+             "(%zu bytes discarded)", (unsigned long long)c->id, c->addr, LINGER_MS,
+             c->linger_bytes);
+    client_teardown(c);
+}
+
+/* Starts the lingering close (client.h, LINGER_MS) once the last output is written. The
+ * stream is over now: the router hears of it, and the connection leaves fe.clients, so
+ * that nothing (a delivery, a router reply, a resync) reaches it any more. */
+static void client_linger(client_t *c)
+{
+    if (c->lingering || c->closed)
+        return;
+    stream_on_closed(c);
+    c->stream_done = 1;
+    c->closing = 1;
+    c->lingering = 1;
+    c->throttled = 0;
+    c->write_blocked = 0;
+    evloop_cancel(fe.loop, &c->read_timer);
+    buf_free(&c->out);
+    hmap_del(fe.clients, &c->id, sizeof c->id);
+    c->linger_prev = NULL;
+    c->linger_next = fe.lingering;
+    if (fe.lingering)
+        fe.lingering->linger_prev = c;
+    fe.lingering = c;
+    c->linger_timer = evloop_timer(fe.loop, LINGER_MS, on_linger_timeout, c);
+    log_debug("conn %llu: stream ended, lingering", (unsigned long long)c->id);
+    if (c->ssl && !c->tls_handshaking)
+        linger_notify(c);
+    else
+        linger_shut(c);
+}
+
+/* Reads and discards what the peer still sends, at most READ_PASS bytes per loop pass;
+ * closes when it closes (or resets), or at LINGER_MAX_BYTES. */
+static void linger_read(client_t *c)
+{
+    char data[READ_CHUNK];
+    size_t taken = 0;
+    while (taken < READ_PASS) {
+        ssize_t n = recv(c->fd, data, sizeof data, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            log_debug("conn %llu: closed after lingering (%zu bytes discarded)",
+                      (unsigned long long)c->id, c->linger_bytes);
+            client_teardown(c);
+            return;
+        }
+        taken += (size_t)n;
+        c->linger_bytes += (size_t)n;
+        if (c->linger_bytes >= LINGER_MAX_BYTES) {
+            log_info("conn %llu: %s: closed after discarding %zu bytes past the end of its "
+                     "stream, without the peer closing", (unsigned long long)c->id, c->addr,
+                     c->linger_bytes);
+            client_teardown(c);
+            return;
+        }
+    }
+}
+
 void client_close(client_t *c, int graceful)
 {
     if (c->closed)
         return;
+    if (c->lingering) {
+        if (!graceful)
+            client_teardown(c);
+        return;
+    }
     if (c->overflow) {
         c->closing = 1; /* client_flush_all closes it */
         return;
     }
-    if (graceful && c->out.len) {
+    if (graceful) {
+        /* Lingers once `out` is written (client_flush, before the loop waits): never from
+         * here, which may be deep in the stream layer, inside the parser. */
         c->closing = 1;
+        mark_dirty(c);
         update_events(c, 0);
         return;
     }
@@ -251,6 +377,8 @@ static int flush_blocked(client_t *c)
 /* Writes as much of c->out as the socket takes. Returns -1 when the connection failed. */
 static int client_flush(client_t *c)
 {
+    if (c->lingering)
+        return 0;
     while (c->out.len) {
         ssize_t n;
         if (c->ssl) {
@@ -288,7 +416,7 @@ static int client_flush(client_t *c)
         return 0;
     }
     if (c->closing) {
-        client_close(c, 0);
+        client_linger(c);
         return 0;
     }
     update_events(c, 0);
@@ -467,6 +595,13 @@ static void client_io(evloop_t *loop, int fd, unsigned events, void *ud)
     client_t *c = ud;
     if (c->closed)
         return;
+    if (c->lingering) {
+        if ((events & EV_WRITE) && c->notify_pending)
+            linger_notify(c);
+        if (!c->closed && (events & (EV_READ | EV_ERROR)))
+            linger_read(c);
+        return;
+    }
     if (c->proxy_pending) {
         if ((events & EV_READ) && client_read_proxy(c) == 1 && !c->tls_handshaking)
             client_read(c);
@@ -549,5 +684,8 @@ void client_close_all(void)
             client_close(all[j], 0);
     }
     free(all);
+    /* Shutting down: no lingering (the ones that started just now included). */
+    while (fe.lingering)
+        client_teardown(fe.lingering);
     client_flush_all(fe.loop, NULL);
 }

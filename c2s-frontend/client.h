@@ -8,6 +8,21 @@
 #include "jid.h"
 #include "sasl.h"
 
+/* Lingering close. A stream that ends (stream error or </stream:stream>) while the client
+ * is still sending, say in the middle of a stanza over max_stanza_size, must not be
+ * closed with its input unread: the kernel would answer with a TCP reset, and the client's
+ * kernel may throw away the stream error before the client read it. So once the last bytes
+ * (and over TLS the close_notify) are written, the write side is shut down and whatever
+ * still arrives is read and discarded, raw, until the peer closes, or LINGER_MS pass, or
+ * LINGER_MAX_BYTES were discarded (a peer that never stops cannot hold the connection
+ * longer). Only then is the socket closed. The session ends for the router when lingering
+ * starts; the connection still counts against max_connections and the per-address limits
+ * until it is closed. */
+#define LINGER_MS 2000
+/* The largest max_stanza_size: a client cut off in the middle of any stanza may send the
+ * rest. Discarding costs a recv and no parsing, less than reading the same bytes did. */
+#define LINGER_MAX_BYTES (16u << 20)
+
 struct client {
     uint64_t id;
     int fd;
@@ -30,7 +45,12 @@ struct client {
     unsigned throttled : 1;     /* over max_bytes_per_second: reading waits for read_timer */
     unsigned overflow : 1;      /* more than max_output_buffer queued: closed at once */
     unsigned write_blocked : 1; /* the socket took no more of `out`: wait for EV_WRITE */
+    unsigned lingering : 1;     /* lingering close: out of fe.clients, on fe.lingering */
+    unsigned notify_pending : 1; /* lingering, the TLS close_notify still to be written */
     client_t *next_dirty, *next_closing;
+    client_t *linger_prev, *linger_next; /* fe.lingering */
+    ev_timer_t *linger_timer; /* LINGER_MS: the longest the connection lingers */
+    size_t linger_bytes;      /* discarded so far */
     ev_timer_t *read_timer; /* resumes reading (throttling, bytes left in OpenSSL) */
     double rate_tokens;     /* bytes it may send now (max_bytes_per_second bucket) */
     uint64_t rate_refill;   /* when rate_tokens was last topped up */

@@ -30,6 +30,7 @@ typedef struct {
     hmap_t *clients;    /* conn id (8 bytes) -> client_t */
     client_t *closing;  /* clients to free at the end of this loop iteration */
     client_t *dirty;    /* clients with output to flush before the next wait */
+    client_t *lingering; /* closed streams whose sockets wait for the peer (client.h) */
     int listen_fd;
     int tls_listen_fd;  /* c2s_tls_listen (XEP-0368 direct TLS), -1 when off */
     int proxy_protocol; /* every connection starts with a PROXY v1/v2 header */
@@ -44,7 +45,7 @@ typedef struct {
     size_t max_output;     /* max_output_buffer */
     size_t out_pause;      /* reading a client stops while more than this is queued for it */
     ev_timer_t *sweep_timer; /* forgets quiet addresses (addrlimit) */
-    size_t nclients;
+    size_t nclients;    /* open sockets, lingering ones included (max_connections) */
 } frontend_t;
 
 extern frontend_t fe;
@@ -57,7 +58,9 @@ void client_write_str(client_t *c, const char *s);
 /* Sends a stream error (opening the stream first if needed), closes the stream and the
  * connection once written. `text` may be NULL. */
 void client_stream_error(client_t *c, const char *condition, const char *text);
-/* Closes the connection after pending output is written (graceful) or at once. */
+/* Closes the connection after pending output is written, lingering (client.h) to read
+ * what the peer still sends (graceful), or at once. Nothing more is written once it is
+ * called. */
 void client_close(client_t *c, int graceful);
 /* Starts TLS on the connection after <proceed/> has been written. */
 void client_start_tls(client_t *c);

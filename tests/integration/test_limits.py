@@ -5,13 +5,17 @@ Loopback clients can come from any 127.x.y.z address, so the per-address limits 
 with one address over its limit while another is untouched."""
 
 import base64
+import select
 import socket
+import ssl
 import time
 
-from conftest import free_port
+import pytest
+
+from conftest import free_port, read_log
 from test_im_helpers import configured_stack
-from xmpp_client import (NS_SASL, ScramClient, XMPPClient, b64, dump, q,
-                         stanza_error_condition)
+from xmpp_client import (NS_SASL, NS_STREAMS_ERR, STREAM_ERROR_TAG, ScramClient, StreamParser,
+                         XMPPClient, b64, child_conditions, dump, q, stanza_error_condition)
 
 PER_ADDRESS_OFF = {"max_connections_per_ip": 0, "connection_rate_per_ip": 0,
                    "auth_failures_per_ip": 0}
@@ -342,3 +346,204 @@ def test_resources_per_account(stack):
             time.sleep(0.1)
         assert res.get("type") == "result", dump(res)
         assert d.ping().get("type") == "result"
+
+
+# ------------------------------------------------------------ stream errors while the client sends
+# A stream error that ends a stream while the client is still sending (here: a stanza far
+# over the limit) must be read by the client, not lost to a TCP reset: the frontend writes
+# it, shuts its write side, and reads and discards what still comes for a bounded time
+# before it closes ("lingering close", c2s-frontend/client.c).
+LINGER_S = 2.0  # LINGER_MS in c2s-frontend/client.h
+FLOOD = 2 * 1024 * 1024
+
+
+def send_while_reading(c, data, timeout=30.0):
+    """Writes all of `data` as one sendall() would (in order, to the end), but without
+    blocking, so that what the server sends meanwhile is read as it comes; then reads on
+    to the end of the connection. Returns (received bytes, bytes written, error of the
+    writes or None, 'eof' or the error the reads ended with). Closes the client."""
+    s = c.sock
+    s.setblocking(False)
+    received = bytearray()
+    pos, send_error, ended = 0, None, None
+    deadline = time.monotonic() + timeout
+    try:
+        while ended is None or (pos < len(data) and send_error is None):
+            if time.monotonic() > deadline:
+                raise AssertionError("after %.0fs: %d of %d bytes written, read: %s; %r"
+                                     % (timeout, pos, len(data), ended, bytes(received[-300:])))
+            writing = pos < len(data) and send_error is None
+            reading = ended is None
+            if reading and isinstance(s, ssl.SSLSocket) and s.pending():
+                r, w = [s], []
+            else:
+                r, w, _ = select.select([s] if reading else [], [s] if writing else [], [], 0.2)
+            if r:
+                try:
+                    got = s.recv(65536)
+                except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                        ssl.SSLWantWriteError):
+                    got = None
+                except OSError as e:  # ECONNRESET: what this is about
+                    ended = e
+                    got = None
+                if got == b"":
+                    ended = "eof"
+                elif got:
+                    received += got
+            if w:
+                try:
+                    # One TLS record at a time: a retried SSL_write must offer the same bytes.
+                    pos += s.send(data[pos:pos + 16384])
+                except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
+                        ssl.SSLWantReadError):
+                    pass
+                except OSError as e:
+                    send_error = e
+    finally:
+        c.close()
+    return bytes(received), pos, send_error, ended
+
+
+def stream_error_and_close(received):
+    """The conditions of the stream errors in `received` (a stream's continuation, parsed
+    from a stream header of our own) and whether </stream:stream> followed the last."""
+    p = StreamParser()
+    p.feed(b"<stream:stream xmlns='jabber:client' "
+           b"xmlns:stream='http://etherx.jabber.org/streams'>")
+    p.feed(received)
+    conds, closed = [], False
+    for ev in p.events:
+        if ev[0] == "element" and ev[1].tag == STREAM_ERROR_TAG:
+            conds += [x for x in child_conditions(ev[1], NS_STREAMS_ERR) if x != "text"]
+            closed = False
+        elif ev[0] == "end":
+            closed = True
+    return conds, closed
+
+
+@pytest.mark.parametrize("phase", ["auth", "preauth"])
+@pytest.mark.parametrize("transport", ["starttls", "plain"])
+def test_stream_error_reaches_a_client_still_sending(stack, extra_frontend, new_user, transport,
+                                                     phase):
+    """20 times in a row: a client sends a 2 MiB stanza in one go (max_stanza_size is
+    256 KiB; 16 KiB before authentication) and reads while it sends. It must read the
+    policy-violation stream error and the stream's end, then a clean end of the
+    connection, and its whole write must go through (the server reads on and discards)
+    rather than end in a reset."""
+    fe = extra_frontend(require_tls="false", max_stanza_size=256 * 1024,
+                        max_stanza_size_preauth=16 * 1024, max_bytes_per_second=0)
+    u = new_user("flood") if phase == "auth" else None
+    tls = transport == "starttls"
+    for i in range(20):
+        c = connect(stack, fe.port)
+        if phase == "auth":
+            c.login(u.localpart, u.password, resource="flood%d" % i, tls=tls)
+            head = "<message to='%s' type='chat' id='big'><body>" % c.jid
+            filler = b"x"
+        else:
+            c.open_stream()
+            if tls:
+                c.starttls()
+            head = "<auth xmlns='%s' mechanism='PLAIN'>" % NS_SASL
+            filler = b"QUFB"
+        data = head.encode() + filler * ((FLOOD - len(head)) // len(filler))
+        received, written, send_error, ended = send_while_reading(c, data)
+        conds, closed = stream_error_and_close(received)
+        what = "round %d (%s, %s): read %d bytes ending %r" % (i + 1, transport, phase,
+                                                              len(received), received[-300:])
+        assert ended == "eof", "%s; the reads ended with %r, not a clean end" % (what, ended)
+        assert conds == ["policy-violation"] and closed, \
+            "%s; stream errors %s, </stream:stream> after it: %s" % (what, conds, closed)
+        assert send_error is None and written == len(data), \
+            "%s; %d of %d bytes written, then %r" % (what, written, len(data), send_error)
+    assert fe.proc.poll() is None
+
+
+def test_lingering_close_is_bounded(stack, extra_frontend, login, new_user):
+    """Two peers get a stream error and never close: one trickles a few bytes now and then,
+    one sends as fast as it can without ever reading. Each is cut off (its writes fail:
+    the frontend closed the socket) after at most the lingering bound, and the frontend
+    serves its other clients meanwhile."""
+    fe = extra_frontend(require_tls="false", max_stanza_size_preauth=16 * 1024,
+                        max_bytes_per_second=0)
+    by = login(new_user("lgby"), resource="by", port=fe.port, tls=False)
+    trickler, flooder = connect(stack, fe.port), connect(stack, fe.port)
+    for c in (trickler, flooder):
+        c.open_stream()
+    big = ("<auth xmlns='%s' mechanism='PLAIN'>" % NS_SASL + "QUFB" * 8192).encode()
+    trickler.send_raw(big)
+    trickler.expect_stream_error("policy-violation")  # error, </stream:stream>, EOF
+    flooder.send_tolerant(big)
+    start = time.monotonic()
+    trickler.sock.setblocking(False)
+    flooder.sock.setblocking(False)
+    cut = {}
+    flood = b"F" * 65536
+    next_trickle = next_ping = start
+    while len(cut) < 2:
+        now = time.monotonic()
+        assert now - start < LINGER_S + 5, \
+            "still connected %.1fs after the stream error: %s" % (now - start, sorted(
+                {"trickler", "flooder"} - set(cut)))
+        if "trickler" not in cut and now >= next_trickle:
+            next_trickle = now + 0.1
+            try:
+                trickler.sock.send(b"t" * 100)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                cut["trickler"] = now - start
+        if "flooder" not in cut:
+            try:
+                flooder.sock.send(flood)
+            except (BlockingIOError, InterruptedError):
+                select.select([], [flooder.sock], [], 0.01)
+            except OSError:
+                cut["flooder"] = now - start
+        else:
+            time.sleep(0.01)
+        if now >= next_ping:
+            next_ping = now + 0.5
+            # The frontend is not held up by the lingering connections.
+            assert by.ping(timeout=2).get("type") == "result"
+    # The trickler is cut off by the time bound (not at once: the frontend read on), the
+    # flooder by the time or the byte bound.
+    print("cut off after (s):", cut)
+    assert LINGER_S - 0.5 <= cut["trickler"] <= LINGER_S + 2, cut
+    assert cut["flooder"] <= LINGER_S + 2, cut
+    trickler.close()
+    flooder.close()
+    log = read_log(fe.log)
+    assert "without the peer closing" in log, log[-3000:]
+    assert by.ping().get("type") == "result"
+    fresh = connect(stack, fe.port)
+    u = new_user()
+    fresh.login(u.localpart, u.password, tls=False)
+    assert fresh.ping().get("type") == "result"
+    fresh.close()
+    assert fe.proc.poll() is None
+
+
+def test_shutdown_does_not_wait_for_lingering_connections(stack, extra_frontend):
+    """SIGTERM while connections linger (plain and TLS, their peers never close): the
+    frontend closes them and exits at once, cleanly (no leak reports, under sanitizers or
+    valgrind either)."""
+    fe = extra_frontend(require_tls="false", max_stanza_size_preauth=16 * 1024)
+    big = ("<auth xmlns='%s' mechanism='PLAIN'>" % NS_SASL + "QUFB" * 8192).encode()
+    held = []
+    for tls in (False, True):
+        c = connect(stack, fe.port)
+        c.open_stream()
+        if tls:
+            c.starttls()
+        c.send_raw(big)
+        c.expect_stream_error("policy-violation")
+        held.append(c)
+    start = time.monotonic()
+    status = fe.terminate()
+    took = time.monotonic() - start
+    for c in held:
+        c.close()
+    assert status == 0, "exit status %s after SIGTERM" % status
+    assert took < LINGER_S, "exit took %.1fs: shutdown waited for lingering connections" % took
