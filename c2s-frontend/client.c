@@ -282,6 +282,12 @@ static void client_linger(client_t *c)
 {
     if (c->lingering || c->closed)
         return;
+    if (!c->admitted) {
+        /* Refused by the address limits (or never counted): closed at once, so that a
+         * flood of refused connections cannot hold max_connections for LINGER_MS each. */
+        client_close(c, 0);
+        return;
+    }
     stream_on_closed(c);
     c->stream_done = 1;
     c->closing = 1;

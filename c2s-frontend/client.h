@@ -17,7 +17,8 @@
  * LINGER_MAX_BYTES were discarded (a peer that never stops cannot hold the connection
  * longer). Only then is the socket closed. The session ends for the router when lingering
  * starts; the connection still counts against max_connections and the per-address limits
- * until it is closed. */
+ * until it is closed. A connection the address limits refused does not linger: it is
+ * closed once its stream error is written. */
 #define LINGER_MS 2000
 /* The largest max_stanza_size: a client cut off in the middle of any stanza may send the
  * rest. Discarding costs a recv and no parsing, less than reading the same bytes did. */
