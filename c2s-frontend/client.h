@@ -83,6 +83,9 @@ struct client {
     /* What a restarted router needs to rebuild this session (IPC_RESYNC): */
     unsigned available : 1;  /* sent initial presence, no unavailable since */
     unsigned interested : 1; /* requested the roster */
+    unsigned carbons : 1;    /* enabled message carbons */
+    unsigned blocklist : 1;  /* requested the blocklist */
+    hmap_t *directed;        /* JIDs sent directed available presence, or NULL */
     int priority;
     char *last_presence; /* serialised, from stamped; NULL when unavailable */
 };

@@ -85,6 +85,9 @@ void stream_on_closed(client_t *c);
 void stream_restart(client_t *c);
 /* Handles elements that queued up behind a router request, once it is answered. */
 void stream_drain_queue(client_t *c);
+/* Appends the payload of the client's IPC_RESYNC (common/ipc.h): last presence when
+ * available, then the directed-presence targets. */
+void stream_resync_payload(const client_t *c, buf_t *out);
 
 /* Answers the router request in flight (auth or bind) with a temporary failure: the router
  * went away or did not answer within request_timeout. */

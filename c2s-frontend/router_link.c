@@ -140,10 +140,16 @@ static size_t resync_all(int announce)
         ipc_hdr_set(&h, 0, c->jid);
         int avail = c->available && c->last_presence;
         h.flags = (uint8_t)((avail ? IPC_RESYNC_AVAILABLE : 0) |
-                            (c->interested ? IPC_RESYNC_INTERESTED : 0));
+                            (c->interested ? IPC_RESYNC_INTERESTED : 0) |
+                            (c->carbons ? IPC_RESYNC_CARBONS : 0) |
+                            (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0));
         h.status = ipc_priority_encode(avail ? c->priority : 0);
         const char *p = avail ? c->last_presence : NULL;
-        if (router_send(&h, p, p ? strlen(p) : 0) < 0)
+        buf_t payload = BUF_INIT;
+        stream_resync_payload(c, &payload);
+        int rc = router_send(&h, payload.len ? payload.data : NULL, payload.len);
+        buf_free(&payload);
+        if (rc < 0)
             continue;
         sent++;
         if (announce && p) {

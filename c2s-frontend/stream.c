@@ -9,6 +9,8 @@
 #include "stanza.h"
 #include "util.h"
 
+#define NS_CARBONS "urn:xmpp:carbons:2"
+#define NS_BLOCKING "urn:xmpp:blocking"
 #ifndef NS_ROSTER
 #define NS_ROSTER "jabber:iq:roster"
 #endif
@@ -290,9 +292,31 @@ void stream_fail_request(client_t *c)
         sasl_on_credentials(c, &h);
 }
 
+/* 1 when an iq is addressed to the server on the account's behalf: no 'to', the domain,
+ * or the user's own bare JID (where the router serves carbons and blocking). */
+static int to_own_server(const client_t *c, const char *to)
+{
+    size_t bl = strcspn(c->jid, "/");
+    return !to[0] || strcmp(to, fe.domain) == 0 || (strlen(to) == bl && strncmp(to, c->jid, bl) == 0);
+}
+
+static void directed_clear(client_t *c)
+{
+    if (!c->directed)
+        return;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(c->directed, &pos, &k, &kl, &v))
+        free(v);
+    hmap_destroy(&c->directed);
+}
+
 /* Keeps what a restarted router needs to take the session back (IPC_RESYNC): the last
- * broadcast presence (RFC 6121 4.2, 4.4: presence without 'to') and its priority, and
- * whether the roster was requested (RFC 6121 2.1.3: an "interested resource"). */
+ * broadcast presence (RFC 6121 4.2, 4.4: presence without 'to') and its priority, whether
+ * the roster was requested (RFC 6121 2.1.3: an "interested resource"), whether carbons are
+ * on (XEP-0280) and the blocklist was requested (XEP-0191), and the targets of directed
+ * presence (RFC 6121 4.6, they get unavailable presence when the resource goes). */
 static void track_session_state(client_t *c, ipc_kind_t kind, ipc_stype_t stype,
                                 const char *to, const xml_node_t *st, const buf_t *bytes)
 {
@@ -306,10 +330,43 @@ static void track_session_state(client_t *c, ipc_kind_t kind, ipc_stype_t stype,
             c->available = 0;
             c->priority = 0;
             xfree(&c->last_presence);
+            directed_clear(c); /* the router sent them unavailable */
         }
+    } else if (kind == IPC_KIND_PRESENCE && stype == IPC_ST_NONE) {
+        if (!c->directed)
+            c->directed = hmap_new();
+        if (!hmap_sget(c->directed, to) && hmap_count(c->directed) < IPC_RESYNC_DIRECTED_MAX)
+            hmap_sput(c->directed, to, xstrdup(to));
+    } else if (kind == IPC_KIND_PRESENCE && stype == IPC_ST_UNAVAILABLE) {
+        if (c->directed)
+            free(hmap_sdel(c->directed, to));
     } else if (kind == IPC_KIND_IQ && stype == IPC_ST_GET &&
                xml_node_child(st, "query", NS_ROSTER)) {
         c->interested = 1;
+    } else if (kind == IPC_KIND_IQ && stype == IPC_ST_SET && to_own_server(c, to) &&
+               (xml_node_child(st, "enable", NS_CARBONS) ||
+                xml_node_child(st, "disable", NS_CARBONS))) {
+        c->carbons = xml_node_child(st, "enable", NS_CARBONS) != NULL;
+    } else if (kind == IPC_KIND_IQ && stype == IPC_ST_GET && to_own_server(c, to) &&
+               xml_node_child(st, "blocklist", NS_BLOCKING)) {
+        c->blocklist = 1;
+    }
+}
+
+void stream_resync_payload(const client_t *c, buf_t *out)
+{
+    if (c->available && c->last_presence)
+        buf_append_str(out, c->last_presence);
+    if (!c->directed || !hmap_count(c->directed))
+        return;
+    buf_append(out, "", 1); /* the NUL that starts the directed-presence targets */
+    size_t pos = 0, kl, n = 0;
+    const void *k;
+    void *v;
+    while (hmap_next(c->directed, &pos, &k, &kl, &v)) {
+        if (n++)
+            buf_append(out, "\n", 1);
+        buf_append_str(out, v);
     }
 }
 
@@ -515,6 +572,7 @@ void stream_on_closed(client_t *c)
     evloop_cancel(fe.loop, &c->auth_timer);
     evloop_cancel(fe.loop, &c->req_timer);
     xfree(&c->last_presence);
+    directed_clear(c);
     xml_parser_destroy(&c->parser);
     xml_node_free(&c->pending_iq);
     queue_clear(c);

@@ -43,6 +43,12 @@ typedef enum {
  * can rebuild its table (docs/PROTOCOL.md, "resync"). */
 #define IPC_RESYNC_AVAILABLE 0x01  /* sent initial presence, no unavailable since */
 #define IPC_RESYNC_INTERESTED 0x02 /* requested the roster (RFC 6121 2.1.3) */
+#define IPC_RESYNC_CARBONS 0x04    /* enabled message carbons (XEP-0280) */
+#define IPC_RESYNC_BLOCKLIST 0x08  /* requested the blocklist (XEP-0191 pushes) */
+/* A resync payload is the last presence (when available), then, when the session sent
+ * directed presence (RFC 6121 4.6), a NUL and the targets separated by '\n' (neither can
+ * occur in XML text or a prepared JID). At most this many targets are remembered. */
+#define IPC_RESYNC_DIRECTED_MAX 1000
 
 typedef enum {
     IPC_OK = 0,

@@ -66,6 +66,8 @@ typedef enum {
     HOOK_SESSION_BOUND,     /* session: a resource was bound (or resynced) */
     HOOK_SESSION_ENDED,     /* session: it ends (still in the tables) */
     HOOK_SESSION_FREED,     /* session: about to be freed; free module state, send nothing */
+    HOOK_SESSION_RESYNC,    /* session, h (flags), raw: a frontend resent it after a router
+                               restart; modules restore their state, send nothing */
     HOOK_PRESENCE,          /* session, stanza: presence from a client (broadcast or to='') */
     HOOK_PRESENCE_INITIAL,  /* session, stanza, prev_priority: first available presence */
     HOOK_PRESENCE_UPDATE,   /* session, stanza, prev_priority: later available presence */

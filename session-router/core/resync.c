@@ -9,6 +9,7 @@
 #include "log.h"
 #include "resync.h"
 #include "link.h"
+#include "module.h"
 #include "session.h"
 #include "util.h"
 
@@ -39,12 +40,24 @@ void resync_session(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload
             return;
         }
     }
-    int available = (h->flags & IPC_RESYNC_AVAILABLE) && payload && payload->len;
+    /* The payload: the last presence, then a NUL and the directed-presence targets. */
+    const char *data = payload ? payload->data : "";
+    size_t len = payload ? payload->len : 0;
+    const char *nul = memchr(data, '\0', len);
+    size_t plen = nul ? (size_t)(nul - data) : len;
+    int available = (h->flags & IPC_RESYNC_AVAILABLE) && plen;
     s->available = available;
     s->priority = available ? ipc_priority_decode(h->status) : 0;
     s->interested = (h->flags & IPC_RESYNC_INTERESTED) != 0;
     free(s->last_presence);
-    s->last_presence = available ? xstrndup(payload->data, payload->len) : NULL;
+    s->last_presence = available ? xstrndup(data, plen) : NULL;
+    /* Module state (carbons, blocklist interest, directed presence) comes back too. */
+    hook_ev_t ev = {.session = s, .user = s->user, .h = h};
+    if (nul) {
+        ev.payload = nul + 1;
+        ev.len = len - plen - 1;
+    }
+    hook_run(HOOK_SESSION_RESYNC, &ev);
     log_debug("resync: %s on %s conn %" PRIu64 " (%s, priority %d%s)", s->full, f->ident,
               h->conn, available ? "available" : "unavailable", s->priority,
               s->interested ? ", interested" : "");

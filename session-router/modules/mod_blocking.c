@@ -227,6 +227,13 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     return MOD_HANDLED;
 }
 
+static mod_result_t on_resync(hook_ev_t *ev)
+{
+    module_slot(ev->session, mod_blocking) =
+        ev->h->flags & IPC_RESYNC_BLOCKLIST ? (void *)ev->session : NULL;
+    return MOD_PASS;
+}
+
 static const mod_iq_handler_t iq_handlers[] = {
     {NS_BLOCKING, "blocklist", MOD_GET | MOD_SET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, blocking_iq},
     {NS_BLOCKING, "block", MOD_GET | MOD_SET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, blocking_iq},
@@ -242,6 +249,7 @@ static const mod_feature_t features[] = {
 /* Blocking decides before anything else sees a stanza (carbons, delivery, storage). */
 static const mod_hook_t hooks[] = {
     {HOOK_STANZA_OUT, 100, on_stanza_out},
+    {HOOK_SESSION_RESYNC, 0, on_resync},
     {0},
 };
 

@@ -72,6 +72,13 @@ static mod_result_t on_deliver_bare(hook_ev_t *ev)
     return MOD_PASS;
 }
 
+static mod_result_t on_resync(hook_ev_t *ev)
+{
+    module_slot(ev->session, mod_carbons) =
+        ev->h->flags & IPC_RESYNC_CARBONS ? (void *)ev->session : NULL;
+    return MOD_PASS;
+}
+
 static const mod_iq_handler_t iq_handlers[] = {
     {NS_CARBONS, "enable", MOD_SET, MOD_AT_SERVER, carbons_iq},
     {NS_CARBONS, "disable", MOD_SET, MOD_AT_SERVER, carbons_iq},
@@ -88,6 +95,7 @@ static const mod_hook_t hooks[] = {
     {HOOK_STANZA_OUT, 50, on_stanza_out},
     {HOOK_DELIVER_FULL, 50, on_deliver_full},
     {HOOK_DELIVER_BARE, 50, on_deliver_bare},
+    {HOOK_SESSION_RESYNC, 0, on_resync},
     {0},
 };
 

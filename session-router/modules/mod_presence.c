@@ -141,6 +141,19 @@ static void sub_outbound(user_t *u, int ok, void *arg)
     user_with_roster(x->to_bare, sub_inbound, x);
 }
 
+/* Remembers a directed-presence target (at most IPC_RESYNC_DIRECTED_MAX per session: past
+ * that the presence is still delivered, but the target will not hear of the resource
+ * leaving). */
+static void directed_remember(session_t *s, const char *to, size_t len)
+{
+    if (!DIRECTED(s))
+        module_slot(s, mod_presence) = hmap_new();
+    if (hmap_count(DIRECTED(s)) < IPC_RESYNC_DIRECTED_MAX && !hmap_get(DIRECTED(s), to, len)) {
+        char *copy = xstrndup(to, len);
+        hmap_sput(DIRECTED(s), copy, copy);
+    }
+}
+
 static void directed_forget(session_t *s, const char *to)
 {
     if (DIRECTED(s))
@@ -154,10 +167,7 @@ static void directed(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const 
     if (h->stype == IPC_ST_UNAVAILABLE) {
         directed_forget(from, to);
     } else if (h->stype == IPC_ST_NONE) {
-        if (!DIRECTED(from))
-            module_slot(from, mod_presence) = hmap_new();
-        if (!hmap_sget(DIRECTED(from), to))
-            hmap_sput(DIRECTED(from), to, xstrdup(to));
+        directed_remember(from, to, strlen(to));
     }
     if (strchr(to, '/')) {
         session_t *target = session_find_jid(to);
@@ -385,10 +395,13 @@ static void directed_unavailable(session_t *s)
     const void *k;
     void *v;
     while (hmap_next(targets, &pos, &k, &kl, &v)) {
-        xml_node_t *p = presence_node(s->full, "unavailable");
-        xml_node_set_attr(p, "to", v);
-        session_deliver_jid(v, p);
-        xml_node_free(&p);
+        /* Nothing goes to a JID the user blocks (XEP-0191 3.3). */
+        if (!user_blocks(s->user, v)) {
+            xml_node_t *p = presence_node(s->full, "unavailable");
+            xml_node_set_attr(p, "to", v);
+            session_deliver_jid(v, p);
+            xml_node_free(&p);
+        }
         free(v);
     }
     hmap_destroy(&targets);
@@ -455,6 +468,25 @@ static mod_result_t on_session_ended(hook_ev_t *ev)
     return MOD_PASS;
 }
 
+/* After a router restart: the directed-presence targets the frontend kept (common/ipc.h,
+ * IPC_RESYNC_DIRECTED_MAX). */
+static mod_result_t on_resync(hook_ev_t *ev)
+{
+    const char *p = ev->payload, *end = ev->payload ? ev->payload + ev->len : NULL;
+    while (p && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (n && n <= JID_MAX) {
+            char jid[JID_MAX + 1];
+            memcpy(jid, p, n);
+            jid[n] = '\0';
+            directed_remember(ev->session, jid, n);
+        }
+        p += n + 1;
+    }
+    return MOD_PASS;
+}
+
 static mod_result_t on_session_freed(hook_ev_t *ev)
 {
     hmap_t *targets = DIRECTED(ev->session);
@@ -490,6 +522,7 @@ static const mod_hook_t hooks[] = {
     {HOOK_PRESENCE, 0, on_presence},
     {HOOK_SESSION_ENDED, 0, on_session_ended},
     {HOOK_SESSION_FREED, 0, on_session_freed},
+    {HOOK_SESSION_RESYNC, 0, on_resync},
     {HOOK_ROSTER_REMOVED, 0, on_roster_removed},
     {0},
 };

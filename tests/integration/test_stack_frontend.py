@@ -305,6 +305,79 @@ def test_router_restart_keeps_clients_and_buffers(restart_stack):
         cb.close()
 
 
+def restart_router(ps, nsessions):
+    ps.stop_router(allow_error_lines=False)
+    wait_frontend_log(ps, "router unreachable")
+    ps.start_router()
+    wait_frontend_log(ps, "resent %d sessions" % nsessions)
+
+
+NS_CARBONS = "urn:xmpp:carbons:2"
+NS_BLOCKING = "urn:xmpp:blocking"
+
+
+def test_router_restart_keeps_carbons(restart_stack):
+    # XEP-0280: a resource that enabled carbons before the restart still gets copies after.
+    ps = restart_stack()
+    a, b = ps.new_user("ca"), ps.new_user("cb")
+    a1, a2 = client_on(ps, a, "a1"), client_on(ps, a, "a2")
+    cb = client_on(ps, b, "b")
+    try:
+        assert a1.iq("set", "<enable xmlns='%s'/>" % NS_CARBONS).get("type") == "result"
+        restart_router(ps, 3)
+        cb.message(a2.jid, "to a2 after restart")
+        a2.wait_message("to a2 after restart")
+        fwd = a1.wait_for(lambda e: e.tag == MESSAGE and
+                          e.find("{%s}received" % NS_CARBONS) is not None,
+                          what="received carbon on a1")
+        assert "to a2 after restart" in dump(fwd)
+    finally:
+        for c in (a1, a2, cb):
+            c.close()
+
+
+def test_router_restart_keeps_directed_presence(restart_stack):
+    # RFC 6121 4.6: an entity that got directed presence before the restart gets the
+    # resource's unavailable presence when it leaves afterwards.
+    ps = restart_stack()
+    a, c = ps.new_user("da"), ps.new_user("dc")
+    ca = client_on(ps, a, "a")
+    cc = client_on(ps, c, "c")
+    try:
+        ca.send("<presence to='%s'><status>just for you</status></presence>" % cc.jid)
+        cc.wait_for(lambda e: e.tag == q(NS_CLIENT, "presence") and e.get("from") == ca.jid,
+                    what="directed presence")
+        restart_router(ps, 2)
+        ca.close()
+        cc.wait_for(lambda e: e.tag == q(NS_CLIENT, "presence") and e.get("from") == ca.jid
+                    and e.get("type") == "unavailable", timeout=8,
+                    what="unavailable after the restart")
+    finally:
+        ca.close()
+        cc.close()
+
+
+def test_router_restart_keeps_blocklist_interest(restart_stack):
+    # XEP-0191: a resource that requested the blocklist still gets block pushes.
+    ps = restart_stack()
+    a, b = ps.new_user("ba"), ps.new_user("bb")
+    a1, a2 = client_on(ps, a, "a1"), client_on(ps, a, "a2")
+    try:
+        assert a1.iq("get", "<blocklist xmlns='%s'/>" % NS_BLOCKING).get("type") == "result"
+        restart_router(ps, 2)
+        res = a2.iq("set", "<block xmlns='%s'><item jid='%s'/></block>" % (NS_BLOCKING, b.jid))
+        assert res.get("type") == "result", dump(res)
+        push = a1.wait_for(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("type") == "set" and
+                           e.find("{%s}block" % NS_BLOCKING) is not None, timeout=8,
+                           what="block push on a1")
+        assert b.jid in dump(push)
+        # a2 never asked for the blocklist: no push.
+        a2.expect_nothing(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("type") == "set", 0.5)
+    finally:
+        a1.close()
+        a2.close()
+
+
 def test_buffer_bound_bounces_with_wait(restart_stack):
     ps = restart_stack(router_buffer="2")
     a, b = ps.new_user("ba"), ps.new_user("bb")
