@@ -36,6 +36,8 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 BINS := $(BUILD)/c2s-frontend $(BUILD)/session-router $(BUILD)/xmppctl
+# Every configuration key the programs declare, indexed at build time (mk/config.mk).
+CONFIG_INDEX := $(BUILD)/obj/gen/config_index.o
 
 .PHONY: all deps run test unit itest stacktest composetest interop check-build clean bench
 all: $(BINS)
@@ -47,16 +49,16 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
 	ar rcs $@ $^
 
-$(BUILD)/c2s-frontend: $(call obj,$(FE_SRC)) $(BUILD)/libcommon.a
+$(BUILD)/c2s-frontend: $(call obj,$(FE_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # The router's core and its modules see each other's headers by name.
 $(BUILD)/obj/session-router/%.o: CFLAGS += -Isession-router/core -Isession-router/modules
 
-$(BUILD)/session-router: $(call obj,$(RT_SRC)) $(BUILD)/libcommon.a
+$(BUILD)/session-router: $(call obj,$(RT_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(BUILD)/libcommon.a
+$(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # The frontend's PROXY protocol parser and per-address limits, and the router's protocol
@@ -64,7 +66,7 @@ $(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(BUILD)/libcommon.a
 $(BUILD)/obj/tests/unit/%.o: CFLAGS += -Isession-router/core
 $(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o \
 		$(BUILD)/obj/c2s-frontend/addrlimit.o $(BUILD)/obj/session-router/core/rules.o \
-		$(BUILD)/libcommon.a
+		$(CONFIG_INDEX) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

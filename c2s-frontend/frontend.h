@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "config.h"
 #include "evloop.h"
 #include "hmap.h"
 #include "ipc.h"
@@ -95,6 +96,7 @@ void stream_fail_request(client_t *c);
 
 /* router_link.c: the DEALER link to the session-router, its liveness (router_timeout) and
  * the buffer that holds stanzas while the router is away (router_buffer). */
+extern const config_key_t router_link_config_keys[];
 void router_link_open(const char *endpoint);
 void router_link_close(void);
 /* 1 while the router answers (hello seen, heartbeats on time), else 0. */

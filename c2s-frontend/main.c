@@ -11,8 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "client.h"
 #include "config.h"
+#include "curve.h"
+#include "ipc.h"
 #include "log.h"
 #include "privdrop.h"
 #include "tls.h"
@@ -20,9 +23,39 @@
 
 frontend_t fe;
 
+/* The keys the frontend reads at start (router_link.c declares the link's). */
+static const config_key_t frontend_config_keys[] = {
+    CONFIG_STR("c2s_listen", "0.0.0.0:5222", "address and port for clients ([v6]:port works)"),
+    CONFIG_STR("c2s_tls_listen", "", "address and port for XEP-0368 direct TLS, e.g. 0.0.0.0:5223 (empty: off)"),
+    CONFIG_STR("tls_cert", "", "PEM certificate chain(s), comma-separated (an ECDSA and an RSA one side by side)"),
+    CONFIG_STR("tls_key", "", "PEM private key(s) paired with tls_cert by position (empty: in the tls_cert files)"),
+    CONFIG_BOOL("require_tls", "true", "STARTTLS must be negotiated before SASL"),
+    CONFIG_STR("frontend_name", "", "name in the router's logs and routing id, no ':' (empty: the host name)"),
+    CONFIG_STR("router_endpoint", "tcp://127.0.0.1:5555", "ZeroMQ endpoint of the router"),
+    CONFIG_BOOL("proxy_protocol", "false", "every connection starts with a PROXY v1 or v2 header (from HAProxy)"),
+    CONFIG_INT("max_depth", "64", 4, 1024, "element nesting below the stream root once authenticated"),
+    CONFIG_INT("max_stanza_size_preauth", "16384", 1024, 16777216, "bytes of one element before authentication"),
+    CONFIG_INT("max_depth_preauth", "16", 4, 1024, "element nesting before authentication"),
+    CONFIG_INT("max_connections", "10000", 1, 10000000, "client connections at once; more are refused at accept"),
+    CONFIG_INT("max_connections_per_ip", "100", 0, 10000000, "connections at once from one address (0 = off)"),
+    CONFIG_INT("connection_rate_per_ip", "20", 0, 1000000, "new connections per second from one address (0 = off)"),
+    CONFIG_INT("connection_burst_per_ip", "100", 1, 1000000, "connections an address may open at once after a quiet spell"),
+    CONFIG_INT("stream_open_timeout", "10", 1, 3600, "seconds from accept to the client's stream header"),
+    CONFIG_INT("auth_timeout", "30", 1, 3600, "seconds from accept to a bound resource"),
+    CONFIG_INT("auth_failures_per_ip", "20", 0, 1000000, "failed logins from one address before a lock-out (0 = off)"),
+    CONFIG_INT("max_bytes_per_second", "262144", 0, 1073741824, "bytes per second read from one connection (0 = off)"),
+    CONFIG_INT("max_output_buffer", "1048576", 65536, 1073741824, "bytes queued for a client that does not read before it is closed"),
+    CONFIG_END,
+};
+
+static const config_key_t *const config_tables[] = {
+    config_base_keys,   privdrop_config_keys, ipc_config_keys,      curve_config_keys,
+    backoff_config_keys, frontend_config_keys, router_link_config_keys,
+};
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: c2s-frontend [-c CONFIG_FILE]\n");
+    fprintf(stderr, "usage: c2s-frontend [-c CONFIG_FILE] | --help-config\n");
     exit(2);
 }
 
@@ -112,6 +145,12 @@ int main(int argc, char **argv)
 {
     const char *cfg = NULL;
     int opt;
+    for (size_t i = 0; i < sizeof config_tables / sizeof config_tables[0]; i++)
+        config_register(config_tables[i]);
+    if (argc == 2 && strcmp(argv[1], "--help-config") == 0) {
+        config_print_help(stdout, "c2s-frontend");
+        return 0;
+    }
     while ((opt = getopt(argc, argv, "c:h")) != -1) {
         if (opt == 'c')
             cfg = optarg;

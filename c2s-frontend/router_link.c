@@ -57,6 +57,18 @@ static struct {
     char curve_public[CURVE_Z85_LEN + 1]; /* ours, when link_curve is on */
 } rl;
 
+/* The keys of the link to the router. */
+const config_key_t router_link_config_keys[] = {
+    CONFIG_INT("heartbeat_interval", "1000", 100, 60000, "ms between link heartbeats"),
+    CONFIG_INT("router_timeout", "3000", 200, 600000, "ms without an answer before the router counts as down"),
+    CONFIG_INT("router_buffer", "10000", 0, 1000000, "client stanzas kept while the router is down (past it: bounced, type wait)"),
+    CONFIG_INT("request_timeout", "10000", 100, 600000, "ms an auth or bind request may wait for the router"),
+    CONFIG_STR("frontend_curve_secret", "", "this frontend's CURVE secret key (xmppctl keygen frontend)"),
+    CONFIG_STR("frontend_curve_secret_file", "", "a file holding that key instead"),
+    CONFIG_STR("frontend_curve_public", "", "optional; checked against frontend_curve_secret"),
+    CONFIG_END,
+};
+
 int router_is_up(void)
 {
     return rl.up;

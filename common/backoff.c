@@ -6,6 +6,12 @@
 #include "hmap.h"
 #include "util.h"
 
+/* The lock-out of failed logins, per address (frontend) and per account (router). */
+const config_key_t backoff_config_keys[] = {
+    CONFIG_INT("auth_backoff", "30", 1, 86400, "seconds of the first lock-out after too many failed logins; one failure is forgiven per this many seconds"),
+    CONFIG_END,
+};
+
 #define BACKOFF_MAX_SHIFT 4 /* lock-outs grow up to 16 x window */
 
 typedef struct {

@@ -8,6 +8,8 @@
 #ifndef COMMON_BACKOFF_H
 #define COMMON_BACKOFF_H
 
+#include "config.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,5 +26,8 @@ uint64_t backoff_failed(backoff_t *b, const char *key, uint64_t now);
 void backoff_clear(backoff_t *b, const char *key);
 /* Forgets the keys that have been quiet long enough; returns how many remain. */
 size_t backoff_sweep(backoff_t *b, uint64_t now);
+
+/* The key auth_backoff. */
+extern const config_key_t backoff_config_keys[];
 
 #endif

@@ -9,91 +9,85 @@
 #include "log.h"
 #include "util.h"
 
-typedef enum { CFG_STR, CFG_INT, CFG_BOOL } cfg_type_t;
-
-typedef struct {
-    const char *key;
-    cfg_type_t type;
-    const char *def;
-    long min, max; /* CFG_INT only */
-} cfg_key_t;
-
-/* Every key of every process; README.md documents each one. */
-static const cfg_key_t cfg_keys[] = {
-    {"domain", CFG_STR, "localhost", 0, 0},
-    {"log_level", CFG_STR, "info", 0, 0},
-    {"c2s_listen", CFG_STR, "0.0.0.0:5222", 0, 0},
-    {"tls_cert", CFG_STR, "", 0, 0},
-    {"tls_key", CFG_STR, "", 0, 0},
-    {"require_tls", CFG_BOOL, "true", 0, 0},
-    {"frontend_name", CFG_STR, "", 0, 0},
-    {"router_endpoint", CFG_STR, "tcp://127.0.0.1:5555", 0, 0},
-    {"router_bind", CFG_STR, "tcp://127.0.0.1:5555", 0, 0},
-    {"redis_host", CFG_STR, "127.0.0.1", 0, 0},
-    {"redis_port", CFG_INT, "6379", 1, 65535},
-    {"redis_prefix", CFG_STR, "xmpp:", 0, 0},
-    {"max_stanza_size", CFG_INT, "262144", 1024, 16777216},
-    {"max_depth", CFG_INT, "64", 4, 1024},
-    {"max_connections", CFG_INT, "10000", 1, 10000000},
-    {"auth_timeout", CFG_INT, "30", 1, 3600},
-    {"heartbeat_interval", CFG_INT, "1000", 100, 60000},
-    {"scram_iterations", CFG_INT, "4096", 4096, 1000000},
-    {"max_roster_items", CFG_INT, "1000", 1, 100000},
-    {"max_offline_messages", CFG_INT, "100", 0, 100000},
-    {"hide_version", CFG_BOOL, "false", 0, 0},
-    /* scale-out and deployment (README.md, "Deployment") */
-    {"frontend_timeout", CFG_INT, "5000", 200, 600000},
-    {"router_timeout", CFG_INT, "3000", 200, 600000},
-    {"router_buffer", CFG_INT, "10000", 0, 1000000},
-    {"request_timeout", CFG_INT, "10000", 100, 600000},
-    {"proxy_protocol", CFG_BOOL, "false", 0, 0},
-    {"c2s_tls_listen", CFG_STR, "", 0, 0},
-    /* internal link and Redis security (README.md, "Security") */
-    {"link_curve", CFG_BOOL, "false", 0, 0},
-    {"router_curve_secret", CFG_STR, "", 0, 0},
-    {"router_curve_secret_file", CFG_STR, "", 0, 0},
-    {"router_curve_public", CFG_STR, "", 0, 0},
-    {"router_curve_allow", CFG_STR, "", 0, 0},
-    {"router_curve_allow_file", CFG_STR, "", 0, 0},
-    {"frontend_curve_secret", CFG_STR, "", 0, 0},
-    {"frontend_curve_secret_file", CFG_STR, "", 0, 0},
-    {"frontend_curve_public", CFG_STR, "", 0, 0},
-    {"redis_user", CFG_STR, "", 0, 0},
-    {"redis_password", CFG_STR, "", 0, 0},
-    {"redis_password_file", CFG_STR, "", 0, 0},
-    {"redis_tls", CFG_BOOL, "false", 0, 0},
-    {"redis_tls_ca", CFG_STR, "", 0, 0},
-    {"redis_tls_cert", CFG_STR, "", 0, 0},
-    {"redis_tls_key", CFG_STR, "", 0, 0},
-    {"redis_tls_server_name", CFG_STR, "", 0, 0},
-    /* TLS policy and privileges (README.md, "Security") */
-    {"user", CFG_STR, "", 0, 0},
-    {"group", CFG_STR, "", 0, 0},
-    /* limits against abuse (README.md, "Limits"); 0 turns off those that say so there */
-    {"max_connections_per_ip", CFG_INT, "100", 0, 10000000},
-    {"connection_rate_per_ip", CFG_INT, "20", 0, 1000000},
-    {"connection_burst_per_ip", CFG_INT, "100", 1, 1000000},
-    {"stream_open_timeout", CFG_INT, "10", 1, 3600},
-    {"auth_failures_per_ip", CFG_INT, "20", 0, 1000000},
-    {"auth_failures_per_account", CFG_INT, "10", 0, 1000000},
-    {"auth_backoff", CFG_INT, "30", 1, 86400},
-    {"max_bytes_per_second", CFG_INT, "262144", 0, 1073741824},
-    {"max_stanza_size_preauth", CFG_INT, "16384", 1024, 16777216},
-    {"max_depth_preauth", CFG_INT, "16", 4, 1024},
-    {"max_output_buffer", CFG_INT, "1048576", 65536, 1073741824},
-    {"max_resources", CFG_INT, "10", 1, 100000},
+/* The keys every process takes. */
+const config_key_t config_base_keys[] = {
+    CONFIG_STR("domain", "localhost", "the one domain served"),
+    CONFIG_STR("log_level", "info", "debug, info, warn or error (stderr)"),
+    CONFIG_END,
 };
 
-#define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
+/* The build's index of every key of every program (mk/config.mk); a program linked without
+ * it knows only its own keys. */
+extern const char *const config_index[] __attribute__((weak));
 
-static char *cfg_values[CFG_NKEYS];
+static const config_key_t **keys; /* registered, in order */
+static size_t nkeys;
+static char **values; /* parallel to keys */
 
 static int key_index(const char *key)
 {
-    for (size_t i = 0; i < CFG_NKEYS; i++)
-        if (strcmp(cfg_keys[i].key, key) == 0)
+    for (size_t i = 0; i < nkeys; i++)
+        if (strcmp(keys[i]->key, key) == 0)
             return (int)i;
     return -1;
+}
+
+static int same_decl(const config_key_t *a, const config_key_t *b)
+{
+    return a->type == b->type && strcmp(a->def, b->def) == 0 && a->min == b->min &&
+           a->max == b->max;
+}
+
+void config_register(const config_key_t *table)
+{
+    for (const config_key_t *k = table; k->key; k++) {
+        int i = key_index(k->key);
+        if (i >= 0) {
+            if (!same_decl(keys[i], k))
+                log_fatal("config: key '%s' is declared twice, differently (programming error)",
+                          k->key);
+            continue;
+        }
+        keys = xrealloc(keys, (nkeys + 1) * sizeof *keys);
+        values = xrealloc(values, (nkeys + 1) * sizeof *values);
+        keys[nkeys] = k;
+        values[nkeys] = NULL;
+        nkeys++;
+    }
+}
+
+void config_reset(void)
+{
+    config_free();
+    free(keys);
+    free(values);
+    keys = NULL;
+    values = NULL;
+    nkeys = 0;
+}
+
+int config_known_key(const char *key)
+{
+    if (key_index(key) >= 0)
+        return 1;
+    for (size_t i = 0; config_index && config_index[i]; i++)
+        if (strcmp(config_index[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+void config_print_help(FILE *out, const char *program)
+{
+    static const char *const type_names[] = {"string", "integer", "boolean"};
+    fprintf(out, "%s takes these configuration keys (file: key = value; environment: "
+                 "XMPP_KEY):\n", program);
+    for (size_t i = 0; i < nkeys; i++) {
+        const config_key_t *k = keys[i];
+        fprintf(out, "%s\t%s\tdefault '%s'", k->key, type_names[k->type], k->def);
+        if (k->type == CFG_INT)
+            fprintf(out, "\trange %ld..%ld", k->min, k->max);
+        fprintf(out, "\t%s\n", k->help);
+    }
 }
 
 static int parse_bool(const char *v, int *out)
@@ -130,7 +124,7 @@ int config_set(const char *key, const char *value, const char *source, char *err
         snprintf(err, errlen, "%s: unknown key '%s'", source, key);
         return -1;
     }
-    const cfg_key_t *k = &cfg_keys[i];
+    const config_key_t *k = keys[i];
     if (k->type == CFG_INT) {
         long n;
         if (parse_long(value, &n) < 0) {
@@ -156,8 +150,8 @@ int config_set(const char *key, const char *value, const char *source, char *err
             return -1;
         }
     }
-    free(cfg_values[i]);
-    cfg_values[i] = xstrdup(value);
+    free(values[i]);
+    values[i] = xstrdup(value);
     return 0;
 }
 
@@ -205,6 +199,9 @@ static int load_file(const char *path, char *err, size_t errlen)
             value[vl - 1] = '\0';
             value++;
         }
+        /* Another program's key in the shared file is that program's business. */
+        if (key_index(key) < 0 && config_known_key(key))
+            continue;
         rc = config_set(key, value, src, err, errlen);
     }
     fclose(f);
@@ -214,18 +211,18 @@ static int load_file(const char *path, char *err, size_t errlen)
 int config_load(const char *path, char *err, size_t errlen)
 {
     config_free();
-    for (size_t i = 0; i < CFG_NKEYS; i++)
-        cfg_values[i] = xstrdup(cfg_keys[i].def);
+    for (size_t i = 0; i < nkeys; i++)
+        values[i] = xstrdup(keys[i]->def);
     if (path && load_file(path, err, errlen) < 0)
         return -1;
-    for (size_t i = 0; i < CFG_NKEYS; i++) {
+    for (size_t i = 0; i < nkeys; i++) {
         char var[128] = "XMPP_";
         size_t n = strlen(var);
-        for (const char *p = cfg_keys[i].key; *p && n + 1 < sizeof var; p++)
+        for (const char *p = keys[i]->key; *p && n + 1 < sizeof var; p++)
             var[n++] = (char)toupper((unsigned char)*p);
         var[n] = '\0';
         const char *v = getenv(var);
-        if (v && config_set(cfg_keys[i].key, v, var, err, errlen) < 0)
+        if (v && config_set(keys[i]->key, v, var, err, errlen) < 0)
             return -1;
     }
     return 0;
@@ -234,10 +231,10 @@ int config_load(const char *path, char *err, size_t errlen)
 static const char *value_of(const char *key, cfg_type_t type)
 {
     int i = key_index(key);
-    if (i < 0 || cfg_keys[i].type != type)
-        log_fatal("config: no %s key '%s' (programming error)",
+    if (i < 0 || keys[i]->type != type)
+        log_fatal("config: no %s key '%s' registered (programming error)",
                   type == CFG_STR ? "string" : type == CFG_INT ? "integer" : "boolean", key);
-    return cfg_values[i] ? cfg_values[i] : cfg_keys[i].def;
+    return values[i] ? values[i] : keys[i]->def;
 }
 
 const char *config_str(const char *key)
@@ -261,6 +258,6 @@ int config_bool(const char *key)
 
 void config_free(void)
 {
-    for (size_t i = 0; i < CFG_NKEYS; i++)
-        xfree(&cfg_values[i]);
+    for (size_t i = 0; i < nkeys; i++)
+        xfree(&values[i]);
 }

@@ -12,6 +12,13 @@
 #include "secret.h"
 #include "util.h"
 
+/* The link's CURVE switch and the router's public key: read by frontends and the router. */
+const config_key_t curve_config_keys[] = {
+    CONFIG_BOOL("link_curve", "false", "encrypt and authenticate the frontend-router link with CURVE"),
+    CONFIG_STR("router_curve_public", "", "the router's CURVE public key (xmppctl keygen router); frontends need it, the router checks it"),
+    CONFIG_END,
+};
+
 static const char z85_chars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                 ".-:+=^!/*?&<>()[]{}@%$#";
 

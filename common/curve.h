@@ -4,6 +4,8 @@
 #ifndef COMMON_CURVE_H
 #define COMMON_CURVE_H
 
+#include "config.h"
+
 #define CURVE_KEY_LEN 32
 #define CURVE_Z85_LEN 40
 
@@ -17,5 +19,8 @@ int curve_key_config(const char *name, int secret, char z85[CURVE_Z85_LEN + 1]);
 /* The Z85 public key (41 bytes with the NUL) of a Z85 secret key; fatal when libzmq lacks
  * CURVE. */
 void curve_public_of(const char *z85_secret, char z85_public[CURVE_Z85_LEN + 1]);
+
+/* The keys link_curve and router_curve_public. */
+extern const config_key_t curve_config_keys[];
 
 #endif

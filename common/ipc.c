@@ -2,6 +2,12 @@
 
 #include <string.h>
 
+/* The stanza size bound, which the frontends enforce and the router's link frames follow. */
+const config_key_t ipc_config_keys[] = {
+    CONFIG_INT("max_stanza_size", "262144", 1024, 16777216, "bytes one stanza may take once authenticated (policy-violation past it)"),
+    CONFIG_END,
+};
+
 void ipc_hdr_init(ipc_hdr_t *h, ipc_type_t type, uint64_t conn)
 {
     h->type = (uint8_t)type;

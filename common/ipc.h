@@ -6,6 +6,8 @@
 #ifndef COMMON_IPC_H
 #define COMMON_IPC_H
 
+#include "config.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -112,5 +114,8 @@ const char *ipc_type_name(ipc_type_t type);
 /* The priority carried in the status byte of IPC_RESYNC (-128..127, two's complement). */
 uint8_t ipc_priority_encode(int priority);
 int ipc_priority_decode(uint8_t status);
+
+/* The key max_stanza_size. */
+extern const config_key_t ipc_config_keys[];
 
 #endif

@@ -9,7 +9,15 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
+
+/* user and group: read by the processes that drop root, and by the Redis TLS relay. */
+const config_key_t privdrop_config_keys[] = {
+    CONFIG_STR("user", "", "after binding ports and reading secrets, switch to this user (name or number); empty: no change"),
+    CONFIG_STR("group", "", "group to switch to with user; empty: the user's primary group"),
+    CONFIG_END,
+};
 
 /* A numeric id ("65534") also names a user or group that has no database entry. */
 static int parse_id(const char *s, unsigned long *out)

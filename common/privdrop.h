@@ -3,6 +3,8 @@
 #ifndef COMMON_PRIVDROP_H
 #define COMMON_PRIVDROP_H
 
+#include "config.h"
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -25,5 +27,8 @@ int privdrop_resolve(const char *user, const char *group, privdrop_ids_t *ids, c
  * warning when running as root). Returns 0, or -1 with a message naming the config key in
  * err (unknown user or group, not root, a failed call); the caller should exit then. */
 int privdrop_apply(const char *user, const char *group, char *err, size_t errlen);
+
+/* The keys user and group. */
+extern const config_key_t privdrop_config_keys[];
 
 #endif

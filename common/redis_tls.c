@@ -20,6 +20,22 @@
 #include "privdrop.h"
 #include "util.h"
 
+/* Where Redis is and how to reach it: read by the router and xmppctl. */
+const config_key_t redis_config_keys[] = {
+    CONFIG_STR("redis_host", "127.0.0.1", "Redis server"),
+    CONFIG_INT("redis_port", "6379", 1, 65535, "Redis port (its tls-port with redis_tls)"),
+    CONFIG_STR("redis_prefix", "xmpp:", "prefix of every Redis key"),
+    CONFIG_STR("redis_user", "", "Redis 6+ ACL user for AUTH (needs redis_password)"),
+    CONFIG_STR("redis_password", "", "password sent with AUTH on every (re)connect"),
+    CONFIG_STR("redis_password_file", "", "a file holding the Redis password instead"),
+    CONFIG_BOOL("redis_tls", "false", "connect to Redis over TLS"),
+    CONFIG_STR("redis_tls_ca", "", "PEM CA file Redis's certificate must chain to (empty: the system store)"),
+    CONFIG_STR("redis_tls_cert", "", "client certificate for Redis (tls-auth-clients yes)"),
+    CONFIG_STR("redis_tls_key", "", "key of the client certificate (empty: in redis_tls_cert)"),
+    CONFIG_STR("redis_tls_server_name", "", "name Redis's certificate must carry, sent as SNI (empty: redis_host)"),
+    CONFIG_END,
+};
+
 #define RELAY_BUF 16384
 
 /* One relayed connection: hiredis on `plain`, Redis over TLS on `tcp`. */

@@ -10,6 +10,8 @@
 #ifndef COMMON_REDIS_TLS_H
 #define COMMON_REDIS_TLS_H
 
+#include "config.h"
+
 #include "evloop.h"
 
 typedef struct redis_tls redis_tls_t;
@@ -27,5 +29,8 @@ void redis_tls_destroy(redis_tls_t **t_p);
 /* Frees this process's copy of a relay that a child process runs after fork(): the socket
  * stays, the child removes it. NULL is accepted. */
 void redis_tls_release(redis_tls_t **t_p);
+
+/* The keys of the Redis connection (redis_host, redis_port, redis_prefix, AUTH, TLS). */
+extern const config_key_t redis_config_keys[];
 
 #endif

@@ -4,12 +4,18 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "jid.h"
 #include "log.h"
 #include "authlimit.h"
+#include "backoff.h"
+#include "curve.h"
+#include "ipc.h"
+#include "redis_tls.h"
+#include "zap.h"
 #include "link.h"
 #include "module.h"
 #include "modules.h"
@@ -20,6 +26,20 @@
 #include "util.h"
 
 router_t rt;
+
+/* The keys the core reads at start (modules declare their own). */
+static const config_key_t router_config_keys[] = {
+    CONFIG_STR("router_bind", "tcp://127.0.0.1:5555", "ZeroMQ endpoint the router binds"),
+    CONFIG_INT("frontend_timeout", "5000", 200, 600000, "ms without a message from a frontend before its sessions are ended"),
+    CONFIG_INT("max_resources", "10", 1, 100000, "sessions (resources) one account may have at once"),
+    CONFIG_END,
+};
+
+static const config_key_t *const config_tables[] = {
+    config_base_keys,   privdrop_config_keys, ipc_config_keys,   curve_config_keys,
+    backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
+    zap_config_keys,
+};
 
 /* Every feature of the router. Order matters only between hooks of equal priority and
  * between IQ handlers for the same element (the earlier is asked first). */
@@ -52,11 +72,18 @@ int main(int argc, char **argv)
 {
     const char *cfg = NULL;
     int opt;
+    for (size_t i = 0; i < sizeof config_tables / sizeof config_tables[0]; i++)
+        config_register(config_tables[i]);
+    module_declare_config(modules, sizeof modules / sizeof modules[0]);
+    if (argc == 2 && strcmp(argv[1], "--help-config") == 0) {
+        config_print_help(stdout, "session-router");
+        return 0;
+    }
     while ((opt = getopt(argc, argv, "c:h")) != -1) {
         if (opt == 'c') {
             cfg = optarg;
         } else {
-            fprintf(stderr, "usage: session-router [-c CONFIG_FILE]\n");
+            fprintf(stderr, "usage: session-router [-c CONFIG_FILE] | --help-config\n");
             return 2;
         }
     }

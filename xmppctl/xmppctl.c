@@ -19,11 +19,18 @@
 #include "jid.h"
 #include "keys.h"
 #include "log.h"
+#include "privdrop.h"
 #include "redis_tls.h"
 #include "scram.h"
 #include "secret.h"
 
 static const char *prefix;
+
+/* Keys only xmppctl reads; it also takes the Redis keys and domain. */
+static const config_key_t xmppctl_config_keys[] = {
+    CONFIG_INT("scram_iterations", "4096", 4096, 1000000, "PBKDF2 iteration count for new credentials"),
+    CONFIG_END,
+};
 
 static void usage(void)
 {
@@ -34,7 +41,8 @@ static void usage(void)
                     "  deluser JID              delete an account and its data\n"
                     "  users                    list the accounts\n"
                     "  keygen [router|frontend] print a new CURVE key pair for the link\n"
-                    "                           (default frontend) as config lines\n");
+                    "                           (default frontend) as config lines\n"
+                    "  --help-config            every configuration key it reads\n");
     exit(2);
 }
 
@@ -336,6 +344,14 @@ int main(int argc, char **argv)
 {
     const char *cfg = NULL;
     int opt;
+    config_register(config_base_keys);
+    config_register(redis_config_keys);
+    config_register(privdrop_config_keys); /* the Redis TLS relay hands its socket to `user` */
+    config_register(xmppctl_config_keys);
+    if (argc == 2 && strcmp(argv[1], "--help-config") == 0) {
+        config_print_help(stdout, "xmppctl");
+        return 0;
+    }
     while ((opt = getopt(argc, argv, "+c:h")) != -1) {
         if (opt == 'c')
             cfg = optarg;

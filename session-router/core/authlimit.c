@@ -14,6 +14,11 @@
 
 #define AUTHLIMIT_SWEEP_MS 10000
 
+const config_key_t authlimit_config_keys[] = {
+    CONFIG_INT("auth_failures_per_account", "10", 0, 1000000, "failed logins of one account, over every frontend, before a lock-out (0 = off)"),
+    CONFIG_END,
+};
+
 static backoff_t *failures;
 static ev_timer_t *sweep_timer;
 

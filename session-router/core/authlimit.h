@@ -3,8 +3,12 @@
 #ifndef ROUTER_AUTHLIMIT_H
 #define ROUTER_AUTHLIMIT_H
 
+#include "config.h"
 #include "ipc.h"
 #include "router.h"
+
+/* The key auth_failures_per_account. */
+extern const config_key_t authlimit_config_keys[];
 
 void authlimit_open(void);
 void authlimit_close(void);

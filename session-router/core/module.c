@@ -42,6 +42,13 @@ static int hook_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+void module_declare_config(module_t *const *mods, size_t n)
+{
+    for (size_t m = 0; m < n; m++)
+        if (mods[m]->config)
+            config_register(mods[m]->config);
+}
+
 void module_register(module_t *const *mods, size_t n)
 {
     modules = mods;

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "ipc.h"
 #include "session.h"
 #include "xml.h"
@@ -109,12 +110,15 @@ typedef struct module {
     const mod_feature_t *features;
     const mod_identity_t *identities;
     const mod_hook_t *hooks;
+    const config_key_t *config; /* the keys it reads (in open), or NULL */
     int wants_slot;          /* 1: give it a per-session state slot (module_slot) */
     void (*open)(void);      /* after the configuration is loaded (may be NULL) */
     void (*close)(void);     /* at shutdown (may be NULL) */
     int slot;                /* set by module_register */
 } module_t;
 
+/* Registers the configuration keys of the modules (before config_load). */
+void module_declare_config(module_t *const *mods, size_t n);
 /* Registers the modules in order (their order breaks ties between equal priorities) and
  * opens them. Fatal on a module that asks for more slots than there are. */
 void module_register(module_t *const *mods, size_t n);

@@ -14,6 +14,14 @@
 #include "hmap.h"
 #include "log.h"
 #include "util.h"
+
+const config_key_t zap_config_keys[] = {
+    CONFIG_STR("router_curve_secret", "", "the router's CURVE secret key (xmppctl keygen router); required with link_curve"),
+    CONFIG_STR("router_curve_secret_file", "", "a file holding that key instead"),
+    CONFIG_STR("router_curve_allow", "", "frontend public keys allowed to connect, comma-separated"),
+    CONFIG_STR("router_curve_allow_file", "", "a file of allowed frontend keys, one per line, optionally followed by a name"),
+    CONFIG_END,
+};
 #include "zlink.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"

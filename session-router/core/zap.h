@@ -7,7 +7,11 @@
 #ifndef SESSION_ROUTER_ZAP_H
 #define SESSION_ROUTER_ZAP_H
 
+#include "config.h"
 #include "evloop.h"
+
+/* The router's CURVE keys: router_curve_secret(_file), router_curve_allow(_file). */
+extern const config_key_t zap_config_keys[];
 
 /* Reads the link_curve keys. With CURVE on: makes `sock` (the ROUTER socket, not yet bound)
  * a CURVE server with a ZAP domain and starts the handler in `zctx`. Fatal, naming the key,

@@ -213,7 +213,13 @@ static const mod_hook_t hooks[] = {
     {0},
 };
 
+static const config_key_t config[] = {
+    CONFIG_INT("max_offline_messages", "100", 0, 100000, "stored offline messages per user; past it the sender gets service-unavailable"),
+    CONFIG_END,
+};
+
 module_t mod_offline = {
+    .config = config,
     .name = "offline",
     .features = features,
     .hooks = hooks,

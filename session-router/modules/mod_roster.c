@@ -230,7 +230,13 @@ static const mod_iq_handler_t iq_handlers[] = {
     {0},
 };
 
+static const config_key_t config[] = {
+    CONFIG_INT("max_roster_items", "1000", 1, 100000, "roster items per user; adding past it gets not-allowed"),
+    CONFIG_END,
+};
+
 module_t mod_roster = {
+    .config = config,
     .name = "roster",
     .iq = iq_handlers,
     .open = roster_open,

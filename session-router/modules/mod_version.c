@@ -45,7 +45,13 @@ static const mod_feature_t features[] = {
     {0},
 };
 
+static const config_key_t config[] = {
+    CONFIG_BOOL("hide_version", "false", "answer XEP-0092 software version queries with service-unavailable"),
+    CONFIG_END,
+};
+
 module_t mod_version = {
+    .config = config,
     .name = "version",
     .iq = iq_handlers,
     .features = features,

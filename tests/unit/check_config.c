@@ -9,6 +9,22 @@
 
 static char path[64];
 
+/* A program's own keys, as a module declares them. */
+static const config_key_t test_keys[] = {
+    CONFIG_INT("redis_port", "6379", 1, 65535, "Redis port"),
+    CONFIG_STR("redis_prefix", "xmpp:", "key prefix"),
+    CONFIG_BOOL("require_tls", "true", "STARTTLS first"),
+    CONFIG_INT("max_stanza_size", "262144", 1024, 16777216, "stanza bytes"),
+    CONFIG_END,
+};
+
+static void setup(void)
+{
+    config_reset();
+    config_register(config_base_keys);
+    config_register(test_keys);
+}
+
 static void write_conf(const char *text)
 {
     snprintf(path, sizeof path, "/tmp/check_config_%d.conf", (int)getpid());
@@ -23,7 +39,8 @@ static void teardown(void)
     unlink(path);
     unsetenv("XMPP_REDIS_PORT");
     unsetenv("XMPP_DOMAIN");
-    config_free();
+    unsetenv("XMPP_SCRAM_ITERATIONS");
+    config_reset();
 }
 
 START_TEST(test_defaults)
@@ -84,6 +101,48 @@ START_TEST(test_bad_env)
 }
 END_TEST
 
+/* The shared file may hold another program's keys (the build's index, mk/config.mk):
+ * they are skipped, not taken and not refused; the environment is read for own keys only. */
+START_TEST(test_other_programs_keys)
+{
+    write_conf("scram_iterations = 10\nredis_port = 7002\n");
+    setenv("XMPP_SCRAM_ITERATIONS", "not even a number", 1);
+    char err[256];
+    ck_assert_msg(config_load(path, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(config_int("redis_port"), 7002);
+    ck_assert(config_known_key("scram_iterations"));
+    ck_assert(config_known_key("redis_port"));
+    ck_assert(!config_known_key("no_such_key"));
+}
+END_TEST
+
+/* Registering the same key twice is fine when both declarations agree. */
+START_TEST(test_register_twice)
+{
+    config_register(test_keys);
+    config_register(config_base_keys);
+    char err[256];
+    ck_assert_int_eq(config_load(NULL, err, sizeof err), 0);
+    ck_assert_int_eq(config_int("redis_port"), 6379);
+}
+END_TEST
+
+/* --help-config: every registered key with its type, default, range and help. */
+START_TEST(test_help)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_print_help(f, "prog");
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "domain\tstring\tdefault 'localhost'\tthe one domain served\n"));
+    ck_assert_ptr_nonnull(strstr(text, "redis_port\tinteger\tdefault '6379'\trange 1..65535\tRedis port\n"));
+    ck_assert_ptr_nonnull(strstr(text, "require_tls\tboolean\tdefault 'true'\tSTARTTLS first\n"));
+    ck_assert_ptr_null(strstr(text, "scram_iterations"));
+    free(text);
+}
+END_TEST
+
 START_TEST(test_missing_file)
 {
     char err[256];
@@ -96,12 +155,15 @@ Suite *make_config_suite(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("load");
-    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_defaults);
     tcase_add_test(tc, test_file_and_env);
     tcase_add_loop_test(tc, test_bad_values, 0, sizeof bad_files / sizeof bad_files[0]);
     tcase_add_test(tc, test_bad_env);
     tcase_add_test(tc, test_missing_file);
+    tcase_add_test(tc, test_other_programs_keys);
+    tcase_add_test(tc, test_register_twice);
+    tcase_add_test(tc, test_help);
     suite_add_tcase(s, tc);
     return s;
 }
