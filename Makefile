@@ -62,10 +62,14 @@ $(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # The frontend's PROXY protocol parser and per-address limits, and the router's protocol
-# rules, are pure (no I/O): their unit tests link them directly.
-$(BUILD)/obj/tests/unit/%.o: CFLAGS += -Isession-router/core
+# rules, are pure (no I/O): their unit tests link them directly. The router's routing code
+# runs end to end in tests/unit/check_router.c: its core without link.c (tests/unit/fake_link.c
+# stands in) and the modules, over a fake Redis (tests/unit/fake_redis.c).
+ROUTER_UNIT_SRC := $(addprefix session-router/core/,route.c session.c user.c module.c rules.c \
+		storage.c iqstore.c) $(wildcard session-router/modules/*.c)
+$(BUILD)/obj/tests/unit/%.o: CFLAGS += -Isession-router/core -Isession-router/modules
 $(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o \
-		$(BUILD)/obj/c2s-frontend/addrlimit.o $(BUILD)/obj/session-router/core/rules.o \
+		$(BUILD)/obj/c2s-frontend/addrlimit.o $(call obj,$(ROUTER_UNIT_SRC)) \
 		$(CONFIG_INDEX) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 

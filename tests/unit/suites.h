@@ -15,5 +15,6 @@ Suite *make_limits_suite(void);
 Suite *make_curve_suite(void);
 Suite *make_log_suite(void);
 Suite *make_rules_suite(void);
+Suite *make_router_suite(void);
 
 #endif
