@@ -73,6 +73,9 @@ typedef enum {
     HOOK_PRESENCE_INITIAL,  /* session, stanza, prev_priority: first available presence */
     HOOK_PRESENCE_UPDATE,   /* session, stanza, prev_priority: later available presence */
     HOOK_STANZA_OUT,        /* session, to, raw: about to be routed to a local address */
+    HOOK_STANZA_IN,         /* user (loaded), from, h, st; session when a client sent it:
+                               a stanza for an account that had to be loaded first (iq to
+                               its bare JID, an inbound subscription stanza) */
     HOOK_DELIVER_FULL,      /* session, target, raw: a message to an online full JID */
     HOOK_DELIVER_BARE,      /* session, user, raw: a message to a bare JID, targets selected */
     HOOK_STORE_OFFLINE,     /* session, to, raw: a message for a user with no resource */
@@ -89,6 +92,7 @@ typedef struct {
     roster_item_t *item;    /* HOOK_ROSTER_REMOVED */
     const ipc_hdr_t *h;     /* routing facts of a raw stanza */
     const char *to;         /* its 'to' */
+    const char *from;       /* HOOK_STANZA_IN: its sender (full or bare JID) */
     const char *payload;    /* raw stanza bytes (serialised for jabber:client) */
     size_t len;
     xml_node_t *st;         /* the parsed stanza, where the hook has one */

@@ -113,9 +113,18 @@ static void account_iq_loaded(user_t *u, int ok, void *arg)
 {
     account_iq_t *a = arg;
     session_t *from = session_find_jid(a->full);
-    if (from && ok && u->exists)
-        module_dispatch_iq(from, a->st, MOD_AT_ACCOUNT, u);
-    else if (from) /* 8.5.1: no such account looks like service-unavailable */
+    if (from && ok && u->exists) {
+        /* Modules may refuse it now that the account is loaded (blocking). */
+        hook_ev_t ev = {.session = from, .user = u, .from = a->full, .st = a->st,
+                        .to = u->bare};
+        ipc_hdr_t h;
+        ipc_hdr_init(&h, IPC_STANZA, from->conn);
+        h.kind = IPC_KIND_IQ;
+        h.stype = (uint8_t)ipc_stype_from_attr(IPC_KIND_IQ, xml_node_attr(a->st, "type"));
+        ev.h = &h;
+        if (hook_run(HOOK_STANZA_IN, &ev) == MOD_PASS)
+            module_dispatch_iq(from, a->st, MOD_AT_ACCOUNT, u);
+    } else if (from) /* 8.5.1: no such account looks like service-unavailable */
         session_reply_error(from, a->st, ok ? "cancel" : "wait",
                             ok ? "service-unavailable" : "internal-server-error");
     xml_node_free(&a->st);

@@ -234,6 +234,18 @@ static mod_result_t on_resync(hook_ev_t *ev)
     return MOD_PASS;
 }
 
+/* The same for a stanza whose recipient had to be loaded first (section 3.3 holds whether
+ * the user is online or not): iq requests get service-unavailable, presence vanishes. */
+static mod_result_t on_stanza_in(hook_ev_t *ev)
+{
+    if (!user_blocks(ev->user, ev->from))
+        return MOD_PASS;
+    if (ev->session && ev->h->kind == IPC_KIND_IQ &&
+        (ev->h->stype == IPC_ST_GET || ev->h->stype == IPC_ST_SET))
+        session_reply_error(ev->session, ev->st, "cancel", "service-unavailable");
+    return MOD_HANDLED;
+}
+
 static const mod_iq_handler_t iq_handlers[] = {
     {NS_BLOCKING, "blocklist", MOD_GET | MOD_SET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, blocking_iq},
     {NS_BLOCKING, "block", MOD_GET | MOD_SET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, blocking_iq},
@@ -249,6 +261,7 @@ static const mod_feature_t features[] = {
 /* Blocking decides before anything else sees a stanza (carbons, delivery, storage). */
 static const mod_hook_t hooks[] = {
     {HOOK_STANZA_OUT, 100, on_stanza_out},
+    {HOOK_STANZA_IN, 100, on_stanza_in},
     {HOOK_SESSION_RESYNC, 0, on_resync},
     {0},
 };

@@ -102,6 +102,16 @@ static void sub_inbound(user_t *c, int ok, void *arg)
         sub_free(x); /* no such account: silently ignored (RFC 6121 8.5.1 for presence) */
         return;
     }
+    /* Modules may refuse it now that the contact is loaded (blocking). */
+    ipc_hdr_t h;
+    ipc_hdr_init(&h, IPC_STANZA, 0);
+    h.kind = IPC_KIND_PRESENCE;
+    h.stype = (uint8_t)x->stype;
+    hook_ev_t ev = {.user = c, .from = x->from_bare, .to = c->bare, .h = &h, .st = x->st};
+    if (hook_run(HOOK_STANZA_IN, &ev) == MOD_HANDLED) {
+        sub_free(x);
+        return;
+    }
     roster_item_t *it = roster_find(c, x->from_bare);
     sub_state_t s = state_of(it);
     unsigned what = rules_sub_inbound(&s, x->stype);

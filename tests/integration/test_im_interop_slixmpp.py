@@ -204,7 +204,11 @@ def test_slixmpp_chat_with_carbons_and_offline_delivery(stack, new_user):
         clients = [a_hi, a_lo, b_hi, b_lo]
         try:
             await asyncio.wait_for(asyncio.gather(*(c.started for c in clients)), STEP * 2)
-            # Let the later priority settle: a bare-JID message to oneself reaches the best.
+            # Each resource's presence (with its priority) has reached the router once the
+            # resource gets it back (RFC 6121 4.2.2); only then is "A's best" decided.
+            for c in clients:
+                await c.wait("presence_available", from_full(c.boundjid.full),
+                             what="own presence back")
             b_hi.send_message(mto=ua.jid, mbody="hello A", mtype="chat")
             m = await a_hi.wait("message", lambda s: s["body"] == "hello A", what="to A's best")
             assert m["from"].full == b_hi.boundjid.full

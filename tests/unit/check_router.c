@@ -1113,19 +1113,15 @@ START_TEST(test_block_iq_then_route)
 }
 END_TEST
 
-/* Known bugs (not run by default; ROUTER_KNOWN_BUGS=1 build/check_unit router shows them).
- * XEP-0191 3.3: stanzas from a blocked JID never reach the user, whether or not the user
- * is online. mod_blocking checks the recipient's blocklist only when the recipient is held
- * (user_find), so with the recipient offline an iq to the bare JID is answered on the
- * user's behalf (route.c, account_iq_loaded) and a subscription request is processed and
- * stored as Pending In (mod_presence.c, sub_inbound); with the recipient online both are
- * refused (test_block_inbound). */
+/* XEP-0191 3.3: stanzas from a blocked JID never reach the user, whether or not the user
+ * is online: with the recipient offline (not held), an iq to the bare JID must not be
+ * answered on the user's behalf and a subscription request must not be stored. */
 START_TEST(test_block_inbound_offline_iq)
 {
     preload_block(BOB, ALICE);
     session_t *a = bind_jid(ALICE "/a");
     send_xml(a, "<iq to='" BOB "' type='get' id='vc'><vCard xmlns='vcard-temp'/></iq>");
-    ck_assert_str_eq(bounce(a, "vc"), "service-unavailable"); /* answered with the vCard */
+    ck_assert_str_eq(bounce(a, "vc"), "service-unavailable");
 }
 END_TEST
 
@@ -1174,14 +1170,8 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_block_inbound_offline);
     tcase_add_loop_test(tc, test_block_matching, 0, sizeof match_cases / sizeof match_cases[0]);
     tcase_add_test(tc, test_block_iq_then_route);
+    tcase_add_test(tc, test_block_inbound_offline_iq);
+    tcase_add_test(tc, test_block_inbound_offline_subscribe);
     suite_add_tcase(s, tc);
-
-    if (getenv("ROUTER_KNOWN_BUGS")) {
-        tc = tcase_create("known-bugs");
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, test_block_inbound_offline_iq);
-        tcase_add_test(tc, test_block_inbound_offline_subscribe);
-        suite_add_tcase(s, tc);
-    }
     return s;
 }
