@@ -80,8 +80,8 @@ static mod_result_t on_resync(hook_ev_t *ev)
 }
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_CARBONS, "enable", MOD_SET, MOD_AT_SERVER, carbons_iq},
-    {NS_CARBONS, "disable", MOD_SET, MOD_AT_SERVER, carbons_iq},
+    {NS_CARBONS, "enable", MOD_SET, MOD_AT_SERVER | MOD_AT_SELF, carbons_iq},
+    {NS_CARBONS, "disable", MOD_SET, MOD_AT_SERVER | MOD_AT_SELF, carbons_iq},
     {0},
 };
 

@@ -44,7 +44,7 @@ static mod_result_t private_iq(mod_iq_t *iq)
 }
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_PRIVATE, "query", MOD_GET | MOD_SET, MOD_AT_SELF | MOD_AT_ACCOUNT, private_iq},
+    {NS_PRIVATE, "query", MOD_GET | MOD_SET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, private_iq},
     {0},
 };
 

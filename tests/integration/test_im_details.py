@@ -68,6 +68,26 @@ def test_blocking_addressed_to_domain_or_own_bare_jid_is_served(login, new_user)
     assert_error(res, "forbidden")
 
 
+def test_account_iq_addressed_to_domain_or_own_bare_jid_is_served(login, new_user):
+    ua, ub = new_user("a"), new_user("b")
+    a = online(login, ua, "a", roster=False)
+    for to in (DOMAIN, ua.jid, None):
+        res = a.im_iq("get", "<query xmlns='jabber:iq:roster'/>", to=to)
+        assert res.get("type") == "result", "roster to %r: %s" % (to, dump(res))
+        res = a.im_iq("set", "<query xmlns='jabber:iq:private'><n xmlns='urn:example:n'>%s</n>"
+                      "</query>" % (to or "none"), to=to)
+        assert res.get("type") == "result", "private set to %r: %s" % (to, dump(res))
+        res = a.im_iq("get", "<query xmlns='jabber:iq:private'><n xmlns='urn:example:n'/></query>",
+                      to=to)
+        assert res.get("type") == "result" and (to or "none") in dump(res), dump(res)
+        res = a.im_iq("set", "<enable xmlns='urn:xmpp:carbons:2'/>", to=to)
+        assert res.get("type") == "result", "carbons to %r: %s" % (to, dump(res))
+    # Another account's roster and private storage stay its own.
+    assert_error(a.im_iq("get", "<query xmlns='jabber:iq:roster'/>", to=ub.jid), "forbidden")
+    assert_error(a.im_iq("get", "<query xmlns='jabber:iq:private'><n xmlns='urn:example:n'/>"
+                         "</query>", to=ub.jid), "forbidden")
+
+
 def test_block_sends_unavailable_from_each_resource_and_unblock_sends_presence(login, new_user):
     ua, ub = new_user("a"), new_user("b")
     a1 = online(login, ua, "a1", priority=2, status="one")
