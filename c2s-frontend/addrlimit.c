@@ -30,14 +30,9 @@ void addrlimit_init(const addrlimit_config_t *cfg)
 
 void addrlimit_shutdown(void)
 {
-    size_t pos = 0, kl;
-    const void *k;
-    void *v;
     if (!al.addrs)
         return;
-    while (hmap_next(al.addrs, &pos, &k, &kl, &v))
-        free(v);
-    hmap_destroy(&al.addrs);
+    hmap_destroy_all(&al.addrs, NULL);
     backoff_free(&al.auth);
 }
 

@@ -302,14 +302,7 @@ static int to_own_server(const client_t *c, const char *to)
 
 static void directed_clear(client_t *c)
 {
-    if (!c->directed)
-        return;
-    size_t pos = 0, kl;
-    const void *k;
-    void *v;
-    while (hmap_next(c->directed, &pos, &k, &kl, &v))
-        free(v);
-    hmap_destroy(&c->directed);
+    hmap_destroy_all(&c->directed, NULL);
 }
 
 /* Keeps what a restarted router needs to take the session back (IPC_RESYNC): the last

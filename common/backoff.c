@@ -41,12 +41,7 @@ void backoff_free(backoff_t **b_p)
     backoff_t *b = *b_p;
     if (!b)
         return;
-    size_t pos = 0, kl;
-    const void *k;
-    void *v;
-    while (hmap_next(b->map, &pos, &k, &kl, &v))
-        free(v);
-    hmap_destroy(&b->map);
+    hmap_destroy_all(&b->map, NULL);
     xfree(b_p);
 }
 

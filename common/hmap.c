@@ -104,6 +104,17 @@ void hmap_destroy(hmap_t **map_p)
     *map_p = NULL;
 }
 
+void hmap_destroy_all(hmap_t **map_p, void (*free_value)(void *))
+{
+    hmap_t *m = *map_p;
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nslots; i++)
+        for (entry_t *e = m->slots[i]; e; e = e->next)
+            (free_value ? free_value : free)(e->value);
+    hmap_destroy(map_p);
+}
+
 static entry_t **find(const hmap_t *m, const void *key, size_t klen, uint64_t h)
 {
     entry_t **pp = &m->slots[h & (m->nslots - 1)];

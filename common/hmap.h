@@ -12,6 +12,8 @@ typedef struct hmap hmap_t;
 hmap_t *hmap_new(void);
 /* Frees the map and its keys; the values are the caller's. */
 void hmap_destroy(hmap_t **map_p);
+/* Frees every value with free_value (NULL: free), then the map; accepts NULL. */
+void hmap_destroy_all(hmap_t **map_p, void (*free_value)(void *));
 void *hmap_get(const hmap_t *map, const void *key, size_t klen);
 /* Inserts or replaces; returns the value replaced, or NULL. */
 void *hmap_put(hmap_t *map, const void *key, size_t klen, void *value);

@@ -48,16 +48,14 @@ user_t *user_get(const char *bare)
     return u;
 }
 
+static void free_item(void *it)
+{
+    roster_item_free(it);
+}
+
 static void roster_clear(user_t *u)
 {
-    if (!u->roster)
-        return;
-    size_t pos = 0, kl;
-    const void *k;
-    void *v;
-    while (hmap_next(u->roster, &pos, &k, &kl, &v))
-        roster_item_free(v);
-    hmap_destroy(&u->roster);
+    hmap_destroy_all(&u->roster, free_item);
 }
 
 void user_release(user_t *u)
@@ -69,14 +67,7 @@ void user_release(user_t *u)
 /* The blocklist cache (XEP-0191), loaded with the roster. */
 static void blocklist_clear(user_t *u)
 {
-    if (!u->blocked)
-        return;
-    size_t pos = 0, kl;
-    const void *k;
-    void *v;
-    while (hmap_next(u->blocked, &pos, &k, &kl, &v))
-        free(v);
-    hmap_destroy(&u->blocked);
+    hmap_destroy_all(&u->blocked, NULL);
 }
 
 static void blocklist_loaded(user_t *u, const redisReply *members)

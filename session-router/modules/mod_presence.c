@@ -500,15 +500,8 @@ static mod_result_t on_resync(hook_ev_t *ev)
 static mod_result_t on_session_freed(hook_ev_t *ev)
 {
     hmap_t *targets = DIRECTED(ev->session);
-    if (targets) {
-        size_t pos = 0, kl;
-        const void *k;
-        void *v;
-        while (hmap_next(targets, &pos, &k, &kl, &v))
-            free(v);
-        hmap_destroy(&targets);
-        module_slot(ev->session, mod_presence) = NULL;
-    }
+    hmap_destroy_all(&targets, NULL);
+    module_slot(ev->session, mod_presence) = NULL;
     return MOD_PASS;
 }
 

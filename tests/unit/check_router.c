@@ -938,8 +938,9 @@ START_TEST(test_carbons)
 }
 END_TEST
 
-/* Enabling is a request to the server (to the domain or with no 'to'), not to an
- * account; a message to one's own other resource is both sent and received. */
+/* Enabling is a request to the server on the account's behalf (no 'to', the domain or the
+ * own bare JID), not to another account; a message to one's own other resource is both
+ * sent and received. */
 START_TEST(test_carbons_enable_and_self)
 {
     session_t *a1 = bind_jid(ALICE "/a1");
@@ -949,7 +950,7 @@ START_TEST(test_carbons_enable_and_self)
     avail(a2, 0);
     avail(a3, 0);
     send_xml(a2, "<iq to='" DOM "' type='set' id='e2'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
-    send_xml(a3, "<iq to='" ALICE "' type='set' id='e3'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+    send_xml(a3, "<iq to='" BOB "' type='set' id='e3'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
     ck_assert_int_eq(got(a2, "e2"), 1);
     ck_assert_str_eq(bounce(a3, "e3"), "service-unavailable");
     fake_link_clear();
