@@ -162,7 +162,7 @@ static void directed_forget(session_t *s, const char *to)
 
 /* RFC 6121 4.6: directed presence to one entity, remembered so that it gets our
  * unavailable presence when this resource goes away. */
-static void directed(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const char *to)
+static void directed(session_t *from, const ipc_stanza_t *h, xml_node_t *st, const char *to)
 {
     if (h->stype == IPC_ST_UNAVAILABLE) {
         directed_forget(from, to);
@@ -178,7 +178,7 @@ static void directed(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const 
     session_deliver_available(user_find(to), st);
 }
 
-static void presence_outbound(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const char *to)
+static void presence_outbound(session_t *from, const ipc_stanza_t *h, xml_node_t *st, const char *to)
 {
     switch (h->stype) {
     case IPC_ST_NONE:
@@ -408,7 +408,7 @@ static void directed_unavailable(session_t *s)
     module_slot(s, mod_presence) = NULL;
 }
 
-static void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st)
+static void presence_broadcast(session_t *from, const ipc_stanza_t *h, xml_node_t *st)
 {
     if (h->stype == IPC_ST_NONE) {
         int initial = !from->available, prev = from->priority;
@@ -424,7 +424,7 @@ static void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *
             own_resources_to(from);
         bcast_start(from, st, initial);
         hook_run(initial ? HOOK_PRESENCE_INITIAL : HOOK_PRESENCE_UPDATE,
-                 &(hook_ev_t){.session = from, .user = from->user, .h = h, .st = st,
+                 &(hook_ev_t){.session = from, .user = from->user, .msg = h, .st = st,
                               .prev_priority = prev});
     } else if (h->stype == IPC_ST_UNAVAILABLE) {
         if (!from->available)
@@ -445,9 +445,9 @@ static mod_result_t on_presence(hook_ev_t *ev)
 {
     const char *to = xml_node_attr(ev->st, "to");
     if (to)
-        presence_outbound(ev->session, ev->h, ev->st, to);
+        presence_outbound(ev->session, ev->msg, ev->st, to);
     else
-        presence_broadcast(ev->session, ev->h, ev->st);
+        presence_broadcast(ev->session, ev->msg, ev->st);
     return MOD_HANDLED;
 }
 
