@@ -558,7 +558,7 @@ void router_link_open(const char *endpoint)
     snprintf(ident, sizeof ident, "%s:%016" PRIx64, fe.name, fe.epoch);
     int one = 1;
     zmq_setsockopt(fe.zsock, ZMQ_ROUTING_ID, ident, strlen(ident));
-    zlink_link_options(fe.zsock);
+    zlink_link_options(fe.zsock, (int)config_int("link_hwm"));
     link_curve_client(fe.zsock);
     /* Nothing is queued towards a router that is not connected: such a send fails at once
      * and the message goes to our own buffer, where resync can be put ahead of it. */

@@ -45,6 +45,7 @@ static const cfg_key_t cfg_keys[] = {
     {"frontend_timeout", CFG_INT, "5000", 200, 600000},
     {"router_timeout", CFG_INT, "3000", 200, 600000},
     {"router_buffer", CFG_INT, "10000", 0, 1000000},
+    {"link_hwm", CFG_INT, "100000", 10, 10000000},
     {"request_timeout", CFG_INT, "10000", 100, 600000},
     {"proxy_protocol", CFG_BOOL, "false", 0, 0},
     {"c2s_tls_listen", CFG_STR, "", 0, 0},

@@ -104,9 +104,9 @@ int zlink_send(zlink_t *z, const zpart_t *parts, int nparts)
     return 0;
 }
 
-void zlink_link_options(void *sock)
+void zlink_link_options(void *sock, int hwm)
 {
-    int linger = 1000, hwm = 100000, ivl = 1000, ttl = 5000, tmo = 3000;
+    int linger = 1000, ivl = 1000, ttl = 5000, tmo = 3000;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);

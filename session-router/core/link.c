@@ -306,7 +306,7 @@ void link_open(const char *endpoint)
     int one = 1;
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
-    zlink_link_options(rt.zsock);
+    zlink_link_options(rt.zsock, (int)config_int("link_hwm"));
     /* Anyone who reaches the port could announce a frame of any size and have libzmq
      * allocate it: no message from a frontend is longer than a header and a stanza frame
      * (IPC_STANZA_FACTOR). A longer frame drops that connection. */
