@@ -261,6 +261,10 @@ void session_end_frontend(rt_frontend_t *f)
 
 void sessions_free_all(void)
 {
+    if (undelivered.bounced || undelivered.lost)
+        log_info("delivery: %llu stanzas bounced to their senders and %llu server stanzas lost "
+                 "since start (a frontend's pipe was full or it was gone)",
+                 undelivered.bounced, undelivered.lost);
     size_t pos = 0, kl;
     const void *k;
     void *v;
