@@ -78,8 +78,8 @@ void client_close_all(void);
 void stream_init(client_t *c);
 void stream_on_data(client_t *c, const char *data, size_t len);
 /* Router replies and deliveries for this client. */
-void stream_on_auth_reply(client_t *c, const ipc_hdr_t *h);
-void stream_on_bind_reply(client_t *c, const ipc_hdr_t *h);
+void stream_on_auth_reply(client_t *c, const ipc_auth_reply_t *m);
+void stream_on_bind_reply(client_t *c, const ipc_bind_reply_t *m);
 void stream_on_closed(client_t *c);
 /* Expects a new stream header (after STARTTLS or SASL success): the parser is reset once
  * the input being parsed now is consumed. */
@@ -101,14 +101,15 @@ void router_link_open(const char *endpoint);
 void router_link_close(void);
 /* 1 while the router answers (hello seen, heartbeats on time), else 0. */
 int router_is_up(void);
-/* Sends a header and an optional payload now; 0, or -1 when the router cannot take it. */
+/* Sends a header (built with an ipc.h builder) and an optional payload now; 0, or -1 when
+ * the router cannot take it (not connected, or the pipe to it is full). */
 int router_send(const ipc_hdr_t *h, const char *payload, size_t len);
 /* Sends a client's stanza or unbind in order: now while the router is up, else into the
  * buffer, flushed once a router has the sessions back. 0, or -1 when the buffer is full
  * (the caller bounces the stanza with a `wait` error). `always`: never refused (unbind). */
 int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int always);
-/* Sends an auth or bind request (h->seq set by the caller) and bounds its wait with
+/* Sends an auth or bind request (built with request id `seq`) and bounds its wait with
  * request_timeout; 0, or -1 when the router is away (the caller fails it at once). */
-int router_request(client_t *c, const ipc_hdr_t *h);
+int router_request(client_t *c, const ipc_hdr_t *h, uint32_t seq);
 
 #endif

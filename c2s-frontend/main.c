@@ -50,7 +50,7 @@ static const config_key_t frontend_config_keys[] = {
 
 static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,      curve_config_keys,
-    backoff_config_keys, frontend_config_keys, router_link_config_keys,
+    backoff_config_keys, frontend_config_keys, router_link_config_keys, zlink_config_keys,
 };
 
 static void usage(void)

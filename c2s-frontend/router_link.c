@@ -1,10 +1,12 @@
 /* The link to the session-router: a ZeroMQ DEALER socket whose routing id carries this
  * frontend's name and boot epoch, hello and heartbeats, and dispatch of what the router
- * sends (credentials, bind replies, deliveries, close orders).
+ * sends (credentials, bind replies, deliveries, close orders): one table of message types
+ * and their handlers, each reading its typed message (ipc.h).
  *
  * Router liveness (docs/PROTOCOL.md, "Behaviour"): the router is *up* once it answered our
  * hello, and *down* when its TCP connection drops (a socket monitor reports it at once), a
- * send fails, or it is silent for router_timeout. While it is down, clients stay connected,
+ * send fails (not connected, or the pipe to it is full: ZMQ_IMMEDIATE and the high-water
+ * mark make both EAGAIN), or it is silent for router_timeout. While it is down, clients stay connected,
  * their stanzas wait in a bounded buffer, pending auth/bind requests fail as temporary, and
  * heartbeats go five times as often. When a router answers (a restarted one has a new
  * epoch), every bound session is resent (IPC_RESYNC) before the buffer is flushed, on the
@@ -95,8 +97,11 @@ int router_send(const ipc_hdr_t *h, const char *payload, size_t len)
 static void send_hello(ipc_type_t type)
 {
     ipc_hdr_t h;
-    ipc_hdr_init(&h, type, fe.epoch);
-    ipc_hdr_set(&h, 0, fe.name);
+    ipc_hello_t m = {.epoch = fe.epoch, .name = fe.name};
+    if (type == IPC_HELLO)
+        ipc_hello_build(&h, &m);
+    else
+        ipc_heartbeat_build(&h, &m);
     if (router_send(&h, NULL, 0) == 0 && type == IPC_HELLO)
         rl.hello_ms = now_ms();
 }
@@ -147,31 +152,40 @@ static size_t resync_all(int announce)
         client_t *c = all[i];
         if (c->closed || !c->bound || !c->reported)
             continue;
-        ipc_hdr_t h;
-        ipc_hdr_init(&h, IPC_RESYNC, c->id);
-        ipc_hdr_set(&h, 0, c->jid);
         int avail = c->available && c->last_presence;
-        h.flags = (uint8_t)((avail ? IPC_RESYNC_AVAILABLE : 0) |
-                            (c->interested ? IPC_RESYNC_INTERESTED : 0) |
-                            (c->carbons ? IPC_RESYNC_CARBONS : 0) |
-                            (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0));
-        h.status = ipc_priority_encode(avail ? c->priority : 0);
+        ipc_resync_t m = {
+            .conn = c->id,
+            .full_jid = c->jid,
+            .flags = (uint8_t)((avail ? IPC_RESYNC_AVAILABLE : 0) |
+                               (c->interested ? IPC_RESYNC_INTERESTED : 0) |
+                               (c->carbons ? IPC_RESYNC_CARBONS : 0) |
+                               (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0)),
+            .priority = avail ? c->priority : 0,
+        };
+        ipc_hdr_t h;
+        ipc_resync_build(&h, &m);
         const char *p = avail ? c->last_presence : NULL;
         buf_t payload = BUF_INIT;
         stream_resync_payload(c, &payload);
         int rc = router_send(&h, payload.len ? payload.data : NULL, payload.len);
         buf_free(&payload);
-        if (rc < 0)
-            continue;
+        if (rc < 0) {
+            /* The rest is resent when the router answers again (a router that does not
+             * know a session would drop its stanzas). */
+            router_down("send failed during resync");
+            break;
+        }
         sent++;
         if (announce && p) {
             ipc_hdr_t st;
-            ipc_hdr_init(&st, IPC_STANZA, c->id);
-            st.kind = IPC_KIND_PRESENCE;
-            st.stype = IPC_ST_NONE;
-            ipc_hdr_set(&st, 0, "");
-            ipc_hdr_set(&st, 1, c->jid);
-            router_send(&st, p, strlen(p));
+            ipc_stanza_build(&st, &(ipc_stanza_t){.conn = c->id, .kind = IPC_KIND_PRESENCE,
+                                                  .stype = IPC_ST_NONE, .to = "", .from = c->jid});
+            if (router_send(&st, p, strlen(p)) < 0) {
+                /* Queued, not lost: it follows the next resync. */
+                router_down("send failed during resync");
+                router_submit(&st, p, strlen(p), 1);
+                break;
+            }
         }
     }
     free(all);
@@ -311,27 +325,131 @@ static void on_request_timeout(evloop_t *loop, void *ud)
     stream_fail_request(c);
 }
 
-int router_request(client_t *c, const ipc_hdr_t *h)
+int router_request(client_t *c, const ipc_hdr_t *h, uint32_t seq)
 {
     if (!rl.up || router_send(h, NULL, 0) < 0)
         return -1;
-    c->pending_seq = h->seq;
+    c->pending_seq = seq;
     evloop_cancel(fe.loop, &c->req_timer);
     c->req_timer = evloop_timer(fe.loop, (uint64_t)rl.request_ms, on_request_timeout, c);
     return 0;
+}
+
+/* A message for one connection: its client, or NULL when it is gone (the router sent it
+ * before it saw the unbind). */
+static client_t *client_of(ipc_type_t type, uint64_t conn)
+{
+    client_t *c = client_find(conn);
+    if (!c || c->closed) {
+        log_debug("router link: %s for unknown connection %" PRIu64, ipc_type_name(type), conn);
+        return NULL;
+    }
+    return c;
+}
+
+static void malformed(const ipc_hdr_t *h)
+{
+    log_warn("router link: dropped a malformed %s (conn %" PRIu64 ")",
+             ipc_type_name((ipc_type_t)h->type), h->conn);
+}
+
+static void on_hello(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_hello_t m;
+    if (ipc_hello_read(h, &m) < 0) {
+        malformed(h);
+        return;
+    }
+    router_seen(IPC_HELLO, m.epoch);
+}
+
+static void on_heartbeat(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_heartbeat_t m;
+    if (ipc_heartbeat_read(h, &m) < 0) {
+        malformed(h);
+        return;
+    }
+    router_seen(IPC_HEARTBEAT, m.epoch);
+}
+
+static void on_auth_reply(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_auth_reply_t m;
+    if (ipc_auth_reply_read(h, &m) < 0) {
+        malformed(h); /* the request times out (request_timeout) */
+        return;
+    }
+    client_t *c = client_of(IPC_AUTH_REPLY, m.conn);
+    if (!c)
+        return;
+    if (m.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
+    stream_on_auth_reply(c, &m);
+}
+
+static void on_bind_reply(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_bind_reply_t m;
+    if (ipc_bind_reply_read(h, &m) < 0) {
+        malformed(h);
+        return;
+    }
+    client_t *c = client_of(IPC_BIND_REPLY, m.conn);
+    if (!c)
+        return;
+    if (m.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
+    stream_on_bind_reply(c, &m);
 }
 
 /* A stanza the router routed to this connection. Once the stream's closing tag is written
  * nothing may follow it (RFC 6120 4.4): what the router sent before it saw the session end
  * (the unavailable presence of another resource, say) is dropped, as for a connection
  * that is gone already. */
-static void deliver(client_t *c, const ipc_hdr_t *h, const zpart_t *payload)
+static void on_deliver(const ipc_hdr_t *h, const zpart_t *payload)
 {
-    (void)h;
-    if (!c->bound || c->stream_done || !payload)
+    ipc_deliver_t m;
+    if (ipc_deliver_read(h, &m) < 0 || !payload) {
+        malformed(h);
+        return;
+    }
+    client_t *c = client_of(IPC_DELIVER, m.conn);
+    if (!c || !c->bound || c->stream_done)
         return;
     client_write(c, payload->data, payload->len);
 }
+
+static void on_close(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_close_t m;
+    if (ipc_close_read(h, &m) < 0) {
+        malformed(h);
+        return;
+    }
+    client_t *c = client_of(IPC_CLOSE, m.conn);
+    if (!c)
+        return;
+    c->reported = 0; /* the router has already ended the session */
+    client_stream_error(c, m.condition, NULL);
+}
+
+/* What the router may send, and who handles it. Each handler reads its typed message
+ * (ipc.h); one its reader refuses is logged and dropped. */
+typedef void (*router_handler_fn)(const ipc_hdr_t *h, const zpart_t *payload);
+static const router_handler_fn handlers[IPC_TYPE_MAX + 1] = {
+    [IPC_HELLO] = on_hello,
+    [IPC_HEARTBEAT] = on_heartbeat,
+    [IPC_AUTH_REPLY] = on_auth_reply,
+    [IPC_BIND_REPLY] = on_bind_reply,
+    [IPC_DELIVER] = on_deliver,
+    [IPC_CLOSE] = on_close,
+};
 
 static void on_message(void *ud, const zpart_t *parts, int nparts)
 {
@@ -341,37 +459,15 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
         log_warn("router link: dropped a malformed message (%d parts)", nparts);
         return;
     }
-    const zpart_t *payload = nparts == 2 ? &parts[1] : NULL;
-    if (h.type == IPC_HELLO || h.type == IPC_HEARTBEAT) {
-        router_seen((ipc_type_t)h.type, h.conn);
-        return;
-    }
-    rl.seen_ms = now_ms();
-    client_t *c = client_find(h.conn);
-    if (!c || c->closed) {
-        log_debug("router link: %s for unknown connection %" PRIu64,
-                  ipc_type_name((ipc_type_t)h.type), h.conn);
-        return;
-    }
-    if ((h.type == IPC_AUTH_REPLY || h.type == IPC_BIND_REPLY) && h.seq == c->pending_seq)
-        evloop_cancel(fe.loop, &c->req_timer);
-    switch (h.type) {
-    case IPC_AUTH_REPLY:
-        stream_on_auth_reply(c, &h);
-        break;
-    case IPC_BIND_REPLY:
-        stream_on_bind_reply(c, &h);
-        break;
-    case IPC_DELIVER:
-        deliver(c, &h, payload);
-        break;
-    case IPC_CLOSE:
-        c->reported = 0; /* the router has already ended the session */
-        client_stream_error(c, h.field[0][0] ? h.field[0] : "reset", NULL);
-        break;
-    default:
+    router_handler_fn fn = h.type <= IPC_TYPE_MAX ? handlers[h.type] : NULL;
+    if (!fn) {
         log_warn("router link: unexpected %s", ipc_type_name((ipc_type_t)h.type));
+        return;
     }
+    /* Any message shows the router alive; hello and heartbeat also say which router. */
+    if (h.type != IPC_HELLO && h.type != IPC_HEARTBEAT)
+        rl.seen_ms = now_ms();
+    fn(&h, nparts == 2 ? &parts[1] : NULL);
 }
 
 /* Connection events of the DEALER socket (zmq_socket_monitor): a dropped TCP connection
@@ -474,7 +570,7 @@ void router_link_open(const char *endpoint)
     snprintf(ident, sizeof ident, "%s:%016" PRIx64, fe.name, fe.epoch);
     int one = 1;
     zmq_setsockopt(fe.zsock, ZMQ_ROUTING_ID, ident, strlen(ident));
-    zlink_link_options(fe.zsock);
+    zlink_link_options(fe.zsock, (int)config_int("link_hwm"));
     link_curve_client(fe.zsock);
     /* Nothing is queued towards a router that is not connected: such a send fails at once
      * and the message goes to our own buffer, where resync can be put ahead of it. */

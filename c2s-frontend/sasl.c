@@ -55,10 +55,8 @@ static void report_success(client_t *c)
     if (!c->sasl || !c->sasl->asked)
         return;
     ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_AUTH_RESULT, c->id);
-    h.status = IPC_OK;
-    ipc_hdr_set(&h, 0, c->user);
-    router_send(&h, NULL, 0);
+    if (ipc_auth_result_build(&h, &(ipc_auth_result_t){c->id, IPC_OK, c->user}) == 0)
+        router_send(&h, NULL, 0);
 }
 
 /* A wrong password or unknown user counts against the client's address (addrlimit); the
@@ -171,13 +169,11 @@ static int authzid_ok(const client_t *c, const char *authzid)
 static void request_credentials(client_t *c, scram_hash_t hash)
 {
     ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_AUTH, c->id);
-    h.seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
-    h.status = (uint8_t)hash;
-    ipc_hdr_set(&h, 0, c->user);
+    uint32_t seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
+    ipc_auth_build(&h, &(ipc_auth_t){.conn = c->id, .seq = seq, .hash = hash, .username = c->user});
     c->sasl->asked = 1;
     /* RFC 6120 6.5.12: a router that is away is a temporary failure. */
-    if (router_request(c, &h) < 0) {
+    if (router_request(c, &h, seq) < 0) {
         sasl_failure(c, "temporary-auth-failure");
         return;
     }
@@ -382,17 +378,17 @@ void sasl_on_element(client_t *c, const xml_node_t *el)
     client_stream_error(c, "unsupported-stanza-type", NULL);
 }
 
-void sasl_on_credentials(client_t *c, const ipc_hdr_t *h)
+void sasl_on_credentials(client_t *c, const ipc_auth_reply_t *m)
 {
     sasl_t *s = c->sasl;
-    if (!s || h->seq != c->pending_seq)
+    if (!s || m->seq != c->pending_seq)
         return; /* a late answer to an exchange that is over */
     c->pending_seq = 0;
-    if (h->status == IPC_TEMPORARY) {
+    if (m->status == IPC_TEMPORARY) {
         sasl_failure(c, "temporary-auth-failure");
         return;
     }
-    if (h->status == IPC_LOCKED) {
+    if (m->status == IPC_LOCKED) {
         sasl_failure_text(c, "temporary-auth-failure",
                           "Too many failed authentication attempts for this account; try "
                           "again later");
@@ -402,8 +398,8 @@ void sasl_on_credentials(client_t *c, const ipc_hdr_t *h)
         return; /* the password would be checked now */
     scram_hash_t hash = s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256;
     scram_cred_t cred;
-    int have = h->status == IPC_OK && scram_cred_decode(&cred, hash, h->field[0]) == 0;
-    if (h->status == IPC_OK && !have)
+    int have = m->status == IPC_OK && scram_cred_decode(&cred, hash, m->credentials) == 0;
+    if (m->status == IPC_OK && !have)
         log_warn("conn %llu: stored credentials of %s are malformed", (unsigned long long)c->id,
                  c->user);
     if (s->mech == MECH_PLAIN) {

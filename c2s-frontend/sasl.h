@@ -15,7 +15,7 @@ void sasl_features(client_t *c, buf_t *out);
 /* Handles <auth/>, <response/> or <abort/> in the SASL namespace. */
 void sasl_on_element(client_t *c, const xml_node_t *el);
 /* The router's answer to a credentials lookup. */
-void sasl_on_credentials(client_t *c, const ipc_hdr_t *h);
+void sasl_on_credentials(client_t *c, const ipc_auth_reply_t *m);
 /* Frees the exchange state (on success, failure or disconnect). */
 void sasl_free(client_t *c);
 

@@ -230,10 +230,9 @@ static void handle_bind(client_t *c, xml_node_t *iq, const xml_node_t *bind)
         return;
     }
     ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_BIND, c->id);
-    h.seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
-    ipc_hdr_set(&h, 0, full);
-    if (router_request(c, &h) < 0) {
+    uint32_t seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
+    if (ipc_bind_build(&h, &(ipc_bind_t){.conn = c->id, .seq = seq, .jid = full}) < 0 ||
+        router_request(c, &h, seq) < 0) {
         bounce(c, iq, "wait", "resource-constraint");
         return;
     }
@@ -242,18 +241,18 @@ static void handle_bind(client_t *c, xml_node_t *iq, const xml_node_t *bind)
     client_pause(c);
 }
 
-void stream_on_bind_reply(client_t *c, const ipc_hdr_t *h)
+void stream_on_bind_reply(client_t *c, const ipc_bind_reply_t *m)
 {
-    if (!c->pending_iq || h->seq != c->pending_seq)
+    if (!c->pending_iq || m->seq != c->pending_seq)
         return;
     c->pending_seq = 0;
     xml_node_t *iq = c->pending_iq;
     c->pending_iq = NULL;
-    if (h->status != IPC_OK) {
+    if (m->status != IPC_OK) {
         c->jid[0] = '\0';
         /* RFC 6120 7.6.2.1: an account at its limit of resources (max_resources) gets
          * resource-constraint, type wait, as does a router that is away. */
-        int wait = h->status == IPC_TEMPORARY || h->status == IPC_LIMIT;
+        int wait = m->status == IPC_TEMPORARY || m->status == IPC_LIMIT;
         bounce(c, iq, wait ? "wait" : "cancel", wait ? "resource-constraint" : "not-allowed");
     } else {
         c->bound = 1;
@@ -272,9 +271,9 @@ void stream_on_bind_reply(client_t *c, const ipc_hdr_t *h)
     client_resume(c);
 }
 
-void stream_on_auth_reply(client_t *c, const ipc_hdr_t *h)
+void stream_on_auth_reply(client_t *c, const ipc_auth_reply_t *m)
 {
-    sasl_on_credentials(c, h);
+    sasl_on_credentials(c, m);
 }
 
 void stream_fail_request(client_t *c)
@@ -282,14 +281,10 @@ void stream_fail_request(client_t *c)
     if (!c->pending_seq)
         return;
     evloop_cancel(fe.loop, &c->req_timer);
-    ipc_hdr_t h;
-    ipc_hdr_init(&h, c->pending_iq ? IPC_BIND_REPLY : IPC_AUTH_REPLY, c->id);
-    h.seq = c->pending_seq;
-    h.status = IPC_TEMPORARY;
     if (c->pending_iq)
-        stream_on_bind_reply(c, &h);
+        stream_on_bind_reply(c, &(ipc_bind_reply_t){c->id, c->pending_seq, IPC_TEMPORARY, ""});
     else
-        sasl_on_credentials(c, &h);
+        sasl_on_credentials(c, &(ipc_auth_reply_t){c->id, c->pending_seq, IPC_TEMPORARY, ""});
 }
 
 /* 1 when an iq is addressed to the server on the account's behalf: no 'to', the domain,
@@ -430,18 +425,15 @@ static void forward(client_t *c, xml_node_t *st)
         return;
     }
     ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_STANZA, c->id);
-    h.kind = (uint8_t)kind;
-    h.stype = (uint8_t)stype;
-    ipc_hdr_set(&h, 0, to);
-    ipc_hdr_set(&h, 1, c->jid);
-    if (id && ipc_hdr_set(&h, 2, id) < 0) {
+    if (ipc_stanza_build(&h, &(ipc_stanza_t){.conn = c->id, .kind = kind, .stype = stype,
+                                             .to = to, .from = c->jid, .id = id}) < 0) {
         buf_free(&b);
         bounce(c, st, "modify", "bad-request");
         return;
     }
-    /* Past router_buffer while the router is away: bounced, never dropped in silence
-     * (RFC 6120 8.3.3.18: resource-constraint, of type wait). */
+    /* Sent now, or buffered while the router is away or the pipe to it is full; past
+     * router_buffer: bounced, never dropped in silence (RFC 6120 8.3.3.18:
+     * resource-constraint, of type wait). */
     if (router_submit(&h, b.data, b.len, 0) < 0)
         bounce(c, st, "wait", "resource-constraint");
     else
@@ -557,7 +549,7 @@ void stream_on_closed(client_t *c)
 {
     if (c->reported) {
         ipc_hdr_t h;
-        ipc_hdr_init(&h, IPC_UNBIND, c->id);
+        ipc_unbind_build(&h, &(ipc_unbind_t){c->id});
         router_submit(&h, NULL, 0, 1);
         c->reported = 0;
     }

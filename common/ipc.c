@@ -190,3 +190,224 @@ int ipc_priority_decode(uint8_t status)
 {
     return status < 128 ? (int)status : (int)status - 256;
 }
+
+/* Typed messages (ipc.h). Builders fill the header fields docs/PROTOCOL.md names; readers
+ * take nothing on trust: the type, the fields each message needs and their ranges. */
+
+static int set_field(ipc_hdr_t *h, int i, const char *value)
+{
+    return ipc_hdr_set(h, i, value ? value : "");
+}
+
+/* 1 when `in` is of `type` and carries at least `nfields` fields. */
+static int is_msg(const ipc_hdr_t *in, ipc_type_t type, int nfields)
+{
+    return in->type == type && in->nfields >= nfields;
+}
+
+static int hello_build(ipc_hdr_t *out, ipc_type_t type, const ipc_hello_t *msg)
+{
+    ipc_hdr_init(out, type, msg->epoch);
+    return set_field(out, 0, msg->name);
+}
+
+int ipc_hello_build(ipc_hdr_t *out, const ipc_hello_t *msg)
+{
+    return hello_build(out, IPC_HELLO, msg);
+}
+
+int ipc_hello_read(const ipc_hdr_t *in, ipc_hello_t *msg)
+{
+    if (!is_msg(in, IPC_HELLO, 1) || !in->field[0][0])
+        return -1;
+    *msg = (ipc_hello_t){.epoch = in->conn, .name = in->field[0]};
+    return 0;
+}
+
+int ipc_heartbeat_build(ipc_hdr_t *out, const ipc_heartbeat_t *msg)
+{
+    return hello_build(out, IPC_HEARTBEAT, msg);
+}
+
+int ipc_heartbeat_read(const ipc_hdr_t *in, ipc_heartbeat_t *msg)
+{
+    if (!is_msg(in, IPC_HEARTBEAT, 0))
+        return -1;
+    *msg = (ipc_heartbeat_t){.epoch = in->conn, .name = in->field[0]};
+    return 0;
+}
+
+int ipc_auth_build(ipc_hdr_t *out, const ipc_auth_t *msg)
+{
+    ipc_hdr_init(out, IPC_AUTH, msg->conn);
+    out->seq = msg->seq;
+    out->status = (uint8_t)msg->hash;
+    return set_field(out, 0, msg->username);
+}
+
+int ipc_auth_read(const ipc_hdr_t *in, ipc_auth_t *msg)
+{
+    if (!is_msg(in, IPC_AUTH, 1) || !in->seq || !in->field[0][0] ||
+        (in->status != SCRAM_SHA1 && in->status != SCRAM_SHA256))
+        return -1;
+    *msg = (ipc_auth_t){.conn = in->conn, .seq = in->seq, .hash = (scram_hash_t)in->status,
+                        .username = in->field[0]};
+    return 0;
+}
+
+int ipc_auth_reply_build(ipc_hdr_t *out, const ipc_auth_reply_t *msg)
+{
+    ipc_hdr_init(out, IPC_AUTH_REPLY, msg->conn);
+    out->seq = msg->seq;
+    out->status = (uint8_t)msg->status;
+    return msg->status == IPC_OK ? set_field(out, 0, msg->credentials) : 0;
+}
+
+int ipc_auth_reply_read(const ipc_hdr_t *in, ipc_auth_reply_t *msg)
+{
+    if (!is_msg(in, IPC_AUTH_REPLY, 0) || !in->seq ||
+        (in->status != IPC_OK && in->status != IPC_NOT_FOUND && in->status != IPC_TEMPORARY &&
+         in->status != IPC_LOCKED))
+        return -1;
+    *msg = (ipc_auth_reply_t){.conn = in->conn, .seq = in->seq,
+                              .status = (ipc_status_t)in->status,
+                              .credentials = in->status == IPC_OK ? in->field[0] : ""};
+    return 0;
+}
+
+int ipc_bind_build(ipc_hdr_t *out, const ipc_bind_t *msg)
+{
+    ipc_hdr_init(out, IPC_BIND, msg->conn);
+    out->seq = msg->seq;
+    return set_field(out, 0, msg->jid);
+}
+
+int ipc_bind_read(const ipc_hdr_t *in, ipc_bind_t *msg)
+{
+    if (!is_msg(in, IPC_BIND, 1) || !in->seq || !in->field[0][0])
+        return -1;
+    *msg = (ipc_bind_t){.conn = in->conn, .seq = in->seq, .jid = in->field[0]};
+    return 0;
+}
+
+int ipc_bind_reply_build(ipc_hdr_t *out, const ipc_bind_reply_t *msg)
+{
+    ipc_hdr_init(out, IPC_BIND_REPLY, msg->conn);
+    out->seq = msg->seq;
+    out->status = (uint8_t)msg->status;
+    return set_field(out, 0, msg->jid);
+}
+
+int ipc_bind_reply_read(const ipc_hdr_t *in, ipc_bind_reply_t *msg)
+{
+    if (!is_msg(in, IPC_BIND_REPLY, 0) || !in->seq ||
+        (in->status != IPC_OK && in->status != IPC_REFUSED && in->status != IPC_TEMPORARY &&
+         in->status != IPC_LIMIT) ||
+        (in->status == IPC_OK && !in->field[0][0]))
+        return -1;
+    *msg = (ipc_bind_reply_t){.conn = in->conn, .seq = in->seq,
+                              .status = (ipc_status_t)in->status, .jid = in->field[0]};
+    return 0;
+}
+
+int ipc_stanza_build(ipc_hdr_t *out, const ipc_stanza_t *msg)
+{
+    ipc_hdr_init(out, IPC_STANZA, msg->conn);
+    out->kind = (uint8_t)msg->kind;
+    out->stype = (uint8_t)msg->stype;
+    if (set_field(out, 0, msg->to) < 0 || set_field(out, 1, msg->from) < 0)
+        return -1;
+    return msg->id ? set_field(out, 2, msg->id) : 0;
+}
+
+int ipc_stanza_read(const ipc_hdr_t *in, ipc_stanza_t *msg)
+{
+    ipc_kind_t kind = (ipc_kind_t)in->kind;
+    ipc_stype_t st = (ipc_stype_t)in->stype;
+    /* A kind, and a type that kind allows (an iq always has one: RFC 6120 8.2.3). */
+    if (!is_msg(in, IPC_STANZA, 2) || !in->field[1][0] || kind == IPC_KIND_NONE ||
+        (st == IPC_ST_NONE ? kind == IPC_KIND_IQ : !stype_valid(kind, st)))
+        return -1;
+    *msg = (ipc_stanza_t){.conn = in->conn, .kind = kind, .stype = st, .to = in->field[0],
+                          .from = in->field[1], .id = in->field[2]};
+    return 0;
+}
+
+int ipc_unbind_build(ipc_hdr_t *out, const ipc_unbind_t *msg)
+{
+    ipc_hdr_init(out, IPC_UNBIND, msg->conn);
+    return 0;
+}
+
+int ipc_unbind_read(const ipc_hdr_t *in, ipc_unbind_t *msg)
+{
+    if (!is_msg(in, IPC_UNBIND, 0))
+        return -1;
+    msg->conn = in->conn;
+    return 0;
+}
+
+int ipc_deliver_build(ipc_hdr_t *out, const ipc_deliver_t *msg)
+{
+    ipc_hdr_init(out, IPC_DELIVER, msg->conn);
+    return 0;
+}
+
+int ipc_deliver_read(const ipc_hdr_t *in, ipc_deliver_t *msg)
+{
+    if (!is_msg(in, IPC_DELIVER, 0))
+        return -1;
+    msg->conn = in->conn;
+    return 0;
+}
+
+int ipc_close_build(ipc_hdr_t *out, const ipc_close_t *msg)
+{
+    ipc_hdr_init(out, IPC_CLOSE, msg->conn);
+    return set_field(out, 0, msg->condition);
+}
+
+int ipc_close_read(const ipc_hdr_t *in, ipc_close_t *msg)
+{
+    if (!is_msg(in, IPC_CLOSE, 1) || !in->field[0][0])
+        return -1;
+    *msg = (ipc_close_t){.conn = in->conn, .condition = in->field[0]};
+    return 0;
+}
+
+#define IPC_RESYNC_KNOWN                                                                    \
+    (IPC_RESYNC_AVAILABLE | IPC_RESYNC_INTERESTED | IPC_RESYNC_CARBONS | IPC_RESYNC_BLOCKLIST)
+
+int ipc_resync_build(ipc_hdr_t *out, const ipc_resync_t *msg)
+{
+    ipc_hdr_init(out, IPC_RESYNC, msg->conn);
+    out->flags = msg->flags;
+    out->status = ipc_priority_encode(msg->priority);
+    return set_field(out, 0, msg->full_jid);
+}
+
+int ipc_resync_read(const ipc_hdr_t *in, ipc_resync_t *msg)
+{
+    if (!is_msg(in, IPC_RESYNC, 1) || !in->field[0][0] || (in->flags & ~IPC_RESYNC_KNOWN))
+        return -1;
+    *msg = (ipc_resync_t){.conn = in->conn, .full_jid = in->field[0], .flags = in->flags,
+                          .priority = ipc_priority_decode(in->status)};
+    return 0;
+}
+
+int ipc_auth_result_build(ipc_hdr_t *out, const ipc_auth_result_t *msg)
+{
+    ipc_hdr_init(out, IPC_AUTH_RESULT, msg->conn);
+    out->status = (uint8_t)msg->status;
+    return set_field(out, 0, msg->username);
+}
+
+int ipc_auth_result_read(const ipc_hdr_t *in, ipc_auth_result_t *msg)
+{
+    if (!is_msg(in, IPC_AUTH_RESULT, 1) || !in->field[0][0] ||
+        (in->status != IPC_OK && in->status != IPC_REFUSED))
+        return -1;
+    *msg = (ipc_auth_result_t){.conn = in->conn, .status = (ipc_status_t)in->status,
+                               .username = in->field[0]};
+    return 0;
+}

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "scram.h"
+
 #define IPC_MAGIC 0x58 /* 'X' */
 #define IPC_VERSION 1
 #define IPC_MAX_FIELDS 4
@@ -32,7 +34,7 @@ typedef enum {
     IPC_BIND_REPLY = 6,  /* rt->fe: seq, conn, status, field0 full JID */
     IPC_STANZA = 7,      /* fe->rt: conn, kind, stype, fields to/from/id; payload */
     IPC_UNBIND = 8,      /* fe->rt: conn; the session has ended */
-    IPC_DELIVER = 9,     /* rt->fe: conn, kind, stype; payload written to the client */
+    IPC_DELIVER = 9,     /* rt->fe: conn; payload written to the client */
     IPC_CLOSE = 10,      /* rt->fe: conn, field0 stream error condition */
     IPC_RESYNC = 11,     /* fe->rt: conn, field0 full JID, flags, status = priority;
                             payload: last presence (only when available) */
@@ -117,5 +119,123 @@ int ipc_priority_decode(uint8_t status);
 
 /* The key max_stanza_size. */
 extern const config_key_t ipc_config_keys[];
+
+/* Typed messages. Each message type has a struct with named fields and two helpers on top
+ * of the header codec above:
+ *   int ipc_X_build(ipc_hdr_t *out, const ipc_X_t *msg)  fills `out` (0, or -1 when a
+ *       string is longer than IPC_FIELD_MAX);
+ *   int ipc_X_read(const ipc_hdr_t *in, ipc_X_t *msg)     0 when `in` is a message of that
+ *       type with every field the message needs present and in range, else -1.
+ * Strings read point into `in` (valid while it is). The wire format is the one of
+ * docs/PROTOCOL.md: builders put each field where the table there says. */
+
+/* hello and heartbeat (both ways): the sender's boot epoch and name. A hello needs a
+ * name. */
+typedef struct {
+    uint64_t epoch;
+    const char *name;
+} ipc_hello_t;
+typedef ipc_hello_t ipc_heartbeat_t;
+
+/* auth (fe -> rt): credentials of `username` (prepared localpart) for `hash`. */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq; /* request id, never 0 */
+    scram_hash_t hash;
+    const char *username;
+} ipc_auth_t;
+
+/* auth-reply (rt -> fe): IPC_OK with `credentials` ("ITER,SALT,STOREDKEY,SERVERKEY"),
+ * IPC_NOT_FOUND, IPC_TEMPORARY or IPC_LOCKED. */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq;
+    ipc_status_t status;
+    const char *credentials; /* "" unless IPC_OK */
+} ipc_auth_reply_t;
+
+/* bind (fe -> rt): the full JID the connection asks for. */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq;
+    const char *jid;
+} ipc_bind_t;
+
+/* bind-reply (rt -> fe): IPC_OK, IPC_REFUSED, IPC_TEMPORARY or IPC_LIMIT. */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq;
+    ipc_status_t status;
+    const char *jid; /* the JID asked for; needed with IPC_OK */
+} ipc_bind_reply_t;
+
+/* stanza (fe -> rt): a client's stanza (payload frame) with the facts the frontend parsed:
+ * kind, a type valid for it, 'to' (prepared, "" when none), 'from' (the full JID bound)
+ * and 'id' (NULL or "" when none). */
+typedef struct {
+    uint64_t conn;
+    ipc_kind_t kind;
+    ipc_stype_t stype;
+    const char *to, *from, *id;
+} ipc_stanza_t;
+
+/* unbind (fe -> rt): the connection's session has ended. */
+typedef struct {
+    uint64_t conn;
+} ipc_unbind_t;
+
+/* deliver (rt -> fe): the payload frame is written to the connection's client. */
+typedef struct {
+    uint64_t conn;
+} ipc_deliver_t;
+
+/* close (rt -> fe): end the client's stream with this stream error condition. */
+typedef struct {
+    uint64_t conn;
+    const char *condition;
+} ipc_close_t;
+
+/* resync (fe -> rt): a bound session the frontend resends to a router (docs/PROTOCOL.md,
+ * "Resync"); flags IPC_RESYNC_*, priority -128..127 (clamped when built). The payload
+ * frame carries the last presence and the directed-presence targets. */
+typedef struct {
+    uint64_t conn;
+    const char *full_jid;
+    uint8_t flags;
+    int priority;
+} ipc_resync_t;
+
+/* auth-result (fe -> rt): how an authentication whose credentials were asked for ended
+ * (IPC_OK or IPC_REFUSED). */
+typedef struct {
+    uint64_t conn;
+    ipc_status_t status;
+    const char *username;
+} ipc_auth_result_t;
+
+int ipc_hello_build(ipc_hdr_t *out, const ipc_hello_t *msg);
+int ipc_hello_read(const ipc_hdr_t *in, ipc_hello_t *msg);
+int ipc_heartbeat_build(ipc_hdr_t *out, const ipc_heartbeat_t *msg);
+int ipc_heartbeat_read(const ipc_hdr_t *in, ipc_heartbeat_t *msg);
+int ipc_auth_build(ipc_hdr_t *out, const ipc_auth_t *msg);
+int ipc_auth_read(const ipc_hdr_t *in, ipc_auth_t *msg);
+int ipc_auth_reply_build(ipc_hdr_t *out, const ipc_auth_reply_t *msg);
+int ipc_auth_reply_read(const ipc_hdr_t *in, ipc_auth_reply_t *msg);
+int ipc_bind_build(ipc_hdr_t *out, const ipc_bind_t *msg);
+int ipc_bind_read(const ipc_hdr_t *in, ipc_bind_t *msg);
+int ipc_bind_reply_build(ipc_hdr_t *out, const ipc_bind_reply_t *msg);
+int ipc_bind_reply_read(const ipc_hdr_t *in, ipc_bind_reply_t *msg);
+int ipc_stanza_build(ipc_hdr_t *out, const ipc_stanza_t *msg);
+int ipc_stanza_read(const ipc_hdr_t *in, ipc_stanza_t *msg);
+int ipc_unbind_build(ipc_hdr_t *out, const ipc_unbind_t *msg);
+int ipc_unbind_read(const ipc_hdr_t *in, ipc_unbind_t *msg);
+int ipc_deliver_build(ipc_hdr_t *out, const ipc_deliver_t *msg);
+int ipc_deliver_read(const ipc_hdr_t *in, ipc_deliver_t *msg);
+int ipc_close_build(ipc_hdr_t *out, const ipc_close_t *msg);
+int ipc_close_read(const ipc_hdr_t *in, ipc_close_t *msg);
+int ipc_resync_build(ipc_hdr_t *out, const ipc_resync_t *msg);
+int ipc_resync_read(const ipc_hdr_t *in, ipc_resync_t *msg);
+int ipc_auth_result_build(ipc_hdr_t *out, const ipc_auth_result_t *msg);
+int ipc_auth_result_read(const ipc_hdr_t *in, ipc_auth_result_t *msg);
 
 #endif

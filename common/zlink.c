@@ -4,8 +4,15 @@
 #include <stdlib.h>
 #include <zmq.h>
 
+#include "config.h"
 #include "log.h"
 #include "util.h"
+
+/* Read by both ends of the frontend-router link. */
+const config_key_t zlink_config_keys[] = {
+    CONFIG_INT("link_hwm", "100000", 10, 10000000, "messages ZeroMQ queues for one peer of the link that does not read"),
+    CONFIG_END,
+};
 
 struct zlink {
     evloop_t *loop;
@@ -104,9 +111,9 @@ int zlink_send(zlink_t *z, const zpart_t *parts, int nparts)
     return 0;
 }
 
-void zlink_link_options(void *sock)
+void zlink_link_options(void *sock, int hwm)
 {
-    int linger = 1000, hwm = 100000, ivl = 1000, ttl = 5000, tmo = 3000;
+    int linger = 1000, ivl = 1000, ttl = 5000, tmo = 3000;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "evloop.h"
 
 /* The link uses at most 3 parts; a ZAP request (RFC 27) has 7. */
@@ -23,9 +24,14 @@ typedef void (*zlink_cb)(void *ud, const zpart_t *parts, int nparts);
 
 typedef struct zlink zlink_t;
 
+/* The key link_hwm. */
+extern const config_key_t zlink_config_keys[];
+
 /* Sets the options both ends of the frontend-router link share: linger, high-water marks
- * sized on purpose, and ZMTP heartbeats that notice a dead TCP connection sending no FIN. */
-void zlink_link_options(void *sock);
+ * of `hwm` messages each way (link_hwm: how many messages may wait in ZeroMQ for one peer
+ * before a send fails with EAGAIN; docs/PROTOCOL.md, "Behaviour"), and ZMTP heartbeats
+ * that notice a dead TCP connection sending no FIN. */
+void zlink_link_options(void *sock, int hwm);
 /* Takes part in `loop` with the ZeroMQ socket `sock` (not owned). */
 zlink_t *zlink_new(evloop_t *loop, void *sock, zlink_cb cb, void *ud);
 void zlink_destroy(zlink_t **link_p);

@@ -38,7 +38,7 @@ static const config_key_t router_config_keys[] = {
 static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,   curve_config_keys,
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
-    zap_config_keys,
+    zap_config_keys,    zlink_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and

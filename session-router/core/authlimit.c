@@ -41,30 +41,26 @@ void authlimit_close(void)
     backoff_free(&failures);
 }
 
-void authlimit_on_auth(rt_frontend_t *f, const ipc_hdr_t *h)
+void authlimit_on_auth(rt_frontend_t *f, const ipc_auth_t *m)
 {
     uint64_t now = now_ms();
-    if (!backoff_wait(failures, h->field[0], now)) {
+    if (!backoff_wait(failures, m->username, now)) {
         /* Counted now rather than when a failure is reported: guesses sent at once over
          * many connections would otherwise all be tried before the first report. */
-        uint64_t lock = backoff_failed(failures, h->field[0], now);
+        uint64_t lock = backoff_failed(failures, m->username, now);
         if (lock)
             log_warn("auth: too many failed attempts for '%s' (last from %s): locked for "
-                     "%llu s", h->field[0], f->ident, (unsigned long long)(lock / 1000));
-        storage_auth_lookup(f, h);
+                     "%llu s", m->username, f->ident, (unsigned long long)(lock / 1000));
+        storage_auth_lookup(f, m);
         return;
     }
-    ipc_hdr_t r;
-    ipc_hdr_init(&r, IPC_AUTH_REPLY, h->conn);
-    r.seq = h->seq;
-    r.status = IPC_LOCKED;
-    link_send(f, &r, NULL, 0);
+    link_send_auth_reply(f, &(ipc_auth_reply_t){m->conn, m->seq, IPC_LOCKED, NULL});
 }
 
-void authlimit_on_result(rt_frontend_t *f, const ipc_hdr_t *h)
+void authlimit_on_result(rt_frontend_t *f, const ipc_auth_result_t *m)
 {
     (void)f;
     /* A failure was counted with the request; a success means the owner got in. */
-    if (h->status == IPC_OK)
-        backoff_clear(failures, h->field[0]);
+    if (m->status == IPC_OK)
+        backoff_clear(failures, m->username);
 }

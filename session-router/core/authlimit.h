@@ -13,8 +13,8 @@ extern const config_key_t authlimit_config_keys[];
 void authlimit_open(void);
 void authlimit_close(void);
 /* A credential request: answered IPC_LOCKED while the account is locked, else looked up. */
-void authlimit_on_auth(rt_frontend_t *f, const ipc_hdr_t *h);
+void authlimit_on_auth(rt_frontend_t *f, const ipc_auth_t *m);
 /* A frontend reports how an attempt ended (IPC_AUTH_RESULT). */
-void authlimit_on_result(rt_frontend_t *f, const ipc_hdr_t *h);
+void authlimit_on_result(rt_frontend_t *f, const ipc_auth_result_t *m);
 
 #endif

@@ -1,6 +1,8 @@
 /* The ROUTER socket all frontends connect to: hello and heartbeats (frontend liveness),
- * and dispatch of their requests and stanzas. ZMQ_ROUTER_MANDATORY makes a send to a
- * vanished frontend fail loudly instead of being dropped in silence. */
+ * and dispatch of their requests and stanzas, one handler per message type, each reading
+ * its typed message (ipc.h). ZMQ_ROUTER_MANDATORY makes a send to a vanished frontend, or
+ * to one whose pipe is full, fail loudly instead of being dropped in silence; the callers
+ * decide what becomes of a stanza that could not be sent (session.c, route.c). */
 #include "link.h"
 
 #include <errno.h>
@@ -21,13 +23,30 @@
 
 static ev_timer_t *sweep_timer;
 
+/* Failed sends are logged at most once a second (a frontend that stopped reading makes
+ * every delivery to it fail), with the number left out. */
+static struct {
+    uint64_t last_ms;
+    unsigned long skipped;
+} send_log;
+
 int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t len)
 {
     unsigned char hdr[IPC_HDR_MAX];
     zpart_t parts[3] = {{f->ident, f->ident_len}, {hdr, ipc_encode(h, hdr)}, {payload, len}};
     if (zlink_send(rt.link, parts, payload ? 3 : 2) < 0) {
-        log_warn("link: cannot send %s to %s: %s", ipc_type_name((ipc_type_t)h->type), f->ident,
-                 zmq_strerror(errno));
+        int err = errno;
+        uint64_t now = now_ms();
+        if (now - send_log.last_ms >= 1000) {
+            log_warn("link: cannot send %s to %s: %s%s (%lu more failed sends not logged)",
+                     ipc_type_name((ipc_type_t)h->type), f->ident, zmq_strerror(err),
+                     err == EAGAIN ? ": its pipe is full" : "", send_log.skipped);
+            send_log.last_ms = now;
+            send_log.skipped = 0;
+        } else {
+            send_log.skipped++;
+        }
+        errno = err;
         return -1;
     }
     return 0;
@@ -36,8 +55,11 @@ int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t 
 static void reply_hello(rt_frontend_t *f, ipc_type_t type)
 {
     ipc_hdr_t h;
-    ipc_hdr_init(&h, type, rt.epoch);
-    ipc_hdr_set(&h, 0, "router");
+    ipc_hello_t m = {.epoch = rt.epoch, .name = "router"};
+    if (type == IPC_HELLO)
+        ipc_hello_build(&h, &m);
+    else
+        ipc_heartbeat_build(&h, &m);
     link_send(f, &h, NULL, 0);
 }
 
@@ -52,16 +74,16 @@ static void frontend_drop(rt_frontend_t *f, const char *why)
 
 /* A hello from a frontend: a new epoch under a known name means that frontend restarted,
  * so the sessions of its earlier run are over. */
-static rt_frontend_t *frontend_hello(const zpart_t *id, const ipc_hdr_t *h)
+static rt_frontend_t *frontend_hello(const zpart_t *id, const ipc_hello_t *h)
 {
-    const char *name = h->field[0];
+    const char *name = h->name;
     size_t pos = 0, kl;
     const void *k;
     void *v;
     rt_frontend_t *stale = NULL;
     while (hmap_next(rt.frontends, &pos, &k, &kl, &v)) {
         rt_frontend_t *o = v;
-        if (strcmp(o->name, name) == 0 && o->epoch != h->conn) {
+        if (strcmp(o->name, name) == 0 && o->epoch != h->epoch) {
             stale = o;
             break;
         }
@@ -72,78 +94,126 @@ static rt_frontend_t *frontend_hello(const zpart_t *id, const ipc_hdr_t *h)
     memcpy(f->ident, id->data, id->len);
     f->ident_len = id->len;
     snprintf(f->name, sizeof f->name, "%s", name);
-    f->epoch = h->conn;
+    f->epoch = h->epoch;
     hmap_put(rt.frontends, f->ident, f->ident_len, f);
     log_info("link: frontend %s joined (epoch %016" PRIx64 ")", f->ident, f->epoch);
     return f;
 }
 
-static void on_heartbeat(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+/* A message of a known type that its reader refused (ipc.h): logged and dropped, and a
+ * request is answered at once, so that no client waits for request_timeout. */
+static void malformed(rt_frontend_t *f, const ipc_hdr_t *h)
 {
-    (void)h;
-    (void)payload;
-    reply_hello(f, IPC_HEARTBEAT);
+    log_warn("link: dropped a malformed %s from %s (conn %" PRIu64 ")",
+             ipc_type_name((ipc_type_t)h->type), f->ident, h->conn);
+    if (h->type == IPC_AUTH && h->seq)
+        link_send_auth_reply(f, &(ipc_auth_reply_t){h->conn, h->seq, IPC_TEMPORARY, NULL});
+    else if (h->type == IPC_BIND && h->seq)
+        link_send_bind_reply(f, &(ipc_bind_reply_t){h->conn, h->seq, IPC_REFUSED, ""});
+    else if (h->type == IPC_RESYNC)
+        link_send_close(f, h->conn, "reset"); /* as for a resync the router cannot take */
 }
 
-static void bind_reply(rt_frontend_t *f, const ipc_hdr_t *req, ipc_status_t status)
+static void on_heartbeat(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
-    ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_BIND_REPLY, req->conn);
-    h.seq = req->seq;
-    h.status = (uint8_t)status;
-    ipc_hdr_set(&h, 0, req->field[0]);
-    link_send(f, &h, NULL, 0);
+    (void)payload;
+    ipc_heartbeat_t m;
+    if (ipc_heartbeat_read(h, &m) < 0) {
+        malformed(f, h);
+        return;
+    }
+    reply_hello(f, IPC_HEARTBEAT);
 }
 
 static void on_bind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
     (void)payload;
-    if (session_over_limit(h->field[0])) {
-        log_info("bind: %s refused: max_resources (%ld) reached", h->field[0], rt.max_resources);
-        bind_reply(f, h, IPC_LIMIT);
+    ipc_bind_t m;
+    if (ipc_bind_read(h, &m) < 0) {
+        malformed(f, h);
         return;
     }
-    session_t *s = session_attach(f, h->conn, h->field[0]);
+    ipc_bind_reply_t r = {.conn = m.conn, .seq = m.seq, .status = IPC_OK, .jid = m.jid};
+    if (session_over_limit(m.jid)) {
+        log_info("bind: %s refused: max_resources (%ld) reached", m.jid, rt.max_resources);
+        r.status = IPC_LIMIT;
+        link_send_bind_reply(f, &r);
+        return;
+    }
+    session_t *s = session_attach(f, m.conn, m.jid);
     if (!s) {
-        log_warn("bind: refused '%s' from %s", h->field[0], f->ident);
-        bind_reply(f, h, IPC_REFUSED);
+        log_warn("bind: refused '%s' from %s", m.jid, f->ident);
+        r.status = IPC_REFUSED;
+        link_send_bind_reply(f, &r);
         return;
     }
-    bind_reply(f, h, IPC_OK);
+    link_send_bind_reply(f, &r);
     log_debug("bind: %s on %s conn %" PRIu64, s->full, f->ident, s->conn);
 }
 
 static void on_unbind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
     (void)payload;
-    session_t *s = session_find_conn(f, h->conn);
+    ipc_unbind_t m;
+    if (ipc_unbind_read(h, &m) < 0) {
+        malformed(f, h);
+        return;
+    }
+    session_t *s = session_find_conn(f, m.conn);
     if (s)
         session_end(s);
 }
 
 static void on_stanza(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
-    session_t *s = session_find_conn(f, h->conn);
-    if (!s || !payload) {
-        log_debug("link: stanza from unbound connection %" PRIu64 " of %s", h->conn, f->ident);
+    ipc_stanza_t m;
+    if (ipc_stanza_read(h, &m) < 0) {
+        malformed(f, h);
         return;
     }
-    route_stanza(s, h, payload->data, payload->len);
+    session_t *s = session_find_conn(f, m.conn);
+    if (!s || !payload) {
+        log_debug("link: stanza from unbound connection %" PRIu64 " of %s", m.conn, f->ident);
+        return;
+    }
+    route_stanza(s, &m, payload->data, payload->len);
 }
 
 static void on_auth(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
     (void)payload;
-    authlimit_on_auth(f, h);
+    ipc_auth_t m;
+    if (ipc_auth_read(h, &m) < 0) {
+        malformed(f, h);
+        return;
+    }
+    authlimit_on_auth(f, &m);
 }
 
 static void on_auth_result(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
     (void)payload;
-    authlimit_on_result(f, h);
+    ipc_auth_result_t m;
+    if (ipc_auth_result_read(h, &m) < 0) {
+        malformed(f, h);
+        return;
+    }
+    authlimit_on_result(f, &m);
 }
 
-/* What a frontend may send once it said hello, and who handles it. */
+static void on_resync(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_resync_t m;
+    if (ipc_resync_read(h, &m) < 0) {
+        malformed(f, h);
+        return;
+    }
+    resync_session(f, &m, payload ? payload->data : NULL, payload ? payload->len : 0);
+}
+
+/* What a frontend may send once it said hello, and who handles it. Each handler reads its
+ * typed message (ipc.h) and hands the fields on; a message its reader refuses goes to
+ * malformed(). */
 typedef void (*link_handler_fn)(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
 static const link_handler_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_HEARTBEAT] = on_heartbeat,
@@ -151,7 +221,7 @@ static const link_handler_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_AUTH_RESULT] = on_auth_result,
     [IPC_BIND] = on_bind,
     [IPC_UNBIND] = on_unbind,
-    [IPC_RESYNC] = resync_session,
+    [IPC_RESYNC] = on_resync,
     [IPC_STANZA] = on_stanza,
 };
 
@@ -175,8 +245,13 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
     }
     rt_frontend_t *f = hmap_get(rt.frontends, parts[0].data, parts[0].len);
     if (h.type == IPC_HELLO) {
+        ipc_hello_t hello;
+        if (ipc_hello_read(&h, &hello) < 0) {
+            log_warn("link: dropped a hello without a name (%zu-byte routing id)", parts[0].len);
+            return;
+        }
         if (!f)
-            f = frontend_hello(&parts[0], &h);
+            f = frontend_hello(&parts[0], &hello);
         f->last_seen = now_ms();
         reply_hello(f, IPC_HELLO);
         return;
@@ -188,13 +263,10 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
         memcpy(tmp.ident, parts[0].data, parts[0].len);
         tmp.ident_len = parts[0].len;
         reply_hello(&tmp, IPC_HELLO);
-        if (h.type == IPC_AUTH || h.type == IPC_BIND) {
-            ipc_hdr_t r;
-            ipc_hdr_init(&r, h.type == IPC_AUTH ? IPC_AUTH_REPLY : IPC_BIND_REPLY, h.conn);
-            r.seq = h.seq;
-            r.status = IPC_TEMPORARY;
-            link_send(&tmp, &r, NULL, 0);
-        }
+        if (h.type == IPC_AUTH)
+            link_send_auth_reply(&tmp, &(ipc_auth_reply_t){h.conn, h.seq, IPC_TEMPORARY, NULL});
+        else if (h.type == IPC_BIND)
+            link_send_bind_reply(&tmp, &(ipc_bind_reply_t){h.conn, h.seq, IPC_TEMPORARY, ""});
         log_debug("link: %s from unknown frontend %s", ipc_type_name((ipc_type_t)h.type),
                   tmp.ident);
         return;
@@ -234,7 +306,7 @@ void link_open(const char *endpoint)
     int one = 1;
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     zmq_setsockopt(rt.zsock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
-    zlink_link_options(rt.zsock);
+    zlink_link_options(rt.zsock, (int)config_int("link_hwm"));
     /* Anyone who reaches the port could announce a frame of any size and have libzmq
      * allocate it: no message from a frontend is longer than a header and a stanza frame
      * (IPC_STANZA_FACTOR). A longer frame drops that connection. */

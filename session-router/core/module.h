@@ -67,7 +67,7 @@ typedef enum {
     HOOK_SESSION_BOUND,     /* session: a resource was bound (or resynced) */
     HOOK_SESSION_ENDED,     /* session: it ends (still in the tables) */
     HOOK_SESSION_FREED,     /* session: about to be freed; free module state, send nothing */
-    HOOK_SESSION_RESYNC,    /* session, h (flags), raw: a frontend resent it after a router
+    HOOK_SESSION_RESYNC,    /* session, resync (flags), raw: a frontend resent it after a router
                                restart; modules restore their state, send nothing */
     HOOK_PRESENCE,          /* session, stanza: presence from a client (broadcast or to='') */
     HOOK_PRESENCE_INITIAL,  /* session, stanza, prev_priority: first available presence */
@@ -90,7 +90,8 @@ typedef struct {
     session_t *target;      /* HOOK_DELIVER_FULL: the receiving session */
     user_t *user;           /* the user concerned (receiver, or whose roster changes) */
     roster_item_t *item;    /* HOOK_ROSTER_REMOVED */
-    const ipc_hdr_t *h;     /* routing facts of a raw stanza */
+    const ipc_stanza_t *msg; /* routing facts of a raw stanza (kind, type, to, from) */
+    const ipc_resync_t *resync; /* HOOK_SESSION_RESYNC: the session state resent */
     const char *to;         /* its 'to' */
     const char *from;       /* HOOK_STANZA_IN: its sender (full or bare JID) */
     const char *payload;    /* raw stanza bytes (serialised for jabber:client) */

@@ -16,49 +16,45 @@
 /* Tells the frontend to end a client's stream the router could not take back. */
 static void resync_refuse(rt_frontend_t *f, uint64_t conn, const char *full)
 {
-    ipc_hdr_t c;
-    ipc_hdr_init(&c, IPC_CLOSE, conn);
     /* RFC 6120 4.9.3.16: reset asks the client to reconnect. */
-    ipc_hdr_set(&c, 0, "reset");
-    link_send(f, &c, NULL, 0);
+    link_send_close(f, conn, "reset");
     log_warn("resync: refused '%s' from %s conn %" PRIu64, full, f->ident, conn);
 }
 
-void resync_session(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+void resync_session(rt_frontend_t *f, const ipc_resync_t *m, const char *payload, size_t len)
 {
-    const char *full = h->field[0];
-    session_t *s = session_find_conn(f, h->conn);
+    const char *full = m->full_jid;
+    session_t *s = session_find_conn(f, m->conn);
     if (s && strcmp(s->full, full) != 0) {
         /* The connection id names another JID: the older state is stale. */
         session_end(s);
         s = NULL;
     }
     if (!s) {
-        s = session_attach(f, h->conn, full);
+        s = session_attach(f, m->conn, full);
         if (!s) {
-            resync_refuse(f, h->conn, full);
+            resync_refuse(f, m->conn, full);
             return;
         }
     }
     /* The payload: the last presence, then a NUL and the directed-presence targets. */
-    const char *data = payload ? payload->data : "";
-    size_t len = payload ? payload->len : 0;
+    const char *data = payload ? payload : "";
     const char *nul = memchr(data, '\0', len);
     size_t plen = nul ? (size_t)(nul - data) : len;
-    int available = (h->flags & IPC_RESYNC_AVAILABLE) && plen;
+    int available = (m->flags & IPC_RESYNC_AVAILABLE) && plen;
     s->available = available;
-    s->priority = available ? ipc_priority_decode(h->status) : 0;
-    s->interested = (h->flags & IPC_RESYNC_INTERESTED) != 0;
+    s->priority = available ? m->priority : 0;
+    s->interested = (m->flags & IPC_RESYNC_INTERESTED) != 0;
     free(s->last_presence);
     s->last_presence = available ? xstrndup(data, plen) : NULL;
     /* Module state (carbons, blocklist interest, directed presence) comes back too. */
-    hook_ev_t ev = {.session = s, .user = s->user, .h = h};
+    hook_ev_t ev = {.session = s, .user = s->user, .resync = m};
     if (nul) {
         ev.payload = nul + 1;
         ev.len = len - plen - 1;
     }
     hook_run(HOOK_SESSION_RESYNC, &ev);
     log_debug("resync: %s on %s conn %" PRIu64 " (%s, priority %d%s)", s->full, f->ident,
-              h->conn, available ? "available" : "unavailable", s->priority,
+              m->conn, available ? "available" : "unavailable", s->priority,
               s->interested ? ", interested" : "");
 }

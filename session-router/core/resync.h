@@ -6,6 +6,7 @@
 #include "ipc.h"
 #include "router.h"
 
-void resync_session(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
+/* `payload`: the resync's payload frame (last presence, NUL, directed-presence targets). */
+void resync_session(rt_frontend_t *f, const ipc_resync_t *m, const char *payload, size_t len);
 
 #endif

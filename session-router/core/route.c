@@ -5,6 +5,7 @@
  * header's facts alone, without parsing the stanza. */
 #include "route.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@
 #include "user.h"
 #include "util.h"
 
-void route_bounce(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len,
+void route_bounce(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len,
                   const char *etype, const char *cond)
 {
     if (h->stype == IPC_ST_ERROR)
@@ -28,19 +29,34 @@ void route_bounce(session_t *from, const ipc_hdr_t *h, const char *payload, size
     xml_node_free(&st);
 }
 
+/* A client's stanza the link would not take for `target` (its frontend's pipe is full,
+ * or the frontend is gone): the sender learns it was not delivered and may try again
+ * (RFC 6120 8.3.3.18: resource-constraint, type wait), unless it is an error or a result,
+ * which are never answered with an error. Counted and logged either way
+ * (docs/PROTOCOL.md, "Behaviour"). */
+static void undeliverable(session_t *from, const session_t *target, const ipc_stanza_t *h,
+                          const char *payload, size_t len, int err)
+{
+    int bounce = h->stype != IPC_ST_ERROR && h->stype != IPC_ST_RESULT;
+    static const char *const kinds[] = {"stanza", "message", "presence", "iq"};
+    session_undelivered(target, err, kinds[h->kind <= IPC_KIND_IQ ? h->kind : 0], bounce);
+    if (bounce)
+        route_bounce(from, h, payload, len, "wait", "resource-constraint");
+}
+
 /* The "about to be stored" hook; without a module that stores, the sender learns the
  * message was not delivered (RFC 6121 8.5.2.2.1). */
-static void store_offline(session_t *from, const ipc_hdr_t *h, const char *to_bare,
+static void store_offline(session_t *from, const ipc_stanza_t *h, const char *to_bare,
                           const char *payload, size_t len)
 {
-    hook_ev_t ev = {.session = from, .h = h, .to = to_bare, .payload = payload, .len = len};
+    hook_ev_t ev = {.session = from, .msg = h, .to = to_bare, .payload = payload, .len = len};
     if (hook_run(HOOK_STORE_OFFLINE, &ev) == MOD_PASS)
         route_bounce(from, h, payload, len, "cancel", "service-unavailable");
 }
 
 /* RFC 6121 8.5.2.1: a message to a bare JID goes to the resources rules_bare_targets
  * chooses. Returns how many got it. */
-static int deliver_to_bare(session_t *from, user_t *u, const ipc_hdr_t *h, const char *payload,
+static int deliver_to_bare(session_t *from, user_t *u, const ipc_stanza_t *h, const char *payload,
                            size_t len)
 {
     size_t n = 0;
@@ -53,25 +69,40 @@ static int deliver_to_bare(session_t *from, user_t *u, const ipc_hdr_t *h, const
     size_t i = 0;
     for (session_t *s = u->sessions; s; s = s->next, i++)
         res[i] = (rules_res_t){s->available, s->priority};
-    int count = rules_bare_targets(res, n, (ipc_stype_t)h->stype, chosen);
+    int count = rules_bare_targets(res, n, h->stype, chosen);
     i = 0;
     for (session_t *s = u->sessions; s; s = s->next, i++)
         s->selected = chosen[i];
     free(res);
     free(chosen);
-    hook_ev_t ev = {.session = from, .user = u, .h = h, .to = u->bare, .payload = payload,
+    hook_ev_t ev = {.session = from, .user = u, .msg = h, .to = u->bare, .payload = payload,
                     .len = len};
     if (count && hook_run(HOOK_DELIVER_BARE, &ev) == MOD_PASS) {
-        for (session_t *s = u->sessions; s; s = s->next)
-            if (s->selected)
-                session_deliver(s, payload, len);
+        /* Delivered when one chosen resource took it (8.5.2.1.1); when none could, the
+         * sender is told. */
+        int delivered = 0, err = 0;
+        session_t *failed = NULL;
+        for (session_t *s = u->sessions; s; s = s->next) {
+            if (!s->selected)
+                continue;
+            if (session_deliver(s, payload, len) == 0) {
+                delivered = 1;
+            } else {
+                err = errno;
+                failed = s;
+            }
+        }
+        if (failed && delivered)
+            session_undelivered(failed, err, "message (delivered to another resource)", 0);
+        else if (failed)
+            undeliverable(from, failed, h, payload, len, err);
     }
     for (session_t *s = u->sessions; s; s = s->next)
         s->selected = 0;
     return count;
 }
 
-static void route_message_bare(session_t *from, const char *to_bare, const ipc_hdr_t *h,
+static void route_message_bare(session_t *from, const char *to_bare, const ipc_stanza_t *h,
                                const char *payload, size_t len)
 {
     user_t *u = user_find(to_bare);
@@ -80,7 +111,7 @@ static void route_message_bare(session_t *from, const char *to_bare, const ipc_h
         return;
     /* No resource took it (or the account does not exist, which must look the same:
      * 8.5.1). */
-    switch (rules_bare_fallback((ipc_stype_t)h->stype)) {
+    switch (rules_bare_fallback(h->stype)) {
     case RULE_BOUNCE:
         route_bounce(from, h, payload, len, "cancel", "service-unavailable");
         break;
@@ -93,12 +124,12 @@ static void route_message_bare(session_t *from, const char *to_bare, const ipc_h
 }
 
 /* Presence to or from a client goes to the presence hook with the parsed stanza. */
-static void route_presence(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len)
+static void route_presence(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len)
 {
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
         return;
-    hook_run(HOOK_PRESENCE, &(hook_ev_t){.session = from, .user = from->user, .h = h,
+    hook_run(HOOK_PRESENCE, &(hook_ev_t){.session = from, .user = from->user, .msg = h,
                                          .to = xml_node_attr(st, "to"), .st = st});
     xml_node_free(&st);
 }
@@ -115,13 +146,11 @@ static void account_iq_loaded(user_t *u, int ok, void *arg)
     session_t *from = session_find_jid(a->full);
     if (from && ok && u->exists) {
         /* Modules may refuse it now that the account is loaded (blocking). */
+        ipc_stanza_t msg = {.conn = from->conn, .kind = IPC_KIND_IQ, .to = u->bare,
+                            .from = a->full, .id = xml_node_attr(a->st, "id"),
+                            .stype = ipc_stype_from_attr(IPC_KIND_IQ, xml_node_attr(a->st, "type"))};
         hook_ev_t ev = {.session = from, .user = u, .from = a->full, .st = a->st,
-                        .to = u->bare};
-        ipc_hdr_t h;
-        ipc_hdr_init(&h, IPC_STANZA, from->conn);
-        h.kind = IPC_KIND_IQ;
-        h.stype = (uint8_t)ipc_stype_from_attr(IPC_KIND_IQ, xml_node_attr(a->st, "type"));
-        ev.h = &h;
+                        .to = u->bare, .msg = &msg};
         if (hook_run(HOOK_STANZA_IN, &ev) == MOD_PASS)
             module_dispatch_iq(from, a->st, MOD_AT_ACCOUNT, u);
     } else if (from) /* 8.5.1: no such account looks like service-unavailable */
@@ -134,7 +163,7 @@ static void account_iq_loaded(user_t *u, int ok, void *arg)
 
 /* RFC 6120 10.5.3.2 / RFC 6121 8.5.2: an iq to a bare JID is the server's to answer on the
  * account's behalf. */
-static void route_iq_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
+static void route_iq_bare(session_t *from, const ipc_stanza_t *h, const char *bare,
                           const char *payload, size_t len)
 {
     if (h->stype == IPC_ST_RESULT || h->stype == IPC_ST_ERROR)
@@ -153,7 +182,7 @@ static void route_iq_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
     user_with_roster(bare, account_iq_loaded, a);
 }
 
-static void route_to_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
+static void route_to_bare(session_t *from, const ipc_stanza_t *h, const char *bare,
                           const char *payload, size_t len)
 {
     switch (h->kind) {
@@ -166,16 +195,18 @@ static void route_to_bare(session_t *from, const ipc_hdr_t *h, const char *bare,
     case IPC_KIND_IQ:
         route_iq_bare(from, h, bare, payload, len);
         break;
+    default: /* the link's reader admits no other kind */
+        break;
     }
 }
 
 /* To the server itself: no 'to', the domain, or domain/resource. */
-static void route_to_server(session_t *from, const ipc_hdr_t *h, const char *payload,
+static void route_to_server(session_t *from, const ipc_stanza_t *h, const char *payload,
                             size_t len)
 {
     if (h->kind == IPC_KIND_PRESENCE) {
         /* Broadcast presence has no 'to'; presence to the server itself is dropped. */
-        if (!*h->field[0])
+        if (!*h->to)
             route_presence(from, h, payload, len);
         return;
     }
@@ -187,14 +218,14 @@ static void route_to_server(session_t *from, const ipc_hdr_t *h, const char *pay
         return;
     }
     /* RFC 6120 10.3.3: with no 'to' the server answers on the sender's behalf. */
-    unsigned at = *h->field[0] ? MOD_AT_SERVER : MOD_AT_SERVER | MOD_AT_SELF;
+    unsigned at = *h->to ? MOD_AT_SERVER : MOD_AT_SERVER | MOD_AT_SELF;
     module_dispatch_iq(from, st, at, NULL);
     xml_node_free(&st);
 }
 
-void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len)
+void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len)
 {
-    const char *to = h->field[0];
+    const char *to = h->to;
     /* The frontend prepared 'to' (RFC 7622), so splitting it here is enough. */
     const char *slash = strchr(to, '/');
     const char *at = memchr(to, '@', slash ? (size_t)(slash - to) : strlen(to));
@@ -211,7 +242,7 @@ void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size
         route_bounce(from, h, payload, len, "cancel", "remote-server-not-found");
         return;
     }
-    hook_ev_t ev = {.session = from, .user = from->user, .h = h, .to = to, .payload = payload,
+    hook_ev_t ev = {.session = from, .user = from->user, .msg = h, .to = to, .payload = payload,
                     .len = len};
     if (hook_run(HOOK_STANZA_OUT, &ev) == MOD_HANDLED)
         return;
@@ -223,8 +254,9 @@ void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size
     if (target && h->kind != IPC_KIND_PRESENCE) {
         ev.target = target;
         ev.user = target->user;
-        if (h->kind != IPC_KIND_MESSAGE || hook_run(HOOK_DELIVER_FULL, &ev) == MOD_PASS)
-            session_deliver(target, payload, len);
+        if ((h->kind != IPC_KIND_MESSAGE || hook_run(HOOK_DELIVER_FULL, &ev) == MOD_PASS) &&
+            session_deliver(target, payload, len) < 0)
+            undeliverable(from, target, h, payload, len, errno);
         return;
     }
     char bare[JID_MAX + 1];
@@ -234,7 +266,7 @@ void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size
     memcpy(bare, to, bl);
     bare[bl] = '\0';
     /* RFC 6121 8.5.3.2: no such resource online. */
-    switch (rules_full_fallback((ipc_kind_t)h->kind, (ipc_stype_t)h->stype)) {
+    switch (rules_full_fallback(h->kind, h->stype)) {
     case RULE_TO_BARE:
         route_to_bare(from, h, bare, payload, len);
         break;

@@ -9,9 +9,9 @@
 #include "session.h"
 
 /* Routes a stanza a client sent (raw bytes as the frontend forwarded them). */
-void route_stanza(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len);
+void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len);
 /* Answers the sender of a raw stanza with an error (never for an error). */
-void route_bounce(session_t *from, const ipc_hdr_t *h, const char *payload, size_t len,
+void route_bounce(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len,
                   const char *etype, const char *cond);
 
 #endif

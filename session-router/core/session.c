@@ -3,6 +3,7 @@
  * presence (the presence module). */
 #include "session.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,16 +43,52 @@ user_t *user_find(const char *bare)
 
 int session_deliver(session_t *s, const char *data, size_t len)
 {
-    ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_DELIVER, s->conn);
-    return link_send(s->fe, &h, data, len);
+    return link_send_deliver(s->fe, s->conn, data, len);
+}
+
+/* Delivery failures since start, and when one was last logged: a frontend that stopped
+ * reading makes every delivery to it fail, so one line a second says how many. */
+static struct {
+    unsigned long long bounced, lost;
+    uint64_t last_ms;
+    unsigned long skipped;
+} undelivered;
+
+void session_undelivered(const session_t *s, int err, const char *what, int bounced)
+{
+    if (bounced)
+        undelivered.bounced++;
+    else
+        undelivered.lost++;
+    uint64_t now = now_ms();
+    if (undelivered.last_ms && now - undelivered.last_ms < 1000) {
+        undelivered.skipped++;
+        return;
+    }
+    log_warn("delivery: %s for %s %s: %s (%llu bounced to their senders and %llu server "
+             "stanzas lost since start; %lu failures not logged)",
+             what, s->full, bounced ? "bounced with resource-constraint" : "lost",
+             err == EAGAIN ? "its frontend's pipe is full"
+                           : err == EHOSTUNREACH ? "its frontend is unreachable"
+                                                 : "the link refused it",
+             undelivered.bounced, undelivered.lost, undelivered.skipped);
+    undelivered.last_ms = now;
+    undelivered.skipped = 0;
+}
+
+int session_deliver_server(session_t *s, const char *data, size_t len, const char *what)
+{
+    if (session_deliver(s, data, len) == 0)
+        return 0;
+    session_undelivered(s, errno, what, 0);
+    return -1;
 }
 
 void session_deliver_node(session_t *s, const xml_node_t *node)
 {
     buf_t b = BUF_INIT;
     xml_serialize(node, XML_NS_CLIENT, &b);
-    session_deliver(s, b.data, b.len);
+    session_deliver_server(s, b.data, b.len, node->name ? node->name : "a stanza");
     buf_free(&b);
 }
 
@@ -132,10 +169,7 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     /* RFC 6120 7.7.2.2: a second bind of the same full JID ends the older session. */
     session_t *old = session_find_jid(full);
     if (old) {
-        ipc_hdr_t c;
-        ipc_hdr_init(&c, IPC_CLOSE, old->conn);
-        ipc_hdr_set(&c, 0, "conflict");
-        link_send(old->fe, &c, NULL, 0);
+        link_send_close(old->fe, old->conn, "conflict");
         log_info("bind: %s bound again, closing the older session", old->full);
         session_end(old);
     }
@@ -227,6 +261,10 @@ void session_end_frontend(rt_frontend_t *f)
 
 void sessions_free_all(void)
 {
+    if (undelivered.bounced || undelivered.lost)
+        log_info("delivery: %llu stanzas bounced to their senders and %llu server stanzas lost "
+                 "since start (a frontend's pipe was full or it was gone)",
+                 undelivered.bounced, undelivered.lost);
     size_t pos = 0, kl;
     const void *k;
     void *v;

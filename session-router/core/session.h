@@ -83,9 +83,18 @@ void session_end(session_t *s);
 void session_end_frontend(rt_frontend_t *f);
 /* Frees every session without sending anything (shutdown). */
 void sessions_free_all(void);
-/* Writes stanza bytes to a session's client. Returns 0, or -1 when the link refused it. */
+/* Writes stanza bytes to a session's client. Returns 0, or -1 with errno when the link
+ * refused it (EAGAIN: its frontend's pipe is full; EHOSTUNREACH: the frontend is gone);
+ * the caller decides what becomes of the stanza (route.c bounces a client's stanza). */
 int session_deliver(session_t *s, const char *data, size_t len);
-/* Serialises a tree and delivers it. */
+/* The same for a stanza the server generated (a presence broadcast, a push, a reply, a
+ * carbon copy): nobody can be told, so a failure is logged and counted (`what` names the
+ * stanza in the log). Returns as session_deliver. */
+int session_deliver_server(session_t *s, const char *data, size_t len, const char *what);
+/* Counts and logs (at most one line a second) a stanza for `s` that the link refused with
+ * `err`: `bounced` when its sender got an error, else lost. */
+void session_undelivered(const session_t *s, int err, const char *what, int bounced);
+/* Serialises a tree the server generated and delivers it (session_deliver_server). */
 void session_deliver_node(session_t *s, const xml_node_t *node);
 /* Delivers `st` to every available resource of a user (NULL: nobody), 'to' set to each. */
 void session_deliver_available(user_t *target, xml_node_t *st);

@@ -161,13 +161,8 @@ static void auth_reply(const auth_req_t *r, ipc_status_t status, const char *cre
     rt_frontend_t *f = hmap_get(rt.frontends, r->ident, r->ident_len);
     if (!f)
         return;
-    ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_AUTH_REPLY, r->conn);
-    h.seq = r->seq;
-    h.status = (uint8_t)status;
-    if (cred && ipc_hdr_set(&h, 0, cred) < 0)
-        h.status = IPC_NOT_FOUND;
-    link_send(f, &h, NULL, 0);
+    /* Credentials too long for the header go as "not found" (link_send_auth_reply). */
+    link_send_auth_reply(f, &(ipc_auth_reply_t){r->conn, r->seq, status, cred});
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
@@ -186,22 +181,22 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
     free(r);
 }
 
-void storage_auth_lookup(rt_frontend_t *f, const ipc_hdr_t *h)
+void storage_auth_lookup(rt_frontend_t *f, const ipc_auth_t *m)
 {
     auth_req_t *r = xcalloc(1, sizeof *r);
     memcpy(r->ident, f->ident, f->ident_len);
     r->ident_len = f->ident_len;
-    r->conn = h->conn;
-    r->seq = h->seq;
+    r->conn = m->conn;
+    r->seq = m->seq;
     char bare[2048], key[2200];
-    snprintf(bare, sizeof bare, "%s@%s", h->field[0], rt.domain);
-    if (!rt.redis_ready || h->status > SCRAM_SHA256 ||
+    snprintf(bare, sizeof bare, "%s@%s", m->username, rt.domain);
+    if (!rt.redis_ready ||
         keys_user(key, sizeof key, rt.redis_prefix, KEYS_ACCOUNT, bare) < 0) {
         auth_reply(r, rt.redis_ready ? IPC_NOT_FOUND : IPC_TEMPORARY, NULL);
         free(r);
         return;
     }
-    const char *field = keys_cred_field((scram_hash_t)h->status);
+    const char *field = keys_cred_field(m->hash);
     if (redisAsyncCommand(rt.redis, on_auth, r, "HGET %s %s", key, field) != REDIS_OK) {
         auth_reply(r, IPC_TEMPORARY, NULL);
         free(r);

@@ -10,7 +10,7 @@
 void storage_open(const char *host, int port);
 void storage_close(void);
 /* Looks up credentials and answers the frontend with IPC_AUTH_REPLY. */
-void storage_auth_lookup(rt_frontend_t *f, const ipc_hdr_t *h);
+void storage_auth_lookup(rt_frontend_t *f, const ipc_auth_t *m);
 /* Builds the Redis key of one of a user's data (keys.h kinds) under the prefix. */
 #define STORAGE_KEY_MAX (JID_MAX + 256)
 int storage_key(char *out, const char *kind, const char *bare);

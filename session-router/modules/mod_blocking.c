@@ -199,7 +199,7 @@ static mod_result_t blocking_iq(mod_iq_t *iq)
 static mod_result_t on_stanza_out(hook_ev_t *ev)
 {
     session_t *from = ev->session;
-    const ipc_hdr_t *h = ev->h;
+    const ipc_stanza_t *h = ev->msg;
     if (user_blocks(from->user, ev->to)) {
         if (h->kind == IPC_KIND_PRESENCE || h->stype == IPC_ST_ERROR || h->stype == IPC_ST_RESULT)
             return MOD_HANDLED;
@@ -230,7 +230,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
 static mod_result_t on_resync(hook_ev_t *ev)
 {
     module_slot(ev->session, mod_blocking) =
-        ev->h->flags & IPC_RESYNC_BLOCKLIST ? (void *)ev->session : NULL;
+        ev->resync->flags & IPC_RESYNC_BLOCKLIST ? (void *)ev->session : NULL;
     return MOD_PASS;
 }
 
@@ -240,8 +240,8 @@ static mod_result_t on_stanza_in(hook_ev_t *ev)
 {
     if (!user_blocks(ev->user, ev->from))
         return MOD_PASS;
-    if (ev->session && ev->h->kind == IPC_KIND_IQ &&
-        (ev->h->stype == IPC_ST_GET || ev->h->stype == IPC_ST_SET))
+    if (ev->session && ev->msg->kind == IPC_KIND_IQ &&
+        (ev->msg->stype == IPC_ST_GET || ev->msg->stype == IPC_ST_SET))
         session_reply_error(ev->session, ev->st, "cancel", "service-unavailable");
     return MOD_HANDLED;
 }

@@ -39,14 +39,14 @@ static void copy(user_t *u, const session_t *skip, const char *what, const char 
         buf_append_str(&b, "<message xmlns='jabber:client'");
         buf_append(&b, payload + 8, len - 8);
         buf_printf(&b, "</forwarded></%s></message>", what);
-        session_deliver(s, b.data, b.len);
+        session_deliver_server(s, b.data, b.len, "a carbon copy");
         buf_free(&b);
     }
 }
 
 static int eligible(const hook_ev_t *ev)
 {
-    return rules_carbon_eligible((ipc_kind_t)ev->h->kind, (ipc_stype_t)ev->h->stype,
+    return rules_carbon_eligible(ev->msg->kind, ev->msg->stype,
                                  ev->payload, ev->len);
 }
 
@@ -75,7 +75,7 @@ static mod_result_t on_deliver_bare(hook_ev_t *ev)
 static mod_result_t on_resync(hook_ev_t *ev)
 {
     module_slot(ev->session, mod_carbons) =
-        ev->h->flags & IPC_RESYNC_CARBONS ? (void *)ev->session : NULL;
+        ev->resync->flags & IPC_RESYNC_CARBONS ? (void *)ev->session : NULL;
     return MOD_PASS;
 }
 

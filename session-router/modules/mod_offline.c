@@ -9,7 +9,6 @@
 #include "config.h"
 #include "jid.h"
 #include "keys.h"
-#include "link.h"
 #include "log.h"
 #include "module.h"
 #include "modules.h"
@@ -136,16 +135,15 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
         s->user->offline_busy = 0;
     if (rep && rep->type == REDIS_REPLY_ARRAY && s && rep->elements) {
         size_t sent = 0;
-        ipc_hdr_t h;
-        ipc_hdr_init(&h, IPC_DELIVER, s->conn);
         for (; sent < rep->elements; sent++) {
             redisReply *m = rep->element[sent];
             if (m->type != REDIS_REPLY_STRING)
                 continue;
-            if (link_send(s->fe, &h, m->str, m->len) < 0)
+            if (session_deliver(s, m->str, m->len) < 0)
                 break;
         }
-        /* Only what reached the frontend leaves storage. */
+        /* Only what reached the frontend leaves storage: the rest (its pipe is full) waits
+         * for the next initial presence. */
         if (sent && rt.redis_ready) {
             char key[STORAGE_KEY_MAX];
             storage_key(key, KEYS_OFFLINE, s->user->bare);

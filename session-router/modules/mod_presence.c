@@ -103,11 +103,9 @@ static void sub_inbound(user_t *c, int ok, void *arg)
         return;
     }
     /* Modules may refuse it now that the contact is loaded (blocking). */
-    ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_STANZA, 0);
-    h.kind = IPC_KIND_PRESENCE;
-    h.stype = (uint8_t)x->stype;
-    hook_ev_t ev = {.user = c, .from = x->from_bare, .to = c->bare, .h = &h, .st = x->st};
+    ipc_stanza_t msg = {.kind = IPC_KIND_PRESENCE, .stype = x->stype, .to = c->bare,
+                        .from = x->from_bare};
+    hook_ev_t ev = {.user = c, .from = x->from_bare, .to = c->bare, .msg = &msg, .st = x->st};
     if (hook_run(HOOK_STANZA_IN, &ev) == MOD_HANDLED) {
         sub_free(x);
         return;
@@ -172,7 +170,7 @@ static void directed_forget(session_t *s, const char *to)
 
 /* RFC 6121 4.6: directed presence to one entity, remembered so that it gets our
  * unavailable presence when this resource goes away. */
-static void directed(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const char *to)
+static void directed(session_t *from, const ipc_stanza_t *h, xml_node_t *st, const char *to)
 {
     if (h->stype == IPC_ST_UNAVAILABLE) {
         directed_forget(from, to);
@@ -188,7 +186,7 @@ static void directed(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const 
     session_deliver_available(user_find(to), st);
 }
 
-static void presence_outbound(session_t *from, const ipc_hdr_t *h, xml_node_t *st, const char *to)
+static void presence_outbound(session_t *from, const ipc_stanza_t *h, xml_node_t *st, const char *to)
 {
     switch (h->stype) {
     case IPC_ST_NONE:
@@ -418,7 +416,7 @@ static void directed_unavailable(session_t *s)
     module_slot(s, mod_presence) = NULL;
 }
 
-static void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *st)
+static void presence_broadcast(session_t *from, const ipc_stanza_t *h, xml_node_t *st)
 {
     if (h->stype == IPC_ST_NONE) {
         int initial = !from->available, prev = from->priority;
@@ -434,7 +432,7 @@ static void presence_broadcast(session_t *from, const ipc_hdr_t *h, xml_node_t *
             own_resources_to(from);
         bcast_start(from, st, initial);
         hook_run(initial ? HOOK_PRESENCE_INITIAL : HOOK_PRESENCE_UPDATE,
-                 &(hook_ev_t){.session = from, .user = from->user, .h = h, .st = st,
+                 &(hook_ev_t){.session = from, .user = from->user, .msg = h, .st = st,
                               .prev_priority = prev});
     } else if (h->stype == IPC_ST_UNAVAILABLE) {
         if (!from->available)
@@ -455,9 +453,9 @@ static mod_result_t on_presence(hook_ev_t *ev)
 {
     const char *to = xml_node_attr(ev->st, "to");
     if (to)
-        presence_outbound(ev->session, ev->h, ev->st, to);
+        presence_outbound(ev->session, ev->msg, ev->st, to);
     else
-        presence_broadcast(ev->session, ev->h, ev->st);
+        presence_broadcast(ev->session, ev->msg, ev->st);
     return MOD_HANDLED;
 }
 

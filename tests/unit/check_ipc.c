@@ -232,6 +232,276 @@ START_TEST(test_resync_round_trip)
 }
 END_TEST
 
+/* Typed messages: build, encode, decode, read gives back every field. */
+static void wire(const ipc_hdr_t *h, ipc_hdr_t *back)
+{
+    unsigned char buf[IPC_HDR_MAX];
+    size_t n = ipc_encode(h, buf);
+    ck_assert_int_eq(ipc_decode(back, buf, n), 0);
+}
+
+START_TEST(test_typed_round_trips)
+{
+    static ipc_hdr_t h, d; /* 12 KiB each */
+    ipc_hello_t hi;
+    ck_assert_int_eq(ipc_hello_build(&h, &(ipc_hello_t){0xFEEDu, "fe1"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_hello_read(&d, &hi), 0);
+    ck_assert_uint_eq(hi.epoch, 0xFEEDu);
+    ck_assert_str_eq(hi.name, "fe1");
+    ck_assert_int_eq(ipc_heartbeat_read(&d, &hi), -1); /* another type */
+
+    ipc_heartbeat_t hb;
+    ck_assert_int_eq(ipc_heartbeat_build(&h, &(ipc_heartbeat_t){42, "router"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_heartbeat_read(&d, &hb), 0);
+    ck_assert_uint_eq(hb.epoch, 42);
+    ck_assert_str_eq(hb.name, "router");
+
+    ipc_auth_t au;
+    ck_assert_int_eq(ipc_auth_build(&h, &(ipc_auth_t){7, 99, SCRAM_SHA256, "juliet"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_auth_read(&d, &au), 0);
+    ck_assert_uint_eq(au.conn, 7);
+    ck_assert_uint_eq(au.seq, 99);
+    ck_assert_int_eq(au.hash, SCRAM_SHA256);
+    ck_assert_str_eq(au.username, "juliet");
+    ck_assert_int_eq(d.status, 1); /* the hash in the status byte (docs/PROTOCOL.md) */
+
+    ipc_auth_reply_t ar;
+    ck_assert_int_eq(ipc_auth_reply_build(&h, &(ipc_auth_reply_t){7, 99, IPC_OK, "4096,c2FsdA==,a,b"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_auth_reply_read(&d, &ar), 0);
+    ck_assert_uint_eq(ar.seq, 99);
+    ck_assert_int_eq(ar.status, IPC_OK);
+    ck_assert_str_eq(ar.credentials, "4096,c2FsdA==,a,b");
+    ck_assert_int_eq(ipc_auth_reply_build(&h, &(ipc_auth_reply_t){7, 99, IPC_LOCKED, NULL}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_auth_reply_read(&d, &ar), 0);
+    ck_assert_int_eq(ar.status, IPC_LOCKED);
+    ck_assert_str_eq(ar.credentials, "");
+
+    ipc_bind_t bi;
+    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){8, 3, "romeo@example.net/orchard"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_bind_read(&d, &bi), 0);
+    ck_assert_uint_eq(bi.conn, 8);
+    ck_assert_uint_eq(bi.seq, 3);
+    ck_assert_str_eq(bi.jid, "romeo@example.net/orchard");
+
+    ipc_bind_reply_t br;
+    ck_assert_int_eq(ipc_bind_reply_build(&h, &(ipc_bind_reply_t){8, 3, IPC_LIMIT, "romeo@example.net/orchard"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_bind_reply_read(&d, &br), 0);
+    ck_assert_int_eq(br.status, IPC_LIMIT);
+    ck_assert_str_eq(br.jid, "romeo@example.net/orchard");
+
+    ipc_stanza_t st;
+    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){9, IPC_KIND_IQ, IPC_ST_GET, "", "a@b/c", "q1"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_stanza_read(&d, &st), 0);
+    ck_assert_uint_eq(st.conn, 9);
+    ck_assert_int_eq(st.kind, IPC_KIND_IQ);
+    ck_assert_int_eq(st.stype, IPC_ST_GET);
+    ck_assert_str_eq(st.to, "");
+    ck_assert_str_eq(st.from, "a@b/c");
+    ck_assert_str_eq(st.id, "q1");
+    /* No id: two fields on the wire, as before; read gives "". */
+    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){9, IPC_KIND_PRESENCE, IPC_ST_NONE, NULL, "a@b/c", NULL}), 0);
+    ck_assert_int_eq(h.nfields, 2);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_stanza_read(&d, &st), 0);
+    ck_assert_int_eq(st.stype, IPC_ST_NONE);
+    ck_assert_str_eq(st.to, "");
+    ck_assert_str_eq(st.id, "");
+
+    ipc_unbind_t ub;
+    ck_assert_int_eq(ipc_unbind_build(&h, &(ipc_unbind_t){10}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_unbind_read(&d, &ub), 0);
+    ck_assert_uint_eq(ub.conn, 10);
+
+    ipc_deliver_t dv;
+    ck_assert_int_eq(ipc_deliver_build(&h, &(ipc_deliver_t){11}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_deliver_read(&d, &dv), 0);
+    ck_assert_uint_eq(dv.conn, 11);
+    ck_assert_int_eq(ipc_unbind_read(&d, &ub), -1);
+
+    ipc_close_t cl;
+    ck_assert_int_eq(ipc_close_build(&h, &(ipc_close_t){12, "conflict"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_close_read(&d, &cl), 0);
+    ck_assert_uint_eq(cl.conn, 12);
+    ck_assert_str_eq(cl.condition, "conflict");
+
+    ipc_resync_t rs;
+    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){13, "a@b/c", IPC_RESYNC_AVAILABLE | IPC_RESYNC_CARBONS, -5}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_resync_read(&d, &rs), 0);
+    ck_assert_uint_eq(rs.conn, 13);
+    ck_assert_str_eq(rs.full_jid, "a@b/c");
+    ck_assert_int_eq(rs.flags, IPC_RESYNC_AVAILABLE | IPC_RESYNC_CARBONS);
+    ck_assert_int_eq(rs.priority, -5);
+    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){13, "a@b/c", 0, 300}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_resync_read(&d, &rs), 0);
+    ck_assert_int_eq(rs.priority, 127); /* clamped */
+
+    ipc_auth_result_t ad;
+    ck_assert_int_eq(ipc_auth_result_build(&h, &(ipc_auth_result_t){14, IPC_OK, "juliet"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_auth_result_read(&d, &ad), 0);
+    ck_assert_uint_eq(ad.conn, 14);
+    ck_assert_int_eq(ad.status, IPC_OK);
+    ck_assert_str_eq(ad.username, "juliet");
+}
+END_TEST
+
+/* The typed builders put each field where docs/PROTOCOL.md says (the wire is unchanged). */
+START_TEST(test_typed_wire_positions)
+{
+    static ipc_hdr_t h;
+    ipc_stanza_build(&h, &(ipc_stanza_t){0x0102030405060708ULL, IPC_KIND_MESSAGE, IPC_ST_CHAT,
+                                         "juliet@example.com", "romeo@example.net/orchard", "id-1"});
+    h.seq = 0xA1B2C3D4u;
+    unsigned char typed[IPC_HDR_MAX], raw[IPC_HDR_MAX];
+    size_t n = ipc_encode(&h, typed);
+    ck_assert_uint_eq(n, build_stanza(raw));
+    ck_assert_int_eq(memcmp(typed, raw, n), 0);
+    ipc_resync_build(&h, &(ipc_resync_t){1, "a@b/c", IPC_RESYNC_INTERESTED, -1});
+    n = ipc_encode(&h, typed);
+    ck_assert_int_eq(typed[3], IPC_RESYNC_INTERESTED); /* flags */
+    ck_assert_int_eq(typed[18], 0xff);                 /* priority -1 in the status byte */
+    ipc_auth_build(&h, &(ipc_auth_t){1, 2, SCRAM_SHA1, "u"});
+    n = ipc_encode(&h, typed);
+    ck_assert_int_eq(typed[18], 0);
+    ck_assert_int_eq(typed[15], 2); /* seq */
+}
+END_TEST
+
+/* A header changed one way each; every reader refuses it. */
+typedef void (*mutate_fn)(ipc_hdr_t *h);
+static void m_type(ipc_hdr_t *h) { h->type = h->type == IPC_CLOSE ? IPC_DELIVER : IPC_CLOSE; }
+static void m_no_fields(ipc_hdr_t *h) { h->nfields = 0; }
+static void m_empty0(ipc_hdr_t *h) { ipc_hdr_set(h, 0, ""); }
+static void m_empty1(ipc_hdr_t *h) { ipc_hdr_set(h, 1, ""); }
+static void m_seq0(ipc_hdr_t *h) { h->seq = 0; }
+static void m_status(ipc_hdr_t *h) { h->status = 9; }
+static void m_status_refused(ipc_hdr_t *h) { h->status = IPC_REFUSED; }
+static void m_status_locked(ipc_hdr_t *h) { h->status = IPC_LOCKED; }
+static void m_kind_none(ipc_hdr_t *h) { h->kind = IPC_KIND_NONE; }
+static void m_stype_invalid(ipc_hdr_t *h) { h->stype = IPC_ST_INVALID; }
+static void m_stype_wrong(ipc_hdr_t *h) { h->stype = IPC_ST_SUBSCRIBE; } /* on a message */
+static void m_iq_no_type(ipc_hdr_t *h) { h->kind = IPC_KIND_IQ; h->stype = IPC_ST_NONE; }
+static void m_one_field(ipc_hdr_t *h) { h->nfields = 1; }
+static void m_flags(ipc_hdr_t *h) { h->flags = 0x80; }
+
+static int r_hello(const ipc_hdr_t *h) { ipc_hello_t m; return ipc_hello_read(h, &m); }
+static int r_heartbeat(const ipc_hdr_t *h) { ipc_heartbeat_t m; return ipc_heartbeat_read(h, &m); }
+static int r_auth(const ipc_hdr_t *h) { ipc_auth_t m; return ipc_auth_read(h, &m); }
+static int r_auth_reply(const ipc_hdr_t *h) { ipc_auth_reply_t m; return ipc_auth_reply_read(h, &m); }
+static int r_bind(const ipc_hdr_t *h) { ipc_bind_t m; return ipc_bind_read(h, &m); }
+static int r_bind_reply(const ipc_hdr_t *h) { ipc_bind_reply_t m; return ipc_bind_reply_read(h, &m); }
+static int r_stanza(const ipc_hdr_t *h) { ipc_stanza_t m; return ipc_stanza_read(h, &m); }
+static int r_unbind(const ipc_hdr_t *h) { ipc_unbind_t m; return ipc_unbind_read(h, &m); }
+static int r_deliver(const ipc_hdr_t *h) { ipc_deliver_t m; return ipc_deliver_read(h, &m); }
+static int r_close(const ipc_hdr_t *h) { ipc_close_t m; return ipc_close_read(h, &m); }
+static int r_resync(const ipc_hdr_t *h) { ipc_resync_t m; return ipc_resync_read(h, &m); }
+static int r_auth_result(const ipc_hdr_t *h) { ipc_auth_result_t m; return ipc_auth_result_read(h, &m); }
+
+static void b_hello(ipc_hdr_t *h) { ipc_hello_build(h, &(ipc_hello_t){1, "fe"}); }
+static void b_heartbeat(ipc_hdr_t *h) { ipc_heartbeat_build(h, &(ipc_heartbeat_t){1, "fe"}); }
+static void b_auth(ipc_hdr_t *h) { ipc_auth_build(h, &(ipc_auth_t){1, 2, SCRAM_SHA1, "u"}); }
+static void b_auth_reply(ipc_hdr_t *h) { ipc_auth_reply_build(h, &(ipc_auth_reply_t){1, 2, IPC_OK, "c"}); }
+static void b_bind(ipc_hdr_t *h) { ipc_bind_build(h, &(ipc_bind_t){1, 2, "u@d/r"}); }
+static void b_bind_reply(ipc_hdr_t *h) { ipc_bind_reply_build(h, &(ipc_bind_reply_t){1, 2, IPC_OK, "u@d/r"}); }
+static void b_stanza(ipc_hdr_t *h) { ipc_stanza_build(h, &(ipc_stanza_t){1, IPC_KIND_MESSAGE, IPC_ST_CHAT, "x@d", "u@d/r", "i"}); }
+static void b_unbind(ipc_hdr_t *h) { ipc_unbind_build(h, &(ipc_unbind_t){1}); }
+static void b_deliver(ipc_hdr_t *h) { ipc_deliver_build(h, &(ipc_deliver_t){1}); }
+static void b_close(ipc_hdr_t *h) { ipc_close_build(h, &(ipc_close_t){1, "reset"}); }
+static void b_resync(ipc_hdr_t *h) { ipc_resync_build(h, &(ipc_resync_t){1, "u@d/r", 0, 0}); }
+static void b_auth_result(ipc_hdr_t *h) { ipc_auth_result_build(h, &(ipc_auth_result_t){1, IPC_OK, "u"}); }
+
+static const struct {
+    const char *what;
+    void (*build)(ipc_hdr_t *h);
+    int (*read)(const ipc_hdr_t *h);
+    mutate_fn mutate;
+} malformed[] = {
+    {"hello of another type", b_hello, r_hello, m_type},
+    {"hello without a name", b_hello, r_hello, m_no_fields},
+    {"hello with an empty name", b_hello, r_hello, m_empty0},
+    {"heartbeat of another type", b_heartbeat, r_heartbeat, m_type},
+    {"auth of another type", b_auth, r_auth, m_type},
+    {"auth without a username", b_auth, r_auth, m_no_fields},
+    {"auth with an empty username", b_auth, r_auth, m_empty0},
+    {"auth with an unknown hash", b_auth, r_auth, m_status},
+    {"auth with seq 0", b_auth, r_auth, m_seq0},
+    {"auth-reply of another type", b_auth_reply, r_auth_reply, m_type},
+    {"auth-reply with an unknown status", b_auth_reply, r_auth_reply, m_status},
+    {"auth-reply refused (not an auth status)", b_auth_reply, r_auth_reply, m_status_refused},
+    {"auth-reply with seq 0", b_auth_reply, r_auth_reply, m_seq0},
+    {"bind of another type", b_bind, r_bind, m_type},
+    {"bind without a JID", b_bind, r_bind, m_no_fields},
+    {"bind with an empty JID", b_bind, r_bind, m_empty0},
+    {"bind with seq 0", b_bind, r_bind, m_seq0},
+    {"bind-reply of another type", b_bind_reply, r_bind_reply, m_type},
+    {"bind-reply with an unknown status", b_bind_reply, r_bind_reply, m_status},
+    {"bind-reply locked (not a bind status)", b_bind_reply, r_bind_reply, m_status_locked},
+    {"bind-reply ok without a JID", b_bind_reply, r_bind_reply, m_empty0},
+    {"bind-reply with seq 0", b_bind_reply, r_bind_reply, m_seq0},
+    {"stanza of another type", b_stanza, r_stanza, m_type},
+    {"stanza without fields", b_stanza, r_stanza, m_no_fields},
+    {"stanza without from", b_stanza, r_stanza, m_one_field},
+    {"stanza with an empty from", b_stanza, r_stanza, m_empty1},
+    {"stanza of no kind", b_stanza, r_stanza, m_kind_none},
+    {"stanza of an invalid type", b_stanza, r_stanza, m_stype_invalid},
+    {"message of a presence type", b_stanza, r_stanza, m_stype_wrong},
+    {"iq without a type", b_stanza, r_stanza, m_iq_no_type},
+    {"unbind of another type", b_unbind, r_unbind, m_type},
+    {"deliver of another type", b_deliver, r_deliver, m_type},
+    {"close of another type", b_close, r_close, m_type},
+    {"close without a condition", b_close, r_close, m_no_fields},
+    {"close with an empty condition", b_close, r_close, m_empty0},
+    {"resync of another type", b_resync, r_resync, m_type},
+    {"resync without a JID", b_resync, r_resync, m_no_fields},
+    {"resync with an empty JID", b_resync, r_resync, m_empty0},
+    {"resync with unknown flags", b_resync, r_resync, m_flags},
+    {"auth-result of another type", b_auth_result, r_auth_result, m_type},
+    {"auth-result without a username", b_auth_result, r_auth_result, m_no_fields},
+    {"auth-result with an unknown status", b_auth_result, r_auth_result, m_status},
+    {"auth-result locked", b_auth_result, r_auth_result, m_status_locked},
+};
+
+START_TEST(test_typed_malformed)
+{
+    static ipc_hdr_t h, d;
+    malformed[_i].build(&h);
+    wire(&h, &d);
+    ck_assert_msg(malformed[_i].read(&d) == 0, "%s: the unchanged message is refused",
+                  malformed[_i].what);
+    malformed[_i].mutate(&h);
+    wire(&h, &d);
+    ck_assert_msg(malformed[_i].read(&d) == -1, "%s: accepted", malformed[_i].what);
+}
+END_TEST
+
+START_TEST(test_typed_build_bounds)
+{
+    static ipc_hdr_t h;
+    char *big = malloc(IPC_FIELD_MAX + 2);
+    memset(big, 'a', IPC_FIELD_MAX + 1);
+    big[IPC_FIELD_MAX + 1] = '\0';
+    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, big}), -1);
+    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){1, IPC_KIND_MESSAGE, IPC_ST_NONE, "x", "y", big}), -1);
+    ck_assert_int_eq(ipc_auth_reply_build(&h, &(ipc_auth_reply_t){1, 2, IPC_OK, big}), -1);
+    big[IPC_FIELD_MAX] = '\0';
+    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, big}), 0);
+    free(big);
+}
+END_TEST
+
 Suite *make_ipc_suite(void)
 {
     Suite *s = suite_create("ipc");
@@ -247,6 +517,10 @@ Suite *make_ipc_suite(void)
     tcase_add_loop_test(tc, test_stype_table, 0, sizeof stypes / sizeof stypes[0]);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_resync_round_trip);
+    tcase_add_test(tc, test_typed_round_trips);
+    tcase_add_test(tc, test_typed_wire_positions);
+    tcase_add_loop_test(tc, test_typed_malformed, 0, sizeof malformed / sizeof malformed[0]);
+    tcase_add_test(tc, test_typed_build_bounds);
     suite_add_tcase(s, tc);
     return s;
 }

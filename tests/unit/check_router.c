@@ -180,15 +180,14 @@ static void send_xml(session_t *s, const char *xml)
     xml_node_set_attr(st, "from", s->full);
     buf_t b = BUF_INIT;
     xml_serialize(st, XML_NS_CLIENT, &b);
+    /* Built and read back as the link does, so the reader's checks apply too. */
+    ipc_stanza_t msg = {.conn = s->conn, .kind = kind, .stype = stype, .to = to ? to : "",
+                        .from = s->full, .id = id};
     ipc_hdr_t h;
-    ipc_hdr_init(&h, IPC_STANZA, s->conn);
-    h.kind = (uint8_t)kind;
-    h.stype = (uint8_t)stype;
-    ipc_hdr_set(&h, 0, to ? to : "");
-    ipc_hdr_set(&h, 1, s->full);
-    if (id)
-        ipc_hdr_set(&h, 2, id);
-    route_stanza(s, &h, b.data, b.len);
+    ck_assert_int_eq(ipc_stanza_build(&h, &msg), 0);
+    ipc_stanza_t got;
+    ck_assert_int_eq(ipc_stanza_read(&h, &got), 0);
+    route_stanza(s, &got, b.data, b.len);
     buf_free(&b);
     xml_node_free(&st);
     fake_redis_flush();
