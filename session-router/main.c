@@ -13,6 +13,7 @@
 #include "authlimit.h"
 #include "backoff.h"
 #include "curve.h"
+#include "dispatch.h"
 #include "ipc.h"
 #include "redis_tls.h"
 #include "zap.h"
@@ -111,7 +112,7 @@ int main(int argc, char **argv)
     rt.max_resources = config_int("max_resources");
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
-    link_open(config_str("router_bind"));
+    link_open(config_str("router_bind"), dispatch_message, session_end_frontend);
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));
     /* router_bind is bound and the secret files are read: root is not needed any more
      * (README, "Privileges"); glibc switches libzmq's threads too. */

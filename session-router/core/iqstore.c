@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deliver.h"
 #include "stanza.h"
 #include "util.h"
 

@@ -4,7 +4,7 @@
 #ifndef ROUTER_IQSTORE_H
 #define ROUTER_IQSTORE_H
 
-#include "session.h"
+#include "types.h"
 #include "xml.h"
 
 /* Runs a write command (hiredis format) and answers `st` with an empty result once Redis

@@ -1,6 +1,6 @@
-/* The ROUTER socket all frontends connect to: hello and heartbeats (frontend liveness),
- * and dispatch of their requests and stanzas, one handler per message type, each reading
- * its typed message (ipc.h). ZMQ_ROUTER_MANDATORY makes a send to a vanished frontend, or
+/* The ROUTER socket all frontends connect to: hello and heartbeats (frontend liveness);
+ * every other message of a known frontend goes to the handler given to link_open
+ * (dispatch.c). ZMQ_ROUTER_MANDATORY makes a send to a vanished frontend, or
  * to one whose pipe is full, fail loudly instead of being dropped in silence; the callers
  * decide what becomes of a stanza that could not be sent (session.c, route.c). */
 #include "link.h"
@@ -12,16 +12,14 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "authlimit.h"
 #include "config.h"
 #include "log.h"
-#include "resync.h"
-#include "route.h"
-#include "session.h"
 #include "util.h"
 #include "zap.h"
 
 static ev_timer_t *sweep_timer;
+static link_msg_fn on_frontend_msg;   /* a message of a known frontend */
+static link_gone_fn on_frontend_gone; /* a frontend stopped or restarted */
 
 /* Failed sends are logged at most once a second (a frontend that stopped reading makes
  * every delivery to it fail), with the number left out. */
@@ -67,7 +65,7 @@ static void frontend_drop(rt_frontend_t *f, const char *why)
 {
     log_info("link: frontend %s gone (%s), ending its %zu sessions", f->ident, why,
              f->nsessions);
-    session_end_frontend(f);
+    on_frontend_gone(f);
     hmap_del(rt.frontends, f->ident, f->ident_len);
     free(f);
 }
@@ -102,7 +100,7 @@ static rt_frontend_t *frontend_hello(const zpart_t *id, const ipc_hello_t *h)
 
 /* A message of a known type that its reader refused (ipc.h): logged and dropped, and a
  * request is answered at once, so that no client waits for request_timeout. */
-static void malformed(rt_frontend_t *f, const ipc_hdr_t *h)
+void link_malformed(rt_frontend_t *f, const ipc_hdr_t *h)
 {
     log_warn("link: dropped a malformed %s from %s (conn %" PRIu64 ")",
              ipc_type_name((ipc_type_t)h->type), f->ident, h->conn);
@@ -119,119 +117,10 @@ static void on_heartbeat(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *pa
     (void)payload;
     ipc_heartbeat_t m;
     if (ipc_heartbeat_read(h, &m) < 0) {
-        malformed(f, h);
+        link_malformed(f, h);
         return;
     }
     reply_hello(f, IPC_HEARTBEAT);
-}
-
-static void on_bind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
-{
-    (void)payload;
-    ipc_bind_t m;
-    if (ipc_bind_read(h, &m) < 0) {
-        malformed(f, h);
-        return;
-    }
-    ipc_bind_reply_t r = {.conn = m.conn, .seq = m.seq, .status = IPC_OK, .jid = m.jid};
-    if (session_over_limit(m.jid)) {
-        log_info("bind: %s refused: max_resources (%ld) reached", m.jid, rt.max_resources);
-        r.status = IPC_LIMIT;
-        link_send_bind_reply(f, &r);
-        return;
-    }
-    session_t *s = session_attach(f, m.conn, m.jid);
-    if (!s) {
-        log_warn("bind: refused '%s' from %s", m.jid, f->ident);
-        r.status = IPC_REFUSED;
-        link_send_bind_reply(f, &r);
-        return;
-    }
-    link_send_bind_reply(f, &r);
-    log_debug("bind: %s on %s conn %" PRIu64, s->full, f->ident, s->conn);
-}
-
-static void on_unbind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
-{
-    (void)payload;
-    ipc_unbind_t m;
-    if (ipc_unbind_read(h, &m) < 0) {
-        malformed(f, h);
-        return;
-    }
-    session_t *s = session_find_conn(f, m.conn);
-    if (s)
-        session_end(s);
-}
-
-static void on_stanza(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
-{
-    ipc_stanza_t m;
-    if (ipc_stanza_read(h, &m) < 0) {
-        malformed(f, h);
-        return;
-    }
-    session_t *s = session_find_conn(f, m.conn);
-    if (!s || !payload) {
-        log_debug("link: stanza from unbound connection %" PRIu64 " of %s", m.conn, f->ident);
-        return;
-    }
-    route_stanza(s, &m, payload->data, payload->len);
-}
-
-static void on_auth(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
-{
-    (void)payload;
-    ipc_auth_t m;
-    if (ipc_auth_read(h, &m) < 0) {
-        malformed(f, h);
-        return;
-    }
-    authlimit_on_auth(f, &m);
-}
-
-static void on_auth_result(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
-{
-    (void)payload;
-    ipc_auth_result_t m;
-    if (ipc_auth_result_read(h, &m) < 0) {
-        malformed(f, h);
-        return;
-    }
-    authlimit_on_result(f, &m);
-}
-
-static void on_resync(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
-{
-    ipc_resync_t m;
-    if (ipc_resync_read(h, &m) < 0) {
-        malformed(f, h);
-        return;
-    }
-    resync_session(f, &m, payload ? payload->data : NULL, payload ? payload->len : 0);
-}
-
-/* What a frontend may send once it said hello, and who handles it. Each handler reads its
- * typed message (ipc.h) and hands the fields on; a message its reader refuses goes to
- * malformed(). */
-typedef void (*link_handler_fn)(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
-static const link_handler_fn handlers[IPC_TYPE_MAX + 1] = {
-    [IPC_HEARTBEAT] = on_heartbeat,
-    [IPC_AUTH] = on_auth,
-    [IPC_AUTH_RESULT] = on_auth_result,
-    [IPC_BIND] = on_bind,
-    [IPC_UNBIND] = on_unbind,
-    [IPC_RESYNC] = on_resync,
-    [IPC_STANZA] = on_stanza,
-};
-
-static void handle(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
-{
-    link_handler_fn fn = h->type <= IPC_TYPE_MAX ? handlers[h->type] : NULL;
-    if (fn)
-        fn(f, h, payload);
-    else
-        log_warn("link: unexpected %s from %s", ipc_type_name((ipc_type_t)h->type), f->ident);
 }
 
 static void on_message(void *ud, const zpart_t *parts, int nparts)
@@ -272,7 +161,10 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
         return;
     }
     f->last_seen = now_ms();
-    handle(f, &h, nparts == 3 ? &parts[2] : NULL);
+    if (h.type == IPC_HEARTBEAT)
+        on_heartbeat(f, &h, NULL);
+    else
+        on_frontend_msg(f, &h, nparts == 3 ? &parts[2] : NULL);
 }
 
 /* Frontends that stopped sending heartbeats are gone: end their sessions. */
@@ -299,8 +191,10 @@ static void on_sweep(evloop_t *loop, void *ud)
     sweep_timer = evloop_timer(loop, 500, on_sweep, NULL);
 }
 
-void link_open(const char *endpoint)
+void link_open(const char *endpoint, link_msg_fn on_msg, link_gone_fn on_gone)
 {
+    on_frontend_msg = on_msg;
+    on_frontend_gone = on_gone;
     rt.zctx = zmq_ctx_new();
     rt.zsock = zmq_socket(rt.zctx, ZMQ_ROUTER);
     int one = 1;

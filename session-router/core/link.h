@@ -1,20 +1,30 @@
-/* link: the ROUTER socket all frontends connect to (docs/PROTOCOL.md). Hello and
- * heartbeats (frontend liveness), and one table that maps each message type a frontend
- * sends to its handler, each reading its typed message (ipc.h). */
+/* link: the ROUTER socket all frontends connect to (docs/PROTOCOL.md): hello and
+ * heartbeats (frontend liveness), sends, and the hand-over of every other message to the
+ * router's dispatch table (dispatch.h). */
 #ifndef ROUTER_LINK_H
 #define ROUTER_LINK_H
 
 #include "ipc.h"
 #include "router.h"
 
-/* Binds the socket (with CURVE when configured) and joins it to the loop. */
-void link_open(const char *endpoint);
+/* A message from a known frontend (not hello or heartbeat), and a frontend gone. */
+typedef void (*link_msg_fn)(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
+typedef void (*link_gone_fn)(rt_frontend_t *f);
+
+/* Binds the socket (with CURVE when configured) and joins it to the loop; messages of
+ * known frontends go to on_msg, and on_gone is told of a frontend that stopped sending
+ * heartbeats or came back with a new epoch (its sessions are over). */
+void link_open(const char *endpoint, link_msg_fn on_msg, link_gone_fn on_gone);
 void link_close(void);
 /* Sends header (+ payload) to a frontend without blocking; 0, or -1 with errno kept:
  * EAGAIN when the frontend's pipe is full (it stopped reading: the high-water mark,
  * link_hwm, is reached), EHOSTUNREACH when the frontend is not connected
  * (ZMQ_ROUTER_MANDATORY). The low-level primitive; the helpers below build on it. */
 int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t len);
+
+/* A message of a known type that its reader refused (ipc.h): logged and dropped, and a
+ * request is answered at once, so that no client waits for request_timeout. */
+void link_malformed(rt_frontend_t *f, const ipc_hdr_t *h);
 
 /* Typed sends (ipc.h builders, then link_send): 0, or -1 as link_send (also when a
  * string does not fit a header field). */

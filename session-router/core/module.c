@@ -1,5 +1,5 @@
 /* The module registry: IQ handlers found by (namespace, element) in a hash map, hooks
- * sorted by priority, disco#info built from what the modules declared. */
+ * handed to hook.c, disco#info built from what the modules declared. */
 #include "module.h"
 
 #include <stdio.h>
@@ -17,29 +17,14 @@ typedef struct iq_entry {
     struct iq_entry *next;
 } iq_entry_t;
 
-typedef struct {
-    const mod_hook_t *h;
-    size_t order; /* registration order, breaks priority ties */
-} hook_entry_t;
-
 static module_t *const *modules;
 static size_t nmodules;
 static hmap_t *iq_handlers; /* "ns name" -> iq_entry_t list */
-static hook_entry_t *hooks[HOOK_MAX];
-static size_t nhooks[HOOK_MAX];
 
 static size_t iq_key(char *out, size_t n, const char *ns, const char *name)
 {
     int len = snprintf(out, n, "%s %s", ns, name);
     return len < 0 || (size_t)len >= n ? 0 : (size_t)len;
-}
-
-static int hook_cmp(const void *a, const void *b)
-{
-    const hook_entry_t *x = a, *y = b;
-    if (x->h->priority != y->h->priority)
-        return x->h->priority > y->h->priority ? -1 : 1;
-    return x->order < y->order ? -1 : x->order > y->order;
 }
 
 void module_declare_config(module_t *const *mods, size_t n)
@@ -80,14 +65,10 @@ void module_register(module_t *const *mods, size_t n)
                 head->next = e;
             }
         }
-        for (const mod_hook_t *h = mod->hooks; h && h->fn; h++) {
-            hooks[h->id] = xrealloc(hooks[h->id], (nhooks[h->id] + 1) * sizeof *hooks[h->id]);
-            hooks[h->id][nhooks[h->id]++] = (hook_entry_t){h, order++};
-        }
+        for (const mod_hook_t *h = mod->hooks; h && h->fn; h++)
+            hook_add(h, order++);
     }
-    for (int id = 0; id < HOOK_MAX; id++)
-        if (nhooks[id])
-            qsort(hooks[id], nhooks[id], sizeof *hooks[id], hook_cmp);
+    hook_sort();
     for (size_t m = 0; m < n; m++)
         if (mods[m]->open)
             mods[m]->open();
@@ -111,20 +92,8 @@ void module_close_all(void)
         }
         hmap_destroy(&iq_handlers);
     }
-    for (int id = 0; id < HOOK_MAX; id++) {
-        free(hooks[id]);
-        hooks[id] = NULL;
-        nhooks[id] = 0;
-    }
+    hook_clear();
     nmodules = 0;
-}
-
-mod_result_t hook_run(hook_id_t id, hook_ev_t *ev)
-{
-    for (size_t i = 0; i < nhooks[id]; i++)
-        if (hooks[id][i].h->fn(ev) == MOD_HANDLED)
-            return MOD_HANDLED;
-    return MOD_PASS;
 }
 
 /* Offers the iq to the handlers registered for its element and one address kind. */

@@ -9,12 +9,11 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "deliver.h"
+#include "hook.h"
 #include "ipc.h"
-#include "session.h"
+#include "types.h"
 #include "xml.h"
-
-/* What a handler did: consumed the stanza or event, or let the next one see it. */
-typedef enum { MOD_PASS = 0, MOD_HANDLED = 1 } mod_result_t;
 
 /* The kinds of address an iq can be sent to (a handler's `at` is a mask of these). An iq
  * with no 'to' is processed on the sender's behalf (RFC 6120 10.3.3): handlers for the
@@ -62,52 +61,6 @@ typedef struct {
     unsigned at;
 } mod_identity_t;
 
-/* Hook points, each run in priority order (higher first) until a hook returns HANDLED. */
-typedef enum {
-    HOOK_SESSION_BOUND,     /* session: a resource was bound (or resynced) */
-    HOOK_SESSION_ENDED,     /* session: it ends (still in the tables) */
-    HOOK_SESSION_FREED,     /* session: about to be freed; free module state, send nothing */
-    HOOK_SESSION_RESYNC,    /* session, resync (flags), raw: a frontend resent it after a router
-                               restart; modules restore their state, send nothing */
-    HOOK_PRESENCE,          /* session, stanza: presence from a client (broadcast or to='') */
-    HOOK_PRESENCE_INITIAL,  /* session, stanza, prev_priority: first available presence */
-    HOOK_PRESENCE_UPDATE,   /* session, stanza, prev_priority: later available presence */
-    HOOK_STANZA_OUT,        /* session, to, raw: about to be routed to a local address */
-    HOOK_STANZA_IN,         /* user (loaded), from, h, st; session when a client sent it:
-                               a stanza for an account that had to be loaded first (iq to
-                               its bare JID, an inbound subscription stanza) */
-    HOOK_DELIVER_FULL,      /* session, target, raw: a message to an online full JID */
-    HOOK_DELIVER_BARE,      /* session, user, raw: a message to a bare JID, targets selected */
-    HOOK_STORE_OFFLINE,     /* session, to, raw: a message for a user with no resource */
-    HOOK_ROSTER_REMOVED,    /* user, item: the user removes a contact (RFC 6121 2.5) */
-    HOOK_USER_DELETED,      /* user: the account is being deleted */
-    HOOK_MAX
-} hook_id_t;
-
-/* What a hook sees; which fields are set depends on the hook (above). */
-typedef struct {
-    session_t *session;     /* the session the stanza comes from, or the one concerned */
-    session_t *target;      /* HOOK_DELIVER_FULL: the receiving session */
-    user_t *user;           /* the user concerned (receiver, or whose roster changes) */
-    roster_item_t *item;    /* HOOK_ROSTER_REMOVED */
-    const ipc_stanza_t *msg; /* routing facts of a raw stanza (kind, type, to, from) */
-    const ipc_resync_t *resync; /* HOOK_SESSION_RESYNC: the session state resent */
-    const char *to;         /* its 'to' */
-    const char *from;       /* HOOK_STANZA_IN: its sender (full or bare JID) */
-    const char *payload;    /* raw stanza bytes (serialised for jabber:client) */
-    size_t len;
-    xml_node_t *st;         /* the parsed stanza, where the hook has one */
-    int prev_priority;      /* presence hooks: the priority before this presence */
-} hook_ev_t;
-
-typedef mod_result_t (*hook_fn)(hook_ev_t *ev);
-
-typedef struct {
-    hook_id_t id;
-    int priority;
-    hook_fn fn;
-} mod_hook_t;
-
 /* A module. Every list ends with an entry whose first field is zero/NULL. */
 typedef struct module {
     const char *name;
@@ -131,9 +84,6 @@ void module_register(module_t *const *mods, size_t n);
 void module_close_all(void);
 /* The per-session state slot of a module (valid after registration). */
 #define module_slot(s, mod) ((s)->slot[(mod).slot])
-
-/* Runs a hook; returns MOD_HANDLED when a module consumed the event. */
-mod_result_t hook_run(hook_id_t id, hook_ev_t *ev);
 
 /* Dispatches an iq get/set from `from` addressed as `at` (MOD_AT_*; for an iq with no 'to'
  * pass MOD_AT_SERVER | MOD_AT_SELF). Answers service-unavailable when no handler takes it. */

@@ -9,7 +9,7 @@
 #include "log.h"
 #include "resync.h"
 #include "link.h"
-#include "module.h"
+#include "hook.h"
 #include "session.h"
 #include "util.h"
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "ipc.h"
-#include "session.h"
+#include "types.h"
 
 /* Routes a stanza a client sent (raw bytes as the frontend forwarded them). */
 void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len);

@@ -9,147 +9,12 @@
 #include <string.h>
 
 #include "jid.h"
+#include "deliver.h"
+#include "hook.h"
 #include "link.h"
 #include "log.h"
-#include "module.h"
-#include "stanza.h"
 #include "user.h"
 #include "util.h"
-
-/* The by_conn key: frontend ident, a NUL, the 8 connection id bytes. */
-static size_t conn_key(unsigned char *key, const rt_frontend_t *f, uint64_t conn)
-{
-    memcpy(key, f->ident, f->ident_len);
-    key[f->ident_len] = '\0';
-    memcpy(key + f->ident_len + 1, &conn, sizeof conn);
-    return f->ident_len + 1 + sizeof conn;
-}
-
-session_t *session_find_conn(rt_frontend_t *f, uint64_t conn)
-{
-    unsigned char key[sizeof f->ident + 1 + sizeof conn];
-    return hmap_get(rt.by_conn, key, conn_key(key, f, conn));
-}
-
-session_t *session_find_jid(const char *full)
-{
-    return hmap_sget(rt.by_jid, full);
-}
-
-user_t *user_find(const char *bare)
-{
-    return hmap_sget(rt.users, bare);
-}
-
-int session_deliver(session_t *s, const char *data, size_t len)
-{
-    return link_send_deliver(s->fe, s->conn, data, len);
-}
-
-/* Delivery failures since start, and when one was last logged: a frontend that stopped
- * reading makes every delivery to it fail, so one line a second says how many. */
-static struct {
-    unsigned long long bounced, lost;
-    uint64_t last_ms;
-    unsigned long skipped;
-} undelivered;
-
-void session_undelivered(const session_t *s, int err, const char *what, int bounced)
-{
-    if (bounced)
-        undelivered.bounced++;
-    else
-        undelivered.lost++;
-    uint64_t now = now_ms();
-    if (undelivered.last_ms && now - undelivered.last_ms < 1000) {
-        undelivered.skipped++;
-        return;
-    }
-    log_warn("delivery: %s for %s %s: %s (%llu bounced to their senders and %llu server "
-             "stanzas lost since start; %lu failures not logged)",
-             what, s->full, bounced ? "bounced with resource-constraint" : "lost",
-             err == EAGAIN ? "its frontend's pipe is full"
-                           : err == EHOSTUNREACH ? "its frontend is unreachable"
-                                                 : "the link refused it",
-             undelivered.bounced, undelivered.lost, undelivered.skipped);
-    undelivered.last_ms = now;
-    undelivered.skipped = 0;
-}
-
-int session_deliver_server(session_t *s, const char *data, size_t len, const char *what)
-{
-    if (session_deliver(s, data, len) == 0)
-        return 0;
-    session_undelivered(s, errno, what, 0);
-    return -1;
-}
-
-void session_deliver_node(session_t *s, const xml_node_t *node)
-{
-    buf_t b = BUF_INIT;
-    xml_serialize(node, XML_NS_CLIENT, &b);
-    session_deliver_server(s, b.data, b.len, node->name ? node->name : "a stanza");
-    buf_free(&b);
-}
-
-void session_deliver_available(user_t *target, xml_node_t *st)
-{
-    for (session_t *s = target ? target->sessions : NULL; s; s = s->next) {
-        if (!s->available)
-            continue;
-        xml_node_set_attr(st, "to", s->full);
-        session_deliver_node(s, st);
-    }
-}
-
-void session_deliver_jid(const char *jid, xml_node_t *st)
-{
-    if (strchr(jid, '/')) {
-        session_t *t = session_find_jid(jid);
-        if (t)
-            session_deliver_node(t, st);
-    } else {
-        session_deliver_available(user_find(jid), st);
-    }
-}
-
-void session_send_presence(user_t *u, user_t *target, int unavailable)
-{
-    if (!u || !target)
-        return;
-    for (session_t *s = u->sessions; s; s = s->next) {
-        if (!s->available)
-            continue;
-        xml_node_t *p = NULL;
-        if (!unavailable && s->last_presence)
-            p = stanza_parse(s->last_presence, strlen(s->last_presence));
-        if (!p) {
-            p = xml_node_new("presence", XML_NS_CLIENT);
-            xml_node_set_attr(p, "from", s->full);
-            if (unavailable)
-                xml_node_set_attr(p, "type", "unavailable");
-        }
-        session_deliver_available(target, p);
-        xml_node_free(&p);
-    }
-}
-
-void session_reply_error(session_t *s, const xml_node_t *st, const char *etype,
-                         const char *cond)
-{
-    xml_node_t *err = stanza_error_reply(st, rt.domain, etype, cond);
-    session_deliver_node(s, err);
-    xml_node_free(&err);
-}
-
-void session_reply_result(session_t *s, const xml_node_t *st, xml_node_t *payload)
-{
-    xml_node_t *res = stanza_iq_result(st, rt.domain);
-    if (payload)
-        xml_node_add_child(res, payload);
-    session_deliver_node(s, res);
-    xml_node_free(&res);
-}
 
 static void preload_done(user_t *u, int ok, void *arg)
 {
@@ -185,7 +50,7 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     u->sessions = s;
     user_release(u); /* the session keeps it now */
     unsigned char key[sizeof f->ident + 1 + sizeof conn];
-    hmap_put(rt.by_conn, key, conn_key(key, f, conn), s);
+    hmap_put(rt.by_conn, key, session_conn_key(key, f, conn), s);
     hmap_sput(rt.by_jid, s->full, s);
     f->nsessions++;
     /* Load the roster and blocklist now (after a bind or a resync), so routing to this
@@ -220,7 +85,7 @@ static void session_free(session_t *s)
         }
     }
     unsigned char key[sizeof s->fe->ident + 1 + sizeof s->conn];
-    hmap_del(rt.by_conn, key, conn_key(key, s->fe, s->conn));
+    hmap_del(rt.by_conn, key, session_conn_key(key, s->fe, s->conn));
     hmap_sdel(rt.by_jid, s->full);
     s->fe->nsessions--;
     hook_run(HOOK_SESSION_FREED, &(hook_ev_t){.session = s, .user = u});
@@ -261,10 +126,7 @@ void session_end_frontend(rt_frontend_t *f)
 
 void sessions_free_all(void)
 {
-    if (undelivered.bounced || undelivered.lost)
-        log_info("delivery: %llu stanzas bounced to their senders and %llu server stanzas lost "
-                 "since start (a frontend's pipe was full or it was gone)",
-                 undelivered.bounced, undelivered.lost);
+    deliver_report();
     size_t pos = 0, kl;
     const void *k;
     void *v;

@@ -11,6 +11,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "deliver.h"
 #include "rules.h"
 #include "storage.h"
 #include "util.h"

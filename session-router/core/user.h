@@ -7,7 +7,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "session.h"
+#include "types.h"
 
 typedef void (*user_op_fn)(user_t *u, int ok, void *arg);
 

@@ -1,0 +1,121 @@
+/* What a frontend sends once it said hello, and who handles it: one handler per message
+ * type, each reading its typed message (ipc.h) and handing the fields on; a message its
+ * reader refuses goes to link_malformed(). */
+#include "dispatch.h"
+
+#include <inttypes.h>
+
+#include "authlimit.h"
+#include "link.h"
+#include "log.h"
+#include "resync.h"
+#include "route.h"
+#include "session.h"
+
+static void on_bind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_bind_t m;
+    if (ipc_bind_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    ipc_bind_reply_t r = {.conn = m.conn, .seq = m.seq, .status = IPC_OK, .jid = m.jid};
+    if (session_over_limit(m.jid)) {
+        log_info("bind: %s refused: max_resources (%ld) reached", m.jid, rt.max_resources);
+        r.status = IPC_LIMIT;
+        link_send_bind_reply(f, &r);
+        return;
+    }
+    session_t *s = session_attach(f, m.conn, m.jid);
+    if (!s) {
+        log_warn("bind: refused '%s' from %s", m.jid, f->ident);
+        r.status = IPC_REFUSED;
+        link_send_bind_reply(f, &r);
+        return;
+    }
+    link_send_bind_reply(f, &r);
+    log_debug("bind: %s on %s conn %" PRIu64, s->full, f->ident, s->conn);
+}
+
+static void on_unbind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_unbind_t m;
+    if (ipc_unbind_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    session_t *s = session_find_conn(f, m.conn);
+    if (s)
+        session_end(s);
+}
+
+static void on_stanza(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_stanza_t m;
+    if (ipc_stanza_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    session_t *s = session_find_conn(f, m.conn);
+    if (!s || !payload) {
+        log_debug("link: stanza from unbound connection %" PRIu64 " of %s", m.conn, f->ident);
+        return;
+    }
+    route_stanza(s, &m, payload->data, payload->len);
+}
+
+static void on_auth(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_auth_t m;
+    if (ipc_auth_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    authlimit_on_auth(f, &m);
+}
+
+static void on_auth_result(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_auth_result_t m;
+    if (ipc_auth_result_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    authlimit_on_result(f, &m);
+}
+
+static void on_resync(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_resync_t m;
+    if (ipc_resync_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    resync_session(f, &m, payload ? payload->data : NULL, payload ? payload->len : 0);
+}
+
+/* What a frontend may send once it said hello, and who handles it. Each handler reads its
+ * typed message (ipc.h) and hands the fields on; a message its reader refuses goes to
+ * malformed(). */
+static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
+    [IPC_AUTH] = on_auth,
+    [IPC_AUTH_RESULT] = on_auth_result,
+    [IPC_BIND] = on_bind,
+    [IPC_UNBIND] = on_unbind,
+    [IPC_RESYNC] = on_resync,
+    [IPC_STANZA] = on_stanza,
+};
+
+void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    link_msg_fn fn = h->type <= IPC_TYPE_MAX ? handlers[h->type] : NULL;
+    if (fn)
+        fn(f, h, payload);
+    else
+        log_warn("link: unexpected %s from %s", ipc_type_name((ipc_type_t)h->type), f->ident);
+}
+

@@ -1,0 +1,11 @@
+/* dispatch: the router's table of the messages a frontend sends (bind, unbind, stanza,
+ * auth, auth-result, resync) and their handlers; the link hands each message of a known
+ * frontend here (link_open). */
+#ifndef ROUTER_DISPATCH_H
+#define ROUTER_DISPATCH_H
+
+#include "link.h"
+
+void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
+
+#endif
