@@ -23,9 +23,17 @@ endif
 EXPAT_DEFS := $(shell printf '\043include <expat.h>\nint main(void){XML_SetReparseDeferralEnabled(0,0);return 0;}\n' | \
 	$(CC) -x c -Werror=implicit-function-declaration -o /dev/null - -lexpat 2>/dev/null && \
 	echo -DHAVE_XML_REPARSE_DEFERRAL)
-CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS)
+# EXTRA_CFLAGS: more compile flags (e.g. EXTRA_CFLAGS=-DNDEBUG); objects rebuild when it changes.
+EXTRA_CFLAGS ?=
+CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS)
 LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn
+
+# The flags every object and binary of $(BUILD) was made with. The file is rewritten only
+# when they differ from the last build's (a newer expat, SAN, EXTRA_CFLAGS, another
+# compiler), and everything depends on it, so a change of flags rebuilds everything.
+FLAGS_LINE := $(CC) $(CFLAGS) | $(LDFLAGS) $(LIBS)
+FLAGS_FILE := $(BUILD)/.cflags
 
 COMMON_SRC := $(wildcard common/*.c)
 FE_SRC     := $(wildcard c2s-frontend/*.c)
@@ -37,10 +45,18 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 BINS := $(BUILD)/c2s-frontend $(BUILD)/session-router $(BUILD)/xmppctl
 
-.PHONY: all deps run test unit itest stacktest composetest interop check-build clean bench
+.PHONY: all deps run test unit itest stacktest composetest interop check-build clean bench FORCE
 all: $(BINS)
 
-$(BUILD)/obj/%.o: %.c
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_LINE)' ]; then \
+	    [ -f $@ ] && echo "flags changed: rebuilding everything in $(BUILD)"; \
+	    echo '$(FLAGS_LINE)' >$@; fi
+
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -121,7 +137,10 @@ bench: deps
 	$(MAKE) all $(BUILD)/loadgen
 	bench/run.sh --build $(BUILD) $(BENCH_ARGS)
 
-run: deps all
+# run, test and bench install the packages first, then build in a new make: the flags (the
+# expat probe above) are decided with the packages that will be linked, not the ones before.
+run: deps
+	$(MAKE) all
 	@tools/run-local.sh $(BUILD)
 
 clean:
