@@ -631,6 +631,35 @@ def stack(tmp_path_factory):
     assert not problems, "\n".join(problems)
 
 
+# Tests that must not share the machine with other tests: their assertions bound time
+# (a deadline, a rate, a lock-out) or they load the machine enough to stretch the timing of
+# others (floods, 100,000 stanzas, memory watched while clients hammer). `make itest` runs
+# the rest spread over pytest-xdist workers (-m "not serial", each worker with its own
+# stack), then these alone (-m serial). A bare name marks the whole file.
+SERIAL = {
+    "test_abuse.py",
+    "test_limits.py",
+    "test_stack_frontend.py::test_login_while_router_away_fails_fast",
+    "test_stack_frontend.py::test_request_to_a_hung_router_times_out",
+    "test_stack_lb.py",          # restarts the shared router of a running stack
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: not run beside other tests (make itest runs these after the "
+        "parallel part, one at a time)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        base = item.nodeid.split("/")[-1]
+        fname, _, rest = base.partition("::")
+        name = rest.split("[")[0]
+        if fname in SERIAL or "%s::%s" % (fname, name) in SERIAL:
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
