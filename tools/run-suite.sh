@@ -22,6 +22,7 @@ if [ "$jobs" -gt 1 ]; then
 fi
 bt_par="" bt_ser=""
 if [ -n "${BASETEMP:-}" ]; then
+    mkdir -p "$BASETEMP"    # pytest makes --basetemp itself, not its parents
     bt_par="--basetemp=$BASETEMP/parallel"
     bt_ser="--basetemp=$BASETEMP/serial"
 fi
