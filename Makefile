@@ -1,9 +1,14 @@
 # Build, run and test the XMPP server. See README.md.
 #   make            build c2s-frontend, session-router and xmppctl into build/
 #   make run        install missing Debian packages, build, start a server for localhost
-#   make test       install missing Debian packages, run every test, then all again under ASan+UBSan,
-#                   each fuzz harness briefly, the integration suite under valgrind, then the
-#                   docker compose stack for real (XMPP_SKIP_COMPOSE=1 skips that part)
+#   make test       install missing Debian packages, then in a new make (flags probed afresh):
+#                   build plain and ASan+UBSan; unit tests and fuzz regressions on both; the
+#                   integration suite under ASan+UBSan (parallel part on ITEST_JOBS workers,
+#                   then the serial tests); test_abuse.py plain (memory bounds); the deployment
+#                   topology under ASan+UBSan; each fuzz harness briefly; the integration suite
+#                   under valgrind; the docker compose stack for real (XMPP_SKIP_COMPOSE=1
+#                   skips that part). Ends with a table of each stage's time and result.
+#   make itest      the integration suite (ITEST_JOBS workers, ITEST_PATHS, ITEST_ARGS)
 #   make fuzz       every libFuzzer harness for FUZZ_SECONDS (mk/fuzz.mk)
 #   make SAN=1 ...  the same build with AddressSanitizer and UndefinedBehaviorSanitizer in build-san/
 
@@ -23,9 +28,19 @@ endif
 EXPAT_DEFS := $(shell printf '\043include <expat.h>\nint main(void){XML_SetReparseDeferralEnabled(0,0);return 0;}\n' | \
 	$(CC) -x c -Werror=implicit-function-declaration -o /dev/null - -lexpat 2>/dev/null && \
 	echo -DHAVE_XML_REPARSE_DEFERRAL)
-CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS)
+# EXTRA_CFLAGS: more compile flags (e.g. EXTRA_CFLAGS=-DNDEBUG); objects rebuild when it changes.
+EXTRA_CFLAGS ?=
+CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS)
 LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn
+# Integration test workers: the suite mostly waits (timeouts, round trips), so two per core.
+ITEST_JOBS_DEFAULT := $(shell echo $$((2 * $$(nproc 2>/dev/null || echo 1))))
+
+# The flags every object and binary of $(BUILD) was made with. The file is rewritten only
+# when they differ from the last build's (a newer expat, SAN, EXTRA_CFLAGS, another
+# compiler), and everything depends on it, so a change of flags rebuilds everything.
+FLAGS_LINE := $(CC) $(CFLAGS) | $(LDFLAGS) $(LIBS)
+FLAGS_FILE := $(BUILD)/.cflags
 
 COMMON_SRC := $(wildcard common/*.c)
 FE_SRC     := $(wildcard c2s-frontend/*.c)
@@ -39,10 +54,18 @@ BINS := $(BUILD)/c2s-frontend $(BUILD)/session-router $(BUILD)/xmppctl
 # Every configuration key the programs declare, indexed at build time (mk/config.mk).
 CONFIG_INDEX := $(BUILD)/obj/gen/config_index.o
 
-.PHONY: all deps run test unit itest stacktest composetest interop check-build clean bench
+.PHONY: all deps run test unit itest stacktest composetest interop check-build clean bench FORCE
 all: $(BINS)
 
-$(BUILD)/obj/%.o: %.c
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_LINE)' ]; then \
+	    [ -f $@ ] && echo "flags changed: rebuilding everything in $(BUILD)"; \
+	    echo '$(FLAGS_LINE)' >$@; fi
+
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -90,8 +113,15 @@ unit: $(BUILD)/check_unit
 #   make itest XMPP_HOST=127.0.0.1 XMPP_PORT=5222 XMPP_TLS_PORT=5223 XMPP_CAFILE=cert.pem \
 #       XMPP_ADDUSER_CMD='docker-compose exec -T router xmppctl adduser'
 # (README.md, "Testing a running stack"; tests that need private processes are skipped).
+# The tests not marked serial run on ITEST_JOBS pytest-xdist workers (python3-pytest-xdist),
+# each with its own redis, router and frontend; then the serial ones alone
+# (tools/run-suite.sh; SERIAL in tests/integration/conftest.py). ITEST_JOBS=1: no workers.
+# ITEST_PATHS narrows the run (a file, a directory), ITEST_ARGS adds pytest options.
+ITEST_JOBS  ?= $(ITEST_JOBS_DEFAULT)
+ITEST_PATHS ?= tests/integration
+ITEST_ARGS  ?=
 itest: $(BINS)
-	XMPP_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+	XMPP_BUILD=$(BUILD) tools/run-suite.sh $(ITEST_JOBS) $(ITEST_ARGS) $(ITEST_PATHS)
 
 # The deployment topology as local processes (deploy/stack: redis, router, two frontends,
 # HAProxy) on loopback: chat across frontends, a frontend killed, router and Redis restarts.
@@ -106,20 +136,26 @@ composetest:
 
 check-build: $(BINS) $(BUILD)/check_unit
 
+# Every C process runs under the whole integration suite once with ASan+UBSan and once
+# under valgrind, rather than plain, then sanitized, then valgrind: a sanitized run fails
+# wherever a plain one would, and finds memory errors besides. The plain build still runs
+# the unit tests, the fuzz regressions and test_abuse.py (its memory growth bounds are only
+# checked there: ASan's and valgrind's own memory is in VmRSS); valgrind runs the plain
+# binaries. The stages stop at the first failure (TEST_KEEP_GOING=1: run them all) and a
+# table of each stage's time and result closes the output (tools/test-stages.sh).
 test: deps
-	$(MAKE) check-build
-	$(MAKE) unit
-	$(MAKE) fuzz-regress
-	$(MAKE) itest
-	$(MAKE) stacktest
-	$(MAKE) SAN=1 check-build
-	ASAN_OPTIONS=detect_leaks=1 $(MAKE) SAN=1 unit
-	$(MAKE) SAN=1 fuzz-regress
-	$(MAKE) SAN=1 itest
-	$(MAKE) SAN=1 stacktest
-	$(MAKE) fuzz-smoke
-	$(MAKE) valgrindtest
-	$(MAKE) composetest
+	@tools/test-stages.sh \
+	    build            '$(MAKE) check-build && $(MAKE) SAN=1 check-build' \
+	    unit             '$(MAKE) unit' \
+	    fuzz-regress     '$(MAKE) fuzz-regress' \
+	    unit-san         'ASAN_OPTIONS=detect_leaks=1 $(MAKE) SAN=1 unit' \
+	    fuzz-regress-san '$(MAKE) SAN=1 fuzz-regress' \
+	    itest-san        '$(MAKE) SAN=1 itest' \
+	    abuse-plain      '$(MAKE) itest ITEST_PATHS=tests/integration/test_abuse.py' \
+	    stacktest-san    '$(MAKE) SAN=1 stacktest' \
+	    fuzz-smoke       '$(MAKE) fuzz-smoke' \
+	    valgrindtest     '$(MAKE) valgrindtest' \
+	    composetest      '$(MAKE) composetest'
 
 # Benchmarks: the load generator (bench/) and `make bench`, which starts a private stack on
 # loopback and runs every scenario (bench/run.sh; BENCH_ARGS passes options to it).
@@ -132,7 +168,10 @@ bench: deps
 	$(MAKE) all $(BUILD)/loadgen
 	bench/run.sh --build $(BUILD) $(BENCH_ARGS)
 
-run: deps all
+# run, test and bench install the packages first, then build in a new make: the flags (the
+# expat probe above) are decided with the packages that will be linked, not the ones before.
+run: deps
+	$(MAKE) all
 	@tools/run-local.sh $(BUILD)
 
 clean:

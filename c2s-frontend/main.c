@@ -20,6 +20,7 @@
 #include "privdrop.h"
 #include "tls.h"
 #include "util.h"
+#include "xml.h"
 
 frontend_t fe;
 
@@ -164,6 +165,9 @@ int main(int argc, char **argv)
     if (config_load(cfg, err, sizeof err) < 0)
         log_fatal("config: %s", err);
     log_level_parse(config_str("log_level"), &log_min_level);
+    const char *xml_problem = xml_deferral_problem();
+    if (xml_problem)
+        log_error("%s", xml_problem);
 
     static char domain[1024];
     if (jid_prep_domain(domain, config_str("domain")) < 0)

@@ -4,6 +4,7 @@
 
 #include <expat.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -662,6 +663,59 @@ static void parser_setup(xml_parser_t *p)
     XML_SetCommentHandler(x, on_comment);
     XML_SetSkippedEntityHandler(x, on_skipped_entity);
     XML_SetExternalEntityRefHandler(x, on_external_entity);
+}
+
+static void XMLCALL probe_on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+    (void)name;
+    (void)attrs;
+    *(bool *)ud = true;
+}
+
+bool xml_probe_defers(bool switch_off)
+{
+    XML_Parser x = XML_ParserCreateNS("UTF-8", XML_NS_SEP);
+    if (!x) log_fatal("out of memory (expat parser)");
+#ifdef HAVE_XML_REPARSE_DEFERRAL
+    if (switch_off) XML_SetReparseDeferralEnabled(x, XML_FALSE);
+#else
+    (void)switch_off;
+#endif
+    bool started = false;
+    XML_SetUserData(x, &started);
+    XML_SetStartElementHandler(x, probe_on_start);
+    /* A client's stream header, its closing '>' in a second read: a deferring parser waits
+     * for about as many bytes again before it looks at the tag a second time. */
+    static const char head[] = "<stream:stream xmlns:stream='" XML_NS_STREAM "' "
+                               "xmlns='" XML_NS_CLIENT "' to='localhost' version='1.0'";
+    XML_Parse(x, head, (int)strlen(head), XML_FALSE);
+    XML_Parse(x, ">", 1, XML_FALSE);
+    XML_ParserFree(x);
+    return !started;
+}
+
+const char *xml_deferral_problem(void)
+{
+    static char msg[512];
+    XML_Expat_Version v = XML_ExpatVersionInfo();
+#ifdef HAVE_XML_REPARSE_DEFERRAL
+    bool built_with_switch = true;
+#else
+    bool built_with_switch = false;
+#endif
+    bool new_expat = v.major > 2 || (v.major == 2 && v.minor >= 6);
+    bool defers = xml_probe_defers(true);
+    if (!defers && (built_with_switch || !new_expat))
+        return NULL;
+    snprintf(msg, sizeof msg,
+             "libexpat %d.%d.%d defers parsing of small reads and this build cannot turn that "
+             "off (%s): clients' stream headers and stanzas may go unanswered until more bytes "
+             "come; rebuild with the libexpat1-dev that has XML_SetReparseDeferralEnabled "
+             "(tools/install-deps.sh, then make)",
+             v.major, v.minor, v.micro,
+             built_with_switch ? "the switch had no effect"
+                               : "built without HAVE_XML_REPARSE_DEFERRAL");
+    return msg;
 }
 
 /* Drops everything about the current stream except callbacks and limits. */

@@ -9,6 +9,7 @@
 #ifndef COMMON_XML_H
 #define COMMON_XML_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -111,5 +112,16 @@ void xml_parser_destroy(xml_parser_t **parser_p);
 xml_error_t xml_parser_feed(xml_parser_t *parser, const char *data, size_t len);
 /* Starts a fresh stream (after STARTTLS or SASL success), keeping callbacks and limits. */
 void xml_parser_reset(xml_parser_t *parser);
+
+/* Reparse deferral: expat 2.6 (and Debian's security updates of 2.5) may hold back a token
+ * split over small reads until about twice its bytes are in, so a client's stream header
+ * could go unanswered. The parser turns that off when built with HAVE_XML_REPARSE_DEFERRAL
+ * (the Makefile's probe of expat.h). */
+/* Whether a parser made like the stream parser (switch_off: with deferral turned off, when
+ * this build can) still holds back a start tag whose last byte came in a read of its own. */
+bool xml_probe_defers(bool switch_off);
+/* NULL when the stream parser answers every read at once with the libexpat it runs on;
+ * otherwise a message saying why not (the frontend logs it as an error at start). */
+const char *xml_deferral_problem(void);
 
 #endif

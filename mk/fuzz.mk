@@ -33,7 +33,15 @@ fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
 
 # Everything, harnesses included, is compiled for coverage (fuzzer-no-link); only the final
 # link adds libFuzzer's main.
-$(FUZZ_BUILD)/obj/%.o: %.c
+FUZZ_FLAGS_LINE := $(FUZZ_CC) $(FUZZ_CFLAGS) | $(FUZZ_SANFLAGS) $(LIBS)
+
+$(FUZZ_BUILD)/.cflags: FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FUZZ_FLAGS_LINE)' ]; then \
+	    [ -f $@ ] && echo "flags changed: rebuilding everything in $(FUZZ_BUILD)"; \
+	    echo '$(FUZZ_FLAGS_LINE)' >$@; fi
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_BUILD)/.cflags
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 

@@ -129,7 +129,42 @@ def build_dir():
     return b if b.is_absolute() else ROOT / b
 
 
+def _port_block():
+    """The ports free_port() hands out: below the kernel's ephemeral range, where no client
+    connection gets its source port (a port from bind(0) could be taken as one by another
+    pytest-xdist worker's client before the server binds it), split among the workers."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first = 10000
+    if low - first < 2000:
+        return None
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    size = (low - first) // max(workers, 1)
+    return first + (index % max(workers, 1)) * size, size
+
+
+_PORTS = _port_block()
+_port_next = [None]
+
+
 def free_port():
+    if _PORTS is not None:
+        start, size = _PORTS
+        if _port_next[0] is None:
+            _port_next[0] = int.from_bytes(os.urandom(2), "big") % size
+        for _ in range(size):
+            port = start + _port_next[0]
+            _port_next[0] = (_port_next[0] + 1) % size
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -629,6 +664,34 @@ def stack(tmp_path_factory):
     yield s
     problems = s.stop()
     assert not problems, "\n".join(problems)
+
+
+# Tests that must not share the machine with other tests: their assertions bound time
+# (a deadline, a rate, a lock-out) or they load the machine enough to stretch the timing of
+# others (floods, 100,000 stanzas, memory watched while clients hammer). `make itest` runs
+# the rest spread over pytest-xdist workers (-m "not serial", each worker with its own
+# stack), then these alone (-m serial). A bare name marks the whole file.
+SERIAL = {
+    "test_abuse.py",
+    "test_limits.py",
+    "test_stack_frontend.py::test_login_while_router_away_fails_fast",
+    "test_stack_frontend.py::test_request_to_a_hung_router_times_out",
+    "test_stack_lb.py",          # restarts the shared router of a running stack
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: not run beside other tests (make itest runs these after the "
+        "parallel part, one at a time)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fname = item.path.name
+        name = getattr(item, "originalname", item.name)
+        if fname in SERIAL or "%s::%s" % (fname, name) in SERIAL:
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -643,6 +643,21 @@ START_TEST(test_stanza_size_boundary)
 }
 END_TEST
 
+/* The parser must answer every read at once: with the libexpat it runs on, deferral is off
+ * (or never happens). When this fails the build lacks HAVE_XML_REPARSE_DEFERRAL for a
+ * libexpat that defers; the message says so. */
+START_TEST(test_no_reparse_deferral)
+{
+    const char *problem = xml_deferral_problem();
+    ck_assert_msg(problem == NULL, "%s", problem ? problem : "");
+    ck_assert(!xml_probe_defers(true));
+#ifdef HAVE_XML_REPARSE_DEFERRAL
+    /* A libexpat with the switch defers by default: the probe must see it. */
+    ck_assert(xml_probe_defers(false));
+#endif
+}
+END_TEST
+
 START_TEST(test_depth_boundary)
 {
     xml_limits_t lim = {0, 3};
@@ -997,6 +1012,7 @@ Suite *make_xml_suite(void)
     tcase_add_test(tc, test_repeated_long_namespace_is_bounded);
     tcase_add_test(tc, test_stanza_size_boundary);
     tcase_add_test(tc, test_depth_boundary);
+    tcase_add_test(tc, test_no_reparse_deferral);
     suite_add_tcase(s, tc);
 
     return s;
