@@ -64,8 +64,11 @@ static int deliver_to_bare(session_t *from, user_t *u, const ipc_stanza_t *h, co
         n++;
     if (!n)
         return 0;
-    rules_res_t *res = xcalloc(n, sizeof *res);
-    int *chosen = xcalloc(n, sizeof *chosen);
+    /* On the stack for the usual few resources (max_resources, default 10). */
+    rules_res_t res_buf[16];
+    int chosen_buf[16];
+    rules_res_t *res = n <= 16 ? res_buf : xcalloc(n, sizeof *res);
+    int *chosen = n <= 16 ? chosen_buf : xcalloc(n, sizeof *chosen);
     size_t i = 0;
     for (session_t *s = u->sessions; s; s = s->next, i++)
         res[i] = (rules_res_t){s->available, s->priority};
@@ -73,8 +76,10 @@ static int deliver_to_bare(session_t *from, user_t *u, const ipc_stanza_t *h, co
     i = 0;
     for (session_t *s = u->sessions; s; s = s->next, i++)
         s->selected = chosen[i];
-    free(res);
-    free(chosen);
+    if (res != res_buf) {
+        free(res);
+        free(chosen);
+    }
     hook_ev_t ev = {.session = from, .user = u, .msg = h, .to = u->bare, .payload = payload,
                     .len = len};
     if (count && hook_run(HOOK_DELIVER_BARE, &ev) == MOD_PASS) {

@@ -590,6 +590,23 @@ END_TEST
  * RFC 6121 8.5.3: to a full JID. */
 
 /* 8.5.3.1: an online resource gets every type, whatever its priority or availability. */
+/* More resources than route.c keeps on its stack: the same rule, from the heap. */
+START_TEST(test_bare_many_resources)
+{
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *b[20];
+    for (int i = 0; i < 20; i++) {
+        char full[64];
+        snprintf(full, sizeof full, BOB "/r%d", i);
+        b[i] = bind_jid(full);
+        avail(b[i], i == 13 || i == 17 ? 50 : i);
+    }
+    send_xml(a, "<message to='" BOB "' type='chat' id='many'><body>x</body></message>");
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(got(b[i], "many"), i == 13 || i == 17);
+}
+END_TEST
+
 START_TEST(test_full_online)
 {
     static const res_spec_t specs[] = {{1, 5}, {1, 0}, {1, -1}, {0, 0}};
@@ -1144,6 +1161,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_bare_offline_full);
     tcase_add_test(tc, test_bare_storage_down);
     tcase_add_test(tc, test_offline_then_delivered);
+    tcase_add_test(tc, test_bare_many_resources);
     tcase_add_test(tc, test_full_online);
     tcase_add_loop_test(tc, test_full_not_online, 0, 2);
     tcase_add_test(tc, test_iq_bare_and_remote);
