@@ -183,15 +183,15 @@ int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int alway
     return 0;
 }
 
-int router_request(client_t *c, const ipc_hdr_t *h)
+int router_request(client_t *c, const ipc_hdr_t *h, uint32_t seq)
 {
     check_header(h);
     if (fuzz_router.router_down)
         return -1;
     STUB_CHECK(!c->pending_seq); /* one request at a time per client */
-    STUB_CHECK(h->seq != 0);
+    STUB_CHECK(seq != 0 && h->seq == seq);
     fuzz_router.request = *h;
     fuzz_router.pending = 1;
-    c->pending_seq = h->seq;
+    c->pending_seq = seq;
     return 0;
 }

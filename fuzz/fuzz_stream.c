@@ -239,12 +239,22 @@ static void deliver_reply(client_t *c, ipc_hdr_t *h)
     FUZZ_CHECK(ipc_decode(&got, frame, len) == 0);
     if (c->closed)
         return;
-    if (got.seq == c->pending_seq)
-        evloop_cancel(fe.loop, &c->req_timer);
-    if (got.type == IPC_AUTH_REPLY)
-        stream_on_auth_reply(c, &got);
-    else
-        stream_on_bind_reply(c, &got);
+    /* Read as typed messages; one the reader refuses is dropped (and times out). */
+    if (got.type == IPC_AUTH_REPLY) {
+        ipc_auth_reply_t m;
+        if (ipc_auth_reply_read(&got, &m) < 0)
+            return;
+        if (m.seq == c->pending_seq)
+            evloop_cancel(fe.loop, &c->req_timer);
+        stream_on_auth_reply(c, &m);
+    } else {
+        ipc_bind_reply_t m;
+        if (ipc_bind_reply_read(&got, &m) < 0)
+            return;
+        if (m.seq == c->pending_seq)
+            evloop_cancel(fe.loop, &c->req_timer);
+        stream_on_bind_reply(c, &m);
+    }
 }
 
 /* Answers the request in flight as the script says. */
