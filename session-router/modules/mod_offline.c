@@ -38,11 +38,8 @@ static void store_req_free(store_req_t *r)
 static void bounce(store_req_t *r, const char *etype, const char *cond)
 {
     session_t *s = session_find_jid(r->sender);
-    if (!s)
-        return;
-    xml_node_t *err = stanza_error_reply(r->orig, rt.domain, etype, cond);
-    session_deliver_node(s, err);
-    xml_node_free(&err);
+    if (s)
+        session_reply_error(s, r->orig, etype, cond);
 }
 
 static void on_pushed(redisAsyncContext *ac, void *reply, void *privdata)
