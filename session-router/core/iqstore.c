@@ -12,7 +12,9 @@
 typedef struct {
     char *full;
     xml_node_t *iq;
-    xml_node_t *empty; /* what to answer when nothing is stored */
+    iqstore_answer_fn answer; /* iqstore_get */
+    void *arg;
+    xml_node_t *empty; /* iqstore_read: what to answer when nothing is stored */
     char *wrap_name, *wrap_ns;
 } iqstore_req_t;
 
@@ -50,29 +52,37 @@ static void on_written(redisAsyncContext *ac, void *reply, void *privdata)
     req_free(r);
 }
 
+/* iqstore_read's answer: the stored element, wrapped or not, or the empty form. */
+static void answer_stored(session_t *s, const xml_node_t *st, const char *data, size_t len,
+                          void *arg)
+{
+    iqstore_req_t *r = arg;
+    xml_node_t *stored = data ? stanza_parse(data, len) : NULL;
+    xml_node_t *answer;
+    if (stored && r->wrap_name) {
+        answer = xml_node_new(r->wrap_name, r->wrap_ns);
+        xml_node_add_child(answer, stored);
+    } else if (stored) {
+        answer = stored;
+    } else {
+        answer = r->empty;
+        r->empty = NULL;
+    }
+    session_reply_result(s, st, answer);
+}
+
 static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     iqstore_req_t *r = privdata;
     redisReply *rep = reply;
     session_t *s = session_find_jid(r->full);
-    if (s && (!rep || rep->type == REDIS_REPLY_ERROR)) {
+    if (s && (!rep || rep->type == REDIS_REPLY_ERROR))
         session_reply_error(s, r->iq, "wait", "internal-server-error");
-    } else if (s) {
-        xml_node_t *stored = rep->type == REDIS_REPLY_STRING ? stanza_parse(rep->str, rep->len)
-                                                             : NULL;
-        xml_node_t *answer;
-        if (stored && r->wrap_name) {
-            answer = xml_node_new(r->wrap_name, r->wrap_ns);
-            xml_node_add_child(answer, stored);
-        } else if (stored) {
-            answer = stored;
-        } else {
-            answer = r->empty;
-            r->empty = NULL;
-        }
-        session_reply_result(s, r->iq, answer);
-    }
+    else if (s && rep->type == REDIS_REPLY_STRING)
+        r->answer(s, r->iq, rep->str, rep->len, r->arg);
+    else if (s)
+        r->answer(s, r->iq, NULL, 0, r->arg);
     req_free(r);
 }
 
@@ -97,10 +107,25 @@ int iqstore_write(session_t *from, const xml_node_t *st, const char *fmt, ...)
     return rc;
 }
 
+int iqstore_get(session_t *from, const xml_node_t *st, iqstore_answer_fn answer, void *arg,
+                const char *fmt, ...)
+{
+    iqstore_req_t *r = req_new(from, st, NULL);
+    r->answer = answer;
+    r->arg = arg;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = send_command(r, on_read, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 int iqstore_read(session_t *from, const xml_node_t *st, const char *wrap_name,
                  const char *wrap_ns, xml_node_t *empty, const char *fmt, ...)
 {
     iqstore_req_t *r = req_new(from, st, empty);
+    r->answer = answer_stored;
+    r->arg = r;
     if (wrap_name) {
         r->wrap_name = xstrdup(wrap_name);
         r->wrap_ns = xstrdup(wrap_ns);

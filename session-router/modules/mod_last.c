@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "iqstore.h"
 #include "keys.h"
 #include "module.h"
 #include "modules.h"
@@ -41,37 +42,25 @@ static long long seconds_since(const char *stamp)
     return (long long)(time(NULL) - timegm(&tm));
 }
 
-typedef struct {
-    char *full;
-    xml_node_t *iq;
-} last_req_t;
-
-static void on_last(redisAsyncContext *ac, void *reply, void *privdata)
+/* The stored last unavailable presence (or nothing): seconds since its delay stamp and its
+ * status. */
+static void answer_last(session_t *s, const xml_node_t *st, const char *data, size_t len,
+                        void *arg)
 {
-    (void)ac;
-    last_req_t *r = privdata;
-    redisReply *rep = reply;
-    session_t *s = session_find_jid(r->full);
-    if (s && (!rep || rep->type == REDIS_REPLY_ERROR)) {
-        session_reply_error(s, r->iq, "wait", "internal-server-error");
-    } else if (s) {
-        xml_node_t *p = rep->type == REDIS_REPLY_STRING ? stanza_parse(rep->str, rep->len) : NULL;
-        const xml_node_t *delay = p ? xml_node_child(p, "delay", "urn:xmpp:delay") : NULL;
-        long long secs = seconds_since(delay ? xml_node_attr(delay, "stamp") : NULL);
-        if (secs < 0) {
-            /* Never logged out since the server kept such records. */
-            session_reply_error(s, r->iq, "cancel", "item-not-found");
-        } else {
-            const xml_node_t *status = xml_node_child(p, "status", NULL);
-            char *text = status ? xml_node_text(status) : NULL;
-            reply_seconds(s, r->iq, secs, text);
-            free(text);
-        }
-        xml_node_free(&p);
+    (void)arg;
+    xml_node_t *p = data ? stanza_parse(data, len) : NULL;
+    const xml_node_t *delay = p ? xml_node_child(p, "delay", "urn:xmpp:delay") : NULL;
+    long long secs = seconds_since(delay ? xml_node_attr(delay, "stamp") : NULL);
+    if (secs < 0) {
+        /* Never logged out since the server kept such records. */
+        session_reply_error(s, st, "cancel", "item-not-found");
+    } else {
+        const xml_node_t *status = xml_node_child(p, "status", NULL);
+        char *text = status ? xml_node_text(status) : NULL;
+        reply_seconds(s, st, secs, text);
+        free(text);
     }
-    xml_node_free(&r->iq);
-    free(r->full);
-    free(r);
+    xml_node_free(&p);
 }
 
 static void account_last(session_t *from, user_t *u, int ok, xml_node_t *st)
@@ -94,10 +83,7 @@ static void account_last(session_t *from, user_t *u, int ok, xml_node_t *st)
     }
     char key[STORAGE_KEY_MAX];
     storage_key(key, KEYS_LAST_UNAVAILABLE, u->bare);
-    last_req_t *r = xcalloc(1, sizeof *r);
-    r->full = xstrdup(from->full);
-    r->iq = xml_node_copy(st);
-    redisAsyncCommand(rt.redis, on_last, r, "GET %s", key);
+    iqstore_get(from, st, answer_last, NULL, "GET %s", key);
 }
 
 static mod_result_t last_iq(mod_iq_t *iq)
