@@ -23,7 +23,7 @@ typedef enum {
     HOOK_PRESENCE_INITIAL,  /* session, stanza, prev_priority: first available presence */
     HOOK_PRESENCE_UPDATE,   /* session, stanza, prev_priority: later available presence */
     HOOK_STANZA_OUT,        /* session, to, raw: about to be routed to a local address */
-    HOOK_STANZA_IN,         /* user (loaded), from, h, st; session when a client sent it:
+    HOOK_STANZA_IN,         /* user (loaded), from, msg, st; session when a client sent it:
                                a stanza for an account that had to be loaded first (iq to
                                its bare JID, an inbound subscription stanza) */
     HOOK_DELIVER_FULL,      /* session, target, raw: a message to an online full JID */
