@@ -23,6 +23,12 @@
 #define KEYS_LAST_UNAVAILABLE "lastpresence"
 /* Set of the JIDs a user blocks (XEP-0191). */
 #define KEYS_BLOCKLIST "blocklist"
+/* A deleted account's tombstone (XEP-0077 removal, xmppctl deluser): a string holding the
+ * deletion time (Unix seconds). Written with keys_user() so it shares the user's hash tag
+ * (one Cluster slot with acct:{...}), but it is not among the kinds removing a user's data
+ * deletes: it outlives the account, and an expiry (tombstone_expiry) is the only way it
+ * goes on its own. While it exists the address is not handed to anyone new. */
+#define KEYS_TOMBSTONE "tombstone"
 /* Set of every account's bare JID (for listing). */
 #define KEYS_ACCOUNTS "accounts"
 
