@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -36,10 +37,14 @@ static void usage(void)
 {
     fprintf(stderr, "usage: xmppctl [-c CONFIG_FILE] COMMAND [ARGS]\n"
                     "commands:\n"
-                    "  adduser JID [PASSWORD]   create an account (asks for the password)\n"
+                    "  adduser [--ignore-tombstone] JID [PASSWORD]\n"
+                    "                           create an account (asks for the password);\n"
+                    "                           a deleted address needs --ignore-tombstone\n"
                     "  passwd JID [PASSWORD]    change an account's password\n"
                     "  deluser JID              delete an account and its data\n"
                     "  users                    list the accounts\n"
+                    "  tombstones [remove JID]  list deleted addresses (kept so that nobody\n"
+                    "                           new gets them), or forget one\n"
                     "  keygen [router|frontend] print a new CURVE key pair for the link\n"
                     "                           (default frontend) as config lines\n"
                     "  --help-config            every configuration key it reads\n");
@@ -220,13 +225,36 @@ static int account_exists(redisContext *rc, const char *key)
     return e;
 }
 
+/* The deletion time a tombstone holds, as text ("" when there is none). */
+static void tombstone_time(redisContext *rc, const char *bare, char *out, size_t n)
+{
+    char key[JID_MAX + 256];
+    keys_user(key, sizeof key, prefix, KEYS_TOMBSTONE, bare);
+    redisReply *r = command(rc, "GET %s", key);
+    out[0] = '\0';
+    if (r->type == REDIS_REPLY_STRING) {
+        time_t t = (time_t)strtoll(r->str, NULL, 10);
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) || !strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
+            snprintf(out, n, "%s", r->str);
+    }
+    freeReplyObject(r);
+}
+
 static int cmd_setpass(int argc, char **argv, int create)
 {
+    int ignore_tombstone = 0;
+    if (create && argc >= 1 && strcmp(argv[0], "--ignore-tombstone") == 0) {
+        ignore_tombstone = 1;
+        argc--;
+        argv++;
+    }
     if (argc < 1 || argc > 2)
         usage();
-    char bare[JID_MAX + 1], key[JID_MAX + 256], set[256];
+    char bare[JID_MAX + 1], key[JID_MAX + 256], set[256], tomb[JID_MAX + 256];
     account_jid(argv[0], bare, sizeof bare);
     keys_user(key, sizeof key, prefix, KEYS_ACCOUNT, bare);
+    keys_user(tomb, sizeof tomb, prefix, KEYS_TOMBSTONE, bare);
     keys_global(set, sizeof set, prefix, KEYS_ACCOUNTS);
     redisContext *rc = redis_connect();
     int exists = account_exists(rc, key);
@@ -234,6 +262,14 @@ static int cmd_setpass(int argc, char **argv, int create)
         die("account %s exists", bare);
     if (!create && !exists)
         die("no such account: %s", bare);
+    char deleted[64];
+    tombstone_time(rc, bare, deleted, sizeof deleted);
+    /* A deleted address may still be trusted by its old contacts (their rosters, group
+     * chats): it goes to someone new only when the operator says so. */
+    if (create && deleted[0] && !ignore_tombstone)
+        die("%s was deleted (%s) and its tombstone keeps it from being given to someone "
+            "new; use adduser --ignore-tombstone to create it anyway",
+            bare, deleted);
     char *password = argc == 2 ? argv[1] : read_password();
     char *sha1, *sha256;
     make_creds(password, &sha1, &sha256);
@@ -249,6 +285,8 @@ static int cmd_setpass(int argc, char **argv, int create)
     freeReplyObject(command(rc, "HSET %s %s %s %s %s", key, keys_cred_field(SCRAM_SHA1), sha1,
                             keys_cred_field(SCRAM_SHA256), sha256));
     freeReplyObject(command(rc, "SADD %s %s", set, bare));
+    if (create && deleted[0])
+        freeReplyObject(command(rc, "DEL %s", tomb));
     free(sha1);
     free(sha256);
     redisFree(rc);
@@ -308,6 +346,54 @@ static int cmd_users(int argc, char **argv)
         printf("%s\n", names[i]);
     free(names);
     freeReplyObject(r);
+    redisFree(rc);
+    return 0;
+}
+
+/* Lists the tombstones (SCAN: the keys are spread over the user hash tags), or removes
+ * one so that the address can be registered again. */
+static int cmd_tombstones(int argc, char **argv)
+{
+    if (argc != 0 && !(argc == 2 && strcmp(argv[0], "remove") == 0))
+        usage();
+    redisContext *rc = redis_connect();
+    if (argc == 2) {
+        char bare[JID_MAX + 1], key[JID_MAX + 256];
+        account_jid(argv[1], bare, sizeof bare);
+        keys_user(key, sizeof key, prefix, KEYS_TOMBSTONE, bare);
+        redisReply *r = command(rc, "DEL %s", key);
+        int gone = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+        freeReplyObject(r);
+        redisFree(rc);
+        if (!gone)
+            die("no tombstone for %s", bare);
+        printf("tombstone of %s removed\n", bare);
+        return 0;
+    }
+    char pattern[256];
+    keys_user(pattern, sizeof pattern, prefix, KEYS_TOMBSTONE, "*");
+    size_t plen = strlen(prefix) + strlen(KEYS_TOMBSTONE) + 2; /* up to and with "{" */
+    char cursor[32] = "0";
+    do {
+        redisReply *r = command(rc, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING)
+            die("Redis answered SCAN with something unexpected");
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++) {
+            const char *k = keys->element[i]->str;
+            size_t kl = strlen(k);
+            if (kl <= plen + 1 || k[kl - 1] != '}')
+                continue;
+            char bare[JID_MAX + 1], when[64];
+            snprintf(bare, sizeof bare, "%.*s", (int)(kl - plen - 1), k + plen);
+            tombstone_time(rc, bare, when, sizeof when);
+            if (when[0])
+                printf("%s\t%s\n", bare, when);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
     redisFree(rc);
     return 0;
 }
@@ -380,6 +466,8 @@ int main(int argc, char **argv)
         rc = cmd_deluser(n, args);
     else if (strcmp(cmd, "users") == 0)
         rc = cmd_users(n, args);
+    else if (strcmp(cmd, "tombstones") == 0)
+        rc = cmd_tombstones(n, args);
     else
         usage();
     config_free();

@@ -30,7 +30,9 @@ typedef enum {
     HOOK_DELIVER_BARE,      /* session, user, raw: a message to a bare JID, targets selected */
     HOOK_STORE_OFFLINE,     /* session, to, raw: a message for a user with no resource */
     HOOK_ROSTER_REMOVED,    /* user, item: the user removes a contact (RFC 6121 2.5) */
-    HOOK_USER_DELETED,      /* user: the account is being deleted */
+    HOOK_USER_DELETED,      /* user (roster loaded, sessions ended), deletion: the account is
+                               being deleted; modules tell whom they must and name the keys
+                               of the user's data they keep (account.h account_data_key) */
     HOOK_MAX
 } hook_id_t;
 
@@ -48,6 +50,7 @@ typedef struct {
     size_t len;
     xml_node_t *st;         /* the parsed stanza, where the hook has one */
     int prev_priority;      /* presence hooks: the priority before this presence */
+    struct account_deletion *deletion; /* HOOK_USER_DELETED (account.h) */
 } hook_ev_t;
 
 typedef mod_result_t (*hook_fn)(hook_ev_t *ev);

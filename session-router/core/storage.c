@@ -170,12 +170,16 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     auth_req_t *r = privdata;
     redisReply *rep = reply;
-    if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        log_warn("storage: account lookup failed: %s", rep ? rep->str : "no reply");
+    /* The reply of EXEC: [HGET credentials, EXISTS tombstone]. */
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER) {
+        log_warn("storage: account lookup failed: %s",
+                 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
         auth_reply(r, IPC_TEMPORARY, NULL);
-    } else if (rep->type == REDIS_REPLY_STRING) {
-        auth_reply(r, IPC_OK, rep->str);
+    } else if (rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->integer == 0) {
+        auth_reply(r, IPC_OK, rep->element[0]->str);
     } else {
+        /* No account, or one being deleted (account.h): its tombstone shuts it. */
         auth_reply(r, IPC_NOT_FOUND, NULL);
     }
     free(r);
@@ -188,16 +192,20 @@ void storage_auth_lookup(rt_frontend_t *f, const ipc_auth_t *m)
     r->ident_len = f->ident_len;
     r->conn = m->conn;
     r->seq = m->seq;
-    char bare[2048], key[2200];
+    char bare[2048], key[2200], tomb[2200];
     snprintf(bare, sizeof bare, "%s@%s", m->username, rt.domain);
     if (!rt.redis_ready ||
-        keys_user(key, sizeof key, rt.redis_prefix, KEYS_ACCOUNT, bare) < 0) {
+        keys_user(key, sizeof key, rt.redis_prefix, KEYS_ACCOUNT, bare) < 0 ||
+        keys_user(tomb, sizeof tomb, rt.redis_prefix, KEYS_TOMBSTONE, bare) < 0) {
         auth_reply(r, rt.redis_ready ? IPC_NOT_FOUND : IPC_TEMPORARY, NULL);
         free(r);
         return;
     }
     const char *field = keys_cred_field(m->hash);
-    if (redisAsyncCommand(rt.redis, on_auth, r, "HGET %s %s", key, field) != REDIS_OK) {
+    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "MULTI");
+    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "HGET %s %s", key, field);
+    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "EXISTS %s", tomb);
+    if (redisAsyncCommand(rt.redis, on_auth, r, "EXEC") != REDIS_OK) {
         auth_reply(r, IPC_TEMPORARY, NULL);
         free(r);
     }

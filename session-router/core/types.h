@@ -59,6 +59,7 @@ struct user {
     session_t *sessions;
     int roster_state; /* 0 not loaded, 1 loading, 2 loaded */
     int exists;       /* the account exists (known once loaded) */
+    int tombstoned;   /* the address was deleted (keys.h KEYS_TOMBSTONE; known once loaded) */
     hmap_t *roster;   /* contact bare JID -> roster_item_t */
     uint64_t roster_ver;
     user_op_t *ops, *ops_tail; /* waiting for the roster to load */

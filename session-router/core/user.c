@@ -98,6 +98,16 @@ void user_check(user_t *u)
     free(u);
 }
 
+void user_forget(user_t *u)
+{
+    roster_clear(u);
+    blocklist_clear(u);
+    u->roster_ver = 0;
+    u->exists = 0;
+    if (u->roster_state == 2)
+        u->roster_state = 0;
+}
+
 /* Text form stored in Redis: flags, name and groups separated by SEP. */
 static char *item_encode(const roster_item_t *it)
 {
@@ -161,9 +171,11 @@ static void on_roster_loaded(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     user_t *u = privdata;
     redisReply *r = reply;
-    /* The reply of EXEC: [EXISTS acct, HGETALL roster, GET rosterver, SMEMBERS blocklist]. */
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY) {
+    /* The reply of EXEC: [EXISTS acct, HGETALL roster, GET rosterver, SMEMBERS blocklist,
+     * EXISTS tombstone]. */
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[4]->type != REDIS_REPLY_INTEGER) {
         log_warn("roster: cannot load the roster of %s", u->bare);
         u->roster_state = 0;
         run_ops(u, 0);
@@ -172,6 +184,7 @@ static void on_roster_loaded(redisAsyncContext *ac, void *reply, void *privdata)
     roster_clear(u);
     u->roster = hmap_new();
     u->exists = r->element[0]->integer > 0;
+    u->tombstoned = r->element[4]->integer > 0;
     redisReply *items = r->element[1];
     for (size_t i = 0; i + 1 < items->elements; i += 2) {
         if (items->element[i]->type != REDIS_REPLY_STRING ||
@@ -207,8 +220,9 @@ void user_with_roster(const char *bare, user_op_fn fn, void *arg)
         run_ops(u, 1);
     } else if (u->roster_state == 0) {
         char acct[STORAGE_KEY_MAX], roster[STORAGE_KEY_MAX], ver[STORAGE_KEY_MAX];
-        char blocks[STORAGE_KEY_MAX];
+        char blocks[STORAGE_KEY_MAX], tomb[STORAGE_KEY_MAX];
         storage_key(blocks, KEYS_BLOCKLIST, bare);
+        storage_key(tomb, KEYS_TOMBSTONE, bare);
         storage_key(acct, KEYS_ACCOUNT, bare);
         storage_key(roster, KEYS_ROSTER, bare);
         storage_key(ver, KEYS_ROSTER_VER, bare);
@@ -221,6 +235,7 @@ void user_with_roster(const char *bare, user_op_fn fn, void *arg)
             redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "HGETALL %s", roster);
             redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "GET %s", ver);
             redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "SMEMBERS %s", blocks);
+            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "EXISTS %s", tomb);
             redisAsyncCommand(rt.redis, on_roster_loaded, u, "EXEC");
         }
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "jid.h"
 #include "keys.h"
 #include "log.h"
@@ -259,7 +260,15 @@ static const mod_feature_t features[] = {
 };
 
 /* Blocking decides before anything else sees a stanza (carbons, delivery, storage). */
+/* The account is deleted (account.h): its blocklist goes with it. */
+static mod_result_t on_user_deleted(hook_ev_t *ev)
+{
+    account_data_key(ev, KEYS_BLOCKLIST);
+    return MOD_PASS;
+}
+
 static const mod_hook_t hooks[] = {
+    {HOOK_USER_DELETED, 0, on_user_deleted},
     {HOOK_STANZA_OUT, 100, on_stanza_out},
     {HOOK_STANZA_IN, 100, on_stanza_in},
     {HOOK_SESSION_RESYNC, 0, on_resync},

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
 #include "config.h"
 #include "jid.h"
 #include "keys.h"
@@ -201,7 +202,15 @@ static const mod_feature_t features[] = {
 };
 
 /* Storing is the last resort for a message: the lowest priority. */
+/* The account is deleted (account.h): the messages stored for it go with it. */
+static mod_result_t on_user_deleted(hook_ev_t *ev)
+{
+    account_data_key(ev, KEYS_OFFLINE);
+    return MOD_PASS;
+}
+
 static const mod_hook_t hooks[] = {
+    {HOOK_USER_DELETED, 0, on_user_deleted},
     {HOOK_STORE_OFFLINE, -100, on_store_offline},
     {HOOK_PRESENCE_INITIAL, 0, on_initial},
     {HOOK_PRESENCE_UPDATE, 0, on_update},

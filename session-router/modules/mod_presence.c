@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
 #include "jid.h"
 #include "keys.h"
 #include "log.h"
@@ -94,10 +95,33 @@ static void send_sub(const char *from_bare, const char *to_bare, ipc_stype_t sty
     user_with_roster(to_bare, sub_inbound, x);
 }
 
+/* Presence to a deleted address (account.h: its tombstone is kept) is answered on its
+ * behalf, so that a contact whose notification was lost cleans up too: an error <gone/>
+ * (RFC 6120 8.3.3.5), and the cancellation the deletion sent, processed as inbound to the
+ * contact: `unsubscribed` (cancel_to) for a probe or a request (its presence will never
+ * come), `unsubscribe` (cancel_from) for anything else (it no longer wants the contact's
+ * presence). */
+static void gone_answer(const char *dead, const char *to_bare, int cancel_to, int cancel_from)
+{
+    xml_node_t *p = presence_node(dead, "error");
+    xml_node_t *err = xml_node_new_child(p, "error", NULL);
+    xml_node_set_attr(err, "type", "cancel");
+    xml_node_new_child(err, "gone", NS_STANZAS);
+    session_deliver_available(user_find(to_bare), p);
+    xml_node_free(&p);
+    if (cancel_to)
+        send_sub(dead, to_bare, IPC_ST_UNSUBSCRIBED);
+    if (cancel_from)
+        send_sub(dead, to_bare, IPC_ST_UNSUBSCRIBE);
+}
+
 /* Appendix A.3: the contact's server processes an inbound subscription stanza. */
 static void sub_inbound(user_t *c, int ok, void *arg)
 {
     sub_t *x = arg;
+    if (ok && !c->exists && c->tombstoned && x->stype != IPC_ST_UNSUBSCRIBE &&
+        x->stype != IPC_ST_UNSUBSCRIBED)
+        gone_answer(c->bare, x->from_bare, x->stype == IPC_ST_SUBSCRIBE, 1);
     if (!ok || !c->exists) {
         sub_free(x); /* no such account: silently ignored (RFC 6121 8.5.1 for presence) */
         return;
@@ -168,6 +192,31 @@ static void directed_forget(session_t *s, const char *to)
         free(hmap_sdel(DIRECTED(s), to));
 }
 
+/* Directed presence to a local bare JID nobody is holding: a deleted address answers
+ * through its tombstone (gone_answer). */
+static void on_directed_tombstone(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    sub_t *x = privdata;
+    const redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        gone_answer(x->to_bare, x->from_bare, 0, 1);
+    sub_free(x);
+}
+
+static void directed_tombstone_check(const char *from_bare, const char *to)
+{
+    if (!rt.redis_ready)
+        return;
+    sub_t *x = xcalloc(1, sizeof *x);
+    x->from_bare = xstrdup(from_bare);
+    x->to_bare = xstrdup(to);
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_TOMBSTONE, to);
+    if (redisAsyncCommand(rt.redis, on_directed_tombstone, x, "EXISTS %s", key) != REDIS_OK)
+        sub_free(x);
+}
+
 /* RFC 6121 4.6: directed presence to one entity, remembered so that it gets our
  * unavailable presence when this resource goes away. */
 static void directed(session_t *from, const ipc_stanza_t *h, xml_node_t *st, const char *to)
@@ -183,7 +232,11 @@ static void directed(session_t *from, const ipc_stanza_t *h, xml_node_t *st, con
             session_deliver_node(target, st);
         return;
     }
-    session_deliver_available(user_find(to), st);
+    user_t *target = user_find(to);
+    if (target && target->sessions)
+        session_deliver_available(target, st);
+    else
+        directed_tombstone_check(from->user->bare, to);
 }
 
 static void presence_outbound(session_t *from, const ipc_stanza_t *h, xml_node_t *st, const char *to)
@@ -255,43 +308,98 @@ static void last_unavailable_store(user_t *u, const session_t *s, const xml_node
     buf_free(&b);
 }
 
+/* The contacts of a user who just became available that have no available resource:
+ * their last unavailable presence answers the probe (when the user is subscribed to
+ * them), and a tombstone tells that the address was deleted. */
+typedef struct {
+    char *full;
+    size_t n;
+    char **jid;
+    unsigned char *sub; /* OFF_* */
+} offline_contacts_t;
+
+enum {
+    OFF_LAST = 1,  /* deliver its last unavailable presence (the probe found nobody) */
+    OFF_TO = 2,    /* no session: the user is subscribed to it */
+    OFF_ASKED = 4, /* no session: the user asked to be */
+    OFF_FROM = 8,  /* no session: it is subscribed to the user */
+};
+
+static void offline_contacts_free(offline_contacts_t *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        free(o->jid[i]);
+    free(o->jid);
+    free(o->sub);
+    free(o->full);
+    free(o);
+}
+
+/* The reply of MGET: n last presences, then n tombstones. */
 static void on_last_fetched(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
-    char *full = privdata;
+    offline_contacts_t *o = privdata;
     redisReply *r = reply;
-    session_t *s = session_find_jid(full);
-    for (size_t i = 0; s && r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_STRING)
+    session_t *s = session_find_jid(o->full);
+    if (!s || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 * o->n) {
+        offline_contacts_free(o);
+        return;
+    }
+    char bare[JID_MAX + 1];
+    snprintf(bare, sizeof bare, "%s", s->user->bare);
+    for (size_t i = 0; i < o->n; i++) {
+        const redisReply *last = r->element[i], *tomb = r->element[o->n + i];
+        if (tomb->type == REDIS_REPLY_STRING) {
+            /* The server's probe (or the user's request) was to a deleted address, and so
+             * is the presence the user sends its subscribers. */
+            gone_answer(o->jid[i], bare, (o->sub[i] & (OFF_TO | OFF_ASKED)) != 0,
+                        (o->sub[i] & OFF_FROM) != 0);
             continue;
-        xml_node_t *p = stanza_parse(r->element[i]->str, r->element[i]->len);
+        }
+        if (!(o->sub[i] & OFF_LAST) || last->type != REDIS_REPLY_STRING)
+            continue;
+        xml_node_t *p = stanza_parse(last->str, last->len);
         if (!p)
             continue;
         xml_node_set_attr(p, "to", s->full);
         session_deliver_node(s, p);
         xml_node_free(&p);
     }
-    free(full);
+    offline_contacts_free(o);
 }
 
-/* One MGET for every offline contact the user is subscribed to. */
-static void last_unavailable_fetch(session_t *s, const char **contacts, size_t n)
+/* One MGET for every contact with no available resource. */
+static void offline_contacts_fetch(offline_contacts_t *o)
 {
-    if (!rt.redis_ready)
+    if (!rt.redis_ready || !o->n) {
+        offline_contacts_free(o);
         return;
-    const char **argv = xcalloc(n + 1, sizeof *argv);
-    char **keys = xcalloc(n, sizeof *keys);
+    }
+    const char **argv = xcalloc(2 * o->n + 1, sizeof *argv);
+    char **keys = xcalloc(2 * o->n, sizeof *keys);
     argv[0] = "MGET";
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < 2 * o->n; i++) {
         keys[i] = xmalloc(STORAGE_KEY_MAX);
-        storage_key(keys[i], KEYS_LAST_UNAVAILABLE, contacts[i]);
+        storage_key(keys[i], i < o->n ? KEYS_LAST_UNAVAILABLE : KEYS_TOMBSTONE,
+                    o->jid[i % o->n]);
         argv[i + 1] = keys[i];
     }
-    redisAsyncCommandArgv(rt.redis, on_last_fetched, xstrdup(s->full), (int)n + 1, argv, NULL);
-    for (size_t i = 0; i < n; i++)
+    if (redisAsyncCommandArgv(rt.redis, on_last_fetched, o, (int)(2 * o->n) + 1, argv, NULL) !=
+        REDIS_OK)
+        offline_contacts_free(o);
+    for (size_t i = 0; i < 2 * o->n; i++)
         free(keys[i]);
     free(keys);
     free(argv);
+}
+
+static void offline_contacts_add(offline_contacts_t *o, const char *jid, unsigned sub)
+{
+    o->jid = xrealloc(o->jid, (o->n + 1) * sizeof *o->jid);
+    o->sub = xrealloc(o->sub, (o->n + 1) * sizeof *o->sub);
+    o->jid[o->n] = xstrdup(jid);
+    o->sub[o->n++] = (unsigned char)sub;
 }
 
 /* RFC 6121 4.3: the presence of each available resource of a contact the user is
@@ -317,8 +425,11 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
 {
     bcast_t *b = arg;
     session_t *s = ok ? session_find_jid(b->full) : NULL;
-    const char **last = NULL;
-    size_t nlast = 0, caplast = 0;
+    offline_contacts_t *off = NULL;
+    if (s && b->initial) {
+        off = xcalloc(1, sizeof *off);
+        off->full = xstrdup(b->full);
+    }
     size_t pos = 0, kl;
     const void *k;
     void *v;
@@ -331,15 +442,16 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
         /* RFC 6121 4.2.2 / 4.4.2 / 4.5.2: to contacts subscribed to the user. */
         if (it->sub_from)
             session_deliver_available(contact, b->st);
-        if (!b->initial || !s)
+        if (!off)
             continue;
         /* 4.3.2: a contact with no available resource answers with its last unavailable
-         * presence, when one is stored. */
-        if (it->sub_to && !probe_answer(s, contact)) {
-            if (nlast == caplast)
-                last = xrealloc(last, (caplast = caplast ? 2 * caplast : 8) * sizeof *last);
-            last[nlast++] = it->jid;
-        }
+         * presence, when one is stored; a deleted one with its tombstone (gone_answer). */
+        unsigned want = it->sub_to && !probe_answer(s, contact) ? OFF_LAST : 0;
+        if (!(contact && contact->sessions))
+            want |= (it->sub_to ? OFF_TO : 0) | (it->ask_out ? OFF_ASKED : 0) |
+                    (it->sub_from ? OFF_FROM : 0);
+        if (want)
+            offline_contacts_add(off, it->jid, want);
         /* Subscription requests that waited for the user to come online (3.1.3). */
         if (it->pending_in) {
             xml_node_t *p = presence_node(it->jid, "subscribe");
@@ -348,9 +460,8 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
             xml_node_free(&p);
         }
     }
-    if (s && nlast)
-        last_unavailable_fetch(s, last, nlast);
-    free(last);
+    if (off)
+        offline_contacts_fetch(off);
     xml_node_free(&b->st);
     free(b->full);
     free(b);
@@ -519,7 +630,28 @@ static mod_result_t on_roster_removed(hook_ev_t *ev)
     return MOD_PASS;
 }
 
+/* The account is deleted (account.h): RFC 6121 3.2 and 3.3 from the deleted address, so
+ * that every contact's roster loses the subscriptions both ways (and their interested
+ * resources get the push); its last presence goes with it. */
+static mod_result_t on_user_deleted(hook_ev_t *ev)
+{
+    user_t *u = ev->user;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(u->roster, &pos, &k, &kl, &v)) {
+        const roster_item_t *it = v;
+        if (!(it->sub_to || it->sub_from || it->ask_out || it->pending_in))
+            continue;
+        send_sub(u->bare, it->jid, IPC_ST_UNSUBSCRIBE);
+        send_sub(u->bare, it->jid, IPC_ST_UNSUBSCRIBED);
+    }
+    account_data_key(ev, KEYS_LAST_UNAVAILABLE);
+    return MOD_PASS;
+}
+
 static const mod_hook_t hooks[] = {
+    {HOOK_USER_DELETED, 0, on_user_deleted},
     {HOOK_PRESENCE, 0, on_presence},
     {HOOK_SESSION_ENDED, 0, on_session_ended},
     {HOOK_SESSION_FREED, 0, on_session_freed},

@@ -2,6 +2,7 @@
  * hash per account; only the owner may read or write it. */
 #include <string.h>
 
+#include "account.h"
 #include "iqstore.h"
 #include "keys.h"
 #include "module.h"
@@ -53,8 +54,21 @@ static const mod_feature_t features[] = {
     {0},
 };
 
+/* The account is deleted (account.h): its private XML goes with it. */
+static mod_result_t on_user_deleted(hook_ev_t *ev)
+{
+    account_data_key(ev, KEYS_PRIVATE);
+    return MOD_PASS;
+}
+
+static const mod_hook_t hooks[] = {
+    {HOOK_USER_DELETED, 0, on_user_deleted},
+    {0},
+};
+
 module_t mod_private = {
     .name = "private",
+    .hooks = hooks,
     .iq = iq_handlers,
     .features = features,
 };

@@ -2,6 +2,7 @@
  * account's vCard; only its owner may change it. */
 #include <string.h>
 
+#include "account.h"
 #include "iqstore.h"
 #include "keys.h"
 #include "module.h"
@@ -41,8 +42,21 @@ static const mod_feature_t features[] = {
     {0},
 };
 
+/* The account is deleted (account.h): its vCard goes with it. */
+static mod_result_t on_user_deleted(hook_ev_t *ev)
+{
+    account_data_key(ev, KEYS_VCARD);
+    return MOD_PASS;
+}
+
+static const mod_hook_t hooks[] = {
+    {HOOK_USER_DELETED, 0, on_user_deleted},
+    {0},
+};
+
 module_t mod_vcard = {
     .name = "vcard",
+    .hooks = hooks,
     .iq = iq_handlers,
     .features = features,
 };

@@ -16,6 +16,7 @@ extern module_t mod_presence;
 extern module_t mod_private;
 extern module_t mod_roster;
 extern module_t mod_time;
+extern module_t mod_unregister;
 extern module_t mod_vcard;
 extern module_t mod_version;
 
