@@ -251,7 +251,7 @@ static void last_unavailable_store(user_t *u, const session_t *s, const xml_node
     xml_node_free(&p);
     char key[STORAGE_KEY_MAX];
     storage_key(key, KEYS_LAST_UNAVAILABLE, u->bare);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "SET %s %b", key, b.data, b.len);
+    rt_redis_command(rt_redis_ignore, NULL, "SET %s %b", key, b.data, b.len);
     buf_free(&b);
 }
 
@@ -287,7 +287,7 @@ static void last_unavailable_fetch(session_t *s, const char **contacts, size_t n
         storage_key(keys[i], KEYS_LAST_UNAVAILABLE, contacts[i]);
         argv[i + 1] = keys[i];
     }
-    redisAsyncCommandArgv(rt.redis, on_last_fetched, xstrdup(s->full), (int)n + 1, argv, NULL);
+    rt_redis_command_argv(on_last_fetched, xstrdup(s->full), (int)n + 1, argv, NULL);
     for (size_t i = 0; i < n; i++)
         free(keys[i]);
     free(keys);
