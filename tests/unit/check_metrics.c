@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "ipc.h"
 #include "metrics.h"
 #include "suites.h"
 
@@ -159,6 +160,33 @@ START_TEST(registry_is_bounded)
 }
 END_TEST
 
+/* Deliveries are counted by kind from the serialised stanza's first element name. */
+START_TEST(payload_kinds)
+{
+    static const struct {
+        const char *xml;
+        ipc_kind_t kind;
+    } cases[] = {
+        {"<message to='a@b'/>", IPC_KIND_MESSAGE},
+        {"<message>", IPC_KIND_MESSAGE},
+        {"<presence/>", IPC_KIND_PRESENCE},
+        {"<iq type='get'>", IPC_KIND_IQ},
+        {"<client:iq xmlns:client='jabber:client'/>", IPC_KIND_IQ},
+        {"\n <message/>", IPC_KIND_MESSAGE},
+        {"<messages/>", IPC_KIND_NONE},
+        {"<mess", IPC_KIND_NONE},
+        {"message", IPC_KIND_NONE},
+        {"", IPC_KIND_NONE},
+        {"<averyveryverylongelementname/>", IPC_KIND_NONE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(ipc_kind_of_payload(cases[i].xml, strlen(cases[i].xml)) == cases[i].kind,
+                      "%s", cases[i].xml);
+    /* Only `len` bytes are looked at. */
+    ck_assert(ipc_kind_of_payload("<iqx", 3) == IPC_KIND_IQ);
+}
+END_TEST
+
 Suite *make_metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -171,6 +199,7 @@ Suite *make_metrics_suite(void)
     tcase_add_test(tc, gauge_fn_and_null);
     tcase_add_test(tc, values_round_trip);
     tcase_add_test(tc, registry_is_bounded);
+    tcase_add_test(tc, payload_kinds);
     suite_add_tcase(s, tc);
     return s;
 }
