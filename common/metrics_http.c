@@ -98,10 +98,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     buf_t b = BUF_INIT;
     metrics_render(&b);
     size_t len = b.len;
-    char *data = buf_steal(&b);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE
-                                                                              : MHD_RESPMEM_PERSISTENT);
+    char *data = buf_steal(&b); /* never NULL; MHD frees it with free() once sent */
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(data);
         return MHD_NO;

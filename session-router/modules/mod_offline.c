@@ -148,8 +148,7 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
         if (sent && rt.redis_ready) {
             char key[STORAGE_KEY_MAX];
             storage_key(key, KEYS_OFFLINE, s->user->bare);
-            rt_redis_command(rt_redis_ignore, NULL, "LTRIM %s %lld -1", key,
-                              (long long)sent);
+            rt_redis_command(rt_redis_ignore, NULL, "LTRIM %s %lld -1", key, (long long)sent);
         }
     }
     free(full);
