@@ -13,7 +13,7 @@
 #   make SAN=1 ...  the same build with AddressSanitizer and UndefinedBehaviorSanitizer in build-san/
 
 CC      ?= gcc
-PKGS    := libzmq expat openssl hiredis libidn check
+PKGS    := libzmq expat openssl hiredis libidn libmicrohttpd check
 SAN     ?= 0
 ifeq ($(SAN),1)
 BUILD   ?= build-san
@@ -32,7 +32,7 @@ EXPAT_DEFS := $(shell printf '\043include <expat.h>\nint main(void){XML_SetRepar
 EXTRA_CFLAGS ?=
 CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS)
-LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn
+LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn -lmicrohttpd
 # Integration test workers: the suite mostly waits (timeouts, round trips), so two per core.
 ITEST_JOBS_DEFAULT := $(shell echo $$((2 * $$(nproc 2>/dev/null || echo 1))))
 

@@ -104,6 +104,7 @@ void client_accept(int fd, int direct_tls)
     }
     hmap_put(fe.clients, &c->id, sizeof c->id, c);
     fe.nclients++;
+    metric_inc(fe.m.accepted);
     evloop_watch(fe.loop, fd, EV_READ, client_io, c);
     c->watching = EV_READ;
     c->direct_tls = direct_tls != 0;
@@ -194,6 +195,11 @@ void client_write(client_t *c, const char *data, size_t len)
         buf_free(&c->out);
     }
     mark_dirty(c);
+}
+
+void client_count_out(const char *data, size_t len)
+{
+    metric_inc(fe.m.stanzas_out[ipc_kind_of_payload(data, len)]);
 }
 
 void client_write_str(client_t *c, const char *s)
@@ -476,6 +482,7 @@ static int tls_handshake(client_t *c)
     int r = SSL_accept(c->ssl);
     if (r == 1) {
         c->tls_handshaking = 0;
+        metric_inc(fe.m.tls_ok);
         log_debug("conn %llu: TLS established (%s, %s)", (unsigned long long)c->id,
                   SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
         return 1;
@@ -489,6 +496,7 @@ static int tls_handshake(client_t *c)
         update_events(c, 1);
         return 0;
     }
+    metric_inc(fe.m.tls_failed);
     unsigned long err = ERR_peek_error();
     log_info("conn %llu: TLS handshake failed from %s: %s", (unsigned long long)c->id, c->addr,
              err ? ERR_reason_error_string(err) : "connection closed");

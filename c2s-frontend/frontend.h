@@ -11,11 +11,24 @@
 #include "evloop.h"
 #include "hmap.h"
 #include "ipc.h"
+#include "metrics.h"
 #include "xml.h"
 #include "zlink.h"
 
 typedef struct client client_t;
 typedef struct sasl sasl_t;
+
+/* The frontend's metrics (README, "Metrics"), registered by main.c whether or not
+ * metrics_listen serves them (NULL in tests that do not: metric_* calls then do nothing).
+ * Arrays by kind are indexed by ipc_kind_t (0: not a stanza kind). */
+typedef struct {
+    metric_t *accepted, *refused;      /* xmpp_connections_{accepted,refused}_total */
+    metric_t *stanzas_in[4];           /* xmpp_stanzas_in_total{kind}: from bound clients */
+    metric_t *stanzas_out[4];          /* xmpp_stanzas_out_total{kind}: written to clients */
+    metric_t *tls_ok, *tls_failed;     /* xmpp_tls_handshakes_total{result} */
+    metric_t *link_msgs_in, *link_msgs_out;   /* xmpp_link_messages_total{direction} */
+    metric_t *link_bytes_in, *link_bytes_out; /* xmpp_link_bytes_total{direction} */
+} fe_metrics_t;
 
 typedef struct {
     evloop_t *loop;
@@ -47,6 +60,7 @@ typedef struct {
     size_t out_pause;      /* reading a client stops while more than this is queued for it */
     ev_timer_t *sweep_timer; /* forgets quiet addresses (addrlimit) */
     size_t nclients;    /* open sockets, lingering ones included (max_connections) */
+    fe_metrics_t m;
 } frontend_t;
 
 extern frontend_t fe;
@@ -73,6 +87,15 @@ void client_pause(client_t *c);
 void client_resume(client_t *c);
 /* Closes every client, for shutdown. */
 void client_close_all(void);
+
+/* Counts a stanza written to a client (one the router delivered or one the frontend
+ * generated, such as a bounce). */
+void client_count_out(const char *data, size_t len);
+
+/* sasl.c: registers xmpp_auth_total{mechanism,result} (main.c calls it at start). */
+void sasl_register_metrics(void);
+/* router_link.c: stanzas waiting in the router buffer (xmpp_link_buffered_stanzas). */
+size_t router_buffered(void);
 
 /* stream.c: XMPP stream negotiation and stanza handling for one client. */
 void stream_init(client_t *c);

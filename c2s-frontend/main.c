@@ -17,6 +17,8 @@
 #include "curve.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "privdrop.h"
 #include "tls.h"
 #include "util.h"
@@ -52,6 +54,7 @@ static const config_key_t frontend_config_keys[] = {
 static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,      curve_config_keys,
     backoff_config_keys, frontend_config_keys, router_link_config_keys, zlink_config_keys,
+    metrics_http_config_keys,
 };
 
 static void usage(void)
@@ -100,6 +103,83 @@ static int open_listener(const char *key, const char *spec)
     return fd;
 }
 
+/* Scrape-time gauges: the client table is walked when /metrics is asked for, so nothing
+ * has to be kept in step on every write. */
+static double open_connections(void *ud)
+{
+    (void)ud;
+    return (double)fe.nclients;
+}
+
+static double bound_sessions(void *ud)
+{
+    (void)ud;
+    size_t pos = 0, n = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(fe.clients, &pos, &k, &kl, &v)) {
+        const client_t *c = v;
+        n += c->bound && !c->closed && !c->stream_done;
+    }
+    return (double)n;
+}
+
+static double output_bytes(void *ud)
+{
+    (void)ud;
+    size_t pos = 0, n = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(fe.clients, &pos, &k, &kl, &v))
+        n += ((const client_t *)v)->out.len;
+    for (const client_t *c = fe.lingering; c; c = c->linger_next)
+        n += c->out.len;
+    return (double)n;
+}
+
+static double buffered_stanzas(void *ud)
+{
+    (void)ud;
+    return (double)router_buffered();
+}
+
+/* The frontend's metrics (README, "Metrics"), registered whether or not they are served. */
+static void register_metrics(void)
+{
+    static const char *const kinds[] = {"other", "message", "presence", "iq"};
+    for (int k = 0; k < 4; k++) {
+        char label[32];
+        snprintf(label, sizeof label, "kind=\"%s\"", kinds[k]);
+        fe.m.stanzas_in[k] = metrics_counter("xmpp_stanzas_in_total", label,
+                                             "stanzas received from bound clients, by kind");
+        fe.m.stanzas_out[k] = metrics_counter("xmpp_stanzas_out_total", label,
+                                              "stanzas written to clients, by kind");
+    }
+    metrics_gauge_fn("xmpp_connections", "", "client connections open (lingering ones included)",
+                     open_connections, NULL);
+    fe.m.accepted = metrics_counter("xmpp_connections_accepted_total", "",
+                                    "client connections accepted");
+    fe.m.refused = metrics_counter("xmpp_connections_refused_total", "",
+                                   "client connections refused at accept (max_connections)");
+    metrics_gauge_fn("xmpp_sessions", "", "bound sessions (resources) on this frontend",
+                     bound_sessions, NULL);
+    const char *th = "TLS handshakes ended, by result";
+    fe.m.tls_ok = metrics_counter("xmpp_tls_handshakes_total", "result=\"ok\"", th);
+    fe.m.tls_failed = metrics_counter("xmpp_tls_handshakes_total", "result=\"failed\"", th);
+    sasl_register_metrics();
+    const char *lm = "messages on the frontend-router link, by direction";
+    const char *lb = "bytes (header and stanza frames) on the frontend-router link, by direction";
+    fe.m.link_msgs_in = metrics_counter("xmpp_link_messages_total", "direction=\"in\"", lm);
+    fe.m.link_msgs_out = metrics_counter("xmpp_link_messages_total", "direction=\"out\"", lm);
+    fe.m.link_bytes_in = metrics_counter("xmpp_link_bytes_total", "direction=\"in\"", lb);
+    fe.m.link_bytes_out = metrics_counter("xmpp_link_bytes_total", "direction=\"out\"", lb);
+    metrics_gauge_fn("xmpp_link_buffered_stanzas", "",
+                     "client stanzas waiting for the router (router_buffer)", buffered_stanzas,
+                     NULL);
+    metrics_gauge_fn("xmpp_output_buffer_bytes", "",
+                     "bytes queued for clients and not yet written", output_bytes, NULL);
+}
+
 #define ADDR_SWEEP_MS 10000
 
 static void on_sweep(evloop_t *loop, void *ud)
@@ -122,6 +202,7 @@ static void on_accept(evloop_t *loop, int lfd, unsigned events, void *ud)
         }
         if ((long)fe.nclients >= fe.max_connections) {
             log_warn("refusing a connection: max_connections (%ld) reached", fe.max_connections);
+            metric_inc(fe.m.refused);
             close(fd);
             continue;
         }
@@ -216,6 +297,7 @@ int main(int argc, char **argv)
 
     fe.loop = evloop_new();
     fe.clients = hmap_new();
+    register_metrics();
     fe.listen_fd = open_listener("c2s_listen", config_str("c2s_listen"));
     evloop_watch(fe.loop, fe.listen_fd, EV_READ, on_accept, NULL);
     fe.tls_listen_fd = -1;
@@ -232,6 +314,10 @@ int main(int argc, char **argv)
     /* Registered after the link's drain hook, so deliveries drained just before the loop
      * waits are written in the same pass (hooks run in order). */
     evloop_before_sleep(fe.loop, client_flush_all, NULL);
+    metrics_http_t *metrics_http = metrics_http_open(fe.loop, config_str("metrics_listen"), err,
+                                                     sizeof err);
+    if (!metrics_http && err[0])
+        log_fatal("config: %s", err);
     /* Ports bound, certificates and secret files read: root is not needed any more
      * (README, "Privileges"); glibc switches libzmq's threads too. */
     if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)
@@ -244,6 +330,7 @@ int main(int argc, char **argv)
     evloop_run(fe.loop);
 
     log_info("shutting down");
+    metrics_http_close(&metrics_http);
     evloop_unwatch(fe.loop, fe.listen_fd);
     close(fe.listen_fd);
     if (fe.tls_listen_fd >= 0) {
@@ -257,6 +344,7 @@ int main(int argc, char **argv)
     hmap_destroy(&fe.clients);
     evloop_destroy(&fe.loop);
     tls_ctx_free(&fe.tls);
+    metrics_reset();
     config_free();
     return 0;
 }

@@ -71,11 +71,33 @@ static void count_failure(client_t *c)
                  (unsigned long long)c->id, c->addr_key, (unsigned long long)(lock / 1000));
 }
 
+/* xmpp_auth_total{mechanism,result}: by mech_t, then "none" (no valid mechanism named). */
+static const char *const mech_names[] = {"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "none"};
+static metric_t *m_auth[4][2]; /* [mechanism][0: failure, 1: success] */
+
+void sasl_register_metrics(void)
+{
+    for (int i = 0; i < 4; i++)
+        for (int ok = 0; ok < 2; ok++) {
+            char label[80];
+            snprintf(label, sizeof label, "mechanism=\"%s\",result=\"%s\"", mech_names[i],
+                     ok ? "success" : "failure");
+            m_auth[i][ok] = metrics_counter("xmpp_auth_total", label,
+                                            "SASL authentications ended, by mechanism and result");
+        }
+}
+
+static void count_auth(const client_t *c, int ok)
+{
+    metric_inc(m_auth[c->sasl ? (int)c->sasl->mech : 3][ok]);
+}
+
 /* RFC 6120 6.4.5: <failure/> with a condition and optional text. */
 static void sasl_failure_text(client_t *c, const char *cond, const char *text)
 {
     if (strcmp(cond, "not-authorized") == 0)
         count_failure(c);
+    count_auth(c, 0);
     sasl_free(c);
     c->pending_seq = 0;
     buf_t b = BUF_INIT;
@@ -121,6 +143,7 @@ static int refuse_if_address_locked(client_t *c)
 static void sasl_success(client_t *c, const char *additional)
 {
     report_success(c);
+    count_auth(c, 1);
     sasl_free(c);
     c->pending_seq = 0;
     c->authed = 1;

@@ -185,6 +185,7 @@ static void bounce(client_t *c, const xml_node_t *st, const char *etype, const c
     buf_t b = BUF_INIT;
     xml_serialize(err, XML_NS_CLIENT, &b);
     client_write(c, b.data, b.len);
+    client_count_out(b.data, b.len);
     buf_free(&b);
     xml_node_free(&err);
     xml_node_free(&copy);
@@ -195,6 +196,7 @@ static void reply_node(client_t *c, xml_node_t **node_p)
     buf_t b = BUF_INIT;
     xml_serialize(*node_p, XML_NS_CLIENT, &b);
     client_write(c, b.data, b.len);
+    client_count_out(b.data, b.len);
     buf_free(&b);
     xml_node_free(node_p);
 }
@@ -377,6 +379,7 @@ static void forward(client_t *c, xml_node_t *st)
     ipc_kind_t kind = ipc_kind_from_name(st->name);
     ipc_stype_t stype = ipc_stype_from_attr(kind, xml_node_attr(st, "type"));
     const char *id = xml_node_attr(st, "id");
+    metric_inc(fe.m.stanzas_in[kind]);
     if (stype == IPC_ST_INVALID) {
         bounce(c, st, "modify", "bad-request");
         return;

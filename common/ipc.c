@@ -127,6 +127,28 @@ ipc_kind_t ipc_kind_from_name(const char *name)
     return IPC_KIND_NONE;
 }
 
+ipc_kind_t ipc_kind_of_payload(const char *data, size_t len)
+{
+    char name[16];
+    size_t i = 0, n = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t'))
+        i++;
+    if (i >= len || data[i++] != '<')
+        return IPC_KIND_NONE;
+    for (; i < len && n + 1 < sizeof name; i++) {
+        char c = data[i];
+        if (c == ' ' || c == '>' || c == '/' || c == '\n' || c == '\r' || c == '\t')
+            break;
+        if (c == ':') { /* a prefix: the local name follows */
+            n = 0;
+            continue;
+        }
+        name[n++] = c;
+    }
+    name[n] = '\0';
+    return ipc_kind_from_name(name);
+}
+
 static const char *const stype_names[] = {
     [IPC_ST_NORMAL] = "normal",           [IPC_ST_CHAT] = "chat",
     [IPC_ST_GROUPCHAT] = "groupchat",     [IPC_ST_HEADLINE] = "headline",

@@ -108,6 +108,9 @@ int ipc_decode(ipc_hdr_t *h, const unsigned char *in, size_t len);
 /* Kind and type from element and attribute names; ipc_stype_from_attr(kind, NULL) gives
  * IPC_ST_NONE. */
 ipc_kind_t ipc_kind_from_name(const char *name);
+/* The kind of a serialised stanza from its first element name (a prefix is skipped), for
+ * counting deliveries; IPC_KIND_NONE when it is none of the three. */
+ipc_kind_t ipc_kind_of_payload(const char *data, size_t len);
 ipc_stype_t ipc_stype_from_attr(ipc_kind_t kind, const char *type);
 /* The attribute text of a stanza type ("chat", ...), or NULL for NONE and INVALID. */
 const char *ipc_stype_name(ipc_stype_t stype);

@@ -34,6 +34,11 @@ void client_write_str(client_t *c, const char *s)
     client_write(c, s, strlen(s));
 }
 
+void client_count_out(const char *data, size_t len)
+{
+    metric_inc(fe.m.stanzas_out[ipc_kind_of_payload(data, len)]);
+}
+
 static void client_teardown(client_t *c)
 {
     if (c->closed)

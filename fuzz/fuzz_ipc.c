@@ -5,7 +5,9 @@
  *    exactly the input bytes (the format has one encoding per header).
  * 2. The input also builds a header through the encoder's API (type, numbers, fields split
  *    at NUL bytes), which must decode to the same values.
- * 3. The small helpers (stanza types by name, priorities) must agree with each other. */
+ * 3. The small helpers (stanza types by name, priorities) must agree with each other.
+ * 4. A delivered payload's kind (ipc_kind_of_payload, counted in the metrics) is read only
+ *    within its bytes (ASan catches an overread of the heap copy) and is a valid kind. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,5 +132,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_decode(data, size);
     fuzz_round_trip(data, size);
     fuzz_helpers(data, size);
+    char *copy = malloc(size ? size : 1);
+    if (size)
+        memcpy(copy, data, size);
+    ipc_kind_t k = ipc_kind_of_payload(copy, size);
+    FUZZ_CHECK(k == IPC_KIND_NONE || k == IPC_KIND_MESSAGE || k == IPC_KIND_PRESENCE ||
+               k == IPC_KIND_IQ);
+    free(copy);
     return 0;
 }

@@ -19,6 +19,8 @@
 #include "redis_tls.h"
 #include "zap.h"
 #include "link.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "module.h"
 #include "modules.h"
 #include "privdrop.h"
@@ -40,7 +42,7 @@ static const config_key_t router_config_keys[] = {
 static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,   curve_config_keys,
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
-    zap_config_keys,    zlink_config_keys,    account_config_keys,
+    zap_config_keys,    zlink_config_keys,    account_config_keys, metrics_http_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and
@@ -60,6 +62,59 @@ static module_t *const modules[] = {
     &mod_private,
     &mod_unregister,
 };
+
+static double count_map(void *ud)
+{
+    return (double)hmap_count(*(hmap_t **)ud);
+}
+
+static double redis_up(void *ud)
+{
+    (void)ud;
+    return rt.redis_ready;
+}
+
+/* The router's metrics (README, "Metrics"), registered whether or not they are served;
+ * modules register their own in their open function. */
+static void register_metrics(void)
+{
+    static const char *const kinds[] = {"other", "message", "presence", "iq"};
+    static const double redis_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                          0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+    for (int k = 0; k < 4; k++) {
+        char label[32];
+        snprintf(label, sizeof label, "kind=\"%s\"", kinds[k]);
+        rt.m.stanzas_in[k] = metrics_counter("xmpp_stanzas_in_total", label,
+                                             "stanzas received from the frontends, by kind");
+        rt.m.stanzas_out[k] = metrics_counter("xmpp_stanzas_out_total", label,
+                                              "stanzas sent to the frontends for delivery, by kind");
+    }
+    metrics_gauge_fn("xmpp_sessions", "", "bound sessions (resources) on this router",
+                     count_map, &rt.by_jid);
+    metrics_gauge_fn("xmpp_router_frontends", "", "frontends connected to this router",
+                     count_map, &rt.frontends);
+    metrics_gauge_fn("xmpp_router_users", "", "users held in memory (online or being worked on)",
+                     count_map, &rt.users);
+    const char *lm = "messages on the frontend-router link, by direction";
+    const char *lb = "bytes (header and stanza frames) on the frontend-router link, by direction";
+    rt.m.link_msgs_in = metrics_counter("xmpp_link_messages_total", "direction=\"in\"", lm);
+    rt.m.link_msgs_out = metrics_counter("xmpp_link_messages_total", "direction=\"out\"", lm);
+    rt.m.link_bytes_in = metrics_counter("xmpp_link_bytes_total", "direction=\"in\"", lb);
+    rt.m.link_bytes_out = metrics_counter("xmpp_link_bytes_total", "direction=\"out\"", lb);
+    rt.m.link_send_failed = metrics_counter("xmpp_link_send_failures_total", "",
+                                            "sends to a frontend that failed (pipe full or frontend gone)");
+    rt.m.redis_duration = metrics_histogram(
+        "xmpp_redis_command_duration_seconds", "", "Redis commands, from issue to reply",
+        redis_bounds, sizeof redis_bounds / sizeof redis_bounds[0]);
+    rt.m.redis_pending = metrics_gauge("xmpp_redis_pending_commands", "",
+                                       "Redis commands sent and not answered yet");
+    metrics_gauge_fn("xmpp_redis_up", "", "1 while the connection to Redis is ready", redis_up,
+                     NULL);
+    rt.m.registrations = metrics_counter("xmpp_registrations_total", "",
+                                         "accounts created by in-band registration");
+    rt.m.account_deletions = metrics_counter("xmpp_account_deletions_total", "",
+                                             "accounts deleted");
+}
 
 /* SIGHUP: the router holds no certificates and its settings are in use by pointer, so
  * there is nothing to reload; it must not die of the default action either. */
@@ -112,10 +167,15 @@ int main(int argc, char **argv)
     rt.users = hmap_new();
     evloop_on_signal(rt.loop, SIGHUP, on_sighup, NULL);
     rt.max_resources = config_int("max_resources");
+    register_metrics();
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
     link_open(config_str("router_bind"), dispatch_message, session_end_frontend);
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));
+    metrics_http_t *metrics_http = metrics_http_open(rt.loop, config_str("metrics_listen"), err,
+                                                     sizeof err);
+    if (!metrics_http && err[0])
+        log_fatal("config: %s", err);
     /* router_bind is bound and the secret files are read: root is not needed any more
      * (README, "Privileges"); glibc switches libzmq's threads too. */
     if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)
@@ -125,6 +185,7 @@ int main(int argc, char **argv)
     evloop_run(rt.loop);
 
     log_info("shutting down");
+    metrics_http_close(&metrics_http);
     storage_close();
     authlimit_close();
     sessions_free_all();
@@ -135,6 +196,7 @@ int main(int argc, char **argv)
     hmap_destroy(&rt.by_jid);
     hmap_destroy(&rt.users);
     evloop_destroy(&rt.loop);
+    metrics_reset();
     config_free();
     return 0;
 }

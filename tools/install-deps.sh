@@ -3,7 +3,8 @@
 # Runs apt-get as root, or through sudo for another user.
 set -eu
 PKGS="gcc make pkg-config libzmq3-dev libexpat1-dev libssl-dev libhiredis-dev check libidn-dev
-redis-server haproxy openssl python3 python3-pytest python3-pytest-xdist python3-slixmpp python3-zmq
+libmicrohttpd-dev redis-server haproxy openssl python3 python3-pytest python3-pytest-xdist
+python3-slixmpp python3-zmq python3-prometheus-client
 clang libclang-rt-14-dev sslscan valgrind"
 missing=""
 for p in $PKGS; do

@@ -3,12 +3,16 @@
 # redis-server, the session-router and one c2s-frontend listening on 5222, with a
 # self-signed ECDSA P-256 certificate made on first start. Everything lives in run/.
 # Ctrl-C stops all of it. Ports and paths can be changed with the XMPP_* variables
-# (README.md, "Configuration").
+# (README.md, "Configuration"). Both processes serve Prometheus metrics (README.md,
+# "Metrics"): the router on 127.0.0.1:9101, the frontend on 127.0.0.1:9102
+# (ROUTER_METRICS and FRONTEND_METRICS change them; empty turns them off).
 set -eu
 BUILD=${1:-build}
 RUN=${RUN_DIR:-run}
 mkdir -p "$RUN"
 REDIS_PORT=${XMPP_REDIS_PORT:-6390}
+ROUTER_METRICS=${ROUTER_METRICS-127.0.0.1:9101}
+FRONTEND_METRICS=${FRONTEND_METRICS-127.0.0.1:9102}
 CONF="$RUN/xmpp.conf"
 
 if [ ! -f "$RUN/cert.pem" ]; then
@@ -42,13 +46,15 @@ trap cleanup INT TERM EXIT
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN" --appendonly yes \
     --save '' --daemonize no > "$RUN/redis.log" 2>&1 &
 pids="$pids $!"
-"$BUILD/session-router" -c "$CONF" &
+# One config file for both: metrics_listen differs, so it comes from the environment.
+XMPP_METRICS_LISTEN="$ROUTER_METRICS" "$BUILD/session-router" -c "$CONF" &
 pids="$pids $!"
-"$BUILD/c2s-frontend" -c "$CONF" &
+XMPP_METRICS_LISTEN="$FRONTEND_METRICS" "$BUILD/c2s-frontend" -c "$CONF" &
 pids="$pids $!"
 cat <<MSG
 run-local: server for localhost on ${XMPP_C2S_LISTEN:-127.0.0.1:5222} (STARTTLS required), Redis on $REDIS_PORT.
 run-local: add accounts with:  $BUILD/xmppctl -c $CONF adduser alice@localhost
+run-local: metrics: router http://${ROUTER_METRICS:-off}/metrics, frontend http://${FRONTEND_METRICS:-off}/metrics
 run-local: Ctrl-C stops everything.
 MSG
 wait

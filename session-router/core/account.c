@@ -48,8 +48,10 @@ static void deletion_free(deletion_t *d)
 
 static void finish(deletion_t *d, account_status_t status)
 {
-    if (status == ACCOUNT_DELETED)
+    if (status == ACCOUNT_DELETED) {
         log_info("account: %s deleted", d->bare);
+        metric_inc(rt.m.account_deletions);
+    }
     else if (status == ACCOUNT_FAILED)
         log_warn("account: deleting %s failed; the tombstone keeps it shut, ask again to "
                  "finish", d->bare);
@@ -89,7 +91,7 @@ static void on_data_removed(redisAsyncContext *ac, void *reply, void *privdata)
     }
     char set[STORAGE_KEY_MAX];
     keys_global(set, sizeof set, rt.redis_prefix, KEYS_ACCOUNTS);
-    if (redisAsyncCommand(rt.redis, on_unlisted, d, "SREM %s %s", set, d->bare) != REDIS_OK)
+    if (rt_redis_command(on_unlisted, d, "SREM %s %s", set, d->bare) != REDIS_OK)
         finish(d, ACCOUNT_FAILED);
 }
 
@@ -122,7 +124,7 @@ static void on_roster(user_t *u, int ok, void *arg)
     argv[0] = "DEL";
     for (size_t i = 0; i < d->nkeys; i++)
         argv[i + 1] = d->keys[i];
-    int sent = redisAsyncCommandArgv(rt.redis, on_data_removed, d, (int)d->nkeys + 1, argv,
+    int sent = rt_redis_command_argv(on_data_removed, d, (int)d->nkeys + 1, argv,
                                      NULL) == REDIS_OK;
     free(argv);
     if (!sent)
@@ -169,7 +171,7 @@ void account_delete(const char *bare, const char *condition, const char *text, a
     snprintf(now, sizeof now, "%lld", (long long)time(NULL));
     snprintf(expiry, sizeof expiry, "%lld", (long long)config_int("tombstone_expiry"));
     if (!rt.redis_ready ||
-        redisAsyncCommand(rt.redis, on_tombstone, d, "EVAL %s 2 %s %s %s %s", tombstone_script,
+        rt_redis_command(on_tombstone, d, "EVAL %s 2 %s %s %s %s", tombstone_script,
                           acct, tomb, now, expiry) != REDIS_OK)
         finish(d, ACCOUNT_FAILED);
 }

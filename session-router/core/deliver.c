@@ -11,7 +11,10 @@
 
 int session_deliver(session_t *s, const char *data, size_t len)
 {
-    return link_send_deliver(s->fe, s->conn, data, len);
+    int rc = link_send_deliver(s->fe, s->conn, data, len);
+    if (rc == 0)
+        metric_inc(rt.m.stanzas_out[ipc_kind_of_payload(data, len)]);
+    return rc;
 }
 
 /* Delivery failures since start, and when one was last logged: a frontend that stopped

@@ -58,6 +58,7 @@ static void on_stanza(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
         link_malformed(f, h);
         return;
     }
+    metric_inc(rt.m.stanzas_in[m.kind]);
     session_t *s = session_find_conn(f, m.conn);
     if (!s || !payload) {
         log_debug("link: stanza from unbound connection %" PRIu64 " of %s", m.conn, f->ident);

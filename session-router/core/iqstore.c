@@ -89,7 +89,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
 static int send_command(iqstore_req_t *r, redisCallbackFn *cb, const char *fmt, va_list ap)
 {
     session_t *s = session_find_jid(r->full);
-    if (!rt.redis_ready || redisvAsyncCommand(rt.redis, cb, r, fmt, ap) != REDIS_OK) {
+    if (!rt.redis_ready || rt_redis_vcommand(cb, r, fmt, ap) != REDIS_OK) {
         if (s)
             session_reply_error(s, r->iq, "wait", "internal-server-error");
         req_free(r);

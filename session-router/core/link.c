@@ -34,6 +34,7 @@ int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t 
     zpart_t parts[3] = {{f->ident, f->ident_len}, {hdr, ipc_encode(h, hdr)}, {payload, len}};
     if (zlink_send(rt.link, parts, payload ? 3 : 2) < 0) {
         int err = errno;
+        metric_inc(rt.m.link_send_failed);
         uint64_t now = now_ms();
         if (now - send_log.last_ms >= 1000) {
             log_warn("link: cannot send %s to %s: %s%s (%lu more failed sends not logged)",
@@ -47,6 +48,8 @@ int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t 
         errno = err;
         return -1;
     }
+    metric_inc(rt.m.link_msgs_out);
+    metric_add(rt.m.link_bytes_out, (double)(parts[1].len + (payload ? len : 0)));
     return 0;
 }
 
@@ -93,6 +96,10 @@ static rt_frontend_t *frontend_hello(const zpart_t *id, const ipc_hello_t *h)
     f->ident_len = id->len;
     snprintf(f->name, sizeof f->name, "%s", name);
     f->epoch = h->epoch;
+    char label[METRICS_LABELS_MAX];
+    if (metrics_label(label, sizeof label, "frontend", f->name) == 0)
+        f->m_sessions = metrics_gauge("xmpp_router_sessions", label,
+                                      "sessions bound on the router, by frontend_name");
     hmap_put(rt.frontends, f->ident, f->ident_len, f);
     log_info("link: frontend %s joined (epoch %016" PRIx64 ")", f->ident, f->epoch);
     return f;
@@ -127,6 +134,9 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
 {
     (void)ud;
     ipc_hdr_t h;
+    metric_inc(rt.m.link_msgs_in);
+    for (int i = 1; i < nparts && i < ZLINK_MAX_PARTS; i++)
+        metric_add(rt.m.link_bytes_in, (double)parts[i].len);
     if (nparts < 2 || nparts > 3 || parts[0].len == 0 || parts[0].len >= 128 ||
         ipc_decode(&h, parts[1].data, parts[1].len) < 0) {
         log_warn("link: dropped a malformed message (%d parts)", nparts);

@@ -6,11 +6,13 @@
 #define ROUTER_ROUTER_H
 
 #include <hiredis/async.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "evloop.h"
 #include "hmap.h"
+#include "metrics.h"
 #include "zlink.h"
 
 /* A frontend process, known by its ZeroMQ routing id "name:epoch". */
@@ -21,7 +23,24 @@ typedef struct rt_frontend {
     uint64_t epoch;
     uint64_t last_seen; /* now_ms() of the last message from it */
     size_t nsessions;
+    metric_t *m_sessions; /* xmpp_router_sessions{frontend="name"}, shared by its epochs */
 } rt_frontend_t;
+
+/* The router's own metrics (README, "Metrics"), registered by main.c whether or not
+ * metrics_listen serves them; NULL in the unit tests, where metric_* calls do nothing.
+ * Arrays by kind are indexed by ipc_kind_t (0: not a stanza kind). Modules register their
+ * own series (metrics.h) in their open function. */
+typedef struct {
+    metric_t *stanzas_in[4];  /* xmpp_stanzas_in_total{kind=...}: from the frontends */
+    metric_t *stanzas_out[4]; /* xmpp_stanzas_out_total{kind=...}: deliveries sent */
+    metric_t *link_msgs_in, *link_msgs_out;   /* xmpp_link_messages_total{direction=...} */
+    metric_t *link_bytes_in, *link_bytes_out; /* xmpp_link_bytes_total{direction=...} */
+    metric_t *link_send_failed;               /* xmpp_link_send_failures_total */
+    metric_t *redis_duration;                 /* xmpp_redis_command_duration_seconds */
+    metric_t *redis_pending;                  /* xmpp_redis_pending_commands */
+    metric_t *registrations;     /* xmpp_registrations_total: in-band registrations done */
+    metric_t *account_deletions; /* xmpp_account_deletions_total: accounts deleted */
+} rt_metrics_t;
 
 typedef struct {
     evloop_t *loop;
@@ -39,11 +58,20 @@ typedef struct {
     const char *redis_prefix;
     uint64_t frontend_timeout_ms;
     long max_resources; /* sessions one account may have at once */
+    rt_metrics_t m;
 } router_t;
 
 extern router_t rt;
 
 /* A Redis reply callback that ignores the reply (writes whose outcome nobody waits for). */
 void rt_redis_ignore(redisAsyncContext *ac, void *reply, void *privdata);
+/* Sends a command on rt.redis like redisAsyncCommand / redisvAsyncCommand /
+ * redisAsyncCommandArgv (fn may be NULL), timing it from issue to reply in
+ * xmpp_redis_command_duration_seconds: every command of the router goes through these.
+ * REDIS_OK, or REDIS_ERR when hiredis refused it (fn is then never called). */
+int rt_redis_command(redisCallbackFn *fn, void *privdata, const char *fmt, ...);
+int rt_redis_vcommand(redisCallbackFn *fn, void *privdata, const char *fmt, va_list ap);
+int rt_redis_command_argv(redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                          const size_t *argvlen);
 
 #endif

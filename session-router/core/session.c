@@ -53,6 +53,7 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     hmap_put(rt.by_conn, key, session_conn_key(key, f, conn), s);
     hmap_sput(rt.by_jid, s->full, s);
     f->nsessions++;
+    metric_add(f->m_sessions, 1);
     /* Load the roster and blocklist now (after a bind or a resync), so routing to this
      * user can check them. */
     user_with_roster(s->user->bare, preload_done, NULL);
@@ -88,6 +89,7 @@ static void session_free(session_t *s)
     hmap_del(rt.by_conn, key, session_conn_key(key, s->fe, s->conn));
     hmap_sdel(rt.by_jid, s->full);
     s->fe->nsessions--;
+    metric_add(s->fe->m_sessions, -1);
     hook_run(HOOK_SESSION_FREED, &(hook_ev_t){.session = s, .user = u});
     free(s->last_presence);
     free(s->full);

@@ -202,10 +202,10 @@ void storage_auth_lookup(rt_frontend_t *f, const ipc_auth_t *m)
         return;
     }
     const char *field = keys_cred_field(m->hash);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "MULTI");
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "HGET %s %s", key, field);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "EXISTS %s", tomb);
-    if (redisAsyncCommand(rt.redis, on_auth, r, "EXEC") != REDIS_OK) {
+    rt_redis_command(rt_redis_ignore, NULL, "MULTI");
+    rt_redis_command(rt_redis_ignore, NULL, "HGET %s %s", key, field);
+    rt_redis_command(rt_redis_ignore, NULL, "EXISTS %s", tomb);
+    if (rt_redis_command(on_auth, r, "EXEC") != REDIS_OK) {
         auth_reply(r, IPC_TEMPORARY, NULL);
         free(r);
     }
@@ -221,4 +221,66 @@ void rt_redis_ignore(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     (void)reply;
     (void)privdata;
+}
+
+/* A command in flight: its caller's callback and when it was issued. Replies come in the
+ * order of the commands, and hiredis calls every callback once, with NULL when the
+ * connection goes away, so the record is always freed. */
+typedef struct {
+    redisCallbackFn *fn;
+    void *privdata;
+    double issued;
+} timed_cmd_t;
+
+static void on_timed_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    timed_cmd_t *t = privdata;
+    if (reply)
+        metric_observe(rt.m.redis_duration, metrics_now() - t->issued);
+    metric_add(rt.m.redis_pending, -1);
+    redisCallbackFn *fn = t->fn;
+    void *pd = t->privdata;
+    free(t);
+    if (fn)
+        fn(ac, reply, pd);
+}
+
+static timed_cmd_t *timed_new(redisCallbackFn *fn, void *privdata)
+{
+    timed_cmd_t *t = xmalloc(sizeof *t);
+    t->fn = fn;
+    t->privdata = privdata;
+    t->issued = metrics_now();
+    return t;
+}
+
+static int timed_sent(timed_cmd_t *t, int rc)
+{
+    if (rc != REDIS_OK)
+        free(t);
+    else
+        metric_add(rt.m.redis_pending, 1);
+    return rc;
+}
+
+int rt_redis_vcommand(redisCallbackFn *fn, void *privdata, const char *fmt, va_list ap)
+{
+    timed_cmd_t *t = timed_new(fn, privdata);
+    return timed_sent(t, redisvAsyncCommand(rt.redis, on_timed_reply, t, fmt, ap));
+}
+
+int rt_redis_command(redisCallbackFn *fn, void *privdata, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = rt_redis_vcommand(fn, privdata, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int rt_redis_command_argv(redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                          const size_t *argvlen)
+{
+    timed_cmd_t *t = timed_new(fn, privdata);
+    return timed_sent(t, redisAsyncCommandArgv(rt.redis, on_timed_reply, t, argc, argv, argvlen));
 }

@@ -230,13 +230,13 @@ void user_with_roster(const char *bare, user_op_fn fn, void *arg)
             run_ops(u, 0);
         } else {
             u->roster_state = 1;
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "MULTI");
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "EXISTS %s", acct);
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "HGETALL %s", roster);
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "GET %s", ver);
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "SMEMBERS %s", blocks);
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "EXISTS %s", tomb);
-            redisAsyncCommand(rt.redis, on_roster_loaded, u, "EXEC");
+            rt_redis_command(rt_redis_ignore, NULL, "MULTI");
+            rt_redis_command(rt_redis_ignore, NULL, "EXISTS %s", acct);
+            rt_redis_command(rt_redis_ignore, NULL, "HGETALL %s", roster);
+            rt_redis_command(rt_redis_ignore, NULL, "GET %s", ver);
+            rt_redis_command(rt_redis_ignore, NULL, "SMEMBERS %s", blocks);
+            rt_redis_command(rt_redis_ignore, NULL, "EXISTS %s", tomb);
+            rt_redis_command(on_roster_loaded, u, "EXEC");
         }
     }
     user_release(u);
@@ -314,16 +314,16 @@ static void store(user_t *u, const roster_item_t *it, int removed, redisCallback
             done(NULL, NULL, arg);
         return;
     }
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "MULTI");
+    rt_redis_command(rt_redis_ignore, NULL, "MULTI");
     if (removed) {
-        redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "HDEL %s %s", roster, it->jid);
+        rt_redis_command(rt_redis_ignore, NULL, "HDEL %s %s", roster, it->jid);
     } else {
         char *text = item_encode(it);
-        redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "HSET %s %s %s", roster, it->jid, text);
+        rt_redis_command(rt_redis_ignore, NULL, "HSET %s %s %s", roster, it->jid, text);
         free(text);
     }
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "SET %s %" PRIu64, ver, u->roster_ver);
-    redisAsyncCommand(rt.redis, done ? done : rt_redis_ignore, arg, "EXEC");
+    rt_redis_command(rt_redis_ignore, NULL, "SET %s %" PRIu64, ver, u->roster_ver);
+    rt_redis_command(done ? done : rt_redis_ignore, arg, "EXEC");
 }
 
 void roster_save(user_t *u, roster_item_t *it, int removed, redisCallbackFn *done, void *arg)

@@ -141,7 +141,7 @@ static void blocking_loaded(session_t *s, user_t *u, int ok, xml_node_t *iq)
     }
     xml_node_t *change = xml_node_new(el->name, NS_BLOCKING);
     if (!block && n == 0) {
-        redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "DEL %s", key);
+        rt_redis_command(rt_redis_ignore, NULL, "DEL %s", key);
         hmap_t *old = u->blocked;
         u->blocked = hmap_new();
         size_t pos = 0, kl;
@@ -156,7 +156,7 @@ static void blocking_loaded(session_t *s, user_t *u, int ok, xml_node_t *iq)
     for (int i = 0; i < n; i++) {
         xml_node_set_attr(xml_node_new_child(change, "item", NS_BLOCKING), "jid", jids[i]);
         if (block) {
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "SADD %s %s", key, jids[i]);
+            rt_redis_command(rt_redis_ignore, NULL, "SADD %s %s", key, jids[i]);
             if (!hmap_sget(u->blocked, jids[i])) {
                 hmap_sput(u->blocked, jids[i], xstrdup(jids[i]));
                 /* Only a contact allowed to see the user's presence is told it is gone. */
@@ -168,7 +168,7 @@ static void blocking_loaded(session_t *s, user_t *u, int ok, xml_node_t *iq)
                     unavailable_to(u, jids[i]);
             }
         } else {
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "SREM %s %s", key, jids[i]);
+            rt_redis_command(rt_redis_ignore, NULL, "SREM %s %s", key, jids[i]);
             char *was = hmap_sdel(u->blocked, jids[i]);
             if (was)
                 send_current(u, jids[i]); /* the contact sees the user again */

@@ -11,6 +11,7 @@
 #include "jid.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "module.h"
 #include "modules.h"
 #include "stanza.h"
@@ -19,6 +20,7 @@
 #include "util.h"
 
 static long max_offline;
+static metric_t *m_stored; /* xmpp_offline_messages_stored_total */
 
 typedef struct {
     char *sender;  /* full JID of the sender, to bounce to */
@@ -50,6 +52,8 @@ static void on_pushed(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
     if (!rep || rep->type != REDIS_REPLY_INTEGER)
         bounce(r, "wait", "internal-server-error");
+    else
+        metric_inc(m_stored);
     store_req_free(r);
 }
 
@@ -75,7 +79,7 @@ static void on_checked(redisAsyncContext *ac, void *reply, void *privdata)
     }
     char key[STORAGE_KEY_MAX];
     storage_key(key, KEYS_OFFLINE, r->to_bare);
-    redisAsyncCommand(rt.redis, on_pushed, r, "RPUSH %s %s", key, r->stored);
+    rt_redis_command(on_pushed, r, "RPUSH %s %s", key, r->stored);
 }
 
 /* Once the recipient's roster and blocklist are loaded: bounce if the sender is blocked,
@@ -96,10 +100,10 @@ static void store_loaded(user_t *u, int ok, void *arg)
     char acct[STORAGE_KEY_MAX], key[STORAGE_KEY_MAX];
     storage_key(acct, KEYS_ACCOUNT, r->to_bare);
     storage_key(key, KEYS_OFFLINE, r->to_bare);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "MULTI");
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "EXISTS %s", acct);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "LLEN %s", key);
-    redisAsyncCommand(rt.redis, on_checked, r, "EXEC");
+    rt_redis_command(rt_redis_ignore, NULL, "MULTI");
+    rt_redis_command(rt_redis_ignore, NULL, "EXISTS %s", acct);
+    rt_redis_command(rt_redis_ignore, NULL, "LLEN %s", key);
+    rt_redis_command(on_checked, r, "EXEC");
 }
 
 /* A normal or chat message for a user with no resource that takes it. */
@@ -145,8 +149,7 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
         if (sent && rt.redis_ready) {
             char key[STORAGE_KEY_MAX];
             storage_key(key, KEYS_OFFLINE, s->user->bare);
-            redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "LTRIM %s %lld -1", key,
-                              (long long)sent);
+            rt_redis_command(rt_redis_ignore, NULL, "LTRIM %s %lld -1", key, (long long)sent);
         }
     }
     free(full);
@@ -161,7 +164,7 @@ static void offline_deliver(session_t *s)
     s->user->offline_busy = 1;
     char key[STORAGE_KEY_MAX];
     storage_key(key, KEYS_OFFLINE, s->user->bare);
-    redisAsyncCommand(rt.redis, on_fetched, xstrdup(s->full), "LRANGE %s 0 -1", key);
+    rt_redis_command(on_fetched, xstrdup(s->full), "LRANGE %s 0 -1", key);
 }
 
 static void deliver_loaded(user_t *u, int ok, void *arg)
@@ -194,6 +197,8 @@ static mod_result_t on_update(hook_ev_t *ev)
 static void offline_open(void)
 {
     max_offline = config_int("max_offline_messages");
+    m_stored = metrics_counter("xmpp_offline_messages_stored_total", "",
+                               "messages stored for offline delivery (acknowledged by Redis)");
 }
 
 static const mod_feature_t features[] = {

@@ -213,7 +213,7 @@ static void directed_tombstone_check(const char *from_bare, const char *to)
     x->to_bare = xstrdup(to);
     char key[STORAGE_KEY_MAX];
     storage_key(key, KEYS_TOMBSTONE, to);
-    if (redisAsyncCommand(rt.redis, on_directed_tombstone, x, "EXISTS %s", key) != REDIS_OK)
+    if (rt_redis_command(on_directed_tombstone, x, "EXISTS %s", key) != REDIS_OK)
         sub_free(x);
 }
 
@@ -304,7 +304,7 @@ static void last_unavailable_store(user_t *u, const session_t *s, const xml_node
     xml_node_free(&p);
     char key[STORAGE_KEY_MAX];
     storage_key(key, KEYS_LAST_UNAVAILABLE, u->bare);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "SET %s %b", key, b.data, b.len);
+    rt_redis_command(rt_redis_ignore, NULL, "SET %s %b", key, b.data, b.len);
     buf_free(&b);
 }
 
@@ -385,7 +385,7 @@ static void offline_contacts_fetch(offline_contacts_t *o)
                     o->jid[i % o->n]);
         argv[i + 1] = keys[i];
     }
-    if (redisAsyncCommandArgv(rt.redis, on_last_fetched, o, (int)(2 * o->n) + 1, argv, NULL) !=
+    if (rt_redis_command_argv(on_last_fetched, o, (int)(2 * o->n) + 1, argv, NULL) !=
         REDIS_OK)
         offline_contacts_free(o);
     for (size_t i = 0; i < 2 * o->n; i++)
