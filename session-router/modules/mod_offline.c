@@ -19,6 +19,10 @@
 
 static long max_offline;
 
+/* Shown by xmppctl stats. */
+static admin_counter_t stored_count = {.name = "offline messages stored since start"};
+static admin_counter_t delivered_count = {.name = "offline messages delivered since start"};
+
 typedef struct {
     char *sender;  /* full JID of the sender, to bounce to */
     char *to_bare;
@@ -49,6 +53,8 @@ static void on_pushed(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
     if (!rep || rep->type != REDIS_REPLY_INTEGER)
         bounce(r, "wait", "internal-server-error");
+    else
+        stored_count.value++;
     store_req_free(r);
 }
 
@@ -141,6 +147,7 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
         }
         /* Only what reached the frontend leaves storage: the rest (its pipe is full) waits
          * for the next initial presence. */
+        delivered_count.value += sent;
         if (sent && rt.redis_ready) {
             char key[STORAGE_KEY_MAX];
             storage_key(key, KEYS_OFFLINE, s->user->bare);
@@ -193,6 +200,8 @@ static mod_result_t on_update(hook_ev_t *ev)
 static void offline_open(void)
 {
     max_offline = config_int("max_offline_messages");
+    admin_counter_register(&stored_count);
+    admin_counter_register(&delivered_count);
 }
 
 static const mod_feature_t features[] = {
