@@ -29,6 +29,8 @@ const config_key_t admin_config_keys[] = {
 #define ADMIN_IDENT_MAX 255
 
 struct admin_req {
+    admin_done_fn done; /* admin_run: who gets the answer (NULL: the socket's client) */
+    void *done_ud;
     unsigned char ident[ADMIN_IDENT_MAX]; /* the client's routing id */
     size_t ident_len;
     int envelope;      /* the client is a REQ socket: replies start with an empty frame */
@@ -52,10 +54,14 @@ static struct {
     unsigned long long stanzas;
 } adm = {.counters_tail = &adm.counters};
 
+static const admin_command_t help_command[2];
+
 void admin_register(const admin_command_t *cmds)
 {
-    if (!adm.commands)
+    if (!adm.commands) {
         adm.commands = hmap_new();
+        hmap_sput(adm.commands, "help", (void *)&help_command[0]); /* always there */
+    }
     for (const admin_command_t *c = cmds; c && c->name; c++) {
         const admin_command_t *known = hmap_sget(adm.commands, c->name);
         if (known == c)
@@ -93,7 +99,7 @@ static void cmd_help(admin_req_t *req, int argc, const char *const *argv)
     free(list);
 }
 
-static const admin_command_t help_command[] = {
+static const admin_command_t help_command[2] = {
     {"help", 0, 0, cmd_help, "help  the commands the router serves"},
     {0},
 };
@@ -179,7 +185,9 @@ static void req_free(admin_req_t *req)
 
 void admin_reply(admin_req_t *req, int ok, const char *text)
 {
-    if (!req->timed_out)
+    if (req->done)
+        req->done(req->done_ud, ok, text ? text : "");
+    else if (!req->timed_out)
         send_reply(req, ok, text ? text : "");
     req_free(req);
 }
@@ -215,6 +223,53 @@ static void reply_now(const zpart_t *id, int envelope, const char *text)
     send_reply(&tmp, 0, text);
 }
 
+/* A new pending request (the caller checked ADMIN_PENDING_MAX). */
+static admin_req_t *req_new(admin_done_fn done, void *ud)
+{
+    admin_req_t *req = xcalloc(1, sizeof *req);
+    req->done = done;
+    req->done_ud = ud;
+    snprintf(req->cmd, sizeof req->cmd, "?");
+    req->next = adm.pending;
+    if (adm.pending)
+        adm.pending->prev = req;
+    adm.pending = req;
+    adm.npending++;
+    return req;
+}
+
+/* Finds the command of argv[0], checks its argument count and hands the request to it;
+ * what is wrong is answered here. */
+static void run(admin_req_t *req, int argc, const char *const *argv)
+{
+    const admin_command_t *c = adm.commands ? hmap_sget(adm.commands, argv[0]) : NULL;
+    int nargs = argc - 1;
+    if (!c) {
+        admin_replyf(req, 0, "unknown command '%.40s' (try: help)", argv[0]);
+        return;
+    }
+    if (nargs < c->min_args || nargs > c->max_args) {
+        admin_replyf(req, 0, "usage: %s", c->usage ? c->usage : c->name);
+        return;
+    }
+    snprintf(req->cmd, sizeof req->cmd, "%s", c->name);
+    log_info("admin: %s%s%s", c->name, nargs ? " " : "", nargs ? argv[1] : "");
+    c->fn(req, argc, argv);
+}
+
+void admin_run(int argc, const char *const *argv, admin_done_fn done, void *ud)
+{
+    if (argc < 1 || !argv[0][0]) {
+        done(ud, 0, "no command");
+        return;
+    }
+    if (adm.npending >= ADMIN_PENDING_MAX) {
+        done(ud, 0, "busy: too many admin requests in flight, try again");
+        return;
+    }
+    run(req_new(done, ud), argc, argv);
+}
+
 static void on_request(void *ud, const zpart_t *parts, int nparts)
 {
     (void)ud;
@@ -236,32 +291,15 @@ static void on_request(void *ud, const zpart_t *parts, int nparts)
         free(r);
         return;
     }
-    const admin_command_t *c = hmap_sget(adm.commands, r->argv[0]);
-    int nargs = r->argc - 1;
-    if (!c) {
-        char text[128];
-        snprintf(text, sizeof text, "unknown command '%.40s' (try: help)", r->argv[0]);
-        reply_now(&parts[0], envelope, text);
-    } else if (nargs < c->min_args || nargs > c->max_args) {
-        char text[300];
-        snprintf(text, sizeof text, "usage: %s", c->usage ? c->usage : c->name);
-        reply_now(&parts[0], envelope, text);
-    } else if (adm.npending >= ADMIN_PENDING_MAX) {
+    if (adm.npending >= ADMIN_PENDING_MAX) {
         reply_now(&parts[0], envelope, "busy: too many admin requests in flight, try again");
     } else {
-        admin_req_t *req = xcalloc(1, sizeof *req);
+        admin_req_t *req = req_new(NULL, NULL);
         memcpy(req->ident, parts[0].data, parts[0].len);
         req->ident_len = parts[0].len;
         req->envelope = envelope;
-        snprintf(req->cmd, sizeof req->cmd, "%s", c->name);
-        req->next = adm.pending;
-        if (adm.pending)
-            adm.pending->prev = req;
-        adm.pending = req;
-        adm.npending++;
         req->timer = evloop_timer(rt.loop, ADMIN_REQUEST_TIMEOUT_MS, on_timeout, req);
-        log_info("admin: %s%s%s", c->name, nargs ? " " : "", nargs ? r->argv[1] : "");
-        c->fn(req, r->argc, r->argv);
+        run(req, r->argc, r->argv);
     }
     free(r);
 }

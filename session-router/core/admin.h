@@ -48,6 +48,12 @@ void admin_reply(admin_req_t *req, int ok, const char *text);
 void admin_replyf(admin_req_t *req, int ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Runs a command in process, as if xmppctl had sent argv (argv[0] the command): the same
+ * checks and handler, and `done` gets the answer (at once or later) instead of a client.
+ * For tests and for code that wants a command's text. */
+typedef void (*admin_done_fn)(void *ud, int ok, const char *text);
+void admin_run(int argc, const char *const *argv, admin_done_fn done, void *ud);
+
 /* A number `stats` shows ("NAME: VALUE"), owned by whoever registered it (a module, in its
  * open), who adds to `value`. Registering it again changes nothing. */
 typedef struct admin_counter {
