@@ -5,6 +5,7 @@
  * routing id until it is answered. */
 #include "admin.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,7 +44,6 @@ struct admin_req {
 static struct {
     void *sock;
     zlink_t *link;
-    char endpoint[256];
     hmap_t *commands; /* name -> const admin_command_t * */
     admin_req_t *pending;
     size_t npending;
@@ -304,16 +304,25 @@ static void on_request(void *ud, const zpart_t *parts, int nparts)
     free(r);
 }
 
-/* Loopback: tcp://127.x.x.x, tcp://[::1], tcp://localhost, or a local ipc:// socket. */
+/* Loopback: tcp://127.x.y.z:PORT or tcp://[::1]:PORT (numeric: a name could resolve to any
+ * address), or a local ipc:// socket. */
 static int endpoint_is_local(const char *ep)
 {
-    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+    if (strncmp(ep, "ipc://", 6) == 0)
         return 1;
     if (strncmp(ep, "tcp://", 6) != 0)
         return 0;
     const char *host = ep + 6;
-    return strncmp(host, "127.", 4) == 0 || strncmp(host, "[::1]:", 6) == 0 ||
-           strncmp(host, "localhost:", 10) == 0;
+    if (strncmp(host, "[::1]:", 6) == 0)
+        return 1;
+    const char *colon = strrchr(host, ':');
+    char ip[INET_ADDRSTRLEN];
+    struct in_addr a;
+    if (!colon || (size_t)(colon - host) >= sizeof ip)
+        return 0;
+    memcpy(ip, host, (size_t)(colon - host));
+    ip[colon - host] = '\0';
+    return inet_pton(AF_INET, ip, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 void admin_open(void)
@@ -324,7 +333,6 @@ void admin_open(void)
         log_info("admin: admin_bind is empty: no admin endpoint");
         return;
     }
-    snprintf(adm.endpoint, sizeof adm.endpoint, "%s", ep);
     adm.sock = zmq_socket(rt.zctx, ZMQ_ROUTER);
     if (!adm.sock)
         log_fatal("admin: cannot make a socket: %s", zmq_strerror(errno));

@@ -217,10 +217,11 @@ def test_router_not_running_is_a_clear_error(stack):
     assert took < 5, took
 
 
-def test_non_loopback_admin_bind_needs_curve(stack, secure):
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "127.0.0.1.example.net"])
+def test_non_loopback_admin_bind_needs_curve(stack, secure, host):
     s = secure()
     err = expect_refused_start(stack, "session-router", s.config,
-                               dict(s.env, admin_bind="tcp://0.0.0.0:%d" % free_port()),
+                               dict(s.env, admin_bind="tcp://%s:%d" % (host, free_port())),
                                "admin_bind")
     assert "link_curve" in err, err
 
