@@ -82,6 +82,7 @@ tls_cert = $WORK/cert.pem
 tls_key = $WORK/key.pem
 router_endpoint = tcp://127.0.0.1:$ROUTER_PORT
 router_bind = tcp://127.0.0.1:$ROUTER_PORT
+admin_bind =
 redis_host = 127.0.0.1
 redis_port = $REDIS_PORT
 redis_prefix = $PREFIX

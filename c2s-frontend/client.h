@@ -70,6 +70,7 @@ struct client {
     char stream_id[40];
     char user[JID_PART_MAX + 1]; /* prepared localpart, after SASL */
     char jid[JID_MAX + 1];       /* full JID, after bind */
+    uint64_t bound_time;         /* when the bind succeeded (Unix seconds; resync) */
     sasl_t *sasl;
     int sasl_failures;
     uint32_t pending_seq; /* router request in flight, 0 when none */

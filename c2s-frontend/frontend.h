@@ -100,6 +100,8 @@ size_t router_buffered(void);
 /* stream.c: XMPP stream negotiation and stanza handling for one client. */
 void stream_init(client_t *c);
 void stream_on_data(client_t *c, const char *data, size_t len);
+/* The TLS version of the client's connection ("TLSv1.3"), or "none" (IPC_BIND). */
+const char *stream_tls_version(const client_t *c);
 /* Router replies and deliveries for this client. */
 void stream_on_auth_reply(client_t *c, const ipc_auth_reply_t *m);
 void stream_on_bind_reply(client_t *c, const ipc_bind_reply_t *m);

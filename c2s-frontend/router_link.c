@@ -168,6 +168,9 @@ static size_t resync_all(int announce)
                                (c->carbons ? IPC_RESYNC_CARBONS : 0) |
                                (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0)),
             .priority = avail ? c->priority : 0,
+            .addr = c->addr,
+            .tls = stream_tls_version(c),
+            .since = c->bound_time,
         };
         ipc_hdr_t h;
         ipc_resync_build(&h, &m);
@@ -444,7 +447,7 @@ static void on_close(const ipc_hdr_t *h, const zpart_t *payload)
     if (!c)
         return;
     c->reported = 0; /* the router has already ended the session */
-    client_stream_error(c, m.condition, NULL);
+    client_stream_error(c, m.condition, *m.text ? m.text : NULL);
 }
 
 /* What the router may send, and who handles it. Each handler reads its typed message

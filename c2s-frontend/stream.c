@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "log.h"
@@ -207,6 +208,11 @@ static int is_client_stanza(const xml_node_t *st)
            ipc_kind_from_name(st->name) != IPC_KIND_NONE;
 }
 
+const char *stream_tls_version(const client_t *c)
+{
+    return c->ssl && c->tls && !c->tls_handshaking ? SSL_get_version(c->ssl) : "none";
+}
+
 /* The bind request (RFC 6120 7.6): resource chosen by the client or made here. */
 static void handle_bind(client_t *c, xml_node_t *iq, const xml_node_t *bind)
 {
@@ -233,7 +239,8 @@ static void handle_bind(client_t *c, xml_node_t *iq, const xml_node_t *bind)
     }
     ipc_hdr_t h;
     uint32_t seq = ++fe.next_seq ? fe.next_seq : ++fe.next_seq;
-    if (ipc_bind_build(&h, &(ipc_bind_t){.conn = c->id, .seq = seq, .jid = full}) < 0 ||
+    if (ipc_bind_build(&h, &(ipc_bind_t){.conn = c->id, .seq = seq, .jid = full,
+                                         .addr = c->addr, .tls = stream_tls_version(c)}) < 0 ||
         router_request(c, &h, seq) < 0) {
         bounce(c, iq, "wait", "resource-constraint");
         return;
@@ -259,6 +266,7 @@ void stream_on_bind_reply(client_t *c, const ipc_bind_reply_t *m)
     } else {
         c->bound = 1;
         c->reported = 1;
+        c->bound_time = (uint64_t)time(NULL);
         evloop_cancel(fe.loop, &c->auth_timer);
         xml_node_t *res = stanza_iq_result(iq, fe.domain);
         xml_node_set_attr(res, "from", NULL);

@@ -1,5 +1,7 @@
 #include "ipc.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The stanza size bound, which the frontends enforce and the router's link frames follow. */
@@ -297,18 +299,46 @@ int ipc_auth_reply_read(const ipc_hdr_t *in, ipc_auth_reply_t *msg)
     return 0;
 }
 
+/* A client address or TLS version: at most `max` bytes of printable ASCII without
+ * spaces (they end up in tab-separated xmppctl output), or "". */
+static int token_ok(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n == max || (unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Sets the optional address and TLS fields (at first and first + 1), leaving them out
+ * when both are empty so that older readers see the message they know. */
+static int set_conn_facts(ipc_hdr_t *out, int first, const char *addr, const char *tls)
+{
+    addr = addr ? addr : "";
+    tls = tls ? tls : "";
+    if (!token_ok(addr, IPC_ADDR_MAX) || !token_ok(tls, IPC_TLS_MAX))
+        return -1;
+    if (!*addr && !*tls)
+        return 0;
+    return set_field(out, first, addr) < 0 || set_field(out, first + 1, tls) < 0 ? -1 : 0;
+}
+
 int ipc_bind_build(ipc_hdr_t *out, const ipc_bind_t *msg)
 {
     ipc_hdr_init(out, IPC_BIND, msg->conn);
     out->seq = msg->seq;
-    return set_field(out, 0, msg->jid);
+    if (set_field(out, 0, msg->jid) < 0)
+        return -1;
+    return set_conn_facts(out, 1, msg->addr, msg->tls);
 }
 
 int ipc_bind_read(const ipc_hdr_t *in, ipc_bind_t *msg)
 {
-    if (!is_msg(in, IPC_BIND, 1) || !in->seq || !in->field[0][0])
+    if (!is_msg(in, IPC_BIND, 1) || !in->seq || !in->field[0][0] ||
+        !token_ok(in->field[1], IPC_ADDR_MAX) || !token_ok(in->field[2], IPC_TLS_MAX))
         return -1;
-    *msg = (ipc_bind_t){.conn = in->conn, .seq = in->seq, .jid = in->field[0]};
+    *msg = (ipc_bind_t){.conn = in->conn, .seq = in->seq, .jid = in->field[0],
+                        .addr = in->field[1], .tls = in->field[2]};
     return 0;
 }
 
@@ -386,14 +416,27 @@ int ipc_deliver_read(const ipc_hdr_t *in, ipc_deliver_t *msg)
 int ipc_close_build(ipc_hdr_t *out, const ipc_close_t *msg)
 {
     ipc_hdr_init(out, IPC_CLOSE, msg->conn);
-    return set_field(out, 0, msg->condition);
+    if (set_field(out, 0, msg->condition) < 0)
+        return -1;
+    return msg->text && *msg->text ? set_field(out, 1, msg->text) : 0;
+}
+
+/* A condition is an element name of RFC 6120 4.9.3: lower-case letters and '-'. */
+static int condition_ok(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || *s == '-'))
+            return 0;
+    return 1;
 }
 
 int ipc_close_read(const ipc_hdr_t *in, ipc_close_t *msg)
 {
-    if (!is_msg(in, IPC_CLOSE, 1) || !in->field[0][0])
+    if (!is_msg(in, IPC_CLOSE, 1) || !condition_ok(in->field[0]))
         return -1;
-    *msg = (ipc_close_t){.conn = in->conn, .condition = in->field[0]};
+    *msg = (ipc_close_t){.conn = in->conn, .condition = in->field[0], .text = in->field[1]};
     return 0;
 }
 
@@ -405,15 +448,43 @@ int ipc_resync_build(ipc_hdr_t *out, const ipc_resync_t *msg)
     ipc_hdr_init(out, IPC_RESYNC, msg->conn);
     out->flags = msg->flags;
     out->status = ipc_priority_encode(msg->priority);
-    return set_field(out, 0, msg->full_jid);
+    if (set_field(out, 0, msg->full_jid) < 0)
+        return -1;
+    const char *addr = msg->addr ? msg->addr : "", *tls = msg->tls ? msg->tls : "";
+    if (!msg->since && !*addr && !*tls)
+        return 0;
+    char since[24];
+    snprintf(since, sizeof since, "%" PRIu64, msg->since);
+    if (!token_ok(addr, IPC_ADDR_MAX) || !token_ok(tls, IPC_TLS_MAX) ||
+        set_field(out, 1, addr) < 0 || set_field(out, 2, tls) < 0)
+        return -1;
+    return set_field(out, 3, since);
+}
+
+/* Unix seconds in decimal, at most 19 digits (fits 64 bits); "" is 0. */
+static int since_read(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (n == 19 || s[n] < '0' || s[n] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[n] - '0');
+    }
+    *out = v;
+    return 0;
 }
 
 int ipc_resync_read(const ipc_hdr_t *in, ipc_resync_t *msg)
 {
-    if (!is_msg(in, IPC_RESYNC, 1) || !in->field[0][0] || (in->flags & ~IPC_RESYNC_KNOWN))
+    uint64_t since;
+    if (!is_msg(in, IPC_RESYNC, 1) || !in->field[0][0] || (in->flags & ~IPC_RESYNC_KNOWN) ||
+        !token_ok(in->field[1], IPC_ADDR_MAX) || !token_ok(in->field[2], IPC_TLS_MAX) ||
+        since_read(in->field[3], &since) < 0)
         return -1;
     *msg = (ipc_resync_t){.conn = in->conn, .full_jid = in->field[0], .flags = in->flags,
-                          .priority = ipc_priority_decode(in->status)};
+                          .priority = ipc_priority_decode(in->status), .addr = in->field[1],
+                          .tls = in->field[2], .since = since};
     return 0;
 }
 

@@ -30,14 +30,18 @@ typedef enum {
     IPC_HEARTBEAT = 2,   /* both ways: conn = sender epoch */
     IPC_AUTH = 3,        /* fe->rt: seq, conn, status = scram_hash_t, field0 username */
     IPC_AUTH_REPLY = 4,  /* rt->fe: seq, conn, status ipc_status_t, field0 credentials */
-    IPC_BIND = 5,        /* fe->rt: seq, conn, field0 full JID */
+    IPC_BIND = 5,        /* fe->rt: seq, conn, field0 full JID, field1 client address,
+                            field2 TLS version (both optional) */
     IPC_BIND_REPLY = 6,  /* rt->fe: seq, conn, status, field0 full JID */
     IPC_STANZA = 7,      /* fe->rt: conn, kind, stype, fields to/from/id; payload */
     IPC_UNBIND = 8,      /* fe->rt: conn; the session has ended */
     IPC_DELIVER = 9,     /* rt->fe: conn; payload written to the client */
-    IPC_CLOSE = 10,      /* rt->fe: conn, field0 stream error condition */
-    IPC_RESYNC = 11,     /* fe->rt: conn, field0 full JID, flags, status = priority;
-                            payload: last presence (only when available) */
+    IPC_CLOSE = 10,      /* rt->fe: conn, field0 stream error condition, field1 text
+                            (optional) */
+    IPC_RESYNC = 11,     /* fe->rt: conn, field0 full JID, flags, status = priority,
+                            field1 client address, field2 TLS version, field3 bound since
+                            (Unix seconds; the last three optional); payload: last presence
+                            (only when available) */
     IPC_AUTH_RESULT = 12, /* fe->rt: conn, status IPC_OK or IPC_REFUSED, field0 username:
                              how an authentication attempt ended (per-account back-off) */
     IPC_TYPE_MAX = 12,
@@ -157,11 +161,20 @@ typedef struct {
     const char *credentials; /* "" unless IPC_OK */
 } ipc_auth_reply_t;
 
-/* bind (fe -> rt): the full JID the connection asks for. */
+/* The longest client address and TLS version a bind or resync carries (for xmppctl
+ * sessions: "[ipv6]:port", "TLSv1.3"); longer ones are refused by the reader. */
+#define IPC_ADDR_MAX 63
+#define IPC_TLS_MAX 31
+
+/* bind (fe -> rt): the full JID the connection asks for, with the client's address
+ * ("ip:port", "[ipv6]:port"; the load balancer's PROXY header when there is one) and the
+ * TLS version of its connection ("TLSv1.3", or "none"). Address and TLS version are for
+ * the operators (xmppctl sessions): NULL or "" when not known. */
 typedef struct {
     uint64_t conn;
     uint32_t seq;
     const char *jid;
+    const char *addr, *tls;
 } ipc_bind_t;
 
 /* bind-reply (rt -> fe): IPC_OK, IPC_REFUSED, IPC_TEMPORARY or IPC_LIMIT. */
@@ -192,10 +205,12 @@ typedef struct {
     uint64_t conn;
 } ipc_deliver_t;
 
-/* close (rt -> fe): end the client's stream with this stream error condition. */
+/* close (rt -> fe): end the client's stream with this stream error condition and, when
+ * `text` is neither NULL nor "", a <text/> (RFC 6120 4.9.2) saying why (xmppctl kick). */
 typedef struct {
     uint64_t conn;
     const char *condition;
+    const char *text;
 } ipc_close_t;
 
 /* resync (fe -> rt): a bound session the frontend resends to a router (docs/PROTOCOL.md,
@@ -206,6 +221,8 @@ typedef struct {
     const char *full_jid;
     uint8_t flags;
     int priority;
+    const char *addr, *tls; /* as in bind: NULL or "" when not known */
+    uint64_t since;         /* when the resource was bound (Unix seconds), 0 when unknown */
 } ipc_resync_t;
 
 /* auth-result (fe -> rt): how an authentication whose credentials were asked for ended

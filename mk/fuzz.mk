@@ -5,10 +5,10 @@
 #   make fuzz-regress  replay fuzz/corpus/<h>/ and fuzz/regressions/<h>/ through each harness
 #                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
 #                      works with SAN=1 too
-#   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy)
+#   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin)
 # Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
 
-FUZZ_HARNESSES := xml stream ipc scram jid proxy
+FUZZ_HARNESSES := xml stream ipc scram jid proxy admin
 FUZZ_CC        ?= clang
 FUZZ_BUILD     := build-fuzz
 FUZZ_SECONDS   ?= 60

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
+#include "admin_cmds.h"
 #include "config.h"
 #include "jid.h"
 #include "log.h"
@@ -43,6 +45,7 @@ static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,   curve_config_keys,
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
     zap_config_keys,    zlink_config_keys,    account_config_keys, metrics_http_config_keys,
+    admin_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and
@@ -171,13 +174,15 @@ int main(int argc, char **argv)
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
     link_open(config_str("router_bind"), dispatch_message, session_end_frontend);
+    admin_cmds_register();
+    admin_open();
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));
     metrics_http_t *metrics_http = metrics_http_open(rt.loop, config_str("metrics_listen"), err,
                                                      sizeof err);
     if (!metrics_http && err[0])
         log_fatal("config: %s", err);
-    /* router_bind is bound and the secret files are read: root is not needed any more
-     * (README, "Privileges"); glibc switches libzmq's threads too. */
+    /* router_bind and admin_bind are bound and the secret files are read: root is not
+     * needed any more (README, "Privileges"); glibc switches libzmq's threads too. */
     if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)
         log_fatal("config: %s", err);
     log_info("serving domain %s", rt.domain);
@@ -187,6 +192,7 @@ int main(int argc, char **argv)
     log_info("shutting down");
     metrics_http_close(&metrics_http);
     storage_close();
+    admin_close();
     authlimit_close();
     sessions_free_all();
     module_close_all();

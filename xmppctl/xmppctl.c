@@ -1,5 +1,6 @@
 /* xmppctl: administration from the command line: accounts in Redis (SCRAM credentials
- * only, never the password). */
+ * only, never the password), and the running router through its admin endpoint
+ * (admin_client.c: sessions, kick, stats, user, announce). */
 #include <errno.h>
 #include <stdarg.h>
 #include <hiredis/hiredis.h>
@@ -14,6 +15,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "admin_client.h"
+#include "buf.h"
+#include "adminproto.h"
 #include "config.h"
 #include "curve.h"
 #include "evloop.h"
@@ -45,8 +49,16 @@ static void usage(void)
                     "  users                    list the accounts\n"
                     "  tombstones [remove JID]  list deleted addresses (kept so that nobody\n"
                     "                           new gets them), or forget one\n"
-                    "  keygen [router|frontend] print a new CURVE key pair for the link\n"
-                    "                           (default frontend) as config lines\n"
+                    "the running router (its admin endpoint, admin_connect):\n"
+                    "  sessions [JID]           sessions: full JID, frontend, client address,\n"
+                    "                           bound since, TLS version, stream management\n"
+                    "  kick JID [REASON]        end one session (full JID) or all (bare JID)\n"
+                    "  stats                    sessions, frontends, stanzas per second, ...\n"
+                    "  user JID                 exists, roster size, offline messages, tombstone\n"
+                    "  announce TEXT            a headline message to every online user\n"
+                    "  admin COMMAND [ARGS]     any command the router serves (admin help)\n"
+                    "  keygen [router|frontend|admin]  print a new CURVE key pair (default\n"
+                    "                           frontend) as config lines\n"
                     "  --help-config            every configuration key it reads\n");
     exit(2);
 }
@@ -403,14 +415,17 @@ static int cmd_tombstones(int argc, char **argv)
 static int cmd_keygen(int argc, char **argv)
 {
     const char *role = argc >= 1 ? argv[0] : "frontend";
-    if (argc > 1 || (strcmp(role, "router") != 0 && strcmp(role, "frontend") != 0))
+    if (argc > 1 || (strcmp(role, "router") != 0 && strcmp(role, "frontend") != 0 &&
+                     strcmp(role, "admin") != 0))
         usage();
     if (!zmq_has("curve"))
         die("this libzmq has no CURVE support");
     char public[CURVE_Z85_LEN + 1], secret[CURVE_Z85_LEN + 1];
     if (zmq_curve_keypair(public, secret) < 0)
         die("cannot make a key pair: %s", zmq_strerror(errno));
-    if (strcmp(role, "router") == 0)
+    if (strcmp(role, "admin") == 0)
+        admin_client_keygen(public, secret);
+    else if (strcmp(role, "router") == 0)
         printf("# session-router key pair (xmppctl keygen router): the secret stays with the\n"
                "# router; every frontend gets the public key as router_curve_public\n"
                "router_curve_public = %s\n"
@@ -426,6 +441,38 @@ static int cmd_keygen(int argc, char **argv)
     return 0;
 }
 
+/* A command for the router: the first `fixed` words as they are, the rest (if any) joined
+ * with spaces into one argument (a kick's reason, an announcement's text). */
+static int router_command(const char *cmd, int argc, char **argv, int min, int fixed, int rest)
+{
+    if (argc < min || (!rest && argc > fixed))
+        usage();
+    const char *args[ADMIN_MAX_ARGS];
+    int n = 0;
+    args[n++] = cmd;
+    for (int i = 0; i < argc && i < fixed; i++)
+        args[n++] = argv[i];
+    buf_t joined = BUF_INIT;
+    if (rest && argc > fixed) {
+        for (int i = fixed; i < argc; i++)
+            buf_printf(&joined, "%s%s", i > fixed ? " " : "", argv[i]);
+        args[n++] = joined.data;
+    }
+    int rc = admin_client_run(n, args);
+    buf_free(&joined);
+    return rc;
+}
+
+/* xmppctl admin COMMAND [ARGS]: any command the router serves, arguments as given. */
+static int cmd_admin(int argc, char **argv)
+{
+    if (argc < 1)
+        usage();
+    if (argc > ADMIN_MAX_ARGS)
+        die("too many arguments (at most %d after the command)", ADMIN_MAX_ARGS - 1);
+    return admin_client_run(argc, (const char *const *)argv);
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = NULL;
@@ -434,6 +481,8 @@ int main(int argc, char **argv)
     config_register(redis_config_keys);
     config_register(privdrop_config_keys); /* the Redis TLS relay hands its socket to `user` */
     config_register(xmppctl_config_keys);
+    config_register(curve_config_keys);        /* link_curve, router_curve_public */
+    config_register(admin_client_config_keys); /* the router's admin endpoint */
     if (argc == 2 && strcmp(argv[1], "--help-config") == 0) {
         config_print_help(stdout, "xmppctl");
         return 0;
@@ -468,6 +517,18 @@ int main(int argc, char **argv)
         rc = cmd_users(n, args);
     else if (strcmp(cmd, "tombstones") == 0)
         rc = cmd_tombstones(n, args);
+    else if (strcmp(cmd, "sessions") == 0)
+        rc = router_command(cmd, n, args, 0, 1, 0);
+    else if (strcmp(cmd, "kick") == 0)
+        rc = router_command(cmd, n, args, 1, 1, 1);
+    else if (strcmp(cmd, "stats") == 0)
+        rc = router_command(cmd, n, args, 0, 0, 0);
+    else if (strcmp(cmd, "user") == 0)
+        rc = router_command(cmd, n, args, 1, 1, 0);
+    else if (strcmp(cmd, "announce") == 0)
+        rc = router_command(cmd, n, args, 1, 0, 1);
+    else if (strcmp(cmd, "admin") == 0)
+        rc = cmd_admin(n, args);
     else
         usage();
     config_free();

@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 
+#include "admin.h"
 #include "authlimit.h"
 #include "link.h"
 #include "log.h"
@@ -34,8 +35,10 @@ static void on_bind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload
         link_send_bind_reply(f, &r);
         return;
     }
+    session_set_facts(s, m.addr, m.tls, 0);
     link_send_bind_reply(f, &r);
-    log_debug("bind: %s on %s conn %" PRIu64, s->full, f->ident, s->conn);
+    log_debug("bind: %s on %s conn %" PRIu64 " from %s (%s)", s->full, f->ident, s->conn,
+              s->addr, s->tls);
 }
 
 static void on_unbind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
@@ -64,6 +67,7 @@ static void on_stanza(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
         log_debug("link: stanza from unbound connection %" PRIu64 " of %s", m.conn, f->ident);
         return;
     }
+    admin_count_stanza();
     route_stanza(s, &m, payload->data, payload->len);
 }
 

@@ -28,12 +28,20 @@ void link_malformed(rt_frontend_t *f, const ipc_hdr_t *h);
 
 /* Typed sends (ipc.h builders, then link_send): 0, or -1 as link_send (also when a
  * string does not fit a header field). */
-static inline int link_send_close(rt_frontend_t *f, uint64_t conn, const char *condition)
+/* `text` (NULL or "": none) becomes the stream error's <text/> (xmppctl kick). */
+static inline int link_send_close_text(rt_frontend_t *f, uint64_t conn, const char *condition,
+                                       const char *text)
 {
     ipc_hdr_t h;
-    if (ipc_close_build(&h, &(ipc_close_t){.conn = conn, .condition = condition}) < 0)
+    if (ipc_close_build(&h, &(ipc_close_t){.conn = conn, .condition = condition,
+                                           .text = text}) < 0)
         return -1;
     return link_send(f, &h, NULL, 0);
+}
+
+static inline int link_send_close(rt_frontend_t *f, uint64_t conn, const char *condition)
+{
+    return link_send_close_text(f, conn, condition, NULL);
 }
 
 static inline int link_send_deliver(rt_frontend_t *f, uint64_t conn, const char *stanza,

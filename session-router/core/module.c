@@ -67,6 +67,8 @@ void module_register(module_t *const *mods, size_t n)
         }
         for (const mod_hook_t *h = mod->hooks; h && h->fn; h++)
             hook_add(h, order++);
+        if (mod->admin)
+            admin_register(mod->admin);
     }
     hook_sort();
     for (size_t m = 0; m < n; m++)

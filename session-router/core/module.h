@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "admin.h"
 #include "config.h"
 #include "deliver.h"
 #include "hook.h"
@@ -73,6 +74,7 @@ typedef struct module {
     void (*open)(void);      /* after the configuration is loaded (may be NULL) */
     void (*close)(void);     /* at shutdown (may be NULL) */
     int slot;                /* set by module_register */
+    const admin_command_t *admin; /* admin commands for xmppctl (admin.h), or NULL */
 } module_t;
 
 /* Registers the configuration keys of the modules (before config_load). */

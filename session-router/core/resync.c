@@ -37,6 +37,7 @@ void resync_session(rt_frontend_t *f, const ipc_resync_t *m, const char *payload
             return;
         }
     }
+    session_set_facts(s, m->addr, m->tls, m->since);
     /* The payload: the last presence, then a NUL and the directed-presence targets. */
     const char *data = payload ? payload : "";
     const char *nul = memchr(data, '\0', len);

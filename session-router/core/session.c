@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jid.h"
 #include "deliver.h"
@@ -44,6 +45,7 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     s->full = xstrdup(full);
     s->resource = strchr(s->full, '/') + 1;
     s->bound_ms = now_ms();
+    s->bound_at = (int64_t)time(NULL);
     user_t *u = user_get(bare);
     s->user = u;
     s->next = u->sessions;
@@ -59,6 +61,14 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     user_with_roster(s->user->bare, preload_done, NULL);
     hook_run(HOOK_SESSION_BOUND, &(hook_ev_t){.session = s, .user = u});
     return s;
+}
+
+void session_set_facts(session_t *s, const char *addr, const char *tls, uint64_t since)
+{
+    snprintf(s->addr, sizeof s->addr, "%s", addr ? addr : "");
+    snprintf(s->tls, sizeof s->tls, "%s", tls ? tls : "");
+    if (since)
+        s->bound_at = (int64_t)since;
 }
 
 int session_over_limit(const char *full)

@@ -11,6 +11,10 @@
  * a conflict close, and runs the "session bound" hook. Returns NULL when the JID is not one
  * of ours or (f, conn) is taken. */
 session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full);
+/* Records what the frontend told of the connection (IPC_BIND, IPC_RESYNC): the client's
+ * address and TLS version (NULL or "" when not known) and, when not 0, the Unix time the
+ * resource was bound (a resync keeps the original time). */
+void session_set_facts(session_t *s, const char *addr, const char *tls, uint64_t since);
 /* 1 when binding `full` would give its account more than max_resources sessions (a bind
  * that replaces a session of the same full JID adds none). */
 int session_over_limit(const char *full);

@@ -29,6 +29,10 @@ struct session {
     int interested;       /* requested the roster */
     char *last_presence;  /* serialised last available presence, or NULL */
     uint64_t bound_ms;    /* now_ms() at bind */
+    int64_t bound_at;     /* Unix seconds at bind (from the frontend after a resync) */
+    char addr[64];        /* the client's address as its frontend saw it, or "" */
+    char tls[32];         /* its TLS version ("TLSv1.3", "none"), or "" when not known */
+    int sm;               /* stream management (XEP-0198) enabled: not built yet, always 0 */
     int selected;         /* scratch: chosen to receive the message being routed */
     void *slot[SESSION_SLOTS]; /* module state (module_slot), freed by its module */
     session_t *next;      /* in user->sessions */

@@ -20,12 +20,15 @@ const config_key_t zap_config_keys[] = {
     CONFIG_STR("router_curve_secret_file", "", "a file holding that key instead"),
     CONFIG_STR("router_curve_allow", "", "frontend public keys allowed to connect, comma-separated"),
     CONFIG_STR("router_curve_allow_file", "", "a file of allowed frontend keys, one per line, optionally followed by a name"),
+    CONFIG_STR("admin_curve_allow", "", "xmppctl public keys (xmppctl keygen admin) allowed on admin_bind with link_curve, comma-separated"),
+    CONFIG_STR("admin_curve_allow_file", "", "a file of allowed xmppctl keys, one per line, optionally followed by a name"),
     CONFIG_END,
 };
 #include "zlink.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "xmpp-link"
+#define ZAP_ADMIN_DOMAIN "xmpp-admin"
 #define ZAP_MONITOR_ENDPOINT "inproc://session-router-link-monitor"
 /* A refused frontend retries every 100 ms (libzmq's reconnect interval): log the first
  * refusal from an address, then one line a minute with the count. */
@@ -42,6 +45,7 @@ static struct {
     void *rep, *monitor, *sock;
     zlink_t *rep_link, *monitor_link;
     hmap_t *allowed; /* 32-byte public key -> label (malloc'd, "" when none) */
+    hmap_t *admin_allowed; /* the same for xmppctl on the admin endpoint, or NULL */
     hmap_t *refused; /* "zap ADDRESS" or "monitor ..." -> refusal_t */
 } zap;
 
@@ -127,10 +131,15 @@ static void on_zap_request(void *ud, const zpart_t *parts, int nparts)
     int curve = frame_is(&parts[5], "CURVE") && nparts == 7 && parts[6].len == CURVE_KEY_LEN;
     if (curve)
         zmq_z85_encode(key, parts[6].data, CURVE_KEY_LEN);
-    const char *label = curve ? hmap_get(zap.allowed, parts[6].data, CURVE_KEY_LEN) : NULL;
-    if (label && frame_is(&parts[2], ZAP_DOMAIN)) {
-        log_info("link: admitted a frontend at %s with key %s%s%s", address, key,
-                 *label ? " " : "", label);
+    /* Each socket has its domain, and each domain its own keys: a frontend's key does
+     * not open the admin endpoint, nor an admin key the link. */
+    int admin = frame_is(&parts[2], ZAP_ADMIN_DOMAIN);
+    hmap_t *keys = admin ? zap.admin_allowed : frame_is(&parts[2], ZAP_DOMAIN) ? zap.allowed : NULL;
+    const char *who = admin ? "an admin client (xmppctl)" : "a frontend";
+    const char *label = curve && keys ? hmap_get(keys, parts[6].data, CURVE_KEY_LEN) : NULL;
+    if (label) {
+        log_info("%s: admitted %s at %s with key %s%s%s", admin ? "admin" : "link", who,
+                 address, key, *label ? " " : "", label);
         zap_reply(&parts[1], "200", "OK", *label ? label : key);
         return;
     }
@@ -141,12 +150,13 @@ static void on_zap_request(void *ud, const zpart_t *parts, int nparts)
     unsigned long suppressed;
     if (refusal_due(what, &suppressed)) {
         if (!curve)
-            log_warn("link: refused a frontend at %s: mechanism %s, not CURVE%s", address, mech,
-                     suppressed_text(suppressed));
+            log_warn("%s: refused %s at %s: mechanism %s, not CURVE%s", admin ? "admin" : "link",
+                     who, address, mech, suppressed_text(suppressed));
         else
-            log_warn("link: refused a frontend at %s: CURVE key %s is not in "
-                     "router_curve_allow or router_curve_allow_file%s",
-                     address, key, suppressed_text(suppressed));
+            log_warn("%s: refused %s at %s: CURVE key %s is not in %s_curve_allow or "
+                     "%s_curve_allow_file%s",
+                     admin ? "admin" : "link", who, address, key, admin ? "admin" : "router",
+                     admin ? "admin" : "router", suppressed_text(suppressed));
     }
     zap_reply(&parts[1], "400", curve ? "key not allowed" : "CURVE required", "");
 }
@@ -187,33 +197,38 @@ static void on_monitor(void *ud, const zpart_t *parts, int nparts)
                  suppressed_text(suppressed));
 }
 
-static void allow_key(const char *token, const char *label, const char *source)
+static void allow_key(hmap_t *map, const char *token, const char *label, const char *source)
 {
     unsigned char key[CURVE_KEY_LEN];
     if (curve_key_parse(token, key) < 0)
         log_fatal("config: %s: '%s' is not a CURVE public key (40 Z85 characters, made by "
                   "xmppctl keygen)",
                   source, token);
-    free(hmap_put(zap.allowed, key, sizeof key, xstrdup(label)));
+    free(hmap_put(map, key, sizeof key, xstrdup(label)));
 }
 
-/* router_curve_allow: public keys separated by commas (spaces around them are ignored). */
-static void allow_list(const char *list)
+/* router_curve_allow, admin_curve_allow (config key `name`): public keys separated by
+ * commas (spaces around them are ignored). */
+static void allow_list(hmap_t *map, const char *name)
 {
-    char *copy = xstrdup(list), *save = NULL;
+    char *copy = xstrdup(config_str(name)), *save = NULL, source[80];
+    snprintf(source, sizeof source, "key '%s'", name);
     for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
-        allow_key(t, "", "key 'router_curve_allow'");
+        allow_key(map, t, "", source);
     free(copy);
 }
 
-/* router_curve_allow_file: one public key per line, optionally followed by a name for the
- * logs; empty lines and '#' comments are skipped. */
-static void allow_file(const char *path)
+/* router_curve_allow_file, admin_curve_allow_file (config key `name`): one public key per
+ * line, optionally followed by a name for the logs; empty lines and '#' comments are
+ * skipped. */
+static void allow_file(hmap_t *map, const char *name)
 {
+    const char *path = config_str(name);
+    if (!*path)
+        return;
     FILE *f = fopen(path, "r");
     if (!f)
-        log_fatal("config: key 'router_curve_allow_file': cannot open '%s': %s", path,
-                  strerror(errno));
+        log_fatal("config: key '%s': cannot open '%s': %s", name, path, strerror(errno));
     char line[1024], source[1200];
     int lineno = 0;
     while (fgets(line, sizeof line, f)) {
@@ -232,8 +247,8 @@ static void allow_file(const char *path)
                 label++;
             label[strcspn(label, "\r\n")] = '\0';
         }
-        snprintf(source, sizeof source, "key 'router_curve_allow_file': %s:%d", path, lineno);
-        allow_key(s, label, source);
+        snprintf(source, sizeof source, "key '%s': %s:%d", name, path, lineno);
+        allow_key(map, s, label, source);
     }
     fclose(f);
 }
@@ -264,9 +279,8 @@ int zap_open(evloop_t *loop, void *zctx, void *sock)
                   public);
     zap.allowed = hmap_new();
     zap.refused = hmap_new();
-    allow_list(config_str("router_curve_allow"));
-    if (*config_str("router_curve_allow_file"))
-        allow_file(config_str("router_curve_allow_file"));
+    allow_list(zap.allowed, "router_curve_allow");
+    allow_file(zap.allowed, "router_curve_allow_file");
     if (hmap_count(zap.allowed) == 0)
         log_fatal("config: link_curve is on but no frontend may connect: list their public "
                   "keys in key 'router_curve_allow' or 'router_curve_allow_file'");
@@ -304,6 +318,34 @@ int zap_open(evloop_t *loop, void *zctx, void *sock)
     return 1;
 }
 
+int zap_admin_server(void *sock)
+{
+    if (!zap.on) {
+        if (*config_str("admin_curve_allow") || *config_str("admin_curve_allow_file"))
+            log_warn("admin: link_curve is false, so the admin_curve_allow keys are ignored");
+        return 0;
+    }
+    zap.admin_allowed = hmap_new();
+    allow_list(zap.admin_allowed, "admin_curve_allow");
+    allow_file(zap.admin_allowed, "admin_curve_allow_file");
+    if (hmap_count(zap.admin_allowed) == 0)
+        return -1;
+    /* The router's own key pair, read again (zap_open wiped its copy). */
+    char secret[CURVE_Z85_LEN + 1];
+    unsigned char sk[CURVE_KEY_LEN];
+    curve_key_config("router_curve_secret", 1, secret);
+    curve_key_parse(secret, sk);
+    int one = 1;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sk, sizeof sk) < 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, ZAP_ADMIN_DOMAIN, strlen(ZAP_ADMIN_DOMAIN)) < 0)
+        log_fatal("admin: cannot enable CURVE: %s", zmq_strerror(errno));
+    OPENSSL_cleanse(sk, sizeof sk);
+    OPENSSL_cleanse(secret, sizeof secret);
+    log_info("admin: CURVE on, %zu admin keys allowed", hmap_count(zap.admin_allowed));
+    return 1;
+}
+
 static void free_values(hmap_t **map)
 {
     if (!*map)
@@ -327,6 +369,7 @@ void zap_close(void)
     zmq_close(zap.rep);
     zap.rep = zap.monitor = zap.sock = NULL;
     free_values(&zap.allowed);
+    free_values(&zap.admin_allowed);
     free_values(&zap.refused);
     zap.on = 0;
 }

@@ -22,6 +22,10 @@
 static long max_offline;
 static metric_t *m_stored; /* xmpp_offline_messages_stored_total */
 
+/* Shown by xmppctl stats. */
+static admin_counter_t stored_count = {.name = "offline messages stored since start"};
+static admin_counter_t delivered_count = {.name = "offline messages delivered since start"};
+
 typedef struct {
     char *sender;  /* full JID of the sender, to bounce to */
     char *to_bare;
@@ -52,8 +56,10 @@ static void on_pushed(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *rep = reply;
     if (!rep || rep->type != REDIS_REPLY_INTEGER)
         bounce(r, "wait", "internal-server-error");
-    else
+    else {
         metric_inc(m_stored);
+        stored_count.value++;
+    }
     store_req_free(r);
 }
 
@@ -146,6 +152,7 @@ static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata)
         }
         /* Only what reached the frontend leaves storage: the rest (its pipe is full) waits
          * for the next initial presence. */
+        delivered_count.value += sent;
         if (sent && rt.redis_ready) {
             char key[STORAGE_KEY_MAX];
             storage_key(key, KEYS_OFFLINE, s->user->bare);
@@ -199,6 +206,8 @@ static void offline_open(void)
     max_offline = config_int("max_offline_messages");
     m_stored = metrics_counter("xmpp_offline_messages_stored_total", "",
                                "messages stored for offline delivery (acknowledged by Redis)");
+    admin_counter_register(&stored_count);
+    admin_counter_register(&delivered_count);
 }
 
 static const mod_feature_t features[] = {

@@ -481,6 +481,11 @@ class Stack:
     def write_config(self):
         self.router_port = free_port()
         self.port = free_port()
+        # The main router's admin endpoint. The file turns it off (admin_bind empty) for
+        # every other router started with it (private stacks, one-off routers), so they
+        # never fight over a port; start_router turns it on for the main router.
+        self.admin_port = free_port()
+        self.admin_endpoint = "tcp://127.0.0.1:%d" % self.admin_port
         self.config = self.tmp / "xmpp.conf"
         self.config.write_text(
             "# integration test configuration\n"
@@ -496,6 +501,8 @@ class Stack:
             "redis_host = 127.0.0.1\n"
             "redis_port = %d\n"
             "redis_prefix = %s\n"
+            "admin_bind =\n"
+            "admin_connect = %s\n"
             "max_stanza_size = 262144\n"
             "max_depth = 64\n"
             "# the whole suite connects from 127.0.0.1: per-address limits would throttle\n"
@@ -505,7 +512,7 @@ class Stack:
             "auth_failures_per_ip = 0\n"
             "auth_failures_per_account = 0\n"
             % (DOMAIN, self.port, self.cafile, self.keyfile, self.router_port,
-               self.router_port, self.redis_port, REDIS_PREFIX))
+               self.router_port, self.redis_port, REDIS_PREFIX, self.admin_endpoint))
 
     def start_router(self):
         self.router_log = self.tmp / "router.log"
@@ -513,7 +520,7 @@ class Stack:
         self.router = subprocess.Popen(
             server_argv([self.bin("session-router"), "-c", self.config], self.router_log),
             stdin=subprocess.DEVNULL, stdout=self.router_logf, stderr=self.router_logf,
-            env=clean_env(), cwd=str(self.tmp))
+            env=clean_env({"admin_bind": self.admin_endpoint}), cwd=str(self.tmp))
 
     def start(self):
         self.make_cert()

@@ -35,7 +35,7 @@ def test_keygen_prints_pasteable_key_pairs(stack):
     assert keygen(stack)[1] != keygen(stack)[1], "two runs made the same key pair"
     r = subprocess.run([str(stack.bin("xmppctl")), "keygen", "server"], capture_output=True,
                        text=True, timeout=10, env=clean_env(), stdin=subprocess.DEVNULL)
-    assert r.returncode == 2 and "keygen [router|frontend]" in r.stderr
+    assert r.returncode == 2 and "keygen [router|frontend|admin]" in r.stderr
 
 
 def zmtp_mechanism(port):

@@ -197,3 +197,42 @@ def test_frontend_frozen_past_timeout_comes_back(lstack, clients):
     frozen.message(watcher.jid, "I never left")
     assert watcher.wait_message("I never left").get("from") == frozen.jid
     assert not frozen.eof
+
+
+def ctl_sessions(lstack, *args):
+    """deploy/stack ctl sessions [JID] -> {full JID: [frontend, address, since, tls, sm]}."""
+    out = lstack.run("ctl", "sessions", *args).stdout
+    return {f[0]: f[1:] for f in (line.split("\t") for line in out.splitlines())}
+
+
+def test_xmppctl_sessions_kick_and_stats_behind_haproxy(lstack, clients):
+    # The operator's view of the stack: each session with its frontend and the client's
+    # own address (from HAProxy's PROXY header), the same after a router restart (the
+    # frontends resend it); stats per frontend; kick through the frontend that holds it.
+    a, b = lstack.new_user("op"), lstack.new_user("opb")
+    ca, fa = online(lstack, clients, a, "a")
+    cb, fb = online(lstack, clients, b, "b", not_on=fa)
+    rows = ctl_sessions(lstack)
+    for c, fe in ((ca, fa), (cb, fb)):
+        assert rows[c.jid][0] == fe, rows
+        assert rows[c.jid][1] == "127.0.0.1:%d" % c.sock.getsockname()[1], rows
+        assert rows[c.jid][3] == c.sock.version(), rows
+    lstack.run("restart", "router")
+    deadline = time.monotonic() + 10
+    while True:
+        r = lstack.run("ctl", "sessions", check=False)
+        if r.returncode == 0 and ca.jid in r.stdout and cb.jid in r.stdout:
+            break
+        assert time.monotonic() < deadline, "sessions not back after the restart: %s%s" \
+            % (r.stdout, r.stderr)
+        time.sleep(0.2)
+    after = ctl_sessions(lstack)
+    assert after[ca.jid] == rows[ca.jid] and after[cb.jid] == rows[cb.jid], (rows, after)
+    stats = dict(line.split(": ", 1) for line in lstack.run("ctl", "stats").stdout.splitlines())
+    assert stats["frontends"] == str(NFE), stats
+    assert int(stats["frontend %s" % fa].split()[0]) >= 1, stats
+    out = lstack.run("ctl", "kick", cb.jid, "maintenance").stdout
+    assert out.strip() == "kicked %s" % cb.jid, out
+    cb.expect_stream_error("policy-violation")
+    assert ca.ping().get("type") == "result"
+    assert cb.jid not in ctl_sessions(lstack)

@@ -282,7 +282,7 @@ START_TEST(test_typed_round_trips)
     ck_assert_str_eq(ar.credentials, "");
 
     ipc_bind_t bi;
-    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){8, 3, "romeo@example.net/orchard"}), 0);
+    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){8, 3, "romeo@example.net/orchard", NULL, NULL}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_bind_read(&d, &bi), 0);
     ck_assert_uint_eq(bi.conn, 8);
@@ -329,21 +329,21 @@ START_TEST(test_typed_round_trips)
     ck_assert_int_eq(ipc_unbind_read(&d, &ub), -1);
 
     ipc_close_t cl;
-    ck_assert_int_eq(ipc_close_build(&h, &(ipc_close_t){12, "conflict"}), 0);
+    ck_assert_int_eq(ipc_close_build(&h, &(ipc_close_t){12, "conflict", NULL}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_close_read(&d, &cl), 0);
     ck_assert_uint_eq(cl.conn, 12);
     ck_assert_str_eq(cl.condition, "conflict");
 
     ipc_resync_t rs;
-    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){13, "a@b/c", IPC_RESYNC_AVAILABLE | IPC_RESYNC_CARBONS, -5}), 0);
+    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){13, "a@b/c", IPC_RESYNC_AVAILABLE | IPC_RESYNC_CARBONS, -5, NULL, NULL, 0}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_resync_read(&d, &rs), 0);
     ck_assert_uint_eq(rs.conn, 13);
     ck_assert_str_eq(rs.full_jid, "a@b/c");
     ck_assert_int_eq(rs.flags, IPC_RESYNC_AVAILABLE | IPC_RESYNC_CARBONS);
     ck_assert_int_eq(rs.priority, -5);
-    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){13, "a@b/c", 0, 300}), 0);
+    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){13, "a@b/c", 0, 300, NULL, NULL, 0}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_resync_read(&d, &rs), 0);
     ck_assert_int_eq(rs.priority, 127); /* clamped */
@@ -369,7 +369,7 @@ START_TEST(test_typed_wire_positions)
     size_t n = ipc_encode(&h, typed);
     ck_assert_uint_eq(n, build_stanza(raw));
     ck_assert_int_eq(memcmp(typed, raw, n), 0);
-    ipc_resync_build(&h, &(ipc_resync_t){1, "a@b/c", IPC_RESYNC_INTERESTED, -1});
+    ipc_resync_build(&h, &(ipc_resync_t){1, "a@b/c", IPC_RESYNC_INTERESTED, -1, NULL, NULL, 0});
     n = ipc_encode(&h, typed);
     ck_assert_int_eq(typed[3], IPC_RESYNC_INTERESTED); /* flags */
     ck_assert_int_eq(typed[18], 0xff);                 /* priority -1 in the status byte */
@@ -414,14 +414,43 @@ static void b_hello(ipc_hdr_t *h) { ipc_hello_build(h, &(ipc_hello_t){1, "fe"});
 static void b_heartbeat(ipc_hdr_t *h) { ipc_heartbeat_build(h, &(ipc_heartbeat_t){1, "fe"}); }
 static void b_auth(ipc_hdr_t *h) { ipc_auth_build(h, &(ipc_auth_t){1, 2, SCRAM_SHA1, "u"}); }
 static void b_auth_reply(ipc_hdr_t *h) { ipc_auth_reply_build(h, &(ipc_auth_reply_t){1, 2, IPC_OK, "c"}); }
-static void b_bind(ipc_hdr_t *h) { ipc_bind_build(h, &(ipc_bind_t){1, 2, "u@d/r"}); }
+static void b_bind(ipc_hdr_t *h) { ipc_bind_build(h, &(ipc_bind_t){1, 2, "u@d/r", NULL, NULL}); }
 static void b_bind_reply(ipc_hdr_t *h) { ipc_bind_reply_build(h, &(ipc_bind_reply_t){1, 2, IPC_OK, "u@d/r"}); }
 static void b_stanza(ipc_hdr_t *h) { ipc_stanza_build(h, &(ipc_stanza_t){1, IPC_KIND_MESSAGE, IPC_ST_CHAT, "x@d", "u@d/r", "i"}); }
 static void b_unbind(ipc_hdr_t *h) { ipc_unbind_build(h, &(ipc_unbind_t){1}); }
 static void b_deliver(ipc_hdr_t *h) { ipc_deliver_build(h, &(ipc_deliver_t){1}); }
-static void b_close(ipc_hdr_t *h) { ipc_close_build(h, &(ipc_close_t){1, "reset"}); }
-static void b_resync(ipc_hdr_t *h) { ipc_resync_build(h, &(ipc_resync_t){1, "u@d/r", 0, 0}); }
+static void b_close(ipc_hdr_t *h) { ipc_close_build(h, &(ipc_close_t){1, "reset", NULL}); }
+static void b_resync(ipc_hdr_t *h) { ipc_resync_build(h, &(ipc_resync_t){1, "u@d/r", 0, 0, NULL, NULL, 0}); }
 static void b_auth_result(ipc_hdr_t *h) { ipc_auth_result_build(h, &(ipc_auth_result_t){1, IPC_OK, "u"}); }
+
+/* The connection facts of bind and resync (client address, TLS version, bound since) and
+ * the text of close (xmppctl sessions and kick). */
+static void b_bind_facts(ipc_hdr_t *h)
+{
+    ipc_bind_build(h, &(ipc_bind_t){1, 2, "u@d/r", "192.0.2.7:40000", "TLSv1.3"});
+}
+static void b_resync_facts(ipc_hdr_t *h)
+{
+    ipc_resync_build(h, &(ipc_resync_t){1, "u@d/r", 0, 0, "[2001:db8::1]:5", "none", 1765000000});
+}
+static void b_close_text(ipc_hdr_t *h)
+{
+    ipc_close_build(h, &(ipc_close_t){1, "policy-violation", "Kicked: spam"});
+}
+static void m_addr_space(ipc_hdr_t *h) { ipc_hdr_set(h, 1, "192.0.2.7 :1"); }
+static void m_addr_long(ipc_hdr_t *h)
+{
+    char a[IPC_ADDR_MAX + 2];
+    memset(a, '1', IPC_ADDR_MAX + 1);
+    a[IPC_ADDR_MAX + 1] = '\0';
+    ipc_hdr_set(h, 1, a);
+}
+static void m_tls_control(ipc_hdr_t *h) { ipc_hdr_set(h, 2, "TLS\tv1.3"); }
+static void m_tls_long(ipc_hdr_t *h) { ipc_hdr_set(h, 2, "TLSv1.3-with-a-name-far-too-long-for-it"); }
+static void m_since_letters(ipc_hdr_t *h) { ipc_hdr_set(h, 3, "17650000x0"); }
+static void m_since_huge(ipc_hdr_t *h) { ipc_hdr_set(h, 3, "12345678901234567890"); }
+static void m_condition_upper(ipc_hdr_t *h) { ipc_hdr_set(h, 0, "Policy-Violation"); }
+static void m_condition_markup(ipc_hdr_t *h) { ipc_hdr_set(h, 0, "reset/><x"); }
 
 static const struct {
     const char *what;
@@ -468,6 +497,16 @@ static const struct {
     {"resync without a JID", b_resync, r_resync, m_no_fields},
     {"resync with an empty JID", b_resync, r_resync, m_empty0},
     {"resync with unknown flags", b_resync, r_resync, m_flags},
+    {"bind with a space in the address", b_bind_facts, r_bind, m_addr_space},
+    {"bind with an address too long", b_bind_facts, r_bind, m_addr_long},
+    {"bind with a tab in the TLS version", b_bind_facts, r_bind, m_tls_control},
+    {"bind with a TLS version too long", b_bind_facts, r_bind, m_tls_long},
+    {"resync with a space in the address", b_resync_facts, r_resync, m_addr_space},
+    {"resync with a TLS version too long", b_resync_facts, r_resync, m_tls_long},
+    {"resync with letters in its bind time", b_resync_facts, r_resync, m_since_letters},
+    {"resync with a bind time past 64 bits", b_resync_facts, r_resync, m_since_huge},
+    {"close with an upper-case condition", b_close_text, r_close, m_condition_upper},
+    {"close with markup in its condition", b_close_text, r_close, m_condition_markup},
     {"auth-result of another type", b_auth_result, r_auth_result, m_type},
     {"auth-result without a username", b_auth_result, r_auth_result, m_no_fields},
     {"auth-result with an unknown status", b_auth_result, r_auth_result, m_status},
@@ -487,17 +526,69 @@ START_TEST(test_typed_malformed)
 }
 END_TEST
 
+START_TEST(test_conn_facts_round_trip)
+{
+    static ipc_hdr_t h, d;
+    ipc_bind_t bi;
+    b_bind_facts(&h);
+    ck_assert_int_eq(h.nfields, 3);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_bind_read(&d, &bi), 0);
+    ck_assert_str_eq(bi.jid, "u@d/r");
+    ck_assert_str_eq(bi.addr, "192.0.2.7:40000");
+    ck_assert_str_eq(bi.tls, "TLSv1.3");
+    /* Without them: one field, as before, and the reader gives "". */
+    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, "u@d/r", NULL, ""}), 0);
+    ck_assert_int_eq(h.nfields, 1);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_bind_read(&d, &bi), 0);
+    ck_assert_str_eq(bi.addr, "");
+    ck_assert_str_eq(bi.tls, "");
+    /* A builder refuses what a reader would. */
+    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, "u@d/r", "a b", NULL}), -1);
+    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){1, "u@d/r", 0, 0, NULL, "TLS\n", 1}), -1);
+
+    ipc_resync_t rs;
+    b_resync_facts(&h);
+    ck_assert_int_eq(h.nfields, 4);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_resync_read(&d, &rs), 0);
+    ck_assert_str_eq(rs.addr, "[2001:db8::1]:5");
+    ck_assert_str_eq(rs.tls, "none");
+    ck_assert_uint_eq(rs.since, 1765000000);
+    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){1, "u@d/r", 0, 0, NULL, NULL, 0}), 0);
+    ck_assert_int_eq(h.nfields, 1);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_resync_read(&d, &rs), 0);
+    ck_assert_uint_eq(rs.since, 0);
+    ck_assert_str_eq(rs.addr, "");
+
+    ipc_close_t cl;
+    b_close_text(&h);
+    ck_assert_int_eq(h.nfields, 2);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_close_read(&d, &cl), 0);
+    ck_assert_str_eq(cl.condition, "policy-violation");
+    ck_assert_str_eq(cl.text, "Kicked: spam");
+    ck_assert_int_eq(ipc_close_build(&h, &(ipc_close_t){1, "conflict", ""}), 0);
+    ck_assert_int_eq(h.nfields, 1);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_close_read(&d, &cl), 0);
+    ck_assert_str_eq(cl.text, "");
+}
+END_TEST
+
 START_TEST(test_typed_build_bounds)
 {
     static ipc_hdr_t h;
     char *big = malloc(IPC_FIELD_MAX + 2);
     memset(big, 'a', IPC_FIELD_MAX + 1);
     big[IPC_FIELD_MAX + 1] = '\0';
-    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, big}), -1);
+    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, big, NULL, NULL}), -1);
     ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){1, IPC_KIND_MESSAGE, IPC_ST_NONE, "x", "y", big}), -1);
     ck_assert_int_eq(ipc_auth_reply_build(&h, &(ipc_auth_reply_t){1, 2, IPC_OK, big}), -1);
     big[IPC_FIELD_MAX] = '\0';
-    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, big}), 0);
+    ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, big, NULL, NULL}), 0);
     free(big);
 }
 END_TEST
@@ -518,6 +609,7 @@ Suite *make_ipc_suite(void)
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_resync_round_trip);
     tcase_add_test(tc, test_typed_round_trips);
+    tcase_add_test(tc, test_conn_facts_round_trip);
     tcase_add_test(tc, test_typed_wire_positions);
     tcase_add_loop_test(tc, test_typed_malformed, 0, sizeof malformed / sizeof malformed[0]);
     tcase_add_test(tc, test_typed_build_bounds);

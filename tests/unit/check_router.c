@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
+#include "admin_cmds.h"
+#include "adminproto.h"
 #include "config.h"
 #include "fake_router.h"
 #include "ipc.h"
@@ -1151,6 +1154,247 @@ START_TEST(test_block_inbound_offline_subscribe)
 }
 END_TEST
 
+
+/* The admin commands (core/admin_cmds.c) run in process with admin_run: what xmppctl
+ * would print, and what the router does (close orders on the fake link, Redis reads). */
+typedef struct {
+    int called, ok;
+    char text[16384];
+} answer_t;
+
+static void on_answer(void *ud, int ok, const char *text)
+{
+    answer_t *a = ud;
+    a->called++;
+    a->ok = ok;
+    snprintf(a->text, sizeof a->text, "%s", text);
+}
+
+/* Runs an admin command (argv ends with NULL), pumps Redis, returns its single answer. */
+static const answer_t *admin(const char *cmd, ...)
+{
+    static answer_t a;
+    const char *argv[ADMIN_MAX_ARGS];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, cmd);
+    for (const char *s = cmd; s && argc < ADMIN_MAX_ARGS; s = va_arg(ap, const char *))
+        argv[argc++] = s;
+    va_end(ap);
+    memset(&a, 0, sizeof a);
+    admin_cmds_register();
+    admin_run(argc, argv, on_answer, &a);
+    fake_redis_flush();
+    ck_assert_msg(a.called == 1, "%s answered %d times", cmd, a.called);
+    return &a;
+}
+
+/* The close orders the fake link saw for a connection: the last one's condition and text. */
+static int closed(uint64_t conn, const char *condition, const char *text)
+{
+    int n = 0;
+    for (size_t i = 0; i < fake_link_count(); i++) {
+        const fake_sent_t *m = fake_link_get(i);
+        if (m->type == IPC_CLOSE && m->conn == conn) {
+            ck_assert_str_eq(m->field0, condition);
+            ck_assert_str_eq(m->field1, text);
+            n++;
+        }
+    }
+    return n;
+}
+
+START_TEST(test_admin_sessions)
+{
+    session_t *a1 = bind_jid(ALICE "/one"), *a2 = bind_jid(ALICE "/two");
+    session_t *b = bind_jid(BOB "/x");
+    session_set_facts(a1, "192.0.2.1:5000", "TLSv1.3", 1765000000);
+    session_set_facts(a2, "[2001:db8::2]:6000", "TLSv1.2", 0);
+    (void)b;
+    const answer_t *r = admin("sessions", NULL);
+    ck_assert(r->ok);
+    /* Sorted by full JID; unknown facts are "-". */
+    ck_assert_msg(strncmp(r->text,
+                          ALICE "/one\tfe1\t192.0.2.1:5000\t2025-12-06T05:46:40Z\tTLSv1.3\tno\n"
+                          ALICE "/two\tfe1\t[2001:db8::2]:6000\t", 
+                          strlen(ALICE "/one\tfe1\t192.0.2.1:5000\t2025-12-06T05:46:40Z\tTLSv1.3\tno\n"
+                                 ALICE "/two\tfe1\t[2001:db8::2]:6000\t")) == 0,
+                  "%s", r->text);
+    ck_assert_ptr_nonnull(strstr(r->text, "\tTLSv1.2\tno\n" BOB "/x\tfe1\t-\t"));
+    ck_assert_ptr_nonnull(strstr(r->text, "\t-\tno\n"));
+    r = admin("sessions", "Alice@Example.com", NULL);
+    ck_assert(r->ok);
+    ck_assert_ptr_nonnull(strstr(r->text, ALICE "/one\t"));
+    ck_assert_ptr_nonnull(strstr(r->text, ALICE "/two\t"));
+    ck_assert_ptr_null(strstr(r->text, BOB));
+    r = admin("sessions", ALICE "/two", NULL);
+    ck_assert(r->ok && strncmp(r->text, ALICE "/two\t", strlen(ALICE "/two\t")) == 0);
+    ck_assert_ptr_null(strchr(strchr(r->text, '\n') + 1, '\n'));
+    r = admin("sessions", CAROL, NULL);
+    ck_assert(r->ok && r->text[0] == '\0');
+    r = admin("sessions", "@bad", NULL);
+    ck_assert(!r->ok && strstr(r->text, "not a valid JID"));
+}
+END_TEST
+
+START_TEST(test_admin_kick)
+{
+    session_t *a1 = bind_jid(ALICE "/one"), *a2 = bind_jid(ALICE "/two");
+    session_t *b = bind_jid(BOB "/x");
+    uint64_t c1 = a1->conn, c2 = a2->conn;
+    avail(a1, 0);
+    const answer_t *r = admin("kick", ALICE "/one", "Flooding the room", NULL);
+    ck_assert_msg(r->ok && strcmp(r->text, "kicked " ALICE "/one\n") == 0, "%s", r->text);
+    ck_assert_int_eq(closed(c1, "policy-violation", "Flooding the room"), 1);
+    ck_assert_ptr_null(session_find_jid(ALICE "/one"));
+    ck_assert_ptr_eq(session_find_jid(ALICE "/two"), a2);
+    ck_assert_int_eq(closed(c2, "", ""), 0);
+    r = admin("kick", ALICE, NULL);
+    ck_assert(r->ok && strcmp(r->text, "kicked " ALICE "/two\n") == 0);
+    ck_assert_int_eq(closed(c2, "policy-violation", "Disconnected by the server administrator"), 1);
+    ck_assert_ptr_null(user_find(ALICE));
+    r = admin("kick", ALICE, NULL);
+    ck_assert(!r->ok && strstr(r->text, "has no session"));
+    ck_assert_ptr_eq(session_find_jid(BOB "/x"), b);
+    char reason[1002];
+    memset(reason, 'x', sizeof reason - 1);
+    reason[sizeof reason - 1] = '\0';
+    r = admin("kick", BOB "/x", reason, NULL);
+    ck_assert(!r->ok && strstr(r->text, "longer than"));
+    ck_assert_ptr_eq(session_find_jid(BOB "/x"), b);
+}
+END_TEST
+
+START_TEST(test_admin_stats)
+{
+    session_t *a = bind_jid(ALICE "/one");
+    bind_jid(BOB "/x");
+    avail(a, 0);
+    sendf(a, "<message to='%s' type='chat' id='off1'><body>later</body></message>", CAROL);
+    const answer_t *r = admin("stats", NULL);
+    ck_assert(r->ok);
+    ck_assert_ptr_nonnull(strstr(r->text, "\nsessions: 2\n"));
+    ck_assert_ptr_nonnull(strstr(r->text, "\navailable sessions: 1\n"));
+    ck_assert_ptr_nonnull(strstr(r->text, "\nusers online: 2\n"));
+    ck_assert_ptr_nonnull(strstr(r->text, "\nfrontends: 1\nfrontend fe1: 2 sessions\n"));
+    ck_assert_ptr_nonnull(strstr(r->text, "\nstanzas per second: "));
+    ck_assert_ptr_nonnull(strstr(r->text, "\nredis: connected\n"));
+    /* The offline module's counter grew with the message stored for carol. */
+    const char *line = strstr(r->text, "\noffline messages stored since start: ");
+    ck_assert_ptr_nonnull(line);
+    unsigned long long before = strtoull(strchr(line + 1, ':') + 2, NULL, 10);
+    ck_assert_uint_ge(before, 1);
+    sendf(a, "<message to='%s' type='chat' id='off2'><body>later</body></message>", CAROL);
+    r = admin("stats", NULL);
+    line = strstr(r->text, "\noffline messages stored since start: ");
+    ck_assert_uint_eq(strtoull(strchr(line + 1, ':') + 2, NULL, 10), before + 1);
+    r = admin("stats", "extra", NULL);
+    ck_assert(!r->ok && strncmp(r->text, "usage: stats", 12) == 0);
+}
+END_TEST
+
+START_TEST(test_admin_user)
+{
+    preload_item(CAROL, ALICE, "110000");
+    preload_item(CAROL, BOB, "100000");
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_OFFLINE, CAROL);
+    redis_do(fake_redis_cmd("RPUSH %s <message/>", key));
+    const answer_t *r = admin("user", CAROL, NULL);
+    ck_assert_msg(r->ok && strcmp(r->text, "user: " CAROL "\nexists: yes\nroster items: 2\n"
+                                           "offline messages: 1\ntombstone: none\n"
+                                           "sessions: 0\n") == 0,
+                  "%s", r->text);
+    storage_key(key, KEYS_TOMBSTONE, NOBODY);
+    redis_do(fake_redis_cmd("SET %s 1765000000", key));
+    r = admin("user", NOBODY, NULL);
+    ck_assert_msg(r->ok && strstr(r->text, "exists: no\n") &&
+                      strstr(r->text, "tombstone: deleted 2025-12-06T05:46:40Z\n"),
+                  "%s", r->text);
+    r = admin("user", ALICE "/res", NULL);
+    ck_assert(!r->ok);
+    r = admin("user", "someone@elsewhere.example", NULL);
+    ck_assert(!r->ok && strstr(r->text, "not an account of " DOM));
+    rt.redis_ready = 0;
+    r = admin("user", ALICE, NULL);
+    ck_assert(!r->ok && strstr(r->text, "Redis is not connected"));
+    rt.redis_ready = 1;
+}
+END_TEST
+
+START_TEST(test_admin_announce)
+{
+    session_t *a = bind_jid(ALICE "/one"), *b = bind_jid(BOB "/x");
+    session_t *quiet = bind_jid(CAROL "/q");
+    avail(a, 0);
+    avail(b, -1);
+    fake_link_clear();
+    const answer_t *r = admin("announce", "Back at 5 <pm> & later", NULL);
+    ck_assert_msg(r->ok && strcmp(r->text, "announced to 2 sessions") == 0, "%s", r->text);
+    ck_assert_int_eq(total(quiet), 0);
+    session_t *to[] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(total(to[i]), 1);
+        xml_node_t *m = NULL;
+        for (size_t k = 0; k < fake_link_count() && !m; k++)
+            m = delivered(k, to[i]->conn);
+        ck_assert_ptr_nonnull(m);
+        ck_assert(attr_is(m, "type", "headline") && attr_is(m, "from", DOM) &&
+                  attr_is(m, "to", to[i]->full));
+        char *body = xml_node_text(xml_node_child(m, "body", NULL));
+        ck_assert_str_eq(body, "Back at 5 <pm> & later");
+        free(body);
+        xml_node_free(&m);
+    }
+    r = admin("announce", "", NULL);
+    ck_assert(!r->ok);
+}
+END_TEST
+
+/* A module's own commands (module_t.admin) are registered with it and served like the
+ * core's; a command answers later from a callback just as well. */
+static admin_req_t *held;
+static void cmd_echo(admin_req_t *req, int argc, const char *const *argv)
+{
+    admin_replyf(req, 1, "%d %s", argc, argv[1]);
+}
+static void cmd_later(admin_req_t *req, int argc, const char *const *argv)
+{
+    (void)argc;
+    (void)argv;
+    held = req;
+}
+static const admin_command_t test_commands[] = {
+    {"echo", 1, 1, cmd_echo, "echo WORD  says it back"},
+    {"later", 0, 0, cmd_later, "later  answers when the test says so"},
+    {0},
+};
+static module_t mod_admin_test = {.name = "admin-test", .admin = test_commands};
+
+START_TEST(test_admin_module_commands)
+{
+    module_t *const mods[] = {&mod_admin_test};
+    module_register(mods, 1);
+    const answer_t *r = admin("echo", "hello", NULL);
+    ck_assert(r->ok && strcmp(r->text, "2 hello") == 0);
+    r = admin("echo", NULL);
+    ck_assert(!r->ok && strcmp(r->text, "usage: echo WORD  says it back") == 0);
+    r = admin("frobnicate", NULL);
+    ck_assert(!r->ok && strstr(r->text, "unknown command 'frobnicate'"));
+    r = admin("help", NULL);
+    ck_assert(r->called && strstr(r->text, "echo WORD  says it back\n") &&
+              strstr(r->text, "kick JID [REASON]"));
+    static answer_t late;
+    memset(&late, 0, sizeof late);
+    admin_run(1, (const char *const[]){"later"}, on_answer, &late);
+    ck_assert_int_eq(late.called, 0);
+    ck_assert_ptr_nonnull(held);
+    admin_reply(held, 1, "done");
+    ck_assert(late.called == 1 && late.ok && strcmp(late.text, "done") == 0);
+    module_close_all();
+}
+END_TEST
+
 Suite *make_router_suite(void)
 {
     Suite *s = suite_create("router");
@@ -1190,6 +1434,19 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_block_iq_then_route);
     tcase_add_test(tc, test_block_inbound_offline_iq);
     tcase_add_test(tc, test_block_inbound_offline_subscribe);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("admin");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_admin_sessions);
+    tcase_add_test(tc, test_admin_kick);
+    tcase_add_test(tc, test_admin_stats);
+    tcase_add_test(tc, test_admin_user);
+    tcase_add_test(tc, test_admin_announce);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("admin-registry");
+    tcase_add_test(tc, test_admin_module_commands);
     suite_add_tcase(s, tc);
     return s;
 }

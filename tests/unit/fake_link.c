@@ -25,6 +25,7 @@ int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t 
     m->type = h->type;
     m->conn = h->conn;
     snprintf(m->field0, sizeof m->field0, "%s", h->field[0]);
+    snprintf(m->field1, sizeof m->field1, "%s", h->field[1]);
     if (payload) {
         m->data = xmalloc(len + 1);
         memcpy(m->data, payload, len);

@@ -293,6 +293,13 @@ static redisReply *execute(blob_t *a, int argc)
             entry_push(e, blob(a[k].p, a[k].n));
         return reply_int((long long)e->n);
     }
+    if (!strcasecmp(c, "HLEN")) {
+        NARGS(2);
+        e = lookup(&a[1], T_HASH, 0, &bad);
+        if (bad)
+            return err(WRONGTYPE);
+        return reply_int(e ? (long long)e->n / 2 : 0);
+    }
     if (!strcasecmp(c, "LLEN")) {
         NARGS(2);
         e = lookup(&a[1], T_LIST, 0, &bad);

@@ -21,6 +21,7 @@ typedef struct {
     int type;          /* ipc_type_t */
     uint64_t conn;
     char field0[256];  /* e.g. the stream error condition of IPC_CLOSE */
+    char field1[256];  /* e.g. the text of IPC_CLOSE */
     char *data;        /* payload (NUL-terminated copy), NULL when none */
     size_t len;
 } fake_sent_t;

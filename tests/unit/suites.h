@@ -17,5 +17,6 @@ Suite *make_log_suite(void);
 Suite *make_rules_suite(void);
 Suite *make_router_suite(void);
 Suite *make_metrics_suite(void);
+Suite *make_adminproto_suite(void);
 
 #endif
