@@ -45,13 +45,15 @@ static void usage(void)
                     "                           create an account (asks for the password);\n"
                     "                           a deleted address needs --ignore-tombstone\n"
                     "  passwd JID [PASSWORD]    change an account's password\n"
-                    "  deluser JID              delete an account and its data\n"
+
                     "  users                    list the accounts\n"
                     "  tombstones [remove JID]  list deleted addresses (kept so that nobody\n"
                     "                           new gets them), or forget one\n"
                     "the running router (its admin endpoint, admin_connect):\n"
                     "  sessions [JID]           sessions: full JID, frontend, client address,\n"
                     "                           bound since, TLS version, stream management\n"
+                    "  deluser JID              delete an account: contacts told, sessions\n"
+                    "                           ended, data removed, a tombstone kept\n"
                     "  kick JID [REASON]        end one session (full JID) or all (bare JID)\n"
                     "  stats                    sessions, frontends, stanzas per second, ...\n"
                     "  user JID                 exists, roster size, offline messages, tombstone\n"
@@ -306,34 +308,6 @@ static int cmd_setpass(int argc, char **argv, int create)
     return 0;
 }
 
-static int cmd_deluser(int argc, char **argv)
-{
-    if (argc != 1)
-        usage();
-    char bare[JID_MAX + 1], key[JID_MAX + 256], set[256];
-    account_jid(argv[0], bare, sizeof bare);
-    keys_user(key, sizeof key, prefix, KEYS_ACCOUNT, bare);
-    keys_global(set, sizeof set, prefix, KEYS_ACCOUNTS);
-    redisContext *rc = redis_connect();
-    redisReply *r = command(rc, "DEL %s", key);
-    int gone = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
-    freeReplyObject(r);
-    /* The rest of the user's data goes with the account. */
-    static const char *const kinds[] = {KEYS_ROSTER, KEYS_ROSTER_VER, KEYS_OFFLINE, KEYS_VCARD,
-                                        KEYS_PRIVATE, KEYS_BLOCKLIST, KEYS_LAST_UNAVAILABLE};
-    for (size_t i = 0; gone && i < sizeof kinds / sizeof kinds[0]; i++) {
-        char k[JID_MAX + 256];
-        keys_user(k, sizeof k, prefix, kinds[i], bare);
-        freeReplyObject(command(rc, "DEL %s", k));
-    }
-    freeReplyObject(command(rc, "SREM %s %s", set, bare));
-    redisFree(rc);
-    if (!gone)
-        die("no such account: %s", bare);
-    printf("deleted %s\n", bare);
-    return 0;
-}
-
 static int compare_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -512,7 +486,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "passwd") == 0)
         rc = cmd_setpass(n, args, 0);
     else if (strcmp(cmd, "deluser") == 0)
-        rc = cmd_deluser(n, args);
+        rc = router_command(cmd, n, args, 1, 1, 0);
     else if (strcmp(cmd, "users") == 0)
         rc = cmd_users(n, args);
     else if (strcmp(cmd, "tombstones") == 0)

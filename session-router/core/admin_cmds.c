@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
 #include "admin.h"
 #include "buf.h"
 #include "deliver.h"
@@ -259,25 +260,32 @@ static void on_user(redisAsyncContext *ac, void *reply, void *privdata)
     free(q);
 }
 
+/* The prepared bare JID of an account of ours in `arg`, into bare; else answers the
+ * request with why not and returns -1 (also when Redis is not connected). */
+static int account_arg(admin_req_t *req, const char *arg, char *bare, size_t n)
+{
+    jid_t j;
+    if (jid_parse(&j, arg) < 0 || !j.local[0] || j.resource[0] || jid_bare(&j, bare, n) < 0) {
+        admin_replyf(req, 0, "'%s' is not a bare JID (user@%s)", arg, rt.domain);
+        return -1;
+    }
+    if (strcmp(j.domain, rt.domain) != 0) {
+        admin_replyf(req, 0, "'%s' is not an account of %s", arg, rt.domain);
+        return -1;
+    }
+    if (!rt.redis_ready) {
+        admin_reply(req, 0, "Redis is not connected: try again later");
+        return -1;
+    }
+    return 0;
+}
+
 static void cmd_user(admin_req_t *req, int argc, const char *const *argv)
 {
     (void)argc;
-    jid_t j;
     user_query_t *q = xcalloc(1, sizeof *q);
-    if (jid_parse(&j, argv[1]) < 0 || !j.local[0] || j.resource[0] ||
-        jid_bare(&j, q->bare, sizeof q->bare) < 0) {
+    if (account_arg(req, argv[1], q->bare, sizeof q->bare) < 0) {
         free(q);
-        admin_replyf(req, 0, "'%s' is not a bare JID (user@%s)", argv[1], rt.domain);
-        return;
-    }
-    if (strcmp(j.domain, rt.domain) != 0) {
-        free(q);
-        admin_replyf(req, 0, "'%s' is not an account of %s", argv[1], rt.domain);
-        return;
-    }
-    if (!rt.redis_ready) {
-        free(q);
-        admin_reply(req, 0, "Redis is not connected: try again later");
         return;
     }
     char acct[STORAGE_KEY_MAX], roster[STORAGE_KEY_MAX], offline[STORAGE_KEY_MAX],
@@ -287,12 +295,12 @@ static void cmd_user(admin_req_t *req, int argc, const char *const *argv)
     storage_key(offline, KEYS_OFFLINE, q->bare);
     storage_key(tomb, KEYS_TOMBSTONE, q->bare);
     q->req = req;
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "MULTI");
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "EXISTS %s", acct);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "HLEN %s", roster);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "LLEN %s", offline);
-    redisAsyncCommand(rt.redis, rt_redis_ignore, NULL, "GET %s", tomb);
-    if (redisAsyncCommand(rt.redis, on_user, q, "EXEC") != REDIS_OK) {
+    rt_redis_command(rt_redis_ignore, NULL, "MULTI");
+    rt_redis_command(rt_redis_ignore, NULL, "EXISTS %s", acct);
+    rt_redis_command(rt_redis_ignore, NULL, "HLEN %s", roster);
+    rt_redis_command(rt_redis_ignore, NULL, "LLEN %s", offline);
+    rt_redis_command(rt_redis_ignore, NULL, "GET %s", tomb);
+    if (rt_redis_command(on_user, q, "EXEC") != REDIS_OK) {
         free(q);
         admin_reply(req, 0, "Redis is not connected: try again later");
     }
@@ -337,6 +345,38 @@ static void cmd_announce(admin_req_t *req, int argc, const char *const *argv)
                  failed ? " (some frontends did not take it)" : "");
 }
 
+/* deluser: account.c's deletion, as in-band removal does it; the answer comes when the
+ * deletion has finished (or failed: then the tombstone keeps the account shut and the same
+ * command finishes it). */
+static void on_deleted(void *arg, account_status_t status)
+{
+    admin_req_t *req = arg;
+    switch (status) {
+    case ACCOUNT_COMMITTED:
+        return;
+    case ACCOUNT_DELETED:
+        admin_reply(req, 1, "deleted");
+        return;
+    case ACCOUNT_NOT_FOUND:
+        admin_reply(req, 0, "no such account");
+        return;
+    case ACCOUNT_FAILED:
+        admin_reply(req, 0, "Redis failed during the deletion; if it got as far as the "
+                            "tombstone the account is shut: run deluser again to finish");
+        return;
+    }
+}
+
+static void cmd_deluser(admin_req_t *req, int argc, const char *const *argv)
+{
+    (void)argc;
+    char bare[JID_MAX + 1];
+    if (account_arg(req, argv[1], bare, sizeof bare) < 0)
+        return;
+    account_delete(bare, "not-authorized", "Account deleted by the administrator", on_deleted,
+                   req);
+}
+
 static const admin_command_t core_commands[] = {
     {"sessions", 0, 1, cmd_sessions,
      "sessions [JID]  sessions (all, a user's, or one): full JID, frontend, client address, "
@@ -348,6 +388,9 @@ static const admin_command_t core_commands[] = {
      "stats  sessions, frontends, stanzas per second, counters"},
     {"user", 1, 1, cmd_user,
      "user JID  an account: exists, roster items, offline messages, tombstone, sessions"},
+    {"deluser", 1, 1, cmd_deluser,
+     "deluser JID  delete an account: contacts told, sessions ended, data removed, a "
+     "tombstone kept"},
     {"announce", 1, 1, cmd_announce,
      "announce TEXT  a headline message from the server to every available session"},
     {0},

@@ -6,7 +6,8 @@ import shlex
 import subprocess
 import time
 
-from conftest import REDIS_PREFIX, skip_remote
+from conftest import READY_TIMEOUT, REDIS_PREFIX, PrivateStack, free_port, skip_remote, \
+    unique_name, wait_port
 from test_im_helpers import WAIT, assert_error, bare, befriend, drop_pending, online, \
     subscribe_and_approve, wait_roster_state
 from xmpp_client import NS_STANZAS, NS_STREAMS_ERR, dump, q
@@ -171,3 +172,70 @@ def test_presence_to_a_deleted_address_is_answered_gone(stack, login, new_user):
     # cancel, changes nothing and is not delivered: RFC 6121 3.3.3).
     b2.im_presence(to=bare(ue.jid))
     b2.im_wait(lambda e: is_gone_error(e, ue.jid), timeout=WAIT, what="presence error <gone/>")
+
+
+def test_xmppctl_deluser_goes_through_the_router(stack, login, new_user):
+    """`xmppctl deluser` is the same procedure: the contact is told, the session ends with
+    the administrator's reason, the address is kept."""
+    ua, ub = new_user("ctl"), new_user("ctlfriend")
+    a1 = online(login, ua, "a1")
+    b1 = online(login, ub, "b1")
+    befriend(a1, b1)
+    drop_pending(a1, b1)
+    r = stack.ctl("deluser", ua.jid)
+    assert r.returncode == 0 and "deleted" in r.stdout, (r.stdout, r.stderr)
+    err = a1.expect_stream_error("not-authorized")
+    assert "deleted" in (err.findtext(q(NS_STREAMS_ERR, "text")) or "").lower(), dump(err)
+    b1.im_wait_presence(type_="unsubscribed", sender=ua.jid, timeout=WAIT)
+    wait_roster_state(b1, ua.jid, "none")
+    r = stack.ctl("deluser", ua.jid)
+    assert r.returncode == 0, "deleting again finds the tombstone and finishes: %s" % r.stderr
+    r = stack.ctl("deluser", "ghost-%s@localhost" % int(time.time() * 1000))
+    assert r.returncode == 1 and "no such account" in r.stderr, r.stderr
+
+
+def test_a_deletion_cut_short_is_finished_by_asking_again(stack, new_user, login):
+    """What a deletion that lost Redis after its first step leaves (tombstone written,
+    data still there) keeps the account shut, and the next deluser finishes it."""
+    if getattr(stack, "remote", False):
+        skip_remote("writes Redis")
+    u = new_user("cut")
+    c = online(login, u, "r")
+    c.im_iq("set", "<vCard xmlns='vcard-temp'><FN>Half</FN></vCard>")
+    c.close()
+    stack.redis.command("SET", tombstone_key(u.jid), str(int(time.time())))
+    probe = stack.client()
+    probe.open_stream()
+    probe.starttls()
+    assert probe.auth_scram(u.localpart, u.password) == "not-authorized"
+    probe.close()
+    assert len(user_keys(stack, u.jid)) > 1
+    r = stack.ctl("deluser", u.jid)
+    assert r.returncode == 0, r.stderr
+    assert user_keys(stack, u.jid) == [tombstone_key(u.jid)]
+    assert u.jid not in stack.ctl("users").stdout.split()
+
+
+def test_deluser_with_the_router_or_redis_down_says_so_and_changes_nothing(stack):
+    if getattr(stack, "remote", False):
+        skip_remote("stops Redis and the router")
+    ps = PrivateStack(stack, unique_name("delpriv"))
+    admin = "tcp://127.0.0.1:%d" % free_port()
+    ps.env.update(admin_bind=admin, admin_connect=admin, admin_timeout=2000)
+    try:
+        ps.start_redis()
+        u = ps.new_user("downdel")
+        # No router: a clear error, and the account is untouched.
+        r = ps.ctl("deluser", u.jid)
+        assert r.returncode == 1 and "cannot reach the session router" in r.stderr, r.stderr
+        ps.start_router()
+        ps.start_frontend()
+        wait_port(ps.frontend.port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
+        ps.wait_login(u)
+        # Redis gone: the router says so; nothing was written (nothing could be).
+        ps.stop_redis()
+        r = ps.ctl("deluser", u.jid)
+        assert r.returncode == 1 and "Redis" in r.stderr, r.stderr
+    finally:
+        problems = ps.stop()
+    assert not [p for p in problems if "ERROR" in p.upper() and "redis" not in p.lower()], problems

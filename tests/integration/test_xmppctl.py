@@ -77,11 +77,11 @@ def test_adduser_invalid_jid(stack, jid):
     assert "invalid JID" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("cmd", ["passwd", "deluser"])
-def test_invalid_jid_for_other_commands(stack, cmd):
+@pytest.mark.parametrize("cmd,says", [("passwd", "invalid JID"), ("deluser", "not a bare JID")])
+def test_invalid_jid_for_other_commands(stack, cmd, says):
     args = [cmd, "bad<jid@localhost"] + (["pw"] if cmd == "passwd" else [])
     r = stack.ctl(*args)
-    assert r.returncode == 1 and "invalid JID" in r.stderr, (r.returncode, r.stderr)
+    assert r.returncode == 1 and says in r.stderr, (r.returncode, r.stderr)
 
 
 def test_passwd_changes_password(stack, new_user):
@@ -115,8 +115,10 @@ def test_deluser(stack, new_user):
     assert u.jid not in users_list(stack)
     assert try_login(stack, u.localpart, u.password) == "not-authorized"
     assert try_login(stack, u.localpart, u.password, "PLAIN") == "not-authorized"
-    # The name can be registered again afterwards.
+    # The tombstone keeps the name from someone new, unless the operator insists.
     r = stack.ctl("adduser", u.jid, "reborn")
+    assert r.returncode == 1 and "tombstone" in r.stderr, r.stderr
+    r = stack.ctl("adduser", "--ignore-tombstone", u.jid, "reborn")
     assert r.returncode == 0, r.stderr
     assert try_login(stack, u.localpart, "reborn") == "success"
 
