@@ -16,6 +16,8 @@
 #include "dispatch.h"
 #include "ipc.h"
 #include "redis_tls.h"
+#include "registration.h"
+#include "scram.h"
 #include "zap.h"
 #include "link.h"
 #include "module.h"
@@ -39,7 +41,7 @@ static const config_key_t router_config_keys[] = {
 static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,   curve_config_keys,
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
-    zap_config_keys,    zlink_config_keys,
+    zap_config_keys,    zlink_config_keys,  register_config_keys, scram_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and
@@ -57,6 +59,7 @@ static module_t *const modules[] = {
     &mod_offline,
     &mod_vcard,
     &mod_private,
+    &mod_register,
 };
 
 /* SIGHUP: the router holds no certificates and its settings are in use by pointer, so

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "config.h"
 #include "curve.h"
+#include "invite.h"
 #include "evloop.h"
 #include "jid.h"
 #include "keys.h"
@@ -26,12 +28,6 @@
 
 static const char *prefix;
 
-/* Keys only xmppctl reads; it also takes the Redis keys and domain. */
-static const config_key_t xmppctl_config_keys[] = {
-    CONFIG_INT("scram_iterations", "4096", 4096, 1000000, "PBKDF2 iteration count for new credentials"),
-    CONFIG_END,
-};
-
 static void usage(void)
 {
     fprintf(stderr, "usage: xmppctl [-c CONFIG_FILE] COMMAND [ARGS]\n"
@@ -40,6 +36,8 @@ static void usage(void)
                     "  passwd JID [PASSWORD]    change an account's password\n"
                     "  deluser JID              delete an account and its data\n"
                     "  users                    list the accounts\n"
+                    "  invite [--ttl SECONDS]   make a one-time invitation token for in-band\n"
+                    "                           registration (default ttl: invite_ttl)\n"
                     "  keygen [router|frontend] print a new CURVE key pair for the link\n"
                     "                           (default frontend) as config lines\n"
                     "  --help-config            every configuration key it reads\n");
@@ -187,29 +185,19 @@ static char *read_password(void)
     return pw;
 }
 
-/* Derives both SCRAM credentials from the password, prepared with SASLprep (RFC 5802
- * 2.2), as clients prepare it before they compute their proofs. */
+/* Both SCRAM credentials from the password (scram_creds_make, shared with in-band
+ * registration and password change). */
 static void make_creds(const char *password, char **sha1, char **sha256)
 {
-    char *prepared = scram_saslprep(password, 1);
-    if (!prepared)
+    int rc = scram_creds_make(password, (unsigned)config_int("scram_iterations"), sha1, sha256);
+    if (rc == -1)
         die("the password is not valid UTF-8 or contains characters SASLprep (RFC 4013) "
             "does not allow (control characters, unassigned code points, mixed "
             "right-to-left text)");
-    if (!*prepared)
+    if (rc == -2)
         die("the password is empty");
-    unsigned iter = (unsigned)config_int("scram_iterations");
-    scram_cred_t c1, c256;
-    int failed = scram_cred_make(&c1, SCRAM_SHA1, prepared, NULL, 0, iter) < 0 ||
-                 scram_cred_make(&c256, SCRAM_SHA256, prepared, NULL, 0, iter) < 0;
-    OPENSSL_cleanse(prepared, strlen(prepared));
-    free(prepared);
-    if (failed)
+    if (rc < 0)
         die("cannot derive SCRAM credentials");
-    *sha1 = scram_cred_encode(&c1);
-    *sha256 = scram_cred_encode(&c256);
-    OPENSSL_cleanse(&c1, sizeof c1);
-    OPENSSL_cleanse(&c256, sizeof c256);
 }
 
 static int account_exists(redisContext *rc, const char *key)
@@ -312,6 +300,26 @@ static int cmd_users(int argc, char **argv)
     return 0;
 }
 
+/* A one-time invitation (XEP-0401, XEP-0445): stored with its expiry, printed with the
+ * xmpp: URI a client opens to register with it. */
+static int cmd_invite(int argc, char **argv)
+{
+    long ttl = invite_parse_args(argc, argv, config_int("invite_ttl"));
+    if (ttl < 0)
+        usage();
+    char token[32], key[256], dom[JID_PART_MAX + 1];
+    invite_token(token, sizeof token);
+    keys_global(key, sizeof key, prefix, KEYS_INVITE);
+    strcat(key, token);
+    if (jid_prep_domain(dom, config_str("domain")) < 0)
+        die("config: key 'domain': '%s' is not a valid domain", config_str("domain"));
+    redisContext *rc = redis_connect();
+    freeReplyObject(command(rc, "SET %s %lld EX %ld NX", key, (long long)time(NULL), ttl));
+    redisFree(rc);
+    printf("%s\nxmpp:%s?register;preauth=%s\n", token, dom, token);
+    return 0;
+}
+
 /* A new CURVE key pair for the frontend-router link, printed as config lines. The public
  * line may stay beside the secret: each process checks that the two belong together. */
 static int cmd_keygen(int argc, char **argv)
@@ -347,7 +355,8 @@ int main(int argc, char **argv)
     config_register(config_base_keys);
     config_register(redis_config_keys);
     config_register(privdrop_config_keys); /* the Redis TLS relay hands its socket to `user` */
-    config_register(xmppctl_config_keys);
+    config_register(scram_config_keys);
+    config_register(invite_config_keys);
     if (argc == 2 && strcmp(argv[1], "--help-config") == 0) {
         config_print_help(stdout, "xmppctl");
         return 0;
@@ -380,6 +389,8 @@ int main(int argc, char **argv)
         rc = cmd_deluser(n, args);
     else if (strcmp(cmd, "users") == 0)
         rc = cmd_users(n, args);
+    else if (strcmp(cmd, "invite") == 0)
+        rc = cmd_invite(n, args);
     else
         usage();
     config_free();

@@ -31,6 +31,9 @@ typedef enum {
     HOOK_STORE_OFFLINE,     /* session, to, raw: a message for a user with no resource */
     HOOK_ROSTER_REMOVED,    /* user, item: the user removes a contact (RFC 6121 2.5) */
     HOOK_USER_DELETED,      /* user: the account is being deleted */
+    HOOK_REGISTER,          /* frontend, reg: a frontend asks for a new account (IPC_REGISTER);
+                               the hook that returns HANDLED answers it, now or later, with
+                               link_send_register_reply; unhandled: refused */
     HOOK_MAX
 } hook_id_t;
 
@@ -48,6 +51,8 @@ typedef struct {
     size_t len;
     xml_node_t *st;         /* the parsed stanza, where the hook has one */
     int prev_priority;      /* presence hooks: the priority before this presence */
+    rt_frontend_t *frontend; /* HOOK_REGISTER: the frontend that asks */
+    const ipc_register_t *reg; /* HOOK_REGISTER: the request (valid during the hook) */
 } hook_ev_t;
 
 typedef mod_result_t (*hook_fn)(hook_ev_t *ev);
