@@ -26,11 +26,17 @@ static int allow;
 static long min_password;
 static unsigned iterations;
 
+void register_configure(int allow_registration, long min_chars, unsigned iter)
+{
+    allow = allow_registration;
+    min_password = min_chars;
+    iterations = iter;
+}
+
 void register_init(void)
 {
-    allow = config_bool("allow_registration");
-    min_password = config_int("register_min_password");
-    iterations = (unsigned)config_int("scram_iterations");
+    register_configure(config_bool("allow_registration"), config_int("register_min_password"),
+                       (unsigned)config_int("scram_iterations"));
 }
 
 /* Registration is offered where PLAIN would be: under TLS, or where no TLS is configured. */

@@ -15,6 +15,8 @@ typedef struct client client_t;
 
 /* Reads allow_registration, register_min_password and scram_iterations (after config_load). */
 void register_init(void);
+/* The same values given directly (the fuzz harness has no configuration). */
+void register_configure(int allow_registration, long min_password, unsigned iterations);
 /* Appends the registration stream features this client may use now (only under TLS when
  * TLS is configured, like PLAIN). */
 void register_features(client_t *c, buf_t *out);
