@@ -16,5 +16,6 @@ Suite *make_curve_suite(void);
 Suite *make_log_suite(void);
 Suite *make_rules_suite(void);
 Suite *make_router_suite(void);
+Suite *make_registration_suite(void);
 
 #endif
