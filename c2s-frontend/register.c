@@ -216,14 +216,16 @@ static void handle_submit(client_t *c, const xml_node_t *iq, const xml_node_t *q
         ipc_register_t m = {.conn = c->id, .seq = next_seq(), .username = local,
                             .credentials = creds, .addr = c->addr_key,
                             .token = c->reg_token_ok ? c->reg_token : ""};
-        if (register_creds_join(creds, sizeof creds, sha1, sha256) < 0 || ask_router(c, iq, &m) < 0)
-            reply_error(c, iq, "wait", "resource-constraint", "The server cannot register accounts now");
+        if (register_creds_join(creds, sizeof creds, sha1, sha256) < 0 ||
+            ask_router(c, iq, &m) < 0)
+            reply_error(c, iq, "wait", "resource-constraint",
+                        "The server cannot register accounts now");
         OPENSSL_cleanse(creds, sizeof creds);
     }
     free(user);
     secret_free(&password);
-    free(sha1);
-    free(sha256);
+    secret_free(&sha1);
+    secret_free(&sha256);
 }
 
 void register_on_iq(client_t *c, const xml_node_t *st)
@@ -294,7 +296,8 @@ void register_on_reply(client_t *c, const ipc_register_reply_t *m)
                     "Too many registrations from your address; try again later");
         break;
     default:
-        reply_error(c, iq, "wait", "resource-constraint", "The server cannot register accounts now");
+        reply_error(c, iq, "wait", "resource-constraint",
+                    "The server cannot register accounts now");
         break;
     }
     xml_node_free(&iq);

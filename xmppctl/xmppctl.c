@@ -314,8 +314,12 @@ static int cmd_invite(int argc, char **argv)
     if (jid_prep_domain(dom, config_str("domain")) < 0)
         die("config: key 'domain': '%s' is not a valid domain", config_str("domain"));
     redisContext *rc = redis_connect();
-    freeReplyObject(command(rc, "SET %s %lld EX %ld NX", key, (long long)time(NULL), ttl));
+    redisReply *r = command(rc, "SET %s %lld EX %ld NX", key, (long long)time(NULL), ttl);
+    int stored = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
     redisFree(rc);
+    if (!stored)
+        die("the new token exists already; run the command again");
     printf("%s\nxmpp:%s?register;preauth=%s\n", token, dom, token);
     return 0;
 }
