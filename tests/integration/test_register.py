@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REDIS_PREFIX, Stack, unique_name
-from xmpp_client import (IQ_TAG, NS_CLIENT, NS_STANZAS, SASLError, XMPPClient, dump, q,
+from xmpp_client import (NS_CLIENT, NS_STANZAS, SASLError, XMPPClient, dump, q,
                          stanza_error_condition)
 
 NS_REGISTER = "jabber:iq:register"
