@@ -11,7 +11,9 @@
  * invitation (PREFIX "invite:" TOKEN, a key of its own slot) is taken first by a script on
  * that key alone (read, remaining time, delete: two registrations cannot both take it);
  * when the account cannot be made after all (conflict, storage failure), the token is put
- * back with the time it had left (SET NX, so nothing newer is overwritten). The accounts
+ * back with the time it had left (SET NX, so nothing newer is overwritten). A token's expiry
+ * counts when it is presented (preauth): one presented with less than ten minutes left gets
+ * ten minutes, so the registration that follows does not fail on it. The accounts
  * set (keys_global KEYS_ACCOUNTS) is written last, on its own: it only lists. */
 #include <hiredis/async.h>
 #include <inttypes.h>
@@ -46,6 +48,15 @@ static const char *const SCRIPT_CREATE =
 static const char *const SCRIPT_TAKE_TOKEN =
     "local v = redis.call('GET', KEYS[1]) if not v then return false end "
     "local t = redis.call('PTTL', KEYS[1]) redis.call('DEL', KEYS[1]) return {v, t}";
+/* XEP-0445 section 5: a token's expiry is checked when it is presented (preauth) only; the
+ * registration that follows must not fail because it expired meanwhile. So a valid token
+ * presented with less than REGISTER_TOKEN_GRACE_MS left is given that much. */
+#define REGISTER_TOKEN_GRACE_MS 600000
+static const char *const SCRIPT_CHECK_TOKEN =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+    "local t = redis.call('PTTL', KEYS[1]) "
+    "if t >= 0 and t < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+    "return 1";
 static const char *const SCRIPT_SETPASS =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) return 1";
@@ -248,8 +259,8 @@ static mod_result_t on_register(hook_ev_t *ev)
         strcat(r->invite_key, m->token);
     if (check) {
         if (!rt.redis_ready ||
-            redisAsyncCommand(rt.redis, on_token_checked, r, "EXISTS %s", r->invite_key) !=
-                REDIS_OK) {
+            redisAsyncCommand(rt.redis, on_token_checked, r, "EVAL %s 1 %s %d", SCRIPT_CHECK_TOKEN,
+                              r->invite_key, REGISTER_TOKEN_GRACE_MS) != REDIS_OK) {
             answer(r, IPC_TEMPORARY);
             req_free(r);
         }

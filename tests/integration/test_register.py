@@ -115,7 +115,8 @@ def invite(st, *args):
 
 
 def preauth(c, token):
-    return c.iq("set", "<preauth xmlns='%s' token='%s'/>" % (NS_PARS, token))
+    # Addressed to the domain, as XEP-0445's example does.
+    return c.iq("set", "<preauth xmlns='%s' token='%s'/>" % (NS_PARS, token), to=c.domain)
 
 
 # ------------------------------------------------------------------ slixmpp
@@ -438,6 +439,21 @@ def test_invitation_expires(stack):
         assert error_of(preauth(c, "no/such token")) == ("cancel", "item-not-found")
     finally:
         c.close()
+
+
+def test_presented_invitation_outlives_its_expiry(stack):
+    """XEP-0445 section 5: expiry is checked when the token is presented; the registration
+    that follows does not fail on it."""
+    token = invite(stack, "--ttl", "2")
+    name = unique_name("late")
+    c, _ = connect(stack)
+    try:
+        assert preauth(c, token).get("type") == "result"
+        time.sleep(2.5)
+        assert register(c, name, "late-pass-12").get("type") == "result"
+    finally:
+        c.close()
+    assert can_login(stack, name, "late-pass-12")
 
 
 def test_invite_default_ttl_and_bad_arguments(stack):
