@@ -6,6 +6,8 @@
 #include "addrlimit.h"
 #include "frontend.h"
 #include "jid.h"
+#include "register.h"
+#include "registration.h"
 #include "sasl.h"
 
 /* Lingering close. A stream that ends (stream error or </stream:stream>) while the client
@@ -74,7 +76,12 @@ struct client {
     sasl_t *sasl;
     int sasl_failures;
     uint32_t pending_seq; /* router request in flight, 0 when none */
-    xml_node_t *pending_iq; /* the bind iq waiting for the router's reply */
+    xml_node_t *pending_iq; /* the bind or registration iq waiting for the router's reply */
+    /* in-band registration before authentication (register.c) */
+    unsigned reg_pending : 1;  /* the request in flight is an IPC_REGISTER */
+    unsigned reg_token_ok : 1; /* the router accepted reg_token (XEP-0445 preauth) */
+    int reg_attempts;          /* registration requests so far (bounded) */
+    char reg_token[REGISTER_TOKEN_MAX + 1]; /* invitation token, "" when none */
     xml_node_t *queue, *queue_tail; /* elements parsed while a request was in flight */
     int nqueued;
     ev_timer_t *open_timer; /* stream_open_timeout: until the first stream header */

@@ -105,6 +105,7 @@ const char *stream_tls_version(const client_t *c);
 /* Router replies and deliveries for this client. */
 void stream_on_auth_reply(client_t *c, const ipc_auth_reply_t *m);
 void stream_on_bind_reply(client_t *c, const ipc_bind_reply_t *m);
+void stream_on_register_reply(client_t *c, const ipc_register_reply_t *m);
 void stream_on_closed(client_t *c);
 /* Expects a new stream header (after STARTTLS or SASL success): the parser is reset once
  * the input being parsed now is consumed. */
@@ -115,7 +116,7 @@ void stream_drain_queue(client_t *c);
  * available, then the directed-presence targets. */
 void stream_resync_payload(const client_t *c, buf_t *out);
 
-/* Answers the router request in flight (auth or bind) with a temporary failure: the router
+/* Answers the router request in flight (auth, bind or register) with a temporary failure: the router
  * went away or did not answer within request_timeout. */
 void stream_fail_request(client_t *c);
 

@@ -20,6 +20,8 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "privdrop.h"
+#include "registration.h"
+#include "scram.h"
 #include "tls.h"
 #include "util.h"
 #include "xml.h"
@@ -54,7 +56,7 @@ static const config_key_t frontend_config_keys[] = {
 static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,      curve_config_keys,
     backoff_config_keys, frontend_config_keys, router_link_config_keys, zlink_config_keys,
-    metrics_http_config_keys,
+    metrics_http_config_keys, register_config_keys, scram_config_keys,
 };
 
 static void usage(void)
@@ -273,6 +275,7 @@ int main(int argc, char **argv)
         .backoff_ms = (uint64_t)config_int("auth_backoff") * 1000,
     });
     fe.proxy_protocol = config_bool("proxy_protocol");
+    register_init();
     const char *name = config_str("frontend_name");
     if (!*name) {
         char host[64] = "frontend";

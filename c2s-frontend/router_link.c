@@ -417,6 +417,22 @@ static void on_bind_reply(const ipc_hdr_t *h, const zpart_t *payload)
     stream_on_bind_reply(c, &m);
 }
 
+static void on_register_reply(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_register_reply_t m;
+    if (ipc_register_reply_read(h, &m) < 0) {
+        malformed(h); /* the request times out (request_timeout) */
+        return;
+    }
+    client_t *c = client_of(IPC_REGISTER_REPLY, m.conn);
+    if (!c)
+        return;
+    if (m.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
+    stream_on_register_reply(c, &m);
+}
+
 /* A stanza the router routed to this connection. Once the stream's closing tag is written
  * nothing may follow it (RFC 6120 4.4): what the router sent before it saw the session end
  * (the unavailable presence of another resource, say) is dropped, as for a connection
@@ -458,6 +474,7 @@ static const router_handler_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_HEARTBEAT] = on_heartbeat,
     [IPC_AUTH_REPLY] = on_auth_reply,
     [IPC_BIND_REPLY] = on_bind_reply,
+    [IPC_REGISTER_REPLY] = on_register_reply,
     [IPC_DELIVER] = on_deliver,
     [IPC_CLOSE] = on_close,
 };

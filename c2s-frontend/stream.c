@@ -122,8 +122,10 @@ static void send_features(client_t *c)
             buf_append_str(&b, "</starttls>");
         }
         /* RFC 6120 5.3.1: while TLS is mandatory, only STARTTLS is advertised. */
-        if (c->tls || !fe.require_tls)
+        if (c->tls || !fe.require_tls) {
             sasl_features(c, &b);
+            register_features(c, &b);
+        }
     } else {
         /* RFC 6121 2.6.1 roster versioning and 3.4.1 subscription pre-approval. */
         buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
@@ -286,12 +288,19 @@ void stream_on_auth_reply(client_t *c, const ipc_auth_reply_t *m)
     sasl_on_credentials(c, m);
 }
 
+void stream_on_register_reply(client_t *c, const ipc_register_reply_t *m)
+{
+    register_on_reply(c, m);
+}
+
 void stream_fail_request(client_t *c)
 {
     if (!c->pending_seq)
         return;
     evloop_cancel(fe.loop, &c->req_timer);
-    if (c->pending_iq)
+    if (c->reg_pending)
+        register_on_reply(c, &(ipc_register_reply_t){c->id, c->pending_seq, IPC_TEMPORARY});
+    else if (c->pending_iq)
         stream_on_bind_reply(c, &(ipc_bind_reply_t){c->id, c->pending_seq, IPC_TEMPORARY, ""});
     else
         sasl_on_credentials(c, &(ipc_auth_reply_t){c->id, c->pending_seq, IPC_TEMPORARY, ""});
@@ -468,6 +477,8 @@ static void dispatch(client_t *c, xml_node_t *st)
         }
     } else if (is_sasl && !c->authed) {
         sasl_on_element(c, st);
+    } else if (!c->authed && register_wants(c, st)) {
+        register_on_iq(c, st);
     } else if (!c->authed) {
         client_stream_error(c, "not-authorized", NULL);
     } else if (!c->bound) {
@@ -573,4 +584,5 @@ void stream_on_closed(client_t *c)
     xml_node_free(&c->pending_iq);
     queue_clear(c);
     sasl_free(c);
+    register_free(c);
 }

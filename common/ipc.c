@@ -197,7 +197,8 @@ const char *ipc_type_name(ipc_type_t type)
 {
     static const char *const names[] = {"?",    "hello",  "heartbeat", "auth",    "auth-reply",
                                         "bind", "bind-reply", "stanza", "unbind", "deliver",
-                                        "close", "resync", "auth-result"};
+                                        "close", "resync", "auth-result", "register",
+                                        "register-reply"};
     return type >= 1 && type <= IPC_TYPE_MAX ? names[type] : "?";
 }
 
@@ -502,5 +503,48 @@ int ipc_auth_result_read(const ipc_hdr_t *in, ipc_auth_result_t *msg)
         return -1;
     *msg = (ipc_auth_result_t){.conn = in->conn, .status = (ipc_status_t)in->status,
                                .username = in->field[0]};
+    return 0;
+}
+
+int ipc_register_build(ipc_hdr_t *out, const ipc_register_t *msg)
+{
+    ipc_hdr_init(out, IPC_REGISTER, msg->conn);
+    out->seq = msg->seq;
+    out->flags = msg->flags;
+    if (set_field(out, 0, msg->username) < 0 || set_field(out, 1, msg->credentials) < 0 ||
+        set_field(out, 2, msg->addr) < 0)
+        return -1;
+    return set_field(out, 3, msg->token);
+}
+
+int ipc_register_read(const ipc_hdr_t *in, ipc_register_t *msg)
+{
+    if (!is_msg(in, IPC_REGISTER, 4) || !in->seq || (in->flags & ~IPC_REGISTER_CHECK))
+        return -1;
+    if (in->flags & IPC_REGISTER_CHECK ? !in->field[3][0]
+                                       : !in->field[0][0] || !in->field[1][0])
+        return -1;
+    *msg = (ipc_register_t){.conn = in->conn, .seq = in->seq, .flags = in->flags,
+                            .username = in->field[0], .credentials = in->field[1],
+                            .addr = in->field[2], .token = in->field[3]};
+    return 0;
+}
+
+int ipc_register_reply_build(ipc_hdr_t *out, const ipc_register_reply_t *msg)
+{
+    ipc_hdr_init(out, IPC_REGISTER_REPLY, msg->conn);
+    out->seq = msg->seq;
+    out->status = (uint8_t)msg->status;
+    return 0;
+}
+
+int ipc_register_reply_read(const ipc_hdr_t *in, ipc_register_reply_t *msg)
+{
+    if (!is_msg(in, IPC_REGISTER_REPLY, 0) || !in->seq ||
+        (in->status != IPC_OK && in->status != IPC_CONFLICT && in->status != IPC_REFUSED &&
+         in->status != IPC_NOT_FOUND && in->status != IPC_LIMIT && in->status != IPC_TEMPORARY))
+        return -1;
+    *msg = (ipc_register_reply_t){.conn = in->conn, .seq = in->seq,
+                                  .status = (ipc_status_t)in->status};
     return 0;
 }

@@ -44,7 +44,10 @@ typedef enum {
                             (only when available) */
     IPC_AUTH_RESULT = 12, /* fe->rt: conn, status IPC_OK or IPC_REFUSED, field0 username:
                              how an authentication attempt ended (per-account back-off) */
-    IPC_TYPE_MAX = 12,
+    IPC_REGISTER = 13,       /* fe->rt: seq, conn, flags IPC_REGISTER_*, fields username,
+                                credentials, client address, invitation token */
+    IPC_REGISTER_REPLY = 14, /* rt->fe: seq, conn, status ipc_status_t */
+    IPC_TYPE_MAX = 14,
 } ipc_type_t;
 
 /* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
@@ -64,7 +67,9 @@ typedef enum {
     IPC_TEMPORARY = 2, /* storage unavailable: try again later */
     IPC_REFUSED = 3,   /* not allowed (e.g. bind of a JID the session may not use) */
     IPC_LOCKED = 4,    /* auth: too many failed attempts for the account, wait (back-off) */
-    IPC_LIMIT = 5,     /* bind: the account has max_resources sessions already */
+    IPC_LIMIT = 5,     /* bind: the account has max_resources sessions already;
+                          register: the address reached its registration limit */
+    IPC_CONFLICT = 6,  /* register: the name is taken (or was, by a deleted account) */
 } ipc_status_t;
 
 typedef enum { IPC_KIND_NONE = 0, IPC_KIND_MESSAGE, IPC_KIND_PRESENCE, IPC_KIND_IQ } ipc_kind_t;
@@ -233,6 +238,31 @@ typedef struct {
     const char *username;
 } ipc_auth_result_t;
 
+/* Flags of IPC_REGISTER. */
+#define IPC_REGISTER_CHECK 0x01 /* only ask whether `token` is a valid invitation (XEP-0445
+                                   preauth); no account is made, nothing is consumed */
+
+/* register (fe -> rt): create the account `username` (prepared localpart) with
+ * `credentials` ("SHA1\nSHA256", register_creds_join), for a client at `addr` (the key of
+ * the per-address limit, "" when unknown), with invitation `token` ("" when none). With
+ * IPC_REGISTER_CHECK only `token` is needed. */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq; /* request id, never 0 */
+    uint8_t flags;
+    const char *username, *credentials, *addr, *token;
+} ipc_register_t;
+
+/* register-reply (rt -> fe): IPC_OK (created; with CHECK: the token is valid),
+ * IPC_CONFLICT (name taken or tombstoned), IPC_REFUSED (registration is closed and no
+ * token was given), IPC_NOT_FOUND (the token is unknown, used or expired), IPC_LIMIT
+ * (register_limit_per_address reached) or IPC_TEMPORARY (storage away). */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq;
+    ipc_status_t status;
+} ipc_register_reply_t;
+
 int ipc_hello_build(ipc_hdr_t *out, const ipc_hello_t *msg);
 int ipc_hello_read(const ipc_hdr_t *in, ipc_hello_t *msg);
 int ipc_heartbeat_build(ipc_hdr_t *out, const ipc_heartbeat_t *msg);
@@ -257,5 +287,9 @@ int ipc_resync_build(ipc_hdr_t *out, const ipc_resync_t *msg);
 int ipc_resync_read(const ipc_hdr_t *in, ipc_resync_t *msg);
 int ipc_auth_result_build(ipc_hdr_t *out, const ipc_auth_result_t *msg);
 int ipc_auth_result_read(const ipc_hdr_t *in, ipc_auth_result_t *msg);
+int ipc_register_build(ipc_hdr_t *out, const ipc_register_t *msg);
+int ipc_register_read(const ipc_hdr_t *in, ipc_register_t *msg);
+int ipc_register_reply_build(ipc_hdr_t *out, const ipc_register_reply_t *msg);
+int ipc_register_reply_read(const ipc_hdr_t *in, ipc_register_reply_t *msg);
 
 #endif

@@ -29,6 +29,10 @@
  * deletes: it outlives the account, and an expiry (tombstone_expiry) is the only way it
  * goes on its own. While it exists the address is not handed to anyone new. */
 #define KEYS_TOMBSTONE "tombstone"
+/* An invitation token (xmppctl invite; XEP-0401, XEP-0445): PREFIX "invite:" TOKEN, a
+ * string holding its creation time (Unix seconds), with an expiry (invite_ttl). The
+ * router deletes it when an account is registered with it; it belongs to no user. */
+#define KEYS_INVITE "invite:"
 /* Set of every account's bare JID (for listing). */
 #define KEYS_ACCOUNTS "accounts"
 

@@ -797,3 +797,40 @@ bad:
     xfree(&out);
     return NULL;
 }
+
+const config_key_t scram_config_keys[] = {
+    CONFIG_INT("scram_iterations", "4096", 4096, 1000000, "PBKDF2 iteration count for new credentials (xmppctl adduser/passwd, in-band registration and password change)"),
+    CONFIG_END,
+};
+
+int scram_creds_make(const char *password, unsigned iter, char **sha1, char **sha256)
+{
+    *sha1 = *sha256 = NULL;
+    char *prepared = scram_saslprep(password, 1);
+    if (!prepared)
+        return -1;
+    if (!*prepared) {
+        free(prepared);
+        return -2;
+    }
+    scram_cred_t c1, c256;
+    int failed = scram_cred_make(&c1, SCRAM_SHA1, prepared, NULL, 0, iter) < 0 ||
+                 scram_cred_make(&c256, SCRAM_SHA256, prepared, NULL, 0, iter) < 0;
+    OPENSSL_cleanse(prepared, strlen(prepared));
+    free(prepared);
+    if (!failed) {
+        *sha1 = scram_cred_encode(&c1);
+        *sha256 = scram_cred_encode(&c256);
+    }
+    OPENSSL_cleanse(&c1, sizeof c1);
+    OPENSSL_cleanse(&c256, sizeof c256);
+    return failed ? -3 : 0;
+}
+
+size_t scram_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}

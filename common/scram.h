@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "config.h"
+
 typedef enum { SCRAM_SHA1 = 0, SCRAM_SHA256 = 1 } scram_hash_t;
 
 #define SCRAM_MAX_KEY 32
@@ -43,6 +45,22 @@ int scram_cred_check_password(const scram_cred_t *cred, const char *password);
 char *scram_cred_encode(const scram_cred_t *cred);
 /* Parses the text form for the given hash. Returns 0, or -1 on any malformed value. */
 int scram_cred_decode(scram_cred_t *cred, scram_hash_t hash, const char *text);
+
+/* The key scram_iterations (PBKDF2 iterations of new credentials), read by every process
+ * that makes credentials: xmppctl (adduser, passwd) and the router (in-band password
+ * change, registration checks). */
+extern const config_key_t scram_config_keys[];
+
+/* The one way new account credentials are made (xmppctl adduser and passwd, in-band
+ * registration on the frontend, in-band password change on the router): `password` as
+ * the user gave it is prepared with SASLprep for storing (RFC 5802 2.2, RFC 4013), then
+ * both SCRAM-SHA-1 and SCRAM-SHA-256 credentials are derived with fresh salts and `iter`
+ * iterations. On 0, *sha1 and *sha256 are malloc'd scram_cred_encode() texts (caller
+ * frees); -1 when SASLprep refuses the password (not UTF-8, prohibited characters), -2
+ * when it is empty once prepared, -3 when the derivation failed. Nothing is kept. */
+int scram_creds_make(const char *password, unsigned iter, char **sha1, char **sha256);
+/* The length of a prepared password in characters (UTF-8 code points). */
+size_t scram_utf8_chars(const char *s);
 
 /* Server side of one exchange. */
 typedef enum {

@@ -1,11 +1,12 @@
-/* libFuzzer harness for the frontend's XMPP stream state machine (c2s-frontend/stream.c
- * and sasl.c), linked with fe_stubs.c in place of client.c and router_link.c.
+/* libFuzzer harness for the frontend's XMPP stream state machine (c2s-frontend/stream.c,
+ * sasl.c and register.c), linked with fe_stubs.c in place of client.c and router_link.c.
  *
  * Input:
  *   byte 0   flags: 1 require_tls, 2 no TLS certificate (STARTTLS not offered), 4 direct
  *            TLS (TLS from the start), 8 router away, 16 the smallest limits the config
  *            allows, 32 the router closes the session at the end (IPC_CLOSE), 64 the
- *            client's address is in authentication back-off (addrlimit)
+ *            client's address is in authentication back-off (addrlimit), 128
+ *            allow_registration (XEP-0077 in-band registration open)
  *   byte 1-3 router script: three bits per auth or bind request, in order
  *            auth: 0 credentials (account "alice", password "secret"; others not found),
  *                  1 temporary failure, 2 no answer (request_timeout), 3 broken
@@ -13,6 +14,8 @@
  *                  7 as 0
  *            bind: 0 success, 1 refused, 2 temporary failure, 3 no answer, 4 too many
  *                  resources, 5 a stale reply first, 6-7 as 0
+ *            register: 0 ok, 1 conflict, 2 refused, 3 token not found, 4 limit,
+ *                  5 temporary failure, 6 no answer, 7 a stale reply first
  *   rest     client bytes; each NUL ends one read (the loop runs in between: output is
  *            flushed, TLS starts after <proceed/>, the router answers).
  * In the client bytes, SCRAMFIRST becomes the base64 of "n,,n=alice,r=fuzzclientnonce"
@@ -240,7 +243,14 @@ static void deliver_reply(client_t *c, ipc_hdr_t *h)
     if (c->closed)
         return;
     /* Read as typed messages; one the reader refuses is dropped (and times out). */
-    if (got.type == IPC_AUTH_REPLY) {
+    if (got.type == IPC_REGISTER_REPLY) {
+        ipc_register_reply_t m;
+        if (ipc_register_reply_read(&got, &m) < 0)
+            return;
+        if (m.seq == c->pending_seq)
+            evloop_cancel(fe.loop, &c->req_timer);
+        stream_on_register_reply(c, &m);
+    } else if (got.type == IPC_AUTH_REPLY) {
         ipc_auth_reply_t m;
         if (ipc_auth_reply_read(&got, &m) < 0)
             return;
@@ -267,6 +277,28 @@ static void answer(client_t *c, unsigned *script)
     fuzz_router.pending = 0;
     if (c->closed)
         return;
+    if (req->type == IPC_REGISTER) {
+        /* Registration happens only before authentication, under TLS when TLS is on. */
+        FUZZ_CHECK(!c->authed && (c->tls || !fe.tls));
+        if (choice == 6) {
+            stream_fail_request(c);
+            return;
+        }
+        ipc_hdr_init(&rep, IPC_REGISTER_REPLY, req->conn);
+        if (choice == 7) {
+            rep.seq = req->seq - 1;
+            deliver_reply(c, &rep);
+            if (c->closed)
+                return;
+            choice = 0;
+        }
+        static const uint8_t status[6] = {IPC_OK,    IPC_CONFLICT, IPC_REFUSED,
+                                          IPC_NOT_FOUND, IPC_LIMIT, IPC_TEMPORARY};
+        rep.seq = req->seq;
+        rep.status = status[choice];
+        deliver_reply(c, &rep);
+        return;
+    }
     if (choice == 6 - (req->type == IPC_BIND)) {
         /* A late answer to an earlier request: must be ignored. */
         ipc_hdr_init(&rep, req->type == IPC_AUTH ? IPC_AUTH_REPLY : IPC_BIND_REPLY, req->conn);
@@ -323,6 +355,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int flags = data[0];
     unsigned script = (unsigned)data[1] | (unsigned)data[2] << 8 | (unsigned)data[3] << 16;
     fe.require_tls = flags & 1;
+    register_configure(flags & 128, 8, FUZZ_ITER);
     fe.tls = (flags & 2) ? NULL : fz.tls;
     /* The config defaults, or the smallest values allowed. */
     fe.limits = (flags & 16) ? (xml_limits_t){1024, 4} : (xml_limits_t){262144, 64};

@@ -19,9 +19,10 @@ FUZZ_SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SANFLAGS) \
                   -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS)
 
-# What each harness links besides libcommon.a: fuzz_stream runs the frontend's stream.c
-# and sasl.c on stubs of client.c and router_link.c (fuzz/fe_stubs.c).
-FUZZ_EXTRA_stream := c2s-frontend/stream.c c2s-frontend/sasl.c fuzz/fe_stubs.c
+# What each harness links besides libcommon.a: fuzz_stream runs the frontend's stream.c,
+# sasl.c and register.c on stubs of client.c and router_link.c (fuzz/fe_stubs.c).
+FUZZ_EXTRA_stream := c2s-frontend/stream.c c2s-frontend/sasl.c c2s-frontend/register.c \
+                     fuzz/fe_stubs.c
 FUZZ_EXTRA_proxy  := c2s-frontend/proxy.c
 # Dictionaries of XMPP tokens for the harnesses that read XML.
 FUZZ_DICT_xml     := fuzz/xmpp.dict

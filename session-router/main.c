@@ -19,6 +19,8 @@
 #include "dispatch.h"
 #include "ipc.h"
 #include "redis_tls.h"
+#include "registration.h"
+#include "scram.h"
 #include "zap.h"
 #include "link.h"
 #include "metrics.h"
@@ -45,7 +47,7 @@ static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,   curve_config_keys,
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
     zap_config_keys,    zlink_config_keys,    account_config_keys, metrics_http_config_keys,
-    admin_config_keys,
+    admin_config_keys, register_config_keys, scram_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and
@@ -63,6 +65,7 @@ static module_t *const modules[] = {
     &mod_offline,
     &mod_vcard,
     &mod_private,
+    &mod_register,
     &mod_unregister,
 };
 

@@ -32,7 +32,12 @@ router_endpoint = tcp://127.0.0.1:5555
 router_bind = tcp://127.0.0.1:5555
 redis_host = 127.0.0.1
 redis_port = $REDIS_PORT
+# anyone may register an account from a client (XEP-0077); a local test server
+allow_registration = true
 CONF
+elif ! grep -q '^ *allow_registration' "$CONF"; then
+    # a run/xmpp.conf from before in-band registration existed: the local server has it on
+    echo "allow_registration = true" >> "$CONF"
 fi
 
 pids=""
@@ -55,6 +60,7 @@ cat <<MSG
 run-local: server for localhost on ${XMPP_C2S_LISTEN:-127.0.0.1:5222} (STARTTLS required), Redis on $REDIS_PORT.
 run-local: add accounts with:  $BUILD/xmppctl -c $CONF adduser alice@localhost
 run-local: metrics: router http://${ROUTER_METRICS:-off}/metrics, frontend http://${FRONTEND_METRICS:-off}/metrics
+run-local: (or register them from a client: allow_registration is on)
 run-local: Ctrl-C stops everything.
 MSG
 wait

@@ -20,6 +20,7 @@
 #include "adminproto.h"
 #include "config.h"
 #include "curve.h"
+#include "invite.h"
 #include "evloop.h"
 #include "jid.h"
 #include "keys.h"
@@ -30,12 +31,6 @@
 #include "secret.h"
 
 static const char *prefix;
-
-/* Keys only xmppctl reads; it also takes the Redis keys and domain. */
-static const config_key_t xmppctl_config_keys[] = {
-    CONFIG_INT("scram_iterations", "4096", 4096, 1000000, "PBKDF2 iteration count for new credentials"),
-    CONFIG_END,
-};
 
 static void usage(void)
 {
@@ -49,6 +44,8 @@ static void usage(void)
                     "  users                    list the accounts\n"
                     "  tombstones [remove JID]  list deleted addresses (kept so that nobody\n"
                     "                           new gets them), or forget one\n"
+                    "  invite [--ttl SECONDS]   make a one-time invitation token for in-band\n"
+                    "                           registration (default ttl: invite_ttl)\n"
                     "the running router (its admin endpoint, admin_connect):\n"
                     "  sessions [JID]           sessions: full JID, frontend, client address,\n"
                     "                           bound since, TLS version, stream management\n"
@@ -206,29 +203,19 @@ static char *read_password(void)
     return pw;
 }
 
-/* Derives both SCRAM credentials from the password, prepared with SASLprep (RFC 5802
- * 2.2), as clients prepare it before they compute their proofs. */
+/* Both SCRAM credentials from the password (scram_creds_make, shared with in-band
+ * registration and password change). */
 static void make_creds(const char *password, char **sha1, char **sha256)
 {
-    char *prepared = scram_saslprep(password, 1);
-    if (!prepared)
+    int rc = scram_creds_make(password, (unsigned)config_int("scram_iterations"), sha1, sha256);
+    if (rc == -1)
         die("the password is not valid UTF-8 or contains characters SASLprep (RFC 4013) "
             "does not allow (control characters, unassigned code points, mixed "
             "right-to-left text)");
-    if (!*prepared)
+    if (rc == -2)
         die("the password is empty");
-    unsigned iter = (unsigned)config_int("scram_iterations");
-    scram_cred_t c1, c256;
-    int failed = scram_cred_make(&c1, SCRAM_SHA1, prepared, NULL, 0, iter) < 0 ||
-                 scram_cred_make(&c256, SCRAM_SHA256, prepared, NULL, 0, iter) < 0;
-    OPENSSL_cleanse(prepared, strlen(prepared));
-    free(prepared);
-    if (failed)
+    if (rc < 0)
         die("cannot derive SCRAM credentials");
-    *sha1 = scram_cred_encode(&c1);
-    *sha256 = scram_cred_encode(&c256);
-    OPENSSL_cleanse(&c1, sizeof c1);
-    OPENSSL_cleanse(&c256, sizeof c256);
 }
 
 static int account_exists(redisContext *rc, const char *key)
@@ -384,6 +371,30 @@ static int cmd_tombstones(int argc, char **argv)
     return 0;
 }
 
+/* A one-time invitation (XEP-0401, XEP-0445): stored with its expiry, printed with the
+ * xmpp: URI a client opens to register with it. */
+static int cmd_invite(int argc, char **argv)
+{
+    long ttl = invite_parse_args(argc, argv, config_int("invite_ttl"));
+    if (ttl < 0)
+        usage();
+    char token[32], key[256], dom[JID_PART_MAX + 1];
+    invite_token(token, sizeof token);
+    keys_global(key, sizeof key, prefix, KEYS_INVITE);
+    strcat(key, token);
+    if (jid_prep_domain(dom, config_str("domain")) < 0)
+        die("config: key 'domain': '%s' is not a valid domain", config_str("domain"));
+    redisContext *rc = redis_connect();
+    redisReply *r = command(rc, "SET %s %lld EX %ld NX", key, (long long)time(NULL), ttl);
+    int stored = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    redisFree(rc);
+    if (!stored)
+        die("the new token exists already; run the command again");
+    printf("%s\nxmpp:%s?register;preauth=%s\n", token, dom, token);
+    return 0;
+}
+
 /* A new CURVE key pair for the frontend-router link, printed as config lines. The public
  * line may stay beside the secret: each process checks that the two belong together. */
 static int cmd_keygen(int argc, char **argv)
@@ -454,9 +465,10 @@ int main(int argc, char **argv)
     config_register(config_base_keys);
     config_register(redis_config_keys);
     config_register(privdrop_config_keys); /* the Redis TLS relay hands its socket to `user` */
-    config_register(xmppctl_config_keys);
     config_register(curve_config_keys);        /* link_curve, router_curve_public */
     config_register(admin_client_config_keys); /* the router's admin endpoint */
+    config_register(scram_config_keys);
+    config_register(invite_config_keys);
     if (argc == 2 && strcmp(argv[1], "--help-config") == 0) {
         config_print_help(stdout, "xmppctl");
         return 0;
@@ -503,6 +515,8 @@ int main(int argc, char **argv)
         rc = router_command(cmd, n, args, 1, 0, 1);
     else if (strcmp(cmd, "admin") == 0)
         rc = cmd_admin(n, args);
+    else if (strcmp(cmd, "invite") == 0)
+        rc = cmd_invite(n, args);
     else
         usage();
     config_free();

@@ -7,6 +7,7 @@
 
 #include "admin.h"
 #include "authlimit.h"
+#include "hook.h"
 #include "link.h"
 #include "log.h"
 #include "resync.h"
@@ -103,6 +104,21 @@ static void on_resync(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
     resync_session(f, &m, payload ? payload->data : NULL, payload ? payload->len : 0);
 }
 
+/* A request for a new account: whichever module serves registration answers it (core/hook.h,
+ * HOOK_REGISTER); the core knows nothing of its rules. Nobody: refused. */
+static void on_register(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_register_t m;
+    if (ipc_register_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    hook_ev_t ev = {.frontend = f, .reg = &m};
+    if (hook_run(HOOK_REGISTER, &ev) != MOD_HANDLED)
+        link_send_register_reply(f, &(ipc_register_reply_t){m.conn, m.seq, IPC_REFUSED});
+}
+
 /* What a frontend may send once it said hello, and who handles it. Each handler reads its
  * typed message (ipc.h) and hands the fields on; a message its reader refuses goes to
  * malformed(). */
@@ -113,6 +129,7 @@ static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_UNBIND] = on_unbind,
     [IPC_RESYNC] = on_resync,
     [IPC_STANZA] = on_stanza,
+    [IPC_REGISTER] = on_register,
 };
 
 void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)

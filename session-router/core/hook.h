@@ -33,6 +33,9 @@ typedef enum {
     HOOK_USER_DELETED,      /* user (roster loaded, sessions ended), deletion: the account is
                                being deleted; modules tell whom they must and name the keys
                                of the user's data they keep (account.h account_data_key) */
+    HOOK_REGISTER,          /* frontend, reg: a frontend asks for a new account (IPC_REGISTER);
+                               the hook that returns HANDLED answers it, now or later, with
+                               link_send_register_reply; unhandled: refused */
     HOOK_MAX
 } hook_id_t;
 
@@ -51,6 +54,8 @@ typedef struct {
     xml_node_t *st;         /* the parsed stanza, where the hook has one */
     int prev_priority;      /* presence hooks: the priority before this presence */
     struct account_deletion *deletion; /* HOOK_USER_DELETED (account.h) */
+    rt_frontend_t *frontend; /* HOOK_REGISTER: the frontend that asks */
+    const ipc_register_t *reg; /* HOOK_REGISTER: the request (valid during the hook) */
 } hook_ev_t;
 
 typedef mod_result_t (*hook_fn)(hook_ev_t *ev);

@@ -117,6 +117,8 @@ void link_malformed(rt_frontend_t *f, const ipc_hdr_t *h)
         link_send_bind_reply(f, &(ipc_bind_reply_t){h->conn, h->seq, IPC_REFUSED, ""});
     else if (h->type == IPC_RESYNC)
         link_send_close(f, h->conn, "reset"); /* as for a resync the router cannot take */
+    else if (h->type == IPC_REGISTER && h->seq)
+        link_send_register_reply(f, &(ipc_register_reply_t){h->conn, h->seq, IPC_REFUSED});
 }
 
 static void on_heartbeat(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
@@ -166,6 +168,8 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
             link_send_auth_reply(&tmp, &(ipc_auth_reply_t){h.conn, h.seq, IPC_TEMPORARY, NULL});
         else if (h.type == IPC_BIND)
             link_send_bind_reply(&tmp, &(ipc_bind_reply_t){h.conn, h.seq, IPC_TEMPORARY, ""});
+        else if (h.type == IPC_REGISTER && h.seq)
+            link_send_register_reply(&tmp, &(ipc_register_reply_t){h.conn, h.seq, IPC_TEMPORARY});
         log_debug("link: %s from unknown frontend %s", ipc_type_name((ipc_type_t)h.type),
                   tmp.ident);
         return;

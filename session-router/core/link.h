@@ -68,4 +68,11 @@ static inline int link_send_bind_reply(rt_frontend_t *f, const ipc_bind_reply_t 
     return link_send(f, &h, NULL, 0);
 }
 
+static inline int link_send_register_reply(rt_frontend_t *f, const ipc_register_reply_t *m)
+{
+    ipc_hdr_t h;
+    ipc_register_reply_build(&h, m);
+    return link_send(f, &h, NULL, 0);
+}
+
 #endif

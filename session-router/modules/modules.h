@@ -14,6 +14,7 @@ extern module_t mod_offline;
 extern module_t mod_ping;
 extern module_t mod_presence;
 extern module_t mod_private;
+extern module_t mod_register;
 extern module_t mod_roster;
 extern module_t mod_time;
 extern module_t mod_unregister;

@@ -409,6 +409,11 @@ static int r_deliver(const ipc_hdr_t *h) { ipc_deliver_t m; return ipc_deliver_r
 static int r_close(const ipc_hdr_t *h) { ipc_close_t m; return ipc_close_read(h, &m); }
 static int r_resync(const ipc_hdr_t *h) { ipc_resync_t m; return ipc_resync_read(h, &m); }
 static int r_auth_result(const ipc_hdr_t *h) { ipc_auth_result_t m; return ipc_auth_result_read(h, &m); }
+static int r_register(const ipc_hdr_t *h) { ipc_register_t m; return ipc_register_read(h, &m); }
+static int r_register_reply(const ipc_hdr_t *h) { ipc_register_reply_t m; return ipc_register_reply_read(h, &m); }
+static void m_three_fields(ipc_hdr_t *h) { h->nfields = 3; }
+static void m_empty3(ipc_hdr_t *h) { ipc_hdr_set(h, 3, ""); }
+static void m_check_flag(ipc_hdr_t *h) { h->flags = IPC_REGISTER_CHECK; } /* and no token */
 
 static void b_hello(ipc_hdr_t *h) { ipc_hello_build(h, &(ipc_hello_t){1, "fe"}); }
 static void b_heartbeat(ipc_hdr_t *h) { ipc_heartbeat_build(h, &(ipc_heartbeat_t){1, "fe"}); }
@@ -422,6 +427,9 @@ static void b_deliver(ipc_hdr_t *h) { ipc_deliver_build(h, &(ipc_deliver_t){1});
 static void b_close(ipc_hdr_t *h) { ipc_close_build(h, &(ipc_close_t){1, "reset", NULL}); }
 static void b_resync(ipc_hdr_t *h) { ipc_resync_build(h, &(ipc_resync_t){1, "u@d/r", 0, 0, NULL, NULL, 0}); }
 static void b_auth_result(ipc_hdr_t *h) { ipc_auth_result_build(h, &(ipc_auth_result_t){1, IPC_OK, "u"}); }
+static void b_register(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_register_t){1, 2, 0, "u", "a\nb", "127.0.0.1", ""}); }
+static void b_register_check(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_register_t){1, 2, IPC_REGISTER_CHECK, "", "", "", "tok"}); }
+static void b_register_reply(ipc_hdr_t *h) { ipc_register_reply_build(h, &(ipc_register_reply_t){1, 2, IPC_CONFLICT}); }
 
 /* The connection facts of bind and resync (client address, TLS version, bound since) and
  * the text of close (xmppctl sessions and kick). */
@@ -511,7 +519,56 @@ static const struct {
     {"auth-result without a username", b_auth_result, r_auth_result, m_no_fields},
     {"auth-result with an unknown status", b_auth_result, r_auth_result, m_status},
     {"auth-result locked", b_auth_result, r_auth_result, m_status_locked},
+    {"register of another type", b_register, r_register, m_type},
+    {"register with seq 0", b_register, r_register, m_seq0},
+    {"register without a username", b_register, r_register, m_empty0},
+    {"register without credentials", b_register, r_register, m_empty1},
+    {"register with three fields", b_register, r_register, m_three_fields},
+    {"register with unknown flags", b_register, r_register, m_flags},
+    {"register check without a token", b_register, r_register, m_check_flag},
+    {"register check with an empty token", b_register_check, r_register, m_empty3},
+    {"register-reply of another type", b_register_reply, r_register_reply, m_type},
+    {"register-reply with seq 0", b_register_reply, r_register_reply, m_seq0},
+    {"register-reply with an unknown status", b_register_reply, r_register_reply, m_status},
+    {"register-reply locked (not a register status)", b_register_reply, r_register_reply, m_status_locked},
 };
+
+/* register and register-reply: every field comes back where it was put. */
+START_TEST(test_register_round_trip)
+{
+    static ipc_hdr_t h, d;
+    ipc_register_t r;
+    ck_assert_int_eq(ipc_register_build(&h, &(ipc_register_t){21, 7, 0, "juliet", "1,s,k,k\n2,s,k,k", "192.0.2.1", ""}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(d.type, IPC_REGISTER);
+    ck_assert_int_eq(ipc_register_read(&d, &r), 0);
+    ck_assert_uint_eq(r.conn, 21);
+    ck_assert_uint_eq(r.seq, 7);
+    ck_assert_int_eq(r.flags, 0);
+    ck_assert_str_eq(r.username, "juliet");
+    ck_assert_str_eq(r.credentials, "1,s,k,k\n2,s,k,k");
+    ck_assert_str_eq(r.addr, "192.0.2.1");
+    ck_assert_str_eq(r.token, "");
+    ck_assert_int_eq(ipc_register_build(&h, &(ipc_register_t){22, 8, IPC_REGISTER_CHECK, NULL, NULL, "", "abc_-1"}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_register_read(&d, &r), 0);
+    ck_assert_int_eq(r.flags, IPC_REGISTER_CHECK);
+    ck_assert_str_eq(r.token, "abc_-1");
+    ck_assert_str_eq(r.username, "");
+    static const ipc_status_t ok[] = {IPC_OK, IPC_CONFLICT, IPC_REFUSED, IPC_NOT_FOUND, IPC_LIMIT, IPC_TEMPORARY};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        ipc_register_reply_t rr;
+        ck_assert_int_eq(ipc_register_reply_build(&h, &(ipc_register_reply_t){23, 9, ok[i]}), 0);
+        wire(&h, &d);
+        ck_assert_int_eq(ipc_register_reply_read(&d, &rr), 0);
+        ck_assert_uint_eq(rr.conn, 23);
+        ck_assert_uint_eq(rr.seq, 9);
+        ck_assert_int_eq(rr.status, ok[i]);
+    }
+    ck_assert_str_eq(ipc_type_name(IPC_REGISTER), "register");
+    ck_assert_str_eq(ipc_type_name(IPC_REGISTER_REPLY), "register-reply");
+}
+END_TEST
 
 START_TEST(test_typed_malformed)
 {
@@ -613,6 +670,7 @@ Suite *make_ipc_suite(void)
     tcase_add_test(tc, test_typed_wire_positions);
     tcase_add_loop_test(tc, test_typed_malformed, 0, sizeof malformed / sizeof malformed[0]);
     tcase_add_test(tc, test_typed_build_bounds);
+    tcase_add_test(tc, test_register_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }

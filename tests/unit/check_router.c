@@ -25,7 +25,9 @@
 #include "keys.h"
 #include "module.h"
 #include "modules.h"
+#include "registration.h"
 #include "route.h"
+#include "scram.h"
 #include "session.h"
 #include "stanza.h"
 #include "storage.h"
@@ -46,6 +48,7 @@
 static module_t *const modules[] = {
     &mod_disco,    &mod_ping,     &mod_version, &mod_time,    &mod_last,  &mod_roster,
     &mod_presence, &mod_blocking, &mod_carbons, &mod_offline, &mod_vcard, &mod_private,
+    &mod_register,
 };
 
 static rt_frontend_t fe;
@@ -112,6 +115,8 @@ static void setup(void)
     char err[256];
     config_reset();
     config_register(config_base_keys);
+    config_register(register_config_keys);
+    config_register(scram_config_keys);
     module_declare_config(modules, sizeof modules / sizeof modules[0]);
     ck_assert_int_eq(config_load(NULL, err, sizeof err), 0);
     memset(&rt, 0, sizeof rt);
@@ -721,6 +726,88 @@ START_TEST(test_iq_bare_and_remote)
     ck_assert_str_eq(bounce(alice, "rem"), "remote-server-not-found");
     ck_assert_str_eq(bounce(alice, "rem-err"), "");
     ck_assert_int_eq(total(b), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------
+ * XEP-0077 through mod_register: what needs no account creation (Lua scripts, which the
+ * fake Redis does not run; tests/integration/test_register.py covers those). */
+
+/* A frontend's IPC_REGISTER through the core's hook, as dispatch.c runs it; returns the
+ * status of the reply (-1 when none was sent). */
+static int register_request(uint8_t flags, const char *user, const char *creds,
+                            const char *token)
+{
+    ipc_hdr_t h;
+    ipc_register_t m;
+    ck_assert_int_eq(ipc_register_build(&h, &(ipc_register_t){77, 9, flags, user, creds,
+                                                              "192.0.2.7", token}), 0);
+    ck_assert_int_eq(ipc_register_read(&h, &m), 0);
+    fake_link_clear();
+    hook_ev_t ev = {.frontend = &fe, .reg = &m};
+    ck_assert_int_eq(hook_run(HOOK_REGISTER, &ev), MOD_HANDLED);
+    fake_redis_flush();
+    for (size_t i = 0; i < fake_link_count(); i++) {
+        const fake_sent_t *s = fake_link_get(i);
+        if (s->type == IPC_REGISTER_REPLY) {
+            ck_assert_uint_eq(s->conn, 77);
+            ck_assert_uint_eq(s->seq, 9);
+            return s->status;
+        }
+    }
+    return -1;
+}
+
+START_TEST(test_register_requests)
+{
+    /* allow_registration is off by default: without a token, refused. */
+    ck_assert_int_eq(register_request(0, "newbie", "a\nb", ""), IPC_REFUSED);
+    /* A token of the wrong form. */
+    ck_assert_int_eq(register_request(0, "newbie", "a\nb", "bad token"), IPC_NOT_FOUND);
+    ck_assert_int_eq(register_request(IPC_REGISTER_CHECK, "", "", "bad/token"), IPC_NOT_FOUND);
+    /* A request whose credentials are not two SCRAM credentials is refused before storage. */
+    ck_assert_int_eq(register_request(0, "newbie", "a\nb", "tok-1"), IPC_REFUSED);
+    ck_assert_int_eq(register_request(0, "New Bie", "a\nb", "tok-1"), IPC_REFUSED);
+    /* Redis away: temporary. */
+    rt.redis_ready = 0;
+    ck_assert_int_eq(register_request(IPC_REGISTER_CHECK, "", "", "tok-1"), IPC_TEMPORARY);
+    rt.redis_ready = 1;
+}
+END_TEST
+
+START_TEST(test_register_query_logged_in)
+{
+    session_t *alice = bind_jid(ALICE "/a");
+    fake_link_clear();
+    send_xml(alice, "<iq type='get' id='rq'><query xmlns='jabber:iq:register'/></iq>");
+    int found = 0;
+    for (size_t i = 0; i < fake_link_count(); i++) {
+        xml_node_t *st = delivered(i, alice->conn);
+        if (st && attr_is(st, "id", "rq") && attr_is(st, "type", "result")) {
+            const xml_node_t *q = xml_node_child(st, "query", NS_REGISTER);
+            ck_assert_ptr_nonnull(q);
+            ck_assert_ptr_nonnull(xml_node_child(q, "registered", NS_REGISTER));
+            char *u = xml_node_text(xml_node_child(q, "username", NS_REGISTER));
+            ck_assert_str_eq(u, "alice");
+            free(u);
+            found++;
+        }
+        xml_node_free(&st);
+    }
+    ck_assert_int_eq(found, 1);
+    /* Someone else's username, a missing password, a short one: refused without storage. */
+    send_xml(alice, "<iq type='set' id='p1'><query xmlns='jabber:iq:register'>"
+                    "<username>bob</username><password>long-enough-1</password></query></iq>");
+    send_xml(alice, "<iq type='set' id='p2'><query xmlns='jabber:iq:register'>"
+                    "<username>alice</username></query></iq>");
+    send_xml(alice, "<iq type='set' id='p3'><query xmlns='jabber:iq:register'>"
+                    "<username>alice</username><password>short</password></query></iq>");
+    ck_assert_str_eq(bounce(alice, "p1"), "not-authorized");
+    ck_assert_str_eq(bounce(alice, "p2"), "bad-request");
+    ck_assert_str_eq(bounce(alice, "p3"), "not-acceptable");
+    /* Cancellation is not this module's: with no other taker, service-unavailable. */
+    send_xml(alice, "<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+    ck_assert_str_eq(bounce(alice, "rm"), "service-unavailable");
 }
 END_TEST
 
@@ -1409,6 +1496,12 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_full_online);
     tcase_add_loop_test(tc, test_full_not_online, 0, 2);
     tcase_add_test(tc, test_iq_bare_and_remote);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("register");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_register_requests);
+    tcase_add_test(tc, test_register_query_logged_in);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("subscriptions");

@@ -24,6 +24,8 @@ int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t 
     m->fe = f;
     m->type = h->type;
     m->conn = h->conn;
+    m->seq = h->seq;
+    m->status = h->status;
     snprintf(m->field0, sizeof m->field0, "%s", h->field[0]);
     snprintf(m->field1, sizeof m->field1, "%s", h->field[1]);
     if (payload) {

@@ -20,6 +20,8 @@ typedef struct {
     rt_frontend_t *fe;
     int type;          /* ipc_type_t */
     uint64_t conn;
+    uint32_t seq;
+    int status;        /* the header's status byte */
     char field0[256];  /* e.g. the stream error condition of IPC_CLOSE */
     char field1[256];  /* e.g. the text of IPC_CLOSE */
     char *data;        /* payload (NUL-terminated copy), NULL when none */

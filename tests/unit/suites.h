@@ -18,5 +18,6 @@ Suite *make_rules_suite(void);
 Suite *make_router_suite(void);
 Suite *make_metrics_suite(void);
 Suite *make_adminproto_suite(void);
+Suite *make_registration_suite(void);
 
 #endif
