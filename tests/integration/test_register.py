@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REDIS_PREFIX, Stack, unique_name
+from conftest import REDIS_PREFIX, Stack, User, unique_name
 from xmpp_client import (NS_CLIENT, NS_STANZAS, SASLError, XMPPClient, dump, q,
                          stanza_error_condition)
 
@@ -140,14 +140,26 @@ def run(coro, timeout=30.0):
         asyncio.set_event_loop(None)
 
 
-def test_slixmpp_registers_then_changes_its_password(open_stack):
+def test_slixmpp_registers_changes_its_password_adds_a_contact_and_deletes_itself(open_stack):
+    """The issue's "done when", as a new user would go: slixmpp registers, logs in, changes
+    its password, adds a contact; after a new login with the new password it deletes its
+    account (XEP-0077 3.2); the contact's roster shows the subscription gone, and the
+    name cannot be registered again."""
     sx = _slixmpp()
     st = open_stack
     name, pw, newpw = unique_name("slixreg"), "first-pass-1", "second-pass-2"
+    contact = User(unique_name("regfriend"), "friend-pass-1")
+    r = st.ctl("adduser", contact.jid, contact.password)
+    assert r.returncode == 0, r.stderr
+    friend = XMPPClient(st.port, domain=st.domain, cafile=st.cafile)
+    friend.login(contact.localpart, contact.password, resource="f")
+    friend.roster_get()
+    friend.im_presence()
+    me = "%s@%s" % (name, st.domain)
 
     class Registrant(sx.ClientXMPP):
-        def __init__(self):
-            super().__init__("%s@%s/reg" % (name, st.domain), pw)
+        def __init__(self, password, register):
+            super().__init__("%s/reg" % me, password)
             self.ca_certs = Path(st.cafile)
             # slixmpp 1.8 holds back every iq until the session has started, the
             # registration iqs of its own xep_0077 plugin included: let them go out.
@@ -155,14 +167,17 @@ def test_slixmpp_registers_then_changes_its_password(open_stack):
             self.started = self.loop.create_future()
             self.registered = self.loop.create_future()
             self.gone = self.loop.create_future()
+            self.stream_errors = []
             self.register_plugin("xep_0030")
             self.register_plugin("xep_0004")
             self.register_plugin("xep_0066")
-            self.register_plugin("xep_0077")
-            self.add_event_handler("register", self._register)
+            self.register_plugin("xep_0077", {"create_account": register})
+            if register:
+                self.add_event_handler("register", self._register)
             self.add_event_handler("session_start", self._start)
             self.add_event_handler("disconnected", self._gone)
-            for ev in ("failed_auth", "failed_all_auth", "stream_error", "connection_failed"):
+            self.add_event_handler("stream_error", self.stream_errors.append)
+            for ev in ("failed_auth", "failed_all_auth", "connection_failed"):
                 self.add_event_handler(ev, self._fail(ev))
 
         def _fail(self, ev):
@@ -188,6 +203,8 @@ def test_slixmpp_registers_then_changes_its_password(open_stack):
                 self.disconnect()
 
         async def _start(self, _ev):
+            await self.get_roster(timeout=10)
+            self.send_presence()
             if not self.started.done():
                 self.started.set_result(True)
 
@@ -198,25 +215,58 @@ def test_slixmpp_registers_then_changes_its_password(open_stack):
                 if not fut.done():
                     fut.set_exception(AssertionError("disconnected"))
 
-    async def scenario():
-        c = Registrant()
+    async def first_session():
+        c = Registrant(pw, True)
         c.connect(("127.0.0.1", st.port), force_starttls=True, disable_starttls=False)
         try:
             await c.registered
             # The account it just made is the one it logs in with (SASL, same stream).
             await c.started
-            assert c.boundjid.bare == "%s@%s" % (name, st.domain)
+            assert c.boundjid.bare == me
             info = await c["xep_0030"].get_info(jid=st.domain, timeout=5)
             assert NS_REGISTER in info["disco_info"]["features"]
             await c["xep_0077"].change_password(newpw, jid=st.domain, timeout=10)
+            c.send_presence_subscription(pto=contact.jid, ptype="subscribe")
+            await asyncio.sleep(0.5)
         finally:
             c.disconnect(wait=2.0)
             await asyncio.wait_for(c.gone, 8)
 
-    run(scenario())
+    run(first_session())
     # Effective on the next login: the old password fails, the new one works.
     assert not can_login(st, name, pw)
     assert can_login(st, name, newpw)
+    # The contact approves the request that waited for it.
+    friend.im_wait_presence(type_="subscribe", sender=me, timeout=10)
+    friend.im_presence(to=me, type_="subscribed")
+    friend.wait_roster_push(me, lambda it: it["subscription"] == "from", timeout=10)
+
+    async def second_session():
+        c = Registrant(newpw, False)
+        c.connect(("127.0.0.1", st.port), force_starttls=True, disable_starttls=False)
+        await c.started
+        assert c.client_roster[contact.jid]["subscription"] == "to"
+        res = await c["xep_0077"].cancel_registration(jid=st.domain, timeout=10)
+        assert res["type"] == "result"
+        await asyncio.wait_for(c.gone, 10)
+        # After the result, the stream ended with an error saying why (XEP-0077 3.2).
+        assert [e["condition"] for e in c.stream_errors] == ["not-authorized"], c.stream_errors
+
+    run(second_session())
+    # The contact's roster shows the subscription gone, pushed to the client.
+    friend.im_wait_presence(type_="unsubscribe", sender=me, timeout=10)
+    friend.wait_roster_push(me, lambda it: it["subscription"] == "none", timeout=10)
+    friend.close()
+    # The same name cannot be registered again, in-band or by the operator.
+    c, _ = connect(st)
+    try:
+        res = register(c, name, "third-pass-3")
+        assert error_of(res) == ("cancel", "conflict"), dump(res)
+    finally:
+        c.close()
+    r = st.ctl("adduser", me, "third-pass-3")
+    assert r.returncode == 1 and "tombstone" in r.stderr, r.stderr
+    assert not can_login(st, name, newpw)
 
 
 # ------------------------------------------------------------------ raw XML, open server
