@@ -23,8 +23,8 @@ typedef struct sasl sasl_t;
  * Arrays by kind are indexed by ipc_kind_t (0: not a stanza kind). */
 typedef struct {
     metric_t *accepted, *refused;      /* xmpp_connections_{accepted,refused}_total */
-    metric_t *stanzas_in[4];           /* xmpp_stanzas_in_total{kind}: from bound clients */
-    metric_t *stanzas_out[4];          /* xmpp_stanzas_out_total{kind}: written to clients */
+    metric_t *stanzas_in[IPC_KINDS];           /* xmpp_stanzas_in_total{kind}: from bound clients */
+    metric_t *stanzas_out[IPC_KINDS];          /* xmpp_stanzas_out_total{kind}: written to clients */
     metric_t *tls_ok, *tls_failed;     /* xmpp_tls_handshakes_total{result} */
     metric_t *link_msgs_in, *link_msgs_out;   /* xmpp_link_messages_total{direction} */
     metric_t *link_bytes_in, *link_bytes_out; /* xmpp_link_bytes_total{direction} */

@@ -148,15 +148,10 @@ static double buffered_stanzas(void *ud)
 /* The frontend's metrics (README, "Metrics"), registered whether or not they are served. */
 static void register_metrics(void)
 {
-    static const char *const kinds[] = {"other", "message", "presence", "iq"};
-    for (int k = 0; k < 4; k++) {
-        char label[32];
-        snprintf(label, sizeof label, "kind=\"%s\"", kinds[k]);
-        fe.m.stanzas_in[k] = metrics_counter("xmpp_stanzas_in_total", label,
-                                             "stanzas received from bound clients, by kind");
-        fe.m.stanzas_out[k] = metrics_counter("xmpp_stanzas_out_total", label,
-                                              "stanzas written to clients, by kind");
-    }
+    metrics_counters_by(fe.m.stanzas_in, IPC_KINDS, "xmpp_stanzas_in_total", "kind",
+                        ipc_kind_names, "stanzas received from bound clients, by kind");
+    metrics_counters_by(fe.m.stanzas_out, IPC_KINDS, "xmpp_stanzas_out_total", "kind",
+                        ipc_kind_names, "stanzas written to clients, by kind");
     metrics_gauge_fn("xmpp_connections", "", "client connections open (lingering ones included)",
                      open_connections, NULL);
     fe.m.accepted = metrics_counter("xmpp_connections_accepted_total", "",

@@ -118,6 +118,8 @@ int ipc_decode(ipc_hdr_t *h, const unsigned char *in, size_t len)
     return off == len ? 0 : -1;
 }
 
+const char *const ipc_kind_names[IPC_KINDS] = {"other", "message", "presence", "iq"};
+
 ipc_kind_t ipc_kind_from_name(const char *name)
 {
     if (strcmp(name, "message") == 0)

@@ -73,6 +73,9 @@ typedef enum {
 } ipc_status_t;
 
 typedef enum { IPC_KIND_NONE = 0, IPC_KIND_MESSAGE, IPC_KIND_PRESENCE, IPC_KIND_IQ } ipc_kind_t;
+#define IPC_KINDS 4
+/* A name for each kind, by ipc_kind_t: "other" (NONE), "message", "presence", "iq". */
+extern const char *const ipc_kind_names[IPC_KINDS];
 
 /* Stanza type attribute values of all three kinds (RFC 6120 8.2.3, RFC 6121 4.7.1, 5.2.2). */
 typedef enum {

@@ -144,6 +144,16 @@ metric_t *metrics_counter(const char *name, const char *labels, const char *help
     return series(name, labels, help, MT_COUNTER);
 }
 
+void metrics_counters_by(metric_t **out, size_t n, const char *name, const char *label,
+                         const char *const *values, const char *help)
+{
+    for (size_t i = 0; i < n; i++) {
+        char labels[METRICS_LABELS_MAX];
+        metrics_label(labels, sizeof labels, label, values[i]);
+        out[i] = metrics_counter(name, labels, help);
+    }
+}
+
 metric_t *metrics_gauge(const char *name, const char *labels, const char *help)
 {
     return series(name, labels, help, MT_GAUGE);

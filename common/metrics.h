@@ -31,6 +31,9 @@ typedef struct metric metric_t;
  * family's are programming errors (abort). NULL when the registry is full. */
 metric_t *metrics_counter(const char *name, const char *labels, const char *help);
 metric_t *metrics_gauge(const char *name, const char *labels, const char *help);
+/* A family of counters, one per value of one label: out[i] = name{label="values[i]"}. */
+void metrics_counters_by(metric_t **out, size_t n, const char *name, const char *label,
+                         const char *const *values, const char *help);
 /* A gauge whose value is fn(ud), asked for at every rendering. */
 metric_t *metrics_gauge_fn(const char *name, const char *labels, const char *help,
                            double (*fn)(void *ud), void *ud);

@@ -84,17 +84,12 @@ static double redis_up(void *ud)
  * modules register their own in their open function. */
 static void register_metrics(void)
 {
-    static const char *const kinds[] = {"other", "message", "presence", "iq"};
     static const double redis_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                           0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
-    for (int k = 0; k < 4; k++) {
-        char label[32];
-        snprintf(label, sizeof label, "kind=\"%s\"", kinds[k]);
-        rt.m.stanzas_in[k] = metrics_counter("xmpp_stanzas_in_total", label,
-                                             "stanzas received from the frontends, by kind");
-        rt.m.stanzas_out[k] = metrics_counter("xmpp_stanzas_out_total", label,
-                                              "stanzas sent to the frontends for delivery, by kind");
-    }
+    metrics_counters_by(rt.m.stanzas_in, IPC_KINDS, "xmpp_stanzas_in_total", "kind",
+                        ipc_kind_names, "stanzas received from the frontends, by kind");
+    metrics_counters_by(rt.m.stanzas_out, IPC_KINDS, "xmpp_stanzas_out_total", "kind",
+                        ipc_kind_names, "stanzas sent to the frontends for delivery, by kind");
     metrics_gauge_fn("xmpp_sessions", "", "bound sessions (resources) on this router",
                      count_map, &rt.by_jid);
     metrics_gauge_fn("xmpp_router_frontends", "", "frontends connected to this router",

@@ -1,7 +1,6 @@
 #include "admin_client.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <zmq.h>
 
 #include "adminproto.h"
+#include "cli.h"
 #include "curve.h"
 #include "log.h"
 #include "util.h"
@@ -22,18 +22,6 @@ const config_key_t admin_client_config_keys[] = {
     CONFIG_END,
 };
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("xmppctl: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
 /* CURVE client options from link_curve, router_curve_public and admin_curve_secret. */
 static int set_curve(void *sock)
 {
@@ -42,15 +30,15 @@ static int set_curve(void *sock)
     char server[CURVE_Z85_LEN + 1], secret[CURVE_Z85_LEN + 1], public[CURVE_Z85_LEN + 1],
         given[CURVE_Z85_LEN + 1];
     if (!curve_key_config("router_curve_public", 0, server))
-        fail("config: link_curve is on but key 'router_curve_public' is not set: xmppctl "
+        die("config: link_curve is on but key 'router_curve_public' is not set: xmppctl "
              "needs the router's public key");
     if (!curve_key_config("admin_curve_secret", 1, secret))
-        fail("config: link_curve is on but key 'admin_curve_secret' (or "
+        die("config: link_curve is on but key 'admin_curve_secret' (or "
              "admin_curve_secret_file) is not set: make a key pair with xmppctl keygen admin "
              "and list its public key in the router's admin_curve_allow");
     curve_public_of(secret, public);
     if (curve_key_config("admin_curve_public", 0, given) && strcmp(given, public) != 0)
-        fail("config: key 'admin_curve_public' is not the public key of admin_curve_secret "
+        die("config: key 'admin_curve_public' is not the public key of admin_curve_secret "
              "(that is %s)",
              public);
     unsigned char sk[CURVE_KEY_LEN], pk[CURVE_KEY_LEN], srv[CURVE_KEY_LEN];
@@ -60,7 +48,7 @@ static int set_curve(void *sock)
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, srv, sizeof srv) < 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pk, sizeof pk) < 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sk, sizeof sk) < 0)
-        fail("cannot enable CURVE: %s", zmq_strerror(errno));
+        die("cannot enable CURVE: %s", zmq_strerror(errno));
     OPENSSL_cleanse(sk, sizeof sk);
     OPENSSL_cleanse(secret, sizeof secret);
     return 1;
@@ -68,7 +56,7 @@ static int set_curve(void *sock)
 
 static void unreachable(const char *ep, long ms, int curve)
 {
-    fail("cannot reach the session router at %s within %ld ms (is it running? admin_bind/"
+    die("cannot reach the session router at %s within %ld ms (is it running? admin_bind/"
          "admin_connect%s)",
          ep, ms,
          curve ? "; with link_curve: is this xmppctl's public key in the router's "
@@ -81,23 +69,23 @@ int admin_client_run(int argc, const char *const *argv)
     const char *ep = config_str("admin_connect");
     long timeout = config_int("admin_timeout");
     if (!*ep)
-        fail("config: key 'admin_connect' is empty: xmppctl needs the router's admin endpoint");
+        die("config: key 'admin_connect' is empty: xmppctl needs the router's admin endpoint");
     size_t total = 0;
     for (int i = 0; i < argc; i++) {
         size_t n = strlen(argv[i]);
         total += n;
         if (n > ADMIN_ARG_MAX || total > ADMIN_REQUEST_MAX)
-            fail("the command is too long (at most %d bytes an argument, %d in all)",
+            die("the command is too long (at most %d bytes an argument, %d in all)",
                  ADMIN_ARG_MAX, ADMIN_REQUEST_MAX);
         if (!adminproto_text_ok(argv[i], n))
-            fail("argument %d is not UTF-8 text (or holds control characters)", i + 1);
+            die("argument %d is not UTF-8 text (or holds control characters)", i + 1);
     }
     if (argc > ADMIN_MAX_ARGS)
-        fail("too many arguments");
+        die("too many arguments");
     void *ctx = zmq_ctx_new();
     void *sock = ctx ? zmq_socket(ctx, ZMQ_REQ) : NULL;
     if (!sock)
-        fail("cannot make a ZeroMQ socket: %s", zmq_strerror(errno));
+        die("cannot make a ZeroMQ socket: %s", zmq_strerror(errno));
     int zero = 0, one = 1, t = (int)timeout;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
     /* Nothing is queued before the connection (and its CURVE handshake) is up: a send
@@ -106,13 +94,13 @@ int admin_client_run(int argc, const char *const *argv)
     zmq_setsockopt(sock, ZMQ_SNDTIMEO, &t, sizeof t);
     int curve = set_curve(sock);
     if (zmq_connect(sock, ep) < 0)
-        fail("config: key 'admin_connect': cannot connect to '%s': %s", ep, zmq_strerror(errno));
+        die("config: key 'admin_connect': cannot connect to '%s': %s", ep, zmq_strerror(errno));
     uint64_t start = now_ms();
     for (int i = 0; i < argc; i++) {
         if (zmq_send(sock, argv[i], strlen(argv[i]), i + 1 < argc ? ZMQ_SNDMORE : 0) < 0) {
             if (errno == EAGAIN)
                 unreachable(ep, timeout, curve);
-            fail("cannot send to the session router at %s: %s", ep, zmq_strerror(errno));
+            die("cannot send to the session router at %s: %s", ep, zmq_strerror(errno));
         }
     }
     uint64_t spent = now_ms() - start;
@@ -123,7 +111,7 @@ int admin_client_run(int argc, const char *const *argv)
         rc = zmq_poll(&item, 1, left);
     while (rc < 0 && errno == EINTR);
     if (rc <= 0)
-        fail("the session router at %s did not answer within %ld ms (admin_timeout)", ep,
+        die("the session router at %s did not answer within %ld ms (admin_timeout)", ep,
              timeout);
     /* The answer: status, text. */
     zmq_msg_t parts[2];
@@ -132,7 +120,7 @@ int admin_client_run(int argc, const char *const *argv)
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0)
-            fail("cannot read the session router's answer: %s", zmq_strerror(errno));
+            die("cannot read the session router's answer: %s", zmq_strerror(errno));
         more = zmq_msg_more(&m);
         if (n < 2)
             parts[n++] = m;
@@ -140,12 +128,12 @@ int admin_client_run(int argc, const char *const *argv)
             zmq_msg_close(&m);
     }
     if (n != 2)
-        fail("the session router's answer is malformed (%d frames)", n);
+        die("the session router's answer is malformed (%d frames)", n);
     const char *status = zmq_msg_data(&parts[0]), *text = zmq_msg_data(&parts[1]);
     size_t slen = zmq_msg_size(&parts[0]), tlen = zmq_msg_size(&parts[1]);
     int ok = slen == 2 && memcmp(status, ADMIN_STATUS_OK, 2) == 0;
     if (!ok && !(slen == 5 && memcmp(status, ADMIN_STATUS_ERROR, 5) == 0))
-        fail("the session router's answer is malformed (status '%.*s')", (int)(slen > 20 ? 20 : slen),
+        die("the session router's answer is malformed (status '%.*s')", (int)(slen > 20 ? 20 : slen),
              status);
     FILE *out = ok ? stdout : stderr;
     if (!ok)

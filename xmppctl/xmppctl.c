@@ -18,6 +18,7 @@
 #include "admin_client.h"
 #include "buf.h"
 #include "adminproto.h"
+#include "cli.h"
 #include "config.h"
 #include "curve.h"
 #include "invite.h"
@@ -60,18 +61,6 @@ static void usage(void)
                     "                           frontend) as config lines\n"
                     "  --help-config            every configuration key it reads\n");
     exit(2);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("xmppctl: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
 }
 
 /* redis_tls: a child process relays one connection to Redis over TLS (redis_tls.h), and

@@ -12,6 +12,7 @@
 
 #include "evloop.h"
 #include "hmap.h"
+#include "ipc.h"
 #include "metrics.h"
 #include "zlink.h"
 
@@ -31,8 +32,8 @@ typedef struct rt_frontend {
  * Arrays by kind are indexed by ipc_kind_t (0: not a stanza kind). Modules register their
  * own series (metrics.h) in their open function. */
 typedef struct {
-    metric_t *stanzas_in[4];  /* xmpp_stanzas_in_total{kind=...}: from the frontends */
-    metric_t *stanzas_out[4]; /* xmpp_stanzas_out_total{kind=...}: deliveries sent */
+    metric_t *stanzas_in[IPC_KINDS];  /* xmpp_stanzas_in_total{kind=...}: from the frontends */
+    metric_t *stanzas_out[IPC_KINDS]; /* xmpp_stanzas_out_total{kind=...}: deliveries sent */
     metric_t *link_msgs_in, *link_msgs_out;   /* xmpp_link_messages_total{direction=...} */
     metric_t *link_bytes_in, *link_bytes_out; /* xmpp_link_bytes_total{direction=...} */
     metric_t *link_send_failed;               /* xmpp_link_send_failures_total */

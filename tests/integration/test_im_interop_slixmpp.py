@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import slix_helpers
 
 slixmpp = pytest.importorskip("slixmpp")
 
@@ -113,18 +114,7 @@ def connect(stack, user, resource, **kw):
 
 
 def run(coro):
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for t in pending:
-            t.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)
+    return slix_helpers.run(coro, TIMEOUT)
 
 
 async def close_all(clients):

@@ -4,6 +4,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import slix_helpers
 
 slixmpp = pytest.importorskip("slixmpp")
 
@@ -48,20 +49,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 def run(coro):
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
-    finally:
-        # slixmpp leaves background tasks (send queue, filters) behind: end them before
-        # closing the loop.
-        pending = asyncio.all_tasks(loop)
-        for t in pending:
-            t.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)
+    return slix_helpers.run(coro, TIMEOUT)
 
 
 def test_slixmpp_chat_over_starttls_scram_sha256(stack, new_user):

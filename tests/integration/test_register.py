@@ -12,6 +12,7 @@ import pytest
 from conftest import REDIS_PREFIX, Stack, User, unique_name
 from xmpp_client import (NS_CLIENT, NS_STANZAS, SASLError, XMPPClient, dump, q,
                          stanza_error_condition)
+import slix_helpers
 
 NS_REGISTER = "jabber:iq:register"
 NS_FEATURE = "http://jabber.org/features/iq-register"
@@ -126,18 +127,7 @@ def _slixmpp():
 
 
 def run(coro, timeout=30.0):
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for t in pending:
-            t.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)
+    return slix_helpers.run(coro, timeout)
 
 
 def test_slixmpp_registers_changes_its_password_adds_a_contact_and_deletes_itself(open_stack):
