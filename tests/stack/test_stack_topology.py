@@ -11,6 +11,7 @@ from localstack import FRONTEND_TIMEOUT_MS, NFE
 from xmpp_client import NS_CLIENT, NS_TLS, q
 
 PRESENCE = q(NS_CLIENT, "presence")
+NS_ROSTER = "jabber:iq:roster"
 
 
 def online(lstack, clients, user, resource, priority=None, on=None, not_on=None):
@@ -236,3 +237,39 @@ def test_xmppctl_sessions_kick_and_stats_behind_haproxy(lstack, clients):
     cb.expect_stream_error("policy-violation")
     assert ca.ping().get("type") == "result"
     assert cb.jid not in ctl_sessions(lstack)
+
+
+def roster_push_for(c, jid, subscription, timeout=5.0):
+    """Waits for a roster push of `jid` with `subscription` (RFC 6121 2.1.6)."""
+    def pred(e):
+        if e.tag != q(NS_CLIENT, "iq") or e.get("type") != "set":
+            return False
+        item = e.find("%s/%s" % (q(NS_ROSTER, "query"), q(NS_ROSTER, "item")))
+        return item is not None and item.get("jid") == jid \
+            and item.get("subscription") == subscription
+    return c.wait_for(pred, timeout, "roster push of %s (%s)" % (jid, subscription))
+
+
+def test_account_deleted_with_contacts_on_both_frontends(lstack, clients):
+    # The account has a session on each frontend, its contact is online behind HAProxy
+    # too; `deploy/stack ctl deluser` ends both sessions, the contact's roster loses the
+    # subscriptions (pushed), and the address is not handed out again.
+    a, b = lstack.new_user("gone"), lstack.new_user("stays")
+    ca, fa = online(lstack, clients, a, "one")
+    ca2, _ = online(lstack, clients, a, "two", not_on=fa)
+    cb, _ = online(lstack, clients, b, "b")
+    for c in (ca, cb):
+        assert c.iq("get", "<query xmlns='%s'/>" % NS_ROSTER).get("type") == "result"
+    ca.send("<presence to='%s' type='subscribe'/>" % b.jid)
+    cb.wait_for(lambda e: e.tag == PRESENCE and e.get("type") == "subscribe", 5.0, "subscribe")
+    cb.send("<presence to='%s' type='subscribed'/>" % a.jid)
+    roster_push_for(cb, a.jid, "from")
+    roster_push_for(ca, b.jid, "to")
+    out = lstack.run("ctl", "deluser", a.jid).stdout
+    assert "deleted" in out, out
+    for c in (ca, ca2):
+        c.expect_stream_error("not-authorized")
+    roster_push_for(cb, a.jid, "none")
+    r = lstack.run("ctl", "adduser", a.jid, "another-password", check=False)
+    assert r.returncode == 1 and "tombstone" in r.stderr, r.stderr
+    assert "tombstone" in lstack.run("ctl", "user", a.jid).stdout
