@@ -17,11 +17,18 @@
 #include "user.h"
 #include "util.h"
 
+/* The roster is loaded after a bind. A session that bound while its account was being
+ * deleted (authenticated before the tombstone was written, bound after the account's
+ * sessions were ended: account.h) ends as those did. */
 static void preload_done(user_t *u, int ok, void *arg)
 {
-    (void)u;
-    (void)ok;
     (void)arg;
+    while (ok && u->tombstoned && u->sessions) {
+        session_t *s = u->sessions;
+        link_send_close_text(s->fe, s->conn, "not-authorized", "Account deleted");
+        log_info("bind: %s belongs to a deleted account, closing it", s->full);
+        session_end(s);
+    }
 }
 
 session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
