@@ -30,6 +30,7 @@ struct account_deletion {
     char *condition, *text;
     account_fn fn;
     void *arg;
+    int again;   /* the account was gone already: finishing an earlier deletion */
     char **keys; /* storage keys to remove, all in the user's hash slot */
     size_t nkeys;
 };
@@ -48,7 +49,9 @@ static void deletion_free(deletion_t *d)
 
 static void finish(deletion_t *d, account_status_t status)
 {
-    if (status == ACCOUNT_DELETED) {
+    if (status == ACCOUNT_DELETED && d->again) {
+        log_info("account: %s was deleted already; its deletion ran again", d->bare);
+    } else if (status == ACCOUNT_DELETED) {
         log_info("account: %s deleted", d->bare);
         metric_inc(rt.m.account_deletions);
     }
@@ -118,7 +121,7 @@ static void on_roster(user_t *u, int ok, void *arg)
     /* The credentials go last, in the same command: until the DEL succeeds the account
      * still exists and a new request finds it to finish. */
     account_data_key(&(hook_ev_t){.deletion = d}, KEYS_ACCOUNT);
-    user_forget(u);
+    user_deleted(u);
     user_release(u);
     const char **argv = xcalloc(d->nkeys + 1, sizeof *argv);
     argv[0] = "DEL";
@@ -131,11 +134,12 @@ static void on_roster(user_t *u, int ok, void *arg)
         finish(d, ACCOUNT_FAILED);
 }
 
-/* Step 1: the tombstone, written only when there is an account (or an earlier tombstone:
- * a deletion that did not finish). Both keys share the user's hash slot. */
+/* Step 1: the tombstone, written only when there is an account. Answers 1 then, 2 when
+ * there is no account but a tombstone (an earlier deletion: the rest runs again, to finish
+ * one cut short), 0 when there is neither. Both keys share the user's hash slot. */
 static const char tombstone_script[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then "
-    "return 0 end "
+    "local acct = redis.call('EXISTS', KEYS[1]) "
+    "if acct == 0 then return redis.call('EXISTS', KEYS[2]) * 2 end "
     "if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) "
     "else redis.call('SET', KEYS[2], ARGV[1], 'NX') end "
     "return 1";
@@ -152,6 +156,7 @@ static void on_tombstone(redisAsyncContext *ac, void *reply, void *privdata)
     } else if (r->integer == 0) {
         finish(d, ACCOUNT_NOT_FOUND);
     } else {
+        d->again = r->integer == 2;
         user_with_roster(d->bare, on_roster, d);
     }
 }

@@ -98,14 +98,15 @@ void user_check(user_t *u)
     free(u);
 }
 
-void user_forget(user_t *u)
+void user_deleted(user_t *u)
 {
     roster_clear(u);
     blocklist_clear(u);
+    u->roster = hmap_new();
+    u->blocked = hmap_new();
     u->roster_ver = 0;
     u->exists = 0;
-    if (u->roster_state == 2)
-        u->roster_state = 0;
+    u->tombstoned = 1;
 }
 
 /* Text form stored in Redis: flags, name and groups separated by SEP. */

@@ -21,9 +21,10 @@ void user_check(user_t *u);
  * Operations on one user run in the order they were asked for. */
 void user_with_roster(const char *bare, user_op_fn fn, void *arg);
 
-/* Drops what is cached of a user (roster, blocklist): the account was deleted, and the
- * next operation reads storage again. */
-void user_forget(user_t *u);
+/* What is cached of a user becomes what storage holds once its account is deleted
+ * (account.h): an empty roster and blocklist, no account, a tombstone. Operations queued
+ * behind the deletion see that, never a half-freed user. */
+void user_deleted(user_t *u);
 roster_item_t *roster_find(user_t *u, const char *contact);
 /* Creates a hidden item for the contact (caller fills it and calls roster_save). */
 roster_item_t *roster_add(user_t *u, const char *contact);

@@ -6,6 +6,8 @@ import shlex
 import subprocess
 import time
 
+import pytest
+
 from conftest import READY_TIMEOUT, REDIS_PREFIX, PrivateStack, free_port, skip_remote, \
     unique_name, wait_port
 from test_im_helpers import WAIT, assert_error, bare, befriend, drop_pending, online, \
@@ -239,3 +241,40 @@ def test_deluser_with_the_router_or_redis_down_says_so_and_changes_nothing(stack
     finally:
         problems = ps.stop()
     assert not [p for p in problems if "ERROR" in p.upper() and "redis" not in p.lower()], problems
+
+
+def test_two_deletions_of_one_account_at_once(stack, login, new_user):
+    """Two deletions in flight for one account (an operator retrying, an in-band removal
+    racing deluser) share its roster load; both finish and the router carries on. Sent
+    back to back on one admin connection, so that both are under way at once."""
+    if getattr(stack, "remote", False):
+        skip_remote("talks to the router's admin endpoint")
+    zmq = pytest.importorskip("zmq")
+    for online_too in (False, True):
+        u, friend = new_user("twice"), new_user("twicefriend")
+        a = online(login, u, "a")
+        f = online(login, friend, "f")
+        befriend(a, f)
+        drop_pending(a, f)
+        if not online_too:
+            a.close()
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(stack.admin_endpoint)
+        try:
+            for _ in range(2):
+                sock.send_multipart([b"", b"deluser", u.jid.encode()])
+            answers = []
+            for _ in range(2):
+                assert sock.poll(10000), "no answer from the admin endpoint"
+                answers.append(sock.recv_multipart()[1:])
+        finally:
+            sock.close()
+            ctx.term()
+        assert [a_[0] for a_ in answers] == [b"ok", b"ok"], answers
+        wait_roster_state(f, u.jid, "none")
+        if online_too:
+            a.expect_stream_error("not-authorized")
+        assert f.ping().get("type") == "result"
+        assert stack.ctl("stats").returncode == 0      # the router is still there
