@@ -19,16 +19,28 @@
 
 /* The roster is loaded after a bind. A session that bound while its account was being
  * deleted (authenticated before the tombstone was written, bound after the account's
- * sessions were ended: account.h) ends as those did. */
-static void preload_done(user_t *u, int ok, void *arg)
+ * sessions were ended: account.h) ends as those did. Not at once: the load may complete
+ * inside session_attach, whose caller still uses the session. */
+static void close_if_deleted(evloop_t *loop, void *arg)
 {
-    (void)arg;
-    while (ok && u->tombstoned && u->sessions) {
+    (void)loop;
+    char *bare = arg;
+    user_t *u = user_find(bare);
+    while (u && u->tombstoned && !u->exists && u->sessions) {
         session_t *s = u->sessions;
         link_send_close_text(s->fe, s->conn, "not-authorized", "Account deleted");
         log_info("bind: %s belongs to a deleted account, closing it", s->full);
         session_end(s);
+        u = user_find(bare);
     }
+    free(bare);
+}
+
+static void preload_done(user_t *u, int ok, void *arg)
+{
+    (void)arg;
+    if (ok && u->tombstoned && !u->exists && u->sessions)
+        evloop_timer(rt.loop, 0, close_if_deleted, xstrdup(u->bare));
 }
 
 session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)

@@ -49,14 +49,24 @@ static void bounce(store_req_t *r, const char *etype, const char *cond)
         session_reply_error(s, r->orig, etype, cond);
 }
 
+/* The reply of EXEC: [EXISTS acct, RPUSH offline]. */
 static void on_pushed(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     store_req_t *r = privdata;
     redisReply *rep = reply;
-    if (!rep || rep->type != REDIS_REPLY_INTEGER)
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER) {
         bounce(r, "wait", "internal-server-error");
-    else {
+    } else if (rep->element[0]->integer == 0) {
+        /* The account was deleted between the check and the push (account.h): the list
+         * the push made is not left behind for whoever gets the name next. */
+        char key[STORAGE_KEY_MAX];
+        storage_key(key, KEYS_OFFLINE, r->to_bare);
+        rt_redis_command(rt_redis_ignore, NULL, "DEL %s", key);
+        bounce(r, "cancel", "service-unavailable");
+    } else {
         metric_inc(m_stored);
         stored_count.value++;
     }
@@ -83,9 +93,13 @@ static void on_checked(redisAsyncContext *ac, void *reply, void *privdata)
         store_req_free(r);
         return;
     }
-    char key[STORAGE_KEY_MAX];
+    char acct[STORAGE_KEY_MAX], key[STORAGE_KEY_MAX];
+    storage_key(acct, KEYS_ACCOUNT, r->to_bare);
     storage_key(key, KEYS_OFFLINE, r->to_bare);
-    rt_redis_command(on_pushed, r, "RPUSH %s %s", key, r->stored);
+    rt_redis_command(rt_redis_ignore, NULL, "MULTI");
+    rt_redis_command(rt_redis_ignore, NULL, "EXISTS %s", acct);
+    rt_redis_command(rt_redis_ignore, NULL, "RPUSH %s %s", key, r->stored);
+    rt_redis_command(on_pushed, r, "EXEC");
 }
 
 /* Once the recipient's roster and blocklist are loaded: bounce if the sender is blocked,
