@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addrlimit.h"
 #include "client.h"
 #include "log.h"
 #include "registration.h"
@@ -209,6 +210,11 @@ static void handle_submit(client_t *c, const xml_node_t *iq, const xml_node_t *q
                     "The username is not valid (RFC 7622 localpart, at most 1023 bytes)");
     } else if ((pw = register_password_check(password, min_password)) != REGISTER_PW_OK) {
         reply_error(c, iq, "modify", "not-acceptable", register_password_text(pw));
+    } else if (c->addr_key[0] && addrlimit_auth_wait(c->addr_key, now_ms()) > 0) {
+        /* An address the router keeps refusing (register_limit_per_address, counted as
+         * failed authentications here) costs no key derivation until its lock-out ends. */
+        reply_error(c, iq, "wait", "resource-constraint",
+                    "Too many attempts from your address; try again later");
     } else if (scram_creds_make(password, iterations, &sha1, &sha256) < 0) {
         reply_error(c, iq, "wait", "internal-server-error", NULL);
     } else {
@@ -292,6 +298,8 @@ void register_on_reply(client_t *c, const ipc_register_reply_t *m)
         reply_error(c, iq, "cancel", "service-unavailable", "Registration is by invitation only");
         break;
     case IPC_LIMIT:
+        if (c->addr_key[0])
+            addrlimit_auth_failed(c->addr_key, now_ms());
         reply_error(c, iq, "wait", "resource-constraint",
                     "Too many registrations from your address; try again later");
         break;

@@ -17,6 +17,7 @@ extern const config_key_t metrics_http_config_keys[];
 
 /* Connections served at once, seconds a connection may stay idle. */
 #define METRICS_HTTP_MAX_CONNECTIONS 16
+#define METRICS_HTTP_MAX_PER_IP 4
 #define METRICS_HTTP_TIMEOUT_S 10
 
 typedef struct metrics_http metrics_http_t;

@@ -33,7 +33,7 @@ typedef struct {
 /* Router-side bounds: requests in flight at once (past it: "error: busy"), and how long
  * one may take before the client is told it timed out. */
 #define ADMIN_PENDING_MAX 64
-#define ADMIN_REQUEST_TIMEOUT_MS 10000
+#define ADMIN_REQUEST_TIMEOUT_MS 4000 /* below xmppctl's admin_timeout (5 s) */
 
 /* The key admin_bind (the admin keys admin_curve_allow(_file) are zap.c's). */
 extern const config_key_t admin_config_keys[];

@@ -50,12 +50,14 @@ static const char *const SCRIPT_TAKE_TOKEN =
     "local t = redis.call('PTTL', KEYS[1]) redis.call('DEL', KEYS[1]) return {v, t}";
 /* XEP-0445 section 5: a token's expiry is checked when it is presented (preauth) only; the
  * registration that follows must not fail because it expired meanwhile. So a valid token
- * presented with less than REGISTER_TOKEN_GRACE_MS left is given that much. */
+ * presented with less than REGISTER_TOKEN_GRACE_MS left is given that much, once: the
+ * value is marked, so that presenting it again and again cannot keep it alive. */
 #define REGISTER_TOKEN_GRACE_MS 600000
 static const char *const SCRIPT_CHECK_TOKEN =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+    "local v = redis.call('GET', KEYS[1]) if not v then return 0 end "
     "local t = redis.call('PTTL', KEYS[1]) "
-    "if t >= 0 and t < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+    "if t >= 0 and t < tonumber(ARGV[1]) and not string.find(v, ' extended', 1, true) then "
+    "redis.call('SET', KEYS[1], v .. ' extended', 'PX', ARGV[1]) end "
     "return 1";
 static const char *const SCRIPT_SETPASS =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
@@ -343,15 +345,48 @@ static void on_password_set(redisAsyncContext *ac, void *reply, void *privdata)
     free(r);
 }
 
+/* Derives the new credentials and writes both at once; answers once Redis did. */
+static void set_password(mod_iq_t *iq, const char *key, const char *password)
+{
+    char *sha1 = NULL, *sha256 = NULL;
+    if (scram_creds_make(password, iterations, &sha1, &sha256) < 0) {
+        session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
+        return;
+    }
+    pw_req_t *r = xcalloc(1, sizeof *r);
+    r->full = xstrdup(iq->from->full);
+    r->iq = xml_node_copy(iq->st);
+    if (rt_redis_command(on_password_set, r, "EVAL %s 1 %s %s %s %s %s", SCRIPT_SETPASS, key,
+                         keys_cred_field(SCRAM_SHA1), sha1, keys_cred_field(SCRAM_SHA256),
+                         sha256) != REDIS_OK) {
+        session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
+        xml_node_free(&r->iq);
+        free(r->full);
+        free(r);
+    }
+    OPENSSL_cleanse(sha1, strlen(sha1));
+    OPENSSL_cleanse(sha256, strlen(sha256));
+    free(sha1);
+    free(sha256);
+}
+
+/* A session may change its password once in this many ms: the key derivation runs on
+ * the router's one thread. */
+#define PASSWORD_CHANGE_INTERVAL_MS 5000
+
 /* XEP-0077 3.3: <username/> (the user's own) and the new <password/>; new credentials of
  * every hash in one write, used from the next login on. */
 static void change_password(mod_iq_t *iq)
 {
+    uint64_t now = now_ms(), last = (uintptr_t)module_slot(iq->from, mod_register);
+    if (last && now - last < PASSWORD_CHANGE_INTERVAL_MS) {
+        session_reply_error(iq->from, iq->st, "wait", "resource-constraint");
+        return;
+    }
     int twice = 0;
     char *user = register_form_value(iq->payload, "username", &twice);
     char *password = register_form_value(iq->payload, "password", &twice);
     char local[JID_PART_MAX + 1], own[JID_PART_MAX + 1], key[STORAGE_KEY_MAX];
-    char *sha1 = NULL, *sha256 = NULL;
     own_local(iq->from, own, sizeof own);
     if (twice || !user || !password || !*password) {
         session_reply_error(iq->from, iq->st, "modify", "bad-request");
@@ -362,28 +397,15 @@ static void change_password(mod_iq_t *iq)
         session_reply_error(iq->from, iq->st, "modify", "not-acceptable");
     } else if (!rt.redis_ready || storage_key(key, KEYS_ACCOUNT, iq->from->user->bare) < 0) {
         session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
-    } else if (scram_creds_make(password, iterations, &sha1, &sha256) < 0) {
-        session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
     } else {
-        pw_req_t *r = xcalloc(1, sizeof *r);
-        r->full = xstrdup(iq->from->full);
-        r->iq = xml_node_copy(iq->st);
-        if (rt_redis_command(on_password_set, r, "EVAL %s 1 %s %s %s %s %s",
-                              SCRIPT_SETPASS, key, keys_cred_field(SCRAM_SHA1), sha1,
-                              keys_cred_field(SCRAM_SHA256), sha256) != REDIS_OK) {
-            session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
-            xml_node_free(&r->iq);
-            free(r->full);
-            free(r);
-        }
+        module_slot(iq->from, mod_register) = (void *)(uintptr_t)now;
+        set_password(iq, key, password);
     }
     free(user);
     if (password) {
         OPENSSL_cleanse(password, strlen(password));
         free(password);
     }
-    free(sha1);
-    free(sha256);
 }
 
 static mod_result_t register_iq(mod_iq_t *iq)
@@ -448,6 +470,7 @@ module_t mod_register = {
     .features = features,
     .hooks = hooks,
     .config = config,
+    .wants_slot = 1, /* the time of the session's last password change */
     .open = register_open,
     .close = register_close,
 };

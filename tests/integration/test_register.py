@@ -387,6 +387,9 @@ def test_password_change_rules(open_stack):
             ("modify", "not-acceptable")
         res = c.iq("set", form_set(u.localpart, "new-pass-123"))
         assert res.get("type") == "result", dump(res)
+        # One change per session every few seconds: the key derivation runs on the router.
+        assert error_of(c.iq("set", form_set(u.localpart, "newer-pass-123"))) == \
+            ("wait", "resource-constraint")
     finally:
         c.close()
     assert can_login(st, u.localpart, "new-pass-123")
@@ -418,6 +421,33 @@ def test_rate_limit_per_address(limited_stack):
     finally:
         c.close()
     assert can_login(st, name, "limit-pass-1")
+
+
+def test_an_address_over_its_limit_is_locked_out_before_key_derivation(limited_stack):
+    """A refusal for register_limit_per_address counts as a failed authentication of the
+    address on the frontend: with auth_failures_per_ip = 1 the next request is refused
+    there at once (no PBKDF2 for it), until auth_backoff has passed."""
+    st = limited_stack
+    fe = st.start_extra_frontend(frontend_name="fe-reglock", auth_failures_per_ip=1,
+                                 auth_backoff=600)
+    try:
+        texts = []
+        for _ in range(4):
+            c = XMPPClient(fe.port, domain=st.domain, cafile=st.cafile, source="127.0.0.3")
+            try:
+                c.open_stream()
+                c.starttls()
+                res = register(c, unique_name("lock"), "lock-pass-12")
+                if res.get("type") == "error":
+                    assert error_of(res) == ("wait", "resource-constraint"), dump(res)
+                    texts.append(error_text(res))
+            finally:
+                c.close()
+        assert "Too many registrations from your address; try again later" in texts, texts
+        assert texts[-1] == "Too many attempts from your address; try again later", texts
+    finally:
+        problems = fe.stop()
+    assert not problems, problems
 
 
 # ------------------------------------------------------------------ closed server, invitations
@@ -494,6 +524,22 @@ def test_presented_invitation_outlives_its_expiry(stack):
     finally:
         c.close()
     assert can_login(stack, name, "late-pass-12")
+
+
+def test_presenting_an_invitation_again_does_not_keep_it_alive(stack):
+    """The grace a presented token gets is given once: presenting it over and over does
+    not let it outlive its expiry for ever."""
+    token = invite(stack, "--ttl", "2")
+    key = "%sinvite:%s" % (REDIS_PREFIX, token)
+    c, _ = connect(stack)
+    try:
+        assert preauth(c, token).get("type") == "result"
+        assert stack.redis.command("PTTL", key) > 60000       # the grace, given once
+        stack.redis.command("PEXPIRE", key, 1500)              # as if the grace ran out
+        assert preauth(c, token).get("type") == "result"
+        assert 0 < stack.redis.command("PTTL", key) <= 1500    # not given again
+    finally:
+        c.close()
 
 
 def test_invite_default_ttl_and_bad_arguments(stack):
