@@ -164,6 +164,8 @@ def test_slixmpp_registers_changes_its_password_adds_a_contact_and_deletes_itsel
             self.register_plugin("xep_0077", {"create_account": register})
             if register:
                 self.add_event_handler("register", self._register)
+            else:
+                self.registered.set_result(False)   # nothing to wait for
             self.add_event_handler("session_start", self._start)
             self.add_event_handler("disconnected", self._gone)
             self.add_event_handler("stream_error", self.stream_errors.append)
