@@ -21,9 +21,9 @@ const config_key_t account_config_keys[] = {
     CONFIG_END,
 };
 
-/* The keys of a user's data the core itself keeps: credentials, roster and its version.
- * Modules name theirs in the "user deleted" hook. */
-static const char *const core_kinds[] = {KEYS_ROSTER, KEYS_ROSTER_VER, KEYS_ACCOUNT};
+/* The keys of a user's data the core itself keeps besides the credentials: the roster
+ * and its version. Modules name theirs in the "user deleted" hook. */
+static const char *const core_kinds[] = {KEYS_ROSTER, KEYS_ROSTER_VER};
 
 struct account_deletion {
     char *bare;
@@ -115,7 +115,7 @@ static void on_roster(user_t *u, int ok, void *arg)
         link_send_close_text(s->fe, s->conn, d->condition, d->text);
         session_end(s);
     }
-    for (size_t i = 0; i < sizeof core_kinds / sizeof core_kinds[0] - 1; i++)
+    for (size_t i = 0; i < sizeof core_kinds / sizeof core_kinds[0]; i++)
         account_data_key(&(hook_ev_t){.deletion = d}, core_kinds[i]);
     hook_run(HOOK_USER_DELETED, &(hook_ev_t){.user = u, .deletion = d});
     /* The credentials go last, in the same command: until the DEL succeeds the account
