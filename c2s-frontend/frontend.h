@@ -26,8 +26,7 @@ typedef struct {
     metric_t *stanzas_in[IPC_KINDS];           /* xmpp_stanzas_in_total{kind}: from bound clients */
     metric_t *stanzas_out[IPC_KINDS];          /* xmpp_stanzas_out_total{kind}: written to clients */
     metric_t *tls_ok, *tls_failed;     /* xmpp_tls_handshakes_total{result} */
-    metric_t *link_msgs_in, *link_msgs_out;   /* xmpp_link_messages_total{direction} */
-    metric_t *link_bytes_in, *link_bytes_out; /* xmpp_link_bytes_total{direction} */
+    zlink_metrics_t link;              /* xmpp_link_{messages,bytes}_total{direction} */
 } fe_metrics_t;
 
 typedef struct {

@@ -164,12 +164,7 @@ static void register_metrics(void)
     fe.m.tls_ok = metrics_counter("xmpp_tls_handshakes_total", "result=\"ok\"", th);
     fe.m.tls_failed = metrics_counter("xmpp_tls_handshakes_total", "result=\"failed\"", th);
     sasl_register_metrics();
-    const char *lm = "messages on the frontend-router link, by direction";
-    const char *lb = "bytes (header and stanza frames) on the frontend-router link, by direction";
-    fe.m.link_msgs_in = metrics_counter("xmpp_link_messages_total", "direction=\"in\"", lm);
-    fe.m.link_msgs_out = metrics_counter("xmpp_link_messages_total", "direction=\"out\"", lm);
-    fe.m.link_bytes_in = metrics_counter("xmpp_link_bytes_total", "direction=\"in\"", lb);
-    fe.m.link_bytes_out = metrics_counter("xmpp_link_bytes_total", "direction=\"out\"", lb);
+    zlink_metrics_register(&fe.m.link);
     metrics_gauge_fn("xmpp_link_buffered_stanzas", "",
                      "client stanzas waiting for the router (router_buffer)", buffered_stanzas,
                      NULL);

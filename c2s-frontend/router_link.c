@@ -90,8 +90,8 @@ static int send_parts(const void *hdr, size_t hdr_len, const char *payload, size
             log_warn("router link: cannot send: %s", zmq_strerror(errno));
         return -1;
     }
-    metric_inc(fe.m.link_msgs_out);
-    metric_add(fe.m.link_bytes_out, (double)(hdr_len + (payload ? len : 0)));
+    metric_inc(fe.m.link.msgs_out);
+    metric_add(fe.m.link.bytes_out, (double)(hdr_len + (payload ? len : 0)));
     return 0;
 }
 
@@ -483,9 +483,9 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
 {
     (void)ud;
     ipc_hdr_t h;
-    metric_inc(fe.m.link_msgs_in);
+    metric_inc(fe.m.link.msgs_in);
     for (int i = 0; i < nparts && i < ZLINK_MAX_PARTS; i++)
-        metric_add(fe.m.link_bytes_in, (double)parts[i].len);
+        metric_add(fe.m.link.bytes_in, (double)parts[i].len);
     if (nparts < 1 || nparts > 2 || ipc_decode(&h, parts[0].data, parts[0].len) < 0) {
         log_warn("router link: dropped a malformed message (%d parts)", nparts);
         return;

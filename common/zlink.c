@@ -121,3 +121,13 @@ void zlink_link_options(void *sock, int hwm)
     zmq_setsockopt(sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
     zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
 }
+
+void zlink_metrics_register(zlink_metrics_t *m)
+{
+    const char *lm = "messages on the frontend-router link, by direction";
+    const char *lb = "bytes (header and stanza frames) on the frontend-router link, by direction";
+    m->msgs_in = metrics_counter("xmpp_link_messages_total", "direction=\"in\"", lm);
+    m->msgs_out = metrics_counter("xmpp_link_messages_total", "direction=\"out\"", lm);
+    m->bytes_in = metrics_counter("xmpp_link_bytes_total", "direction=\"in\"", lb);
+    m->bytes_out = metrics_counter("xmpp_link_bytes_total", "direction=\"out\"", lb);
+}

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "evloop.h"
+#include "metrics.h"
 
 /* The link uses at most 3 parts; a ZAP request (RFC 27) has 7. */
 #define ZLINK_MAX_PARTS 8
@@ -38,5 +39,12 @@ void zlink_destroy(zlink_t **link_p);
 /* Sends a multipart message without blocking. 0, or -1 with errno (EAGAIN when the pipe is
  * full, EHOSTUNREACH when a ROUTER_MANDATORY peer is unknown). */
 int zlink_send(zlink_t *link, const zpart_t *parts, int nparts);
+
+/* The link's traffic as both ends count it: xmpp_link_messages_total and
+ * xmpp_link_bytes_total by direction (header and stanza frames). */
+typedef struct {
+    metric_t *msgs_in, *msgs_out, *bytes_in, *bytes_out;
+} zlink_metrics_t;
+void zlink_metrics_register(zlink_metrics_t *m);
 
 #endif

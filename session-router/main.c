@@ -96,12 +96,7 @@ static void register_metrics(void)
                      count_map, &rt.frontends);
     metrics_gauge_fn("xmpp_router_users", "", "users held in memory (online or being worked on)",
                      count_map, &rt.users);
-    const char *lm = "messages on the frontend-router link, by direction";
-    const char *lb = "bytes (header and stanza frames) on the frontend-router link, by direction";
-    rt.m.link_msgs_in = metrics_counter("xmpp_link_messages_total", "direction=\"in\"", lm);
-    rt.m.link_msgs_out = metrics_counter("xmpp_link_messages_total", "direction=\"out\"", lm);
-    rt.m.link_bytes_in = metrics_counter("xmpp_link_bytes_total", "direction=\"in\"", lb);
-    rt.m.link_bytes_out = metrics_counter("xmpp_link_bytes_total", "direction=\"out\"", lb);
+    zlink_metrics_register(&rt.m.link);
     rt.m.link_send_failed = metrics_counter("xmpp_link_send_failures_total", "",
                                             "sends to a frontend that failed (pipe full or frontend gone)");
     rt.m.redis_duration = metrics_histogram(

@@ -48,8 +48,8 @@ int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t 
         errno = err;
         return -1;
     }
-    metric_inc(rt.m.link_msgs_out);
-    metric_add(rt.m.link_bytes_out, (double)(parts[1].len + (payload ? len : 0)));
+    metric_inc(rt.m.link.msgs_out);
+    metric_add(rt.m.link.bytes_out, (double)(parts[1].len + (payload ? len : 0)));
     return 0;
 }
 
@@ -136,9 +136,9 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
 {
     (void)ud;
     ipc_hdr_t h;
-    metric_inc(rt.m.link_msgs_in);
+    metric_inc(rt.m.link.msgs_in);
     for (int i = 1; i < nparts && i < ZLINK_MAX_PARTS; i++)
-        metric_add(rt.m.link_bytes_in, (double)parts[i].len);
+        metric_add(rt.m.link.bytes_in, (double)parts[i].len);
     if (nparts < 2 || nparts > 3 || parts[0].len == 0 || parts[0].len >= 128 ||
         ipc_decode(&h, parts[1].data, parts[1].len) < 0) {
         log_warn("link: dropped a malformed message (%d parts)", nparts);

@@ -34,8 +34,7 @@ typedef struct rt_frontend {
 typedef struct {
     metric_t *stanzas_in[IPC_KINDS];  /* xmpp_stanzas_in_total{kind=...}: from the frontends */
     metric_t *stanzas_out[IPC_KINDS]; /* xmpp_stanzas_out_total{kind=...}: deliveries sent */
-    metric_t *link_msgs_in, *link_msgs_out;   /* xmpp_link_messages_total{direction=...} */
-    metric_t *link_bytes_in, *link_bytes_out; /* xmpp_link_bytes_total{direction=...} */
+    zlink_metrics_t link;     /* xmpp_link_{messages,bytes}_total{direction=...} */
     metric_t *link_send_failed;               /* xmpp_link_send_failures_total */
     metric_t *redis_duration;                 /* xmpp_redis_command_duration_seconds */
     metric_t *redis_pending;                  /* xmpp_redis_pending_commands */

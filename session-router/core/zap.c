@@ -218,6 +218,21 @@ static void allow_list(hmap_t *map, const char *name)
     free(copy);
 }
 
+/* Makes `sock` a CURVE server with the router's secret key (Z85, wiped here), its
+ * clients checked by the ZAP handler under `domain`. Fatal when libzmq refuses. */
+static void curve_server(void *sock, char *secret, const char *domain, const char *what)
+{
+    unsigned char sk[CURVE_KEY_LEN];
+    curve_key_parse(secret, sk);
+    int one = 1;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sk, sizeof sk) < 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) < 0)
+        log_fatal("%s: cannot enable CURVE: %s", what, zmq_strerror(errno));
+    OPENSSL_cleanse(sk, sizeof sk);
+    OPENSSL_cleanse(secret, CURVE_Z85_LEN + 1);
+}
+
 /* router_curve_allow_file, admin_curve_allow_file (config key `name`): one public key per
  * line, optionally followed by a name for the logs; empty lines and '#' comments are
  * skipped. */
@@ -285,15 +300,7 @@ int zap_open(evloop_t *loop, void *zctx, void *sock)
         log_fatal("config: link_curve is on but no frontend may connect: list their public "
                   "keys in key 'router_curve_allow' or 'router_curve_allow_file'");
 
-    unsigned char sk[CURVE_KEY_LEN];
-    curve_key_parse(secret, sk);
-    int one = 1;
-    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
-        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sk, sizeof sk) < 0 ||
-        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) < 0)
-        log_fatal("link: cannot enable CURVE: %s", zmq_strerror(errno));
-    OPENSSL_cleanse(sk, sizeof sk);
-    OPENSSL_cleanse(secret, sizeof secret);
+    curve_server(sock, secret, ZAP_DOMAIN, "link");
 
     /* The handler must be bound before the link socket accepts anyone: libzmq lets every
      * client in when no handler is there. */
@@ -332,16 +339,8 @@ int zap_admin_server(void *sock)
         return -1;
     /* The router's own key pair, read again (zap_open wiped its copy). */
     char secret[CURVE_Z85_LEN + 1];
-    unsigned char sk[CURVE_KEY_LEN];
     curve_key_config("router_curve_secret", 1, secret);
-    curve_key_parse(secret, sk);
-    int one = 1;
-    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) < 0 ||
-        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sk, sizeof sk) < 0 ||
-        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, ZAP_ADMIN_DOMAIN, strlen(ZAP_ADMIN_DOMAIN)) < 0)
-        log_fatal("admin: cannot enable CURVE: %s", zmq_strerror(errno));
-    OPENSSL_cleanse(sk, sizeof sk);
-    OPENSSL_cleanse(secret, sizeof secret);
+    curve_server(sock, secret, ZAP_ADMIN_DOMAIN, "admin");
     log_info("admin: CURVE on, %zu admin keys allowed", hmap_count(zap.admin_allowed));
     return 1;
 }
