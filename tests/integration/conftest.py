@@ -26,6 +26,7 @@ memcheck error or definitely/indirectly lost block in its log fails the test tha
 it, like an error line in its stderr does.
 """
 
+from contextlib import contextmanager
 import os
 import re
 import signal
@@ -879,16 +880,21 @@ class PrivateStack:
         return self.problems
 
 
-@pytest.fixture
-def private_stack(stack):
-    """A PrivateStack with Redis, router and frontend started and a login working."""
+@contextmanager
+def running_private_stack(stack, tag, router_env=None, frontend_env=None):
+    """A PrivateStack with Redis, router (its config keys overridden by `router_env`) and
+    frontend (`frontend_env`) started and a login working; stopped and checked for a clean
+    exit afterwards."""
     if getattr(stack, "remote", False):
-        skip_remote("stops and restarts Redis and the router")
-    ps = PrivateStack(stack, unique_name("private"))
+        skip_remote("starts its own Redis, router and frontend")
+    ps = PrivateStack(stack, unique_name(tag))
     try:
         ps.start_redis()
+        saved = dict(ps.env)
+        ps.env.update(router_env or {})
         ps.start_router()
-        ps.start_frontend()
+        ps.env = saved
+        ps.start_frontend(**(frontend_env or {}))
         ps.probe = ps.new_user("probe")
         wait_port(ps.frontend.port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
         ps.wait_login(ps.probe)
@@ -898,3 +904,10 @@ def private_stack(stack):
     yield ps
     problems = ps.stop()
     assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def private_stack(stack):
+    """A PrivateStack with Redis, router and frontend started and a login working."""
+    with running_private_stack(stack, "private") as ps:
+        yield ps

@@ -12,8 +12,8 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import (READY_TIMEOUT, PrivateStack, clean_env, free_port, skip_remote,
-                      unique_name, wait_port)
+from conftest import (READY_TIMEOUT, clean_env, free_port, running_private_stack, skip_remote,
+                      wait_port)
 
 N_MESSAGES = 25
 
@@ -74,26 +74,14 @@ def metrics_stack(stack):
     (attributes router_metrics and fe_metrics)."""
     if getattr(stack, "remote", False):
         skip_remote("starts its own router and frontend with metrics_listen")
-    ps = PrivateStack(stack, unique_name("metrics"))
-    ps.router_metrics = free_port()
-    ps.fe_metrics = free_port()
-    try:
-        ps.start_redis()
-        ps.env["metrics_listen"] = "127.0.0.1:%d" % ps.router_metrics
-        ps.start_router()
-        del ps.env["metrics_listen"]
-        ps.start_frontend(metrics_listen="127.0.0.1:%d" % ps.fe_metrics)
-        ps.probe = ps.new_user("probe")
-        wait_port(ps.frontend.port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
-        ps.wait_login(ps.probe)
-        wait_port(ps.router_metrics, READY_TIMEOUT, ps.router, ps.router_logs[-1])
-        wait_port(ps.fe_metrics, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
-    except BaseException:
-        print("\n".join(ps.stop()))
-        raise
-    yield ps
-    problems = ps.stop()
-    assert not problems, "\n".join(problems)
+    router_metrics, fe_metrics = free_port(), free_port()
+    with running_private_stack(stack, "metrics",
+                               {"metrics_listen": "127.0.0.1:%d" % router_metrics},
+                               {"metrics_listen": "127.0.0.1:%d" % fe_metrics}) as ps:
+        ps.router_metrics, ps.fe_metrics = router_metrics, fe_metrics
+        wait_port(router_metrics, READY_TIMEOUT, ps.router, ps.router_logs[-1])
+        wait_port(fe_metrics, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
+        yield ps
 
 
 def test_counters_follow_traffic(metrics_stack, login, clients):
