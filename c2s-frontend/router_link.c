@@ -185,6 +185,10 @@ static size_t resync_all(int announce)
             router_down("send failed during resync");
             break;
         }
+        if (sm_resync(c) < 0) {
+            router_down("send failed during resync");
+            break;
+        }
         sent++;
         if (announce && p) {
             ipc_hdr_t st;
@@ -449,6 +453,39 @@ static void on_deliver(const ipc_hdr_t *h, const zpart_t *payload)
         return;
     client_write(c, payload->data, payload->len);
     client_count_out(payload->data, payload->len);
+    if (m.h)
+        sm_on_written(c, m.h);
+}
+
+static void on_sm_enabled(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_sm_enabled_t m;
+    if (ipc_sm_enabled_read(h, &m) < 0) {
+        malformed(h); /* the request times out (request_timeout) */
+        return;
+    }
+    client_t *c = client_of(IPC_SM_ENABLED, m.conn);
+    if (!c)
+        return;
+    if (m.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
+    sm_on_enabled(c, &m);
+}
+
+static void on_sm_resumed(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_sm_resumed_t m;
+    if (ipc_sm_resumed_read(h, &m) < 0) {
+        malformed(h); /* the request times out (request_timeout) */
+        return;
+    }
+    client_t *c = client_of(IPC_SM_RESUMED, m.conn);
+    if (!c)
+        return;
+    if (m.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
+    sm_on_resumed(c, &m, payload ? payload->data : NULL, payload ? payload->len : 0);
 }
 
 static void on_close(const ipc_hdr_t *h, const zpart_t *payload)
@@ -477,6 +514,8 @@ static const router_handler_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_REGISTER_REPLY] = on_register_reply,
     [IPC_DELIVER] = on_deliver,
     [IPC_CLOSE] = on_close,
+    [IPC_SM_ENABLED] = on_sm_enabled,
+    [IPC_SM_RESUMED] = on_sm_resumed,
 };
 
 static void on_message(void *ud, const zpart_t *parts, int nparts)
