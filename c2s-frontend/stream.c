@@ -10,7 +10,6 @@
 #include "stanza.h"
 #include "util.h"
 
-#define NS_CARBONS "urn:xmpp:carbons:2"
 #define NS_BLOCKING "urn:xmpp:blocking"
 #ifndef NS_ROSTER
 #define NS_ROSTER "jabber:iq:roster"

@@ -43,8 +43,9 @@ static void session_line(buf_t *b, const session_t *s)
 {
     char since[32];
     iso_time(since, sizeof since, s->bound_at);
-    buf_printf(b, "%s\t%s\t%s\t%s\t%s\t%s\n", s->full, s->fe->name, *s->addr ? s->addr : "-",
-               since, *s->tls ? s->tls : "-", s->sm ? "yes" : "no");
+    buf_printf(b, "%s\t%s\t%s\t%s\t%s\t%s\n", s->full, s->fe ? s->fe->name : "(waiting)",
+               *s->addr ? s->addr : "-", since, *s->tls ? s->tls : "-",
+               !s->sm ? "no" : s->fe ? "yes" : "waiting");
 }
 
 static int compare_sessions(const void *a, const void *b)
@@ -149,7 +150,7 @@ static void cmd_kick(admin_req_t *req, int argc, const char *const *argv)
     for (size_t i = 0; i < n; i++) {
         session_t *s = session_find_jid(jids[i]);
         if (s) {
-            if (link_send_close_text(s->fe, s->conn, "policy-violation", reason) < 0)
+            if (s->fe && link_send_close_text(s->fe, s->conn, "policy-violation", reason) < 0)
                 log_warn("admin: kick %s: its frontend %s did not take the close order",
                          s->full, s->fe->ident);
             log_info("admin: kicked %s (%s)", s->full, reason);

@@ -75,4 +75,19 @@ static inline int link_send_register_reply(rt_frontend_t *f, const ipc_register_
     return link_send(f, &h, NULL, 0);
 }
 
+/* Answers a stream-management request (IPC_SM_ENABLE or IPC_SM_RESUME) with a failure
+ * (IPC_REFUSED for a malformed one; IPC_TEMPORARY). */
+static inline int link_send_sm_refused(rt_frontend_t *f, const ipc_hdr_t *req, ipc_status_t st)
+{
+    ipc_hdr_t h;
+    if (req->type == IPC_SM_ENABLE)
+        ipc_sm_enabled_build(&h, &(ipc_sm_enabled_t){.conn = req->conn, .seq = req->seq,
+                                                     .status = st, .id = ""});
+    else
+        ipc_sm_resumed_build(&h, &(ipc_sm_resumed_t){.conn = req->conn, .seq = req->seq,
+                                                     .status = st == IPC_REFUSED ? IPC_NOT_FOUND : st,
+                                                     .jid = ""});
+    return link_send(f, &h, NULL, 0);
+}
+
 #endif
