@@ -453,7 +453,7 @@ static void on_deliver(const ipc_hdr_t *h, const zpart_t *payload)
         return;
     client_write(c, payload->data, payload->len);
     client_count_out(payload->data, payload->len);
-    if (m.h)
+    if (m.numbered)
         sm_on_written(c, m.h);
 }
 

@@ -410,15 +410,17 @@ int ipc_unbind_read(const ipc_hdr_t *in, ipc_unbind_t *msg)
 int ipc_deliver_build(ipc_hdr_t *out, const ipc_deliver_t *msg)
 {
     ipc_hdr_init(out, IPC_DELIVER, msg->conn);
-    out->seq = msg->h;
+    out->flags = msg->numbered ? IPC_DELIVER_NUMBERED : 0;
+    out->seq = msg->numbered ? msg->h : 0;
     return 0;
 }
 
 int ipc_deliver_read(const ipc_hdr_t *in, ipc_deliver_t *msg)
 {
-    if (!is_msg(in, IPC_DELIVER, 0))
+    if (!is_msg(in, IPC_DELIVER, 0) || (in->flags & ~IPC_DELIVER_NUMBERED))
         return -1;
-    *msg = (ipc_deliver_t){.conn = in->conn, .h = in->seq};
+    *msg = (ipc_deliver_t){.conn = in->conn,
+                           .numbered = (in->flags & IPC_DELIVER_NUMBERED) != 0, .h = in->seq};
     return 0;
 }
 

@@ -223,7 +223,7 @@ typedef struct {
     ipc_stype_t stype;
     const char *to, *from, *id;
     uint32_t h; /* with stream management: the client's stanzas handled, this one included
-                   (mod 2^32); 0 without */
+                   (mod 2^32); the router reads it only for a session with it on */
 } ipc_stanza_t;
 
 /* unbind (fe -> rt): the connection's session has ended (flags IPC_UNBIND_*: or its
@@ -234,11 +234,13 @@ typedef struct {
     uint32_t acked; /* with IPC_UNBIND_ACK */
 } ipc_unbind_t;
 
-/* deliver (rt -> fe): the payload frame is written to the connection's client; `h` is its
- * stream-management number (XEP-0198: the count of stanzas sent, this one included), 0 when
- * the session has no stream management. */
+/* deliver (rt -> fe): the payload frame is written to the connection's client. With
+ * stream management it is `numbered` (flag IPC_DELIVER_NUMBERED) and `h` is its number
+ * (XEP-0198: the count of stanzas sent, this one included, modulo 2^32: 0 is a number). */
+#define IPC_DELIVER_NUMBERED 0x01
 typedef struct {
     uint64_t conn;
+    int numbered;
     uint32_t h;
 } ipc_deliver_t;
 

@@ -48,7 +48,7 @@ static inline int link_send_deliver(rt_frontend_t *f, uint64_t conn, const char 
                                     size_t len)
 {
     ipc_hdr_t h;
-    ipc_deliver_build(&h, &(ipc_deliver_t){.conn = conn});
+    ipc_deliver_build(&h, &(ipc_deliver_t){.conn = conn, .numbered = 0, .h = 0});
     return link_send(f, &h, stanza, len);
 }
 

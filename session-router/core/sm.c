@@ -115,7 +115,7 @@ static void ack(struct sm_state *st, uint32_t h)
 static int send_numbered(session_t *s, uint32_t h, const char *data, size_t len)
 {
     ipc_hdr_t hdr;
-    ipc_deliver_build(&hdr, &(ipc_deliver_t){.conn = s->conn, .h = h});
+    ipc_deliver_build(&hdr, &(ipc_deliver_t){.conn = s->conn, .numbered = 1, .h = h});
     return link_send(s->fe, &hdr, data, len);
 }
 

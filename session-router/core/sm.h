@@ -28,11 +28,12 @@ void sm_on_ack(rt_frontend_t *f, const ipc_sm_ack_t *m);
 void sm_on_resume(rt_frontend_t *f, const ipc_sm_resume_t *m);
 void sm_on_state(rt_frontend_t *f, const ipc_sm_state_t *m);
 void sm_on_echo(rt_frontend_t *f, const ipc_echo_t *m, const char *payload, size_t len);
-/* A client's stanza numbered `h` by its frontend. */
+/* A client's stanza numbered `h` by its frontend (once the router enabled stream
+ * management for a session, every stanza of it carries its number). */
 void sm_set_in(session_t *s, uint32_t h);
 static inline void sm_count_in(session_t *s, uint32_t h)
 {
-    if (s->sm && h)
+    if (s->sm)
         sm_set_in(s, h);
 }
 /* A frontend resends (IPC_RESYNC) a session that is waiting for its client, because the

@@ -29,6 +29,7 @@
 #include "route.h"
 #include "scram.h"
 #include "session.h"
+#include "sm.h"
 #include "stanza.h"
 #include "storage.h"
 #include "suites.h"
@@ -117,9 +118,12 @@ static void setup(void)
     config_register(config_base_keys);
     config_register(register_config_keys);
     config_register(scram_config_keys);
+    config_register(sm_config_keys);
     module_declare_config(modules, sizeof modules / sizeof modules[0]);
     ck_assert_int_eq(config_load(NULL, err, sizeof err), 0);
     memset(&rt, 0, sizeof rt);
+    rt.loop = evloop_new();
+    sm_open();
     rt.domain = DOM;
     rt.redis_prefix = "xmpp:";
     rt.max_resources = 10;
@@ -152,7 +156,9 @@ static void teardown(void)
     rt.redis_ready = 0;
     fake_redis_disconnect();
     sessions_free_all();
+    sm_close();
     module_close_all();
+    evloop_destroy(&rt.loop);
     ck_assert_int_eq(hmap_count(rt.users), 0);
     ck_assert_int_eq(hmap_count(rt.by_jid), 0);
     hmap_destroy(&rt.frontends);
@@ -1482,6 +1488,77 @@ START_TEST(test_admin_module_commands)
 }
 END_TEST
 
+
+/* XEP-0198 4: the counters wrap at 2^32 (0 follows 4294967295); acknowledgements, the
+ * checks against what was sent and resumption follow them across the wrap, and what is
+ * left unacknowledged when the session ends goes to offline storage. */
+#define SM_MSG "<message from='" BOB "/x' to='" ALICE "/phone' type='chat'><body>%d</body></message>"
+START_TEST(test_sm_wrap_around)
+{
+    session_t *s = bind_jid(ALICE "/phone");
+    uint64_t conn = s->conn;
+    sm_on_state(&fe, &(ipc_sm_state_t){.conn = conn, .resumable = 1, .id = "wrap1",
+                                       .in = 0xFFFFFFFFu, .out = 0xFFFFFFFDu,
+                                       .acked = 0xFFFFFFFDu});
+    fake_link_clear();
+    char m[128];
+    for (int i = 0; i < 5; i++) {
+        snprintf(m, sizeof m, SM_MSG, i);
+        ck_assert_int_eq(session_deliver(s, m, strlen(m)), 0);
+    }
+    static const uint32_t want[] = {0xFFFFFFFEu, 0xFFFFFFFFu, 0, 1, 2};
+    ck_assert_uint_eq(fake_link_count(), 5);
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert_int_eq(fake_link_get(i)->type, IPC_DELIVER);
+        ck_assert_uint_eq(fake_link_get(i)->seq, want[i]);
+    }
+    ck_assert(sm_ack_valid(0xFFFFFFFDu, 2, 0));
+    ck_assert(sm_ack_valid(0xFFFFFFFDu, 2, 2));
+    ck_assert(!sm_ack_valid(0xFFFFFFFDu, 2, 3));
+    ck_assert(!sm_ack_valid(0xFFFFFFFDu, 2, 0xFFFFFFFCu));
+    sm_on_ack(&fe, &(ipc_sm_ack_t){conn, 0}); /* the first three */
+    /* The connection is lost after the client acknowledged one more: the session waits. */
+    sm_connection_lost(s, IPC_UNBIND_DETACH | IPC_UNBIND_ACK, 1);
+    ck_assert_ptr_null(session_find_conn(&fe, conn));
+    ck_assert_ptr_eq(session_find_jid(ALICE "/phone"), s);
+    ck_assert_uint_eq(sm_waiting(), 1);
+    ck_assert_int_eq(s->available, 0); /* it never sent presence: nothing changes there */
+
+    fake_link_clear();
+    ipc_sm_resume_t rq = {.conn = 100, .seq = 7, .id = "wrap1", .username = "alice", .h = 3};
+    sm_on_resume(&fe, &rq); /* claims more than was sent */
+    ck_assert_uint_eq(fake_link_count(), 1);
+    ck_assert_int_eq(fake_link_get(0)->type, IPC_SM_RESUMED);
+    ck_assert_int_eq(fake_link_get(0)->status, IPC_REFUSED);
+    rq.username = "bob"; /* another account: no such session */
+    rq.h = 1;
+    sm_on_resume(&fe, &rq);
+    ck_assert_int_eq(fake_link_get(1)->status, IPC_NOT_FOUND);
+    rq.username = "alice";
+    sm_on_resume(&fe, &rq);
+    ck_assert_uint_eq(fake_link_count(), 4);
+    ck_assert_int_eq(fake_link_get(2)->type, IPC_SM_RESUMED);
+    ck_assert_int_eq(fake_link_get(2)->status, IPC_OK);
+    ck_assert_str_eq(fake_link_get(2)->field0, ALICE "/phone");
+    ck_assert_str_eq(fake_link_get(2)->field1, "4294967295 2"); /* in, out */
+    /* Only the one stanza not acknowledged (number 2) comes again. */
+    ck_assert_int_eq(fake_link_get(3)->type, IPC_DELIVER);
+    ck_assert_uint_eq(fake_link_get(3)->seq, 2);
+    ck_assert_ptr_nonnull(strstr(fake_link_get(3)->data, "<body>4</body>"));
+    ck_assert_ptr_eq(session_find_conn(&fe, 100), s);
+    ck_assert_uint_eq(sm_waiting(), 0);
+
+    /* One more, then the client closes its stream: both go to offline storage. */
+    snprintf(m, sizeof m, SM_MSG, 5);
+    ck_assert_int_eq(session_deliver(s, m, strlen(m)), 0);
+    ck_assert_uint_eq(fake_link_get(4)->seq, 3);
+    sm_connection_lost(s, IPC_UNBIND_ACK, 2);
+    ck_assert_ptr_null(session_find_jid(ALICE "/phone"));
+    fake_redis_flush();
+    ck_assert_int_eq(offline_count(ALICE), 1);
+}
+END_TEST
+
 Suite *make_router_suite(void)
 {
     Suite *s = suite_create("router");
@@ -1496,6 +1573,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_full_online);
     tcase_add_loop_test(tc, test_full_not_online, 0, 2);
     tcase_add_test(tc, test_iq_bare_and_remote);
+    tcase_add_test(tc, test_sm_wrap_around);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("register");
