@@ -168,7 +168,7 @@ int main(int argc, char **argv)
     sm_open();
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
-    link_open(config_str("router_bind"), dispatch_message, session_end_frontend);
+    link_open(config_str("router_bind"), dispatch_message, sm_frontend_gone);
     admin_cmds_register();
     admin_open();
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));

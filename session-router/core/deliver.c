@@ -6,13 +6,13 @@
 
 #include "link.h"
 #include "log.h"
-#include "sm.h"
+#include "smq.h"
 #include "stanza.h"
 #include "util.h"
 
 int session_deliver(session_t *s, const char *data, size_t len)
 {
-    int rc = s->sm ? sm_deliver(s, data, len) : link_send_deliver(s->fe, s->conn, data, len);
+    int rc = s->sm ? smq_deliver(s, data, len) : link_send_deliver(s->fe, s->conn, data, len);
     if (rc == 0)
         metric_inc(rt.m.stanzas_out[ipc_kind_of_payload(data, len)]);
     return rc;

@@ -5,6 +5,8 @@
 
 #include <inttypes.h>
 
+#include "deliver.h"
+
 #include "admin.h"
 #include "authlimit.h"
 #include "hook.h"
@@ -162,13 +164,17 @@ static void on_sm_state(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *pay
         sm_on_state(f, &m);
 }
 
+/* A stanza the frontend made for its own managed client, numbered as a delivery. */
 static void on_echo(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
     ipc_echo_t m;
+    session_t *s;
     if (ipc_echo_read(h, &m) < 0)
         link_malformed(f, h);
-    else if (payload)
-        sm_on_echo(f, &m, payload->data, payload->len);
+    else if (payload && (s = session_find_conn(f, m.conn))) {
+        sm_count_in(s, m.h);
+        session_deliver_server(s, payload->data, payload->len, "reply of the frontend");
+    }
 }
 
 /* What a frontend may send once it said hello, and who handles it. Each handler reads its

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "module.h"
 #include "rules.h"
+#include "smq.h"
 #include "stanza.h"
 #include "user.h"
 #include "util.h"
@@ -318,4 +319,15 @@ void route_redeliver(const char *bare, const char *payload, size_t len)
         error_to_sender(st, "cancel", "service-unavailable");
     }
     xml_node_free(&st);
+}
+
+void route_redeliver_items(const char *bare, smq_item_t *items)
+{
+    size_t n = 0;
+    for (smq_item_t *it = items; it; it = it->next, n++)
+        route_redeliver(bare, it->data, it->len);
+    metric_add(rt.m.sm_rerouted, (double)n);
+    log_info("sm: %zu stanzas %s had not acknowledged handed on (other resources, offline "
+             "storage, errors to their senders)", n, bare);
+    smq_free(items);
 }

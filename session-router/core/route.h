@@ -17,6 +17,9 @@ void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
  * an error back to its sender; the rest (presence, errors, results, carbon copies) went
  * with the session. */
 void route_redeliver(const char *bare, const char *payload, size_t len);
+/* The same for each stanza of a list taken from a session's queue (smq.h), freed here. */
+struct smq_item;
+void route_redeliver_items(const char *bare, struct smq_item *items);
 /* Answers the sender of a raw stanza with an error (never for an error; `from` NULL:
  * nobody to answer). */
 void route_bounce(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len,

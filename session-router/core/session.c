@@ -14,7 +14,8 @@
 #include "hook.h"
 #include "link.h"
 #include "log.h"
-#include "sm.h"
+#include "route.h"
+#include "smq.h"
 #include "user.h"
 #include "util.h"
 
@@ -118,10 +119,6 @@ static void session_free(session_t *s)
     }
     session_detach(s);
     hmap_sdel(rt.by_jid, s->full);
-    sm_leftover_t *left = sm_release(s); /* set apart by session_end; here: shutdown */
-    if (left)
-        log_warn("shutdown: %s loses the stanzas its client had not acknowledged", s->full);
-    sm_leftover_free(left);
     hook_run(HOOK_SESSION_FREED, &(hook_ev_t){.session = s, .user = u});
     free(s->last_presence);
     free(s->full);
@@ -158,34 +155,16 @@ void session_end(session_t *s)
 {
     /* What a client with stream management did not acknowledge is set apart first and
      * handed on once the session is gone (sm.h), so that it does not come back to it. */
-    sm_leftover_t *left = sm_release(s);
+    smq_item_t *left = s->sm ? smq_take(s->sm) : NULL;
+    char *bare = left ? xstrdup(s->user->bare) : NULL;
     /* Modules let go of the session's state (the presence module sends its unavailable
      * presence: RFC 6121 4.5.2). */
     hook_run(HOOK_SESSION_ENDED, &(hook_ev_t){.session = s, .user = s->user});
     log_debug("session ended: %s", s->full);
     session_free(s);
-    sm_redeliver(left);
-}
-
-void session_end_frontend(rt_frontend_t *f)
-{
-    /* Collect first: ending sessions changes the map. */
-    size_t n = 0, cap = 16, pos = 0, kl;
-    const void *k;
-    void *v;
-    session_t **list = xmalloc(cap * sizeof *list);
-    while (hmap_next(rt.by_conn, &pos, &k, &kl, &v)) {
-        session_t *s = v;
-        if (s->fe != f)
-            continue;
-        if (n == cap)
-            list = xrealloc(list, (cap *= 2) * sizeof *list);
-        list[n++] = s;
-    }
-    /* A resumable session waits for its client to resume elsewhere (sm.h). */
-    for (size_t i = 0; i < n; i++)
-        sm_connection_lost(list[i], IPC_UNBIND_DETACH, 0);
-    free(list);
+    if (left)
+        route_redeliver_items(bare, left);
+    free(bare);
 }
 
 void sessions_free_all(void)

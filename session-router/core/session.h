@@ -25,8 +25,6 @@ void session_detach(session_t *s);
 int session_reattach(session_t *s, rt_frontend_t *f, uint64_t conn);
 /* Ends a session: the "session ended" hook (unavailable presence...), then removal. */
 void session_end(session_t *s);
-/* Ends every session of a frontend (it stopped or restarted). */
-void session_end_frontend(rt_frontend_t *f);
 /* Frees every session without sending anything (shutdown). */
 void sessions_free_all(void);
 #endif

@@ -8,39 +8,11 @@
 #include <string.h>
 
 #include "buf.h"
-#include "deliver.h"
 #include "hook.h"
 #include "link.h"
 #include "log.h"
-#include "route.h"
 #include "session.h"
 #include "util.h"
-
-/* A stanza sent to the client and not yet acknowledged, with its number. */
-typedef struct sm_item {
-    struct sm_item *next;
-    uint32_t h;
-    size_t len;
-    char data[];
-} sm_item_t;
-
-struct sm_state {
-    char id[IPC_SM_ID_MAX + 1]; /* resumption id; "" when not resumable */
-    uint32_t in;    /* the client's stanzas handled (its frontend counts them) */
-    uint32_t out;   /* stanzas numbered for the client */
-    uint32_t acked; /* its last acknowledgement */
-    uint32_t max_s; /* how long it may wait for resumption (seconds) */
-    sm_item_t *head, *tail;
-    size_t count;
-    ev_timer_t *expire;   /* waiting: ends the session when the time is up */
-    ev_timer_t *overflow; /* past sm_max_unacked: ends the session (not from inside a
-                             delivery, whose caller may be walking the user's sessions) */
-};
-
-struct sm_leftover {
-    char *bare;
-    sm_item_t *head;
-};
 
 const config_key_t sm_config_keys[] = {
     CONFIG_INT("sm_resume_timeout", "300", 0, 86400, "seconds a session with stream management (XEP-0198) waits for its client to resume after the connection was lost (0: never resumable)"),
@@ -48,12 +20,20 @@ const config_key_t sm_config_keys[] = {
     CONFIG_END,
 };
 
+static void on_overflow(evloop_t *loop, void *arg);
+static mod_result_t on_session_freed(hook_ev_t *ev);
+
+static const mod_hook_t hooks[] = {
+    {HOOK_SESSION_FREED, 0, on_session_freed},
+    {0},
+};
+
 static struct {
     uint32_t resume_timeout;
     size_t max_unacked;
     hmap_t *ids; /* resumption id -> session_t */
     size_t waiting;
-    metric_t *m_resumed, *m_expired, *m_redelivered;
+    metric_t *m_resumed, *m_expired;
 } sm;
 
 static double waiting_gauge(void *ud)
@@ -79,49 +59,17 @@ void sm_open(void)
                                    "sessions resumed (XEP-0198), on any frontend");
     sm.m_expired = metrics_counter("xmpp_sm_expired_total", "",
                                    "waiting sessions that were not resumed in time");
-    sm.m_redelivered = metrics_counter("xmpp_sm_unacked_rerouted_total", "",
+    rt.m.sm_rerouted = metrics_counter("xmpp_sm_unacked_rerouted_total", "",
                                        "unacknowledged stanzas handed on when their session "
                                        "ended (other resources, offline storage, errors)");
+    smq_configure((size_t)config_int("sm_max_unacked"), on_overflow);
+    for (const mod_hook_t *h = hooks; h->fn; h++)
+        hook_add(h, 0);
 }
 
 void sm_close(void)
 {
     hmap_destroy(&sm.ids);
-}
-
-static void free_items(sm_item_t *it)
-{
-    while (it) {
-        sm_item_t *next = it->next;
-        free(it);
-        it = next;
-    }
-}
-
-/* Drops what the client acknowledged (h, modulo 2^32). */
-static void ack(struct sm_state *st, uint32_t h)
-{
-    while (st->head && (uint32_t)(h - st->head->h) < 0x80000000u) {
-        sm_item_t *it = st->head;
-        st->head = it->next;
-        free(it);
-        st->count--;
-    }
-    if (!st->head)
-        st->tail = NULL;
-    st->acked = h;
-}
-
-static int send_numbered(session_t *s, uint32_t h, const char *data, size_t len)
-{
-    ipc_hdr_t hdr;
-    ipc_deliver_build(&hdr, &(ipc_deliver_t){.conn = s->conn, .numbered = 1, .h = h});
-    return link_send(s->fe, &hdr, data, len);
-}
-
-void sm_set_in(session_t *s, uint32_t h)
-{
-    s->sm->in = h;
 }
 
 static void on_overflow(evloop_t *loop, void *arg)
@@ -135,36 +83,6 @@ static void on_overflow(evloop_t *loop, void *arg)
         link_send_close_text(s->fe, s->conn, "resource-constraint",
                              "Too many unacknowledged stanzas");
     session_end(s);
-}
-
-int sm_deliver(session_t *s, const char *data, size_t len)
-{
-    struct sm_state *st = s->sm;
-    if (st->count >= sm.max_unacked) {
-        if (!st->overflow)
-            st->overflow = evloop_timer(rt.loop, 0, on_overflow, s);
-        errno = ENOBUFS;
-        return -1;
-    }
-    uint32_t h = st->out + 1;
-    /* A frontend that is gone (EHOSTUNREACH) leaves the stanza kept: the session waits
-     * for its client once the frontend is declared dead. A full pipe (EAGAIN) means the
-     * frontend lives but would skip this number: refused, not numbered. */
-    if (s->fe && send_numbered(s, h, data, len) < 0 && errno != EHOSTUNREACH)
-        return -1;
-    sm_item_t *it = xmalloc(sizeof *it + len);
-    it->next = NULL;
-    it->h = h;
-    it->len = len;
-    memcpy(it->data, data, len);
-    if (st->tail)
-        st->tail->next = it;
-    else
-        st->head = it;
-    st->tail = it;
-    st->count++;
-    st->out = h;
-    return 0;
 }
 
 static void send_enabled(rt_frontend_t *f, const ipc_sm_enabled_t *r)
@@ -208,7 +126,7 @@ void sm_on_ack(rt_frontend_t *f, const ipc_sm_ack_t *m)
         return;
     /* The frontend checked it against what it wrote; a stale one is ignored. */
     if (sm_ack_valid(s->sm->acked, s->sm->out, m->h))
-        ack(s->sm, m->h);
+        smq_ack(s->sm, m->h);
 }
 
 static void on_expire(evloop_t *loop, void *arg)
@@ -243,57 +161,50 @@ static void stop_waiting(session_t *s)
     }
 }
 
-void sm_connection_lost(session_t *s, uint8_t flags, uint32_t acked)
+/* Sends what the client has not seen: every kept stanza numbered after `after`. On a
+ * failure the new connection is reset and the session waits again. */
+static void resend(session_t *s, uint32_t after)
 {
-    struct sm_state *st = s->sm;
-    if (st && (flags & IPC_UNBIND_ACK) && sm_ack_valid(st->acked, st->out, acked))
-        ack(st, acked);
-    if (st && st->id[0] && (flags & IPC_UNBIND_DETACH))
-        wait_for_client(s);
-    else
-        session_end(s);
+    if (smq_resend(s, after) == 0)
+        return;
+    log_warn("sm: cannot resend to %s (its frontend's pipe is full): resetting it", s->full);
+    link_send_close(s->fe, s->conn, "reset");
+    wait_for_client(s);
 }
 
-sm_leftover_t *sm_release(session_t *s)
+/* Lets go of a session's stream-management state (it is freed, or its frontend sent
+ * another one); what is still kept is dropped: session_end took what it hands on. */
+static void forget(session_t *s)
 {
     struct sm_state *st = s->sm;
-    if (!st)
-        return NULL;
     stop_waiting(s);
     evloop_cancel(rt.loop, &st->overflow);
     if (st->id[0])
         hmap_sdel(sm.ids, st->id);
-    sm_leftover_t *left = NULL;
-    if (st->head) {
-        left = xcalloc(1, sizeof *left);
-        left->bare = xstrdup(s->user->bare);
-        left->head = st->head;
-    }
+    smq_item_t *left = smq_take(st);
+    if (left)
+        log_warn("sm: %s loses the stanzas its client had not acknowledged", s->full);
+    smq_free(left);
     free(st);
     s->sm = NULL;
-    return left;
 }
 
-void sm_leftover_free(sm_leftover_t *left)
+static mod_result_t on_session_freed(hook_ev_t *ev)
 {
-    if (!left)
-        return;
-    free_items(left->head);
-    free(left->bare);
-    free(left);
+    if (ev->session->sm)
+        forget(ev->session);
+    return MOD_PASS;
 }
 
-void sm_redeliver(sm_leftover_t *left)
+void sm_connection_lost(session_t *s, uint8_t flags, uint32_t acked)
 {
-    if (!left)
-        return;
-    size_t n = 0;
-    for (sm_item_t *it = left->head; it; it = it->next, n++)
-        route_redeliver(left->bare, it->data, it->len);
-    metric_add(sm.m_redelivered, (double)n);
-    log_info("sm: %zu stanzas %s had not acknowledged handed on (other resources, offline "
-             "storage)", n, left->bare);
-    sm_leftover_free(left);
+    struct sm_state *st = s->sm;
+    if (st && (flags & IPC_UNBIND_ACK) && sm_ack_valid(st->acked, st->out, acked))
+        smq_ack(st, acked);
+    if (st && st->id[0] && (flags & IPC_UNBIND_DETACH))
+        wait_for_client(s);
+    else
+        session_end(s);
 }
 
 /* The state a frontend needs to carry a session on (as a resync would send it). */
@@ -321,24 +232,6 @@ static void send_resumed(rt_frontend_t *f, const ipc_sm_resumed_t *r, const buf_
     if (ipc_sm_resumed_build(&h, r) == 0)
         link_send(f, &h, payload && payload->len ? payload->data : NULL,
                   payload ? payload->len : 0);
-}
-
-/* Sends what the client has not seen: every kept stanza numbered after `after`. On a
- * failure the new connection is reset and the session waits again. Returns 0 or -1. */
-static int resend(session_t *s, uint32_t after)
-{
-    for (sm_item_t *it = s->sm->head; it; it = it->next) {
-        if ((uint32_t)(it->h - after) - 1 >= 0x80000000u)
-            continue; /* numbered at or before `after` */
-        if (send_numbered(s, it->h, it->data, it->len) < 0) {
-            log_warn("sm: cannot resend to %s (its frontend's pipe is full): resetting it",
-                     s->full);
-            link_send_close(s->fe, s->conn, "reset");
-            wait_for_client(s);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* 1 when `bare` (user@domain) belongs to the prepared localpart `username`. */
@@ -374,7 +267,7 @@ void sm_on_resume(rt_frontend_t *f, const ipc_sm_resume_t *m)
         session_detach(s);
     }
     stop_waiting(s);
-    ack(st, m->h);
+    smq_ack(st, m->h);
     session_reattach(s, f, m->conn);
     session_set_facts(s, m->addr, m->tls, 0);
     buf_t payload = BUF_INIT;
@@ -401,14 +294,14 @@ void sm_on_state(rt_frontend_t *f, const ipc_sm_state_t *m)
         /* The router kept the session (its frontend came back after the link was cut):
          * what it numbered meanwhile has not been sent yet. */
         if (sm_ack_valid(st->acked, st->out, m->acked))
-            ack(st, m->acked);
+            smq_ack(st, m->acked);
         st->in = m->in;
         if (sm_ack_valid(st->acked, st->out, m->out))
             resend(s, m->out);
         return;
     }
     if (st)
-        sm_leftover_free(sm_release(s)); /* another id: that state is stale */
+        forget(s); /* another id: that state is stale */
     /* A restarted router: the counters come back, the stanzas sent before the restart
      * and not acknowledged are not kept (docs/ARCHITECTURE.md, "Stream management"). */
     st = xcalloc(1, sizeof *st);
@@ -423,15 +316,6 @@ void sm_on_state(rt_frontend_t *f, const ipc_sm_state_t *m)
     s->sm = st;
 }
 
-void sm_on_echo(rt_frontend_t *f, const ipc_echo_t *m, const char *payload, size_t len)
-{
-    session_t *s = session_find_conn(f, m->conn);
-    if (!s || !payload)
-        return;
-    sm_count_in(s, m->h);
-    session_deliver_server(s, payload, len, "reply of the frontend");
-}
-
 /* A waiting session whose frontend resends it (it came back after the router had given up
  * on it): the session is taken back as it is. Returns 1 when `full` was such a session. */
 int sm_reclaim(rt_frontend_t *f, uint64_t conn, const char *full)
@@ -442,4 +326,24 @@ int sm_reclaim(rt_frontend_t *f, uint64_t conn, const char *full)
     stop_waiting(s);
     session_reattach(s, f, conn);
     return 1;
+}
+
+void sm_frontend_gone(rt_frontend_t *f)
+{
+    /* Collect first: ending sessions changes the map. */
+    size_t n = 0, cap = 16, pos = 0, kl;
+    const void *k;
+    void *v;
+    session_t **list = xmalloc(cap * sizeof *list);
+    while (hmap_next(rt.by_conn, &pos, &k, &kl, &v)) {
+        session_t *s = v;
+        if (s->fe != f)
+            continue;
+        if (n == cap)
+            list = xrealloc(list, (cap *= 2) * sizeof *list);
+        list[n++] = s;
+    }
+    for (size_t i = 0; i < n; i++)
+        sm_connection_lost(list[i], IPC_UNBIND_DETACH, 0);
+    free(list);
 }
