@@ -19,6 +19,7 @@
 #include "link.h"
 #include "log.h"
 #include "session.h"
+#include "sm.h"
 #include "storage.h"
 #include "util.h"
 
@@ -190,6 +191,7 @@ static void cmd_stats(admin_req_t *req, int argc, const char *const *argv)
     buf_printf(&b, "sessions: %zu\n", hmap_count(rt.by_jid));
     buf_printf(&b, "available sessions: %zu\n", available);
     buf_printf(&b, "users online: %zu\n", users);
+    buf_printf(&b, "sessions waiting for resumption: %zu\n", sm_waiting());
     size_t nf = hmap_count(rt.frontends), i = 0;
     rt_frontend_t **fes = xcalloc(nf ? nf : 1, sizeof *fes);
     pos = 0;
