@@ -134,6 +134,7 @@ static void on_expire(evloop_t *loop, void *arg)
     (void)loop;
     session_t *s = arg;
     s->sm->expire = NULL;
+    sm.waiting--;
     metric_inc(sm.m_expired);
     log_info("sm: %s was not resumed within %" PRIu32 " s (%zu stanzas unacknowledged)",
              s->full, s->sm->max_s, s->sm->count);
