@@ -47,7 +47,9 @@ typedef enum {
     IPC_REGISTER = 13,       /* fe->rt: seq, conn, flags IPC_REGISTER_*, fields username,
                                 credentials, client address, invitation token */
     IPC_REGISTER_REPLY = 14, /* rt->fe: seq, conn, status ipc_status_t */
-    IPC_TYPE_MAX = 14,
+    /* 15..19: stream management (XEP-0198) */
+    IPC_CLIENT_STATE = 20,   /* fe->rt: conn, status 1 inactive / 0 active (XEP-0352) */
+    IPC_TYPE_MAX = 20,
 } ipc_type_t;
 
 /* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
@@ -56,6 +58,7 @@ typedef enum {
 #define IPC_RESYNC_INTERESTED 0x02 /* requested the roster (RFC 6121 2.1.3) */
 #define IPC_RESYNC_CARBONS 0x04    /* enabled message carbons (XEP-0280) */
 #define IPC_RESYNC_BLOCKLIST 0x08  /* requested the blocklist (XEP-0191 pushes) */
+#define IPC_RESYNC_INACTIVE 0x10   /* said <inactive/> (XEP-0352), no <active/> since */
 /* A resync payload is the last presence (when available), then, when the session sent
  * directed presence (RFC 6121 4.6), a NUL and the targets separated by '\n' (neither can
  * occur in XML text or a prepared JID). At most this many targets are remembered. */
@@ -126,6 +129,8 @@ ipc_kind_t ipc_kind_of_payload(const char *data, size_t len);
 ipc_stype_t ipc_stype_from_attr(ipc_kind_t kind, const char *type);
 /* The attribute text of a stanza type ("chat", ...), or NULL for NONE and INVALID. */
 const char *ipc_stype_name(ipc_stype_t stype);
+/* The name of a message type ("stanza", ...), or "?" for a number no type has (ipc_decode
+ * refuses those). */
 const char *ipc_type_name(ipc_type_t type);
 
 /* The priority carried in the status byte of IPC_RESYNC (-128..127, two's complement). */
@@ -266,6 +271,14 @@ typedef struct {
     ipc_status_t status;
 } ipc_register_reply_t;
 
+/* client-state (fe -> rt): the client said <inactive/> (inactive = 1) or <active/>
+ * (inactive = 0) in the urn:xmpp:csi:0 namespace (XEP-0352), after binding; sent in order
+ * with its stanzas. */
+typedef struct {
+    uint64_t conn;
+    int inactive;
+} ipc_client_state_t;
+
 int ipc_hello_build(ipc_hdr_t *out, const ipc_hello_t *msg);
 int ipc_hello_read(const ipc_hdr_t *in, ipc_hello_t *msg);
 int ipc_heartbeat_build(ipc_hdr_t *out, const ipc_heartbeat_t *msg);
@@ -294,5 +307,7 @@ int ipc_register_build(ipc_hdr_t *out, const ipc_register_t *msg);
 int ipc_register_read(const ipc_hdr_t *in, ipc_register_t *msg);
 int ipc_register_reply_build(ipc_hdr_t *out, const ipc_register_reply_t *msg);
 int ipc_register_reply_read(const ipc_hdr_t *in, ipc_register_reply_t *msg);
+int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg);
+int ipc_client_state_read(const ipc_hdr_t *in, ipc_client_state_t *msg);
 
 #endif
