@@ -94,6 +94,7 @@ struct client {
     unsigned interested : 1; /* requested the roster */
     unsigned carbons : 1;    /* enabled message carbons */
     unsigned blocklist : 1;  /* requested the blocklist */
+    unsigned inactive : 1;   /* said <inactive/> (XEP-0352), no <active/> since */
     hmap_t *directed;        /* JIDs sent directed available presence, or NULL */
     int priority;
     char *last_presence; /* serialised, from stamped; NULL when unavailable */

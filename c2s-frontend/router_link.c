@@ -31,7 +31,8 @@
 typedef struct pending_msg {
     struct pending_msg *next;
     uint64_t conn;
-    int is_unbind;
+    int is_unbind; /* no payload: an unbind, or a client state (sent even when the client
+                      left: the router ignores it for a session it does not know) */
     size_t hdr_len, len; /* len: payload bytes; an unbind has none */
     char data[];         /* the encoded header, then the payload */
 } pending_msg_t;
@@ -166,7 +167,8 @@ static size_t resync_all(int announce)
             .flags = (uint8_t)((avail ? IPC_RESYNC_AVAILABLE : 0) |
                                (c->interested ? IPC_RESYNC_INTERESTED : 0) |
                                (c->carbons ? IPC_RESYNC_CARBONS : 0) |
-                               (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0)),
+                               (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0) |
+                               (c->inactive ? IPC_RESYNC_INACTIVE : 0)),
             .priority = avail ? c->priority : 0,
             .addr = c->addr,
             .tls = stream_tls_version(c),

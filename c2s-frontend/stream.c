@@ -11,6 +11,7 @@
 #include "util.h"
 
 #define NS_BLOCKING "urn:xmpp:blocking"
+#define NS_CSI "urn:xmpp:csi:0"
 #ifndef NS_ROSTER
 #define NS_ROSTER "jabber:iq:roster"
 #endif
@@ -134,11 +135,13 @@ static void send_features(client_t *c)
             register_features(c, &b);
         }
     } else {
-        /* RFC 6121 2.6.1 roster versioning and 3.4.1 subscription pre-approval. */
+        /* RFC 6121 2.6.1 roster versioning and 3.4.1 subscription pre-approval; XEP-0352
+         * 4.1: client state indication, offered after authentication. */
         buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
                            "<session xmlns='" NS_SESSION "'><optional/></session>"
                            "<ver xmlns='urn:xmpp:features:rosterver'/>"
-                           "<sub xmlns='urn:xmpp:features:pre-approval'/>");
+                           "<sub xmlns='urn:xmpp:features:pre-approval'/>"
+                           "<csi xmlns='" NS_CSI "'/>");
         sm_features(c, &b);
     }
     buf_append_str(&b, "</stream:features>");
@@ -506,6 +509,35 @@ static void forward(client_t *c, xml_node_t *st)
     buf_free(&b);
 }
 
+/* XEP-0352 client state indication: <active/> and <inactive/> are nonzas, not stanzas.
+ * The router holds what is not urgent for an inactive session (mod_csi); it learns the
+ * state in order with the client's stanzas (section 5.1: what the indication triggers, a
+ * flush of held stanzas, happens before the stanzas sent after it are processed). Only a
+ * change is sent; the state is kept here too, so that a restarted router gets it back
+ * (IPC_RESYNC_INACTIVE). When the router buffer is full the indication is not sent and
+ * the state stays as it was (the next indication tries again): the XEP makes the state a
+ * hint the server may act on, and the client gets no answer either way (4.2). */
+static void handle_client_state(client_t *c, const xml_node_t *st)
+{
+    int inactive = strcmp(st->name, "inactive") == 0;
+    if (inactive == (int)c->inactive)
+        return;
+    ipc_hdr_t h;
+    ipc_client_state_build(&h, &(ipc_client_state_t){.conn = c->id, .inactive = inactive});
+    if (router_submit(&h, NULL, 0, 0) < 0) {
+        log_debug("conn %llu: client state not sent: the router buffer is full",
+                  (unsigned long long)c->id);
+        return;
+    }
+    c->inactive = (unsigned)inactive;
+}
+
+static int is_client_state(const xml_node_t *st)
+{
+    return st->ns && strcmp(st->ns, NS_CSI) == 0 &&
+           (strcmp(st->name, "active") == 0 || strcmp(st->name, "inactive") == 0);
+}
+
 static void dispatch(client_t *c, xml_node_t *st)
 {
     int is_sasl = st->ns && strcmp(st->ns, NS_SASL) == 0;
@@ -530,6 +562,8 @@ static void dispatch(client_t *c, xml_node_t *st)
         sm_on_element(c, st);
     } else if (!c->bound) {
         handle_unbound(c, st);
+    } else if (is_client_state(st)) {
+        handle_client_state(c, st);
     } else if (!is_client_stanza(st)) {
         int known = ipc_kind_from_name(st->name) != IPC_KIND_NONE;
         client_stream_error(c, known ? "invalid-namespace" : "unsupported-stanza-type", NULL);

@@ -10,6 +10,32 @@ const config_key_t ipc_config_keys[] = {
     CONFIG_END,
 };
 
+/* Every message type by number; a number without a name is no type (ipc_decode). */
+static const char *const type_names[IPC_TYPE_MAX + 1] = {
+    [IPC_HELLO] = "hello",
+    [IPC_HEARTBEAT] = "heartbeat",
+    [IPC_AUTH] = "auth",
+    [IPC_AUTH_REPLY] = "auth-reply",
+    [IPC_BIND] = "bind",
+    [IPC_BIND_REPLY] = "bind-reply",
+    [IPC_STANZA] = "stanza",
+    [IPC_UNBIND] = "unbind",
+    [IPC_DELIVER] = "deliver",
+    [IPC_CLOSE] = "close",
+    [IPC_RESYNC] = "resync",
+    [IPC_AUTH_RESULT] = "auth-result",
+    [IPC_REGISTER] = "register",
+    [IPC_REGISTER_REPLY] = "register-reply",
+    [IPC_SM_ENABLE] = "sm-enable",
+    [IPC_SM_ENABLED] = "sm-enabled",
+    [IPC_SM_ACK] = "sm-ack",
+    [IPC_SM_RESUME] = "sm-resume",
+    [IPC_SM_RESUMED] = "sm-resumed",
+    [IPC_CLIENT_STATE] = "client-state",
+    [IPC_ECHO] = "echo",
+    [IPC_SM_STATE] = "sm-state",
+};
+
 void ipc_hdr_init(ipc_hdr_t *h, ipc_type_t type, uint64_t conn)
 {
     h->type = (uint8_t)type;
@@ -92,8 +118,8 @@ int ipc_decode(ipc_hdr_t *h, const unsigned char *in, size_t len)
 {
     if (len < IPC_HDR_FIXED || in[0] != IPC_MAGIC || in[1] != IPC_VERSION)
         return -1;
-    if (in[2] < 1 || in[2] > IPC_TYPE_MAX || in[16] > IPC_KIND_IQ || in[17] > IPC_ST_MAX ||
-        in[19] > IPC_MAX_FIELDS)
+    if (in[2] < 1 || in[2] > IPC_TYPE_MAX || !type_names[in[2]] || in[16] > IPC_KIND_IQ ||
+        in[17] > IPC_ST_MAX || in[19] > IPC_MAX_FIELDS)
         return -1;
     ipc_hdr_init(h, (ipc_type_t)in[2], get_be(in + 4, 8));
     h->flags = in[3];
@@ -197,13 +223,7 @@ const char *ipc_stype_name(ipc_stype_t stype)
 
 const char *ipc_type_name(ipc_type_t type)
 {
-    static const char *const names[] = {"?",    "hello",  "heartbeat", "auth",    "auth-reply",
-                                        "bind", "bind-reply", "stanza", "unbind", "deliver",
-                                        "close", "resync", "auth-result", "register",
-                                        "register-reply", "sm-enable", "sm-enabled", "sm-ack",
-                                        "sm-resume", "sm-resumed", "client-state", "echo",
-                                        "sm-state"};
-    return type >= 1 && type <= IPC_TYPE_MAX ? names[type] : "?";
+    return type >= 1 && type <= IPC_TYPE_MAX && type_names[type] ? type_names[type] : "?";
 }
 
 uint8_t ipc_priority_encode(int priority)
@@ -452,7 +472,8 @@ int ipc_close_read(const ipc_hdr_t *in, ipc_close_t *msg)
 }
 
 #define IPC_RESYNC_KNOWN                                                                    \
-    (IPC_RESYNC_AVAILABLE | IPC_RESYNC_INTERESTED | IPC_RESYNC_CARBONS | IPC_RESYNC_BLOCKLIST)
+    (IPC_RESYNC_AVAILABLE | IPC_RESYNC_INTERESTED | IPC_RESYNC_CARBONS | IPC_RESYNC_BLOCKLIST | \
+     IPC_RESYNC_INACTIVE)
 
 int ipc_resync_build(ipc_hdr_t *out, const ipc_resync_t *msg)
 {
@@ -772,5 +793,20 @@ int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg)
         return -1;
     *msg = (ipc_sm_state_t){.conn = in->conn, .resumable = resumable, .id = in->field[0],
                             .in = c[0], .out = c[1], .acked = c[2]};
+    return 0;
+}
+
+int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg)
+{
+    ipc_hdr_init(out, IPC_CLIENT_STATE, msg->conn);
+    out->status = msg->inactive ? 1 : 0;
+    return 0;
+}
+
+int ipc_client_state_read(const ipc_hdr_t *in, ipc_client_state_t *msg)
+{
+    if (!is_msg(in, IPC_CLIENT_STATE, 0) || in->flags || in->status > 1)
+        return -1;
+    *msg = (ipc_client_state_t){.conn = in->conn, .inactive = in->status};
     return 0;
 }

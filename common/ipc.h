@@ -68,6 +68,7 @@ typedef enum {
 #define IPC_RESYNC_INTERESTED 0x02 /* requested the roster (RFC 6121 2.1.3) */
 #define IPC_RESYNC_CARBONS 0x04    /* enabled message carbons (XEP-0280) */
 #define IPC_RESYNC_BLOCKLIST 0x08  /* requested the blocklist (XEP-0191 pushes) */
+#define IPC_RESYNC_INACTIVE 0x10   /* said <inactive/> (XEP-0352), no <active/> since */
 /* A resync payload is the last presence (when available), then, when the session sent
  * directed presence (RFC 6121 4.6), a NUL and the targets separated by '\n' (neither can
  * occur in XML text or a prepared JID). At most this many targets are remembered. */
@@ -147,6 +148,8 @@ ipc_kind_t ipc_kind_of_payload(const char *data, size_t len);
 ipc_stype_t ipc_stype_from_attr(ipc_kind_t kind, const char *type);
 /* The attribute text of a stanza type ("chat", ...), or NULL for NONE and INVALID. */
 const char *ipc_stype_name(ipc_stype_t stype);
+/* The name of a message type ("stanza", ...), or "?" for a number no type has (ipc_decode
+ * refuses those). */
 const char *ipc_type_name(ipc_type_t type);
 
 /* The priority carried in the status byte of IPC_RESYNC (-128..127, two's complement). */
@@ -297,6 +300,14 @@ typedef struct {
     ipc_status_t status;
 } ipc_register_reply_t;
 
+/* client-state (fe -> rt): the client said <inactive/> (inactive = 1) or <active/>
+ * (inactive = 0) in the urn:xmpp:csi:0 namespace (XEP-0352), after binding; sent in order
+ * with its stanzas. */
+typedef struct {
+    uint64_t conn;
+    int inactive;
+} ipc_client_state_t;
+
 int ipc_hello_build(ipc_hdr_t *out, const ipc_hello_t *msg);
 int ipc_hello_read(const ipc_hdr_t *in, ipc_hello_t *msg);
 int ipc_heartbeat_build(ipc_hdr_t *out, const ipc_heartbeat_t *msg);
@@ -409,5 +420,7 @@ int ipc_echo_build(ipc_hdr_t *out, const ipc_echo_t *msg);
 int ipc_echo_read(const ipc_hdr_t *in, ipc_echo_t *msg);
 int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg);
 int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg);
+int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg);
+int ipc_client_state_read(const ipc_hdr_t *in, ipc_client_state_t *msg);
 
 #endif

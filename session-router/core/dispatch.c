@@ -177,6 +177,26 @@ static void on_echo(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload
     }
 }
 
+/* XEP-0352: the client said <active/> or <inactive/>; what the server does with it is a
+ * module's (HOOK_CLIENT_STATE). */
+static void on_client_state(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_client_state_t m;
+    if (ipc_client_state_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    session_t *s = session_find_conn(f, m.conn);
+    if (!s) {
+        log_debug("link: client state from unbound connection %" PRIu64 " of %s", m.conn,
+                  f->ident);
+        return;
+    }
+    hook_run(HOOK_CLIENT_STATE, &(hook_ev_t){.session = s, .user = s->user,
+                                             .inactive = m.inactive});
+}
+
 /* What a frontend may send once it said hello, and who handles it. Each handler reads its
  * typed message (ipc.h) and hands the fields on; a message its reader refuses goes to
  * malformed(). */
@@ -193,6 +213,7 @@ static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_SM_RESUME] = on_sm_resume,
     [IPC_SM_STATE] = on_sm_state,
     [IPC_ECHO] = on_echo,
+    [IPC_CLIENT_STATE] = on_client_state,
 };
 
 void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)

@@ -40,6 +40,13 @@ typedef enum {
     HOOK_REGISTER,          /* frontend, reg: a frontend asks for a new account (IPC_REGISTER);
                                the hook that returns HANDLED answers it, now or later, with
                                link_send_register_reply; unhandled: refused */
+    HOOK_SESSION_OUTPUT,    /* session (the receiver), payload/len, msg (may be NULL): a
+                               stanza about to be written to a session's client, at the top
+                               of session_deliver; a hook that returns HANDLED has taken it
+                               (held: it releases it later with session_deliver_now, or drops
+                               it), and session_deliver returns 0 */
+    HOOK_CLIENT_STATE,      /* session, inactive: the client said <inactive/> or <active/>
+                               (XEP-0352, IPC_CLIENT_STATE), in order with its stanzas */
     HOOK_MAX
 } hook_id_t;
 
@@ -67,6 +74,7 @@ typedef struct {
     rt_frontend_t *frontend; /* HOOK_REGISTER: the frontend that asks */
     const ipc_register_t *reg; /* HOOK_REGISTER: the request (valid during the hook) */
     session_desc_t *desc;      /* HOOK_SESSION_DESCRIBE */
+    int inactive;           /* HOOK_CLIENT_STATE: 1 <inactive/>, 0 <active/> */
 } hook_ev_t;
 
 typedef mod_result_t (*hook_fn)(hook_ev_t *ev);

@@ -283,6 +283,9 @@ void sm_on_resume(rt_frontend_t *f, const ipc_sm_resume_t *m)
     metric_inc(sm.m_resumed);
     log_info("sm: %s resumed on %s (%zu stanzas to resend)", s->full, f->name, st->count);
     resend(s, m->h);
+    /* XEP-0352 (0.2.1): a resumed stream starts active; what was held goes out now. */
+    if (s->fe)
+        hook_run(HOOK_CLIENT_STATE, &(hook_ev_t){.session = s, .user = s->user, .inactive = 0});
 }
 
 void sm_on_state(rt_frontend_t *f, const ipc_sm_state_t *m)

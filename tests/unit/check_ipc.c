@@ -505,6 +505,8 @@ static int r_resync(const ipc_hdr_t *h) { ipc_resync_t m; return ipc_resync_read
 static int r_auth_result(const ipc_hdr_t *h) { ipc_auth_result_t m; return ipc_auth_result_read(h, &m); }
 static int r_register(const ipc_hdr_t *h) { ipc_register_t m; return ipc_register_read(h, &m); }
 static int r_register_reply(const ipc_hdr_t *h) { ipc_register_reply_t m; return ipc_register_reply_read(h, &m); }
+static int r_client_state(const ipc_hdr_t *h) { ipc_client_state_t m; return ipc_client_state_read(h, &m); }
+static void m_status2(ipc_hdr_t *h) { h->status = 2; }
 static void m_three_fields(ipc_hdr_t *h) { h->nfields = 3; }
 static void m_empty3(ipc_hdr_t *h) { ipc_hdr_set(h, 3, ""); }
 static void m_check_flag(ipc_hdr_t *h) { h->flags = IPC_REGISTER_CHECK; } /* and no token */
@@ -524,6 +526,7 @@ static void b_auth_result(ipc_hdr_t *h) { ipc_auth_result_build(h, &(ipc_auth_re
 static void b_register(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_register_t){1, 2, 0, "u", "a\nb", "127.0.0.1", ""}); }
 static void b_register_check(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_register_t){1, 2, IPC_REGISTER_CHECK, "", "", "", "tok"}); }
 static void b_register_reply(ipc_hdr_t *h) { ipc_register_reply_build(h, &(ipc_register_reply_t){1, 2, IPC_CONFLICT}); }
+static void b_client_state(ipc_hdr_t *h) { ipc_client_state_build(h, &(ipc_client_state_t){1, 1}); }
 
 /* The connection facts of bind and resync (client address, TLS version, bound since) and
  * the text of close (xmppctl sessions and kick). */
@@ -599,6 +602,9 @@ static const struct {
     {"resync without a JID", b_resync, r_resync, m_no_fields},
     {"resync with an empty JID", b_resync, r_resync, m_empty0},
     {"resync with unknown flags", b_resync, r_resync, m_flags},
+    {"client-state of another type", b_client_state, r_client_state, m_type},
+    {"client-state with a status other than 0 or 1", b_client_state, r_client_state, m_status2},
+    {"client-state with flags", b_client_state, r_client_state, m_flags},
     {"bind with a space in the address", b_bind_facts, r_bind, m_addr_space},
     {"bind with an address too long", b_bind_facts, r_bind, m_addr_long},
     {"bind with a tab in the TLS version", b_bind_facts, r_bind, m_tls_control},
@@ -661,6 +667,48 @@ START_TEST(test_register_round_trip)
     }
     ck_assert_str_eq(ipc_type_name(IPC_REGISTER), "register");
     ck_assert_str_eq(ipc_type_name(IPC_REGISTER_REPLY), "register-reply");
+}
+END_TEST
+
+/* XEP-0352 client state: both states round-trip in the status byte; the resync flag of an
+ * inactive session is accepted. */
+START_TEST(test_client_state_round_trip)
+{
+    static ipc_hdr_t h, d;
+    unsigned char buf[IPC_HDR_MAX];
+    for (int inactive = 0; inactive <= 1; inactive++) {
+        ipc_client_state_t m;
+        ck_assert_int_eq(ipc_client_state_build(&h, &(ipc_client_state_t){77, inactive}), 0);
+        size_t n = ipc_encode(&h, buf);
+        ck_assert_uint_eq(n, IPC_HDR_FIXED);
+        ck_assert_int_eq(buf[2], 20);
+        ck_assert_int_eq(buf[18], inactive);
+        ck_assert_int_eq(ipc_decode(&d, buf, n), 0);
+        ck_assert_int_eq(ipc_client_state_read(&d, &m), 0);
+        ck_assert_uint_eq(m.conn, 77);
+        ck_assert_int_eq(m.inactive, inactive);
+    }
+    ck_assert_str_eq(ipc_type_name(IPC_CLIENT_STATE), "client-state");
+    ipc_resync_t rs;
+    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){1, "u@d/r", IPC_RESYNC_INACTIVE, 0,
+                                                          NULL, NULL, 0}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_resync_read(&d, &rs), 0);
+    ck_assert_int_eq(rs.flags, IPC_RESYNC_INACTIVE);
+}
+END_TEST
+
+/* A type number that names no message is refused like one past the last type. */
+START_TEST(test_unnamed_type_refused)
+{
+    unsigned char buf[IPC_HDR_MAX];
+    ipc_hdr_t h, d;
+    for (int t = 1; t <= IPC_TYPE_MAX; t++) {
+        ipc_hdr_init(&h, (ipc_type_t)t, 1);
+        size_t n = ipc_encode(&h, buf);
+        int named = strcmp(ipc_type_name((ipc_type_t)t), "?") != 0;
+        ck_assert_msg(ipc_decode(&d, buf, n) == (named ? 0 : -1), "type %d", t);
+    }
 }
 END_TEST
 
@@ -766,6 +814,8 @@ Suite *make_ipc_suite(void)
     tcase_add_loop_test(tc, test_typed_malformed, 0, sizeof malformed / sizeof malformed[0]);
     tcase_add_test(tc, test_typed_build_bounds);
     tcase_add_test(tc, test_register_round_trip);
+    tcase_add_test(tc, test_client_state_round_trip);
+    tcase_add_test(tc, test_unnamed_type_refused);
     suite_add_tcase(s, tc);
     return s;
 }

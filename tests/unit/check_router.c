@@ -49,7 +49,7 @@
 static module_t *const modules[] = {
     &mod_disco,    &mod_ping,     &mod_version, &mod_time,    &mod_last,  &mod_roster,
     &mod_presence, &mod_blocking, &mod_carbons, &mod_offline, &mod_vcard, &mod_private,
-    &mod_register,
+    &mod_register, &mod_csi,
 };
 
 static rt_frontend_t fe;
@@ -1075,6 +1075,184 @@ START_TEST(test_carbons_enable_and_self)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------
+ * XEP-0352 client state indication (mod_csi). */
+
+/* The client's <inactive/> or <active/>, as dispatch.c hands IPC_CLIENT_STATE on. */
+static void client_state(session_t *s, int inactive)
+{
+    hook_run(HOOK_CLIENT_STATE, &(hook_ev_t){.session = s, .user = s->user, .inactive = inactive});
+    fake_redis_flush();
+}
+
+/* The i-th stanza the session's client got (from the start of the fake link's record):
+ * its element name and the text of its <status/> or its id, as "name:what". */
+static const char *nth_to(const session_t *s, int i)
+{
+    static char out[128];
+    int n = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < fake_link_count(); k++) {
+        xml_node_t *st = delivered(k, s->conn);
+        if (st && n++ == i) {
+            const xml_node_t *status = xml_node_child(st, "status", NULL);
+            char *text = status ? xml_node_text(status) : NULL;
+            const char *id = xml_node_attr(st, "id");
+            snprintf(out, sizeof out, "%s:%s", st->name, text ? text : id ? id : "");
+            free(text);
+        }
+        xml_node_free(&st);
+    }
+    return out;
+}
+
+#define CHATSTATE(id) "<message to='" ALICE "/a' type='chat' id='" id "'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
+
+/* Held while inactive: presence (newest per sender), chat states; a message with a body
+ * releases them in order, then itself; <active/> releases too. */
+START_TEST(test_csi_hold_and_release)
+{
+    preload_item(ALICE, BOB, "110000");
+    preload_item(BOB, ALICE, "110000");
+    preload_item(ALICE, CAROL, "110000");
+    preload_item(CAROL, ALICE, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *b = bind_jid(BOB "/b");
+    session_t *c = bind_jid(CAROL "/c");
+    avail(a, 0);
+    avail(b, 0);
+    avail(c, 0);
+    client_state(a, 1);
+    fake_link_clear();
+    send_xml(b, "<presence><status>b1</status></presence>");
+    send_xml(b, CHATSTATE("cs1"));
+    send_xml(c, "<presence><status>c1</status></presence>");
+    send_xml(b, "<presence><status>b2</status></presence>");
+    send_xml(b, "<presence><status>b3</status></presence>");
+    send_xml(b, "<message to='" ALICE "/a' id='rcpt'><received xmlns='urn:xmpp:receipts' id='x'/></message>");
+    ck_assert_int_eq(total(a), 0);
+    /* Bob's first two updates were replaced by his third. */
+    send_xml(c, "<message to='" ALICE "/a' type='chat' id='m1'><body>hi</body></message>");
+    ck_assert_int_eq(total(a), 5);
+    ck_assert_str_eq(nth_to(a, 0), "message:cs1");
+    ck_assert_str_eq(nth_to(a, 1), "presence:c1");
+    ck_assert_str_eq(nth_to(a, 2), "presence:b3");
+    ck_assert_str_eq(nth_to(a, 3), "message:rcpt");
+    ck_assert_str_eq(nth_to(a, 4), "message:m1");
+    /* Still inactive: held again; <active/> releases. */
+    fake_link_clear();
+    send_xml(c, "<presence><status>c2</status></presence>");
+    ck_assert_int_eq(total(a), 0);
+    client_state(a, 0);
+    ck_assert_int_eq(total(a), 1);
+    ck_assert_str_eq(nth_to(a, 0), "presence:c2");
+    /* Active: nothing is held. */
+    send_xml(c, "<presence><status>c3</status></presence>");
+    ck_assert_int_eq(total(a), 2);
+}
+END_TEST
+
+/* What a person should see now releases what is held: an iq (here the answer to the
+ * client's own ping, XEP-0352 5.1), an encrypted message, a call, a subscription request,
+ * a carbon copy of a message with a body; a carbon of a chat state is held. */
+START_TEST(test_csi_urgent)
+{
+    static const char *const urgent[] = {
+        "<iq type='get' id='u' to='" DOM "'><ping xmlns='urn:xmpp:ping'/></iq>",
+        "<message to='" ALICE "/a' id='u'><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>",
+        "<message to='" ALICE "/a' id='u'><encrypted xmlns='urn:xmpp:omemo:2'/></message>",
+        "<message to='" ALICE "/a' id='u'><openpgp xmlns='urn:xmpp:openpgp:0'>x</openpgp></message>",
+        "<message to='" ALICE "/a' id='u'><propose xmlns='urn:xmpp:jingle-message:0' id='c'/></message>",
+        "<presence to='" ALICE "' type='subscribe' id='u'/>",
+    };
+    preload_item(ALICE, BOB, "110000");
+    preload_item(BOB, ALICE, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *a2 = bind_jid(ALICE "/a2");
+    session_t *b = bind_jid(BOB "/b");
+    session_t *c = bind_jid(CAROL "/c"); /* not in Alice's roster: she may ask */
+    avail(a, 0);
+    avail(b, 0);
+    avail(c, 0);
+    enable_carbons(a);
+    client_state(a, 1);
+    for (size_t i = 0; i < sizeof urgent / sizeof urgent[0]; i++) {
+        fake_link_clear();
+        send_xml(b, "<presence><status>held</status></presence>");
+        ck_assert_int_eq(total(a), 0);
+        /* The ping is the client's own: its answer comes to it. */
+        send_xml(i == 0 ? a : i == 5 ? c : b, urgent[i]);
+        ck_assert_msg(total(a) == 2, "%zu: %d stanzas", i, total(a));
+        ck_assert_str_eq(nth_to(a, 0), "presence:held");
+        ck_assert_str_eq(nth_to(a, 1), i == 0 ? "iq:u" : i == 5 ? "presence:u" : "message:u");
+    }
+    /* Carbons of what Bob sends to Alice's other resource: judged by what they carry. */
+    fake_link_clear();
+    send_xml(b, "<message to='" ALICE "/a2' type='chat' id='cs'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>");
+    ck_assert_int_eq(got(a2, "cs"), 1);
+    ck_assert_int_eq(total(a), 0);
+    send_xml(b, "<message to='" ALICE "/a2' type='chat' id='m'><body>x</body></message>");
+    ck_assert_int_eq(carbon(a, "received", "cs"), 1);
+    ck_assert_int_eq(carbon(a, "received", "m"), 1);
+    ck_assert_int_eq(total(a), 2);
+}
+END_TEST
+
+/* Held data is bounded (csi_max_held): past it everything goes out, in order; what is
+ * held when the session ends is dropped (no leak: the sanitizer and valgrind runs). */
+START_TEST(test_csi_bounded_and_dropped)
+{
+    preload_item(ALICE, BOB, "110000");
+    preload_item(BOB, ALICE, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *b = bind_jid(BOB "/b");
+    avail(a, 0);
+    avail(b, 0);
+    client_state(a, 1);
+    fake_link_clear();
+    long max = config_int("csi_max_held");
+    for (long i = 0; i < max; i++)
+        sendf(b, "<message to='" ALICE "/a' type='chat' id='cs%ld'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>", i);
+    ck_assert_int_eq(total(a), 0);
+    send_xml(b, CHATSTATE("one-more"));
+    ck_assert_int_eq(total(a), max + 1);
+    ck_assert_str_eq(nth_to(a, 0), "message:cs0");
+    ck_assert_str_eq(nth_to(a, (int)max), "message:one-more");
+    /* Held, then the session goes: nothing is sent to it. */
+    fake_link_clear();
+    send_xml(b, CHATSTATE("late"));
+    uint64_t conn = a->conn;
+    session_end(a);
+    for (size_t k = 0; k < fake_link_count(); k++) {
+        xml_node_t *st = delivered(k, conn);
+        ck_assert_ptr_null(st);
+    }
+}
+END_TEST
+
+/* A restarted router gets the state back from the frontend's resync (IPC_RESYNC_INACTIVE);
+ * a resync without it makes the session active again. */
+START_TEST(test_csi_resync)
+{
+    preload_item(ALICE, BOB, "110000");
+    preload_item(BOB, ALICE, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *b = bind_jid(BOB "/b");
+    avail(a, 0);
+    avail(b, 0);
+    ipc_resync_t m = {.conn = a->conn, .full_jid = a->full, .flags = IPC_RESYNC_INACTIVE};
+    hook_run(HOOK_SESSION_RESYNC, &(hook_ev_t){.session = a, .user = a->user, .resync = &m});
+    fake_link_clear();
+    send_xml(b, "<presence><status>b1</status></presence>");
+    ck_assert_int_eq(total(a), 0);
+    m.flags = 0;
+    hook_run(HOOK_SESSION_RESYNC, &(hook_ev_t){.session = a, .user = a->user, .resync = &m});
+    ck_assert_int_eq(total(a), 1);
+    send_xml(b, "<presence><status>b2</status></presence>");
+    ck_assert_int_eq(total(a), 2);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------
  * XEP-0191 blocking, enforced on routing (section 3.3). */
 
 START_TEST(test_block_outbound)
@@ -1594,6 +1772,14 @@ Suite *make_router_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_carbons);
     tcase_add_test(tc, test_carbons_enable_and_self);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("csi");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_csi_hold_and_release);
+    tcase_add_test(tc, test_csi_urgent);
+    tcase_add_test(tc, test_csi_bounded_and_dropped);
+    tcase_add_test(tc, test_csi_resync);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("blocking");
