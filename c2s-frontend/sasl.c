@@ -49,13 +49,13 @@ struct sasl {
     int asked;      /* the router was asked for the credentials of c->user */
 };
 
-/* The channel bindings this connection offers: only under TLS, and only the types its
- * TLS session supports (tls.c). The -PLUS mechanisms are offered exactly when one is
+/* The channel bindings this connection offers: only under TLS (and sasl_channel_binding),
+ * and only the types its TLS session supports (tls.c). The -PLUS mechanisms are offered exactly when one is
  * available, so this one function decides both what is advertised and, at <auth/>,
  * whether a client's gs2 flag y means a downgrade (RFC 5802 section 6). */
 static void connection_cb(const client_t *c, scram_cb_t *cb)
 {
-    if (c->tls)
+    if (c->tls && fe.channel_binding)
         tls_channel_bindings(c->ssl, cb);
     else
         memset(cb, 0, sizeof *cb);

@@ -383,6 +383,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int flags = data[0];
     unsigned script = (unsigned)data[1] | (unsigned)data[2] << 8 | (unsigned)data[3] << 16;
     fe.require_tls = flags & 1;
+    fe.channel_binding = 1; /* sasl_channel_binding: -PLUS offered under TLS */
     register_configure(flags & 128, 8, FUZZ_ITER);
     fe.tls = (flags & 2) ? NULL : fz.tls;
     /* The config defaults, or the smallest values allowed. */

@@ -494,3 +494,21 @@ def test_plus_login_on_direct_tls(stack, certs, cert_frontend, new_user, cb_type
         assert_logged_in(c, u, "direct")
     finally:
         c.close()
+
+
+# ------------------------------------------------------------------ sasl_channel_binding = false
+def test_channel_binding_can_be_turned_off(stack, extra_frontend, cb_clients, new_user):
+    """For clients that fail channel binding (README): no -PLUS, no <sasl-channel-binding/>,
+    and the gs2 flag 'y' is accepted again, under TLS."""
+    fe = extra_frontend(sasl_channel_binding="false", **NO_IP_LIMITS)
+    u = new_user()
+    c = cb_clients(fe.port)
+    assert not [m for m in c.mechanisms() if m.endswith("-PLUS")], dump(c.features)
+    assert "SCRAM-SHA-256" in c.mechanisms(), dump(c.features)
+    assert advertised_types(c.features) is None, dump(c.features)
+    cond, el = scram(c, u.localpart, u.password, "SCRAM-SHA-256-PLUS", "p=tls-exporter,,",
+                     c.binding("tls-exporter"))
+    assert cond == "invalid-mechanism", dump(el)
+    cond, el = scram(c, u.localpart, u.password, "SCRAM-SHA-1", "y,,")
+    assert cond == "success", dump(el)
+    assert_logged_in(c, u, "cb-off")
