@@ -166,9 +166,12 @@ class CBClient(XMPPClient):
 
 
 def connect(stack, port=None, version="1.3", **ctx_args):
-    """A CBClient on the STARTTLS port, after STARTTLS (certificate verified for the main
-    frontend)."""
-    c = CBClient(port or stack.port, domain=stack.domain, timeout=5.0)
+    """A CBClient on the STARTTLS port (the main frontend's, or `port` of one started here),
+    after STARTTLS (certificate verified for the main frontend)."""
+    # A running stack (XMPP_HOST) has a host of its own; the frontends started here are
+    # on loopback.
+    host = getattr(stack, "host", "127.0.0.1") if port is None else "127.0.0.1"
+    c = CBClient(port or stack.port, host=host, domain=stack.domain, timeout=5.0)
     c.open_stream()
     if port is None:
         ctx_args.setdefault("cafile", stack.cafile)
