@@ -50,9 +50,9 @@ struct sasl {
 };
 
 /* The channel bindings this connection offers: only under TLS (and sasl_channel_binding),
- * and only the types its TLS session supports (tls.c). The -PLUS mechanisms are offered exactly when one is
- * available, so this one function decides both what is advertised and, at <auth/>,
- * whether a client's gs2 flag y means a downgrade (RFC 5802 section 6). */
+ * and only the types its TLS session supports (tls.c). The -PLUS mechanisms are offered
+ * exactly when one is available, so this one function decides both what is advertised and,
+ * at <auth/>, whether a client's gs2 flag y means a downgrade (RFC 5802 section 6). */
 static void connection_cb(const client_t *c, scram_cb_t *cb)
 {
     if (c->tls && fe.channel_binding)
@@ -302,8 +302,8 @@ static void scram_failure(client_t *c, scram_status_t st)
         return;
     case SCRAM_CB_DOWNGRADE:
     case SCRAM_CB_MISMATCH:
-        log_warn("conn %llu: SCRAM channel binding refused: %s", (unsigned long long)c->id,
-                 scram_status_text(st));
+        log_warn("conn %llu: SCRAM channel binding refused (client %s): %s",
+                 (unsigned long long)c->id, c->addr, scram_status_text(st));
         sasl_failure_text(c, "not-authorized", scram_status_text(st));
         return;
     case SCRAM_UNSUPPORTED_CB:

@@ -973,7 +973,8 @@ Suite *make_scram_suite(void)
 
     tc = tcase_create("channel binding");
     tcase_set_timeout(tc, 30);
-    tcase_add_loop_test(tc, test_scram_cb_decision, 0, sizeof cb_decisions / sizeof cb_decisions[0]);
+    tcase_add_loop_test(tc, test_scram_cb_decision, 0,
+                        sizeof cb_decisions / sizeof cb_decisions[0]);
     tcase_add_test(tc, test_scram_set_channel_binding);
     tcase_add_loop_test(tc, test_scram_cb_exchange, 0, sizeof cb_finals / sizeof cb_finals[0]);
     suite_add_tcase(s, tc);
