@@ -104,7 +104,9 @@ struct client {
     unsigned sm_resumable : 1; /* with a resumption id */
     unsigned sm_pending : 1;   /* the request in flight is an enable or a resume */
     unsigned sm_r_pending : 1; /* our <r/> waits for its <a/> */
-    unsigned sm_keep : 1;      /* closed by this frontend's shutdown: stays resumable */
+    unsigned sm_keep : 1;      /* closed by the server's fault (shutdown, overload): stays
+                                  resumable */
+    unsigned sm_r_asked : 1;   /* the client's <r/> is with the router (IPC_SM_REQUEST) */
     uint32_t sm_in;    /* the client's stanzas handled since enable (mod 2^32) */
     uint32_t sm_out;   /* the number of the last stanza written to it */
     uint32_t sm_acked; /* its last acknowledgement */

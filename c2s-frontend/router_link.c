@@ -167,6 +167,7 @@ static size_t resync_all(int announce)
             .flags = (uint8_t)((avail ? IPC_RESYNC_AVAILABLE : 0) |
                                (c->interested ? IPC_RESYNC_INTERESTED : 0) |
                                (c->carbons ? IPC_RESYNC_CARBONS : 0) |
+                               (c->sm_on ? IPC_RESYNC_SM : 0) |
                                (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0) |
                                (c->inactive ? IPC_RESYNC_INACTIVE : 0)),
             .priority = avail ? c->priority : 0,
@@ -451,12 +452,26 @@ static void on_deliver(const ipc_hdr_t *h, const zpart_t *payload)
         return;
     }
     client_t *c = client_of(IPC_DELIVER, m.conn);
-    if (!c || !c->bound || c->stream_done)
+    if (!c || !c->bound || c->stream_done || (m.numbered && sm_check_number(c, m.h) < 0))
         return;
     client_write(c, payload->data, payload->len);
     client_count_out(payload->data, payload->len);
     if (m.numbered)
         sm_on_written(c, m.h);
+}
+
+/* The answer to a client's <r/> (sm-request). */
+static void on_sm_ack(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_sm_ack_t m;
+    if (ipc_sm_ack_read(h, &m) < 0) {
+        malformed(h);
+        return;
+    }
+    client_t *c = client_of(IPC_SM_ACK, m.conn);
+    if (c)
+        sm_on_router_ack(c, m.h);
 }
 
 static void on_sm_enabled(const ipc_hdr_t *h, const zpart_t *payload)
@@ -518,6 +533,7 @@ static const router_handler_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_CLOSE] = on_close,
     [IPC_SM_ENABLED] = on_sm_enabled,
     [IPC_SM_RESUMED] = on_sm_resumed,
+    [IPC_SM_ACK] = on_sm_ack,
 };
 
 static void on_message(void *ud, const zpart_t *parts, int nparts)

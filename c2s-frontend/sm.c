@@ -77,6 +77,11 @@ static void on_request_timer(evloop_t *loop, void *ud)
         request_ack(c);
 }
 
+int sm_check_number(const client_t *c, uint32_t h)
+{
+    return !c->sm_on || (uint32_t)(h - c->sm_out) - 1 < 0x80000000u ? 0 : -1;
+}
+
 void sm_on_written(client_t *c, uint32_t h)
 {
     if (!c->sm_on)
@@ -100,8 +105,10 @@ void sm_write_local(client_t *c, const char *data, size_t len)
     if (c->sm_on && c->reported) {
         ipc_hdr_t h;
         ipc_echo_build(&h, &(ipc_echo_t){.conn = c->id, .h = c->sm_in});
-        if (router_submit(&h, data, len, 0) < 0)
+        if (router_submit(&h, data, len, 0) < 0) {
+            c->sm_keep = 1; /* our fault: the session may wait to be resumed */
             client_stream_error(c, "resource-constraint", "The server is overloaded");
+        }
         return;
     }
     client_write(c, data, len);
@@ -290,9 +297,14 @@ void sm_on_element(client_t *c, const xml_node_t *el)
     } else if (strcmp(name, "resume") == 0) {
         on_resume(c, el);
     } else if (strcmp(name, "r") == 0 && c->sm_on) {
-        char buf[64];
-        snprintf(buf, sizeof buf, "<a xmlns='" NS_SM "' h='%" PRIu32 "'/>", c->sm_in);
-        client_write_str(c, buf);
+        /* Answered by the router, in order after the stanzas before it: only what reached
+         * the router counts as handled, so nothing acknowledged is lost with this frontend
+         * (XEP-0198 4). One request at a time: a later answer covers every <r/>. */
+        if (!c->sm_r_asked) {
+            ipc_hdr_t h;
+            ipc_sm_request_build(&h, &(ipc_sm_request_t){.conn = c->id});
+            c->sm_r_asked = router_submit(&h, NULL, 0, 0) == 0;
+        }
     } else if (strcmp(name, "a") == 0 && c->sm_on) {
         on_ack(c, el);
     } else {
@@ -302,6 +314,13 @@ void sm_on_element(client_t *c, const xml_node_t *el)
 
 void sm_unbind(const client_t *c, ipc_unbind_t *m)
 {
+    if (c->sm_pending && !c->bound) {
+        /* The connection went while its <resume/> was with the router, which may have
+         * given it the session: that session waits again. */
+        m->flags = IPC_UNBIND_DETACH | IPC_UNBIND_ACK;
+        m->acked = c->sm_acked;
+        return;
+    }
     if (!c->sm_on)
         return;
     m->flags |= IPC_UNBIND_ACK;
@@ -320,7 +339,23 @@ int sm_resync(const client_t *c)
     ipc_sm_state_build(&h, &(ipc_sm_state_t){.conn = c->id, .resumable = c->sm_resumable,
                                              .id = c->sm_id ? c->sm_id : "", .in = c->sm_in,
                                              .out = c->sm_out, .acked = c->sm_acked});
+    if (router_send(&h, NULL, 0) < 0)
+        return -1;
+    /* A <r/> the old router may have lost is asked again. */
+    if (!c->sm_r_asked)
+        return 0;
+    ipc_sm_request_build(&h, &(ipc_sm_request_t){.conn = c->id});
     return router_send(&h, NULL, 0);
+}
+
+void sm_on_router_ack(client_t *c, uint32_t h)
+{
+    if (!c->sm_on || !c->sm_r_asked || c->stream_done)
+        return;
+    c->sm_r_asked = 0;
+    char buf[64];
+    snprintf(buf, sizeof buf, "<a xmlns='" NS_SM "' h='%" PRIu32 "'/>", h);
+    client_write_str(c, buf);
 }
 
 void sm_free(client_t *c)

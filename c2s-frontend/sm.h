@@ -31,8 +31,14 @@ uint32_t sm_count_in(client_t *c);
 /* Writes a stanza the frontend made for its own client: through the router when stream
  * management is on (IPC_ECHO), else at once. */
 void sm_write_local(client_t *c, const char *data, size_t len);
+/* A delivery numbered `h` for the client: 0 when it is to be written, -1 when it was
+ * written already (the router sends again, after a resync, what may have been on its way:
+ * each number is written once). */
+int sm_check_number(const client_t *c, uint32_t h);
 /* A delivery numbered `h` was written to the client: may ask it for an acknowledgement. */
 void sm_on_written(client_t *c, uint32_t h);
+/* The router's answer to the client's <r/> (IPC_SM_ACK): its stanzas the router handled. */
+void sm_on_router_ack(client_t *c, uint32_t h);
 /* The router's answers to IPC_SM_ENABLE and IPC_SM_RESUME (or temporary failures). */
 void sm_on_enabled(client_t *c, const ipc_sm_enabled_t *m);
 void sm_on_resumed(client_t *c, const ipc_sm_resumed_t *m, const char *payload, size_t len);

@@ -650,7 +650,10 @@ void stream_on_data(client_t *c, const char *data, size_t len)
 
 void stream_on_closed(client_t *c)
 {
-    if (c->reported) {
+    /* A bind or a resume still with the router may give this connection a session: it is
+     * told that the connection is gone, after the request (one ordered path). */
+    int request = c->pending_seq && (c->pending_iq || (c->sm_pending && !c->bound));
+    if (c->reported || request) {
         ipc_hdr_t h;
         ipc_unbind_t m = {.conn = c->id};
         sm_unbind(c, &m);

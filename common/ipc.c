@@ -34,6 +34,7 @@ static const char *const type_names[IPC_TYPE_MAX + 1] = {
     [IPC_CLIENT_STATE] = "client-state",
     [IPC_ECHO] = "echo",
     [IPC_SM_STATE] = "sm-state",
+    [IPC_SM_REQUEST] = "sm-request",
 };
 
 void ipc_hdr_init(ipc_hdr_t *h, ipc_type_t type, uint64_t conn)
@@ -473,7 +474,7 @@ int ipc_close_read(const ipc_hdr_t *in, ipc_close_t *msg)
 
 #define IPC_RESYNC_KNOWN                                                                    \
     (IPC_RESYNC_AVAILABLE | IPC_RESYNC_INTERESTED | IPC_RESYNC_CARBONS | IPC_RESYNC_BLOCKLIST | \
-     IPC_RESYNC_INACTIVE)
+     IPC_RESYNC_INACTIVE | IPC_RESYNC_SM)
 
 int ipc_resync_build(ipc_hdr_t *out, const ipc_resync_t *msg)
 {
@@ -808,5 +809,19 @@ int ipc_client_state_read(const ipc_hdr_t *in, ipc_client_state_t *msg)
     if (!is_msg(in, IPC_CLIENT_STATE, 0) || in->flags || in->status > 1)
         return -1;
     *msg = (ipc_client_state_t){.conn = in->conn, .inactive = in->status};
+    return 0;
+}
+
+int ipc_sm_request_build(ipc_hdr_t *out, const ipc_sm_request_t *msg)
+{
+    ipc_hdr_init(out, IPC_SM_REQUEST, msg->conn);
+    return 0;
+}
+
+int ipc_sm_request_read(const ipc_hdr_t *in, ipc_sm_request_t *msg)
+{
+    if (!is_msg(in, IPC_SM_REQUEST, 0) || in->flags)
+        return -1;
+    msg->conn = in->conn;
     return 0;
 }

@@ -59,7 +59,9 @@ typedef enum {
     IPC_ECHO = 21,           /* fe->rt: conn, seq = h; payload: a stanza the frontend made for
                                 its own client, delivered back so that it is counted */
     IPC_SM_STATE = 22,       /* fe->rt: conn, flags, fields id, "IN OUT ACKED": after a resync */
-    IPC_TYPE_MAX = 22,
+    IPC_SM_REQUEST = 23,     /* fe->rt: conn: the client sent <r/>; the router answers with
+                                IPC_SM_ACK (rt->fe: seq = the client's stanzas it handled) */
+    IPC_TYPE_MAX = 23,
 } ipc_type_t;
 
 /* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
@@ -69,6 +71,7 @@ typedef enum {
 #define IPC_RESYNC_CARBONS 0x04    /* enabled message carbons (XEP-0280) */
 #define IPC_RESYNC_BLOCKLIST 0x08  /* requested the blocklist (XEP-0191 pushes) */
 #define IPC_RESYNC_INACTIVE 0x10   /* said <inactive/> (XEP-0352), no <active/> since */
+#define IPC_RESYNC_SM 0x20         /* stream management is on: an IPC_SM_STATE follows */
 /* A resync payload is the last presence (when available), then, when the session sent
  * directed presence (RFC 6121 4.6), a NUL and the targets separated by '\n' (neither can
  * occur in XML text or a prepared JID). At most this many targets are remembered. */
@@ -339,7 +342,8 @@ typedef struct {
     uint32_t max;
 } ipc_sm_enabled_t;
 
-/* sm-ack (fe -> rt): the client acknowledged `h` stanzas (<a h/>, mod 2^32). */
+/* sm-ack (fe -> rt): the client acknowledged `h` stanzas (<a h/>, mod 2^32); (rt -> fe):
+ * the answer to sm-request, the client's stanzas the router handled (<a h/> to write). */
 typedef struct {
     uint64_t conn;
     uint32_t h;
@@ -418,6 +422,13 @@ int ipc_sm_resumed_build(ipc_hdr_t *out, const ipc_sm_resumed_t *msg);
 int ipc_sm_resumed_read(const ipc_hdr_t *in, ipc_sm_resumed_t *msg);
 int ipc_echo_build(ipc_hdr_t *out, const ipc_echo_t *msg);
 int ipc_echo_read(const ipc_hdr_t *in, ipc_echo_t *msg);
+/* sm-request (fe -> rt): the client asked <r/>. */
+typedef struct {
+    uint64_t conn;
+} ipc_sm_request_t;
+
+int ipc_sm_request_build(ipc_hdr_t *out, const ipc_sm_request_t *msg);
+int ipc_sm_request_read(const ipc_hdr_t *in, ipc_sm_request_t *msg);
 int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg);
 int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg);
 int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg);

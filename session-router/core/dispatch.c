@@ -164,6 +164,16 @@ static void on_sm_state(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *pay
         sm_on_state(f, &m);
 }
 
+static void on_sm_request(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_sm_request_t m;
+    if (ipc_sm_request_read(h, &m) < 0)
+        link_malformed(f, h);
+    else
+        sm_request(f, &m);
+}
+
 /* A stanza the frontend made for its own managed client, numbered as a delivery. */
 static void on_echo(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
@@ -213,6 +223,7 @@ static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_SM_RESUME] = on_sm_resume,
     [IPC_SM_STATE] = on_sm_state,
     [IPC_ECHO] = on_echo,
+    [IPC_SM_REQUEST] = on_sm_request,
     [IPC_CLIENT_STATE] = on_client_state,
 };
 

@@ -33,6 +33,13 @@ void resync_session(rt_frontend_t *f, const ipc_resync_t *m, const char *payload
     }
     if (!s && sm_reclaim(f, m->conn, full))
         s = session_find_conn(f, m->conn);
+    session_t *other = s ? NULL : session_find_jid(full);
+    if (other && other->sm && other->fe) {
+        /* A managed session resumed on another connection since this frontend lost the
+         * router: that one is the client's now; this stale connection ends. */
+        resync_refuse(f, m->conn, full);
+        return;
+    }
     if (!s) {
         s = session_attach(f, m->conn, full);
         if (!s) {
@@ -41,6 +48,8 @@ void resync_session(rt_frontend_t *f, const ipc_resync_t *m, const char *payload
         }
     }
     session_set_facts(s, m->addr, m->tls, m->since);
+    if (m->flags & IPC_RESYNC_SM)
+        sm_expect_state(s);
     /* The payload: the last presence, then a NUL and the directed-presence targets. */
     const char *data = payload ? payload : "";
     const char *nul = memchr(data, '\0', len);

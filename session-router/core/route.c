@@ -307,8 +307,13 @@ void route_redeliver(const char *bare, const char *payload, size_t len)
     ipc_stype_t stype = ipc_stype_from_attr(kind, type);
     if (kind == IPC_KIND_MESSAGE && from && !xml_node_child(st, "sent", NS_CARBONS) &&
         !xml_node_child(st, "received", NS_CARBONS)) {
+        /* Content a person must get (a body, an encrypted payload) or a receipt; chat
+         * states and the like went with the session, as they would for an offline user. */
+        int content = xml_node_child(st, "body", XML_NS_CLIENT) ||
+                      xml_node_child(st, "encrypted", NULL) ||
+                      xml_node_child(st, "received", "urn:xmpp:receipts");
         int normal = stype == IPC_ST_NONE || stype == IPC_ST_NORMAL;
-        if (stype == IPC_ST_CHAT || (normal && xml_node_child(st, "body", XML_NS_CLIENT))) {
+        if ((stype == IPC_ST_CHAT || normal) && content) {
             ipc_stanza_t h = {.kind = kind, .stype = stype, .to = bare, .from = from,
                               .id = xml_node_attr(st, "id")};
             route_message_bare(NULL, bare, &h, payload, len);

@@ -229,9 +229,11 @@ rules_csi_t rules_csi_class(const xml_node_t *st)
         return RULES_CSI_URGENT;
     if (strcmp(st->name, "presence") == 0) {
         const char *type = xml_node_attr(st, "type");
-        if (!type || strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)
+        if (!type || strcmp(type, "unavailable") == 0)
             return RULES_CSI_PRESENCE;
-        return RULES_CSI_URGENT; /* subscription requests and answers (RFC 6121 3) */
+        /* Subscription requests and answers (RFC 6121 3), and errors: an error must not
+         * replace, as a newer update would, the presence held from the same sender. */
+        return RULES_CSI_URGENT;
     }
     if (strcmp(st->name, "message") != 0)
         return RULES_CSI_URGENT; /* iq: somebody waits for the answer */

@@ -30,7 +30,8 @@ static void close_if_deleted(evloop_t *loop, void *arg)
     user_t *u = user_find(bare);
     while (u && u->tombstoned && !u->exists && u->sessions) {
         session_t *s = u->sessions;
-        link_send_close_text(s->fe, s->conn, "not-authorized", "Account deleted");
+        if (s->fe)
+            link_send_close_text(s->fe, s->conn, "not-authorized", "Account deleted");
         log_info("bind: %s belongs to a deleted account, closing it", s->full);
         session_end(s);
         u = user_find(bare);
@@ -173,9 +174,10 @@ void sessions_free_all(void)
     size_t pos = 0, kl;
     const void *k;
     void *v;
-    while (hmap_count(rt.by_conn)) {
+    /* By JID: sessions waiting to be resumed are in no connection's entry. */
+    while (hmap_count(rt.by_jid)) {
         pos = 0;
-        if (!hmap_next(rt.by_conn, &pos, &k, &kl, &v))
+        if (!hmap_next(rt.by_jid, &pos, &k, &kl, &v))
             break;
         session_free(v);
     }

@@ -17,6 +17,7 @@
 const config_key_t sm_config_keys[] = {
     CONFIG_INT("sm_resume_timeout", "300", 0, 86400, "seconds a session with stream management (XEP-0198) waits for its client to resume after the connection was lost (0: never resumable)"),
     CONFIG_INT("sm_max_unacked", "1000", 10, 1000000, "stanzas a session with stream management may have unacknowledged (connected or waiting); past it the session ends"),
+    CONFIG_INT("sm_max_unacked_bytes", "4194304", 65536, 1073741824, "bytes of stanzas a session with stream management may have unacknowledged; past it the session ends"),
     CONFIG_END,
 };
 
@@ -62,7 +63,8 @@ void sm_open(void)
     rt.m.sm_rerouted = metrics_counter("xmpp_sm_unacked_rerouted_total", "",
                                        "unacknowledged stanzas handed on when their session "
                                        "ended (other resources, offline storage, errors)");
-    smq_configure((size_t)config_int("sm_max_unacked"), on_overflow);
+    smq_configure((size_t)config_int("sm_max_unacked"),
+                  (size_t)config_int("sm_max_unacked_bytes"), on_overflow);
     for (const mod_hook_t *h = hooks; h->fn; h++)
         hook_add(h, 0);
 }
@@ -77,8 +79,9 @@ static void on_overflow(evloop_t *loop, void *arg)
     (void)loop;
     session_t *s = arg;
     s->sm->overflow = NULL;
-    log_info("sm: %s has more than sm_max_unacked (%zu) stanzas unacknowledged, ending it",
-             s->full, sm.max_unacked);
+    log_info("sm: %s has more stanzas unacknowledged than sm_max_unacked or "
+             "sm_max_unacked_bytes allow (%zu, %zu bytes), ending it",
+             s->full, s->sm->count, s->sm->bytes);
     if (s->fe)
         link_send_close_text(s->fe, s->conn, "resource-constraint",
                              "Too many unacknowledged stanzas");
@@ -163,14 +166,20 @@ static void stop_waiting(session_t *s)
 }
 
 /* Sends what the client has not seen: every kept stanza numbered after `after`. On a
- * failure the new connection is reset and the session waits again. */
-static void resend(session_t *s, uint32_t after)
+ * failure the connection is reset and a resumable session waits again, any other ends:
+ * returns -1 (the session may be gone). */
+static int resend(session_t *s, uint32_t after)
 {
+    s->sm->hold = 0;
     if (smq_resend(s, after) == 0)
-        return;
+        return 0;
     log_warn("sm: cannot resend to %s (its frontend's pipe is full): resetting it", s->full);
     link_send_close(s->fe, s->conn, "reset");
-    wait_for_client(s);
+    if (s->sm->id[0])
+        wait_for_client(s);
+    else
+        session_end(s);
+    return -1;
 }
 
 /* Lets go of a session's stream-management state (it is freed, or its frontend sent
@@ -282,9 +291,8 @@ void sm_on_resume(rt_frontend_t *f, const ipc_sm_resume_t *m)
     buf_free(&payload);
     metric_inc(sm.m_resumed);
     log_info("sm: %s resumed on %s (%zu stanzas to resend)", s->full, f->name, st->count);
-    resend(s, m->h);
     /* XEP-0352 (0.2.1): a resumed stream starts active; what was held goes out now. */
-    if (s->fe)
+    if (resend(s, m->h) == 0)
         hook_run(HOOK_CLIENT_STATE, &(hook_ev_t){.session = s, .user = s->user, .inactive = 0});
 }
 
@@ -294,30 +302,53 @@ void sm_on_state(rt_frontend_t *f, const ipc_sm_state_t *m)
     if (!s)
         return;
     struct sm_state *st = s->sm;
-    if (st && strcmp(st->id, m->id) == 0) {
+    if (st && !st->awaiting && strcmp(st->id, m->id) == 0) {
         /* The router kept the session (its frontend came back after the link was cut):
-         * what it numbered meanwhile has not been sent yet. */
+         * what it numbered and did not send meanwhile goes now; what was on its way the
+         * frontend recognises by its number and writes once. */
         if (sm_ack_valid(st->acked, st->out, m->acked))
             smq_ack(st, m->acked);
         st->in = m->in;
-        if (sm_ack_valid(st->acked, st->out, m->out))
-            resend(s, m->out);
+        resend(s, sm_ack_valid(st->acked, st->out, m->out) ? m->out : st->acked);
         return;
     }
-    if (st)
+    if (st && !st->awaiting)
         forget(s); /* another id: that state is stale */
-    /* A restarted router: the counters come back, the stanzas sent before the restart
-     * and not acknowledged are not kept (docs/ARCHITECTURE.md, "Stream management"). */
-    st = xcalloc(1, sizeof *st);
+    if (!s->sm)
+        s->sm = xcalloc(1, sizeof *s->sm);
+    /* A restarted router: the counters come back and what was routed to the session since
+     * its resync is numbered after them; the stanzas sent before the restart and not
+     * acknowledged are not kept (docs/ARCHITECTURE.md, "Stream management"). */
+    st = s->sm;
     st->in = m->in;
     st->out = m->out;
     st->acked = m->acked;
     st->max_s = sm.resume_timeout;
+    st->awaiting = 0;
     if (m->resumable && m->id[0] && !hmap_sget(sm.ids, m->id)) {
         snprintf(st->id, sizeof st->id, "%s", m->id);
         hmap_sput(sm.ids, st->id, s);
     }
-    s->sm = st;
+    smq_number_kept(st);
+    resend(s, m->out);
+}
+
+void sm_expect_state(session_t *s)
+{
+    if (!s->sm) {
+        s->sm = xcalloc(1, sizeof *s->sm);
+        s->sm->awaiting = 1;
+    }
+}
+
+int sm_request(rt_frontend_t *f, const ipc_sm_request_t *m)
+{
+    session_t *s = session_find_conn(f, m->conn);
+    if (!s || !s->sm || s->sm->awaiting)
+        return -1;
+    ipc_hdr_t h;
+    ipc_sm_ack_build(&h, &(ipc_sm_ack_t){.conn = m->conn, .h = s->sm->in});
+    return link_send(f, &h, NULL, 0);
 }
 
 /* A waiting session whose frontend resends it (it came back after the router had given up

@@ -48,6 +48,13 @@ void sm_frontend_gone(rt_frontend_t *f);
  * is. Returns 1 when `full` was such a session. */
 int sm_reclaim(rt_frontend_t *f, uint64_t conn, const char *full);
 
+/* A resync with IPC_RESYNC_SM: the session's counters follow (IPC_SM_STATE); until then
+ * what is routed to it is kept unnumbered, so that no stanza goes out uncounted. */
+void sm_expect_state(session_t *s);
+/* The client asked <r/>: the router answers with the count of its stanzas it handled,
+ * in order after them (IPC_SM_ACK back). -1 when there is no such managed session. */
+int sm_request(rt_frontend_t *f, const ipc_sm_request_t *m);
+
 /* Sessions waiting to be resumed (xmppctl stats, metrics). */
 size_t sm_waiting(void);
 

@@ -8,12 +8,13 @@
 #include "link.h"
 #include "util.h"
 
-static size_t max_unacked = 1000;
+static size_t max_unacked = 1000, max_bytes = 4u << 20;
 static void (*on_overflow)(evloop_t *, void *);
 
-void smq_configure(size_t max, void (*overflow_fn)(evloop_t *, void *))
+void smq_configure(size_t max, size_t bytes, void (*overflow_fn)(evloop_t *, void *))
 {
     max_unacked = max;
+    max_bytes = bytes;
     on_overflow = overflow_fn;
 }
 
@@ -27,18 +28,22 @@ static int send_numbered(session_t *s, uint32_t h, const char *data, size_t len)
 int smq_deliver(session_t *s, const char *data, size_t len)
 {
     struct sm_state *st = s->sm;
-    if (st->count >= max_unacked) {
+    if (st->count >= max_unacked || st->bytes + len > max_bytes) {
         if (!st->overflow && on_overflow)
             st->overflow = evloop_timer(rt.loop, 0, on_overflow, s);
         errno = ENOBUFS;
         return -1;
     }
-    uint32_t h = st->out + 1;
-    /* A frontend that is gone (EHOSTUNREACH) leaves the stanza kept: the session waits
-     * for its client once the frontend is declared dead. A full pipe (EAGAIN) means the
-     * frontend lives but would skip this number: refused, not numbered. */
-    if (s->fe && send_numbered(s, h, data, len) < 0 && errno != EHOSTUNREACH)
-        return -1;
+    uint32_t h = st->awaiting ? 0 : st->out + 1;
+    /* A frontend that is gone (EHOSTUNREACH) leaves the stanza kept, and the next ones
+     * too, unsent: the session waits for its client once the frontend is declared dead,
+     * or the frontend resends it. A full pipe (EAGAIN) means the frontend lives but would
+     * skip this number: refused, not numbered. */
+    if (s->fe && !st->awaiting && !st->hold && send_numbered(s, h, data, len) < 0) {
+        if (errno != EHOSTUNREACH)
+            return -1;
+        st->hold = 1;
+    }
     smq_item_t *it = xmalloc(sizeof *it + len);
     it->next = NULL;
     it->h = h;
@@ -50,8 +55,16 @@ int smq_deliver(session_t *s, const char *data, size_t len)
         st->head = it;
     st->tail = it;
     st->count++;
-    st->out = h;
+    st->bytes += len;
+    if (!st->awaiting)
+        st->out = h;
     return 0;
+}
+
+void smq_number_kept(struct sm_state *st)
+{
+    for (smq_item_t *it = st->head; it; it = it->next)
+        it->h = ++st->out;
 }
 
 void smq_ack(struct sm_state *st, uint32_t h)
@@ -59,6 +72,7 @@ void smq_ack(struct sm_state *st, uint32_t h)
     while (st->head && (uint32_t)(h - st->head->h) < 0x80000000u) {
         smq_item_t *it = st->head;
         st->head = it->next;
+        st->bytes -= it->len;
         free(it);
         st->count--;
     }
@@ -82,7 +96,7 @@ smq_item_t *smq_take(struct sm_state *st)
 {
     smq_item_t *it = st->head;
     st->head = st->tail = NULL;
-    st->count = 0;
+    st->count = st->bytes = 0;
     return it;
 }
 

@@ -28,15 +28,21 @@ struct sm_state {
     uint32_t acked; /* its last acknowledgement */
     uint32_t max_s; /* how long it may wait for resumption (seconds) */
     smq_item_t *head, *tail;
-    size_t count;
+    size_t count, bytes;
+    unsigned awaiting : 1; /* resynced, its counters not yet here (IPC_SM_STATE): what
+                              arrives is kept unnumbered and unsent */
+    unsigned hold : 1;     /* its frontend was unreachable: numbered and kept, not sent,
+                              until the frontend resends the session or the client resumes
+                              (no gap in the numbers the client sees) */
     ev_timer_t *expire;   /* waiting: ends the session when the time is up (sm.c) */
     ev_timer_t *overflow; /* past the bound: ends the session (not from inside a
                              delivery, whose caller may be walking the user's sessions) */
 };
 
-/* The bound (sm_max_unacked) and what happens past it: `fn` runs from the event loop
- * (sm.c ends the session). */
-void smq_configure(size_t max_unacked, void (*overflow_fn)(evloop_t *, void *));
+/* The bounds (sm_max_unacked stanzas, sm_max_unacked_bytes) and what happens past them:
+ * `fn` runs from the event loop (sm.c ends the session). */
+void smq_configure(size_t max_unacked, size_t max_bytes,
+                   void (*overflow_fn)(evloop_t *, void *));
 
 /* Numbers, keeps and (when the session is connected) sends a stanza. Returns 0 (sent, or
  * kept for a session whose frontend is gone or that waits), or -1 with errno: EAGAIN when
@@ -47,6 +53,8 @@ int smq_deliver(session_t *s, const char *data, size_t len);
 void smq_ack(struct sm_state *st, uint32_t h);
 /* Sends again every kept stanza numbered after `after`; -1 when the link refused one. */
 int smq_resend(session_t *s, uint32_t after);
+/* Numbers what was kept while awaiting the counters (after st->out, now set). */
+void smq_number_kept(struct sm_state *st);
 /* Takes the kept stanzas out of the state (the session ends); smq_free frees such a list. */
 smq_item_t *smq_take(struct sm_state *st);
 void smq_free(smq_item_t *it);

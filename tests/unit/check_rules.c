@@ -378,7 +378,7 @@ static const struct {
 } csi_cases[] = {
     {"<presence from='b@d/r'/>", RULES_CSI_PRESENCE},
     {"<presence from='b@d/r' type='unavailable'/>", RULES_CSI_PRESENCE},
-    {"<presence from='b@d/r' type='error'/>", RULES_CSI_PRESENCE},
+    {"<presence from='b@d/r' type='error'/>", RULES_CSI_URGENT},
     {"<presence from='b@d' type='subscribe'/>", RULES_CSI_URGENT},
     {"<presence from='b@d' type='subscribed'/>", RULES_CSI_URGENT},
     {"<presence from='b@d' type='unsubscribed'/>", RULES_CSI_URGENT},
