@@ -395,7 +395,7 @@ def private_clients(ps):
 
 
 def private_login(make):
-    def do(user, resource=None, priority=None):
+    def do(user, resource=None, priority=None, port=None):
         c = make()
         c.login(user.localpart, user.password, resource=resource)
         if priority is not False:
@@ -462,6 +462,7 @@ class SlixClient(slixmpp.ClientXMPP):
         self.ca_certs = Path(cafile)
         self.register_plugin("xep_0198")
         self["xep_0198"].window = 2     # an <r/> after every 2 stanzas sent
+        self["xep_0198"].window_counter = 2
         self.started = self.loop.create_future()
         self.resumed = self.loop.create_future()
         self.enabled = self.loop.create_future()
