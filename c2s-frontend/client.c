@@ -693,6 +693,7 @@ void client_close_all(void)
     while (i < n && hmap_next(fe.clients, &pos, &k, &kl, &v))
         all[i++] = v;
     for (size_t j = 0; j < i; j++) {
+        all[j]->sm_keep = 1; /* a resumable session resumes on another frontend */
         client_stream_error(all[j], "system-shutdown", NULL);
         if (!all[j]->closed && client_flush(all[j]) == 0 && !all[j]->closed)
             client_close(all[j], 0);

@@ -9,6 +9,7 @@
 #include "register.h"
 #include "registration.h"
 #include "sasl.h"
+#include "sm.h"
 
 /* Lingering close. A stream that ends (stream error or </stream:stream>) while the client
  * is still sending, say in the middle of a stanza over max_stanza_size, must not be
@@ -93,9 +94,22 @@ struct client {
     unsigned interested : 1; /* requested the roster */
     unsigned carbons : 1;    /* enabled message carbons */
     unsigned blocklist : 1;  /* requested the blocklist */
+    unsigned inactive : 1;   /* said <inactive/> (XEP-0352), no <active/> since */
     hmap_t *directed;        /* JIDs sent directed available presence, or NULL */
     int priority;
     char *last_presence; /* serialised, from stamped; NULL when unavailable */
+
+    /* Stream management (sm.c); the router holds the rest of the state. */
+    unsigned sm_on : 1;        /* enabled or resumed */
+    unsigned sm_resumable : 1; /* with a resumption id */
+    unsigned sm_pending : 1;   /* the request in flight is an enable or a resume */
+    unsigned sm_r_pending : 1; /* our <r/> waits for its <a/> */
+    unsigned sm_keep : 1;      /* closed by this frontend's shutdown: stays resumable */
+    uint32_t sm_in;    /* the client's stanzas handled since enable (mod 2^32) */
+    uint32_t sm_out;   /* the number of the last stanza written to it */
+    uint32_t sm_acked; /* its last acknowledgement */
+    char *sm_id;       /* resumption id, or NULL */
+    ev_timer_t *sm_timer; /* asks for an acknowledgement (sm.c) */
 };
 
 #endif

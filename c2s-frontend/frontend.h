@@ -72,6 +72,9 @@ void client_write_str(client_t *c, const char *s);
 /* Sends a stream error (opening the stream first if needed), closes the stream and the
  * connection once written. `text` may be NULL. */
 void client_stream_error(client_t *c, const char *condition, const char *text);
+/* The same with application-specific XML (RFC 6120 4.9.4) after the text. */
+void client_stream_error_extra(client_t *c, const char *condition, const char *text,
+                               const char *extra);
 /* Closes the connection after pending output is written, lingering (client.h) to read
  * what the peer still sends (graceful), or at once. Nothing more is written once it is
  * called. */
@@ -114,6 +117,9 @@ void stream_drain_queue(client_t *c);
 /* Appends the payload of the client's IPC_RESYNC (common/ipc.h): last presence when
  * available, then the directed-presence targets. */
 void stream_resync_payload(const client_t *c, buf_t *out);
+/* The inverse, for a resumed session: takes the state the router kept (flags
+ * IPC_RESYNC_*, the payload of IPC_SM_RESUMED). */
+void stream_restore_state(client_t *c, uint8_t flags, const char *payload, size_t len);
 
 /* Answers the router request in flight (auth, bind or register) with a temporary failure: the router
  * went away or did not answer within request_timeout. */

@@ -31,7 +31,8 @@
 typedef struct pending_msg {
     struct pending_msg *next;
     uint64_t conn;
-    int is_unbind;
+    int is_unbind; /* no payload: an unbind, or a client state (sent even when the client
+                      left: the router ignores it for a session it does not know) */
     size_t hdr_len, len; /* len: payload bytes; an unbind has none */
     char data[];         /* the encoded header, then the payload */
 } pending_msg_t;
@@ -166,7 +167,8 @@ static size_t resync_all(int announce)
             .flags = (uint8_t)((avail ? IPC_RESYNC_AVAILABLE : 0) |
                                (c->interested ? IPC_RESYNC_INTERESTED : 0) |
                                (c->carbons ? IPC_RESYNC_CARBONS : 0) |
-                               (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0)),
+                               (c->blocklist ? IPC_RESYNC_BLOCKLIST : 0) |
+                               (c->inactive ? IPC_RESYNC_INACTIVE : 0)),
             .priority = avail ? c->priority : 0,
             .addr = c->addr,
             .tls = stream_tls_version(c),
@@ -182,6 +184,10 @@ static size_t resync_all(int announce)
         if (rc < 0) {
             /* The rest is resent when the router answers again (a router that does not
              * know a session would drop its stanzas). */
+            router_down("send failed during resync");
+            break;
+        }
+        if (sm_resync(c) < 0) {
             router_down("send failed during resync");
             break;
         }
@@ -449,6 +455,39 @@ static void on_deliver(const ipc_hdr_t *h, const zpart_t *payload)
         return;
     client_write(c, payload->data, payload->len);
     client_count_out(payload->data, payload->len);
+    if (m.numbered)
+        sm_on_written(c, m.h);
+}
+
+static void on_sm_enabled(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_sm_enabled_t m;
+    if (ipc_sm_enabled_read(h, &m) < 0) {
+        malformed(h); /* the request times out (request_timeout) */
+        return;
+    }
+    client_t *c = client_of(IPC_SM_ENABLED, m.conn);
+    if (!c)
+        return;
+    if (m.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
+    sm_on_enabled(c, &m);
+}
+
+static void on_sm_resumed(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_sm_resumed_t m;
+    if (ipc_sm_resumed_read(h, &m) < 0) {
+        malformed(h); /* the request times out (request_timeout) */
+        return;
+    }
+    client_t *c = client_of(IPC_SM_RESUMED, m.conn);
+    if (!c)
+        return;
+    if (m.seq == c->pending_seq)
+        evloop_cancel(fe.loop, &c->req_timer);
+    sm_on_resumed(c, &m, payload ? payload->data : NULL, payload ? payload->len : 0);
 }
 
 static void on_close(const ipc_hdr_t *h, const zpart_t *payload)
@@ -477,6 +516,8 @@ static const router_handler_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_REGISTER_REPLY] = on_register_reply,
     [IPC_DELIVER] = on_deliver,
     [IPC_CLOSE] = on_close,
+    [IPC_SM_ENABLED] = on_sm_enabled,
+    [IPC_SM_RESUMED] = on_sm_resumed,
 };
 
 static void on_message(void *ud, const zpart_t *parts, int nparts)

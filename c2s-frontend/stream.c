@@ -10,8 +10,8 @@
 #include "stanza.h"
 #include "util.h"
 
-#define NS_CARBONS "urn:xmpp:carbons:2"
 #define NS_BLOCKING "urn:xmpp:blocking"
+#define NS_CSI "urn:xmpp:csi:0"
 #ifndef NS_ROSTER
 #define NS_ROSTER "jabber:iq:roster"
 #endif
@@ -90,6 +90,12 @@ static void send_header(client_t *c)
 
 void client_stream_error(client_t *c, const char *condition, const char *text)
 {
+    client_stream_error_extra(c, condition, text, NULL);
+}
+
+void client_stream_error_extra(client_t *c, const char *condition, const char *text,
+                               const char *extra)
+{
     if (c->closed || c->stream_done)
         return;
     if (!c->header_sent)
@@ -101,6 +107,8 @@ void client_stream_error(client_t *c, const char *condition, const char *text)
         xml_escape(&b, text, strlen(text));
         buf_append_str(&b, "</text>");
     }
+    if (extra)
+        buf_append_str(&b, extra);
     buf_append_str(&b, "</stream:error></stream:stream>");
     client_write(c, b.data, b.len);
     buf_free(&b);
@@ -127,11 +135,14 @@ static void send_features(client_t *c)
             register_features(c, &b);
         }
     } else {
-        /* RFC 6121 2.6.1 roster versioning and 3.4.1 subscription pre-approval. */
+        /* RFC 6121 2.6.1 roster versioning and 3.4.1 subscription pre-approval; XEP-0352
+         * 4.1: client state indication, offered after authentication. */
         buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
                            "<session xmlns='" NS_SESSION "'><optional/></session>"
                            "<ver xmlns='urn:xmpp:features:rosterver'/>"
-                           "<sub xmlns='urn:xmpp:features:pre-approval'/>");
+                           "<sub xmlns='urn:xmpp:features:pre-approval'/>"
+                           "<csi xmlns='" NS_CSI "'/>");
+        sm_features(c, &b);
     }
     buf_append_str(&b, "</stream:features>");
     client_write(c, b.data, b.len);
@@ -187,8 +198,7 @@ static void bounce(client_t *c, const xml_node_t *st, const char *etype, const c
     xml_node_t *err = stanza_error_reply(copy, fe.domain, etype, cond);
     buf_t b = BUF_INIT;
     xml_serialize(err, XML_NS_CLIENT, &b);
-    client_write(c, b.data, b.len);
-    client_count_out(b.data, b.len);
+    sm_write_local(c, b.data, b.len);
     buf_free(&b);
     xml_node_free(&err);
     xml_node_free(&copy);
@@ -198,8 +208,7 @@ static void reply_node(client_t *c, xml_node_t **node_p)
 {
     buf_t b = BUF_INIT;
     xml_serialize(*node_p, XML_NS_CLIENT, &b);
-    client_write(c, b.data, b.len);
-    client_count_out(b.data, b.len);
+    sm_write_local(c, b.data, b.len);
     buf_free(&b);
     xml_node_free(node_p);
 }
@@ -298,6 +307,8 @@ void stream_fail_request(client_t *c)
     if (!c->pending_seq)
         return;
     evloop_cancel(fe.loop, &c->req_timer);
+    if (sm_fail_request(c))
+        return;
     if (c->reg_pending)
         register_on_reply(c, &(ipc_register_reply_t){c->id, c->pending_seq, IPC_TEMPORARY});
     else if (c->pending_iq)
@@ -377,6 +388,40 @@ void stream_resync_payload(const client_t *c, buf_t *out)
     }
 }
 
+void stream_restore_state(client_t *c, uint8_t flags, const char *payload, size_t len)
+{
+    c->interested = (flags & IPC_RESYNC_INTERESTED) != 0;
+    c->carbons = (flags & IPC_RESYNC_CARBONS) != 0;
+    c->blocklist = (flags & IPC_RESYNC_BLOCKLIST) != 0;
+    const char *nul = payload ? memchr(payload, '\0', len) : NULL;
+    size_t plen = nul ? (size_t)(nul - payload) : payload ? len : 0;
+    xfree(&c->last_presence);
+    c->available = 0;
+    c->priority = 0;
+    if ((flags & IPC_RESYNC_AVAILABLE) && plen) {
+        c->available = 1;
+        c->last_presence = xstrndup(payload, plen);
+        xml_node_t *p = stanza_parse(payload, plen);
+        c->priority = p ? stanza_presence_priority(p) : 0;
+        xml_node_free(&p);
+    }
+    directed_clear(c);
+    for (const char *t = nul ? nul + 1 : NULL, *end = payload + len; t && t < end;) {
+        const char *nl = memchr(t, '\n', (size_t)(end - t));
+        size_t n = nl ? (size_t)(nl - t) : (size_t)(end - t);
+        if (n && n <= JID_MAX) {
+            if (!c->directed)
+                c->directed = hmap_new();
+            char *jid = xstrndup(t, n);
+            if (!hmap_sget(c->directed, jid) && hmap_count(c->directed) < IPC_RESYNC_DIRECTED_MAX)
+                hmap_sput(c->directed, jid, jid);
+            else
+                free(jid);
+        }
+        t = nl ? nl + 1 : end;
+    }
+}
+
 /* Stanzas after authentication and before binding: only the bind iq is allowed. */
 static void handle_unbound(client_t *c, xml_node_t *st)
 {
@@ -393,6 +438,8 @@ static void handle_unbound(client_t *c, xml_node_t *st)
 /* Checks a bound client's stanza and forwards it to the router. */
 static void forward(client_t *c, xml_node_t *st)
 {
+    /* XEP-0198 4: every stanza counts, the ones answered here included. */
+    uint32_t handled = c->sm_on ? sm_count_in(c) : 0;
     ipc_kind_t kind = ipc_kind_from_name(st->name);
     ipc_stype_t stype = ipc_stype_from_attr(kind, xml_node_attr(st, "type"));
     const char *id = xml_node_attr(st, "id");
@@ -446,7 +493,8 @@ static void forward(client_t *c, xml_node_t *st)
     }
     ipc_hdr_t h;
     if (ipc_stanza_build(&h, &(ipc_stanza_t){.conn = c->id, .kind = kind, .stype = stype,
-                                             .to = to, .from = c->jid, .id = id}) < 0) {
+                                             .to = to, .from = c->jid, .id = id,
+                                             .h = handled}) < 0) {
         buf_free(&b);
         bounce(c, st, "modify", "bad-request");
         return;
@@ -459,6 +507,35 @@ static void forward(client_t *c, xml_node_t *st)
     else
         track_session_state(c, kind, stype, to, st, &b);
     buf_free(&b);
+}
+
+/* XEP-0352 client state indication: <active/> and <inactive/> are nonzas, not stanzas.
+ * The router holds what is not urgent for an inactive session (mod_csi); it learns the
+ * state in order with the client's stanzas (section 5.1: what the indication triggers, a
+ * flush of held stanzas, happens before the stanzas sent after it are processed). Only a
+ * change is sent; the state is kept here too, so that a restarted router gets it back
+ * (IPC_RESYNC_INACTIVE). When the router buffer is full the indication is not sent and
+ * the state stays as it was (the next indication tries again): the XEP makes the state a
+ * hint the server may act on, and the client gets no answer either way (4.2). */
+static void handle_client_state(client_t *c, const xml_node_t *st)
+{
+    int inactive = strcmp(st->name, "inactive") == 0;
+    if (inactive == (int)c->inactive)
+        return;
+    ipc_hdr_t h;
+    ipc_client_state_build(&h, &(ipc_client_state_t){.conn = c->id, .inactive = inactive});
+    if (router_submit(&h, NULL, 0, 0) < 0) {
+        log_debug("conn %llu: client state not sent: the router buffer is full",
+                  (unsigned long long)c->id);
+        return;
+    }
+    c->inactive = (unsigned)inactive;
+}
+
+static int is_client_state(const xml_node_t *st)
+{
+    return st->ns && strcmp(st->ns, NS_CSI) == 0 &&
+           (strcmp(st->name, "active") == 0 || strcmp(st->name, "inactive") == 0);
 }
 
 static void dispatch(client_t *c, xml_node_t *st)
@@ -481,8 +558,12 @@ static void dispatch(client_t *c, xml_node_t *st)
         register_on_iq(c, st);
     } else if (!c->authed) {
         client_stream_error(c, "not-authorized", NULL);
+    } else if (sm_wants(st)) {
+        sm_on_element(c, st);
     } else if (!c->bound) {
         handle_unbound(c, st);
+    } else if (is_client_state(st)) {
+        handle_client_state(c, st);
     } else if (!is_client_stanza(st)) {
         int known = ipc_kind_from_name(st->name) != IPC_KIND_NONE;
         client_stream_error(c, known ? "invalid-namespace" : "unsupported-stanza-type", NULL);
@@ -571,7 +652,9 @@ void stream_on_closed(client_t *c)
 {
     if (c->reported) {
         ipc_hdr_t h;
-        ipc_unbind_build(&h, &(ipc_unbind_t){c->id});
+        ipc_unbind_t m = {.conn = c->id};
+        sm_unbind(c, &m);
+        ipc_unbind_build(&h, &m);
         router_submit(&h, NULL, 0, 1);
         c->reported = 0;
     }
@@ -585,4 +668,5 @@ void stream_on_closed(client_t *c)
     queue_clear(c);
     sasl_free(c);
     register_free(c);
+    sm_free(c);
 }

@@ -10,6 +10,32 @@ const config_key_t ipc_config_keys[] = {
     CONFIG_END,
 };
 
+/* Every message type by number; a number without a name is no type (ipc_decode). */
+static const char *const type_names[IPC_TYPE_MAX + 1] = {
+    [IPC_HELLO] = "hello",
+    [IPC_HEARTBEAT] = "heartbeat",
+    [IPC_AUTH] = "auth",
+    [IPC_AUTH_REPLY] = "auth-reply",
+    [IPC_BIND] = "bind",
+    [IPC_BIND_REPLY] = "bind-reply",
+    [IPC_STANZA] = "stanza",
+    [IPC_UNBIND] = "unbind",
+    [IPC_DELIVER] = "deliver",
+    [IPC_CLOSE] = "close",
+    [IPC_RESYNC] = "resync",
+    [IPC_AUTH_RESULT] = "auth-result",
+    [IPC_REGISTER] = "register",
+    [IPC_REGISTER_REPLY] = "register-reply",
+    [IPC_SM_ENABLE] = "sm-enable",
+    [IPC_SM_ENABLED] = "sm-enabled",
+    [IPC_SM_ACK] = "sm-ack",
+    [IPC_SM_RESUME] = "sm-resume",
+    [IPC_SM_RESUMED] = "sm-resumed",
+    [IPC_CLIENT_STATE] = "client-state",
+    [IPC_ECHO] = "echo",
+    [IPC_SM_STATE] = "sm-state",
+};
+
 void ipc_hdr_init(ipc_hdr_t *h, ipc_type_t type, uint64_t conn)
 {
     h->type = (uint8_t)type;
@@ -92,8 +118,8 @@ int ipc_decode(ipc_hdr_t *h, const unsigned char *in, size_t len)
 {
     if (len < IPC_HDR_FIXED || in[0] != IPC_MAGIC || in[1] != IPC_VERSION)
         return -1;
-    if (in[2] < 1 || in[2] > IPC_TYPE_MAX || in[16] > IPC_KIND_IQ || in[17] > IPC_ST_MAX ||
-        in[19] > IPC_MAX_FIELDS)
+    if (in[2] < 1 || in[2] > IPC_TYPE_MAX || !type_names[in[2]] || in[16] > IPC_KIND_IQ ||
+        in[17] > IPC_ST_MAX || in[19] > IPC_MAX_FIELDS)
         return -1;
     ipc_hdr_init(h, (ipc_type_t)in[2], get_be(in + 4, 8));
     h->flags = in[3];
@@ -197,11 +223,7 @@ const char *ipc_stype_name(ipc_stype_t stype)
 
 const char *ipc_type_name(ipc_type_t type)
 {
-    static const char *const names[] = {"?",    "hello",  "heartbeat", "auth",    "auth-reply",
-                                        "bind", "bind-reply", "stanza", "unbind", "deliver",
-                                        "close", "resync", "auth-result", "register",
-                                        "register-reply"};
-    return type >= 1 && type <= IPC_TYPE_MAX ? names[type] : "?";
+    return type >= 1 && type <= IPC_TYPE_MAX && type_names[type] ? type_names[type] : "?";
 }
 
 uint8_t ipc_priority_encode(int priority)
@@ -368,6 +390,7 @@ int ipc_bind_reply_read(const ipc_hdr_t *in, ipc_bind_reply_t *msg)
 int ipc_stanza_build(ipc_hdr_t *out, const ipc_stanza_t *msg)
 {
     ipc_hdr_init(out, IPC_STANZA, msg->conn);
+    out->seq = msg->h;
     out->kind = (uint8_t)msg->kind;
     out->stype = (uint8_t)msg->stype;
     if (set_field(out, 0, msg->to) < 0 || set_field(out, 1, msg->from) < 0)
@@ -384,35 +407,40 @@ int ipc_stanza_read(const ipc_hdr_t *in, ipc_stanza_t *msg)
         (st == IPC_ST_NONE ? kind == IPC_KIND_IQ : !stype_valid(kind, st)))
         return -1;
     *msg = (ipc_stanza_t){.conn = in->conn, .kind = kind, .stype = st, .to = in->field[0],
-                          .from = in->field[1], .id = in->field[2]};
+                          .from = in->field[1], .id = in->field[2], .h = in->seq};
     return 0;
 }
 
 int ipc_unbind_build(ipc_hdr_t *out, const ipc_unbind_t *msg)
 {
     ipc_hdr_init(out, IPC_UNBIND, msg->conn);
+    out->flags = msg->flags;
+    out->seq = msg->flags & IPC_UNBIND_ACK ? msg->acked : 0;
     return 0;
 }
 
 int ipc_unbind_read(const ipc_hdr_t *in, ipc_unbind_t *msg)
 {
-    if (!is_msg(in, IPC_UNBIND, 0))
+    if (!is_msg(in, IPC_UNBIND, 0) || (in->flags & ~(IPC_UNBIND_DETACH | IPC_UNBIND_ACK)))
         return -1;
-    msg->conn = in->conn;
+    *msg = (ipc_unbind_t){.conn = in->conn, .flags = in->flags, .acked = in->seq};
     return 0;
 }
 
 int ipc_deliver_build(ipc_hdr_t *out, const ipc_deliver_t *msg)
 {
     ipc_hdr_init(out, IPC_DELIVER, msg->conn);
+    out->flags = msg->numbered ? IPC_DELIVER_NUMBERED : 0;
+    out->seq = msg->numbered ? msg->h : 0;
     return 0;
 }
 
 int ipc_deliver_read(const ipc_hdr_t *in, ipc_deliver_t *msg)
 {
-    if (!is_msg(in, IPC_DELIVER, 0))
+    if (!is_msg(in, IPC_DELIVER, 0) || (in->flags & ~IPC_DELIVER_NUMBERED))
         return -1;
-    msg->conn = in->conn;
+    *msg = (ipc_deliver_t){.conn = in->conn,
+                           .numbered = (in->flags & IPC_DELIVER_NUMBERED) != 0, .h = in->seq};
     return 0;
 }
 
@@ -444,7 +472,8 @@ int ipc_close_read(const ipc_hdr_t *in, ipc_close_t *msg)
 }
 
 #define IPC_RESYNC_KNOWN                                                                    \
-    (IPC_RESYNC_AVAILABLE | IPC_RESYNC_INTERESTED | IPC_RESYNC_CARBONS | IPC_RESYNC_BLOCKLIST)
+    (IPC_RESYNC_AVAILABLE | IPC_RESYNC_INTERESTED | IPC_RESYNC_CARBONS | IPC_RESYNC_BLOCKLIST | \
+     IPC_RESYNC_INACTIVE)
 
 int ipc_resync_build(ipc_hdr_t *out, const ipc_resync_t *msg)
 {
@@ -548,5 +577,236 @@ int ipc_register_reply_read(const ipc_hdr_t *in, ipc_register_reply_t *msg)
         return -1;
     *msg = (ipc_register_reply_t){.conn = in->conn, .seq = in->seq,
                                   .status = (ipc_status_t)in->status};
+    return 0;
+}
+
+/* A 32-bit counter in decimal (at most 10 digits, at most 2^32 - 1); "" is refused. */
+static int u32_read(const char *s, uint32_t *out)
+{
+    uint64_t v = 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (n == 10 || s[n] < '0' || s[n] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[n] - '0');
+    }
+    if (!n || v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Reads "A B" or "A B C" (counters separated by one space) into up to three values. */
+static int counters_read(const char *s, uint32_t *v, int n)
+{
+    char tmp[40];
+    if (strlen(s) >= sizeof tmp)
+        return -1;
+    strcpy(tmp, s);
+    char *p = tmp;
+    for (int i = 0; i < n; i++) {
+        char *sp = i < n - 1 ? strchr(p, ' ') : NULL;
+        if (i < n - 1 && !sp)
+            return -1;
+        if (sp)
+            *sp = '\0';
+        if (u32_read(p, &v[i]) < 0)
+            return -1;
+        p = sp ? sp + 1 : p;
+    }
+    return 0;
+}
+
+/* A resumption id: 1..IPC_SM_ID_MAX letters, digits, '-' or '_'. */
+static int sm_id_ok(const char *s, int empty_ok)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n == IPC_SM_ID_MAX ||
+            !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+              (s[n] >= '0' && s[n] <= '9') || s[n] == '-' || s[n] == '_'))
+            return 0;
+    return n || empty_ok;
+}
+
+int ipc_sm_enable_build(ipc_hdr_t *out, const ipc_sm_enable_t *msg)
+{
+    ipc_hdr_init(out, IPC_SM_ENABLE, msg->conn);
+    out->seq = msg->seq;
+    out->flags = msg->resumable ? IPC_SM_RESUMABLE : 0;
+    if (!msg->max)
+        return 0;
+    char max[12];
+    snprintf(max, sizeof max, "%" PRIu32, msg->max);
+    return set_field(out, 0, max);
+}
+
+int ipc_sm_enable_read(const ipc_hdr_t *in, ipc_sm_enable_t *msg)
+{
+    uint32_t max = 0;
+    if (!is_msg(in, IPC_SM_ENABLE, 0) || !in->seq || (in->flags & ~IPC_SM_RESUMABLE) ||
+        (in->field[0][0] && u32_read(in->field[0], &max) < 0))
+        return -1;
+    *msg = (ipc_sm_enable_t){.conn = in->conn, .seq = in->seq,
+                             .resumable = (in->flags & IPC_SM_RESUMABLE) != 0, .max = max};
+    return 0;
+}
+
+int ipc_sm_enabled_build(ipc_hdr_t *out, const ipc_sm_enabled_t *msg)
+{
+    ipc_hdr_init(out, IPC_SM_ENABLED, msg->conn);
+    out->seq = msg->seq;
+    out->status = (uint8_t)msg->status;
+    char max[12];
+    snprintf(max, sizeof max, "%" PRIu32, msg->max);
+    return set_field(out, 0, msg->id) < 0 || set_field(out, 1, max) < 0 ? -1 : 0;
+}
+
+int ipc_sm_enabled_read(const ipc_hdr_t *in, ipc_sm_enabled_t *msg)
+{
+    uint32_t max = 0;
+    if (!is_msg(in, IPC_SM_ENABLED, 0) || !in->seq ||
+        (in->status != IPC_OK && in->status != IPC_REFUSED && in->status != IPC_TEMPORARY))
+        return -1;
+    if (in->status == IPC_OK && (!sm_id_ok(in->field[0], 1) || u32_read(in->field[1], &max) < 0))
+        return -1;
+    *msg = (ipc_sm_enabled_t){.conn = in->conn, .seq = in->seq,
+                              .status = (ipc_status_t)in->status, .id = in->field[0],
+                              .max = max};
+    return 0;
+}
+
+int ipc_sm_ack_build(ipc_hdr_t *out, const ipc_sm_ack_t *msg)
+{
+    ipc_hdr_init(out, IPC_SM_ACK, msg->conn);
+    out->seq = msg->h;
+    return 0;
+}
+
+int ipc_sm_ack_read(const ipc_hdr_t *in, ipc_sm_ack_t *msg)
+{
+    if (!is_msg(in, IPC_SM_ACK, 0))
+        return -1;
+    *msg = (ipc_sm_ack_t){.conn = in->conn, .h = in->seq};
+    return 0;
+}
+
+int ipc_sm_resume_build(ipc_hdr_t *out, const ipc_sm_resume_t *msg)
+{
+    ipc_hdr_init(out, IPC_SM_RESUME, msg->conn);
+    out->seq = msg->seq;
+    const char *addr = msg->addr, *tls = msg->tls;
+    char h[12], facts[IPC_ADDR_MAX + IPC_TLS_MAX + 2];
+    snprintf(h, sizeof h, "%" PRIu32, msg->h);
+    if (!token_ok(addr, IPC_ADDR_MAX) || !token_ok(tls, IPC_TLS_MAX))
+        return -1;
+    snprintf(facts, sizeof facts, "%s %s", addr, tls);
+    if (set_field(out, 0, msg->id) < 0 || set_field(out, 1, msg->username) < 0 ||
+        set_field(out, 2, h) < 0)
+        return -1;
+    return set_field(out, 3, facts);
+}
+
+int ipc_sm_resume_read(const ipc_hdr_t *in, ipc_sm_resume_t *msg)
+{
+    uint32_t h;
+    if (!is_msg(in, IPC_SM_RESUME, 3) || !in->seq || !sm_id_ok(in->field[0], 0) ||
+        !in->field[1][0] || u32_read(in->field[2], &h) < 0)
+        return -1;
+    *msg = (ipc_sm_resume_t){.conn = in->conn, .seq = in->seq, .id = in->field[0],
+                             .username = in->field[1], .h = h};
+    /* "ADDRESS TLS" (either may be empty), each part checked as in bind. */
+    const char *facts = in->field[3], *sp = strchr(facts, ' ');
+    if (*facts) {
+        if (!sp || (size_t)(sp - facts) > IPC_ADDR_MAX || strlen(sp + 1) > IPC_TLS_MAX)
+            return -1;
+        memcpy(msg->addr, facts, (size_t)(sp - facts));
+        msg->addr[sp - facts] = '\0';
+        strcpy(msg->tls, sp + 1);
+        if (!token_ok(msg->addr, IPC_ADDR_MAX) || !token_ok(msg->tls, IPC_TLS_MAX))
+            return -1;
+    }
+    return 0;
+}
+
+int ipc_sm_resumed_build(ipc_hdr_t *out, const ipc_sm_resumed_t *msg)
+{
+    ipc_hdr_init(out, IPC_SM_RESUMED, msg->conn);
+    out->seq = msg->seq;
+    out->status = (uint8_t)msg->status;
+    out->flags = msg->flags;
+    char counters[24], since[24];
+    snprintf(counters, sizeof counters, "%" PRIu32 " %" PRIu32, msg->in, msg->out);
+    snprintf(since, sizeof since, "%" PRIu64, msg->since);
+    if (set_field(out, 0, msg->jid) < 0 || set_field(out, 1, counters) < 0)
+        return -1;
+    return set_field(out, 2, since);
+}
+
+int ipc_sm_resumed_read(const ipc_hdr_t *in, ipc_sm_resumed_t *msg)
+{
+    uint32_t c[2];
+    uint64_t since;
+    if (!is_msg(in, IPC_SM_RESUMED, 3) || !in->seq || (in->flags & ~IPC_RESYNC_KNOWN) ||
+        (in->status != IPC_OK && in->status != IPC_NOT_FOUND && in->status != IPC_REFUSED &&
+         in->status != IPC_TEMPORARY) ||
+        counters_read(in->field[1], c, 2) < 0 || since_read(in->field[2], &since) < 0 ||
+        (in->status == IPC_OK && !in->field[0][0]))
+        return -1;
+    *msg = (ipc_sm_resumed_t){.conn = in->conn, .seq = in->seq,
+                              .status = (ipc_status_t)in->status, .flags = in->flags,
+                              .jid = in->field[0], .in = c[0], .out = c[1], .since = since};
+    return 0;
+}
+
+int ipc_echo_build(ipc_hdr_t *out, const ipc_echo_t *msg)
+{
+    ipc_hdr_init(out, IPC_ECHO, msg->conn);
+    out->seq = msg->h;
+    return 0;
+}
+
+int ipc_echo_read(const ipc_hdr_t *in, ipc_echo_t *msg)
+{
+    if (!is_msg(in, IPC_ECHO, 0))
+        return -1;
+    *msg = (ipc_echo_t){.conn = in->conn, .h = in->seq};
+    return 0;
+}
+
+int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg)
+{
+    ipc_hdr_init(out, IPC_SM_STATE, msg->conn);
+    out->flags = msg->resumable ? IPC_SM_RESUMABLE : 0;
+    char counters[36];
+    snprintf(counters, sizeof counters, "%" PRIu32 " %" PRIu32 " %" PRIu32, msg->in, msg->out,
+             msg->acked);
+    return set_field(out, 0, msg->id) < 0 || set_field(out, 1, counters) < 0 ? -1 : 0;
+}
+
+int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg)
+{
+    uint32_t c[3];
+    int resumable = (in->flags & IPC_SM_RESUMABLE) != 0;
+    if (!is_msg(in, IPC_SM_STATE, 2) || (in->flags & ~IPC_SM_RESUMABLE) ||
+        !sm_id_ok(in->field[0], !resumable) || counters_read(in->field[1], c, 3) < 0)
+        return -1;
+    *msg = (ipc_sm_state_t){.conn = in->conn, .resumable = resumable, .id = in->field[0],
+                            .in = c[0], .out = c[1], .acked = c[2]};
+    return 0;
+}
+
+int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg)
+{
+    ipc_hdr_init(out, IPC_CLIENT_STATE, msg->conn);
+    out->status = msg->inactive ? 1 : 0;
+    return 0;
+}
+
+int ipc_client_state_read(const ipc_hdr_t *in, ipc_client_state_t *msg)
+{
+    if (!is_msg(in, IPC_CLIENT_STATE, 0) || in->flags || in->status > 1)
+        return -1;
+    *msg = (ipc_client_state_t){.conn = in->conn, .inactive = in->status};
     return 0;
 }

@@ -47,7 +47,19 @@ typedef enum {
     IPC_REGISTER = 13,       /* fe->rt: seq, conn, flags IPC_REGISTER_*, fields username,
                                 credentials, client address, invitation token */
     IPC_REGISTER_REPLY = 14, /* rt->fe: seq, conn, status ipc_status_t */
-    IPC_TYPE_MAX = 14,
+    IPC_SM_ENABLE = 15,      /* fe->rt: seq, conn, flags IPC_SM_RESUMABLE, field0 the client's
+                                max (seconds, optional): stream management (XEP-0198) */
+    IPC_SM_ENABLED = 16,     /* rt->fe: seq, conn, status, field0 resumption id, field1 max */
+    IPC_SM_ACK = 17,         /* fe->rt: conn, seq = the client's last <a h/> */
+    IPC_SM_RESUME = 18,      /* fe->rt: seq, conn, fields resumption id, username, h,
+                                "address TLS-version" */
+    IPC_SM_RESUMED = 19,     /* rt->fe: seq, conn, status, flags IPC_RESYNC_*, fields full JID,
+                                "IN OUT" counters, bound since; payload as resync */
+    IPC_CLIENT_STATE = 20,   /* fe->rt: conn, status 1 inactive / 0 active (XEP-0352) */
+    IPC_ECHO = 21,           /* fe->rt: conn, seq = h; payload: a stanza the frontend made for
+                                its own client, delivered back so that it is counted */
+    IPC_SM_STATE = 22,       /* fe->rt: conn, flags, fields id, "IN OUT ACKED": after a resync */
+    IPC_TYPE_MAX = 22,
 } ipc_type_t;
 
 /* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
@@ -56,10 +68,20 @@ typedef enum {
 #define IPC_RESYNC_INTERESTED 0x02 /* requested the roster (RFC 6121 2.1.3) */
 #define IPC_RESYNC_CARBONS 0x04    /* enabled message carbons (XEP-0280) */
 #define IPC_RESYNC_BLOCKLIST 0x08  /* requested the blocklist (XEP-0191 pushes) */
+#define IPC_RESYNC_INACTIVE 0x10   /* said <inactive/> (XEP-0352), no <active/> since */
 /* A resync payload is the last presence (when available), then, when the session sent
  * directed presence (RFC 6121 4.6), a NUL and the targets separated by '\n' (neither can
  * occur in XML text or a prepared JID). At most this many targets are remembered. */
 #define IPC_RESYNC_DIRECTED_MAX 1000
+
+/* Flags of IPC_UNBIND. */
+#define IPC_UNBIND_DETACH 0x01 /* the connection was lost (no </stream:stream>): a resumable
+                                  session waits for its client to resume (XEP-0198 5) */
+#define IPC_UNBIND_ACK 0x02    /* seq carries the client's last acknowledgement */
+/* Flags of IPC_SM_ENABLE and IPC_SM_STATE. */
+#define IPC_SM_RESUMABLE 0x01 /* <enable resume='true'/> */
+/* The longest resumption id. */
+#define IPC_SM_ID_MAX 64
 
 typedef enum {
     IPC_OK = 0,
@@ -126,6 +148,8 @@ ipc_kind_t ipc_kind_of_payload(const char *data, size_t len);
 ipc_stype_t ipc_stype_from_attr(ipc_kind_t kind, const char *type);
 /* The attribute text of a stanza type ("chat", ...), or NULL for NONE and INVALID. */
 const char *ipc_stype_name(ipc_stype_t stype);
+/* The name of a message type ("stanza", ...), or "?" for a number no type has (ipc_decode
+ * refuses those). */
 const char *ipc_type_name(ipc_type_t type);
 
 /* The priority carried in the status byte of IPC_RESYNC (-128..127, two's complement). */
@@ -201,16 +225,26 @@ typedef struct {
     ipc_kind_t kind;
     ipc_stype_t stype;
     const char *to, *from, *id;
+    uint32_t h; /* with stream management: the client's stanzas handled, this one included
+                   (mod 2^32); the router reads it only for a session with it on */
 } ipc_stanza_t;
 
-/* unbind (fe -> rt): the connection's session has ended. */
+/* unbind (fe -> rt): the connection's session has ended (flags IPC_UNBIND_*: or its
+ * connection was lost), with the client's last acknowledgement when it had one. */
 typedef struct {
     uint64_t conn;
+    uint8_t flags;
+    uint32_t acked; /* with IPC_UNBIND_ACK */
 } ipc_unbind_t;
 
-/* deliver (rt -> fe): the payload frame is written to the connection's client. */
+/* deliver (rt -> fe): the payload frame is written to the connection's client. With
+ * stream management it is `numbered` (flag IPC_DELIVER_NUMBERED) and `h` is its number
+ * (XEP-0198: the count of stanzas sent, this one included, modulo 2^32: 0 is a number). */
+#define IPC_DELIVER_NUMBERED 0x01
 typedef struct {
     uint64_t conn;
+    int numbered;
+    uint32_t h;
 } ipc_deliver_t;
 
 /* close (rt -> fe): end the client's stream with this stream error condition and, when
@@ -266,6 +300,14 @@ typedef struct {
     ipc_status_t status;
 } ipc_register_reply_t;
 
+/* client-state (fe -> rt): the client said <inactive/> (inactive = 1) or <active/>
+ * (inactive = 0) in the urn:xmpp:csi:0 namespace (XEP-0352), after binding; sent in order
+ * with its stanzas. */
+typedef struct {
+    uint64_t conn;
+    int inactive;
+} ipc_client_state_t;
+
 int ipc_hello_build(ipc_hdr_t *out, const ipc_hello_t *msg);
 int ipc_hello_read(const ipc_hdr_t *in, ipc_hello_t *msg);
 int ipc_heartbeat_build(ipc_hdr_t *out, const ipc_heartbeat_t *msg);
@@ -278,6 +320,76 @@ int ipc_bind_build(ipc_hdr_t *out, const ipc_bind_t *msg);
 int ipc_bind_read(const ipc_hdr_t *in, ipc_bind_t *msg);
 int ipc_bind_reply_build(ipc_hdr_t *out, const ipc_bind_reply_t *msg);
 int ipc_bind_reply_read(const ipc_hdr_t *in, ipc_bind_reply_t *msg);
+/* sm-enable (fe -> rt): the bound client sent <enable/>; max: the client's preferred
+ * resumption time in seconds (0: none). */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq;
+    int resumable;
+    uint32_t max;
+} ipc_sm_enable_t;
+
+/* sm-enabled (rt -> fe): IPC_OK with the resumption id ("" when not resumable) and the
+ * resumption time the router grants (seconds), or IPC_REFUSED / IPC_TEMPORARY. */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq;
+    ipc_status_t status;
+    const char *id;
+    uint32_t max;
+} ipc_sm_enabled_t;
+
+/* sm-ack (fe -> rt): the client acknowledged `h` stanzas (<a h/>, mod 2^32). */
+typedef struct {
+    uint64_t conn;
+    uint32_t h;
+} ipc_sm_ack_t;
+
+/* sm-resume (fe -> rt): the authenticated `username` (prepared localpart) asks to resume
+ * the session `id` having handled `h` stanzas; addr and tls as in bind ("" when not known;
+ * held in the struct: both travel in one field). */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq;
+    const char *id, *username;
+    uint32_t h;
+    char addr[IPC_ADDR_MAX + 1], tls[IPC_TLS_MAX + 1];
+} ipc_sm_resume_t;
+
+/* sm-resumed (rt -> fe): IPC_OK with the session's full JID, its state (flags
+ * IPC_RESYNC_*), the counters (in: the client's stanzas the router handled; out: the
+ * stanzas sent to it) and when it was bound; the payload frame carries the last presence
+ * and directed-presence targets as a resync does. IPC_NOT_FOUND (no such session for this
+ * account), IPC_REFUSED (h acknowledges more than was sent: `out` says how many were) or
+ * IPC_TEMPORARY. */
+typedef struct {
+    uint64_t conn;
+    uint32_t seq;
+    ipc_status_t status;
+    uint8_t flags;
+    const char *jid;
+    uint32_t in, out;
+    uint64_t since;
+} ipc_sm_resumed_t;
+
+/* echo (fe -> rt): a stanza the frontend generated for its own client (an error, a result)
+ * while stream management is on, sent through the router so that it is numbered with the
+ * router's deliveries; h as in stanza. */
+typedef struct {
+    uint64_t conn;
+    uint32_t h;
+} ipc_echo_t;
+
+/* sm-state (fe -> rt): right after the resync of a session with stream management, its
+ * resumption id ("" when not resumable) and counters, so that a restarted router keeps
+ * it resumable. */
+typedef struct {
+    uint64_t conn;
+    int resumable;
+    const char *id;
+    uint32_t in, out, acked;
+} ipc_sm_state_t;
+
 int ipc_stanza_build(ipc_hdr_t *out, const ipc_stanza_t *msg);
 int ipc_stanza_read(const ipc_hdr_t *in, ipc_stanza_t *msg);
 int ipc_unbind_build(ipc_hdr_t *out, const ipc_unbind_t *msg);
@@ -294,5 +406,21 @@ int ipc_register_build(ipc_hdr_t *out, const ipc_register_t *msg);
 int ipc_register_read(const ipc_hdr_t *in, ipc_register_t *msg);
 int ipc_register_reply_build(ipc_hdr_t *out, const ipc_register_reply_t *msg);
 int ipc_register_reply_read(const ipc_hdr_t *in, ipc_register_reply_t *msg);
+int ipc_sm_enable_build(ipc_hdr_t *out, const ipc_sm_enable_t *msg);
+int ipc_sm_enable_read(const ipc_hdr_t *in, ipc_sm_enable_t *msg);
+int ipc_sm_enabled_build(ipc_hdr_t *out, const ipc_sm_enabled_t *msg);
+int ipc_sm_enabled_read(const ipc_hdr_t *in, ipc_sm_enabled_t *msg);
+int ipc_sm_ack_build(ipc_hdr_t *out, const ipc_sm_ack_t *msg);
+int ipc_sm_ack_read(const ipc_hdr_t *in, ipc_sm_ack_t *msg);
+int ipc_sm_resume_build(ipc_hdr_t *out, const ipc_sm_resume_t *msg);
+int ipc_sm_resume_read(const ipc_hdr_t *in, ipc_sm_resume_t *msg);
+int ipc_sm_resumed_build(ipc_hdr_t *out, const ipc_sm_resumed_t *msg);
+int ipc_sm_resumed_read(const ipc_hdr_t *in, ipc_sm_resumed_t *msg);
+int ipc_echo_build(ipc_hdr_t *out, const ipc_echo_t *msg);
+int ipc_echo_read(const ipc_hdr_t *in, ipc_echo_t *msg);
+int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg);
+int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg);
+int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg);
+int ipc_client_state_read(const ipc_hdr_t *in, ipc_client_state_t *msg);
 
 #endif

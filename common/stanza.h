@@ -15,6 +15,7 @@
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_PING "urn:xmpp:ping"
+#define NS_CARBONS "urn:xmpp:carbons:2"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 

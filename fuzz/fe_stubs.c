@@ -168,6 +168,12 @@ int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int alway
         STUB_CHECK(strcmp(h->field[1], c->jid) == 0);
         STUB_CHECK(payload != NULL);
     }
+    if (h->type == IPC_CLIENT_STATE) {
+        /* XEP-0352: only a bound session, with no payload, and a state the reader takes. */
+        ipc_client_state_t m;
+        STUB_CHECK(c && c->bound && h->conn == c->id && !payload);
+        STUB_CHECK(ipc_client_state_read(h, &m) == 0);
+    }
     if (payload) {
         /* The router parses what it is sent (stanza_parse): it must be one stanza. */
         xml_node_t *st = stanza_parse(payload, len);

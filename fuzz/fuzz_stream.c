@@ -16,6 +16,11 @@
  *                  resources, 5 a stale reply first, 6-7 as 0
  *            register: 0 ok, 1 conflict, 2 refused, 3 token not found, 4 limit,
  *                  5 temporary failure, 6 no answer, 7 a stale reply first
+ *            sm-enable (XEP-0198): 0 ok, resumable, 1 ok, not resumable, 2 refused,
+ *                  3 temporary failure, 4 no answer, 5 a stale reply first, 6-7 as 0
+ *            sm-resume: 0 ok (alice@localhost/phone, h 7 of 9), 1 not found, 2 h too
+ *                  high, 3 temporary failure, 4 no answer, 5 a stale reply first, 6 ok
+ *                  with state (available, directed presence), 7 as 0
  *   rest     client bytes; each NUL ends one read (the loop runs in between: output is
  *            flushed, TLS starts after <proceed/>, the router answers).
  * In the client bytes, SCRAMFIRST becomes the base64 of "n,,n=alice,r=fuzzclientnonce"
@@ -243,7 +248,24 @@ static void deliver_reply(client_t *c, ipc_hdr_t *h)
     if (c->closed)
         return;
     /* Read as typed messages; one the reader refuses is dropped (and times out). */
-    if (got.type == IPC_REGISTER_REPLY) {
+    if (got.type == IPC_SM_ENABLED) {
+        ipc_sm_enabled_t m;
+        if (ipc_sm_enabled_read(&got, &m) < 0)
+            return;
+        if (m.seq == c->pending_seq)
+            evloop_cancel(fe.loop, &c->req_timer);
+        sm_on_enabled(c, &m);
+    } else if (got.type == IPC_SM_RESUMED) {
+        ipc_sm_resumed_t m;
+        if (ipc_sm_resumed_read(&got, &m) < 0)
+            return;
+        if (m.seq == c->pending_seq)
+            evloop_cancel(fe.loop, &c->req_timer);
+        static const char state[] = "<presence from='alice@localhost/phone'><priority>3"
+                                    "</priority></presence>\0bob@localhost\ncarol@localhost/x";
+        int with_state = (m.flags & IPC_RESYNC_AVAILABLE) != 0;
+        sm_on_resumed(c, &m, with_state ? state : NULL, with_state ? sizeof state - 1 : 0);
+    } else if (got.type == IPC_REGISTER_REPLY) {
         ipc_register_reply_t m;
         if (ipc_register_reply_read(&got, &m) < 0)
             return;
@@ -277,6 +299,41 @@ static void answer(client_t *c, unsigned *script)
     fuzz_router.pending = 0;
     if (c->closed)
         return;
+    if (req->type == IPC_SM_ENABLE || req->type == IPC_SM_RESUME) {
+        int enable = req->type == IPC_SM_ENABLE;
+        /* Enable only once bound; resume only authenticated and not bound. */
+        FUZZ_CHECK(c->authed && (enable ? c->bound : !c->bound));
+        if (choice == 4) {
+            stream_fail_request(c);
+            return;
+        }
+        ipc_hdr_init(&rep, enable ? IPC_SM_ENABLED : IPC_SM_RESUMED, req->conn);
+        if (choice == 5) {
+            rep.seq = req->seq - 1;
+            deliver_reply(c, &rep);
+            if (c->closed)
+                return;
+            choice = 0;
+        }
+        rep.seq = req->seq;
+        if (enable) {
+            static const uint8_t status[8] = {IPC_OK, IPC_OK, IPC_REFUSED, IPC_TEMPORARY,
+                                              IPC_OK, IPC_OK, IPC_OK,      IPC_OK};
+            rep.status = status[choice];
+            ipc_hdr_set(&rep, 0, choice == 1 ? "" : "0123456789abcdef0123456789abcdef");
+            ipc_hdr_set(&rep, 1, "300");
+        } else {
+            static const uint8_t status[8] = {IPC_OK, IPC_NOT_FOUND, IPC_REFUSED, IPC_TEMPORARY,
+                                              IPC_OK, IPC_OK,        IPC_OK,      IPC_OK};
+            rep.status = status[choice];
+            rep.flags = choice == 6 ? IPC_RESYNC_AVAILABLE | IPC_RESYNC_CARBONS : 0;
+            ipc_hdr_set(&rep, 0, rep.status == IPC_OK ? FUZZ_USER "@localhost/phone" : "");
+            ipc_hdr_set(&rep, 1, "7 9");
+            ipc_hdr_set(&rep, 2, "1765000000");
+        }
+        deliver_reply(c, &rep);
+        return;
+    }
     if (req->type == IPC_REGISTER) {
         /* Registration happens only before authentication, under TLS when TLS is on. */
         FUZZ_CHECK(!c->authed && (c->tls || !fe.tls));

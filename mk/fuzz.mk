@@ -22,7 +22,7 @@ FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_S
 # What each harness links besides libcommon.a: fuzz_stream runs the frontend's stream.c,
 # sasl.c and register.c on stubs of client.c and router_link.c (fuzz/fe_stubs.c).
 FUZZ_EXTRA_stream := c2s-frontend/stream.c c2s-frontend/sasl.c c2s-frontend/register.c \
-                     fuzz/fe_stubs.c
+                     c2s-frontend/sm.c fuzz/fe_stubs.c
 FUZZ_EXTRA_proxy  := c2s-frontend/proxy.c
 # Dictionaries of XMPP tokens for the harnesses that read XML.
 FUZZ_DICT_xml     := fuzz/xmpp.dict

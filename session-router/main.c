@@ -30,6 +30,7 @@
 #include "privdrop.h"
 #include "router.h"
 #include "session.h"
+#include "sm.h"
 #include "storage.h"
 #include "util.h"
 
@@ -47,7 +48,7 @@ static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,   curve_config_keys,
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
     zap_config_keys,    zlink_config_keys,    account_config_keys, metrics_http_config_keys,
-    admin_config_keys, register_config_keys, scram_config_keys,
+    admin_config_keys, register_config_keys, scram_config_keys, sm_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and
@@ -63,6 +64,7 @@ static module_t *const modules[] = {
     &mod_blocking,
     &mod_carbons,
     &mod_offline,
+    &mod_csi,
     &mod_vcard,
     &mod_private,
     &mod_register,
@@ -164,9 +166,10 @@ int main(int argc, char **argv)
     evloop_on_signal(rt.loop, SIGHUP, on_sighup, NULL);
     rt.max_resources = config_int("max_resources");
     register_metrics();
+    sm_open();
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
-    link_open(config_str("router_bind"), dispatch_message, session_end_frontend);
+    link_open(config_str("router_bind"), dispatch_message, sm_frontend_gone);
     admin_cmds_register();
     admin_open();
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));
@@ -188,6 +191,7 @@ int main(int argc, char **argv)
     admin_close();
     authlimit_close();
     sessions_free_all();
+    sm_close();
     module_close_all();
     link_close();
     hmap_destroy(&rt.frontends);

@@ -50,6 +50,12 @@ STANZAS = (
     "<message type='bogus' to='bob@localhost'/>"
     "<presence type='unavailable'/>")
 END = "</stream:stream>"
+SM = "urn:xmpp:sm:3"
+SM_ENABLE = "<enable xmlns='%s' resume='true' max='60'/>" % SM
+SM_TRAFFIC = ("<message to='bob@localhost' type='chat' id='s1'><body>x</body></message>"
+              "<r xmlns='%s'/><a xmlns='%s' h='0'/><iq type='get' id='bad2'/>"
+              "<a xmlns='%s' h='5'/>" % (SM, SM, SM))
+SM_RESUME = "<resume xmlns='%s' previd='0123456789abcdef0123456789abcdef' h='9'/>" % SM
 
 
 def stream_seed(name, flags, script, reads):
@@ -156,3 +162,9 @@ put("proxy", "v2_local", sig + bytes([0x20, 0, 0, 0]))
 put("proxy", "v2_tlv", sig + bytes([0x21, 0x11, 0, 17, 127, 0, 0, 1, 127, 0, 0, 1, 0x30, 0x39,
                                    0x14, 0x66, 4, 0, 2]) + b"hi")
 put("proxy", "v2_unix", sig + bytes([0x21, 0x31, 0, 216]) + b"/tmp/a".ljust(108, b"\0") * 2)
+
+# Stream management (XEP-0198): enable after bind, acknowledgements both ways, a stream
+# resumed instead of bound (sm-enable answer 0, then sm-resume with state).
+stream_seed("sm_enable", 0x04, [0, 0, 0], [HDR + PLAIN, HDR, BIND, SM_ENABLE, SM_TRAFFIC, SM_ENABLE, END])
+stream_seed("sm_resume", 0x04, [6 << 3, 0, 0], [HDR + PLAIN, HDR, SM_RESUME, "<r xmlns='%s'/>" % SM, STANZAS, END])
+stream_seed("sm_resume_failed", 0x04, [1 << 3, 0, 0], [HDR + PLAIN, HDR, SM_RESUME, BIND, SM_ENABLE, END])

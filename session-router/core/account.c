@@ -112,7 +112,8 @@ static void on_roster(user_t *u, int ok, void *arg)
      * leaves (unavailable presence to the contacts). */
     while (u->sessions) {
         session_t *s = u->sessions;
-        link_send_close_text(s->fe, s->conn, d->condition, d->text);
+        if (s->fe)
+            link_send_close_text(s->fe, s->conn, d->condition, d->text);
         session_end(s);
     }
     for (size_t i = 0; i < sizeof core_kinds / sizeof core_kinds[0]; i++)

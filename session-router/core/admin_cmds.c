@@ -19,6 +19,7 @@
 #include "link.h"
 #include "log.h"
 #include "session.h"
+#include "sm.h"
 #include "storage.h"
 #include "util.h"
 
@@ -43,8 +44,9 @@ static void session_line(buf_t *b, const session_t *s)
 {
     char since[32];
     iso_time(since, sizeof since, s->bound_at);
-    buf_printf(b, "%s\t%s\t%s\t%s\t%s\t%s\n", s->full, s->fe->name, *s->addr ? s->addr : "-",
-               since, *s->tls ? s->tls : "-", s->sm ? "yes" : "no");
+    buf_printf(b, "%s\t%s\t%s\t%s\t%s\t%s\n", s->full, s->fe ? s->fe->name : "(waiting)",
+               *s->addr ? s->addr : "-", since, *s->tls ? s->tls : "-",
+               !s->sm ? "no" : s->fe ? "yes" : "waiting");
 }
 
 static int compare_sessions(const void *a, const void *b)
@@ -149,7 +151,7 @@ static void cmd_kick(admin_req_t *req, int argc, const char *const *argv)
     for (size_t i = 0; i < n; i++) {
         session_t *s = session_find_jid(jids[i]);
         if (s) {
-            if (link_send_close_text(s->fe, s->conn, "policy-violation", reason) < 0)
+            if (s->fe && link_send_close_text(s->fe, s->conn, "policy-violation", reason) < 0)
                 log_warn("admin: kick %s: its frontend %s did not take the close order",
                          s->full, s->fe->ident);
             log_info("admin: kicked %s (%s)", s->full, reason);
@@ -189,6 +191,7 @@ static void cmd_stats(admin_req_t *req, int argc, const char *const *argv)
     buf_printf(&b, "sessions: %zu\n", hmap_count(rt.by_jid));
     buf_printf(&b, "available sessions: %zu\n", available);
     buf_printf(&b, "users online: %zu\n", users);
+    buf_printf(&b, "sessions waiting for resumption: %zu\n", sm_waiting());
     size_t nf = hmap_count(rt.frontends), i = 0;
     rt_frontend_t **fes = xcalloc(nf ? nf : 1, sizeof *fes);
     pos = 0;

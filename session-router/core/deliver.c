@@ -4,17 +4,27 @@
 #include <errno.h>
 #include <string.h>
 
+#include "hook.h"
 #include "link.h"
 #include "log.h"
+#include "smq.h"
 #include "stanza.h"
 #include "util.h"
 
-int session_deliver(session_t *s, const char *data, size_t len)
+int session_deliver_now(session_t *s, const char *data, size_t len)
 {
-    int rc = link_send_deliver(s->fe, s->conn, data, len);
+    int rc = s->sm ? smq_deliver(s, data, len) : link_send_deliver(s->fe, s->conn, data, len);
     if (rc == 0)
         metric_inc(rt.m.stanzas_out[ipc_kind_of_payload(data, len)]);
     return rc;
+}
+
+int session_deliver(session_t *s, const char *data, size_t len)
+{
+    hook_ev_t ev = {.session = s, .payload = data, .len = len};
+    if (hook_run(HOOK_SESSION_OUTPUT, &ev) == MOD_HANDLED)
+        return 0;
+    return session_deliver_now(s, data, len);
 }
 
 /* Delivery failures since start, and when one was last logged: a frontend that stopped

@@ -8,8 +8,12 @@
 
 /* Writes stanza bytes to a session's client. Returns 0, or -1 with errno when the link
  * refused it (EAGAIN: its frontend's pipe is full; EHOSTUNREACH: the frontend is gone);
- * the caller decides what becomes of the stanza (route.c bounces a client's stanza). */
+ * the caller decides what becomes of the stanza (route.c bounces a client's stanza).
+ * First the HOOK_SESSION_OUTPUT hooks see it: one that takes it (a client that said it
+ * is inactive, XEP-0352) holds it, and this returns 0. */
 int session_deliver(session_t *s, const char *data, size_t len);
+/* The same without HOOK_SESSION_OUTPUT: for a module releasing a stanza it held. */
+int session_deliver_now(session_t *s, const char *data, size_t len);
 /* The same for a stanza the server generated (a presence broadcast, a push, a reply, a
  * carbon copy): nobody can be told, so a failure is logged and counted (`what` names the
  * stanza in the log). Returns as session_deliver. */

@@ -5,6 +5,8 @@
 
 #include <inttypes.h>
 
+#include "deliver.h"
+
 #include "admin.h"
 #include "authlimit.h"
 #include "hook.h"
@@ -13,6 +15,7 @@
 #include "resync.h"
 #include "route.h"
 #include "session.h"
+#include "sm.h"
 
 static void on_bind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
 {
@@ -52,7 +55,7 @@ static void on_unbind(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
     }
     session_t *s = session_find_conn(f, m.conn);
     if (s)
-        session_end(s);
+        sm_connection_lost(s, m.flags, m.acked);
 }
 
 static void on_stanza(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
@@ -69,6 +72,7 @@ static void on_stanza(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
         return;
     }
     admin_count_stanza();
+    sm_count_in(s, m.h);
     route_stanza(s, &m, payload->data, payload->len);
 }
 
@@ -119,6 +123,80 @@ static void on_register(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *pay
         link_send_register_reply(f, &(ipc_register_reply_t){m.conn, m.seq, IPC_REFUSED});
 }
 
+/* Stream management (sm.h): each message read, then handed to sm.c. */
+static void on_sm_enable(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_sm_enable_t m;
+    if (ipc_sm_enable_read(h, &m) < 0)
+        link_malformed(f, h);
+    else
+        sm_on_enable(f, &m);
+}
+
+static void on_sm_ack(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_sm_ack_t m;
+    if (ipc_sm_ack_read(h, &m) < 0)
+        link_malformed(f, h);
+    else
+        sm_on_ack(f, &m);
+}
+
+static void on_sm_resume(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_sm_resume_t m;
+    if (ipc_sm_resume_read(h, &m) < 0)
+        link_malformed(f, h);
+    else
+        sm_on_resume(f, &m);
+}
+
+static void on_sm_state(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_sm_state_t m;
+    if (ipc_sm_state_read(h, &m) < 0)
+        link_malformed(f, h);
+    else
+        sm_on_state(f, &m);
+}
+
+/* A stanza the frontend made for its own managed client, numbered as a delivery. */
+static void on_echo(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_echo_t m;
+    session_t *s;
+    if (ipc_echo_read(h, &m) < 0)
+        link_malformed(f, h);
+    else if (payload && (s = session_find_conn(f, m.conn))) {
+        sm_count_in(s, m.h);
+        session_deliver_server(s, payload->data, payload->len, "reply of the frontend");
+    }
+}
+
+/* XEP-0352: the client said <active/> or <inactive/>; what the server does with it is a
+ * module's (HOOK_CLIENT_STATE). */
+static void on_client_state(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_client_state_t m;
+    if (ipc_client_state_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    session_t *s = session_find_conn(f, m.conn);
+    if (!s) {
+        log_debug("link: client state from unbound connection %" PRIu64 " of %s", m.conn,
+                  f->ident);
+        return;
+    }
+    hook_run(HOOK_CLIENT_STATE, &(hook_ev_t){.session = s, .user = s->user,
+                                             .inactive = m.inactive});
+}
+
 /* What a frontend may send once it said hello, and who handles it. Each handler reads its
  * typed message (ipc.h) and hands the fields on; a message its reader refuses goes to
  * malformed(). */
@@ -130,6 +208,12 @@ static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_RESYNC] = on_resync,
     [IPC_STANZA] = on_stanza,
     [IPC_REGISTER] = on_register,
+    [IPC_SM_ENABLE] = on_sm_enable,
+    [IPC_SM_ACK] = on_sm_ack,
+    [IPC_SM_RESUME] = on_sm_resume,
+    [IPC_SM_STATE] = on_sm_state,
+    [IPC_ECHO] = on_echo,
+    [IPC_CLIENT_STATE] = on_client_state,
 };
 
 void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)

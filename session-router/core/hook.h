@@ -5,6 +5,7 @@
 #ifndef ROUTER_HOOK_H
 #define ROUTER_HOOK_H
 
+#include "buf.h"
 #include "ipc.h"
 #include "types.h"
 #include "xml.h"
@@ -33,11 +34,27 @@ typedef enum {
     HOOK_USER_DELETED,      /* user (roster loaded, sessions ended), deletion: the account is
                                being deleted; modules tell whom they must and name the keys
                                of the user's data they keep (account.h account_data_key) */
+    HOOK_SESSION_DESCRIBE,  /* session, desc: a frontend takes the session over (XEP-0198
+                               resumption): modules add their IPC_RESYNC_* flags and the
+                               directed-presence targets, as a resync would carry them */
     HOOK_REGISTER,          /* frontend, reg: a frontend asks for a new account (IPC_REGISTER);
                                the hook that returns HANDLED answers it, now or later, with
                                link_send_register_reply; unhandled: refused */
+    HOOK_SESSION_OUTPUT,    /* session (the receiver), payload/len, msg (may be NULL): a
+                               stanza about to be written to a session's client, at the top
+                               of session_deliver; a hook that returns HANDLED has taken it
+                               (held: it releases it later with session_deliver_now, or drops
+                               it), and session_deliver returns 0 */
+    HOOK_CLIENT_STATE,      /* session, inactive: the client said <inactive/> or <active/>
+                               (XEP-0352, IPC_CLIENT_STATE), in order with its stanzas */
     HOOK_MAX
 } hook_id_t;
+
+/* HOOK_SESSION_DESCRIBE: what modules add. */
+typedef struct {
+    uint8_t flags;  /* IPC_RESYNC_* */
+    buf_t *targets; /* directed-presence targets, separated by '\n' */
+} session_desc_t;
 
 /* What a hook sees; which fields are set depends on the hook (above). */
 typedef struct {
@@ -56,6 +73,8 @@ typedef struct {
     struct account_deletion *deletion; /* HOOK_USER_DELETED (account.h) */
     rt_frontend_t *frontend; /* HOOK_REGISTER: the frontend that asks */
     const ipc_register_t *reg; /* HOOK_REGISTER: the request (valid during the hook) */
+    session_desc_t *desc;      /* HOOK_SESSION_DESCRIBE */
+    int inactive;           /* HOOK_CLIENT_STATE: 1 <inactive/>, 0 <active/> */
 } hook_ev_t;
 
 typedef mod_result_t (*hook_fn)(hook_ev_t *ev);

@@ -119,6 +119,8 @@ void link_malformed(rt_frontend_t *f, const ipc_hdr_t *h)
         link_send_close(f, h->conn, "reset"); /* as for a resync the router cannot take */
     else if (h->type == IPC_REGISTER && h->seq)
         link_send_register_reply(f, &(ipc_register_reply_t){h->conn, h->seq, IPC_REFUSED});
+    else if ((h->type == IPC_SM_ENABLE || h->type == IPC_SM_RESUME) && h->seq)
+        link_send_sm_refused(f, h, IPC_REFUSED);
 }
 
 static void on_heartbeat(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
@@ -170,6 +172,8 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
             link_send_bind_reply(&tmp, &(ipc_bind_reply_t){h.conn, h.seq, IPC_TEMPORARY, ""});
         else if (h.type == IPC_REGISTER && h.seq)
             link_send_register_reply(&tmp, &(ipc_register_reply_t){h.conn, h.seq, IPC_TEMPORARY});
+        else if ((h.type == IPC_SM_ENABLE || h.type == IPC_SM_RESUME) && h.seq)
+            link_send_sm_refused(&tmp, &h, IPC_TEMPORARY);
         log_debug("link: %s from unknown frontend %s", ipc_type_name((ipc_type_t)h.type),
                   tmp.ident);
         return;

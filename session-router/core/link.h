@@ -48,7 +48,7 @@ static inline int link_send_deliver(rt_frontend_t *f, uint64_t conn, const char 
                                     size_t len)
 {
     ipc_hdr_t h;
-    ipc_deliver_build(&h, &(ipc_deliver_t){.conn = conn});
+    ipc_deliver_build(&h, &(ipc_deliver_t){.conn = conn, .numbered = 0, .h = 0});
     return link_send(f, &h, stanza, len);
 }
 
@@ -72,6 +72,21 @@ static inline int link_send_register_reply(rt_frontend_t *f, const ipc_register_
 {
     ipc_hdr_t h;
     ipc_register_reply_build(&h, m);
+    return link_send(f, &h, NULL, 0);
+}
+
+/* Answers a stream-management request (IPC_SM_ENABLE or IPC_SM_RESUME) with a failure
+ * (IPC_REFUSED for a malformed one; IPC_TEMPORARY). */
+static inline int link_send_sm_refused(rt_frontend_t *f, const ipc_hdr_t *req, ipc_status_t st)
+{
+    ipc_hdr_t h;
+    if (req->type == IPC_SM_ENABLE)
+        ipc_sm_enabled_build(&h, &(ipc_sm_enabled_t){.conn = req->conn, .seq = req->seq,
+                                                     .status = st, .id = ""});
+    else
+        ipc_sm_resumed_build(&h, &(ipc_sm_resumed_t){.conn = req->conn, .seq = req->seq,
+                                                     .status = st == IPC_REFUSED ? IPC_NOT_FOUND : st,
+                                                     .jid = ""});
     return link_send(f, &h, NULL, 0);
 }
 

@@ -11,6 +11,7 @@
 #include "link.h"
 #include "hook.h"
 #include "session.h"
+#include "sm.h"
 #include "util.h"
 
 /* Tells the frontend to end a client's stream the router could not take back. */
@@ -30,6 +31,8 @@ void resync_session(rt_frontend_t *f, const ipc_resync_t *m, const char *payload
         session_end(s);
         s = NULL;
     }
+    if (!s && sm_reclaim(f, m->conn, full))
+        s = session_find_conn(f, m->conn);
     if (!s) {
         s = session_attach(f, m->conn, full);
         if (!s) {

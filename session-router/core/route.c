@@ -13,6 +13,7 @@
 #include "log.h"
 #include "module.h"
 #include "rules.h"
+#include "smq.h"
 #include "stanza.h"
 #include "user.h"
 #include "util.h"
@@ -20,7 +21,7 @@
 void route_bounce(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len,
                   const char *etype, const char *cond)
 {
-    if (h->stype == IPC_ST_ERROR)
+    if (!from || h->stype == IPC_ST_ERROR)
         return;
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
@@ -49,7 +50,8 @@ static void undeliverable(session_t *from, const session_t *target, const ipc_st
 static void store_offline(session_t *from, const ipc_stanza_t *h, const char *to_bare,
                           const char *payload, size_t len)
 {
-    hook_ev_t ev = {.session = from, .msg = h, .to = to_bare, .payload = payload, .len = len};
+    hook_ev_t ev = {.session = from, .msg = h, .to = to_bare, .from = h->from,
+                    .payload = payload, .len = len};
     if (hook_run(HOOK_STORE_OFFLINE, &ev) == MOD_PASS)
         route_bounce(from, h, payload, len, "cancel", "service-unavailable");
 }
@@ -281,4 +283,51 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
     default:
         break;
     }
+}
+
+/* An error from the server to the sender of `st` (a local address), for a stanza that
+ * cannot be answered through a session of the sender's. */
+static void error_to_sender(const xml_node_t *st, const char *etype, const char *cond)
+{
+    const char *from = xml_node_attr(st, "from");
+    if (!from)
+        return;
+    xml_node_t *err = stanza_error_reply(st, rt.domain, etype, cond);
+    session_deliver_jid(from, err);
+    xml_node_free(&err);
+}
+
+void route_redeliver(const char *bare, const char *payload, size_t len)
+{
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
+        return;
+    ipc_kind_t kind = ipc_kind_from_name(st->name);
+    const char *type = xml_node_attr(st, "type"), *from = xml_node_attr(st, "from");
+    ipc_stype_t stype = ipc_stype_from_attr(kind, type);
+    if (kind == IPC_KIND_MESSAGE && from && !xml_node_child(st, "sent", NS_CARBONS) &&
+        !xml_node_child(st, "received", NS_CARBONS)) {
+        int normal = stype == IPC_ST_NONE || stype == IPC_ST_NORMAL;
+        if (stype == IPC_ST_CHAT || (normal && xml_node_child(st, "body", XML_NS_CLIENT))) {
+            ipc_stanza_t h = {.kind = kind, .stype = stype, .to = bare, .from = from,
+                              .id = xml_node_attr(st, "id")};
+            route_message_bare(NULL, bare, &h, payload, len);
+        } else if (stype == IPC_ST_GROUPCHAT) {
+            error_to_sender(st, "cancel", "service-unavailable");
+        }
+    } else if (kind == IPC_KIND_IQ && (stype == IPC_ST_GET || stype == IPC_ST_SET)) {
+        error_to_sender(st, "cancel", "service-unavailable");
+    }
+    xml_node_free(&st);
+}
+
+void route_redeliver_items(const char *bare, smq_item_t *items)
+{
+    size_t n = 0;
+    for (smq_item_t *it = items; it; it = it->next, n++)
+        route_redeliver(bare, it->data, it->len);
+    metric_add(rt.m.sm_rerouted, (double)n);
+    log_info("sm: %zu stanzas %s had not acknowledged handed on (other resources, offline "
+             "storage, errors to their senders)", n, bare);
+    smq_free(items);
 }

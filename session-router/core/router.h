@@ -40,6 +40,7 @@ typedef struct {
     metric_t *redis_pending;                  /* xmpp_redis_pending_commands */
     metric_t *registrations;     /* xmpp_registrations_total: in-band registrations done */
     metric_t *account_deletions; /* xmpp_account_deletions_total: accounts deleted */
+    metric_t *sm_rerouted;       /* xmpp_sm_unacked_rerouted_total (sm.c registers it) */
 } rt_metrics_t;
 
 typedef struct {

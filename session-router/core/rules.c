@@ -190,6 +190,65 @@ int rules_carbon_eligible(ipc_kind_t kind, ipc_stype_t t, const char *payload, s
     return 1;
 }
 
+/* An urgent message by its own children (rules_csi_class). */
+static int csi_message_urgent(const xml_node_t *m)
+{
+    const char *type = xml_node_attr(m, "type");
+    if (type && strcmp(type, "error") == 0)
+        return 1; /* a delivery failure (RFC 6120 8.3) */
+    for (const xml_node_t *ch = m->children; ch; ch = ch->next) {
+        if (!ch->name || !ch->ns)
+            continue;
+        const char *n = ch->name, *ns = ch->ns;
+        if (strcmp(ns, XML_NS_CLIENT) == 0 &&
+            (strcmp(n, "body") == 0 || strcmp(n, "subject") == 0))
+            return 1;
+        /* XEP-0384 OMEMO (the siacs namespace most clients use, and OMEMO 2), XEP-0373
+         * OpenPGP for XMPP, XEP-0027 legacy OpenPGP: what they carry cannot be read here. */
+        if ((strcmp(n, "encrypted") == 0 && (strcmp(ns, "eu.siacs.conversations.axolotl") == 0 ||
+                                              strcmp(ns, "urn:xmpp:omemo:2") == 0)) ||
+            (strcmp(n, "openpgp") == 0 && strcmp(ns, "urn:xmpp:openpgp:0") == 0) ||
+            (strcmp(n, "x") == 0 && strcmp(ns, "jabber:x:encrypted") == 0))
+            return 1;
+        /* XEP-0353 Jingle message initiation: a call is proposed (or retracted, accepted,
+         * rejected: the ringing must stop at once too). */
+        if (strcmp(ns, "urn:xmpp:jingle-message:0") == 0)
+            return 1;
+        /* XEP-0249 direct and XEP-0045 mediated invitations. */
+        if ((strcmp(n, "x") == 0 && strcmp(ns, "jabber:x:conference") == 0) ||
+            (strcmp(n, "x") == 0 && strcmp(ns, "http://jabber.org/protocol/muc#user") == 0 &&
+             xml_node_child(ch, "invite", NULL)))
+            return 1;
+    }
+    return 0;
+}
+
+rules_csi_t rules_csi_class(const xml_node_t *st)
+{
+    if (!st->name || !st->ns || strcmp(st->ns, XML_NS_CLIENT) != 0)
+        return RULES_CSI_URGENT;
+    if (strcmp(st->name, "presence") == 0) {
+        const char *type = xml_node_attr(st, "type");
+        if (!type || strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)
+            return RULES_CSI_PRESENCE;
+        return RULES_CSI_URGENT; /* subscription requests and answers (RFC 6121 3) */
+    }
+    if (strcmp(st->name, "message") != 0)
+        return RULES_CSI_URGENT; /* iq: somebody waits for the answer */
+    if (csi_message_urgent(st))
+        return RULES_CSI_URGENT;
+    /* A carbon copy: the message it forwards decides (XEP-0280 7, XEP-0297). */
+    static const char *const carbon[] = {"received", "sent"};
+    for (size_t i = 0; i < 2; i++) {
+        const xml_node_t *c = xml_node_child(st, carbon[i], "urn:xmpp:carbons:2");
+        const xml_node_t *f = c ? xml_node_child(c, "forwarded", "urn:xmpp:forward:0") : NULL;
+        const xml_node_t *m = f ? xml_node_child(f, "message", XML_NS_CLIENT) : NULL;
+        if (m && csi_message_urgent(m))
+            return RULES_CSI_URGENT;
+    }
+    return RULES_CSI_HOLD;
+}
+
 int rules_blocklist_match(const hmap_t *list, const char *jid)
 {
     if (!list || !hmap_count(list) || !jid)

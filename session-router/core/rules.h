@@ -9,6 +9,7 @@
 
 #include "hmap.h"
 #include "ipc.h"
+#include "xml.h"
 
 /* The subscription state of one roster item (RFC 6121 appendix A); `exists` 0 means the
  * user has no item for the contact at all. */
@@ -70,6 +71,22 @@ rules_fallback_t rules_full_fallback(ipc_kind_t kind, ipc_stype_t t);
  * copied to carbon-enabled resources: chat, or normal with a body, and not marked
  * <private/>, <no-copy/>, or already a carbon. */
 int rules_carbon_eligible(ipc_kind_t kind, ipc_stype_t t, const char *payload, size_t len);
+
+/* XEP-0352 client state indication: what becomes of a stanza for a session whose client
+ * said it is inactive. */
+typedef enum {
+    RULES_CSI_URGENT,   /* a person should see it now: flush what is held, then deliver */
+    RULES_CSI_PRESENCE, /* a presence update: held, only the newest per sender ('from') */
+    RULES_CSI_HOLD,     /* held in order until something urgent comes (chat states, ...) */
+} rules_csi_t;
+
+/* The class of a parsed stanza (XEP-0352 3.2 leaves the choice to the server): iq, a
+ * message with a body or subject, an encrypted message (OMEMO, OpenPGP), a call (XEP-0353),
+ * an invitation, an error, a subscription request or answer are urgent; an available,
+ * unavailable or error presence is a presence update; any other message (XEP-0085 chat
+ * states, receipts, PEP notifications) is held. A carbon copy (XEP-0280) is judged by the
+ * message it carries. */
+rules_csi_t rules_csi_class(const xml_node_t *st);
 
 /* XEP-0191 section 3.2 (matching as privacy lists do): 1 when `jid` (full or bare) is
  * blocked by a list holding full JIDs, bare JIDs, domain/resource and domains. */

@@ -14,6 +14,8 @@
 #include "hook.h"
 #include "link.h"
 #include "log.h"
+#include "route.h"
+#include "smq.h"
 #include "user.h"
 #include "util.h"
 
@@ -54,7 +56,8 @@ session_t *session_attach(rt_frontend_t *f, uint64_t conn, const char *full)
     /* RFC 6120 7.7.2.2: a second bind of the same full JID ends the older session. */
     session_t *old = session_find_jid(full);
     if (old) {
-        link_send_close(old->fe, old->conn, "conflict");
+        if (old->fe)
+            link_send_close(old->fe, old->conn, "conflict");
         log_info("bind: %s bound again, closing the older session", old->full);
         session_end(old);
     }
@@ -114,11 +117,8 @@ static void session_free(session_t *s)
             break;
         }
     }
-    unsigned char key[sizeof s->fe->ident + 1 + sizeof s->conn];
-    hmap_del(rt.by_conn, key, session_conn_key(key, s->fe, s->conn));
+    session_detach(s);
     hmap_sdel(rt.by_jid, s->full);
-    s->fe->nsessions--;
-    metric_add(s->fe->m_sessions, -1);
     hook_run(HOOK_SESSION_FREED, &(hook_ev_t){.session = s, .user = u});
     free(s->last_presence);
     free(s->full);
@@ -126,33 +126,45 @@ static void session_free(session_t *s)
     user_check(u);
 }
 
+void session_detach(session_t *s)
+{
+    if (!s->fe)
+        return;
+    unsigned char key[sizeof s->fe->ident + 1 + sizeof s->conn];
+    hmap_del(rt.by_conn, key, session_conn_key(key, s->fe, s->conn));
+    s->fe->nsessions--;
+    metric_add(s->fe->m_sessions, -1);
+    s->fe = NULL;
+    s->conn = 0;
+}
+
+int session_reattach(session_t *s, rt_frontend_t *f, uint64_t conn)
+{
+    if (s->fe || session_find_conn(f, conn))
+        return -1;
+    s->fe = f;
+    s->conn = conn;
+    unsigned char key[sizeof f->ident + 1 + sizeof conn];
+    hmap_put(rt.by_conn, key, session_conn_key(key, f, conn), s);
+    f->nsessions++;
+    metric_add(f->m_sessions, 1);
+    return 0;
+}
+
 void session_end(session_t *s)
 {
+    /* What a client with stream management did not acknowledge is set apart first and
+     * handed on once the session is gone (sm.h), so that it does not come back to it. */
+    smq_item_t *left = s->sm ? smq_take(s->sm) : NULL;
+    char *bare = left ? xstrdup(s->user->bare) : NULL;
     /* Modules let go of the session's state (the presence module sends its unavailable
      * presence: RFC 6121 4.5.2). */
     hook_run(HOOK_SESSION_ENDED, &(hook_ev_t){.session = s, .user = s->user});
     log_debug("session ended: %s", s->full);
     session_free(s);
-}
-
-void session_end_frontend(rt_frontend_t *f)
-{
-    /* Collect first: ending sessions changes the map. */
-    size_t n = 0, cap = 16, pos = 0, kl;
-    const void *k;
-    void *v;
-    session_t **list = xmalloc(cap * sizeof *list);
-    while (hmap_next(rt.by_conn, &pos, &k, &kl, &v)) {
-        session_t *s = v;
-        if (s->fe != f)
-            continue;
-        if (n == cap)
-            list = xrealloc(list, (cap *= 2) * sizeof *list);
-        list[n++] = s;
-    }
-    for (size_t i = 0; i < n; i++)
-        session_end(list[i]);
-    free(list);
+    if (left)
+        route_redeliver_items(bare, left);
+    free(bare);
 }
 
 void sessions_free_all(void)

@@ -18,10 +18,13 @@ void session_set_facts(session_t *s, const char *addr, const char *tls, uint64_t
 /* 1 when binding `full` would give its account more than max_resources sessions (a bind
  * that replaces a session of the same full JID adds none). */
 int session_over_limit(const char *full);
+/* Takes a session out of the connection table (its connection is gone; it waits to be
+ * resumed: sm.h), and puts it back under a new connection: -1 when (f, conn) is taken or
+ * the session is attached. */
+void session_detach(session_t *s);
+int session_reattach(session_t *s, rt_frontend_t *f, uint64_t conn);
 /* Ends a session: the "session ended" hook (unavailable presence...), then removal. */
 void session_end(session_t *s);
-/* Ends every session of a frontend (it stopped or restarted). */
-void session_end_frontend(rt_frontend_t *f);
 /* Frees every session without sending anything (shutdown). */
 void sessions_free_all(void);
 #endif

@@ -19,7 +19,7 @@ typedef struct user user_t;
 typedef struct session session_t;
 
 struct session {
-    rt_frontend_t *fe;
+    rt_frontend_t *fe; /* NULL while waiting to be resumed (sm.h) */
     uint64_t conn;
     char *full;           /* full JID */
     const char *resource; /* points into full */
@@ -32,7 +32,8 @@ struct session {
     int64_t bound_at;     /* Unix seconds at bind (from the frontend after a resync) */
     char addr[64];        /* the client's address as its frontend saw it, or "" */
     char tls[32];         /* its TLS version ("TLSv1.3", "none"), or "" when not known */
-    int sm;               /* stream management (XEP-0198) enabled: not built yet, always 0 */
+    struct sm_state *sm;  /* stream management (XEP-0198: core/sm.h), or NULL; a session
+                             with it may be *waiting* for its client: fe NULL, conn 0 */
     int selected;         /* scratch: chosen to receive the message being routed */
     void *slot[SESSION_SLOTS]; /* module state (module_slot), freed by its module */
     session_t *next;      /* in user->sessions */

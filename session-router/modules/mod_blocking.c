@@ -235,6 +235,13 @@ static mod_result_t on_resync(hook_ev_t *ev)
     return MOD_PASS;
 }
 
+static mod_result_t on_describe(hook_ev_t *ev)
+{
+    if (module_slot(ev->session, mod_blocking))
+        ev->desc->flags |= IPC_RESYNC_BLOCKLIST;
+    return MOD_PASS;
+}
+
 /* The same for a stanza whose recipient had to be loaded first (section 3.3 holds whether
  * the user is online or not): iq requests get service-unavailable, presence vanishes. */
 static mod_result_t on_stanza_in(hook_ev_t *ev)
@@ -272,6 +279,7 @@ static const mod_hook_t hooks[] = {
     {HOOK_STANZA_OUT, 100, on_stanza_out},
     {HOOK_STANZA_IN, 100, on_stanza_in},
     {HOOK_SESSION_RESYNC, 0, on_resync},
+    {HOOK_SESSION_DESCRIBE, 0, on_describe},
     {0},
 };
 

@@ -6,8 +6,8 @@
 #include "module.h"
 #include "modules.h"
 #include "rules.h"
+#include "stanza.h"
 
-#define NS_CARBONS "urn:xmpp:carbons:2"
 /* A session with carbons enabled has its slot set. */
 #define ENABLED(s) (module_slot(s, mod_carbons) != NULL)
 
@@ -79,6 +79,13 @@ static mod_result_t on_resync(hook_ev_t *ev)
     return MOD_PASS;
 }
 
+static mod_result_t on_describe(hook_ev_t *ev)
+{
+    if (module_slot(ev->session, mod_carbons))
+        ev->desc->flags |= IPC_RESYNC_CARBONS;
+    return MOD_PASS;
+}
+
 static const mod_iq_handler_t iq_handlers[] = {
     {NS_CARBONS, "enable", MOD_SET, MOD_AT_SERVER | MOD_AT_SELF, carbons_iq},
     {NS_CARBONS, "disable", MOD_SET, MOD_AT_SERVER | MOD_AT_SELF, carbons_iq},
@@ -96,6 +103,7 @@ static const mod_hook_t hooks[] = {
     {HOOK_DELIVER_FULL, 50, on_deliver_full},
     {HOOK_DELIVER_BARE, 50, on_deliver_bare},
     {HOOK_SESSION_RESYNC, 0, on_resync},
+    {HOOK_SESSION_DESCRIBE, 0, on_describe},
     {0},
 };
 

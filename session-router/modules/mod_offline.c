@@ -133,7 +133,7 @@ static mod_result_t on_store_offline(hook_ev_t *ev)
     if (!st)
         return MOD_HANDLED;
     store_req_t *r = xcalloc(1, sizeof *r);
-    r->sender = xstrdup(ev->session->full);
+    r->sender = xstrdup(ev->from); /* its 'from': the sender's session may be gone */
     r->to_bare = xstrdup(ev->to);
     r->orig = st;
     /* XEP-0203: when the server received it. */

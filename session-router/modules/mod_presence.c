@@ -606,6 +606,21 @@ static mod_result_t on_resync(hook_ev_t *ev)
     return MOD_PASS;
 }
 
+/* The directed-presence targets, for the frontend that takes the session over. */
+static mod_result_t on_describe(hook_ev_t *ev)
+{
+    hmap_t *targets = DIRECTED(ev->session);
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (targets && hmap_next(targets, &pos, &k, &kl, &v)) {
+        if (ev->desc->targets->len)
+            buf_append(ev->desc->targets, "\n", 1);
+        buf_append_str(ev->desc->targets, v);
+    }
+    return MOD_PASS;
+}
+
 static mod_result_t on_session_freed(hook_ev_t *ev)
 {
     hmap_t *targets = DIRECTED(ev->session);
@@ -656,6 +671,7 @@ static const mod_hook_t hooks[] = {
     {HOOK_SESSION_ENDED, 0, on_session_ended},
     {HOOK_SESSION_FREED, 0, on_session_freed},
     {HOOK_SESSION_RESYNC, 0, on_resync},
+    {HOOK_SESSION_DESCRIBE, 0, on_describe},
     {HOOK_ROSTER_REMOVED, 0, on_roster_removed},
     {0},
 };

@@ -8,6 +8,7 @@
 
 extern module_t mod_blocking;
 extern module_t mod_carbons;
+extern module_t mod_csi;
 extern module_t mod_disco;
 extern module_t mod_last;
 extern module_t mod_offline;

@@ -297,7 +297,7 @@ START_TEST(test_typed_round_trips)
     ck_assert_str_eq(br.jid, "romeo@example.net/orchard");
 
     ipc_stanza_t st;
-    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){9, IPC_KIND_IQ, IPC_ST_GET, "", "a@b/c", "q1"}), 0);
+    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){9, IPC_KIND_IQ, IPC_ST_GET, "", "a@b/c", "q1", 0}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_stanza_read(&d, &st), 0);
     ck_assert_uint_eq(st.conn, 9);
@@ -307,7 +307,7 @@ START_TEST(test_typed_round_trips)
     ck_assert_str_eq(st.from, "a@b/c");
     ck_assert_str_eq(st.id, "q1");
     /* No id: two fields on the wire, as before; read gives "". */
-    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){9, IPC_KIND_PRESENCE, IPC_ST_NONE, NULL, "a@b/c", NULL}), 0);
+    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){9, IPC_KIND_PRESENCE, IPC_ST_NONE, NULL, "a@b/c", NULL, 0}), 0);
     ck_assert_int_eq(h.nfields, 2);
     wire(&h, &d);
     ck_assert_int_eq(ipc_stanza_read(&d, &st), 0);
@@ -316,13 +316,13 @@ START_TEST(test_typed_round_trips)
     ck_assert_str_eq(st.id, "");
 
     ipc_unbind_t ub;
-    ck_assert_int_eq(ipc_unbind_build(&h, &(ipc_unbind_t){10}), 0);
+    ck_assert_int_eq(ipc_unbind_build(&h, &(ipc_unbind_t){10, 0, 0}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_unbind_read(&d, &ub), 0);
     ck_assert_uint_eq(ub.conn, 10);
 
     ipc_deliver_t dv;
-    ck_assert_int_eq(ipc_deliver_build(&h, &(ipc_deliver_t){11}), 0);
+    ck_assert_int_eq(ipc_deliver_build(&h, &(ipc_deliver_t){11, 0, 0}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_deliver_read(&d, &dv), 0);
     ck_assert_uint_eq(dv.conn, 11);
@@ -358,12 +358,106 @@ START_TEST(test_typed_round_trips)
 }
 END_TEST
 
+/* Stream management (XEP-0198) messages: every field back, counters up to 2^32 - 1. */
+START_TEST(test_sm_round_trips)
+{
+    static ipc_hdr_t h, d;
+    ipc_stanza_t st;
+    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){.conn = 9, .kind = IPC_KIND_MESSAGE, .stype = IPC_ST_CHAT, .to = "a@b", .from = "c@b/r", .h = 0xFFFFFFFFu}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_stanza_read(&d, &st), 0);
+    ck_assert_uint_eq(st.h, 0xFFFFFFFFu);
+
+    ipc_deliver_t dv;
+    ck_assert_int_eq(ipc_deliver_build(&h, &(ipc_deliver_t){.conn = 3, .numbered = 1, .h = 0}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_deliver_read(&d, &dv), 0);
+    ck_assert_int_eq(dv.numbered, 1); /* 0 is a number after the wrap */
+    ck_assert_uint_eq(dv.h, 0);
+
+    ipc_unbind_t ub;
+    ck_assert_int_eq(ipc_unbind_build(&h, &(ipc_unbind_t){4, IPC_UNBIND_DETACH | IPC_UNBIND_ACK, 77}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_unbind_read(&d, &ub), 0);
+    ck_assert_int_eq(ub.flags, IPC_UNBIND_DETACH | IPC_UNBIND_ACK);
+    ck_assert_uint_eq(ub.acked, 77);
+
+    ipc_sm_enable_t en;
+    ck_assert_int_eq(ipc_sm_enable_build(&h, &(ipc_sm_enable_t){5, 6, 1, 120}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_sm_enable_read(&d, &en), 0);
+    ck_assert_int_eq(en.resumable, 1);
+    ck_assert_uint_eq(en.max, 120);
+    ck_assert_uint_eq(en.seq, 6);
+
+    ipc_sm_enabled_t ed;
+    ck_assert_int_eq(ipc_sm_enabled_build(&h, &(ipc_sm_enabled_t){5, 6, IPC_OK, "0123abcd", 300}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_sm_enabled_read(&d, &ed), 0);
+    ck_assert_str_eq(ed.id, "0123abcd");
+    ck_assert_uint_eq(ed.max, 300);
+
+    ipc_sm_ack_t ak;
+    ck_assert_int_eq(ipc_sm_ack_build(&h, &(ipc_sm_ack_t){5, 4000000000u}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_sm_ack_read(&d, &ak), 0);
+    ck_assert_uint_eq(ak.h, 4000000000u);
+
+    ipc_sm_resume_t rq = {.conn = 7, .seq = 8, .id = "0123abcd", .username = "juliet", .h = 4294967295u};
+    strcpy(rq.addr, "[2001:db8::1]:5222");
+    strcpy(rq.tls, "TLSv1.3");
+    ck_assert_int_eq(ipc_sm_resume_build(&h, &rq), 0);
+    wire(&h, &d);
+    ipc_sm_resume_t rr;
+    ck_assert_int_eq(ipc_sm_resume_read(&d, &rr), 0);
+    ck_assert_str_eq(rr.id, "0123abcd");
+    ck_assert_str_eq(rr.username, "juliet");
+    ck_assert_uint_eq(rr.h, 4294967295u);
+    ck_assert_str_eq(rr.addr, "[2001:db8::1]:5222");
+    ck_assert_str_eq(rr.tls, "TLSv1.3");
+    /* Ids are letters, digits, '-', '_'; h is a 32-bit decimal. */
+    ipc_hdr_set(&d, 0, "a b");
+    ck_assert_int_eq(ipc_sm_resume_read(&d, &rr), -1);
+    ipc_hdr_set(&d, 0, "ok");
+    ipc_hdr_set(&d, 2, "4294967296");
+    ck_assert_int_eq(ipc_sm_resume_read(&d, &rr), -1);
+
+    ipc_sm_resumed_t rd;
+    ck_assert_int_eq(ipc_sm_resumed_build(&h, &(ipc_sm_resumed_t){7, 8, IPC_OK, IPC_RESYNC_AVAILABLE, "juliet@b/r", 12, 4294967295u, 1765000000}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_sm_resumed_read(&d, &rd), 0);
+    ck_assert_str_eq(rd.jid, "juliet@b/r");
+    ck_assert_uint_eq(rd.in, 12);
+    ck_assert_uint_eq(rd.out, 4294967295u);
+    ck_assert_uint_eq(rd.since, 1765000000);
+    ck_assert_int_eq(rd.flags, IPC_RESYNC_AVAILABLE);
+
+    ipc_sm_state_t ss;
+    ck_assert_int_eq(ipc_sm_state_build(&h, &(ipc_sm_state_t){9, 1, "xyz", 1, 2, 3}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_sm_state_read(&d, &ss), 0);
+    ck_assert_int_eq(ss.resumable, 1);
+    ck_assert_str_eq(ss.id, "xyz");
+    ck_assert_uint_eq(ss.in, 1);
+    ck_assert_uint_eq(ss.out, 2);
+    ck_assert_uint_eq(ss.acked, 3);
+    ipc_hdr_set(&d, 1, "1 2");
+    ck_assert_int_eq(ipc_sm_state_read(&d, &ss), -1);
+
+    ipc_echo_t ec;
+    ck_assert_int_eq(ipc_echo_build(&h, &(ipc_echo_t){9, 5}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_echo_read(&d, &ec), 0);
+    ck_assert_uint_eq(ec.h, 5);
+}
+END_TEST
+
 /* The typed builders put each field where docs/PROTOCOL.md says (the wire is unchanged). */
 START_TEST(test_typed_wire_positions)
 {
     static ipc_hdr_t h;
     ipc_stanza_build(&h, &(ipc_stanza_t){0x0102030405060708ULL, IPC_KIND_MESSAGE, IPC_ST_CHAT,
-                                         "juliet@example.com", "romeo@example.net/orchard", "id-1"});
+                                         "juliet@example.com", "romeo@example.net/orchard", "id-1", 0});
     h.seq = 0xA1B2C3D4u;
     unsigned char typed[IPC_HDR_MAX], raw[IPC_HDR_MAX];
     size_t n = ipc_encode(&h, typed);
@@ -411,6 +505,8 @@ static int r_resync(const ipc_hdr_t *h) { ipc_resync_t m; return ipc_resync_read
 static int r_auth_result(const ipc_hdr_t *h) { ipc_auth_result_t m; return ipc_auth_result_read(h, &m); }
 static int r_register(const ipc_hdr_t *h) { ipc_register_t m; return ipc_register_read(h, &m); }
 static int r_register_reply(const ipc_hdr_t *h) { ipc_register_reply_t m; return ipc_register_reply_read(h, &m); }
+static int r_client_state(const ipc_hdr_t *h) { ipc_client_state_t m; return ipc_client_state_read(h, &m); }
+static void m_status2(ipc_hdr_t *h) { h->status = 2; }
 static void m_three_fields(ipc_hdr_t *h) { h->nfields = 3; }
 static void m_empty3(ipc_hdr_t *h) { ipc_hdr_set(h, 3, ""); }
 static void m_check_flag(ipc_hdr_t *h) { h->flags = IPC_REGISTER_CHECK; } /* and no token */
@@ -421,15 +517,16 @@ static void b_auth(ipc_hdr_t *h) { ipc_auth_build(h, &(ipc_auth_t){1, 2, SCRAM_S
 static void b_auth_reply(ipc_hdr_t *h) { ipc_auth_reply_build(h, &(ipc_auth_reply_t){1, 2, IPC_OK, "c"}); }
 static void b_bind(ipc_hdr_t *h) { ipc_bind_build(h, &(ipc_bind_t){1, 2, "u@d/r", NULL, NULL}); }
 static void b_bind_reply(ipc_hdr_t *h) { ipc_bind_reply_build(h, &(ipc_bind_reply_t){1, 2, IPC_OK, "u@d/r"}); }
-static void b_stanza(ipc_hdr_t *h) { ipc_stanza_build(h, &(ipc_stanza_t){1, IPC_KIND_MESSAGE, IPC_ST_CHAT, "x@d", "u@d/r", "i"}); }
-static void b_unbind(ipc_hdr_t *h) { ipc_unbind_build(h, &(ipc_unbind_t){1}); }
-static void b_deliver(ipc_hdr_t *h) { ipc_deliver_build(h, &(ipc_deliver_t){1}); }
+static void b_stanza(ipc_hdr_t *h) { ipc_stanza_build(h, &(ipc_stanza_t){1, IPC_KIND_MESSAGE, IPC_ST_CHAT, "x@d", "u@d/r", "i", 0}); }
+static void b_unbind(ipc_hdr_t *h) { ipc_unbind_build(h, &(ipc_unbind_t){1, 0, 0}); }
+static void b_deliver(ipc_hdr_t *h) { ipc_deliver_build(h, &(ipc_deliver_t){1, 0, 0}); }
 static void b_close(ipc_hdr_t *h) { ipc_close_build(h, &(ipc_close_t){1, "reset", NULL}); }
 static void b_resync(ipc_hdr_t *h) { ipc_resync_build(h, &(ipc_resync_t){1, "u@d/r", 0, 0, NULL, NULL, 0}); }
 static void b_auth_result(ipc_hdr_t *h) { ipc_auth_result_build(h, &(ipc_auth_result_t){1, IPC_OK, "u"}); }
 static void b_register(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_register_t){1, 2, 0, "u", "a\nb", "127.0.0.1", ""}); }
 static void b_register_check(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_register_t){1, 2, IPC_REGISTER_CHECK, "", "", "", "tok"}); }
 static void b_register_reply(ipc_hdr_t *h) { ipc_register_reply_build(h, &(ipc_register_reply_t){1, 2, IPC_CONFLICT}); }
+static void b_client_state(ipc_hdr_t *h) { ipc_client_state_build(h, &(ipc_client_state_t){1, 1}); }
 
 /* The connection facts of bind and resync (client address, TLS version, bound since) and
  * the text of close (xmppctl sessions and kick). */
@@ -505,6 +602,9 @@ static const struct {
     {"resync without a JID", b_resync, r_resync, m_no_fields},
     {"resync with an empty JID", b_resync, r_resync, m_empty0},
     {"resync with unknown flags", b_resync, r_resync, m_flags},
+    {"client-state of another type", b_client_state, r_client_state, m_type},
+    {"client-state with a status other than 0 or 1", b_client_state, r_client_state, m_status2},
+    {"client-state with flags", b_client_state, r_client_state, m_flags},
     {"bind with a space in the address", b_bind_facts, r_bind, m_addr_space},
     {"bind with an address too long", b_bind_facts, r_bind, m_addr_long},
     {"bind with a tab in the TLS version", b_bind_facts, r_bind, m_tls_control},
@@ -567,6 +667,48 @@ START_TEST(test_register_round_trip)
     }
     ck_assert_str_eq(ipc_type_name(IPC_REGISTER), "register");
     ck_assert_str_eq(ipc_type_name(IPC_REGISTER_REPLY), "register-reply");
+}
+END_TEST
+
+/* XEP-0352 client state: both states round-trip in the status byte; the resync flag of an
+ * inactive session is accepted. */
+START_TEST(test_client_state_round_trip)
+{
+    static ipc_hdr_t h, d;
+    unsigned char buf[IPC_HDR_MAX];
+    for (int inactive = 0; inactive <= 1; inactive++) {
+        ipc_client_state_t m;
+        ck_assert_int_eq(ipc_client_state_build(&h, &(ipc_client_state_t){77, inactive}), 0);
+        size_t n = ipc_encode(&h, buf);
+        ck_assert_uint_eq(n, IPC_HDR_FIXED);
+        ck_assert_int_eq(buf[2], 20);
+        ck_assert_int_eq(buf[18], inactive);
+        ck_assert_int_eq(ipc_decode(&d, buf, n), 0);
+        ck_assert_int_eq(ipc_client_state_read(&d, &m), 0);
+        ck_assert_uint_eq(m.conn, 77);
+        ck_assert_int_eq(m.inactive, inactive);
+    }
+    ck_assert_str_eq(ipc_type_name(IPC_CLIENT_STATE), "client-state");
+    ipc_resync_t rs;
+    ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){1, "u@d/r", IPC_RESYNC_INACTIVE, 0,
+                                                          NULL, NULL, 0}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_resync_read(&d, &rs), 0);
+    ck_assert_int_eq(rs.flags, IPC_RESYNC_INACTIVE);
+}
+END_TEST
+
+/* A type number that names no message is refused like one past the last type. */
+START_TEST(test_unnamed_type_refused)
+{
+    unsigned char buf[IPC_HDR_MAX];
+    ipc_hdr_t h, d;
+    for (int t = 1; t <= IPC_TYPE_MAX; t++) {
+        ipc_hdr_init(&h, (ipc_type_t)t, 1);
+        size_t n = ipc_encode(&h, buf);
+        int named = strcmp(ipc_type_name((ipc_type_t)t), "?") != 0;
+        ck_assert_msg(ipc_decode(&d, buf, n) == (named ? 0 : -1), "type %d", t);
+    }
 }
 END_TEST
 
@@ -642,7 +784,7 @@ START_TEST(test_typed_build_bounds)
     memset(big, 'a', IPC_FIELD_MAX + 1);
     big[IPC_FIELD_MAX + 1] = '\0';
     ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, big, NULL, NULL}), -1);
-    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){1, IPC_KIND_MESSAGE, IPC_ST_NONE, "x", "y", big}), -1);
+    ck_assert_int_eq(ipc_stanza_build(&h, &(ipc_stanza_t){1, IPC_KIND_MESSAGE, IPC_ST_NONE, "x", "y", big, 0}), -1);
     ck_assert_int_eq(ipc_auth_reply_build(&h, &(ipc_auth_reply_t){1, 2, IPC_OK, big}), -1);
     big[IPC_FIELD_MAX] = '\0';
     ck_assert_int_eq(ipc_bind_build(&h, &(ipc_bind_t){1, 2, big, NULL, NULL}), 0);
@@ -666,11 +808,14 @@ Suite *make_ipc_suite(void)
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_resync_round_trip);
     tcase_add_test(tc, test_typed_round_trips);
+    tcase_add_test(tc, test_sm_round_trips);
     tcase_add_test(tc, test_conn_facts_round_trip);
     tcase_add_test(tc, test_typed_wire_positions);
     tcase_add_loop_test(tc, test_typed_malformed, 0, sizeof malformed / sizeof malformed[0]);
     tcase_add_test(tc, test_typed_build_bounds);
     tcase_add_test(tc, test_register_round_trip);
+    tcase_add_test(tc, test_client_state_round_trip);
+    tcase_add_test(tc, test_unnamed_type_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -29,6 +29,7 @@
 #include "route.h"
 #include "scram.h"
 #include "session.h"
+#include "sm.h"
 #include "stanza.h"
 #include "storage.h"
 #include "suites.h"
@@ -48,7 +49,7 @@
 static module_t *const modules[] = {
     &mod_disco,    &mod_ping,     &mod_version, &mod_time,    &mod_last,  &mod_roster,
     &mod_presence, &mod_blocking, &mod_carbons, &mod_offline, &mod_vcard, &mod_private,
-    &mod_register,
+    &mod_register, &mod_csi,
 };
 
 static rt_frontend_t fe;
@@ -117,9 +118,12 @@ static void setup(void)
     config_register(config_base_keys);
     config_register(register_config_keys);
     config_register(scram_config_keys);
+    config_register(sm_config_keys);
     module_declare_config(modules, sizeof modules / sizeof modules[0]);
     ck_assert_int_eq(config_load(NULL, err, sizeof err), 0);
     memset(&rt, 0, sizeof rt);
+    rt.loop = evloop_new();
+    sm_open();
     rt.domain = DOM;
     rt.redis_prefix = "xmpp:";
     rt.max_resources = 10;
@@ -152,7 +156,9 @@ static void teardown(void)
     rt.redis_ready = 0;
     fake_redis_disconnect();
     sessions_free_all();
+    sm_close();
     module_close_all();
+    evloop_destroy(&rt.loop);
     ck_assert_int_eq(hmap_count(rt.users), 0);
     ck_assert_int_eq(hmap_count(rt.by_jid), 0);
     hmap_destroy(&rt.frontends);
@@ -1069,6 +1075,184 @@ START_TEST(test_carbons_enable_and_self)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------
+ * XEP-0352 client state indication (mod_csi). */
+
+/* The client's <inactive/> or <active/>, as dispatch.c hands IPC_CLIENT_STATE on. */
+static void client_state(session_t *s, int inactive)
+{
+    hook_run(HOOK_CLIENT_STATE, &(hook_ev_t){.session = s, .user = s->user, .inactive = inactive});
+    fake_redis_flush();
+}
+
+/* The i-th stanza the session's client got (from the start of the fake link's record):
+ * its element name and the text of its <status/> or its id, as "name:what". */
+static const char *nth_to(const session_t *s, int i)
+{
+    static char out[128];
+    int n = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < fake_link_count(); k++) {
+        xml_node_t *st = delivered(k, s->conn);
+        if (st && n++ == i) {
+            const xml_node_t *status = xml_node_child(st, "status", NULL);
+            char *text = status ? xml_node_text(status) : NULL;
+            const char *id = xml_node_attr(st, "id");
+            snprintf(out, sizeof out, "%s:%s", st->name, text ? text : id ? id : "");
+            free(text);
+        }
+        xml_node_free(&st);
+    }
+    return out;
+}
+
+#define CHATSTATE(id) "<message to='" ALICE "/a' type='chat' id='" id "'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
+
+/* Held while inactive: presence (newest per sender), chat states; a message with a body
+ * releases them in order, then itself; <active/> releases too. */
+START_TEST(test_csi_hold_and_release)
+{
+    preload_item(ALICE, BOB, "110000");
+    preload_item(BOB, ALICE, "110000");
+    preload_item(ALICE, CAROL, "110000");
+    preload_item(CAROL, ALICE, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *b = bind_jid(BOB "/b");
+    session_t *c = bind_jid(CAROL "/c");
+    avail(a, 0);
+    avail(b, 0);
+    avail(c, 0);
+    client_state(a, 1);
+    fake_link_clear();
+    send_xml(b, "<presence><status>b1</status></presence>");
+    send_xml(b, CHATSTATE("cs1"));
+    send_xml(c, "<presence><status>c1</status></presence>");
+    send_xml(b, "<presence><status>b2</status></presence>");
+    send_xml(b, "<presence><status>b3</status></presence>");
+    send_xml(b, "<message to='" ALICE "/a' id='rcpt'><received xmlns='urn:xmpp:receipts' id='x'/></message>");
+    ck_assert_int_eq(total(a), 0);
+    /* Bob's first two updates were replaced by his third. */
+    send_xml(c, "<message to='" ALICE "/a' type='chat' id='m1'><body>hi</body></message>");
+    ck_assert_int_eq(total(a), 5);
+    ck_assert_str_eq(nth_to(a, 0), "message:cs1");
+    ck_assert_str_eq(nth_to(a, 1), "presence:c1");
+    ck_assert_str_eq(nth_to(a, 2), "presence:b3");
+    ck_assert_str_eq(nth_to(a, 3), "message:rcpt");
+    ck_assert_str_eq(nth_to(a, 4), "message:m1");
+    /* Still inactive: held again; <active/> releases. */
+    fake_link_clear();
+    send_xml(c, "<presence><status>c2</status></presence>");
+    ck_assert_int_eq(total(a), 0);
+    client_state(a, 0);
+    ck_assert_int_eq(total(a), 1);
+    ck_assert_str_eq(nth_to(a, 0), "presence:c2");
+    /* Active: nothing is held. */
+    send_xml(c, "<presence><status>c3</status></presence>");
+    ck_assert_int_eq(total(a), 2);
+}
+END_TEST
+
+/* What a person should see now releases what is held: an iq (here the answer to the
+ * client's own ping, XEP-0352 5.1), an encrypted message, a call, a subscription request,
+ * a carbon copy of a message with a body; a carbon of a chat state is held. */
+START_TEST(test_csi_urgent)
+{
+    static const char *const urgent[] = {
+        "<iq type='get' id='u' to='" DOM "'><ping xmlns='urn:xmpp:ping'/></iq>",
+        "<message to='" ALICE "/a' id='u'><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>",
+        "<message to='" ALICE "/a' id='u'><encrypted xmlns='urn:xmpp:omemo:2'/></message>",
+        "<message to='" ALICE "/a' id='u'><openpgp xmlns='urn:xmpp:openpgp:0'>x</openpgp></message>",
+        "<message to='" ALICE "/a' id='u'><propose xmlns='urn:xmpp:jingle-message:0' id='c'/></message>",
+        "<presence to='" ALICE "' type='subscribe' id='u'/>",
+    };
+    preload_item(ALICE, BOB, "110000");
+    preload_item(BOB, ALICE, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *a2 = bind_jid(ALICE "/a2");
+    session_t *b = bind_jid(BOB "/b");
+    session_t *c = bind_jid(CAROL "/c"); /* not in Alice's roster: she may ask */
+    avail(a, 0);
+    avail(b, 0);
+    avail(c, 0);
+    enable_carbons(a);
+    client_state(a, 1);
+    for (size_t i = 0; i < sizeof urgent / sizeof urgent[0]; i++) {
+        fake_link_clear();
+        send_xml(b, "<presence><status>held</status></presence>");
+        ck_assert_int_eq(total(a), 0);
+        /* The ping is the client's own: its answer comes to it. */
+        send_xml(i == 0 ? a : i == 5 ? c : b, urgent[i]);
+        ck_assert_msg(total(a) == 2, "%zu: %d stanzas", i, total(a));
+        ck_assert_str_eq(nth_to(a, 0), "presence:held");
+        ck_assert_str_eq(nth_to(a, 1), i == 0 ? "iq:u" : i == 5 ? "presence:u" : "message:u");
+    }
+    /* Carbons of what Bob sends to Alice's other resource: judged by what they carry. */
+    fake_link_clear();
+    send_xml(b, "<message to='" ALICE "/a2' type='chat' id='cs'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>");
+    ck_assert_int_eq(got(a2, "cs"), 1);
+    ck_assert_int_eq(total(a), 0);
+    send_xml(b, "<message to='" ALICE "/a2' type='chat' id='m'><body>x</body></message>");
+    ck_assert_int_eq(carbon(a, "received", "cs"), 1);
+    ck_assert_int_eq(carbon(a, "received", "m"), 1);
+    ck_assert_int_eq(total(a), 2);
+}
+END_TEST
+
+/* Held data is bounded (csi_max_held): past it everything goes out, in order; what is
+ * held when the session ends is dropped (no leak: the sanitizer and valgrind runs). */
+START_TEST(test_csi_bounded_and_dropped)
+{
+    preload_item(ALICE, BOB, "110000");
+    preload_item(BOB, ALICE, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *b = bind_jid(BOB "/b");
+    avail(a, 0);
+    avail(b, 0);
+    client_state(a, 1);
+    fake_link_clear();
+    long max = config_int("csi_max_held");
+    for (long i = 0; i < max; i++)
+        sendf(b, "<message to='" ALICE "/a' type='chat' id='cs%ld'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>", i);
+    ck_assert_int_eq(total(a), 0);
+    send_xml(b, CHATSTATE("one-more"));
+    ck_assert_int_eq(total(a), max + 1);
+    ck_assert_str_eq(nth_to(a, 0), "message:cs0");
+    ck_assert_str_eq(nth_to(a, (int)max), "message:one-more");
+    /* Held, then the session goes: nothing is sent to it. */
+    fake_link_clear();
+    send_xml(b, CHATSTATE("late"));
+    uint64_t conn = a->conn;
+    session_end(a);
+    for (size_t k = 0; k < fake_link_count(); k++) {
+        xml_node_t *st = delivered(k, conn);
+        ck_assert_ptr_null(st);
+    }
+}
+END_TEST
+
+/* A restarted router gets the state back from the frontend's resync (IPC_RESYNC_INACTIVE);
+ * a resync without it makes the session active again. */
+START_TEST(test_csi_resync)
+{
+    preload_item(ALICE, BOB, "110000");
+    preload_item(BOB, ALICE, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *b = bind_jid(BOB "/b");
+    avail(a, 0);
+    avail(b, 0);
+    ipc_resync_t m = {.conn = a->conn, .full_jid = a->full, .flags = IPC_RESYNC_INACTIVE};
+    hook_run(HOOK_SESSION_RESYNC, &(hook_ev_t){.session = a, .user = a->user, .resync = &m});
+    fake_link_clear();
+    send_xml(b, "<presence><status>b1</status></presence>");
+    ck_assert_int_eq(total(a), 0);
+    m.flags = 0;
+    hook_run(HOOK_SESSION_RESYNC, &(hook_ev_t){.session = a, .user = a->user, .resync = &m});
+    ck_assert_int_eq(total(a), 1);
+    send_xml(b, "<presence><status>b2</status></presence>");
+    ck_assert_int_eq(total(a), 2);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------
  * XEP-0191 blocking, enforced on routing (section 3.3). */
 
 START_TEST(test_block_outbound)
@@ -1482,6 +1666,77 @@ START_TEST(test_admin_module_commands)
 }
 END_TEST
 
+
+/* XEP-0198 4: the counters wrap at 2^32 (0 follows 4294967295); acknowledgements, the
+ * checks against what was sent and resumption follow them across the wrap, and what is
+ * left unacknowledged when the session ends goes to offline storage. */
+#define SM_MSG "<message from='" BOB "/x' to='" ALICE "/phone' type='chat'><body>%d</body></message>"
+START_TEST(test_sm_wrap_around)
+{
+    session_t *s = bind_jid(ALICE "/phone");
+    uint64_t conn = s->conn;
+    sm_on_state(&fe, &(ipc_sm_state_t){.conn = conn, .resumable = 1, .id = "wrap1",
+                                       .in = 0xFFFFFFFFu, .out = 0xFFFFFFFDu,
+                                       .acked = 0xFFFFFFFDu});
+    fake_link_clear();
+    char m[128];
+    for (int i = 0; i < 5; i++) {
+        snprintf(m, sizeof m, SM_MSG, i);
+        ck_assert_int_eq(session_deliver(s, m, strlen(m)), 0);
+    }
+    static const uint32_t want[] = {0xFFFFFFFEu, 0xFFFFFFFFu, 0, 1, 2};
+    ck_assert_uint_eq(fake_link_count(), 5);
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert_int_eq(fake_link_get(i)->type, IPC_DELIVER);
+        ck_assert_uint_eq(fake_link_get(i)->seq, want[i]);
+    }
+    ck_assert(sm_ack_valid(0xFFFFFFFDu, 2, 0));
+    ck_assert(sm_ack_valid(0xFFFFFFFDu, 2, 2));
+    ck_assert(!sm_ack_valid(0xFFFFFFFDu, 2, 3));
+    ck_assert(!sm_ack_valid(0xFFFFFFFDu, 2, 0xFFFFFFFCu));
+    sm_on_ack(&fe, &(ipc_sm_ack_t){conn, 0}); /* the first three */
+    /* The connection is lost after the client acknowledged one more: the session waits. */
+    sm_connection_lost(s, IPC_UNBIND_DETACH | IPC_UNBIND_ACK, 1);
+    ck_assert_ptr_null(session_find_conn(&fe, conn));
+    ck_assert_ptr_eq(session_find_jid(ALICE "/phone"), s);
+    ck_assert_uint_eq(sm_waiting(), 1);
+    ck_assert_int_eq(s->available, 0); /* it never sent presence: nothing changes there */
+
+    fake_link_clear();
+    ipc_sm_resume_t rq = {.conn = 100, .seq = 7, .id = "wrap1", .username = "alice", .h = 3};
+    sm_on_resume(&fe, &rq); /* claims more than was sent */
+    ck_assert_uint_eq(fake_link_count(), 1);
+    ck_assert_int_eq(fake_link_get(0)->type, IPC_SM_RESUMED);
+    ck_assert_int_eq(fake_link_get(0)->status, IPC_REFUSED);
+    rq.username = "bob"; /* another account: no such session */
+    rq.h = 1;
+    sm_on_resume(&fe, &rq);
+    ck_assert_int_eq(fake_link_get(1)->status, IPC_NOT_FOUND);
+    rq.username = "alice";
+    sm_on_resume(&fe, &rq);
+    ck_assert_uint_eq(fake_link_count(), 4);
+    ck_assert_int_eq(fake_link_get(2)->type, IPC_SM_RESUMED);
+    ck_assert_int_eq(fake_link_get(2)->status, IPC_OK);
+    ck_assert_str_eq(fake_link_get(2)->field0, ALICE "/phone");
+    ck_assert_str_eq(fake_link_get(2)->field1, "4294967295 2"); /* in, out */
+    /* Only the one stanza not acknowledged (number 2) comes again. */
+    ck_assert_int_eq(fake_link_get(3)->type, IPC_DELIVER);
+    ck_assert_uint_eq(fake_link_get(3)->seq, 2);
+    ck_assert_ptr_nonnull(strstr(fake_link_get(3)->data, "<body>4</body>"));
+    ck_assert_ptr_eq(session_find_conn(&fe, 100), s);
+    ck_assert_uint_eq(sm_waiting(), 0);
+
+    /* One more, then the client closes its stream: both go to offline storage. */
+    snprintf(m, sizeof m, SM_MSG, 5);
+    ck_assert_int_eq(session_deliver(s, m, strlen(m)), 0);
+    ck_assert_uint_eq(fake_link_get(4)->seq, 3);
+    sm_connection_lost(s, IPC_UNBIND_ACK, 2);
+    ck_assert_ptr_null(session_find_jid(ALICE "/phone"));
+    fake_redis_flush();
+    ck_assert_int_eq(offline_count(ALICE), 1);
+}
+END_TEST
+
 Suite *make_router_suite(void)
 {
     Suite *s = suite_create("router");
@@ -1496,6 +1751,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_full_online);
     tcase_add_loop_test(tc, test_full_not_online, 0, 2);
     tcase_add_test(tc, test_iq_bare_and_remote);
+    tcase_add_test(tc, test_sm_wrap_around);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("register");
@@ -1516,6 +1772,14 @@ Suite *make_router_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_carbons);
     tcase_add_test(tc, test_carbons_enable_and_self);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("csi");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_csi_hold_and_release);
+    tcase_add_test(tc, test_csi_urgent);
+    tcase_add_test(tc, test_csi_bounded_and_dropped);
+    tcase_add_test(tc, test_csi_resync);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("blocking");

@@ -6,6 +6,7 @@
 
 #include "hmap.h"
 #include "rules.h"
+#include "stanza.h"
 #include "suites.h"
 
 /* The nine states of appendix A, as the RFC names them. */
@@ -370,6 +371,60 @@ START_TEST(test_blocklist_match)
 }
 END_TEST
 
+/* XEP-0352: what an inactive client gets at once, what is held. */
+static const struct {
+    const char *xml;
+    rules_csi_t want;
+} csi_cases[] = {
+    {"<presence from='b@d/r'/>", RULES_CSI_PRESENCE},
+    {"<presence from='b@d/r' type='unavailable'/>", RULES_CSI_PRESENCE},
+    {"<presence from='b@d/r' type='error'/>", RULES_CSI_PRESENCE},
+    {"<presence from='b@d' type='subscribe'/>", RULES_CSI_URGENT},
+    {"<presence from='b@d' type='subscribed'/>", RULES_CSI_URGENT},
+    {"<presence from='b@d' type='unsubscribed'/>", RULES_CSI_URGENT},
+    {"<iq type='result' id='1'/>", RULES_CSI_URGENT},
+    {"<iq type='get' id='1'><query xmlns='jabber:iq:version'/></iq>", RULES_CSI_URGENT},
+    {"<message type='chat'><body>hi</body></message>", RULES_CSI_URGENT},
+    {"<message type='headline'><body>announce</body></message>", RULES_CSI_URGENT},
+    {"<message><subject>topic</subject></message>", RULES_CSI_URGENT},
+    {"<message type='error'><error type='cancel'/></message>", RULES_CSI_URGENT},
+    {"<message><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>", RULES_CSI_URGENT},
+    {"<message><encrypted xmlns='urn:xmpp:omemo:2'/></message>", RULES_CSI_URGENT},
+    {"<message><openpgp xmlns='urn:xmpp:openpgp:0'>x</openpgp></message>", RULES_CSI_URGENT},
+    {"<message><x xmlns='jabber:x:encrypted'>x</x></message>", RULES_CSI_URGENT},
+    {"<message><propose xmlns='urn:xmpp:jingle-message:0' id='c'/></message>", RULES_CSI_URGENT},
+    {"<message><retract xmlns='urn:xmpp:jingle-message:0' id='c'/></message>", RULES_CSI_URGENT},
+    {"<message><x xmlns='jabber:x:conference' jid='room@muc'/></message>", RULES_CSI_URGENT},
+    {"<message><x xmlns='http://jabber.org/protocol/muc#user'><invite/></x></message>", RULES_CSI_URGENT},
+    {"<message type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>", RULES_CSI_HOLD},
+    {"<message type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>", RULES_CSI_HOLD},
+    {"<message><received xmlns='urn:xmpp:receipts' id='x'/></message>", RULES_CSI_HOLD},
+    {"<message type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'/></message>", RULES_CSI_HOLD},
+    /* A body in another namespace is no body. */
+    {"<message><body xmlns='urn:example'>x</body></message>", RULES_CSI_HOLD},
+    {"<message><x xmlns='http://jabber.org/protocol/muc#user'/></message>", RULES_CSI_HOLD},
+    /* Carbons: what they carry decides. */
+    {"<message><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+     "<message xmlns='jabber:client' type='chat'><body>x</body></message></forwarded></received></message>",
+     RULES_CSI_URGENT},
+    {"<message><sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+     "<message xmlns='jabber:client' type='chat'><body>x</body></message></forwarded></sent></message>",
+     RULES_CSI_URGENT},
+    {"<message><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+     "<message xmlns='jabber:client' type='chat'><paused xmlns='http://jabber.org/protocol/chatstates'/>"
+     "</message></forwarded></received></message>",
+     RULES_CSI_HOLD},
+};
+
+START_TEST(test_csi_class)
+{
+    xml_node_t *st = stanza_parse(csi_cases[_i].xml, strlen(csi_cases[_i].xml));
+    ck_assert_ptr_nonnull(st);
+    ck_assert_msg(rules_csi_class(st) == csi_cases[_i].want, "%s", csi_cases[_i].xml);
+    xml_node_free(&st);
+}
+END_TEST
+
 Suite *make_rules_suite(void)
 {
     Suite *s = suite_create("rules");
@@ -390,6 +445,7 @@ Suite *make_rules_suite(void)
     tcase_add_test(tc, test_fallbacks);
     tcase_add_test(tc, test_carbons_eligible);
     tcase_add_test(tc, test_blocklist_match);
+    tcase_add_loop_test(tc, test_csi_class, 0, sizeof csi_cases / sizeof csi_cases[0]);
     suite_add_tcase(s, tc);
     return s;
 }
