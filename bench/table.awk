@@ -18,9 +18,10 @@ BEGIN {
         "msg-sm:cpu_ratio:server CPU per message, XEP-0198 on / off|" \
         "msg-sm:lost:messages lost, XEP-0198 on|" \
         "sm-resume:kib_per_waiting_session:router KiB per session waiting for resumption|" \
-        "sm-resume:reconnect_to_resumed_p50_ms:reconnect (TLS, SASL) to <resumed/> p50 (ms)|" \
-        "sm-resume:reconnect_to_resumed_p99_ms:reconnect (TLS, SASL) to <resumed/> p99 (ms)|" \
-        "sm-resume:resume_to_resumed_p99_ms:<resume/> to <resumed/> p99 (ms)|" \
+        "sm-resume:one_reconnect_to_resumed_p50_ms:reconnect (TLS, SASL) to <resumed/> p50 (ms)|" \
+        "sm-resume:one_reconnect_to_resumed_p99_ms:reconnect (TLS, SASL) to <resumed/> p99 (ms)|" \
+        "sm-resume:one_resume_to_resumed_p99_ms:<resume/> to <resumed/> p99 (ms)|" \
+        "sm-resume:reconnect_to_resumed_p99_ms:all waiting sessions at once: reconnect to <resumed/> p99 (ms)|" \
         "presence:fanout_p99_ms:presence fan-out to all contacts p99 (ms)|" \
         "presence:cpu_ms_per_1000_deliveries:server CPU ms per 1000 presence deliveries|" \
         "scale:reached:concurrent TLS sessions reached|" \
