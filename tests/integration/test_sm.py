@@ -235,6 +235,41 @@ def test_resume_redelivers_unacked_messages_once_and_in_order(login, clients, ne
     assert c2.ping().get("type") == "result"
 
 
+def test_resume_on_another_frontend(login, new_user, extra_frontend, stack):
+    # The router holds the state: a session enabled on one frontend resumes on another.
+    ua, ub = new_user("smf"), new_user("smf")
+    c, s = sm_online(login, ua, "a")
+    b = login(ub, resource="b")
+    send_bodies(b, c.jid, ["f0", "f1", "f2"])
+    seen = messages_until(c, lambda g: len(g) >= 1, WAIT)
+    drop(c)
+    b.message(c.jid, "f3")
+    other = extra_frontend()
+    c2 = stack.client(other.port)
+    try:
+        auth_only(c2, ua)
+        el = s.resume(c2)
+        assert is_sm(el, "resumed"), dump(el)
+        rest = messages_until(c2, lambda g: len(seen) + len(g) >= 4, WAIT)
+        assert bodies(seen + rest) == ["f0", "f1", "f2", "f3"], bodies(seen + rest)
+        assert not collect_messages(c2, QUIET)
+        c2.message(b.jid, "from the other frontend")
+        assert b.wait_message("from the other frontend").get("from") == c.jid
+        c2.end_stream()
+    finally:
+        c2.close()
+
+
+def test_resume_after_bind_is_refused(login, new_user):
+    u = new_user("smab")
+    c, s = sm_online(login, u, "a")
+    c2 = login(u, resource="b")
+    el = s.resume(c2)
+    assert is_sm(el, "failed") and sm_failed_conditions(el) == ["unexpected-request"], dump(el)
+    # Neither stream was harmed.
+    assert c2.ping().get("type") == "result" and c.ping().get("type") == "result"
+
+
 def test_resume_with_unknown_id_fails_and_bind_works(clients, new_user):
     u = new_user("smu")
     c = clients()
@@ -318,11 +353,15 @@ def test_waiting_session_stays_available_until_a_clean_close(login, clients, new
     # The contact sees nothing: the session waits for its client (still available).
     b.im_expect_none(unavailable_from(a.jid), QUIET, "unavailable presence of a waiting session")
     b.message(a.jid, "while you were away")
+    # To the bare JID too: the waiting resource is the account's only available one.
+    b.message(ua.jid, "to your bare JID")
     b.im_sync()
     a2 = clients()
     auth_only(a2, ua)
     assert is_sm(s.resume(a2), "resumed")
-    assert a2.wait_message("while you were away").get("from") == b.jid
+    got = messages_until(a2, lambda g: len(g) >= 2, WAIT)
+    assert bodies(got) == ["while you were away", "to your bare JID"], bodies(got)
+    assert all(m.get("from") == b.jid for m in got)
     # A clean close ends the session: unavailable to the contact, and no resumption.
     a2.end_stream()
     b.im_wait(unavailable_from(a.jid), WAIT, "unavailable presence after </stream:stream>")
