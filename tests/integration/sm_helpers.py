@@ -10,6 +10,8 @@ attached to each new connection with attach() (or resume()).
 import re
 import time
 
+import xmpp_client
+
 from xmpp_client import (IQ_TAG, MESSAGE_TAG, NS_CLIENT, NS_STANZAS, PRESENCE_TAG,
                          StreamClosed, child_conditions, dump, q)
 
@@ -110,6 +112,7 @@ class SMSession:
     def wait_request(self, timeout=5.0):
         """Waits for the server's next <r/> (whatever arrives meanwhile is counted)."""
         before = self.requests
+        timeout *= xmpp_client.TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         while self.requests == before:
             remaining = deadline - time.monotonic()
@@ -160,6 +163,7 @@ def drop(c):
 def messages_until(c, pred_done, timeout=10.0, what="messages"):
     """Reads until pred_done(list of received non-error messages) holds; returns the list."""
     got = []
+    timeout *= xmpp_client.TIMEOUT_SCALE   # slow servers (valgrind) get longer
     deadline = time.monotonic() + timeout
     while not pred_done(got):
         remaining = deadline - time.monotonic()
