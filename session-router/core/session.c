@@ -173,9 +173,11 @@ void sessions_free_all(void)
     size_t pos = 0, kl;
     const void *k;
     void *v;
-    while (hmap_count(rt.by_conn)) {
+    /* Every session, also those waiting for stream-management resumption: they have no
+     * connection, so they are in by_jid but not in by_conn. */
+    while (hmap_count(rt.by_jid)) {
         pos = 0;
-        if (!hmap_next(rt.by_conn, &pos, &k, &kl, &v))
+        if (!hmap_next(rt.by_jid, &pos, &k, &kl, &v))
             break;
         session_free(v);
     }
