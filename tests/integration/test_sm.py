@@ -16,7 +16,7 @@ from conftest import REMOTE, running_private_stack
 from sm_helpers import (NS_SM, SMSession, auth_only, body, collect_messages, drop,
                         failed_h_too_high, is_sm, messages_until, sm, sm_failed_conditions)
 from test_im_helpers import befriend, online
-from xmpp_client import (MESSAGE_TAG, PRESENCE_TAG, XMPPClient, dump, q,
+from xmpp_client import (MESSAGE_TAG, NS_CLIENT, PRESENCE_TAG, XMPPClient, dump, q,
                          stanza_error_condition)
 
 NS_DELAY = "urn:xmpp:delay"
@@ -425,6 +425,44 @@ def test_wait_runs_out_unacked_messages_go_to_another_resource(login, clients, n
     got = messages_until(other, lambda g: len(g) >= 2, WAIT)
     assert bodies(got) == sent
     assert not collect_messages(other, QUIET)
+
+
+def test_iq_to_a_session_whose_wait_runs_out_gets_an_error(login, clients, new_user):
+    # RFC 6120 8.2.3: every iq get/set gets a response. An iq queued for a waiting session
+    # that is never resumed is answered with an error once the session ends.
+    ua, ub = new_user("smi"), new_user("smi")
+    a, s = sm_online(login, ua, "a", max=2)
+    b = login(ub, resource="b")
+    drop(a)
+    b.send("<iq type='get' id='queued-ping' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % a.jid)
+    res = b.wait_for(lambda e: e.tag == q(NS_CLIENT, "iq") and e.get("id") == "queued-ping",
+                     END_WAIT, "the response to an iq queued for a session that expired")
+    assert res.get("type") == "error", dump(res)
+    assert res.get("from") == a.jid, dump(res)
+    assert stanza_error_condition(res)[1] in ("service-unavailable", "recipient-unavailable",
+                                              "item-not-found"), dump(res)
+
+
+def test_account_deleted_while_its_session_waits(stack, login, clients, new_user):
+    if getattr(stack, "remote", False):
+        pytest.skip("needs xmppctl of the local stack")
+    u = new_user("smd")
+    c, s = sm_online(login, u, "a")
+    drop(c)
+    r = stack.ctl("deluser", u.jid)
+    assert r.returncode == 0, r.stderr
+    # The waiting session ended with the account: nothing to resume, and no login either.
+    c2 = clients()
+    c2.open_stream()
+    c2.starttls()
+    assert c2.auth(u.localpart, u.password) != "success"
+    other = new_user("smd")
+    c3 = clients()
+    auth_only(c3, other)
+    thief = SMSession()
+    thief.id, thief.jid = s.id, s.jid
+    el = thief.resume(c3)
+    assert is_sm(el, "failed") and sm_failed_conditions(el) == ["item-not-found"], dump(el)
 
 
 def private_clients(ps):
