@@ -49,6 +49,7 @@ typedef struct {
     int proxy_protocol; /* every connection starts with a PROXY v1/v2 header */
     const char *domain;
     int require_tls;
+    int channel_binding; /* sasl_channel_binding: offer SCRAM-*-PLUS under TLS */
     xml_limits_t limits;         /* once authenticated: max_stanza_size, max_depth */
     xml_limits_t limits_preauth; /* before: max_stanza_size_preauth, max_depth_preauth */
     long max_connections;

@@ -35,6 +35,7 @@ static const config_key_t frontend_config_keys[] = {
     CONFIG_STR("tls_cert", "", "PEM certificate chain(s), comma-separated (an ECDSA and an RSA one side by side)"),
     CONFIG_STR("tls_key", "", "PEM private key(s) paired with tls_cert by position (empty: in the tls_cert files)"),
     CONFIG_BOOL("require_tls", "true", "STARTTLS must be negotiated before SASL"),
+    CONFIG_BOOL("sasl_channel_binding", "true", "offer SCRAM-SHA-*-PLUS (channel binding) under TLS; false only for clients that fail it"),
     CONFIG_STR("frontend_name", "", "name in the router's logs and routing id, no ':' (empty: the host name)"),
     CONFIG_STR("router_endpoint", "tcp://127.0.0.1:5555", "ZeroMQ endpoint of the router"),
     CONFIG_BOOL("proxy_protocol", "false", "every connection starts with a PROXY v1 or v2 header (from HAProxy)"),
@@ -247,6 +248,7 @@ int main(int argc, char **argv)
         log_fatal("config: key 'domain': '%s' is not a valid domain", config_str("domain"));
     fe.domain = domain;
     fe.require_tls = config_bool("require_tls");
+    fe.channel_binding = config_bool("sasl_channel_binding");
     fe.limits.max_stanza = (size_t)config_int("max_stanza_size");
     fe.limits.max_depth = (int)config_int("max_depth");
     fe.limits_preauth.max_stanza = (size_t)config_int("max_stanza_size_preauth");

@@ -9,12 +9,37 @@
 #include "log.h"
 #include "scram.h"
 #include "stanza.h"
+#include "tls.h"
 #include "util.h"
 
 /* RFC 6120 6.4.5: a reasonable number of retries (here 5), then a stream error. */
 #define SASL_MAX_FAILURES 5
 
-typedef enum { MECH_PLAIN, MECH_SCRAM_SHA1, MECH_SCRAM_SHA256 } mech_t;
+/* XEP-0440: the stream feature that lists the channel binding types of this connection. */
+#define NS_SASL_CB "urn:xmpp:sasl-cb:0"
+
+typedef enum {
+    MECH_PLAIN,
+    MECH_SCRAM_SHA1,
+    MECH_SCRAM_SHA256,
+    MECH_SCRAM_SHA1_PLUS,
+    MECH_SCRAM_SHA256_PLUS,
+    MECH_COUNT
+} mech_t;
+
+/* Mechanism names by mech_t (also the metric labels). */
+static const char *const mech_names[MECH_COUNT] = {
+    "PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"};
+
+static int mech_is_plus(mech_t m)
+{
+    return m == MECH_SCRAM_SHA1_PLUS || m == MECH_SCRAM_SHA256_PLUS;
+}
+
+static scram_hash_t mech_hash(mech_t m)
+{
+    return m == MECH_SCRAM_SHA1 || m == MECH_SCRAM_SHA1_PLUS ? SCRAM_SHA1 : SCRAM_SHA256;
+}
 
 struct sasl {
     mech_t mech;
@@ -24,13 +49,42 @@ struct sasl {
     int asked;      /* the router was asked for the credentials of c->user */
 };
 
+/* The channel bindings this connection offers: only under TLS (and sasl_channel_binding),
+ * and only the types its TLS session supports (tls.c). The -PLUS mechanisms are offered
+ * exactly when one is available, so this one function decides both what is advertised and,
+ * at <auth/>, whether a client's gs2 flag y means a downgrade (RFC 5802 section 6). */
+static void connection_cb(const client_t *c, scram_cb_t *cb)
+{
+    if (c->tls && fe.channel_binding)
+        tls_channel_bindings(c->ssl, cb);
+    else
+        memset(cb, 0, sizeof *cb);
+}
+
 void sasl_features(client_t *c, buf_t *out)
 {
-    buf_append_str(out, "<mechanisms xmlns='" NS_SASL "'>"
-                        "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>");
+    scram_cb_t cb;
+    connection_cb(c, &cb);
+    int plus = scram_cb_any(&cb);
+    buf_append_str(out, "<mechanisms xmlns='" NS_SASL "'>");
+    /* RFC 6120 13.8: SCRAM-SHA-1-PLUS is mandatory to implement; the stronger first. */
+    if (plus)
+        buf_append_str(out, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
+                            "<mechanism>SCRAM-SHA-1-PLUS</mechanism>");
+    buf_append_str(out, "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>");
     if (c->tls)
         buf_append_str(out, "<mechanism>PLAIN</mechanism>");
     buf_append_str(out, "</mechanisms>");
+    if (plus) {
+        /* XEP-0440 section 2: a top-level stream feature beside <mechanisms/>. */
+        buf_append_str(out, "<sasl-channel-binding xmlns='" NS_SASL_CB "'>");
+        for (int t = 0; t < SCRAM_CB_TYPES; t++)
+            if (cb.len[t])
+                buf_printf(out, "<channel-binding type='%s'/>",
+                           scram_cb_name((scram_cb_type_t)t));
+        buf_append_str(out, "</sasl-channel-binding>");
+    }
+    OPENSSL_cleanse(&cb, sizeof cb);
 }
 
 void sasl_free(client_t *c)
@@ -72,16 +126,15 @@ static void count_failure(client_t *c)
 }
 
 /* xmpp_auth_total{mechanism,result}: by mech_t, then "none" (no valid mechanism named). */
-static const char *const mech_names[] = {"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "none"};
-static metric_t *m_auth[4][2]; /* [mechanism][0: failure, 1: success] */
+static metric_t *m_auth[MECH_COUNT + 1][2]; /* [mechanism][0: failure, 1: success] */
 
 void sasl_register_metrics(void)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i <= MECH_COUNT; i++)
         for (int ok = 0; ok < 2; ok++) {
             char label[80];
-            snprintf(label, sizeof label, "mechanism=\"%s\",result=\"%s\"", mech_names[i],
-                     ok ? "success" : "failure");
+            snprintf(label, sizeof label, "mechanism=\"%s\",result=\"%s\"",
+                     i < MECH_COUNT ? mech_names[i] : "none", ok ? "success" : "failure");
             m_auth[i][ok] = metrics_counter("xmpp_auth_total", label,
                                             "SASL authentications ended, by mechanism and result");
         }
@@ -89,13 +142,14 @@ void sasl_register_metrics(void)
 
 static void count_auth(const client_t *c, int ok)
 {
-    metric_inc(m_auth[c->sasl ? (int)c->sasl->mech : 3][ok]);
+    metric_inc(m_auth[c->sasl ? (int)c->sasl->mech : MECH_COUNT][ok]);
 }
 
-/* RFC 6120 6.4.5: <failure/> with a condition and optional text. */
-static void sasl_failure_text(client_t *c, const char *cond, const char *text)
+/* RFC 6120 6.4.5: <failure/> with a condition and optional text; `guess`: a password was
+ * checked and failed (counted against the address). */
+static void sasl_refuse(client_t *c, const char *cond, const char *text, int guess)
 {
-    if (strcmp(cond, "not-authorized") == 0)
+    if (guess)
         count_failure(c);
     count_auth(c, 0);
     sasl_free(c);
@@ -115,6 +169,11 @@ static void sasl_failure_text(client_t *c, const char *cond, const char *text)
         return;
     }
     client_resume(c);
+}
+
+static void sasl_failure_text(client_t *c, const char *cond, const char *text)
+{
+    sasl_refuse(c, cond, text, strcmp(cond, "not-authorized") == 0);
 }
 
 static void sasl_failure(client_t *c, const char *cond)
@@ -231,18 +290,39 @@ static void plain_start(client_t *c, const char *msg, size_t len)
     request_credentials(c, SCRAM_SHA256);
 }
 
-static const char *scram_condition(scram_status_t st)
+/* A failed SCRAM step as a SASL <failure/> (RFC 6120 6.5). RFC 5802's server-error
+ * values have no place of their own in XMPP's <failure/>: the channel binding ones go into
+ * <text/>. A refused binding (the gs2 flag y while -PLUS was offered: a stripped mechanism
+ * list; or c= that does not match this TLS connection: another TLS connection in between)
+ * is a refused authentication, <not-authorized/>; a gs2 flag that does not fit the
+ * mechanism, or a binding type this connection does not offer, is a request we cannot
+ * follow, <malformed-request/>. */
+static void scram_failure(client_t *c, scram_status_t st)
 {
     switch (st) {
     case SCRAM_NOT_AUTHORIZED:
-        return "not-authorized";
+        sasl_failure(c, "not-authorized");
+        return;
     case SCRAM_INVALID_AUTHZID:
-        return "invalid-authzid";
+        sasl_failure(c, "invalid-authzid");
+        return;
+    case SCRAM_CB_DOWNGRADE:
+    case SCRAM_CB_MISMATCH:
+        log_warn("conn %llu: SCRAM channel binding refused (client %s): %s",
+                 (unsigned long long)c->id, c->addr, scram_status_text(st));
+        /* Not a wrong password: a client that binds only with types we do not offer
+         * (slixmpp 1.8: tls-unique) says y and falls back to another mechanism; its
+         * address must not be locked out for that (auth_failures_per_ip). */
+        sasl_refuse(c, "not-authorized", scram_status_text(st), 0);
+        return;
     case SCRAM_UNSUPPORTED_CB:
-        /* We offer no -PLUS mechanism; the client asked for channel binding anyway. */
-        return "malformed-request";
+    case SCRAM_CB_NEEDS_PLUS:
+    case SCRAM_CB_REQUIRED:
+        sasl_failure_text(c, "malformed-request", scram_status_text(st));
+        return;
     default:
-        return "malformed-request";
+        sasl_failure(c, "malformed-request");
+        return;
     }
 }
 
@@ -251,7 +331,7 @@ static void scram_start(client_t *c, const char *msg, size_t len)
     const char *user, *authzid;
     scram_status_t st = scram_server_client_first(c->sasl->scram, msg, len, &user, &authzid);
     if (st != SCRAM_OK) {
-        sasl_failure(c, scram_condition(st));
+        scram_failure(c, st);
         return;
     }
     if (jid_prep_local(c->user, user) < 0) {
@@ -262,7 +342,7 @@ static void scram_start(client_t *c, const char *msg, size_t len)
         sasl_failure(c, "invalid-authzid");
         return;
     }
-    request_credentials(c, c->sasl->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256);
+    request_credentials(c, mech_hash(c->sasl->mech));
 }
 
 /* Feeds one client message (initial response or response) to the mechanism. */
@@ -286,7 +366,7 @@ static void sasl_step(client_t *c, const char *msg, size_t len)
     char *out = NULL;
     scram_status_t st = scram_server_client_final(s->scram, msg, len, &out);
     if (st != SCRAM_OK) {
-        sasl_failure(c, scram_condition(st));
+        scram_failure(c, st);
         return;
     }
     sasl_success(c, out);
@@ -322,30 +402,41 @@ static void sasl_on_auth(client_t *c, const xml_node_t *el)
         sasl_failure(c, "invalid-mechanism");
         return;
     }
-    if (strcmp(name, "SCRAM-SHA-256") == 0)
-        mech = MECH_SCRAM_SHA256;
-    else if (strcmp(name, "SCRAM-SHA-1") == 0)
-        mech = MECH_SCRAM_SHA1;
-    else if (strcmp(name, "PLAIN") == 0)
-        mech = MECH_PLAIN;
-    else {
+    mech = MECH_COUNT;
+    for (int i = 0; i < MECH_COUNT; i++)
+        if (strcmp(name, mech_names[i]) == 0)
+            mech = (mech_t)i;
+    if (mech == MECH_COUNT) {
         sasl_failure(c, "invalid-mechanism");
         return;
     }
-    /* RFC 6120 6.5.4: mechanisms that need a protected stream (PLAIN), or any mechanism
-     * while TLS is mandatory and not yet negotiated. */
-    if (!c->tls && (mech == MECH_PLAIN || fe.require_tls)) {
+    /* RFC 6120 6.5.4: mechanisms that need a protected stream (PLAIN, and the -PLUS ones
+     * that bind to TLS), or any mechanism while TLS is mandatory and not yet negotiated. */
+    if (!c->tls && (mech == MECH_PLAIN || mech_is_plus(mech) || fe.require_tls)) {
         sasl_failure(c, "encryption-required");
         return;
     }
-    if (refuse_if_address_locked(c))
+    scram_cb_t cb;
+    connection_cb(c, &cb);
+    /* -PLUS only where it was offered: under TLS with a binding type available. */
+    if (mech_is_plus(mech) && !scram_cb_any(&cb)) {
+        OPENSSL_cleanse(&cb, sizeof cb);
+        sasl_failure(c, "invalid-mechanism");
         return;
+    }
+    if (refuse_if_address_locked(c)) {
+        OPENSSL_cleanse(&cb, sizeof cb);
+        return;
+    }
     sasl_free(c);
     c->sasl = xcalloc(1, sizeof *c->sasl);
     c->sasl->mech = mech;
-    if (mech != MECH_PLAIN)
-        c->sasl->scram =
-            scram_server_new(mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256, NULL);
+    if (mech != MECH_PLAIN) {
+        c->sasl->scram = scram_server_new(mech_hash(mech), NULL);
+        /* Cannot fail: plus only with a type available, before the first message. */
+        scram_server_set_channel_binding(c->sasl->scram, mech_is_plus(mech), &cb);
+    }
+    OPENSSL_cleanse(&cb, sizeof cb);
     size_t len;
     int absent;
     unsigned char *data = decode_payload(el, &len, &absent);
@@ -419,7 +510,7 @@ void sasl_on_credentials(client_t *c, const ipc_auth_reply_t *m)
     }
     if (s->mech == MECH_PLAIN && refuse_if_address_locked(c))
         return; /* the password would be checked now */
-    scram_hash_t hash = s->mech == MECH_SCRAM_SHA1 ? SCRAM_SHA1 : SCRAM_SHA256;
+    scram_hash_t hash = mech_hash(s->mech);
     scram_cred_t cred;
     int have = m->status == IPC_OK && scram_cred_decode(&cred, hash, m->credentials) == 0;
     if (m->status == IPC_OK && !have)
@@ -438,7 +529,7 @@ void sasl_on_credentials(client_t *c, const ipc_auth_reply_t *m)
     scram_status_t st = scram_server_server_first(s->scram, have ? &cred : NULL, &out);
     OPENSSL_cleanse(&cred, sizeof cred);
     if (st != SCRAM_OK) {
-        sasl_failure(c, scram_condition(st));
+        scram_failure(c, st);
         return;
     }
     s->step = 1;

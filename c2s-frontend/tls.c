@@ -305,3 +305,45 @@ void tls_ctx_free(SSL_CTX **ctx_p)
     SSL_CTX_free(*ctx_p);
     *ctx_p = NULL;
 }
+
+/* RFC 9266 section 2: the label; 32 bytes; no context (use_context 0, which on TLS 1.2
+ * differs from an empty one). */
+#define TLS_CB_EXPORTER_LABEL "EXPORTER-Channel-Binding"
+#define TLS_CB_EXPORTER_LEN 32
+
+void tls_channel_bindings(SSL *ssl, scram_cb_t *cb)
+{
+    memset(cb, 0, sizeof *cb);
+    if (!ssl || !SSL_is_init_finished(ssl))
+        return;
+    /* RFC 9266 section 3: on TLS 1.2 the exporter is only unique to the connection with
+     * the extended master secret; without it tls-exporter is not offered at all. */
+    int version = SSL_version(ssl);
+    if (version == TLS1_3_VERSION ||
+        (version == TLS1_2_VERSION && SSL_get_extms_support(ssl) == 1)) {
+        if (SSL_export_keying_material(ssl, cb->data[SCRAM_CB_TLS_EXPORTER],
+                                       TLS_CB_EXPORTER_LEN, TLS_CB_EXPORTER_LABEL,
+                                       sizeof TLS_CB_EXPORTER_LABEL - 1, NULL, 0, 0) == 1)
+            cb->len[SCRAM_CB_TLS_EXPORTER] = TLS_CB_EXPORTER_LEN;
+        else
+            ERR_clear_error();
+    }
+    /* RFC 5929 section 4.1. With an ECDSA and an RSA certificate loaded, OpenSSL has made
+     * the one it served the current one by the end of the handshake. */
+    X509 *cert = SSL_get_certificate(ssl);
+    int md_nid = NID_undef;
+    if (!cert || X509_get_signature_info(cert, &md_nid, NULL, NULL, NULL) != 1 ||
+        md_nid == NID_undef) {
+        ERR_clear_error();
+        return;
+    }
+    if (md_nid == NID_md5 || md_nid == NID_sha1)
+        md_nid = NID_sha256;
+    const EVP_MD *md = EVP_get_digestbynid(md_nid);
+    unsigned int n = 0;
+    if (md && (size_t)EVP_MD_get_size(md) <= SCRAM_CB_MAX_DATA &&
+        X509_digest(cert, md, cb->data[SCRAM_CB_TLS_SERVER_END_POINT], &n) == 1 && n > 0)
+        cb->len[SCRAM_CB_TLS_SERVER_END_POINT] = n;
+    else
+        ERR_clear_error();
+}

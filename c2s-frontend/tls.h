@@ -10,6 +10,8 @@
 #include <openssl/ssl.h>
 #include <stddef.h>
 
+#include "scram.h"
+
 /* Builds a server context with the policy above and the certificates of `certs` and
  * `keys`, comma-separated lists of PEM files paired by position (a certificate chain
  * file and its private key; keys may be empty when each cert file holds its key too).
@@ -22,6 +24,16 @@ SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errl
  * context hold their own references and keep it until they close), returns 0. On failure
  * logs an error naming the key and file, leaves *ctx_p as it was and returns -1. */
 int tls_reload(SSL_CTX **ctx_p, const char *certs, const char *keys);
+
+/* The channel bindings of an established TLS connection, for SCRAM-*-PLUS (cb filled,
+ * len 0 for each type not available; ssl NULL or a handshake not finished: none):
+ * - tls-exporter (RFC 9266): 32 bytes of SSL_export_keying_material with the label
+ *   "EXPORTER-Channel-Binding" and no context; on TLS 1.3, and on TLS 1.2 only when the
+ *   extended master secret (RFC 7627) was negotiated (RFC 9266 section 3);
+ * - tls-server-end-point (RFC 5929 section 4.1): the hash of our certificate (the one
+ *   served on this connection, DER) with the hash of its signature algorithm, SHA-256 in
+ *   place of MD5 or SHA-1; not available when that algorithm has no single hash. */
+void tls_channel_bindings(SSL *ssl, scram_cb_t *cb);
 
 /* Drops the caller's reference and sets *ctx_p to NULL; NULL is accepted. */
 void tls_ctx_free(SSL_CTX **ctx_p);

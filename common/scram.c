@@ -43,6 +43,9 @@ struct scram_server {
     char *server_first;      /* as sent, for AuthMessage */
     scram_cred_t cred;       /* real or made-up credentials */
     int cred_known;          /* 0: unknown user, the proof must fail whatever it is */
+    int plus;                /* a -PLUS mechanism: channel binding required */
+    scram_cb_t cb;           /* what the connection can bind to (all len 0: nothing) */
+    int cb_type;             /* the type the client chose with p=, or -1 */
 };
 
 /* ---- hashing helpers (OpenSSL only) ---- */
@@ -389,6 +392,52 @@ static int scram_check_extensions(const char *s)
     }
 }
 
+/* ---- channel binding ---- */
+
+static const char *const scram_cb_names[SCRAM_CB_TYPES] = {"tls-exporter",
+                                                           "tls-server-end-point"};
+
+const char *scram_cb_name(scram_cb_type_t type)
+{
+    return (unsigned)type < SCRAM_CB_TYPES ? scram_cb_names[type] : NULL;
+}
+
+int scram_cb_any(const scram_cb_t *cb)
+{
+    if (!cb)
+        return 0;
+    for (int t = 0; t < SCRAM_CB_TYPES; t++)
+        if (cb->len[t] > 0)
+            return 1;
+    return 0;
+}
+
+const char *scram_status_text(scram_status_t st)
+{
+    switch (st) {
+    case SCRAM_OK:
+        return "";
+    case SCRAM_MALFORMED:
+        return "invalid-encoding: not a well-formed SCRAM message";
+    case SCRAM_NOT_AUTHORIZED:
+        return "invalid-proof";
+    case SCRAM_UNSUPPORTED_CB:
+        return "unsupported-channel-binding-type: this connection offers only the types "
+               "listed in <sasl-channel-binding/>";
+    case SCRAM_INVALID_AUTHZID:
+        return "invalid-authzid";
+    case SCRAM_CB_NEEDS_PLUS:
+        return "channel binding (p=) needs a -PLUS mechanism";
+    case SCRAM_CB_REQUIRED:
+        return "a -PLUS mechanism needs channel binding (p=)";
+    case SCRAM_CB_DOWNGRADE:
+        return "server-does-support-channel-binding: -PLUS was offered on this connection";
+    case SCRAM_CB_MISMATCH:
+        return "channel-bindings-dont-match";
+    }
+    return "other-error";
+}
+
 /* ---- server exchange ---- */
 
 scram_server_t *scram_server_new(scram_hash_t hash, const char *nonce)
@@ -406,6 +455,7 @@ scram_server_t *scram_server_new(scram_hash_t hash, const char *nonce)
     scram_server_t *srv = xcalloc(1, sizeof *srv);
     srv->hash = hash;
     srv->state = SCRAM_ST_START;
+    srv->cb_type = -1;
     if (nonce) {
         srv->server_nonce = xstrdup(nonce);
     } else {
@@ -429,7 +479,48 @@ void scram_server_destroy(scram_server_t **srv_p)
     xfree(&srv->authzid);
     xfree(&srv->server_first);
     OPENSSL_cleanse(&srv->cred, sizeof srv->cred);
+    OPENSSL_cleanse(&srv->cb, sizeof srv->cb);
     xfree(srv_p);
+}
+
+int scram_server_set_channel_binding(scram_server_t *srv, int plus, const scram_cb_t *cb)
+{
+    if (!srv || srv->state != SCRAM_ST_START || (plus && !scram_cb_any(cb)))
+        return -1;
+    for (int t = 0; cb && t < SCRAM_CB_TYPES; t++)
+        if (cb->len[t] > SCRAM_CB_MAX_DATA)
+            return -1;
+    srv->plus = plus != 0;
+    if (cb)
+        srv->cb = *cb;
+    else
+        memset(&srv->cb, 0, sizeof srv->cb);
+    return 0;
+}
+
+/* RFC 5802 section 6 (and section 7, gs2-cbind-flag): what the flag may be, given the
+ * mechanism and what was offered. `flag` is 'n', 'y' or 'p'; for 'p', type is the index
+ * of the type named (-1: a name we do not know). */
+static scram_status_t scram_cb_decide(const scram_server_t *srv, char flag, int type)
+{
+    if (flag == 'p') {
+        if (!srv->plus)
+            return SCRAM_CB_NEEDS_PLUS;
+        /* "If the flag is set to "p" and the server does not support the indicated
+         * channel binding type, then the server MUST fail authentication." */
+        if (type < 0 || srv->cb.len[type] == 0)
+            return SCRAM_UNSUPPORTED_CB;
+        return SCRAM_OK;
+    }
+    /* A -PLUS mechanism is channel binding: without p= it is a contradiction. */
+    if (srv->plus)
+        return SCRAM_CB_REQUIRED;
+    /* "y": the client could bind but saw no -PLUS offered. When we did offer it, someone
+     * removed it on the way: "If the flag is set to "y" and the server supports channel
+     * binding, the server MUST fail authentication." */
+    if (flag == 'y' && scram_cb_any(&srv->cb))
+        return SCRAM_CB_DOWNGRADE;
+    return SCRAM_OK;
 }
 
 /* Parses the whole client-first-message in `m` into srv. */
@@ -437,16 +528,24 @@ static scram_status_t scram_parse_client_first(scram_server_t *srv, const char *
 {
     const char *p = m;
 
-    /* gs2-cbind-flag: "n" (no channel binding) or "y" (client could, thinks we cannot:
-     * correct, we offer no -PLUS mechanism). "p=" asks for binding we never offered. */
-    if (p[0] == 'p' && p[1] == '=') {
+    /* gs2-cbind-flag = ("p=" cb-name) / "n" / "y"; cb-name = 1*(ALPHA / DIGIT / "." / "-").
+     * Whether the flag fits the mechanism is decided once the whole message parsed. */
+    char flag = p[0];
+    int cb_type = -1;
+    if (flag == 'p' && p[1] == '=') {
         size_t n = strspn(p + 2, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                  "0123456789.-");
-        return (n > 0 && p[2 + n] == ',') ? SCRAM_UNSUPPORTED_CB : SCRAM_MALFORMED;
-    }
-    if ((p[0] != 'n' && p[0] != 'y') || p[1] != ',')
+        if (n == 0 || p[2 + n] != ',')
+            return SCRAM_MALFORMED;
+        for (int t = 0; t < SCRAM_CB_TYPES; t++)
+            if (strlen(scram_cb_names[t]) == n && memcmp(p + 2, scram_cb_names[t], n) == 0)
+                cb_type = t;
+        p += 2 + n + 1;
+    } else if ((flag == 'n' || flag == 'y') && p[1] == ',') {
+        p += 2;
+    } else {
         return SCRAM_MALFORMED;
-    p += 2;
+    }
 
     /* Optional authzid, then the ',' closing the gs2-header. */
     if (p[0] == 'a' && p[1] == '=') {
@@ -490,7 +589,10 @@ static scram_status_t scram_parse_client_first(scram_server_t *srv, const char *
         return SCRAM_MALFORMED;
 
     srv->client_first_bare = xstrdup(bare);
-    return SCRAM_OK;
+    scram_status_t st = scram_cb_decide(srv, flag, cb_type);
+    if (st == SCRAM_OK)
+        srv->cb_type = flag == 'p' ? cb_type : -1;
+    return st;
 }
 
 scram_status_t scram_server_client_first(scram_server_t *srv, const char *msg, size_t len,
@@ -588,36 +690,56 @@ scram_status_t scram_server_server_first(scram_server_t *srv, const scram_cred_t
     return SCRAM_OK;
 }
 
-/* Checks client-final-message-without-proof: "c=" base64(gs2-header) "," "r=" nonce
- * ["," extensions]. The c= value must be the base64 of the exact header received: with no
- * channel binding that is all it carries, and it stops a downgrade of the gs2 flag. */
-static int scram_check_final_fields(const scram_server_t *srv, const char *m)
+/* RFC 5802 section 7: c= is base64(cbind-input), cbind-input = gs2-header
+ * [cbind-data], the data only with p=. Returns the expected text (malloc'd). */
+static char *scram_expected_cbind(const scram_server_t *srv)
+{
+    size_t hlen = strlen(srv->gs2_header);
+    size_t dlen = srv->cb_type >= 0 ? srv->cb.len[srv->cb_type] : 0;
+    unsigned char *input = xmalloc(hlen + dlen + 1);
+    memcpy(input, srv->gs2_header, hlen);
+    if (dlen)
+        memcpy(input + hlen, srv->cb.data[srv->cb_type], dlen);
+    char *out = base64_encode(input, hlen + dlen);
+    xfree(&input);
+    return out;
+}
+
+/* Checks client-final-message-without-proof: "c=" base64(cbind-input) "," "r=" nonce
+ * ["," extensions]. The c= value must be the base64 of the exact gs2 header received,
+ * followed by the connection's channel binding data when the client chose p= (RFC 5802
+ * section 6: "The server MUST always validate the client's "c=" field"). That also stops a
+ * change of the gs2 flag between the two messages. A c= that is well-formed base64 and
+ * differs gives SCRAM_CB_MISMATCH; anything not well-formed, SCRAM_MALFORMED. */
+static scram_status_t scram_check_final_fields(const scram_server_t *srv, const char *m)
 {
     if (m[0] != 'c' || m[1] != '=')
-        return -1;
+        return SCRAM_MALFORMED;
     const char *end = strchr(m + 2, ',');
-    if (!end)
-        return -1;
-    char *cb = base64_encode((const unsigned char *)srv->gs2_header, strlen(srv->gs2_header));
-    size_t cb_len = strlen(cb);
-    int same = (size_t)(end - m - 2) == cb_len && memcmp(m + 2, cb, cb_len) == 0;
-    xfree(&cb);
-    if (!same)
-        return -1;
+    if (!end || end == m + 2)
+        return SCRAM_MALFORMED;
+    size_t clen = (size_t)(end - m - 2), raw_len = 0;
+    unsigned char *raw = base64_decode(m + 2, clen, &raw_len);
+    if (!raw)
+        return SCRAM_MALFORMED;
+    xfree(&raw);
+    char *want = scram_expected_cbind(srv);
+    int same = clen == strlen(want) && memcmp(m + 2, want, clen) == 0;
+    xfree(&want);
 
     const char *p = end + 1;
     if (p[0] != 'r' || p[1] != '=')
-        return -1;
+        return SCRAM_MALFORMED;
     p += 2;
     size_t nlen = strcspn(p, ",");
     size_t cn = strlen(srv->client_nonce), sn = strlen(srv->server_nonce);
     if (nlen != cn + sn || memcmp(p, srv->client_nonce, cn) != 0 ||
         memcmp(p + cn, srv->server_nonce, sn) != 0)
-        return -1;
+        return SCRAM_MALFORMED;
     p += nlen;
     if (*p == ',' && scram_check_extensions(p + 1) < 0)
-        return -1;
-    return 0;
+        return SCRAM_MALFORMED;
+    return same ? SCRAM_OK : SCRAM_CB_MISMATCH;
 }
 
 /* RFC 5802 section 3: ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage), then the
@@ -661,9 +783,10 @@ static scram_status_t scram_check_client_final(scram_server_t *srv, char *m, cha
         return SCRAM_MALFORMED;
     }
     *comma = '\0';
-    if (scram_check_final_fields(srv, m) < 0) {
+    scram_status_t fields = scram_check_final_fields(srv, m);
+    if (fields != SCRAM_OK) {
         xfree(&proof);
-        return SCRAM_MALFORMED;
+        return fields;
     }
 
     /* AuthMessage = client-first-message-bare "," server-first-message ","

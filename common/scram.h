@@ -1,4 +1,5 @@
-/* scram: SASL SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677) on OpenSSL, plus base64.
+/* scram: SASL SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677) on OpenSSL, with their
+ * -PLUS variants (channel binding: RFC 5802 section 6, RFC 5929, RFC 9266), plus base64.
  * Accounts store only scram_cred_t (salt, iteration count, StoredKey, ServerKey), never a
  * password. The server side exchange is a small state machine that does no I/O. */
 #ifndef COMMON_SCRAM_H
@@ -67,15 +68,56 @@ typedef enum {
     SCRAM_OK = 0,           /* step done; send the output */
     SCRAM_MALFORMED,        /* malformed-request */
     SCRAM_NOT_AUTHORIZED,   /* wrong proof, or unknown user */
-    SCRAM_UNSUPPORTED_CB,   /* client asked for channel binding we did not offer */
+    SCRAM_UNSUPPORTED_CB,   /* p= names a channel binding type not offered on this
+                             * connection (RFC 5802 e=unsupported-channel-binding-type) */
     SCRAM_INVALID_AUTHZID,  /* authzid present and not the user's own JID */
+    SCRAM_CB_NEEDS_PLUS,    /* p= with a mechanism that is not -PLUS */
+    SCRAM_CB_REQUIRED,      /* a -PLUS mechanism with gs2 flag n or y */
+    SCRAM_CB_DOWNGRADE,     /* flag y while -PLUS was offered: a mechanism stripping
+                             * attack (RFC 5802 e=server-does-support-channel-binding) */
+    SCRAM_CB_MISMATCH,      /* c= is not base64(gs2-header + channel binding data)
+                             * (RFC 5802 e=channel-bindings-dont-match) */
 } scram_status_t;
+
+/* A short English reason for a failed step, after RFC 5802's server-error-value names
+ * where one fits ("channel-bindings-dont-match"); "" for SCRAM_OK. For SASL <text/>. */
+const char *scram_status_text(scram_status_t st);
+
+/* Channel binding (RFC 5056) for SCRAM-SHA-1-PLUS and SCRAM-SHA-256-PLUS. The types we
+ * know, in the order we advertise them (XEP-0440 recommends tls-exporter first). */
+typedef enum {
+    SCRAM_CB_TLS_EXPORTER = 0,         /* RFC 9266: TLS 1.3, or 1.2 with extended master secret */
+    SCRAM_CB_TLS_SERVER_END_POINT = 1, /* RFC 5929 section 4.1: hash of the server certificate */
+    SCRAM_CB_TYPES
+} scram_cb_type_t;
+
+#define SCRAM_CB_MAX_DATA 64 /* EVP_MAX_MD_SIZE: the longest certificate hash */
+
+/* The channel bindings of one connection: len[t] bytes of data[t] for each type available
+ * on it, len[t] 0 for the others. The -PLUS mechanisms are offered on a connection exactly
+ * when at least one type is available (scram_cb_any). */
+typedef struct {
+    size_t len[SCRAM_CB_TYPES];
+    unsigned char data[SCRAM_CB_TYPES][SCRAM_CB_MAX_DATA];
+} scram_cb_t;
+
+/* The IANA channel-binding type name ("tls-exporter", "tls-server-end-point"), or NULL. */
+const char *scram_cb_name(scram_cb_type_t type);
+/* 1 when cb (NULL allowed) has at least one type available: -PLUS is offered. */
+int scram_cb_any(const scram_cb_t *cb);
 
 typedef struct scram_server scram_server_t;
 
 /* nonce NULL: 24 random bytes, base64. A fixed nonce is for test vectors only. */
 scram_server_t *scram_server_new(scram_hash_t hash, const char *nonce);
 void scram_server_destroy(scram_server_t **srv_p);
+/* Before client-first: plus 1 makes this a -PLUS exchange (the client must bind with a
+ * type of cb); cb (copied; NULL: no channel binding on this connection) is what the
+ * connection offers. Without this call: not -PLUS, nothing offered, so the gs2 flag y is
+ * accepted. RFC 5802 section 6: with -PLUS offered (scram_cb_any), flag y fails
+ * (SCRAM_CB_DOWNGRADE). Returns 0, or -1 when plus is asked without any type in cb or
+ * the exchange has started. */
+int scram_server_set_channel_binding(scram_server_t *srv, int plus, const scram_cb_t *cb);
 /* Parses client-first-message (the raw decoded bytes). On SCRAM_OK, *user points to the
  * decoded SASL username (valid until destroy) and *authzid to the authzid or NULL. */
 scram_status_t scram_server_client_first(scram_server_t *srv, const char *msg, size_t len,

@@ -7,6 +7,7 @@
 #define FUZZ_FE_STUBS_H
 
 #include "../c2s-frontend/client.h"
+#include "../c2s-frontend/tls.h"
 
 typedef struct {
     int router_down;    /* router_request fails, router_submit refuses (buffer full) */
@@ -18,6 +19,9 @@ typedef struct {
 } fuzz_router_t;
 
 extern fuzz_router_t fuzz_router;
+
+/* What the stub of tls_channel_bindings() gives every connection under TLS. */
+extern const scram_cb_t fuzz_cb;
 
 /* What client.c does before the loop sleeps: the output is written (here: dropped), then
  * TLS starts if <proceed/> was sent, or a closing connection is closed. */

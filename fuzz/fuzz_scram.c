@@ -1,14 +1,18 @@
 /* libFuzzer harness for SCRAM message parsing and base64 (common/scram.c).
  *
  * Input: byte 0 chooses the exchange (bit 0: SHA-256 instead of SHA-1; bit 1: the user
- * does not exist; bit 2: credentials of the other hash, which must be refused); the rest
+ * does not exist; bit 2: credentials of the other hash, which must be refused; bit 3: the
+ * connection offers channel binding (both types, the fixed data of fuzz_cb); bit 4 with
+ * bit 3: a -PLUS exchange (SCRAM-SHA-*-PLUS)); the rest
  * is split at NUL bytes (which no SCRAM message may hold) into client-first-message,
  * client-final-message and a third piece used for base64 and the stored-credentials text.
  * The server runs with the fixed nonces and credentials of the RFC 5802 / RFC 7677 test
  * vectors (user "user", password "pencil"), so a seed made of those messages reaches
  * success and mutations of it reach every check on the way.
  *
- * Checked: no success without the user's credentials; outputs have the documented shape;
+ * Checked: no success without the user's credentials; a -PLUS exchange succeeds only with
+ * p= and c= carrying the header and the binding data of the type named, and a non-PLUS one
+ * never with p=, nor with y while binding was offered; outputs have the documented shape;
  * base64 and the credentials text decode only canonical encodings (encode(decode(x)) == x)
  * and encode -> decode is the identity. */
 #include <stdint.h>
@@ -33,6 +37,43 @@ static const char *const fuzz_salt_b64[2] = {"QSXCR+Q6sek8bf92", "W22ZaJ0SNY7soE
 static const char *const fuzz_nonce[2] = {"3rfcNHYJY1ZVvWVs7j", "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"};
 static scram_cred_t fuzz_cred[2];
 
+/* The channel bindings of the fuzzed "connection" (bit 3). */
+static const scram_cb_t fuzz_cb = {
+    .len = {32, 32},
+    .data = {"0123456789abcdef0123456789ABCDEF", "server-end-point-sha256-32-bytes"},
+};
+
+/* On success: the client-final's c= is right for the gs2 header of client-first. */
+static void fuzz_check_binding(int opts, const char *first, size_t first_len, const char *final,
+                               size_t final_len)
+{
+    int offered = (opts & 8) != 0, plus = offered && (opts & 16);
+    FUZZ_CHECK(first_len >= 3 && final_len >= 2 && memcmp(final, "c=", 2) == 0);
+    if (!plus) {
+        FUZZ_CHECK(first[0] == 'n' || (first[0] == 'y' && !offered));
+        return;
+    }
+    FUZZ_CHECK(first[0] == 'p' && first[1] == '=');
+    const char *end = memchr(final, ',', final_len);
+    FUZZ_CHECK(end != NULL);
+    size_t n = 0;
+    unsigned char *raw = base64_decode(final + 2, (size_t)(end - final - 2), &n);
+    FUZZ_CHECK(raw != NULL);
+    /* cbind-input = gs2-header cbind-data: the header is a prefix of client-first. */
+    int type = -1;
+    for (int t = 0; t < SCRAM_CB_TYPES; t++) {
+        const char *name = scram_cb_name((scram_cb_type_t)t);
+        size_t nl = strlen(name);
+        if (first_len > 2 + nl && memcmp(first + 2, name, nl) == 0 && first[2 + nl] == ',')
+            type = t;
+    }
+    FUZZ_CHECK(type >= 0);
+    size_t dlen = fuzz_cb.len[type];
+    FUZZ_CHECK(n > dlen && memcmp(raw + n - dlen, fuzz_cb.data[type], dlen) == 0);
+    FUZZ_CHECK(n - dlen <= first_len && memcmp(raw, first, n - dlen) == 0);
+    free(raw);
+}
+
 static void fuzz_init(void)
 {
     static int done;
@@ -56,6 +97,8 @@ static void fuzz_exchange(int opts, const char *first, size_t first_len, const c
     int h = opts & 1;
     scram_server_t *srv = scram_server_new((scram_hash_t)h, fuzz_nonce[h]);
     FUZZ_CHECK(srv != NULL);
+    if (opts & 8)
+        FUZZ_CHECK(scram_server_set_channel_binding(srv, (opts & 16) != 0, &fuzz_cb) == 0);
     const char *user = NULL, *authzid = NULL;
     scram_status_t st = scram_server_client_first(srv, first, first_len, &user, &authzid);
     if (st != SCRAM_OK) {
@@ -87,6 +130,7 @@ static void fuzz_exchange(int opts, const char *first, size_t first_len, const c
     st = scram_server_client_final(srv, final, final_len, &server_final);
     if (st == SCRAM_OK) {
         FUZZ_CHECK(cred != NULL); /* an unknown user never gets in */
+        fuzz_check_binding(opts, first, first_len, final, final_len);
         FUZZ_CHECK(server_final && strncmp(server_final, "v=", 2) == 0);
         size_t n;
         unsigned char *sig = base64_decode(server_final + 2, strlen(server_final + 2), &n);

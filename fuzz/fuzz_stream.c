@@ -23,9 +23,12 @@
  *                  with state (available, directed presence), 7 as 0
  *   rest     client bytes; each NUL ends one read (the loop runs in between: output is
  *            flushed, TLS starts after <proceed/>, the router answers).
- * In the client bytes, SCRAMFIRST becomes the base64 of "n,,n=alice,r=fuzzclientnonce"
- * and SCRAMFINAL the base64 of the client-final-message with the right proof for the last
- * challenge, so that SCRAM can succeed although the server nonce is random.
+ * In the client bytes, SCRAMFIRST becomes the base64 of "n,,n=alice,r=fuzzclientnonce",
+ * SCRAMPLUSE and SCRAMPLUSS the same with the gs2 header "p=tls-exporter,," and
+ * "p=tls-server-end-point,," (for the -PLUS mechanisms; fe_stubs.c gives every TLS
+ * connection fixed binding data), and SCRAMFINAL the base64 of the client-final-message
+ * with the right c= (the last gs2 header and, after p=, the binding data) and proof for
+ * the last challenge, so that SCRAM can succeed although the server nonce is random.
  *
  * FUZZ_STREAM_TRACE=1 in the environment prints both directions (to debug a seed).
  *
@@ -71,8 +74,10 @@ static struct {
     unsigned char stored_key[2][SCRAM_MAX_KEY];
 } fz;
 
-/* Per input: the last challenge seen, and a parser that checks the output. */
+/* Per input: the last challenge seen, the last gs2 header a placeholder sent, and a
+ * parser that checks the output. */
 static char last_challenge[512];
+static const char *last_gs2 = "n,,";
 static xml_parser_t *out_parser;
 static int out_stream_over;
 static int trace; /* FUZZ_STREAM_TRACE */
@@ -131,7 +136,19 @@ static char *scram_final(void)
     size_t hlen = scram_hash_len((scram_hash_t)h);
 
     buf_t without_proof = BUF_INIT, auth = BUF_INIT, msg = BUF_INIT;
-    buf_printf(&without_proof, "c=biws,r=%s", nonce);
+    /* c= base64(gs2-header [cbind-data]), RFC 5802 section 7. */
+    buf_t cbind = BUF_INIT;
+    buf_append_str(&cbind, last_gs2);
+    if (strncmp(last_gs2, "p=tls-exporter,", 15) == 0)
+        buf_append(&cbind, (const char *)fuzz_cb.data[SCRAM_CB_TLS_EXPORTER],
+                   fuzz_cb.len[SCRAM_CB_TLS_EXPORTER]);
+    else if (strncmp(last_gs2, "p=tls-server-end-point,", 23) == 0)
+        buf_append(&cbind, (const char *)fuzz_cb.data[SCRAM_CB_TLS_SERVER_END_POINT],
+                   fuzz_cb.len[SCRAM_CB_TLS_SERVER_END_POINT]);
+    char *c64 = base64_encode((const unsigned char *)cbind.data, cbind.len);
+    buf_free(&cbind);
+    buf_printf(&without_proof, "c=%s,r=%s", c64, nonce);
+    free(c64);
     buf_printf(&auth, "%s,%s,%s", FUZZ_CLIENT_FIRST_BARE, last_challenge, without_proof.data);
     unsigned char sig[SCRAM_MAX_KEY], proof[SCRAM_MAX_KEY];
     unsigned len = 0;
@@ -152,18 +169,29 @@ static char *scram_final(void)
 /* Copies one read with the placeholders expanded. */
 static void expand(buf_t *out, const char *p, size_t n)
 {
-    static const char first_ph[] = "SCRAMFIRST", final_ph[] = "SCRAMFINAL";
-    const size_t ph_len = sizeof first_ph - 1;
+    /* Placeholders of one length: the client-first ones with their gs2 header, then
+     * SCRAMFINAL. */
+    static const char *const ph[] = {"SCRAMFIRST", "SCRAMPLUSE", "SCRAMPLUSS", "SCRAMFINAL"};
+    static const char *const gs2[] = {"n,,", "p=tls-exporter,,", "p=tls-server-end-point,,"};
+    const size_t ph_len = 10;
     size_t start = 0;
     for (size_t i = 0; i + ph_len <= n; i++) {
-        int is_first = memcmp(p + i, first_ph, ph_len) == 0;
-        int is_final = !is_first && memcmp(p + i, final_ph, ph_len) == 0;
-        if (!is_first && !is_final)
+        int which = -1;
+        for (int k = 0; k < 4 && which < 0; k++)
+            if (memcmp(p + i, ph[k], ph_len) == 0)
+                which = k;
+        if (which < 0)
             continue;
         buf_append(out, p + start, i - start);
-        char *rep = is_first ? base64_encode((const unsigned char *)"n,," FUZZ_CLIENT_FIRST_BARE,
-                                             strlen("n,," FUZZ_CLIENT_FIRST_BARE))
-                             : scram_final();
+        char *rep;
+        if (which < 3) {
+            char first[128];
+            last_gs2 = gs2[which];
+            snprintf(first, sizeof first, "%s" FUZZ_CLIENT_FIRST_BARE, last_gs2);
+            rep = base64_encode((const unsigned char *)first, strlen(first));
+        } else {
+            rep = scram_final();
+        }
         buf_append_str(out, rep);
         free(rep);
         i += ph_len - 1;
@@ -412,6 +440,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int flags = data[0];
     unsigned script = (unsigned)data[1] | (unsigned)data[2] << 8 | (unsigned)data[3] << 16;
     fe.require_tls = flags & 1;
+    fe.channel_binding = 1; /* sasl_channel_binding: -PLUS offered under TLS */
     register_configure(flags & 128, 8, FUZZ_ITER);
     fe.tls = (flags & 2) ? NULL : fz.tls;
     /* The config defaults, or the smallest values allowed. */
@@ -421,6 +450,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_router.router_down = (flags & 8) != 0;
     fuzz_router.addr_backoff = (flags & 64) != 0;
     last_challenge[0] = '\0';
+    last_gs2 = "n,,";
     creds_given = 0;
     xml_limits_t out_limits = {16777216, 1024};
     out_parser = xml_parser_new(&(xml_callbacks_t){out_on_open, out_on_stanza, out_on_close},

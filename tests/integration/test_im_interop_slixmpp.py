@@ -23,6 +23,7 @@ class Client(slixmpp.ClientXMPP):
 
     def __init__(self, jid, password, cafile, priority=0, carbons=False):
         super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
+        slix_helpers.without_channel_binding(self)
         self.ca_certs = Path(cafile)
         self.priority = priority
         self.carbons = carbons

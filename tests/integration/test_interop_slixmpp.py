@@ -14,6 +14,7 @@ TIMEOUT = 20.0
 class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password, cafile, mech="SCRAM-SHA-256"):
         super().__init__(jid, password, sasl_mech=mech)
+        slix_helpers.without_channel_binding(self)
         # Trust exactly the test certificate; hostname 'localhost' is checked by ssl.
         self.ca_certs = Path(cafile)
         self.started = self.loop.create_future()

@@ -234,7 +234,9 @@ class StreamParser:
 
 
 class ScramClient:
-    """Client side of one SCRAM exchange (RFC 5802), no channel binding ('n,,')."""
+    """Client side of one SCRAM exchange (RFC 5802). No channel binding ('n,,') unless the
+    caller sets gs2_header (e.g. 'p=tls-exporter,,') and cbind_data (the binding bytes,
+    which go into c= after the header)."""
 
     def __init__(self, username, password, hash_name="SHA-256", nonce=None):
         self.hash = {"SHA-256": hashlib.sha256, "SHA-1": hashlib.sha1}[hash_name]
@@ -244,6 +246,7 @@ class ScramClient:
         self.password = password.encode("utf-8")
         self.cnonce = nonce or base64.b64encode(os.urandom(18)).decode("ascii")
         self.gs2_header = "n,,"
+        self.cbind_data = b""
         self.client_first_bare = "n=%s,r=%s" % (self.username, self.cnonce)
         self.server_signature = None
         self.server_first = None
@@ -277,7 +280,8 @@ class ScramClient:
         salted = hashlib.pbkdf2_hmac(self.hash_name, self.password, self.salt, self.iterations)
         client_key = self._hmac(salted, b"Client Key")
         stored_key = self.hash(client_key).digest()
-        without_proof = "c=%s,r=%s" % (b64(self.gs2_header), nonce)
+        without_proof = "c=%s,r=%s" % (b64(self.gs2_header.encode("utf-8") + self.cbind_data),
+                                       nonce)
         auth_message = ",".join((self.client_first_bare, server_first, without_proof)).encode("utf-8")
         client_sig = self._hmac(stored_key, auth_message)
         proof = bytes(a ^ b for a, b in zip(client_key, client_sig))

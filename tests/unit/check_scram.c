@@ -278,8 +278,10 @@ static const struct {
     {LIT("n,,n=user,r=abc\0"), SCRAM_MALFORMED},
     {"p=,,n=user,r=abc", 0, SCRAM_MALFORMED},       /* empty cb-name */
     {"p=tls unique,,n=user,r=abc", 0, SCRAM_MALFORMED},
-    {"p=tls-unique,,n=user,r=abc", 0, SCRAM_UNSUPPORTED_CB},
-    {"p=tls-server-end-point,a=x,n=user,r=abc", 0, SCRAM_UNSUPPORTED_CB},
+    {"p=tls-server-end-point,n=user,r=abc", 0, SCRAM_MALFORMED}, /* header missing a comma */
+    /* Channel binding asked of an exchange that is not -PLUS. */
+    {"p=tls-unique,,n=user,r=abc", 0, SCRAM_CB_NEEDS_PLUS},
+    {"p=tls-server-end-point,a=x,n=user,r=abc", 0, SCRAM_CB_NEEDS_PLUS},
 };
 
 START_TEST(test_scram_first_bad)
@@ -310,7 +312,7 @@ static const struct {
     scram_status_t want;
 } final_bad[] = {
     {"", 0, SCRAM_MALFORMED},
-    {"c=eSws,r=" RFC_NONCE "," RFC_PROOF, 0, SCRAM_MALFORMED},      /* c= of "y,," */
+    {"c=eSws,r=" RFC_NONCE "," RFC_PROOF, 0, SCRAM_CB_MISMATCH},    /* c= of "y,," */
     {"c=biws=,r=" RFC_NONCE "," RFC_PROOF, 0, SCRAM_MALFORMED},
     {"c=,r=" RFC_NONCE "," RFC_PROOF, 0, SCRAM_MALFORMED},
     {"r=" RFC_NONCE "," RFC_PROOF, 0, SCRAM_MALFORMED},              /* no c= */
@@ -462,7 +464,7 @@ START_TEST(test_scram_gs2_mismatch)
     ck_assert_int_eq(scram_server_server_first(srv, &cred, &sf), SCRAM_OK);
     snprintf(without, sizeof without, "c=biws,r=cnsn");
     char *fin = client_final_with_proof(SCRAM_SHA1, "pencil", &cred, "n=user,r=cn", sf, without);
-    ck_assert_int_eq(scram_server_client_final(srv, fin, strlen(fin), &out), SCRAM_MALFORMED);
+    ck_assert_int_eq(scram_server_client_final(srv, fin, strlen(fin), &out), SCRAM_CB_MISMATCH);
     ck_assert_ptr_null(out);
     free(fin);
     free(sf);
@@ -481,6 +483,208 @@ START_TEST(test_scram_server_new)
     ck_assert_str_eq(scram_mech_name(SCRAM_SHA256), "SCRAM-SHA-256");
     ck_assert_uint_eq(scram_hash_len(SCRAM_SHA1), 20);
     ck_assert_uint_eq(scram_hash_len(SCRAM_SHA256), 32);
+}
+END_TEST
+
+/* ---- channel binding (-PLUS): the gs2 flag decision and the c= check ---- */
+
+/* Binding data of a connection: what tls.c would compute (any bytes do here). */
+static scram_cb_t cb_make(int exporter, int end_point)
+{
+    scram_cb_t cb;
+    memset(&cb, 0, sizeof cb);
+    if (exporter) {
+        cb.len[SCRAM_CB_TLS_EXPORTER] = 32;
+        memset(cb.data[SCRAM_CB_TLS_EXPORTER], 0xE5, 32);
+        cb.data[SCRAM_CB_TLS_EXPORTER][0] = ','; /* binary, even the SCRAM separators */
+    }
+    if (end_point) {
+        cb.len[SCRAM_CB_TLS_SERVER_END_POINT] = 48; /* a SHA-384 certificate hash */
+        for (int i = 0; i < 48; i++)
+            cb.data[SCRAM_CB_TLS_SERVER_END_POINT][i] = (unsigned char)(i * 7);
+    }
+    return cb;
+}
+
+/* RFC 5802 section 6 as a table: mechanism (-PLUS or not), what the connection offers
+ * (0 nothing, 1 both types, 2 tls-server-end-point only) and the gs2 header. */
+static const struct {
+    int plus, offer;
+    const char *gs2;
+    scram_status_t want;
+} cb_decisions[] = {
+    /* Not -PLUS, nothing offered (no TLS): n and y are fine, p is not. */
+    {0, 0, "n,,", SCRAM_OK},
+    {0, 0, "y,,", SCRAM_OK},
+    {0, 0, "p=tls-exporter,,", SCRAM_CB_NEEDS_PLUS},
+    /* Not -PLUS while -PLUS was offered: y is a downgrade. */
+    {0, 1, "n,,", SCRAM_OK},
+    {0, 1, "n,a=user@example.com,", SCRAM_OK},
+    {0, 1, "y,,", SCRAM_CB_DOWNGRADE},
+    {0, 1, "y,a=user@example.com,", SCRAM_CB_DOWNGRADE},
+    {0, 1, "p=tls-exporter,,", SCRAM_CB_NEEDS_PLUS},
+    {0, 2, "y,,", SCRAM_CB_DOWNGRADE},
+    /* -PLUS: only p= with a type the connection has. */
+    {1, 1, "p=tls-exporter,,", SCRAM_OK},
+    {1, 1, "p=tls-server-end-point,,", SCRAM_OK},
+    {1, 1, "p=tls-exporter,a=user@example.com,", SCRAM_OK},
+    {1, 1, "n,,", SCRAM_CB_REQUIRED},
+    {1, 1, "y,,", SCRAM_CB_REQUIRED},
+    {1, 1, "p=tls-unique,,", SCRAM_UNSUPPORTED_CB},
+    {1, 1, "p=TLS-EXPORTER,,", SCRAM_UNSUPPORTED_CB},  /* names are exact */
+    {1, 1, "p=tls-exporter2,,", SCRAM_UNSUPPORTED_CB},
+    {1, 1, "p=tls-export,,", SCRAM_UNSUPPORTED_CB},
+    {1, 2, "p=tls-exporter,,", SCRAM_UNSUPPORTED_CB}, /* TLS 1.2 without extended master secret */
+    {1, 2, "p=tls-server-end-point,,", SCRAM_OK},
+    /* Syntax comes first. */
+    {1, 1, "p=tls_exporter,,", SCRAM_MALFORMED},
+    {1, 1, "p=,,", SCRAM_MALFORMED},
+    {1, 1, "p,,", SCRAM_MALFORMED},
+    {1, 1, "p=tls-exporter,", SCRAM_MALFORMED},
+};
+
+START_TEST(test_scram_cb_decision)
+{
+    char cf[256];
+    const char *user = NULL;
+    scram_cb_t cb = cb_make(cb_decisions[_i].offer == 1, cb_decisions[_i].offer != 0);
+    scram_server_t *srv = scram_server_new(SCRAM_SHA256, "sn");
+    ck_assert_int_eq(scram_server_set_channel_binding(srv, cb_decisions[_i].plus,
+                                                      cb_decisions[_i].offer ? &cb : NULL),
+                     0);
+    snprintf(cf, sizeof cf, "%sn=user,r=cn", cb_decisions[_i].gs2);
+    ck_assert_int_eq(scram_server_client_first(srv, cf, strlen(cf), &user, NULL),
+                     cb_decisions[_i].want);
+    if (cb_decisions[_i].want == SCRAM_OK)
+        ck_assert_str_eq(user, "user");
+    else
+        ck_assert_ptr_null(user);
+    scram_server_destroy(&srv);
+}
+END_TEST
+
+START_TEST(test_scram_set_channel_binding)
+{
+    scram_cb_t cb = cb_make(1, 1), none = cb_make(0, 0), big = cb_make(1, 0);
+    big.len[SCRAM_CB_TLS_EXPORTER] = SCRAM_CB_MAX_DATA + 1;
+    scram_server_t *srv = scram_server_new(SCRAM_SHA1, "sn");
+    /* -PLUS needs something to bind to. */
+    ck_assert_int_eq(scram_server_set_channel_binding(srv, 1, NULL), -1);
+    ck_assert_int_eq(scram_server_set_channel_binding(srv, 1, &none), -1);
+    ck_assert_int_eq(scram_server_set_channel_binding(srv, 1, &big), -1);
+    ck_assert_int_eq(scram_server_set_channel_binding(NULL, 0, NULL), -1);
+    ck_assert_int_eq(scram_server_set_channel_binding(srv, 0, &none), 0);
+    ck_assert_int_eq(scram_server_set_channel_binding(srv, 1, &cb), 0);
+    const char *cf = "p=tls-exporter,,n=user,r=cn";
+    ck_assert_int_eq(scram_server_client_first(srv, cf, strlen(cf), NULL, NULL), SCRAM_OK);
+    /* Not once the exchange has started. */
+    ck_assert_int_eq(scram_server_set_channel_binding(srv, 0, NULL), -1);
+    scram_server_destroy(&srv);
+
+    ck_assert_int_eq(scram_cb_any(NULL), 0);
+    ck_assert_int_eq(scram_cb_any(&none), 0);
+    ck_assert_int_eq(scram_cb_any(&cb), 1);
+    ck_assert_str_eq(scram_cb_name(SCRAM_CB_TLS_EXPORTER), "tls-exporter");
+    ck_assert_str_eq(scram_cb_name(SCRAM_CB_TLS_SERVER_END_POINT), "tls-server-end-point");
+    ck_assert_ptr_null(scram_cb_name(SCRAM_CB_TYPES));
+    ck_assert_str_eq(scram_status_text(SCRAM_CB_MISMATCH), "channel-bindings-dont-match");
+    ck_assert_ptr_nonnull(strstr(scram_status_text(SCRAM_CB_DOWNGRADE),
+                                 "server-does-support-channel-binding"));
+    ck_assert_ptr_nonnull(strstr(scram_status_text(SCRAM_UNSUPPORTED_CB),
+                                 "unsupported-channel-binding-type"));
+    ck_assert_str_eq(scram_status_text(SCRAM_OK), "");
+}
+END_TEST
+
+/* The client's c= value: base64 of the gs2 header and then `len` bytes of `data`. */
+static char *cbind_b64(const char *gs2, const unsigned char *data, size_t len)
+{
+    unsigned char in[512];
+    size_t n = strlen(gs2);
+    ck_assert_uint_lt(n + len, sizeof in);
+    memcpy(in, gs2, n);
+    memcpy(in + n, data, len);
+    return base64_encode(in, n + len);
+}
+
+/* What the client puts after the gs2 header in c=, against what the server holds. */
+enum { CB_RIGHT, CB_NONE, CB_OTHER_TYPE, CB_FLIPPED, CB_SHORT, CB_LONGER, CB_GS2_N };
+
+static const struct {
+    int type, sent;
+    scram_status_t want;
+} cb_finals[] = {
+    {SCRAM_CB_TLS_EXPORTER, CB_RIGHT, SCRAM_OK},
+    {SCRAM_CB_TLS_SERVER_END_POINT, CB_RIGHT, SCRAM_OK},
+    {SCRAM_CB_TLS_EXPORTER, CB_NONE, SCRAM_CB_MISMATCH},
+    {SCRAM_CB_TLS_SERVER_END_POINT, CB_NONE, SCRAM_CB_MISMATCH},
+    {SCRAM_CB_TLS_EXPORTER, CB_OTHER_TYPE, SCRAM_CB_MISMATCH},
+    {SCRAM_CB_TLS_SERVER_END_POINT, CB_OTHER_TYPE, SCRAM_CB_MISMATCH},
+    {SCRAM_CB_TLS_EXPORTER, CB_FLIPPED, SCRAM_CB_MISMATCH},
+    {SCRAM_CB_TLS_SERVER_END_POINT, CB_FLIPPED, SCRAM_CB_MISMATCH},
+    {SCRAM_CB_TLS_EXPORTER, CB_SHORT, SCRAM_CB_MISMATCH},
+    {SCRAM_CB_TLS_EXPORTER, CB_LONGER, SCRAM_CB_MISMATCH},
+    {SCRAM_CB_TLS_EXPORTER, CB_GS2_N, SCRAM_CB_MISMATCH}, /* header "n,," in c= */
+};
+
+START_TEST(test_scram_cb_exchange)
+{
+    for (int h = 0; h < 2; h++) {
+        scram_hash_t hash = h ? SCRAM_SHA256 : SCRAM_SHA1;
+        int type = cb_finals[_i].type;
+        scram_cb_t cb = cb_make(1, 1);
+        scram_cred_t cred;
+        char gs2[64], cf[256], without[1024], *sf = NULL, *out = NULL;
+        make_cred_b64salt(&cred, hash, "pencil", "QSXCR+Q6sek8bf92", 4096);
+        snprintf(gs2, sizeof gs2, "p=%s,,", scram_cb_name((scram_cb_type_t)type));
+        snprintf(cf, sizeof cf, "%sn=user,r=clientnonce", gs2);
+
+        scram_server_t *srv = scram_server_new(hash, "servernonce");
+        ck_assert_int_eq(scram_server_set_channel_binding(srv, 1, &cb), 0);
+        ck_assert_int_eq(scram_server_client_first(srv, cf, strlen(cf), NULL, NULL), SCRAM_OK);
+        ck_assert_int_eq(scram_server_server_first(srv, &cred, &sf), SCRAM_OK);
+
+        unsigned char data[SCRAM_CB_MAX_DATA + 1];
+        size_t len = cb.len[type];
+        memcpy(data, cb.data[type], len);
+        const char *header = gs2;
+        switch (cb_finals[_i].sent) {
+        case CB_NONE:
+            len = 0;
+            break;
+        case CB_OTHER_TYPE:
+            len = cb.len[!type];
+            memcpy(data, cb.data[!type], len);
+            break;
+        case CB_FLIPPED:
+            data[len - 1] ^= 1;
+            break;
+        case CB_SHORT:
+            len--;
+            break;
+        case CB_LONGER:
+            data[len++] = 0;
+            break;
+        case CB_GS2_N:
+            header = "n,,";
+            break;
+        }
+        char *c64 = cbind_b64(header, data, len);
+        snprintf(without, sizeof without, "c=%s,r=clientnonceservernonce", c64);
+        free(c64);
+        char *fin = client_final_with_proof(hash, "pencil", &cred, "n=user,r=clientnonce", sf,
+                                            without);
+        ck_assert_int_eq(scram_server_client_final(srv, fin, strlen(fin), &out),
+                         cb_finals[_i].want);
+        if (cb_finals[_i].want == SCRAM_OK)
+            ck_assert_int_eq(strncmp(out, "v=", 2), 0);
+        else
+            ck_assert_ptr_null(out);
+        free(out);
+        free(fin);
+        free(sf);
+        scram_server_destroy(&srv);
+    }
 }
 END_TEST
 
@@ -765,6 +969,14 @@ Suite *make_scram_suite(void)
     tcase_add_loop_test(tc, test_scram_gs2_exchange, 0, sizeof gs2_cases / sizeof gs2_cases[0]);
     tcase_add_test(tc, test_scram_gs2_mismatch);
     tcase_add_test(tc, test_scram_server_new);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("channel binding");
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, test_scram_cb_decision, 0,
+                        sizeof cb_decisions / sizeof cb_decisions[0]);
+    tcase_add_test(tc, test_scram_set_channel_binding);
+    tcase_add_loop_test(tc, test_scram_cb_exchange, 0, sizeof cb_finals / sizeof cb_finals[0]);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cred");
