@@ -270,6 +270,67 @@ def test_resume_after_bind_is_refused(login, new_user):
     assert c2.ping().get("type") == "result" and c.ping().get("type") == "result"
 
 
+def test_stanza_pipelined_after_resume_is_sent_from_the_session(login, clients, new_user):
+    # The client does not wait for <resumed/>: a stanza in the same write as <resume/> is
+    # handled after the resumption, from the session's full JID.
+    ua, ub = new_user("smpl"), new_user("smpl")
+    c, s = sm_online(login, ua, "a")
+    b = login(ub, resource="b")
+    old_jid = c.jid
+    drop(c)
+    c2 = clients()
+    auth_only(c2, ua)
+    s.attach(c2)
+    c2.send("<resume xmlns='%s' previd='%s' h='%d'/><message to='%s' type='chat' id='pl'>"
+            "<body>pipelined</body></message>" % (NS_SM, s.id, s.handled, b.jid))
+    el = c2.wait_for(lambda e: is_sm(e, "resumed") or is_sm(e, "failed"), WAIT, "<resumed/>")
+    assert is_sm(el, "resumed"), dump(el)
+    m = b.wait_message("pipelined")
+    assert m.get("from") == old_jid, dump(m)
+    assert el.get("h") == str(s.sent), dump(el)
+
+
+def test_two_resumptions_at_once_leave_one_session(login, clients, new_user):
+    ua, ub = new_user("smtw"), new_user("smtw")
+    c, s = sm_online(login, ua, "a")
+    b = login(ub, resource="b")
+    old_jid = c.jid
+    drop(c)
+    x, y = clients(), clients()
+    for cl in (x, y):
+        auth_only(cl, ua)
+    req = "<resume xmlns='%s' previd='%s' h='%d'/>" % (NS_SM, s.id, s.handled)
+    x.send(req)
+    y.send(req)
+    survivors = []
+    for cl in (x, y):
+        try:
+            el = cl.wait_for(lambda e: is_sm(e, "resumed") or is_sm(e, "failed"), WAIT,
+                             "<resumed/> or <failed/>")
+        except AssertionError:
+            continue     # closed with a stream error (conflict) before answering
+        if is_sm(el, "resumed"):
+            survivors.append(cl)
+    assert survivors, "neither resumption succeeded"
+    if len(survivors) == 2:
+        # Both resumed in turn: the first is then ended with <conflict/>.
+        first, last = survivors
+        errs = []
+        for cl in survivors:
+            try:
+                cl.expect_stream_error("conflict", timeout=2)
+                errs.append(cl)
+            except AssertionError:
+                pass
+        assert len(errs) == 1, "two live connections for one session"
+        survivors = [cl for cl in survivors if cl not in errs]
+    live = survivors[0]
+    live.jid = old_jid
+    b.message(old_jid, "to the survivor")
+    assert live.wait_message("to the survivor").get("from") == b.jid
+    assert live.ping().get("type") == "result"
+
+
 def test_resume_with_unknown_id_fails_and_bind_works(clients, new_user):
     u = new_user("smu")
     c = clients()
@@ -352,6 +413,9 @@ def test_waiting_session_stays_available_until_a_clean_close(login, clients, new
     drop(a)
     # The contact sees nothing: the session waits for its client (still available).
     b.im_expect_none(unavailable_from(a.jid), QUIET, "unavailable presence of a waiting session")
+    # A resource of the contact that comes online now learns it is available (probe).
+    b2 = online(login, ub, "b2")
+    b2.im_wait_presence(sender=a.jid, timeout=WAIT)
     b.message(a.jid, "while you were away")
     # To the bare JID too: the waiting resource is the account's only available one.
     b.message(ua.jid, "to your bare JID")
