@@ -117,6 +117,30 @@ def test_enable_before_bind_is_refused(clients, new_user):
     assert c.ping().get("type") == "result"
 
 
+@pytest.mark.parametrize("when", ["before-tls", "before-sasl"])
+@pytest.mark.parametrize("what", ["enable", "resume"])
+def test_sm_before_authentication_is_not_authorized(login, clients, new_user, when, what):
+    # Nothing of stream management before SASL (XEP-0198 3, 5): not even a guess at a
+    # waiting session's id, which stays resumable by its owner.
+    u = new_user("smpa")
+    owner = login(u, resource="a")
+    s = SMSession()
+    assert is_sm(s.enable(owner), "enabled")
+    drop(owner)
+    c = clients()
+    c.open_stream()
+    if when == "before-sasl":
+        c.starttls()
+    if what == "enable":
+        c.send("<enable xmlns='%s' resume='true'/>" % NS_SM)
+    else:
+        c.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, s.id))
+    c.expect_stream_error("not-authorized")
+    again = clients()
+    auth_only(again, u)
+    assert is_sm(s.resume(again), "resumed")
+
+
 def test_enable_twice_is_refused(login, new_user):
     c, s = sm_online(login, new_user("sm2"))
     el = s.enable(c)
@@ -255,6 +279,24 @@ def test_resume_on_another_frontend(login, new_user, extra_frontend, stack):
         assert not collect_messages(c2, QUIET)
         c2.message(b.jid, "from the other frontend")
         assert b.wait_message("from the other frontend").get("from") == c.jid
+        c2.end_stream()
+    finally:
+        c2.close()
+
+
+def test_resume_on_another_frontend_while_connected_is_a_conflict(login, new_user,
+                                                                  extra_frontend, stack):
+    ua, ub = new_user("smcf"), new_user("smcf")
+    c, s = sm_online(login, ua, "a")
+    b = login(ub, resource="b")
+    other = extra_frontend()
+    c2 = stack.client(other.port)
+    try:
+        auth_only(c2, ua)
+        assert is_sm(s.resume(c2), "resumed")
+        c.expect_stream_error("conflict")
+        b.message(c.jid, "to the other frontend")
+        assert c2.wait_message("to the other frontend").get("from") == b.jid
         c2.end_stream()
     finally:
         c2.close()
