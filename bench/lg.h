@@ -26,6 +26,7 @@ typedef struct {
     lg_sasl_t sasl;
     int roster;          /* send a roster get before initial presence (interested resource) */
     int login_timeout_s; /* a login not finished by then counts as failed */
+    int sm;              /* XEP-0198: <enable resume='true'/> after bind, <a/> to every <r/> */
 } lg_config_t;
 
 extern lg_config_t lg_cfg;
@@ -44,6 +45,7 @@ typedef enum {
     CS_BIND,       /* bind iq sent */
     CS_PING,       /* initial presence and ping sent, waiting for the ping result */
     CS_READY,      /* logged in: the scenario owns it */
+    CS_RESUME,     /* XEP-0198 <resume/> sent instead of bind, waiting for <resumed/> */
 } lg_state_t;
 
 typedef struct scram_client scram_client_t;
@@ -63,6 +65,8 @@ typedef struct lg_conn {
     uint8_t io_want_write : 1; /* SSL_read or SSL_write needs the socket writable */
     uint8_t roster_wait : 1;   /* the roster get is not answered yet */
     uint8_t ping_ok : 1;       /* the ping is answered */
+    uint8_t sm_on : 1;         /* XEP-0198 enabled (or resumed) on this stream */
+    uint8_t resuming : 1;      /* this connection resumes the slot's earlier session */
     SSL *ssl;
     char *in; /* bytes of an incomplete stanza, NULL when none */
     uint32_t in_len, in_cap;
@@ -75,6 +79,10 @@ typedef struct lg_conn {
     uint32_t next_dirty;   /* flush list link (index + 1, 0 = end) */
     uint32_t counter;      /* scenario use */
     uint16_t roster_both;  /* roster items with subscription 'both' at login */
+    char *sm_id;           /* XEP-0198 resumption id, NULL when none */
+    uint32_t sm_h;         /* stanzas received since <enabled/> (mod 2^32) */
+    uint32_t sm_sent;      /* stanzas sent by the scenario since <enabled/> */
+    uint64_t t_resume;     /* when <resume/> was sent (us) */
 } lg_conn_t;
 
 /* What the scenario hears from the engine. */
@@ -84,6 +92,10 @@ typedef struct {
     void (*stanza)(lg_conn_t *c, const char *name, const char *st, size_t len); /* READY only */
 } lg_handlers_t;
 
+/* XEP-0198 (lg_cfg.sm): a stanza the scenario sent; every 5th is followed by an <r/>, so
+ * both ends acknowledge (a client's usual window). */
+void lg_sm_sent(lg_conn_t *c);
+
 /* Sets up TLS and epoll for `n` connection slots. Returns 0 or -1. */
 int lg_init(uint32_t n, const lg_handlers_t *h);
 void lg_shutdown(void);
@@ -91,6 +103,9 @@ lg_conn_t *lg_conn(uint32_t idx);
 /* Starts the login of account `idx` on slot `idx`. Returns 0, or -1 when the socket could not
  * be opened (then `failed` has been called). */
 int lg_start(uint32_t idx);
+/* Reconnects slot `idx` and resumes its XEP-0198 session (<resume/> instead of bind); `ready`
+ * is called on <resumed/>, with c->resuming set. Returns 0 or -1 as lg_start. */
+int lg_resume(uint32_t idx);
 /* Queues bytes for the server; they go out at the end of the loop iteration. */
 void lg_send(lg_conn_t *c, const char *data, size_t len);
 /* Closes a connection now (no callback). */

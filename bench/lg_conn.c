@@ -20,6 +20,7 @@
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SM "urn:xmpp:sm:3"
 #define READS_PER_EVENT 16 /* fairness: a busy connection yields after this many reads */
 
 lg_config_t lg_cfg;
@@ -123,8 +124,10 @@ int lg_init(uint32_t n, const lg_handlers_t *h)
 
 void lg_shutdown(void)
 {
-    for (uint32_t i = 0; i < nconns; i++)
+    for (uint32_t i = 0; i < nconns; i++) {
         lg_close(&conns[i]);
+        free(conns[i].sm_id);
+    }
     free(conns);
     conns = NULL;
     nconns = 0;
@@ -414,6 +417,9 @@ static void drive_handshake(lg_conn_t *c)
 static void after_bind(lg_conn_t *c)
 {
     char b[512];
+    /* XEP-0198 first: the frontend holds the stream until the router enabled it, so the
+     * presence and ping below are counted. */
+    if (lg_cfg.sm) send_str(c, "<enable xmlns='" NS_SM "' resume='true'/>");
     /* Roster first, so the resource is "interested" before it becomes available. */
     c->roster_wait = lg_cfg.roster ? 1 : 0;
     c->ping_ok = 0;
@@ -466,6 +472,32 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
         fail(c, why);
         return 1;
     }
+    if (c->sm_on) {
+        /* XEP-0198 4: h counts the stanzas received; nonzas are not counted. */
+        if (strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 ||
+            strcmp(name, "iq") == 0) {
+            c->sm_h++;
+        } else if (strcmp(name, "r") == 0) {
+            char b[80];
+            snprintf(b, sizeof b, "<a xmlns='" NS_SM "' h='%u'/>", c->sm_h);
+            send_str(c, b);
+            return 0;
+        } else if (strcmp(name, "a") == 0) {
+            return 0;
+        }
+    }
+    if (strcmp(name, "enabled") == 0 && c->state == CS_PING) {
+        char id[80];
+        free(c->sm_id);
+        c->sm_id = xml_attr(st, len, "id", id, sizeof id) > 0 ? strdup(id) : NULL;
+        c->sm_on = 1;
+        c->sm_h = c->sm_sent = 0;
+        return 0;
+    }
+    if (strcmp(name, "failed") == 0 && c->state == CS_PING) {
+        fail(c, "stream management refused");
+        return 1;
+    }
     switch (c->state) {
     case CS_STREAM1:
     case CS_STREAM2:
@@ -480,6 +512,17 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
             c->state = CS_STARTTLS;
         } else if (c->state != CS_STREAM3) {
             start_auth(c, st, len);
+        } else if (c->resuming) {
+            char b[200];
+            if (!c->sm_id || !mem_find(st, len, "<sm ")) {
+                fail(c, "no resumption id or no stream management offered");
+                return 1;
+            }
+            snprintf(b, sizeof b, "<resume xmlns='" NS_SM "' previd='%s' h='%u'/>", c->sm_id,
+                     c->sm_h);
+            send_str(c, b);
+            c->t_resume = now_us();
+            c->state = CS_RESUME;
         } else {
             if (!mem_find(st, len, "<bind")) {
                 fail(c, "bind not offered");
@@ -549,6 +592,18 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
             c->state = CS_READY;
             handlers.ready(c);
             return c->state == CS_FREE;
+        }
+        return 0;
+    case CS_RESUME:
+        if (strcmp(name, "resumed") == 0) {
+            c->sm_on = 1;
+            c->state = CS_READY;
+            handlers.ready(c);
+            return c->state == CS_FREE;
+        }
+        if (strcmp(name, "failed") == 0) {
+            fail(c, "resume failed");
+            return 1;
         }
         return 0;
     case CS_READY:
@@ -778,9 +833,34 @@ static void on_event(lg_conn_t *c, uint32_t ev)
     }
 }
 
+void lg_sm_sent(lg_conn_t *c)
+{
+    if (!c->sm_on) return;
+    if (++c->sm_sent % 5 == 0) send_str(c, "<r xmlns='" NS_SM "'/>");
+}
+
+static int start(uint32_t idx, int resume);
+
 int lg_start(uint32_t idx)
 {
+    return start(idx, 0);
+}
+
+int lg_resume(uint32_t idx)
+{
+    return start(idx, 1);
+}
+
+static int start(uint32_t idx, int resume)
+{
     lg_conn_t *c = &conns[idx];
+    c->resuming = resume ? 1 : 0;
+    c->sm_on = 0; /* on again with <enabled/> or <resumed/> */
+    if (!resume) {
+        free(c->sm_id);
+        c->sm_id = NULL;
+        c->sm_h = c->sm_sent = 0;
+    }
     c->idx = idx;
     c->failed = 0;
     c->roster_result = 0;
@@ -828,7 +908,7 @@ int lg_start(uint32_t idx)
 
 static const char *const state_names[] = {
     "free", "connecting",    "stream", "starttls", "tls handshake", "sasl features",
-    "sasl", "bind features", "bind",   "ping",     "ready"};
+    "sasl", "bind features", "bind",   "ping",     "ready",         "resume"};
 
 /* Logins that take longer than the configured timeout count as failures. */
 static void sweep_timeouts(uint64_t now)

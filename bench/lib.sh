@@ -13,7 +13,8 @@
 
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
-: "${CASES:=login-scram login-plain login-notls idle msg presence scale}"
+: "${SM_N:=2000}"
+: "${CASES:=login-scram login-plain login-notls idle msg msg-sm sm-resume presence scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
 
@@ -115,7 +116,7 @@ bench_raise_nofile() {
 # How many accounts the cases need (lg0 .. lgN-1).
 bench_accounts_needed() {
     local n=$LOGIN_N
-    for v in $IDLE_N $((2 * PAIRS)) $PRES_USERS $SCALE_TARGET; do
+    for v in $IDLE_N $((2 * PAIRS)) $PRES_USERS $SCALE_TARGET $SM_N; do
         [ "$v" -gt "$n" ] && n=$v
     done
     echo "$n"
@@ -163,7 +164,16 @@ bench_suite() {
     local c
     for c in $CASES; do
         case $c in
-        login-scram | login-plain | idle | msg | presence | scale)
+        sm-resume)
+            # Router memory per waiting session: the figure only our router has.
+            if [ "$LABEL" != ours ]; then
+                echo "RESULT case=$c server=$LABEL status=skipped" >> "$RESULTS"
+                continue
+            fi
+            server_start tls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
+            bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
+            ;;
+        login-scram | login-plain | idle | msg | msg-sm | presence | scale)
             server_start tls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             if ! bench_ready; then
                 echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"
@@ -192,6 +202,8 @@ bench_suite() {
         login-notls) bench_case "$c" --scenario login -n "$LOGIN_N" --sasl scram-sha-256 --no-tls --port "$SERVER_PORT" ;;
         idle) bench_case "$c" --scenario idle -n "$IDLE_N" --port "$SERVER_PORT" ;;
         msg) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
+        msg-sm) bench_case "$c" --scenario msg --sm --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
+        sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
         scale) bench_case "$c" --scenario scale --scale-target "$SCALE_TARGET" --port "$SERVER_PORT" ;;
         esac

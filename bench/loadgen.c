@@ -47,7 +47,7 @@ static void usage(void)
 {
     fprintf(
         stderr,
-        "usage: loadgen --scenario login|idle|msg|presence|scale [options]\n"
+        "usage: loadgen --scenario login|idle|msg|presence|scale|sm-resume [options]\n"
         "  --host ADDR          server address (127.0.0.1)\n"
         "  --port P[,P...]      client port(s); several spread clients over frontends (5222)\n"
         "  --domain D           XMPP domain (localhost)\n"
@@ -55,7 +55,9 @@ static void usage(void)
         "  --password S         the password of every bench account (benchpass)\n"
         "  --sasl M             scram-sha-256 | scram-sha-1 | plain | auto (scram-sha-256)\n"
         "  --no-tls             no STARTTLS (the server must allow it)\n"
-        "  -n, --clients N      login / idle: clients (1000)\n"
+        "  --sm                 XEP-0198 on every client: <enable resume='true'/>, <a/> to\n"
+        "                       each <r/>, an <r/> after every 5 messages sent (msg)\n"
+        "  -n, --clients N      login / idle / sm-resume: clients (1000)\n"
         "  --concurrency C      logins in flight at once (200)\n"
         "  --pairs P --window W --duration T --rate R --drain S\n"
         "                       msg: P pairs, W in flight per sender, T seconds, at most R\n"
@@ -64,7 +66,7 @@ static void usage(void)
         "                       presence: U users with K mutual contacts, X changes, I at once\n"
         "  --scale-target N     scale: sessions to open (10000)\n"
         "  --rest S             scale: seconds at rest to measure CPU (10)\n"
-        "  --settle S           idle: seconds to wait before measuring RSS (3)\n"
+        "  --settle S           idle, sm-resume: seconds to wait before measuring RSS (3)\n"
         "  --src-addrs N        spread clients over 127.0.0.1..127.0.0.N (auto for scale)\n"
         "  --pids P,P,...       server processes to measure (or --pid-names a,b,c)\n"
         "  --label NAME         server name in RESULT lines (ours)\n"
@@ -96,6 +98,7 @@ static void parse_args(int argc, char **argv)
                                        {"password", 1, 0, 'w'},
                                        {"sasl", 1, 0, 'm'},
                                        {"no-tls", 0, 0, 'T'},
+                                       {"sm", 0, 0, 'M'},
                                        {"clients", 1, 0, 'n'},
                                        {"concurrency", 1, 0, 'c'},
                                        {"pairs", 1, 0, 'P'},
@@ -154,6 +157,9 @@ static void parse_args(int argc, char **argv)
                           : strcmp(optarg, "plain") == 0       ? SASL_PLAIN
                           : strcmp(optarg, "auto") == 0        ? SASL_AUTO
                                                                : (usage(), SASL_AUTO);
+            break;
+        case 'M':
+            lg_cfg.sm = 1;
             break;
         case 'T':
             lg_cfg.starttls = 0;
@@ -316,6 +322,7 @@ static struct {
     int kicking;
     uint64_t t_last;
     lg_hist_t lat;
+    int resume; /* start with lg_resume (XEP-0198) instead of a login */
 } lr;
 
 /* Scenario hooks on top of the login driver. */
@@ -328,7 +335,10 @@ static void login_kick(void)
     lr.kicking = 1;
     while (lr.inflight < opt.concurrency && lr.next < lr.end) {
         lr.inflight++;
-        lg_start(lr.next++);
+        if (lr.resume)
+            lg_resume(lr.next++);
+        else
+            lg_start(lr.next++);
     }
     lr.kicking = 0;
 }
@@ -492,6 +502,7 @@ static void send_msg(lg_conn_t *c)
                        lg_cfg.user_prefix, partner(c->idx), lg_cfg.domain, c->idx,
                        (unsigned long long)now_us(), (unsigned long long)ms.seq++);
     lg_send(c, b, (size_t)len);
+    lg_sm_sent(c);
     c->inflight++;
     ms.sent++;
 }
@@ -577,14 +588,15 @@ static int scenario_msg(void)
     double rate = secs > 0 ? ms.received / secs : 0;
     double per1000 = ms.received ? cpu * 1000.0 / ms.received : 0;
     long long lost = (long long)ms.sent - (long long)ms.received;
-    printf("RESULT scenario=msg server=%s pairs=%u window=%u duration_s=%.0f rate_cap=%.0f "
+    printf("RESULT scenario=msg server=%s sm=%d pairs=%u window=%u duration_s=%.0f rate_cap=%.0f "
            "sent=%llu received=%llu lost=%lld errors=%llu msgs_per_s=%.0f p50_ms=%.2f "
            "p99_ms=%.2f max_ms=%.1f cpu_ms_per_1000_msgs=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, opt.pairs, opt.window, opt.duration, opt.rate, (unsigned long long)ms.sent,
+           opt.label, lg_cfg.sm, opt.pairs, opt.window, opt.duration, opt.rate,
+           (unsigned long long)ms.sent,
            (unsigned long long)ms.received, lost, (unsigned long long)ms.errors, rate,
            hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99), (double)ms.lat.max_us / 1000.0, per1000,
            pct(self, secs * 1000));
-    print_header("msg");
+    print_header(lg_cfg.sm ? "msg with stream management (XEP-0198)" : "msg");
     row("pairs / window / seconds", "%u / %u / %.0f%s", opt.pairs, opt.window, opt.duration,
         opt.rate > 0 ? " (rate capped)" : "");
     row("sent / received / lost", "%llu / %llu / %lld%s", (unsigned long long)sent_in_window,
@@ -840,6 +852,103 @@ static int scenario_scale(void)
     return 0;
 }
 
+/* ---- sm-resume: sessions waiting for resumption (XEP-0198), then resumed ---- */
+
+static lg_hist_t resume_req; /* <resume/> sent -> <resumed/> */
+
+static void smwait_ready(lg_conn_t *c)
+{
+    if (c->resuming) hist_add(&resume_req, now_us() - c->t_resume);
+}
+
+static int scenario_smwait(void)
+{
+    uint32_t n = opt.clients;
+    int ri = -1;
+    for (int i = 0; i < opt.procs.n; i++)
+        if (strcmp(opt.procs.names[i], "session-router") == 0) ri = i;
+    if (ri < 0) {
+        fprintf(stderr, "loadgen: sm-resume measures the session-router: name it in --pids\n");
+        return 2;
+    }
+    pid_t rp = opt.procs.pids[ri];
+    lg_cfg.sm = 1;
+    start_engine(n);
+    hist_init(&resume_req);
+    scen_ready = smwait_ready;
+    long r0 = proc_rss_kib(rp);
+    login_range(0, n);
+    uint32_t logged = lr.ok, login_fail = lr.fail;
+    lg_run(never, NULL, 0, secs_us(opt.settle));
+    long r1 = proc_rss_kib(rp);
+    /* Every connection dropped without </stream:stream>: each session waits. */
+    uint32_t waiting = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        lg_conn_t *c = lg_conn(i);
+        if (c->state == CS_READY && c->sm_id) {
+            lg_close(c);
+            waiting++;
+        }
+    }
+    lg_run(never, NULL, 0, secs_us(opt.settle));
+    long r2 = proc_rss_kib(rp);
+    /* Reconnect and resume each: TCP, TLS, SASL, <resume/> -> <resumed/>. */
+    hist_free(&lr.lat);
+    hist_init(&lr.lat);
+    lr.resume = 1;
+    double secs = login_range(0, n);
+    uint32_t resumed = lr.ok, resume_fail = lr.fail;
+    double burst_p50 = hist_ms(&lr.lat, 0.5), burst_p99 = hist_ms(&lr.lat, 0.99);
+    double req_p50 = hist_ms(&resume_req, 0.5), req_p99 = hist_ms(&resume_req, 0.99);
+    /* The same one client at a time (a client's own wait, no crowd): up to 500 sessions
+     * dropped again and resumed in turn. */
+    uint32_t n1 = n < 500 ? n : 500;
+    for (uint32_t i = 0; i < n1; i++)
+        if (lg_conn(i)->state == CS_READY) lg_close(lg_conn(i));
+    lg_run(never, NULL, 0, 1000000);
+    hist_free(&lr.lat);
+    hist_init(&lr.lat);
+    hist_free(&resume_req);
+    hist_init(&resume_req);
+    uint32_t conc = opt.concurrency;
+    opt.concurrency = 1;
+    login_range(0, n1);
+    opt.concurrency = conc;
+    lr.resume = 0;
+    uint32_t one_ok = lr.ok, one_fail = lr.fail;
+    double per_conn = logged ? (double)(r1 - r0) / logged : 0;
+    double per_wait = waiting ? (double)(r2 - r0) / waiting : 0;
+    printf("RESULT scenario=sm-resume server=%s n=%u logged_in=%u login_fail=%u waiting=%u "
+           "router_rss_before_kib=%ld router_rss_connected_kib=%ld router_rss_waiting_kib=%ld "
+           "kib_per_connected_session=%.2f kib_per_waiting_session=%.2f resumed=%u "
+           "resume_fail=%u resumes_per_s=%.0f concurrency=%u reconnect_to_resumed_p50_ms=%.2f "
+           "reconnect_to_resumed_p99_ms=%.2f resume_to_resumed_p50_ms=%.2f "
+           "resume_to_resumed_p99_ms=%.2f one_at_a_time=%u one_fail=%u "
+           "one_reconnect_to_resumed_p50_ms=%.2f one_reconnect_to_resumed_p99_ms=%.2f "
+           "one_resume_to_resumed_p50_ms=%.2f one_resume_to_resumed_p99_ms=%.2f\n",
+           opt.label, n, logged, login_fail, waiting, r0, r1, r2, per_conn, per_wait, resumed,
+           resume_fail, secs > 0 ? resumed / secs : 0, opt.concurrency, burst_p50, burst_p99,
+           req_p50, req_p99, n1, one_fail, hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99),
+           hist_ms(&resume_req, 0.5), hist_ms(&resume_req, 0.99));
+    print_header("sm-resume");
+    row("sessions logged in / waiting", "%u / %u", logged, waiting);
+    row("router RSS: none / connected / waiting", "%ld / %ld / %ld KiB", r0, r1, r2);
+    row("router KiB per connected SM session", "%.2f", per_conn);
+    row("router KiB per session waiting", "%.2f", per_wait);
+    row("all at once: resumed / failed", "%u / %u (%u in flight)", resumed, resume_fail,
+        opt.concurrency);
+    row("all at once: reconnect -> <resumed/>", "p50 %.2f / p99 %.2f ms", burst_p50, burst_p99);
+    row("all at once: <resume/> -> <resumed/>", "p50 %.2f / p99 %.2f ms", req_p50, req_p99);
+    row("one at a time: resumed / failed", "%u / %u", one_ok, one_fail);
+    row("one at a time: reconnect -> <resumed/>", "p50 %.2f / p99 %.2f ms", hist_ms(&lr.lat, 0.5),
+        hist_ms(&lr.lat, 0.99));
+    row("one at a time: <resume/> -> <resumed/>", "p50 %.2f / p99 %.2f ms",
+        hist_ms(&resume_req, 0.5), hist_ms(&resume_req, 0.99));
+    print_failures();
+    hist_free(&resume_req);
+    return login_fail || resume_fail || one_fail ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -857,6 +966,8 @@ int main(int argc, char **argv)
         rc = scenario_presence();
     else if (strcmp(opt.scenario, "scale") == 0)
         rc = scenario_scale();
+    else if (strcmp(opt.scenario, "sm-resume") == 0)
+        rc = scenario_smwait();
     else
         usage();
     lg_shutdown();

@@ -6,7 +6,8 @@
 #
 # usage: bench/run.sh [--build DIR] [--two-frontends] [--login-n N] [--idle-n N]
 #                     [--pairs P] [--window W] [--duration T] [--rate R] [--contacts K]
-#                     [--presence-users U] [--scale-target N] [--cases "login-scram msg ..."]
+#                     [--presence-users U] [--scale-target N] [--sm-n N]
+#                     [--cases "login-scram msg ..."]
 #                     [--keep]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ while [ $# -gt 0 ]; do
     --contacts) CONTACTS=$2; shift 2 ;;
     --presence-users) PRES_USERS=$2; shift 2 ;;
     --scale-target) SCALE_TARGET=$2; shift 2 ;;
+    --sm-n) SM_N=$2; shift 2 ;;
     --cases) CASES=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     *) echo "usage: see the head of $0" >&2; exit 2 ;;

@@ -13,6 +13,15 @@ BEGIN {
         "msg:p99_ms:message latency p99 (ms)|" \
         "msg:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages|" \
         "msg:lost:messages lost|" \
+        "msg-sm:msgs_per_s:messages per second, XEP-0198 on both ends|" \
+        "msg-sm:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, XEP-0198 on|" \
+        "msg-sm:cpu_ratio:server CPU per message, XEP-0198 on / off|" \
+        "msg-sm:lost:messages lost, XEP-0198 on|" \
+        "sm-resume:kib_per_waiting_session:router KiB per session waiting for resumption|" \
+        "sm-resume:one_reconnect_to_resumed_p50_ms:reconnect (TLS, SASL) to <resumed/> p50 (ms)|" \
+        "sm-resume:one_reconnect_to_resumed_p99_ms:reconnect (TLS, SASL) to <resumed/> p99 (ms)|" \
+        "sm-resume:one_resume_to_resumed_p99_ms:<resume/> to <resumed/> p99 (ms)|" \
+        "sm-resume:reconnect_to_resumed_p99_ms:all waiting sessions at once: reconnect to <resumed/> p99 (ms)|" \
         "presence:fanout_p99_ms:presence fan-out to all contacts p99 (ms)|" \
         "presence:cpu_ms_per_1000_deliveries:server CPU ms per 1000 presence deliveries|" \
         "scale:reached:concurrent TLS sessions reached|" \
@@ -40,6 +49,11 @@ function cell(f, c, k) {
 }
 function isnum(x) { return x ~ /^-?[0-9]+(\.[0-9]+)?$/ }
 END {
+    # Derived: what stream management costs per message, from the two msg runs.
+    for (f = 1; f <= nf; f++)
+        if ((f, "msg-sm", "cpu_ms_per_1000_msgs") in v && (f, "msg", "cpu_ms_per_1000_msgs") in v \
+            && v[f, "msg", "cpu_ms_per_1000_msgs"] + 0 > 0)
+            v[f, "msg-sm", "cpu_ratio"] = sprintf("%.2f", v[f, "msg-sm", "cpu_ms_per_1000_msgs"] / v[f, "msg", "cpu_ms_per_1000_msgs"])
     printf "%-52s", "figure"
     for (f = 1; f <= nf; f++) {
         printf " %20s", (f in label) ? label[f] : "server" f
