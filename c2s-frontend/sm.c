@@ -267,7 +267,10 @@ static void on_ack(client_t *c, const xml_node_t *el)
         client_stream_error(c, "bad-format", "Invalid h in <a/>");
         return;
     }
-    /* Counters wrap at 2^32: compare distances from the last acknowledgement. */
+    /* Counters wrap at 2^32: compare distances from the last acknowledgement. One that goes
+     * back (an old <a/>, out of order) tells nothing new. */
+    if (h != c->sm_acked && (uint32_t)(c->sm_acked - h) < 0x80000000u)
+        return;
     if (h - c->sm_acked > c->sm_out - c->sm_acked) {
         char extra[160];
         snprintf(extra, sizeof extra,

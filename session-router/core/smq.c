@@ -29,10 +29,16 @@ int smq_deliver(session_t *s, const char *data, size_t len)
 {
     struct sm_state *st = s->sm;
     if (st->count >= max_unacked || st->bytes + len > max_bytes) {
+        /* The session ends at the next turn of the loop (not here: the caller may be
+         * walking the user's sessions), and hands on what it kept. What arrives until
+         * then is kept too, so that it is handed on the same way, up to twice the bound;
+         * past that it is refused (its sender hears so). */
         if (!st->overflow && on_overflow)
             st->overflow = evloop_timer(rt.loop, 0, on_overflow, s);
-        errno = ENOBUFS;
-        return -1;
+        if (st->count >= 2 * max_unacked || st->bytes + len > 2 * max_bytes) {
+            errno = ENOBUFS;
+            return -1;
+        }
     }
     uint32_t h = st->awaiting ? 0 : st->out + 1;
     /* A frontend that is gone (EHOSTUNREACH) leaves the stanza kept, and the next ones
