@@ -110,6 +110,7 @@ struct client {
     uint32_t sm_in;    /* the client's stanzas handled since enable (mod 2^32) */
     uint32_t sm_out;   /* the number of the last stanza written to it */
     uint32_t sm_acked; /* its last acknowledgement */
+    uint32_t sm_max;   /* the resumption time the router granted (seconds) */
     char *sm_id;       /* resumption id, or NULL */
     ev_timer_t *sm_timer; /* asks for an acknowledgement (sm.c) */
 };

@@ -154,6 +154,7 @@ void sm_on_enabled(client_t *c, const ipc_sm_enabled_t *m)
         c->sm_in = c->sm_out = c->sm_acked = 0;
         free(c->sm_id);
         c->sm_id = c->sm_resumable ? xstrdup(m->id) : NULL;
+        c->sm_max = m->max;
         buf_t b = BUF_INIT;
         buf_append_str(&b, "<enabled xmlns='" NS_SM "'");
         if (c->sm_resumable)
@@ -236,6 +237,7 @@ void sm_on_resumed(client_t *c, const ipc_sm_resumed_t *m, const char *payload, 
     c->sm_resumable = 1;
     c->sm_in = m->in;
     c->sm_out = c->sm_acked;
+    c->sm_max = m->max;
     c->sm_r_pending = 0;
     stream_restore_state(c, m->flags, payload, len);
     char buf[160];
@@ -341,7 +343,8 @@ int sm_resync(const client_t *c)
     ipc_hdr_t h;
     ipc_sm_state_build(&h, &(ipc_sm_state_t){.conn = c->id, .resumable = c->sm_resumable,
                                              .id = c->sm_id ? c->sm_id : "", .in = c->sm_in,
-                                             .out = c->sm_out, .acked = c->sm_acked});
+                                             .out = c->sm_out, .acked = c->sm_acked,
+                                             .max = c->sm_max});
     if (router_send(&h, NULL, 0) < 0)
         return -1;
     /* A <r/> the old router may have lost is asked again. */

@@ -739,24 +739,31 @@ int ipc_sm_resumed_build(ipc_hdr_t *out, const ipc_sm_resumed_t *msg)
     char counters[24], since[24];
     snprintf(counters, sizeof counters, "%" PRIu32 " %" PRIu32, msg->in, msg->out);
     snprintf(since, sizeof since, "%" PRIu64, msg->since);
-    if (set_field(out, 0, msg->jid) < 0 || set_field(out, 1, counters) < 0)
+    if (set_field(out, 0, msg->jid) < 0 || set_field(out, 1, counters) < 0 ||
+        set_field(out, 2, since) < 0)
         return -1;
-    return set_field(out, 2, since);
+    if (!msg->max)
+        return 0;
+    char max[12];
+    snprintf(max, sizeof max, "%" PRIu32, msg->max);
+    return set_field(out, 3, max);
 }
 
 int ipc_sm_resumed_read(const ipc_hdr_t *in, ipc_sm_resumed_t *msg)
 {
-    uint32_t c[2];
+    uint32_t c[2], max = 0;
     uint64_t since;
     if (!is_msg(in, IPC_SM_RESUMED, 3) || !in->seq || (in->flags & ~IPC_RESYNC_KNOWN) ||
         (in->status != IPC_OK && in->status != IPC_NOT_FOUND && in->status != IPC_REFUSED &&
          in->status != IPC_TEMPORARY) ||
         counters_read(in->field[1], c, 2) < 0 || since_read(in->field[2], &since) < 0 ||
+        (in->field[3][0] && u32_read(in->field[3], &max) < 0) ||
         (in->status == IPC_OK && !in->field[0][0]))
         return -1;
     *msg = (ipc_sm_resumed_t){.conn = in->conn, .seq = in->seq,
                               .status = (ipc_status_t)in->status, .flags = in->flags,
-                              .jid = in->field[0], .in = c[0], .out = c[1], .since = since};
+                              .jid = in->field[0], .in = c[0], .out = c[1], .since = since,
+                              .max = max};
     return 0;
 }
 
@@ -782,18 +789,25 @@ int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg)
     char counters[36];
     snprintf(counters, sizeof counters, "%" PRIu32 " %" PRIu32 " %" PRIu32, msg->in, msg->out,
              msg->acked);
-    return set_field(out, 0, msg->id) < 0 || set_field(out, 1, counters) < 0 ? -1 : 0;
+    if (set_field(out, 0, msg->id) < 0 || set_field(out, 1, counters) < 0)
+        return -1;
+    if (!msg->max)
+        return 0;
+    char max[12];
+    snprintf(max, sizeof max, "%" PRIu32, msg->max);
+    return set_field(out, 2, max);
 }
 
 int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg)
 {
-    uint32_t c[3];
+    uint32_t c[3], max = 0;
     int resumable = (in->flags & IPC_SM_RESUMABLE) != 0;
     if (!is_msg(in, IPC_SM_STATE, 2) || (in->flags & ~IPC_SM_RESUMABLE) ||
-        !sm_id_ok(in->field[0], !resumable) || counters_read(in->field[1], c, 3) < 0)
+        !sm_id_ok(in->field[0], !resumable) || counters_read(in->field[1], c, 3) < 0 ||
+        (in->field[2][0] && u32_read(in->field[2], &max) < 0))
         return -1;
     *msg = (ipc_sm_state_t){.conn = in->conn, .resumable = resumable, .id = in->field[0],
-                            .in = c[0], .out = c[1], .acked = c[2]};
+                            .in = c[0], .out = c[1], .acked = c[2], .max = max};
     return 0;
 }
 

@@ -58,7 +58,8 @@ typedef enum {
     IPC_CLIENT_STATE = 20,   /* fe->rt: conn, status 1 inactive / 0 active (XEP-0352) */
     IPC_ECHO = 21,           /* fe->rt: conn, seq = h; payload: a stanza the frontend made for
                                 its own client, delivered back so that it is counted */
-    IPC_SM_STATE = 22,       /* fe->rt: conn, flags, fields id, "IN OUT ACKED": after a resync */
+    IPC_SM_STATE = 22,       /* fe->rt: conn, flags, fields id, "IN OUT ACKED", max: after a
+                                resync */
     IPC_SM_REQUEST = 23,     /* fe->rt: conn: the client sent <r/>; the router answers with
                                 IPC_SM_ACK (rt->fe: seq = the client's stanzas it handled) */
     IPC_TYPE_MAX = 23,
@@ -374,6 +375,7 @@ typedef struct {
     const char *jid;
     uint32_t in, out;
     uint64_t since;
+    uint32_t max; /* the resumption time granted (seconds), 0 when not known */
 } ipc_sm_resumed_t;
 
 /* echo (fe -> rt): a stanza the frontend generated for its own client (an error, a result)
@@ -392,6 +394,7 @@ typedef struct {
     int resumable;
     const char *id;
     uint32_t in, out, acked;
+    uint32_t max; /* the resumption time granted (seconds), 0 when not known */
 } ipc_sm_state_t;
 
 int ipc_stanza_build(ipc_hdr_t *out, const ipc_stanza_t *msg);

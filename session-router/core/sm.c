@@ -287,6 +287,7 @@ void sm_on_resume(rt_frontend_t *f, const ipc_sm_resume_t *m)
     r.in = st->in;
     r.out = st->out;
     r.since = (uint64_t)s->bound_at;
+    r.max = st->max_s;
     send_resumed(f, &r, &payload);
     buf_free(&payload);
     metric_inc(sm.m_resumed);
@@ -323,7 +324,8 @@ void sm_on_state(rt_frontend_t *f, const ipc_sm_state_t *m)
     st->in = m->in;
     st->out = m->out;
     st->acked = m->acked;
-    st->max_s = sm.resume_timeout;
+    /* The time granted at <enable/> (the client may have asked for less), not longer. */
+    st->max_s = m->max && m->max < sm.resume_timeout ? m->max : sm.resume_timeout;
     st->awaiting = 0;
     if (m->resumable && m->id[0] && !hmap_sget(sm.ids, m->id)) {
         snprintf(st->id, sizeof st->id, "%s", m->id);

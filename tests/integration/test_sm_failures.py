@@ -221,3 +221,32 @@ def test_kept_stanzas_are_bounded_in_bytes(sm_stack):
     got = [c3.wait_message(None, 10).findtext("{%s}body" % NS_CLIENT).split(" ")[0]
            for _ in range(10)]
     assert got == [str(i) for i in range(10)], got
+
+
+def test_router_restart_keeps_the_shorter_max(sm_stack):
+    """The client asked for a 2 s wait (max='2'); after a router restart its frontend resends
+    the session with the granted time, so the wait still runs out after 2 s, not after
+    sm_resume_timeout."""
+    ps = sm_stack()
+    alice = ps.new_user("ma")
+    c = connect(ps, ps.frontend.port, alice)
+    c.bind("phone")
+    c.send("<enable xmlns='%s' resume='true' max='2'/>" % NS_SM)
+    en = c.wait_for(lambda e: e.tag in SM_ANSWERS)
+    assert en.tag == q(NS_SM, "enabled") and en.get("max") == "2", dump(en)
+    smid = en.get("id")
+    ps.stop_router()
+    ps.start_router()
+    # Once the new router answers a ping from the session, it has it back (resync).
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if c.ping(timeout=1.0).get("type") == "result":
+                break
+        except (AssertionError, TimeoutError):
+            pass
+        assert time.monotonic() < deadline, "the session did not come back after the restart"
+    c.abort()
+    time.sleep(3.5)
+    c2, r = resume(ps, ps.frontend.port, alice, smid, 0)
+    assert r.tag == q(NS_SM, "failed"), dump(r)

@@ -423,7 +423,7 @@ START_TEST(test_sm_round_trips)
     ck_assert_int_eq(ipc_sm_resume_read(&d, &rr), -1);
 
     ipc_sm_resumed_t rd;
-    ck_assert_int_eq(ipc_sm_resumed_build(&h, &(ipc_sm_resumed_t){7, 8, IPC_OK, IPC_RESYNC_AVAILABLE, "juliet@b/r", 12, 4294967295u, 1765000000}), 0);
+    ck_assert_int_eq(ipc_sm_resumed_build(&h, &(ipc_sm_resumed_t){7, 8, IPC_OK, IPC_RESYNC_AVAILABLE, "juliet@b/r", 12, 4294967295u, 1765000000, 120}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_sm_resumed_read(&d, &rd), 0);
     ck_assert_str_eq(rd.jid, "juliet@b/r");
@@ -431,9 +431,10 @@ START_TEST(test_sm_round_trips)
     ck_assert_uint_eq(rd.out, 4294967295u);
     ck_assert_uint_eq(rd.since, 1765000000);
     ck_assert_int_eq(rd.flags, IPC_RESYNC_AVAILABLE);
+    ck_assert_uint_eq(rd.max, 120);
 
     ipc_sm_state_t ss;
-    ck_assert_int_eq(ipc_sm_state_build(&h, &(ipc_sm_state_t){9, 1, "xyz", 1, 2, 3}), 0);
+    ck_assert_int_eq(ipc_sm_state_build(&h, &(ipc_sm_state_t){9, 1, "xyz", 1, 2, 3, 60}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_sm_state_read(&d, &ss), 0);
     ck_assert_int_eq(ss.resumable, 1);
@@ -441,6 +442,10 @@ START_TEST(test_sm_round_trips)
     ck_assert_uint_eq(ss.in, 1);
     ck_assert_uint_eq(ss.out, 2);
     ck_assert_uint_eq(ss.acked, 3);
+    ck_assert_uint_eq(ss.max, 60);
+    ipc_hdr_set(&d, 2, "sixty");
+    ck_assert_int_eq(ipc_sm_state_read(&d, &ss), -1);
+    ipc_hdr_set(&d, 2, "");
     ipc_hdr_set(&d, 1, "1 2");
     ck_assert_int_eq(ipc_sm_state_read(&d, &ss), -1);
 
