@@ -108,6 +108,8 @@ struct client {
                                   resumable */
     unsigned sm_r_asked : 1;   /* the client's <r/> is with the router (IPC_SM_REQUEST) */
     uint32_t sm_in;    /* the client's stanzas handled since enable (mod 2^32) */
+    uint32_t sm_in_sent; /* the count of the last of them handed to the link (the rest wait
+                            in the router buffer) */
     uint32_t sm_out;   /* the number of the last stanza written to it */
     uint32_t sm_acked; /* its last acknowledgement */
     uint32_t sm_max;   /* the resumption time the router granted (seconds) */

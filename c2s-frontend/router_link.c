@@ -31,6 +31,8 @@
 typedef struct pending_msg {
     struct pending_msg *next;
     uint64_t conn;
+    uint8_t type;
+    uint32_t seq;
     int is_unbind; /* no payload: an unbind, or a client state (sent even when the client
                       left: the router ignores it for a session it does not know) */
     size_t hdr_len, len; /* len: payload bytes; an unbind has none */
@@ -209,6 +211,17 @@ static size_t resync_all(int announce)
     return sent;
 }
 
+/* A client's stanza (or echo) reached the link: with stream management, its count is what
+ * a restarted router may take as handled (sm-state), not what still waits in the buffer. */
+static void note_sent(uint8_t type, uint64_t conn, uint32_t h)
+{
+    if (type != IPC_STANZA && type != IPC_ECHO)
+        return;
+    client_t *c = client_find(conn);
+    if (c && c->sm_on)
+        c->sm_in_sent = h;
+}
+
 /* Sends the buffered messages in order. A stanza of a client that left meanwhile is
  * dropped (its session is not resent, so the router could not route it); its unbind is
  * still sent, for a router that kept the session. */
@@ -225,6 +238,7 @@ static void flush_buffer(void)
             router_down("send failed while flushing the buffer");
             break;
         } else {
+            note_sent(m->type, m->conn, m->seq);
             sent++;
         }
         rl.head = m->next;
@@ -305,8 +319,10 @@ int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int alway
     unsigned char hdr[IPC_HDR_MAX];
     size_t hl = ipc_encode(h, hdr);
     if (rl.up && !rl.head && !rl.hold) {
-        if (send_parts(hdr, hl, payload, len, 0) == 0)
+        if (send_parts(hdr, hl, payload, len, 0) == 0) {
+            note_sent(h->type, h->conn, h->seq);
             return 0;
+        }
         router_down("send failed");
     }
     if (!always && rl.nbuffered >= rl.buffer_max)
@@ -315,6 +331,8 @@ int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int alway
     pending_msg_t *m = xmalloc(sizeof *m + hl + plen);
     m->next = NULL;
     m->conn = h->conn;
+    m->type = h->type;
+    m->seq = h->seq;
     m->is_unbind = payload == NULL;
     m->hdr_len = hl;
     m->len = plen;

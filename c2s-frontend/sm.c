@@ -151,7 +151,7 @@ void sm_on_enabled(client_t *c, const ipc_sm_enabled_t *m)
     } else {
         c->sm_on = 1;
         c->sm_resumable = m->id[0] != '\0';
-        c->sm_in = c->sm_out = c->sm_acked = 0;
+        c->sm_in = c->sm_in_sent = c->sm_out = c->sm_acked = 0;
         free(c->sm_id);
         c->sm_id = c->sm_resumable ? xstrdup(m->id) : NULL;
         c->sm_max = m->max;
@@ -235,7 +235,7 @@ void sm_on_resumed(client_t *c, const ipc_sm_resumed_t *m, const char *payload, 
     evloop_cancel(fe.loop, &c->auth_timer);
     c->sm_on = 1;
     c->sm_resumable = 1;
-    c->sm_in = m->in;
+    c->sm_in = c->sm_in_sent = m->in;
     c->sm_out = c->sm_acked;
     c->sm_max = m->max;
     c->sm_r_pending = 0;
@@ -342,7 +342,8 @@ int sm_resync(const client_t *c)
         return 0;
     ipc_hdr_t h;
     ipc_sm_state_build(&h, &(ipc_sm_state_t){.conn = c->id, .resumable = c->sm_resumable,
-                                             .id = c->sm_id ? c->sm_id : "", .in = c->sm_in,
+                                             .id = c->sm_id ? c->sm_id : "",
+                                             .in = c->sm_in_sent,
                                              .out = c->sm_out, .acked = c->sm_acked,
                                              .max = c->sm_max});
     if (router_send(&h, NULL, 0) < 0)
