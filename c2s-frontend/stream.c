@@ -406,7 +406,8 @@ void stream_restore_state(client_t *c, uint8_t flags, const char *payload, size_
         xml_node_free(&p);
     }
     directed_clear(c);
-    for (const char *t = nul ? nul + 1 : NULL, *end = payload + len; t && t < end;) {
+    const char *end = nul ? payload + len : NULL; /* no payload: no targets */
+    for (const char *t = nul ? nul + 1 : NULL; t && t < end;) {
         const char *nl = memchr(t, '\n', (size_t)(end - t));
         size_t n = nl ? (size_t)(nl - t) : (size_t)(end - t);
         if (n && n <= JID_MAX) {
