@@ -7,7 +7,7 @@ it is active again, the newest of each contact."""
 
 import pytest
 
-from conftest import PrivateStack, READY_TIMEOUT, skip_remote, unique_name, wait_port
+from conftest import running_private_stack
 from test_im_helpers import QUIET, WAIT, befriend, drop_pending, online
 from xmpp_client import (IQ_TAG, MESSAGE_TAG, NS_PING, PRESENCE_TAG, XMPPClient, dump, new_id,
                          q)
@@ -178,22 +178,8 @@ def test_presence_storm_of_100_contacts(stack, clients, login, new_user):
 
 @pytest.fixture
 def restart_stack(stack):
-    if getattr(stack, "remote", False):
-        skip_remote("stops and restarts the router")
-    ps = PrivateStack(stack, unique_name("csirestart"))
-    try:
-        ps.start_redis()
-        ps.start_router()
-        ps.start_frontend()
-        ps.probe = ps.new_user("probe")
-        wait_port(ps.frontend.port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
-        ps.wait_login(ps.probe)
-    except BaseException:
-        print("\n".join(ps.stop()))
-        raise
-    yield ps
-    problems = ps.stop()
-    assert not problems, "\n".join(problems)
+    with running_private_stack(stack, "csirestart") as ps:
+        yield ps
 
 
 def test_router_restart_keeps_the_client_inactive(restart_stack):

@@ -125,3 +125,21 @@ class LocalStack:
         raise AssertionError("no frontend logged %r" % needle)
 
 
+def online(lstack, clients, user, resource, priority=None, on=None, not_on=None):
+    """Logs in through HAProxy (retrying until the client lands on frontend `on`, or on
+    another one than `not_on`), sends initial presence and waits until the router has it.
+    Returns (client, frontend name)."""
+    for _ in range(12):
+        c = clients()
+        c.login(user.localpart, user.password, resource=resource)
+        fe = lstack.frontend_of(c, user)
+        if (on is None or fe == on) and (not_on is None or fe != not_on):
+            break
+        c.close()
+    else:
+        raise AssertionError("HAProxy never sent %s to the wanted frontend" % user.jid)
+    c.presence(priority)
+    token = "sync-" + uuid.uuid4().hex[:8]
+    c.message(c.jid, token)
+    c.wait_message(token, sender=c.jid)
+    return c, fe

@@ -11,32 +11,13 @@ import uuid
 
 import pytest
 
-from localstack import FRONTEND_TIMEOUT_MS
+from localstack import FRONTEND_TIMEOUT_MS, online
 from sm_helpers import (SMSession, auth_only, body, collect_messages, drop, is_sm,
                         messages_until, sm_failed_conditions)
 from xmpp_client import NS_CLIENT, PRESENCE_TAG, dump, q
 
 NS_DELAY = "urn:xmpp:delay"
 WAIT = 10.0
-
-
-def online(lstack, clients, user, resource, on=None, not_on=None):
-    """Logs in through HAProxy (until it lands on frontend `on`, or not on `not_on`), sends
-    initial presence and waits until the router has it. Returns (client, frontend)."""
-    for _ in range(12):
-        c = clients()
-        c.login(user.localpart, user.password, resource=resource)
-        fe = lstack.frontend_of(c, user)
-        if (on is None or fe == on) and (not_on is None or fe != not_on):
-            break
-        c.close()
-    else:
-        raise AssertionError("HAProxy never sent %s to the wanted frontend" % user.jid)
-    c.presence()
-    token = "sync-" + uuid.uuid4().hex[:8]
-    c.message(c.jid, token)
-    c.wait_message(token, sender=c.jid)
-    return c, fe
 
 
 def sm_online(lstack, clients, user, resource, max=None, **kw):

@@ -5,33 +5,12 @@ docs/ARCHITECTURE.md says ("Failure behaviour"). Every wait is bounded."""
 import os
 import signal
 import time
-import uuid
 
-from localstack import FRONTEND_TIMEOUT_MS, NFE
+from localstack import FRONTEND_TIMEOUT_MS, NFE, online
 from xmpp_client import NS_CLIENT, NS_TLS, q
 
 PRESENCE = q(NS_CLIENT, "presence")
 NS_ROSTER = "jabber:iq:roster"
-
-
-def online(lstack, clients, user, resource, priority=None, on=None, not_on=None):
-    """Logs in through HAProxy (retrying until the client lands on frontend `on`, or on
-    another one than `not_on`), sends initial presence and waits until the router has it.
-    Returns (client, frontend name)."""
-    for _ in range(12):
-        c = clients()
-        c.login(user.localpart, user.password, resource=resource)
-        fe = lstack.frontend_of(c, user)
-        if (on is None or fe == on) and (not_on is None or fe != not_on):
-            break
-        c.close()
-    else:
-        raise AssertionError("HAProxy never sent %s to the wanted frontend" % user.jid)
-    c.presence(priority)
-    token = "sync-" + uuid.uuid4().hex[:8]
-    c.message(c.jid, token)
-    c.wait_message(token, sender=c.jid)
-    return c, fe
 
 
 def presence_from(c, jid, unavailable=False, timeout=5.0):
