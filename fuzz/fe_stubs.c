@@ -66,7 +66,8 @@ void client_start_tls(client_t *c)
     c->read_paused = 0;
 }
 
-/* ---- tls.c: fixed channel bindings under (stub) TLS, both types available ---- */
+/* ---- tls.c: the harness has no TLS connection to export from, so tls_channel_bindings()
+ * (c2s-frontend/tls.c) is replaced by fixed binding data of both types ---- */
 
 const scram_cb_t fuzz_cb = {
     .len = {32, 32},

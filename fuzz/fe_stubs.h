@@ -20,7 +20,8 @@ typedef struct {
 
 extern fuzz_router_t fuzz_router;
 
-/* What the stub of tls_channel_bindings() gives every connection under TLS. */
+/* The fixed binding data the harness's tls_channel_bindings() gives every connection under
+ * TLS (the real one, in c2s-frontend/tls.c, exports them from the TLS session). */
 extern const scram_cb_t fuzz_cb;
 
 /* What client.c does before the loop sleeps: the output is written (here: dropped), then
