@@ -23,7 +23,10 @@ typedef enum {
     HOOK_PRESENCE,          /* session, stanza: presence from a client (broadcast or to='') */
     HOOK_PRESENCE_INITIAL,  /* session, stanza, prev_priority: first available presence */
     HOOK_PRESENCE_UPDATE,   /* session, stanza, prev_priority: later available presence */
-    HOOK_STANZA_OUT,        /* session, to, raw: about to be routed to a local address */
+    HOOK_STANZA_OUT,        /* session, to, raw: about to be routed to a local address;
+                               a hook may replace payload/len with a rewritten stanza (same
+                               kind, type and addresses) that stays valid until the stanza
+                               is routed, and the rest of routing uses it */
     HOOK_STANZA_IN,         /* user (loaded), from, msg, st; session when a client sent it:
                                a stanza for an account that had to be loaded first (iq to
                                its bare JID, an inbound subscription stanza) */
@@ -47,6 +50,15 @@ typedef enum {
                                it), and session_deliver returns 0 */
     HOOK_CLIENT_STATE,      /* session, inactive: the client said <inactive/> or <active/>
                                (XEP-0352, IPC_CLIENT_STATE), in order with its stanzas */
+    HOOK_CAPS_CHANGED,      /* session: the features its entity capabilities (XEP-0115,
+                               core/caps.h) name became known or changed */
+    HOOK_PEP_PUBLISH,       /* to (owner bare JID), node, st (an <item/>): a module asks the
+                               PEP service to publish on the owner's behalf (as the owner
+                               would, nodes created with defaults); the PEP module returns
+                               HANDLED once it has taken it */
+    HOOK_PEP_PUBLISHED,     /* to (owner bare JID), node, st (the <item/> stored), session
+                               (the publisher's, or NULL when a module asked): an item was
+                               published; modules that mirror it elsewhere follow */
     HOOK_MAX
 } hook_id_t;
 
@@ -75,6 +87,7 @@ typedef struct {
     const ipc_register_t *reg; /* HOOK_REGISTER: the request (valid during the hook) */
     session_desc_t *desc;      /* HOOK_SESSION_DESCRIBE */
     int inactive;           /* HOOK_CLIENT_STATE: 1 <inactive/>, 0 <active/> */
+    const char *node;       /* HOOK_PEP_*: the PEP node */
 } hook_ev_t;
 
 typedef mod_result_t (*hook_fn)(hook_ev_t *ev);

@@ -253,6 +253,9 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
                     .len = len};
     if (hook_run(HOOK_STANZA_OUT, &ev) == MOD_HANDLED)
         return;
+    /* A hook may have handed back a rewritten stanza (hook.h, HOOK_STANZA_OUT). */
+    payload = ev.payload;
+    len = ev.len;
     if (!slash) {
         route_to_bare(from, h, to, payload, len);
         return;
