@@ -371,7 +371,7 @@ static void store_verified(const caps_entry_t *e)
     buf_t b = BUF_INIT;
     for (size_t i = 0; i < e->n; i++)
         buf_printf(&b, "%s%s", i ? "\n" : "", e->features[i]);
-    redisAsyncCommand(rt.redis, NULL, NULL, "SET %s %b EX %d", rkey, b.data ? b.data : "",
+    rt_redis_command(rt_redis_ignore, NULL, "SET %s %b EX %d", rkey, b.data ? b.data : "",
                       b.len, CAPS_REDIS_TTL);
     buf_free(&b);
 }
@@ -493,7 +493,7 @@ static void read_caps(session_t *s, const xml_node_t *st, int quiet)
     char rkey[512];
     redis_key(rkey, sizeof rkey, key);
     if (!rt.redis || !rt.redis_ready ||
-        redisAsyncCommand(rt.redis, on_cached, l, "GET %s", rkey) != REDIS_OK)
+        rt_redis_command(on_cached, l, "GET %s", rkey) != REDIS_OK)
         ask_client(s, l);
 }
 
