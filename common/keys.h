@@ -21,6 +21,8 @@
 #define KEYS_PRIVATE "private"
 /* The last unavailable presence of a user who went offline (answers probes). */
 #define KEYS_LAST_UNAVAILABLE "lastpresence"
+/* The hex SHA-1 of a user's avatar image, "" for none (XEP-0398: mod_avatar). */
+#define KEYS_AVATAR_HASH "avatarhash"
 /* Set of the JIDs a user blocks (XEP-0191). */
 #define KEYS_BLOCKLIST "blocklist"
 /* A deleted account's tombstone (XEP-0077 removal, xmppctl deluser): a string holding the

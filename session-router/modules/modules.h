@@ -6,6 +6,7 @@
 
 #include "module.h"
 
+extern module_t mod_avatar;
 extern module_t mod_blocking;
 extern module_t mod_carbons;
 extern module_t mod_csi;
