@@ -19,6 +19,12 @@
 /* A user's vCard (XEP-0054) and private XML storage (XEP-0049, a hash). */
 #define KEYS_VCARD "vcard"
 #define KEYS_PRIVATE "private"
+/* A user's PEP service (XEP-0163, session-router/modules/mod_pep.c): a hash of node ->
+ * configuration, a hash of NODE \0 ID -> order + item, and a sorted set ordering each
+ * node's items (three fixed keys, so deleting the account finds every node). */
+#define KEYS_PEP_NODES "pep"
+#define KEYS_PEP_ITEMS "pepitems"
+#define KEYS_PEP_ORDER "peporder"
 /* The last unavailable presence of a user who went offline (answers probes). */
 #define KEYS_LAST_UNAVAILABLE "lastpresence"
 /* The hex SHA-1 of a user's avatar image, "" for none (XEP-0398: mod_avatar). */
