@@ -34,7 +34,6 @@ typedef struct {
 } avatar_t;
 
 static hmap_t *users; /* bare JID -> avatar_t */
-static int publishing; /* we are publishing: our own notification is not converted back */
 
 static void avatar_free(void *v)
 {
@@ -202,7 +201,9 @@ static void metadata_published(const char *bare, avatar_t *a, const xml_node_t *
 
 static mod_result_t on_pep_published(hook_ev_t *ev)
 {
-    if (publishing || !ev->node || !ev->st)
+    /* Without a session a module published it: this one, from a vCard, which is stored
+     * already. */
+    if (!ev->session || !ev->node || !ev->st)
         return MOD_PASS;
     avatar_t *a = hmap_sget(users, ev->to);
     if (strcmp(ev->node, NODE_DATA) == 0)
@@ -216,9 +217,7 @@ static mod_result_t on_pep_published(hook_ev_t *ev)
 
 static void pep_publish(const char *bare, const char *node, xml_node_t *item)
 {
-    publishing = 1;
     hook_run(HOOK_PEP_PUBLISH, &(hook_ev_t){.to = bare, .node = node, .st = item});
-    publishing = 0;
     xml_node_free(&item);
 }
 
