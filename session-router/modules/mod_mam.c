@@ -47,6 +47,7 @@
 #define WITH_KEY_MAX (STORAGE_KEY_MAX + JID_MAX + 2)
 #define ID_MAX 48 /* "ms-seq" of two 64-bit numbers */
 
+static int enabled;        /* mam_enabled */
 static long expires_after; /* seconds; 0 keeps forever */
 static long max_page;
 static long max_prefs;
@@ -582,7 +583,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     const ipc_stanza_t *h = ev->msg;
     if (h->kind != IPC_KIND_MESSAGE ||
         (h->stype != IPC_ST_NONE && h->stype != IPC_ST_NORMAL && h->stype != IPC_ST_CHAT) ||
-        !may_qualify(ev->payload, ev->len) || !rt.redis_ready)
+        !enabled || !may_qualify(ev->payload, ev->len) || !rt.redis_ready)
         return MOD_PASS;
     session_t *s = ev->session;
     char to_bare[JID_MAX + 1];
@@ -851,6 +852,8 @@ static char *text_of(const xml_node_t *n)
 
 static mod_result_t mam_query(mod_iq_t *iq)
 {
+    if (!enabled)
+        return MOD_PASS; /* service-unavailable */
     if (iq->at == MOD_AT_ACCOUNT) {
         /* Section 4: a user's archive is the user's own. */
         session_reply_error(iq->from, iq->st, "cancel", "forbidden");
@@ -1097,6 +1100,8 @@ static void on_meta(redisAsyncContext *ac, void *reply, void *privdata)
 
 static mod_result_t mam_metadata(mod_iq_t *iq)
 {
+    if (!enabled)
+        return MOD_PASS; /* service-unavailable */
     if (iq->at == MOD_AT_ACCOUNT) {
         session_reply_error(iq->from, iq->st, "cancel", "forbidden");
         return MOD_HANDLED;
@@ -1196,6 +1201,8 @@ static int read_jids(const xml_node_t *l, hmap_t *set, long *count)
 
 static mod_result_t mam_prefs(mod_iq_t *iq)
 {
+    if (!enabled)
+        return MOD_PASS; /* service-unavailable */
     if (iq->at == MOD_AT_ACCOUNT) {
         session_reply_error(iq->from, iq->st, "cancel", "forbidden");
         return MOD_HANDLED;
@@ -1312,8 +1319,14 @@ static mod_result_t on_user_deleted(hook_ev_t *ev)
 
 /* ---- registration ---- */
 
+static int is_enabled(void)
+{
+    return enabled;
+}
+
 static void mam_open(void)
 {
+    enabled = config_bool("mam_enabled");
     expires_after = config_int("archive_expires_after");
     max_page = config_int("mam_max_page");
     max_prefs = config_int("mam_max_prefs_jids");
@@ -1347,9 +1360,9 @@ static const mod_iq_handler_t iq_handlers[] = {
 
 /* Clients look on the account's bare JID (Conversations, Dino) and some on the server. */
 static const mod_feature_t features[] = {
-    {NS_MAM, MOD_AT_SELF | MOD_AT_ACCOUNT, NULL},
-    {NS_MAM_EXT, MOD_AT_SELF | MOD_AT_ACCOUNT, NULL},
-    {NS_SID, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, NULL},
+    {NS_MAM, MOD_AT_SELF | MOD_AT_ACCOUNT, is_enabled},
+    {NS_MAM_EXT, MOD_AT_SELF | MOD_AT_ACCOUNT, is_enabled},
+    {NS_SID, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, is_enabled},
     {0},
 };
 
@@ -1364,6 +1377,7 @@ static const mod_hook_t hooks[] = {
 };
 
 static const config_key_t config[] = {
+    CONFIG_BOOL("mam_enabled", "true", "keep a XEP-0313 message archive per account; off: nothing is archived or stamped and the archive is not offered"),
     CONFIG_STR("mam_default", "always", "XEP-0313 default archiving preference of an account that set none: always, never or roster"),
     CONFIG_INT("archive_expires_after", "604800", 0, 3153600000L, "seconds a message stays in the archive (XEP-0313); 0 keeps it forever"),
     CONFIG_INT("mam_max_page", "100", 1, 10000, "most archived messages one XEP-0313 query returns (a larger RSM max is lowered to it); also the most ids one query may name"),
