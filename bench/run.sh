@@ -125,9 +125,11 @@ got=$(redis-cli -p "$REDIS_PORT" SCARD "${PREFIX}accounts")
 [ "$got" = "$NACCT" ] || { echo "run.sh: only $got of $NACCT accounts were created" >&2; exit 1; }
 
 server_start() {
-    local req=true
+    local req=true mam=true
     [ "$1" = notls ] && req=false
-    XMPP_REQUIRE_TLS=$req "$BUILD/session-router" -c "$CONF" 2>> "$WORK/router.log" &
+    [ "$1" = tls-noarchive ] && mam=false
+    XMPP_REQUIRE_TLS=$req XMPP_MAM_ENABLED=$mam "$BUILD/session-router" -c "$CONF" \
+        2>> "$WORK/router.log" &
     ROUTER_PID=$!
     XMPP_REQUIRE_TLS=$req XMPP_C2S_LISTEN="127.0.0.1:$FE1_PORT" XMPP_FRONTEND_NAME=fe1 \
         "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe1.log" &
@@ -152,6 +154,51 @@ server_stop() {
     # shellcheck disable=SC2086 # word lists of process ids
     bench_stop $FE_PIDS $ROUTER_PID
     FE_PIDS="" ROUTER_PID=""
+}
+
+redis_used() { redis-cli -p "$REDIS_PORT" INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
+# Every archived entry (the archives of the bench accounts), and the archives removed.
+archive_entries() {
+    redis-cli -p "$REDIS_PORT" --scan --pattern "${PREFIX}mam:{*" |
+        while read -r k; do redis-cli -p "$REDIS_PORT" XLEN "$k"; done | awk '{ n += $1 } END { print n + 0 }'
+}
+archive_clear() {
+    local k
+    for pat in "${PREFIX}mam:{*" "${PREFIX}mamwith:{*" "${PREFIX}mamidx:{*"; do
+        redis-cli -p "$REDIS_PORT" --scan --pattern "$pat" | while read -r k; do
+            redis-cli -p "$REDIS_PORT" UNLINK "$k" > /dev/null
+        done
+    done
+}
+# Around the msg case (archiving on, the default): Redis memory per archived message, both
+# copies (the sender's and the recipient's entries, with their conversation streams).
+bench_case_before() {
+    case $1 in msg | mam-query) archive_clear; MEM0=$(redis_used) ;; esac
+}
+bench_case_after() {
+    [ "$1" = msg ] || return 0
+    local mem1 entries
+    mem1=$(redis_used)
+    entries=$(archive_entries)
+    awk -v m0="$MEM0" -v m1="$mem1" -v e="$entries" 'BEGIN {
+        if (e > 0) printf "RESULT case=msg-archive server=ours entries=%d messages=%d redis_bytes_per_message=%.0f\n", e, e / 2, (m1 - m0) / (e / 2) }' |
+        tee -a "$RESULTS"
+    archive_clear
+}
+bench_mam_query() {
+    bench_log "$LABEL: mam-query"
+    set +e
+    timeout -k 5 "$STEP_TIMEOUT" python3 bench/mam_query.py --port "$FE1_PORT" \
+        --redis-port "$REDIS_PORT" --prefix "$PREFIX" --domain "$DOMAIN" --cafile "$WORK/cert.pem" \
+        --password "$PASSWORD" --label "$LABEL" > "$WORK/$LABEL-mam-query.out" 2>&1
+    set -e
+    sed 's/^/    /' "$WORK/$LABEL-mam-query.out"
+    if grep -q '^RESULT ' "$WORK/$LABEL-mam-query.out"; then
+        grep '^RESULT ' "$WORK/$LABEL-mam-query.out" | sed 's/^RESULT /RESULT case=mam-query /' >> "$RESULTS"
+    else
+        echo "RESULT case=mam-query server=$LABEL status=failed" >> "$RESULTS"
+    fi
+    archive_clear
 }
 
 echo "bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \

@@ -67,6 +67,7 @@ static module_t *const modules[] = {
     &mod_blocking,
     &mod_carbons,
     &mod_offline,
+    &mod_mam,
     &mod_csi,
     &mod_avatar, /* before vcard: it sees a vCard set first */
     &mod_vcard,
