@@ -19,6 +19,17 @@
 /* A user's vCard (XEP-0054) and private XML storage (XEP-0049, a hash). */
 #define KEYS_VCARD "vcard"
 #define KEYS_PRIVATE "private"
+/* XEP-0313 message archive (mod_mam.c): "mam" is a stream of a user's archived messages
+ * (entry id = the XEP-0359 stanza-id, fields with = the other party's full JID, dir = in or
+ * out, xml = the message); "mamwith" PREFIX "mamwith:{BARE}:" CONTACT is a stream per
+ * conversation holding the same ids (field with only), so a 'with' query reads just that
+ * conversation; "mamidx" is a sorted set of the contacts having one (score: last message,
+ * ms), so expiry and account deletion can name them; "mamprefs" is a hash of the
+ * preferences (field default; "a:" JID and "n:" JID for the always and never lists). */
+#define KEYS_MAM "mam"
+#define KEYS_MAM_WITH "mamwith"
+#define KEYS_MAM_INDEX "mamidx"
+#define KEYS_MAM_PREFS "mamprefs"
 /* The last unavailable presence of a user who went offline (answers probes). */
 #define KEYS_LAST_UNAVAILABLE "lastpresence"
 /* Set of the JIDs a user blocks (XEP-0191). */

@@ -66,6 +66,7 @@ static module_t *const modules[] = {
     &mod_blocking,
     &mod_carbons,
     &mod_offline,
+    &mod_mam,
     &mod_csi,
     &mod_vcard,
     &mod_private,

@@ -11,6 +11,7 @@ extern module_t mod_carbons;
 extern module_t mod_csi;
 extern module_t mod_disco;
 extern module_t mod_last;
+extern module_t mod_mam;
 extern module_t mod_offline;
 extern module_t mod_ping;
 extern module_t mod_presence;

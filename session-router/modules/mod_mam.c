@@ -1,0 +1,1382 @@
+/* XEP-0313 message archive management (urn:xmpp:mam:2 and #extended), with XEP-0359 stanza
+ * ids and XEP-0059 result set management.
+ *
+ * Archiving: at HOOK_STANZA_OUT (after blocking, before carbons) every message a client sends
+ * to a local account that a person would want back (chat or normal with a body, an
+ * encrypted payload, a correction, a retraction or a reaction) gets one entry in the
+ * sender's archive and one in the recipient's, whatever the number of resources, and is
+ * stamped with <stanza-id/> for each (forged ones removed) before the rest of routing sees
+ * it: carbons, delivery and offline storage all carry the stamped message, so carbons and
+ * the archive agree and offline messages are archived too.
+ *
+ * Storage (keys.h KEYS_MAM*): one Redis stream per user whose entry ids the router chooses
+ * (milliseconds-sequence, strictly increasing for the router's life) so the stanza-id is
+ * known before Redis answers; one small stream per conversation with the same ids for
+ * 'with' queries; expiry (archive_expires_after) trims by id (XADD MINID) and EXPIREs the
+ * keys on every write, never by scanning. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "account.h"
+#include "config.h"
+#include "hmap.h"
+#include "jid.h"
+#include "keys.h"
+#include "log.h"
+#include "module.h"
+#include "modules.h"
+#include "stanza.h"
+#include "storage.h"
+#include "user.h"
+#include "util.h"
+
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_MAM_EXT "urn:xmpp:mam:2#extended"
+#define NS_SID "urn:xmpp:sid:0"
+#define NS_RSM "http://jabber.org/protocol/rsm"
+#define NS_XDATA "jabber:x:data"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_DELAY "urn:xmpp:delay"
+
+#define WITH_KEY_MAX (STORAGE_KEY_MAX + JID_MAX + 2)
+#define ID_MAX 48 /* "ms-seq" of two 64-bit numbers */
+
+static long expires_after; /* seconds; 0 keeps forever */
+static long max_page;
+static long max_prefs;
+static char default_mode; /* 'a' always, 'n' never, 'r' roster */
+
+/* ---- stream ids ---- */
+
+typedef struct {
+    uint64_t ms, seq;
+} sid_t;
+
+static sid_t last_id;
+
+/* The next archive id: wall-clock milliseconds, never below the last one (a clock stepping
+ * back only makes the sequence count up). */
+static sid_t next_id(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (ms > last_id.ms) {
+        last_id.ms = ms;
+        last_id.seq = 0;
+    } else {
+        last_id.seq++;
+    }
+    return last_id;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Parses "ms-seq" strictly (what the archive hands out); 0 or -1. */
+static int sid_parse(const char *s, sid_t *out)
+{
+    char *end;
+    if (!s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    unsigned long long ms = strtoull(s, &end, 10);
+    if (errno || *end != '-' || !isdigit((unsigned char)end[1]))
+        return -1;
+    const char *q = end + 1;
+    unsigned long long seq = strtoull(q, &end, 10);
+    if (errno || *end || end - s > ID_MAX - 1)
+        return -1;
+    out->ms = ms;
+    out->seq = seq;
+    return 0;
+}
+
+static void sid_fmt(sid_t id, char *out)
+{
+    snprintf(out, ID_MAX, "%" PRIu64 "-%" PRIu64, id.ms, id.seq);
+}
+
+static int sid_cmp(sid_t a, sid_t b)
+{
+    return a.ms != b.ms ? (a.ms < b.ms ? -1 : 1) : a.seq != b.seq ? (a.seq < b.seq ? -1 : 1) : 0;
+}
+
+/* The oldest id still kept (archive_expires_after), as "ms-0"; 0-0 when kept forever. */
+static sid_t min_kept(void)
+{
+    sid_t m = {0, 0};
+    uint64_t now = wall_ms();
+    if (expires_after > 0 && now > (uint64_t)expires_after * 1000u)
+        m.ms = now - (uint64_t)expires_after * 1000u;
+    return m;
+}
+
+/* XEP-0082 date-time (CCYY-MM-DDThh:mm:ss[.sss](Z|(+|-)hh:mm)) to Unix milliseconds;
+ * 0 or -1. */
+static int parse_datetime(const char *s, int64_t *ms_out)
+{
+    int Y, M, D, h, m, sec, n = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 ||
+        n != 19)
+        return -1;
+    const char *p = s + n;
+    int frac_ms = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (digits < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (!digits || digits > 9)
+            return -1;
+        for (; digits < 3; digits++)
+            frac_ms *= 10;
+    }
+    long off = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, k = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5 || oh > 23 || om > 59)
+            return -1;
+        off = (oh * 60L + om) * 60L * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60 || Y < 1970)
+        return -1;
+    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
+                    .tm_min = m, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != D) /* 31 February and the like */
+        return -1;
+    int64_t v = ((int64_t)t - off) * 1000 + frac_ms;
+    if (v < 0)
+        return -1;
+    *ms_out = v;
+    return 0;
+}
+
+static void fmt_datetime(uint64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000u));
+}
+
+/* ---- preferences (XEP-0313 section 6.1), cached for the users with sessions ---- */
+
+typedef struct {
+    int loaded;
+    char mode;      /* 'a', 'n', 'r' */
+    hmap_t *always; /* JID -> itself */
+    hmap_t *never;
+} prefs_t;
+
+static hmap_t *prefs_cache; /* bare JID -> prefs_t */
+
+static void prefs_free(void *v)
+{
+    prefs_t *p = v;
+    if (!p)
+        return;
+    hmap_destroy_all(&p->always, free);
+    hmap_destroy_all(&p->never, free);
+    free(p);
+}
+
+static char mode_of(const char *s)
+{
+    if (!s)
+        return 0;
+    if (strcmp(s, "always") == 0)
+        return 'a';
+    if (strcmp(s, "never") == 0)
+        return 'n';
+    if (strcmp(s, "roster") == 0)
+        return 'r';
+    return 0;
+}
+
+static const char *mode_name(char m)
+{
+    return m == 'n' ? "never" : m == 'r' ? "roster" : "always";
+}
+
+static void set_add(hmap_t *h, const char *jid)
+{
+    char *v = xstrdup(jid);
+    free(hmap_put(h, v, strlen(v), v));
+}
+
+/* Fills a prefs_t from the hash's fields (HGETALL: field, value, ...). */
+static void prefs_from_reply(prefs_t *p, const redisReply *r)
+{
+    p->mode = default_mode;
+    if (!p->always)
+        p->always = hmap_new();
+    if (!p->never)
+        p->never = hmap_new();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i];
+        if (f->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(f->str, "default") == 0 && r->element[i + 1]->type == REDIS_REPLY_STRING) {
+            char m = mode_of(r->element[i + 1]->str);
+            if (m)
+                p->mode = m;
+        } else if (strncmp(f->str, "a:", 2) == 0) {
+            set_add(p->always, f->str + 2);
+        } else if (strncmp(f->str, "n:", 2) == 0) {
+            set_add(p->never, f->str + 2);
+        }
+    }
+    p->loaded = 1;
+}
+
+static void on_prefs_loaded(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    char *bare = privdata;
+    prefs_t *p = hmap_sget(prefs_cache, bare);
+    redisReply *r = reply;
+    if (p && !p->loaded && r && r->type == REDIS_REPLY_ARRAY)
+        prefs_from_reply(p, r);
+    free(bare);
+}
+
+static mod_result_t on_bound(hook_ev_t *ev)
+{
+    const char *bare = ev->session->user->bare;
+    if (hmap_sget(prefs_cache, bare) || !rt.redis_ready)
+        return MOD_PASS;
+    prefs_t *p = xcalloc(1, sizeof *p);
+    hmap_sput(prefs_cache, bare, p);
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_MAM_PREFS, bare);
+    rt_redis_command(on_prefs_loaded, xstrdup(bare), "HGETALL %s", key);
+    return MOD_PASS;
+}
+
+static mod_result_t on_freed(hook_ev_t *ev)
+{
+    user_t *u = ev->user ? ev->user : ev->session->user;
+    if (u && !u->sessions)
+        prefs_free(hmap_sdel(prefs_cache, u->bare));
+    return MOD_PASS;
+}
+
+/* What archiving decides for one party. */
+enum { ARCH_NO, ARCH_YES, ARCH_ASK /* not known here: the script decides in Redis */ };
+
+/* XEP-0313 6.1: the never list, then the always list (a JID in both is never archived),
+ * then the default; `other` is the other party's full (or bare) JID. */
+static int decide(const user_t *u, const char *other, const char *other_bare)
+{
+    prefs_t *p = u ? hmap_sget(prefs_cache, u->bare) : NULL;
+    if (!p || !p->loaded)
+        return ARCH_ASK;
+    if (hmap_sget(p->never, other) || hmap_sget(p->never, other_bare))
+        return ARCH_NO;
+    if (hmap_sget(p->always, other) || hmap_sget(p->always, other_bare))
+        return ARCH_YES;
+    if (p->mode == 'n')
+        return ARCH_NO;
+    if (p->mode == 'r') {
+        if (u->roster_state != 2)
+            return ARCH_ASK;
+        const roster_item_t *it = roster_find((user_t *)u, other_bare);
+        return it && !it->hidden ? ARCH_YES : ARCH_NO;
+    }
+    return ARCH_YES;
+}
+
+/* ---- Redis scripts ---- */
+
+/* Archives one message for one user. KEYS: stream, conversation stream, contact index,
+ * prefs, roster, account, blocklist. ARGV: id, with (full), with bare, dir, xml, minid,
+ * ttl, check, default mode, with domain, now ms.
+ * With check = 1 the script decides what the router could not (the user is not loaded):
+ * the account exists, the other party is not blocked, the preferences allow it (XEP-0313
+ * 6.1; in 'roster' mode a roster hash field for the contact). Returns the id written, or
+ * 0 when nothing was. The router's id is used unless the stream already holds a later one
+ * (another router wrote there): then Redis picks one and the stamp already sent names an
+ * id that is not in the archive (logged). */
+static const char script_archive[] =
+    "if ARGV[8] == '1' then "
+    " if redis.call('EXISTS', KEYS[6]) == 0 then return 0 end "
+    " if redis.call('SISMEMBER', KEYS[7], ARGV[2]) == 1 or "
+    "    redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 or "
+    "    redis.call('SISMEMBER', KEYS[7], ARGV[10]) == 1 then return 0 end "
+    " local p = redis.call('HMGET', KEYS[4], 'default', 'a:'..ARGV[2], 'a:'..ARGV[3], "
+    "                      'n:'..ARGV[2], 'n:'..ARGV[3]) "
+    " if p[4] or p[5] then return 0 end "
+    " if not (p[2] or p[3]) then "
+    "  local mode = p[1] or ARGV[9] "
+    "  if mode == 'never' then return 0 end "
+    "  if mode == 'roster' and redis.call('HEXISTS', KEYS[5], ARGV[3]) == 0 then return 0 end "
+    " end "
+    "end "
+    "local id = ARGV[1] "
+    "local r = redis.pcall('XADD', KEYS[1], 'MINID', ARGV[6], id, 'with', ARGV[2], "
+    "                      'dir', ARGV[4], 'xml', ARGV[5]) "
+    "if type(r) == 'table' and r.err then "
+    " id = redis.call('XADD', KEYS[1], 'MINID', ARGV[6], '*', 'with', ARGV[2], "
+    "                 'dir', ARGV[4], 'xml', ARGV[5]) "
+    "end "
+    "redis.call('XADD', KEYS[2], 'MINID', ARGV[6], id, 'with', ARGV[2]) "
+    "redis.call('ZADD', KEYS[3], ARGV[11], ARGV[3]) "
+    "local ttl = tonumber(ARGV[7]) "
+    "if ttl > 0 then "
+    " redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[11]) - ttl * 1000)) "
+    " redis.call('EXPIRE', KEYS[1], ttl) redis.call('EXPIRE', KEYS[2], ttl) "
+    " redis.call('EXPIRE', KEYS[3], ttl) "
+    "end "
+    "return id";
+
+/* One page of a query. KEYS: the stream, the stream read for ids (the conversation's for a
+ * 'with' query, else the stream itself). ARGV: lo, hi (inclusive ids), max, backward
+ * ('1': the last page below hi), the full JID a 'with' filter must match ('' for none), the
+ * number of ids that must exist, those ids. Returns {-1} when one of those is unknown,
+ * else {more, id, fields, id, fields, ...} in archive order (backward pages reversed) with
+ * more = 1 when further entries match beyond the page. */
+static const char script_query[] =
+    "local key, src = KEYS[1], KEYS[2] "
+    "local lo, hi, max, back, fw = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1', ARGV[5] "
+    "for i = 1, tonumber(ARGV[6]) do "
+    " if #redis.call('XRANGE', key, ARGV[6 + i], ARGV[6 + i]) == 0 then return {-1} end "
+    "end "
+    "local out, more, n, batch = {}, 0, 0, max + 1 "
+    "while true do "
+    " local r "
+    " if back then r = redis.call('XREVRANGE', src, hi, lo, 'COUNT', batch) "
+    " else r = redis.call('XRANGE', src, lo, hi, 'COUNT', batch) end "
+    " for _, e in ipairs(r) do "
+    "  if fw == '' or e[2][2] == fw then "
+    "   if n >= max then more = 1 break end "
+    "   if src == key then n = n + 1 out[n] = e "
+    "   else local m = redis.call('XRANGE', key, e[1], e[1]) "
+    "    if #m == 1 then n = n + 1 out[n] = m[1] end end "
+    "  end "
+    " end "
+    " if more == 1 or #r < batch then break end "
+    " if back then hi = '(' .. r[#r][1] else lo = '(' .. r[#r][1] end "
+    "end "
+    "local res = {more} "
+    "for i = 1, n do local e = back and out[n + 1 - i] or out[i] "
+    " res[#res + 1] = e[1] res[#res + 1] = e[2] end "
+    "return res";
+
+/* XEP-0313 #extended 'ids': KEYS: the stream. ARGV: the oldest id kept, then the ids.
+ * Returns {0, id, fields, ...} for those found, in archive order. */
+static const char script_ids[] =
+    "local found = {} "
+    "for i = 2, #ARGV do "
+    " local m = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) "
+    " if #m == 1 and redis.call('XRANGE', KEYS[1], ARGV[1], m[1][1], 'COUNT', 1)[1] then "
+    "  found[#found + 1] = m[1] end "
+    "end "
+    "table.sort(found, function(a, b) "
+    " local am, as = a[1]:match('(%d+)-(%d+)') local bm, bs = b[1]:match('(%d+)-(%d+)') "
+    " if #am ~= #bm then return #am < #bm end if am ~= bm then return am < bm end "
+    " if #as ~= #bs then return #as < #bs end return as < bs end) "
+    "local res = {0} "
+    "for _, e in ipairs(found) do res[#res + 1] = e[1] res[#res + 1] = e[2] end "
+    "return res";
+
+/* Account deletion: KEYS: the contact index. ARGV: the conversation keys' common start.
+ * Deletes every conversation stream the index names (they share the user's hash tag, so
+ * one slot), then the index. */
+static const char script_delete[] =
+    "for _, c in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do "
+    " redis.call('DEL', ARGV[1] .. c) end "
+    "redis.call('DEL', KEYS[1]) return 1";
+
+static char archive_sha[2 * SHA_DIGEST_LENGTH + 1];
+
+/* ---- archiving ---- */
+
+static int with_key(char *out, const char *bare, const char *contact)
+{
+    char base[STORAGE_KEY_MAX];
+    if (storage_key(base, KEYS_MAM_WITH, bare) < 0)
+        return -1;
+    int n = snprintf(out, WITH_KEY_MAX, "%s:%s", base, contact);
+    return n < 0 || n >= WITH_KEY_MAX ? -1 : n;
+}
+
+#define ARCH_ARGC 21
+
+typedef struct {
+    char *argv[ARCH_ARGC];
+    size_t len[ARCH_ARGC];
+} arch_req_t;
+
+static void arch_req_free(arch_req_t *r)
+{
+    for (int i = 0; i < ARCH_ARGC; i++)
+        free(r->argv[i]);
+    free(r);
+}
+
+/* argv: EVALSHA sha 7 KEYS[1..7] (3..9) ARGV[1..11] (10..20). */
+static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    arch_req_t *r = privdata;
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
+        rt.redis_ready) {
+        /* The script is not cached yet (a new or restarted Redis): send it once. */
+        free(r->argv[0]);
+        free(r->argv[1]);
+        r->argv[0] = xstrdup("EVAL");
+        r->argv[1] = xstrdup(script_archive);
+        r->len[0] = 4;
+        r->len[1] = strlen(script_archive);
+        if (rt_redis_command_argv(on_archived, r, ARCH_ARGC, (const char **)r->argv, r->len) ==
+            REDIS_OK)
+            return;
+    } else if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        log_warn("mam: archiving in %s failed: %s", r->argv[3], rep ? rep->str : "no reply");
+    } else if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->argv[10]) != 0) {
+        log_warn("mam: %s held a later id than %s: stored as %s", r->argv[3], r->argv[10],
+                 rep->str);
+    }
+    arch_req_free(r);
+}
+
+/* Archives `xml` in `owner`'s archive under `id`: the other party `with` (full JID) and its
+ * bare JID, the direction ("in" or "out"), and whether the script must decide (`check`). */
+static void archive_write(const char *owner, const char *id, const char *with,
+                          const char *with_bare, const char *dir, const char *xml, size_t xlen,
+                          int check)
+{
+    char k[7][WITH_KEY_MAX];
+    static const char *const kinds[7] = {KEYS_MAM, NULL, KEYS_MAM_INDEX, KEYS_MAM_PREFS,
+                                         KEYS_ROSTER, KEYS_ACCOUNT, KEYS_BLOCKLIST};
+    for (int i = 0; i < 7; i++)
+        if ((i == 1 ? with_key(k[1], owner, with_bare) : storage_key(k[i], kinds[i], owner)) < 0)
+            return;
+    const char *dom = strchr(with_bare, '@');
+    dom = dom ? dom + 1 : with_bare;
+    char minid[ID_MAX], ttl[24], now[24];
+    sid_fmt(min_kept(), minid);
+    snprintf(ttl, sizeof ttl, "%ld", expires_after);
+    snprintf(now, sizeof now, "%" PRIu64, wall_ms());
+    const char *args[ARCH_ARGC] = {"EVALSHA", archive_sha, "7", k[0], k[1], k[2], k[3], k[4],
+                                   k[5], k[6], id, with, with_bare, dir, NULL, minid, ttl,
+                                   check ? "1" : "0", mode_name(default_mode), dom, now};
+    arch_req_t *r = xcalloc(1, sizeof *r);
+    for (int i = 0; i < ARCH_ARGC; i++) {
+        if (i == 14) {
+            r->argv[i] = xstrndup(xml, xlen);
+            r->len[i] = xlen;
+        } else {
+            r->argv[i] = xstrdup(args[i]);
+            r->len[i] = strlen(args[i]);
+        }
+    }
+    if (rt_redis_command_argv(on_archived, r, ARCH_ARGC, (const char **)r->argv, r->len) !=
+        REDIS_OK)
+        arch_req_free(r);
+}
+
+/* What the cheap test finds first: a message holding none of these names is not parsed. */
+static int may_qualify(const char *p, size_t n)
+{
+    return memmem(p, n, "<body", 5) || memmem(p, n, "encrypted", 9) ||
+           memmem(p, n, "openpgp", 7) || memmem(p, n, "replace", 7) ||
+           memmem(p, n, "retract", 7) || memmem(p, n, "reactions", 9);
+}
+
+static int is(const xml_node_t *ch, const char *name, const char *ns)
+{
+    return strcmp(ch->name, name) == 0 && strcmp(ch->ns, ns) == 0;
+}
+
+/* 1 when a message is one a person would want back (XEP-0313 section 7 leaves the choice to
+ * the server): a body, an encrypted payload (XEP-0384 OMEMO, XEP-0373 OpenPGP for XMPP,
+ * XEP-0027), a correction (XEP-0308), a retraction (XEP-0424, both namespaces), a reaction
+ * (XEP-0444). Chat states and receipts alone are not; neither are carbon copies or
+ * messages the sender asked not to be stored (XEP-0334 no-store, no-permanent-store). */
+static int worth_archiving(const xml_node_t *st)
+{
+    int want = 0;
+    for (const xml_node_t *ch = st->children; ch; ch = ch->next) {
+        if (!ch->name || !ch->ns)
+            continue;
+        if (is(ch, "sent", NS_CARBONS) || is(ch, "received", NS_CARBONS) ||
+            is(ch, "no-store", "urn:xmpp:hints") ||
+            is(ch, "no-permanent-store", "urn:xmpp:hints"))
+            return 0;
+        if (is(ch, "body", XML_NS_CLIENT) || is(ch, "encrypted", "eu.siacs.conversations.axolotl") ||
+            is(ch, "encrypted", "urn:xmpp:omemo:2") || is(ch, "openpgp", "urn:xmpp:openpgp:0") ||
+            is(ch, "x", "jabber:x:encrypted") || is(ch, "replace", "urn:xmpp:message-correct:0") ||
+            is(ch, "retract", "urn:xmpp:message-retract:1") ||
+            is(ch, "retract", "urn:xmpp:message-retract:0") ||
+            is(ch, "reactions", "urn:xmpp:reactions:0"))
+            want = 1;
+        /* XEP-0424 version 0.3 and earlier wrapped <retract/> in XEP-0422 <apply-to/>. */
+        if (is(ch, "apply-to", "urn:xmpp:fasten:0") &&
+            xml_node_child(ch, "retract", "urn:xmpp:message-retract:0"))
+            want = 1;
+    }
+    return want;
+}
+
+/* XEP-0359 section 3.1: a <stanza-id/> claiming to be by an address this server stamps for
+ * is a forgery and goes. */
+static void remove_forged(xml_node_t *st, const char *a, const char *b)
+{
+    xml_node_t *ch = st->children;
+    while (ch) {
+        xml_node_t *next = ch->next;
+        if (ch->name && ch->ns && is(ch, "stanza-id", NS_SID)) {
+            const char *by = xml_node_attr(ch, "by");
+            if (!by || strcmp(by, a) == 0 || strcmp(by, b) == 0) {
+                xml_node_remove_child(st, ch);
+                xml_node_free(&ch);
+            }
+        }
+        ch = next;
+    }
+}
+
+static void add_stanza_id(xml_node_t *st, const char *by, const char *id)
+{
+    xml_node_t *s = xml_node_new_child(st, "stanza-id", NS_SID);
+    xml_node_set_attr(s, "by", by);
+    xml_node_set_attr(s, "id", id);
+}
+
+/* Stamps when the party archives it, or may (the script decides) and the server default
+ * archives: an unloaded user's own preferences are read only in Redis, after routing. */
+static int stamps(int d)
+{
+    return d == ARCH_YES || (d == ARCH_ASK && default_mode != 'n');
+}
+
+static buf_t out_buf; /* the rewritten stanza, valid until routing ends (hook.h) */
+
+/* A message a client sends to a local account: archive it for both and stamp it. */
+static mod_result_t on_stanza_out(hook_ev_t *ev)
+{
+    const ipc_stanza_t *h = ev->msg;
+    if (h->kind != IPC_KIND_MESSAGE ||
+        (h->stype != IPC_ST_NONE && h->stype != IPC_ST_NORMAL && h->stype != IPC_ST_CHAT) ||
+        !may_qualify(ev->payload, ev->len) || !rt.redis_ready)
+        return MOD_PASS;
+    session_t *s = ev->session;
+    char to_bare[JID_MAX + 1];
+    const char *slash = strchr(ev->to, '/');
+    size_t bl = slash ? (size_t)(slash - ev->to) : strlen(ev->to);
+    if (bl >= sizeof to_bare || !memchr(ev->to, '@', bl))
+        return MOD_PASS;
+    memcpy(to_bare, ev->to, bl);
+    to_bare[bl] = '\0';
+    xml_node_t *st = stanza_parse(ev->payload, ev->len);
+    if (!st)
+        return MOD_PASS;
+    if (!worth_archiving(st)) {
+        xml_node_free(&st);
+        return MOD_PASS;
+    }
+    const char *from_bare = s->user->bare;
+    int self = strcmp(from_bare, to_bare) == 0;
+    int ds = decide(s->user, ev->to, to_bare);
+    int dr = ARCH_NO;
+    if (!self) {
+        user_t *ru = user_find(to_bare);
+        if (ru && ru->roster_state == 2)
+            dr = !ru->exists || user_blocks(ru, s->full) ? ARCH_NO
+                                                          : decide(ru, s->full, from_bare);
+        else
+            dr = ARCH_ASK; /* the script checks the account, the blocklist, the prefs */
+    }
+    remove_forged(st, from_bare, to_bare);
+    char id[ID_MAX];
+    sid_fmt(next_id(), id);
+    if (stamps(dr))
+        add_stanza_id(st, to_bare, id);
+    if (stamps(ds))
+        add_stanza_id(st, from_bare, id);
+    buf_clear(&out_buf);
+    xml_serialize(st, XML_NS_CLIENT, &out_buf);
+    xml_node_free(&st);
+    ev->payload = out_buf.data;
+    ev->len = out_buf.len;
+    if (ds != ARCH_NO)
+        archive_write(from_bare, id, ev->to, to_bare, "out", out_buf.data, out_buf.len,
+                      ds == ARCH_ASK);
+    if (dr != ARCH_NO)
+        archive_write(to_bare, id, s->full, from_bare, "in", out_buf.data, out_buf.len,
+                      dr == ARCH_ASK);
+    return MOD_PASS;
+}
+
+/* ---- iq requests answered after Redis replies ---- */
+
+typedef struct {
+    char *full;
+    xml_node_t *st;
+    char *queryid;
+    char *owner; /* the archive's bare JID */
+    int flip;
+    int backward;
+    int ids_mode;
+} req_t;
+
+static req_t *req_new(const mod_iq_t *iq)
+{
+    req_t *r = xcalloc(1, sizeof *r);
+    r->full = xstrdup(iq->from->full);
+    r->st = xml_node_copy(iq->st);
+    r->owner = xstrdup(iq->from->user->bare);
+    return r;
+}
+
+static void req_free(req_t *r)
+{
+    free(r->full);
+    xml_node_free(&r->st);
+    free(r->queryid);
+    free(r->owner);
+    free(r);
+}
+
+/* The requester, or NULL (then the request is freed) when the session is gone. */
+static session_t *req_session(req_t *r, const redisReply *rep)
+{
+    session_t *s = session_find_jid(r->full);
+    if (s && (!rep || rep->type == REDIS_REPLY_ERROR)) {
+        if (rep)
+            log_warn("mam: %s", rep->str);
+        session_reply_error(s, r->st, "wait", "internal-server-error");
+        s = NULL;
+    }
+    if (!s)
+        req_free(r);
+    return s;
+}
+
+static void redis_away(const mod_iq_t *iq)
+{
+    session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
+}
+
+/* ---- queries (XEP-0313 section 4) ---- */
+
+static const char *field_value(const redisReply *fields, const char *name, size_t *len)
+{
+    for (size_t i = 0; fields && fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements;
+         i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(fields->element[i]->str, name) == 0 &&
+            fields->element[i + 1]->type == REDIS_REPLY_STRING) {
+            *len = fields->element[i + 1]->len;
+            return fields->element[i + 1]->str;
+        }
+    return NULL;
+}
+
+/* One <message><result><forwarded/></result></message> to the requester (section 4.2). */
+static void send_result(session_t *s, const req_t *r, const char *id, const char *xml,
+                        size_t xlen)
+{
+    sid_t sid = {0, 0};
+    sid_parse(id, &sid);
+    char stamp[80];
+    fmt_datetime(sid.ms, stamp, sizeof stamp);
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "<message to='");
+    xml_escape(&b, s->full, strlen(s->full));
+    buf_append_str(&b, "' from='");
+    xml_escape(&b, r->owner, strlen(r->owner));
+    buf_append_str(&b, "'><result xmlns='" NS_MAM "'");
+    if (r->queryid) {
+        buf_append_str(&b, " queryid='");
+        xml_escape(&b, r->queryid, strlen(r->queryid));
+        buf_append_str(&b, "'");
+    }
+    buf_append_str(&b, " id='");
+    xml_escape(&b, id, strlen(id));
+    buf_printf(&b, "'><forwarded xmlns='" NS_FORWARD "'><delay xmlns='" NS_DELAY
+                   "' stamp='%s'/>", stamp);
+    /* Stored serialised for jabber:client: its top element names no namespace. */
+    if (xlen > 8 && strncmp(xml, "<message", 8) == 0) {
+        buf_append_str(&b, "<message xmlns='jabber:client'");
+        buf_append(&b, xml + 8, xlen - 8);
+    }
+    buf_append_str(&b, "</forwarded></result></message>");
+    session_deliver_server(s, b.data, b.len, "an archived message");
+    buf_free(&b);
+}
+
+/* The reply of script_query / script_ids: results, then the iq result with <fin/>. */
+static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    req_t *r = privdata;
+    redisReply *rep = reply;
+    session_t *s = req_session(r, rep);
+    if (!s)
+        return;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER || rep->elements % 2 != 1) {
+        session_reply_error(s, r->st, "wait", "internal-server-error");
+        req_free(r);
+        return;
+    }
+    if (rep->element[0]->integer < 0) {
+        /* XEP-0059 2.6 / XEP-0313 4.1.1: an id that names no archived message. */
+        session_reply_error(s, r->st, "cancel", "item-not-found");
+        req_free(r);
+        return;
+    }
+    size_t n = (rep->elements - 1) / 2;
+    const char *first = NULL, *last = NULL;
+    for (size_t k = 0; k < n; k++) {
+        /* XEP-0313 4.1.1 flip-page (#extended): the page in the other order. */
+        size_t i = 1 + 2 * (r->flip ? n - 1 - k : k);
+        const redisReply *id = rep->element[i];
+        size_t xlen = 0;
+        const char *xml = field_value(rep->element[i + 1], "xml", &xlen);
+        if (id->type != REDIS_REPLY_STRING || !xml)
+            continue;
+        send_result(s, r, id->str, xml, xlen);
+        if (!first)
+            first = id->str;
+        last = id->str;
+    }
+    xml_node_t *fin = xml_node_new("fin", NS_MAM);
+    /* Section 4.3: complete when the page reaches the end of the results in the direction
+     * of paging (the last, or with 'before' the first). */
+    if (rep->element[0]->integer == 0)
+        xml_node_set_attr(fin, "complete", "true");
+    xml_node_t *set = xml_node_new_child(fin, "set", NS_RSM);
+    if (first) {
+        xml_node_t *f = xml_node_new_child(set, "first", NS_RSM);
+        xml_node_add_text(f, first, strlen(first));
+        xml_node_t *l = xml_node_new_child(set, "last", NS_RSM);
+        xml_node_add_text(l, last, strlen(last));
+    } else {
+        xml_node_t *c = xml_node_new_child(set, "count", NS_RSM);
+        xml_node_add_text(c, "0", 1);
+    }
+    session_reply_result(s, r->st, fin);
+    req_free(r);
+}
+
+static sid_t sid_next(sid_t a)
+{
+    if (a.seq == UINT64_MAX) {
+        a.ms++;
+        a.seq = 0;
+    } else {
+        a.seq++;
+    }
+    return a;
+}
+
+/* 0, or -1 when there is nothing below `a`. */
+static int sid_prev(sid_t *a)
+{
+    if (a->seq > 0) {
+        a->seq--;
+        return 0;
+    }
+    if (a->ms == 0)
+        return -1;
+    a->ms--;
+    a->seq = UINT64_MAX;
+    return 0;
+}
+
+static void query_form(mod_iq_t *iq)
+{
+    xml_node_t *q = xml_node_new("query", NS_MAM);
+    xml_node_t *x = xml_node_new_child(q, "x", NS_XDATA);
+    xml_node_set_attr(x, "type", "form");
+    static const char *const fields[][2] = {
+        {"FORM_TYPE", "hidden"},   {"with", "jid-single"},     {"start", "text-single"},
+        {"end", "text-single"},    {"before-id", "text-single"}, {"after-id", "text-single"},
+        {"ids", "text-multi"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        xml_node_t *f = xml_node_new_child(x, "field", NS_XDATA);
+        xml_node_set_attr(f, "var", fields[i][0]);
+        xml_node_set_attr(f, "type", fields[i][1]);
+        if (i == 0) {
+            xml_node_t *v = xml_node_new_child(f, "value", NS_XDATA);
+            xml_node_add_text(v, NS_MAM, strlen(NS_MAM));
+        }
+    }
+    session_reply_result(iq->from, iq->st, q);
+}
+
+/* A text value of an element (malloc'd), trimmed of surrounding white space. */
+static char *text_of(const xml_node_t *n)
+{
+    char *t = xml_node_text(n);
+    char *a = t;
+    while (isspace((unsigned char)*a))
+        a++;
+    size_t l = strlen(a);
+    while (l && isspace((unsigned char)a[l - 1]))
+        l--;
+    char *r = xstrndup(a, l);
+    free(t);
+    return r;
+}
+
+#define QUERY_ARGS_MAX 16
+
+static mod_result_t mam_query(mod_iq_t *iq)
+{
+    if (iq->at == MOD_AT_ACCOUNT) {
+        /* Section 4: a user's archive is the user's own. */
+        session_reply_error(iq->from, iq->st, "cancel", "forbidden");
+        return MOD_HANDLED;
+    }
+    if (!iq->set) {
+        query_form(iq);
+        return MOD_HANDLED;
+    }
+    const xml_node_t *q = iq->payload;
+    const char *bad = NULL, *btype = "modify";
+    char with_full[JID_MAX + 1] = "", with_bare[JID_MAX + 1] = "";
+    sid_t lo = min_kept(), hi = {UINT64_MAX, UINT64_MAX};
+    sid_t must[4];
+    int nmust = 0, nids = 0, backward = 0, have_ids = 0;
+    char **ids = NULL;
+    const xml_node_t *x = xml_node_child(q, "x", NS_XDATA);
+    for (const xml_node_t *f = x ? x->children : NULL; f && !bad; f = f->next) {
+        if (!f->name || strcmp(f->name, "field") != 0)
+            continue;
+        const char *var = xml_node_attr(f, "var");
+        const xml_node_t *v = xml_node_child(f, "value", NS_XDATA);
+        char *val = v ? text_of(v) : xstrdup("");
+        if (!var) {
+            bad = "bad-request";
+        } else if (strcmp(var, "FORM_TYPE") == 0) {
+            if (strcmp(val, NS_MAM) != 0)
+                bad = "bad-request";
+        } else if (strcmp(var, "with") == 0) {
+            jid_t j;
+            if (jid_parse(&j, val) < 0 || jid_full(&j, with_full, sizeof with_full) < 0 ||
+                jid_bare(&j, with_bare, sizeof with_bare) < 0)
+                bad = "bad-request";
+            else if (!*j.resource)
+                with_full[0] = '\0'; /* a bare JID matches every resource (section 4.1.1) */
+        } else if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
+            int64_t ms;
+            if (parse_datetime(val, &ms) < 0)
+                bad = "bad-request";
+            else if (var[0] == 's' && (uint64_t)ms > lo.ms)
+                lo = (sid_t){(uint64_t)ms, 0};
+            else if (var[0] == 'e' && sid_cmp((sid_t){(uint64_t)ms, UINT64_MAX}, hi) < 0)
+                hi = (sid_t){(uint64_t)ms, UINT64_MAX};
+        } else if (strcmp(var, "after-id") == 0 || strcmp(var, "before-id") == 0) {
+            sid_t a;
+            if (sid_parse(val, &a) < 0) {
+                bad = "item-not-found";
+                btype = "cancel";
+            } else {
+                must[nmust++] = a;
+                if (var[0] == 'a') {
+                    a = sid_next(a);
+                    if (sid_cmp(a, lo) > 0)
+                        lo = a;
+                } else if (sid_prev(&a) < 0) {
+                    hi = (sid_t){0, 0}, lo = (sid_t){0, 1};
+                } else if (sid_cmp(a, hi) < 0) {
+                    hi = a;
+                }
+            }
+        } else if (strcmp(var, "ids") == 0) {
+            have_ids = 1;
+            for (const xml_node_t *vv = f->children; vv && !bad; vv = vv->next) {
+                if (!vv->name || strcmp(vv->name, "value") != 0)
+                    continue;
+                if (nids >= max_page) {
+                    bad = "policy-violation";
+                    break;
+                }
+                char *t = text_of(vv);
+                sid_t a;
+                if (sid_parse(t, &a) < 0) { /* not one of ours: found nowhere */
+                    free(t);
+                    continue;
+                }
+                ids = xrealloc(ids, (size_t)(nids + 1) * sizeof *ids);
+                ids[nids++] = t;
+            }
+        } else {
+            bad = "bad-request"; /* section 4.1.1: a field the server does not support */
+        }
+        free(val);
+    }
+    long max = max_page;
+    const xml_node_t *set = xml_node_child(q, "set", NS_RSM);
+    if (set && !bad) {
+        const xml_node_t *m = xml_node_child(set, "max", NS_RSM);
+        if (m) {
+            char *t = text_of(m), *end;
+            long v = strtol(t, &end, 10);
+            if (!*t || *end || v < 0)
+                bad = "bad-request";
+            else if (v < max)
+                max = v;
+            free(t);
+        }
+        const xml_node_t *af = xml_node_child(set, "after", NS_RSM);
+        const xml_node_t *bf = xml_node_child(set, "before", NS_RSM);
+        if (af && !bad) {
+            char *t = text_of(af);
+            sid_t a;
+            if (sid_parse(t, &a) < 0) {
+                bad = "item-not-found";
+                btype = "cancel";
+            } else {
+                must[nmust++] = a;
+                a = sid_next(a);
+                if (sid_cmp(a, lo) > 0)
+                    lo = a;
+            }
+            free(t);
+        }
+        if (bf && !bad) {
+            backward = 1; /* XEP-0059 2.5: an empty <before/> asks for the last page */
+            char *t = text_of(bf);
+            sid_t a;
+            if (*t && sid_parse(t, &a) < 0) {
+                bad = "item-not-found";
+                btype = "cancel";
+            } else if (*t) {
+                must[nmust++] = a;
+                if (sid_prev(&a) < 0)
+                    hi = (sid_t){0, 0}, lo = (sid_t){0, 1};
+                else if (sid_cmp(a, hi) < 0)
+                    hi = a;
+            }
+            free(t);
+        }
+    }
+    if (bad) {
+        session_reply_error(iq->from, iq->st, btype, bad);
+        goto out;
+    }
+    if (!rt.redis_ready) {
+        redis_away(iq);
+        goto out;
+    }
+    req_t *r = req_new(iq);
+    const char *qid = xml_node_attr(q, "queryid");
+    r->queryid = qid ? xstrdup(qid) : NULL;
+    r->flip = xml_node_child(q, "flip-page", NS_MAM) != NULL;
+    r->backward = backward;
+    char key[STORAGE_KEY_MAX], src[WITH_KEY_MAX];
+    storage_key(key, KEYS_MAM, r->owner);
+    if (have_ids) {
+        /* #extended: these messages, in archive order (unknown ones are left out). */
+        char minid[ID_MAX];
+        sid_fmt(min_kept(), minid);
+        const char **argv = xcalloc((size_t)nids + 5, sizeof *argv);
+        int argc = 0;
+        argv[argc++] = "EVAL";
+        argv[argc++] = script_ids;
+        argv[argc++] = "1";
+        argv[argc++] = key;
+        argv[argc++] = minid;
+        for (int i = 0; i < nids; i++)
+            argv[argc++] = ids[i];
+        if (rt_redis_command_argv(on_queried, r, argc, argv, NULL) != REDIS_OK) {
+            redis_away(iq);
+            req_free(r);
+        }
+        free(argv);
+        goto out;
+    }
+    if (*with_bare) {
+        if (with_key(src, r->owner, with_bare) < 0) {
+            session_reply_error(iq->from, iq->st, "modify", "bad-request");
+            req_free(r);
+            goto out;
+        }
+    } else {
+        memcpy(src, key, strlen(key) + 1);
+    }
+    char slo[ID_MAX], shi[ID_MAX], smax[24], smust[4][ID_MAX], sn[16];
+    sid_fmt(lo, slo);
+    sid_fmt(hi, shi);
+    snprintf(smax, sizeof smax, "%ld", max);
+    snprintf(sn, sizeof sn, "%d", nmust);
+    const char *argv[QUERY_ARGS_MAX];
+    int argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = script_query;
+    argv[argc++] = "2";
+    argv[argc++] = key;
+    argv[argc++] = src;
+    argv[argc++] = slo;
+    argv[argc++] = shi;
+    argv[argc++] = smax;
+    argv[argc++] = backward ? "1" : "0";
+    argv[argc++] = with_full;
+    argv[argc++] = sn;
+    for (int i = 0; i < nmust; i++) {
+        sid_fmt(must[i], smust[i]);
+        argv[argc++] = smust[i];
+    }
+    if (rt_redis_command_argv(on_queried, r, argc, argv, NULL) != REDIS_OK) {
+        redis_away(iq);
+        req_free(r);
+    }
+out:
+    for (int i = 0; i < nids; i++)
+        free(ids[i]);
+    free(ids);
+    return MOD_HANDLED;
+}
+
+/* ---- metadata (XEP-0313 section 5.1 of version 1.1) ---- */
+
+static const char script_meta[] =
+    "local f = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', 1) "
+    "local l = redis.call('XREVRANGE', KEYS[1], '+', ARGV[1], 'COUNT', 1) "
+    "if #f == 0 or #l == 0 then return {} end "
+    "return {f[1][1], l[1][1]}";
+
+static void meta_el(xml_node_t *m, const char *name, const char *id)
+{
+    sid_t sid = {0, 0};
+    sid_parse(id, &sid);
+    char stamp[80];
+    fmt_datetime(sid.ms, stamp, sizeof stamp);
+    xml_node_t *e = xml_node_new_child(m, name, NS_MAM);
+    xml_node_set_attr(e, "id", id);
+    xml_node_set_attr(e, "timestamp", stamp);
+}
+
+static void on_meta(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    req_t *r = privdata;
+    redisReply *rep = reply;
+    session_t *s = req_session(r, rep);
+    if (!s)
+        return;
+    xml_node_t *m = xml_node_new("metadata", NS_MAM);
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[1]->type == REDIS_REPLY_STRING) {
+        meta_el(m, "start", rep->element[0]->str);
+        meta_el(m, "end", rep->element[1]->str);
+    }
+    session_reply_result(s, r->st, m);
+    req_free(r);
+}
+
+static mod_result_t mam_metadata(mod_iq_t *iq)
+{
+    if (iq->at == MOD_AT_ACCOUNT) {
+        session_reply_error(iq->from, iq->st, "cancel", "forbidden");
+        return MOD_HANDLED;
+    }
+    if (!rt.redis_ready) {
+        redis_away(iq);
+        return MOD_HANDLED;
+    }
+    req_t *r = req_new(iq);
+    char key[STORAGE_KEY_MAX], minid[ID_MAX];
+    storage_key(key, KEYS_MAM, r->owner);
+    sid_fmt(min_kept(), minid);
+    if (rt_redis_command(on_meta, r, "EVAL %s 1 %s %s", script_meta, key, minid) != REDIS_OK) {
+        redis_away(iq);
+        req_free(r);
+    }
+    return MOD_HANDLED;
+}
+
+/* ---- preferences (XEP-0313 section 6.1) ---- */
+
+static void add_jids(xml_node_t *prefs, const char *name, hmap_t *set)
+{
+    xml_node_t *l = xml_node_new_child(prefs, name, NS_MAM);
+    size_t pos = 0;
+    const void *k;
+    size_t kl;
+    void *v;
+    while (set && hmap_next(set, &pos, &k, &kl, &v)) {
+        xml_node_t *j = xml_node_new_child(l, "jid", NS_MAM);
+        xml_node_add_text(j, v, strlen(v));
+    }
+}
+
+static xml_node_t *prefs_xml(const prefs_t *p)
+{
+    xml_node_t *x = xml_node_new("prefs", NS_MAM);
+    xml_node_set_attr(x, "default", mode_name(p->mode));
+    add_jids(x, "always", p->always);
+    add_jids(x, "never", p->never);
+    return x;
+}
+
+static void on_prefs_read(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    req_t *r = privdata;
+    redisReply *rep = reply;
+    session_t *s = req_session(r, rep);
+    if (!s)
+        return;
+    prefs_t p = {0};
+    prefs_from_reply(&p, rep);
+    session_reply_result(s, r->st, prefs_xml(&p));
+    hmap_destroy_all(&p.always, free);
+    hmap_destroy_all(&p.never, free);
+    req_free(r);
+}
+
+/* EXEC of the prefs write: answer with the prefs as stored (section 6.1.2). */
+typedef struct {
+    req_t *r;
+    prefs_t *p;
+} prefs_set_t;
+
+static void on_prefs_written(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    prefs_set_t *ps = privdata;
+    redisReply *rep = reply;
+    session_t *s = req_session(ps->r, rep && rep->type == REDIS_REPLY_ARRAY ? rep : NULL);
+    if (s) {
+        session_reply_result(s, ps->r->st, prefs_xml(ps->p));
+        req_free(ps->r);
+    }
+    prefs_free(ps->p);
+    free(ps);
+}
+
+/* Reads the <jid/>s of <always/> or <never/> into `set`; -1 on a bad JID or too many. */
+static int read_jids(const xml_node_t *l, hmap_t *set, long *count)
+{
+    for (const xml_node_t *j = l ? l->children : NULL; j; j = j->next) {
+        if (!j->name || strcmp(j->name, "jid") != 0)
+            continue;
+        char *t = text_of(j);
+        jid_t jid;
+        char norm[JID_MAX + 1];
+        int ok = jid_parse(&jid, t) == 0 && jid_full(&jid, norm, sizeof norm) >= 0;
+        free(t);
+        if (!ok || ++*count > max_prefs)
+            return -1;
+        set_add(set, norm);
+    }
+    return 0;
+}
+
+static mod_result_t mam_prefs(mod_iq_t *iq)
+{
+    if (iq->at == MOD_AT_ACCOUNT) {
+        session_reply_error(iq->from, iq->st, "cancel", "forbidden");
+        return MOD_HANDLED;
+    }
+    if (!rt.redis_ready) {
+        redis_away(iq);
+        return MOD_HANDLED;
+    }
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_MAM_PREFS, iq->from->user->bare);
+    if (!iq->set) {
+        req_t *r = req_new(iq);
+        if (rt_redis_command(on_prefs_read, r, "HGETALL %s", key) != REDIS_OK) {
+            redis_away(iq);
+            req_free(r);
+        }
+        return MOD_HANDLED;
+    }
+    char mode = mode_of(xml_node_attr(iq->payload, "default"));
+    prefs_t *p = xcalloc(1, sizeof *p);
+    p->always = hmap_new();
+    p->never = hmap_new();
+    p->mode = mode;
+    p->loaded = 1;
+    long count = 0;
+    if (!mode || read_jids(xml_node_child(iq->payload, "always", NS_MAM), p->always, &count) < 0 ||
+        read_jids(xml_node_child(iq->payload, "never", NS_MAM), p->never, &count) < 0) {
+        session_reply_error(iq->from, iq->st, "modify", count > max_prefs ? "policy-violation"
+                                                                         : "bad-request");
+        prefs_free(p);
+        return MOD_HANDLED;
+    }
+    /* DEL, then HSET of every field, in one transaction. */
+    size_t n = 5 + 2 * (size_t)count, argc = 0;
+    const char **argv = xcalloc(n, sizeof *argv);
+    char **owned = xcalloc(n, sizeof *owned);
+    argv[argc++] = "HSET";
+    argv[argc++] = key;
+    argv[argc++] = "default";
+    argv[argc++] = mode_name(mode);
+    hmap_t *sets[2] = {p->always, p->never};
+    for (int k = 0; k < 2; k++) {
+        size_t pos = 0;
+        const void *kk;
+        size_t kl;
+        void *v;
+        while (hmap_next(sets[k], &pos, &kk, &kl, &v)) {
+            buf_t b = BUF_INIT;
+            buf_printf(&b, "%s:%s", k == 0 ? "a" : "n", (const char *)v);
+            owned[argc] = buf_steal(&b);
+            argv[argc] = owned[argc];
+            argc++;
+            argv[argc++] = "1";
+        }
+    }
+    prefs_set_t *ps = xcalloc(1, sizeof *ps);
+    ps->r = req_new(iq);
+    ps->p = p;
+    rt_redis_command(rt_redis_ignore, NULL, "MULTI");
+    rt_redis_command(rt_redis_ignore, NULL, "DEL %s", key);
+    rt_redis_command_argv(rt_redis_ignore, NULL, (int)argc, argv, NULL);
+    if (rt_redis_command(on_prefs_written, ps, "EXEC") != REDIS_OK) {
+        redis_away(iq);
+        req_free(ps->r);
+        prefs_free(p);
+        free(ps);
+    } else {
+        /* Routing decides from now on with the new preferences (the writes are queued
+         * in order on the one connection). */
+        prefs_t *c = hmap_sget(prefs_cache, iq->from->user->bare);
+        if (c) {
+            hmap_destroy_all(&c->always, free);
+            hmap_destroy_all(&c->never, free);
+            c->always = hmap_new();
+            c->never = hmap_new();
+            for (int k = 0; k < 2; k++) {
+                size_t pos = 0;
+                const void *kk;
+                size_t kl;
+                void *v;
+                while (hmap_next(sets[k], &pos, &kk, &kl, &v))
+                    set_add(k == 0 ? c->always : c->never, v);
+            }
+            c->mode = mode;
+            c->loaded = 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(owned[i]);
+    free(owned);
+    free(argv);
+    return MOD_HANDLED;
+}
+
+/* ---- account deletion ---- */
+
+static mod_result_t on_user_deleted(hook_ev_t *ev)
+{
+    if (!ev->user)
+        return MOD_PASS;
+    const char *bare = ev->user->bare;
+    char idx[STORAGE_KEY_MAX], base[WITH_KEY_MAX];
+    storage_key(idx, KEYS_MAM_INDEX, bare);
+    with_key(base, bare, "");
+    /* Queued before the account's own DEL: the conversation streams the index names go
+     * first (the index is removed by the same script). */
+    rt_redis_command(rt_redis_ignore, NULL, "EVAL %s 1 %s %s", script_delete, idx, base);
+    account_data_key(ev, KEYS_MAM);
+    account_data_key(ev, KEYS_MAM_PREFS);
+    account_data_key(ev, KEYS_MAM_INDEX);
+    prefs_free(hmap_sdel(prefs_cache, bare));
+    return MOD_PASS;
+}
+
+/* ---- registration ---- */
+
+static void mam_open(void)
+{
+    expires_after = config_int("archive_expires_after");
+    max_page = config_int("mam_max_page");
+    max_prefs = config_int("mam_max_prefs_jids");
+    default_mode = mode_of(config_str("mam_default"));
+    if (!default_mode) {
+        log_warn("mam: mam_default '%s' is not always, never or roster: always",
+                 config_str("mam_default"));
+        default_mode = 'a';
+    }
+    prefs_cache = hmap_new();
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)script_archive, strlen(script_archive), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(archive_sha + 2 * i, 3, "%02x", md[i]);
+}
+
+static void mam_close(void)
+{
+    hmap_destroy_all(&prefs_cache, prefs_free);
+    buf_free(&out_buf);
+}
+
+#define SELF (MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT)
+
+static const mod_iq_handler_t iq_handlers[] = {
+    {NS_MAM, "query", MOD_GET | MOD_SET, SELF, mam_query},
+    {NS_MAM, "metadata", MOD_GET, SELF, mam_metadata},
+    {NS_MAM, "prefs", MOD_GET | MOD_SET, SELF, mam_prefs},
+    {0},
+};
+
+/* Clients look on the account's bare JID (Conversations, Dino) and some on the server. */
+static const mod_feature_t features[] = {
+    {NS_MAM, MOD_AT_SELF | MOD_AT_ACCOUNT, NULL},
+    {NS_MAM_EXT, MOD_AT_SELF | MOD_AT_ACCOUNT, NULL},
+    {NS_SID, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, NULL},
+    {0},
+};
+
+/* After blocking (100: a blocked message is neither routed nor archived), before carbons
+ * (50: the carbon copies carry the stamped message). */
+static const mod_hook_t hooks[] = {
+    {HOOK_STANZA_OUT, 75, on_stanza_out},
+    {HOOK_SESSION_BOUND, 0, on_bound},
+    {HOOK_SESSION_FREED, 0, on_freed},
+    {HOOK_USER_DELETED, 0, on_user_deleted},
+    {0},
+};
+
+static const config_key_t config[] = {
+    CONFIG_STR("mam_default", "always", "XEP-0313 default archiving preference of an account that set none: always, never or roster"),
+    CONFIG_INT("archive_expires_after", "604800", 0, 3153600000L, "seconds a message stays in the archive (XEP-0313); 0 keeps it forever"),
+    CONFIG_INT("mam_max_page", "100", 1, 10000, "most archived messages one XEP-0313 query returns (a larger RSM max is lowered to it); also the most ids one query may name"),
+    CONFIG_INT("mam_max_prefs_jids", "200", 0, 100000, "most JIDs in one account's XEP-0313 always and never lists together"),
+    CONFIG_END,
+};
+
+module_t mod_mam = {
+    .name = "mam",
+    .iq = iq_handlers,
+    .features = features,
+    .hooks = hooks,
+    .config = config,
+    .open = mam_open,
+    .close = mam_close,
+};
