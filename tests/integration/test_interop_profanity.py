@@ -178,6 +178,8 @@ def test_profanity_second_device_reads_history_from_archive(profanity, login, ne
     pa2.send("/mam on")
     pa2.send("/msg %s" % ub.jid)
     pa2.wait_for(reply, what="bob's reply from the archive")
+    # Profanity 0.13.1 then asks again with an <after/> misplaced inside <query/> (not in
+    # an RSM <set/>), which the server ignores: each line shows twice. Order is what counts.
     screen = pa2.screen()
     assert first in screen, "alice's own message is not in the history:\n%s" % screen
     assert screen.index(first) < screen.index(reply), \
