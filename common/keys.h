@@ -30,6 +30,12 @@
 #define KEYS_MAM_WITH "mamwith"
 #define KEYS_MAM_INDEX "mamidx"
 #define KEYS_MAM_PREFS "mamprefs"
+/* A user's PEP service (XEP-0163, session-router/modules/mod_pep.c): a hash of node ->
+ * configuration, a hash of NODE \0 ID -> order + item, and a sorted set ordering each
+ * node's items (three fixed keys, so deleting the account finds every node). */
+#define KEYS_PEP_NODES "pep"
+#define KEYS_PEP_ITEMS "pepitems"
+#define KEYS_PEP_ORDER "peporder"
 /* The last unavailable presence of a user who went offline (answers probes). */
 #define KEYS_LAST_UNAVAILABLE "lastpresence"
 /* Set of the JIDs a user blocks (XEP-0191). */

@@ -56,6 +56,7 @@ static const config_key_t *const config_tables[] = {
 /* Every feature of the router. Order matters only between hooks of equal priority and
  * between IQ handlers for the same element (the earlier is asked first). */
 static module_t *const modules[] = {
+    &mod_pep,   /* before disco: it lists an account's nodes in disco#items */
     &mod_disco,
     &mod_ping,
     &mod_version,
@@ -69,6 +70,7 @@ static module_t *const modules[] = {
     &mod_mam,
     &mod_csi,
     &mod_vcard,
+    &mod_bookmarks, /* before private: it mirrors storage:bookmarks sets, then passes */
     &mod_private,
     &mod_register,
     &mod_unregister,

@@ -7,12 +7,14 @@
 #include "module.h"
 
 extern module_t mod_blocking;
+extern module_t mod_bookmarks;
 extern module_t mod_carbons;
 extern module_t mod_csi;
 extern module_t mod_disco;
 extern module_t mod_last;
 extern module_t mod_mam;
 extern module_t mod_offline;
+extern module_t mod_pep;
 extern module_t mod_ping;
 extern module_t mod_presence;
 extern module_t mod_private;

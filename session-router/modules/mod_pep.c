@@ -1,0 +1,1362 @@
+/* XEP-0163 Personal Eventing Protocol: a XEP-0060 publish-subscribe subset served at every
+ * account's bare JID. The owner publishes, retracts, reads, configures, purges and deletes
+ * nodes (created on first publish, XEP-0163 section 3); others read the items their access
+ * model lets them see. Notifications go by interest (XEP-0163 section 4): to the owner's
+ * and subscribed local contacts' available sessions whose entity capabilities (core/caps.h)
+ * include "NODE+notify"; a session whose capabilities become known gets the last item of
+ * each node it is interested in (XEP-0163 section 4.3.? "last published item").
+ *
+ * Storage (common/keys.h), three keys per user so that deleting an account knows them all:
+ *   pep:{bare}       hash  NODE -> node configuration (cfg_encode text)
+ *   pepitems:{bare}  hash  NODE \0 ID -> 16 hex digits of publish order + the <item/>;
+ *                          the field "\0seq" is the user's publish counter
+ *   peporder:{bare}  zset  (all scores 0) NODE \0 ORDER \0 ID: a node's items in publish
+ *                          order are one lexicographic range
+ * Node names and item ids never contain NUL (XML cannot), so NUL separates them. Every
+ * change that touches several of them is one Lua script (atomic in Redis). Other modules
+ * publish through HOOK_PEP_PUBLISH and follow publishes through HOOK_PEP_PUBLISHED. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "caps.h"
+#include "config.h"
+#include "keys.h"
+#include "log.h"
+#include "module.h"
+#include "modules.h"
+#include "stanza.h"
+#include "storage.h"
+#include "user.h"
+#include "util.h"
+
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+#define NS_PUBSUB_OWNER NS_PUBSUB "#owner"
+#define NS_PUBSUB_EVENT NS_PUBSUB "#event"
+#define NS_PUBSUB_ERRORS NS_PUBSUB "#errors"
+#define NS_XDATA "jabber:x:data"
+#define FORM_NODE_CONFIG NS_PUBSUB "#node_config"
+#define FORM_PUBLISH_OPTIONS NS_PUBSUB "#publish-options"
+
+/* Bytes of a node name or an item id. */
+#define PEP_NAME_MAX 1024
+/* pep_config_t.max_items for 'max': as many as pep_max_items allows. */
+#define MAX_ITEMS_MAX (-1L)
+
+static long max_nodes, max_items_limit, max_item_size;
+
+typedef enum { ACCESS_OPEN, ACCESS_PRESENCE, ACCESS_WHITELIST } pep_access_t;
+typedef enum { SENDLAST_NEVER, SENDLAST_ON_SUB, SENDLAST_ON_SUB_AND_PRESENCE } pep_sendlast_t;
+
+/* A node's configuration (XEP-0060 section 8.2): only what this service acts on. */
+typedef struct {
+    pep_access_t access;
+    long max_items; /* >= 1, or MAX_ITEMS_MAX */
+    int persist;    /* pubsub#persist_items */
+    pep_sendlast_t sendlast;
+    int notify_retract, notify_delete;
+} pep_config_t;
+
+static const char *const access_names[] = {"open", "presence", "whitelist"};
+static const char *const sendlast_names[] = {"never", "on_sub", "on_sub_and_presence"};
+
+/* Who asks, as the access models see it (XEP-0060 section 4.5). */
+typedef enum { REL_OWNER, REL_SUBSCRIBED, REL_OTHER } pep_rel_t;
+
+/* ---- configuration: pure functions ---- */
+
+/* XEP-0163 section 4.3 defaults: presence access, the last item kept and sent. */
+static void cfg_default(pep_config_t *c)
+{
+    *c = (pep_config_t){.access = ACCESS_PRESENCE, .max_items = 1, .persist = 1,
+                        .sendlast = SENDLAST_ON_SUB_AND_PRESENCE, .notify_retract = 1,
+                        .notify_delete = 1};
+}
+
+static int cfg_equal(const pep_config_t *a, const pep_config_t *b)
+{
+    return a->access == b->access && a->max_items == b->max_items && a->persist == b->persist &&
+           a->sendlast == b->sendlast && a->notify_retract == b->notify_retract &&
+           a->notify_delete == b->notify_delete;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0)
+        *out = 1;
+    else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0)
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_name(const char *v, const char *const *names, size_t n, int *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* Sets one form field. 0, -1 for a bad value, -2 for a field this service does not know. */
+static int cfg_set_field(pep_config_t *c, const char *var, const char *v)
+{
+    int i;
+    if (strcmp(var, "pubsub#access_model") == 0) {
+        if (parse_name(v, access_names, 3, &i) < 0)
+            return -1;
+        c->access = (pep_access_t)i;
+    } else if (strcmp(var, "pubsub#max_items") == 0) {
+        if (strcmp(v, "max") == 0) {
+            c->max_items = MAX_ITEMS_MAX;
+        } else {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (!*v || *end || n < 1 || n > max_items_limit)
+                return -1;
+            c->max_items = n;
+        }
+    } else if (strcmp(var, "pubsub#persist_items") == 0) {
+        return parse_bool(v, &c->persist);
+    } else if (strcmp(var, "pubsub#send_last_published_item") == 0) {
+        if (parse_name(v, sendlast_names, 3, &i) < 0)
+            return -1;
+        c->sendlast = (pep_sendlast_t)i;
+    } else if (strcmp(var, "pubsub#notify_retract") == 0) {
+        return parse_bool(v, &c->notify_retract);
+    } else if (strcmp(var, "pubsub#notify_delete") == 0) {
+        return parse_bool(v, &c->notify_delete);
+    } else if (strcmp(var, "pubsub#deliver_notifications") == 0 ||
+               strcmp(var, "pubsub#deliver_payloads") == 0) {
+        /* Always on here: only the value true is accepted. */
+        int b;
+        return parse_bool(v, &b) < 0 || !b ? -1 : 0;
+    } else {
+        return -2;
+    }
+    return 0;
+}
+
+static void cfg_encode(const pep_config_t *c, buf_t *out)
+{
+    buf_printf(out, "access=%s max=%ld persist=%d sendlast=%s retract=%d delete=%d",
+               access_names[c->access], c->max_items, c->persist, sendlast_names[c->sendlast],
+               c->notify_retract, c->notify_delete);
+}
+
+/* Reads what cfg_encode wrote; what is missing or unreadable keeps its default. */
+static void cfg_decode(const char *s, pep_config_t *c)
+{
+    cfg_default(c);
+    char tok[64];
+    int i;
+    while (*s) {
+        size_t n = strcspn(s, " ");
+        if (n && n < sizeof tok) {
+            memcpy(tok, s, n);
+            tok[n] = '\0';
+            char *v = strchr(tok, '=');
+            if (v) {
+                *v++ = '\0';
+                if (strcmp(tok, "access") == 0 && parse_name(v, access_names, 3, &i) == 0)
+                    c->access = (pep_access_t)i;
+                else if (strcmp(tok, "max") == 0)
+                    c->max_items = strtol(v, NULL, 10) >= 1 ? strtol(v, NULL, 10) : MAX_ITEMS_MAX;
+                else if (strcmp(tok, "persist") == 0)
+                    parse_bool(v, &c->persist);
+                else if (strcmp(tok, "sendlast") == 0 && parse_name(v, sendlast_names, 3, &i) == 0)
+                    c->sendlast = (pep_sendlast_t)i;
+                else if (strcmp(tok, "retract") == 0)
+                    parse_bool(v, &c->notify_retract);
+                else if (strcmp(tok, "delete") == 0)
+                    parse_bool(v, &c->notify_delete);
+            }
+        }
+        s += n;
+        while (*s == ' ')
+            s++;
+    }
+}
+
+/* How many items the node keeps. XEP-0060 section 4.3 makes a node with persist_items
+ * false transient (items are not stored); XEP-0163 section 4.3 still has the service send
+ * the last published item to sessions that come online, so such a node keeps exactly its
+ * last item, for that and for items requests. */
+static long cfg_keep(const pep_config_t *c)
+{
+    if (!c->persist)
+        return 1;
+    if (c->max_items == MAX_ITEMS_MAX || c->max_items > max_items_limit)
+        return max_items_limit;
+    return c->max_items;
+}
+
+/* Whether `rel` may read a node: NULL, or the error (XEP-0060 sections 6.5.9.x). */
+typedef struct {
+    const char *etype, *cond, *app;
+} pep_err_t;
+
+static const pep_err_t *cfg_refuses(const pep_config_t *c, pep_rel_t rel)
+{
+    static const pep_err_t presence = {"auth", "not-authorized", "presence-subscription-required"};
+    static const pep_err_t whitelist = {"cancel", "not-allowed", "closed-node"};
+    if (rel == REL_OWNER || c->access == ACCESS_OPEN)
+        return NULL;
+    if (c->access == ACCESS_PRESENCE)
+        return rel == REL_SUBSCRIBED ? NULL : &presence;
+    return &whitelist;
+}
+
+static xml_node_t *field_new(xml_node_t *x, const char *var, const char *type, const char *value)
+{
+    xml_node_t *f = xml_node_new_child(x, "field", NULL);
+    xml_node_set_attr(f, "var", var);
+    if (type)
+        xml_node_set_attr(f, "type", type);
+    if (value) {
+        xml_node_t *v = xml_node_new_child(f, "value", NULL);
+        xml_node_add_text(v, value, strlen(value));
+    }
+    return f;
+}
+
+static void field_options(xml_node_t *f, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        xml_node_t *v = xml_node_new_child(xml_node_new_child(f, "option", NULL), "value", NULL);
+        xml_node_add_text(v, names[i], strlen(names[i]));
+    }
+}
+
+/* The pubsub#node_config form (XEP-0060 section 8.2) of a configuration. */
+static xml_node_t *cfg_form(const pep_config_t *c)
+{
+    xml_node_t *x = xml_node_new("x", NS_XDATA);
+    xml_node_set_attr(x, "type", "form");
+    field_new(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG);
+    field_options(field_new(x, "pubsub#access_model", "list-single", access_names[c->access]),
+                  access_names, 3);
+    char n[32];
+    if (c->max_items == MAX_ITEMS_MAX)
+        snprintf(n, sizeof n, "max");
+    else
+        snprintf(n, sizeof n, "%ld", c->max_items);
+    field_new(x, "pubsub#max_items", "text-single", n);
+    field_new(x, "pubsub#persist_items", "boolean", c->persist ? "1" : "0");
+    field_options(field_new(x, "pubsub#send_last_published_item", "list-single",
+                            sendlast_names[c->sendlast]),
+                  sendlast_names, 3);
+    field_new(x, "pubsub#notify_retract", "boolean", c->notify_retract ? "1" : "0");
+    field_new(x, "pubsub#notify_delete", "boolean", c->notify_delete ? "1" : "0");
+    field_new(x, "pubsub#deliver_notifications", "boolean", "1");
+    field_new(x, "pubsub#deliver_payloads", "boolean", "1");
+    return x;
+}
+
+/* The first <value/> of a form field ("" when none; malloc'd). */
+static char *field_value(const xml_node_t *f)
+{
+    const xml_node_t *v = xml_node_child(f, "value", NULL);
+    return v ? xml_node_text(v) : xstrdup("");
+}
+
+/* The FORM_TYPE of a data form, or "" (malloc'd). */
+static char *form_type(const xml_node_t *x)
+{
+    for (const xml_node_t *f = x->children; f; f = f->next)
+        if (f->name && strcmp(f->name, "field") == 0 && xml_node_attr(f, "var") &&
+            strcmp(xml_node_attr(f, "var"), "FORM_TYPE") == 0)
+            return field_value(f);
+    return xstrdup("");
+}
+
+/* Applies a submitted node_config form. 0, or -1 when a value is not acceptable. Fields
+ * this service does not know are left alone (XEP-0060 section 8.2.4: the owner submits
+ * the form it was given). */
+static int cfg_apply_form(pep_config_t *c, const xml_node_t *x)
+{
+    for (const xml_node_t *f = x->children; f; f = f->next) {
+        const char *var = f->name && strcmp(f->name, "field") == 0 ? xml_node_attr(f, "var") : NULL;
+        if (!var || strcmp(var, "FORM_TYPE") == 0)
+            continue;
+        char *v = field_value(f);
+        int rc = cfg_set_field(c, var, v);
+        free(v);
+        if (rc == -1)
+            return -1;
+    }
+    return 0;
+}
+
+/* XEP-0060 section 7.1.5 publish options: with `exists`, every field must name an option
+ * this service knows and hold the node's value; for a new node they become its
+ * configuration. 0, or -1: precondition not met. */
+static int cfg_preconditions(pep_config_t *c, int exists, const xml_node_t *x)
+{
+    for (const xml_node_t *f = x->children; f; f = f->next) {
+        const char *var = f->name && strcmp(f->name, "field") == 0 ? xml_node_attr(f, "var") : NULL;
+        if (!var || strcmp(var, "FORM_TYPE") == 0)
+            continue;
+        char *v = field_value(f);
+        pep_config_t want = *c;
+        int rc = cfg_set_field(&want, var, v);
+        free(v);
+        if (rc < 0 || (exists && !cfg_equal(&want, c)))
+            return -1;
+        *c = want;
+    }
+    return 0;
+}
+
+/* ---- Redis scripts ---- */
+
+/* Drops the oldest items of node n past `keep` (KEYS[2] items, KEYS[3] order). */
+#define LUA_TRIM                                                                           \
+    "local lo, hi = '[' .. n .. '\\0', '(' .. n .. '\\1' "                                 \
+    "local cnt = redis.call('ZLEXCOUNT', KEYS[3], lo, hi) "                                \
+    "if cnt > keep then "                                                                  \
+    "  for _, m in ipairs(redis.call('ZRANGEBYLEX', KEYS[3], lo, hi, 'LIMIT', 0, cnt - keep)) do " \
+    "    redis.call('ZREM', KEYS[3], m) "                                                  \
+    "    redis.call('HDEL', KEYS[2], n .. '\\0' .. string.sub(m, #n + 19)) "              \
+    "  end "                                                                               \
+    "end "
+
+/* KEYS nodes; ARGV node: {configuration or nil, number of nodes}. */
+static const char LUA_LOOKUP[] =
+    "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HLEN', KEYS[1])}";
+
+/* KEYS nodes items order; ARGV node id item configuration keep: stores the item (a
+ * republished id moves to the end, XEP-0060 section 7.1.2). */
+static const char LUA_PUBLISH[] =
+    "local n, id, keep = ARGV[1], ARGV[2], tonumber(ARGV[5]) "
+    "redis.call('HSET', KEYS[1], n, ARGV[4]) "
+    "local f = n .. '\\0' .. id "
+    "local old = redis.call('HGET', KEYS[2], f) "
+    "if old then redis.call('ZREM', KEYS[3], n .. '\\0' .. string.sub(old, 1, 16) .. '\\0' .. id) end "
+    "local seq = string.format('%016x', redis.call('HINCRBY', KEYS[2], '\\0seq', 1)) "
+    "redis.call('HSET', KEYS[2], f, seq .. ARGV[3]) "
+    "redis.call('ZADD', KEYS[3], 0, n .. '\\0' .. seq .. '\\0' .. id) " LUA_TRIM "return 1";
+
+/* KEYS nodes items order; ARGV node configuration keep: a new configuration. */
+static const char LUA_CONFIGURE[] =
+    "local n, keep = ARGV[1], tonumber(ARGV[3]) "
+    "redis.call('HSET', KEYS[1], n, ARGV[2]) " LUA_TRIM "return 1";
+
+/* KEYS items order; ARGV node id: 1 when the item was there. */
+static const char LUA_RETRACT[] =
+    "local f = ARGV[1] .. '\\0' .. ARGV[2] "
+    "local old = redis.call('HGET', KEYS[1], f) "
+    "if not old then return 0 end "
+    "redis.call('HDEL', KEYS[1], f) "
+    "redis.call('ZREM', KEYS[2], ARGV[1] .. '\\0' .. string.sub(old, 1, 16) .. '\\0' .. ARGV[2]) "
+    "return 1";
+
+/* KEYS nodes items order; ARGV node delete: removes the items, and the node with delete=1. */
+static const char LUA_PURGE[] =
+    "local n = ARGV[1] "
+    "local lo, hi = '[' .. n .. '\\0', '(' .. n .. '\\1' "
+    "for _, m in ipairs(redis.call('ZRANGEBYLEX', KEYS[3], lo, hi)) do "
+    "  redis.call('HDEL', KEYS[2], n .. '\\0' .. string.sub(m, #n + 19)) "
+    "end "
+    "redis.call('ZREMRANGEBYLEX', KEYS[3], lo, hi) "
+    "if ARGV[2] == '1' then redis.call('HDEL', KEYS[1], n) end "
+    "return 1";
+
+/* KEYS items order; ARGV node max id...: the items (oldest first): those named, else the
+ * last `max` (0: all). */
+static const char LUA_ITEMS[] =
+    "local n, max, out = ARGV[1], tonumber(ARGV[2]), {} "
+    "if #ARGV > 2 then "
+    "  for i = 3, #ARGV do "
+    "    local v = redis.call('HGET', KEYS[1], n .. '\\0' .. ARGV[i]) "
+    "    if v then out[#out + 1] = string.sub(v, 17) end "
+    "  end "
+    "  return out "
+    "end "
+    "local m = redis.call('ZRANGEBYLEX', KEYS[2], '[' .. n .. '\\0', '(' .. n .. '\\1') "
+    "local first = 1 "
+    "if max > 0 and #m > max then first = #m - max + 1 end "
+    "for i = first, #m do "
+    "  local v = redis.call('HGET', KEYS[1], n .. '\\0' .. string.sub(m[i], #n + 19)) "
+    "  if v then out[#out + 1] = string.sub(v, 17) end "
+    "end "
+    "return out";
+
+/* KEYS nodes items order; ARGV node...: node, configuration, last item for each node named
+ * that has one. */
+static const char LUA_LAST[] =
+    "local out = {} "
+    "for i = 1, #ARGV do "
+    "  local n = ARGV[i] "
+    "  local c = redis.call('HGET', KEYS[1], n) "
+    "  if c then "
+    "    local m = redis.call('ZREVRANGEBYLEX', KEYS[3], '(' .. n .. '\\1', '[' .. n .. '\\0', 'LIMIT', 0, 1) "
+    "    if m[1] then "
+    "      local v = redis.call('HGET', KEYS[2], n .. '\\0' .. string.sub(m[1], #n + 19)) "
+    "      if v then out[#out + 1] = n; out[#out + 1] = c; out[#out + 1] = string.sub(v, 17) end "
+    "    end "
+    "  end "
+    "end "
+    "return out";
+
+typedef struct {
+    char nodes[STORAGE_KEY_MAX], items[STORAGE_KEY_MAX], order[STORAGE_KEY_MAX];
+} pep_keys_t;
+
+static void keys_of(pep_keys_t *k, const char *owner)
+{
+    storage_key(k->nodes, KEYS_PEP_NODES, owner);
+    storage_key(k->items, KEYS_PEP_ITEMS, owner);
+    storage_key(k->order, KEYS_PEP_ORDER, owner);
+}
+
+/* ---- requests ---- */
+
+typedef enum {
+    OP_PUBLISH, OP_RETRACT, OP_ITEMS, OP_CREATE, OP_DELETE, OP_PURGE, OP_CONFIGURE_GET,
+    OP_CONFIGURE_SET,
+} pep_op_t;
+
+/* One request, from a client (full JID and a copy of its iq) or from a module (no full:
+ * HOOK_PEP_PUBLISH), across its Redis round trips. */
+typedef struct {
+    char *full;          /* the requester, found again by full JID; NULL: a module */
+    char *owner;         /* the node owner's bare JID */
+    xml_node_t *iq;      /* the request (NULL for a module) */
+    xml_node_t *pubsub;  /* the <pubsub/> element (owned when iq is NULL) */
+    xml_node_t *el;      /* the operation element inside it */
+    pep_op_t op;
+    pep_rel_t rel;
+    char *node;
+    pep_config_t cfg;
+    int exists;
+    xml_node_t *item;    /* OP_PUBLISH: the <item/> stored, id set */
+    int notify;          /* OP_RETRACT: notify the retraction */
+} pep_req_t;
+
+static void req_free(pep_req_t *r)
+{
+    if (!r)
+        return;
+    if (!r->iq)
+        xml_node_free(&r->pubsub);
+    xml_node_free(&r->iq);
+    xml_node_free(&r->item);
+    free(r->full);
+    free(r->owner);
+    free(r->node);
+    free(r);
+}
+
+static session_t *req_session(const pep_req_t *r)
+{
+    return r->full ? session_find_jid(r->full) : NULL;
+}
+
+/* Answers with an error; `app` (may be NULL) is a pubsub#errors condition, `feature` its
+ * 'feature' attribute (<unsupported/>). A module's request only logs it. */
+static void req_error(pep_req_t *r, const char *etype, const char *cond, const char *app,
+                      const char *feature)
+{
+    session_t *s = req_session(r);
+    if (!s) {
+        if (!r->full)
+            log_warn("pep: %s's node '%s': %s%s%s", r->owner, r->node ? r->node : "", cond,
+                     app ? " " : "", app ? app : "");
+        return;
+    }
+    xml_node_t *err = stanza_error_reply(r->iq, rt.domain, etype, cond);
+    if (app) {
+        xml_node_t *e = xml_node_child(err, "error", NULL);
+        xml_node_t *a = xml_node_new_child(e, app, NS_PUBSUB_ERRORS);
+        if (feature)
+            xml_node_set_attr(a, "feature", feature);
+    }
+    session_deliver_node(s, err);
+    xml_node_free(&err);
+}
+
+static void req_result(pep_req_t *r, xml_node_t *payload)
+{
+    session_t *s = req_session(r);
+    if (s)
+        session_reply_result(s, r->iq, payload);
+    else
+        xml_node_free(&payload);
+}
+
+static int reply_ok(const redisReply *rep)
+{
+    return rep && rep->type != REDIS_REPLY_ERROR;
+}
+
+static void storage_failed(pep_req_t *r, const redisReply *rep)
+{
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_warn("pep: Redis: %s", rep->str);
+    req_error(r, "wait", "internal-server-error", NULL, NULL);
+}
+
+/* Sends a script with the owner's keys; on failure answers and frees the request. */
+static void req_eval(pep_req_t *r, redisCallbackFn *cb, const char *script, int nkeys,
+                     const char **args, const size_t *lens, int nargs)
+{
+    pep_keys_t k;
+    keys_of(&k, r->owner);
+    const char *argv[16];
+    size_t argl[16];
+    const char *keys3[] = {k.nodes, k.items, k.order};
+    /* One key: the nodes; two: the items and their order; three: all. */
+    int first = nkeys == 2 ? 1 : 0, last = nkeys == 1 ? 1 : 3;
+    int argc = 0;
+    argv[argc] = "EVAL", argl[argc++] = 4;
+    argv[argc] = script, argl[argc++] = strlen(script);
+    char nk[4];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    argv[argc] = nk, argl[argc++] = strlen(nk);
+    for (int i = first; i < last; i++)
+        argv[argc] = keys3[i], argl[argc++] = strlen(keys3[i]);
+    for (int i = 0; i < nargs && argc < 16; i++)
+        argv[argc] = args[i], argl[argc++] = lens ? lens[i] : strlen(args[i]);
+    if (!rt.redis_ready || rt_redis_command_argv(cb, r, argc, argv, argl) != REDIS_OK) {
+        storage_failed(r, NULL);
+        req_free(r);
+    }
+}
+
+/* ---- notifications (XEP-0163 section 4, XEP-0060 section 7.1.2) ---- */
+
+typedef struct {
+    char *owner, *node;
+    pep_access_t access;
+    xml_node_t *child; /* what goes inside <event/> */
+} pep_notify_t;
+
+/* Sends <message type='headline'><event>child</event></message> from `owner` to `s`. */
+static void deliver_event(session_t *s, const char *owner, const xml_node_t *child)
+{
+    xml_node_t *m = xml_node_new("message", XML_NS_CLIENT);
+    char id[40];
+    random_id(id, sizeof id, "pep-");
+    xml_node_set_attr(m, "from", owner);
+    xml_node_set_attr(m, "to", s->full);
+    xml_node_set_attr(m, "type", "headline");
+    xml_node_set_attr(m, "id", id);
+    xml_node_add_child(xml_node_new_child(m, "event", NS_PUBSUB_EVENT), xml_node_copy(child));
+    session_deliver_node(s, m);
+    xml_node_free(&m);
+}
+
+/* Every available session of `u` that asked for `var` (NODE+notify) gets the event. */
+static void notify_user(user_t *u, const char *owner, const char *var, const xml_node_t *child)
+{
+    for (session_t *s = u ? u->sessions : NULL; s; s = s->next)
+        if (s->available && caps_has_feature(s, var))
+            deliver_event(s, owner, child);
+}
+
+static void notify_run(user_t *u, int ok, void *arg)
+{
+    pep_notify_t *n = arg;
+    buf_t var = BUF_INIT;
+    buf_printf(&var, "%s+notify", n->node);
+    notify_user(u, n->owner, var.data, n->child);
+    /* Open and presence nodes: local contacts with a subscription to the owner's presence
+     * (XEP-0163 section 4: the owner's roster item with 'from' or 'both'); whitelist nodes
+     * only the owner. */
+    if (ok && n->access != ACCESS_WHITELIST && u->roster) {
+        size_t pos = 0;
+        const void *key;
+        size_t klen;
+        void *val;
+        while (hmap_next(u->roster, &pos, &key, &klen, &val)) {
+            roster_item_t *it = val;
+            if (!it->sub_from || it->hidden || user_blocks(u, it->jid))
+                continue;
+            notify_user(user_find(it->jid), n->owner, var.data, n->child);
+        }
+    }
+    buf_free(&var);
+    xml_node_free(&n->child);
+    free(n->owner);
+    free(n->node);
+    free(n);
+}
+
+/* Notifies the interested sessions of `owner` and its contacts; takes `child`. */
+static void notify(const char *owner, const char *node, pep_access_t access, xml_node_t *child)
+{
+    pep_notify_t *n = xcalloc(1, sizeof *n);
+    n->owner = xstrdup(owner);
+    n->node = xstrdup(node);
+    n->access = access;
+    n->child = child;
+    user_with_roster(owner, notify_run, n);
+}
+
+/* <items node='N'>inner</items> for an event; takes inner. */
+static xml_node_t *event_items(const char *node, xml_node_t *inner)
+{
+    xml_node_t *items = xml_node_new("items", NS_PUBSUB_EVENT);
+    xml_node_set_attr(items, "node", node);
+    xml_node_add_child(items, inner);
+    return items;
+}
+
+static void set_ns(xml_node_t *el, const char *ns)
+{
+    free(el->ns);
+    el->ns = xstrdup(ns);
+}
+
+/* ---- operations after the node lookup ---- */
+
+static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pep_req_t *r = privdata;
+    if (!reply_ok(reply)) {
+        storage_failed(r, reply);
+        req_free(r);
+        return;
+    }
+    /* XEP-0060 section 7.1.2: the result names the item id (it may be the server's). */
+    xml_node_t *ps = xml_node_new("pubsub", NS_PUBSUB);
+    xml_node_t *pub = xml_node_new_child(ps, "publish", NULL);
+    xml_node_set_attr(pub, "node", r->node);
+    xml_node_set_attr(xml_node_new_child(pub, "item", NULL), "id", xml_node_attr(r->item, "id"));
+    req_result(r, ps);
+    xml_node_t *ev_item = xml_node_copy(r->item);
+    set_ns(ev_item, NS_PUBSUB_EVENT);
+    notify(r->owner, r->node, r->cfg.access, event_items(r->node, ev_item));
+    hook_run(HOOK_PEP_PUBLISHED, &(hook_ev_t){.to = r->owner, .node = r->node, .st = r->item,
+                                              .session = req_session(r)});
+    req_free(r);
+}
+
+static void do_publish(pep_req_t *r, long nnodes)
+{
+    const xml_node_t *opts = xml_node_child(r->pubsub, "publish-options", NS_PUBSUB);
+    const xml_node_t *x = opts ? xml_node_child(opts, "x", NS_XDATA) : NULL;
+    if (!r->exists) {
+        if (nnodes >= max_nodes) {
+            req_error(r, "cancel", "policy-violation", NULL, NULL);
+            req_free(r);
+            return;
+        }
+        cfg_default(&r->cfg);
+    }
+    if (x && cfg_preconditions(&r->cfg, r->exists, x) < 0) {
+        req_error(r, "cancel", "conflict", "precondition-not-met", NULL);
+        req_free(r);
+        return;
+    }
+    buf_t cfg = BUF_INIT, item = BUF_INIT;
+    cfg_encode(&r->cfg, &cfg);
+    xml_serialize(r->item, XML_NS_CLIENT, &item);
+    char keep[24];
+    snprintf(keep, sizeof keep, "%ld", cfg_keep(&r->cfg));
+    const char *args[] = {r->node, xml_node_attr(r->item, "id"), item.data, cfg.data, keep};
+    size_t lens[] = {strlen(r->node), strlen(args[1]), item.len, cfg.len, strlen(keep)};
+    req_eval(r, on_published, LUA_PUBLISH, 3, args, lens, 5);
+    buf_free(&cfg);
+    buf_free(&item);
+}
+
+static void on_retracted(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pep_req_t *r = privdata;
+    redisReply *rep = reply;
+    if (!reply_ok(rep)) {
+        storage_failed(r, rep);
+    } else if (rep->type != REDIS_REPLY_INTEGER || rep->integer != 1) {
+        req_error(r, "cancel", "item-not-found", NULL, NULL); /* XEP-0060 7.2.3.5 */
+    } else {
+        req_result(r, NULL);
+        const char *id = xml_node_attr(r->item, "id");
+        if (r->notify) {
+            xml_node_t *rt_el = xml_node_new("retract", NS_PUBSUB_EVENT);
+            xml_node_set_attr(rt_el, "id", id);
+            notify(r->owner, r->node, r->cfg.access, event_items(r->node, rt_el));
+        }
+        /* Mirrors follow retractions too: st is <retract id='X'/>. */
+        xml_node_t *gone = xml_node_new("retract", NS_PUBSUB);
+        xml_node_set_attr(gone, "id", id);
+        hook_run(HOOK_PEP_PUBLISHED, &(hook_ev_t){.to = r->owner, .node = r->node, .st = gone,
+                                                  .session = req_session(r)});
+        xml_node_free(&gone);
+    }
+    req_free(r);
+}
+
+static void do_retract(pep_req_t *r)
+{
+    /* XEP-0060 section 7.2.2.1: notify='true' asks for a notification; without the
+     * attribute the node's pubsub#notify_retract decides. */
+    const char *n = xml_node_attr(r->el, "notify");
+    int want;
+    if (!n || parse_bool(n, &want) < 0)
+        want = r->cfg.notify_retract;
+    r->notify = want;
+    const char *args[] = {r->node, xml_node_attr(r->item, "id")};
+    req_eval(r, on_retracted, LUA_RETRACT, 2, args, NULL, 2);
+}
+
+static void on_items(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pep_req_t *r = privdata;
+    redisReply *rep = reply;
+    if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY) {
+        storage_failed(r, rep);
+        req_free(r);
+        return;
+    }
+    xml_node_t *ps = xml_node_new("pubsub", NS_PUBSUB);
+    xml_node_t *items = xml_node_new_child(ps, "items", NULL);
+    xml_node_set_attr(items, "node", r->node);
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        xml_node_t *it = e->type == REDIS_REPLY_STRING ? stanza_parse(e->str, e->len) : NULL;
+        if (it)
+            xml_node_add_child(items, it);
+    }
+    req_result(r, ps);
+    req_free(r);
+}
+
+static void do_items(pep_req_t *r)
+{
+    const pep_err_t *e = cfg_refuses(&r->cfg, r->rel);
+    if (e) {
+        req_error(r, e->etype, e->cond, e->app, NULL);
+        req_free(r);
+        return;
+    }
+    const char *max = xml_node_attr(r->el, "max_items");
+    char *end = NULL;
+    long m = max ? strtol(max, &end, 10) : 0;
+    if (max && (!*max || *end || m < 1)) {
+        req_error(r, "modify", "bad-request", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    const char *args[16];
+    char mbuf[24];
+    snprintf(mbuf, sizeof mbuf, "%ld", m);
+    int n = 0;
+    args[n++] = r->node;
+    args[n++] = mbuf;
+    /* XEP-0060 section 6.5.8: particular items by id (up to what one command carries). */
+    for (const xml_node_t *c = r->el->children; c && n < 13; c = c->next)
+        if (c->name && strcmp(c->name, "item") == 0 && xml_node_attr(c, "id"))
+            args[n++] = xml_node_attr(c, "id");
+    req_eval(r, on_items, LUA_ITEMS, 2, args, NULL, n);
+}
+
+static void on_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pep_req_t *r = privdata;
+    if (!reply_ok(reply)) {
+        storage_failed(r, reply);
+        req_free(r);
+        return;
+    }
+    req_result(r, NULL);
+    /* XEP-0060 sections 8.4.2 and 8.5.2: subscribers hear of a deletion or a purge. */
+    if (r->op == OP_DELETE && r->cfg.notify_delete) {
+        xml_node_t *d = xml_node_new("delete", NS_PUBSUB_EVENT);
+        xml_node_set_attr(d, "node", r->node);
+        notify(r->owner, r->node, r->cfg.access, d);
+    } else if (r->op == OP_PURGE) {
+        xml_node_t *p = xml_node_new("purge", NS_PUBSUB_EVENT);
+        xml_node_set_attr(p, "node", r->node);
+        notify(r->owner, r->node, r->cfg.access, p);
+    }
+    req_free(r);
+}
+
+static void do_configure_set(pep_req_t *r)
+{
+    const xml_node_t *x = xml_node_child(r->el, "x", NS_XDATA);
+    const char *type = x ? xml_node_attr(x, "type") : NULL;
+    if (type && strcmp(type, "cancel") == 0) { /* XEP-0060 section 8.2.6 */
+        req_result(r, NULL);
+        req_free(r);
+        return;
+    }
+    char *ft = x ? form_type(x) : xstrdup("");
+    int bad = !x || !type || strcmp(type, "submit") != 0 || strcmp(ft, FORM_NODE_CONFIG) != 0 ||
+              cfg_apply_form(&r->cfg, x) < 0;
+    free(ft);
+    if (bad) { /* XEP-0060 section 8.2.5.3 */
+        req_error(r, "modify", "not-acceptable", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    buf_t cfg = BUF_INIT;
+    cfg_encode(&r->cfg, &cfg);
+    char keep[24];
+    snprintf(keep, sizeof keep, "%ld", cfg_keep(&r->cfg));
+    const char *args[] = {r->node, cfg.data, keep};
+    req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 3);
+    buf_free(&cfg);
+}
+
+static void do_create(pep_req_t *r, long nnodes)
+{
+    if (r->exists) { /* XEP-0060 section 8.1.3 */
+        req_error(r, "cancel", "conflict", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    if (nnodes >= max_nodes) {
+        req_error(r, "cancel", "policy-violation", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    cfg_default(&r->cfg);
+    const xml_node_t *conf = xml_node_child(r->pubsub, "configure", NS_PUBSUB);
+    const xml_node_t *x = conf ? xml_node_child(conf, "x", NS_XDATA) : NULL;
+    if (x && cfg_apply_form(&r->cfg, x) < 0) {
+        req_error(r, "modify", "not-acceptable", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    buf_t cfg = BUF_INIT;
+    cfg_encode(&r->cfg, &cfg);
+    const char *args[] = {r->node, cfg.data, "1"};
+    req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 3);
+    buf_free(&cfg);
+}
+
+static void on_lookup(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pep_req_t *r = privdata;
+    redisReply *rep = reply;
+    if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+        storage_failed(r, rep);
+        req_free(r);
+        return;
+    }
+    r->exists = rep->element[0]->type == REDIS_REPLY_STRING;
+    if (r->exists)
+        cfg_decode(rep->element[0]->str, &r->cfg);
+    long nnodes = rep->element[1]->type == REDIS_REPLY_INTEGER ? (long)rep->element[1]->integer : 0;
+    if (r->op == OP_PUBLISH) {
+        do_publish(r, nnodes);
+        return;
+    }
+    if (r->op == OP_CREATE) {
+        do_create(r, nnodes);
+        return;
+    }
+    if (!r->exists) {
+        /* XEP-0060 sections 6.5.9.11, 7.2.3.3, 8.2.3.4, 8.4.3.2, 8.5.3.2. */
+        req_error(r, "cancel", "item-not-found", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    switch (r->op) {
+    case OP_RETRACT:
+        do_retract(r);
+        break;
+    case OP_ITEMS:
+        do_items(r);
+        break;
+    case OP_DELETE: {
+        const char *args[] = {r->node, "1"};
+        req_eval(r, on_done, LUA_PURGE, 3, args, NULL, 2);
+        break;
+    }
+    case OP_PURGE: {
+        const char *args[] = {r->node, "0"};
+        req_eval(r, on_done, LUA_PURGE, 3, args, NULL, 2);
+        break;
+    }
+    case OP_CONFIGURE_GET: {
+        xml_node_t *ps = xml_node_new("pubsub", NS_PUBSUB_OWNER);
+        xml_node_t *c = xml_node_new_child(ps, "configure", NULL);
+        xml_node_set_attr(c, "node", r->node);
+        xml_node_add_child(c, cfg_form(&r->cfg));
+        req_result(r, ps);
+        req_free(r);
+        break;
+    }
+    case OP_CONFIGURE_SET:
+        do_configure_set(r);
+        break;
+    default:
+        req_free(r);
+        break;
+    }
+}
+
+/* ---- reading a request ---- */
+
+/* Checks the <publish/> or <retract/> item before any storage: XEP-0060 sections 7.1.3
+ * and 7.2.3. Sets r->item. 0, or -1 (answered). */
+static int check_item(pep_req_t *r)
+{
+    const xml_node_t *item = NULL;
+    int nitems = 0;
+    for (const xml_node_t *c = r->el->children; c; c = c->next)
+        if (c->name && strcmp(c->name, "item") == 0 && nitems++ == 0)
+            item = c;
+    if (!item || nitems > 1) {
+        req_error(r, "modify", "bad-request", item ? "invalid-payload" : "item-required", NULL);
+        return -1;
+    }
+    const char *id = xml_node_attr(item, "id");
+    if (r->op == OP_RETRACT) {
+        if (!id || !*id) {
+            req_error(r, "modify", "bad-request", "item-required", NULL);
+            return -1;
+        }
+    } else {
+        int npayload = 0;
+        for (const xml_node_t *c = item->children; c; c = c->next)
+            npayload += c->name != NULL;
+        if (npayload != 1) {
+            /* XEP-0060 7.1.3.6 (none; PEP nodes deliver payloads) and 7.1.3.5 (more). */
+            req_error(r, "modify", "bad-request", npayload ? "invalid-payload" : "payload-required",
+                      NULL);
+            return -1;
+        }
+    }
+    if (id && strlen(id) >= PEP_NAME_MAX) {
+        req_error(r, "modify", "not-acceptable", NULL, NULL);
+        return -1;
+    }
+    r->item = xml_node_new("item", NS_PUBSUB);
+    char gen[40];
+    if (!id || !*id) { /* XEP-0060 section 7.1.1: the service makes one up */
+        random_id(gen, sizeof gen, "");
+        id = gen;
+    }
+    xml_node_set_attr(r->item, "id", id);
+    for (const xml_node_t *c = item->children; c; c = c->next)
+        if (c->name)
+            xml_node_add_child(r->item, xml_node_copy(c));
+    if (r->op == OP_PUBLISH) {
+        buf_t b = BUF_INIT;
+        xml_serialize(r->item, XML_NS_CLIENT, &b);
+        size_t len = b.len;
+        buf_free(&b);
+        if ((long)len > max_item_size) { /* XEP-0060 section 7.1.3.4 */
+            req_error(r, "modify", "not-acceptable", "payload-too-big", NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads the operation and starts it; takes r. */
+static void req_start(pep_req_t *r, int set)
+{
+    int owner_ns = strcmp(r->pubsub->ns, NS_PUBSUB_OWNER) == 0;
+    r->el = xml_node_first_element(r->pubsub);
+    const char *name = r->el ? r->el->name : "";
+    const char *unsupported = NULL;
+    int ok_type = 1, owner_only = 1;
+    if (!owner_ns && strcmp(name, "publish") == 0) {
+        r->op = OP_PUBLISH, ok_type = set;
+    } else if (!owner_ns && strcmp(name, "retract") == 0) {
+        r->op = OP_RETRACT, ok_type = set;
+    } else if (!owner_ns && strcmp(name, "items") == 0) {
+        r->op = OP_ITEMS, ok_type = !set, owner_only = 0;
+    } else if (!owner_ns && strcmp(name, "create") == 0) {
+        r->op = OP_CREATE, ok_type = set;
+    } else if (owner_ns && strcmp(name, "configure") == 0) {
+        r->op = set ? OP_CONFIGURE_SET : OP_CONFIGURE_GET;
+    } else if (owner_ns && strcmp(name, "delete") == 0) {
+        r->op = OP_DELETE, ok_type = set;
+    } else if (owner_ns && strcmp(name, "purge") == 0) {
+        r->op = OP_PURGE, ok_type = set;
+    } else if (owner_ns && strcmp(name, "default") == 0 && !set) {
+        /* XEP-0060 section 8.3: the default configuration. */
+        pep_config_t c;
+        cfg_default(&c);
+        xml_node_t *ps = xml_node_new("pubsub", NS_PUBSUB_OWNER);
+        xml_node_add_child(xml_node_new_child(ps, "default", NULL), cfg_form(&c));
+        req_result(r, ps);
+        req_free(r);
+        return;
+    } else if (!owner_ns && (strcmp(name, "subscribe") == 0 || strcmp(name, "unsubscribe") == 0)) {
+        /* Subscriptions to PEP nodes are implicit (XEP-0163 section 4: presence and
+         * entity capabilities); explicit ones are not done. */
+        unsupported = "subscribe";
+    } else if (!owner_ns && strcmp(name, "options") == 0) {
+        unsupported = "subscription-options";
+    } else if (!owner_ns && strcmp(name, "subscriptions") == 0) {
+        unsupported = "retrieve-subscriptions";
+    } else if (!owner_ns && strcmp(name, "affiliations") == 0) {
+        unsupported = "retrieve-affiliations";
+    } else if (owner_ns && strcmp(name, "subscriptions") == 0) {
+        unsupported = "manage-subscriptions";
+    } else if (owner_ns && strcmp(name, "affiliations") == 0) {
+        unsupported = "modify-affiliations";
+    } else {
+        req_error(r, "modify", "bad-request", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    if (unsupported) { /* XEP-0060 section 5.? errors: feature-not-implemented */
+        req_error(r, "cancel", "feature-not-implemented", "unsupported", unsupported);
+        req_free(r);
+        return;
+    }
+    if (!ok_type) {
+        req_error(r, "modify", "bad-request", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    if (owner_only && r->rel != REL_OWNER) {
+        /* Only the owner publishes to or manages an account's nodes (XEP-0163 section 3). */
+        req_error(r, "auth", "forbidden", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    const char *node = xml_node_attr(r->el, "node");
+    if (!node || !*node) {
+        /* XEP-0060 8.1.2: instant nodes are not done; elsewhere the node is required. */
+        if (r->op == OP_CREATE)
+            req_error(r, "modify", "not-acceptable", "nodeid-required", NULL);
+        else
+            req_error(r, "modify", "bad-request", "nodeid-required", NULL);
+        req_free(r);
+        return;
+    }
+    if (strlen(node) >= PEP_NAME_MAX) {
+        req_error(r, "modify", "not-acceptable", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    r->node = xstrdup(node);
+    if ((r->op == OP_PUBLISH || r->op == OP_RETRACT) && check_item(r) < 0) {
+        req_free(r);
+        return;
+    }
+    if (r->op == OP_PUBLISH) {
+        const xml_node_t *opts = xml_node_child(r->pubsub, "publish-options", NS_PUBSUB);
+        const xml_node_t *x = opts ? xml_node_child(opts, "x", NS_XDATA) : NULL;
+        char *ft = x ? form_type(x) : NULL;
+        int bad = opts && (!x || strcmp(ft, FORM_PUBLISH_OPTIONS) != 0);
+        free(ft);
+        if (bad) { /* XEP-0060 section 7.1.5: the form must be of that FORM_TYPE */
+            req_error(r, "modify", "bad-request", "invalid-options", NULL);
+            req_free(r);
+            return;
+        }
+    }
+    const char *args[] = {r->node};
+    req_eval(r, on_lookup, LUA_LOOKUP, 1, args, NULL, 1);
+}
+
+static pep_req_t *req_new(const char *full, const char *owner, pep_rel_t rel)
+{
+    pep_req_t *r = xcalloc(1, sizeof *r);
+    r->full = full ? xstrdup(full) : NULL;
+    r->owner = xstrdup(owner);
+    r->rel = rel;
+    return r;
+}
+
+/* The owner's roster says whether the requester is subscribed to the owner's presence. */
+static pep_rel_t relation(const mod_iq_t *iq)
+{
+    if (iq->at != MOD_AT_ACCOUNT)
+        return REL_OWNER;
+    roster_item_t *it = iq->target ? roster_find(iq->target, iq->from->user->bare) : NULL;
+    return it && it->sub_from && !it->hidden ? REL_SUBSCRIBED : REL_OTHER;
+}
+
+static mod_result_t pubsub_iq(mod_iq_t *iq)
+{
+    pep_req_t *r = req_new(iq->from->full, iq->account, relation(iq));
+    r->iq = xml_node_copy(iq->st);
+    r->pubsub = xml_node_first_element(r->iq);
+    req_start(r, iq->set);
+    return MOD_HANDLED;
+}
+
+/* ---- disco#items on a bare JID: the nodes the requester may see (XEP-0163 / XEP-0030) ---- */
+
+typedef struct {
+    char *full, *owner;
+    xml_node_t *iq;
+    pep_rel_t rel;
+} pep_disco_t;
+
+static void on_node_list(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pep_disco_t *d = privdata;
+    redisReply *rep = reply;
+    session_t *s = session_find_jid(d->full);
+    if (s && (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY)) {
+        session_reply_error(s, d->iq, "wait", "internal-server-error");
+    } else if (s) {
+        xml_node_t *q = xml_node_new("query", NS_DISCO_ITEMS);
+        for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+            if (rep->element[i]->type != REDIS_REPLY_STRING ||
+                rep->element[i + 1]->type != REDIS_REPLY_STRING)
+                continue;
+            pep_config_t c;
+            cfg_decode(rep->element[i + 1]->str, &c);
+            if (cfg_refuses(&c, d->rel))
+                continue;
+            xml_node_t *it = xml_node_new_child(q, "item", NULL);
+            xml_node_set_attr(it, "jid", d->owner);
+            xml_node_set_attr(it, "node", rep->element[i]->str);
+        }
+        session_reply_result(s, d->iq, q);
+    }
+    xml_node_free(&d->iq);
+    free(d->full);
+    free(d->owner);
+    free(d);
+}
+
+static mod_result_t disco_items_iq(mod_iq_t *iq)
+{
+    if (xml_node_attr(iq->payload, "node"))
+        return MOD_PASS;
+    pep_disco_t *d = xcalloc(1, sizeof *d);
+    d->full = xstrdup(iq->from->full);
+    d->owner = xstrdup(iq->account);
+    d->iq = xml_node_copy(iq->st);
+    d->rel = relation(iq);
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_PEP_NODES, iq->account);
+    if (!rt.redis_ready || rt_redis_command(on_node_list, d, "HGETALL %s", key) != REDIS_OK)
+        on_node_list(NULL, NULL, d);
+    return MOD_HANDLED;
+}
+
+/* ---- the last items for a session that came online (XEP-0163 section 4.3) ---- */
+
+typedef struct {
+    char *full, *owner;
+    int self;
+} pep_last_t;
+
+static void on_last(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pep_last_t *l = privdata;
+    redisReply *rep = reply;
+    session_t *s = session_find_jid(l->full);
+    if (s && reply_ok(rep) && rep->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 2 < rep->elements; i += 3) {
+            redisReply *n = rep->element[i], *c = rep->element[i + 1], *v = rep->element[i + 2];
+            if (n->type != REDIS_REPLY_STRING || c->type != REDIS_REPLY_STRING ||
+                v->type != REDIS_REPLY_STRING)
+                continue;
+            pep_config_t cfg;
+            cfg_decode(c->str, &cfg);
+            /* The session's user is the owner or subscribed to the owner's presence. */
+            if (cfg.sendlast == SENDLAST_NEVER ||
+                cfg_refuses(&cfg, l->self ? REL_OWNER : REL_SUBSCRIBED))
+                continue;
+            xml_node_t *item = stanza_parse(v->str, v->len);
+            if (!item)
+                continue;
+            set_ns(item, NS_PUBSUB_EVENT);
+            xml_node_t *items = event_items(n->str, item);
+            deliver_event(s, l->owner, items);
+            xml_node_free(&items);
+        }
+    }
+    free(l->full);
+    free(l->owner);
+    free(l);
+}
+
+typedef struct {
+    char *full;
+    char **nodes;
+    size_t n;
+} pep_caps_t;
+
+static void last_from(const pep_caps_t *c, const char *owner, int self)
+{
+    pep_keys_t k;
+    keys_of(&k, owner);
+    const char **argv = xcalloc(c->n + 6, sizeof *argv);
+    int argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = LUA_LAST;
+    argv[argc++] = "3";
+    argv[argc++] = k.nodes;
+    argv[argc++] = k.items;
+    argv[argc++] = k.order;
+    for (size_t i = 0; i < c->n; i++)
+        argv[argc++] = c->nodes[i];
+    pep_last_t *l = xcalloc(1, sizeof *l);
+    l->full = xstrdup(c->full);
+    l->owner = xstrdup(owner);
+    l->self = self;
+    if (!rt.redis_ready || rt_redis_command_argv(on_last, l, argc, argv, NULL) != REDIS_OK)
+        on_last(NULL, NULL, l);
+    free(argv);
+}
+
+static void caps_run(user_t *u, int ok, void *arg)
+{
+    pep_caps_t *c = arg;
+    session_t *s = session_find_jid(c->full);
+    if (s && s->user == u && ok) {
+        last_from(c, u->bare, 1);
+        size_t pos = 0;
+        const void *key;
+        size_t klen;
+        void *val;
+        while (u->roster && hmap_next(u->roster, &pos, &key, &klen, &val)) {
+            roster_item_t *it = val;
+            const char *at = strchr(it->jid, '@');
+            /* Local contacts whose presence the user receives (roster 'to' or 'both'). */
+            if (it->sub_to && !it->hidden && at && strcmp(at + 1, rt.domain) == 0)
+                last_from(c, it->jid, 0);
+        }
+    }
+    for (size_t i = 0; i < c->n; i++)
+        free(c->nodes[i]);
+    free(c->nodes);
+    free(c->full);
+    free(c);
+}
+
+static mod_result_t on_caps_changed(hook_ev_t *ev)
+{
+    session_t *s = ev->session;
+    size_t n = 0;
+    const char *const *f = s && s->available ? caps_features(s, &n) : NULL;
+    pep_caps_t *c = xcalloc(1, sizeof *c);
+    c->nodes = xcalloc(n ? n : 1, sizeof *c->nodes);
+    static const char suffix[] = "+notify";
+    for (size_t i = 0; f && i < n; i++) {
+        size_t len = strlen(f[i]);
+        if (len > sizeof suffix - 1 && strcmp(f[i] + len - (sizeof suffix - 1), suffix) == 0 &&
+            len - (sizeof suffix - 1) < PEP_NAME_MAX)
+            c->nodes[c->n++] = xstrndup(f[i], len - (sizeof suffix - 1));
+    }
+    if (!c->n) {
+        free(c->nodes);
+        free(c);
+        return MOD_PASS;
+    }
+    c->full = xstrdup(s->full);
+    user_with_roster(s->user->bare, caps_run, c);
+    return MOD_PASS;
+}
+
+/* ---- other modules ---- */
+
+/* HOOK_PEP_PUBLISH: ev->st is an <item/> to publish at ev->node, or a whole <pubsub/>
+ * request (publish with publish-options, retract) as the owner's client would send it. */
+static mod_result_t on_pep_publish(hook_ev_t *ev)
+{
+    if (!ev->to || !ev->st)
+        return MOD_PASS;
+    pep_req_t *r = req_new(NULL, ev->to, REL_OWNER);
+    if (ev->st->name && strcmp(ev->st->name, "pubsub") == 0) {
+        r->pubsub = xml_node_copy(ev->st);
+    } else {
+        r->pubsub = xml_node_new("pubsub", NS_PUBSUB);
+        xml_node_t *pub = xml_node_new_child(r->pubsub, "publish", NULL);
+        xml_node_set_attr(pub, "node", ev->node ? ev->node : "");
+        xml_node_t *it = xml_node_add_child(pub, xml_node_copy(ev->st));
+        set_ns(it, NS_PUBSUB);
+    }
+    req_start(r, 1);
+    return MOD_HANDLED;
+}
+
+/* The account is deleted (account.h): every node and item goes with it. */
+static mod_result_t on_user_deleted(hook_ev_t *ev)
+{
+    account_data_key(ev, KEYS_PEP_NODES);
+    account_data_key(ev, KEYS_PEP_ITEMS);
+    account_data_key(ev, KEYS_PEP_ORDER);
+    return MOD_PASS;
+}
+
+static void pep_open(void)
+{
+    max_nodes = config_int("pep_max_nodes");
+    max_items_limit = config_int("pep_max_items");
+    max_item_size = config_int("pep_max_item_size");
+}
+
+#define ACCOUNTS (MOD_AT_SELF | MOD_AT_ACCOUNT)
+
+static const mod_iq_handler_t iq_handlers[] = {
+    {NS_PUBSUB, "pubsub", MOD_GET | MOD_SET, ACCOUNTS, pubsub_iq},
+    {NS_PUBSUB_OWNER, "pubsub", MOD_GET | MOD_SET, ACCOUNTS, pubsub_iq},
+    {NS_DISCO_ITEMS, "query", MOD_GET, ACCOUNTS, disco_items_iq},
+    {0},
+};
+
+/* XEP-0060 section 10 features, on the account (XEP-0163 section 6.1: clients look at
+ * their own bare JID). */
+static const mod_feature_t features[] = {
+    {NS_PUBSUB, ACCOUNTS, NULL},
+    {NS_PUBSUB "#access-open", ACCOUNTS, NULL},
+    {NS_PUBSUB "#access-presence", ACCOUNTS, NULL},
+    {NS_PUBSUB "#access-whitelist", ACCOUNTS, NULL},
+    {NS_PUBSUB "#auto-create", ACCOUNTS, NULL},
+    {NS_PUBSUB "#auto-subscribe", ACCOUNTS, NULL},
+    {NS_PUBSUB "#config-node", ACCOUNTS, NULL},
+    {NS_PUBSUB "#create-and-configure", ACCOUNTS, NULL},
+    {NS_PUBSUB "#create-nodes", ACCOUNTS, NULL},
+    {NS_PUBSUB "#delete-nodes", ACCOUNTS, NULL},
+    {NS_PUBSUB "#filtered-notifications", ACCOUNTS, NULL},
+    {NS_PUBSUB "#item-ids", ACCOUNTS, NULL},
+    {NS_PUBSUB "#last-published", ACCOUNTS, NULL},
+    {NS_PUBSUB "#multi-items", ACCOUNTS, NULL},
+    {NS_PUBSUB "#persistent-items", ACCOUNTS, NULL},
+    {NS_PUBSUB "#publish", ACCOUNTS, NULL},
+    {NS_PUBSUB "#publish-options", ACCOUNTS, NULL},
+    {NS_PUBSUB "#purge-nodes", ACCOUNTS, NULL},
+    {NS_PUBSUB "#retract-items", ACCOUNTS, NULL},
+    {NS_PUBSUB "#retrieve-default", ACCOUNTS, NULL},
+    {NS_PUBSUB "#retrieve-items", ACCOUNTS, NULL},
+    {0},
+};
+
+static const mod_identity_t identities[] = {
+    {"pubsub", "pep", NULL, ACCOUNTS},
+    {0},
+};
+
+static const mod_hook_t hooks[] = {
+    {HOOK_CAPS_CHANGED, 0, on_caps_changed},
+    {HOOK_PEP_PUBLISH, 0, on_pep_publish},
+    {HOOK_USER_DELETED, 0, on_user_deleted},
+    {0},
+};
+
+static const config_key_t config[] = {
+    CONFIG_INT("pep_max_nodes", "64", 1, 100000, "PEP nodes one account may have (XEP-0163); past it publishing to a new node gets policy-violation"),
+    CONFIG_INT("pep_max_items", "256", 1, 100000, "items one PEP node keeps at most; what pubsub#max_items 'max' means"),
+    CONFIG_INT("pep_max_item_size", "65536", 256, 16777216, "bytes of one published PEP item; past it not-acceptable with payload-too-big"),
+    CONFIG_END,
+};
+
+module_t mod_pep = {
+    .name = "pep",
+    .iq = iq_handlers,
+    .features = features,
+    .identities = identities,
+    .hooks = hooks,
+    .config = config,
+    .open = pep_open,
+};
