@@ -1358,9 +1358,10 @@ static const mod_iq_handler_t iq_handlers[] = {
     {0},
 };
 
-/* Clients look on the account's bare JID (Conversations, Dino) and some on the server. */
+/* Clients look on the account's bare JID (Conversations, Dino) and some on the server:
+ * Profanity 0.13 asks only the domain before it queries the archive of an opened chat. */
 static const mod_feature_t features[] = {
-    {NS_MAM, MOD_AT_SELF | MOD_AT_ACCOUNT, is_enabled},
+    {NS_MAM, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, is_enabled},
     {NS_MAM_EXT, MOD_AT_SELF | MOD_AT_ACCOUNT, is_enabled},
     {NS_SID, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, is_enabled},
     {0},
