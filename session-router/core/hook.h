@@ -52,13 +52,16 @@ typedef enum {
                                (XEP-0352, IPC_CLIENT_STATE), in order with its stanzas */
     HOOK_CAPS_CHANGED,      /* session: the features its entity capabilities (XEP-0115,
                                core/caps.h) name became known or changed */
-    HOOK_PEP_PUBLISH,       /* to (owner bare JID), node, st (an <item/>): a module asks the
-                               PEP service to publish on the owner's behalf (as the owner
-                               would, nodes created with defaults); the PEP module returns
-                               HANDLED once it has taken it */
-    HOOK_PEP_PUBLISHED,     /* to (owner bare JID), node, st (the <item/> stored), session
-                               (the publisher's, or NULL when a module asked): an item was
-                               published; modules that mirror it elsewhere follow */
+    HOOK_PEP_PUBLISH,       /* to (owner bare JID), node, st (an <item/>, or a whole
+                               <pubsub xmlns='...pubsub'/> request: publish with
+                               publish-options, or retract): a module asks the PEP service
+                               to act on the owner's behalf (as the owner would, nodes
+                               created with defaults or the publish-options); the PEP module
+                               returns HANDLED once it has taken it */
+    HOOK_PEP_PUBLISHED,     /* to (owner bare JID), node, st (the <item/> stored, or
+                               <retract id='X'/> after a retraction), session (the
+                               publisher's, or NULL when a module asked): an item was
+                               published or retracted; modules that mirror it follow */
     HOOK_MAX
 } hook_id_t;
 
