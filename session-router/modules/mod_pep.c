@@ -470,6 +470,11 @@ static void req_error(pep_req_t *r, const char *etype, const char *cond, const c
         return;
     }
     xml_node_t *err = stanza_error_reply(r->iq, rt.domain, etype, cond);
+    if (strcmp(cond, "item-not-found") == 0) {
+        /* XEP-0086's legacy code too: Profanity (0.13 and later) publishes its first OMEMO
+         * device list only when the items request for it fails with code 404. */
+        xml_node_set_attr(xml_node_child(err, "error", NULL), "code", "404");
+    }
     if (app) {
         xml_node_t *e = xml_node_child(err, "error", NULL);
         xml_node_t *a = xml_node_new_child(e, app, NS_PUBSUB_ERRORS);
@@ -1324,7 +1329,9 @@ static const mod_feature_t features[] = {
     {NS_PUBSUB "#multi-items", ACCOUNTS, NULL},
     {NS_PUBSUB "#persistent-items", ACCOUNTS, NULL},
     {NS_PUBSUB "#publish", ACCOUNTS, NULL},
-    {NS_PUBSUB "#publish-options", ACCOUNTS, NULL},
+    /* On the domain too: Profanity 0.13 looks only there before it publishes its OMEMO
+     * nodes with access_model open (without it they would be presence-only). */
+    {NS_PUBSUB "#publish-options", ACCOUNTS | MOD_AT_SERVER, NULL},
     {NS_PUBSUB "#purge-nodes", ACCOUNTS, NULL},
     {NS_PUBSUB "#retract-items", ACCOUNTS, NULL},
     {NS_PUBSUB "#retrieve-default", ACCOUNTS, NULL},
