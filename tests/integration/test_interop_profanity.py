@@ -27,15 +27,13 @@ if _why:
 def profanity(stack, tmp_path):
     """profanity(user, resource) -> a started Profanity logged in to the stack's main
     frontend; all quit (and their tmux server killed) at the end of the test."""
-    if getattr(stack, "remote", False):
-        pytest.skip("Profanity interop: needs the private local stack (its port and the "
-                    "accounts' passwords)")
+    host = getattr(stack, "host", "127.0.0.1")      # a running stack (XMPP_HOST) too
     tmux = ph.Tmux()
     started = []
 
     def start(user, resource):
         p = ph.Profanity(tmux, ph.new_home(tmp_path, "%s-%s" % (user.localpart, resource)),
-                         user, resource, stack.port)
+                         user, resource, stack.port, host=host)
         started.append(p)
         p.start()
         return p
