@@ -75,6 +75,13 @@ class Profanity:
         cmd = "env %s profanity -l DEBUG -a %s" % (env, self.user.jid)
         self.tmux.run("new-session", "-d", "-s", self.name, "-x", 200, "-y", 50, cmd)
         self.wait_for("%s logged in successfully" % self.jid, timeout, what="login")
+        # What the server offers (disco#info of the domain) arrives after the login line;
+        # Profanity decides on it whether it may query the archive or publish with
+        # publish-options, so nothing is typed before it is in.
+        self.wait_log(r'RECV: <iq (?=[^>]*type="result")(?=[^>]*from="%s")[^>]*>'
+                      r'<query xmlns="http://jabber\.org/protocol/disco#info"'
+                      % re.escape(self.user.jid.split("@", 1)[1]), timeout,
+                      what="the server's disco#info answer")
 
     def alive(self):
         return self.tmux.run("has-session", "-t", self.name, check=False).returncode == 0
