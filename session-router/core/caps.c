@@ -46,10 +46,14 @@ static void entry_free(void *v)
     free(e);
 }
 
+/* hmap_filter: an entry no session uses goes (and is freed). */
 static int unused(void *v, void *ud)
 {
     (void)ud;
-    return ((caps_entry_t *)v)->refs == 0;
+    if (((caps_entry_t *)v)->refs)
+        return 0;
+    entry_free(v);
+    return 1;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -283,9 +287,26 @@ static void read_caps(session_t *s, const xml_node_t *st, int quiet)
         ask_client(s, l);
 }
 
-static mod_result_t on_presence(hook_ev_t *ev)
+/* A presence names the session's capabilities; on initial presence with the same ones as
+ * before (available again), the session is interested again as a new one would be
+ * (XEP-0163 4.3: the last items when it comes online). */
+static void on_presence(session_t *s, const xml_node_t *st, int initial)
 {
-    read_caps(ev->session, ev->st, 0);
+    caps_entry_t *before = s->caps;
+    read_caps(s, st, 0);
+    if (initial && before && s->caps == before)
+        hook_run(HOOK_CAPS_CHANGED, &(hook_ev_t){.session = s, .user = s->user});
+}
+
+static mod_result_t on_initial(hook_ev_t *ev)
+{
+    on_presence(ev->session, ev->st, 1);
+    return MOD_PASS;
+}
+
+static mod_result_t on_update(hook_ev_t *ev)
+{
+    on_presence(ev->session, ev->st, 0);
     return MOD_PASS;
 }
 
@@ -312,8 +333,8 @@ static mod_result_t on_freed(hook_ev_t *ev)
 
 static const mod_hook_t hooks[] = {
     /* First among the presence hooks, so that modules running after it see the features. */
-    {HOOK_PRESENCE_INITIAL, 1000, on_presence},
-    {HOOK_PRESENCE_UPDATE, 1000, on_presence},
+    {HOOK_PRESENCE_INITIAL, 1000, on_initial},
+    {HOOK_PRESENCE_UPDATE, 1000, on_update},
     {HOOK_SESSION_RESYNC, -1000, on_resync},
     {HOOK_SESSION_FREED, 0, on_freed},
     {0},
