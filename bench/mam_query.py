@@ -115,7 +115,12 @@ def main():
     mem1 = used_memory(a.redis_port)
     owner = "%s@%s" % (a.user, a.domain)
     n = int(redis(a.redis_port, "XLEN", "%smam:{%s}" % (a.prefix, owner)))
-    per_entry = (mem1 - mem0) / max(n, 1)
+    keys = ["%smam:{%s}" % (a.prefix, owner), "%smamidx:{%s}" % (a.prefix, owner)] + [
+        "%smamwith:{%s}:%s@%s" % (a.prefix, owner, p, a.domain) for p in a.peers.split(",")]
+    key_bytes = sum(int(redis(a.redis_port, "MEMORY", "USAGE", k, "SAMPLES", "0") or 0)
+                    for k in keys)
+    per_entry = key_bytes / max(n, 1)
+    per_entry_info = (mem1 - mem0) / max(n, 1)
 
     c = XMPPClient(a.port, domain=a.domain, cafile=a.cafile, timeout=30)
     c.login(a.user, a.password, resource="bench")
@@ -129,9 +134,9 @@ def main():
     conv = [timed_query(c, with_form + last_page, 50) for _ in range(a.queries)]
     c.close()
     print("RESULT scenario=mam-query server=%s entries=%d fill_s=%.1f queries=%d "
-          "redis_bytes_per_entry=%.0f last50_p50_ms=%.2f last50_p99_ms=%.2f "
+          "redis_bytes_per_entry=%.0f info_bytes_per_entry=%.0f last50_p50_ms=%.2f last50_p99_ms=%.2f "
           "last50_with_p50_ms=%.2f last50_with_p99_ms=%.2f mean_ms=%.2f"
-          % (a.label, n, fill_s, a.queries, per_entry, pct(whole, 0.5), pct(whole, 0.99),
+          % (a.label, n, fill_s, a.queries, per_entry, per_entry_info, pct(whole, 0.5), pct(whole, 0.99),
              pct(conv, 0.5), pct(conv, 0.99), statistics.mean(whole)))
     print("mam-query: %d archived entries (%.0f bytes of Redis memory each, with the "
           "conversation stream and index); last 50 of them: p50 %.2f ms, p99 %.2f ms; last 50 "

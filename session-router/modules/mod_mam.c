@@ -189,6 +189,11 @@ typedef struct {
     char mode;      /* 'a', 'n', 'r' */
     hmap_t *always; /* JID -> itself */
     hmap_t *never;
+    /* What the router last told Redis for this user's archive (the fast write path):
+     * when the stream's EXPIRE is due again, and per contact when the conversation's
+     * stream and index entry are (contact bare JID -> uint64_t ms). */
+    uint64_t expire_due;
+    hmap_t *conv_due;
 } prefs_t;
 
 static hmap_t *prefs_cache; /* bare JID -> prefs_t */
@@ -200,6 +205,7 @@ static void prefs_free(void *v)
         return;
     hmap_destroy_all(&p->always, free);
     hmap_destroy_all(&p->never, free);
+    hmap_destroy_all(&p->conv_due, free);
     free(p);
 }
 
@@ -464,6 +470,118 @@ static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
     arch_req_free(r);
 }
 
+/* ---- the fast write path: the router decided (a user it holds, preferences known) ---- */
+
+/* The keys' expiry is refreshed at most once per `slack` seconds per user and conversation
+ * (to archive_expires_after + slack, so nothing goes early): the common write is two XADDs,
+ * not a script (a Lua call costs Redis several times an XADD). */
+static long expire_slack(void)
+{
+    return expires_after / 64;
+}
+
+typedef struct {
+    char *key, *wkey, *with, *dir, *xml;
+    size_t xlen;
+    char minid[ID_MAX];
+} xadd_req_t;
+
+static void xadd_req_free(xadd_req_t *r)
+{
+    free(r->key);
+    free(r->wkey);
+    free(r->with);
+    free(r->dir);
+    free(r->xml);
+    free(r);
+}
+
+static void on_xadd_retried(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    xadd_req_t *r = privdata;
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_STRING) {
+        rt_redis_command(rt_redis_ignore, NULL, "XADD %s MINID %s %s with %s", r->wkey, r->minid,
+                         rep->str, r->with);
+        log_warn("mam: %s held a later id than the router's: stored as %s (the stanza-id sent "
+                 "names another)", r->key, rep->str);
+    } else {
+        log_warn("mam: archiving in %s failed: %s", r->key,
+                 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
+    }
+    xadd_req_free(r);
+}
+
+static void on_xadded(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    xadd_req_t *r = privdata;
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ERROR && rt.redis_ready &&
+        strstr(rep->str, "equal or smaller")) {
+        /* Another writer (a second router, a clock stepped back over a restart) put a later
+         * id there: Redis picks one above it. */
+        if (rt_redis_command(on_xadd_retried, r, "XADD %s MINID %s * with %s dir %s xml %b",
+                             r->key, r->minid, r->with, r->dir, r->xml, r->xlen) == REDIS_OK)
+            return;
+    } else if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        log_warn("mam: archiving in %s failed: %s", r->key, rep ? rep->str : "no reply");
+    }
+    xadd_req_free(r);
+}
+
+static void archive_fast(prefs_t *p, const char *owner, const char *id, const char *with,
+                         const char *with_bare, const char *dir, const char *xml, size_t xlen)
+{
+    char key[STORAGE_KEY_MAX], wkey[WITH_KEY_MAX];
+    if (storage_key(key, KEYS_MAM, owner) < 0 || with_key(wkey, owner, with_bare) < 0)
+        return;
+    xadd_req_t *r = xcalloc(1, sizeof *r);
+    sid_fmt(min_kept(), r->minid);
+    if (rt_redis_command(on_xadded, r, "XADD %s MINID %s %s with %s dir %s xml %b", key,
+                         r->minid, id, with, dir, xml, xlen) != REDIS_OK) {
+        free(r);
+        return;
+    }
+    r->key = xstrdup(key);
+    r->wkey = xstrdup(wkey);
+    r->with = xstrdup(with);
+    r->dir = xstrdup(dir);
+    r->xml = xstrndup(xml, xlen);
+    r->xlen = xlen;
+    rt_redis_command(rt_redis_ignore, NULL, "XADD %s MINID %s %s with %s", wkey, r->minid, id,
+                     with);
+    uint64_t now = wall_ms();
+    long ttl = expires_after ? expires_after + expire_slack() : 0;
+    if (ttl && now >= p->expire_due) {
+        rt_redis_command(rt_redis_ignore, NULL, "EXPIRE %s %ld", key, ttl);
+        p->expire_due = now + (uint64_t)expire_slack() * 1000u;
+    }
+    if (!p->conv_due)
+        p->conv_due = hmap_new();
+    uint64_t *due = hmap_sget(p->conv_due, with_bare);
+    if (!due || now >= *due) {
+        char idx[STORAGE_KEY_MAX];
+        storage_key(idx, KEYS_MAM_INDEX, owner);
+        rt_redis_command(rt_redis_ignore, NULL, "ZADD %s %llu %s", idx, (unsigned long long)now,
+                         with_bare);
+        if (ttl) {
+            rt_redis_command(rt_redis_ignore, NULL, "ZREMRANGEBYSCORE %s -inf (%llu", idx,
+                             (unsigned long long)(now - (uint64_t)expires_after * 1000u));
+            rt_redis_command(rt_redis_ignore, NULL, "EXPIRE %s %ld", idx, ttl);
+            rt_redis_command(rt_redis_ignore, NULL, "EXPIRE %s %ld", wkey, ttl);
+        }
+        if (!due) {
+            /* Bounded by the contacts written to while the user is held (the cache entry
+             * goes with the last session). */
+            due = xmalloc(sizeof *due);
+            hmap_sput(p->conv_due, with_bare, due);
+        }
+        *due = now + (uint64_t)expire_slack() * 1000u;
+    }
+}
+
 /* Archives `xml` in `owner`'s archive under `id`: the other party `with` (full JID) and its
  * bare JID, the direction ("in" or "out"), and whether the script must decide (`check`). */
 static void archive_write(const char *owner, const char *id, const char *with,
@@ -543,6 +661,113 @@ static int worth_archiving(const xml_node_t *st)
     return want;
 }
 
+/* A direct child of a message, read off its serialised form. */
+typedef struct {
+    const char *name, *ns;
+    size_t nlen, nslen;
+} kid_t;
+
+#define KIDS_MAX 32
+
+/* Reads the direct children of a stanza from its canonical serialisation (as the frontend
+ * forwards it and as xml_serialize writes it: element names without prefixes, a namespace
+ * other than the parent's as an xmlns attribute right after the name, '<' and '>' escaped
+ * in text and attribute values, so every '<' opens a tag and every '>' closes one). Sets
+ * *close to the offset of the stanza's closing tag. Returns the number of children, or -1
+ * when the bytes are not in that form or have too many children (the caller parses). */
+static int scan_kids(const char *p, size_t n, kid_t *kids, size_t *close)
+{
+    const char *end = p + n;
+    const char *gt = memchr(p, '>', n);
+    if (!gt || gt == p || gt[-1] == '/')
+        return -1;
+    int depth = 1, nk = 0;
+    for (const char *q = gt + 1; q < end;) {
+        const char *lt = memchr(q, '<', (size_t)(end - q));
+        if (!lt || end - lt < 3)
+            return -1;
+        const char *tend = memchr(lt, '>', (size_t)(end - lt));
+        if (!tend)
+            return -1;
+        if (lt[1] == '/') {
+            if (--depth == 0) {
+                *close = (size_t)(lt - p);
+                return tend + 1 == end ? nk : -1;
+            }
+        } else if (lt[1] == '!' || lt[1] == '?') {
+            return -1;
+        } else {
+            if (depth == 1) {
+                if (nk == KIDS_MAX)
+                    return -1;
+                const char *nm = lt + 1, *ne = nm;
+                while (ne < tend && *ne != ' ' && *ne != '/')
+                    ne++;
+                if (ne == nm || memchr(nm, ':', (size_t)(ne - nm)))
+                    return -1;
+                kid_t *k = &kids[nk++];
+                k->name = nm;
+                k->nlen = (size_t)(ne - nm);
+                k->ns = XML_NS_CLIENT;
+                k->nslen = sizeof XML_NS_CLIENT - 1;
+                if (tend - ne > 8 && memcmp(ne, " xmlns=\"", 8) == 0) {
+                    const char *v = ne + 8, *ve = memchr(v, '"', (size_t)(tend - v));
+                    if (!ve)
+                        return -1;
+                    k->ns = v;
+                    k->nslen = (size_t)(ve - v);
+                }
+            }
+            if (tend[-1] != '/')
+                depth++;
+        }
+        q = tend + 1;
+    }
+    return -1;
+}
+
+static int kid_is(const kid_t *k, const char *name, const char *ns)
+{
+    size_t nl = strlen(name), sl = strlen(ns);
+    return k->nlen == nl && memcmp(k->name, name, nl) == 0 && k->nslen == sl &&
+           memcmp(k->ns, ns, sl) == 0;
+}
+
+/* worth_archiving on scanned children: 1 yes, 0 no, -1 when the tree is needed (a
+ * <stanza-id/> to check for forgery, an <apply-to/> to look into). */
+static int worth_kids(const kid_t *kids, int n)
+{
+    int want = 0;
+    for (int i = 0; i < n; i++) {
+        const kid_t *k = &kids[i];
+        if (kid_is(k, "stanza-id", NS_SID) || kid_is(k, "apply-to", "urn:xmpp:fasten:0"))
+            return -1;
+        if (kid_is(k, "sent", NS_CARBONS) || kid_is(k, "received", NS_CARBONS) ||
+            kid_is(k, "no-store", "urn:xmpp:hints") ||
+            kid_is(k, "no-permanent-store", "urn:xmpp:hints"))
+            return 0;
+        if (kid_is(k, "body", XML_NS_CLIENT) ||
+            kid_is(k, "encrypted", "eu.siacs.conversations.axolotl") ||
+            kid_is(k, "encrypted", "urn:xmpp:omemo:2") ||
+            kid_is(k, "openpgp", "urn:xmpp:openpgp:0") || kid_is(k, "x", "jabber:x:encrypted") ||
+            kid_is(k, "replace", "urn:xmpp:message-correct:0") ||
+            kid_is(k, "retract", "urn:xmpp:message-retract:1") ||
+            kid_is(k, "retract", "urn:xmpp:message-retract:0") ||
+            kid_is(k, "reactions", "urn:xmpp:reactions:0"))
+            want = 1;
+    }
+    return want;
+}
+
+static void stamp_text(buf_t *b, const char *by, const char *id)
+{
+    buf_append_str(b, "<stanza-id xmlns=\"" NS_SID "\" by=\"");
+    xml_escape(b, by, strlen(by));
+    buf_append_str(b, "\" id=\"");
+    buf_append_str(b, id);
+    buf_append_str(b, "\"/>");
+}
+
 /* XEP-0359 section 3.1: a <stanza-id/> claiming to be by an address this server stamps for
  * is a forgery and goes. */
 static void remove_forged(xml_node_t *st, const char *a, const char *b)
@@ -593,12 +818,23 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
         return MOD_PASS;
     memcpy(to_bare, ev->to, bl);
     to_bare[bl] = '\0';
-    xml_node_t *st = stanza_parse(ev->payload, ev->len);
-    if (!st)
+    /* Most messages are read off their bytes; the tree is built only when a child needs
+     * looking into (a stanza-id that may be forged) or the bytes are not canonical. */
+    kid_t kids[KIDS_MAX];
+    size_t close = 0;
+    int nk = scan_kids(ev->payload, ev->len, kids, &close);
+    int w = nk < 0 ? -1 : worth_kids(kids, nk);
+    if (w == 0)
         return MOD_PASS;
-    if (!worth_archiving(st)) {
-        xml_node_free(&st);
-        return MOD_PASS;
+    xml_node_t *st = NULL;
+    if (w < 0) {
+        st = stanza_parse(ev->payload, ev->len);
+        if (!st)
+            return MOD_PASS;
+        if (!worth_archiving(st)) {
+            xml_node_free(&st);
+            return MOD_PASS;
+        }
     }
     const char *from_bare = s->user->bare;
     int self = strcmp(from_bare, to_bare) == 0;
@@ -612,24 +848,37 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
         else
             dr = ARCH_ASK; /* the script checks the account, the blocklist, the prefs */
     }
-    remove_forged(st, from_bare, to_bare);
     char id[ID_MAX];
     sid_fmt(next_id(), id);
-    if (stamps(dr))
-        add_stanza_id(st, to_bare, id);
-    if (stamps(ds))
-        add_stanza_id(st, from_bare, id);
     buf_clear(&out_buf);
-    xml_serialize(st, XML_NS_CLIENT, &out_buf);
-    xml_node_free(&st);
+    if (st) {
+        remove_forged(st, from_bare, to_bare);
+        if (stamps(dr))
+            add_stanza_id(st, to_bare, id);
+        if (stamps(ds))
+            add_stanza_id(st, from_bare, id);
+        xml_serialize(st, XML_NS_CLIENT, &out_buf);
+        xml_node_free(&st);
+    } else {
+        buf_append(&out_buf, ev->payload, close);
+        if (stamps(dr))
+            stamp_text(&out_buf, to_bare, id);
+        if (stamps(ds))
+            stamp_text(&out_buf, from_bare, id);
+        buf_append(&out_buf, ev->payload + close, ev->len - close);
+    }
     ev->payload = out_buf.data;
     ev->len = out_buf.len;
-    if (ds != ARCH_NO)
-        archive_write(from_bare, id, ev->to, to_bare, "out", out_buf.data, out_buf.len,
-                      ds == ARCH_ASK);
-    if (dr != ARCH_NO)
-        archive_write(to_bare, id, s->full, from_bare, "in", out_buf.data, out_buf.len,
-                      dr == ARCH_ASK);
+    if (ds == ARCH_YES)
+        archive_fast(hmap_sget(prefs_cache, from_bare), from_bare, id, ev->to, to_bare, "out",
+                     out_buf.data, out_buf.len);
+    else if (ds == ARCH_ASK)
+        archive_write(from_bare, id, ev->to, to_bare, "out", out_buf.data, out_buf.len, 1);
+    if (dr == ARCH_YES)
+        archive_fast(hmap_sget(prefs_cache, to_bare), to_bare, id, s->full, from_bare, "in",
+                     out_buf.data, out_buf.len);
+    else if (dr == ARCH_ASK)
+        archive_write(to_bare, id, s->full, from_bare, "in", out_buf.data, out_buf.len, 1);
     return MOD_PASS;
 }
 
