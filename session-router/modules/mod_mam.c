@@ -16,6 +16,7 @@
  * keys on every write, never by scanning. */
 #include <ctype.h>
 #include <errno.h>
+#include <hiredis/async.h>
 #include <inttypes.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -531,6 +532,22 @@ static void on_xadded(redisAsyncContext *ac, void *reply, void *privdata)
     xadd_req_free(r);
 }
 
+/* Bytes of archive writes queued on the Redis connection since it was last written to. */
+static size_t unflushed;
+
+/* hiredis queues commands in one output buffer that the event loop writes when the socket
+ * is writable: in a burst (the router drains many stanzas per loop turn) it grows by
+ * megabytes, and every growth copies it whole. Past 64 KiB the archive writes it out
+ * itself, so the buffer stays small. */
+static void maybe_flush(size_t added)
+{
+    unflushed += added;
+    if (unflushed >= 65536 && rt.redis && rt.redis_ready) {
+        unflushed = 0;
+        redisAsyncHandleWrite(rt.redis);
+    }
+}
+
 static void archive_fast(prefs_t *p, const char *owner, const char *id, const char *with,
                          const char *with_bare, const char *dir, const char *xml, size_t xlen)
 {
@@ -539,8 +556,14 @@ static void archive_fast(prefs_t *p, const char *owner, const char *id, const ch
         return;
     xadd_req_t *r = xcalloc(1, sizeof *r);
     sid_fmt(min_kept(), r->minid);
-    if (rt_redis_command(on_xadded, r, "XADD %s MINID %s %s with %s dir %s xml %b", key,
-                         r->minid, id, with, dir, xml, xlen) != REDIS_OK) {
+    /* argv, not a format string: hiredis sizes the command once instead of printf-ing it. */
+    const char *argv[11] = {"XADD", key, "MINID", r->minid, id, "with", with, "dir", dir, "xml",
+                            xml};
+    size_t lens[11];
+    for (int i = 0; i < 10; i++)
+        lens[i] = strlen(argv[i]);
+    lens[10] = xlen;
+    if (rt_redis_command_argv(on_xadded, r, 11, argv, lens) != REDIS_OK) {
         free(r);
         return;
     }
@@ -550,8 +573,10 @@ static void archive_fast(prefs_t *p, const char *owner, const char *id, const ch
     r->dir = xstrdup(dir);
     r->xml = xstrndup(xml, xlen);
     r->xlen = xlen;
-    rt_redis_command(rt_redis_ignore, NULL, "XADD %s MINID %s %s with %s", wkey, r->minid, id,
-                     with);
+    argv[1] = wkey;
+    lens[1] = strlen(wkey);
+    rt_redis_command_argv(rt_redis_ignore, NULL, 7, argv, lens);
+    maybe_flush(xlen + 2 * (strlen(key) + strlen(with)) + 128);
     uint64_t now = wall_ms();
     long ttl = expires_after ? expires_after + expire_slack() : 0;
     if (ttl && now >= p->expire_due) {
@@ -800,7 +825,8 @@ static int stamps(int d)
     return d == ARCH_YES || (d == ARCH_ASK && default_mode != 'n');
 }
 
-static buf_t out_buf; /* the rewritten stanza, valid until routing ends (hook.h) */
+static buf_t out_buf;   /* the rewritten stanza, valid until routing ends (hook.h) */
+static buf_t store_buf; /* what is archived, when the stanza had to be parsed */
 
 /* A message a client sends to a local account: archive it for both and stamp it. */
 static mod_result_t on_stanza_out(hook_ev_t *ev)
@@ -851,8 +877,16 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     char id[ID_MAX];
     sid_fmt(next_id(), id);
     buf_clear(&out_buf);
+    /* What the archives keep: the message as sent, forged stanza-ids removed and without
+     * the stamps (each result names its archive id itself, XEP-0313 4.2). */
+    const char *sxml = ev->payload;
+    size_t slen = ev->len;
     if (st) {
         remove_forged(st, from_bare, to_bare);
+        buf_clear(&store_buf);
+        xml_serialize(st, XML_NS_CLIENT, &store_buf);
+        sxml = store_buf.data;
+        slen = store_buf.len;
         if (stamps(dr))
             add_stanza_id(st, to_bare, id);
         if (stamps(ds))
@@ -871,14 +905,14 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     ev->len = out_buf.len;
     if (ds == ARCH_YES)
         archive_fast(hmap_sget(prefs_cache, from_bare), from_bare, id, ev->to, to_bare, "out",
-                     out_buf.data, out_buf.len);
+                     sxml, slen);
     else if (ds == ARCH_ASK)
-        archive_write(from_bare, id, ev->to, to_bare, "out", out_buf.data, out_buf.len, 1);
+        archive_write(from_bare, id, ev->to, to_bare, "out", sxml, slen, 1);
     if (dr == ARCH_YES)
         archive_fast(hmap_sget(prefs_cache, to_bare), to_bare, id, s->full, from_bare, "in",
-                     out_buf.data, out_buf.len);
+                     sxml, slen);
     else if (dr == ARCH_ASK)
-        archive_write(to_bare, id, s->full, from_bare, "in", out_buf.data, out_buf.len, 1);
+        archive_write(to_bare, id, s->full, from_bare, "in", sxml, slen, 1);
     return MOD_PASS;
 }
 
@@ -1596,6 +1630,7 @@ static void mam_close(void)
 {
     hmap_destroy_all(&prefs_cache, prefs_free);
     buf_free(&out_buf);
+    buf_free(&store_buf);
 }
 
 #define SELF (MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT)
