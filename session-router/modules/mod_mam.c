@@ -481,19 +481,31 @@ static long expire_slack(void)
     return expires_after / 64;
 }
 
+/* What a retry needs (one allocation: the strings follow the record). */
 typedef struct {
-    char *key, *wkey, *with, *dir, *xml;
+    const char *key, *wkey, *with, *dir, *xml;
     size_t xlen;
     char minid[ID_MAX];
 } xadd_req_t;
 
+static xadd_req_t *xadd_req_new(const char *key, const char *wkey, const char *with,
+                                const char *dir, const char *xml, size_t xlen)
+{
+    size_t kl = strlen(key) + 1, wl = strlen(wkey) + 1, hl = strlen(with) + 1,
+           dl = strlen(dir) + 1;
+    xadd_req_t *r = xmalloc(sizeof *r + kl + wl + hl + dl + xlen);
+    char *p = (char *)(r + 1);
+    r->key = memcpy(p, key, kl);
+    r->wkey = memcpy(p += kl, wkey, wl);
+    r->with = memcpy(p += wl, with, hl);
+    r->dir = memcpy(p += hl, dir, dl);
+    r->xml = memcpy(p + dl, xml, xlen);
+    r->xlen = xlen;
+    return r;
+}
+
 static void xadd_req_free(xadd_req_t *r)
 {
-    free(r->key);
-    free(r->wkey);
-    free(r->with);
-    free(r->dir);
-    free(r->xml);
     free(r);
 }
 
@@ -554,7 +566,7 @@ static void archive_fast(prefs_t *p, const char *owner, const char *id, const ch
     char key[STORAGE_KEY_MAX], wkey[WITH_KEY_MAX];
     if (storage_key(key, KEYS_MAM, owner) < 0 || with_key(wkey, owner, with_bare) < 0)
         return;
-    xadd_req_t *r = xcalloc(1, sizeof *r);
+    xadd_req_t *r = xadd_req_new(key, wkey, with, dir, xml, xlen);
     sid_fmt(min_kept(), r->minid);
     /* argv, not a format string: hiredis sizes the command once instead of printf-ing it. */
     const char *argv[11] = {"XADD", key, "MINID", r->minid, id, "with", with, "dir", dir, "xml",
@@ -564,15 +576,9 @@ static void archive_fast(prefs_t *p, const char *owner, const char *id, const ch
         lens[i] = strlen(argv[i]);
     lens[10] = xlen;
     if (rt_redis_command_argv(on_xadded, r, 11, argv, lens) != REDIS_OK) {
-        free(r);
+        xadd_req_free(r);
         return;
     }
-    r->key = xstrdup(key);
-    r->wkey = xstrdup(wkey);
-    r->with = xstrdup(with);
-    r->dir = xstrdup(dir);
-    r->xml = xstrndup(xml, xlen);
-    r->xlen = xlen;
     argv[1] = wkey;
     lens[1] = strlen(wkey);
     rt_redis_command_argv(rt_redis_ignore, NULL, 7, argv, lens);

@@ -649,3 +649,49 @@ def test_slixmpp_reads_the_archive(login, new_user, stack):
     assert got == ["slix %d %s" % (i, t) for i in range(5)], got
     names = {f.get("var") for f in fields.xml.iter("{jabber:x:data}field")}
     assert {"with", "start", "end"} <= names, names
+
+
+# ------------------------------------------------------------------ robustness, switch
+
+def test_a_stream_holding_a_later_id_still_archives(login, new_user, stack):
+    """Another writer (a second router, a clock stepped back over a restart) left a later
+    id in the stream: the message is still archived, under an id Redis picks."""
+    ua, ub = new_user("mlat"), new_user("mlau")
+    a, b = online(login, ua, "a"), online(login, ub, "b")
+    key = "%smam:{%s}" % (REDIS_PREFIX, ub.jid)
+    future = "%d-0" % (int(time.time() * 1000) + 3600_000)
+    stack.redis.command("XADD", key, future, "with", "x@localhost", "dir", "in", "xml",
+                        "<message from='x@localhost' to='%s'><body>from the future</body>"
+                        "</message>" % ub.jid)
+    got_message(b, send(a, b.jid, body("after the future")))
+    deadline = time.monotonic() + WAIT
+    while int(stack.redis.command("XLEN", key)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p = query(b)
+    assert "after the future" in p.bodies and "from the future" in p.bodies, p.bodies
+    assert p.ids == sorted(p.ids, key=lambda i: tuple(int(x) for x in i.split("-")))
+
+
+def test_archive_switched_off(stack):
+    with configured_stack(stack, mam_enabled="false") as ps:
+        from xmpp_client import XMPPClient
+        ua, ub = ps.new_user("moff"), ps.new_user("moffb")
+        cl = []
+        try:
+            for u in (ua, ub):
+                c = XMPPClient(ps.frontend.port, cafile=stack.cafile, timeout=5)
+                cl.append(c)
+                c.login(u.localpart, u.password, resource="r")
+            a, b = cl
+            m = got_message(b, send(a, b.jid, body("unarchived")))
+            assert stanza_ids(m) == [], dump(m)
+            res, msgs = query_raw(b, "")
+            assert_error(res, "service-unavailable")
+            res = b.im_iq("get", "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+                          to=bare(b.jid))
+            feats = {f.get("var") for f in res.iter(
+                "{http://jabber.org/protocol/disco#info}feature")}
+            assert NS_MAM not in feats and NS_SID not in feats, feats
+        finally:
+            for c in cl:
+                c.close()
