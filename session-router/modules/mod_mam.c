@@ -874,11 +874,17 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     int dr = ARCH_NO;
     if (!self) {
         user_t *ru = user_find(to_bare);
-        if (ru && ru->roster_state == 2)
-            dr = !ru->exists || user_blocks(ru, s->full) ? ARCH_NO
-                                                          : decide(ru, s->full, from_bare);
-        else
+        if (ru && ru->roster_state == 2) {
+            if (!ru->exists || user_blocks(ru, s->full)) {
+                /* Bounced (no such account, XEP-0191 3.2): in neither archive. */
+                if (st)
+                    xml_node_free(&st);
+                return MOD_PASS;
+            }
+            dr = decide(ru, s->full, from_bare);
+        } else {
             dr = ARCH_ASK; /* the script checks the account, the blocklist, the prefs */
+        }
     }
     char id[ID_MAX];
     sid_fmt(next_id(), id);

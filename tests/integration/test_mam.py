@@ -695,3 +695,16 @@ def test_archive_switched_off(stack):
         finally:
             for c in cl:
                 c.close()
+
+
+def test_a_message_the_recipient_blocks_is_in_neither_archive(login, new_user):
+    ua, ub = new_user("mblk"), new_user("mblm")
+    a, b = online(login, ua, "a"), online(login, ub, "b")
+    res = b.im_iq("set", "<block xmlns='urn:xmpp:blocking'><item jid='%s'/></block>" % bare(a.jid))
+    assert res.get("type") == "result", dump(res)
+    send(a, b.jid, body("blocked"))
+    a.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("type") == "error", WAIT, "bounce")
+    b.im_expect_none(lambda e: e.tag == MESSAGE_TAG and e.findtext(NS + "body") == "blocked",
+                     QUIET, "a blocked message")
+    assert query(a, with_=bare(b.jid)).bodies == []
+    assert query(b, with_=bare(a.jid)).bodies == []
