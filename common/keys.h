@@ -44,6 +44,9 @@
  * string holding its creation time (Unix seconds), with an expiry (invite_ttl). The
  * router deletes it when an account is registered with it; it belongs to no user. */
 #define KEYS_INVITE "invite:"
+/* A verified entity capabilities hash (XEP-0115): PREFIX "caps:" HASH ":" VER, a string
+ * holding the features it names, one per line, with an expiry (caps.c). Belongs to no user. */
+#define KEYS_CAPS "caps:"
 /* Set of every account's bare JID (for listing). */
 #define KEYS_ACCOUNTS "accounts"
 

@@ -31,6 +31,8 @@
 #include "privdrop.h"
 #include "router.h"
 #include "session.h"
+#include "caps.h"
+#include "iqreq.h"
 #include "sm.h"
 #include "storage.h"
 #include "util.h"
@@ -49,7 +51,7 @@ static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,   curve_config_keys,
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
     zap_config_keys,    zlink_config_keys,    account_config_keys, metrics_http_config_keys,
-    admin_config_keys, register_config_keys, scram_config_keys, sm_config_keys,
+    admin_config_keys, register_config_keys, scram_config_keys, sm_config_keys, caps_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and
@@ -177,6 +179,7 @@ int main(int argc, char **argv)
     rt.max_resources = config_int("max_resources");
     register_metrics();
     sm_open();
+    caps_open();
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
     link_open(config_str("router_bind"), dispatch_message, sm_frontend_gone);
@@ -200,7 +203,9 @@ int main(int argc, char **argv)
     storage_close();
     admin_close();
     authlimit_close();
+    iqreq_close(); /* its callbacks still find the sessions */
     sessions_free_all();
+    caps_close();
     sm_close();
     module_close_all();
     link_close();

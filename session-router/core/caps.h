@@ -10,10 +10,14 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "types.h"
+
+extern const config_key_t caps_config_keys[];
 
 /* Registers the presence and session hooks and reads the cache settings (at start). */
 void caps_open(void);
+/* After the sessions were freed (shutdown). */
 void caps_close(void);
 
 /* 1 when `s` is available and its known features include `var` (for example

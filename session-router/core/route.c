@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iqreq.h"
 #include "jid.h"
 #include "log.h"
 #include "module.h"
@@ -217,8 +218,17 @@ static void route_to_server(session_t *from, const ipc_stanza_t *h, const char *
             route_presence(from, h, payload, len);
         return;
     }
+    if (h->kind == IPC_KIND_IQ && (h->stype == IPC_ST_RESULT || h->stype == IPC_ST_ERROR)) {
+        /* An answer to a request of the server's (iqreq.h); any other is dropped
+         * (RFC 6120 8.2.3: results and errors are never answered). */
+        xml_node_t *st = *h->to ? stanza_parse(payload, len) : NULL;
+        if (st)
+            iqreq_answer(from, st);
+        xml_node_free(&st);
+        return;
+    }
     if (h->kind != IPC_KIND_IQ || (h->stype != IPC_ST_GET && h->stype != IPC_ST_SET))
-        return; /* messages, results and errors to the server: nothing consumes them */
+        return; /* messages to the server: nothing consumes them */
     xml_node_t *st = stanza_parse(payload, len);
     if (!st) {
         log_warn("route: unparsable stanza from %s", from->full);

@@ -34,6 +34,8 @@ struct session {
     char tls[32];         /* its TLS version ("TLSv1.3", "none"), or "" when not known */
     struct sm_state *sm;  /* stream management (XEP-0198: core/sm.h), or NULL; a session
                              with it may be *waiting* for its client: fe NULL, conn 0 */
+    struct caps_entry *caps; /* what its entity capabilities name (core/caps.h), or NULL */
+    char *caps_wait;      /* the capabilities being learnt ("HASH VER"), or NULL */
     int selected;         /* scratch: chosen to receive the message being routed */
     void *slot[SESSION_SLOTS]; /* module state (module_slot), freed by its module */
     session_t *next;      /* in user->sessions */
