@@ -12,8 +12,11 @@
  * Storage (keys.h KEYS_MAM*): one Redis stream per user whose entry ids the router chooses
  * (milliseconds-sequence, strictly increasing for the router's life) so the stanza-id is
  * known before Redis answers; one small stream per conversation with the same ids for
- * 'with' queries; expiry (archive_expires_after) trims by id (XADD MINID) and EXPIREs the
- * keys on every write, never by scanning. */
+ * 'with' queries; expiry (archive_expires_after) trims by id on every write (XADD MINID)
+ * and keeps an EXPIRE on the keys (refreshed once per archive_expires_after/64), never
+ * scanning. The common write is two XADDs; a Lua script (script_archive) only when the
+ * router does not hold the other party and Redis must check the account, the blocklist and
+ * the preferences. */
 #include <ctype.h>
 #include <errno.h>
 #include <hiredis/async.h>
@@ -444,12 +447,27 @@ static void arch_req_free(arch_req_t *r)
     free(r);
 }
 
+/* Writes whose reply never came (the connection went: Redis away, the router stopping):
+ * logged once per run of them, not once each. */
+static unsigned long lost;
+
+static void note_reply(const redisReply *rep)
+{
+    if (rep) {
+        lost = 0;
+    } else if (lost++ == 0) {
+        log_warn("mam: archive writes lost with the Redis connection (Redis went away or "
+                 "the router is stopping)");
+    }
+}
+
 /* argv: EVALSHA sha 7 KEYS[1..7] (3..9) ARGV[1..11] (10..20). */
 static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     arch_req_t *r = privdata;
     redisReply *rep = reply;
+    note_reply(rep);
     if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
         rt.redis_ready) {
         /* The script is not cached yet (a new or restarted Redis): send it once. */
@@ -462,8 +480,8 @@ static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
         if (rt_redis_command_argv(on_archived, r, ARCH_ARGC, (const char **)r->argv, r->len) ==
             REDIS_OK)
             return;
-    } else if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        log_warn("mam: archiving in %s failed: %s", r->argv[3], rep ? rep->str : "no reply");
+    } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+        log_warn("mam: archiving in %s failed: %s", r->argv[3], rep->str);
     } else if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->argv[10]) != 0) {
         log_warn("mam: %s held a later id than %s: stored as %s", r->argv[3], r->argv[10],
                  rep->str);
@@ -514,14 +532,15 @@ static void on_xadd_retried(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     xadd_req_t *r = privdata;
     redisReply *rep = reply;
+    note_reply(rep);
     if (rep && rep->type == REDIS_REPLY_STRING) {
         rt_redis_command(rt_redis_ignore, NULL, "XADD %s MINID %s %s with %s", r->wkey, r->minid,
                          rep->str, r->with);
         log_warn("mam: %s held a later id than the router's: stored as %s (the stanza-id sent "
                  "names another)", r->key, rep->str);
-    } else {
+    } else if (rep) {
         log_warn("mam: archiving in %s failed: %s", r->key,
-                 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
     }
     xadd_req_free(r);
 }
@@ -531,6 +550,7 @@ static void on_xadded(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     xadd_req_t *r = privdata;
     redisReply *rep = reply;
+    note_reply(rep);
     if (rep && rep->type == REDIS_REPLY_ERROR && rt.redis_ready &&
         strstr(rep->str, "equal or smaller")) {
         /* Another writer (a second router, a clock stepped back over a restart) put a later
@@ -538,8 +558,8 @@ static void on_xadded(redisAsyncContext *ac, void *reply, void *privdata)
         if (rt_redis_command(on_xadd_retried, r, "XADD %s MINID %s * with %s dir %s xml %b",
                              r->key, r->minid, r->with, r->dir, r->xml, r->xlen) == REDIS_OK)
             return;
-    } else if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        log_warn("mam: archiving in %s failed: %s", r->key, rep ? rep->str : "no reply");
+    } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+        log_warn("mam: archiving in %s failed: %s", r->key, rep->str);
     }
     xadd_req_free(r);
 }
@@ -613,8 +633,9 @@ static void archive_fast(prefs_t *p, const char *owner, const char *id, const ch
     }
 }
 
-/* Archives `xml` in `owner`'s archive under `id`: the other party `with` (full JID) and its
- * bare JID, the direction ("in" or "out"), and whether the script must decide (`check`). */
+/* Archives `xml` in `owner`'s archive under `id` with script_archive: the other party
+ * `with` (full JID) and its bare JID, the direction ("in" or "out"), and whether the script
+ * must decide first (`check`: the router does not hold that user). */
 static void archive_write(const char *owner, const char *id, const char *with,
                           const char *with_bare, const char *dir, const char *xml, size_t xlen,
                           int check)
