@@ -326,7 +326,8 @@ static int decide(const user_t *u, const char *other, const char *other_bare)
  * ttl, check, default mode, with domain, now ms.
  * With check = 1 the script decides what the router could not (the user is not loaded):
  * the account exists, the other party is not blocked, the preferences allow it (XEP-0313
- * 6.1; in 'roster' mode a roster hash field for the contact). Returns the id written, or
+ * 6.1; in 'roster' mode a roster item for the contact that is not hidden: the sixth flag
+ * of user.c's encoding). Returns the id written, or
  * 0 when nothing was. The router's id is used unless the stream already holds a later one
  * (another router wrote there): then Redis picks one and the stamp already sent names an
  * id that is not in the archive (logged). */
@@ -342,7 +343,10 @@ static const char script_archive[] =
     " if not (p[2] or p[3]) then "
     "  local mode = p[1] or ARGV[9] "
     "  if mode == 'never' then return 0 end "
-    "  if mode == 'roster' and redis.call('HEXISTS', KEYS[5], ARGV[3]) == 0 then return 0 end "
+    "  if mode == 'roster' then "
+    "   local it = redis.call('HGET', KEYS[5], ARGV[3]) "
+    "   if not it or string.sub(it, 6, 6) == '1' then return 0 end "
+    "  end "
     " end "
     "end "
     "local id = ARGV[1] "

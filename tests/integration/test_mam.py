@@ -708,3 +708,29 @@ def test_a_message_the_recipient_blocks_is_in_neither_archive(login, new_user):
                      QUIET, "a blocked message")
     assert query(a, with_=bare(b.jid)).bodies == []
     assert query(b, with_=bare(a.jid)).bodies == []
+
+
+def test_roster_mode_of_an_offline_recipient(login, new_user):
+    """'roster' decided in Redis for a recipient the router does not hold: a contact's
+    message is archived, a stranger's is not."""
+    ua, ub, uc = new_user("mro"), new_user("mrp"), new_user("mrq")
+    a, b = online(login, ua, "a"), online(login, ub, "b")
+    befriend(a, b)
+    prefs_set(b, "roster")
+    # The stranger asked for b's presence and got no answer: b keeps a hidden item for it
+    # (a pending request, RFC 6121 3.1.3), which is not "in the roster".
+    c = online(login, uc, "c")
+    c.im_presence(to=ub.jid, type_="subscribe")
+    b.im_wait_presence(type_="subscribe", sender=uc.jid, timeout=WAIT)
+    b.close()
+    t = tag()
+    send(a, ub.jid, body("from a contact " + t))
+    send(c, ub.jid, body("from a stranger " + t))
+    a.im_sync()
+    c.im_sync()
+    b = online(login, ub, "b2")
+    for who in ("contact", "stranger"):
+        b.im_wait(lambda e, w=who: e.tag == MESSAGE_TAG
+                  and e.findtext(NS + "body") == "from a %s %s" % (w, t), WAIT, who)
+    assert query(b, with_=bare(a.jid)).bodies == ["from a contact " + t]
+    assert query(b, with_=bare(c.jid)).bodies == []
