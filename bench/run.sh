@@ -125,9 +125,12 @@ got=$(redis-cli -p "$REDIS_PORT" SCARD "${PREFIX}accounts")
 [ "$got" = "$NACCT" ] || { echo "run.sh: only $got of $NACCT accounts were created" >&2; exit 1; }
 
 server_start() {
-    local req=true
+    # The message archive only where a case asks for it (tls-mam): the peers run without one.
+    local req=true mam=false
     [ "$1" = notls ] && req=false
-    XMPP_REQUIRE_TLS=$req "$BUILD/session-router" -c "$CONF" 2>> "$WORK/router.log" &
+    [ "$1" = tls-mam ] && mam=true
+    XMPP_REQUIRE_TLS=$req XMPP_MAM_ENABLED=$mam "$BUILD/session-router" -c "$CONF" \
+        2>> "$WORK/router.log" &
     ROUTER_PID=$!
     XMPP_REQUIRE_TLS=$req XMPP_C2S_LISTEN="127.0.0.1:$FE1_PORT" XMPP_FRONTEND_NAME=fe1 \
         "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe1.log" &
@@ -152,6 +155,62 @@ server_stop() {
     # shellcheck disable=SC2086 # word lists of process ids
     bench_stop $FE_PIDS $ROUTER_PID
     FE_PIDS="" ROUTER_PID=""
+}
+
+# The archives the bench accounts have: entries (the main streams), and the bytes of every
+# archive key (MEMORY USAGE, exact: SAMPLES 0), conversation streams and indexes included.
+archive_keys() {
+    local pat
+    for pat in "${PREFIX}mam:{*" "${PREFIX}mamwith:{*" "${PREFIX}mamidx:{*"; do
+        redis-cli -p "$REDIS_PORT" --scan --pattern "$pat"
+    done
+}
+archive_entries() {
+    redis-cli -p "$REDIS_PORT" --scan --pattern "${PREFIX}mam:{*" |
+        while read -r k; do redis-cli -p "$REDIS_PORT" XLEN "$k"; done | awk '{ n += $1 } END { print n + 0 }'
+}
+archive_bytes() {
+    archive_keys | while read -r k; do redis-cli -p "$REDIS_PORT" MEMORY USAGE "$k" SAMPLES 0; done |
+        awk '{ n += $1 } END { print n + 0 }'
+}
+archive_clear() {
+    archive_keys | while read -r k; do redis-cli -p "$REDIS_PORT" UNLINK "$k" > /dev/null; done
+}
+# Around the msg-mam case: Redis memory per archived message, both copies (the sender's and
+# the recipient's entries, with their conversation streams).
+bench_case_before() {
+    case $1 in msg-mam | mam-query) archive_clear ;; esac
+}
+bench_case_after() {
+    [ "$1" = msg-mam ] || return 0
+    local bytes entries prev=-1
+    # The archive writes trail the deliveries under full load: wait until they have landed.
+    entries=$(archive_entries)
+    while [ "$entries" != "$prev" ]; do
+        sleep 1
+        prev=$entries
+        entries=$(archive_entries)
+    done
+    bytes=$(archive_bytes)
+    awk -v b="$bytes" -v e="$entries" 'BEGIN {
+        if (e > 0) printf "RESULT case=msg-mam-memory server=ours entries=%d messages=%d redis_bytes_per_message=%.0f\n", e, e / 2, b / (e / 2) }' |
+        tee -a "$RESULTS"
+    archive_clear
+}
+bench_mam_query() {
+    bench_log "$LABEL: mam-query"
+    set +e
+    timeout -k 5 "$STEP_TIMEOUT" python3 bench/mam_query.py --port "$FE1_PORT" \
+        --redis-port "$REDIS_PORT" --prefix "$PREFIX" --domain "$DOMAIN" --cafile "$WORK/cert.pem" \
+        --password "$PASSWORD" --label "$LABEL" > "$WORK/$LABEL-mam-query.out" 2>&1
+    set -e
+    sed 's/^/    /' "$WORK/$LABEL-mam-query.out"
+    if grep -q '^RESULT ' "$WORK/$LABEL-mam-query.out"; then
+        grep '^RESULT ' "$WORK/$LABEL-mam-query.out" | sed 's/^RESULT /RESULT case=mam-query /' >> "$RESULTS"
+    else
+        echo "RESULT case=mam-query server=$LABEL status=failed" >> "$RESULTS"
+    fi
+    archive_clear
 }
 
 echo "bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \

@@ -13,6 +13,15 @@ BEGIN {
         "msg:p99_ms:message latency p99 (ms)|" \
         "msg:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages|" \
         "msg:lost:messages lost|" \
+        "msg-mam:msgs_per_s:messages per second, XEP-0313 archive on|" \
+        "msg-mam:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, archive on|" \
+        "msg-mam:cpu_ratio:server CPU per message, archive on / off (msg)|" \
+        "msg-mam-memory:redis_bytes_per_message:Redis bytes per archived message (both copies)|" \
+        "mam-query:redis_bytes_per_entry:Redis bytes per archive entry (100,000 filled)|" \
+        "mam-query:last50_p50_ms:query the last 50 of 100,000 archived, p50 (ms)|" \
+        "mam-query:last50_p99_ms:query the last 50 of 100,000 archived, p99 (ms)|" \
+        "mam-query:last50_with_p50_ms:the same with a 'with' filter, p50 (ms)|" \
+        "mam-query:last50_with_p99_ms:the same with a 'with' filter, p99 (ms)|" \
         "msg-sm:msgs_per_s:messages per second, XEP-0198 on both ends|" \
         "msg-sm:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, XEP-0198 on|" \
         "msg-sm:cpu_ratio:server CPU per message, XEP-0198 on / off|" \
@@ -54,6 +63,10 @@ END {
         if ((f, "msg-sm", "cpu_ms_per_1000_msgs") in v && (f, "msg", "cpu_ms_per_1000_msgs") in v \
             && v[f, "msg", "cpu_ms_per_1000_msgs"] + 0 > 0)
             v[f, "msg-sm", "cpu_ratio"] = sprintf("%.2f", v[f, "msg-sm", "cpu_ms_per_1000_msgs"] / v[f, "msg", "cpu_ms_per_1000_msgs"])
+    for (f = 1; f <= nf; f++)
+        if ((f, "msg-mam", "cpu_ms_per_1000_msgs") in v && (f, "msg", "cpu_ms_per_1000_msgs") in v \
+            && v[f, "msg", "cpu_ms_per_1000_msgs"] + 0 > 0)
+            v[f, "msg-mam", "cpu_ratio"] = sprintf("%.2f", v[f, "msg-mam", "cpu_ms_per_1000_msgs"] / v[f, "msg", "cpu_ms_per_1000_msgs"])
     printf "%-52s", "figure"
     for (f = 1; f <= nf; f++) {
         printf " %20s", (f in label) ? label[f] : "server" f
