@@ -5,10 +5,10 @@
 #   make fuzz-regress  replay fuzz/corpus/<h>/ and fuzz/regressions/<h>/ through each harness
 #                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
 #                      works with SAN=1 too
-#   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin)
+#   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin, caps)
 # Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
 
-FUZZ_HARNESSES := xml stream ipc scram jid proxy admin
+FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps
 FUZZ_CC        ?= clang
 FUZZ_BUILD     := build-fuzz
 FUZZ_SECONDS   ?= 60
@@ -17,16 +17,20 @@ FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_ARGS      ?=
 FUZZ_SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SANFLAGS) \
-                  -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS)
+                  -Wall -Wextra -Werror -Icommon -Isession-router/core $(EXPAT_DEFS)
 
 # What each harness links besides libcommon.a: fuzz_stream runs the frontend's stream.c,
 # sasl.c and register.c on stubs of client.c and router_link.c (fuzz/fe_stubs.c).
 FUZZ_EXTRA_stream := c2s-frontend/stream.c c2s-frontend/sasl.c c2s-frontend/register.c \
                      c2s-frontend/sm.c fuzz/fe_stubs.c
 FUZZ_EXTRA_proxy  := c2s-frontend/proxy.c
+# fuzz_caps runs the router's entity capabilities verification.
+FUZZ_EXTRA_caps   := session-router/core/capsver.c
+$(BUILD)/obj/fuzz/fuzz_caps.o: CFLAGS += -Isession-router/core
 # Dictionaries of XMPP tokens for the harnesses that read XML.
 FUZZ_DICT_xml     := fuzz/xmpp.dict
 FUZZ_DICT_stream  := fuzz/xmpp.dict
+FUZZ_DICT_caps    := fuzz/xmpp.dict
 
 fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
 

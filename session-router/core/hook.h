@@ -51,7 +51,8 @@ typedef enum {
     HOOK_CLIENT_STATE,      /* session, inactive: the client said <inactive/> or <active/>
                                (XEP-0352, IPC_CLIENT_STATE), in order with its stanzas */
     HOOK_CAPS_CHANGED,      /* session: the features its entity capabilities (XEP-0115,
-                               core/caps.h) name became known or changed */
+                               core/caps.h) name became known or changed, or the session
+                               became available again with them (interested again) */
     HOOK_PEP_PUBLISH,       /* to (owner bare JID), node, st (an <item/>, or a whole
                                <pubsub xmlns='...pubsub'/> request: publish with
                                publish-options, or retract): a module asks the PEP service

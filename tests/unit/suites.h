@@ -19,5 +19,6 @@ Suite *make_router_suite(void);
 Suite *make_metrics_suite(void);
 Suite *make_adminproto_suite(void);
 Suite *make_registration_suite(void);
+Suite *make_capsver_suite(void);
 
 #endif
