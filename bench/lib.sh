@@ -18,7 +18,7 @@
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
 : "${SM_N:=2000}"
-: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-mam mam-query sm-resume presence scale}"
+: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-mam mam-query sm-resume presence pep scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
 
@@ -179,7 +179,7 @@ bench_suite() {
             server_start "$variant" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
             ;;
-        login-scram | login-plain | idle | msg | msg-sm | presence | scale)
+        login-scram | login-plain | idle | msg | msg-sm | presence | pep | scale)
             server_start tls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             if ! bench_ready; then
                 echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"
@@ -214,6 +214,7 @@ bench_suite() {
         msg-sm) bench_case "$c" --scenario msg --sm --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
+        pep) bench_case "$c" --scenario pep --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
         scale) bench_case "$c" --scenario scale --scale-target "$SCALE_TARGET" --port "$SERVER_PORT" ;;
         esac
         if declare -F bench_case_after > /dev/null; then bench_case_after "$c"; fi

@@ -33,6 +33,8 @@ BEGIN {
         "sm-resume:reconnect_to_resumed_p99_ms:all waiting sessions at once: reconnect to <resumed/> p99 (ms)|" \
         "presence:fanout_p99_ms:presence fan-out to all contacts p99 (ms)|" \
         "presence:cpu_ms_per_1000_deliveries:server CPU ms per 1000 presence deliveries|" \
+        "pep:fanout_p99_ms:PEP notification fan-out to 50 contacts p99 (ms)|" \
+        "pep:cpu_ms_per_1000_deliveries:server CPU ms per 1000 PEP notifications|" \
         "scale:reached:concurrent TLS sessions reached|" \
         "scale:kib_per_session:KiB per session at scale|" \
         "scale:rest_cpu_pct:server CPU at rest (% of one core)", rows, "|")
