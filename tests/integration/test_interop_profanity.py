@@ -119,7 +119,8 @@ def test_profanity_omemo_between_two_accounts(profanity, login, new_user):
     """The issue's first "done when": alice and bob turn OMEMO on in Profanity (keys
     generated, device list and bundle published through PEP with open access), alice
     starts an OMEMO session with bob and writes; bob's Profanity shows the plaintext with
-    the OMEMO marker, and what reached it over the wire was the encrypted payload only."""
+    the OMEMO marker; bob answers encrypted and alice reads it; what went over the wire
+    was the encrypted payload only."""
     ua, ub, uc = new_user("pfa"), new_user("pfb"), new_user("pfc")
     friends(login, ua, ub)
     pa = profanity(ua, "term")
@@ -146,10 +147,19 @@ def test_profanity_omemo_between_two_accounts(profanity, login, new_user):
     pb.wait_for(line_of(ua.jid, secret, marker="~"), what="alice's OMEMO message decrypted")
     pa.wait_for(line_of("me", secret, marker="~"), what="alice's own OMEMO line")
 
+    # Bob answers encrypted too: OMEMO on in his window, alice's device fetched and trusted.
+    pb.send("/omemo start")
+    pb.window(1)
+    pb.wait_for("Blind trust for %s device %s" % (ua.jid, dev_a), what="alice's bundle fetched")
+    pb.window(2)
+    answer = "omemo answer %s" % token()
+    pb.send(answer)
+    pa.wait_for(line_of(ub.jid, answer, marker="~"), what="bob's OMEMO answer decrypted")
+
     got = [s for s in pb.received() if s.startswith("<message") and NS_AXOLOTL in s]
     assert got, "bob's Profanity logged no encrypted message received"
-    leaked = [s for s in pb.received() if secret in s]
-    assert not leaked, "the plaintext went over the wire to bob: %s" % leaked[0][:2000]
+    leaked = [s for s in pb.received() if secret in s] + [s for s in pa.received() if answer in s]
+    assert not leaked, "a plaintext went over the wire: %s" % leaked[0][:2000]
     assert 'rid="%s"' % dev_b in got[-1] or "rid='%s'" % dev_b in got[-1], \
         "the encrypted message has no key for bob's device %s: %s" % (dev_b, got[-1][:2000])
     carol.close()
