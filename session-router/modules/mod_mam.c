@@ -186,7 +186,7 @@ static void fmt_datetime(uint64_t ms, char *out, size_t n)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000u));
 }
 
-/* ---- preferences (XEP-0313 section 6.1), cached for the users with sessions ---- */
+/* ---- preferences (XEP-0313 "Archiving preferences"), cached for users with sessions ---- */
 
 typedef struct {
     int loaded;
@@ -297,7 +297,7 @@ static mod_result_t on_freed(hook_ev_t *ev)
 /* What archiving decides for one party. */
 enum { ARCH_NO, ARCH_YES, ARCH_ASK /* not known here: the script decides in Redis */ };
 
-/* XEP-0313 6.1: the never list, then the always list (a JID in both is never archived),
+/* XEP-0313 preferences: the never list, then the always list (a JID in both is never archived),
  * then the default; `other` is the other party's full (or bare) JID. */
 static int decide(const user_t *u, const char *other, const char *other_bare)
 {
@@ -326,7 +326,7 @@ static int decide(const user_t *u, const char *other, const char *other_bare)
  * ttl, check, default mode, with domain, now ms.
  * With check = 1 the script decides what the router could not (the user is not loaded):
  * the account exists, the other party is not blocked, the preferences allow it (XEP-0313
- * 6.1; in 'roster' mode a roster item for the contact that is not hidden: the sixth flag
+ * preferences; in 'roster' mode a roster item for the contact that is not hidden: the sixth flag
  * of user.c's encoding). Returns the id written, or
  * 0 when nothing was. The router's id is used unless the stream already holds a later one
  * (another router wrote there): then Redis picks one and the stamp already sent names an
@@ -687,7 +687,7 @@ static int is(const xml_node_t *ch, const char *name, const char *ns)
     return strcmp(ch->name, name) == 0 && strcmp(ch->ns, ns) == 0;
 }
 
-/* 1 when a message is one a person would want back (XEP-0313 section 7 leaves the choice to
+/* 1 when a message is one a person would want back (XEP-0313 "Business rules" leave the choice to
  * the server): a body, an encrypted payload (XEP-0384 OMEMO, XEP-0373 OpenPGP for XMPP,
  * XEP-0027), a correction (XEP-0308), a retraction (XEP-0424, both namespaces), a reaction
  * (XEP-0444). Chat states and receipts alone are not; neither are carbon copies or
@@ -824,7 +824,7 @@ static void stamp_text(buf_t *b, const char *by, const char *id)
     buf_append_str(b, "\"/>");
 }
 
-/* XEP-0359 section 3.1: a <stanza-id/> claiming to be by an address this server stamps for
+/* XEP-0359 ("Business rules"): a <stanza-id/> claiming to be by an address this server stamps for
  * is a forgery and goes. */
 static void remove_forged(xml_node_t *st, const char *a, const char *b)
 {
@@ -915,7 +915,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     sid_fmt(next_id(), id);
     buf_clear(&out_buf);
     /* What the archives keep: the message as sent, forged stanza-ids removed and without
-     * the stamps (each result names its archive id itself, XEP-0313 4.2). */
+     * the stamps (each result names its archive id itself in result@id). */
     const char *sxml = ev->payload;
     size_t slen = ev->len;
     if (st) {
@@ -1003,7 +1003,7 @@ static void redis_away(const mod_iq_t *iq)
     session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
 }
 
-/* ---- queries (XEP-0313 section 4) ---- */
+/* ---- queries (XEP-0313 "Querying an archive") ---- */
 
 static const char *field_value(const redisReply *fields, const char *name, size_t *len)
 {
@@ -1018,7 +1018,7 @@ static const char *field_value(const redisReply *fields, const char *name, size_
     return NULL;
 }
 
-/* One <message><result><forwarded/></result></message> to the requester (section 4.2). */
+/* One <message><result><forwarded/></result></message> to the requester, before the iq result. */
 static void send_result(session_t *s, const req_t *r, const char *id, const char *xml,
                         size_t xlen)
 {
@@ -1067,7 +1067,7 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     if (rep->element[0]->integer < 0) {
-        /* XEP-0059 2.6 / XEP-0313 4.1.1: an id that names no archived message. */
+        /* XEP-0059 ("Error conditions") and XEP-0313: an id that names no archived message. */
         session_reply_error(s, r->st, "cancel", "item-not-found");
         req_free(r);
         return;
@@ -1075,7 +1075,7 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
     size_t n = (rep->elements - 1) / 2;
     const char *first = NULL, *last = NULL;
     for (size_t k = 0; k < n; k++) {
-        /* XEP-0313 4.1.1 flip-page (#extended): the page in the other order. */
+        /* XEP-0313 <flip-page/> (#extended): the page in the other order. */
         size_t i = 1 + 2 * (r->flip ? n - 1 - k : k);
         const redisReply *id = rep->element[i];
         size_t xlen = 0;
@@ -1088,7 +1088,7 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
         last = id->str;
     }
     xml_node_t *fin = xml_node_new("fin", NS_MAM);
-    /* Section 4.3: complete when the page reaches the end of the results in the direction
+    /* XEP-0313 <fin complete='true'/>: when the page reaches the end of the results in the direction
      * of paging (the last, or with 'before' the first). */
     if (rep->element[0]->integer == 0)
         xml_node_set_attr(fin, "complete", "true");
@@ -1175,7 +1175,7 @@ static mod_result_t mam_query(mod_iq_t *iq)
     if (!enabled)
         return MOD_PASS; /* service-unavailable */
     if (iq->at == MOD_AT_ACCOUNT) {
-        /* Section 4: a user's archive is the user's own. */
+        /* XEP-0313: a user's archive is the user's own. */
         session_reply_error(iq->from, iq->st, "cancel", "forbidden");
         return MOD_HANDLED;
     }
@@ -1208,7 +1208,7 @@ static mod_result_t mam_query(mod_iq_t *iq)
                 jid_bare(&j, with_bare, sizeof with_bare) < 0)
                 bad = "bad-request";
             else if (!*j.resource)
-                with_full[0] = '\0'; /* a bare JID matches every resource (section 4.1.1) */
+                with_full[0] = '\0'; /* a bare JID matches every resource (XEP-0313 "Filtering by JID") */
         } else if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
             int64_t ms;
             if (parse_datetime(val, &ms) < 0)
@@ -1253,7 +1253,7 @@ static mod_result_t mam_query(mod_iq_t *iq)
                 ids[nids++] = t;
             }
         } else {
-            bad = "bad-request"; /* section 4.1.1: a field the server does not support */
+            bad = "bad-request"; /* a field the server does not support (XEP-0313) */
         }
         free(val);
     }
@@ -1380,7 +1380,7 @@ out:
     return MOD_HANDLED;
 }
 
-/* ---- metadata (XEP-0313 section 5.1 of version 1.1) ---- */
+/* ---- archive metadata (XEP-0313 <metadata/>: the first and the last message) ---- */
 
 static const char script_meta[] =
     "local f = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', 1) "
@@ -1441,7 +1441,7 @@ static mod_result_t mam_metadata(mod_iq_t *iq)
     return MOD_HANDLED;
 }
 
-/* ---- preferences (XEP-0313 section 6.1) ---- */
+/* ---- preferences (XEP-0313 "Archiving preferences") ---- */
 
 static void add_jids(xml_node_t *prefs, const char *name, hmap_t *set)
 {
@@ -1481,7 +1481,7 @@ static void on_prefs_read(redisAsyncContext *ac, void *reply, void *privdata)
     req_free(r);
 }
 
-/* EXEC of the prefs write: answer with the prefs as stored (section 6.1.2). */
+/* EXEC of the prefs write: answer with the prefs as stored (XEP-0313). */
 typedef struct {
     req_t *r;
     prefs_t *p;
