@@ -6,13 +6,13 @@ Profanity logged in as the same account sees the conversation from the message a
 Skipped (saying so) only when profanity or tmux is not installed."""
 
 import re
+import time
 import uuid
 
 import pytest
 
 import profanity_harness as ph
 from test_im_helpers import befriend, online
-from xmpp_client import dump
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_AXOLOTL = "eu.siacs.conversations.axolotl"
@@ -94,7 +94,6 @@ def device_list_of(client, owner):
 
 
 def wait_device(client, owner, device_id, timeout=ph.WAIT):
-    import time
     deadline = time.monotonic() + timeout
     ids = None
     while time.monotonic() < deadline:
