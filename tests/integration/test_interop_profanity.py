@@ -1,7 +1,8 @@
 """Interop with a real console client, Profanity (Debian's `profanity`, built with OMEMO),
 driven in tmux as a person would type (profanity_harness.py): two accounts that have each
-other in their rosters turn OMEMO on and exchange an encrypted message, and a second
-Profanity logged in as the same account sees the conversation from the message archive.
+other in their rosters turn OMEMO on and exchange encrypted messages, a second Profanity
+logged in as the same account sees the conversation from the message archive, and
+Profanity's private-storage bookmarks and a XEP-0402 client's are one list.
 
 Skipped (saying so) only when profanity or tmux is not installed."""
 
@@ -13,6 +14,7 @@ import pytest
 
 import profanity_harness as ph
 from test_im_helpers import befriend, online
+from xmpp_client import dump
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_AXOLOTL = "eu.siacs.conversations.axolotl"
@@ -193,3 +195,51 @@ def test_profanity_second_device_reads_history_from_archive(profanity, login, ne
         "the history is not in order:\n%s" % screen
     queries = [s for s in pa2.sent() if "urn:xmpp:mam:2" in s]
     assert queries, "the second Profanity sent no archive query"
+
+
+NS_BOOKMARKS2 = "urn:xmpp:bookmarks:1"
+
+
+def bookmarks2(client):
+    """{room JID: <conference/>} of the client's own XEP-0402 bookmarks."""
+    res = client.iq("get", "<pubsub xmlns='%s'><items node='%s'/></pubsub>"
+                    % (NS_PUBSUB, NS_BOOKMARKS2))
+    if res.get("type") != "result":
+        return {}
+    return {it.get("id"): it.find("{%s}conference" % NS_BOOKMARKS2)
+            for it in res.iter("{%s}item" % NS_PUBSUB)}
+
+
+def test_profanity_bookmarks_shared_with_xep0402_clients(profanity, login, new_user):
+    """Profanity 0.13 keeps bookmarks in private storage (XEP-0049 storage:bookmarks): one it
+    adds shows up for a XEP-0402 client, and one a XEP-0402 client publishes is in the list
+    of a Profanity that logs in afterwards (XEP-0411)."""
+    ua = new_user("pfa")
+    pa = profanity(ua, "term")
+    pa.send("/bookmark add tea@conference.localhost nick al name Tea autojoin off")
+    raw = login(ua, resource="raw")
+    deadline = time.monotonic() + ph.WAIT
+    marks = {}
+    while "tea@conference.localhost" not in marks and time.monotonic() < deadline:
+        marks = bookmarks2(raw)
+        time.sleep(0.2)
+    conf = marks.get("tea@conference.localhost")
+    assert conf is not None, "Profanity's bookmark is not a XEP-0402 item: %r" % marks
+    assert conf.get("name") == "Tea" and conf.get("autojoin") in ("false", "0", None)
+    assert conf.findtext("{%s}nick" % NS_BOOKMARKS2) == "al"
+
+    res = raw.iq("set", "<pubsub xmlns='%s'><publish node='%s'><item id='coffee@conference."
+                 "localhost'><conference xmlns='%s' name='Coffee' autojoin='false'><nick>al"
+                 "</nick></conference></item></publish><publish-options><x xmlns='jabber:x:"
+                 "data' type='submit'><field var='FORM_TYPE' type='hidden'><value>%s#publish-"
+                 "options</value></field><field var='pubsub#persist_items'><value>true</value>"
+                 "</field><field var='pubsub#max_items'><value>max</value></field><field var="
+                 "'pubsub#send_last_published_item'><value>never</value></field><field var="
+                 "'pubsub#access_model'><value>whitelist</value></field></x></publish-options>"
+                 "</pubsub>" % (NS_PUBSUB, NS_BOOKMARKS2, NS_BOOKMARKS2, NS_PUBSUB))
+    assert res.get("type") == "result", dump(res)
+    pa2 = profanity(ua, "second")
+    pa2.send("/bookmark list")
+    pa2.wait_for("Coffee - coffee@conference.localhost", what="the XEP-0402 client's bookmark")
+    pa2.wait_for("Tea - tea@conference.localhost", what="Profanity's own bookmark")
+    raw.close()
