@@ -27,6 +27,8 @@ typedef struct {
     int roster;          /* send a roster get before initial presence (interested resource) */
     int login_timeout_s; /* a login not finished by then counts as failed */
     int sm;              /* XEP-0198: <enable resume='true'/> after bind, <a/> to every <r/> */
+    const char *disco_info; /* NULL, or the <query/> answering the server's disco#info gets
+                               (XEP-0115 queries for the entity capabilities we announce) */
 } lg_config_t;
 
 extern lg_config_t lg_cfg;

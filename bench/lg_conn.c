@@ -444,15 +444,22 @@ static unsigned count_str(const char *st, size_t len, const char *needle)
 /* An iq get/set from the server (roster push, server ping): answered with a result. */
 static void answer_iq(lg_conn_t *c, const char *st, size_t len)
 {
-    char type[16], id[128], from[300], b[600];
+    char type[16], id[128], from[300], b[2048];
     if (xml_attr(st, len, "type", type, sizeof type) < 0 ||
         (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) ||
         xml_attr(st, len, "id", id, sizeof id) < 0)
         return;
+    /* A disco#info query (the server learning our entity capabilities) gets the answer the
+     * scenario set; anything else an empty result. */
+    const char *payload = lg_cfg.disco_info && strcmp(type, "get") == 0 &&
+                                  mem_find(st, len, "http://jabber.org/protocol/disco#info")
+                              ? lg_cfg.disco_info : NULL;
     if (xml_attr(st, len, "from", from, sizeof from) >= 0)
-        snprintf(b, sizeof b, "<iq type='result' id='%s' to='%s'/>", id, from);
+        snprintf(b, sizeof b, "<iq type='result' id='%s' to='%s'%s%s%s", id, from,
+                 payload ? ">" : "/>", payload ? payload : "", payload ? "</iq>" : "");
     else
-        snprintf(b, sizeof b, "<iq type='result' id='%s'/>", id);
+        snprintf(b, sizeof b, "<iq type='result' id='%s'%s%s%s", id, payload ? ">" : "/>",
+                 payload ? payload : "", payload ? "</iq>" : "");
     send_str(c, b);
 }
 

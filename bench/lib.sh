@@ -9,15 +9,16 @@
 #                          server process, comma-separated) and SERVER_NOTLS (1 when this
 #                          variant accepts logins without TLS)
 #   server_stop            stops what server_start started
-# and, for the cases only ours has (skipped for the others): VARIANT "tls-noarchive" (the
-# message archive off), bench_mam_query (the mam-query case), and optionally
+# and, for the cases only ours has (skipped for the others): VARIANT "tls-mam" (the message
+# archive on; every other variant runs without it, as the peers do), bench_mam_query (the
+# mam-query case), and optionally
 # bench_case_before NAME / bench_case_after NAME (run around each case).
 # and sets LOADGEN, LABEL, DOMAIN, WORK, RESULTS and the sizes below.
 
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
 : "${SM_N:=2000}"
-: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-noarchive mam-query sm-resume presence scale}"
+: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-mam mam-query sm-resume presence pep scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
 
@@ -167,18 +168,18 @@ bench_suite() {
     local c
     for c in $CASES; do
         case $c in
-        sm-resume | msg-noarchive | mam-query)
+        sm-resume | msg-mam | mam-query)
             # Router memory per waiting session, what our archive costs: only ours.
             if [ "$LABEL" != ours ]; then
                 echo "RESULT case=$c server=$LABEL status=skipped" >> "$RESULTS"
                 continue
             fi
             local variant=tls
-            [ "$c" = msg-noarchive ] && variant=tls-noarchive
+            [ "$c" = sm-resume ] || variant=tls-mam
             server_start "$variant" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
             ;;
-        login-scram | login-plain | idle | msg | msg-sm | presence | scale)
+        login-scram | login-plain | idle | msg | msg-sm | presence | pep | scale)
             server_start tls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             if ! bench_ready; then
                 echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"
@@ -208,11 +209,12 @@ bench_suite() {
         login-notls) bench_case "$c" --scenario login -n "$LOGIN_N" --sasl scram-sha-256 --no-tls --port "$SERVER_PORT" ;;
         idle) bench_case "$c" --scenario idle -n "$IDLE_N" --port "$SERVER_PORT" ;;
         msg) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
-        msg-noarchive) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
+        msg-mam) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         mam-query) bench_mam_query ;;
         msg-sm) bench_case "$c" --scenario msg --sm --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
+        pep) bench_case "$c" --scenario pep --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
         scale) bench_case "$c" --scenario scale --scale-target "$SCALE_TARGET" --port "$SERVER_PORT" ;;
         esac
         if declare -F bench_case_after > /dev/null; then bench_case_after "$c"; fi

@@ -10,6 +10,13 @@
 
 #include "lg.h"
 
+#include <openssl/sha.h>
+
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+/* The pep scenario's node and entity capabilities node. */
+#define PEP_NODE "urn:xmpp:bench:pep"
+#define CAPS_NODE "https://loadgen.example"
+
 /* ---- options ---- */
 
 static struct {
@@ -47,7 +54,7 @@ static void usage(void)
 {
     fprintf(
         stderr,
-        "usage: loadgen --scenario login|idle|msg|presence|scale|sm-resume [options]\n"
+        "usage: loadgen --scenario login|idle|msg|presence|pep|scale|sm-resume [options]\n"
         "  --host ADDR          server address (127.0.0.1)\n"
         "  --port P[,P...]      client port(s); several spread clients over frontends (5222)\n"
         "  --domain D           XMPP domain (localhost)\n"
@@ -64,6 +71,8 @@ static void usage(void)
         "                       msgs/s in all (0: as fast as the server answers), S s drain\n"
         "  --contacts K --presence-users U --changes X --presence-inflight I\n"
         "                       presence: U users with K mutual contacts, X changes, I at once\n"
+        "                       pep: the same users and contacts; X PEP publishes (XEP-0163), I\n"
+        "                       at once, each notifying K contacts that want the node (XEP-0115)\n"
         "  --scale-target N     scale: sessions to open (10000)\n"
         "  --rest S             scale: seconds at rest to measure CPU (10)\n"
         "  --settle S           idle, sm-resume: seconds to wait before measuring RSS (3)\n"
@@ -627,7 +636,21 @@ static struct {
     uint32_t oldest; /* first change whose fan-out may be unfinished */
     change_t *changes;
     lg_hist_t fanout, delivery;
+    int pep; /* the pep scenario: publishes instead of presence changes */
 } ps;
+
+/* One contact got change `ch`. */
+static void change_got(change_t *ch)
+{
+    if (ch->got >= ps.k) return;
+    uint64_t now = now_us();
+    hist_add(&ps.delivery, now - ch->t_send);
+    if (++ch->got == ps.k) {
+        hist_add(&ps.fanout, now - ch->t_send);
+        ps.done_changes++;
+        ps.inflight--;
+    }
+}
 
 /* The account number in a JID "PREFIXn@...", or -1. */
 static long jid_index(const char *jid)
@@ -642,6 +665,17 @@ static long jid_index(const char *jid)
 static void presence_stanza(lg_conn_t *c, const char *name, const char *st, size_t len)
 {
     char type[24] = "", from[300], b[400];
+    if (ps.pep && strcmp(name, "message") == 0 && ps.phase == 2 &&
+        xml_attr(st, len, "from", from, sizeof from) >= 0) {
+        /* A PEP notification from the publisher's bare JID; its own sessions want the node
+         * too and are not counted. */
+        long owner = jid_index(from);
+        const char *m = mem_find(st, len, ">pc:");
+        if (owner < 0 || owner == (long)c->idx || !m) return;
+        unsigned long seq = strtoul(m + 4, NULL, 10);
+        if (seq < opt.changes) change_got(&ps.changes[seq]);
+        return;
+    }
     if (strcmp(name, "presence") != 0 || xml_attr(st, len, "from", from, sizeof from) < 0) return;
     xml_attr(st, len, "type", type, sizeof type);
     long who = jid_index(from);
@@ -662,15 +696,7 @@ static void presence_stanza(lg_conn_t *c, const char *name, const char *st, size
     if (!m) return;
     unsigned long seq = strtoul(m + 11, NULL, 10);
     if (seq >= opt.changes) return;
-    change_t *ch = &ps.changes[seq];
-    if (ch->got >= ps.k) return;
-    uint64_t now = now_us();
-    hist_add(&ps.delivery, now - ch->t_send);
-    if (++ch->got == ps.k) {
-        hist_add(&ps.fanout, now - ch->t_send);
-        ps.done_changes++;
-        ps.inflight--;
-    }
+    change_got(&ps.changes[seq]);
 }
 
 /* Subscription requests go out a few users at a time so the server is not flooded. */
@@ -719,12 +745,17 @@ static void change_tick(void)
             ps.inflight--;
         }
     }
-    char b[300];
+    char b[400];
     while (ps.inflight < opt.presence_inflight && ps.next_change < opt.changes) {
         uint32_t seq = ps.next_change++;
         lg_conn_t *c = lg_conn(seq % ps.users);
-        int l = snprintf(b, sizeof b, "<presence>%s<status>pc:%u</status></presence>",
-                         seq & 1 ? "<show>away</show>" : "", seq);
+        int l = ps.pep ? snprintf(b, sizeof b,
+                                  "<iq type='set' id='pub%u'><pubsub xmlns='" NS_PUBSUB "'>"
+                                  "<publish node='" PEP_NODE "'><item id='current'><bench "
+                                  "xmlns='" PEP_NODE "'>pc:%u</bench></item></publish></pubsub>"
+                                  "</iq>", seq, seq)
+                       : snprintf(b, sizeof b, "<presence>%s<status>pc:%u</status></presence>",
+                                  seq & 1 ? "<show>away</show>" : "", seq);
         ps.changes[seq].t_send = now;
         ps.inflight++;
         if (c->state != CS_READY) {
@@ -743,8 +774,47 @@ static int changes_done(void)
     return ps.done_changes == opt.changes;
 }
 
+/* pep: every client announces (XEP-0115) that it wants notifications of PEP_NODE, and
+ * answers the server's disco#info query with what the hash was computed from. */
+static char caps_ver[64], caps_answer[1024];
+
+static void caps_setup(void)
+{
+    static const char *const features[] = {"http://jabber.org/protocol/caps",
+                                           "http://jabber.org/protocol/disco#info",
+                                           PEP_NODE "+notify"}; /* sorted */
+    char s[512];
+    int n = snprintf(s, sizeof s, "client/pc//loadgen<");
+    for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
+        n += snprintf(s + n, sizeof s - (size_t)n, "%s<", features[i]);
+    unsigned char md[20];
+    SHA1((const unsigned char *)s, (size_t)n, md);
+    b64_encode(md, sizeof md, caps_ver);
+    n = snprintf(caps_answer, sizeof caps_answer,
+                 "<query xmlns='http://jabber.org/protocol/disco#info' node='" CAPS_NODE "#%s'>"
+                 "<identity category='client' type='pc' name='loadgen'/>", caps_ver);
+    for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
+        n += snprintf(caps_answer + n, sizeof caps_answer - (size_t)n, "<feature var='%s'/>",
+                      features[i]);
+    snprintf(caps_answer + n, sizeof caps_answer - (size_t)n, "</query>");
+    lg_cfg.disco_info = caps_answer;
+}
+
+static void caps_announce(void)
+{
+    char b[300];
+    for (uint32_t i = 0; i < ps.users; i++) {
+        lg_conn_t *c = lg_conn(i);
+        if (c->state != CS_READY) continue;
+        int l = snprintf(b, sizeof b, "<presence><c xmlns='http://jabber.org/protocol/caps' "
+                         "hash='sha-1' node='" CAPS_NODE "' ver='%s'/></presence>", caps_ver);
+        lg_send(c, b, (size_t)l);
+    }
+}
+
 static int scenario_presence(void)
 {
+    const char *name = ps.pep ? "pep" : "presence";
     ps.users = opt.presence_users;
     ps.half = opt.contacts / 2;
     ps.k = 2 * ps.half;
@@ -758,7 +828,7 @@ static int scenario_presence(void)
     /* Probe first: one login that asks for the roster. */
     login_range(0, 1);
     if (lr.ok != 1 || !lg_conn(0)->roster_result) {
-        printf("RESULT scenario=presence server=%s status=not-measurable reason=%s\n", opt.label,
+        printf("RESULT scenario=%s server=%s status=not-measurable reason=%s\n", name, opt.label,
                lr.ok == 1 ? "rosters-not-built" : "login-failed");
         if (lr.ok == 1)
             printf("presence: not measurable yet (rosters not built)\n");
@@ -772,6 +842,12 @@ static int scenario_presence(void)
     ps.phase = 1;
     int subs_ok = lg_run(subscribed_all, subscribe_tick, 10000, secs_us(opt.timeout)) == 0;
     lg_run(never, NULL, 0, 1000000); /* let subscription traffic settle */
+    if (ps.pep) {
+        /* Entity capabilities: one disco#info query for the shared hash, then each session
+         * gets the (absent) last items; a settle time lets that traffic pass. */
+        caps_announce();
+        lg_run(never, NULL, 0, 3000000);
+    }
 
     ps.changes = calloc(opt.changes ? opt.changes : 1, sizeof *ps.changes);
     hist_init(&ps.fanout);
@@ -784,16 +860,17 @@ static int scenario_presence(void)
     double cpu = procs_cpu_ms(&opt.procs) - cpu0, self = self_cpu_ms() - self0;
     uint64_t deliveries = ps.delivery.n;
     double per1000 = deliveries ? cpu * 1000.0 / (double)deliveries : 0;
-    printf("RESULT scenario=presence server=%s users=%u contacts=%u changes=%u incomplete=%u "
+    printf("RESULT scenario=%s server=%s users=%u contacts=%u changes=%u incomplete=%u "
            "deliveries=%llu fanout_p50_ms=%.2f fanout_p99_ms=%.2f delivery_p99_ms=%.2f "
            "cpu_ms_per_1000_deliveries=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, ps.users, ps.k, opt.changes, ps.timed_out, (unsigned long long)deliveries,
+           name, opt.label, ps.users, ps.k, opt.changes, ps.timed_out, (unsigned long long)deliveries,
            hist_ms(&ps.fanout, 0.5), hist_ms(&ps.fanout, 0.99), hist_ms(&ps.delivery, 0.99),
            per1000, pct(self, secs * 1000));
-    print_header("presence");
+    print_header(name);
     row("users logged in / contacts each", "%u / %u%s", logged, ps.k,
         subs_ok ? "" : " (subscriptions incomplete)");
-    row("changes / incomplete", "%u / %u", opt.changes, ps.timed_out);
+    row(ps.pep ? "publishes / incomplete" : "changes / incomplete", "%u / %u", opt.changes,
+        ps.timed_out);
     row("fan-out to all contacts p50 / p99", "%.2f / %.2f ms", hist_ms(&ps.fanout, 0.5),
         hist_ms(&ps.fanout, 0.99));
     row("one delivery p99", "%.2f ms", hist_ms(&ps.delivery, 0.99));
@@ -964,6 +1041,8 @@ int main(int argc, char **argv)
         rc = scenario_msg();
     else if (strcmp(opt.scenario, "presence") == 0)
         rc = scenario_presence();
+    else if (strcmp(opt.scenario, "pep") == 0)
+        rc = (ps.pep = 1, caps_setup(), scenario_presence());
     else if (strcmp(opt.scenario, "scale") == 0)
         rc = scenario_scale();
     else if (strcmp(opt.scenario, "sm-resume") == 0)

@@ -88,6 +88,14 @@ def timed_query(c, inner, want):
     return ms
 
 
+def eval_usec(port):
+    """Redis's own time per query script (INFO commandstats, since the last RESETSTAT)."""
+    for line in redis(port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_eval:"):
+            return float(line.split("usec_per_call=")[1].split(",")[0])
+    return 0.0
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
@@ -115,7 +123,12 @@ def main():
     mem1 = used_memory(a.redis_port)
     owner = "%s@%s" % (a.user, a.domain)
     n = int(redis(a.redis_port, "XLEN", "%smam:{%s}" % (a.prefix, owner)))
-    per_entry = (mem1 - mem0) / max(n, 1)
+    keys = ["%smam:{%s}" % (a.prefix, owner), "%smamidx:{%s}" % (a.prefix, owner)] + [
+        "%smamwith:{%s}:%s@%s" % (a.prefix, owner, p, a.domain) for p in a.peers.split(",")]
+    key_bytes = sum(int(redis(a.redis_port, "MEMORY", "USAGE", k, "SAMPLES", "0") or 0)
+                    for k in keys)
+    per_entry = key_bytes / max(n, 1)
+    per_entry_info = (mem1 - mem0) / max(n, 1)
 
     c = XMPPClient(a.port, domain=a.domain, cafile=a.cafile, timeout=30)
     c.login(a.user, a.password, resource="bench")
@@ -125,14 +138,20 @@ def main():
                  % (NS_MAM, a.peers.split(",")[0], a.domain))
     for _ in range(20):  # warm-up: scripts cached in Redis, connections settled
         timed_query(c, last_page, 50)
+    redis(a.redis_port, "CONFIG", "RESETSTAT")
     whole = [timed_query(c, last_page, 50) for _ in range(a.queries)]
+    eval_us_whole = eval_usec(a.redis_port)
+    redis(a.redis_port, "CONFIG", "RESETSTAT")
     conv = [timed_query(c, with_form + last_page, 50) for _ in range(a.queries)]
+    eval_us_conv = eval_usec(a.redis_port)
     c.close()
     print("RESULT scenario=mam-query server=%s entries=%d fill_s=%.1f queries=%d "
-          "redis_bytes_per_entry=%.0f last50_p50_ms=%.2f last50_p99_ms=%.2f "
-          "last50_with_p50_ms=%.2f last50_with_p99_ms=%.2f mean_ms=%.2f"
-          % (a.label, n, fill_s, a.queries, per_entry, pct(whole, 0.5), pct(whole, 0.99),
-             pct(conv, 0.5), pct(conv, 0.99), statistics.mean(whole)))
+          "redis_bytes_per_entry=%.0f info_bytes_per_entry=%.0f last50_p50_ms=%.2f last50_p99_ms=%.2f "
+          "last50_with_p50_ms=%.2f last50_with_p99_ms=%.2f mean_ms=%.2f redis_us_per_query=%.0f "
+          "redis_us_per_with_query=%.0f"
+          % (a.label, n, fill_s, a.queries, per_entry, per_entry_info, pct(whole, 0.5), pct(whole, 0.99),
+             pct(conv, 0.5), pct(conv, 0.99), statistics.mean(whole), eval_us_whole,
+             eval_us_conv))
     print("mam-query: %d archived entries (%.0f bytes of Redis memory each, with the "
           "conversation stream and index); last 50 of them: p50 %.2f ms, p99 %.2f ms; last 50 "
           "of one conversation: p50 %.2f ms, p99 %.2f ms (%d queries each)"

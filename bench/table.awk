@@ -13,9 +13,10 @@ BEGIN {
         "msg:p99_ms:message latency p99 (ms)|" \
         "msg:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages|" \
         "msg:lost:messages lost|" \
-        "msg-noarchive:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, archive off|" \
-        "msg-noarchive:cpu_ratio:server CPU per message, archive on (msg) / off|" \
-        "msg-archive:redis_bytes_per_message:Redis bytes per archived message (both copies)|" \
+        "msg-mam:msgs_per_s:messages per second, XEP-0313 archive on|" \
+        "msg-mam:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, archive on|" \
+        "msg-mam:cpu_ratio:server CPU per message, archive on / off (msg)|" \
+        "msg-mam-memory:redis_bytes_per_message:Redis bytes per archived message (both copies)|" \
         "mam-query:redis_bytes_per_entry:Redis bytes per archive entry (100,000 filled)|" \
         "mam-query:last50_p50_ms:query the last 50 of 100,000 archived, p50 (ms)|" \
         "mam-query:last50_p99_ms:query the last 50 of 100,000 archived, p99 (ms)|" \
@@ -32,6 +33,8 @@ BEGIN {
         "sm-resume:reconnect_to_resumed_p99_ms:all waiting sessions at once: reconnect to <resumed/> p99 (ms)|" \
         "presence:fanout_p99_ms:presence fan-out to all contacts p99 (ms)|" \
         "presence:cpu_ms_per_1000_deliveries:server CPU ms per 1000 presence deliveries|" \
+        "pep:fanout_p99_ms:PEP notification fan-out to 50 contacts p99 (ms)|" \
+        "pep:cpu_ms_per_1000_deliveries:server CPU ms per 1000 PEP notifications|" \
         "scale:reached:concurrent TLS sessions reached|" \
         "scale:kib_per_session:KiB per session at scale|" \
         "scale:rest_cpu_pct:server CPU at rest (% of one core)", rows, "|")
@@ -63,9 +66,9 @@ END {
             && v[f, "msg", "cpu_ms_per_1000_msgs"] + 0 > 0)
             v[f, "msg-sm", "cpu_ratio"] = sprintf("%.2f", v[f, "msg-sm", "cpu_ms_per_1000_msgs"] / v[f, "msg", "cpu_ms_per_1000_msgs"])
     for (f = 1; f <= nf; f++)
-        if ((f, "msg-noarchive", "cpu_ms_per_1000_msgs") in v && (f, "msg", "cpu_ms_per_1000_msgs") in v \
-            && v[f, "msg-noarchive", "cpu_ms_per_1000_msgs"] + 0 > 0)
-            v[f, "msg-noarchive", "cpu_ratio"] = sprintf("%.2f", v[f, "msg", "cpu_ms_per_1000_msgs"] / v[f, "msg-noarchive", "cpu_ms_per_1000_msgs"])
+        if ((f, "msg-mam", "cpu_ms_per_1000_msgs") in v && (f, "msg", "cpu_ms_per_1000_msgs") in v \
+            && v[f, "msg", "cpu_ms_per_1000_msgs"] + 0 > 0)
+            v[f, "msg-mam", "cpu_ratio"] = sprintf("%.2f", v[f, "msg-mam", "cpu_ms_per_1000_msgs"] / v[f, "msg", "cpu_ms_per_1000_msgs"])
     printf "%-52s", "figure"
     for (f = 1; f <= nf; f++) {
         printf " %20s", (f in label) ? label[f] : "server" f

@@ -1,4 +1,4 @@
-/* XEP-0411 / XEP-0402 section 5.? ("compat"): one set of bookmarks whether a client keeps
+/* XEP-0411 and XEP-0402's compatibility with XEP-0048 ("#compat"): one set of bookmarks whether a client keeps
  * them in private XML storage (<storage xmlns='storage:bookmarks'/>, XEP-0048 over
  * XEP-0049, served by mod_private) or in the PEP node urn:xmpp:bookmarks:1 (XEP-0402,
  * served by mod_pep). A private set publishes each conference as an item (id = room JID)

@@ -12,10 +12,14 @@
  * Storage (keys.h KEYS_MAM*): one Redis stream per user whose entry ids the router chooses
  * (milliseconds-sequence, strictly increasing for the router's life) so the stanza-id is
  * known before Redis answers; one small stream per conversation with the same ids for
- * 'with' queries; expiry (archive_expires_after) trims by id (XADD MINID) and EXPIREs the
- * keys on every write, never by scanning. */
+ * 'with' queries; expiry (archive_expires_after) trims by id on every write (XADD MINID)
+ * and keeps an EXPIRE on the keys (refreshed once per archive_expires_after/64), never
+ * scanning. The common write is two XADDs; a Lua script (script_archive) only when the
+ * router does not hold the other party and Redis must check the account, the blocklist and
+ * the preferences. */
 #include <ctype.h>
 #include <errno.h>
+#include <hiredis/async.h>
 #include <inttypes.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -182,13 +186,18 @@ static void fmt_datetime(uint64_t ms, char *out, size_t n)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000u));
 }
 
-/* ---- preferences (XEP-0313 section 6.1), cached for the users with sessions ---- */
+/* ---- preferences (XEP-0313 "Archiving preferences"), cached for users with sessions ---- */
 
 typedef struct {
     int loaded;
     char mode;      /* 'a', 'n', 'r' */
     hmap_t *always; /* JID -> itself */
     hmap_t *never;
+    /* What the router last told Redis for this user's archive (the fast write path):
+     * when the stream's EXPIRE is due again, and per contact when the conversation's
+     * stream and index entry are (contact bare JID -> uint64_t ms). */
+    uint64_t expire_due;
+    hmap_t *conv_due;
 } prefs_t;
 
 static hmap_t *prefs_cache; /* bare JID -> prefs_t */
@@ -200,6 +209,7 @@ static void prefs_free(void *v)
         return;
     hmap_destroy_all(&p->always, free);
     hmap_destroy_all(&p->never, free);
+    hmap_destroy_all(&p->conv_due, free);
     free(p);
 }
 
@@ -287,7 +297,7 @@ static mod_result_t on_freed(hook_ev_t *ev)
 /* What archiving decides for one party. */
 enum { ARCH_NO, ARCH_YES, ARCH_ASK /* not known here: the script decides in Redis */ };
 
-/* XEP-0313 6.1: the never list, then the always list (a JID in both is never archived),
+/* XEP-0313 preferences: the never list, then the always list (a JID in both is never archived),
  * then the default; `other` is the other party's full (or bare) JID. */
 static int decide(const user_t *u, const char *other, const char *other_bare)
 {
@@ -316,7 +326,8 @@ static int decide(const user_t *u, const char *other, const char *other_bare)
  * ttl, check, default mode, with domain, now ms.
  * With check = 1 the script decides what the router could not (the user is not loaded):
  * the account exists, the other party is not blocked, the preferences allow it (XEP-0313
- * 6.1; in 'roster' mode a roster hash field for the contact). Returns the id written, or
+ * preferences; in 'roster' mode a roster item for the contact that is not hidden: the sixth flag
+ * of user.c's encoding). Returns the id written, or
  * 0 when nothing was. The router's id is used unless the stream already holds a later one
  * (another router wrote there): then Redis picks one and the stamp already sent names an
  * id that is not in the archive (logged). */
@@ -332,7 +343,10 @@ static const char script_archive[] =
     " if not (p[2] or p[3]) then "
     "  local mode = p[1] or ARGV[9] "
     "  if mode == 'never' then return 0 end "
-    "  if mode == 'roster' and redis.call('HEXISTS', KEYS[5], ARGV[3]) == 0 then return 0 end "
+    "  if mode == 'roster' then "
+    "   local it = redis.call('HGET', KEYS[5], ARGV[3]) "
+    "   if not it or string.sub(it, 6, 6) == '1' then return 0 end "
+    "  end "
     " end "
     "end "
     "local id = ARGV[1] "
@@ -437,12 +451,27 @@ static void arch_req_free(arch_req_t *r)
     free(r);
 }
 
+/* Writes whose reply never came (the connection went: Redis away, the router stopping):
+ * logged once per run of them, not once each. */
+static unsigned long lost;
+
+static void note_reply(const redisReply *rep)
+{
+    if (rep) {
+        lost = 0;
+    } else if (lost++ == 0) {
+        log_warn("mam: archive writes lost with the Redis connection (Redis went away or "
+                 "the router is stopping)");
+    }
+}
+
 /* argv: EVALSHA sha 7 KEYS[1..7] (3..9) ARGV[1..11] (10..20). */
 static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     arch_req_t *r = privdata;
     redisReply *rep = reply;
+    note_reply(rep);
     if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
         rt.redis_ready) {
         /* The script is not cached yet (a new or restarted Redis): send it once. */
@@ -455,8 +484,8 @@ static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
         if (rt_redis_command_argv(on_archived, r, ARCH_ARGC, (const char **)r->argv, r->len) ==
             REDIS_OK)
             return;
-    } else if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        log_warn("mam: archiving in %s failed: %s", r->argv[3], rep ? rep->str : "no reply");
+    } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+        log_warn("mam: archiving in %s failed: %s", r->argv[3], rep->str);
     } else if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->argv[10]) != 0) {
         log_warn("mam: %s held a later id than %s: stored as %s", r->argv[3], r->argv[10],
                  rep->str);
@@ -464,8 +493,153 @@ static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
     arch_req_free(r);
 }
 
-/* Archives `xml` in `owner`'s archive under `id`: the other party `with` (full JID) and its
- * bare JID, the direction ("in" or "out"), and whether the script must decide (`check`). */
+/* ---- the fast write path: the router decided (a user it holds, preferences known) ---- */
+
+/* The keys' expiry is refreshed at most once per `slack` seconds per user and conversation
+ * (to archive_expires_after + slack, so nothing goes early): the common write is two XADDs,
+ * not a script (a Lua call costs Redis several times an XADD). */
+static long expire_slack(void)
+{
+    return expires_after / 64;
+}
+
+/* What a retry needs (one allocation: the strings follow the record). */
+typedef struct {
+    const char *key, *wkey, *with, *dir, *xml;
+    size_t xlen;
+    char minid[ID_MAX];
+} xadd_req_t;
+
+static xadd_req_t *xadd_req_new(const char *key, const char *wkey, const char *with,
+                                const char *dir, const char *xml, size_t xlen)
+{
+    size_t kl = strlen(key) + 1, wl = strlen(wkey) + 1, hl = strlen(with) + 1,
+           dl = strlen(dir) + 1;
+    xadd_req_t *r = xmalloc(sizeof *r + kl + wl + hl + dl + xlen);
+    char *p = (char *)(r + 1);
+    r->key = memcpy(p, key, kl);
+    r->wkey = memcpy(p += kl, wkey, wl);
+    r->with = memcpy(p += wl, with, hl);
+    r->dir = memcpy(p += hl, dir, dl);
+    r->xml = memcpy(p + dl, xml, xlen);
+    r->xlen = xlen;
+    return r;
+}
+
+static void xadd_req_free(xadd_req_t *r)
+{
+    free(r);
+}
+
+static void on_xadd_retried(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    xadd_req_t *r = privdata;
+    redisReply *rep = reply;
+    note_reply(rep);
+    if (rep && rep->type == REDIS_REPLY_STRING) {
+        rt_redis_command(rt_redis_ignore, NULL, "XADD %s MINID %s %s with %s", r->wkey, r->minid,
+                         rep->str, r->with);
+        log_warn("mam: %s held a later id than the router's: stored as %s (the stanza-id sent "
+                 "names another)", r->key, rep->str);
+    } else if (rep) {
+        log_warn("mam: archiving in %s failed: %s", r->key,
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    }
+    xadd_req_free(r);
+}
+
+static void on_xadded(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    xadd_req_t *r = privdata;
+    redisReply *rep = reply;
+    note_reply(rep);
+    if (rep && rep->type == REDIS_REPLY_ERROR && rt.redis_ready &&
+        strstr(rep->str, "equal or smaller")) {
+        /* Another writer (a second router, a clock stepped back over a restart) put a later
+         * id there: Redis picks one above it. */
+        if (rt_redis_command(on_xadd_retried, r, "XADD %s MINID %s * with %s dir %s xml %b",
+                             r->key, r->minid, r->with, r->dir, r->xml, r->xlen) == REDIS_OK)
+            return;
+    } else if (rep && rep->type == REDIS_REPLY_ERROR) {
+        log_warn("mam: archiving in %s failed: %s", r->key, rep->str);
+    }
+    xadd_req_free(r);
+}
+
+/* Bytes of archive writes queued on the Redis connection since it was last written to. */
+static size_t unflushed;
+
+/* hiredis queues commands in one output buffer that the event loop writes when the socket
+ * is writable: in a burst (the router drains many stanzas per loop turn) it grows by
+ * megabytes, and every growth copies it whole. Past 64 KiB the archive writes it out
+ * itself, so the buffer stays small. */
+static void maybe_flush(size_t added)
+{
+    unflushed += added;
+    if (unflushed >= 65536 && rt.redis && rt.redis_ready) {
+        unflushed = 0;
+        redisAsyncHandleWrite(rt.redis);
+    }
+}
+
+static void archive_fast(prefs_t *p, const char *owner, const char *id, const char *with,
+                         const char *with_bare, const char *dir, const char *xml, size_t xlen)
+{
+    char key[STORAGE_KEY_MAX], wkey[WITH_KEY_MAX];
+    if (storage_key(key, KEYS_MAM, owner) < 0 || with_key(wkey, owner, with_bare) < 0)
+        return;
+    xadd_req_t *r = xadd_req_new(key, wkey, with, dir, xml, xlen);
+    sid_fmt(min_kept(), r->minid);
+    /* argv, not a format string: hiredis sizes the command once instead of printf-ing it. */
+    const char *argv[11] = {"XADD", key, "MINID", r->minid, id, "with", with, "dir", dir, "xml",
+                            xml};
+    size_t lens[11];
+    for (int i = 0; i < 10; i++)
+        lens[i] = strlen(argv[i]);
+    lens[10] = xlen;
+    if (rt_redis_command_argv(on_xadded, r, 11, argv, lens) != REDIS_OK) {
+        xadd_req_free(r);
+        return;
+    }
+    argv[1] = wkey;
+    lens[1] = strlen(wkey);
+    rt_redis_command_argv(rt_redis_ignore, NULL, 7, argv, lens);
+    maybe_flush(xlen + 2 * (strlen(key) + strlen(with)) + 128);
+    uint64_t now = wall_ms();
+    long ttl = expires_after ? expires_after + expire_slack() : 0;
+    if (ttl && now >= p->expire_due) {
+        rt_redis_command(rt_redis_ignore, NULL, "EXPIRE %s %ld", key, ttl);
+        p->expire_due = now + (uint64_t)expire_slack() * 1000u;
+    }
+    if (!p->conv_due)
+        p->conv_due = hmap_new();
+    uint64_t *due = hmap_sget(p->conv_due, with_bare);
+    if (!due || now >= *due) {
+        char idx[STORAGE_KEY_MAX];
+        storage_key(idx, KEYS_MAM_INDEX, owner);
+        rt_redis_command(rt_redis_ignore, NULL, "ZADD %s %llu %s", idx, (unsigned long long)now,
+                         with_bare);
+        if (ttl) {
+            rt_redis_command(rt_redis_ignore, NULL, "ZREMRANGEBYSCORE %s -inf (%llu", idx,
+                             (unsigned long long)(now - (uint64_t)expires_after * 1000u));
+            rt_redis_command(rt_redis_ignore, NULL, "EXPIRE %s %ld", idx, ttl);
+            rt_redis_command(rt_redis_ignore, NULL, "EXPIRE %s %ld", wkey, ttl);
+        }
+        if (!due) {
+            /* Bounded by the contacts written to while the user is held (the cache entry
+             * goes with the last session). */
+            due = xmalloc(sizeof *due);
+            hmap_sput(p->conv_due, with_bare, due);
+        }
+        *due = now + (uint64_t)expire_slack() * 1000u;
+    }
+}
+
+/* Archives `xml` in `owner`'s archive under `id` with script_archive: the other party
+ * `with` (full JID) and its bare JID, the direction ("in" or "out"), and whether the script
+ * must decide first (`check`: the router does not hold that user). */
 static void archive_write(const char *owner, const char *id, const char *with,
                           const char *with_bare, const char *dir, const char *xml, size_t xlen,
                           int check)
@@ -513,7 +687,7 @@ static int is(const xml_node_t *ch, const char *name, const char *ns)
     return strcmp(ch->name, name) == 0 && strcmp(ch->ns, ns) == 0;
 }
 
-/* 1 when a message is one a person would want back (XEP-0313 section 7 leaves the choice to
+/* 1 when a message is one a person would want back (XEP-0313 "Business rules" leave the choice to
  * the server): a body, an encrypted payload (XEP-0384 OMEMO, XEP-0373 OpenPGP for XMPP,
  * XEP-0027), a correction (XEP-0308), a retraction (XEP-0424, both namespaces), a reaction
  * (XEP-0444). Chat states and receipts alone are not; neither are carbon copies or
@@ -543,7 +717,114 @@ static int worth_archiving(const xml_node_t *st)
     return want;
 }
 
-/* XEP-0359 section 3.1: a <stanza-id/> claiming to be by an address this server stamps for
+/* A direct child of a message, read off its serialised form. */
+typedef struct {
+    const char *name, *ns;
+    size_t nlen, nslen;
+} kid_t;
+
+#define KIDS_MAX 32
+
+/* Reads the direct children of a stanza from its canonical serialisation (as the frontend
+ * forwards it and as xml_serialize writes it: element names without prefixes, a namespace
+ * other than the parent's as an xmlns attribute right after the name, '<' and '>' escaped
+ * in text and attribute values, so every '<' opens a tag and every '>' closes one). Sets
+ * *close to the offset of the stanza's closing tag. Returns the number of children, or -1
+ * when the bytes are not in that form or have too many children (the caller parses). */
+static int scan_kids(const char *p, size_t n, kid_t *kids, size_t *close)
+{
+    const char *end = p + n;
+    const char *gt = memchr(p, '>', n);
+    if (!gt || gt == p || gt[-1] == '/')
+        return -1;
+    int depth = 1, nk = 0;
+    for (const char *q = gt + 1; q < end;) {
+        const char *lt = memchr(q, '<', (size_t)(end - q));
+        if (!lt || end - lt < 3)
+            return -1;
+        const char *tend = memchr(lt, '>', (size_t)(end - lt));
+        if (!tend)
+            return -1;
+        if (lt[1] == '/') {
+            if (--depth == 0) {
+                *close = (size_t)(lt - p);
+                return tend + 1 == end ? nk : -1;
+            }
+        } else if (lt[1] == '!' || lt[1] == '?') {
+            return -1;
+        } else {
+            if (depth == 1) {
+                if (nk == KIDS_MAX)
+                    return -1;
+                const char *nm = lt + 1, *ne = nm;
+                while (ne < tend && *ne != ' ' && *ne != '/')
+                    ne++;
+                if (ne == nm || memchr(nm, ':', (size_t)(ne - nm)))
+                    return -1;
+                kid_t *k = &kids[nk++];
+                k->name = nm;
+                k->nlen = (size_t)(ne - nm);
+                k->ns = XML_NS_CLIENT;
+                k->nslen = sizeof XML_NS_CLIENT - 1;
+                if (tend - ne > 8 && memcmp(ne, " xmlns=\"", 8) == 0) {
+                    const char *v = ne + 8, *ve = memchr(v, '"', (size_t)(tend - v));
+                    if (!ve)
+                        return -1;
+                    k->ns = v;
+                    k->nslen = (size_t)(ve - v);
+                }
+            }
+            if (tend[-1] != '/')
+                depth++;
+        }
+        q = tend + 1;
+    }
+    return -1;
+}
+
+static int kid_is(const kid_t *k, const char *name, const char *ns)
+{
+    size_t nl = strlen(name), sl = strlen(ns);
+    return k->nlen == nl && memcmp(k->name, name, nl) == 0 && k->nslen == sl &&
+           memcmp(k->ns, ns, sl) == 0;
+}
+
+/* worth_archiving on scanned children: 1 yes, 0 no, -1 when the tree is needed (a
+ * <stanza-id/> to check for forgery, an <apply-to/> to look into). */
+static int worth_kids(const kid_t *kids, int n)
+{
+    int want = 0;
+    for (int i = 0; i < n; i++) {
+        const kid_t *k = &kids[i];
+        if (kid_is(k, "stanza-id", NS_SID) || kid_is(k, "apply-to", "urn:xmpp:fasten:0"))
+            return -1;
+        if (kid_is(k, "sent", NS_CARBONS) || kid_is(k, "received", NS_CARBONS) ||
+            kid_is(k, "no-store", "urn:xmpp:hints") ||
+            kid_is(k, "no-permanent-store", "urn:xmpp:hints"))
+            return 0;
+        if (kid_is(k, "body", XML_NS_CLIENT) ||
+            kid_is(k, "encrypted", "eu.siacs.conversations.axolotl") ||
+            kid_is(k, "encrypted", "urn:xmpp:omemo:2") ||
+            kid_is(k, "openpgp", "urn:xmpp:openpgp:0") || kid_is(k, "x", "jabber:x:encrypted") ||
+            kid_is(k, "replace", "urn:xmpp:message-correct:0") ||
+            kid_is(k, "retract", "urn:xmpp:message-retract:1") ||
+            kid_is(k, "retract", "urn:xmpp:message-retract:0") ||
+            kid_is(k, "reactions", "urn:xmpp:reactions:0"))
+            want = 1;
+    }
+    return want;
+}
+
+static void stamp_text(buf_t *b, const char *by, const char *id)
+{
+    buf_append_str(b, "<stanza-id xmlns=\"" NS_SID "\" by=\"");
+    xml_escape(b, by, strlen(by));
+    buf_append_str(b, "\" id=\"");
+    buf_append_str(b, id);
+    buf_append_str(b, "\"/>");
+}
+
+/* XEP-0359 ("Business rules"): a <stanza-id/> claiming to be by an address this server stamps for
  * is a forgery and goes. */
 static void remove_forged(xml_node_t *st, const char *a, const char *b)
 {
@@ -575,7 +856,8 @@ static int stamps(int d)
     return d == ARCH_YES || (d == ARCH_ASK && default_mode != 'n');
 }
 
-static buf_t out_buf; /* the rewritten stanza, valid until routing ends (hook.h) */
+static buf_t out_buf;   /* the rewritten stanza, valid until routing ends (hook.h) */
+static buf_t store_buf; /* what is archived, when the stanza had to be parsed */
 
 /* A message a client sends to a local account: archive it for both and stamp it. */
 static mod_result_t on_stanza_out(hook_ev_t *ev)
@@ -593,12 +875,23 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
         return MOD_PASS;
     memcpy(to_bare, ev->to, bl);
     to_bare[bl] = '\0';
-    xml_node_t *st = stanza_parse(ev->payload, ev->len);
-    if (!st)
+    /* Most messages are read off their bytes; the tree is built only when a child needs
+     * looking into (a stanza-id that may be forged) or the bytes are not canonical. */
+    kid_t kids[KIDS_MAX];
+    size_t close = 0;
+    int nk = scan_kids(ev->payload, ev->len, kids, &close);
+    int w = nk < 0 ? -1 : worth_kids(kids, nk);
+    if (w == 0)
         return MOD_PASS;
-    if (!worth_archiving(st)) {
-        xml_node_free(&st);
-        return MOD_PASS;
+    xml_node_t *st = NULL;
+    if (w < 0) {
+        st = stanza_parse(ev->payload, ev->len);
+        if (!st)
+            return MOD_PASS;
+        if (!worth_archiving(st)) {
+            xml_node_free(&st);
+            return MOD_PASS;
+        }
     }
     const char *from_bare = s->user->bare;
     int self = strcmp(from_bare, to_bare) == 0;
@@ -606,30 +899,57 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     int dr = ARCH_NO;
     if (!self) {
         user_t *ru = user_find(to_bare);
-        if (ru && ru->roster_state == 2)
-            dr = !ru->exists || user_blocks(ru, s->full) ? ARCH_NO
-                                                          : decide(ru, s->full, from_bare);
-        else
+        if (ru && ru->roster_state == 2) {
+            if (!ru->exists || user_blocks(ru, s->full)) {
+                /* Bounced (no such account, XEP-0191 3.2): in neither archive. */
+                if (st)
+                    xml_node_free(&st);
+                return MOD_PASS;
+            }
+            dr = decide(ru, s->full, from_bare);
+        } else {
             dr = ARCH_ASK; /* the script checks the account, the blocklist, the prefs */
+        }
     }
-    remove_forged(st, from_bare, to_bare);
     char id[ID_MAX];
     sid_fmt(next_id(), id);
-    if (stamps(dr))
-        add_stanza_id(st, to_bare, id);
-    if (stamps(ds))
-        add_stanza_id(st, from_bare, id);
     buf_clear(&out_buf);
-    xml_serialize(st, XML_NS_CLIENT, &out_buf);
-    xml_node_free(&st);
+    /* What the archives keep: the message as sent, forged stanza-ids removed and without
+     * the stamps (each result names its archive id itself in result@id). */
+    const char *sxml = ev->payload;
+    size_t slen = ev->len;
+    if (st) {
+        remove_forged(st, from_bare, to_bare);
+        buf_clear(&store_buf);
+        xml_serialize(st, XML_NS_CLIENT, &store_buf);
+        sxml = store_buf.data;
+        slen = store_buf.len;
+        if (stamps(dr))
+            add_stanza_id(st, to_bare, id);
+        if (stamps(ds))
+            add_stanza_id(st, from_bare, id);
+        xml_serialize(st, XML_NS_CLIENT, &out_buf);
+        xml_node_free(&st);
+    } else {
+        buf_append(&out_buf, ev->payload, close);
+        if (stamps(dr))
+            stamp_text(&out_buf, to_bare, id);
+        if (stamps(ds))
+            stamp_text(&out_buf, from_bare, id);
+        buf_append(&out_buf, ev->payload + close, ev->len - close);
+    }
     ev->payload = out_buf.data;
     ev->len = out_buf.len;
-    if (ds != ARCH_NO)
-        archive_write(from_bare, id, ev->to, to_bare, "out", out_buf.data, out_buf.len,
-                      ds == ARCH_ASK);
-    if (dr != ARCH_NO)
-        archive_write(to_bare, id, s->full, from_bare, "in", out_buf.data, out_buf.len,
-                      dr == ARCH_ASK);
+    if (ds == ARCH_YES)
+        archive_fast(hmap_sget(prefs_cache, from_bare), from_bare, id, ev->to, to_bare, "out",
+                     sxml, slen);
+    else if (ds == ARCH_ASK)
+        archive_write(from_bare, id, ev->to, to_bare, "out", sxml, slen, 1);
+    if (dr == ARCH_YES)
+        archive_fast(hmap_sget(prefs_cache, to_bare), to_bare, id, s->full, from_bare, "in",
+                     sxml, slen);
+    else if (dr == ARCH_ASK)
+        archive_write(to_bare, id, s->full, from_bare, "in", sxml, slen, 1);
     return MOD_PASS;
 }
 
@@ -683,7 +1003,7 @@ static void redis_away(const mod_iq_t *iq)
     session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
 }
 
-/* ---- queries (XEP-0313 section 4) ---- */
+/* ---- queries (XEP-0313 "Querying an archive") ---- */
 
 static const char *field_value(const redisReply *fields, const char *name, size_t *len)
 {
@@ -698,7 +1018,7 @@ static const char *field_value(const redisReply *fields, const char *name, size_
     return NULL;
 }
 
-/* One <message><result><forwarded/></result></message> to the requester (section 4.2). */
+/* One <message><result><forwarded/></result></message> to the requester, before the iq result. */
 static void send_result(session_t *s, const req_t *r, const char *id, const char *xml,
                         size_t xlen)
 {
@@ -747,7 +1067,7 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     if (rep->element[0]->integer < 0) {
-        /* XEP-0059 2.6 / XEP-0313 4.1.1: an id that names no archived message. */
+        /* XEP-0059 ("Error conditions") and XEP-0313: an id that names no archived message. */
         session_reply_error(s, r->st, "cancel", "item-not-found");
         req_free(r);
         return;
@@ -755,7 +1075,7 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
     size_t n = (rep->elements - 1) / 2;
     const char *first = NULL, *last = NULL;
     for (size_t k = 0; k < n; k++) {
-        /* XEP-0313 4.1.1 flip-page (#extended): the page in the other order. */
+        /* XEP-0313 <flip-page/> (#extended): the page in the other order. */
         size_t i = 1 + 2 * (r->flip ? n - 1 - k : k);
         const redisReply *id = rep->element[i];
         size_t xlen = 0;
@@ -768,7 +1088,7 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
         last = id->str;
     }
     xml_node_t *fin = xml_node_new("fin", NS_MAM);
-    /* Section 4.3: complete when the page reaches the end of the results in the direction
+    /* XEP-0313 <fin complete='true'/>: when the page reaches the end of the results in the direction
      * of paging (the last, or with 'before' the first). */
     if (rep->element[0]->integer == 0)
         xml_node_set_attr(fin, "complete", "true");
@@ -855,7 +1175,7 @@ static mod_result_t mam_query(mod_iq_t *iq)
     if (!enabled)
         return MOD_PASS; /* service-unavailable */
     if (iq->at == MOD_AT_ACCOUNT) {
-        /* Section 4: a user's archive is the user's own. */
+        /* XEP-0313: a user's archive is the user's own. */
         session_reply_error(iq->from, iq->st, "cancel", "forbidden");
         return MOD_HANDLED;
     }
@@ -888,7 +1208,7 @@ static mod_result_t mam_query(mod_iq_t *iq)
                 jid_bare(&j, with_bare, sizeof with_bare) < 0)
                 bad = "bad-request";
             else if (!*j.resource)
-                with_full[0] = '\0'; /* a bare JID matches every resource (section 4.1.1) */
+                with_full[0] = '\0'; /* a bare JID matches every resource (XEP-0313 "Filtering by JID") */
         } else if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
             int64_t ms;
             if (parse_datetime(val, &ms) < 0)
@@ -933,7 +1253,7 @@ static mod_result_t mam_query(mod_iq_t *iq)
                 ids[nids++] = t;
             }
         } else {
-            bad = "bad-request"; /* section 4.1.1: a field the server does not support */
+            bad = "bad-request"; /* a field the server does not support (XEP-0313) */
         }
         free(val);
     }
@@ -1060,7 +1380,7 @@ out:
     return MOD_HANDLED;
 }
 
-/* ---- metadata (XEP-0313 section 5.1 of version 1.1) ---- */
+/* ---- archive metadata (XEP-0313 <metadata/>: the first and the last message) ---- */
 
 static const char script_meta[] =
     "local f = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', 1) "
@@ -1121,7 +1441,7 @@ static mod_result_t mam_metadata(mod_iq_t *iq)
     return MOD_HANDLED;
 }
 
-/* ---- preferences (XEP-0313 section 6.1) ---- */
+/* ---- preferences (XEP-0313 "Archiving preferences") ---- */
 
 static void add_jids(xml_node_t *prefs, const char *name, hmap_t *set)
 {
@@ -1161,7 +1481,7 @@ static void on_prefs_read(redisAsyncContext *ac, void *reply, void *privdata)
     req_free(r);
 }
 
-/* EXEC of the prefs write: answer with the prefs as stored (section 6.1.2). */
+/* EXEC of the prefs write: answer with the prefs as stored (XEP-0313). */
 typedef struct {
     req_t *r;
     prefs_t *p;
@@ -1347,6 +1667,7 @@ static void mam_close(void)
 {
     hmap_destroy_all(&prefs_cache, prefs_free);
     buf_free(&out_buf);
+    buf_free(&store_buf);
 }
 
 #define SELF (MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT)

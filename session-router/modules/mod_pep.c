@@ -4,7 +4,7 @@
  * model lets them see. Notifications go by interest (XEP-0163 section 4): to the owner's
  * and subscribed local contacts' available sessions whose entity capabilities (core/caps.h)
  * include "NODE+notify"; a session whose capabilities become known gets the last item of
- * each node it is interested in (XEP-0163 section 4.3.? "last published item").
+ * each node it is interested in (XEP-0163 section 4.3.4, "Sending the Last Published Item").
  *
  * Storage (common/keys.h), three keys per user so that deleting an account knows them all:
  *   pep:{bare}       hash  NODE -> node configuration (cfg_encode text)
@@ -66,7 +66,8 @@ typedef enum { REL_OWNER, REL_SUBSCRIBED, REL_OTHER } pep_rel_t;
 
 /* ---- configuration: pure functions ---- */
 
-/* XEP-0163 section 4.3 defaults: presence access, the last item kept and sent. */
+/* XEP-0163 section 5 (recommended defaults): presence access, the last item kept and
+ * sent. */
 static void cfg_default(pep_config_t *c)
 {
     *c = (pep_config_t){.access = ACCESS_PRESENCE, .max_items = 1, .persist = 1,
@@ -182,10 +183,10 @@ static void cfg_decode(const char *s, pep_config_t *c)
     }
 }
 
-/* How many items the node keeps. XEP-0060 section 4.3 makes a node with persist_items
- * false transient (items are not stored); XEP-0163 section 4.3 still has the service send
- * the last published item to sessions that come online, so such a node keeps exactly its
- * last item, for that and for items requests. */
+/* How many items the node keeps. In XEP-0060 a node with pubsub#persist_items false is
+ * transient: its items are not persisted. XEP-0163 section 4.3.4 still has the service
+ * send the last published item to sessions that come online, so such a node keeps exactly
+ * its last item, for that and for items requests (which therefore see at most one). */
 static long cfg_keep(const pep_config_t *c)
 {
     if (!c->persist)
@@ -470,6 +471,11 @@ static void req_error(pep_req_t *r, const char *etype, const char *cond, const c
         return;
     }
     xml_node_t *err = stanza_error_reply(r->iq, rt.domain, etype, cond);
+    if (strcmp(cond, "item-not-found") == 0) {
+        /* XEP-0086's legacy code too: Profanity (0.13 and later) publishes its first OMEMO
+         * device list only when the items request for it fails with code 404. */
+        xml_node_set_attr(xml_node_child(err, "error", NULL), "code", "404");
+    }
     if (app) {
         xml_node_t *e = xml_node_child(err, "error", NULL);
         xml_node_t *a = xml_node_new_child(e, app, NS_PUBSUB_ERRORS);
@@ -1008,7 +1014,7 @@ static void req_start(pep_req_t *r, int set)
         req_free(r);
         return;
     }
-    if (unsupported) { /* XEP-0060 section 5.? errors: feature-not-implemented */
+    if (unsupported) { /* XEP-0060: feature-not-implemented + <unsupported feature/> */
         req_error(r, "cancel", "feature-not-implemented", "unsupported", unsupported);
         req_free(r);
         return;
@@ -1141,7 +1147,7 @@ static mod_result_t disco_items_iq(mod_iq_t *iq)
     return MOD_HANDLED;
 }
 
-/* ---- the last items for a session that came online (XEP-0163 section 4.3) ---- */
+/* ---- the last items for a session that came online (XEP-0163 section 4.3.4) ---- */
 
 typedef struct {
     char *full, *owner;
@@ -1324,7 +1330,9 @@ static const mod_feature_t features[] = {
     {NS_PUBSUB "#multi-items", ACCOUNTS, NULL},
     {NS_PUBSUB "#persistent-items", ACCOUNTS, NULL},
     {NS_PUBSUB "#publish", ACCOUNTS, NULL},
-    {NS_PUBSUB "#publish-options", ACCOUNTS, NULL},
+    /* On the domain too: Profanity 0.13 looks only there before it publishes its OMEMO
+     * nodes with access_model open (without it they would be presence-only). */
+    {NS_PUBSUB "#publish-options", ACCOUNTS | MOD_AT_SERVER, NULL},
     {NS_PUBSUB "#purge-nodes", ACCOUNTS, NULL},
     {NS_PUBSUB "#retract-items", ACCOUNTS, NULL},
     {NS_PUBSUB "#retrieve-default", ACCOUNTS, NULL},

@@ -45,14 +45,15 @@ class Tmux:
 
 class Profanity:
     """One Profanity process logged in (tls.policy trust: the test certificate is
-    self-signed) as `user` with `resource`, on 127.0.0.1:port."""
+    self-signed) as `user` with `resource`, on host:port."""
 
-    def __init__(self, tmux, home, user, resource, port, name=None):
+    def __init__(self, tmux, home, user, resource, port, name=None, host="127.0.0.1"):
         self.tmux = tmux
         self.home = Path(home)
         self.user = user
         self.resource = resource
         self.port = port
+        self.host = host
         self.name = name or "%s-%s" % (user.localpart, resource)
         self.jid = "%s/%s" % (user.jid, resource)
 
@@ -64,15 +65,23 @@ class Profanity:
         config.mkdir(parents=True, exist_ok=True)
         # The account, as `/account add` + `/account set` would write it.
         (data / "accounts").write_text(
-            "[%s]\nenabled=true\njid=%s\nserver=127.0.0.1\nport=%d\nresource=%s\n"
+            "[%s]\nenabled=true\njid=%s\nserver=%s\nport=%d\nresource=%s\n"
             "password=%s\ntls.policy=trust\n"
-            % (self.user.jid, self.user.jid, self.port, self.resource, self.user.password))
+            % (self.user.jid, self.user.jid, self.host, self.port, self.resource,
+               self.user.password))
         env = " ".join("%s=%s" % kv for kv in (
             ("HOME", self.home), ("XDG_CONFIG_HOME", self.home / "config"),
             ("XDG_DATA_HOME", self.home / "data"), ("LANG", "C.UTF-8")))
         cmd = "env %s profanity -l DEBUG -a %s" % (env, self.user.jid)
         self.tmux.run("new-session", "-d", "-s", self.name, "-x", 200, "-y", 50, cmd)
         self.wait_for("%s logged in successfully" % self.jid, timeout, what="login")
+        # What the server offers (disco#info of the domain) arrives after the login line;
+        # Profanity decides on it whether it may query the archive or publish with
+        # publish-options, so nothing is typed before it is in.
+        self.wait_log(r'RECV: <iq (?=[^>]*type="result")(?=[^>]*from="%s")[^>]*>'
+                      r'<query xmlns="http://jabber\.org/protocol/disco#info"'
+                      % re.escape(self.user.jid.split("@", 1)[1]), timeout,
+                      what="the server's disco#info answer")
 
     def alive(self):
         return self.tmux.run("has-session", "-t", self.name, check=False).returncode == 0

@@ -1,11 +1,13 @@
 """Interop with a real console client, Profanity (Debian's `profanity`, built with OMEMO),
 driven in tmux as a person would type (profanity_harness.py): two accounts that have each
-other in their rosters turn OMEMO on and exchange an encrypted message, and a second
-Profanity logged in as the same account sees the conversation from the message archive.
+other in their rosters turn OMEMO on and exchange encrypted messages, a second Profanity
+logged in as the same account sees the conversation from the message archive, and
+Profanity's private-storage bookmarks and a XEP-0402 client's are one list.
 
 Skipped (saying so) only when profanity or tmux is not installed."""
 
 import re
+import time
 import uuid
 
 import pytest
@@ -27,15 +29,13 @@ if _why:
 def profanity(stack, tmp_path):
     """profanity(user, resource) -> a started Profanity logged in to the stack's main
     frontend; all quit (and their tmux server killed) at the end of the test."""
-    if getattr(stack, "remote", False):
-        pytest.skip("Profanity interop: needs the private local stack (its port and the "
-                    "accounts' passwords)")
+    host = getattr(stack, "host", "127.0.0.1")      # a running stack (XMPP_HOST) too
     tmux = ph.Tmux()
     started = []
 
     def start(user, resource):
         p = ph.Profanity(tmux, ph.new_home(tmp_path, "%s-%s" % (user.localpart, resource)),
-                         user, resource, stack.port)
+                         user, resource, stack.port, host=host)
         started.append(p)
         p.start()
         return p
@@ -96,7 +96,6 @@ def device_list_of(client, owner):
 
 
 def wait_device(client, owner, device_id, timeout=ph.WAIT):
-    import time
     deadline = time.monotonic() + timeout
     ids = None
     while time.monotonic() < deadline:
@@ -121,7 +120,8 @@ def test_profanity_omemo_between_two_accounts(profanity, login, new_user):
     """The issue's first "done when": alice and bob turn OMEMO on in Profanity (keys
     generated, device list and bundle published through PEP with open access), alice
     starts an OMEMO session with bob and writes; bob's Profanity shows the plaintext with
-    the OMEMO marker, and what reached it over the wire was the encrypted payload only."""
+    the OMEMO marker; bob answers encrypted and alice reads it; what went over the wire
+    was the encrypted payload only."""
     ua, ub, uc = new_user("pfa"), new_user("pfb"), new_user("pfc")
     friends(login, ua, ub)
     pa = profanity(ua, "term")
@@ -148,10 +148,19 @@ def test_profanity_omemo_between_two_accounts(profanity, login, new_user):
     pb.wait_for(line_of(ua.jid, secret, marker="~"), what="alice's OMEMO message decrypted")
     pa.wait_for(line_of("me", secret, marker="~"), what="alice's own OMEMO line")
 
+    # Bob answers encrypted too: OMEMO on in his window, alice's device fetched and trusted.
+    pb.send("/omemo start")
+    pb.window(1)
+    pb.wait_for("Blind trust for %s device %s" % (ua.jid, dev_a), what="alice's bundle fetched")
+    pb.window(2)
+    answer = "omemo answer %s" % token()
+    pb.send(answer)
+    pa.wait_for(line_of(ub.jid, answer, marker="~"), what="bob's OMEMO answer decrypted")
+
     got = [s for s in pb.received() if s.startswith("<message") and NS_AXOLOTL in s]
     assert got, "bob's Profanity logged no encrypted message received"
-    leaked = [s for s in pb.received() if secret in s]
-    assert not leaked, "the plaintext went over the wire to bob: %s" % leaked[0][:2000]
+    leaked = [s for s in pb.received() if secret in s] + [s for s in pa.received() if answer in s]
+    assert not leaked, "a plaintext went over the wire: %s" % leaked[0][:2000]
     assert 'rid="%s"' % dev_b in got[-1] or "rid='%s'" % dev_b in got[-1], \
         "the encrypted message has no key for bob's device %s: %s" % (dev_b, got[-1][:2000])
     carol.close()
@@ -186,3 +195,51 @@ def test_profanity_second_device_reads_history_from_archive(profanity, login, ne
         "the history is not in order:\n%s" % screen
     queries = [s for s in pa2.sent() if "urn:xmpp:mam:2" in s]
     assert queries, "the second Profanity sent no archive query"
+
+
+NS_BOOKMARKS2 = "urn:xmpp:bookmarks:1"
+
+
+def bookmarks2(client):
+    """{room JID: <conference/>} of the client's own XEP-0402 bookmarks."""
+    res = client.iq("get", "<pubsub xmlns='%s'><items node='%s'/></pubsub>"
+                    % (NS_PUBSUB, NS_BOOKMARKS2))
+    if res.get("type") != "result":
+        return {}
+    return {it.get("id"): it.find("{%s}conference" % NS_BOOKMARKS2)
+            for it in res.iter("{%s}item" % NS_PUBSUB)}
+
+
+def test_profanity_bookmarks_shared_with_xep0402_clients(profanity, login, new_user):
+    """Profanity 0.13 keeps bookmarks in private storage (XEP-0049 storage:bookmarks): one it
+    adds shows up for a XEP-0402 client, and one a XEP-0402 client publishes is in the list
+    of a Profanity that logs in afterwards (XEP-0411)."""
+    ua = new_user("pfa")
+    pa = profanity(ua, "term")
+    pa.send("/bookmark add tea@conference.localhost nick al name Tea autojoin off")
+    raw = login(ua, resource="raw")
+    deadline = time.monotonic() + ph.WAIT
+    marks = {}
+    while "tea@conference.localhost" not in marks and time.monotonic() < deadline:
+        marks = bookmarks2(raw)
+        time.sleep(0.2)
+    conf = marks.get("tea@conference.localhost")
+    assert conf is not None, "Profanity's bookmark is not a XEP-0402 item: %r" % marks
+    assert conf.get("name") == "Tea" and conf.get("autojoin") in ("false", "0", None)
+    assert conf.findtext("{%s}nick" % NS_BOOKMARKS2) == "al"
+
+    res = raw.iq("set", "<pubsub xmlns='%s'><publish node='%s'><item id='coffee@conference."
+                 "localhost'><conference xmlns='%s' name='Coffee' autojoin='false'><nick>al"
+                 "</nick></conference></item></publish><publish-options><x xmlns='jabber:x:"
+                 "data' type='submit'><field var='FORM_TYPE' type='hidden'><value>%s#publish-"
+                 "options</value></field><field var='pubsub#persist_items'><value>true</value>"
+                 "</field><field var='pubsub#max_items'><value>max</value></field><field var="
+                 "'pubsub#send_last_published_item'><value>never</value></field><field var="
+                 "'pubsub#access_model'><value>whitelist</value></field></x></publish-options>"
+                 "</pubsub>" % (NS_PUBSUB, NS_BOOKMARKS2, NS_BOOKMARKS2, NS_PUBSUB))
+    assert res.get("type") == "result", dump(res)
+    pa2 = profanity(ua, "second")
+    pa2.send("/bookmark list")
+    pa2.wait_for("Coffee - coffee@conference.localhost", what="the XEP-0402 client's bookmark")
+    pa2.wait_for("Tea - tea@conference.localhost", what="Profanity's own bookmark")
+    raw.close()

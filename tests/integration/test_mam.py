@@ -649,3 +649,88 @@ def test_slixmpp_reads_the_archive(login, new_user, stack):
     assert got == ["slix %d %s" % (i, t) for i in range(5)], got
     names = {f.get("var") for f in fields.xml.iter("{jabber:x:data}field")}
     assert {"with", "start", "end"} <= names, names
+
+
+# ------------------------------------------------------------------ robustness, switch
+
+def test_a_stream_holding_a_later_id_still_archives(login, new_user, stack):
+    """Another writer (a second router, a clock stepped back over a restart) left a later
+    id in the stream: the message is still archived, under an id Redis picks."""
+    ua, ub = new_user("mlat"), new_user("mlau")
+    a, b = online(login, ua, "a"), online(login, ub, "b")
+    key = "%smam:{%s}" % (REDIS_PREFIX, ub.jid)
+    future = "%d-0" % (int(time.time() * 1000) + 3600_000)
+    stack.redis.command("XADD", key, future, "with", "x@localhost", "dir", "in", "xml",
+                        "<message from='x@localhost' to='%s'><body>from the future</body>"
+                        "</message>" % ub.jid)
+    got_message(b, send(a, b.jid, body("after the future")))
+    deadline = time.monotonic() + WAIT
+    while int(stack.redis.command("XLEN", key)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p = query(b)
+    assert "after the future" in p.bodies and "from the future" in p.bodies, p.bodies
+    assert p.ids == sorted(p.ids, key=lambda i: tuple(int(x) for x in i.split("-")))
+
+
+def test_archive_switched_off(stack):
+    with configured_stack(stack, mam_enabled="false") as ps:
+        from xmpp_client import XMPPClient
+        ua, ub = ps.new_user("moff"), ps.new_user("moffb")
+        cl = []
+        try:
+            for u in (ua, ub):
+                c = XMPPClient(ps.frontend.port, cafile=stack.cafile, timeout=5)
+                cl.append(c)
+                c.login(u.localpart, u.password, resource="r")
+            a, b = cl
+            m = got_message(b, send(a, b.jid, body("unarchived")))
+            assert stanza_ids(m) == [], dump(m)
+            res, msgs = query_raw(b, "")
+            assert_error(res, "service-unavailable")
+            res = b.im_iq("get", "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+                          to=bare(b.jid))
+            feats = {f.get("var") for f in res.iter(
+                "{http://jabber.org/protocol/disco#info}feature")}
+            assert NS_MAM not in feats and NS_SID not in feats, feats
+        finally:
+            for c in cl:
+                c.close()
+
+
+def test_a_message_the_recipient_blocks_is_in_neither_archive(login, new_user):
+    ua, ub = new_user("mblk"), new_user("mblm")
+    a, b = online(login, ua, "a"), online(login, ub, "b")
+    res = b.im_iq("set", "<block xmlns='urn:xmpp:blocking'><item jid='%s'/></block>" % bare(a.jid))
+    assert res.get("type") == "result", dump(res)
+    send(a, b.jid, body("blocked"))
+    a.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("type") == "error", WAIT, "bounce")
+    b.im_expect_none(lambda e: e.tag == MESSAGE_TAG and e.findtext(NS + "body") == "blocked",
+                     QUIET, "a blocked message")
+    assert query(a, with_=bare(b.jid)).bodies == []
+    assert query(b, with_=bare(a.jid)).bodies == []
+
+
+def test_roster_mode_of_an_offline_recipient(login, new_user):
+    """'roster' decided in Redis for a recipient the router does not hold: a contact's
+    message is archived, a stranger's is not."""
+    ua, ub, uc = new_user("mro"), new_user("mrp"), new_user("mrq")
+    a, b = online(login, ua, "a"), online(login, ub, "b")
+    befriend(a, b)
+    prefs_set(b, "roster")
+    # The stranger asked for b's presence and got no answer: b keeps a hidden item for it
+    # (a pending request, RFC 6121 3.1.3), which is not "in the roster".
+    c = online(login, uc, "c")
+    c.im_presence(to=ub.jid, type_="subscribe")
+    b.im_wait_presence(type_="subscribe", sender=uc.jid, timeout=WAIT)
+    b.close()
+    t = tag()
+    send(a, ub.jid, body("from a contact " + t))
+    send(c, ub.jid, body("from a stranger " + t))
+    a.im_sync()
+    c.im_sync()
+    b = online(login, ub, "b2")
+    for who in ("contact", "stranger"):
+        b.im_wait(lambda e, w=who: e.tag == MESSAGE_TAG
+                  and e.findtext(NS + "body") == "from a %s %s" % (w, t), WAIT, who)
+    assert query(b, with_=bare(a.jid)).bodies == ["from a contact " + t]
+    assert query(b, with_=bare(c.jid)).bodies == []
