@@ -163,3 +163,24 @@ def test_legacy_and_unknown_hash_algorithms_are_not_asked(stack, new_user, login
            "ext='a b'/></presence>")
     c.send("<presence>%s</presence>" % caps_element("abc", hash_="md5"))
     c.expect_nothing(lambda e: e.tag.endswith("iq") and e.get("type") == "get", 1.0)
+
+
+def test_one_hash_learnt_by_two_sessions_at_once(stack, new_user, login):
+    """Two clients announce the same unknown hash before either answered: each is asked,
+    both answers are good, the second finds the first's entry (a double free there once
+    aborted the router); the router keeps serving and a third client is not asked."""
+    features = unique_features()
+    ver = caps_ver(IDENTITY, features)
+    c1 = login(new_user(), priority=False)
+    c2 = login(new_user(), priority=False)
+    announce(c1, ver)
+    announce(c2, ver)
+    q1, q2 = wait_query(c1, ver), wait_query(c2, ver)
+    answer_caps_query(c1, q1, disco_payload(IDENTITY, features))
+    answer_caps_query(c2, q2, disco_payload(IDENTITY, features))
+    sync(c1)
+    sync(c2)
+    wait_cached(stack, ver)
+    c3 = login(new_user(), priority=False)
+    announce(c3, ver)
+    c3.expect_nothing(lambda e: is_caps_query(e, ver), 1.0)
