@@ -107,3 +107,56 @@ void stanza_add_delay(xml_node_t *st, const char *from, time_t when)
     xml_node_set_attr(d, "from", from);
     xml_node_set_attr(d, "stamp", stamp);
 }
+
+/* stanza_scan_children (stanza.h). */
+int stanza_scan_children(const char *p, size_t n, stanza_kid_t *kids, size_t max, size_t *close)
+{
+    const char *end = p + n;
+    const char *gt = memchr(p, '>', n);
+    if (!gt || gt == p || gt[-1] == '/')
+        return -1;
+    int depth = 1, nk = 0;
+    for (const char *q = gt + 1; q < end;) {
+        const char *lt = memchr(q, '<', (size_t)(end - q));
+        if (!lt || end - lt < 3)
+            return -1;
+        const char *tend = memchr(lt, '>', (size_t)(end - lt));
+        if (!tend)
+            return -1;
+        if (lt[1] == '/') {
+            if (--depth == 0) {
+                *close = (size_t)(lt - p);
+                return tend + 1 == end ? nk : -1;
+            }
+        } else if (lt[1] == '!' || lt[1] == '?') {
+            return -1;
+        } else {
+            if (depth == 1) {
+                if ((size_t)nk == max)
+                    return -1;
+                const char *nm = lt + 1, *ne = nm;
+                while (ne < tend && *ne != ' ' && *ne != '/')
+                    ne++;
+                if (ne == nm || memchr(nm, ':', (size_t)(ne - nm)))
+                    return -1;
+                stanza_kid_t *k = &kids[nk++];
+                k->name = nm;
+                k->nlen = (size_t)(ne - nm);
+                k->ns = XML_NS_CLIENT;
+                k->nslen = sizeof XML_NS_CLIENT - 1;
+                if (tend - ne > 8 && memcmp(ne, " xmlns=\"", 8) == 0) {
+                    const char *v = ne + 8, *ve = memchr(v, '"', (size_t)(tend - v));
+                    /* An escaped namespace would need unescaping: the parser's job. */
+                    if (!ve || memchr(v, '&', (size_t)(ve - v)))
+                        return -1;
+                    k->ns = v;
+                    k->nslen = (size_t)(ve - v);
+                }
+            }
+            if (tend[-1] != '/')
+                depth++;
+        }
+        q = tend + 1;
+    }
+    return -1;
+}

@@ -36,4 +36,21 @@ void stanza_add_delay(xml_node_t *st, const char *from, time_t when);
  * Returns the tree or NULL when the bytes are not exactly one well-formed element. */
 xml_node_t *stanza_parse(const char *data, size_t len);
 
+/* A direct child of a stanza, read off its serialised form by stanza_scan_children. */
+typedef struct {
+    const char *name, *ns; /* not NUL-terminated: nlen, nslen bytes */
+    size_t nlen, nslen;
+} stanza_kid_t;
+#define STANZA_KIDS_MAX 32
+/* Reads the direct children of a stanza from its canonical serialisation (as the frontend
+ * forwards it and as xml_serialize writes it: element names without prefixes, a namespace
+ * other than the parent's as an xmlns attribute right after the name, '<' and '>' escaped
+ * in text and attribute values, so every '<' opens a tag and every '>' closes one), up to
+ * `max` of them. Sets *close to the offset of the stanza's closing tag. Returns the number
+ * of children, or -1 when the bytes are not in that form, have more than `max` children or
+ * a child's namespace holds an escaped character (then parse them). Lets the router look at a message's children without parsing it;
+ * fuzz_xml checks it against the parser on every stanza. */
+int stanza_scan_children(const char *p, size_t n, stanza_kid_t *kids, size_t max,
+                         size_t *close);
+
 #endif

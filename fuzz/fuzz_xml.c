@@ -65,6 +65,45 @@ static int tree_depth(const xml_node_t *node)
     return deepest + 1;
 }
 
+/* stanza_scan_children reads a jabber:client stanza's serialisation as the parser does:
+ * the same element children, in order, with their namespaces, and the closing tag where it
+ * is. It may decline only a childless self-closed stanza, one with too many children, or
+ * one with a child whose namespace is written with an escaped character. */
+static void check_scan(const xml_node_t *st, const buf_t *ser)
+{
+    if (!st->ns || strcmp(st->ns, XML_NS_CLIENT) != 0)
+        return; /* the router reads only jabber:client stanzas this way */
+    stanza_kid_t kids[STANZA_KIDS_MAX];
+    size_t close = 0;
+    int n = stanza_scan_children(ser->data, ser->len, kids, STANZA_KIDS_MAX, &close);
+    size_t want = 0;
+    for (const xml_node_t *c = st->children; c; c = c->next)
+        want += c->name != NULL;
+    int self_closed = ser->len >= 2 && ser->data[ser->len - 2] == '/', escaped = 0;
+    for (const xml_node_t *c = st->children; c; c = c->next)
+        escaped |= c->name && c->ns && strpbrk(c->ns, "&<>\"'") != NULL;
+    if (n < 0) {
+        if (!self_closed && !escaped && want <= STANZA_KIDS_MAX)
+            fuzz_fail("stanza_scan_children declined a serialised stanza", ser, NULL);
+        return;
+    }
+    if ((size_t)n != want)
+        fuzz_fail("stanza_scan_children counted other children", ser, NULL);
+    int i = 0;
+    for (const xml_node_t *c = st->children; c; c = c->next) {
+        if (!c->name)
+            continue;
+        const char *ns = c->ns ? c->ns : "";
+        if (kids[i].nlen != strlen(c->name) || memcmp(kids[i].name, c->name, kids[i].nlen) ||
+            kids[i].nslen != strlen(ns) || memcmp(kids[i].ns, ns, kids[i].nslen))
+            fuzz_fail("stanza_scan_children read another child", ser, NULL);
+        i++;
+    }
+    size_t tail = strlen(st->name) + 3; /* "</" NAME ">" */
+    if (close + tail != ser->len || memcmp(ser->data + close, "</", 2) != 0)
+        fuzz_fail("stanza_scan_children put the closing tag elsewhere", ser, NULL);
+}
+
 static void on_stanza(void *ud, xml_node_t *st)
 {
     run_t *run = ud;
@@ -85,6 +124,8 @@ static void on_stanza(void *ud, xml_node_t *st)
     xml_serialize(again, XML_NS_CLIENT, &second);
     if (second.len != first.len || memcmp(second.data, first.data, first.len) != 0)
         fuzz_fail("serialisation is not stable across a parse", &first, &second);
+
+    check_scan(st, &first);
 
     char *text = xml_node_text(st);
     free(text);

@@ -717,72 +717,7 @@ static int worth_archiving(const xml_node_t *st)
     return want;
 }
 
-/* A direct child of a message, read off its serialised form. */
-typedef struct {
-    const char *name, *ns;
-    size_t nlen, nslen;
-} kid_t;
-
-#define KIDS_MAX 32
-
-/* Reads the direct children of a stanza from its canonical serialisation (as the frontend
- * forwards it and as xml_serialize writes it: element names without prefixes, a namespace
- * other than the parent's as an xmlns attribute right after the name, '<' and '>' escaped
- * in text and attribute values, so every '<' opens a tag and every '>' closes one). Sets
- * *close to the offset of the stanza's closing tag. Returns the number of children, or -1
- * when the bytes are not in that form or have too many children (the caller parses). */
-static int scan_kids(const char *p, size_t n, kid_t *kids, size_t *close)
-{
-    const char *end = p + n;
-    const char *gt = memchr(p, '>', n);
-    if (!gt || gt == p || gt[-1] == '/')
-        return -1;
-    int depth = 1, nk = 0;
-    for (const char *q = gt + 1; q < end;) {
-        const char *lt = memchr(q, '<', (size_t)(end - q));
-        if (!lt || end - lt < 3)
-            return -1;
-        const char *tend = memchr(lt, '>', (size_t)(end - lt));
-        if (!tend)
-            return -1;
-        if (lt[1] == '/') {
-            if (--depth == 0) {
-                *close = (size_t)(lt - p);
-                return tend + 1 == end ? nk : -1;
-            }
-        } else if (lt[1] == '!' || lt[1] == '?') {
-            return -1;
-        } else {
-            if (depth == 1) {
-                if (nk == KIDS_MAX)
-                    return -1;
-                const char *nm = lt + 1, *ne = nm;
-                while (ne < tend && *ne != ' ' && *ne != '/')
-                    ne++;
-                if (ne == nm || memchr(nm, ':', (size_t)(ne - nm)))
-                    return -1;
-                kid_t *k = &kids[nk++];
-                k->name = nm;
-                k->nlen = (size_t)(ne - nm);
-                k->ns = XML_NS_CLIENT;
-                k->nslen = sizeof XML_NS_CLIENT - 1;
-                if (tend - ne > 8 && memcmp(ne, " xmlns=\"", 8) == 0) {
-                    const char *v = ne + 8, *ve = memchr(v, '"', (size_t)(tend - v));
-                    if (!ve)
-                        return -1;
-                    k->ns = v;
-                    k->nslen = (size_t)(ve - v);
-                }
-            }
-            if (tend[-1] != '/')
-                depth++;
-        }
-        q = tend + 1;
-    }
-    return -1;
-}
-
-static int kid_is(const kid_t *k, const char *name, const char *ns)
+static int kid_is(const stanza_kid_t *k, const char *name, const char *ns)
 {
     size_t nl = strlen(name), sl = strlen(ns);
     return k->nlen == nl && memcmp(k->name, name, nl) == 0 && k->nslen == sl &&
@@ -791,11 +726,11 @@ static int kid_is(const kid_t *k, const char *name, const char *ns)
 
 /* worth_archiving on scanned children: 1 yes, 0 no, -1 when the tree is needed (a
  * <stanza-id/> to check for forgery, an <apply-to/> to look into). */
-static int worth_kids(const kid_t *kids, int n)
+static int worth_kids(const stanza_kid_t *kids, int n)
 {
     int want = 0;
     for (int i = 0; i < n; i++) {
-        const kid_t *k = &kids[i];
+        const stanza_kid_t *k = &kids[i];
         if (kid_is(k, "stanza-id", NS_SID) || kid_is(k, "apply-to", "urn:xmpp:fasten:0"))
             return -1;
         if (kid_is(k, "sent", NS_CARBONS) || kid_is(k, "received", NS_CARBONS) ||
@@ -877,9 +812,9 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     to_bare[bl] = '\0';
     /* Most messages are read off their bytes; the tree is built only when a child needs
      * looking into (a stanza-id that may be forged) or the bytes are not canonical. */
-    kid_t kids[KIDS_MAX];
+    stanza_kid_t kids[STANZA_KIDS_MAX];
     size_t close = 0;
-    int nk = scan_kids(ev->payload, ev->len, kids, &close);
+    int nk = stanza_scan_children(ev->payload, ev->len, kids, STANZA_KIDS_MAX, &close);
     int w = nk < 0 ? -1 : worth_kids(kids, nk);
     if (w == 0)
         return MOD_PASS;
