@@ -73,6 +73,8 @@ static caps_entry_t *entry_add(const char *key, char **features, size_t n)
     caps_entry_t *old = hmap_sput(known, e->key, e);
     if (old) { /* learnt twice at once: the older stays in use where it is */
         hmap_sput(known, old->key, old);
+        e->features = NULL; /* still the caller's: it frees them when old is returned */
+        e->n = 0;
         entry_free(e);
         return old;
     }
