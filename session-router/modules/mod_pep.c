@@ -962,6 +962,12 @@ static int check_item(pep_req_t *r)
 /* Reads the operation and starts it; takes r. */
 static void req_start(pep_req_t *r, int set)
 {
+    if (!r->pubsub->ns || (strcmp(r->pubsub->ns, NS_PUBSUB) != 0 &&
+                           strcmp(r->pubsub->ns, NS_PUBSUB_OWNER) != 0)) {
+        req_error(r, "modify", "bad-request", NULL, NULL); /* a module's malformed request */
+        req_free(r);
+        return;
+    }
     int owner_ns = strcmp(r->pubsub->ns, NS_PUBSUB_OWNER) == 0;
     r->el = xml_node_first_element(r->pubsub);
     const char *name = r->el ? r->el->name : "";
