@@ -26,292 +26,20 @@
 #include "log.h"
 #include "module.h"
 #include "modules.h"
+#include "pepcfg.h"
 #include "stanza.h"
 #include "storage.h"
 #include "user.h"
 #include "util.h"
 
-#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 #define NS_PUBSUB_OWNER NS_PUBSUB "#owner"
 #define NS_PUBSUB_EVENT NS_PUBSUB "#event"
 #define NS_PUBSUB_ERRORS NS_PUBSUB "#errors"
-#define NS_XDATA "jabber:x:data"
-#define FORM_NODE_CONFIG NS_PUBSUB "#node_config"
-#define FORM_PUBLISH_OPTIONS NS_PUBSUB "#publish-options"
 
 /* Bytes of a node name or an item id. */
 #define PEP_NAME_MAX 1024
-/* pep_config_t.max_items for 'max': as many as pep_max_items allows. */
-#define MAX_ITEMS_MAX (-1L)
 
 static long max_nodes, max_items_limit, max_item_size;
-
-typedef enum { ACCESS_OPEN, ACCESS_PRESENCE, ACCESS_WHITELIST } pep_access_t;
-typedef enum { SENDLAST_NEVER, SENDLAST_ON_SUB, SENDLAST_ON_SUB_AND_PRESENCE } pep_sendlast_t;
-
-/* A node's configuration (XEP-0060 section 8.2): only what this service acts on. */
-typedef struct {
-    pep_access_t access;
-    long max_items; /* >= 1, or MAX_ITEMS_MAX */
-    int persist;    /* pubsub#persist_items */
-    pep_sendlast_t sendlast;
-    int notify_retract, notify_delete;
-} pep_config_t;
-
-static const char *const access_names[] = {"open", "presence", "whitelist"};
-static const char *const sendlast_names[] = {"never", "on_sub", "on_sub_and_presence"};
-
-/* Who asks, as the access models see it (XEP-0060 section 4.5). */
-typedef enum { REL_OWNER, REL_SUBSCRIBED, REL_OTHER } pep_rel_t;
-
-/* ---- configuration: pure functions ---- */
-
-/* XEP-0163 section 5 (recommended defaults): presence access, the last item kept and
- * sent. */
-static void cfg_default(pep_config_t *c)
-{
-    *c = (pep_config_t){.access = ACCESS_PRESENCE, .max_items = 1, .persist = 1,
-                        .sendlast = SENDLAST_ON_SUB_AND_PRESENCE, .notify_retract = 1,
-                        .notify_delete = 1};
-}
-
-static int cfg_equal(const pep_config_t *a, const pep_config_t *b)
-{
-    return a->access == b->access && a->max_items == b->max_items && a->persist == b->persist &&
-           a->sendlast == b->sendlast && a->notify_retract == b->notify_retract &&
-           a->notify_delete == b->notify_delete;
-}
-
-static int parse_bool(const char *v, int *out)
-{
-    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0)
-        *out = 1;
-    else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0)
-        *out = 0;
-    else
-        return -1;
-    return 0;
-}
-
-static int parse_name(const char *v, const char *const *names, size_t n, int *out)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v, names[i]) == 0) {
-            *out = (int)i;
-            return 0;
-        }
-    return -1;
-}
-
-/* Sets one form field. 0, -1 for a bad value, -2 for a field this service does not know. */
-static int cfg_set_field(pep_config_t *c, const char *var, const char *v)
-{
-    int i;
-    if (strcmp(var, "pubsub#access_model") == 0) {
-        if (parse_name(v, access_names, 3, &i) < 0)
-            return -1;
-        c->access = (pep_access_t)i;
-    } else if (strcmp(var, "pubsub#max_items") == 0) {
-        if (strcmp(v, "max") == 0) {
-            c->max_items = MAX_ITEMS_MAX;
-        } else {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (!*v || *end || n < 1 || n > max_items_limit)
-                return -1;
-            c->max_items = n;
-        }
-    } else if (strcmp(var, "pubsub#persist_items") == 0) {
-        return parse_bool(v, &c->persist);
-    } else if (strcmp(var, "pubsub#send_last_published_item") == 0) {
-        if (parse_name(v, sendlast_names, 3, &i) < 0)
-            return -1;
-        c->sendlast = (pep_sendlast_t)i;
-    } else if (strcmp(var, "pubsub#notify_retract") == 0) {
-        return parse_bool(v, &c->notify_retract);
-    } else if (strcmp(var, "pubsub#notify_delete") == 0) {
-        return parse_bool(v, &c->notify_delete);
-    } else if (strcmp(var, "pubsub#deliver_notifications") == 0 ||
-               strcmp(var, "pubsub#deliver_payloads") == 0) {
-        /* Always on here: only the value true is accepted. */
-        int b;
-        return parse_bool(v, &b) < 0 || !b ? -1 : 0;
-    } else {
-        return -2;
-    }
-    return 0;
-}
-
-static void cfg_encode(const pep_config_t *c, buf_t *out)
-{
-    buf_printf(out, "access=%s max=%ld persist=%d sendlast=%s retract=%d delete=%d",
-               access_names[c->access], c->max_items, c->persist, sendlast_names[c->sendlast],
-               c->notify_retract, c->notify_delete);
-}
-
-/* Reads what cfg_encode wrote; what is missing or unreadable keeps its default. */
-static void cfg_decode(const char *s, pep_config_t *c)
-{
-    cfg_default(c);
-    char tok[64];
-    int i;
-    while (*s) {
-        size_t n = strcspn(s, " ");
-        if (n && n < sizeof tok) {
-            memcpy(tok, s, n);
-            tok[n] = '\0';
-            char *v = strchr(tok, '=');
-            if (v) {
-                *v++ = '\0';
-                if (strcmp(tok, "access") == 0 && parse_name(v, access_names, 3, &i) == 0)
-                    c->access = (pep_access_t)i;
-                else if (strcmp(tok, "max") == 0)
-                    c->max_items = strtol(v, NULL, 10) >= 1 ? strtol(v, NULL, 10) : MAX_ITEMS_MAX;
-                else if (strcmp(tok, "persist") == 0)
-                    parse_bool(v, &c->persist);
-                else if (strcmp(tok, "sendlast") == 0 && parse_name(v, sendlast_names, 3, &i) == 0)
-                    c->sendlast = (pep_sendlast_t)i;
-                else if (strcmp(tok, "retract") == 0)
-                    parse_bool(v, &c->notify_retract);
-                else if (strcmp(tok, "delete") == 0)
-                    parse_bool(v, &c->notify_delete);
-            }
-        }
-        s += n;
-        while (*s == ' ')
-            s++;
-    }
-}
-
-/* How many items the node keeps. In XEP-0060 a node with pubsub#persist_items false is
- * transient: its items are not persisted. XEP-0163 section 4.3.4 still has the service
- * send the last published item to sessions that come online, so such a node keeps exactly
- * its last item, for that and for items requests (which therefore see at most one). */
-static long cfg_keep(const pep_config_t *c)
-{
-    if (!c->persist)
-        return 1;
-    if (c->max_items == MAX_ITEMS_MAX || c->max_items > max_items_limit)
-        return max_items_limit;
-    return c->max_items;
-}
-
-/* Whether `rel` may read a node: NULL, or the error (XEP-0060 sections 6.5.9.x). */
-typedef struct {
-    const char *etype, *cond, *app;
-} pep_err_t;
-
-static const pep_err_t *cfg_refuses(const pep_config_t *c, pep_rel_t rel)
-{
-    static const pep_err_t presence = {"auth", "not-authorized", "presence-subscription-required"};
-    static const pep_err_t whitelist = {"cancel", "not-allowed", "closed-node"};
-    if (rel == REL_OWNER || c->access == ACCESS_OPEN)
-        return NULL;
-    if (c->access == ACCESS_PRESENCE)
-        return rel == REL_SUBSCRIBED ? NULL : &presence;
-    return &whitelist;
-}
-
-static xml_node_t *field_new(xml_node_t *x, const char *var, const char *type, const char *value)
-{
-    xml_node_t *f = xml_node_new_child(x, "field", NULL);
-    xml_node_set_attr(f, "var", var);
-    if (type)
-        xml_node_set_attr(f, "type", type);
-    if (value) {
-        xml_node_t *v = xml_node_new_child(f, "value", NULL);
-        xml_node_add_text(v, value, strlen(value));
-    }
-    return f;
-}
-
-static void field_options(xml_node_t *f, const char *const *names, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        xml_node_t *v = xml_node_new_child(xml_node_new_child(f, "option", NULL), "value", NULL);
-        xml_node_add_text(v, names[i], strlen(names[i]));
-    }
-}
-
-/* The pubsub#node_config form (XEP-0060 section 8.2) of a configuration. */
-static xml_node_t *cfg_form(const pep_config_t *c)
-{
-    xml_node_t *x = xml_node_new("x", NS_XDATA);
-    xml_node_set_attr(x, "type", "form");
-    field_new(x, "FORM_TYPE", "hidden", FORM_NODE_CONFIG);
-    field_options(field_new(x, "pubsub#access_model", "list-single", access_names[c->access]),
-                  access_names, 3);
-    char n[32];
-    if (c->max_items == MAX_ITEMS_MAX)
-        snprintf(n, sizeof n, "max");
-    else
-        snprintf(n, sizeof n, "%ld", c->max_items);
-    field_new(x, "pubsub#max_items", "text-single", n);
-    field_new(x, "pubsub#persist_items", "boolean", c->persist ? "1" : "0");
-    field_options(field_new(x, "pubsub#send_last_published_item", "list-single",
-                            sendlast_names[c->sendlast]),
-                  sendlast_names, 3);
-    field_new(x, "pubsub#notify_retract", "boolean", c->notify_retract ? "1" : "0");
-    field_new(x, "pubsub#notify_delete", "boolean", c->notify_delete ? "1" : "0");
-    field_new(x, "pubsub#deliver_notifications", "boolean", "1");
-    field_new(x, "pubsub#deliver_payloads", "boolean", "1");
-    return x;
-}
-
-/* The first <value/> of a form field ("" when none; malloc'd). */
-static char *field_value(const xml_node_t *f)
-{
-    const xml_node_t *v = xml_node_child(f, "value", NULL);
-    return v ? xml_node_text(v) : xstrdup("");
-}
-
-/* The FORM_TYPE of a data form, or "" (malloc'd). */
-static char *form_type(const xml_node_t *x)
-{
-    for (const xml_node_t *f = x->children; f; f = f->next)
-        if (f->name && strcmp(f->name, "field") == 0 && xml_node_attr(f, "var") &&
-            strcmp(xml_node_attr(f, "var"), "FORM_TYPE") == 0)
-            return field_value(f);
-    return xstrdup("");
-}
-
-/* Applies a submitted node_config form. 0, or -1 when a value is not acceptable. Fields
- * this service does not know are left alone (XEP-0060 section 8.2.4: the owner submits
- * the form it was given). */
-static int cfg_apply_form(pep_config_t *c, const xml_node_t *x)
-{
-    for (const xml_node_t *f = x->children; f; f = f->next) {
-        const char *var = f->name && strcmp(f->name, "field") == 0 ? xml_node_attr(f, "var") : NULL;
-        if (!var || strcmp(var, "FORM_TYPE") == 0)
-            continue;
-        char *v = field_value(f);
-        int rc = cfg_set_field(c, var, v);
-        free(v);
-        if (rc == -1)
-            return -1;
-    }
-    return 0;
-}
-
-/* XEP-0060 section 7.1.5 publish options: with `exists`, every field must name an option
- * this service knows and hold the node's value; for a new node they become its
- * configuration. 0, or -1: precondition not met. */
-static int cfg_preconditions(pep_config_t *c, int exists, const xml_node_t *x)
-{
-    for (const xml_node_t *f = x->children; f; f = f->next) {
-        const char *var = f->name && strcmp(f->name, "field") == 0 ? xml_node_attr(f, "var") : NULL;
-        if (!var || strcmp(var, "FORM_TYPE") == 0)
-            continue;
-        char *v = field_value(f);
-        pep_config_t want = *c;
-        int rc = cfg_set_field(&want, var, v);
-        free(v);
-        if (rc < 0 || (exists && !cfg_equal(&want, c)))
-            return -1;
-        *c = want;
-    }
-    return 0;
-}
 
 /* ---- Redis scripts ---- */
 
@@ -654,18 +382,18 @@ static void do_publish(pep_req_t *r, long nnodes)
             req_free(r);
             return;
         }
-        cfg_default(&r->cfg);
+        pepcfg_default(&r->cfg);
     }
-    if (x && cfg_preconditions(&r->cfg, r->exists, x) < 0) {
+    if (x && pepcfg_preconditions(&r->cfg, r->exists, x, max_items_limit) < 0) {
         req_error(r, "cancel", "conflict", "precondition-not-met", NULL);
         req_free(r);
         return;
     }
     buf_t cfg = BUF_INIT, item = BUF_INIT;
-    cfg_encode(&r->cfg, &cfg);
+    pepcfg_encode(&r->cfg, &cfg);
     xml_serialize(r->item, XML_NS_CLIENT, &item);
     char keep[24];
-    snprintf(keep, sizeof keep, "%ld", cfg_keep(&r->cfg));
+    snprintf(keep, sizeof keep, "%ld", pepcfg_keep(&r->cfg, max_items_limit));
     const char *args[] = {r->node, xml_node_attr(r->item, "id"), item.data, cfg.data, keep};
     size_t lens[] = {strlen(r->node), strlen(args[1]), item.len, cfg.len, strlen(keep)};
     req_eval(r, on_published, LUA_PUBLISH, 3, args, lens, 5);
@@ -706,7 +434,7 @@ static void do_retract(pep_req_t *r)
      * attribute the node's pubsub#notify_retract decides. */
     const char *n = xml_node_attr(r->el, "notify");
     int want;
-    if (!n || parse_bool(n, &want) < 0)
+    if (!n || pepcfg_parse_bool(n, &want) < 0)
         want = r->cfg.notify_retract;
     r->notify = want;
     const char *args[] = {r->node, xml_node_attr(r->item, "id")};
@@ -738,7 +466,7 @@ static void on_items(redisAsyncContext *ac, void *reply, void *privdata)
 
 static void do_items(pep_req_t *r)
 {
-    const pep_err_t *e = cfg_refuses(&r->cfg, r->rel);
+    const pep_err_t *e = pepcfg_refuses(&r->cfg, r->rel);
     if (e) {
         req_error(r, e->etype, e->cond, e->app, NULL);
         req_free(r);
@@ -797,9 +525,9 @@ static void do_configure_set(pep_req_t *r)
         req_free(r);
         return;
     }
-    char *ft = x ? form_type(x) : xstrdup("");
+    char *ft = x ? pepcfg_form_type(x) : xstrdup("");
     int bad = !x || !type || strcmp(type, "submit") != 0 || strcmp(ft, FORM_NODE_CONFIG) != 0 ||
-              cfg_apply_form(&r->cfg, x) < 0;
+              pepcfg_apply_form(&r->cfg, x, max_items_limit) < 0;
     free(ft);
     if (bad) { /* XEP-0060 section 8.2.5.3 */
         req_error(r, "modify", "not-acceptable", NULL, NULL);
@@ -807,9 +535,9 @@ static void do_configure_set(pep_req_t *r)
         return;
     }
     buf_t cfg = BUF_INIT;
-    cfg_encode(&r->cfg, &cfg);
+    pepcfg_encode(&r->cfg, &cfg);
     char keep[24];
-    snprintf(keep, sizeof keep, "%ld", cfg_keep(&r->cfg));
+    snprintf(keep, sizeof keep, "%ld", pepcfg_keep(&r->cfg, max_items_limit));
     const char *args[] = {r->node, cfg.data, keep};
     req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 3);
     buf_free(&cfg);
@@ -827,16 +555,16 @@ static void do_create(pep_req_t *r, long nnodes)
         req_free(r);
         return;
     }
-    cfg_default(&r->cfg);
+    pepcfg_default(&r->cfg);
     const xml_node_t *conf = xml_node_child(r->pubsub, "configure", NS_PUBSUB);
     const xml_node_t *x = conf ? xml_node_child(conf, "x", NS_XDATA) : NULL;
-    if (x && cfg_apply_form(&r->cfg, x) < 0) {
+    if (x && pepcfg_apply_form(&r->cfg, x, max_items_limit) < 0) {
         req_error(r, "modify", "not-acceptable", NULL, NULL);
         req_free(r);
         return;
     }
     buf_t cfg = BUF_INIT;
-    cfg_encode(&r->cfg, &cfg);
+    pepcfg_encode(&r->cfg, &cfg);
     const char *args[] = {r->node, cfg.data, "1"};
     req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 3);
     buf_free(&cfg);
@@ -854,7 +582,7 @@ static void on_lookup(redisAsyncContext *ac, void *reply, void *privdata)
     }
     r->exists = rep->element[0]->type == REDIS_REPLY_STRING;
     if (r->exists)
-        cfg_decode(rep->element[0]->str, &r->cfg);
+        pepcfg_decode(rep->element[0]->str, &r->cfg);
     long nnodes = rep->element[1]->type == REDIS_REPLY_INTEGER ? (long)rep->element[1]->integer : 0;
     if (r->op == OP_PUBLISH) {
         do_publish(r, nnodes);
@@ -891,7 +619,7 @@ static void on_lookup(redisAsyncContext *ac, void *reply, void *privdata)
         xml_node_t *ps = xml_node_new("pubsub", NS_PUBSUB_OWNER);
         xml_node_t *c = xml_node_new_child(ps, "configure", NULL);
         xml_node_set_attr(c, "node", r->node);
-        xml_node_add_child(c, cfg_form(&r->cfg));
+        xml_node_add_child(c, pepcfg_form(&r->cfg));
         req_result(r, ps);
         req_free(r);
         break;
@@ -967,6 +695,12 @@ static int check_item(pep_req_t *r)
 /* Reads the operation and starts it; takes r. */
 static void req_start(pep_req_t *r, int set)
 {
+    if (!r->pubsub->ns || (strcmp(r->pubsub->ns, NS_PUBSUB) != 0 &&
+                           strcmp(r->pubsub->ns, NS_PUBSUB_OWNER) != 0)) {
+        req_error(r, "modify", "bad-request", NULL, NULL); /* a module's malformed request */
+        req_free(r);
+        return;
+    }
     int owner_ns = strcmp(r->pubsub->ns, NS_PUBSUB_OWNER) == 0;
     r->el = xml_node_first_element(r->pubsub);
     const char *name = r->el ? r->el->name : "";
@@ -989,9 +723,9 @@ static void req_start(pep_req_t *r, int set)
     } else if (owner_ns && strcmp(name, "default") == 0 && !set) {
         /* XEP-0060 section 8.3: the default configuration. */
         pep_config_t c;
-        cfg_default(&c);
+        pepcfg_default(&c);
         xml_node_t *ps = xml_node_new("pubsub", NS_PUBSUB_OWNER);
-        xml_node_add_child(xml_node_new_child(ps, "default", NULL), cfg_form(&c));
+        xml_node_add_child(xml_node_new_child(ps, "default", NULL), pepcfg_form(&c));
         req_result(r, ps);
         req_free(r);
         return;
@@ -1053,7 +787,7 @@ static void req_start(pep_req_t *r, int set)
     if (r->op == OP_PUBLISH) {
         const xml_node_t *opts = xml_node_child(r->pubsub, "publish-options", NS_PUBSUB);
         const xml_node_t *x = opts ? xml_node_child(opts, "x", NS_XDATA) : NULL;
-        char *ft = x ? form_type(x) : NULL;
+        char *ft = x ? pepcfg_form_type(x) : NULL;
         int bad = opts && (!x || strcmp(ft, FORM_PUBLISH_OPTIONS) != 0);
         free(ft);
         if (bad) { /* XEP-0060 section 7.1.5: the form must be of that FORM_TYPE */
@@ -1116,8 +850,8 @@ static void on_node_list(redisAsyncContext *ac, void *reply, void *privdata)
                 rep->element[i + 1]->type != REDIS_REPLY_STRING)
                 continue;
             pep_config_t c;
-            cfg_decode(rep->element[i + 1]->str, &c);
-            if (cfg_refuses(&c, d->rel))
+            pepcfg_decode(rep->element[i + 1]->str, &c);
+            if (pepcfg_refuses(&c, d->rel))
                 continue;
             xml_node_t *it = xml_node_new_child(q, "item", NULL);
             xml_node_set_attr(it, "jid", d->owner);
@@ -1167,10 +901,10 @@ static void on_last(redisAsyncContext *ac, void *reply, void *privdata)
                 v->type != REDIS_REPLY_STRING)
                 continue;
             pep_config_t cfg;
-            cfg_decode(c->str, &cfg);
+            pepcfg_decode(c->str, &cfg);
             /* The session's user is the owner or subscribed to the owner's presence. */
             if (cfg.sendlast == SENDLAST_NEVER ||
-                cfg_refuses(&cfg, l->self ? REL_OWNER : REL_SUBSCRIBED))
+                pepcfg_refuses(&cfg, l->self ? REL_OWNER : REL_SUBSCRIBED))
                 continue;
             xml_node_t *item = stanza_parse(v->str, v->len);
             if (!item)

@@ -355,3 +355,40 @@ def test_last_item_when_a_session_comes_online(login, new_user):
     # A session that is not interested gets nothing.
     b3 = caps_online(login, ub, "b3", notify=[])
     b3.im_expect_none(is_event(owner, NODE), QUIET, "a last item")
+
+
+# ---- a real client library: slixmpp's XEP-0115, XEP-0163 and XEP-0118 plugins ----
+
+def test_slixmpp_tune_reaches_a_contact(stack, login, new_user):
+    pytest.importorskip("slixmpp")
+    import asyncio
+
+    from test_im_interop_slixmpp import STEP, Client, close_all, run
+    ua, ub = new_user("sxa"), new_user("sxb")
+    a, b = online(login, ua, "raw"), online(login, ub, "raw")
+    befriend(a, b)
+    a.close()
+    b.close()
+
+    def client(user, resource):
+        c = Client("%s/%s" % (user.jid, resource), user.password, stack.cafile)
+        for p in ("xep_0030", "xep_0115", "xep_0163", "xep_0118"):
+            c.register_plugin(p)
+        c.add_event_handler("user_tune_publish", c._recorder("tune"))
+        c.connect(("127.0.0.1", stack.port), force_starttls=True, disable_starttls=False)
+        return c
+
+    async def scenario():
+        ca, cb = client(ua, "slixa"), client(ub, "slixb")
+        try:
+            await asyncio.gather(ca.started, cb.started)
+            # slixmpp announces tune+notify through its entity capabilities (XEP-0115),
+            # answers the server's disco#info query, and gets the contact's tune.
+            await ca["xep_0118"].publish_tune(artist="Someone", title="A song", timeout=STEP)
+            msg = await cb.wait("tune", lambda m: m["from"].bare == ua.jid, what="the tune")
+            tune = msg["pubsub_event"]["items"]["item"]["tune"]
+            assert tune["title"] == "A song" and tune["artist"] == "Someone", str(msg)
+        finally:
+            await close_all([ca, cb])
+
+    run(scenario())

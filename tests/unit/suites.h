@@ -20,5 +20,6 @@ Suite *make_metrics_suite(void);
 Suite *make_adminproto_suite(void);
 Suite *make_registration_suite(void);
 Suite *make_capsver_suite(void);
+Suite *make_pepcfg_suite(void);
 
 #endif
