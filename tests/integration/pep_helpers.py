@@ -2,11 +2,10 @@
 capabilities for the raw client (the verification string and the answer to the server's
 disco#info query), and XEP-0060 requests. This module holds no tests itself."""
 
-import base64
-import hashlib
 import time
 from xml.sax.saxutils import escape, quoteattr
 
+from caps_helpers import caps_ver, disco_payload
 from test_im_helpers import WAIT, error_condition_of, online
 from xmpp_client import IQ_TAG, MESSAGE_TAG, NS_DISCO_INFO, dump, new_id, q
 
@@ -20,14 +19,6 @@ CAPS_NODE = "https://example.org/xmpp-server-tests"
 CLIENT_IDENTITY = ("client", "pc", "", "pep test client")
 
 
-def caps_ver(identities, features):
-    """XEP-0115 section 5.1: the SHA-1 verification string of identities
-    (category, type, lang, name) and features (no extended forms)."""
-    s = "".join("%s/%s/%s/%s<" % i for i in sorted(identities))
-    s += "".join("%s<" % f for f in sorted(features))
-    return base64.b64encode(hashlib.sha1(s.encode("utf-8")).digest()).decode()
-
-
 def caps_features(notify=()):
     """A client's features: disco, caps, NODE+notify for each node it is interested in,
     and a feature of its own so that its verification string is new to the server (which
@@ -37,12 +28,8 @@ def caps_features(notify=()):
 
 
 def disco_info_answer(identities, features, node):
-    ids = "".join("<identity category=%s type=%s%s%s/>"
-                  % (quoteattr(c), quoteattr(t), " xml:lang=%s" % quoteattr(l) if l else "",
-                     " name=%s" % quoteattr(n) if n else "")
-                  for c, t, l, n in identities)
-    feats = "".join("<feature var=%s/>" % quoteattr(f) for f in features)
-    return "<query xmlns='%s' node=%s>%s%s</query>" % (NS_DISCO_INFO, quoteattr(node), ids, feats)
+    return "<query xmlns='%s' node=%s>%s</query>" % (NS_DISCO_INFO, quoteattr(node),
+                                                      disco_payload(identities, features))
 
 
 def answer_caps_query(c, ver, identities, features, timeout=WAIT):
