@@ -407,6 +407,11 @@ struct xml_parser {
     size_t fed;  /* bytes given to expat since the stream (re)started */
     size_t mark; /* input offset from which bytes count against max_stanza: the start of the
                     open stanza, or else the end of the last token expat consumed */
+    /* After the stream root's end tag (see epilog_check): its input offset, and whether a
+     * '<' has come since, from which on expat alone judges the input. */
+    bool root_closed;
+    size_t epilog;
+    bool epilog_lt;
 };
 
 static void parser_fail(xml_parser_t *p, xml_error_t err)
@@ -540,6 +545,8 @@ static void XMLCALL on_end(void *ud, const XML_Char *qname)
     text_flush(p);
     p->depth--;
     if (p->depth == 0) {
+        p->root_closed = true;
+        p->epilog = event_end(p);
         if (p->cb.stream_close) p->cb.stream_close(p->ud);
         return;
     }
@@ -730,6 +737,9 @@ static void parser_clear(xml_parser_t *p)
     p->depth = 0;
     p->fed = 0;
     p->mark = 0;
+    p->root_closed = false;
+    p->epilog = 0;
+    p->epilog_lt = false;
 }
 
 void xml_parser_set_limits(xml_parser_t *p, const xml_limits_t *limits)
@@ -781,6 +791,37 @@ static xml_error_t error_from_expat(enum XML_Error code)
     }
 }
 
+/* After the stream root has closed, only whitespace may follow (XML 1.0 section 2.1:
+ * document ::= prolog element Misc*; Misc's comments and PIs start with '<' and are
+ * restricted-xml here, RFC 6120 11.1), so any other byte where a token starts is junk:
+ * not-well-formed (RFC 6120 4.9.3.13). Expat says so too, but not for every slicing: in the
+ * epilog a name that ends the buffer ("l") is junk at once, a name ending in a colon ("l:",
+ * XML_NS builds) is a partial token it waits on, so "l:" fed in one piece got no error and
+ * fed byte by byte got not-well-formed. This checks the bytes of the slice [data, data+n)
+ * that expat has just parsed (the slice ends at input offset p->fed) up to the first '<'.
+ * Returns false when it found junk. */
+static bool epilog_check(xml_parser_t *p, const char *data, size_t n)
+{
+    if (!p->root_closed || p->epilog_lt) return true;
+    size_t start = p->fed - n;
+    for (size_t i = p->epilog > start ? p->epilog - start : 0; i < n; i++) {
+        switch (data[i]) {
+        case ' ':
+        case '\t':
+        case '\r':
+        case '\n':
+            break;
+        case '<':
+            p->epilog_lt = true;
+            return true;
+        default:
+            p->error = XML_ERR_NOT_WELL_FORMED;
+            return false;
+        }
+    }
+    return true;
+}
+
 xml_error_t xml_parser_feed(xml_parser_t *p, const char *data, size_t len)
 {
     while (p->error == XML_OK && len > 0) {
@@ -790,7 +831,7 @@ xml_error_t xml_parser_feed(xml_parser_t *p, const char *data, size_t len)
             if (p->error == XML_OK) p->error = error_from_expat(XML_GetErrorCode(p->expat));
             break;
         }
-        if (p->error != XML_OK) break;
+        if (p->error != XML_OK || !epilog_check(p, data, n)) break;
         /* Outside a stanza, what counts is the unfinished token expat holds: outside
          * callbacks the byte index is just past the last token consumed. */
         if (!p->stanza) {

@@ -5,7 +5,9 @@
  * Hardened per RFC 6120 section 11: any DOCTYPE, entity declaration, processing
  * instruction or comment is refused (restricted-xml); depth and stanza size are bounded
  * (policy-violation); input must be UTF-8 (a non-UTF-8 encoding declaration gives
- * unsupported-encoding, bad bytes give not-well-formed). */
+ * unsupported-encoding, bad bytes give not-well-formed); after the stream's end tag only
+ * whitespace may follow (anything else is not-well-formed, or restricted-xml for a comment
+ * or PI), whatever the slicing of the input. */
 #ifndef COMMON_XML_H
 #define COMMON_XML_H
 

@@ -421,6 +421,15 @@ static const bad_case_t bad_cases[] = {
     {"junk after stream end", HDR "<message/></stream:stream><message/>", XML_ERR_NOT_WELL_FORMED,
      1},
     {"xml declaration inside the stream", HDR "<?xml version='1.0'?>", XML_ERR_NOT_WELL_FORMED, 0},
+    /* After the root only whitespace may follow; expat alone waited on "l:" in one piece
+     * (a partial prefixed name) but rejected "l" fed byte by byte (fuzz_xml). */
+    {"prefixed name after stream end", HDR "</stream:stream>l:", XML_ERR_NOT_WELL_FORMED, 0},
+    {"prefixed name after self-closed stream", "<stream:stream " NS_STREAM_DECL "/>\nl:",
+     XML_ERR_NOT_WELL_FORMED, 0},
+    {"partial character after stream end", HDR "</stream:stream> \xc3", XML_ERR_NOT_WELL_FORMED,
+     0},
+    {"comment after stream end", HDR "</stream:stream>\n<!-- x -->", XML_ERR_RESTRICTED, 0},
+    {"PI after stream end", HDR "</stream:stream> <?x y?>", XML_ERR_RESTRICTED, 0},
 };
 #define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
 
@@ -458,6 +467,25 @@ START_TEST(test_error_is_sticky)
     ck_assert_int_eq(r.stanzas, stanzas);
     xml_parser_destroy(&p);
     rec_free(&r);
+}
+END_TEST
+
+/* Whitespace after the stream's end tag is no error, however it is split, and the bytes
+ * fed before the end tag (in the same feed) are not mistaken for what follows it. */
+START_TEST(test_whitespace_after_stream_end)
+{
+    static const char in[] = HDR "<message>x y</message> </stream:stream> \r\n\t ";
+    size_t len = strlen(in);
+    for (size_t cut = 0; cut <= len; cut++) {
+        rec_t r;
+        rec_init(&r);
+        xml_error_t err = cut < len ? parse_pieces(in, len, cut, 0, NULL, &r)
+                                    : parse_pieces(in, len, 0, 1, NULL, &r);
+        ck_assert_msg(err == XML_OK, "cut %zu: got %d", cut, err);
+        ck_assert_int_eq(r.stanzas, 1);
+        ck_assert_int_eq(r.closes, 1);
+        rec_free(&r);
+    }
 }
 END_TEST
 
@@ -1006,6 +1034,7 @@ Suite *make_xml_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_bad_input, 0, N_BAD_CASES);
     tcase_add_loop_test(tc, test_error_is_sticky, 0, N_BAD_CASES);
+    tcase_add_test(tc, test_whitespace_after_stream_end);
     tcase_add_test(tc, test_error_conditions);
     tcase_add_loop_test(tc, test_limits, 0, N_LIMIT_CASES);
     tcase_add_test(tc, test_oversize_attribute_stops_early);
