@@ -1123,7 +1123,7 @@ static mod_result_t mam_query(mod_iq_t *iq)
     char with_full[JID_MAX + 1] = "", with_bare[JID_MAX + 1] = "";
     sid_t lo = min_kept(), hi = {UINT64_MAX, UINT64_MAX};
     sid_t must[4];
-    int nmust = 0, nids = 0, backward = 0, have_ids = 0;
+    int nmust = 0, nids = 0, backward = 0, have_ids = 0, seen_after = 0, seen_before = 0;
     char **ids = NULL;
     const xml_node_t *x = xml_node_child(q, "x", NS_XDATA);
     for (const xml_node_t *f = x ? x->children : NULL; f && !bad; f = f->next) {
@@ -1154,7 +1154,11 @@ static mod_result_t mam_query(mod_iq_t *iq)
                 hi = (sid_t){(uint64_t)ms, UINT64_MAX};
         } else if (strcmp(var, "after-id") == 0 || strcmp(var, "before-id") == 0) {
             sid_t a;
-            if (sid_parse(val, &a) < 0) {
+            int *seen = var[0] == 'a' ? &seen_after : &seen_before;
+            if ((*seen)++) {
+                /* One value each (XEP-0004: a field is given once); `must` holds four. */
+                bad = "bad-request";
+            } else if (sid_parse(val, &a) < 0) {
                 bad = "item-not-found";
                 btype = "cancel";
             } else {
