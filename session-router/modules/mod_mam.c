@@ -486,7 +486,7 @@ static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
             return;
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
         log_warn("mam: archiving in %s failed: %s", r->argv[3], rep->str);
-    } else if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->argv[10]) != 0) {
+    } else if (rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->argv[10]) != 0) {
         log_warn("mam: %s held a later id than %s: stored as %s", r->argv[3], r->argv[10],
                  rep->str);
     }
