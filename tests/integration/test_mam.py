@@ -775,3 +775,22 @@ def test_archive_writes_lost_with_redis_connection_do_not_crash(private_stack):
         cmd("CLIENT", "UNPAUSE")
         a.close()
     ps.wait_login(ps.probe)
+
+
+def test_forged_stanza_ids_go_from_messages_not_archived(login, new_user):
+    """XEP-0359: a <stanza-id/> by the sender's or the recipient's address is the server's
+    to give; one the client put on a message that is not archived (a chat state alone, a
+    no-store hint) does not reach the recipient either."""
+    ua, ub = new_user("mamf"), new_user("mamk")
+    a, b = online(login, ua, "a"), online(login, ub, "b")
+    A, B = bare(a.jid), bare(b.jid)
+    forged = ("<stanza-id xmlns='%s' by='%s' id='forged-b'/>" % (NS_SID, B) +
+              "<stanza-id xmlns='%s' by='%s' id='forged-a'/>" % (NS_SID, A))
+    cases = [
+        "<active xmlns='http://jabber.org/protocol/chatstates'/>" + forged,
+        body("not kept") + "<no-store xmlns='urn:xmpp:hints'/>" + forged,
+    ]
+    for inner in cases:
+        m = got_message(b, send(a, b.jid, inner))
+        assert stanza_ids(m, B) == [] and stanza_ids(m, A) == [], \
+            "forged stanza-id delivered: %s" % dump(m)
