@@ -58,10 +58,14 @@ static long max_nodes, max_items_limit, max_item_size;
 static const char LUA_LOOKUP[] =
     "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HLEN', KEYS[1])}";
 
-/* KEYS nodes items order; ARGV node id item configuration keep: stores the item (a
- * republished id moves to the end, XEP-0060 section 7.1.2). */
+/* KEYS nodes items order; ARGV node id item configuration keep max-nodes: stores the item
+ * (a republished id moves to the end, XEP-0060 section 7.1.2); -1 when the node is new and
+ * the account has max-nodes already (checked here, atomically: a burst of publishes all
+ * pass the earlier lookup before any creates its node). */
 static const char LUA_PUBLISH[] =
     "local n, id, keep = ARGV[1], ARGV[2], tonumber(ARGV[5]) "
+    "if redis.call('HEXISTS', KEYS[1], n) == 0 and "
+    "   redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[6]) then return -1 end "
     "redis.call('HSET', KEYS[1], n, ARGV[4]) "
     "local f = n .. '\\0' .. id "
     "local old = redis.call('HGET', KEYS[2], f) "
@@ -70,9 +74,14 @@ static const char LUA_PUBLISH[] =
     "redis.call('HSET', KEYS[2], f, seq .. ARGV[3]) "
     "redis.call('ZADD', KEYS[3], 0, n .. '\\0' .. seq .. '\\0' .. id) " LUA_TRIM "return 1";
 
-/* KEYS nodes items order; ARGV node configuration keep: a new configuration. */
+/* KEYS nodes items order; ARGV node configuration keep [max-nodes]: a new configuration.
+ * With max-nodes (a create): 0 when the node exists, -1 when the account has max-nodes. */
 static const char LUA_CONFIGURE[] =
     "local n, keep = ARGV[1], tonumber(ARGV[3]) "
+    "if ARGV[4] then "
+    "  if redis.call('HEXISTS', KEYS[1], n) == 1 then return 0 end "
+    "  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end "
+    "end "
     "redis.call('HSET', KEYS[1], n, ARGV[2]) " LUA_TRIM "return 1";
 
 /* KEYS items order; ARGV node id: 1 when the item was there. */
@@ -353,8 +362,14 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     pep_req_t *r = privdata;
-    if (!reply_ok(reply)) {
-        storage_failed(r, reply);
+    redisReply *rep = reply;
+    if (!reply_ok(rep)) {
+        storage_failed(r, rep);
+        req_free(r);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer < 0) { /* pep_max_nodes */
+        req_error(r, "cancel", "policy-violation", NULL, NULL);
         req_free(r);
         return;
     }
@@ -392,11 +407,13 @@ static void do_publish(pep_req_t *r, long nnodes)
     buf_t cfg = BUF_INIT, item = BUF_INIT;
     pepcfg_encode(&r->cfg, &cfg);
     xml_serialize(r->item, XML_NS_CLIENT, &item);
-    char keep[24];
+    char keep[24], maxn[24];
     snprintf(keep, sizeof keep, "%ld", pepcfg_keep(&r->cfg, max_items_limit));
-    const char *args[] = {r->node, xml_node_attr(r->item, "id"), item.data, cfg.data, keep};
-    size_t lens[] = {strlen(r->node), strlen(args[1]), item.len, cfg.len, strlen(keep)};
-    req_eval(r, on_published, LUA_PUBLISH, 3, args, lens, 5);
+    snprintf(maxn, sizeof maxn, "%ld", max_nodes);
+    const char *args[] = {r->node, xml_node_attr(r->item, "id"), item.data, cfg.data, keep, maxn};
+    size_t lens[] = {strlen(r->node), strlen(args[1]), item.len, cfg.len, strlen(keep),
+                     strlen(maxn)};
+    req_eval(r, on_published, LUA_PUBLISH, 3, args, lens, 6);
     buf_free(&cfg);
     buf_free(&item);
 }
@@ -497,8 +514,15 @@ static void on_done(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     pep_req_t *r = privdata;
-    if (!reply_ok(reply)) {
-        storage_failed(r, reply);
+    redisReply *rep = reply;
+    if (!reply_ok(rep)) {
+        storage_failed(r, rep);
+        req_free(r);
+        return;
+    }
+    if (r->op == OP_CREATE && rep->type == REDIS_REPLY_INTEGER && rep->integer < 1) {
+        /* Created meanwhile (XEP-0060 section 8.1.3), or pep_max_nodes reached. */
+        req_error(r, "cancel", rep->integer == 0 ? "conflict" : "policy-violation", NULL, NULL);
         req_free(r);
         return;
     }
@@ -565,8 +589,10 @@ static void do_create(pep_req_t *r, long nnodes)
     }
     buf_t cfg = BUF_INIT;
     pepcfg_encode(&r->cfg, &cfg);
-    const char *args[] = {r->node, cfg.data, "1"};
-    req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 3);
+    char maxn[24];
+    snprintf(maxn, sizeof maxn, "%ld", max_nodes);
+    const char *args[] = {r->node, cfg.data, "1", maxn};
+    req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 4);
     buf_free(&cfg);
 }
 

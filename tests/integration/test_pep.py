@@ -392,3 +392,22 @@ def test_slixmpp_tune_reaches_a_contact(stack, login, new_user):
             await close_all([ca, cb])
 
     run(scenario())
+
+
+def test_node_limit_holds_for_a_burst_of_publishes(stack, login):
+    """pep_max_nodes holds when a client sends many publishes to new nodes at once (the
+    node count is checked where the node is created, not only in an earlier lookup that
+    every request of the burst passes before any of them has created its node)."""
+    with configured_stack(stack, pep_max_nodes=2) as ps:
+        c = online(login, ps.new_user("limb"), port=ps.frontend.port)
+        ids = ["burst%d" % i for i in range(30)]
+        c.send("".join(
+            "<iq type='set' id='%s'><pubsub xmlns='%s'><publish node='urn:example:n%d'>"
+            "<item>%s</item></publish></pubsub></iq>" % (iid, NS_PUBSUB, i, tune(str(i)))
+            for i, iid in enumerate(ids)))
+        got = {}
+        for iid in ids:
+            got[iid] = c.im_wait(lambda e, iid=iid: e.get("id") == iid, WAIT, iid).get("type")
+        ok = [i for i, t in got.items() if t == "result"]
+        assert len(ok) <= 2, "%d nodes created past pep_max_nodes=2" % len(ok)
+        c.close()
