@@ -950,7 +950,19 @@ typedef struct {
     char *full;
     char **nodes;
     size_t n;
+    unsigned refs; /* caps_run and each contact being loaded */
 } pep_caps_t;
+
+static void caps_unref(pep_caps_t *c)
+{
+    if (--c->refs)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->nodes[i]);
+    free(c->nodes);
+    free(c->full);
+    free(c);
+}
 
 static void last_from(const pep_caps_t *c, const char *owner, int self)
 {
@@ -975,6 +987,19 @@ static void last_from(const pep_caps_t *c, const char *owner, int self)
     free(argv);
 }
 
+/* A contact (the owner of nodes) is loaded: its last items go to the session unless the
+ * owner no longer gives it its presence or blocks it (XEP-0191: nothing from a blocker;
+ * notify_run skips blocked contacts the same way). */
+static void contact_run(user_t *owner, int ok, void *arg)
+{
+    pep_caps_t *c = arg;
+    session_t *s = session_find_jid(c->full);
+    const roster_item_t *it = s && ok && owner ? roster_find(owner, s->user->bare) : NULL;
+    if (it && it->sub_from && !it->hidden && !user_blocks(owner, s->full))
+        last_from(c, owner->bare, 0);
+    caps_unref(c);
+}
+
 static void caps_run(user_t *u, int ok, void *arg)
 {
     pep_caps_t *c = arg;
@@ -989,15 +1014,13 @@ static void caps_run(user_t *u, int ok, void *arg)
             roster_item_t *it = val;
             const char *at = strchr(it->jid, '@');
             /* Local contacts whose presence the user receives (roster 'to' or 'both'). */
-            if (it->sub_to && !it->hidden && at && strcmp(at + 1, rt.domain) == 0)
-                last_from(c, it->jid, 0);
+            if (it->sub_to && !it->hidden && at && strcmp(at + 1, rt.domain) == 0) {
+                c->refs++;
+                user_with_roster(it->jid, contact_run, c);
+            }
         }
     }
-    for (size_t i = 0; i < c->n; i++)
-        free(c->nodes[i]);
-    free(c->nodes);
-    free(c->full);
-    free(c);
+    caps_unref(c);
 }
 
 static mod_result_t on_caps_changed(hook_ev_t *ev)
@@ -1020,6 +1043,7 @@ static mod_result_t on_caps_changed(hook_ev_t *ev)
         return MOD_PASS;
     }
     c->full = xstrdup(s->full);
+    c->refs = 1;
     user_with_roster(s->user->bare, caps_run, c);
     return MOD_PASS;
 }

@@ -411,3 +411,27 @@ def test_node_limit_holds_for_a_burst_of_publishes(stack, login):
         ok = [i for i, t in got.items() if t == "result"]
         assert len(ok) <= 2, "%d nodes created past pep_max_nodes=2" % len(ok)
         c.close()
+
+
+def test_no_last_item_from_an_owner_who_blocks_the_contact(login, new_user):
+    """XEP-0191: an owner who blocks a contact sends it nothing, so a session of the
+    contact that comes online does not get the owner's last items (live notifications
+    already skip blocked contacts)."""
+    ua, ub = new_user("blka"), new_user("blkb")
+    a = online(login, ua, "a1")
+    b = online(login, ub, "b1")
+    befriend(a, b)
+    drop_pending(a, b)
+    owner = bare(a.jid)
+    published_id(publish(a, NODE, tune("secret"), item_id="s1"))
+    res = a.im_iq("set", "<block xmlns='urn:xmpp:blocking'><item jid='%s'/></block>" % bare(b.jid))
+    assert res.get("type") == "result", dump(res)
+    drop_pending(a, b)
+    b2 = caps_online(login, ub, "b2", notify=[NODE])
+    b2.im_expect_none(is_event(owner, NODE), QUIET, "the blocking owner's last item")
+    # An unblocked contact still gets it.
+    res = a.im_iq("set", "<unblock xmlns='urn:xmpp:blocking'><item jid='%s'/></unblock>"
+                  % bare(b.jid))
+    assert res.get("type") == "result", dump(res)
+    b3 = caps_online(login, ub, "b3", notify=[NODE])
+    b3.im_wait(is_event(owner, NODE), WAIT, "the last item once unblocked")
