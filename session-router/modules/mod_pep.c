@@ -54,16 +54,21 @@ static long max_nodes, max_items_limit, max_item_size;
     "  end "                                                                               \
     "end "
 
+/* The scripts that create keys run only while the account exists (KEYS[4]): a request
+ * whose lookup was answered after the account's deletion began would bring its keys back
+ * once deleted. */
+#define LUA_ACCOUNT "if redis.call('EXISTS', KEYS[4]) == 0 then return -2 end "
+
 /* KEYS nodes; ARGV node: {configuration or nil, number of nodes}. */
 static const char LUA_LOOKUP[] =
     "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HLEN', KEYS[1])}";
 
-/* KEYS nodes items order; ARGV node id item configuration keep max-nodes: stores the item
+/* KEYS nodes items order account; ARGV node id item configuration keep max-nodes: stores the item
  * (a republished id moves to the end, XEP-0060 section 7.1.2); -1 when the node is new and
  * the account has max-nodes already (checked here, atomically: a burst of publishes all
  * pass the earlier lookup before any creates its node). */
 static const char LUA_PUBLISH[] =
-    "local n, id, keep = ARGV[1], ARGV[2], tonumber(ARGV[5]) "
+    "local n, id, keep = ARGV[1], ARGV[2], tonumber(ARGV[5]) " LUA_ACCOUNT
     "if redis.call('HEXISTS', KEYS[1], n) == 0 and "
     "   redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[6]) then return -1 end "
     "redis.call('HSET', KEYS[1], n, ARGV[4]) "
@@ -74,10 +79,11 @@ static const char LUA_PUBLISH[] =
     "redis.call('HSET', KEYS[2], f, seq .. ARGV[3]) "
     "redis.call('ZADD', KEYS[3], 0, n .. '\\0' .. seq .. '\\0' .. id) " LUA_TRIM "return 1";
 
-/* KEYS nodes items order; ARGV node configuration keep [max-nodes]: a new configuration.
+/* KEYS nodes items order account; ARGV node configuration keep [max-nodes]: a new
+ * configuration.
  * With max-nodes (a create): 0 when the node exists, -1 when the account has max-nodes. */
 static const char LUA_CONFIGURE[] =
-    "local n, keep = ARGV[1], tonumber(ARGV[3]) "
+    "local n, keep = ARGV[1], tonumber(ARGV[3]) " LUA_ACCOUNT
     "if ARGV[4] then "
     "  if redis.call('HEXISTS', KEYS[1], n) == 1 then return 0 end "
     "  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end "
@@ -142,7 +148,8 @@ static const char LUA_LAST[] =
     "return out";
 
 typedef struct {
-    char nodes[STORAGE_KEY_MAX], items[STORAGE_KEY_MAX], order[STORAGE_KEY_MAX];
+    char nodes[STORAGE_KEY_MAX], items[STORAGE_KEY_MAX], order[STORAGE_KEY_MAX],
+        account[STORAGE_KEY_MAX];
 } pep_keys_t;
 
 static void keys_of(pep_keys_t *k, const char *owner)
@@ -150,6 +157,7 @@ static void keys_of(pep_keys_t *k, const char *owner)
     storage_key(k->nodes, KEYS_PEP_NODES, owner);
     storage_key(k->items, KEYS_PEP_ITEMS, owner);
     storage_key(k->order, KEYS_PEP_ORDER, owner);
+    storage_key(k->account, KEYS_ACCOUNT, owner);
 }
 
 /* ---- requests ---- */
@@ -252,9 +260,10 @@ static void req_eval(pep_req_t *r, redisCallbackFn *cb, const char *script, int 
     keys_of(&k, r->owner);
     const char *argv[16];
     size_t argl[16];
-    const char *keys3[] = {k.nodes, k.items, k.order};
-    /* One key: the nodes; two: the items and their order; three: all. */
-    int first = nkeys == 2 ? 1 : 0, last = nkeys == 1 ? 1 : 3;
+    const char *keys3[] = {k.nodes, k.items, k.order, k.account};
+    /* One key: the nodes; two: the items and their order; three: those three; four:
+     * the account's too. */
+    int first = nkeys == 2 ? 1 : 0, last = nkeys == 1 ? 1 : nkeys == 4 ? 4 : 3;
     int argc = 0;
     argv[argc] = "EVAL", argl[argc++] = 4;
     argv[argc] = script, argl[argc++] = strlen(script);
@@ -368,8 +377,10 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
         req_free(r);
         return;
     }
-    if (rep->type == REDIS_REPLY_INTEGER && rep->integer < 0) { /* pep_max_nodes */
-        req_error(r, "cancel", "policy-violation", NULL, NULL);
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer < 0) {
+        /* -1: pep_max_nodes; -2: the account is being deleted. */
+        req_error(r, "cancel", rep->integer == -1 ? "policy-violation" : "item-not-found", NULL,
+                  NULL);
         req_free(r);
         return;
     }
@@ -413,7 +424,7 @@ static void do_publish(pep_req_t *r, long nnodes)
     const char *args[] = {r->node, xml_node_attr(r->item, "id"), item.data, cfg.data, keep, maxn};
     size_t lens[] = {strlen(r->node), strlen(args[1]), item.len, cfg.len, strlen(keep),
                      strlen(maxn)};
-    req_eval(r, on_published, LUA_PUBLISH, 3, args, lens, 6);
+    req_eval(r, on_published, LUA_PUBLISH, 4, args, lens, 6);
     buf_free(&cfg);
     buf_free(&item);
 }
@@ -520,6 +531,11 @@ static void on_done(redisAsyncContext *ac, void *reply, void *privdata)
         req_free(r);
         return;
     }
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -2) { /* account being deleted */
+        req_error(r, "cancel", "item-not-found", NULL, NULL);
+        req_free(r);
+        return;
+    }
     if (r->op == OP_CREATE && rep->type == REDIS_REPLY_INTEGER && rep->integer < 1) {
         /* Created meanwhile (XEP-0060 section 8.1.3), or pep_max_nodes reached. */
         req_error(r, "cancel", rep->integer == 0 ? "conflict" : "policy-violation", NULL, NULL);
@@ -563,7 +579,7 @@ static void do_configure_set(pep_req_t *r)
     char keep[24];
     snprintf(keep, sizeof keep, "%ld", pepcfg_keep(&r->cfg, max_items_limit));
     const char *args[] = {r->node, cfg.data, keep};
-    req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 3);
+    req_eval(r, on_done, LUA_CONFIGURE, 4, args, NULL, 3);
     buf_free(&cfg);
 }
 
@@ -592,7 +608,7 @@ static void do_create(pep_req_t *r, long nnodes)
     char maxn[24];
     snprintf(maxn, sizeof maxn, "%ld", max_nodes);
     const char *args[] = {r->node, cfg.data, "1", maxn};
-    req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 4);
+    req_eval(r, on_done, LUA_CONFIGURE, 4, args, NULL, 4);
     buf_free(&cfg);
 }
 

@@ -435,3 +435,23 @@ def test_no_last_item_from_an_owner_who_blocks_the_contact(login, new_user):
     assert res.get("type") == "result", dump(res)
     b3 = caps_online(login, ub, "b3", notify=[NODE])
     b3.im_wait(is_event(owner, NODE), WAIT, "the last item once unblocked")
+
+
+def test_a_publish_racing_account_deletion_leaves_no_node(stack, login, new_user):
+    """A publish the router reads right after the account's removal request (its node
+    lookup answered after the deletion began) does not bring the account's PEP keys back
+    once they are deleted."""
+    if getattr(stack, "remote", False):
+        pytest.skip("reads Redis")
+    u = new_user("pepraced")
+    c = online(login, u)
+    publish(c, NODE, tune("before"))
+    c.send("<iq type='set' id='rm1'>%s</iq>"
+           "<iq type='set' id='pub1'><pubsub xmlns='%s'><publish node='urn:example:late'>"
+           "<item>%s</item></publish></pubsub></iq>" % (REMOVE, NS_PUBSUB, tune("late")))
+    res = c.im_wait(lambda e: e.get("id") == "rm1", WAIT, "the removal's answer")
+    assert res.get("type") == "result", dump(res)
+    # A round trip through the router's Redis connection: whatever it queued before ran.
+    other = online(login, new_user("pepwitness"))
+    get_items(other, NODE)
+    assert pep_keys(stack, u.jid) == [], user_keys(stack, u.jid)
