@@ -20,6 +20,9 @@
 #define CAPS_FEATURES_MAX 1000 /* features read back from Redis */
 #define CAPS_QUERY_MS 30000    /* how long a client has to answer the disco#info query */
 #define CAPS_REDIS_TTL 2592000 /* a verified hash is kept 30 days after it was last learnt */
+#define CAPS_ASKING_MAX 4      /* queries outstanding to one full JID (each waits up to
+                                  CAPS_QUERY_MS): a client announcing hash after hash is
+                                  not asked more until it answers */
 
 const config_key_t caps_config_keys[] = {
     CONFIG_INT("caps_cache_max", "4096", 16, 1000000, "verified entity capabilities hashes (XEP-0115) the router keeps in memory beyond those in use (all are also kept in Redis)"),
@@ -36,6 +39,7 @@ struct caps_entry {
 typedef struct caps_entry caps_entry_t;
 
 static hmap_t *known; /* key -> caps_entry_t */
+static hmap_t *asking; /* full JID -> unsigned: its queries outstanding (none: absent) */
 static size_t cache_max;
 
 static void entry_free(void *v)
@@ -166,6 +170,9 @@ static void store_verified(const caps_entry_t *e)
 static void on_disco(const xml_node_t *answer, void *arg)
 {
     learn_t *l = arg;
+    unsigned *asked = hmap_sget(asking, l->full);
+    if (asked && --*asked == 0)
+        free(hmap_sdel(asking, l->full));
     session_t *s = learn_session(l);
     const char *type = answer ? xml_node_attr(answer, "type") : NULL;
     const xml_node_t *query = answer ? xml_node_child(answer, "query", NS_DISCO_INFO) : NULL;
@@ -200,11 +207,22 @@ static void on_disco(const xml_node_t *answer, void *arg)
 
 static void ask_client(session_t *s, learn_t *l)
 {
-    if (l->quiet) { /* after a resync nothing new is sent to the client */
+    unsigned *asked = hmap_sget(asking, l->full);
+    if (l->quiet || (asked && *asked >= CAPS_ASKING_MAX)) {
+        /* After a resync nothing new is sent to the client; past CAPS_ASKING_MAX the
+         * hash stays unknown (the session keeps its features so far). */
+        if (!l->quiet)
+            log_info("caps: %s has %u queries unanswered: %s not asked", l->full, *asked,
+                     l->key);
         xfree(&s->caps_wait);
         learn_free(l);
         return;
     }
+    if (!asked) {
+        asked = xcalloc(1, sizeof *asked);
+        hmap_sput(asking, l->full, asked);
+    }
+    (*asked)++;
     xml_node_t *iq = xml_node_new("iq", XML_NS_CLIENT);
     xml_node_set_attr(iq, "type", "get");
     xml_node_t *q = xml_node_new_child(iq, "query", NS_DISCO_INFO);
@@ -343,6 +361,7 @@ static const mod_hook_t hooks[] = {
 void caps_open(void)
 {
     known = hmap_new();
+    asking = hmap_new();
     cache_max = (size_t)config_int("caps_cache_max");
     for (const mod_hook_t *h = hooks; h->fn; h++)
         hook_add(h, 0);
@@ -351,4 +370,5 @@ void caps_open(void)
 void caps_close(void)
 {
     hmap_destroy_all(&known, entry_free);
+    hmap_destroy_all(&asking, free); /* empty once iqreq_close answered every query */
 }

@@ -486,7 +486,7 @@ static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
             return;
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
         log_warn("mam: archiving in %s failed: %s", r->argv[3], rep->str);
-    } else if (rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->argv[10]) != 0) {
+    } else if (rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->argv[10]) != 0) {
         log_warn("mam: %s held a later id than %s: stored as %s", r->argv[3], r->argv[10],
                  rep->str);
     }
@@ -761,8 +761,9 @@ static void stamp_text(buf_t *b, const char *by, const char *id)
 
 /* XEP-0359 ("Business rules"): a <stanza-id/> claiming to be by an address this server stamps for
  * is a forgery and goes. */
-static void remove_forged(xml_node_t *st, const char *a, const char *b)
+static int remove_forged(xml_node_t *st, const char *a, const char *b)
 {
+    int removed = 0;
     xml_node_t *ch = st->children;
     while (ch) {
         xml_node_t *next = ch->next;
@@ -771,10 +772,12 @@ static void remove_forged(xml_node_t *st, const char *a, const char *b)
             if (!by || strcmp(by, a) == 0 || strcmp(by, b) == 0) {
                 xml_node_remove_child(st, ch);
                 xml_node_free(&ch);
+                removed++;
             }
         }
         ch = next;
     }
+    return removed;
 }
 
 static void add_stanza_id(xml_node_t *st, const char *by, const char *id)
@@ -794,22 +797,41 @@ static int stamps(int d)
 static buf_t out_buf;   /* the rewritten stanza, valid until routing ends (hook.h) */
 static buf_t store_buf; /* what is archived, when the stanza had to be parsed */
 
+/* XEP-0359 ("Security Considerations"): a message that is not archived (so not stamped)
+ * still loses the stanza-ids the client forged in the name of either party, which the
+ * recipient would otherwise take for the archive's. */
+static mod_result_t strip_forged(hook_ev_t *ev, const char *a, const char *b)
+{
+    if (!memmem(ev->payload, ev->len, "stanza-id", 9))
+        return MOD_PASS;
+    xml_node_t *st = stanza_parse(ev->payload, ev->len);
+    if (st && remove_forged(st, a, b)) {
+        buf_clear(&out_buf);
+        xml_serialize(st, XML_NS_CLIENT, &out_buf);
+        ev->payload = out_buf.data;
+        ev->len = out_buf.len;
+    }
+    xml_node_free(&st);
+    return MOD_PASS;
+}
+
 /* A message a client sends to a local account: archive it for both and stamp it. */
 static mod_result_t on_stanza_out(hook_ev_t *ev)
 {
     const ipc_stanza_t *h = ev->msg;
-    if (h->kind != IPC_KIND_MESSAGE ||
-        (h->stype != IPC_ST_NONE && h->stype != IPC_ST_NORMAL && h->stype != IPC_ST_CHAT) ||
-        !enabled || !may_qualify(ev->payload, ev->len) || !rt.redis_ready)
+    if (h->kind != IPC_KIND_MESSAGE || !enabled)
         return MOD_PASS;
     session_t *s = ev->session;
     char to_bare[JID_MAX + 1];
     const char *slash = strchr(ev->to, '/');
     size_t bl = slash ? (size_t)(slash - ev->to) : strlen(ev->to);
-    if (bl >= sizeof to_bare || !memchr(ev->to, '@', bl))
+    if (bl >= sizeof to_bare)
         return MOD_PASS;
     memcpy(to_bare, ev->to, bl);
     to_bare[bl] = '\0';
+    if ((h->stype != IPC_ST_NONE && h->stype != IPC_ST_NORMAL && h->stype != IPC_ST_CHAT) ||
+        !may_qualify(ev->payload, ev->len) || !rt.redis_ready || !memchr(ev->to, '@', bl))
+        return strip_forged(ev, s->user->bare, to_bare);
     /* Most messages are read off their bytes; the tree is built only when a child needs
      * looking into (a stanza-id that may be forged) or the bytes are not canonical. */
     stanza_kid_t kids[STANZA_KIDS_MAX];
@@ -817,7 +839,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     int nk = stanza_scan_children(ev->payload, ev->len, kids, STANZA_KIDS_MAX, &close);
     int w = nk < 0 ? -1 : worth_kids(kids, nk);
     if (w == 0)
-        return MOD_PASS;
+        return strip_forged(ev, s->user->bare, to_bare);
     xml_node_t *st = NULL;
     if (w < 0) {
         st = stanza_parse(ev->payload, ev->len);
@@ -825,7 +847,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
             return MOD_PASS;
         if (!worth_archiving(st)) {
             xml_node_free(&st);
-            return MOD_PASS;
+            return strip_forged(ev, s->user->bare, to_bare);
         }
     }
     const char *from_bare = s->user->bare;
@@ -1123,7 +1145,7 @@ static mod_result_t mam_query(mod_iq_t *iq)
     char with_full[JID_MAX + 1] = "", with_bare[JID_MAX + 1] = "";
     sid_t lo = min_kept(), hi = {UINT64_MAX, UINT64_MAX};
     sid_t must[4];
-    int nmust = 0, nids = 0, backward = 0, have_ids = 0;
+    int nmust = 0, nids = 0, backward = 0, have_ids = 0, seen_after = 0, seen_before = 0;
     char **ids = NULL;
     const xml_node_t *x = xml_node_child(q, "x", NS_XDATA);
     for (const xml_node_t *f = x ? x->children : NULL; f && !bad; f = f->next) {
@@ -1154,7 +1176,11 @@ static mod_result_t mam_query(mod_iq_t *iq)
                 hi = (sid_t){(uint64_t)ms, UINT64_MAX};
         } else if (strcmp(var, "after-id") == 0 || strcmp(var, "before-id") == 0) {
             sid_t a;
-            if (sid_parse(val, &a) < 0) {
+            int *seen = var[0] == 'a' ? &seen_after : &seen_before;
+            if ((*seen)++) {
+                /* One value each (XEP-0004: a field is given once); `must` holds four. */
+                bad = "bad-request";
+            } else if (sid_parse(val, &a) < 0) {
                 bad = "item-not-found";
                 btype = "cancel";
             } else {

@@ -54,14 +54,23 @@ static long max_nodes, max_items_limit, max_item_size;
     "  end "                                                                               \
     "end "
 
+/* The scripts that create keys run only while the account exists (KEYS[4]): a request
+ * whose lookup was answered after the account's deletion began would bring its keys back
+ * once deleted. */
+#define LUA_ACCOUNT "if redis.call('EXISTS', KEYS[4]) == 0 then return -2 end "
+
 /* KEYS nodes; ARGV node: {configuration or nil, number of nodes}. */
 static const char LUA_LOOKUP[] =
     "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HLEN', KEYS[1])}";
 
-/* KEYS nodes items order; ARGV node id item configuration keep: stores the item (a
- * republished id moves to the end, XEP-0060 section 7.1.2). */
+/* KEYS nodes items order account; ARGV node id item configuration keep max-nodes: stores the item
+ * (a republished id moves to the end, XEP-0060 section 7.1.2); -1 when the node is new and
+ * the account has max-nodes already (checked here, atomically: a burst of publishes all
+ * pass the earlier lookup before any creates its node). */
 static const char LUA_PUBLISH[] =
-    "local n, id, keep = ARGV[1], ARGV[2], tonumber(ARGV[5]) "
+    "local n, id, keep = ARGV[1], ARGV[2], tonumber(ARGV[5]) " LUA_ACCOUNT
+    "if redis.call('HEXISTS', KEYS[1], n) == 0 and "
+    "   redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[6]) then return -1 end "
     "redis.call('HSET', KEYS[1], n, ARGV[4]) "
     "local f = n .. '\\0' .. id "
     "local old = redis.call('HGET', KEYS[2], f) "
@@ -70,9 +79,15 @@ static const char LUA_PUBLISH[] =
     "redis.call('HSET', KEYS[2], f, seq .. ARGV[3]) "
     "redis.call('ZADD', KEYS[3], 0, n .. '\\0' .. seq .. '\\0' .. id) " LUA_TRIM "return 1";
 
-/* KEYS nodes items order; ARGV node configuration keep: a new configuration. */
+/* KEYS nodes items order account; ARGV node configuration keep [max-nodes]: a new
+ * configuration.
+ * With max-nodes (a create): 0 when the node exists, -1 when the account has max-nodes. */
 static const char LUA_CONFIGURE[] =
-    "local n, keep = ARGV[1], tonumber(ARGV[3]) "
+    "local n, keep = ARGV[1], tonumber(ARGV[3]) " LUA_ACCOUNT
+    "if ARGV[4] then "
+    "  if redis.call('HEXISTS', KEYS[1], n) == 1 then return 0 end "
+    "  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end "
+    "end "
     "redis.call('HSET', KEYS[1], n, ARGV[2]) " LUA_TRIM "return 1";
 
 /* KEYS items order; ARGV node id: 1 when the item was there. */
@@ -133,7 +148,8 @@ static const char LUA_LAST[] =
     "return out";
 
 typedef struct {
-    char nodes[STORAGE_KEY_MAX], items[STORAGE_KEY_MAX], order[STORAGE_KEY_MAX];
+    char nodes[STORAGE_KEY_MAX], items[STORAGE_KEY_MAX], order[STORAGE_KEY_MAX],
+        account[STORAGE_KEY_MAX];
 } pep_keys_t;
 
 static void keys_of(pep_keys_t *k, const char *owner)
@@ -141,6 +157,7 @@ static void keys_of(pep_keys_t *k, const char *owner)
     storage_key(k->nodes, KEYS_PEP_NODES, owner);
     storage_key(k->items, KEYS_PEP_ITEMS, owner);
     storage_key(k->order, KEYS_PEP_ORDER, owner);
+    storage_key(k->account, KEYS_ACCOUNT, owner);
 }
 
 /* ---- requests ---- */
@@ -243,9 +260,10 @@ static void req_eval(pep_req_t *r, redisCallbackFn *cb, const char *script, int 
     keys_of(&k, r->owner);
     const char *argv[16];
     size_t argl[16];
-    const char *keys3[] = {k.nodes, k.items, k.order};
-    /* One key: the nodes; two: the items and their order; three: all. */
-    int first = nkeys == 2 ? 1 : 0, last = nkeys == 1 ? 1 : 3;
+    const char *keys3[] = {k.nodes, k.items, k.order, k.account};
+    /* One key: the nodes; two: the items and their order; three: those three; four:
+     * the account's too. */
+    int first = nkeys == 2 ? 1 : 0, last = nkeys == 1 ? 1 : nkeys == 4 ? 4 : 3;
     int argc = 0;
     argv[argc] = "EVAL", argl[argc++] = 4;
     argv[argc] = script, argl[argc++] = strlen(script);
@@ -353,8 +371,16 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     pep_req_t *r = privdata;
-    if (!reply_ok(reply)) {
-        storage_failed(r, reply);
+    redisReply *rep = reply;
+    if (!reply_ok(rep)) {
+        storage_failed(r, rep);
+        req_free(r);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer < 0) {
+        /* -1: pep_max_nodes; -2: the account is being deleted. */
+        req_error(r, "cancel", rep->integer == -1 ? "policy-violation" : "item-not-found", NULL,
+                  NULL);
         req_free(r);
         return;
     }
@@ -392,11 +418,13 @@ static void do_publish(pep_req_t *r, long nnodes)
     buf_t cfg = BUF_INIT, item = BUF_INIT;
     pepcfg_encode(&r->cfg, &cfg);
     xml_serialize(r->item, XML_NS_CLIENT, &item);
-    char keep[24];
+    char keep[24], maxn[24];
     snprintf(keep, sizeof keep, "%ld", pepcfg_keep(&r->cfg, max_items_limit));
-    const char *args[] = {r->node, xml_node_attr(r->item, "id"), item.data, cfg.data, keep};
-    size_t lens[] = {strlen(r->node), strlen(args[1]), item.len, cfg.len, strlen(keep)};
-    req_eval(r, on_published, LUA_PUBLISH, 3, args, lens, 5);
+    snprintf(maxn, sizeof maxn, "%ld", max_nodes);
+    const char *args[] = {r->node, xml_node_attr(r->item, "id"), item.data, cfg.data, keep, maxn};
+    size_t lens[] = {strlen(r->node), strlen(args[1]), item.len, cfg.len, strlen(keep),
+                     strlen(maxn)};
+    req_eval(r, on_published, LUA_PUBLISH, 4, args, lens, 6);
     buf_free(&cfg);
     buf_free(&item);
 }
@@ -497,8 +525,20 @@ static void on_done(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     pep_req_t *r = privdata;
-    if (!reply_ok(reply)) {
-        storage_failed(r, reply);
+    redisReply *rep = reply;
+    if (!reply_ok(rep)) {
+        storage_failed(r, rep);
+        req_free(r);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -2) { /* account being deleted */
+        req_error(r, "cancel", "item-not-found", NULL, NULL);
+        req_free(r);
+        return;
+    }
+    if (r->op == OP_CREATE && rep->type == REDIS_REPLY_INTEGER && rep->integer < 1) {
+        /* Created meanwhile (XEP-0060 section 8.1.3), or pep_max_nodes reached. */
+        req_error(r, "cancel", rep->integer == 0 ? "conflict" : "policy-violation", NULL, NULL);
         req_free(r);
         return;
     }
@@ -539,7 +579,7 @@ static void do_configure_set(pep_req_t *r)
     char keep[24];
     snprintf(keep, sizeof keep, "%ld", pepcfg_keep(&r->cfg, max_items_limit));
     const char *args[] = {r->node, cfg.data, keep};
-    req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 3);
+    req_eval(r, on_done, LUA_CONFIGURE, 4, args, NULL, 3);
     buf_free(&cfg);
 }
 
@@ -565,8 +605,10 @@ static void do_create(pep_req_t *r, long nnodes)
     }
     buf_t cfg = BUF_INIT;
     pepcfg_encode(&r->cfg, &cfg);
-    const char *args[] = {r->node, cfg.data, "1"};
-    req_eval(r, on_done, LUA_CONFIGURE, 3, args, NULL, 3);
+    char maxn[24];
+    snprintf(maxn, sizeof maxn, "%ld", max_nodes);
+    const char *args[] = {r->node, cfg.data, "1", maxn};
+    req_eval(r, on_done, LUA_CONFIGURE, 4, args, NULL, 4);
     buf_free(&cfg);
 }
 
@@ -924,7 +966,19 @@ typedef struct {
     char *full;
     char **nodes;
     size_t n;
+    unsigned refs; /* caps_run and each contact being loaded */
 } pep_caps_t;
+
+static void caps_unref(pep_caps_t *c)
+{
+    if (--c->refs)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->nodes[i]);
+    free(c->nodes);
+    free(c->full);
+    free(c);
+}
 
 static void last_from(const pep_caps_t *c, const char *owner, int self)
 {
@@ -949,6 +1003,19 @@ static void last_from(const pep_caps_t *c, const char *owner, int self)
     free(argv);
 }
 
+/* A contact (the owner of nodes) is loaded: its last items go to the session unless the
+ * owner no longer gives it its presence or blocks it (XEP-0191: nothing from a blocker;
+ * notify_run skips blocked contacts the same way). */
+static void contact_run(user_t *owner, int ok, void *arg)
+{
+    pep_caps_t *c = arg;
+    session_t *s = session_find_jid(c->full);
+    const roster_item_t *it = s && ok && owner ? roster_find(owner, s->user->bare) : NULL;
+    if (it && it->sub_from && !it->hidden && !user_blocks(owner, s->full))
+        last_from(c, owner->bare, 0);
+    caps_unref(c);
+}
+
 static void caps_run(user_t *u, int ok, void *arg)
 {
     pep_caps_t *c = arg;
@@ -963,15 +1030,13 @@ static void caps_run(user_t *u, int ok, void *arg)
             roster_item_t *it = val;
             const char *at = strchr(it->jid, '@');
             /* Local contacts whose presence the user receives (roster 'to' or 'both'). */
-            if (it->sub_to && !it->hidden && at && strcmp(at + 1, rt.domain) == 0)
-                last_from(c, it->jid, 0);
+            if (it->sub_to && !it->hidden && at && strcmp(at + 1, rt.domain) == 0) {
+                c->refs++;
+                user_with_roster(it->jid, contact_run, c);
+            }
         }
     }
-    for (size_t i = 0; i < c->n; i++)
-        free(c->nodes[i]);
-    free(c->nodes);
-    free(c->full);
-    free(c);
+    caps_unref(c);
 }
 
 static mod_result_t on_caps_changed(hook_ev_t *ev)
@@ -994,6 +1059,7 @@ static mod_result_t on_caps_changed(hook_ev_t *ev)
         return MOD_PASS;
     }
     c->full = xstrdup(s->full);
+    c->refs = 1;
     user_with_roster(s->user->bare, caps_run, c);
     return MOD_PASS;
 }

@@ -184,3 +184,34 @@ def test_one_hash_learnt_by_two_sessions_at_once(stack, new_user, login):
     c3 = login(new_user(), priority=False)
     announce(c3, ver)
     c3.expect_nothing(lambda e: is_caps_query(e, ver), 1.0)
+
+
+def redis_round_trip(c):
+    """A request the router answers only after Redis did: everything the router sent
+    after earlier Redis replies (the caps queries after the cache lookups) came first."""
+    c.im_iq("get", "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            "<items node='urn:test:none'/></pubsub>")
+
+
+def test_a_client_has_few_caps_queries_outstanding(stack, new_user, login):
+    """A client announcing one unknown hash after another without answering has only a
+    few of the server's queries outstanding (each would wait 30 s in the router), and is
+    asked again once it has answered them."""
+    c = login(new_user(), priority=False)
+    vers = [caps_ver(IDENTITY, unique_features()) for _ in range(30)]
+    asked = []
+    for v in vers:
+        announce(c, v)
+        redis_round_trip(c)
+        asked += c.im_take(lambda e: any(is_caps_query(e, v) for v in vers))
+    assert 1 <= len(asked) <= 8, "%d caps queries outstanding to one client" % len(asked)
+    for iq in asked:
+        c.send("<iq type='error' id='%s' to='localhost'><error type='cancel'>"
+               "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+               % iq.get("id"))
+    c.im_sync()
+    features = unique_features()
+    ver = caps_ver(IDENTITY, features)
+    announce(c, ver)
+    answer_caps_query(c, wait_query(c, ver), disco_payload(IDENTITY, features))
+    wait_cached(stack, ver)

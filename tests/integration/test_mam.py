@@ -734,3 +734,63 @@ def test_roster_mode_of_an_offline_recipient(login, new_user):
                   and e.findtext(NS + "body") == "from a %s %s" % (w, t), WAIT, who)
     assert query(b, with_=bare(a.jid)).bodies == ["from a contact " + t]
     assert query(b, with_=bare(c.jid)).bodies == []
+
+
+# ------------------------------------------------------------------ review of #13
+
+def test_a_form_repeating_an_id_field_is_refused(conversation):
+    """A query form naming after-id (or before-id) many times is refused with bad-request,
+    not read into a fixed table of four (which overflowed the router's stack)."""
+    a, b, c, sent = conversation
+    inner = ("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>"
+             "<value>%s</value></field>" % NS_MAM +
+             "".join("<field var='after-id'><value>%s</value></field>" % sent[0][2]
+                     for _ in range(40)) + "</x>")
+    res, msgs = query_raw(a, inner)
+    assert_error(res, "bad-request")
+    assert msgs == []
+    assert query(a).bodies == [s[0] for s in sent]
+
+
+def test_archive_writes_lost_with_redis_connection_do_not_crash(private_stack):
+    """The Redis connection drops while the archive script of a message to an offline
+    account is pending: the router logs the loss and keeps serving."""
+    from xmpp_client import XMPPClient
+    ps = private_stack
+    cmd = ps_redis(ps)
+    ua, ub = ps.new_user("mlost"), ps.new_user("mlosu")
+    a = XMPPClient(ps.frontend.port, cafile=ps.stack.cafile, timeout=5)
+    try:
+        a.login(ua.localpart, ua.password, resource="a")
+        a.im_sync()
+        assert cmd("CLIENT", "PAUSE", "20000", "WRITE") == "OK"
+        send(a, ub.jid, body("while Redis is paused"))
+        a.im_sync()
+        time.sleep(0.3)  # the archive script is queued on the paused connection
+        cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        cmd("CLIENT", "UNPAUSE")
+        time.sleep(0.5)
+        assert ps.router.poll() is None, "the router died when its Redis connection dropped"
+    finally:
+        cmd("CLIENT", "UNPAUSE")
+        a.close()
+    ps.wait_login(ps.probe)
+
+
+def test_forged_stanza_ids_go_from_messages_not_archived(login, new_user):
+    """XEP-0359: a <stanza-id/> by the sender's or the recipient's address is the server's
+    to give; one the client put on a message that is not archived (a chat state alone, a
+    no-store hint) does not reach the recipient either."""
+    ua, ub = new_user("mamf"), new_user("mamk")
+    a, b = online(login, ua, "a"), online(login, ub, "b")
+    A, B = bare(a.jid), bare(b.jid)
+    forged = ("<stanza-id xmlns='%s' by='%s' id='forged-b'/>" % (NS_SID, B) +
+              "<stanza-id xmlns='%s' by='%s' id='forged-a'/>" % (NS_SID, A))
+    cases = [
+        "<active xmlns='http://jabber.org/protocol/chatstates'/>" + forged,
+        body("not kept") + "<no-store xmlns='urn:xmpp:hints'/>" + forged,
+    ]
+    for inner in cases:
+        m = got_message(b, send(a, b.jid, inner))
+        assert stanza_ids(m, B) == [] and stanza_ids(m, A) == [], \
+            "forged stanza-id delivered: %s" % dump(m)

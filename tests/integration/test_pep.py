@@ -392,3 +392,66 @@ def test_slixmpp_tune_reaches_a_contact(stack, login, new_user):
             await close_all([ca, cb])
 
     run(scenario())
+
+
+def test_node_limit_holds_for_a_burst_of_publishes(stack, login):
+    """pep_max_nodes holds when a client sends many publishes to new nodes at once (the
+    node count is checked where the node is created, not only in an earlier lookup that
+    every request of the burst passes before any of them has created its node)."""
+    with configured_stack(stack, pep_max_nodes=2) as ps:
+        c = online(login, ps.new_user("limb"), port=ps.frontend.port)
+        ids = ["burst%d" % i for i in range(30)]
+        c.send("".join(
+            "<iq type='set' id='%s'><pubsub xmlns='%s'><publish node='urn:example:n%d'>"
+            "<item>%s</item></publish></pubsub></iq>" % (iid, NS_PUBSUB, i, tune(str(i)))
+            for i, iid in enumerate(ids)))
+        got = {}
+        for iid in ids:
+            got[iid] = c.im_wait(lambda e, iid=iid: e.get("id") == iid, WAIT, iid).get("type")
+        ok = [i for i, t in got.items() if t == "result"]
+        assert len(ok) <= 2, "%d nodes created past pep_max_nodes=2" % len(ok)
+        c.close()
+
+
+def test_no_last_item_from_an_owner_who_blocks_the_contact(login, new_user):
+    """XEP-0191: an owner who blocks a contact sends it nothing, so a session of the
+    contact that comes online does not get the owner's last items (live notifications
+    already skip blocked contacts)."""
+    ua, ub = new_user("blka"), new_user("blkb")
+    a = online(login, ua, "a1")
+    b = online(login, ub, "b1")
+    befriend(a, b)
+    drop_pending(a, b)
+    owner = bare(a.jid)
+    published_id(publish(a, NODE, tune("secret"), item_id="s1"))
+    res = a.im_iq("set", "<block xmlns='urn:xmpp:blocking'><item jid='%s'/></block>" % bare(b.jid))
+    assert res.get("type") == "result", dump(res)
+    drop_pending(a, b)
+    b2 = caps_online(login, ub, "b2", notify=[NODE])
+    b2.im_expect_none(is_event(owner, NODE), QUIET, "the blocking owner's last item")
+    # An unblocked contact still gets it.
+    res = a.im_iq("set", "<unblock xmlns='urn:xmpp:blocking'><item jid='%s'/></unblock>"
+                  % bare(b.jid))
+    assert res.get("type") == "result", dump(res)
+    b3 = caps_online(login, ub, "b3", notify=[NODE])
+    b3.im_wait(is_event(owner, NODE), WAIT, "the last item once unblocked")
+
+
+def test_a_publish_racing_account_deletion_leaves_no_node(stack, login, new_user):
+    """A publish the router reads right after the account's removal request (its node
+    lookup answered after the deletion began) does not bring the account's PEP keys back
+    once they are deleted."""
+    if getattr(stack, "remote", False):
+        pytest.skip("reads Redis")
+    u = new_user("pepraced")
+    c = online(login, u)
+    publish(c, NODE, tune("before"))
+    c.send("<iq type='set' id='rm1'>%s</iq>"
+           "<iq type='set' id='pub1'><pubsub xmlns='%s'><publish node='urn:example:late'>"
+           "<item>%s</item></publish></pubsub></iq>" % (REMOVE, NS_PUBSUB, tune("late")))
+    res = c.im_wait(lambda e: e.get("id") == "rm1", WAIT, "the removal's answer")
+    assert res.get("type") == "result", dump(res)
+    # A round trip through the router's Redis connection: whatever it queued before ran.
+    other = online(login, new_user("pepwitness"))
+    get_items(other, NODE)
+    assert pep_keys(stack, u.jid) == [], user_keys(stack, u.jid)
