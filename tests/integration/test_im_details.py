@@ -120,7 +120,8 @@ def test_disco_info_to_own_bare_jid_is_the_account(login, new_user):
     c = online(login, u, "d", roster=False)
     res, ids, feats = disco(c, u.jid)
     assert res.get("from") == u.jid, dump(res)
-    assert ids == [("account", "registered")], dump(res)
+    # The account, and its PEP service (XEP-0163 section 1: a virtual pubsub service).
+    assert sorted(ids) == [("account", "registered"), ("pubsub", "pep")], dump(res)
     assert len(feats) == len(set(feats)), dump(res)
     for f in (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_LAST, "vcard-temp"):
         assert f in feats, "account features lack %s: %s" % (f, dump(res))
