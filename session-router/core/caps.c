@@ -20,6 +20,9 @@
 #define CAPS_FEATURES_MAX 1000 /* features read back from Redis */
 #define CAPS_QUERY_MS 30000    /* how long a client has to answer the disco#info query */
 #define CAPS_REDIS_TTL 2592000 /* a verified hash is kept 30 days after it was last learnt */
+#define CAPS_STORED_MAX 8      /* new hashes one session may have kept in Redis: a client
+                                  inventing hash after hash cannot fill it (the ones past
+                                  this are used, and kept in memory only) */
 #define CAPS_ASKING_MAX 4      /* queries outstanding to one full JID (each waits up to
                                   CAPS_QUERY_MS): a client announcing hash after hash is
                                   not asked more until it answers */
@@ -194,7 +197,10 @@ static void on_disco(const xml_node_t *answer, void *arg)
         caps_entry_t *e = entry_add(l->key, features, n);
         if (e->features != features)
             capsver_free(features, n);
-        store_verified(e);
+        if (s->caps_stored < CAPS_STORED_MAX) {
+            s->caps_stored++;
+            store_verified(e);
+        }
         session_set(s, e, l->quiet);
     } else {
         /* 5.4 step 4: a hash that does not match is neither accepted nor cached. */

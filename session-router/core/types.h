@@ -36,6 +36,7 @@ struct session {
                              with it may be *waiting* for its client: fe NULL, conn 0 */
     struct caps_entry *caps; /* what its entity capabilities name (core/caps.h), or NULL */
     char *caps_wait;      /* the capabilities being learnt ("HASH VER"), or NULL */
+    unsigned caps_stored; /* hashes this session taught the router that went to Redis */
     int selected;         /* scratch: chosen to receive the message being routed */
     void *slot[SESSION_SLOTS]; /* module state (module_slot), freed by its module */
     session_t *next;      /* in user->sessions */

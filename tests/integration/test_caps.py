@@ -215,3 +215,24 @@ def test_a_client_has_few_caps_queries_outstanding(stack, new_user, login):
     announce(c, ver)
     answer_caps_query(c, wait_query(c, ver), disco_payload(IDENTITY, features))
     wait_cached(stack, ver)
+
+
+def test_one_session_keeps_few_hashes_in_redis(stack, new_user, login):
+    """A client that answers for one invented hash after another may use them, but only the
+    first few go to Redis, which it could otherwise fill (each stays 30 days)."""
+    c = login(new_user(), priority=False)
+    vers = []
+    for _ in range(12):
+        features = unique_features()
+        ver = caps_ver(IDENTITY, features)
+        announce(c, ver)
+        answer_caps_query(c, wait_query(c, ver), disco_payload(IDENTITY, features))
+        sync(c)
+        vers.append(ver)
+    wait_cached(stack, vers[7])
+    stored = [v for v in vers if stack.redis.command("GET", caps_key(v)) is not None]
+    assert stored == vers[:8], "%d of 12 invented hashes kept in Redis" % len(stored)
+    # Past that they still count for the session: it is not asked again for the last one.
+    c.send("<presence>%s</presence>" % caps_element(vers[-2]))
+    c.send("<presence>%s</presence>" % caps_element(vers[-1]))
+    c.expect_nothing(lambda e: is_caps_query(e, vers[-1]), 1.0)
