@@ -1055,7 +1055,10 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
         xml_node_add_text(f, first, strlen(first));
         xml_node_t *l = xml_node_new_child(set, "last", NS_RSM);
         xml_node_add_text(l, last, strlen(last));
-    } else {
+    } else if (rep->element[0]->integer == 0) {
+        /* An empty page with nothing beyond it. An empty page with more beyond (max=0,
+         * XEP-0059 2.7, which asks for the count) gets an empty <set/>: the count is not
+         * computed, and 0 would be wrong. */
         xml_node_t *c = xml_node_new_child(set, "count", NS_RSM);
         xml_node_add_text(c, "0", 1);
     }
