@@ -365,6 +365,9 @@ def test_paging_forward_backward_and_complete(conversation):
     # max 0: nothing, and not complete while there is something.
     z = query(a, max_=0)
     assert z.bodies == [] and not z.complete
+    # ... and claims no count of 0 for an archive that holds messages (XEP-0059 2.7).
+    zset = z.fin.find("{%s}set" % NS_RSM)
+    assert zset is None or zset.findtext("{%s}count" % NS_RSM) != "0", dump(z.iq)
     # With a filter, paging stays within it.
     to_b = [s[0] for s in sent if s[1] == b.jid]
     w1 = query(a, with_=bare(b.jid), max_=4)
