@@ -858,7 +858,10 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
         user_t *ru = user_find(to_bare);
         if (ru && ru->roster_state == 2) {
             if (!ru->exists || user_blocks(ru, s->full)) {
-                /* Bounced (no such account, XEP-0191 3.2): in neither archive. */
+                /* Bounced (no such account, XEP-0191 3.2): in neither archive. When the
+                 * router does not hold the recipient this is only known in Redis, by the
+                 * script, after the sender's copy is written: then the sender's archive
+                 * keeps what it sent, as the sender saw it go. */
                 if (st)
                     xml_node_free(&st);
                 return MOD_PASS;
