@@ -1133,15 +1133,33 @@ static char *text_of(const xml_node_t *n)
 
 #define QUERY_ARGS_MAX 16
 
+/* What every archive request checks first: the archive is on (else the next handler,
+ * which is none: service-unavailable), it is the asker's own (XEP-0313: a user's archive is
+ * the user's own), and, when `redis` is set, Redis is there. Returns 1 to go on; 0 when
+ * `*res` is the answer. */
+static int mam_iq_admitted(mod_iq_t *iq, int redis, mod_result_t *res)
+{
+    *res = MOD_HANDLED;
+    if (!enabled) {
+        *res = MOD_PASS;
+        return 0;
+    }
+    if (iq->at == MOD_AT_ACCOUNT) {
+        session_reply_error(iq->from, iq->st, "cancel", "forbidden");
+        return 0;
+    }
+    if (redis && !rt.redis_ready) {
+        redis_away(iq);
+        return 0;
+    }
+    return 1;
+}
+
 static mod_result_t mam_query(mod_iq_t *iq)
 {
-    if (!enabled)
-        return MOD_PASS; /* service-unavailable */
-    if (iq->at == MOD_AT_ACCOUNT) {
-        /* XEP-0313: a user's archive is the user's own. */
-        session_reply_error(iq->from, iq->st, "cancel", "forbidden");
-        return MOD_HANDLED;
-    }
+    mod_result_t res;
+    if (!mam_iq_admitted(iq, 0, &res))
+        return res;
     if (!iq->set) {
         query_form(iq);
         return MOD_HANDLED;
@@ -1387,16 +1405,9 @@ static void on_meta(redisAsyncContext *ac, void *reply, void *privdata)
 
 static mod_result_t mam_metadata(mod_iq_t *iq)
 {
-    if (!enabled)
-        return MOD_PASS; /* service-unavailable */
-    if (iq->at == MOD_AT_ACCOUNT) {
-        session_reply_error(iq->from, iq->st, "cancel", "forbidden");
-        return MOD_HANDLED;
-    }
-    if (!rt.redis_ready) {
-        redis_away(iq);
-        return MOD_HANDLED;
-    }
+    mod_result_t res;
+    if (!mam_iq_admitted(iq, 1, &res))
+        return res;
     req_t *r = req_new(iq);
     char key[STORAGE_KEY_MAX], minid[ID_MAX];
     storage_key(key, KEYS_MAM, r->owner);
@@ -1488,16 +1499,9 @@ static int read_jids(const xml_node_t *l, hmap_t *set, long *count)
 
 static mod_result_t mam_prefs(mod_iq_t *iq)
 {
-    if (!enabled)
-        return MOD_PASS; /* service-unavailable */
-    if (iq->at == MOD_AT_ACCOUNT) {
-        session_reply_error(iq->from, iq->st, "cancel", "forbidden");
-        return MOD_HANDLED;
-    }
-    if (!rt.redis_ready) {
-        redis_away(iq);
-        return MOD_HANDLED;
-    }
+    mod_result_t res;
+    if (!mam_iq_admitted(iq, 1, &res))
+        return res;
     char key[STORAGE_KEY_MAX];
     storage_key(key, KEYS_MAM_PREFS, iq->from->user->bare);
     if (!iq->set) {
