@@ -465,6 +465,23 @@ static void note_reply(const redisReply *rep)
     }
 }
 
+/* Archive writes sent and not answered yet. Past MAM_INFLIGHT_MAX (Redis lags behind a
+ * flood of messages) a message is routed without being archived or stamped, so what the
+ * router holds for Redis stays bounded; counted in `skipped` and logged once per run. */
+#define MAM_INFLIGHT_MAX 1024
+static unsigned long inflight, skipped;
+
+static void inflight_done(void)
+{
+    if (inflight)
+        inflight--;
+    if (!inflight && skipped) {
+        log_warn("mam: %lu messages were not archived: Redis fell %d writes behind",
+                 skipped, MAM_INFLIGHT_MAX);
+        skipped = 0;
+    }
+}
+
 /* argv: EVALSHA sha 7 KEYS[1..7] (3..9) ARGV[1..11] (10..20). */
 static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -483,13 +500,14 @@ static void on_archived(redisAsyncContext *ac, void *reply, void *privdata)
         r->len[1] = strlen(script_archive);
         if (rt_redis_command_argv(on_archived, r, ARCH_ARGC, (const char **)r->argv, r->len) ==
             REDIS_OK)
-            return;
+            return; /* still in flight */
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
         log_warn("mam: archiving in %s failed: %s", r->argv[3], rep->str);
     } else if (rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, r->argv[10]) != 0) {
         log_warn("mam: %s held a later id than %s: stored as %s", r->argv[3], r->argv[10],
                  rep->str);
     }
+    inflight_done();
     arch_req_free(r);
 }
 
@@ -555,6 +573,7 @@ static void on_xadded(redisAsyncContext *ac, void *reply, void *privdata)
     xadd_req_t *r = privdata;
     redisReply *rep = reply;
     note_reply(rep);
+    inflight_done();
     if (rep && rep->type == REDIS_REPLY_ERROR && rt.redis_ready &&
         strstr(rep->str, "equal or smaller")) {
         /* Another writer (a second router, a clock stepped back over a restart) put a later
@@ -603,6 +622,7 @@ static void archive_fast(prefs_t *p, const char *owner, const char *id, const ch
         xadd_req_free(r);
         return;
     }
+    inflight++;
     argv[1] = wkey;
     lens[1] = strlen(wkey);
     rt_redis_command_argv(rt_redis_ignore, NULL, 7, argv, lens);
@@ -672,6 +692,8 @@ static void archive_write(const char *owner, const char *id, const char *with,
     if (rt_redis_command_argv(on_archived, r, ARCH_ARGC, (const char **)r->argv, r->len) !=
         REDIS_OK)
         arch_req_free(r);
+    else
+        inflight++;
 }
 
 /* What the cheap test finds first: a message holding none of these names is not parsed. */
@@ -849,6 +871,12 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
             xml_node_free(&st);
             return strip_forged(ev, s->user->bare, to_bare);
         }
+    }
+    if (inflight >= MAM_INFLIGHT_MAX) {
+        skipped++;
+        if (st)
+            xml_node_free(&st);
+        return strip_forged(ev, s->user->bare, to_bare);
     }
     const char *from_bare = s->user->bare;
     int self = strcmp(from_bare, to_bare) == 0;
