@@ -33,6 +33,7 @@
 #include "session.h"
 #include "caps.h"
 #include "iqreq.h"
+#include "service.h"
 #include "sm.h"
 #include "storage.h"
 #include "util.h"
@@ -211,6 +212,7 @@ int main(int argc, char **argv)
     caps_close();
     sm_close();
     module_close_all();
+    service_clear();
     link_close();
     hmap_destroy(&rt.frontends);
     hmap_destroy(&rt.by_conn);

@@ -183,4 +183,7 @@ void module_disco_info(xml_node_t *query, unsigned at)
         }
     }
     hmap_destroy(&seen);
+    for (size_t m = 0; m < nmodules; m++)
+        if (modules[m]->disco_extend)
+            modules[m]->disco_extend(query, at);
 }

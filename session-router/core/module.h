@@ -75,6 +75,10 @@ typedef struct module {
     void (*close)(void);     /* at shutdown (may be NULL) */
     int slot;                /* set by module_register */
     const admin_command_t *admin; /* admin commands for xmppctl (admin.h), or NULL */
+    /* Adds to a disco#info answer for `at` what tables cannot say (an XEP-0128 extended
+     * form, such as XEP-0157 contact addresses), or NULL. Called after the identities and
+     * features are in. */
+    void (*disco_extend)(xml_node_t *query, unsigned at);
 } module_t;
 
 /* Registers the configuration keys of the modules (before config_load). */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "module.h"
 #include "rules.h"
+#include "service.h"
 #include "smq.h"
 #include "stanza.h"
 #include "user.h"
@@ -255,6 +256,13 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
         return;
     }
     if (!local) {
+        /* A service of the server's (service.h): its module decides everything, including
+         * errors; no account hook (blocking, carbons, archive) sees these stanzas. */
+        service_fn svc = service_find(dom, dlen);
+        if (svc) {
+            svc(from, h, payload, len);
+            return;
+        }
         /* No server-to-server yet: every other domain is unreachable. */
         route_bounce(from, h, payload, len, "cancel", "remote-server-not-found");
         return;
@@ -296,6 +304,83 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
     default:
         break;
     }
+}
+
+/* route_service_stanza for a full JID. */
+static int service_to_full(const ipc_stanza_t *h, const char *payload, size_t len)
+{
+    session_t *t = session_find_jid(h->to);
+    if (!t)
+        return -1;
+    if (h->kind == IPC_KIND_MESSAGE) {
+        hook_ev_t ev = {.target = t, .user = t->user, .msg = h, .to = h->to,
+                        .payload = payload, .len = len};
+        if (hook_run(HOOK_DELIVER_FULL, &ev) == MOD_HANDLED)
+            return 0;
+    }
+    if (session_deliver(t, payload, len) == 0)
+        return 0;
+    session_undelivered(t, errno, "a stanza from a service", 0);
+    return -1;
+}
+
+int route_service_stanza(xml_node_t *st)
+{
+    const char *to_attr = xml_node_attr(st, "to"), *from = xml_node_attr(st, "from");
+    if (!to_attr || !from || !*to_attr)
+        return -1;
+    /* A copy: the presence case below rewrites the attribute. */
+    char *to = xstrdup(to_attr);
+    ipc_kind_t kind = ipc_kind_from_name(st->name);
+    ipc_stanza_t h = {.kind = kind, .stype = ipc_stype_from_attr(kind, xml_node_attr(st, "type")),
+                                    .to = to, .from = from, .id = xml_node_attr(st, "id")};
+    buf_t b = BUF_INIT;
+    xml_serialize(st, XML_NS_CLIENT, &b);
+    int r = -1;
+    const char *slash = strchr(to, '/');
+    char bare[JID_MAX + 1];
+    size_t bl = slash ? (size_t)(slash - to) : strlen(to);
+    if (bl >= sizeof bare)
+        goto done;
+    memcpy(bare, to, bl);
+    bare[bl] = '\0';
+    if (slash) {
+        r = service_to_full(&h, b.data, b.len);
+        /* RFC 6121 8.5.3.2.1: a chat or normal message falls back to the bare JID; the
+         * rest is dropped (nobody to tell: the caller learns it from -1). */
+        int normal = h.stype == IPC_ST_NONE || h.stype == IPC_ST_NORMAL;
+        if (r == 0 || kind != IPC_KIND_MESSAGE || !(normal || h.stype == IPC_ST_CHAT))
+            goto done;
+    }
+    user_t *u = user_find(bare);
+    if (kind == IPC_KIND_MESSAGE) {
+        h.to = bare;
+        if (u && h.stype != IPC_ST_GROUPCHAT && h.stype != IPC_ST_ERROR &&
+            deliver_to_bare(NULL, u, &h, b.data, b.len) > 0) {
+            r = 0;
+        } else if (rules_bare_fallback(h.stype) == RULE_OFFLINE) {
+            hook_ev_t ev = {.msg = &h, .to = bare, .from = from, .payload = b.data,
+                            .len = b.len};
+            r = hook_run(HOOK_STORE_OFFLINE, &ev) == MOD_HANDLED ? 0 : -1;
+        }
+    } else if (kind == IPC_KIND_PRESENCE && !slash) {
+        /* Presence to a bare JID goes to every available resource, 'to' set to each. */
+        for (session_t *s = u ? u->sessions : NULL; s; s = s->next) {
+            if (!s->available)
+                continue;
+            buf_t one = BUF_INIT;
+            xml_node_set_attr(st, "to", s->full);
+            xml_serialize(st, XML_NS_CLIENT, &one);
+            if (session_deliver_server(s, one.data, one.len, "presence from a service") == 0)
+                r = 0;
+            buf_free(&one);
+        }
+        xml_node_set_attr(st, "to", to);
+    }
+done:
+    buf_free(&b);
+    free(to);
+    return r;
 }
 
 /* An error from the server to the sender of `st` (a local address), for a stanza that

@@ -7,6 +7,7 @@
 
 #include "ipc.h"
 #include "types.h"
+#include "xml.h"
 
 /* Routes a stanza a client sent (raw bytes as the frontend forwarded them). */
 void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len);
@@ -20,6 +21,17 @@ void route_redeliver(const char *bare, const char *payload, size_t len);
 /* The same for each stanza of a list taken from a session's queue (smq.h), freed here. */
 struct smq_item;
 void route_redeliver_items(const char *bare, struct smq_item *items);
+/* Sends a stanza a service of the server's makes (service.h; 'from' an address at the
+ * service, 'to' a local address) as RFC 6121 section 8.5 routes a stanza from elsewhere:
+ *   - a full JID online: delivered (a message through HOOK_DELIVER_FULL);
+ *   - a full JID not online: a message of type chat or normal goes on as to the bare JID,
+ *     the rest is dropped;
+ *   - a bare JID: a message goes to the resources RFC 6121 8.5.2.1 chooses, or to offline
+ *     storage (chat, normal), presence to every available resource, an iq nowhere.
+ * Returns 0 when a session took it (or it was stored), -1 when nobody could (no such
+ * resource, the link refused it): a MUC service then takes the occupant out (XEP-0045
+ * section 18.1). `st` is not taken (its 'to' is restored after a presence broadcast). */
+int route_service_stanza(xml_node_t *st);
 /* Answers the sender of a raw stanza with an error (never for an error; `from` NULL:
  * nobody to answer). */
 void route_bounce(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len,

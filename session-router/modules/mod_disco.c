@@ -3,6 +3,7 @@
  * identity and feature comes from the module registry (core/module.h). */
 #include "module.h"
 #include "modules.h"
+#include "service.h"
 #include "stanza.h"
 
 static mod_result_t info_iq(mod_iq_t *iq)
@@ -18,10 +19,22 @@ static mod_result_t info_iq(mod_iq_t *iq)
     return MOD_HANDLED;
 }
 
+static void add_service_item(const char *domain, const char *name, void *ud)
+{
+    xml_node_t *item = xml_node_new_child(ud, "item", NULL);
+    xml_node_set_attr(item, "jid", domain);
+    if (name)
+        xml_node_set_attr(item, "name", name);
+}
+
 static mod_result_t items_iq(mod_iq_t *iq)
 {
-    /* No services beside the server exist yet; an account lists no items. */
-    session_reply_result(iq->from, iq->st, xml_node_new("query", NS_DISCO_ITEMS));
+    /* The server lists its services (XEP-0030 section 4: conference.DOMAIN, ...); an
+     * account lists no items (mod_pep, earlier in the list, answers for its nodes). */
+    xml_node_t *q = xml_node_new("query", NS_DISCO_ITEMS);
+    if ((iq->at & MOD_AT_SERVER) && !xml_node_attr(iq->payload, "node"))
+        service_each(add_service_item, q);
+    session_reply_result(iq->from, iq->st, q);
     return MOD_HANDLED;
 }
 

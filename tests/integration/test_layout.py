@@ -20,12 +20,29 @@ def test_core_includes_no_module():
         assert not bad, "core file %s includes module headers %s" % (f.name, bad)
 
 
+def family(name):
+    """A module's family: mod_muc.c and muc_archive.c are both of "muc"; its private
+    header modules/muc.h is shared by those files alone."""
+    stem = name[:-2]
+    return (stem[4:] if stem.startswith("mod_") else stem).split("_")[0]
+
+
 def test_modules_include_no_other_module():
     core = {p.name for p in (ROUTER / "core").iterdir()}
-    for f in sorted((ROUTER / "modules").glob("mod_*.c")):
+    for f in sorted((ROUTER / "modules").glob("*.c")):
         for inc in includes(f):
-            assert inc in core or inc == "modules.h" or (ROOT / "common" / inc).exists(), \
-                "module %s includes %s, which is neither the core's nor common" % (f.name, inc)
+            own = inc == family(f.name) + ".h" and (ROUTER / "modules" / inc).exists()
+            assert inc in core or inc == "modules.h" or own or (ROOT / "common" / inc).exists(), \
+                "module %s includes %s, which is neither the core's, common nor its own " \
+                "family's header" % (f.name, inc)
+
+
+def test_module_helper_files_belong_to_a_module():
+    """A file of modules/ that is not a module (muc_archive.c) belongs to one (mod_muc.c)."""
+    for f in sorted((ROUTER / "modules").glob("*.c")):
+        if not f.name.startswith("mod_"):
+            assert (ROUTER / "modules" / ("mod_%s.c" % family(f.name))).exists(), \
+                "%s belongs to no module" % f.name
 
 
 def test_no_include_cycle_among_core_files():
