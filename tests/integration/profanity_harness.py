@@ -168,3 +168,28 @@ def new_home(base, tag):
     d.mkdir(parents=True, exist_ok=False)
     os.chmod(d, 0o700)
     return d
+
+
+def starter(stack, tmp_path):
+    """Generator behind the `profanity` fixtures: yields start(user, resource, port=None)
+    -> a started Profanity logged in to the stack's main frontend (or `port`); all quit
+    (and their tmux server killed) when the generator is closed."""
+    host = getattr(stack, "host", "127.0.0.1")      # a running stack (XMPP_HOST) too
+    tmux = Tmux()
+    started = []
+
+    def start(user, resource, port=None):
+        p = Profanity(tmux, new_home(tmp_path, "%s-%s" % (user.localpart, resource)),
+                      user, resource, port or stack.port, host=host)
+        started.append(p)
+        p.start()
+        return p
+    try:
+        yield start
+    finally:
+        for p in started:
+            try:
+                p.quit()
+            except Exception:  # noqa: BLE001 - the tmux server goes anyway
+                pass
+        tmux.kill()

@@ -29,25 +29,7 @@ if _why:
 def profanity(stack, tmp_path):
     """profanity(user, resource) -> a started Profanity logged in to the stack's main
     frontend; all quit (and their tmux server killed) at the end of the test."""
-    host = getattr(stack, "host", "127.0.0.1")      # a running stack (XMPP_HOST) too
-    tmux = ph.Tmux()
-    started = []
-
-    def start(user, resource):
-        p = ph.Profanity(tmux, ph.new_home(tmp_path, "%s-%s" % (user.localpart, resource)),
-                         user, resource, stack.port, host=host)
-        started.append(p)
-        p.start()
-        return p
-    try:
-        yield start
-    finally:
-        for p in started:
-            try:
-                p.quit()
-            except Exception:  # noqa: BLE001 - the tmux server goes anyway
-                pass
-        tmux.kill()
+    yield from ph.starter(stack, tmp_path)
 
 
 def friends(login, ua, ub):

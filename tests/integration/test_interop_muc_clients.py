@@ -1,0 +1,216 @@
+"""Group chat with real clients on different frontends, as people would use it:
+
+- Profanity (Debian's console client, driven in tmux) joins a room on the main frontend
+  and talks with a slixmpp occupant (python3-slixmpp's xep_0045) logged in on another
+  frontend: each sees the other join, each reads what the other writes; a fresh Profanity
+  joining afterwards sees the conversation from the room's history;
+- go-sendxmpp (Debian's `go-sendxmpp -c`) joins a room for one message, which the
+  occupant receives.
+
+Skipped (saying so) only when a client is not installed."""
+
+import asyncio
+import re
+import shutil
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+import profanity_harness as ph
+import slix_helpers
+
+slixmpp = pytest.importorskip("slixmpp")
+from slixmpp.plugins.xep_0004 import Form  # noqa: E402
+
+STEP = 20.0
+NS_MUC = "http://jabber.org/protocol/muc"
+
+
+@pytest.fixture
+def profanity(stack, tmp_path):
+    why = ph.available()
+    if why:
+        pytest.skip("Profanity: " + why)
+    yield from ph.starter(stack, tmp_path)
+
+
+def token():
+    return uuid.uuid4().hex[:8]
+
+
+def muc_domain(stack):
+    return "conference." + stack.domain
+
+
+class Occupant(slixmpp.ClientXMPP):
+    """A slixmpp client that joins one room (creating it as an instant room when it is
+    new) and records the room's groupchat messages and the nicks present."""
+
+    def __init__(self, user, cafile, room, nick):
+        super().__init__(user.jid + "/slix", user.password)
+        slix_helpers.without_channel_binding(self)
+        self.ca_certs = Path(cafile)
+        self.register_plugin("xep_0030")
+        self.register_plugin("xep_0045")
+        self.room, self.nick = room, nick
+        self.started = self.loop.create_future()
+        self.messages = []            # (nick, body, delayed)
+        self.present = set()
+        self.changed = asyncio.Event()
+        self.add_event_handler("session_start", self._on_start)
+        self.add_event_handler("groupchat_message", self._on_message)
+        self.add_event_handler("muc::%s::got_online" % room, self._on_online)
+        self.add_event_handler("muc::%s::got_offline" % room, self._on_offline)
+        for ev in ("failed_auth", "failed_all_auth", "connection_failed", "stream_error"):
+            self.add_event_handler(ev, self._failer(ev))
+
+    def _failer(self, name):
+        def fail(data=None):
+            if not self.started.done():
+                self.started.set_exception(AssertionError("%s: %r" % (name, data)))
+        return fail
+
+    async def _on_start(self, _event):
+        try:
+            self.send_presence()
+            await self.get_roster(timeout=STEP)
+            muc = self["xep_0045"]
+            pres, _subject, _occupants, _history = await muc.join_muc_wait(
+                self.room, self.nick, maxstanzas=0, timeout=STEP)
+            codes = {s.get("code") for s in pres.xml.iter("{%s#user}status" % NS_MUC)}
+            if "201" in codes:
+                # A new room stays locked until its owner accepts the default
+                # configuration (XEP-0045 10.1.2: an empty submitted form).
+                form = Form()
+                form["type"] = "submit"
+                await muc.set_room_config(self.room, form, timeout=STEP)
+            self.started.set_result(True)
+        except Exception as e:  # noqa: BLE001
+            if not self.started.done():
+                self.started.set_exception(e)
+
+    def _on_message(self, msg):
+        if msg["from"].bare != self.room or not msg["body"]:
+            return
+        delayed = msg.xml.find("{urn:xmpp:delay}delay") is not None
+        self.messages.append((msg["from"].resource, msg["body"], delayed))
+        self.changed.set()
+
+    def _on_online(self, pres):
+        self.present.add(pres["from"].resource)
+        self.changed.set()
+
+    def _on_offline(self, pres):
+        self.present.discard(pres["from"].resource)
+        self.changed.set()
+
+    async def wait(self, pred, what):
+        async def loop():
+            while not pred():
+                self.changed.clear()
+                await self.changed.wait()
+        try:
+            await asyncio.wait_for(loop(), STEP)
+        except asyncio.TimeoutError:
+            raise AssertionError("%s: no %s within %.0fs (messages %r, present %r)"
+                                 % (self.nick, what, STEP, self.messages, self.present))
+
+    def say(self, text):
+        self.send_message(mto=self.room, mbody=text, mtype="groupchat")
+
+
+def run_in(loop, coro, timeout=STEP * 2):
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
+def profanity_room_line(nick, text):
+    """A room window's line: 'HH:MM:SS - nick: text' (Profanity 0.13)."""
+    return re.compile(r"\d\d:\d\d:\d\d - %s: %s" % (re.escape(nick), re.escape(text)))
+
+
+def start_occupant(stack, user, room, nick, port):
+    """A slixmpp occupant connected on `port`, living on an event loop in a thread of its
+    own (Profanity is driven from the test's thread meanwhile); returns (occupant, loop)."""
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+
+    async def make():
+        occ = Occupant(user, stack.cafile, room, nick)   # binds the running loop
+        occ.connect(("127.0.0.1", port))
+        await asyncio.wait_for(occ.started, STEP)
+        return occ
+    try:
+        return run_in(loop, make()), loop
+    except Exception:
+        loop.call_soon_threadsafe(loop.stop)
+        raise
+
+
+def stop_occupant(occ, loop):
+    async def bye():
+        occ.disconnect()
+        await asyncio.sleep(0.2)
+    try:
+        run_in(loop, bye(), timeout=10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+
+
+def test_profanity_and_slixmpp_talk_in_a_room(stack, profanity, new_user, extra_frontend):
+    """The issue's "done when" on the test stack: a slixmpp user on one frontend creates
+    a room, a Profanity user on the other joins it; they see each other and read each
+    other's messages; a fresh Profanity that joins later sees both lines in the history."""
+    fe2 = extra_frontend()
+    ua, ub = new_user("mpa"), new_user("mpb")
+    room = "talk-%s@%s" % (token(), muc_domain(stack))
+    bob, loop = start_occupant(stack, ub, room, "bob", fe2.port)
+    try:
+        pa = profanity(ua, "term")
+        pa.send("/join %s nick alice" % room)
+        run_in(loop, bob.wait(lambda: "alice" in bob.present, "alice's presence"))
+        t = token()
+        hello, reply = "hello from bob %s" % t, "reply from alice %s" % t
+        bob.say(hello)
+        pa.wait_for(profanity_room_line("bob", hello), what="bob's message in the room")
+        pa.send(reply)
+        run_in(loop, bob.wait(lambda: ("alice", reply, False) in bob.messages,
+                              "alice's message"))
+        # Profanity lists the occupants it saw join: bob among them.
+        pa.send("/occupants show")
+        pa.wait_for(re.compile(r"\bbob\b"), what="bob among the occupants")
+
+        pa2 = profanity(ua, "second")
+        pa2.send("/join %s nick alice2" % room)
+        m_hello = pa2.wait_for(hello, what="bob's line from the room's history")
+        pa2.wait_for(reply, what="alice's line from the room's history")
+        screen = pa2.screen()
+        assert m_hello and screen.index(hello) < screen.index(reply), \
+            "history out of order:\n%s" % screen
+        run_in(loop, bob.wait(lambda: "alice2" in bob.present, "the second Profanity's presence"))
+    finally:
+        stop_occupant(bob, loop)
+
+
+def test_go_sendxmpp_sends_to_a_room(stack, new_user):
+    """go-sendxmpp -c joins a room and says one line, which an occupant reads."""
+    if shutil.which("go-sendxmpp") is None:
+        pytest.skip("go-sendxmpp not installed (apt-get install go-sendxmpp; "
+                    "tools/install-deps.sh)")
+    ub, uc = new_user("gsb"), new_user("gsc")
+    room = "gs-%s@%s" % (token(), muc_domain(stack))
+    bob, loop = start_occupant(stack, ub, room, "bob", stack.port)
+    try:
+        text = "from go-sendxmpp %s" % token()
+        r = subprocess.run(["go-sendxmpp", "-u", uc.jid, "-p", uc.password,
+                            "-j", "127.0.0.1:%d" % stack.port, "-n", "-c", "-a", "carol",
+                            room], input=text + "\n", capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, "go-sendxmpp failed (%d): %s %s" % (
+            r.returncode, r.stdout, r.stderr)
+        run_in(loop, bob.wait(lambda: any(n == "carol" and b == text
+                                          for n, b, _ in bob.messages), "carol's line"))
+    finally:
+        stop_occupant(bob, loop)
