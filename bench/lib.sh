@@ -4,7 +4,8 @@
 # peers' come from the same generator runs.
 #
 # A script that sources this defines:
-#   server_start VARIANT   VARIANT is "tls" or "notls"; starts fresh server processes and sets
+#   server_start VARIANT   VARIANT is "tls", "tls2" (the same with two frontends where the
+#                          server has them) or "notls"; starts fresh server processes and sets
 #                          SERVER_PORT (comma-separated client ports), SERVER_PIDS (every
 #                          server process, comma-separated) and SERVER_NOTLS (1 when this
 #                          variant accepts logins without TLS)
@@ -17,8 +18,8 @@
 
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
-: "${SM_N:=2000}"
-: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-mam mam-query sm-resume presence pep scale}"
+: "${SM_N:=2000}" "${MUC_ROOMS:=20}" "${MUC_OCCUPANTS:=50}" "${MUC_MESSAGES:=2000}"
+: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-mam mam-query sm-resume presence pep muc scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
 
@@ -120,7 +121,7 @@ bench_raise_nofile() {
 # How many accounts the cases need (lg0 .. lgN-1).
 bench_accounts_needed() {
     local n=$LOGIN_N
-    for v in $IDLE_N $((2 * PAIRS)) $PRES_USERS $SCALE_TARGET $SM_N; do
+    for v in $IDLE_N $((2 * PAIRS)) $PRES_USERS $SCALE_TARGET $SM_N $((MUC_ROOMS * MUC_OCCUPANTS)); do
         [ "$v" -gt "$n" ] && n=$v
     done
     echo "$n"
@@ -179,8 +180,10 @@ bench_suite() {
             server_start "$variant" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
             ;;
-        login-scram | login-plain | idle | msg | msg-sm | presence | pep | scale)
-            server_start tls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
+        login-scram | login-plain | idle | msg | msg-sm | presence | pep | muc | scale)
+            local v=tls
+            [ "$c" = muc ] && v=tls2
+            server_start "$v" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             if ! bench_ready; then
                 echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"
                 server_stop
@@ -215,6 +218,7 @@ bench_suite() {
         sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
         pep) bench_case "$c" --scenario pep --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
+        muc) bench_case "$c" --scenario muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --changes "$MUC_MESSAGES" --presence-inflight 8 --port "$SERVER_PORT" ;;
         scale) bench_case "$c" --scenario scale --scale-target "$SCALE_TARGET" --port "$SERVER_PORT" ;;
         esac
         if declare -F bench_case_after > /dev/null; then bench_case_after "$c"; fi

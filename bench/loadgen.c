@@ -28,6 +28,8 @@ static struct {
     double duration, rate, drain;
     uint32_t contacts, presence_users, changes, presence_inflight;
     uint32_t scale_target;
+    uint32_t muc_rooms, muc_occupants;
+    const char *muc_domain; /* NULL: conference.DOMAIN */
     double rest, settle, timeout;
     lg_procs_t procs;
 } opt = {
@@ -44,6 +46,8 @@ static struct {
     .changes = 1000,
     .presence_inflight = 4,
     .scale_target = 10000,
+    .muc_rooms = 20,
+    .muc_occupants = 50,
     .rest = 10,
     .settle = 3,
     .timeout = 900,
@@ -54,7 +58,7 @@ static void usage(void)
 {
     fprintf(
         stderr,
-        "usage: loadgen --scenario login|idle|msg|presence|pep|scale|sm-resume [options]\n"
+        "usage: loadgen --scenario login|idle|msg|presence|pep|muc|scale|sm-resume [options]\n"
         "  --host ADDR          server address (127.0.0.1)\n"
         "  --port P[,P...]      client port(s); several spread clients over frontends (5222)\n"
         "  --domain D           XMPP domain (localhost)\n"
@@ -73,6 +77,11 @@ static void usage(void)
         "                       presence: U users with K mutual contacts, X changes, I at once\n"
         "                       pep: the same users and contacts; X PEP publishes (XEP-0163), I\n"
         "                       at once, each notifying K contacts that want the node (XEP-0115)\n"
+        "  --rooms R --occupants O --muc-domain D\n"
+        "                       muc: R rooms of O occupants (20, 50) on D (conference.DOMAIN),\n"
+        "                       occupants alternating over the ports; X groupchat messages\n"
+        "                       (--changes), I at once (--presence-inflight), each reflected\n"
+        "                       to every occupant of its room (XEP-0045)\n"
         "  --scale-target N     scale: sessions to open (10000)\n"
         "  --rest S             scale: seconds at rest to measure CPU (10)\n"
         "  --settle S           idle, sm-resume: seconds to wait before measuring RSS (3)\n"
@@ -120,6 +129,9 @@ static void parse_args(int argc, char **argv)
                                        {"changes", 1, 0, 'C'},
                                        {"presence-inflight", 1, 0, 'I'},
                                        {"scale-target", 1, 0, 'S'},
+                                       {"rooms", 1, 0, 'O'},
+                                       {"occupants", 1, 0, 'o'},
+                                       {"muc-domain", 1, 0, 'g'},
                                        {"rest", 1, 0, 'r'},
                                        {"settle", 1, 0, 'e'},
                                        {"src-addrs", 1, 0, 'a'},
@@ -208,6 +220,15 @@ static void parse_args(int argc, char **argv)
             break;
         case 'S':
             opt.scale_target = (uint32_t)atol(optarg);
+            break;
+        case 'O':
+            opt.muc_rooms = (uint32_t)atol(optarg);
+            break;
+        case 'o':
+            opt.muc_occupants = (uint32_t)atol(optarg);
+            break;
+        case 'g':
+            opt.muc_domain = optarg;
             break;
         case 'r':
             opt.rest = atof(optarg);
@@ -884,6 +905,174 @@ static int scenario_presence(void)
     return ps.timed_out ? 1 : 0;
 }
 
+/* ---- muc: rooms of occupants spread over the frontends; each message reaches them all ---- */
+
+static struct {
+    uint32_t rooms, per_room, users;
+    int phase;          /* 1 joining, 2 measuring */
+    uint32_t joined;    /* occupants whose self-presence (status 110) arrived */
+    uint32_t next_msg, done_msgs, inflight, timed_out, oldest;
+    change_t *msgs;     /* per message: send time, occupants that got it */
+    lg_hist_t fanout, delivery;
+    char muc_domain[300];
+} mu;
+
+/* Occupant i is in room i % rooms, so each room's occupants alternate over the ports. */
+static void muc_room_of(uint32_t i, char *out, size_t n)
+{
+    snprintf(out, n, "benchroom%u@%s", i % mu.rooms, mu.muc_domain);
+}
+
+static void muc_join(lg_conn_t *c)
+{
+    char room[400], b[700];
+    muc_room_of(c->idx, room, sizeof room);
+    int l = snprintf(b, sizeof b, "<presence to='%s/%s%u'><x xmlns='http://jabber.org/protocol/"
+                     "muc'><history maxstanzas='0'/></x></presence>", room, lg_cfg.user_prefix,
+                     c->idx);
+    lg_send(c, b, (size_t)l);
+}
+
+static void muc_stanza(lg_conn_t *c, const char *name, const char *st, size_t len)
+{
+    char room[400], from[400], b[800];
+    if (strcmp(name, "presence") == 0) {
+        /* Our own presence in the room (XEP-0045 7.2.2, status 110): joined. A new room
+         * (201) stays locked until its owner accepts the defaults (10.1.2). */
+        if (c->counter || (!mem_find(st, len, "code='110'") && !mem_find(st, len, "code=\"110\"")))
+            return;
+        c->counter = 1;
+        mu.joined++;
+        if (mem_find(st, len, "code='201'") || mem_find(st, len, "code=\"201\"")) {
+            muc_room_of(c->idx, room, sizeof room);
+            int l = snprintf(b, sizeof b, "<iq type='set' to='%s' id='inst'><query xmlns='http://"
+                             "jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' "
+                             "type='submit'/></query></iq>", room);
+            lg_send(c, b, (size_t)l);
+        }
+        return;
+    }
+    if (mu.phase != 2 || strcmp(name, "message") != 0 ||
+        xml_attr(st, len, "from", from, sizeof from) < 0)
+        return;
+    const char *m = mem_find(st, len, ">mc:");
+    if (!m) return;
+    unsigned long seq = strtoul(m + 4, NULL, 10);
+    if (seq >= opt.changes) return;
+    change_t *ch = &mu.msgs[seq];
+    if (ch->got >= mu.per_room) return;
+    uint64_t now = now_us();
+    hist_add(&mu.delivery, now - ch->t_send);
+    if (++ch->got == mu.per_room) {
+        hist_add(&mu.fanout, now - ch->t_send);
+        mu.done_msgs++;
+        mu.inflight--;
+    }
+}
+
+static int muc_all_joined(void)
+{
+    return mu.joined >= mu.users;
+}
+
+static int muc_msgs_done(void)
+{
+    return mu.done_msgs == opt.changes;
+}
+
+static void muc_msg_tick(void)
+{
+    uint64_t now = now_us();
+    while (mu.oldest < mu.next_msg && mu.msgs[mu.oldest].got >= mu.per_room)
+        mu.oldest++;
+    for (uint32_t s = mu.oldest; s < mu.next_msg; s++) {
+        change_t *ch = &mu.msgs[s];
+        if (ch->got < mu.per_room && now - ch->t_send > 5000000u) {
+            ch->got = mu.per_room; /* given up on after 5 s */
+            mu.timed_out++;
+            mu.done_msgs++;
+            mu.inflight--;
+        }
+    }
+    char room[400], b[700];
+    while (mu.inflight < opt.presence_inflight && mu.next_msg < opt.changes) {
+        uint32_t seq = mu.next_msg++;
+        /* Senders walk over the rooms first, then over the occupants of each. */
+        lg_conn_t *c = lg_conn((seq * 7919u) % mu.users);
+        mu.msgs[seq].t_send = now;
+        mu.inflight++;
+        if (c->state != CS_READY) {
+            mu.msgs[seq].got = mu.per_room;
+            mu.timed_out++;
+            mu.done_msgs++;
+            mu.inflight--;
+            continue;
+        }
+        muc_room_of(c->idx, room, sizeof room);
+        int l = snprintf(b, sizeof b, "<message to='%s' type='groupchat'><body>mc:%u</body>"
+                         "</message>", room, seq);
+        lg_send(c, b, (size_t)l);
+    }
+}
+
+static int scenario_muc(void)
+{
+    mu.rooms = opt.muc_rooms;
+    mu.per_room = opt.muc_occupants;
+    mu.users = mu.rooms * mu.per_room;
+    if (!mu.rooms || !mu.per_room) usage();
+    snprintf(mu.muc_domain, sizeof mu.muc_domain, "%s",
+             opt.muc_domain ? opt.muc_domain : "");
+    if (!opt.muc_domain)
+        snprintf(mu.muc_domain, sizeof mu.muc_domain, "conference.%s", lg_cfg.domain);
+    start_engine(mu.users);
+    scen_stanza = muc_stanza;
+    login_range(0, mu.users);
+    uint32_t logged = lr.ok;
+    mu.phase = 1;
+    /* The first occupant of each room creates it (and unlocks it), then the rest join. */
+    for (uint32_t i = 0; i < mu.rooms && i < mu.users; i++)
+        if (lg_conn(i)->state == CS_READY) muc_join(lg_conn(i));
+    uint32_t want = mu.rooms;
+    mu.users = want; /* wait for the creators only */
+    lg_run(muc_all_joined, NULL, 10000, secs_us(opt.timeout));
+    lg_run(never, NULL, 0, 500000); /* the instant-room forms */
+    mu.users = mu.rooms * mu.per_room;
+    for (uint32_t i = mu.rooms; i < mu.users; i++)
+        if (lg_conn(i)->state == CS_READY) muc_join(lg_conn(i));
+    int joined_ok = lg_run(muc_all_joined, NULL, 10000, secs_us(opt.timeout)) == 0;
+    lg_run(never, NULL, 0, 2000000); /* presence broadcasts of the joins settle */
+
+    mu.msgs = calloc(opt.changes ? opt.changes : 1, sizeof *mu.msgs);
+    hist_init(&mu.fanout);
+    hist_init(&mu.delivery);
+    mu.phase = 2;
+    double cpu0 = procs_cpu_ms(&opt.procs), self0 = self_cpu_ms();
+    uint64_t t0 = now_us();
+    lg_run(muc_msgs_done, muc_msg_tick, 1000, secs_us(opt.timeout));
+    double secs = (double)(now_us() - t0) / 1e6;
+    double cpu = procs_cpu_ms(&opt.procs) - cpu0, self = self_cpu_ms() - self0;
+    uint64_t deliveries = mu.delivery.n;
+    double per1000 = deliveries ? cpu * 1000.0 / (double)deliveries : 0;
+    printf("RESULT scenario=muc server=%s rooms=%u occupants=%u joined=%u messages=%u "
+           "incomplete=%u deliveries=%llu fanout_p50_ms=%.2f fanout_p99_ms=%.2f "
+           "delivery_p99_ms=%.2f cpu_ms_per_1000_deliveries=%.2f gen_cpu_pct=%.0f\n",
+           opt.label, mu.rooms, mu.per_room, mu.joined, opt.changes, mu.timed_out,
+           (unsigned long long)deliveries, hist_ms(&mu.fanout, 0.5), hist_ms(&mu.fanout, 0.99),
+           hist_ms(&mu.delivery, 0.99), per1000, pct(self, secs * 1000));
+    print_header("muc");
+    row("logged in / joined", "%u / %u%s", logged, mu.joined, joined_ok ? "" : " (joins incomplete)");
+    row("rooms x occupants", "%u x %u", mu.rooms, mu.per_room);
+    row("messages / incomplete", "%u / %u", opt.changes, mu.timed_out);
+    row("reflected to all occupants p50 / p99", "%.2f / %.2f ms", hist_ms(&mu.fanout, 0.5),
+        hist_ms(&mu.fanout, 0.99));
+    row("one delivery p99", "%.2f ms", hist_ms(&mu.delivery, 0.99));
+    row("server CPU per 1000 deliveries", "%.2f ms", per1000);
+    print_failures();
+    free(mu.msgs);
+    return mu.timed_out || !joined_ok ? 1 : 0;
+}
+
 /* ---- scale: as many concurrent TLS sessions as allowed, up to a target ---- */
 
 static int scenario_scale(void)
@@ -1047,6 +1236,8 @@ int main(int argc, char **argv)
         rc = scenario_presence();
     else if (strcmp(opt.scenario, "pep") == 0)
         rc = (ps.pep = 1, caps_setup(), scenario_presence());
+    else if (strcmp(opt.scenario, "muc") == 0)
+        rc = scenario_muc();
     else if (strcmp(opt.scenario, "scale") == 0)
         rc = scenario_scale();
     else if (strcmp(opt.scenario, "sm-resume") == 0)

@@ -182,6 +182,10 @@ modules:
   mod_roster: {}
   mod_disco: {}
   mod_ping: {}
+  mod_muc:
+    host: "conference.@HOST@"
+    history_size: 20
+    max_users: 200
 EOF
     # No epmd (a fixed distribution port instead), a private cookie (nothing written to the
     # ejabberd user's home), and no scheduler busy-waiting: on 2 cores shared with the
@@ -298,6 +302,8 @@ default_iteration_count = 4096
 storage = "internal"
 ssl = { certificate = "$PR/cert.pem", key = "$PR/key.pem" }
 VirtualHost "$DOMAIN"
+Component "conference.$DOMAIN" "muc"
+    max_history_messages = 20
 EOF
     chown -R prosody:prosody "$PR"
 }

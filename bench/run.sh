@@ -136,7 +136,9 @@ server_start() {
         "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe1.log" &
     FE_PIDS=$!
     SERVER_PORT=$FE1_PORT
-    if [ "$FRONTENDS" = 2 ]; then
+    # tls2: two frontends whatever --two-frontends says (the room case spreads each room's
+    # occupants over both).
+    if [ "$FRONTENDS" = 2 ] || [ "$1" = tls2 ]; then
         XMPP_REQUIRE_TLS=$req XMPP_C2S_LISTEN="127.0.0.1:$FE2_PORT" XMPP_FRONTEND_NAME=fe2 \
             "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe2.log" &
         FE_PIDS="$FE_PIDS $!"
