@@ -139,7 +139,7 @@ def start_occupant(stack, user, room, nick, port):
 
     async def make():
         occ = Occupant(user, stack.cafile, room, nick)   # binds the running loop
-        occ.connect(("127.0.0.1", port))
+        occ.connect((getattr(stack, "host", "127.0.0.1"), port))
         await asyncio.wait_for(occ.started, STEP)
         return occ
     try:
@@ -163,10 +163,11 @@ def test_profanity_and_slixmpp_talk_in_a_room(stack, profanity, new_user, extra_
     """The issue's "done when" on the test stack: a slixmpp user on one frontend creates
     a room, a Profanity user on the other joins it; they see each other and read each
     other's messages; a fresh Profanity that joins later sees both lines in the history."""
-    fe2 = extra_frontend()
+    # Against a running stack (compose), HAProxy spreads the two logins over its frontends.
+    port2 = stack.port if getattr(stack, "remote", False) else extra_frontend().port
     ua, ub = new_user("mpa"), new_user("mpb")
     room = "talk-%s@%s" % (token(), muc_domain(stack))
-    bob, loop = start_occupant(stack, ub, room, "bob", fe2.port)
+    bob, loop = start_occupant(stack, ub, room, "bob", port2)
     try:
         pa = profanity(ua, "term")
         pa.send("/join %s nick alice" % room)
@@ -205,7 +206,7 @@ def test_go_sendxmpp_sends_to_a_room(stack, new_user):
     try:
         text = "from go-sendxmpp %s" % token()
         r = subprocess.run(["go-sendxmpp", "-u", uc.jid, "-p", uc.password,
-                            "-j", "127.0.0.1:%d" % stack.port, "-n", "-c", "-a", "carol",
+                            "-j", "%s:%d" % (getattr(stack, "host", "127.0.0.1"), stack.port), "-n", "-c", "-a", "carol",
                             room], input=text + "\n", capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 0, "go-sendxmpp failed (%d): %s %s" % (
