@@ -47,6 +47,8 @@ def serverinfo(query):
 
 
 def test_no_form_when_unconfigured(stack, new_user, login):
+    if getattr(stack, "remote", False):
+        pytest.skip("the running stack may publish contact addresses")
     c = login(new_user("ca"))
     assert serverinfo(disco_info(c)) is None
 

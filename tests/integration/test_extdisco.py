@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import clean_env, free_port, running_private_stack, wait_port
+from conftest import ROOT, clean_env, free_port, running_private_stack, wait_port
 from xmpp_client import XMPPClient, dump, q, stanza_error_condition
 
 NS_EXTDISCO = "urn:xmpp:extdisco:2"
@@ -66,6 +66,8 @@ def parse_expires(value):
 def test_not_offered_when_unconfigured(stack, new_user, login):
     """The shared stack sets no stun_host / turn_host: no feature, and the request is
     answered as an unsupported one (XEP-0215 section 2: service-unavailable)."""
+    if getattr(stack, "remote", False):
+        pytest.skip("the running stack may offer external services (compose does)")
     u = new_user("xdoff")
     c = login(u)
     assert NS_EXTDISCO not in features(c)
@@ -94,18 +96,21 @@ class Configured:
         self.coturn = None
 
     def start_coturn(self):
-        """Debian's coturn, as deploy/coturn/turnserver.conf runs it but on loopback: REST
-        API credentials (use-auth-secret) with the router's secret; relays on loopback
-        only for the test (allow-loopback-peers), UDP relays."""
+        """Debian's coturn with the deployment's own deploy/coturn/turnserver.conf (REST API
+        credentials, use-auth-secret) plus what its entrypoint adds (realm, the router's
+        secret), on loopback: listening and relaying on 127.0.0.1, where two clients of
+        this test relay to each other (allow-loopback-peers)."""
         self.coturn_log = self.tmp / "turnserver.log"
+        conf = self.tmp / "turnserver.conf"
+        conf.write_text((ROOT / "deploy" / "coturn" / "turnserver.conf").read_text()
+                        + "realm=localhost\nstatic-auth-secret=%s\n" % SECRET)
+        os.chmod(conf, 0o600)
         relay = self.turn_port + 10
-        argv = [TURNSERVER, "-n", "--listening-ip=127.0.0.1",
+        argv = [TURNSERVER, "-c", str(conf), "--listening-ip=127.0.0.1",
                 "--listening-port=%d" % self.turn_port, "--relay-ip=127.0.0.1",
                 "--min-port=%d" % relay, "--max-port=%d" % (relay + 40),
-                "--use-auth-secret", "--static-auth-secret=%s" % SECRET, "--realm=localhost",
-                "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers",
-                "--no-tcp-relay", "--log-file=stdout", "--simple-log",
-                "--userdb=%s" % (self.tmp / "turndb"), "--pidfile=%s" % (self.tmp / "turn.pid")]
+                "--allow-loopback-peers", "--userdb=%s" % (self.tmp / "turndb"),
+                "--pidfile=%s" % (self.tmp / "turn.pid")]
         self.coturn_logf = open(self.coturn_log, "wb")
         self.coturn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.coturn_logf,
                                        stderr=subprocess.STDOUT, env=clean_env(),
