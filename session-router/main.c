@@ -77,6 +77,8 @@ static module_t *const modules[] = {
     &mod_private,
     &mod_register,
     &mod_unregister,
+    &mod_extdisco,
+    &mod_contact, /* adds XEP-0157 addresses to the server's disco#info */
 };
 
 static double count_map(void *ud)

@@ -21,5 +21,7 @@ Suite *make_adminproto_suite(void);
 Suite *make_registration_suite(void);
 Suite *make_capsver_suite(void);
 Suite *make_pepcfg_suite(void);
+Suite *make_turnrest_suite(void);
+Suite *make_contactaddr_suite(void);
 
 #endif
