@@ -974,8 +974,8 @@ static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
         xml_node_set_attr(id, "category", "conference");
         xml_node_set_attr(id, "type", "text");
         xml_node_set_attr(id, "name", *r->cfg.name ? r->cfg.name : r->jid);
-        static const char *feats[] = {NS_DISCO_INFO, NS_SELF_PING, NS_OCCUPANT_ID,
-                                      "urn:xmpp:sid:0", NULL};
+        /* muccfg_disco adds NS_MUC, the muc_* features, stanza-id and the archive. */
+        static const char *feats[] = {NS_DISCO_INFO, NS_SELF_PING, NS_OCCUPANT_ID, NULL};
         for (int i = 0; feats[i]; i++)
             xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
         if (muc.reg)
