@@ -61,6 +61,15 @@
 /* A verified entity capabilities hash (XEP-0115): PREFIX "caps:" HASH ":" VER, a string
  * holding the features it names, one per line, with an expiry (caps.c). Belongs to no user. */
 #define KEYS_CAPS "caps:"
+/* A persistent multi-user chat room (XEP-0045, mod_muc.c / muc_admin.c): PREFIX
+ * "mucroom:{ROOM@SERVICE}" is a hash: cfg (muccfg_encode text), subject, subjectby (the
+ * nickname), "a:" BARE -> affiliation name, "n:" BARE -> registered nickname. "mucrooms"
+ * is the set of the persistent rooms' JIDs (read at start); "mucsecret" the random secret
+ * XEP-0421 occupant ids are made with. Temporary rooms and occupants live in the router's
+ * memory only. */
+#define KEYS_MUC_ROOM "mucroom"
+#define KEYS_MUC_ROOMS "mucrooms"
+#define KEYS_MUC_SECRET "mucsecret"
 /* Set of every account's bare JID (for listing). */
 #define KEYS_ACCOUNTS "accounts"
 

@@ -78,6 +78,7 @@ static module_t *const modules[] = {
     &mod_private,
     &mod_register,
     &mod_unregister,
+    &mod_muc,
 };
 
 static double count_map(void *ud)

@@ -14,6 +14,7 @@ extern module_t mod_csi;
 extern module_t mod_disco;
 extern module_t mod_last;
 extern module_t mod_mam;
+extern module_t mod_muc;
 extern module_t mod_offline;
 extern module_t mod_pep;
 extern module_t mod_ping;
