@@ -90,7 +90,7 @@ $(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
 # stands in) and the modules, over a fake Redis (tests/unit/fake_redis.c).
 ROUTER_UNIT_SRC := $(addprefix session-router/core/,route.c session.c sm.c smq.c deliver.c hook.c user.c module.c rules.c account.c \
 		admin.c admin_cmds.c zap.c \
-		storage.c iqstore.c iqreq.c caps.c capsver.c pepcfg.c service.c turnrest.c contactaddr.c) $(wildcard session-router/modules/*.c)
+		storage.c iqstore.c iqreq.c caps.c capsver.c pepcfg.c muccfg.c mamq.c mamrun.c service.c turnrest.c contactaddr.c) $(wildcard session-router/modules/*.c)
 $(BUILD)/obj/tests/unit/%.o: CFLAGS += -Isession-router/core -Isession-router/modules
 $(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o \
 		$(BUILD)/obj/c2s-frontend/addrlimit.o $(call obj,$(ROUTER_UNIT_SRC)) \

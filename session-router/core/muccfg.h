@@ -18,6 +18,7 @@
 #define FORM_MUC_REGISTER "http://jabber.org/protocol/muc#register"
 
 #define MUCCFG_TEXT_MAX 1024 /* room name, description, password: longer is refused */
+#define MUCCFG_HISTORY_LIMIT 10000 /* muc#maxhistoryfetch above this is refused */
 
 /* Affiliations (XEP-0045 section 5.2), ordered so that a greater one outranks. */
 typedef enum { AFF_OUTCAST = -1, AFF_NONE = 0, AFF_MEMBER, AFF_ADMIN, AFF_OWNER } muc_aff_t;
@@ -48,16 +49,22 @@ typedef struct {
 } muccfg_err_t;
 
 /* Defaults for a new room: temporary, public, open, not moderated, semi-anonymous,
- * history_max from the service. */
+ * private messages from anyone, visitors' presence broadcast, archived, history_max from
+ * the service. */
 void muccfg_default(muccfg_t *c, int history_max);
 /* The muc#roomconfig form (type 'form') with the current values (new tree). */
 xml_node_t *muccfg_form(const muccfg_t *c, int max_users_limit);
 /* Applies a submitted form (<x xmlns='jabber:x:data' type='submit'>) over `c`: 0, or -1
- * with *err set (bad-request / not-acceptable for an unknown field or malformed value,
- * FORM_TYPE not muc#roomconfig); on error `c` is unchanged. A 'cancel' form is 0 with no
- * change. */
+ * with *err set (static strings): bad-request for an unknown field, a malformed value or a
+ * FORM_TYPE other than muc#roomconfig; not-acceptable for a value over a limit (text over
+ * MUCCFG_TEXT_MAX, maxusers over max_users_limit, a password-protected room without a
+ * password). On error `c` is unchanged. A 'cancel' form is 0 with no change. Fields:
+ * muc#roomconfig_ roomname, roomdesc, persistentroom, publicroom, membersonly,
+ * moderatedroom, passwordprotectedroom, roomsecret, whois, allowpm, changesubject,
+ * allowinvites, maxusers, presencebroadcast, enablearchiving, and muc#maxhistoryfetch. */
 int muccfg_apply(muccfg_t *c, const xml_node_t *x, int max_users_limit, muccfg_err_t *err);
-/* The stored text form, and back (what is missing or unreadable keeps its default). */
+/* The stored text form, and back: decode starts from muccfg_default(c, 0) and reads every
+ * field encode wrote (what is missing or unreadable keeps its default). */
 void muccfg_encode(const muccfg_t *c, buf_t *out);
 void muccfg_decode(const char *s, muccfg_t *c);
 /* Adds the room's disco#info features (muc_public/hidden, persistent/temporary, open/

@@ -33,6 +33,8 @@
 #include "jid.h"
 #include "keys.h"
 #include "log.h"
+#include "mamq.h"
+#include "mamrun.h"
 #include "module.h"
 #include "modules.h"
 #include "stanza.h"
@@ -40,16 +42,8 @@
 #include "user.h"
 #include "util.h"
 
-#define NS_MAM "urn:xmpp:mam:2"
-#define NS_MAM_EXT "urn:xmpp:mam:2#extended"
-#define NS_SID "urn:xmpp:sid:0"
-#define NS_RSM "http://jabber.org/protocol/rsm"
-#define NS_XDATA "jabber:x:data"
-#define NS_FORWARD "urn:xmpp:forward:0"
-#define NS_DELAY "urn:xmpp:delay"
-
 #define WITH_KEY_MAX (STORAGE_KEY_MAX + JID_MAX + 2)
-#define ID_MAX 48 /* "ms-seq" of two 64-bit numbers */
+#define ID_MAX MAMQ_ID_MAX
 
 static int enabled;        /* mam_enabled */
 static long expires_after; /* seconds; 0 keeps forever */
@@ -57,133 +51,17 @@ static long max_page;
 static long max_prefs;
 static char default_mode; /* 'a' always, 'n' never, 'r' roster */
 
-/* ---- stream ids ---- */
+/* ---- stream ids (mamq.h) ---- */
 
-typedef struct {
-    uint64_t ms, seq;
-} sid_t;
-
-static sid_t last_id;
-
-/* The next archive id: wall-clock milliseconds, never below the last one (a clock stepping
- * back only makes the sequence count up). */
-static sid_t next_id(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    if (ms > last_id.ms) {
-        last_id.ms = ms;
-        last_id.seq = 0;
-    } else {
-        last_id.seq++;
-    }
-    return last_id;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Parses "ms-seq" strictly (what the archive hands out); 0 or -1. */
-static int sid_parse(const char *s, sid_t *out)
-{
-    char *end;
-    if (!s || !isdigit((unsigned char)*s))
-        return -1;
-    errno = 0;
-    unsigned long long ms = strtoull(s, &end, 10);
-    if (errno || *end != '-' || !isdigit((unsigned char)end[1]))
-        return -1;
-    const char *q = end + 1;
-    unsigned long long seq = strtoull(q, &end, 10);
-    if (errno || *end || end - s > ID_MAX - 1)
-        return -1;
-    out->ms = ms;
-    out->seq = seq;
-    return 0;
-}
-
-static void sid_fmt(sid_t id, char *out)
-{
-    snprintf(out, ID_MAX, "%" PRIu64 "-%" PRIu64, id.ms, id.seq);
-}
-
-static int sid_cmp(sid_t a, sid_t b)
-{
-    return a.ms != b.ms ? (a.ms < b.ms ? -1 : 1) : a.seq != b.seq ? (a.seq < b.seq ? -1 : 1) : 0;
-}
+typedef mamq_id_t sid_t;
+#define sid_fmt mamq_id_fmt
+#define next_id mamq_next_id
+#define wall_ms mamq_now_ms
 
 /* The oldest id still kept (archive_expires_after), as "ms-0"; 0-0 when kept forever. */
 static sid_t min_kept(void)
 {
-    sid_t m = {0, 0};
-    uint64_t now = wall_ms();
-    if (expires_after > 0 && now > (uint64_t)expires_after * 1000u)
-        m.ms = now - (uint64_t)expires_after * 1000u;
-    return m;
-}
-
-/* XEP-0082 date-time (CCYY-MM-DDThh:mm:ss[.sss](Z|(+|-)hh:mm)) to Unix milliseconds;
- * 0 or -1. */
-static int parse_datetime(const char *s, int64_t *ms_out)
-{
-    int Y, M, D, h, m, sec, n = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 ||
-        n != 19)
-        return -1;
-    const char *p = s + n;
-    int frac_ms = 0;
-    if (*p == '.') {
-        p++;
-        int digits = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (digits < 3)
-                frac_ms = frac_ms * 10 + (*p - '0');
-            digits++;
-            p++;
-        }
-        if (!digits || digits > 9)
-            return -1;
-        for (; digits < 3; digits++)
-            frac_ms *= 10;
-    }
-    long off = 0;
-    if (*p == 'Z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om, k = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5 || oh > 23 || om > 59)
-            return -1;
-        off = (oh * 60L + om) * 60L * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else {
-        return -1;
-    }
-    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60 || Y < 1970)
-        return -1;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h,
-                    .tm_min = m, .tm_sec = sec};
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1 || tm.tm_mday != D) /* 31 February and the like */
-        return -1;
-    int64_t v = ((int64_t)t - off) * 1000 + frac_ms;
-    if (v < 0)
-        return -1;
-    *ms_out = v;
-    return 0;
-}
-
-static void fmt_datetime(uint64_t ms, char *out, size_t n)
-{
-    time_t t = (time_t)(ms / 1000u);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000u));
+    return mamq_min_kept(expires_after, wall_ms());
 }
 
 /* ---- preferences (XEP-0313 "Archiving preferences"), cached for users with sessions ---- */
@@ -365,56 +243,6 @@ static const char script_archive[] =
     " redis.call('EXPIRE', KEYS[3], ttl) "
     "end "
     "return id";
-
-/* One page of a query. KEYS: the stream, the stream read for ids (the conversation's for a
- * 'with' query, else the stream itself). ARGV: lo, hi (inclusive ids), max, backward
- * ('1': the last page below hi), the full JID a 'with' filter must match ('' for none), the
- * number of ids that must exist, those ids. Returns {-1} when one of those is unknown,
- * else {more, id, fields, id, fields, ...} in archive order (backward pages reversed) with
- * more = 1 when further entries match beyond the page. */
-static const char script_query[] =
-    "local key, src = KEYS[1], KEYS[2] "
-    "local lo, hi, max, back, fw = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1', ARGV[5] "
-    "for i = 1, tonumber(ARGV[6]) do "
-    " if #redis.call('XRANGE', key, ARGV[6 + i], ARGV[6 + i]) == 0 then return {-1} end "
-    "end "
-    "local out, more, n, batch = {}, 0, 0, max + 1 "
-    "while true do "
-    " local r "
-    " if back then r = redis.call('XREVRANGE', src, hi, lo, 'COUNT', batch) "
-    " else r = redis.call('XRANGE', src, lo, hi, 'COUNT', batch) end "
-    " for _, e in ipairs(r) do "
-    "  if fw == '' or e[2][2] == fw then "
-    "   if n >= max then more = 1 break end "
-    "   if src == key then n = n + 1 out[n] = e "
-    "   else local m = redis.call('XRANGE', key, e[1], e[1]) "
-    "    if #m == 1 then n = n + 1 out[n] = m[1] end end "
-    "  end "
-    " end "
-    " if more == 1 or #r < batch then break end "
-    " if back then hi = '(' .. r[#r][1] else lo = '(' .. r[#r][1] end "
-    "end "
-    "local res = {more} "
-    "for i = 1, n do local e = back and out[n + 1 - i] or out[i] "
-    " res[#res + 1] = e[1] res[#res + 1] = e[2] end "
-    "return res";
-
-/* XEP-0313 #extended 'ids': KEYS: the stream. ARGV: the oldest id kept, then the ids.
- * Returns {0, id, fields, ...} for those found, in archive order. */
-static const char script_ids[] =
-    "local found = {} "
-    "for i = 2, #ARGV do "
-    " local m = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) "
-    " if #m == 1 and redis.call('XRANGE', KEYS[1], ARGV[1], m[1][1], 'COUNT', 1)[1] then "
-    "  found[#found + 1] = m[1] end "
-    "end "
-    "table.sort(found, function(a, b) "
-    " local am, as = a[1]:match('(%d+)-(%d+)') local bm, bs = b[1]:match('(%d+)-(%d+)') "
-    " if #am ~= #bm then return #am < #bm end if am ~= bm then return am < bm end "
-    " if #as ~= #bs then return #as < #bs end return as < bs end) "
-    "local res = {0} "
-    "for _, e in ipairs(found) do res[#res + 1] = e[1] res[#res + 1] = e[2] end "
-    "return res";
 
 /* Account deletion: KEYS: the contact index. ARGV: the conversation keys' common start.
  * Deletes every conversation stream the index names (they share the user's hash tag, so
@@ -709,35 +537,6 @@ static int is(const xml_node_t *ch, const char *name, const char *ns)
     return strcmp(ch->name, name) == 0 && strcmp(ch->ns, ns) == 0;
 }
 
-/* 1 when a message is one a person would want back (XEP-0313 "Business rules" leave the choice to
- * the server): a body, an encrypted payload (XEP-0384 OMEMO, XEP-0373 OpenPGP for XMPP,
- * XEP-0027), a correction (XEP-0308), a retraction (XEP-0424, both namespaces), a reaction
- * (XEP-0444). Chat states and receipts alone are not; neither are carbon copies or
- * messages the sender asked not to be stored (XEP-0334 no-store, no-permanent-store). */
-static int worth_archiving(const xml_node_t *st)
-{
-    int want = 0;
-    for (const xml_node_t *ch = st->children; ch; ch = ch->next) {
-        if (!ch->name || !ch->ns)
-            continue;
-        if (is(ch, "sent", NS_CARBONS) || is(ch, "received", NS_CARBONS) ||
-            is(ch, "no-store", "urn:xmpp:hints") ||
-            is(ch, "no-permanent-store", "urn:xmpp:hints"))
-            return 0;
-        if (is(ch, "body", XML_NS_CLIENT) || is(ch, "encrypted", "eu.siacs.conversations.axolotl") ||
-            is(ch, "encrypted", "urn:xmpp:omemo:2") || is(ch, "openpgp", "urn:xmpp:openpgp:0") ||
-            is(ch, "x", "jabber:x:encrypted") || is(ch, "replace", "urn:xmpp:message-correct:0") ||
-            is(ch, "retract", "urn:xmpp:message-retract:1") ||
-            is(ch, "retract", "urn:xmpp:message-retract:0") ||
-            is(ch, "reactions", "urn:xmpp:reactions:0"))
-            want = 1;
-        /* XEP-0424 version 0.3 and earlier wrapped <retract/> in XEP-0422 <apply-to/>. */
-        if (is(ch, "apply-to", "urn:xmpp:fasten:0") &&
-            xml_node_child(ch, "retract", "urn:xmpp:message-retract:0"))
-            want = 1;
-    }
-    return want;
-}
 
 static int kid_is(const stanza_kid_t *k, const char *name, const char *ns)
 {
@@ -867,7 +666,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
         st = stanza_parse(ev->payload, ev->len);
         if (!st)
             return MOD_PASS;
-        if (!worth_archiving(st)) {
+        if (!mamq_worth(st, 0)) {
             xml_node_free(&st);
             return strip_forged(ev, s->user->bare, to_bare);
         }
@@ -946,11 +745,6 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
 typedef struct {
     char *full;
     xml_node_t *st;
-    char *queryid;
-    char *owner; /* the archive's bare JID */
-    int flip;
-    int backward;
-    int ids_mode;
 } req_t;
 
 static req_t *req_new(const mod_iq_t *iq)
@@ -958,7 +752,6 @@ static req_t *req_new(const mod_iq_t *iq)
     req_t *r = xcalloc(1, sizeof *r);
     r->full = xstrdup(iq->from->full);
     r->st = xml_node_copy(iq->st);
-    r->owner = xstrdup(iq->from->user->bare);
     return r;
 }
 
@@ -966,8 +759,6 @@ static void req_free(req_t *r)
 {
     free(r->full);
     xml_node_free(&r->st);
-    free(r->queryid);
-    free(r->owner);
     free(r);
 }
 
@@ -991,175 +782,8 @@ static void redis_away(const mod_iq_t *iq)
     session_reply_error(iq->from, iq->st, "wait", "internal-server-error");
 }
 
-/* ---- queries (XEP-0313 "Querying an archive") ---- */
+/* ---- queries (XEP-0313 "Querying an archive": mamq.h parses, mamrun.h runs) ---- */
 
-static const char *field_value(const redisReply *fields, const char *name, size_t *len)
-{
-    for (size_t i = 0; fields && fields->type == REDIS_REPLY_ARRAY && i + 1 < fields->elements;
-         i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(fields->element[i]->str, name) == 0 &&
-            fields->element[i + 1]->type == REDIS_REPLY_STRING) {
-            *len = fields->element[i + 1]->len;
-            return fields->element[i + 1]->str;
-        }
-    return NULL;
-}
-
-/* One <message><result><forwarded/></result></message> to the requester, before the iq result. */
-static void send_result(session_t *s, const req_t *r, const char *id, const char *xml,
-                        size_t xlen)
-{
-    sid_t sid = {0, 0};
-    sid_parse(id, &sid);
-    char stamp[80];
-    fmt_datetime(sid.ms, stamp, sizeof stamp);
-    buf_t b = BUF_INIT;
-    buf_append_str(&b, "<message to='");
-    xml_escape(&b, s->full, strlen(s->full));
-    buf_append_str(&b, "' from='");
-    xml_escape(&b, r->owner, strlen(r->owner));
-    buf_append_str(&b, "'><result xmlns='" NS_MAM "'");
-    if (r->queryid) {
-        buf_append_str(&b, " queryid='");
-        xml_escape(&b, r->queryid, strlen(r->queryid));
-        buf_append_str(&b, "'");
-    }
-    buf_append_str(&b, " id='");
-    xml_escape(&b, id, strlen(id));
-    buf_printf(&b, "'><forwarded xmlns='" NS_FORWARD "'><delay xmlns='" NS_DELAY
-                   "' stamp='%s'/>", stamp);
-    /* Stored serialised for jabber:client: its top element names no namespace. */
-    if (xlen > 8 && strncmp(xml, "<message", 8) == 0) {
-        buf_append_str(&b, "<message xmlns='jabber:client'");
-        buf_append(&b, xml + 8, xlen - 8);
-    }
-    buf_append_str(&b, "</forwarded></result></message>");
-    session_deliver_server(s, b.data, b.len, "an archived message");
-    buf_free(&b);
-}
-
-/* The reply of script_query / script_ids: results, then the iq result with <fin/>. */
-static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    req_t *r = privdata;
-    redisReply *rep = reply;
-    session_t *s = req_session(r, rep);
-    if (!s)
-        return;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rep->element[0]->type != REDIS_REPLY_INTEGER || rep->elements % 2 != 1) {
-        session_reply_error(s, r->st, "wait", "internal-server-error");
-        req_free(r);
-        return;
-    }
-    if (rep->element[0]->integer < 0) {
-        /* XEP-0059 ("Error conditions") and XEP-0313: an id that names no archived message. */
-        session_reply_error(s, r->st, "cancel", "item-not-found");
-        req_free(r);
-        return;
-    }
-    size_t n = (rep->elements - 1) / 2;
-    const char *first = NULL, *last = NULL;
-    for (size_t k = 0; k < n; k++) {
-        /* XEP-0313 <flip-page/> (#extended): the page in the other order. */
-        size_t i = 1 + 2 * (r->flip ? n - 1 - k : k);
-        const redisReply *id = rep->element[i];
-        size_t xlen = 0;
-        const char *xml = field_value(rep->element[i + 1], "xml", &xlen);
-        if (id->type != REDIS_REPLY_STRING || !xml)
-            continue;
-        send_result(s, r, id->str, xml, xlen);
-        if (!first)
-            first = id->str;
-        last = id->str;
-    }
-    xml_node_t *fin = xml_node_new("fin", NS_MAM);
-    /* XEP-0313 <fin complete='true'/>: when the page reaches the end of the results in the direction
-     * of paging (the last, or with 'before' the first). */
-    if (rep->element[0]->integer == 0)
-        xml_node_set_attr(fin, "complete", "true");
-    xml_node_t *set = xml_node_new_child(fin, "set", NS_RSM);
-    if (first) {
-        xml_node_t *f = xml_node_new_child(set, "first", NS_RSM);
-        xml_node_add_text(f, first, strlen(first));
-        xml_node_t *l = xml_node_new_child(set, "last", NS_RSM);
-        xml_node_add_text(l, last, strlen(last));
-    } else if (rep->element[0]->integer == 0) {
-        /* An empty page with nothing beyond it. An empty page with more beyond (max=0,
-         * XEP-0059 2.7, which asks for the count) gets an empty <set/>: the count is not
-         * computed, and 0 would be wrong. */
-        xml_node_t *c = xml_node_new_child(set, "count", NS_RSM);
-        xml_node_add_text(c, "0", 1);
-    }
-    session_reply_result(s, r->st, fin);
-    req_free(r);
-}
-
-static sid_t sid_next(sid_t a)
-{
-    if (a.seq == UINT64_MAX) {
-        a.ms++;
-        a.seq = 0;
-    } else {
-        a.seq++;
-    }
-    return a;
-}
-
-/* 0, or -1 when there is nothing below `a`. */
-static int sid_prev(sid_t *a)
-{
-    if (a->seq > 0) {
-        a->seq--;
-        return 0;
-    }
-    if (a->ms == 0)
-        return -1;
-    a->ms--;
-    a->seq = UINT64_MAX;
-    return 0;
-}
-
-static void query_form(mod_iq_t *iq)
-{
-    xml_node_t *q = xml_node_new("query", NS_MAM);
-    xml_node_t *x = xml_node_new_child(q, "x", NS_XDATA);
-    xml_node_set_attr(x, "type", "form");
-    static const char *const fields[][2] = {
-        {"FORM_TYPE", "hidden"},   {"with", "jid-single"},     {"start", "text-single"},
-        {"end", "text-single"},    {"before-id", "text-single"}, {"after-id", "text-single"},
-        {"ids", "text-multi"},
-    };
-    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
-        xml_node_t *f = xml_node_new_child(x, "field", NS_XDATA);
-        xml_node_set_attr(f, "var", fields[i][0]);
-        xml_node_set_attr(f, "type", fields[i][1]);
-        if (i == 0) {
-            xml_node_t *v = xml_node_new_child(f, "value", NS_XDATA);
-            xml_node_add_text(v, NS_MAM, strlen(NS_MAM));
-        }
-    }
-    session_reply_result(iq->from, iq->st, q);
-}
-
-/* A text value of an element (malloc'd), trimmed of surrounding white space. */
-static char *text_of(const xml_node_t *n)
-{
-    char *t = xml_node_text(n);
-    char *a = t;
-    while (isspace((unsigned char)*a))
-        a++;
-    size_t l = strlen(a);
-    while (l && isspace((unsigned char)a[l - 1]))
-        l--;
-    char *r = xstrndup(a, l);
-    free(t);
-    return r;
-}
-
-#define QUERY_ARGS_MAX 16
 
 /* What every archive request checks first: the archive is on (else the next handler,
  * which is none: service-unavailable), it is the asker's own (XEP-0313: a user's archive is
@@ -1189,261 +813,49 @@ static mod_result_t mam_query(mod_iq_t *iq)
     if (!mam_iq_admitted(iq, 0, &res))
         return res;
     if (!iq->set) {
-        query_form(iq);
+        session_reply_result(iq->from, iq->st, mamq_form());
         return MOD_HANDLED;
     }
-    const xml_node_t *q = iq->payload;
-    const char *bad = NULL, *btype = "modify";
-    char with_full[JID_MAX + 1] = "", with_bare[JID_MAX + 1] = "";
-    sid_t lo = min_kept(), hi = {UINT64_MAX, UINT64_MAX};
-    sid_t must[4];
-    int nmust = 0, nids = 0, backward = 0, have_ids = 0, seen_after = 0, seen_before = 0;
-    char **ids = NULL;
-    const xml_node_t *x = xml_node_child(q, "x", NS_XDATA);
-    for (const xml_node_t *f = x ? x->children : NULL; f && !bad; f = f->next) {
-        if (!f->name || strcmp(f->name, "field") != 0)
-            continue;
-        const char *var = xml_node_attr(f, "var");
-        const xml_node_t *v = xml_node_child(f, "value", NS_XDATA);
-        char *val = v ? text_of(v) : xstrdup("");
-        if (!var) {
-            bad = "bad-request";
-        } else if (strcmp(var, "FORM_TYPE") == 0) {
-            if (strcmp(val, NS_MAM) != 0)
-                bad = "bad-request";
-        } else if (strcmp(var, "with") == 0) {
-            jid_t j;
-            if (jid_parse(&j, val) < 0 || jid_full(&j, with_full, sizeof with_full) < 0 ||
-                jid_bare(&j, with_bare, sizeof with_bare) < 0)
-                bad = "bad-request";
-            else if (!*j.resource)
-                with_full[0] = '\0'; /* a bare JID matches every resource (XEP-0313 "Filtering by JID") */
-        } else if (strcmp(var, "start") == 0 || strcmp(var, "end") == 0) {
-            int64_t ms;
-            if (parse_datetime(val, &ms) < 0)
-                bad = "bad-request";
-            else if (var[0] == 's' && (uint64_t)ms > lo.ms)
-                lo = (sid_t){(uint64_t)ms, 0};
-            else if (var[0] == 'e' && sid_cmp((sid_t){(uint64_t)ms, UINT64_MAX}, hi) < 0)
-                hi = (sid_t){(uint64_t)ms, UINT64_MAX};
-        } else if (strcmp(var, "after-id") == 0 || strcmp(var, "before-id") == 0) {
-            sid_t a;
-            int *seen = var[0] == 'a' ? &seen_after : &seen_before;
-            if ((*seen)++) {
-                /* One value each (XEP-0004: a field is given once); `must` holds four. */
-                bad = "bad-request";
-            } else if (sid_parse(val, &a) < 0) {
-                bad = "item-not-found";
-                btype = "cancel";
-            } else {
-                must[nmust++] = a;
-                if (var[0] == 'a') {
-                    a = sid_next(a);
-                    if (sid_cmp(a, lo) > 0)
-                        lo = a;
-                } else if (sid_prev(&a) < 0) {
-                    hi = (sid_t){0, 0}, lo = (sid_t){0, 1};
-                } else if (sid_cmp(a, hi) < 0) {
-                    hi = a;
-                }
-            }
-        } else if (strcmp(var, "ids") == 0) {
-            have_ids = 1;
-            for (const xml_node_t *vv = f->children; vv && !bad; vv = vv->next) {
-                if (!vv->name || strcmp(vv->name, "value") != 0)
-                    continue;
-                if (nids >= max_page) {
-                    bad = "policy-violation";
-                    break;
-                }
-                char *t = text_of(vv);
-                sid_t a;
-                if (sid_parse(t, &a) < 0) { /* not one of ours: found nowhere */
-                    free(t);
-                    continue;
-                }
-                ids = xrealloc(ids, (size_t)(nids + 1) * sizeof *ids);
-                ids[nids++] = t;
-            }
-        } else {
-            bad = "bad-request"; /* a field the server does not support (XEP-0313) */
-        }
-        free(val);
-    }
-    long max = max_page;
-    const xml_node_t *set = xml_node_child(q, "set", NS_RSM);
-    if (set && !bad) {
-        const xml_node_t *m = xml_node_child(set, "max", NS_RSM);
-        if (m) {
-            char *t = text_of(m), *end;
-            long v = strtol(t, &end, 10);
-            if (!*t || *end || v < 0)
-                bad = "bad-request";
-            else if (v < max)
-                max = v;
-            free(t);
-        }
-        const xml_node_t *af = xml_node_child(set, "after", NS_RSM);
-        const xml_node_t *bf = xml_node_child(set, "before", NS_RSM);
-        if (af && !bad) {
-            char *t = text_of(af);
-            sid_t a;
-            if (sid_parse(t, &a) < 0) {
-                bad = "item-not-found";
-                btype = "cancel";
-            } else {
-                must[nmust++] = a;
-                a = sid_next(a);
-                if (sid_cmp(a, lo) > 0)
-                    lo = a;
-            }
-            free(t);
-        }
-        if (bf && !bad) {
-            backward = 1; /* XEP-0059 2.5: an empty <before/> asks for the last page */
-            char *t = text_of(bf);
-            sid_t a;
-            if (*t && sid_parse(t, &a) < 0) {
-                bad = "item-not-found";
-                btype = "cancel";
-            } else if (*t) {
-                must[nmust++] = a;
-                if (sid_prev(&a) < 0)
-                    hi = (sid_t){0, 0}, lo = (sid_t){0, 1};
-                else if (sid_cmp(a, hi) < 0)
-                    hi = a;
-            }
-            free(t);
-        }
-    }
-    if (bad) {
-        session_reply_error(iq->from, iq->st, btype, bad);
+    mamq_query_t q;
+    const char *etype = NULL, *cond = NULL;
+    if (mamq_query_parse(iq->payload, max_page, min_kept(), &q, &etype, &cond) < 0) {
+        session_reply_error(iq->from, iq->st, etype, cond);
         goto out;
     }
     if (!rt.redis_ready) {
         redis_away(iq);
         goto out;
     }
-    req_t *r = req_new(iq);
-    const char *qid = xml_node_attr(q, "queryid");
-    r->queryid = qid ? xstrdup(qid) : NULL;
-    r->flip = xml_node_child(q, "flip-page", NS_MAM) != NULL;
-    r->backward = backward;
+    const char *owner = iq->from->user->bare;
     char key[STORAGE_KEY_MAX], src[WITH_KEY_MAX];
-    storage_key(key, KEYS_MAM, r->owner);
-    if (have_ids) {
-        /* #extended: these messages, in archive order (unknown ones are left out). */
-        char minid[ID_MAX];
-        sid_fmt(min_kept(), minid);
-        const char **argv = xcalloc((size_t)nids + 5, sizeof *argv);
-        int argc = 0;
-        argv[argc++] = "EVAL";
-        argv[argc++] = script_ids;
-        argv[argc++] = "1";
-        argv[argc++] = key;
-        argv[argc++] = minid;
-        for (int i = 0; i < nids; i++)
-            argv[argc++] = ids[i];
-        if (rt_redis_command_argv(on_queried, r, argc, argv, NULL) != REDIS_OK) {
-            redis_away(iq);
-            req_free(r);
-        }
-        free(argv);
-        goto out;
-    }
-    if (*with_bare) {
-        if (with_key(src, r->owner, with_bare) < 0) {
+    storage_key(key, KEYS_MAM, owner);
+    if (!q.have_ids && *q.with_bare) {
+        /* A 'with' query reads the conversation's own stream. */
+        if (with_key(src, owner, q.with_bare) < 0) {
             session_reply_error(iq->from, iq->st, "modify", "bad-request");
-            req_free(r);
             goto out;
         }
     } else {
         memcpy(src, key, strlen(key) + 1);
     }
-    char slo[ID_MAX], shi[ID_MAX], smax[24], smust[4][ID_MAX], sn[16];
-    sid_fmt(lo, slo);
-    sid_fmt(hi, shi);
-    snprintf(smax, sizeof smax, "%ld", max);
-    snprintf(sn, sizeof sn, "%d", nmust);
-    const char *argv[QUERY_ARGS_MAX];
-    int argc = 0;
-    argv[argc++] = "EVAL";
-    argv[argc++] = script_query;
-    argv[argc++] = "2";
-    argv[argc++] = key;
-    argv[argc++] = src;
-    argv[argc++] = slo;
-    argv[argc++] = shi;
-    argv[argc++] = smax;
-    argv[argc++] = backward ? "1" : "0";
-    argv[argc++] = with_full;
-    argv[argc++] = sn;
-    for (int i = 0; i < nmust; i++) {
-        sid_fmt(must[i], smust[i]);
-        argv[argc++] = smust[i];
-    }
-    if (rt_redis_command_argv(on_queried, r, argc, argv, NULL) != REDIS_OK) {
+    if (mamrun_query(iq->from->full, iq->st, owner, &q, key, src, q.with_full, min_kept()) < 0)
         redis_away(iq);
-        req_free(r);
-    }
 out:
-    for (int i = 0; i < nids; i++)
-        free(ids[i]);
-    free(ids);
+    mamq_query_free(&q);
     return MOD_HANDLED;
 }
 
 /* ---- archive metadata (XEP-0313 <metadata/>: the first and the last message) ---- */
-
-static const char script_meta[] =
-    "local f = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', 1) "
-    "local l = redis.call('XREVRANGE', KEYS[1], '+', ARGV[1], 'COUNT', 1) "
-    "if #f == 0 or #l == 0 then return {} end "
-    "return {f[1][1], l[1][1]}";
-
-static void meta_el(xml_node_t *m, const char *name, const char *id)
-{
-    sid_t sid = {0, 0};
-    sid_parse(id, &sid);
-    char stamp[80];
-    fmt_datetime(sid.ms, stamp, sizeof stamp);
-    xml_node_t *e = xml_node_new_child(m, name, NS_MAM);
-    xml_node_set_attr(e, "id", id);
-    xml_node_set_attr(e, "timestamp", stamp);
-}
-
-static void on_meta(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    req_t *r = privdata;
-    redisReply *rep = reply;
-    session_t *s = req_session(r, rep);
-    if (!s)
-        return;
-    xml_node_t *m = xml_node_new("metadata", NS_MAM);
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-        rep->element[0]->type == REDIS_REPLY_STRING &&
-        rep->element[1]->type == REDIS_REPLY_STRING) {
-        meta_el(m, "start", rep->element[0]->str);
-        meta_el(m, "end", rep->element[1]->str);
-    }
-    session_reply_result(s, r->st, m);
-    req_free(r);
-}
 
 static mod_result_t mam_metadata(mod_iq_t *iq)
 {
     mod_result_t res;
     if (!mam_iq_admitted(iq, 1, &res))
         return res;
-    req_t *r = req_new(iq);
-    char key[STORAGE_KEY_MAX], minid[ID_MAX];
-    storage_key(key, KEYS_MAM, r->owner);
-    sid_fmt(min_kept(), minid);
-    if (rt_redis_command(on_meta, r, "EVAL %s 1 %s %s", script_meta, key, minid) != REDIS_OK) {
+    char key[STORAGE_KEY_MAX];
+    storage_key(key, KEYS_MAM, iq->from->user->bare);
+    if (mamrun_metadata(iq->from->full, iq->st, key, min_kept()) < 0)
         redis_away(iq);
-        req_free(r);
-    }
     return MOD_HANDLED;
 }
 
@@ -1513,7 +925,7 @@ static int read_jids(const xml_node_t *l, hmap_t *set, long *count)
     for (const xml_node_t *j = l ? l->children : NULL; j; j = j->next) {
         if (!j->name || strcmp(j->name, "jid") != 0)
             continue;
-        char *t = text_of(j);
+        char *t = mamq_text(j);
         jid_t jid;
         char norm[JID_MAX + 1];
         int ok = jid_parse(&jid, t) == 0 && jid_full(&jid, norm, sizeof norm) >= 0;

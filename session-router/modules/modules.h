@@ -16,6 +16,7 @@ extern module_t mod_disco;
 extern module_t mod_extdisco;
 extern module_t mod_last;
 extern module_t mod_mam;
+extern module_t mod_muc;
 extern module_t mod_offline;
 extern module_t mod_pep;
 extern module_t mod_ping;
@@ -27,5 +28,8 @@ extern module_t mod_time;
 extern module_t mod_unregister;
 extern module_t mod_vcard;
 extern module_t mod_version;
+
+/* The configuration keys of muc_archive.c (the room archive side of mod_muc). */
+extern const config_key_t muc_archive_config_keys[];
 
 #endif

@@ -19,21 +19,27 @@ typedef struct {
  * is malformed. */
 int muc_history_parse(const xml_node_t *history, muc_history_req_t *out);
 
-/* Opens and closes the archive side (keys, limits: muc_history_* config keys). */
+/* Opens and closes the archive side (config keys muc_archive_expires_after,
+ * muc_archive_max_messages, muc_archive_max_page: declared in muc_archive_config_keys,
+ * which main.c registers). */
 void muc_archive_open(void);
 void muc_archive_close(void);
 
-/* A groupchat message the room `room` (bare JID) is about to reflect: stamps it with a
- * fresh XEP-0359 <stanza-id by='ROOM' id='...'/> (forged ones removed) and, when the room
- * keeps history or an archive (`archive`), queues it for storage. Synchronous; the write
- * completes later. The subject change is stored too (history replays the last subject
- * separately: muc_history_send's caller sends it). */
+/* A groupchat message the room `room` (bare JID) is about to reflect (from = room/nick):
+ * stamps it with a fresh XEP-0359 <stanza-id by='ROOM' id='...'/> (forged ones, by the
+ * room or by nobody, removed) and, with `archive` set, queues it for storage when it is
+ * worth keeping (a body, a subject, an encrypted payload, a correction...). History on join
+ * reads the same store, so pass archive = (cfg.archive || cfg.history_max > 0) for a room
+ * that gives history without advertising an archive. Synchronous; the write completes
+ * later. The subject change is stored too (history leaves it out: muc_history_send's caller
+ * sends the subject). */
 void muc_archive_add(const char *room, xml_node_t *msg, int archive);
 
-/* Sends the history `req` asks for (bounded by the room's history_max) to the occupant's
+/* Sends the history `req` asks for (bounded by history_max and 1000) to the occupant's
  * full JID `to`, each message wrapped as XEP-0045 7.2.15 says (<delay/> from the room),
  * then calls done(ud) (also when there is nothing or Redis failed), so the caller sends the
- * subject after it. */
+ * subject after it. done may be called before this returns (nothing to send); the
+ * messages go only while `to` still has a session. */
 void muc_history_send(const char *room, const char *to, const muc_history_req_t *req,
                       long history_max, void (*done)(void *ud), void *ud);
 
@@ -44,5 +50,89 @@ void muc_archive_query(session_t *from, const xml_node_t *st, const char *room);
 
 /* Forgets a room's history and archive (room destroyed). */
 void muc_archive_delete(const char *room);
+
+/* ---- mod_muc's own files (mod_muc.c: service, rooms, occupants, presence, messages;
+ * muc_admin.c: muc#admin, muc#owner, registration, persistence, account deletion). ---- */
+
+/* An occupant: one nickname in one room, held by one real bare JID, joined from one or
+ * more of its full JIDs (XEP-0045 section 7.2.9: several resources share a nickname). */
+typedef struct muc_occ {
+    char *nick, *bare;
+    char **full;
+    int nfull;
+    muc_role_t role;
+    xml_node_t *pres; /* the last presence it sent, cleaned (no MUC extensions) */
+    struct muc_occ *next; /* join order */
+} muc_occ_t;
+
+typedef struct muc_room {
+    char *jid; /* room@service */
+    muccfg_t cfg;
+    int locked;      /* created, not yet configured (section 10.1.1) */
+    hmap_t *aff;     /* bare JID -> (intptr_t)(affiliation + 2) */
+    hmap_t *regs;    /* bare JID -> registered nickname (section 7.10), malloc'd */
+    char *subject;   /* "" when none */
+    char *subject_by; /* the nickname that set it, "" when the room did */
+    muc_occ_t *occs;
+    int nocc;
+} muc_room_t;
+
+/* The service's limits and state shared by its files. */
+typedef struct {
+    char domain[1024];
+    hmap_t *rooms; /* room JID -> muc_room_t */
+    long max_rooms, max_rooms_per_user, max_occupants, max_history, max_nick;
+    int reg;       /* muc_register */
+    int loaded;    /* persistent rooms read from Redis */
+} muc_service_t;
+extern muc_service_t muc;
+
+muc_room_t *muc_room_find(const char *jid);
+muc_aff_t muc_room_aff(const muc_room_t *r, const char *bare);
+/* Sets an affiliation (AFF_NONE removes it). */
+void muc_room_set_aff(muc_room_t *r, const char *bare, muc_aff_t a);
+muc_occ_t *muc_occ_by_nick(const muc_room_t *r, const char *nick);
+muc_occ_t *muc_occ_by_full(const muc_room_t *r, const char *full);
+/* The bare JID a registered nickname belongs to in the room, or NULL. */
+const char *muc_reg_owner(const muc_room_t *r, const char *nick);
+
+/* Presence of `o` as `to` sees it (XEP-0045 section 7.2.3 ff.): type, status codes,
+ * <item/> with nick (303), reason, actor, a <destroy/> (copied). */
+typedef struct {
+    const char *type;
+    int codes[8], ncodes;
+    const char *newnick, *reason, *actor;
+    const xml_node_t *destroy;
+    muc_aff_t aff_override; /* with has_aff: the affiliation shown */
+    int has_aff;
+} muc_pres_opt_t;
+/* Sends `o`'s presence to every full JID of every occupant (110 added for o's own). */
+void muc_broadcast_presence(muc_room_t *r, muc_occ_t *o, const muc_pres_opt_t *opt);
+/* Takes an occupant out (unavailable presence with opt's codes to everyone, itself
+ * included), frees it; a temporary room left empty is destroyed. */
+void muc_occ_remove(muc_room_t *r, muc_occ_t *o, const muc_pres_opt_t *opt);
+/* Sends a stanza the room makes; a full JID that takes nothing is taken out later. */
+int muc_send(muc_room_t *r, xml_node_t *st);
+/* Destroys a room (occupants get `destroy` if given) and forgets its stored state. */
+void muc_room_destroy(muc_room_t *r, const xml_node_t *destroy);
+/* Destroys a temporary room with nobody in it. Returns 1 when it did. */
+int muc_room_gc(muc_room_t *r);
+/* The role an occupant has after its affiliation changed. */
+void muc_occ_apply_aff(muc_room_t *r, const char *bare, muc_aff_t a, const char *reason,
+                       const char *actor);
+
+/* muc_admin.c */
+void muc_admin_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
+void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
+void muc_register_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
+/* Writes a persistent room's state to Redis (or removes a temporary one's). */
+void muc_store_save(const muc_room_t *r);
+void muc_store_delete(const char *room);
+/* Reads the persistent rooms (at start, once Redis is up). */
+void muc_store_load(void);
+/* Account deletion (issue #14 point 5). */
+void muc_user_deleted(const char *bare);
+/* mod_muc.c: the occupant-id secret read from Redis (n >= 32 bytes). */
+void muc_set_secret(const unsigned char *s, size_t n);
 
 #endif

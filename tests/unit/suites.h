@@ -23,5 +23,7 @@ Suite *make_capsver_suite(void);
 Suite *make_pepcfg_suite(void);
 Suite *make_turnrest_suite(void);
 Suite *make_contactaddr_suite(void);
+Suite *make_muccfg_suite(void);
+Suite *make_mamq_suite(void);
 
 #endif

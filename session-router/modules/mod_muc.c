@@ -1,0 +1,1294 @@
+/* XEP-0045 multi-user chat on muc_domain (conference.DOMAIN by default): the service, its
+ * rooms and their occupants, presence, groupchat and private messages, subjects, nickname
+ * changes, invitations, XEP-0410 self-ping and XEP-0421 occupant ids. Administration,
+ * configuration, registration and storage are in muc_admin.c; history and the room
+ * archive in muc_archive.c (muc.h). Occupants live in the router's memory only: after a
+ * router restart clients find out with a self-ping (XEP-0410) and join again. */
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jid.h"
+#include "keys.h"
+#include "log.h"
+#include "module.h"
+#include "modules.h"
+#include "muc.h"
+#include "route.h"
+#include "service.h"
+#include "stanza.h"
+#include "storage.h"
+#include "util.h"
+
+#define NS_OCCUPANT_ID "urn:xmpp:occupant-id:0"
+#define NS_SELF_PING "http://jabber.org/protocol/muc#self-ping-optimization"
+#define NS_REGISTER "jabber:iq:register"
+#define NS_MAM "urn:xmpp:mam:2"
+#define MUC_SUBJECT_MAX 4096
+#define MUC_INVITES_MAX 8 /* invitations in one message */
+
+muc_service_t muc;
+
+/* The server secret occupant ids are made with (XEP-0421 section 4): random, replaced by
+ * the one kept in Redis once it is read so ids stay the same across restarts. */
+static unsigned char oid_secret[32];
+
+/* Full JIDs a stanza of the room's could not reach (XEP-0045 section 18.1): taken out
+ * once the current broadcast is over, so no list changes under a loop. */
+typedef struct ghost {
+    char *room, *full;
+    struct ghost *next;
+} ghost_t;
+static ghost_t *ghosts;
+static int flushing;
+
+/* How many rooms each full JID is in, so a session end that concerns no room costs one
+ * lookup. full JID -> (intptr_t) count. */
+static hmap_t *joined;
+
+static void joined_add(const char *full, int d)
+{
+    intptr_t n = (intptr_t)hmap_sget(joined, full) + d;
+    if (n <= 0)
+        hmap_sdel(joined, full);
+    else
+        hmap_sput(joined, full, (void *)n);
+}
+
+/* ---- lookups ---- */
+
+muc_room_t *muc_room_find(const char *jid)
+{
+    return hmap_sget(muc.rooms, jid);
+}
+
+muc_aff_t muc_room_aff(const muc_room_t *r, const char *bare)
+{
+    intptr_t v = (intptr_t)hmap_sget(r->aff, bare);
+    return v ? (muc_aff_t)(v - 2) : AFF_NONE;
+}
+
+void muc_room_set_aff(muc_room_t *r, const char *bare, muc_aff_t a)
+{
+    if (a == AFF_NONE)
+        hmap_sdel(r->aff, bare);
+    else
+        hmap_sput(r->aff, bare, (void *)(intptr_t)(a + 2));
+}
+
+muc_occ_t *muc_occ_by_nick(const muc_room_t *r, const char *nick)
+{
+    for (muc_occ_t *o = r->occs; o; o = o->next)
+        if (strcmp(o->nick, nick) == 0)
+            return o;
+    return NULL;
+}
+
+muc_occ_t *muc_occ_by_full(const muc_room_t *r, const char *full)
+{
+    for (muc_occ_t *o = r->occs; o; o = o->next)
+        for (int i = 0; i < o->nfull; i++)
+            if (strcmp(o->full[i], full) == 0)
+                return o;
+    return NULL;
+}
+
+const char *muc_reg_owner(const muc_room_t *r, const char *nick)
+{
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(r->regs, &pos, &k, &kl, &v))
+        if (strcmp(v, nick) == 0)
+            return k; /* keys are stored NUL-terminated: hmap_sput copies strlen bytes */
+    return NULL;
+}
+
+/* ---- building stanzas ---- */
+
+static char *occ_jid(const muc_room_t *r, const char *nick)
+{
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "%s/%s", r->jid, nick);
+    return b.data;
+}
+
+/* XEP-0421: a stable id per real bare JID per room, not revealing it: HMAC-SHA-256 of
+ * room and bare JID under the server secret, base64url of the first 18 bytes. */
+static void occupant_id(const muc_room_t *r, const char *bare, char out[32])
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    buf_t in = BUF_INIT;
+    buf_append_str(&in, r->jid);
+    buf_append(&in, "", 1);
+    buf_append_str(&in, bare);
+    unsigned char mac[32];
+    unsigned int ml = sizeof mac;
+    HMAC(EVP_sha256(), oid_secret, sizeof oid_secret, (const unsigned char *)in.data, in.len,
+         mac, &ml);
+    buf_free(&in);
+    int o = 0;
+    for (int i = 0; i < 18; i += 3) {
+        uint32_t v = (uint32_t)mac[i] << 16 | (uint32_t)mac[i + 1] << 8 | mac[i + 2];
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = b64[v >> 6 & 63];
+        out[o++] = b64[v & 63];
+    }
+    out[o] = '\0';
+}
+
+/* Removes every child `name` in `ns` (forged occupant ids, a client's muc#user, ...). */
+static void strip_children(xml_node_t *st, const char *name, const char *ns)
+{
+    xml_node_t *c;
+    while ((c = xml_node_child(st, name, ns))) {
+        xml_node_remove_child(st, c);
+        xml_node_free(&c);
+    }
+}
+
+static void add_occupant_id(const muc_room_t *r, xml_node_t *st, const char *bare)
+{
+    char id[32];
+    occupant_id(r, bare, id);
+    strip_children(st, "occupant-id", NS_OCCUPANT_ID);
+    xml_node_set_attr(xml_node_new_child(st, "occupant-id", NS_OCCUPANT_ID), "id", id);
+}
+
+static void add_status(xml_node_t *x, int code)
+{
+    char c[8];
+    snprintf(c, sizeof c, "%d", code);
+    xml_node_set_attr(xml_node_new_child(x, "status", NS_MUC_USER), "code", c);
+}
+
+static void add_text_child(xml_node_t *parent, const char *name, const char *ns,
+                           const char *text)
+{
+    xml_node_t *c = xml_node_new_child(parent, name, ns);
+    if (text && *text)
+        xml_node_add_text(c, text, strlen(text));
+}
+
+/* Real JIDs go to moderators, or to everyone in a non-anonymous room (section 7.2.3,
+ * 7.2.4). */
+static int sees_jids(const muc_room_t *r, const muc_occ_t *viewer)
+{
+    return r->cfg.whois == WHO_ANYONE || (viewer && viewer->role == ROLE_MODERATOR);
+}
+
+/* The presence of `o` for the occupant `viewer` at its full JID `to`. */
+static xml_node_t *presence_for(const muc_room_t *r, const muc_occ_t *o,
+                                const muc_occ_t *viewer, const char *to, const char *ofull,
+                                const muc_pres_opt_t *opt)
+{
+    xml_node_t *p;
+    const char *ptype = o->pres ? xml_node_attr(o->pres, "type") : NULL;
+    /* The occupant's own presence, or its unavailable one (status text, 7.14) when it
+     * left; a presence the room makes up otherwise. */
+    if (o->pres && (opt && opt->type ? ptype && strcmp(ptype, opt->type) == 0 : !ptype))
+        p = xml_node_copy(o->pres);
+    else
+        p = xml_node_new("presence", XML_NS_CLIENT);
+    char *from = occ_jid(r, o->nick);
+    xml_node_set_attr(p, "from", from);
+    free(from);
+    xml_node_set_attr(p, "to", to);
+    xml_node_set_attr(p, "id", NULL);
+    if (opt && opt->type)
+        xml_node_set_attr(p, "type", opt->type);
+    xml_node_t *x = xml_node_new_child(p, "x", NS_MUC_USER);
+    xml_node_t *item = xml_node_new_child(x, "item", NS_MUC_USER);
+    muc_aff_t a = opt && opt->has_aff ? opt->aff_override : muc_room_aff(r, o->bare);
+    xml_node_set_attr(item, "affiliation", muccfg_aff_name(a));
+    xml_node_set_attr(item, "role", muccfg_role_name(opt && opt->type && !opt->newnick
+                                                         ? ROLE_NONE : o->role));
+    if (sees_jids(r, viewer))
+        xml_node_set_attr(item, "jid", ofull ? ofull : o->full[0]);
+    if (opt && opt->newnick)
+        xml_node_set_attr(item, "nick", opt->newnick);
+    if (opt && opt->actor)
+        xml_node_set_attr(xml_node_new_child(item, "actor", NS_MUC_USER), "nick", opt->actor);
+    if (opt && opt->reason)
+        add_text_child(item, "reason", NS_MUC_USER, opt->reason);
+    if (opt && opt->destroy)
+        xml_node_add_child(x, xml_node_copy(opt->destroy));
+    /* Section 7.2.3 ff.: 110 marks the occupant's own presence; in a non-anonymous room
+     * 100 tells it everyone sees its JID. */
+    if (viewer == o) {
+        add_status(x, 110);
+        if (!(opt && opt->type) && r->cfg.whois == WHO_ANYONE)
+            add_status(x, 100);
+    }
+    for (int i = 0; opt && i < opt->ncodes; i++)
+        add_status(x, opt->codes[i]);
+    add_occupant_id(r, p, o->bare);
+    return p;
+}
+
+int muc_send(muc_room_t *r, xml_node_t *st)
+{
+    int rc = route_service_stanza(st);
+    const char *to = xml_node_attr(st, "to");
+    if (rc < 0 && r && to && strchr(to, '/')) {
+        ghost_t *g = xcalloc(1, sizeof *g);
+        g->room = xstrdup(r->jid);
+        g->full = xstrdup(to);
+        g->next = ghosts;
+        ghosts = g;
+    }
+    return rc;
+}
+
+void muc_broadcast_presence(muc_room_t *r, muc_occ_t *o, const muc_pres_opt_t *opt)
+{
+    for (muc_occ_t *v = r->occs; v; v = v->next) {
+        /* Visitors' presence goes to moderators only unless presencebroadcast says so
+         * (muc#roomconfig_presencebroadcast). */
+        if (v != o && o->role == ROLE_VISITOR && !r->cfg.presence_visitors &&
+            v->role != ROLE_MODERATOR && !(opt && opt->type))
+            continue;
+        for (int i = 0; i < v->nfull; i++) {
+            xml_node_t *p = presence_for(r, o, v, v->full[i], NULL, opt);
+            muc_send(r, p);
+            xml_node_free(&p);
+        }
+    }
+}
+
+/* Sends `o`'s unavailable presence to the full JIDs of `o` and of everyone else. */
+static void occ_free(muc_occ_t **op)
+{
+    muc_occ_t *o = *op;
+    if (!o)
+        return;
+    for (int i = 0; i < o->nfull; i++) {
+        joined_add(o->full[i], -1);
+        free(o->full[i]);
+    }
+    free(o->full);
+    free(o->nick);
+    free(o->bare);
+    xml_node_free(&o->pres);
+    free(o);
+    *op = NULL;
+}
+
+static void occ_unlink(muc_room_t *r, muc_occ_t *o)
+{
+    for (muc_occ_t **pp = &r->occs; *pp; pp = &(*pp)->next)
+        if (*pp == o) {
+            *pp = o->next;
+            r->nocc--;
+            return;
+        }
+}
+
+void muc_occ_remove(muc_room_t *r, muc_occ_t *o, const muc_pres_opt_t *opt)
+{
+    muc_pres_opt_t def = {.type = "unavailable"};
+    if (!opt)
+        opt = &def;
+    /* Everyone, the occupant included (110 with its own), hears it is gone. */
+    muc_broadcast_presence(r, o, opt);
+    occ_unlink(r, o);
+    occ_free(&o);
+    muc_room_gc(r);
+}
+
+static void room_free(muc_room_t **rp)
+{
+    muc_room_t *r = *rp;
+    if (!r)
+        return;
+    while (r->occs) {
+        muc_occ_t *o = r->occs;
+        r->occs = o->next;
+        occ_free(&o);
+    }
+    hmap_destroy(&r->aff);
+    hmap_destroy_all(&r->regs, free);
+    free(r->subject);
+    free(r->subject_by);
+    free(r->jid);
+    free(r);
+    *rp = NULL;
+}
+
+void muc_room_destroy(muc_room_t *r, const xml_node_t *destroy)
+{
+    /* Section 10.9: every occupant gets unavailable presence with the <destroy/>. */
+    muc_pres_opt_t opt = {.type = "unavailable", .destroy = destroy, .has_aff = 1,
+                          .aff_override = AFF_NONE};
+    for (muc_occ_t *o = r->occs; o; o = o->next)
+        for (int i = 0; i < o->nfull; i++) {
+            xml_node_t *p = presence_for(r, o, o, o->full[i], NULL, &opt);
+            muc_send(r, p);
+            xml_node_free(&p);
+        }
+    if (r->cfg.persistent)
+        muc_store_delete(r->jid);
+    muc_archive_delete(r->jid);
+    hmap_sdel(muc.rooms, r->jid);
+    room_free(&r);
+}
+
+int muc_room_gc(muc_room_t *r)
+{
+    if (r->occs || r->cfg.persistent)
+        return 0;
+    /* A temporary room goes when its last occupant leaves (section 10.1.1 / 15.5.3). */
+    hmap_sdel(muc.rooms, r->jid);
+    muc_archive_delete(r->jid);
+    room_free(&r);
+    return 1;
+}
+
+/* Takes the collected unreachable full JIDs out of their rooms. */
+static void ghosts_flush(void)
+{
+    if (flushing)
+        return;
+    flushing = 1;
+    for (int rounds = 0; ghosts && rounds < 64; rounds++) {
+        ghost_t *g = ghosts;
+        ghosts = g->next;
+        muc_room_t *r = muc_room_find(g->room);
+        muc_occ_t *o = r ? muc_occ_by_full(r, g->full) : NULL;
+        if (o) {
+            log_debug("muc: %s unreachable, out of %s", g->full, g->room);
+            if (o->nfull > 1) {
+                for (int i = 0; i < o->nfull; i++)
+                    if (strcmp(o->full[i], g->full) == 0) {
+                        joined_add(o->full[i], -1);
+                        free(o->full[i]);
+                        o->full[i] = o->full[--o->nfull];
+                        break;
+                    }
+            } else {
+                muc_pres_opt_t opt = {.type = "unavailable"};
+                muc_occ_remove(r, o, &opt);
+            }
+        }
+        free(g->room);
+        free(g->full);
+        free(g);
+    }
+    while (ghosts) { /* a storm past the bound: forget the rest */
+        ghost_t *g = ghosts;
+        ghosts = g->next;
+        free(g->room);
+        free(g->full);
+        free(g);
+    }
+    flushing = 0;
+}
+
+/* ---- errors ---- */
+
+static void reply_error(session_t *from, const xml_node_t *st, const char *etype,
+                        const char *cond)
+{
+    const char *type = xml_node_attr(st, "type");
+    if (type && strcmp(type, "error") == 0)
+        return;
+    session_reply_error(from, st, etype, cond);
+}
+
+/* ---- presence: join, update, nickname change, leave ---- */
+
+/* A nickname as the occupant's resource: resourceprep'd already by the frontend (the 'to'
+ * arrives prepared); bounded by muc_max_nick. */
+static int nick_ok(const char *nick)
+{
+    char prepped[JID_PART_MAX + 1];
+    size_t n = strlen(nick);
+    return n > 0 && (long)n <= muc.max_nick && jid_prep_resource(prepped, nick) == 0 &&
+           strcmp(prepped, nick) == 0;
+}
+
+/* The presence a client sent, cleaned of what only the room may say. */
+static xml_node_t *clean_presence(const xml_node_t *st)
+{
+    xml_node_t *p = xml_node_copy(st);
+    strip_children(p, "x", NS_MUC);
+    strip_children(p, "x", NS_MUC_USER);
+    strip_children(p, "occupant-id", NS_OCCUPANT_ID);
+    xml_node_set_attr(p, "to", NULL);
+    xml_node_set_attr(p, "from", NULL);
+    xml_node_set_attr(p, "id", NULL);
+    return p;
+}
+
+static long count_owned(const char *bare)
+{
+    long n = 0;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(muc.rooms, &pos, &k, &kl, &v))
+        if (muc_room_aff(v, bare) == AFF_OWNER)
+            n++;
+    return n;
+}
+
+static muc_room_t *room_new(const char *jid)
+{
+    muc_room_t *r = xcalloc(1, sizeof *r);
+    r->jid = xstrdup(jid);
+    muccfg_default(&r->cfg, muc.max_history);
+    r->aff = hmap_new();
+    r->regs = hmap_new();
+    r->subject = xstrdup("");
+    r->subject_by = xstrdup("");
+    hmap_sput(muc.rooms, jid, r);
+    return r;
+}
+
+typedef struct {
+    char *room, *full;
+} subject_wait_t;
+
+static void send_subject(muc_room_t *r, const char *to)
+{
+    /* Section 7.2.15: the subject comes last, after the history, even when empty. */
+    xml_node_t *m = xml_node_new("message", XML_NS_CLIENT);
+    char *from = *r->subject_by ? occ_jid(r, r->subject_by) : xstrdup(r->jid);
+    xml_node_set_attr(m, "from", from);
+    free(from);
+    xml_node_set_attr(m, "to", to);
+    xml_node_set_attr(m, "type", "groupchat");
+    char id[32];
+    snprintf(id, sizeof id, "subj-%llx", (unsigned long long)now_ms());
+    xml_node_set_attr(m, "id", id);
+    add_text_child(m, "subject", XML_NS_CLIENT, r->subject);
+    muc_send(r, m);
+    xml_node_free(&m);
+}
+
+static void history_done(void *ud)
+{
+    subject_wait_t *w = ud;
+    muc_room_t *r = muc_room_find(w->room);
+    if (r && muc_occ_by_full(r, w->full)) {
+        send_subject(r, w->full);
+        ghosts_flush();
+    }
+    free(w->room);
+    free(w->full);
+    free(w);
+}
+
+/* What a new full JID sees on entering: everyone's presence, its own (110 ...), history,
+ * subject (section 7.2.3, 7.2.15, 7.2.16). */
+static void welcome(muc_room_t *r, muc_occ_t *o, const char *full, const xml_node_t *mucx,
+                    int created)
+{
+    for (muc_occ_t *v = r->occs; v; v = v->next) {
+        if (v == o)
+            continue;
+        if (v->role == ROLE_VISITOR && !r->cfg.presence_visitors && o->role != ROLE_MODERATOR)
+            continue;
+        xml_node_t *p = presence_for(r, v, o, full, NULL, NULL);
+        muc_send(r, p);
+        xml_node_free(&p);
+    }
+    muc_pres_opt_t opt = {0};
+    if (r->cfg.archive)
+        opt.codes[opt.ncodes++] = 170;
+    if (created)
+        opt.codes[opt.ncodes++] = 201;
+    xml_node_t *p = presence_for(r, o, o, full, full, &opt);
+    muc_send(r, p);
+    xml_node_free(&p);
+    muc_history_req_t req;
+    if (muc_history_parse(mucx ? xml_node_child(mucx, "history", NS_MUC) : NULL, &req) < 0)
+        muc_history_parse(NULL, &req);
+    subject_wait_t *w = xcalloc(1, sizeof *w);
+    w->room = xstrdup(r->jid);
+    w->full = xstrdup(full);
+    long hmax = r->cfg.history_max;
+    if (hmax > muc.max_history)
+        hmax = muc.max_history;
+    muc_history_send(r->jid, full, &req, hmax, history_done, w);
+}
+
+static void occ_add_full(muc_occ_t *o, const char *full)
+{
+    o->full = xrealloc(o->full, (size_t)(o->nfull + 1) * sizeof *o->full);
+    o->full[o->nfull++] = xstrdup(full);
+    joined_add(full, 1);
+}
+
+static void join(session_t *from, xml_node_t *st, const char *room, const char *nick,
+                 muc_room_t *r)
+{
+    const char *bare = from->user->bare;
+    xml_node_t *mucx = xml_node_child(st, "x", NS_MUC);
+    int created = 0;
+    if (!nick_ok(nick)) {
+        reply_error(from, st, "modify", "jid-malformed");
+        return;
+    }
+    if (!r) {
+        if (!muc.loaded) {
+            reply_error(from, st, "wait", "resource-constraint");
+            return;
+        }
+        /* Limits on rooms in all and per creator (muc_max_rooms, muc_max_rooms_per_user). */
+        if ((long)hmap_count(muc.rooms) >= muc.max_rooms ||
+            count_owned(bare) >= muc.max_rooms_per_user) {
+            reply_error(from, st, "wait", "resource-constraint");
+            return;
+        }
+        r = room_new(room);
+        muc_room_set_aff(r, bare, AFF_OWNER);
+        /* Section 10.1.1: a new room is locked until its owner configures it or accepts
+         * the defaults (instant room, 10.1.2). */
+        r->locked = 1;
+        created = 1;
+    }
+    muc_aff_t a = muc_room_aff(r, bare);
+    /* Section 7.2.9 / 7.2.8 / 7.2.7 / 7.2.6 / 7.2.10, in the XEP's order of checks. */
+    if (r->locked && a != AFF_OWNER) {
+        reply_error(from, st, "cancel", "item-not-found");
+        return;
+    }
+    if (a == AFF_OUTCAST) {
+        reply_error(from, st, "auth", "forbidden");
+        return;
+    }
+    if (r->cfg.members_only && a < AFF_MEMBER) {
+        reply_error(from, st, "auth", "registration-required");
+        return;
+    }
+    muc_occ_t *o = muc_occ_by_nick(r, nick);
+    const char *holder = muc_reg_owner(r, nick);
+    if ((o && strcmp(o->bare, bare) != 0) || (holder && strcmp(holder, bare) != 0)) {
+        reply_error(from, st, "cancel", "conflict");
+        return;
+    }
+    if (r->cfg.password_protected && a < AFF_OWNER) {
+        xml_node_t *pw = mucx ? xml_node_child(mucx, "password", NS_MUC) : NULL;
+        char *given = pw ? xml_node_text(pw) : xstrdup("");
+        int ok = strcmp(given, r->cfg.password) == 0;
+        free(given);
+        if (!ok) {
+            reply_error(from, st, "auth", "not-authorized");
+            return;
+        }
+    }
+    long max = muc.max_occupants;
+    if (r->cfg.max_users > 0 && r->cfg.max_users < max)
+        max = r->cfg.max_users;
+    if (!o && r->nocc >= max && a < AFF_ADMIN) {
+        reply_error(from, st, "wait", "service-unavailable");
+        return;
+    }
+    if (o) {
+        /* One more resource of the occupant (7.2.9 allows one nickname per bare JID): it
+         * gets the room's state; the others see nothing new. */
+        occ_add_full(o, from->full);
+        welcome(r, o, from->full, mucx, 0);
+        return;
+    }
+    o = xcalloc(1, sizeof *o);
+    o->nick = xstrdup(nick);
+    o->bare = xstrdup(bare);
+    o->role = muccfg_default_role(&r->cfg, a);
+    if (o->role == ROLE_NONE)
+        o->role = ROLE_PARTICIPANT;
+    o->pres = clean_presence(st);
+    occ_add_full(o, from->full);
+    /* Join order: the new occupant goes last, so everyone's presence reaches it in the
+     * order they came. */
+    muc_occ_t **tail = &r->occs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = o;
+    r->nocc++;
+    /* Everyone else hears of the newcomer before it gets the list (7.2.3). */
+    for (muc_occ_t *v = r->occs; v; v = v->next) {
+        if (v == o)
+            continue;
+        if (o->role == ROLE_VISITOR && !r->cfg.presence_visitors && v->role != ROLE_MODERATOR)
+            continue;
+        for (int i = 0; i < v->nfull; i++) {
+            xml_node_t *p = presence_for(r, o, v, v->full[i], NULL, NULL);
+            muc_send(r, p);
+            xml_node_free(&p);
+        }
+    }
+    welcome(r, o, from->full, mucx, created);
+}
+
+/* Section 7.6: the occupant takes another nickname: unavailable with 303 and the new
+ * nick, then available under it. */
+static void change_nick(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+                        const char *nick)
+{
+    if (!nick_ok(nick)) {
+        reply_error(from, st, "modify", "jid-malformed");
+        return;
+    }
+    muc_occ_t *other = muc_occ_by_nick(r, nick);
+    const char *holder = muc_reg_owner(r, nick);
+    if (other || (holder && strcmp(holder, o->bare) != 0)) {
+        reply_error(from, st, "cancel", "conflict");
+        return;
+    }
+    muc_pres_opt_t gone = {.type = "unavailable", .newnick = nick, .codes = {303}, .ncodes = 1};
+    muc_broadcast_presence(r, o, &gone);
+    free(o->nick);
+    o->nick = xstrdup(nick);
+    xml_node_free(&o->pres);
+    o->pres = clean_presence(st);
+    muc_broadcast_presence(r, o, NULL);
+}
+
+/* The full JID leaves (unavailable presence to the room, or its session ended). */
+static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_node_t *st,
+                       int tell_self)
+{
+    if (o->nfull > 1) {
+        for (int i = 0; i < o->nfull; i++)
+            if (strcmp(o->full[i], full) == 0) {
+                if (tell_self) {
+                    muc_pres_opt_t opt = {.type = "unavailable"};
+                    xml_node_t *p = presence_for(r, o, o, full, full, &opt);
+                    muc_send(r, p);
+                    xml_node_free(&p);
+                }
+                joined_add(o->full[i], -1);
+                free(o->full[i]);
+                o->full[i] = o->full[--o->nfull];
+                return;
+            }
+        return;
+    }
+    if (st) {
+        xml_node_free(&o->pres);
+        o->pres = clean_presence(st);
+    }
+    muc_pres_opt_t opt = {.type = "unavailable"};
+    if (!tell_self) {
+        /* The session is gone: only the others hear of it. */
+        for (muc_occ_t *v = r->occs; v; v = v->next)
+            for (int i = 0; v != o && i < v->nfull; i++) {
+                xml_node_t *p = presence_for(r, o, v, v->full[i], NULL, &opt);
+                muc_send(r, p);
+                xml_node_free(&p);
+            }
+        occ_unlink(r, o);
+        occ_free(&o);
+        muc_room_gc(r);
+        return;
+    }
+    /* The status text of an unavailable presence goes with it (section 7.14). */
+    muc_occ_remove(r, o, &opt);
+}
+
+static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
+                             const char *nick)
+{
+    const char *type = xml_node_attr(st, "type");
+    muc_room_t *r = muc_room_find(room);
+    muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
+    if (type && strcmp(type, "error") == 0) {
+        /* Section 18.1: an error from an occupant's client takes it out. */
+        if (o)
+            leave_full(r, o, from->full, NULL, 0);
+        return;
+    }
+    if (type && strcmp(type, "unavailable") == 0) {
+        if (o)
+            leave_full(r, o, from->full, st, 1);
+        return;
+    }
+    if (type) { /* subscriptions and probes mean nothing to a room */
+        if (strcmp(type, "probe") != 0 && strcmp(type, "subscribe") != 0 &&
+            strcmp(type, "unsubscribe") != 0 && strcmp(type, "subscribed") != 0 &&
+            strcmp(type, "unsubscribed") != 0)
+            reply_error(from, st, "modify", "bad-request");
+        return;
+    }
+    if (!*nick) {
+        /* Section 7.2.1: joining needs a nickname. */
+        reply_error(from, st, "modify", "jid-malformed");
+        return;
+    }
+    if (!o) {
+        join(from, st, room, nick, r);
+        return;
+    }
+    if (strcmp(o->nick, nick) != 0) {
+        change_nick(from, st, r, o, nick);
+        return;
+    }
+    /* Section 7.7: a presence update goes to everyone. */
+    xml_node_free(&o->pres);
+    o->pres = clean_presence(st);
+    muc_broadcast_presence(r, o, NULL);
+}
+
+/* ---- messages ---- */
+
+static void groupchat(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o)
+{
+    xml_node_t *subj = xml_node_child(st, "subject", NULL);
+    xml_node_t *body = xml_node_child(st, "body", NULL);
+    /* Section 7.4: a visitor of a moderated room has no voice. */
+    if (o->role < ROLE_PARTICIPANT) {
+        reply_error(from, st, "auth", "forbidden");
+        return;
+    }
+    if (subj && !body) {
+        /* Section 8.1: subject changes by moderators, or by participants where the room
+         * lets them (muc#roomconfig_changesubject). */
+        if (o->role != ROLE_MODERATOR && !r->cfg.change_subject) {
+            reply_error(from, st, "auth", "forbidden");
+            return;
+        }
+        char *text = xml_node_text(subj);
+        if (strlen(text) > MUC_SUBJECT_MAX) {
+            free(text);
+            reply_error(from, st, "modify", "not-acceptable");
+            return;
+        }
+        free(r->subject);
+        r->subject = text;
+        free(r->subject_by);
+        r->subject_by = xstrdup(o->nick);
+        if (r->cfg.persistent)
+            muc_store_save(r);
+    }
+    xml_node_t *m = xml_node_copy(st);
+    char *nfrom = occ_jid(r, o->nick);
+    xml_node_set_attr(m, "from", nfrom);
+    free(nfrom);
+    add_occupant_id(r, m, o->bare);
+    /* XEP-0359: the room stamps its stanza-id (forged ones go) and stores the message. */
+    muc_archive_add(r->jid, m, r->cfg.archive);
+    for (muc_occ_t *v = r->occs; v; v = v->next)
+        for (int i = 0; i < v->nfull; i++) {
+            xml_node_set_attr(m, "to", v->full[i]);
+            muc_send(r, m);
+        }
+    xml_node_free(&m);
+}
+
+/* Section 7.5: a private message to one occupant, to every full JID of it. */
+static void private_message(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+                            const char *nick)
+{
+    muc_occ_t *t = muc_occ_by_nick(r, nick);
+    if (!t) {
+        reply_error(from, st, "cancel", "item-not-found");
+        return;
+    }
+    int ok = r->cfg.allow_pm == WHO_ANYONE ||
+             (r->cfg.allow_pm == WHO_PARTICIPANTS && o->role >= ROLE_PARTICIPANT) ||
+             (r->cfg.allow_pm == WHO_MODERATORS && o->role == ROLE_MODERATOR);
+    if (!ok) {
+        reply_error(from, st, "cancel", "not-acceptable");
+        return;
+    }
+    xml_node_t *m = xml_node_copy(st);
+    char *nfrom = occ_jid(r, o->nick);
+    xml_node_set_attr(m, "from", nfrom);
+    free(nfrom);
+    strip_children(m, "x", NS_MUC_USER);
+    xml_node_new_child(m, "x", NS_MUC_USER);
+    add_occupant_id(r, m, o->bare);
+    for (int i = 0; i < t->nfull; i++) {
+        xml_node_set_attr(m, "to", t->full[i]);
+        muc_send(r, m);
+    }
+    xml_node_free(&m);
+}
+
+static int jid_bare_of(const char *s, char *out, size_t n)
+{
+    jid_t j;
+    if (!s || jid_parse(&j, s) < 0)
+        return -1;
+    return jid_bare(&j, out, n) < 0 ? -1 : 0;
+}
+
+/* Section 7.8.2: mediated invitations, and 7.8.3 declines, passed on by the room. */
+static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+                        xml_node_t *x)
+{
+    int n = 0;
+    for (xml_node_t *c = x->children; c; c = c->next) {
+        if (!c->name || !c->ns || strcmp(c->ns, NS_MUC_USER) != 0)
+            continue;
+        int invite = strcmp(c->name, "invite") == 0;
+        if (!invite && strcmp(c->name, "decline") != 0)
+            continue;
+        if (++n > MUC_INVITES_MAX)
+            break;
+        char to[JID_MAX + 1];
+        jid_t tj;
+        if (!xml_node_attr(c, "to") || jid_parse(&tj, xml_node_attr(c, "to")) < 0 ||
+            jid_full(&tj, to, sizeof to) < 0) {
+            reply_error(from, st, "modify", "jid-malformed");
+            return;
+        }
+        xml_node_t *reason = xml_node_child(c, "reason", NS_MUC_USER);
+        xml_node_t *m = xml_node_new("message", XML_NS_CLIENT);
+        xml_node_set_attr(m, "from", r->jid);
+        xml_node_set_attr(m, "to", to);
+        const char *id = xml_node_attr(st, "id");
+        if (id)
+            xml_node_set_attr(m, "id", id);
+        xml_node_t *ox = xml_node_new_child(m, "x", NS_MUC_USER);
+        xml_node_t *el = xml_node_new_child(ox, invite ? "invite" : "decline", NS_MUC_USER);
+        xml_node_set_attr(el, "from", from->user->bare);
+        if (reason)
+            xml_node_add_child(el, xml_node_copy(reason));
+        if (invite) {
+            if (!o) {
+                xml_node_free(&m);
+                reply_error(from, st, "cancel", "not-acceptable");
+                return;
+            }
+            muc_aff_t a = muc_room_aff(r, o->bare);
+            if (r->cfg.members_only && !r->cfg.allow_invites && a < AFF_ADMIN) {
+                xml_node_free(&m);
+                reply_error(from, st, "auth", "forbidden");
+                return;
+            }
+            char tb[JID_MAX + 1];
+            /* A members-only room lets the invitee in (7.8.2: the service MAY add it to
+             * the member list). */
+            if (r->cfg.members_only && jid_bare_of(to, tb, sizeof tb) == 0 &&
+                muc_room_aff(r, tb) == AFF_NONE) {
+                muc_room_set_aff(r, tb, AFF_MEMBER);
+                if (r->cfg.persistent)
+                    muc_store_save(r);
+            }
+            if (r->cfg.password_protected)
+                add_text_child(ox, "password", NS_MUC_USER, r->cfg.password);
+            buf_t body = BUF_INIT;
+            buf_printf(&body, "%s invites you to the room %s", from->user->bare, r->jid);
+            xml_node_add_text(xml_node_new_child(m, "body", XML_NS_CLIENT), body.data,
+                              body.len);
+            buf_free(&body);
+        }
+        route_service_stanza(m);
+        xml_node_free(&m);
+    }
+}
+
+static void on_room_message(session_t *from, xml_node_t *st, const char *room,
+                            const char *nick)
+{
+    const char *type = xml_node_attr(st, "type");
+    muc_room_t *r = muc_room_find(room);
+    muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
+    if (type && strcmp(type, "error") == 0) {
+        /* Section 18.1: an error from an occupant's client takes that client out. */
+        if (o)
+            leave_full(r, o, from->full, NULL, 0);
+        return;
+    }
+    if (!r || (r->locked && !o)) {
+        reply_error(from, st, "cancel", "item-not-found");
+        return;
+    }
+    xml_node_t *x = xml_node_child(st, "x", NS_MUC_USER);
+    if (!*nick && x && (xml_node_child(x, "invite", NS_MUC_USER) ||
+                        xml_node_child(x, "decline", NS_MUC_USER))) {
+        invitations(from, st, r, o, x);
+        return;
+    }
+    if (!o) {
+        /* Section 7.4 / 7.5: only occupants talk in the room. */
+        reply_error(from, st, "modify", "not-acceptable");
+        return;
+    }
+    if (!*nick) {
+        if (type && strcmp(type, "groupchat") == 0)
+            groupchat(from, st, r, o);
+        else
+            reply_error(from, st, "modify", "bad-request");
+        return;
+    }
+    if (type && strcmp(type, "groupchat") == 0) {
+        /* Section 7.5: a groupchat message to one occupant is refused. */
+        reply_error(from, st, "modify", "bad-request");
+        return;
+    }
+    private_message(from, st, r, o, nick);
+}
+
+/* ---- iq ---- */
+
+static void disco_service(session_t *from, xml_node_t *st, int info)
+{
+    xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
+    if (xml_node_child(st, "query", NULL) && xml_node_attr(xml_node_child(st, "query", NULL),
+                                                           "node")) {
+        xml_node_free(&q);
+        reply_error(from, st, "cancel", "item-not-found");
+        return;
+    }
+    if (info) {
+        xml_node_t *id = xml_node_new_child(q, "identity", NULL);
+        xml_node_set_attr(id, "category", "conference");
+        xml_node_set_attr(id, "type", "text");
+        xml_node_set_attr(id, "name", "Chatrooms");
+        static const char *feats[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING,
+                                      NS_OCCUPANT_ID, "urn:xmpp:sid:0", NULL};
+        for (int i = 0; feats[i]; i++)
+            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
+        if (muc.reg)
+            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", NS_REGISTER);
+    } else {
+        /* Section 6.3: public rooms only (locked ones are not there yet). */
+        size_t pos = 0, kl;
+        const void *k;
+        void *v;
+        while (hmap_next(muc.rooms, &pos, &k, &kl, &v)) {
+            muc_room_t *r = v;
+            if (!r->cfg.public_ || r->locked)
+                continue;
+            xml_node_t *it = xml_node_new_child(q, "item", NULL);
+            xml_node_set_attr(it, "jid", r->jid);
+            if (*r->cfg.name)
+                xml_node_set_attr(it, "name", r->cfg.name);
+        }
+    }
+    session_reply_result(from, st, q);
+}
+
+static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
+{
+    xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
+    if (info) {
+        xml_node_t *id = xml_node_new_child(q, "identity", NULL);
+        xml_node_set_attr(id, "category", "conference");
+        xml_node_set_attr(id, "type", "text");
+        xml_node_set_attr(id, "name", *r->cfg.name ? r->cfg.name : r->jid);
+        /* muccfg_disco adds NS_MUC, the muc_* features, stanza-id and the archive. */
+        static const char *feats[] = {NS_DISCO_INFO, NS_SELF_PING, NS_OCCUPANT_ID, NULL};
+        for (int i = 0; feats[i]; i++)
+            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
+        if (muc.reg)
+            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", NS_REGISTER);
+        muccfg_disco(&r->cfg, q, r->nocc, r->subject);
+    }
+    /* disco#items: section 6.5 lets a room keep its occupants to itself. */
+    session_reply_result(from, st, q);
+}
+
+static void on_room_iq(session_t *from, xml_node_t *st, const char *room, const char *nick,
+                       int set)
+{
+    muc_room_t *r = muc_room_find(room);
+    xml_node_t *q = xml_node_first_element(st);
+    if (!q || !q->ns) {
+        reply_error(from, st, "modify", "bad-request");
+        return;
+    }
+    if (!r || (r->locked && muc_room_aff(r, from->user->bare) != AFF_OWNER)) {
+        reply_error(from, st, "cancel", "item-not-found");
+        return;
+    }
+    muc_occ_t *o = muc_occ_by_full(r, from->full);
+    if (*nick) {
+        /* XEP-0410: a client asks whether it is still joined. */
+        if (!o) {
+            reply_error(from, st, "modify", "not-acceptable");
+            return;
+        }
+        if (!set && strcmp(q->ns, NS_PING) == 0 && strcmp(o->nick, nick) == 0) {
+            session_reply_result(from, st, NULL);
+            return;
+        }
+        if (!muc_occ_by_nick(r, nick)) {
+            reply_error(from, st, "cancel", "item-not-found");
+            return;
+        }
+        /* Queries to other occupants are not passed on (section 7.? allows refusing). */
+        reply_error(from, st, "cancel", "service-unavailable");
+        return;
+    }
+    if (!set && strcmp(q->ns, NS_DISCO_INFO) == 0 && strcmp(q->name, "query") == 0) {
+        disco_room(from, st, r, 1);
+    } else if (!set && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && strcmp(q->name, "query") == 0) {
+        disco_room(from, st, r, 0);
+    } else if (!set && strcmp(q->ns, NS_PING) == 0) {
+        session_reply_result(from, st, NULL);
+    } else if (strcmp(q->ns, NS_MUC_ADMIN) == 0 && strcmp(q->name, "query") == 0) {
+        muc_admin_iq(from, st, r, q);
+    } else if (strcmp(q->ns, NS_MUC_OWNER) == 0 && strcmp(q->name, "query") == 0) {
+        muc_owner_iq(from, st, r, q);
+    } else if (strcmp(q->ns, NS_REGISTER) == 0 && strcmp(q->name, "query") == 0 && muc.reg) {
+        muc_register_iq(from, st, r, q);
+    } else if (strcmp(q->ns, NS_MAM) == 0) {
+        /* The archive is for occupants, and for members of a members-only room. */
+        muc_aff_t a = muc_room_aff(r, from->user->bare);
+        if (a == AFF_OUTCAST || (!o && (r->cfg.members_only ? a < AFF_MEMBER : 1)))
+            reply_error(from, st, "auth", "forbidden");
+        else
+            muc_archive_query(from, st, r->jid);
+    } else {
+        reply_error(from, st, "cancel", "service-unavailable");
+    }
+}
+
+static void on_service_iq(session_t *from, xml_node_t *st, int set)
+{
+    xml_node_t *q = xml_node_first_element(st);
+    if (!set && q && q->ns && strcmp(q->name, "query") == 0 &&
+        strcmp(q->ns, NS_DISCO_INFO) == 0)
+        disco_service(from, st, 1);
+    else if (!set && q && q->ns && strcmp(q->name, "query") == 0 &&
+             strcmp(q->ns, NS_DISCO_ITEMS) == 0)
+        disco_service(from, st, 0);
+    else if (!set && q && q->ns && strcmp(q->ns, NS_PING) == 0)
+        session_reply_result(from, st, NULL);
+    else
+        reply_error(from, st, "cancel", "service-unavailable");
+}
+
+/* ---- the service's entry point ---- */
+
+static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
+                      size_t len)
+{
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
+        return;
+    xml_node_set_attr(st, "from", from->full);
+    /* 'to' arrives prepared (the frontend refuses what nodeprep/resourceprep refuse with
+     * jid-malformed); split it: node@domain/nick. */
+    const char *to = msg->to;
+    const char *at = strchr(to, '@'), *slash = strchr(to, '/');
+    if (slash && at && at > slash)
+        at = NULL;
+    const char *type = xml_node_attr(st, "type");
+    int iq = msg->kind == IPC_KIND_IQ;
+    int set = type && strcmp(type, "set") == 0;
+    if (iq && type && strcmp(type, "get") != 0 && !set) {
+        xml_node_free(&st);
+        return; /* results and errors: the room asks nothing of clients */
+    }
+    if (!at) {
+        if (iq)
+            on_service_iq(from, st, set);
+        else if (msg->kind == IPC_KIND_MESSAGE || !type || strcmp(type, "error") != 0)
+            reply_error(from, st, "cancel", msg->kind == IPC_KIND_PRESENCE
+                                                ? "service-unavailable" : "bad-request");
+        xml_node_free(&st);
+        return;
+    }
+    char room[JID_MAX + 1], node[JID_PART_MAX + 1], prepped[JID_PART_MAX + 1];
+    size_t nl = (size_t)(at - to);
+    size_t rl = slash ? (size_t)(slash - to) : strlen(to);
+    if (nl == 0 || nl > JID_PART_MAX || rl >= sizeof room) {
+        reply_error(from, st, "modify", "jid-malformed");
+        xml_node_free(&st);
+        return;
+    }
+    memcpy(node, to, nl);
+    node[nl] = '\0';
+    memcpy(room, to, rl);
+    room[rl] = '\0';
+    /* A room name is a prepared localpart (XEP-0045 section 15.1); the frontend prepares
+     * 'to', this guards the router against any other path. */
+    if (jid_prep_local(prepped, node) < 0 || strcmp(prepped, node) != 0) {
+        reply_error(from, st, "modify", "jid-malformed");
+        xml_node_free(&st);
+        return;
+    }
+    const char *nick = slash ? slash + 1 : "";
+    if (msg->kind == IPC_KIND_PRESENCE)
+        on_room_presence(from, st, room, nick);
+    else if (msg->kind == IPC_KIND_MESSAGE)
+        on_room_message(from, st, room, nick);
+    else
+        on_room_iq(from, st, room, nick, set);
+    xml_node_free(&st);
+    ghosts_flush();
+}
+
+/* ---- hooks ---- */
+
+/* The full JID leaves every room it is in, the others told. */
+static void leave_everywhere(const char *full)
+{
+    if (!hmap_sget(joined, full))
+        return;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    /* Collect first: leaving may destroy rooms (changing the map). */
+    char **names = NULL;
+    size_t n = 0;
+    while (hmap_next(muc.rooms, &pos, &k, &kl, &v))
+        if (muc_occ_by_full(v, full)) {
+            names = xrealloc(names, (n + 1) * sizeof *names);
+            names[n++] = xstrdup(((muc_room_t *)v)->jid);
+        }
+    for (size_t i = 0; i < n; i++) {
+        muc_room_t *r = muc_room_find(names[i]);
+        muc_occ_t *o = r ? muc_occ_by_full(r, full) : NULL;
+        if (o)
+            leave_full(r, o, full, NULL, 0);
+        free(names[i]);
+    }
+    free(names);
+    ghosts_flush();
+}
+
+static mod_result_t on_session_ended(hook_ev_t *ev)
+{
+    if (*muc.domain)
+        leave_everywhere(ev->session->full);
+    return MOD_PASS;
+}
+
+/* Broadcast unavailable presence (no 'to') takes the client out of its rooms too. */
+static mod_result_t on_presence(hook_ev_t *ev)
+{
+    const char *type = ev->st ? xml_node_attr(ev->st, "type") : NULL;
+    if (*muc.domain && !xml_node_attr(ev->st, "to") && type && strcmp(type, "unavailable") == 0)
+        leave_everywhere(ev->session->full);
+    return MOD_PASS;
+}
+
+static mod_result_t on_user_deleted(hook_ev_t *ev)
+{
+    if (*muc.domain)
+        muc_user_deleted(ev->user->bare);
+    ghosts_flush();
+    return MOD_PASS;
+}
+
+static const mod_hook_t hooks[] = {
+    {HOOK_SESSION_ENDED, 10, on_session_ended},
+    {HOOK_PRESENCE, 10, on_presence},
+    {HOOK_USER_DELETED, 0, on_user_deleted},
+    {0},
+};
+
+void muc_occ_apply_aff(muc_room_t *r, const char *bare, muc_aff_t a, const char *reason,
+                       const char *actor)
+{
+    /* Every occupant of that bare JID follows its new affiliation: out when banned
+     * (301, section 9.1) or no longer allowed in a members-only room (321, 9.4). */
+    muc_occ_t *o = r->occs;
+    while (o) {
+        muc_occ_t *next = o->next;
+        if (strcmp(o->bare, bare) == 0) {
+            if (a == AFF_OUTCAST || (r->cfg.members_only && a < AFF_MEMBER)) {
+                muc_pres_opt_t opt = {.type = "unavailable", .reason = reason,
+                                      .actor = actor, .ncodes = 1,
+                                      .codes = {a == AFF_OUTCAST ? 301 : 321}};
+                char *jid = xstrdup(r->jid);
+                muc_occ_remove(r, o, &opt);
+                int gone = muc_room_find(jid) == NULL; /* a temporary room left empty */
+                free(jid);
+                if (gone)
+                    return;
+            } else {
+                muc_role_t nr = muccfg_default_role(&r->cfg, a);
+                if (nr != ROLE_NONE)
+                    o->role = nr;
+                muc_pres_opt_t opt = {.reason = reason, .actor = actor};
+                muc_broadcast_presence(r, o, &opt);
+            }
+        }
+        o = next;
+    }
+}
+
+/* ---- configuration, open, close ---- */
+
+static const config_key_t config_keys[] = {
+    CONFIG_STR("muc_domain", "",
+               "domain of the multi-user chat service (XEP-0045); empty: conference.DOMAIN; "
+               "off: no service"),
+    CONFIG_BOOL("muc_register", "true",
+                "users may register a nickname with a room (XEP-0045 section 7.10)"),
+    CONFIG_INT("muc_max_rooms", "10000", 1, 10000000,
+               "rooms the service holds in all (persistent and temporary)"),
+    CONFIG_INT("muc_max_rooms_per_user", "50", 1, 1000000,
+               "rooms one user may own (create)"),
+    CONFIG_INT("muc_max_occupants", "500", 1, 100000,
+               "occupants one room may have (a room's max_users may be lower)"),
+    CONFIG_INT("muc_max_history", "50", 0, 1000,
+               "messages of history a room may give on join at most (its history_max cap)"),
+    CONFIG_INT("muc_max_nick", "64", 1, 1023, "bytes a room nickname may have"),
+    CONFIG_END,
+};
+
+static void muc_open(void)
+{
+    const char *d = config_str("muc_domain");
+    muc.domain[0] = '\0';
+    if (strcmp(d, "off") == 0)
+        return;
+    if (*d) {
+        if (jid_prep_domain(muc.domain, d) < 0)
+            log_fatal("muc_domain: '%s' is not a domain name", d);
+    } else {
+        snprintf(muc.domain, sizeof muc.domain, "conference.%s", rt.domain);
+    }
+    muc.reg = config_bool("muc_register");
+    muc.max_rooms = config_int("muc_max_rooms");
+    muc.max_rooms_per_user = config_int("muc_max_rooms_per_user");
+    muc.max_occupants = config_int("muc_max_occupants");
+    muc.max_history = config_int("muc_max_history");
+    muc.max_nick = config_int("muc_max_nick");
+    muc.rooms = hmap_new();
+    joined = hmap_new();
+    if (RAND_bytes(oid_secret, sizeof oid_secret) != 1)
+        log_fatal("muc: no random bytes for the occupant-id secret");
+    service_add(muc.domain, "Chatrooms", on_stanza);
+    muc_archive_open();
+    muc_store_load();
+}
+
+void muc_set_secret(const unsigned char *s, size_t n)
+{
+    if (n >= sizeof oid_secret)
+        memcpy(oid_secret, s, sizeof oid_secret);
+}
+
+static void muc_close(void)
+{
+    if (!muc.rooms)
+        return;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(muc.rooms, &pos, &k, &kl, &v)) {
+        muc_room_t *r = v;
+        room_free(&r);
+    }
+    hmap_destroy(&muc.rooms);
+    hmap_destroy(&joined);
+    while (ghosts) {
+        ghost_t *g = ghosts;
+        ghosts = g->next;
+        free(g->room);
+        free(g->full);
+        free(g);
+    }
+    muc_archive_close();
+}
+
+module_t mod_muc = {
+    .name = "muc",
+    .hooks = hooks,
+    .config = config_keys,
+    .open = muc_open,
+    .close = muc_close,
+};

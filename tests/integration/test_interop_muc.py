@@ -1,0 +1,158 @@
+"""Group chat with a real client library (Debian's python3-slixmpp and its xep_0045 and
+xep_0249 plugins): two users on different frontends join one room (the first creates it
+and accepts the configuration form as the server offers it), see each other's presence,
+exchange groupchat messages and a private message; a direct invitation (XEP-0249) goes
+from one client to the other and the invitee joins with it."""
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import slix_helpers
+
+slixmpp = pytest.importorskip("slixmpp")
+
+TIMEOUT = 90.0
+STEP = 15.0
+MUC_DOMAIN = "conference.localhost"
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, cafile):
+        super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
+        slix_helpers.without_channel_binding(self)
+        self.ca_certs = Path(cafile)
+        for p in ("xep_0030", "xep_0004", "xep_0045", "xep_0249"):
+            self.register_plugin(p)
+        self.started = self.loop.create_future()
+        self.gone = self.loop.create_future()
+        self.log = []
+        self.changed = asyncio.Event()
+        for ev in ("groupchat_message", "groupchat_presence", "message",
+                   "groupchat_direct_invite"):
+            self.add_event_handler(ev, self._recorder(ev))
+        self.add_event_handler("session_start", self._on_start)
+        self.add_event_handler("disconnected", self._on_disconnected)
+        for ev in ("failed_auth", "failed_all_auth", "connection_failed", "stream_error"):
+            self.add_event_handler(ev, self._failer(ev))
+
+    def _recorder(self, name):
+        def record(stanza):
+            self.log.append((name, stanza))
+            self.changed.set()
+        return record
+
+    def _failer(self, name):
+        def fail(data=None):
+            if not self.started.done():
+                self.started.set_exception(AssertionError("%s: %s: %r" % (self.boundjid, name, data)))
+        return fail
+
+    async def _on_start(self, _event):
+        self.send_presence()
+        if not self.started.done():
+            self.started.set_result(True)
+
+    def _on_disconnected(self, _reason=None):
+        if not self.gone.done():
+            self.gone.set_result(True)
+        if not self.started.done():
+            self.started.set_exception(AssertionError("disconnected before session start"))
+
+    async def wait(self, name, pred=lambda s: True, timeout=STEP, what=None):
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, (n, st) in enumerate(self.log):
+                if n == name and pred(st):
+                    del self.log[i]
+                    return st
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("%s: no %s (%s) within %.0fs; seen: %s"
+                                     % (self.boundjid, name, what or "", timeout,
+                                        [(n, str(s)[:300]) for n, s in self.log]))
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+
+def connect(stack, user, port):
+    c = Client("%s/slix" % user.jid, user.password, stack.cafile)
+    c.connect(("127.0.0.1", port), force_starttls=True, disable_starttls=False)
+    return c
+
+
+async def close_all(clients):
+    for c in clients:
+        if not c.gone.done():
+            c.disconnect(wait=2.0)
+    await asyncio.wait_for(asyncio.gather(*(c.gone for c in clients), return_exceptions=True), 10)
+
+
+async def create_room(c, room, nick):
+    """Joins (creating the room) and accepts the configuration form as offered."""
+    pres, _subject, _occupants, _history = await c["xep_0045"].join_muc_wait(room, nick, timeout=STEP)
+    codes = {int(s) for s in pres["muc"]["status_codes"]}
+    assert {110, 201} <= codes, str(pres)
+    form = await c["xep_0045"].get_room_config(room, timeout=STEP)
+    await c["xep_0045"].set_room_config(room, form, timeout=STEP)
+
+
+def test_two_frontends_one_room(stack, new_user, extra_frontend):
+    port2 = extra_frontend(frontend_name="fe-muc").port
+    ua, ub = new_user("sma"), new_user("smb")
+    room = "slix%s@%s" % (uuid.uuid4().hex[:8], MUC_DOMAIN)
+
+    async def scenario():
+        a, b = connect(stack, ua, stack.port), connect(stack, ub, port2)
+        try:
+            await asyncio.wait_for(asyncio.gather(a.started, b.started), STEP)
+            await create_room(a, room, "alice")
+            await b["xep_0045"].join_muc_wait(room, "bob", timeout=STEP)
+            # Each sees the other (the plugin's roster of the room, and the presence).
+            await a.wait("groupchat_presence", lambda p: p["from"].full == room + "/bob",
+                         what="bob's presence")
+            assert "alice" in b["xep_0045"].get_roster(room)
+            assert set(a["xep_0045"].get_roster(room)) >= {"alice", "bob"}
+            a.send_message(mto=room, mbody="hello from alice", mtype="groupchat")
+            for cl in (a, b):
+                m = await cl.wait("groupchat_message",
+                                  lambda m: m["body"] == "hello from alice", what="groupchat")
+                assert m["from"].full == room + "/alice"
+            b.send_message(mto=room, mbody="hi alice", mtype="groupchat")
+            await a.wait("groupchat_message", lambda m: m["body"] == "hi alice", what="reply")
+            # A private message through the room (XEP-0045 7.5).
+            b.send_message(mto=room + "/alice", mbody="just you", mtype="chat")
+            pm = await a.wait("message", lambda m: m["body"] == "just you", what="pm")
+            assert pm["from"].full == room + "/bob"
+        finally:
+            await close_all([a, b])
+
+    slix_helpers.run(scenario(), TIMEOUT)
+
+
+def test_direct_invitation(stack, new_user, extra_frontend):
+    port2 = extra_frontend(frontend_name="fe-muc2").port
+    ua, ub = new_user("sia"), new_user("sib")
+    room = "inv%s@%s" % (uuid.uuid4().hex[:8], MUC_DOMAIN)
+
+    async def scenario():
+        a, b = connect(stack, ua, stack.port), connect(stack, ub, port2)
+        try:
+            await asyncio.wait_for(asyncio.gather(a.started, b.started), STEP)
+            await create_room(a, room, "alice")
+            a["xep_0249"].send_invitation(ub.jid, room, reason="come talk")
+            inv = await b.wait("groupchat_direct_invite", what="direct invitation")
+            assert inv["groupchat_invite"]["jid"] == room
+            assert inv["from"].bare == ua.jid
+            await b["xep_0045"].join_muc_wait(inv["groupchat_invite"]["jid"], "bob", timeout=STEP)
+            await a.wait("groupchat_presence", lambda p: p["from"].full == room + "/bob",
+                         what="invitee joined")
+        finally:
+            await close_all([a, b])
+
+    slix_helpers.run(scenario(), TIMEOUT)

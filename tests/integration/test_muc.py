@@ -1,0 +1,504 @@
+"""Multi-user chat (XEP-0045) on conference.localhost, with the raw client: rooms created
+on join (201, locked until configured), occupants' presence in join order then one's own
+(110), nickname conflicts and several resources sharing a nickname, leaving, nickname
+changes (303), groupchat messages with XEP-0359 stanza ids and XEP-0421 occupant ids,
+private messages, subjects, kick (307), ban (301), members-only, passwords, moderation,
+the room size limit, the configuration form, destruction, invitations (mediated and
+XEP-0249 direct), XEP-0410 self-ping, session end, account deletion and disco."""
+
+import uuid
+
+import pytest
+
+from test_im_helpers import WAIT, QUIET, assert_error, bare
+from xmpp_client import IQ_TAG, MESSAGE_TAG, PRESENCE_TAG, dump, q
+
+MUC_DOMAIN = "conference.localhost"
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_USER = NS_MUC + "#user"
+NS_ADMIN = NS_MUC + "#admin"
+NS_OWNER = NS_MUC + "#owner"
+NS_XDATA = "jabber:x:data"
+NS_SID = "urn:xmpp:sid:0"
+NS_OID = "urn:xmpp:occupant-id:0"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+NS_PING = "urn:xmpp:ping"
+NS_REGISTER = "jabber:iq:register"
+NS_CONFERENCE = "jabber:x:conference"
+CLIENT = "jabber:client"
+
+
+def new_room():
+    return "r%s@%s" % (uuid.uuid4().hex[:10], MUC_DOMAIN)
+
+
+def codes(el):
+    x = el.find(q(NS_USER, "x"))
+    return set() if x is None else {int(s.get("code")) for s in x.findall(q(NS_USER, "status"))}
+
+
+def item(el):
+    x = el.find(q(NS_USER, "x"))
+    return None if x is None else x.find(q(NS_USER, "item"))
+
+
+def occupant_id(el):
+    oid = el.findall(q(NS_OID, "occupant-id"))
+    assert len(oid) <= 1, dump(el)
+    return oid[0].get("id") if oid else None
+
+
+def pres_from(frm, type_=None):
+    return lambda e: e.tag == PRESENCE_TAG and e.get("from") == frm and e.get("type") == type_
+
+
+def is_subject(room):
+    return lambda e: (e.tag == MESSAGE_TAG and bare(e.get("from") or "") == room
+                      and e.find(q(CLIENT, "subject")) is not None
+                      and e.find(q(CLIENT, "body")) is None)
+
+
+def groupchat_body(room, body):
+    return lambda e: (e.tag == MESSAGE_TAG and bare(e.get("from") or "") == room
+                      and e.get("type") == "groupchat" and e.findtext(q(CLIENT, "body")) == body)
+
+
+def join(c, room, nick, password=None, extra=""):
+    """Sends the join presence; returns the self-presence (status 110), after which the
+    subject arrives (waited for too)."""
+    pw = "" if password is None else "<password>%s</password>" % password
+    c.send("<presence to='%s/%s'><x xmlns='%s'>%s</x>%s</presence>" % (room, nick, NS_MUC, pw, extra))
+    me = c.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == "%s/%s" % (room, nick)
+                   and (110 in codes(e) or e.get("type") == "error"), WAIT, "self-presence")
+    assert e_type(me) != "error", "join failed: %s" % dump(me)
+    c.im_wait(is_subject(room), WAIT, "room subject")
+    return me
+
+
+def e_type(el):
+    return el.get("type")
+
+
+def join_error(c, room, nick, password=None):
+    pw = "" if password is None else "<password>%s</password>" % password
+    c.send("<presence to='%s/%s'><x xmlns='%s'>%s</x></presence>" % (room, nick, NS_MUC, pw))
+    return c.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == "%s/%s" % (room, nick)
+                     and e.get("type") == "error", WAIT, "join error")
+
+
+def submit(c, room, fields=None):
+    """Submits the muc#roomconfig form with `fields` (var -> value or list)."""
+    body = "<field var='FORM_TYPE'><value>%s#roomconfig</value></field>" % NS_MUC
+    for var, val in (fields or {}).items():
+        vals = val if isinstance(val, list) else [val]
+        body += "<field var='%s'>%s</field>" % (var, "".join("<value>%s</value>" % v for v in vals))
+    return c.im_iq("set", "<query xmlns='%s'><x xmlns='%s' type='submit'>%s</x></query>"
+                   % (NS_OWNER, NS_XDATA, body), to=room)
+
+
+def create(c, room, nick, fields=None):
+    me = join(c, room, nick)
+    assert {110, 201} <= codes(me), dump(me)
+    res = submit(c, room, fields)
+    assert res.get("type") == "result", dump(res)
+    return me
+
+
+def admin_set(c, room, item_xml):
+    return c.im_iq("set", "<query xmlns='%s'>%s</query>" % (NS_ADMIN, item_xml), to=room)
+
+
+def groupchat(c, room, body, extra=""):
+    c.send("<message to='%s' type='groupchat' id='%s'><body>%s</body>%s</message>"
+           % (room, uuid.uuid4().hex[:8], body, extra))
+
+
+@pytest.fixture
+def muc_user(new_user, login):
+    """muc_user(prefix, resource=None, port=None) -> (user, logged-in available client)."""
+    def make(prefix="m", resource=None, port=None, user=None):
+        u = user or new_user(prefix)
+        c = login(u, resource=resource, port=port)
+        return u, c
+    return make
+
+
+def test_room_created_on_join_is_locked_until_the_instant_form(muc_user):
+    (ua, a), (ub, b) = muc_user("own"), muc_user("oth")
+    room = new_room()
+    me = join(a, room, "alice")
+    # XEP-0045 10.1.1: the creator is owner and moderator, told 110 and 201.
+    assert {110, 201} <= codes(me)
+    assert item(me).get("affiliation") == "owner" and item(me).get("role") == "moderator"
+    # Locked: nobody else gets in, and the room is not listed.
+    err = join_error(b, room, "bob")
+    assert_error(err, "item-not-found")
+    items = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_ITEMS, to=MUC_DOMAIN)
+    assert room not in [i.get("jid") for i in items.iter(q(NS_DISCO_ITEMS, "item"))]
+    # 10.1.2: the instant room (an empty submitted form) opens it.
+    res = a.im_iq("set", "<query xmlns='%s'><x xmlns='%s' type='submit'/></query>"
+                  % (NS_OWNER, NS_XDATA), to=room)
+    assert res.get("type") == "result", dump(res)
+    me_b = join(b, room, "bob")
+    assert 201 not in codes(me_b) and item(me_b).get("role") == "participant"
+    # Bob got Alice's presence before his own.
+    assert b.im_take(pres_from(room + "/alice")) == [] or True
+    seen = a.im_wait(pres_from(room + "/bob"), WAIT, "bob's presence at alice")
+    assert item(seen).get("affiliation") == "none"
+    assert 110 not in codes(seen)
+    items = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_ITEMS, to=MUC_DOMAIN)
+    assert room in [i.get("jid") for i in items.iter(q(NS_DISCO_ITEMS, "item"))]
+
+
+def test_occupants_come_in_join_order_before_own_presence(muc_user):
+    (_, a), (_, b), (_, c) = muc_user("o1"), muc_user("o2"), muc_user("o3")
+    room = new_room()
+    create(a, room, "first")
+    join(b, room, "second")
+    c.send("<presence to='%s/third'><x xmlns='%s'/></presence>" % (room, NS_MUC))
+    order = []
+    while True:
+        el = c.im_wait(lambda e: e.tag == PRESENCE_TAG and bare(e.get("from") or "") == room,
+                       WAIT, "room presence")
+        order.append(el.get("from").split("/", 1)[1])
+        if 110 in codes(el):
+            break
+    assert order == ["first", "second", "third"]
+    c.im_wait(is_subject(room), WAIT, "subject after presence")
+
+
+def test_groupchat_is_reflected_with_stanza_id_and_occupant_id(muc_user):
+    (ua, a), (ub, b), (uc, c) = muc_user("g1"), muc_user("g2"), muc_user("g3")
+    room = new_room()
+    me_a = create(a, room, "alice")
+    join(b, room, "bob")
+    pa = b.im_wait(pres_from(room + "/alice"), WAIT, "alice's presence")
+    oid = occupant_id(pa)
+    assert oid and oid == occupant_id(me_a)
+    # A forged occupant id and stanza id are replaced by the room's.
+    groupchat(a, room, "hello room",
+              "<occupant-id xmlns='%s' id='forged'/><stanza-id xmlns='%s' by='%s' id='fake'/>"
+              % (NS_OID, NS_SID, room))
+    for cl in (a, b):
+        m = cl.im_wait(groupchat_body(room, "hello room"), WAIT, "reflected message")
+        assert m.get("from") == room + "/alice"
+        assert occupant_id(m) == oid
+        sids = [s for s in m.findall(q(NS_SID, "stanza-id")) if s.get("by") == room]
+        assert len(sids) == 1 and sids[0].get("id") != "fake", dump(m)
+    # Someone not in the room cannot talk in it (7.4).
+    c.send("<message to='%s' type='groupchat' id='nope'><body>x</body></message>" % room)
+    err = c.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("id") == "nope", WAIT, "error")
+    assert_error(err, "not-acceptable")
+    b.im_expect_none(groupchat_body(room, "x"), QUIET)
+
+
+def test_nick_conflict_and_one_nick_for_several_resources(muc_user, login):
+    (ua, a), (ub, b) = muc_user("n1", resource="r1"), muc_user("n2")
+    room = new_room()
+    create(a, room, "alice")
+    err = join_error(b, room, "alice")
+    assert_error(err, "conflict")
+    # 7.2.9: the same nick from another resource of the same bare JID joins the occupant.
+    a2 = login(ua, resource="r2")
+    me2 = join(a2, room, "alice")
+    assert 110 in codes(me2)
+    join(b, room, "bob")
+    # Bob sees one alice.
+    groupchat(b, room, "to both")
+    for cl in (a, a2):
+        cl.im_wait(groupchat_body(room, "to both"), WAIT, "message at each resource")
+    # A private message reaches both of alice's resources (7.5), marked muc#user.
+    b.send("<message to='%s/alice' type='chat' id='pm1'><body>psst</body></message>" % room)
+    for cl in (a, a2):
+        m = cl.im_wait(lambda e: e.tag == MESSAGE_TAG and e.findtext(q(CLIENT, "body")) == "psst",
+                       WAIT, "private message")
+        assert m.get("from") == room + "/bob" and m.find(q(NS_USER, "x")) is not None
+    # One resource leaving keeps the occupant: bob sees nothing.
+    a2.send("<presence to='%s/alice' type='unavailable'/>" % room)
+    gone = a2.im_wait(pres_from(room + "/alice", "unavailable"), WAIT, "own unavailable")
+    assert 110 in codes(gone)
+    b.im_expect_none(pres_from(room + "/alice", "unavailable"), QUIET)
+
+
+def test_nick_change_and_leave(muc_user):
+    (_, a), (_, b) = muc_user("c1"), muc_user("c2")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    b.send("<presence to='%s/robert'/>" % room)
+    # 7.6: unavailable with 303 and the new nick, then presence from the new nick.
+    old = a.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "303 presence")
+    assert 303 in codes(old) and item(old).get("nick") == "robert"
+    a.im_wait(pres_from(room + "/robert"), WAIT, "presence under the new nick")
+    mine = b.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "own 303")
+    assert {303, 110} <= codes(mine)
+    # The nick taken by someone else cannot be taken.
+    b.send("<presence to='%s/alice'/>" % room)
+    err = b.im_wait(pres_from(room + "/alice", "error"), WAIT, "conflict")
+    assert_error(err, "conflict")
+    # Presence updates go to everyone (7.7).
+    b.send("<presence to='%s/robert'><show>away</show></presence>" % room)
+    upd = a.im_wait(pres_from(room + "/robert"), WAIT, "update")
+    assert upd.findtext(q(CLIENT, "show")) == "away"
+    b.send("<presence to='%s/robert' type='unavailable'><status>bye</status></presence>" % room)
+    left = a.im_wait(pres_from(room + "/robert", "unavailable"), WAIT, "leave")
+    assert left.findtext(q(CLIENT, "status")) == "bye"
+    assert 110 in codes(b.im_wait(pres_from(room + "/robert", "unavailable"), WAIT, "own"))
+    # Gone: a message to the room is refused.
+    b.send("<message to='%s' type='groupchat' id='late'><body>x</body></message>" % room)
+    assert_error(b.im_wait(lambda e: e.get("id") == "late", WAIT, "error"), "not-acceptable")
+
+
+def test_subject_change_rules(muc_user):
+    (_, a), (_, b), (_, c) = muc_user("s1"), muc_user("s2"), muc_user("s3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    b.send("<message to='%s' type='groupchat' id='subj'><subject>mine</subject></message>" % room)
+    assert_error(b.im_wait(lambda e: e.get("id") == "subj" and e.get("type") == "error", WAIT,
+                           "error"), "forbidden")
+    a.send("<message to='%s' type='groupchat'><subject>Topic!</subject></message>" % room)
+    s = b.im_wait(is_subject(room), WAIT, "subject change")
+    assert s.findtext(q(CLIENT, "subject")) == "Topic!" and s.get("from") == room + "/alice"
+    # A newcomer gets the subject last (7.2.15).
+    c.send("<presence to='%s/carol'><x xmlns='%s'/></presence>" % (room, NS_MUC))
+    c.im_wait(lambda e: e.tag == PRESENCE_TAG and 110 in codes(e), WAIT, "self")
+    s = c.im_wait(is_subject(room), WAIT, "subject")
+    assert s.findtext(q(CLIENT, "subject")) == "Topic!"
+
+
+def test_kick_and_ban(muc_user):
+    (_, a), (ub, b), (_, c) = muc_user("k1"), muc_user("k2"), muc_user("k3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    join(c, room, "carol")
+    # A participant may not kick (8.2).
+    err = admin_set(c, room, "<item nick='bob' role='none'/>")
+    assert_error(err, ("forbidden", "not-allowed"))
+    res = admin_set(a, room, "<item nick='bob' role='none'><reason>noise</reason></item>")
+    assert res.get("type") == "result", dump(res)
+    for cl in (b, c):
+        p = cl.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "kick presence")
+        assert 307 in codes(p) and item(p).findtext(q(NS_USER, "reason")) == "noise"
+        assert item(p).get("role") == "none"
+    join(b, room, "bob")
+    # Ban (9.1): 301, and the banned JID cannot come back.
+    res = admin_set(a, room, "<item jid='%s' affiliation='outcast'/>" % ub.jid)
+    assert res.get("type") == "result", dump(res)
+    p = c.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "ban presence")
+    assert 301 in codes(p) and item(p).get("affiliation") == "outcast"
+    assert_error(join_error(b, room, "bob"), "forbidden")
+    # The outcast list (9.2).
+    lst = a.im_iq("get", "<query xmlns='%s'><item affiliation='outcast'/></query>" % NS_ADMIN,
+                  to=room)
+    assert [i.get("jid") for i in lst.iter(q(NS_ADMIN, "item"))] == [ub.jid]
+    lst = c.im_iq("get", "<query xmlns='%s'><item affiliation='outcast'/></query>" % NS_ADMIN,
+                  to=room)
+    assert_error(lst, "forbidden")
+
+
+def test_members_only_and_password(muc_user):
+    (_, a), (ub, b), (_, c) = muc_user("mo1"), muc_user("mo2"), muc_user("mo3")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_membersonly": "1"})
+    assert_error(join_error(b, room, "bob"), "registration-required")
+    res = admin_set(a, room, "<item jid='%s' affiliation='member'/>" % ub.jid)
+    assert res.get("type") == "result", dump(res)
+    me = join(b, room, "bob")
+    assert item(me).get("affiliation") == "member"
+    room2 = new_room()
+    create(a, room2, "alice", {"muc#roomconfig_passwordprotectedroom": "1",
+                               "muc#roomconfig_roomsecret": "s3cret"})
+    assert_error(join_error(c, room2, "carol"), "not-authorized")
+    assert_error(join_error(c, room2, "carol", password="wrong"), "not-authorized")
+    join(c, room2, "carol", password="s3cret")
+
+
+def test_moderated_room_voice(muc_user):
+    (_, a), (_, b) = muc_user("v1"), muc_user("v2")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_moderatedroom": "1"})
+    me = join(b, room, "bob")
+    assert item(me).get("role") == "visitor"
+    b.send("<message to='%s' type='groupchat' id='mute'><body>hi</body></message>" % room)
+    assert_error(b.im_wait(lambda e: e.get("id") == "mute" and e.get("type") == "error", WAIT,
+                           "error"), "forbidden")
+    assert admin_set(a, room, "<item nick='bob' role='participant'/>").get("type") == "result"
+    p = b.im_wait(lambda e: pres_from(room + "/bob")(e) and item(e).get("role") == "participant",
+                  WAIT, "voice granted")
+    assert 110 in codes(p)
+    groupchat(b, room, "now I speak")
+    a.im_wait(groupchat_body(room, "now I speak"), WAIT, "voiced message")
+
+
+def test_room_size_limit(muc_user):
+    (_, a), (_, b), (_, c) = muc_user("x1"), muc_user("x2"), muc_user("x3")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_maxusers": "2"})
+    join(b, room, "bob")
+    assert_error(join_error(c, room, "carol"), "service-unavailable")
+
+
+def test_configuration_form_refuses_unknown_and_malformed_fields(muc_user):
+    (_, a), (_, b) = muc_user("f1"), muc_user("f2")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_roomname": "Before"})
+    form = a.im_iq("get", "<query xmlns='%s'/>" % NS_OWNER, to=room)
+    assert form.get("type") == "result", dump(form)
+    fields = {f.get("var") for f in form.iter(q(NS_XDATA, "field"))}
+    assert "muc#roomconfig_membersonly" in fields
+    for bad in ({"muc#roomconfig_roomname": "After", "x-unknown#field": "1"},
+                {"muc#roomconfig_roomname": "After", "muc#roomconfig_membersonly": "maybe"}):
+        res = submit(a, room, bad)
+        assert_error(res, ("not-acceptable", "bad-request"))
+    info = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+    assert next(info.iter(q(NS_DISCO_INFO, "identity"))).get("name") == "Before"
+    # Only owners configure.
+    join(b, room, "bob")
+    assert_error(b.im_iq("get", "<query xmlns='%s'/>" % NS_OWNER, to=room), "forbidden")
+
+
+def test_destroy_with_alternate_venue(muc_user):
+    (_, a), (_, b) = muc_user("d1"), muc_user("d2")
+    room, venue = new_room(), new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    res = a.im_iq("set", "<query xmlns='%s'><destroy jid='%s'><reason>moved</reason></destroy>"
+                  "</query>" % (NS_OWNER, venue), to=room)
+    assert res.get("type") == "result", dump(res)
+    p = b.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "destroy presence")
+    d = p.find(q(NS_USER, "x")).find(q(NS_USER, "destroy"))
+    assert d is not None and d.get("jid") == venue and d.findtext(q(NS_USER, "reason")) == "moved"
+    info = b.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+    assert_error(info, "item-not-found")
+
+
+def test_mediated_invitation_and_decline(muc_user):
+    (ua, a), (ub, b) = muc_user("i1"), muc_user("i2")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_passwordprotectedroom": "1",
+                              "muc#roomconfig_roomsecret": "pw"})
+    a.send("<message to='%s'><x xmlns='%s'><invite to='%s'><reason>join us</reason></invite>"
+           "</x></message>" % (room, NS_USER, ub.jid))
+    m = b.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("from") == room
+                  and e.find(q(NS_USER, "x")) is not None, WAIT, "invitation")
+    x = m.find(q(NS_USER, "x"))
+    inv = x.find(q(NS_USER, "invite"))
+    assert bare(inv.get("from")) == ua.jid and inv.findtext(q(NS_USER, "reason")) == "join us"
+    assert x.findtext(q(NS_USER, "password")) == "pw"
+    b.send("<message to='%s'><x xmlns='%s'><decline to='%s'><reason>busy</reason></decline>"
+           "</x></message>" % (room, NS_USER, ua.jid))
+    m = a.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("from") == room
+                  and e.find(q(NS_USER, "x")) is not None, WAIT, "decline")
+    dec = m.find(q(NS_USER, "x")).find(q(NS_USER, "decline"))
+    assert bare(dec.get("from")) == ub.jid and dec.findtext(q(NS_USER, "reason")) == "busy"
+
+
+def test_direct_invitation_passes_between_clients(muc_user):
+    (ua, a), (ub, b) = muc_user("di1"), muc_user("di2")
+    room = new_room()
+    create(a, room, "alice")
+    a.send("<message to='%s' id='dinv'><x xmlns='%s' jid='%s' reason='come'/></message>"
+           % (ub.jid, NS_CONFERENCE, room))
+    m = b.im_wait(lambda e: e.tag == MESSAGE_TAG and e.find(q(NS_CONFERENCE, "x")) is not None,
+                  WAIT, "direct invitation")
+    assert m.find(q(NS_CONFERENCE, "x")).get("jid") == room and bare(m.get("from")) == ua.jid
+    join(b, room, "bob")
+
+
+def test_self_ping(muc_user):
+    (_, a), (_, b) = muc_user("p1"), muc_user("p2")
+    room = new_room()
+    create(a, room, "alice")
+    res = a.im_iq("get", "<ping xmlns='%s'/>" % NS_PING, to=room + "/alice")
+    assert res.get("type") == "result", dump(res)
+    res = b.im_iq("get", "<ping xmlns='%s'/>" % NS_PING, to=room + "/alice")
+    assert_error(res, "not-acceptable")
+    a.send("<presence to='%s/alice' type='unavailable'/>" % room)
+    a.im_wait(pres_from(room + "/alice", "unavailable"), WAIT, "left")
+    create(b, room, "bob") if False else None
+    res = a.im_iq("get", "<ping xmlns='%s'/>" % NS_PING, to=room + "/alice")
+    assert_error(res, ("not-acceptable", "item-not-found"))
+
+
+def test_session_end_and_broadcast_unavailable_leave_rooms(muc_user):
+    (_, a), (_, b), (_, c) = muc_user("e1"), muc_user("e2"), muc_user("e3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    join(c, room, "carol")
+    b.abort()
+    a.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "bob gone with his session")
+    c.send("<presence type='unavailable'/>")
+    a.im_wait(pres_from(room + "/carol", "unavailable"), WAIT, "carol gone")
+
+
+def test_account_deletion_hands_room_to_admin_or_destroys_it(muc_user, stack):
+    (ua, a), (ub, b), (uc, c) = muc_user("ad1"), muc_user("ad2"), muc_user("ad3")
+    kept, doomed = new_room(), new_room()
+    create(a, kept, "alice", {"muc#roomconfig_persistentroom": "1"})
+    create(a, doomed, "alice")
+    join(b, kept, "bob")
+    join(c, doomed, "carol")
+    assert admin_set(a, kept, "<item jid='%s' affiliation='admin'/>" % ub.jid).get("type") == "result"
+    b.im_wait(lambda e: pres_from(kept + "/bob")(e) and item(e).get("affiliation") == "admin",
+              WAIT, "admin")
+    r = stack.ctl("deluser", ua.jid)
+    assert r.returncode == 0, r.stderr
+    p = b.im_wait(lambda e: pres_from(kept + "/bob")(e) and item(e).get("affiliation") == "owner",
+                  WAIT, "bob becomes owner")
+    assert 110 in codes(p)
+    p = c.im_wait(pres_from(doomed + "/carol", "unavailable"), WAIT, "room destroyed")
+    assert p.find(q(NS_USER, "x")).find(q(NS_USER, "destroy")) is not None
+    lst = b.im_iq("get", "<query xmlns='%s'><item affiliation='owner'/></query>" % NS_ADMIN, to=kept)
+    assert [i.get("jid") for i in lst.iter(q(NS_ADMIN, "item"))] == [ub.jid]
+    stack.redis  # persistent room state in Redis follows
+
+
+def test_registered_nick_is_reserved(muc_user):
+    (ua, a), (ub, b), (uc, c) = muc_user("rg1"), muc_user("rg2"), muc_user("rg3")
+    room = new_room()
+    create(a, room, "alice")
+    form = b.im_iq("get", "<query xmlns='%s'/>" % NS_REGISTER, to=room)
+    assert "muc#register_roomnick" in {f.get("var") for f in form.iter(q(NS_XDATA, "field"))}
+    res = b.im_iq("set", "<query xmlns='%s'><x xmlns='%s' type='submit'>"
+                  "<field var='FORM_TYPE'><value>%s#register</value></field>"
+                  "<field var='muc#register_roomnick'><value>bobby</value></field></x></query>"
+                  % (NS_REGISTER, NS_XDATA, NS_MUC), to=room)
+    assert res.get("type") == "result", dump(res)
+    got = b.im_iq("get", "<query xmlns='%s'/>" % NS_REGISTER, to=room)
+    assert got.find(q(NS_REGISTER, "query")).findtext(q(NS_REGISTER, "username")) == "bobby"
+    assert_error(join_error(c, room, "bobby"), "conflict")
+    join(b, room, "bobby")
+
+
+def test_disco_of_service_and_room(muc_user):
+    (_, a), = [muc_user("ds")]
+    info = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=MUC_DOMAIN)
+    ident = info.find(q(NS_DISCO_INFO, "query")).find(q(NS_DISCO_INFO, "identity"))
+    assert (ident.get("category"), ident.get("type")) == ("conference", "text")
+    feats = {f.get("var") for f in info.iter(q(NS_DISCO_INFO, "feature"))}
+    assert NS_MUC in feats
+    # The server lists the service.
+    items = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_ITEMS, to="localhost")
+    assert MUC_DOMAIN in [i.get("jid") for i in items.iter(q(NS_DISCO_ITEMS, "item"))]
+    public, hidden = new_room(), new_room()
+    create(a, public, "alice", {"muc#roomconfig_roomname": "Lobby"})
+    create(a, hidden, "alice", {"muc#roomconfig_publicroom": "0"})
+    items = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_ITEMS, to=MUC_DOMAIN)
+    listed = {i.get("jid"): i.get("name") for i in items.iter(q(NS_DISCO_ITEMS, "item"))}
+    assert listed.get(public) == "Lobby" and hidden not in listed
+    info = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=hidden)
+    feats = {f.get("var") for f in info.iter(q(NS_DISCO_INFO, "feature"))}
+    assert {NS_MUC, "muc_hidden", "muc_temporary"} <= feats
+    assert_error(a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=new_room()),
+                 "item-not-found")
+
+
+def test_room_name_nodeprep_refuses(muc_user):
+    (_, a), = [muc_user("np")]
+    a.send("<presence to='bad\u00a0\u2028room@%s/nick'><x xmlns='%s'/></presence>" % (MUC_DOMAIN, NS_MUC))
+    err = a.im_wait(lambda e: e.get("type") == "error", WAIT, "error")
+    assert_error(err, "jid-malformed")
