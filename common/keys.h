@@ -36,6 +36,11 @@
 #define KEYS_MAM_WITH "mamwith"
 #define KEYS_MAM_INDEX "mamidx"
 #define KEYS_MAM_PREFS "mamprefs"
+/* XEP-0363 HTTP File Upload (mod_upload.c, upload/): a hash of a user's slots and files,
+ * field = the slot id (32 hex digits), value "p SIZE DEADLINE" for a slot not used yet or
+ * "s SIZE STORED_AT" (Unix seconds) once the upload process stored the file. Its entries
+ * count against upload_quota; a file whose entry is gone is served as 404 and deleted. */
+#define KEYS_UPLOAD "upload"
 /* The last unavailable presence of a user who went offline (answers probes). */
 #define KEYS_LAST_UNAVAILABLE "lastpresence"
 /* The hex SHA-1 of a user's avatar image, "" for none (XEP-0398: mod_avatar). */

@@ -77,6 +77,7 @@ static module_t *const modules[] = {
     &mod_private,
     &mod_register,
     &mod_unregister,
+    &mod_upload,
 };
 
 static double count_map(void *ud)
