@@ -3,7 +3,9 @@
 # /certs/cert.pem and /certs/key.pem (a volume), making a self-signed ECDSA P-256 one for
 # XMPP_DOMAIN on first start (under a lock: replicas share the volume). The private key is
 # left readable by the group of XMPP_USER (xmpp), so that a frontend that has dropped to that
-# user can reload it on SIGHUP. Then runs the command (which drops privileges itself).
+# user can reload it on SIGHUP. For the router and the upload process: when upload_url is set
+# and no upload secret is configured, both use /secrets/upload.secret (a volume they share),
+# made on first start. Then runs the command (which drops privileges itself).
 set -eu
 case "${1:-}" in
 c2s-frontend)
@@ -28,6 +30,24 @@ c2s-frontend)
                 fi
             ) 9>/certs/.lock
         fi
+    fi
+    ;;
+session-router|upload-server)
+    if [ -n "${XMPP_UPLOAD_URL:-}" ] && [ -z "${XMPP_UPLOAD_SECRET:-}" ] &&
+        [ -z "${XMPP_UPLOAD_SECRET_FILE:-}" ] && [ -d /secrets ]; then
+        export XMPP_UPLOAD_SECRET_FILE=/secrets/upload.secret
+        (
+            flock 9
+            if [ ! -s /secrets/upload.secret ]; then
+                (umask 077; openssl rand -hex 32 > /secrets/upload.secret.new)
+                if [ "$(id -u)" = 0 ] && [ -n "${XMPP_USER:-}" ]; then
+                    chown "root:$(id -gn "$XMPP_USER")" /secrets/upload.secret.new
+                    chmod 640 /secrets/upload.secret.new
+                fi
+                mv /secrets/upload.secret.new /secrets/upload.secret
+                echo "entrypoint: made the upload signing secret in /secrets" >&2
+            fi
+        ) 9>/secrets/.lock
     fi
     ;;
 esac
