@@ -151,10 +151,13 @@ static const char *hex_field(const char *p, char *out, size_t max)
     return p;
 }
 
-/* A decimal of 1..18 digits (no sign) up to '.'; returns the end or NULL. */
+/* A decimal of 1..18 digits (no sign, no leading zero: one spelling per value) up to '.';
+ * returns the end or NULL. */
 static const char *dec_field(const char *p, long long *v)
 {
     long long x = 0;
+    if (p[0] == '0' && p[1] >= '0' && p[1] <= '9')
+        return NULL;
     int n = 0;
     while (*p >= '0' && *p <= '9') {
         if (++n > 18)

@@ -5,10 +5,10 @@
 #   make fuzz-regress  replay fuzz/corpus/<h>/ and fuzz/regressions/<h>/ through each harness
 #                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
 #                      works with SAN=1 too
-#   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin, caps)
+#   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin, caps, upload)
 # Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
 
-FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps
+FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps upload
 FUZZ_CC        ?= clang
 FUZZ_BUILD     := build-fuzz
 FUZZ_SECONDS   ?= 60
@@ -27,6 +27,8 @@ FUZZ_EXTRA_proxy  := c2s-frontend/proxy.c
 # fuzz_caps runs the router's entity capabilities verification.
 FUZZ_EXTRA_caps   := session-router/core/capsver.c
 $(BUILD)/obj/fuzz/fuzz_caps.o: CFLAGS += -Isession-router/core
+# fuzz_upload runs the upload process's stored-file header parser.
+FUZZ_EXTRA_upload := upload/store.c
 # Dictionaries of XMPP tokens for the harnesses that read XML.
 FUZZ_DICT_xml     := fuzz/xmpp.dict
 FUZZ_DICT_stream  := fuzz/xmpp.dict
