@@ -21,5 +21,6 @@ Suite *make_adminproto_suite(void);
 Suite *make_registration_suite(void);
 Suite *make_capsver_suite(void);
 Suite *make_pepcfg_suite(void);
+Suite *make_upslot_suite(void);
 
 #endif
