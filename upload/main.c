@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
 #include "evloop.h"
 #include "keys.h"
@@ -56,6 +57,8 @@ static const config_key_t upload_server_keys[] = {
     CONFIG_INT("upload_max_connections", "256", 1, 100000, "HTTP connections the upload process serves at once"),
     CONFIG_INT("upload_timeout", "60", 1, 3600, "seconds an HTTP connection may stay idle before it is closed"),
     CONFIG_INT("upload_threads", "4", 1, 256, "HTTP threads of the upload process"),
+    CONFIG_STR("upload_tls_cert", "", "PEM certificate chain to serve HTTPS with (empty: plain HTTP, for behind a TLS proxy)"),
+    CONFIG_STR("upload_tls_key", "", "PEM private key of upload_tls_cert (empty: in upload_tls_cert)"),
     CONFIG_END,
 };
 
@@ -555,6 +558,25 @@ static void *sweeper(void *arg)
 
 /* ---- start ---- */
 
+/* A whole PEM file (at most 1 MiB), fatal naming `key` when it cannot be read. */
+static char *read_pem(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        log_fatal("config: key '%s': cannot open '%s': %s", key, path, strerror(errno));
+    buf_t b = BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
+        buf_append(&b, chunk, n);
+    int bad = ferror(f) || b.len >= (1u << 20) || !strstr(b.data ? b.data : "", "-----BEGIN");
+    fclose(f);
+    if (bad)
+        log_fatal("config: key '%s': '%s' is not a PEM file", key, path);
+    buf_append(&b, "", 1);
+    return buf_steal(&b);
+}
+
 static int listen_socket(const char *spec)
 {
     char host[256], port[16];
@@ -634,14 +656,27 @@ int main(int argc, char **argv)
     evloop_t *loop = evloop_new(); /* blocks SIGINT/SIGTERM/SIGHUP for the threads to come */
     g.tls = redis_tls_new(loop, g.redis_host, g.redis_port);
     int lfd = listen_socket(config_str("upload_listen"));
+    /* HTTPS straight from this process (libmicrohttpd on GnuTLS), read before root goes. */
+    char *tls_cert = NULL, *tls_key = NULL;
+    if (*config_str("upload_tls_cert")) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+            log_fatal("config: key 'upload_tls_cert': this libmicrohttpd has no TLS");
+        tls_cert = read_pem(config_str("upload_tls_cert"), "upload_tls_cert");
+        tls_key = read_pem(*config_str("upload_tls_key") ? config_str("upload_tls_key")
+                                                          : config_str("upload_tls_cert"),
+                           *config_str("upload_tls_key") ? "upload_tls_key" : "upload_tls_cert");
+    }
     if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)
         log_fatal("config: %s", err);
     if (store_init(&g.store, config_str("upload_dir"), err, sizeof err) < 0)
         log_fatal("config: %s", err);
 
     unsigned threads = (unsigned)config_int("upload_threads");
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (tls_cert)
+        flags |= MHD_USE_TLS;
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        flags, 0, NULL, NULL,
         on_request, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, lfd,
@@ -651,12 +686,15 @@ int main(int argc, char **argv)
         /* the buffer the body comes through: larger chunks, fewer writes */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        /* ignored without MHD_USE_TLS; NULL ends the list early, so they come last */
+        tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, tls_key,
         MHD_OPTION_END);
     if (!d)
         log_fatal("upload: cannot serve HTTP on %s", config_str("upload_listen"));
     if (pthread_create(&g.sweeper, NULL, sweeper, NULL) != 0)
         log_fatal("upload: cannot start the sweep thread");
-    log_info("serving uploads on http://%s (public %s), files in %s",
+    log_info("serving uploads on %s://%s (public %s), files in %s", tls_cert ? "https" : "http",
              config_str("upload_listen"), url, config_str("upload_dir"));
 
     evloop_run(loop);
@@ -673,6 +711,8 @@ int main(int argc, char **argv)
     store_close(&g.store);
     secret_free(&g.secret);
     secret_free(&g.redis_password);
+    secret_free(&tls_key);
+    free(tls_cert);
     config_free();
     return 0;
 }

@@ -809,17 +809,22 @@ class UploadServer:
     """The upload-server process (XEP-0363's HTTP side) on the stack's config file: it
     listens on upload_listen and stores under upload_dir. .url is the base of the slots."""
 
-    def __init__(self, stack):
+    def __init__(self, stack, tag="main", overrides=None):
+        """overrides: config keys set through XMPP_* (with upload_listen, a port of its own)."""
         self.stack = stack
         self.port = stack.upload_port
+        env = dict(overrides or {})
+        if "upload_listen" in env:
+            self.port = int(env["upload_listen"].rsplit(":", 1)[1])
         self.dir = stack.upload_dir
-        self.url = "http://127.0.0.1:%d/upload" % self.port
-        self.log = stack.tmp / "upload-server.log"
+        scheme = "https" if env.get("upload_tls_cert") else "http"
+        self.url = "%s://127.0.0.1:%d/upload" % (scheme, self.port)
+        self.log = stack.tmp / ("upload-server-%s.log" % tag)
         self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(
             server_argv([stack.bin("upload-server"), "-c", stack.config], self.log),
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
-            env=clean_env(), cwd=str(stack.tmp))
+            env=clean_env(env), cwd=str(stack.tmp))
         wait_port(self.port, READY_TIMEOUT, self.proc, self.log)
 
     def stop(self):

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import http.client as httpc
 import os
+import ssl
 import time
 import urllib.parse
 import uuid
@@ -13,7 +14,7 @@ from xml.sax.saxutils import quoteattr
 
 import pytest
 
-from conftest import UPLOAD_MAX_SIZE, UPLOAD_QUOTA
+from conftest import UPLOAD_MAX_SIZE, UPLOAD_QUOTA, UploadServer, free_port
 from xmpp_client import NS_DISCO_INFO, NS_STANZAS, dump, q
 
 NS_UP = "urn:xmpp:http:upload:0"
@@ -39,10 +40,16 @@ def slot_of(r):
     return put.get("url"), headers, slot.find(q(NS_UP, "get")).get("url")
 
 
-def http(method, url, body=None, headers=None, raw_path=None):
-    """(status, headers dict (lower-case names), body) of one request."""
+def http(method, url, body=None, headers=None, raw_path=None, cafile=None):
+    """(status, headers dict (lower-case names), body) of one request (https: trusting
+    cafile, the name checked is localhost)."""
     u = urllib.parse.urlsplit(url)
-    conn = httpc.HTTPConnection(u.hostname, u.port, timeout=10)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.check_hostname = False  # 127.0.0.1 against a certificate for localhost
+        conn = httpc.HTTPSConnection(u.hostname, u.port, timeout=10, context=ctx)
+    else:
+        conn = httpc.HTTPConnection(u.hostname, u.port, timeout=10)
     try:
         conn.putrequest(method, raw_path or u.path, skip_accept_encoding=True)
         for k, v in (headers or {}).items():
@@ -277,3 +284,27 @@ def test_account_deletion_makes_the_files_404_and_removes_them(stack, uploader, 
     assert r.returncode == 0, r.stderr
     assert http("GET", get_url)[0] == 404
     assert not path.exists()
+
+
+def test_https_straight_from_the_upload_process(stack, uploader, upload_server):
+    """With upload_tls_cert the upload process speaks TLS itself (make run's certificate
+    would do); the slot's path and token are the same whatever the scheme and port."""
+    _, c = uploader
+    tls = UploadServer(stack, "tls", {"upload_listen": "127.0.0.1:%d" % free_port(),
+                                      "upload_tls_cert": stack.cafile,
+                                      "upload_tls_key": stack.keyfile})
+    try:
+        data = os.urandom(5000)
+        put_url, headers, get_url = slot_of(request_slot(c, "tls.bin", len(data), "application/octet-stream"))
+        path = urllib.parse.urlsplit(put_url).path
+        url = tls.url[:-len("/upload")] + path
+        h = dict(headers, **{"Content-Type": "application/octet-stream"})
+        assert http("PUT", url, data, h, cafile=stack.cafile)[0] == 201
+        status, hd, body = http("GET", url, cafile=stack.cafile)
+        assert status == 200 and body == data
+        assert http("GET", get_url)[2] == data  # the same store behind both
+        with pytest.raises(ssl.SSLError):
+            http("GET", url, cafile=None)  # the test certificate is not in the system's store
+    finally:
+        problems = tls.stop()
+    assert not problems, "\n".join(problems)
