@@ -463,28 +463,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (q->status || q->fd < 0)
-            return MHD_YES;
-        if (q->got + (long long)n > q->tok.size) {
+        q->got += (long long)n;
+        if (q->status) {
+            /* Refused already: the rest is read and dropped so the answer can be sent
+             * (libmicrohttpd answers only once the body is in), up to a bound past which
+             * the connection is simply closed. */
+            return q->got > q->tok.size + g.max_size ? MHD_NO : MHD_YES;
+        }
+        if (q->got > q->tok.size) {
             /* A chunked body that outgrows its slot. */
             q->status = 413;
-            store_abort(&g.store, q->fd, q->tmp);
-            q->fd = -1;
-            q->tmp[0] = '\0';
-            return answer_status(conn, 413);
-        }
-        if (store_write(q->fd, upload_data, n) < 0) {
+        } else if (store_write(q->fd, upload_data, n) < 0) {
             q->status = 503;
+        }
+        if (q->status) {
             store_abort(&g.store, q->fd, q->tmp);
             q->fd = -1;
             q->tmp[0] = '\0';
-            return MHD_YES;
         }
-        q->got += (long long)n;
         return MHD_YES;
     }
-    if (q->status == 413)
-        return MHD_YES; /* answered already */
     return answer_status(conn, put_end(q));
 }
 

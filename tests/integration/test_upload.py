@@ -308,3 +308,56 @@ def test_https_straight_from_the_upload_process(stack, uploader, upload_server):
     finally:
         problems = tls.stop()
     assert not problems, "\n".join(problems)
+
+
+def put_chunked(url, headers, chunks):
+    """A PUT with Transfer-Encoding: chunked (no Content-Length); the status."""
+    u = urllib.parse.urlsplit(url)
+    conn = httpc.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        try:
+            conn.request("PUT", u.path, body=iter(chunks), headers=headers, encode_chunked=True)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_chunked_body_is_counted_against_the_slot(uploader, upload_server):
+    _, c = uploader
+    put_url, headers, get_url = slot_of(request_slot(c, "h.bin", 3000, "application/octet-stream"))
+    h = dict(headers, **{"Content-Type": "application/octet-stream"})
+    assert put_chunked(put_url, h, [b"a" * 1000] * 4) == 413
+    assert put_chunked(put_url, h, [b"a" * 1000] * 2) == 400
+    assert nothing_stored(upload_server, put_url)
+    assert put_chunked(put_url, h, [b"a" * 1000, b"b" * 1000, b"c" * 1000]) == 201
+    assert http("GET", get_url)[2] == b"a" * 1000 + b"b" * 1000 + b"c" * 1000
+
+
+def test_sweep_deletes_files_past_their_time(stack, uploader, upload_server):
+    """An upload process keeping files one second (its own store, so the shared one is not
+    swept) deletes a stored file on its next sweep and forgets its record."""
+    user, c = uploader
+    store = stack.tmp / ("uploads-sweep-%s" % uuid.uuid4().hex[:8])
+    up = UploadServer(stack, "sweep", {"upload_listen": "127.0.0.1:%d" % free_port(),
+                                       "upload_dir": str(store), "upload_expire_after": "1",
+                                       "upload_sweep_interval": "1"})
+    try:
+        data = b"short-lived"
+        put_url, headers, _ = slot_of(request_slot(c, "s.txt", len(data), "text/plain"))
+        path = urllib.parse.urlsplit(put_url).path
+        url = up.url[:-len("/upload")] + path
+        assert put(url, headers, data, "text/plain") == 201
+        sid = slot_id(put_url)
+        stored = store / sid[:2] / sid
+        deadline = time.monotonic() + 30
+        while stored.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not stored.exists(), "the sweep left an expired file"
+        assert http("GET", url)[0] == 404
+        key = "itest:upload:{%s}" % user.jid
+        assert stack.redis.command("HEXISTS", key, sid) == 0
+    finally:
+        problems = up.stop()
+    assert not problems, "\n".join(problems)
