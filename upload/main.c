@@ -70,7 +70,7 @@ static struct {
     char *secret;
     char prefix[512]; /* the path of upload_url */
     store_t store;
-    long long max_size;
+    long long max_size, expire_after;
     unsigned timeout_s;
     /* Redis */
     const char *redis_host, *redis_prefix;
@@ -374,7 +374,7 @@ static enum MHD_Result serve_get(struct MHD_Connection *conn, const char *url)
         store_file_close(&f);
         return answer_status(conn, 404);
     }
-    long long exp = config_int("upload_expire_after");
+    long long exp = g.expire_after;
     if (exp > 0 && f.created + exp <= (long long)time(NULL)) {
         store_remove(&g.store, p.id);
         record_forget(f.bare, p.id);
@@ -386,10 +386,15 @@ static enum MHD_Result serve_get(struct MHD_Connection *conn, const char *url)
         store_file_close(&f);
         return answer_status(conn, 503);
     }
-    if (st != 's') {
+    if (st == 0) {
         /* The owner's record is gone (the account was deleted): the file goes now. */
         log_info("upload: %s has no record for %s any more: deleted", p.id, f.bare);
         store_remove(&g.store, p.id);
+        store_file_close(&f);
+        return answer_status(conn, 404);
+    }
+    if (st != 's') {
+        /* Linked into place by a PUT that has not marked its record yet: not there yet. */
         store_file_close(&f);
         return answer_status(conn, 404);
     }
@@ -537,7 +542,7 @@ static void sweep_one(const char *id, long long now, long long exp)
 static void *sweeper(void *arg)
 {
     (void)arg;
-    long long exp = config_int("upload_expire_after");
+    long long exp = g.expire_after;
     pthread_mutex_lock(&g.lock);
     while (!g.stopping) {
         pthread_mutex_unlock(&g.lock);
@@ -642,6 +647,7 @@ int main(int argc, char **argv)
     if (!g.secret)
         log_fatal("config: neither upload_secret nor upload_secret_file is set");
     g.max_size = config_int("upload_max_size");
+    g.expire_after = config_int("upload_expire_after");
     g.timeout_s = (unsigned)config_int("upload_timeout");
     g.sweep_s = config_int("upload_sweep_interval");
     g.redis_host = config_str("redis_host");
