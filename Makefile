@@ -1,5 +1,5 @@
 # Build, run and test the XMPP server. See README.md.
-#   make            build c2s-frontend, session-router and xmppctl into build/
+#   make            build c2s-frontend, session-router, xmppctl and upload-server into build/
 #   make run        install missing Debian packages, build, start a server for localhost
 #   make test       install missing Debian packages, then in a new make (flags probed afresh):
 #                   build plain and ASan+UBSan; unit tests and fuzz regressions on both; the
@@ -46,11 +46,12 @@ COMMON_SRC := $(wildcard common/*.c)
 FE_SRC     := $(wildcard c2s-frontend/*.c)
 RT_SRC     := $(wildcard session-router/*.c session-router/core/*.c session-router/modules/*.c)
 CTL_SRC    := $(wildcard xmppctl/*.c)
+UP_SRC     := $(wildcard upload/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-BINS := $(BUILD)/c2s-frontend $(BUILD)/session-router $(BUILD)/xmppctl
+BINS := $(BUILD)/c2s-frontend $(BUILD)/session-router $(BUILD)/xmppctl $(BUILD)/upload-server
 # Every configuration key the programs declare, indexed at build time (mk/config.mk).
 CONFIG_INDEX := $(BUILD)/obj/gen/config_index.o
 
@@ -83,6 +84,10 @@ $(BUILD)/session-router: $(call obj,$(RT_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommo
 
 $(BUILD)/xmppctl: $(call obj,$(CTL_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The HTTP side of XEP-0363 (upload/): libmicrohttpd on its own threads.
+$(BUILD)/upload-server: $(call obj,$(UP_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lpthread
 
 # The frontend's PROXY protocol parser and per-address limits, and the router's protocol
 # rules, are pure (no I/O): their unit tests link them directly. The router's routing code

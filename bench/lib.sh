@@ -12,14 +12,15 @@
 #   server_stop            stops what server_start started
 # and, for the cases only ours has (skipped for the others): VARIANT "tls-mam" (the message
 # archive on; every other variant runs without it, as the peers do), bench_mam_query (the
-# mam-query case), and optionally
+# mam-query case), VARIANT "tls-upload" (the upload process too) with bench_upload (the
+# upload case: XEP-0363 PUT and GET throughput), and optionally
 # bench_case_before NAME / bench_case_after NAME (run around each case).
 # and sets LOADGEN, LABEL, DOMAIN, WORK, RESULTS and the sizes below.
 
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
 : "${SM_N:=2000}" "${MUC_ROOMS:=20}" "${MUC_OCCUPANTS:=50}" "${MUC_MESSAGES:=2000}"
-: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-mam mam-query sm-resume presence pep muc scale}"
+: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-mam mam-query upload sm-resume presence pep muc scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
 
@@ -169,14 +170,16 @@ bench_suite() {
     local c
     for c in $CASES; do
         case $c in
-        sm-resume | msg-mam | mam-query)
-            # Router memory per waiting session, what our archive costs: only ours.
+        sm-resume | msg-mam | mam-query | upload)
+            # Router memory per waiting session, what our archive costs, our upload
+            # process: only ours.
             if [ "$LABEL" != ours ]; then
                 echo "RESULT case=$c server=$LABEL status=skipped" >> "$RESULTS"
                 continue
             fi
             local variant=tls
             [ "$c" = sm-resume ] || variant=tls-mam
+            [ "$c" = upload ] && variant=tls-upload
             server_start "$variant" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
             ;;
@@ -214,6 +217,7 @@ bench_suite() {
         msg) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         msg-mam) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         mam-query) bench_mam_query ;;
+        upload) bench_upload ;;
         msg-sm) bench_case "$c" --scenario msg --sm --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;

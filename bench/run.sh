@@ -41,7 +41,7 @@ LABEL=ours
 DOMAIN=localhost
 PREFIX=bench:
 PASSWORD=benchpass
-for b in c2s-frontend session-router xmppctl loadgen; do
+for b in c2s-frontend session-router xmppctl upload-server loadgen; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b is missing; run make first" >&2; exit 1; }
 done
 # Scale needs more time than the other cases: about 1 ms of CPU per login on each side.
@@ -54,7 +54,7 @@ WORK=$(mktemp -d /tmp/xmpp-bench.XXXXXX)
 mkdir -p "$BUILD/bench"
 RESULTS=$BUILD/bench/results-ours.txt
 : > "$RESULTS"
-REDIS_PID="" ROUTER_PID="" FE_PIDS=""
+REDIS_PID="" ROUTER_PID="" FE_PIDS="" UPLOAD_PID=""
 
 cleanup() {
     trap - EXIT INT TERM
@@ -74,6 +74,7 @@ bench_pick_port REDIS_PORT
 bench_pick_port ROUTER_PORT
 bench_pick_port FE1_PORT
 bench_pick_port FE2_PORT
+bench_pick_port UPLOAD_PORT
 bench_cert "$WORK"
 CONF=$WORK/xmpp.conf
 cat > "$CONF" <<EOF
@@ -95,7 +96,13 @@ stream_open_timeout = 120
 max_connections_per_ip = 0
 connection_rate_per_ip = 0
 max_bytes_per_second = 0
+upload_url = http://127.0.0.1:$UPLOAD_PORT/upload
+upload_listen = 127.0.0.1:$UPLOAD_PORT
+upload_dir = $WORK/uploads
+upload_secret_file = $WORK/upload.secret
+upload_max_size = 16000000
 EOF
+(umask 077; openssl rand -hex 32 > "$WORK/upload.secret")
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
     --daemonize no > "$WORK/redis.log" 2>&1 &
@@ -145,6 +152,11 @@ server_start() {
         SERVER_PORT="$FE1_PORT,$FE2_PORT"
     fi
     SERVER_PIDS="${FE_PIDS// /,},$ROUTER_PID,$REDIS_PID"
+    if [ "$1" = tls-upload ]; then
+        "$BUILD/upload-server" -c "$CONF" 2>> "$WORK/upload.log" &
+        UPLOAD_PID=$!
+        bench_wait_port "$UPLOAD_PORT" 10 "$UPLOAD_PID" || return 1
+    fi
     SERVER_NOTLS=0
     [ "$1" = notls ] && SERVER_NOTLS=1
     local p
@@ -213,6 +225,22 @@ bench_mam_query() {
         echo "RESULT case=mam-query server=$LABEL status=failed" >> "$RESULTS"
     fi
     archive_clear
+}
+
+bench_upload() {
+    bench_log "$LABEL: upload"
+    set +e
+    timeout -k 5 "$STEP_TIMEOUT" python3 bench/upload.py --port "$FE1_PORT" --domain "$DOMAIN" \
+        --cafile "$WORK/cert.pem" --password "$PASSWORD" --upload-pid "$UPLOAD_PID" \
+        --label "$LABEL" > "$WORK/$LABEL-upload.out" 2>&1
+    set -e
+    sed 's/^/    /' "$WORK/$LABEL-upload.out"
+    if grep -q '^RESULT ' "$WORK/$LABEL-upload.out"; then
+        grep '^RESULT ' "$WORK/$LABEL-upload.out" | sed 's/^RESULT /RESULT case=upload /' >> "$RESULTS"
+    else
+        echo "RESULT case=upload server=$LABEL status=failed" >> "$RESULTS"
+    fi
+    rm -rf "$WORK/uploads"
 }
 
 echo "bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \

@@ -22,6 +22,9 @@ BEGIN {
         "mam-query:last50_p99_ms:query the last 50 of 100,000 archived, p99 (ms)|" \
         "mam-query:last50_with_p50_ms:the same with a 'with' filter, p50 (ms)|" \
         "mam-query:last50_with_p99_ms:the same with a 'with' filter, p99 (ms)|" \
+        "upload:put_mb_per_s:XEP-0363 upload of a 10 MB file, PUT MB/s (median)|" \
+        "upload:get_mb_per_s:XEP-0363 download of a 10 MB file, GET MB/s (median)|" \
+        "upload:cpu_ms_per_mb:upload process CPU ms per MB moved|" \
         "msg-sm:msgs_per_s:messages per second, XEP-0198 on both ends|" \
         "msg-sm:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, XEP-0198 on|" \
         "msg-sm:cpu_ratio:server CPU per message, XEP-0198 on / off|" \

@@ -42,6 +42,11 @@
  * room's XEP-0313 archive and its history on join. Trimmed to muc_archive_max_messages on
  * every write, by id to muc_archive_expires_after, deleted with the room. */
 #define KEYS_MUC_ARCHIVE "mucmam"
+/* XEP-0363 HTTP File Upload (mod_upload.c, upload/): a hash of a user's slots and files,
+ * field = the slot id (32 hex digits), value "p SIZE DEADLINE" for a slot not used yet or
+ * "s SIZE STORED_AT" (Unix seconds) once the upload process stored the file. Its entries
+ * count against upload_quota; a file whose entry is gone is served as 404 and deleted. */
+#define KEYS_UPLOAD "upload"
 /* The last unavailable presence of a user who went offline (answers probes). */
 #define KEYS_LAST_UNAVAILABLE "lastpresence"
 /* The hex SHA-1 of a user's avatar image, "" for none (XEP-0398: mod_avatar). */

@@ -5,24 +5,45 @@
 # left readable by the group of XMPP_USER (xmpp), so that a frontend that has dropped to that
 # user can reload it on SIGHUP. For the router: when XMPP_TURN_SECRET_FILE names a file that
 # is missing or empty (a new volume shared with coturn), makes the secret it shares with
-# coturn there (under a lock: coturn's entrypoint may be making it too). Then runs the
-# command (which drops privileges itself).
+# coturn there. For the router and the upload process: when upload_url is set and no upload
+# secret is configured, both use /secrets/upload.secret (a volume they share), made on first
+# start. Secrets are made under a lock (another container may be making the same one). Then
+# runs the command (which drops privileges itself).
 set -eu
+# make_secret FILE WHAT: 32 random bytes as hex in FILE unless it holds one already, readable
+# by the group of XMPP_USER (the process drops to it).
+make_secret() {
+    (
+        flock 9
+        if [ ! -s "$1" ]; then
+            (umask 077; openssl rand -hex 32 >"$1.new")
+            if [ "$(id -u)" = 0 ] && [ -n "${XMPP_USER:-}" ]; then
+                chown "root:$(id -gn "$XMPP_USER")" "$1.new"
+                chmod 640 "$1.new"
+            fi
+            mv "$1.new" "$1"
+            echo "entrypoint: made the $2 in $1" >&2
+        fi
+    ) 9>"$(dirname "$1")/.lock"
+}
+
+upload_secret() {
+    if [ -n "${XMPP_UPLOAD_URL:-}" ] && [ -z "${XMPP_UPLOAD_SECRET:-}" ] &&
+        [ -z "${XMPP_UPLOAD_SECRET_FILE:-}" ] && [ -d /secrets ]; then
+        export XMPP_UPLOAD_SECRET_FILE=/secrets/upload.secret
+        make_secret /secrets/upload.secret "upload signing secret"
+    fi
+}
+
 case "${1:-}" in
 session-router)
-    f=${XMPP_TURN_SECRET_FILE:-}
-    if [ -n "$f" ] && [ ! -s "$f" ]; then
-        (
-            flock 9
-            if [ ! -s "$f" ]; then
-                umask 077
-                head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f.new"
-                echo >>"$f.new"
-                mv "$f.new" "$f"
-                echo "entrypoint: made a new TURN secret in $f" >&2
-            fi
-        ) 9>"$(dirname "$f")/.lock"
+    if [ -n "${XMPP_TURN_SECRET_FILE:-}" ]; then
+        make_secret "$XMPP_TURN_SECRET_FILE" "TURN secret"
     fi
+    upload_secret
+    ;;
+upload-server)
+    upload_secret
     ;;
 c2s-frontend)
     if [ -z "${XMPP_TLS_CERT:-}" ]; then

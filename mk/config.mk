@@ -1,7 +1,7 @@
 # The index of every configuration key the programs declare (common/config.h): a program
 # ignores another program's keys in the shared config file and refuses any other unknown key.
 # Built from the CONFIG_STR/CONFIG_INT/CONFIG_BOOL declarations themselves, so it cannot drift.
-CONFIG_DECL_SRC := $(COMMON_SRC) $(FE_SRC) $(RT_SRC) $(CTL_SRC)
+CONFIG_DECL_SRC := $(COMMON_SRC) $(FE_SRC) $(RT_SRC) $(CTL_SRC) $(UP_SRC)
 
 $(BUILD)/gen/config_index.c: $(CONFIG_DECL_SRC) mk/config.mk
 	@mkdir -p $(dir $@)

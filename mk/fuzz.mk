@@ -6,10 +6,10 @@
 #                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
 #                      works with SAN=1 too
 #   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin, caps,
-#                      muccfg, mamq)
+#                      muccfg, mamq, upload)
 # Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
 
-FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps muccfg mamq
+FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps muccfg mamq upload
 FUZZ_CC        ?= clang
 FUZZ_BUILD     := build-fuzz
 FUZZ_SECONDS   ?= 60
@@ -34,6 +34,8 @@ $(BUILD)/obj/fuzz/fuzz_muccfg.o: CFLAGS += -Isession-router/core
 # fuzz_mamq runs the XEP-0313 query parser (users' and rooms' archives).
 FUZZ_EXTRA_mamq   := session-router/core/mamq.c
 $(BUILD)/obj/fuzz/fuzz_mamq.o: CFLAGS += -Isession-router/core
+# fuzz_upload runs the upload process's stored-file header parser.
+FUZZ_EXTRA_upload := upload/store.c
 # Dictionaries of XMPP tokens for the harnesses that read XML.
 FUZZ_DICT_xml     := fuzz/xmpp.dict
 FUZZ_DICT_stream  := fuzz/xmpp.dict

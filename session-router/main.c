@@ -81,6 +81,7 @@ static module_t *const modules[] = {
     &mod_extdisco,
     &mod_contact, /* adds XEP-0157 addresses to the server's disco#info */
     &mod_muc,
+    &mod_upload,
 };
 
 static double count_map(void *ud)

@@ -5,7 +5,9 @@
 # Ctrl-C stops all of it. Ports and paths can be changed with the XMPP_* variables
 # (README.md, "Configuration"). Both processes serve Prometheus metrics (README.md,
 # "Metrics"): the router on 127.0.0.1:9101, the frontend on 127.0.0.1:9102
-# (ROUTER_METRICS and FRONTEND_METRICS change them; empty turns them off).
+# (ROUTER_METRICS and FRONTEND_METRICS change them; empty turns them off). The upload
+# process (XEP-0363 HTTP File Upload) serves the files on 127.0.0.1:5280 (UPLOAD_PORT), its
+# files in run/uploads, its signing secret in run/upload.secret.
 set -eu
 BUILD=${1:-build}
 RUN=${RUN_DIR:-run}
@@ -14,12 +16,16 @@ REDIS_PORT=${XMPP_REDIS_PORT:-6390}
 ROUTER_METRICS=${ROUTER_METRICS-127.0.0.1:9101}
 FRONTEND_METRICS=${FRONTEND_METRICS-127.0.0.1:9102}
 CONF="$RUN/xmpp.conf"
+UPLOAD_PORT=${UPLOAD_PORT:-5280}
 
 if [ ! -f "$RUN/cert.pem" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
         -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" \
         -keyout "$RUN/key.pem" -out "$RUN/cert.pem" 2>/dev/null
     echo "run-local: made a self-signed certificate $RUN/cert.pem for localhost"
+fi
+if [ ! -f "$RUN/upload.secret" ]; then
+    (umask 077; openssl rand -hex 32 > "$RUN/upload.secret")
 fi
 if [ ! -f "$CONF" ]; then
     cat > "$CONF" <<CONF
@@ -39,6 +45,15 @@ elif ! grep -q '^ *allow_registration' "$CONF"; then
     # a run/xmpp.conf from before in-band registration existed: the local server has it on
     echo "allow_registration = true" >> "$CONF"
 fi
+if ! grep -q '^ *upload_url' "$CONF"; then
+    # HTTP File Upload (XEP-0363): slots from the router, files from upload-server
+    cat >> "$CONF" <<CONF
+upload_url = http://localhost:$UPLOAD_PORT/upload
+upload_listen = 127.0.0.1:$UPLOAD_PORT
+upload_dir = $RUN/uploads
+upload_secret_file = $RUN/upload.secret
+CONF
+fi
 
 pids=""
 cleanup() {
@@ -56,9 +71,12 @@ XMPP_METRICS_LISTEN="$ROUTER_METRICS" "$BUILD/session-router" -c "$CONF" &
 pids="$pids $!"
 XMPP_METRICS_LISTEN="$FRONTEND_METRICS" "$BUILD/c2s-frontend" -c "$CONF" &
 pids="$pids $!"
+"$BUILD/upload-server" -c "$CONF" &
+pids="$pids $!"
 cat <<MSG
 run-local: server for localhost on ${XMPP_C2S_LISTEN:-127.0.0.1:5222} (STARTTLS required), Redis on $REDIS_PORT.
 run-local: add accounts with:  $BUILD/xmppctl -c $CONF adduser alice@localhost
+run-local: file upload (XEP-0363): slots on upload.localhost, files on $(sed -n 's/^ *upload_url *= *//p' "$CONF" | tail -1)
 run-local: metrics: router http://${ROUTER_METRICS:-off}/metrics, frontend http://${FRONTEND_METRICS:-off}/metrics
 run-local: (or register them from a client: allow_registration is on)
 run-local: Ctrl-C stops everything.

@@ -26,6 +26,7 @@ extern module_t mod_register;
 extern module_t mod_roster;
 extern module_t mod_time;
 extern module_t mod_unregister;
+extern module_t mod_upload;
 extern module_t mod_vcard;
 extern module_t mod_version;
 

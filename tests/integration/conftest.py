@@ -46,6 +46,9 @@ from xmpp_client import XMPPClient  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost"
 REDIS_PREFIX = "itest:"
+# The upload limits of the test configuration (Stack.write_config).
+UPLOAD_MAX_SIZE = 1 << 20
+UPLOAD_QUOTA = 4 << 20
 BAD_LOG_WORDS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "ERROR")
 
 VALGRIND = os.environ.get("XMPP_VALGRIND", "") not in ("", "0")
@@ -487,6 +490,12 @@ class Stack:
         # never fight over a port; start_router turns it on for the main router.
         self.admin_port = free_port()
         self.admin_endpoint = "tcp://127.0.0.1:%d" % self.admin_port
+        self.upload_port = free_port()
+        self.upload_dir = self.tmp / "uploads"
+        self.upload_secret_file = self.tmp / "upload.secret"
+        self.upload_secret_file.write_text("# shared by the router and upload-server\n%s\n"
+                                           % uuid.uuid4().hex)
+        self.upload_secret_file.chmod(0o600)
         self.config = self.tmp / "xmpp.conf"
         self.config.write_text(
             "# integration test configuration\n"
@@ -512,8 +521,19 @@ class Stack:
             "connection_rate_per_ip = 0\n"
             "auth_failures_per_ip = 0\n"
             "auth_failures_per_account = 0\n"
+            "# HTTP File Upload (XEP-0363): the router hands out slots for the upload\n"
+            "# process the upload_server fixture starts; small limits for the tests\n"
+            "upload_url = http://127.0.0.1:%d/upload\n"
+            "upload_listen = 127.0.0.1:%d\n"
+            "upload_dir = %s\n"
+            "upload_secret_file = %s\n"
+            "upload_max_size = %d\n"
+            "upload_quota = %d\n"
+            "upload_threads = 2\n"
             % (DOMAIN, self.port, self.cafile, self.keyfile, self.router_port,
-               self.router_port, self.redis_port, REDIS_PREFIX, self.admin_endpoint))
+               self.router_port, self.redis_port, REDIS_PREFIX, self.admin_endpoint,
+               self.upload_port, self.upload_port, self.upload_dir, self.upload_secret_file,
+               UPLOAD_MAX_SIZE, UPLOAD_QUOTA))
 
     def start_router(self):
         self.router_log = self.tmp / "router.log"
@@ -782,6 +802,45 @@ def extra_frontend(stack):
     problems = []
     for fe in started:
         problems += fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+class UploadServer:
+    """The upload-server process (XEP-0363's HTTP side) on the stack's config file: it
+    listens on upload_listen and stores under upload_dir. .url is the base of the slots."""
+
+    def __init__(self, stack, tag="main", overrides=None):
+        """overrides: config keys set through XMPP_* (with upload_listen, a port of its own)."""
+        self.stack = stack
+        self.port = stack.upload_port
+        env = dict(overrides or {})
+        if "upload_listen" in env:
+            self.port = int(env["upload_listen"].rsplit(":", 1)[1])
+        self.dir = stack.upload_dir
+        scheme = "https" if env.get("upload_tls_cert") else "http"
+        self.url = "%s://127.0.0.1:%d/upload" % (scheme, self.port)
+        self.log = stack.tmp / ("upload-server-%s.log" % tag)
+        self.logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            server_argv([stack.bin("upload-server"), "-c", stack.config], self.log),
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+            env=clean_env(env), cwd=str(stack.tmp))
+        wait_port(self.port, READY_TIMEOUT, self.proc, self.log)
+
+    def stop(self):
+        problems = stop_process(self.proc, "upload-server", self.log)
+        self.logf.close()
+        return problems
+
+
+@pytest.fixture(scope="session")
+def upload_server(stack):
+    """The upload-server process of the stack, started on first use (session-wide)."""
+    if getattr(stack, "remote", False):
+        skip_remote("starts its own upload-server")
+    up = UploadServer(stack)
+    yield up
+    problems = up.stop()
     assert not problems, "\n".join(problems)
 
 

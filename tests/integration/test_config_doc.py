@@ -13,7 +13,8 @@ import pytest
 from conftest import build_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAMS = {"frontend": "c2s-frontend", "router": "session-router", "xmppctl": "xmppctl"}
+PROGRAMS = {"frontend": "c2s-frontend", "router": "session-router", "xmppctl": "xmppctl",
+            "upload": "upload-server"}
 
 
 def help_config(program):
@@ -73,11 +74,11 @@ def test_readme_configuration_tables_match_the_programs():
             elif not m:
                 assert real == "", \
                     "README describes %s's default as %r, but it is %r" % (key, default, real)
-            named = set(re.findall(r"frontend|router|xmppctl|all", used_by))
-            want = {"frontend", "router"} & readers
+            named = set(re.findall(r"frontend|router|xmppctl|upload|all", used_by))
+            want = {"frontend", "router", "upload"} & readers
             if "all" not in named:
                 assert want <= named, "README: %s used by %r, but %s read it" \
                     % (key, used_by, sorted(readers))
-                for name in named & {"frontend", "router"}:
+                for name in named & {"frontend", "router", "upload"}:
                     assert name in readers, "README: %s used by %r, but %s does not read it" \
                         % (key, used_by, name)

@@ -139,8 +139,10 @@ def test_disco_items_on_domain_lists_services(login, new_user):
     res = c.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_ITEMS, to=DOMAIN)
     assert res.get("type") == "result", dump(res)
     items = res.find(q(NS_DISCO_ITEMS, "query")).findall(q(NS_DISCO_ITEMS, "item"))
-    # No group chat or upload service is built yet: the list names none.
-    assert items == [], dump(res)
+    # The services are listed by address, each a subdomain: XEP-0363 upload among them.
+    jids = {i.get("jid") for i in items}
+    assert "upload." + DOMAIN in jids, dump(res)
+    assert all(j.endswith("." + DOMAIN) for j in jids), dump(res)
 
 
 # ------------------------------------------------------------ XEP-0202

@@ -25,5 +25,6 @@ Suite *make_turnrest_suite(void);
 Suite *make_contactaddr_suite(void);
 Suite *make_muccfg_suite(void);
 Suite *make_mamq_suite(void);
+Suite *make_upslot_suite(void);
 
 #endif
