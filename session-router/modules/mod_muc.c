@@ -1108,6 +1108,12 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
         return;
     }
     const char *nick = slash ? slash + 1 : "";
+    if (!muc.loaded && !muc_room_find(room)) {
+        /* The persistent rooms are being read (router start): ask again soon. */
+        reply_error(from, st, "wait", "resource-constraint");
+        xml_node_free(&st);
+        return;
+    }
     if (msg->kind == IPC_KIND_PRESENCE)
         on_room_presence(from, st, room, nick);
     else if (msg->kind == IPC_KIND_MESSAGE)
