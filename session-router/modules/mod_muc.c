@@ -347,6 +347,9 @@ int muc_room_gc(muc_room_t *r)
     return 1;
 }
 
+static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_node_t *st,
+                       int tell_self, int code);
+
 /* Takes the collected unreachable full JIDs out of their rooms. */
 static void ghosts_flush(void)
 {
@@ -359,19 +362,9 @@ static void ghosts_flush(void)
         muc_room_t *r = muc_room_find(g->room);
         muc_occ_t *o = r ? muc_occ_by_full(r, g->full) : NULL;
         if (o) {
+            /* Status 333: removed for a technical reason (XEP-0045 section 18.1). */
             log_debug("muc: %s unreachable, out of %s", g->full, g->room);
-            if (o->nfull > 1) {
-                for (int i = 0; i < o->nfull; i++)
-                    if (strcmp(o->full[i], g->full) == 0) {
-                        joined_add(o->full[i], -1);
-                        free(o->full[i]);
-                        o->full[i] = o->full[--o->nfull];
-                        break;
-                    }
-            } else {
-                muc_pres_opt_t opt = {.type = "unavailable"};
-                muc_occ_remove(r, o, &opt);
-            }
+            leave_full(r, o, g->full, NULL, 0, 333);
         }
         free(g->room);
         free(g->full);
@@ -571,7 +564,7 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
         reply_error(from, st, "cancel", "conflict");
         return;
     }
-    if (r->cfg.password_protected && a < AFF_OWNER) {
+    if (r->cfg.password_protected) {
         xml_node_t *pw = mucx ? xml_node_child(mucx, "password", NS_MUC) : NULL;
         char *given = pw ? xml_node_text(pw) : xstrdup("");
         int ok = strcmp(given, r->cfg.password) == 0;
@@ -651,7 +644,7 @@ static void change_nick(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
 
 /* The full JID leaves (unavailable presence to the room, or its session ended). */
 static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_node_t *st,
-                       int tell_self)
+                       int tell_self, int code)
 {
     if (o->nfull > 1) {
         for (int i = 0; i < o->nfull; i++)
@@ -674,6 +667,8 @@ static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_
         o->pres = clean_presence(st);
     }
     muc_pres_opt_t opt = {.type = "unavailable"};
+    if (code)
+        opt.codes[opt.ncodes++] = code;
     if (!tell_self) {
         /* The session is gone: only the others hear of it. */
         for (muc_occ_t *v = r->occs; v; v = v->next)
@@ -700,12 +695,12 @@ static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
     if (type && strcmp(type, "error") == 0) {
         /* Section 18.1: an error from an occupant's client takes it out. */
         if (o)
-            leave_full(r, o, from->full, NULL, 0);
+            leave_full(r, o, from->full, NULL, 0, 333);
         return;
     }
     if (type && strcmp(type, "unavailable") == 0) {
         if (o)
-            leave_full(r, o, from->full, st, 1);
+            leave_full(r, o, from->full, st, 1, 0);
         return;
     }
     if (type) { /* subscriptions and probes mean nothing to a room */
@@ -893,7 +888,7 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
     if (type && strcmp(type, "error") == 0) {
         /* Section 18.1: an error from an occupant's client takes that client out. */
         if (o)
-            leave_full(r, o, from->full, NULL, 0);
+            leave_full(r, o, from->full, NULL, 0, 333);
         return;
     }
     if (!r || (r->locked && !o)) {
@@ -986,6 +981,95 @@ static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
     session_reply_result(from, st, q);
 }
 
+/* An iq between occupants (XEP-0045 section 6.7 lets the room pass a query to an
+ * occupant on): it goes to the target's first full JID from room/NICK under an id of the
+ * room's, and the answer comes back to the asker under its own id. Bounded: at most
+ * MUC_IQ_PENDING_MAX wait, each at most MUC_IQ_TIMEOUT_MS. */
+#define MUC_IQ_PENDING_MAX 1024
+#define MUC_IQ_TIMEOUT_MS 60000
+
+typedef struct {
+    char *room, *asker, *target, *target_nick, *id;
+    uint64_t at_ms;
+} iq_wait_t;
+
+static hmap_t *iq_pending; /* room's id -> iq_wait_t */
+static uint64_t iq_seq;
+
+static void iq_wait_free(void *p)
+{
+    iq_wait_t *w = p;
+    free(w->room);
+    free(w->asker);
+    free(w->target);
+    free(w->target_nick);
+    free(w->id);
+    free(w);
+}
+
+static int iq_expired(void *value, void *ud)
+{
+    iq_wait_t *w = value;
+    if (now_ms() - w->at_ms < *(uint64_t *)ud)
+        return 0;
+    iq_wait_free(w);
+    return 1;
+}
+
+static void iq_forward(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+                       muc_occ_t *t)
+{
+    uint64_t age = MUC_IQ_TIMEOUT_MS;
+    if (hmap_count(iq_pending) >= MUC_IQ_PENDING_MAX)
+        hmap_filter(iq_pending, iq_expired, &age);
+    if (hmap_count(iq_pending) >= MUC_IQ_PENDING_MAX) {
+        reply_error(from, st, "wait", "resource-constraint");
+        return;
+    }
+    iq_wait_t *w = xcalloc(1, sizeof *w);
+    w->room = xstrdup(r->jid);
+    w->asker = xstrdup(from->full);
+    w->target = xstrdup(t->full[0]);
+    w->target_nick = xstrdup(t->nick);
+    const char *id = xml_node_attr(st, "id");
+    w->id = id ? xstrdup(id) : NULL;
+    w->at_ms = now_ms();
+    char rid[40];
+    snprintf(rid, sizeof rid, "muc%llx", (unsigned long long)++iq_seq);
+    hmap_sput(iq_pending, rid, w);
+    xml_node_t *fw = xml_node_copy(st);
+    char *nfrom = occ_jid(r, o->nick);
+    xml_node_set_attr(fw, "from", nfrom);
+    free(nfrom);
+    xml_node_set_attr(fw, "to", w->target);
+    xml_node_set_attr(fw, "id", rid);
+    if (route_service_stanza(fw) < 0) {
+        iq_wait_free(hmap_sdel(iq_pending, rid));
+        reply_error(from, st, "cancel", "recipient-unavailable");
+    }
+    xml_node_free(&fw);
+}
+
+/* A result or error from an occupant's client for an iq the room passed on. */
+static void iq_answer(session_t *from, xml_node_t *st)
+{
+    const char *id = xml_node_attr(st, "id");
+    iq_wait_t *w = id ? hmap_sget(iq_pending, id) : NULL;
+    if (!w || strcmp(w->target, from->full) != 0)
+        return;
+    hmap_sdel(iq_pending, id);
+    xml_node_t *back = xml_node_copy(st);
+    buf_t nfrom = BUF_INIT;
+    buf_printf(&nfrom, "%s/%s", w->room, w->target_nick);
+    xml_node_set_attr(back, "from", nfrom.data);
+    buf_free(&nfrom);
+    xml_node_set_attr(back, "to", w->asker);
+    xml_node_set_attr(back, "id", w->id);
+    route_service_stanza(back);
+    xml_node_free(&back);
+    iq_wait_free(w);
+}
+
 static void on_room_iq(session_t *from, xml_node_t *st, const char *room, const char *nick,
                        int set)
 {
@@ -1001,21 +1085,23 @@ static void on_room_iq(session_t *from, xml_node_t *st, const char *room, const 
     }
     muc_occ_t *o = muc_occ_by_full(r, from->full);
     if (*nick) {
-        /* XEP-0410: a client asks whether it is still joined. */
+        /* XEP-0410: a client asks whether it is still joined (not-acceptable: no);
+         * XEP-0045 section 6.7: other queries from non-occupants are bad-request. */
         if (!o) {
-            reply_error(from, st, "modify", "not-acceptable");
+            reply_error(from, st, "modify",
+                        strcmp(q->ns, NS_PING) == 0 ? "not-acceptable" : "bad-request");
             return;
         }
         if (!set && strcmp(q->ns, NS_PING) == 0 && strcmp(o->nick, nick) == 0) {
             session_reply_result(from, st, NULL);
             return;
         }
-        if (!muc_occ_by_nick(r, nick)) {
+        muc_occ_t *t = muc_occ_by_nick(r, nick);
+        if (!t) {
             reply_error(from, st, "cancel", "item-not-found");
             return;
         }
-        /* Queries to other occupants are not passed on (section 7.? allows refusing). */
-        reply_error(from, st, "cancel", "service-unavailable");
+        iq_forward(from, st, r, o, t);
         return;
     }
     if (!set && strcmp(q->ns, NS_DISCO_INFO) == 0 && strcmp(q->name, "query") == 0) {
@@ -1076,8 +1162,11 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
     int iq = msg->kind == IPC_KIND_IQ;
     int set = type && strcmp(type, "set") == 0;
     if (iq && type && strcmp(type, "get") != 0 && !set) {
+        /* Results and errors: answers to iqs the room passed on between occupants. */
+        if (at && slash)
+            iq_answer(from, st);
         xml_node_free(&st);
-        return; /* results and errors: the room asks nothing of clients */
+        return;
     }
     if (!at) {
         if (iq)
@@ -1146,7 +1235,7 @@ static void leave_everywhere(const char *full)
         muc_room_t *r = muc_room_find(names[i]);
         muc_occ_t *o = r ? muc_occ_by_full(r, full) : NULL;
         if (o)
-            leave_full(r, o, full, NULL, 0);
+            leave_full(r, o, full, NULL, 0, 0);
         free(names[i]);
     }
     free(names);
@@ -1255,6 +1344,7 @@ static void muc_open(void)
     muc.max_nick = config_int("muc_max_nick");
     muc.rooms = hmap_new();
     joined = hmap_new();
+    iq_pending = hmap_new();
     if (RAND_bytes(oid_secret, sizeof oid_secret) != 1)
         log_fatal("muc: no random bytes for the occupant-id secret");
     service_add(muc.domain, "Chatrooms", on_stanza);
@@ -1281,6 +1371,7 @@ static void muc_close(void)
     }
     hmap_destroy(&muc.rooms);
     hmap_destroy(&joined);
+    hmap_destroy_all(&iq_pending, iq_wait_free);
     while (ghosts) {
         ghost_t *g = ghosts;
         ghosts = g->next;

@@ -579,3 +579,28 @@ def test_service_limits(stack):
         finally:
             for cl in made:
                 cl.close()
+
+
+def test_iq_between_occupants_goes_through_the_room(muc_user):
+    """XEP-0045 6.7: a query to room/nick reaches that occupant's client from the asker's
+    occupant JID, and the answer comes back to the asker under its own id."""
+    (ua, a), (_, b), (_, c) = muc_user("q1"), muc_user("q2"), muc_user("q3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    b.send("<iq type='get' id='ask1' to='%s/alice'><query xmlns='jabber:iq:version'/></iq>" % room)
+    fw = a.im_wait(lambda e: e.tag == IQ_TAG and e.get("type") == "get", WAIT, "forwarded iq")
+    assert fw.get("from") == room + "/bob" and fw.get("id") != "ask1"
+    a.send("<iq type='result' id='%s' to='%s'><query xmlns='jabber:iq:version'><name>cl</name>"
+           "</query></iq>" % (fw.get("id"), room + "/bob"))
+    res = b.im_wait(lambda e: e.tag == IQ_TAG and e.get("id") == "ask1", WAIT, "answer")
+    assert res.get("type") == "result" and res.get("from") == room + "/alice"
+    assert res.find(".//{jabber:iq:version}name").text == "cl"
+    # A non-occupant's query is refused; its ping says it is not joined.
+    res = c.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room + "/alice")
+    assert_error(res, "bad-request")
+    # A ping to another occupant is passed on too (XEP-0410 section 3).
+    b.send("<iq type='get' id='ping2' to='%s/alice'><ping xmlns='%s'/></iq>" % (room, NS_PING))
+    fw = a.im_wait(lambda e: e.tag == IQ_TAG and e.get("type") == "get", WAIT, "forwarded ping")
+    a.send("<iq type='result' id='%s' to='%s'/>" % (fw.get("id"), room + "/bob"))
+    assert b.im_wait(lambda e: e.get("id") == "ping2", WAIT, "pong").get("type") == "result"
