@@ -686,6 +686,21 @@ static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_
     muc_occ_remove(r, o, &opt);
 }
 
+/* XEP-0045 section 18.1: an error that says the client is gone takes it out of the room;
+ * other errors (a client refusing one message) do not. */
+static int error_means_gone(const xml_node_t *st)
+{
+    static const char *gone[] = {"gone", "item-not-found", "recipient-unavailable", "redirect",
+                                 "remote-server-not-found", "remote-server-timeout",
+                                 "service-unavailable", "jid-malformed", NULL};
+    const xml_node_t *e = xml_node_child(st, "error", NULL);
+    for (const xml_node_t *c = e ? e->children : NULL; c; c = c->next)
+        for (int i = 0; c->name && c->ns && strcmp(c->ns, NS_STANZAS) == 0 && gone[i]; i++)
+            if (strcmp(c->name, gone[i]) == 0)
+                return 1;
+    return 0;
+}
+
 static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
                              const char *nick)
 {
@@ -693,8 +708,7 @@ static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
     muc_room_t *r = muc_room_find(room);
     muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
     if (type && strcmp(type, "error") == 0) {
-        /* Section 18.1: an error from an occupant's client takes it out. */
-        if (o)
+        if (o && error_means_gone(st))
             leave_full(r, o, from->full, NULL, 0, 333);
         return;
     }
@@ -886,8 +900,7 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
     muc_room_t *r = muc_room_find(room);
     muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
     if (type && strcmp(type, "error") == 0) {
-        /* Section 18.1: an error from an occupant's client takes that client out. */
-        if (o)
+        if (o && error_means_gone(st))
             leave_full(r, o, from->full, NULL, 0, 333);
         return;
     }
@@ -1253,7 +1266,8 @@ static mod_result_t on_session_ended(hook_ev_t *ev)
 static mod_result_t on_presence(hook_ev_t *ev)
 {
     const char *type = ev->st ? xml_node_attr(ev->st, "type") : NULL;
-    if (*muc.domain && !xml_node_attr(ev->st, "to") && type && strcmp(type, "unavailable") == 0)
+    if (*muc.domain && ev->st && !xml_node_attr(ev->st, "to") && type &&
+        strcmp(type, "unavailable") == 0)
         leave_everywhere(ev->session->full);
     return MOD_PASS;
 }

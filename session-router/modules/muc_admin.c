@@ -107,7 +107,7 @@ typedef struct {
 static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q,
                       muc_occ_t *actor, muc_role_t ar, muc_aff_t aa)
 {
-    change_t ch[MUC_ADMIN_ITEMS_MAX];
+    change_t *ch = xcalloc(MUC_ADMIN_ITEMS_MAX, sizeof *ch);
     int n = 0;
     const char *etype = NULL, *cond = NULL;
     /* Every item is checked before any is applied: a request changes all or nothing. */
@@ -190,6 +190,7 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
     if (cond) {
         for (int i = 0; i < n; i++)
             free(ch[i].reason);
+        free(ch);
         session_reply_error(from, st, etype, cond);
         return;
     }
@@ -228,6 +229,7 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
     }
     for (int i = 0; i < n; i++)
         free(ch[i].reason);
+    free(ch);
     if (dirty && (r = muc_room_find(rjid)) && r->cfg.persistent)
         muc_store_save(r);
     free(rjid);

@@ -604,3 +604,18 @@ def test_iq_between_occupants_goes_through_the_room(muc_user):
     fw = a.im_wait(lambda e: e.tag == IQ_TAG and e.get("type") == "get", WAIT, "forwarded ping")
     a.send("<iq type='result' id='%s' to='%s'/>" % (fw.get("id"), room + "/bob"))
     assert b.im_wait(lambda e: e.get("id") == "ping2", WAIT, "pong").get("type") == "result"
+
+
+def test_error_from_a_gone_client_takes_it_out(muc_user):
+    """XEP-0045 18.1: an error saying the client is gone takes it out (333); another
+    error (refusing one message) does not."""
+    (_, a), (_, b) = muc_user("gh1"), muc_user("gh2")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    err = "<error type='%s'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+    b.send("<message to='%s/alice' type='error'>%s</message>" % (room, err % ("modify", "not-acceptable")))
+    a.im_expect_none(pres_from(room + "/bob", "unavailable"), QUIET)
+    b.send("<message to='%s' type='error'>%s</message>" % (room, err % ("cancel", "service-unavailable")))
+    p = a.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "bob taken out")
+    assert 333 in codes(p)
