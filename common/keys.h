@@ -36,6 +36,12 @@
 #define KEYS_MAM_WITH "mamwith"
 #define KEYS_MAM_INDEX "mamidx"
 #define KEYS_MAM_PREFS "mamprefs"
+/* A room's messages (muc_archive.c): PREFIX "mucmam:{ROOM@SERVICE}" is a stream (entry id
+ * = the room's XEP-0359 stanza-id, fields with = the sender's room JID room/nick, k = m for
+ * a message or s for a subject change, xml = the message as reflected, without 'to'): the
+ * room's XEP-0313 archive and its history on join. Trimmed to muc_archive_max_messages on
+ * every write, by id to muc_archive_expires_after, deleted with the room. */
+#define KEYS_MUC_ARCHIVE "mucmam"
 /* The last unavailable presence of a user who went offline (answers probes). */
 #define KEYS_LAST_UNAVAILABLE "lastpresence"
 /* The hex SHA-1 of a user's avatar image, "" for none (XEP-0398: mod_avatar). */

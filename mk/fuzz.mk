@@ -6,10 +6,10 @@
 #                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
 #                      works with SAN=1 too
 #   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin, caps,
-#                      muccfg)
+#                      muccfg, mamq)
 # Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
 
-FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps muccfg
+FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps muccfg mamq
 FUZZ_CC        ?= clang
 FUZZ_BUILD     := build-fuzz
 FUZZ_SECONDS   ?= 60
@@ -31,11 +31,15 @@ $(BUILD)/obj/fuzz/fuzz_caps.o: CFLAGS += -Isession-router/core
 # fuzz_muccfg runs a room owner's configuration form (muc#roomconfig).
 FUZZ_EXTRA_muccfg := session-router/core/muccfg.c
 $(BUILD)/obj/fuzz/fuzz_muccfg.o: CFLAGS += -Isession-router/core
+# fuzz_mamq runs the XEP-0313 query parser (users' and rooms' archives).
+FUZZ_EXTRA_mamq   := session-router/core/mamq.c
+$(BUILD)/obj/fuzz/fuzz_mamq.o: CFLAGS += -Isession-router/core
 # Dictionaries of XMPP tokens for the harnesses that read XML.
 FUZZ_DICT_xml     := fuzz/xmpp.dict
 FUZZ_DICT_stream  := fuzz/xmpp.dict
 FUZZ_DICT_caps    := fuzz/xmpp.dict
 FUZZ_DICT_muccfg  := fuzz/xmpp.dict
+FUZZ_DICT_mamq    := fuzz/xmpp.dict
 
 fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
 

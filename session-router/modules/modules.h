@@ -27,4 +27,7 @@ extern module_t mod_unregister;
 extern module_t mod_vcard;
 extern module_t mod_version;
 
+/* The configuration keys of muc_archive.c (the room archive side of mod_muc). */
+extern const config_key_t muc_archive_config_keys[];
+
 #endif

@@ -19,21 +19,27 @@ typedef struct {
  * is malformed. */
 int muc_history_parse(const xml_node_t *history, muc_history_req_t *out);
 
-/* Opens and closes the archive side (keys, limits: muc_history_* config keys). */
+/* Opens and closes the archive side (config keys muc_archive_expires_after,
+ * muc_archive_max_messages, muc_archive_max_page: declared in muc_archive_config_keys,
+ * which main.c registers). */
 void muc_archive_open(void);
 void muc_archive_close(void);
 
-/* A groupchat message the room `room` (bare JID) is about to reflect: stamps it with a
- * fresh XEP-0359 <stanza-id by='ROOM' id='...'/> (forged ones removed) and, when the room
- * keeps history or an archive (`archive`), queues it for storage. Synchronous; the write
- * completes later. The subject change is stored too (history replays the last subject
- * separately: muc_history_send's caller sends it). */
+/* A groupchat message the room `room` (bare JID) is about to reflect (from = room/nick):
+ * stamps it with a fresh XEP-0359 <stanza-id by='ROOM' id='...'/> (forged ones, by the
+ * room or by nobody, removed) and, with `archive` set, queues it for storage when it is
+ * worth keeping (a body, a subject, an encrypted payload, a correction...). History on join
+ * reads the same store, so pass archive = (cfg.archive || cfg.history_max > 0) for a room
+ * that gives history without advertising an archive. Synchronous; the write completes
+ * later. The subject change is stored too (history leaves it out: muc_history_send's caller
+ * sends the subject). */
 void muc_archive_add(const char *room, xml_node_t *msg, int archive);
 
-/* Sends the history `req` asks for (bounded by the room's history_max) to the occupant's
+/* Sends the history `req` asks for (bounded by history_max and 1000) to the occupant's
  * full JID `to`, each message wrapped as XEP-0045 7.2.15 says (<delay/> from the room),
  * then calls done(ud) (also when there is nothing or Redis failed), so the caller sends the
- * subject after it. */
+ * subject after it. done may be called before this returns (nothing to send); the
+ * messages go only while `to` still has a session. */
 void muc_history_send(const char *room, const char *to, const muc_history_req_t *req,
                       long history_max, void (*done)(void *ud), void *ud);
 

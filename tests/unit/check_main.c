@@ -13,7 +13,7 @@ int main(int argc, char **argv)
                                 make_log_suite,    make_rules_suite,  make_router_suite,
                                 make_metrics_suite, make_adminproto_suite,
                                 make_registration_suite, make_capsver_suite,
-                                make_pepcfg_suite, make_muccfg_suite};
+                                make_pepcfg_suite, make_muccfg_suite, make_mamq_suite};
     SRunner *sr = NULL;
     for (size_t i = 0; i < sizeof makers / sizeof makers[0]; i++) {
         Suite *s = makers[i]();

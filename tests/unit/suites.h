@@ -22,5 +22,6 @@ Suite *make_registration_suite(void);
 Suite *make_capsver_suite(void);
 Suite *make_pepcfg_suite(void);
 Suite *make_muccfg_suite(void);
+Suite *make_mamq_suite(void);
 
 #endif
