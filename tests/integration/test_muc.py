@@ -619,3 +619,33 @@ def test_error_from_a_gone_client_takes_it_out(muc_user):
     b.send("<message to='%s' type='error'>%s</message>" % (room, err % ("cancel", "service-unavailable")))
     p = a.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "bob taken out")
     assert 333 in codes(p)
+
+
+def test_join_order_presence_history_then_subject(muc_user):
+    """XEP-0045 7.2.3 / 7.2.15 / 7.2.16: occupants' presence, own presence, the history
+    (oldest first, delayed, from the room) and the subject last."""
+    (_, a), (_, b) = muc_user("h1"), muc_user("h2")
+    room = new_room()
+    create(a, room, "alice")
+    for i in range(3):
+        groupchat(a, room, "old %d" % i)
+        a.im_wait(groupchat_body(room, "old %d" % i), WAIT, "reflection")
+    a.send("<message to='%s' type='groupchat'><subject>The topic</subject></message>" % room)
+    a.im_wait(is_subject(room), WAIT, "subject")
+    b.send("<presence to='%s/bob'><x xmlns='%s'><history maxstanzas='10'/></x></presence>"
+           % (room, NS_MUC))
+    seen = []
+    while True:
+        el = b.im_wait(lambda e: bare(e.get("from") or "") == room, WAIT, "room stanza")
+        if el.tag == PRESENCE_TAG:
+            seen.append(("presence", el.get("from").split("/", 1)[1], 110 in codes(el)))
+        elif is_subject(room)(el):
+            seen.append(("subject", el.findtext(q(CLIENT, "subject"))))
+            break
+        else:
+            assert el.find("{urn:xmpp:delay}delay") is not None, dump(el)
+            seen.append(("history", el.findtext(q(CLIENT, "body"))))
+    bodies = [s[1] for s in seen if s[0] == "history" and s[1]]
+    assert seen[:2] == [("presence", "alice", False), ("presence", "bob", True)], seen
+    assert bodies == ["old 0", "old 1", "old 2"], seen
+    assert seen[-1] == ("subject", "The topic")
