@@ -250,9 +250,15 @@ void muc_admin_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
 
 /* ---- muc#owner (section 10) ---- */
 
-static void notify_config_change(muc_room_t *r)
+static void notify_config_change(muc_room_t *r, const muccfg_t *before)
 {
-    /* Section 10.2.1: occupants learn that the configuration changed (status 104). */
+    /* Section 10.2.1: occupants learn that the configuration changed (status 104), and
+     * whether the room now keeps an archive (170/171) or shows real JIDs (172/173). */
+    int extra[2], n = 0;
+    if (r->cfg.archive != before->archive)
+        extra[n++] = r->cfg.archive ? 170 : 171;
+    if ((r->cfg.whois == WHO_ANYONE) != (before->whois == WHO_ANYONE))
+        extra[n++] = r->cfg.whois == WHO_ANYONE ? 172 : 173;
     for (muc_occ_t *o = r->occs; o; o = o->next)
         for (int i = 0; i < o->nfull; i++) {
             xml_node_t *m = xml_node_new("message", XML_NS_CLIENT);
@@ -261,6 +267,11 @@ static void notify_config_change(muc_room_t *r)
             xml_node_set_attr(m, "type", "groupchat");
             xml_node_t *x = xml_node_new_child(m, "x", NS_MUC_USER);
             xml_node_set_attr(xml_node_new_child(x, "status", NULL), "code", "104");
+            for (int k = 0; k < n; k++) {
+                char c[8];
+                snprintf(c, sizeof c, "%d", extra[k]);
+                xml_node_set_attr(xml_node_new_child(x, "status", NULL), "code", c);
+            }
             muc_send(r, m);
             xml_node_free(&m);
         }
@@ -332,7 +343,7 @@ void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
     else if (before.persistent)
         muc_store_delete(r->jid);
     if (!was_locked)
-        notify_config_change(r);
+        notify_config_change(r, &before);
     if (r->cfg.members_only && !before.members_only) {
         /* Section 9.? : becoming members-only takes out who is not a member (322). */
         char *rjid = xstrdup(r->jid);

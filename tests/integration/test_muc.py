@@ -649,3 +649,20 @@ def test_join_order_presence_history_then_subject(muc_user):
     assert seen[:2] == [("presence", "alice", False), ("presence", "bob", True)], seen
     assert bodies == ["old 0", "old 1", "old 2"], seen
     assert seen[-1] == ("subject", "The topic")
+
+
+def test_configuration_change_is_announced(muc_user):
+    """XEP-0045 10.2.1: status 104, and 172 when the room becomes non-anonymous (then
+    everyone sees real JIDs)."""
+    (_, a), (ub, b) = muc_user("cc1"), muc_user("cc2")
+    room = new_room()
+    create(a, room, "alice")
+    me = join(b, room, "bob")
+    assert 100 not in codes(me)
+    assert submit(a, room, {"muc#roomconfig_whois": "anyone"}).get("type") == "result"
+    m = b.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("from") == room and 104 in codes(e),
+                  WAIT, "104")
+    assert 172 in codes(m)
+    b.send("<presence to='%s/bob'><show>dnd</show></presence>" % room)
+    me = b.im_wait(lambda e: pres_from(room + "/bob")(e) and 110 in codes(e), WAIT, "own update")
+    assert 100 in codes(me) and bare(item(me).get("jid")) == ub.jid
