@@ -26,6 +26,8 @@
 #define NS_SELF_PING "http://jabber.org/protocol/muc#self-ping-optimization"
 #define NS_REGISTER "jabber:iq:register"
 #define NS_MAM "urn:xmpp:mam:2"
+#define NS_XDATA "jabber:x:data"
+#define FORM_MUC_REQUEST NS_MUC "#request"
 #define MUC_SUBJECT_MAX 4096
 #define MUC_INVITES_MAX 8 /* invitations in one message */
 
@@ -893,6 +895,91 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
     }
 }
 
+/* The value of a data form's field, or NULL (malloc'd). */
+static char *form_value(const xml_node_t *x, const char *var)
+{
+    for (const xml_node_t *f = x->children; f; f = f->next) {
+        if (!f->name || strcmp(f->name, "field") != 0)
+            continue;
+        const char *v = xml_node_attr(f, "var");
+        if (v && strcmp(v, var) == 0) {
+            xml_node_t *val = xml_node_child(f, "value", NULL);
+            return val ? xml_node_text(val) : xstrdup("");
+        }
+    }
+    return NULL;
+}
+
+static void form_field(xml_node_t *x, const char *var, const char *type, const char *label,
+                       const char *value)
+{
+    xml_node_t *f = xml_node_new_child(x, "field", NULL);
+    xml_node_set_attr(f, "var", var);
+    if (type)
+        xml_node_set_attr(f, "type", type);
+    if (label)
+        xml_node_set_attr(f, "label", label);
+    add_text_child(f, "value", NULL, value);
+}
+
+/* Section 7.13 and 8.6: a visitor asks for voice; the moderators get the approval form,
+ * and one that submits it with muc#request_allow true gives the voice. */
+static void voice_request(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+                          const xml_node_t *x)
+{
+    char *allow = form_value(x, "muc#request_allow");
+    if (!allow) {
+        char *role = form_value(x, "muc#role");
+        int ok = role && strcmp(role, "participant") == 0;
+        free(role);
+        if (!ok) {
+            reply_error(from, st, "modify", "bad-request");
+            return;
+        }
+        if (o->role != ROLE_VISITOR)
+            return; /* has voice already */
+        for (muc_occ_t *m = r->occs; m; m = m->next) {
+            if (m->role != ROLE_MODERATOR)
+                continue;
+            for (int i = 0; i < m->nfull; i++) {
+                xml_node_t *msg = xml_node_new("message", XML_NS_CLIENT);
+                xml_node_set_attr(msg, "from", r->jid);
+                xml_node_set_attr(msg, "to", m->full[i]);
+                xml_node_t *f = xml_node_new_child(msg, "x", NS_XDATA);
+                xml_node_set_attr(f, "type", "form");
+                add_text_child(f, "title", NS_XDATA, "Voice request");
+                form_field(f, "FORM_TYPE", "hidden", NULL, FORM_MUC_REQUEST);
+                form_field(f, "muc#role", "list-single", "Requested role", "participant");
+                form_field(f, "muc#jid", "jid-single", "User ID", o->full[0]);
+                form_field(f, "muc#roomnick", "text-single", "Room nickname", o->nick);
+                form_field(f, "muc#request_allow", "boolean", "Grant voice?", "false");
+                muc_send(r, msg);
+                xml_node_free(&msg);
+            }
+        }
+        return;
+    }
+    char *nick = form_value(x, "muc#roomnick");
+    int yes = strcmp(allow, "true") == 0 || strcmp(allow, "1") == 0;
+    free(allow);
+    muc_occ_t *t = nick ? muc_occ_by_nick(r, nick) : NULL;
+    free(nick);
+    if (!t) {
+        reply_error(from, st, "cancel", "item-not-found");
+        return;
+    }
+    if (!yes || t->role != ROLE_VISITOR)
+        return;
+    if (!muccfg_may_set_role(o->role, muc_room_aff(r, o->bare), t->role,
+                             muc_room_aff(r, t->bare), ROLE_PARTICIPANT)) {
+        reply_error(from, st, "auth", "forbidden");
+        return;
+    }
+    t->role = ROLE_PARTICIPANT;
+    muc_pres_opt_t opt = {.actor = o->nick};
+    muc_broadcast_presence(r, t, &opt);
+}
+
 static void on_room_message(session_t *from, xml_node_t *st, const char *room,
                             const char *nick)
 {
@@ -917,6 +1004,14 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
     if (!o) {
         /* Section 7.4 / 7.5: only occupants talk in the room. */
         reply_error(from, st, "modify", "not-acceptable");
+        return;
+    }
+    xml_node_t *form = xml_node_child(st, "x", NS_XDATA);
+    char *ft = form && !*nick ? form_value(form, "FORM_TYPE") : NULL;
+    int request = ft && strcmp(ft, FORM_MUC_REQUEST) == 0;
+    free(ft);
+    if (request && (!type || strcmp(type, "normal") == 0)) {
+        voice_request(from, st, r, o, form);
         return;
     }
     if (!*nick) {

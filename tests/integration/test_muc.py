@@ -666,3 +666,26 @@ def test_configuration_change_is_announced(muc_user):
     b.send("<presence to='%s/bob'><show>dnd</show></presence>" % room)
     me = b.im_wait(lambda e: pres_from(room + "/bob")(e) and 110 in codes(e), WAIT, "own update")
     assert 100 in codes(me) and bare(item(me).get("jid")) == ub.jid
+
+
+def test_voice_request_approved_by_a_moderator(muc_user):
+    """XEP-0045 7.13 / 8.6: a visitor asks for voice, the moderator gets the form and
+    approves it."""
+    (_, a), (_, b) = muc_user("vr1"), muc_user("vr2")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_moderatedroom": "1"})
+    join(b, room, "bob")
+    b.send("<message to='%s'><x xmlns='%s' type='submit'><field var='FORM_TYPE'><value>%s#request"
+           "</value></field><field var='muc#role'><value>participant</value></field></x></message>"
+           % (room, NS_XDATA, NS_MUC))
+    req = a.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("from") == room
+                    and e.find(q(NS_XDATA, "x")) is not None, WAIT, "voice request form")
+    vals = {f.get("var"): f.findtext(q(NS_XDATA, "value")) for f in req.iter(q(NS_XDATA, "field"))}
+    assert vals["muc#roomnick"] == "bob" and vals["muc#request_allow"] == "false"
+    a.send("<message to='%s'><x xmlns='%s' type='submit'><field var='FORM_TYPE'><value>%s#request"
+           "</value></field><field var='muc#roomnick'><value>bob</value></field>"
+           "<field var='muc#request_allow'><value>true</value></field></x></message>"
+           % (room, NS_XDATA, NS_MUC))
+    p = b.im_wait(lambda e: pres_from(room + "/bob")(e) and item(e).get("role") == "participant",
+                  WAIT, "voice granted")
+    assert 110 in codes(p)
