@@ -1,7 +1,8 @@
 /* XEP-0045 multi-user chat on muc_domain (conference.DOMAIN by default): the service, its
  * rooms and their occupants, presence, groupchat and private messages, subjects, nickname
- * changes, invitations, XEP-0410 self-ping and XEP-0421 occupant ids. Administration,
- * configuration, registration and storage are in muc_admin.c; history and the room
+ * changes, invitations, voice requests and XEP-0421 occupant ids. Disco, self-ping and iqs
+ * between occupants are in muc_iq.c; administration, configuration, registration and
+ * storage in muc_admin.c; history and the room
  * archive in muc_archive.c (muc.h). Occupants live in the router's memory only: after a
  * router restart clients find out with a self-ping (XEP-0410) and join again. */
 #include <openssl/hmac.h>
@@ -23,9 +24,6 @@
 #include "util.h"
 
 #define NS_OCCUPANT_ID "urn:xmpp:occupant-id:0"
-#define NS_SELF_PING "http://jabber.org/protocol/muc#self-ping-optimization"
-#define NS_REGISTER "jabber:iq:register"
-#define NS_MAM "urn:xmpp:mam:2"
 #define NS_XDATA "jabber:x:data"
 #define FORM_MUC_REQUEST NS_MUC "#request"
 #define MUC_SUBJECT_MAX 4096
@@ -110,7 +108,7 @@ const char *muc_reg_owner(const muc_room_t *r, const char *nick)
 
 /* ---- building stanzas ---- */
 
-static char *occ_jid(const muc_room_t *r, const char *nick)
+char *muc_occ_jid(const muc_room_t *r, const char *nick)
 {
     buf_t b = BUF_INIT;
     buf_printf(&b, "%s/%s", r->jid, nick);
@@ -195,7 +193,7 @@ static xml_node_t *presence_for(const muc_room_t *r, const muc_occ_t *o,
         p = xml_node_copy(o->pres);
     else
         p = xml_node_new("presence", XML_NS_CLIENT);
-    char *from = occ_jid(r, o->nick);
+    char *from = muc_occ_jid(r, o->nick);
     xml_node_set_attr(p, "from", from);
     free(from);
     xml_node_set_attr(p, "to", to);
@@ -384,8 +382,8 @@ static void ghosts_flush(void)
 
 /* ---- errors ---- */
 
-static void reply_error(session_t *from, const xml_node_t *st, const char *etype,
-                        const char *cond)
+void muc_reply_error(session_t *from, const xml_node_t *st, const char *etype,
+                     const char *cond)
 {
     const char *type = xml_node_attr(st, "type");
     if (type && strcmp(type, "error") == 0)
@@ -451,7 +449,7 @@ static void send_subject(muc_room_t *r, const char *to)
 {
     /* Section 7.2.15: the subject comes last, after the history, even when empty. */
     xml_node_t *m = xml_node_new("message", XML_NS_CLIENT);
-    char *from = *r->subject_by ? occ_jid(r, r->subject_by) : xstrdup(r->jid);
+    char *from = *r->subject_by ? muc_occ_jid(r, r->subject_by) : xstrdup(r->jid);
     xml_node_set_attr(m, "from", from);
     free(from);
     xml_node_set_attr(m, "to", to);
@@ -525,18 +523,18 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
     xml_node_t *mucx = xml_node_child(st, "x", NS_MUC);
     int created = 0;
     if (!nick_ok(nick)) {
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         return;
     }
     if (!r) {
         if (!muc.loaded) {
-            reply_error(from, st, "wait", "resource-constraint");
+            muc_reply_error(from, st, "wait", "resource-constraint");
             return;
         }
         /* Limits on rooms in all and per creator (muc_max_rooms, muc_max_rooms_per_user). */
         if ((long)hmap_count(muc.rooms) >= muc.max_rooms ||
             count_owned(bare) >= muc.max_rooms_per_user) {
-            reply_error(from, st, "wait", "resource-constraint");
+            muc_reply_error(from, st, "wait", "resource-constraint");
             return;
         }
         r = room_new(room);
@@ -549,21 +547,21 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
     muc_aff_t a = muc_room_aff(r, bare);
     /* Section 7.2.9 / 7.2.8 / 7.2.7 / 7.2.6 / 7.2.10, in the XEP's order of checks. */
     if (r->locked && a != AFF_OWNER) {
-        reply_error(from, st, "cancel", "item-not-found");
+        muc_reply_error(from, st, "cancel", "item-not-found");
         return;
     }
     if (a == AFF_OUTCAST) {
-        reply_error(from, st, "auth", "forbidden");
+        muc_reply_error(from, st, "auth", "forbidden");
         return;
     }
     if (r->cfg.members_only && a < AFF_MEMBER) {
-        reply_error(from, st, "auth", "registration-required");
+        muc_reply_error(from, st, "auth", "registration-required");
         return;
     }
     muc_occ_t *o = muc_occ_by_nick(r, nick);
     const char *holder = muc_reg_owner(r, nick);
     if ((o && strcmp(o->bare, bare) != 0) || (holder && strcmp(holder, bare) != 0)) {
-        reply_error(from, st, "cancel", "conflict");
+        muc_reply_error(from, st, "cancel", "conflict");
         return;
     }
     if (r->cfg.password_protected) {
@@ -572,7 +570,7 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
         int ok = strcmp(given, r->cfg.password) == 0;
         free(given);
         if (!ok) {
-            reply_error(from, st, "auth", "not-authorized");
+            muc_reply_error(from, st, "auth", "not-authorized");
             return;
         }
     }
@@ -580,7 +578,7 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
     if (r->cfg.max_users > 0 && r->cfg.max_users < max)
         max = r->cfg.max_users;
     if (!o && r->nocc >= max && a < AFF_ADMIN) {
-        reply_error(from, st, "wait", "service-unavailable");
+        muc_reply_error(from, st, "wait", "service-unavailable");
         return;
     }
     if (o) {
@@ -626,13 +624,13 @@ static void change_nick(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
                         const char *nick)
 {
     if (!nick_ok(nick)) {
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         return;
     }
     muc_occ_t *other = muc_occ_by_nick(r, nick);
     const char *holder = muc_reg_owner(r, nick);
     if (other || (holder && strcmp(holder, o->bare) != 0)) {
-        reply_error(from, st, "cancel", "conflict");
+        muc_reply_error(from, st, "cancel", "conflict");
         return;
     }
     muc_pres_opt_t gone = {.type = "unavailable", .newnick = nick, .codes = {303}, .ncodes = 1};
@@ -723,12 +721,12 @@ static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
         if (strcmp(type, "probe") != 0 && strcmp(type, "subscribe") != 0 &&
             strcmp(type, "unsubscribe") != 0 && strcmp(type, "subscribed") != 0 &&
             strcmp(type, "unsubscribed") != 0)
-            reply_error(from, st, "modify", "bad-request");
+            muc_reply_error(from, st, "modify", "bad-request");
         return;
     }
     if (!*nick) {
         /* Section 7.2.1: joining needs a nickname. */
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         return;
     }
     if (!o) {
@@ -753,20 +751,20 @@ static void groupchat(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t 
     xml_node_t *body = xml_node_child(st, "body", NULL);
     /* Section 7.4: a visitor of a moderated room has no voice. */
     if (o->role < ROLE_PARTICIPANT) {
-        reply_error(from, st, "auth", "forbidden");
+        muc_reply_error(from, st, "auth", "forbidden");
         return;
     }
     if (subj && !body) {
         /* Section 8.1: subject changes by moderators, or by participants where the room
          * lets them (muc#roomconfig_changesubject). */
         if (o->role != ROLE_MODERATOR && !r->cfg.change_subject) {
-            reply_error(from, st, "auth", "forbidden");
+            muc_reply_error(from, st, "auth", "forbidden");
             return;
         }
         char *text = xml_node_text(subj);
         if (strlen(text) > MUC_SUBJECT_MAX) {
             free(text);
-            reply_error(from, st, "modify", "not-acceptable");
+            muc_reply_error(from, st, "modify", "not-acceptable");
             return;
         }
         free(r->subject);
@@ -777,7 +775,7 @@ static void groupchat(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t 
             muc_store_save(r);
     }
     xml_node_t *m = xml_node_copy(st);
-    char *nfrom = occ_jid(r, o->nick);
+    char *nfrom = muc_occ_jid(r, o->nick);
     xml_node_set_attr(m, "from", nfrom);
     free(nfrom);
     add_occupant_id(r, m, o->bare);
@@ -797,18 +795,18 @@ static void private_message(session_t *from, xml_node_t *st, muc_room_t *r, muc_
 {
     muc_occ_t *t = muc_occ_by_nick(r, nick);
     if (!t) {
-        reply_error(from, st, "cancel", "item-not-found");
+        muc_reply_error(from, st, "cancel", "item-not-found");
         return;
     }
     int ok = r->cfg.allow_pm == WHO_ANYONE ||
              (r->cfg.allow_pm == WHO_PARTICIPANTS && o->role >= ROLE_PARTICIPANT) ||
              (r->cfg.allow_pm == WHO_MODERATORS && o->role == ROLE_MODERATOR);
     if (!ok) {
-        reply_error(from, st, "cancel", "not-acceptable");
+        muc_reply_error(from, st, "cancel", "not-acceptable");
         return;
     }
     xml_node_t *m = xml_node_copy(st);
-    char *nfrom = occ_jid(r, o->nick);
+    char *nfrom = muc_occ_jid(r, o->nick);
     xml_node_set_attr(m, "from", nfrom);
     free(nfrom);
     strip_children(m, "x", NS_MUC_USER);
@@ -846,7 +844,7 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
         jid_t tj;
         if (!xml_node_attr(c, "to") || jid_parse(&tj, xml_node_attr(c, "to")) < 0 ||
             jid_full(&tj, to, sizeof to) < 0) {
-            reply_error(from, st, "modify", "jid-malformed");
+            muc_reply_error(from, st, "modify", "jid-malformed");
             return;
         }
         xml_node_t *reason = xml_node_child(c, "reason", NS_MUC_USER);
@@ -864,13 +862,13 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
         if (invite) {
             if (!o) {
                 xml_node_free(&m);
-                reply_error(from, st, "cancel", "not-acceptable");
+                muc_reply_error(from, st, "cancel", "not-acceptable");
                 return;
             }
             muc_aff_t a = muc_room_aff(r, o->bare);
             if (r->cfg.members_only && !r->cfg.allow_invites && a < AFF_ADMIN) {
                 xml_node_free(&m);
-                reply_error(from, st, "auth", "forbidden");
+                muc_reply_error(from, st, "auth", "forbidden");
                 return;
             }
             char tb[JID_MAX + 1];
@@ -933,7 +931,7 @@ static void voice_request(session_t *from, xml_node_t *st, muc_room_t *r, muc_oc
         int ok = role && strcmp(role, "participant") == 0;
         free(role);
         if (!ok) {
-            reply_error(from, st, "modify", "bad-request");
+            muc_reply_error(from, st, "modify", "bad-request");
             return;
         }
         if (o->role != ROLE_VISITOR)
@@ -965,14 +963,14 @@ static void voice_request(session_t *from, xml_node_t *st, muc_room_t *r, muc_oc
     muc_occ_t *t = nick ? muc_occ_by_nick(r, nick) : NULL;
     free(nick);
     if (!t) {
-        reply_error(from, st, "cancel", "item-not-found");
+        muc_reply_error(from, st, "cancel", "item-not-found");
         return;
     }
     if (!yes || t->role != ROLE_VISITOR)
         return;
     if (!muccfg_may_set_role(o->role, muc_room_aff(r, o->bare), t->role,
                              muc_room_aff(r, t->bare), ROLE_PARTICIPANT)) {
-        reply_error(from, st, "auth", "forbidden");
+        muc_reply_error(from, st, "auth", "forbidden");
         return;
     }
     t->role = ROLE_PARTICIPANT;
@@ -992,7 +990,7 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
         return;
     }
     if (!r || (r->locked && !o)) {
-        reply_error(from, st, "cancel", "item-not-found");
+        muc_reply_error(from, st, "cancel", "item-not-found");
         return;
     }
     xml_node_t *x = xml_node_child(st, "x", NS_MUC_USER);
@@ -1003,7 +1001,7 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
     }
     if (!o) {
         /* Section 7.4 / 7.5: only occupants talk in the room. */
-        reply_error(from, st, "modify", "not-acceptable");
+        muc_reply_error(from, st, "modify", "not-acceptable");
         return;
     }
     xml_node_t *form = xml_node_child(st, "x", NS_XDATA);
@@ -1018,240 +1016,73 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
         if (type && strcmp(type, "groupchat") == 0)
             groupchat(from, st, r, o);
         else
-            reply_error(from, st, "modify", "bad-request");
+            muc_reply_error(from, st, "modify", "bad-request");
         return;
     }
     if (type && strcmp(type, "groupchat") == 0) {
         /* Section 7.5: a groupchat message to one occupant is refused. */
-        reply_error(from, st, "modify", "bad-request");
+        muc_reply_error(from, st, "modify", "bad-request");
         return;
     }
     private_message(from, st, r, o, nick);
 }
 
-/* ---- iq ---- */
+/* ---- the service's entry point ---- */
 
-static void disco_service(session_t *from, xml_node_t *st, int info)
+/* Stanzas to rooms that arrive while the persistent rooms are being read at start, kept
+ * in order and handled once they are (muc_load_done), at most MUC_HELD_MAX of them. */
+#define MUC_HELD_MAX 1024
+typedef struct held {
+    char *full, *to, *payload;
+    size_t len;
+    ipc_kind_t kind;
+    struct held *next;
+} held_t;
+static held_t *held, **held_tail = &held;
+static int nheld;
+
+static int held_add(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len)
 {
-    xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
-    if (xml_node_child(st, "query", NULL) && xml_node_attr(xml_node_child(st, "query", NULL),
-                                                           "node")) {
-        xml_node_free(&q);
-        reply_error(from, st, "cancel", "item-not-found");
-        return;
-    }
-    if (info) {
-        xml_node_t *id = xml_node_new_child(q, "identity", NULL);
-        xml_node_set_attr(id, "category", "conference");
-        xml_node_set_attr(id, "type", "text");
-        xml_node_set_attr(id, "name", "Chatrooms");
-        static const char *feats[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING,
-                                      NS_OCCUPANT_ID, "urn:xmpp:sid:0", NULL};
-        for (int i = 0; feats[i]; i++)
-            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
-        if (muc.reg)
-            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", NS_REGISTER);
-    } else {
-        /* Section 6.3: public rooms only (locked ones are not there yet). */
-        size_t pos = 0, kl;
-        const void *k;
-        void *v;
-        while (hmap_next(muc.rooms, &pos, &k, &kl, &v)) {
-            muc_room_t *r = v;
-            if (!r->cfg.public_ || r->locked)
-                continue;
-            xml_node_t *it = xml_node_new_child(q, "item", NULL);
-            xml_node_set_attr(it, "jid", r->jid);
-            if (*r->cfg.name)
-                xml_node_set_attr(it, "name", r->cfg.name);
-        }
-    }
-    session_reply_result(from, st, q);
-}
-
-static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
-{
-    xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
-    if (info) {
-        xml_node_t *id = xml_node_new_child(q, "identity", NULL);
-        xml_node_set_attr(id, "category", "conference");
-        xml_node_set_attr(id, "type", "text");
-        xml_node_set_attr(id, "name", *r->cfg.name ? r->cfg.name : r->jid);
-        /* muccfg_disco adds NS_MUC, the muc_* features, stanza-id and the archive. */
-        static const char *feats[] = {NS_DISCO_INFO, NS_SELF_PING, NS_OCCUPANT_ID, NULL};
-        for (int i = 0; feats[i]; i++)
-            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
-        if (muc.reg)
-            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", NS_REGISTER);
-        muccfg_disco(&r->cfg, q, r->nocc, r->subject);
-    }
-    /* disco#items: section 6.5 lets a room keep its occupants to itself. */
-    session_reply_result(from, st, q);
-}
-
-/* An iq between occupants (XEP-0045 section 6.7 lets the room pass a query to an
- * occupant on): it goes to the target's first full JID from room/NICK under an id of the
- * room's, and the answer comes back to the asker under its own id. Bounded: at most
- * MUC_IQ_PENDING_MAX wait, each at most MUC_IQ_TIMEOUT_MS. */
-#define MUC_IQ_PENDING_MAX 1024
-#define MUC_IQ_TIMEOUT_MS 60000
-
-typedef struct {
-    char *room, *asker, *target, *target_nick, *id;
-    uint64_t at_ms;
-} iq_wait_t;
-
-static hmap_t *iq_pending; /* room's id -> iq_wait_t */
-static uint64_t iq_seq;
-
-static void iq_wait_free(void *p)
-{
-    iq_wait_t *w = p;
-    free(w->room);
-    free(w->asker);
-    free(w->target);
-    free(w->target_nick);
-    free(w->id);
-    free(w);
-}
-
-static int iq_expired(void *value, void *ud)
-{
-    iq_wait_t *w = value;
-    if (now_ms() - w->at_ms < *(uint64_t *)ud)
+    if (nheld >= MUC_HELD_MAX)
         return 0;
-    iq_wait_free(w);
+    held_t *h = xcalloc(1, sizeof *h);
+    h->full = xstrdup(from->full);
+    h->to = xstrdup(msg->to);
+    h->payload = xmalloc(len + 1);
+    memcpy(h->payload, payload, len);
+    h->payload[len] = '\0';
+    h->len = len;
+    h->kind = msg->kind;
+    *held_tail = h;
+    held_tail = &h->next;
+    nheld++;
     return 1;
 }
 
-static void iq_forward(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
-                       muc_occ_t *t)
-{
-    uint64_t age = MUC_IQ_TIMEOUT_MS;
-    if (hmap_count(iq_pending) >= MUC_IQ_PENDING_MAX)
-        hmap_filter(iq_pending, iq_expired, &age);
-    if (hmap_count(iq_pending) >= MUC_IQ_PENDING_MAX) {
-        reply_error(from, st, "wait", "resource-constraint");
-        return;
-    }
-    iq_wait_t *w = xcalloc(1, sizeof *w);
-    w->room = xstrdup(r->jid);
-    w->asker = xstrdup(from->full);
-    w->target = xstrdup(t->full[0]);
-    w->target_nick = xstrdup(t->nick);
-    const char *id = xml_node_attr(st, "id");
-    w->id = id ? xstrdup(id) : NULL;
-    w->at_ms = now_ms();
-    char rid[40];
-    snprintf(rid, sizeof rid, "muc%llx", (unsigned long long)++iq_seq);
-    hmap_sput(iq_pending, rid, w);
-    xml_node_t *fw = xml_node_copy(st);
-    char *nfrom = occ_jid(r, o->nick);
-    xml_node_set_attr(fw, "from", nfrom);
-    free(nfrom);
-    xml_node_set_attr(fw, "to", w->target);
-    xml_node_set_attr(fw, "id", rid);
-    if (route_service_stanza(fw) < 0) {
-        iq_wait_free(hmap_sdel(iq_pending, rid));
-        reply_error(from, st, "cancel", "recipient-unavailable");
-    }
-    xml_node_free(&fw);
-}
+static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
+                      size_t len);
 
-/* A result or error from an occupant's client for an iq the room passed on. */
-static void iq_answer(session_t *from, xml_node_t *st)
+void muc_load_done(void)
 {
-    const char *id = xml_node_attr(st, "id");
-    iq_wait_t *w = id ? hmap_sget(iq_pending, id) : NULL;
-    if (!w || strcmp(w->target, from->full) != 0)
-        return;
-    hmap_sdel(iq_pending, id);
-    xml_node_t *back = xml_node_copy(st);
-    buf_t nfrom = BUF_INIT;
-    buf_printf(&nfrom, "%s/%s", w->room, w->target_nick);
-    xml_node_set_attr(back, "from", nfrom.data);
-    buf_free(&nfrom);
-    xml_node_set_attr(back, "to", w->asker);
-    xml_node_set_attr(back, "id", w->id);
-    route_service_stanza(back);
-    xml_node_free(&back);
-    iq_wait_free(w);
-}
-
-static void on_room_iq(session_t *from, xml_node_t *st, const char *room, const char *nick,
-                       int set)
-{
-    muc_room_t *r = muc_room_find(room);
-    xml_node_t *q = xml_node_first_element(st);
-    if (!q || !q->ns) {
-        reply_error(from, st, "modify", "bad-request");
-        return;
-    }
-    if (!r || (r->locked && muc_room_aff(r, from->user->bare) != AFF_OWNER)) {
-        reply_error(from, st, "cancel", "item-not-found");
-        return;
-    }
-    muc_occ_t *o = muc_occ_by_full(r, from->full);
-    if (*nick) {
-        /* XEP-0410: a client asks whether it is still joined (not-acceptable: no);
-         * XEP-0045 section 6.7: other queries from non-occupants are bad-request. */
-        if (!o) {
-            reply_error(from, st, "modify",
-                        strcmp(q->ns, NS_PING) == 0 ? "not-acceptable" : "bad-request");
-            return;
+    held_t *h = held;
+    held = NULL;
+    held_tail = &held;
+    nheld = 0;
+    while (h) {
+        held_t *next = h->next;
+        session_t *s = muc.rooms ? session_find_jid(h->full) : NULL;
+        if (s) { /* a client gone meanwhile has nothing to hear */
+            ipc_stanza_t m = {.kind = h->kind, .to = h->to, .from = h->full};
+            on_stanza(s, &m, h->payload, h->len);
         }
-        if (!set && strcmp(q->ns, NS_PING) == 0 && strcmp(o->nick, nick) == 0) {
-            session_reply_result(from, st, NULL);
-            return;
-        }
-        muc_occ_t *t = muc_occ_by_nick(r, nick);
-        if (!t) {
-            reply_error(from, st, "cancel", "item-not-found");
-            return;
-        }
-        iq_forward(from, st, r, o, t);
-        return;
-    }
-    if (!set && strcmp(q->ns, NS_DISCO_INFO) == 0 && strcmp(q->name, "query") == 0) {
-        disco_room(from, st, r, 1);
-    } else if (!set && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && strcmp(q->name, "query") == 0) {
-        disco_room(from, st, r, 0);
-    } else if (!set && strcmp(q->ns, NS_PING) == 0) {
-        session_reply_result(from, st, NULL);
-    } else if (strcmp(q->ns, NS_MUC_ADMIN) == 0 && strcmp(q->name, "query") == 0) {
-        muc_admin_iq(from, st, r, q);
-    } else if (strcmp(q->ns, NS_MUC_OWNER) == 0 && strcmp(q->name, "query") == 0) {
-        muc_owner_iq(from, st, r, q);
-    } else if (strcmp(q->ns, NS_REGISTER) == 0 && strcmp(q->name, "query") == 0 && muc.reg) {
-        muc_register_iq(from, st, r, q);
-    } else if (strcmp(q->ns, NS_MAM) == 0) {
-        /* The archive is for occupants, and for members of a members-only room. */
-        muc_aff_t a = muc_room_aff(r, from->user->bare);
-        if (a == AFF_OUTCAST || (!o && (r->cfg.members_only ? a < AFF_MEMBER : 1)))
-            reply_error(from, st, "auth", "forbidden");
-        else
-            muc_archive_query(from, st, r->jid);
-    } else {
-        reply_error(from, st, "cancel", "service-unavailable");
+        free(h->full);
+        free(h->to);
+        free(h->payload);
+        free(h);
+        h = next;
     }
 }
 
-static void on_service_iq(session_t *from, xml_node_t *st, int set)
-{
-    xml_node_t *q = xml_node_first_element(st);
-    if (!set && q && q->ns && strcmp(q->name, "query") == 0 &&
-        strcmp(q->ns, NS_DISCO_INFO) == 0)
-        disco_service(from, st, 1);
-    else if (!set && q && q->ns && strcmp(q->name, "query") == 0 &&
-             strcmp(q->ns, NS_DISCO_ITEMS) == 0)
-        disco_service(from, st, 0);
-    else if (!set && q && q->ns && strcmp(q->ns, NS_PING) == 0)
-        session_reply_result(from, st, NULL);
-    else
-        reply_error(from, st, "cancel", "service-unavailable");
-}
-
-/* ---- the service's entry point ---- */
 
 static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
                       size_t len)
@@ -1272,15 +1103,15 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
     if (iq && type && strcmp(type, "get") != 0 && !set) {
         /* Results and errors: answers to iqs the room passed on between occupants. */
         if (at && slash)
-            iq_answer(from, st);
+            muc_iq_answer(from, st);
         xml_node_free(&st);
         return;
     }
     if (!at) {
         if (iq)
-            on_service_iq(from, st, set);
+            muc_service_iq(from, st, set);
         else if (msg->kind == IPC_KIND_MESSAGE || !type || strcmp(type, "error") != 0)
-            reply_error(from, st, "cancel", msg->kind == IPC_KIND_PRESENCE
+            muc_reply_error(from, st, "cancel", msg->kind == IPC_KIND_PRESENCE
                                                 ? "service-unavailable" : "bad-request");
         xml_node_free(&st);
         return;
@@ -1289,7 +1120,7 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
     size_t nl = (size_t)(at - to);
     size_t rl = slash ? (size_t)(slash - to) : strlen(to);
     if (nl == 0 || nl > JID_PART_MAX || rl >= sizeof room) {
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         xml_node_free(&st);
         return;
     }
@@ -1300,14 +1131,16 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
     /* A room name is a prepared localpart (XEP-0045 section 15.1); the frontend prepares
      * 'to', this guards the router against any other path. */
     if (jid_prep_local(prepped, node) < 0 || strcmp(prepped, node) != 0) {
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         xml_node_free(&st);
         return;
     }
     const char *nick = slash ? slash + 1 : "";
     if (!muc.loaded && !muc_room_find(room)) {
-        /* The persistent rooms are being read (router start): ask again soon. */
-        reply_error(from, st, "wait", "resource-constraint");
+        /* The persistent rooms are being read (router start): the stanza waits for them
+         * (bounded), or is refused when too many wait. */
+        if (!held_add(from, msg, payload, len))
+            muc_reply_error(from, st, "wait", "resource-constraint");
         xml_node_free(&st);
         return;
     }
@@ -1316,7 +1149,7 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
     else if (msg->kind == IPC_KIND_MESSAGE)
         on_room_message(from, st, room, nick);
     else
-        on_room_iq(from, st, room, nick, set);
+        muc_room_iq(from, st, room, nick, set);
     xml_node_free(&st);
     ghosts_flush();
 }
@@ -1453,7 +1286,7 @@ static void muc_open(void)
     muc.max_nick = config_int("muc_max_nick");
     muc.rooms = hmap_new();
     joined = hmap_new();
-    iq_pending = hmap_new();
+    muc_iq_open();
     if (RAND_bytes(oid_secret, sizeof oid_secret) != 1)
         log_fatal("muc: no random bytes for the occupant-id secret");
     service_add(muc.domain, "Chatrooms", on_stanza);
@@ -1480,7 +1313,10 @@ static void muc_close(void)
     }
     hmap_destroy(&muc.rooms);
     hmap_destroy(&joined);
-    hmap_destroy_all(&iq_pending, iq_wait_free);
+    muc_iq_close();
+    muc.loaded = 1;
+    muc.rooms = NULL;
+    muc_load_done(); /* frees what still waits */
     while (ghosts) {
         ghost_t *g = ghosts;
         ghosts = g->next;

@@ -537,6 +537,7 @@ static void load_done_one(void)
     if (--load_pending == 0) {
         muc.loaded = 1;
         log_info("muc: %zu persistent rooms loaded", hmap_count(muc.rooms));
+        muc_load_done();
     }
 }
 
@@ -626,7 +627,7 @@ static void load_now(evloop_t *loop, void *ud)
     (void)ud;
     load_timer = NULL;
     if (!rt.redis_ready) {
-        load_timer = evloop_timer(loop, 100, load_now, NULL);
+        load_timer = evloop_timer(loop, 20, load_now, NULL);
         return;
     }
     char set[STORAGE_KEY_MAX], skey[STORAGE_KEY_MAX];
@@ -643,7 +644,7 @@ static void load_now(evloop_t *loop, void *ud)
     load_pending = 1;
     if (rt_redis_command(on_rooms_listed, NULL, "SMEMBERS %s", set) != REDIS_OK) {
         load_pending = 0;
-        load_timer = evloop_timer(loop, 100, load_now, NULL);
+        load_timer = evloop_timer(loop, 20, load_now, NULL);
     }
 }
 
