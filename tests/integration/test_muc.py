@@ -418,8 +418,10 @@ def test_self_ping(muc_user):
     assert_error(res, "not-acceptable")
     a.send("<presence to='%s/alice' type='unavailable'/>" % room)
     a.im_wait(pres_from(room + "/alice", "unavailable"), WAIT, "left")
+    # The last occupant left a temporary room: it is gone.
     res = a.im_iq("get", "<ping xmlns='%s'/>" % NS_PING, to=room + "/alice")
-    assert_error(res, ("not-acceptable", "item-not-found"))
+    assert_error(res, "item-not-found")
+    assert_error(b.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room), "item-not-found")
 
 
 def test_session_end_and_broadcast_unavailable_leave_rooms(muc_user):
