@@ -875,7 +875,7 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
             /* A members-only room lets the invitee in (7.8.2: the service MAY add it to
              * the member list). */
             if (r->cfg.members_only && jid_bare_of(to, tb, sizeof tb) == 0 &&
-                muc_room_aff(r, tb) == AFF_NONE) {
+                muc_room_aff(r, tb) == AFF_NONE && (long)hmap_count(r->aff) < muc.max_affs) {
                 muc_room_set_aff(r, tb, AFF_MEMBER);
                 if (r->cfg.persistent)
                     muc_store_save(r);
@@ -1263,6 +1263,8 @@ static const config_key_t config_keys[] = {
     CONFIG_INT("muc_max_history", "50", 0, 1000,
                "messages of history a room may give on join at most (its history_max cap)"),
     CONFIG_INT("muc_max_nick", "64", 1, 1023, "bytes a room nickname may have"),
+    CONFIG_INT("muc_max_affiliations", "1000", 10, 1000000,
+               "affiliations (and registered nicknames) one room may keep"),
     CONFIG_END,
 };
 
@@ -1284,6 +1286,7 @@ static void muc_open(void)
     muc.max_occupants = config_int("muc_max_occupants");
     muc.max_history = config_int("muc_max_history");
     muc.max_nick = config_int("muc_max_nick");
+    muc.max_affs = config_int("muc_max_affiliations");
     muc.rooms = hmap_new();
     joined = hmap_new();
     muc_iq_open();

@@ -83,6 +83,7 @@ typedef struct {
     char domain[1024];
     hmap_t *rooms; /* room JID -> muc_room_t */
     long max_rooms, max_rooms_per_user, max_occupants, max_history, max_nick;
+    long max_affs; /* muc_max_affiliations */
     int reg;       /* muc_register */
     int loaded;    /* persistent rooms read from Redis */
 } muc_service_t;

@@ -109,6 +109,7 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
 {
     change_t *ch = xcalloc(MUC_ADMIN_ITEMS_MAX, sizeof *ch);
     int n = 0;
+    long added = 0; /* affiliations this request creates */
     const char *etype = NULL, *cond = NULL;
     /* Every item is checked before any is applied: a request changes all or nothing. */
     for (xml_node_t *it = q->children; it && !cond; it = it->next) {
@@ -170,6 +171,12 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
                 snprintf(c->bare, sizeof c->bare, "%s", t->bare);
             }
             muc_aff_t ta = muc_room_aff(r, c->bare);
+            /* muc_max_affiliations bounds a room's lists (memory and its Redis hash). */
+            if (ta == AFF_NONE && to != AFF_NONE &&
+                (long)hmap_count(r->aff) + ++added > muc.max_affs) {
+                etype = "modify", cond = "policy-violation";
+                break;
+            }
             if (!muccfg_may_set_aff(aa, ta, (muc_aff_t)to)) {
                 etype = aa >= AFF_ADMIN ? "cancel" : "auth";
                 cond = aa >= AFF_ADMIN ? "not-allowed" : "forbidden";
@@ -446,6 +453,10 @@ void muc_register_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_n
     muc_occ_t *o = muc_occ_by_nick(r, prepped);
     if ((holder && strcmp(holder, bare) != 0) || (o && strcmp(o->bare, bare) != 0)) {
         session_reply_error(from, st, "cancel", "conflict");
+        return;
+    }
+    if (!hmap_sget(r->regs, bare) && (long)hmap_count(r->regs) >= muc.max_affs) {
+        session_reply_error(from, st, "modify", "policy-violation");
         return;
     }
     free(hmap_sput(r->regs, bare, xstrdup(prepped)));

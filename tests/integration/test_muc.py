@@ -556,11 +556,12 @@ def test_persistent_room_survives_a_router_restart(private_stack):
 
 
 def test_service_limits(stack):
-    """muc_max_rooms_per_user and muc_max_occupants."""
+    """muc_max_rooms_per_user, muc_max_occupants and muc_max_affiliations."""
     from conftest import running_private_stack
     from xmpp_client import XMPPClient
     with running_private_stack(stack, "muclim", router_env={"muc_max_rooms_per_user": "1",
-                                                            "muc_max_occupants": "1"}) as ps:
+                                                            "muc_max_occupants": "1",
+                                                            "muc_max_affiliations": "10"}) as ps:
         ua, ub = ps.new_user("la"), ps.new_user("lb")
         made = []
         try:
@@ -575,6 +576,12 @@ def test_service_limits(stack):
             create(a, room, "alice")
             assert_error(join_error(a, new_room(), "alice"), "resource-constraint")
             assert_error(join_error(b, room, "bob"), "service-unavailable")
+            # muc_max_affiliations: the owner is one; nine more fit, the tenth does not.
+            items = "".join("<item jid='m%d@localhost' affiliation='member'/>" % i
+                            for i in range(9))
+            assert admin_set(a, room, items).get("type") == "result"
+            res = admin_set(a, room, "<item jid='one-more@localhost' affiliation='outcast'/>")
+            assert_error(res, "policy-violation")
         finally:
             for cl in made:
                 cl.close()
