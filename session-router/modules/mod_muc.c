@@ -41,7 +41,8 @@ typedef struct ghost {
     char *room, *full;
     struct ghost *next;
 } ghost_t;
-static ghost_t *ghosts;
+static ghost_t *ghosts, **ghosts_tail = &ghosts;
+static hmap_t *ghost_keys; /* room \0 full -> 1 while queued */
 static int flushing;
 
 /* How many rooms each full JID is in, so a session end that concerns no room costs one
@@ -234,11 +235,21 @@ int muc_send(muc_room_t *r, xml_node_t *st)
     int rc = route_service_stanza(st);
     const char *to = xml_node_attr(st, "to");
     if (rc < 0 && r && to && strchr(to, '/')) {
-        ghost_t *g = xcalloc(1, sizeof *g);
-        g->room = xstrdup(r->jid);
-        g->full = xstrdup(to);
-        g->next = ghosts;
-        ghosts = g;
+        /* Queued once per room and full JID: once out, nothing is sent to it again, so
+         * the queue never holds more than the full JIDs there are. */
+        buf_t key = BUF_INIT;
+        buf_append_str(&key, r->jid);
+        buf_append(&key, "", 1);
+        buf_append_str(&key, to);
+        if (!hmap_get(ghost_keys, key.data, key.len)) {
+            hmap_put(ghost_keys, key.data, key.len, (void *)1);
+            ghost_t *g = xcalloc(1, sizeof *g);
+            g->room = xstrdup(r->jid);
+            g->full = xstrdup(to);
+            *ghosts_tail = g;
+            ghosts_tail = &g->next;
+        }
+        buf_free(&key);
     }
     return rc;
 }
@@ -356,9 +367,17 @@ static void ghosts_flush(void)
     if (flushing)
         return;
     flushing = 1;
-    for (int rounds = 0; ghosts && rounds < 64; rounds++) {
+    while (ghosts) {
         ghost_t *g = ghosts;
         ghosts = g->next;
+        if (!ghosts)
+            ghosts_tail = &ghosts;
+        buf_t key = BUF_INIT;
+        buf_append_str(&key, g->room);
+        buf_append(&key, "", 1);
+        buf_append_str(&key, g->full);
+        hmap_del(ghost_keys, key.data, key.len);
+        buf_free(&key);
         muc_room_t *r = muc_room_find(g->room);
         muc_occ_t *o = r ? muc_occ_by_full(r, g->full) : NULL;
         if (o) {
@@ -366,13 +385,6 @@ static void ghosts_flush(void)
             log_debug("muc: %s unreachable, out of %s", g->full, g->room);
             leave_full(r, o, g->full, NULL, 0, 333);
         }
-        free(g->room);
-        free(g->full);
-        free(g);
-    }
-    while (ghosts) { /* a storm past the bound: forget the rest */
-        ghost_t *g = ghosts;
-        ghosts = g->next;
         free(g->room);
         free(g->full);
         free(g);
@@ -1289,6 +1301,7 @@ static void muc_open(void)
     muc.max_affs = config_int("muc_max_affiliations");
     muc.rooms = hmap_new();
     joined = hmap_new();
+    ghost_keys = hmap_new();
     muc_iq_open();
     if (RAND_bytes(oid_secret, sizeof oid_secret) != 1)
         log_fatal("muc: no random bytes for the occupant-id secret");
@@ -1327,6 +1340,8 @@ static void muc_close(void)
         free(g->full);
         free(g);
     }
+    ghosts_tail = &ghosts;
+    hmap_destroy(&ghost_keys);
     muc_archive_close();
 }
 
