@@ -695,3 +695,24 @@ def test_voice_request_approved_by_a_moderator(muc_user):
     p = b.im_wait(lambda e: pres_from(room + "/bob")(e) and item(e).get("role") == "participant",
                   WAIT, "voice granted")
     assert 110 in codes(p)
+
+
+def test_occupant_whose_frontend_died_is_taken_out_on_the_next_send(muc_user, extra_frontend):
+    """XEP-0045 18.1: a stanza the room cannot deliver (the occupant's frontend was
+    killed, before the router notices it by missed heartbeats) takes the occupant out,
+    with status 333, instead of leaving a ghost."""
+    fe = extra_frontend(frontend_name="fe-ghost")
+    (_, a), (_, b) = muc_user("gf1"), muc_user("gf2", port=fe.port)
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    fe.kill()
+    for i in range(20):
+        groupchat(a, room, "anyone there %d" % i)
+        a.im_wait(groupchat_body(room, "anyone there %d" % i), WAIT, "reflection")
+        gone = a.im_take(pres_from(room + "/bob", "unavailable"))
+        if gone:
+            break
+    else:
+        gone = [a.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "bob taken out")]
+    assert 333 in codes(gone[0]), dump(gone[0])
