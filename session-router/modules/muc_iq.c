@@ -33,7 +33,7 @@ static void disco_service(session_t *from, xml_node_t *st, int info)
         xml_node_set_attr(id, "type", "text");
         xml_node_set_attr(id, "name", "Chatrooms");
         static const char *feats[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING,
-                                      NS_OCCUPANT_ID, "urn:xmpp:sid:0", NULL};
+                                      NS_OCCUPANT_ID, NULL};
         for (int i = 0; feats[i]; i++)
             xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
         if (muc.reg)
@@ -65,7 +65,9 @@ static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
         xml_node_set_attr(id, "type", "text");
         xml_node_set_attr(id, "name", *r->cfg.name ? r->cfg.name : r->jid);
         /* muccfg_disco adds NS_MUC, the muc_* features, stanza-id and the archive. */
-        static const char *feats[] = {NS_DISCO_INFO, NS_SELF_PING, NS_OCCUPANT_ID, NULL};
+        /* muc#stable_id: the room reflects a message with the id its sender gave. */
+        static const char *feats[] = {NS_DISCO_INFO, NS_SELF_PING, NS_OCCUPANT_ID,
+                                      NS_MUC "#stable_id", NULL};
         for (int i = 0; feats[i]; i++)
             xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
         if (muc.reg)

@@ -110,8 +110,11 @@ def admin_set(c, room, item_xml):
 
 
 def groupchat(c, room, body, extra=""):
+    """Sends a groupchat message; returns its id."""
+    mid = uuid.uuid4().hex[:8]
     c.send("<message to='%s' type='groupchat' id='%s'><body>%s</body>%s</message>"
-           % (room, uuid.uuid4().hex[:8], body, extra))
+           % (room, mid, body, extra))
+    return mid
 
 
 @pytest.fixture
@@ -177,12 +180,13 @@ def test_groupchat_is_reflected_with_stanza_id_and_occupant_id(muc_user):
     oid = occupant_id(pa)
     assert oid and oid == occupant_id(me_a)
     # A forged occupant id and stanza id are replaced by the room's.
-    groupchat(a, room, "hello room",
-              "<occupant-id xmlns='%s' id='forged'/><stanza-id xmlns='%s' by='%s' id='fake'/>"
-              % (NS_OID, NS_SID, room))
+    mid = groupchat(a, room, "hello room",
+                    "<occupant-id xmlns='%s' id='forged'/><stanza-id xmlns='%s' by='%s' id='fake'/>"
+                    % (NS_OID, NS_SID, room))
     for cl in (a, b):
         m = cl.im_wait(groupchat_body(room, "hello room"), WAIT, "reflected message")
         assert m.get("from") == room + "/alice"
+        assert m.get("id") == mid  # muc#stable_id
         assert occupant_id(m) == oid
         sids = [s for s in m.findall(q(NS_SID, "stanza-id")) if s.get("by") == room]
         assert len(sids) == 1 and sids[0].get("id") != "fake", dump(m)
@@ -492,7 +496,8 @@ def test_disco_of_service_and_room(muc_user):
     assert listed.get(public) == "Lobby" and hidden not in listed
     info = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=hidden)
     feats = {f.get("var") for f in info.iter(q(NS_DISCO_INFO, "feature"))}
-    assert {NS_MUC, "muc_hidden", "muc_temporary"} <= feats
+    assert {NS_MUC, "muc_hidden", "muc_temporary", NS_OID, NS_SID,
+            "http://jabber.org/protocol/muc#self-ping-optimization"} <= feats
     assert_error(a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=new_room()),
                  "item-not-found")
 
