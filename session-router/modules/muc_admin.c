@@ -694,14 +694,13 @@ void muc_user_deleted(const char *bare)
         muc_room_set_aff(r, bare, AFF_NONE);
         free(hmap_sdel(r->regs, bare));
         if (a == AFF_OWNER && count_aff(r, AFF_OWNER) == 0) {
-            /* The only owner is gone: the room goes to an admin, or is destroyed. */
+            /* The only owner is gone: the room goes to an admin (the first by JID, so the
+             * choice does not depend on the map's order), or is destroyed. */
             const char *heir = NULL;
             pos = 0;
             while (hmap_next(r->aff, &pos, &k, &kl, &v))
-                if ((muc_aff_t)((intptr_t)v - 2) == AFF_ADMIN) {
+                if ((muc_aff_t)((intptr_t)v - 2) == AFF_ADMIN && (!heir || strcmp(k, heir) < 0))
                     heir = k;
-                    break;
-                }
             if (!heir) {
                 xml_node_t *d = xml_node_new("destroy", NS_MUC_USER);
                 const char *why = "The room's owner deleted the account";
