@@ -352,7 +352,8 @@ void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
     if (!was_locked)
         notify_config_change(r, &before);
     if (r->cfg.members_only && !before.members_only) {
-        /* Section 9.? : becoming members-only takes out who is not a member (322). */
+        /* Section 9.3 / 10.2: a room becoming members-only takes out who is not a member
+         * (status 322). */
         char *rjid = xstrdup(r->jid);
         muc_occ_t *o = r->occs;
         while (o && muc_room_find(rjid) == r) {

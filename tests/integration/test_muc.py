@@ -721,3 +721,21 @@ def test_occupant_whose_frontend_died_is_taken_out_on_the_next_send(muc_user, ex
     else:
         gone = [a.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "bob taken out")]
     assert 333 in codes(gone[0]), dump(gone[0])
+
+
+def test_members_only_switch_and_membership_removal(muc_user):
+    """XEP-0045 9.4 / 10.2: non-members go when the room becomes members-only (322); a
+    member whose membership is taken goes too (321)."""
+    (_, a), (ub, b), (uc, c) = muc_user("ms1"), muc_user("ms2"), muc_user("ms3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    join(c, room, "carol")
+    assert admin_set(a, room, "<item jid='%s' affiliation='member'/>" % uc.jid).get("type") == "result"
+    assert submit(a, room, {"muc#roomconfig_membersonly": "1"}).get("type") == "result"
+    p = b.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "322")
+    assert {322, 110} <= codes(p)
+    c.im_expect_none(pres_from(room + "/carol", "unavailable"), QUIET)
+    assert admin_set(a, room, "<item jid='%s' affiliation='none'/>" % uc.jid).get("type") == "result"
+    p = a.im_wait(pres_from(room + "/carol", "unavailable"), WAIT, "321")
+    assert 321 in codes(p)
