@@ -739,3 +739,19 @@ def test_members_only_switch_and_membership_removal(muc_user):
     assert admin_set(a, room, "<item jid='%s' affiliation='none'/>" % uc.jid).get("type") == "result"
     p = a.im_wait(pres_from(room + "/carol", "unavailable"), WAIT, "321")
     assert 321 in codes(p)
+
+
+def test_private_message_rules(muc_user):
+    """XEP-0045 7.5 with muc#roomconfig_allowpm: moderators only."""
+    (_, a), (_, b) = muc_user("pm1"), muc_user("pm2")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_allowpm": "moderators"})
+    join(b, room, "bob")
+    b.send("<message to='%s/alice' type='chat' id='pmx'><body>hi</body></message>" % room)
+    assert_error(b.im_wait(lambda e: e.get("id") == "pmx", WAIT, "refused pm"), "not-acceptable")
+    a.send("<message to='%s/bob' type='chat' id='pmy'><body>from the mod</body></message>" % room)
+    m = b.im_wait(lambda e: e.tag == MESSAGE_TAG and e.findtext(q(CLIENT, "body")) == "from the mod",
+                  WAIT, "moderator's pm")
+    assert m.get("from") == room + "/alice" and m.find(q(NS_USER, "x")) is not None
+    a.send("<message to='%s/nobody' type='chat' id='pmz'><body>x</body></message>" % room)
+    assert_error(a.im_wait(lambda e: e.get("id") == "pmz", WAIT, "no such nick"), "item-not-found")
