@@ -301,6 +301,11 @@ def test_kick_and_ban(muc_user):
     lst = c.im_iq("get", "<query xmlns='%s'><item affiliation='outcast'/></query>" % NS_ADMIN,
                   to=room)
     assert_error(lst, "forbidden")
+    # The role lists (8.5): moderators read them.
+    lst = a.im_iq("get", "<query xmlns='%s'><item role='participant'/></query>" % NS_ADMIN, to=room)
+    assert [i.get("nick") for i in lst.iter(q(NS_ADMIN, "item"))] == ["carol"]
+    lst = a.im_iq("get", "<query xmlns='%s'><item role='moderator'/></query>" % NS_ADMIN, to=room)
+    assert [i.get("nick") for i in lst.iter(q(NS_ADMIN, "item"))] == ["alice"]
 
 
 def test_members_only_and_password(muc_user):
