@@ -760,3 +760,24 @@ def test_private_message_rules(muc_user):
     assert m.get("from") == room + "/alice" and m.find(q(NS_USER, "x")) is not None
     a.send("<message to='%s/nobody' type='chat' id='pmz'><body>x</body></message>" % room)
     assert_error(a.im_wait(lambda e: e.get("id") == "pmz", WAIT, "no such nick"), "item-not-found")
+
+
+def test_owner_changes(muc_user):
+    """XEP-0045 10.3 ff.: an owner makes another owner; the only owner cannot step down
+    (conflict) until there is another; an admin may not touch owners."""
+    (ua, a), (ub, b), (uc, c) = muc_user("ow1"), muc_user("ow2"), muc_user("ow3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    join(c, room, "carol")
+    assert_error(admin_set(a, room, "<item jid='%s' affiliation='admin'/>" % ua.jid), "conflict")
+    assert admin_set(a, room, "<item jid='%s' affiliation='admin'/>" % uc.jid).get("type") == "result"
+    assert_error(admin_set(c, room, "<item jid='%s' affiliation='member'/>" % ua.jid),
+                 ("not-allowed", "forbidden"))
+    assert admin_set(a, room, "<item jid='%s' affiliation='owner'/>" % ub.jid).get("type") == "result"
+    p = b.im_wait(lambda e: pres_from(room + "/bob")(e) and item(e).get("affiliation") == "owner",
+                  WAIT, "bob owner")
+    assert item(p).get("role") == "moderator"
+    assert admin_set(a, room, "<item jid='%s' affiliation='admin'/>" % ua.jid).get("type") == "result"
+    lst = b.im_iq("get", "<query xmlns='%s'><item affiliation='owner'/></query>" % NS_ADMIN, to=room)
+    assert [i.get("jid") for i in lst.iter(q(NS_ADMIN, "item"))] == [ub.jid]
