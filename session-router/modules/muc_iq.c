@@ -59,13 +59,33 @@ static void disco_service(session_t *from, xml_node_t *st, int info)
 static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
 {
     xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
+    const char *node = xml_node_attr(xml_node_first_element(st), "node");
+    if (node) {
+        /* Section 7.12: the nickname the asker registered, as an identity; nothing else
+         * has a node. */
+        const char *nick = hmap_sget(r->regs, from->user->bare);
+        if (!info || strcmp(node, "x-roomuser-item") != 0) {
+            xml_node_free(&q);
+            muc_reply_error(from, st, "cancel", "item-not-found");
+            return;
+        }
+        xml_node_set_attr(q, "node", node);
+        if (nick) {
+            xml_node_t *id = xml_node_new_child(q, "identity", NULL);
+            xml_node_set_attr(id, "category", "conference");
+            xml_node_set_attr(id, "type", "text");
+            xml_node_set_attr(id, "name", nick);
+        }
+        session_reply_result(from, st, q);
+        return;
+    }
     if (info) {
         xml_node_t *id = xml_node_new_child(q, "identity", NULL);
         xml_node_set_attr(id, "category", "conference");
         xml_node_set_attr(id, "type", "text");
         xml_node_set_attr(id, "name", *r->cfg.name ? r->cfg.name : r->jid);
-        /* muccfg_disco adds NS_MUC, the muc_* features, stanza-id and the archive. */
-        /* muc#stable_id: the room reflects a message with the id its sender gave. */
+        /* muccfg_disco adds NS_MUC, the muc_* features, stanza-id and the archive;
+         * muc#stable_id: the room reflects a message with the id its sender gave. */
         static const char *feats[] = {NS_DISCO_INFO, NS_SELF_PING, NS_OCCUPANT_ID,
                                       NS_MUC "#stable_id", NULL};
         for (int i = 0; feats[i]; i++)

@@ -480,6 +480,11 @@ def test_registered_nick_is_reserved(muc_user):
     got = b.im_iq("get", "<query xmlns='%s'/>" % NS_REGISTER, to=room)
     assert got.find(q(NS_REGISTER, "query")).findtext(q(NS_REGISTER, "username")) == "bobby"
     assert_error(join_error(c, room, "bobby"), "conflict")
+    # 7.12: the reserved nickname, asked with disco#info node x-roomuser-item.
+    res = b.im_iq("get", "<query xmlns='%s' node='x-roomuser-item'/>" % NS_DISCO_INFO, to=room)
+    assert next(res.iter(q(NS_DISCO_INFO, "identity"))).get("name") == "bobby"
+    res = c.im_iq("get", "<query xmlns='%s' node='x-roomuser-item'/>" % NS_DISCO_INFO, to=room)
+    assert res.get("type") == "result" and not list(res.iter(q(NS_DISCO_INFO, "identity")))
     join(b, room, "bobby")
 
 
