@@ -2,9 +2,10 @@
  * rooms and their occupants, presence, groupchat and private messages, subjects, nickname
  * changes, invitations, voice requests and XEP-0421 occupant ids. Disco, self-ping and iqs
  * between occupants are in muc_iq.c; administration, configuration, registration and
- * storage in muc_admin.c; history and the room
- * archive in muc_archive.c (muc.h). Occupants live in the router's memory only: after a
- * router restart clients find out with a self-ping (XEP-0410) and join again. */
+ * storage in muc_admin.c; history and the room archive in muc_archive.c (muc.h). Rooms
+ * and occupants live in the router's memory (persistent rooms written through to Redis
+ * and read at start); after a router restart clients find out with a self-ping (XEP-0410)
+ * that they must join again. */
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdint.h>
@@ -103,7 +104,7 @@ const char *muc_reg_owner(const muc_room_t *r, const char *nick)
     void *v;
     while (hmap_next(r->regs, &pos, &k, &kl, &v))
         if (strcmp(v, nick) == 0)
-            return k; /* keys are stored NUL-terminated: hmap_sput copies strlen bytes */
+            return k; /* hmap keeps keys NUL-terminated */
     return NULL;
 }
 
