@@ -6,6 +6,7 @@ private messages, subjects, kick (307), ban (301), members-only, passwords, mode
 the room size limit, the configuration form, destruction, invitations (mediated and
 XEP-0249 direct), XEP-0410 self-ping, session end, account deletion and disco."""
 
+import time
 import uuid
 
 import pytest
@@ -350,10 +351,20 @@ def test_room_size_limit(muc_user):
     assert_error(join_error(c, room, "carol"), "service-unavailable")
 
 
-def test_configuration_form_refuses_unknown_and_malformed_fields(muc_user):
+def test_configuration_form_refuses_unknown_and_malformed_fields(muc_user, stack):
+    from conftest import REDIS_PREFIX
     (_, a), (_, b) = muc_user("f1"), muc_user("f2")
     room = new_room()
-    create(a, room, "alice", {"muc#roomconfig_roomname": "Before"})
+    create(a, room, "alice", {"muc#roomconfig_roomname": "Before",
+                              "muc#roomconfig_persistentroom": "1"})
+    key = "%smucroom:{%s}" % (REDIS_PREFIX, room)
+    stored = None
+    for _ in range(100):  # the router's write reaches Redis on its own connection
+        stored = stack.redis.command("HGET", key, "cfg")
+        if stored:
+            break
+        time.sleep(0.05)
+    assert stored and b"Before" in stored
     form = a.im_iq("get", "<query xmlns='%s'/>" % NS_OWNER, to=room)
     assert form.get("type") == "result", dump(form)
     fields = {f.get("var") for f in form.iter(q(NS_XDATA, "field"))}
@@ -364,6 +375,7 @@ def test_configuration_form_refuses_unknown_and_malformed_fields(muc_user):
         assert_error(res, ("not-acceptable", "bad-request"))
     info = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
     assert next(info.iter(q(NS_DISCO_INFO, "identity"))).get("name") == "Before"
+    assert stack.redis.command("HGET", key, "cfg") == stored  # nothing stored either
     # Only owners configure.
     join(b, room, "bob")
     assert_error(b.im_iq("get", "<query xmlns='%s'/>" % NS_OWNER, to=room), "forbidden")
