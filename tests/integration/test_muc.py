@@ -476,6 +476,17 @@ def test_account_deletion_hands_room_to_admin_or_destroys_it(muc_user, stack):
     assert p.find(q(NS_USER, "x")).find(q(NS_USER, "destroy")) is not None
     lst = b.im_iq("get", "<query xmlns='%s'><item affiliation='owner'/></query>" % NS_ADMIN, to=kept)
     assert [i.get("jid") for i in lst.iter(q(NS_ADMIN, "item"))] == [ub.jid]
+    # The stored room follows: the deleted account has no affiliation left in Redis.
+    from conftest import REDIS_PREFIX
+    key = "%smucroom:{%s}" % (REDIS_PREFIX, kept)
+    for _ in range(100):
+        fields = stack.redis.command("HGETALL", key)
+        stored = dict(zip(fields[::2], fields[1::2]))
+        if stored.get(("a:" + ub.jid).encode()) == b"owner":
+            break
+        time.sleep(0.05)
+    assert stored.get(("a:" + ub.jid).encode()) == b"owner", stored
+    assert ("a:" + ua.jid).encode() not in stored
 
 
 def test_registered_nick_is_reserved(muc_user):
