@@ -6,10 +6,10 @@
 #                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
 #                      works with SAN=1 too
 #   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin, caps,
-#                      muccfg, mamq, upload)
+#                      muccfg, mamq, upload, muc)
 # Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
 
-FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps muccfg mamq upload
+FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps muccfg mamq upload muc
 FUZZ_CC        ?= clang
 FUZZ_BUILD     := build-fuzz
 FUZZ_SECONDS   ?= 60
@@ -36,12 +36,19 @@ FUZZ_EXTRA_mamq   := session-router/core/mamq.c
 $(BUILD)/obj/fuzz/fuzz_mamq.o: CFLAGS += -Isession-router/core
 # fuzz_upload runs the upload process's stored-file header parser.
 FUZZ_EXTRA_upload := upload/store.c
+# fuzz_muc runs the multi-user chat service with the router's routing code over the unit
+# tests' fake link and fake Redis (the sources check_unit links, ROUTER_UNIT_SRC).
+FUZZ_EXTRA_muc    := $(ROUTER_UNIT_SRC) tests/unit/fake_link.c tests/unit/fake_redis.c
+$(BUILD)/obj/fuzz/fuzz_muc.o: CFLAGS += -Isession-router/core -Isession-router/modules -Itests/unit
+$(FUZZ_BUILD)/obj/fuzz/fuzz_muc.o $(FUZZ_BUILD)/obj/session-router/%.o $(FUZZ_BUILD)/obj/tests/unit/%.o: \
+	FUZZ_CFLAGS += -Isession-router/modules -Itests/unit
 # Dictionaries of XMPP tokens for the harnesses that read XML.
 FUZZ_DICT_xml     := fuzz/xmpp.dict
 FUZZ_DICT_stream  := fuzz/xmpp.dict
 FUZZ_DICT_caps    := fuzz/xmpp.dict
 FUZZ_DICT_muccfg  := fuzz/xmpp.dict
 FUZZ_DICT_mamq    := fuzz/xmpp.dict
+FUZZ_DICT_muc     := fuzz/xmpp.dict
 
 fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
 

@@ -1,9 +1,11 @@
 /* XEP-0045 multi-user chat on muc_domain (conference.DOMAIN by default): the service, its
  * rooms and their occupants, presence, groupchat and private messages, subjects, nickname
- * changes, invitations, XEP-0410 self-ping and XEP-0421 occupant ids. Administration,
- * configuration, registration and storage are in muc_admin.c; history and the room
- * archive in muc_archive.c (muc.h). Occupants live in the router's memory only: after a
- * router restart clients find out with a self-ping (XEP-0410) and join again. */
+ * changes, invitations, voice requests and XEP-0421 occupant ids. Disco, self-ping and iqs
+ * between occupants are in muc_iq.c; administration, configuration, registration and
+ * storage in muc_admin.c; history and the room archive in muc_archive.c (muc.h). Rooms
+ * and occupants live in the router's memory (persistent rooms written through to Redis
+ * and read at start); after a router restart clients find out with a self-ping (XEP-0410)
+ * that they must join again. */
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdint.h>
@@ -23,9 +25,8 @@
 #include "util.h"
 
 #define NS_OCCUPANT_ID "urn:xmpp:occupant-id:0"
-#define NS_SELF_PING "http://jabber.org/protocol/muc#self-ping-optimization"
-#define NS_REGISTER "jabber:iq:register"
-#define NS_MAM "urn:xmpp:mam:2"
+#define NS_XDATA "jabber:x:data"
+#define FORM_MUC_REQUEST NS_MUC "#request"
 #define MUC_SUBJECT_MAX 4096
 #define MUC_INVITES_MAX 8 /* invitations in one message */
 
@@ -41,7 +42,8 @@ typedef struct ghost {
     char *room, *full;
     struct ghost *next;
 } ghost_t;
-static ghost_t *ghosts;
+static ghost_t *ghosts, **ghosts_tail = &ghosts;
+static hmap_t *ghost_keys; /* room \0 full -> 1 while queued */
 static int flushing;
 
 /* How many rooms each full JID is in, so a session end that concerns no room costs one
@@ -102,13 +104,13 @@ const char *muc_reg_owner(const muc_room_t *r, const char *nick)
     void *v;
     while (hmap_next(r->regs, &pos, &k, &kl, &v))
         if (strcmp(v, nick) == 0)
-            return k; /* keys are stored NUL-terminated: hmap_sput copies strlen bytes */
+            return k; /* hmap keeps keys NUL-terminated */
     return NULL;
 }
 
 /* ---- building stanzas ---- */
 
-static char *occ_jid(const muc_room_t *r, const char *nick)
+char *muc_occ_jid(const muc_room_t *r, const char *nick)
 {
     buf_t b = BUF_INIT;
     buf_printf(&b, "%s/%s", r->jid, nick);
@@ -193,7 +195,7 @@ static xml_node_t *presence_for(const muc_room_t *r, const muc_occ_t *o,
         p = xml_node_copy(o->pres);
     else
         p = xml_node_new("presence", XML_NS_CLIENT);
-    char *from = occ_jid(r, o->nick);
+    char *from = muc_occ_jid(r, o->nick);
     xml_node_set_attr(p, "from", from);
     free(from);
     xml_node_set_attr(p, "to", to);
@@ -234,11 +236,21 @@ int muc_send(muc_room_t *r, xml_node_t *st)
     int rc = route_service_stanza(st);
     const char *to = xml_node_attr(st, "to");
     if (rc < 0 && r && to && strchr(to, '/')) {
-        ghost_t *g = xcalloc(1, sizeof *g);
-        g->room = xstrdup(r->jid);
-        g->full = xstrdup(to);
-        g->next = ghosts;
-        ghosts = g;
+        /* Queued once per room and full JID: once out, nothing is sent to it again, so
+         * the queue never holds more than the full JIDs there are. */
+        buf_t key = BUF_INIT;
+        buf_append_str(&key, r->jid);
+        buf_append(&key, "", 1);
+        buf_append_str(&key, to);
+        if (!hmap_get(ghost_keys, key.data, key.len)) {
+            hmap_put(ghost_keys, key.data, key.len, (void *)1);
+            ghost_t *g = xcalloc(1, sizeof *g);
+            g->room = xstrdup(r->jid);
+            g->full = xstrdup(to);
+            *ghosts_tail = g;
+            ghosts_tail = &g->next;
+        }
+        buf_free(&key);
     }
     return rc;
 }
@@ -347,39 +359,33 @@ int muc_room_gc(muc_room_t *r)
     return 1;
 }
 
+static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_node_t *st,
+                       int tell_self, int code);
+
 /* Takes the collected unreachable full JIDs out of their rooms. */
 static void ghosts_flush(void)
 {
     if (flushing)
         return;
     flushing = 1;
-    for (int rounds = 0; ghosts && rounds < 64; rounds++) {
+    while (ghosts) {
         ghost_t *g = ghosts;
         ghosts = g->next;
+        if (!ghosts)
+            ghosts_tail = &ghosts;
+        buf_t key = BUF_INIT;
+        buf_append_str(&key, g->room);
+        buf_append(&key, "", 1);
+        buf_append_str(&key, g->full);
+        hmap_del(ghost_keys, key.data, key.len);
+        buf_free(&key);
         muc_room_t *r = muc_room_find(g->room);
         muc_occ_t *o = r ? muc_occ_by_full(r, g->full) : NULL;
         if (o) {
+            /* Status 333: removed for a technical reason (XEP-0045 section 18.1). */
             log_debug("muc: %s unreachable, out of %s", g->full, g->room);
-            if (o->nfull > 1) {
-                for (int i = 0; i < o->nfull; i++)
-                    if (strcmp(o->full[i], g->full) == 0) {
-                        joined_add(o->full[i], -1);
-                        free(o->full[i]);
-                        o->full[i] = o->full[--o->nfull];
-                        break;
-                    }
-            } else {
-                muc_pres_opt_t opt = {.type = "unavailable"};
-                muc_occ_remove(r, o, &opt);
-            }
+            leave_full(r, o, g->full, NULL, 0, 333);
         }
-        free(g->room);
-        free(g->full);
-        free(g);
-    }
-    while (ghosts) { /* a storm past the bound: forget the rest */
-        ghost_t *g = ghosts;
-        ghosts = g->next;
         free(g->room);
         free(g->full);
         free(g);
@@ -389,8 +395,8 @@ static void ghosts_flush(void)
 
 /* ---- errors ---- */
 
-static void reply_error(session_t *from, const xml_node_t *st, const char *etype,
-                        const char *cond)
+void muc_reply_error(session_t *from, const xml_node_t *st, const char *etype,
+                     const char *cond)
 {
     const char *type = xml_node_attr(st, "type");
     if (type && strcmp(type, "error") == 0)
@@ -456,7 +462,7 @@ static void send_subject(muc_room_t *r, const char *to)
 {
     /* Section 7.2.15: the subject comes last, after the history, even when empty. */
     xml_node_t *m = xml_node_new("message", XML_NS_CLIENT);
-    char *from = *r->subject_by ? occ_jid(r, r->subject_by) : xstrdup(r->jid);
+    char *from = *r->subject_by ? muc_occ_jid(r, r->subject_by) : xstrdup(r->jid);
     xml_node_set_attr(m, "from", from);
     free(from);
     xml_node_set_attr(m, "to", to);
@@ -530,18 +536,18 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
     xml_node_t *mucx = xml_node_child(st, "x", NS_MUC);
     int created = 0;
     if (!nick_ok(nick)) {
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         return;
     }
     if (!r) {
         if (!muc.loaded) {
-            reply_error(from, st, "wait", "resource-constraint");
+            muc_reply_error(from, st, "wait", "resource-constraint");
             return;
         }
         /* Limits on rooms in all and per creator (muc_max_rooms, muc_max_rooms_per_user). */
         if ((long)hmap_count(muc.rooms) >= muc.max_rooms ||
             count_owned(bare) >= muc.max_rooms_per_user) {
-            reply_error(from, st, "wait", "resource-constraint");
+            muc_reply_error(from, st, "wait", "resource-constraint");
             return;
         }
         r = room_new(room);
@@ -554,30 +560,30 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
     muc_aff_t a = muc_room_aff(r, bare);
     /* Section 7.2.9 / 7.2.8 / 7.2.7 / 7.2.6 / 7.2.10, in the XEP's order of checks. */
     if (r->locked && a != AFF_OWNER) {
-        reply_error(from, st, "cancel", "item-not-found");
+        muc_reply_error(from, st, "cancel", "item-not-found");
         return;
     }
     if (a == AFF_OUTCAST) {
-        reply_error(from, st, "auth", "forbidden");
+        muc_reply_error(from, st, "auth", "forbidden");
         return;
     }
     if (r->cfg.members_only && a < AFF_MEMBER) {
-        reply_error(from, st, "auth", "registration-required");
+        muc_reply_error(from, st, "auth", "registration-required");
         return;
     }
     muc_occ_t *o = muc_occ_by_nick(r, nick);
     const char *holder = muc_reg_owner(r, nick);
     if ((o && strcmp(o->bare, bare) != 0) || (holder && strcmp(holder, bare) != 0)) {
-        reply_error(from, st, "cancel", "conflict");
+        muc_reply_error(from, st, "cancel", "conflict");
         return;
     }
-    if (r->cfg.password_protected && a < AFF_OWNER) {
+    if (r->cfg.password_protected) {
         xml_node_t *pw = mucx ? xml_node_child(mucx, "password", NS_MUC) : NULL;
         char *given = pw ? xml_node_text(pw) : xstrdup("");
         int ok = strcmp(given, r->cfg.password) == 0;
         free(given);
         if (!ok) {
-            reply_error(from, st, "auth", "not-authorized");
+            muc_reply_error(from, st, "auth", "not-authorized");
             return;
         }
     }
@@ -585,7 +591,7 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
     if (r->cfg.max_users > 0 && r->cfg.max_users < max)
         max = r->cfg.max_users;
     if (!o && r->nocc >= max && a < AFF_ADMIN) {
-        reply_error(from, st, "wait", "service-unavailable");
+        muc_reply_error(from, st, "wait", "service-unavailable");
         return;
     }
     if (o) {
@@ -631,13 +637,13 @@ static void change_nick(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
                         const char *nick)
 {
     if (!nick_ok(nick)) {
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         return;
     }
     muc_occ_t *other = muc_occ_by_nick(r, nick);
     const char *holder = muc_reg_owner(r, nick);
     if (other || (holder && strcmp(holder, o->bare) != 0)) {
-        reply_error(from, st, "cancel", "conflict");
+        muc_reply_error(from, st, "cancel", "conflict");
         return;
     }
     muc_pres_opt_t gone = {.type = "unavailable", .newnick = nick, .codes = {303}, .ncodes = 1};
@@ -651,7 +657,7 @@ static void change_nick(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
 
 /* The full JID leaves (unavailable presence to the room, or its session ended). */
 static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_node_t *st,
-                       int tell_self)
+                       int tell_self, int code)
 {
     if (o->nfull > 1) {
         for (int i = 0; i < o->nfull; i++)
@@ -674,6 +680,8 @@ static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_
         o->pres = clean_presence(st);
     }
     muc_pres_opt_t opt = {.type = "unavailable"};
+    if (code)
+        opt.codes[opt.ncodes++] = code;
     if (!tell_self) {
         /* The session is gone: only the others hear of it. */
         for (muc_occ_t *v = r->occs; v; v = v->next)
@@ -691,6 +699,21 @@ static void leave_full(muc_room_t *r, muc_occ_t *o, const char *full, const xml_
     muc_occ_remove(r, o, &opt);
 }
 
+/* XEP-0045 section 18.1: an error that says the client is gone takes it out of the room;
+ * other errors (a client refusing one message) do not. */
+static int error_means_gone(const xml_node_t *st)
+{
+    static const char *gone[] = {"gone", "item-not-found", "recipient-unavailable", "redirect",
+                                 "remote-server-not-found", "remote-server-timeout",
+                                 "service-unavailable", "jid-malformed", NULL};
+    const xml_node_t *e = xml_node_child(st, "error", NULL);
+    for (const xml_node_t *c = e ? e->children : NULL; c; c = c->next)
+        for (int i = 0; c->name && c->ns && strcmp(c->ns, NS_STANZAS) == 0 && gone[i]; i++)
+            if (strcmp(c->name, gone[i]) == 0)
+                return 1;
+    return 0;
+}
+
 static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
                              const char *nick)
 {
@@ -698,26 +721,25 @@ static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
     muc_room_t *r = muc_room_find(room);
     muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
     if (type && strcmp(type, "error") == 0) {
-        /* Section 18.1: an error from an occupant's client takes it out. */
-        if (o)
-            leave_full(r, o, from->full, NULL, 0);
+        if (o && error_means_gone(st))
+            leave_full(r, o, from->full, NULL, 0, 333);
         return;
     }
     if (type && strcmp(type, "unavailable") == 0) {
         if (o)
-            leave_full(r, o, from->full, st, 1);
+            leave_full(r, o, from->full, st, 1, 0);
         return;
     }
     if (type) { /* subscriptions and probes mean nothing to a room */
         if (strcmp(type, "probe") != 0 && strcmp(type, "subscribe") != 0 &&
             strcmp(type, "unsubscribe") != 0 && strcmp(type, "subscribed") != 0 &&
             strcmp(type, "unsubscribed") != 0)
-            reply_error(from, st, "modify", "bad-request");
+            muc_reply_error(from, st, "modify", "bad-request");
         return;
     }
     if (!*nick) {
         /* Section 7.2.1: joining needs a nickname. */
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         return;
     }
     if (!o) {
@@ -742,20 +764,20 @@ static void groupchat(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t 
     xml_node_t *body = xml_node_child(st, "body", NULL);
     /* Section 7.4: a visitor of a moderated room has no voice. */
     if (o->role < ROLE_PARTICIPANT) {
-        reply_error(from, st, "auth", "forbidden");
+        muc_reply_error(from, st, "auth", "forbidden");
         return;
     }
     if (subj && !body) {
         /* Section 8.1: subject changes by moderators, or by participants where the room
          * lets them (muc#roomconfig_changesubject). */
         if (o->role != ROLE_MODERATOR && !r->cfg.change_subject) {
-            reply_error(from, st, "auth", "forbidden");
+            muc_reply_error(from, st, "auth", "forbidden");
             return;
         }
         char *text = xml_node_text(subj);
         if (strlen(text) > MUC_SUBJECT_MAX) {
             free(text);
-            reply_error(from, st, "modify", "not-acceptable");
+            muc_reply_error(from, st, "modify", "not-acceptable");
             return;
         }
         free(r->subject);
@@ -766,7 +788,7 @@ static void groupchat(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t 
             muc_store_save(r);
     }
     xml_node_t *m = xml_node_copy(st);
-    char *nfrom = occ_jid(r, o->nick);
+    char *nfrom = muc_occ_jid(r, o->nick);
     xml_node_set_attr(m, "from", nfrom);
     free(nfrom);
     add_occupant_id(r, m, o->bare);
@@ -786,18 +808,18 @@ static void private_message(session_t *from, xml_node_t *st, muc_room_t *r, muc_
 {
     muc_occ_t *t = muc_occ_by_nick(r, nick);
     if (!t) {
-        reply_error(from, st, "cancel", "item-not-found");
+        muc_reply_error(from, st, "cancel", "item-not-found");
         return;
     }
     int ok = r->cfg.allow_pm == WHO_ANYONE ||
              (r->cfg.allow_pm == WHO_PARTICIPANTS && o->role >= ROLE_PARTICIPANT) ||
              (r->cfg.allow_pm == WHO_MODERATORS && o->role == ROLE_MODERATOR);
     if (!ok) {
-        reply_error(from, st, "cancel", "not-acceptable");
+        muc_reply_error(from, st, "cancel", "not-acceptable");
         return;
     }
     xml_node_t *m = xml_node_copy(st);
-    char *nfrom = occ_jid(r, o->nick);
+    char *nfrom = muc_occ_jid(r, o->nick);
     xml_node_set_attr(m, "from", nfrom);
     free(nfrom);
     strip_children(m, "x", NS_MUC_USER);
@@ -835,7 +857,7 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
         jid_t tj;
         if (!xml_node_attr(c, "to") || jid_parse(&tj, xml_node_attr(c, "to")) < 0 ||
             jid_full(&tj, to, sizeof to) < 0) {
-            reply_error(from, st, "modify", "jid-malformed");
+            muc_reply_error(from, st, "modify", "jid-malformed");
             return;
         }
         xml_node_t *reason = xml_node_child(c, "reason", NS_MUC_USER);
@@ -853,20 +875,20 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
         if (invite) {
             if (!o) {
                 xml_node_free(&m);
-                reply_error(from, st, "cancel", "not-acceptable");
+                muc_reply_error(from, st, "cancel", "not-acceptable");
                 return;
             }
             muc_aff_t a = muc_room_aff(r, o->bare);
             if (r->cfg.members_only && !r->cfg.allow_invites && a < AFF_ADMIN) {
                 xml_node_free(&m);
-                reply_error(from, st, "auth", "forbidden");
+                muc_reply_error(from, st, "auth", "forbidden");
                 return;
             }
             char tb[JID_MAX + 1];
             /* A members-only room lets the invitee in (7.8.2: the service MAY add it to
              * the member list). */
             if (r->cfg.members_only && jid_bare_of(to, tb, sizeof tb) == 0 &&
-                muc_room_aff(r, tb) == AFF_NONE) {
+                muc_room_aff(r, tb) == AFF_NONE && (long)hmap_count(r->aff) < muc.max_affs) {
                 muc_room_set_aff(r, tb, AFF_MEMBER);
                 if (r->cfg.persistent)
                     muc_store_save(r);
@@ -884,6 +906,91 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
     }
 }
 
+/* The value of a data form's field, or NULL (malloc'd). */
+static char *form_value(const xml_node_t *x, const char *var)
+{
+    for (const xml_node_t *f = x->children; f; f = f->next) {
+        if (!f->name || strcmp(f->name, "field") != 0)
+            continue;
+        const char *v = xml_node_attr(f, "var");
+        if (v && strcmp(v, var) == 0) {
+            xml_node_t *val = xml_node_child(f, "value", NULL);
+            return val ? xml_node_text(val) : xstrdup("");
+        }
+    }
+    return NULL;
+}
+
+static void form_field(xml_node_t *x, const char *var, const char *type, const char *label,
+                       const char *value)
+{
+    xml_node_t *f = xml_node_new_child(x, "field", NULL);
+    xml_node_set_attr(f, "var", var);
+    if (type)
+        xml_node_set_attr(f, "type", type);
+    if (label)
+        xml_node_set_attr(f, "label", label);
+    add_text_child(f, "value", NULL, value);
+}
+
+/* Section 7.13 and 8.6: a visitor asks for voice; the moderators get the approval form,
+ * and one that submits it with muc#request_allow true gives the voice. */
+static void voice_request(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+                          const xml_node_t *x)
+{
+    char *allow = form_value(x, "muc#request_allow");
+    if (!allow) {
+        char *role = form_value(x, "muc#role");
+        int ok = role && strcmp(role, "participant") == 0;
+        free(role);
+        if (!ok) {
+            muc_reply_error(from, st, "modify", "bad-request");
+            return;
+        }
+        if (o->role != ROLE_VISITOR)
+            return; /* has voice already */
+        for (muc_occ_t *m = r->occs; m; m = m->next) {
+            if (m->role != ROLE_MODERATOR)
+                continue;
+            for (int i = 0; i < m->nfull; i++) {
+                xml_node_t *msg = xml_node_new("message", XML_NS_CLIENT);
+                xml_node_set_attr(msg, "from", r->jid);
+                xml_node_set_attr(msg, "to", m->full[i]);
+                xml_node_t *f = xml_node_new_child(msg, "x", NS_XDATA);
+                xml_node_set_attr(f, "type", "form");
+                add_text_child(f, "title", NS_XDATA, "Voice request");
+                form_field(f, "FORM_TYPE", "hidden", NULL, FORM_MUC_REQUEST);
+                form_field(f, "muc#role", "list-single", "Requested role", "participant");
+                form_field(f, "muc#jid", "jid-single", "User ID", o->full[0]);
+                form_field(f, "muc#roomnick", "text-single", "Room nickname", o->nick);
+                form_field(f, "muc#request_allow", "boolean", "Grant voice?", "false");
+                muc_send(r, msg);
+                xml_node_free(&msg);
+            }
+        }
+        return;
+    }
+    char *nick = form_value(x, "muc#roomnick");
+    int yes = strcmp(allow, "true") == 0 || strcmp(allow, "1") == 0;
+    free(allow);
+    muc_occ_t *t = nick ? muc_occ_by_nick(r, nick) : NULL;
+    free(nick);
+    if (!t) {
+        muc_reply_error(from, st, "cancel", "item-not-found");
+        return;
+    }
+    if (!yes || t->role != ROLE_VISITOR)
+        return;
+    if (!muccfg_may_set_role(o->role, muc_room_aff(r, o->bare), t->role,
+                             muc_room_aff(r, t->bare), ROLE_PARTICIPANT)) {
+        muc_reply_error(from, st, "auth", "forbidden");
+        return;
+    }
+    t->role = ROLE_PARTICIPANT;
+    muc_pres_opt_t opt = {.actor = o->nick};
+    muc_broadcast_presence(r, t, &opt);
+}
+
 static void on_room_message(session_t *from, xml_node_t *st, const char *room,
                             const char *nick)
 {
@@ -891,13 +998,12 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
     muc_room_t *r = muc_room_find(room);
     muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
     if (type && strcmp(type, "error") == 0) {
-        /* Section 18.1: an error from an occupant's client takes that client out. */
-        if (o)
-            leave_full(r, o, from->full, NULL, 0);
+        if (o && error_means_gone(st))
+            leave_full(r, o, from->full, NULL, 0, 333);
         return;
     }
     if (!r || (r->locked && !o)) {
-        reply_error(from, st, "cancel", "item-not-found");
+        muc_reply_error(from, st, "cancel", "item-not-found");
         return;
     }
     xml_node_t *x = xml_node_child(st, "x", NS_MUC_USER);
@@ -908,156 +1014,88 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
     }
     if (!o) {
         /* Section 7.4 / 7.5: only occupants talk in the room. */
-        reply_error(from, st, "modify", "not-acceptable");
+        muc_reply_error(from, st, "modify", "not-acceptable");
+        return;
+    }
+    xml_node_t *form = xml_node_child(st, "x", NS_XDATA);
+    char *ft = form && !*nick ? form_value(form, "FORM_TYPE") : NULL;
+    int request = ft && strcmp(ft, FORM_MUC_REQUEST) == 0;
+    free(ft);
+    if (request && (!type || strcmp(type, "normal") == 0)) {
+        voice_request(from, st, r, o, form);
         return;
     }
     if (!*nick) {
         if (type && strcmp(type, "groupchat") == 0)
             groupchat(from, st, r, o);
         else
-            reply_error(from, st, "modify", "bad-request");
+            muc_reply_error(from, st, "modify", "bad-request");
         return;
     }
     if (type && strcmp(type, "groupchat") == 0) {
         /* Section 7.5: a groupchat message to one occupant is refused. */
-        reply_error(from, st, "modify", "bad-request");
+        muc_reply_error(from, st, "modify", "bad-request");
         return;
     }
     private_message(from, st, r, o, nick);
 }
 
-/* ---- iq ---- */
-
-static void disco_service(session_t *from, xml_node_t *st, int info)
-{
-    xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
-    if (xml_node_child(st, "query", NULL) && xml_node_attr(xml_node_child(st, "query", NULL),
-                                                           "node")) {
-        xml_node_free(&q);
-        reply_error(from, st, "cancel", "item-not-found");
-        return;
-    }
-    if (info) {
-        xml_node_t *id = xml_node_new_child(q, "identity", NULL);
-        xml_node_set_attr(id, "category", "conference");
-        xml_node_set_attr(id, "type", "text");
-        xml_node_set_attr(id, "name", "Chatrooms");
-        static const char *feats[] = {NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_PING,
-                                      NS_OCCUPANT_ID, "urn:xmpp:sid:0", NULL};
-        for (int i = 0; feats[i]; i++)
-            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
-        if (muc.reg)
-            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", NS_REGISTER);
-    } else {
-        /* Section 6.3: public rooms only (locked ones are not there yet). */
-        size_t pos = 0, kl;
-        const void *k;
-        void *v;
-        while (hmap_next(muc.rooms, &pos, &k, &kl, &v)) {
-            muc_room_t *r = v;
-            if (!r->cfg.public_ || r->locked)
-                continue;
-            xml_node_t *it = xml_node_new_child(q, "item", NULL);
-            xml_node_set_attr(it, "jid", r->jid);
-            if (*r->cfg.name)
-                xml_node_set_attr(it, "name", r->cfg.name);
-        }
-    }
-    session_reply_result(from, st, q);
-}
-
-static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
-{
-    xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
-    if (info) {
-        xml_node_t *id = xml_node_new_child(q, "identity", NULL);
-        xml_node_set_attr(id, "category", "conference");
-        xml_node_set_attr(id, "type", "text");
-        xml_node_set_attr(id, "name", *r->cfg.name ? r->cfg.name : r->jid);
-        /* muccfg_disco adds NS_MUC, the muc_* features, stanza-id and the archive. */
-        static const char *feats[] = {NS_DISCO_INFO, NS_SELF_PING, NS_OCCUPANT_ID, NULL};
-        for (int i = 0; feats[i]; i++)
-            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", feats[i]);
-        if (muc.reg)
-            xml_node_set_attr(xml_node_new_child(q, "feature", NULL), "var", NS_REGISTER);
-        muccfg_disco(&r->cfg, q, r->nocc, r->subject);
-    }
-    /* disco#items: section 6.5 lets a room keep its occupants to itself. */
-    session_reply_result(from, st, q);
-}
-
-static void on_room_iq(session_t *from, xml_node_t *st, const char *room, const char *nick,
-                       int set)
-{
-    muc_room_t *r = muc_room_find(room);
-    xml_node_t *q = xml_node_first_element(st);
-    if (!q || !q->ns) {
-        reply_error(from, st, "modify", "bad-request");
-        return;
-    }
-    if (!r || (r->locked && muc_room_aff(r, from->user->bare) != AFF_OWNER)) {
-        reply_error(from, st, "cancel", "item-not-found");
-        return;
-    }
-    muc_occ_t *o = muc_occ_by_full(r, from->full);
-    if (*nick) {
-        /* XEP-0410: a client asks whether it is still joined. */
-        if (!o) {
-            reply_error(from, st, "modify", "not-acceptable");
-            return;
-        }
-        if (!set && strcmp(q->ns, NS_PING) == 0 && strcmp(o->nick, nick) == 0) {
-            session_reply_result(from, st, NULL);
-            return;
-        }
-        if (!muc_occ_by_nick(r, nick)) {
-            reply_error(from, st, "cancel", "item-not-found");
-            return;
-        }
-        /* Queries to other occupants are not passed on (section 7.? allows refusing). */
-        reply_error(from, st, "cancel", "service-unavailable");
-        return;
-    }
-    if (!set && strcmp(q->ns, NS_DISCO_INFO) == 0 && strcmp(q->name, "query") == 0) {
-        disco_room(from, st, r, 1);
-    } else if (!set && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && strcmp(q->name, "query") == 0) {
-        disco_room(from, st, r, 0);
-    } else if (!set && strcmp(q->ns, NS_PING) == 0) {
-        session_reply_result(from, st, NULL);
-    } else if (strcmp(q->ns, NS_MUC_ADMIN) == 0 && strcmp(q->name, "query") == 0) {
-        muc_admin_iq(from, st, r, q);
-    } else if (strcmp(q->ns, NS_MUC_OWNER) == 0 && strcmp(q->name, "query") == 0) {
-        muc_owner_iq(from, st, r, q);
-    } else if (strcmp(q->ns, NS_REGISTER) == 0 && strcmp(q->name, "query") == 0 && muc.reg) {
-        muc_register_iq(from, st, r, q);
-    } else if (strcmp(q->ns, NS_MAM) == 0) {
-        /* The archive is for occupants, and for members of a members-only room. */
-        muc_aff_t a = muc_room_aff(r, from->user->bare);
-        if (a == AFF_OUTCAST || (!o && (r->cfg.members_only ? a < AFF_MEMBER : 1)))
-            reply_error(from, st, "auth", "forbidden");
-        else
-            muc_archive_query(from, st, r->jid);
-    } else {
-        reply_error(from, st, "cancel", "service-unavailable");
-    }
-}
-
-static void on_service_iq(session_t *from, xml_node_t *st, int set)
-{
-    xml_node_t *q = xml_node_first_element(st);
-    if (!set && q && q->ns && strcmp(q->name, "query") == 0 &&
-        strcmp(q->ns, NS_DISCO_INFO) == 0)
-        disco_service(from, st, 1);
-    else if (!set && q && q->ns && strcmp(q->name, "query") == 0 &&
-             strcmp(q->ns, NS_DISCO_ITEMS) == 0)
-        disco_service(from, st, 0);
-    else if (!set && q && q->ns && strcmp(q->ns, NS_PING) == 0)
-        session_reply_result(from, st, NULL);
-    else
-        reply_error(from, st, "cancel", "service-unavailable");
-}
-
 /* ---- the service's entry point ---- */
+
+/* Stanzas to rooms that arrive while the persistent rooms are being read at start, kept
+ * in order and handled once they are (muc_load_done), at most MUC_HELD_MAX of them. */
+#define MUC_HELD_MAX 1024
+typedef struct held {
+    char *full, *to, *payload;
+    size_t len;
+    ipc_kind_t kind;
+    struct held *next;
+} held_t;
+static held_t *held, **held_tail = &held;
+static int nheld;
+
+static int held_add(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len)
+{
+    if (nheld >= MUC_HELD_MAX)
+        return 0;
+    held_t *h = xcalloc(1, sizeof *h);
+    h->full = xstrdup(from->full);
+    h->to = xstrdup(msg->to);
+    h->payload = xmalloc(len + 1);
+    memcpy(h->payload, payload, len);
+    h->payload[len] = '\0';
+    h->len = len;
+    h->kind = msg->kind;
+    *held_tail = h;
+    held_tail = &h->next;
+    nheld++;
+    return 1;
+}
+
+static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
+                      size_t len);
+
+void muc_load_done(void)
+{
+    held_t *h = held;
+    held = NULL;
+    held_tail = &held;
+    nheld = 0;
+    while (h) {
+        held_t *next = h->next;
+        session_t *s = muc.rooms ? session_find_jid(h->full) : NULL;
+        if (s) { /* a client gone meanwhile has nothing to hear */
+            ipc_stanza_t m = {.kind = h->kind, .to = h->to, .from = h->full};
+            on_stanza(s, &m, h->payload, h->len);
+        }
+        free(h->full);
+        free(h->to);
+        free(h->payload);
+        free(h);
+        h = next;
+    }
+}
+
 
 static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
                       size_t len)
@@ -1076,14 +1114,17 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
     int iq = msg->kind == IPC_KIND_IQ;
     int set = type && strcmp(type, "set") == 0;
     if (iq && type && strcmp(type, "get") != 0 && !set) {
+        /* Results and errors: answers to iqs the room passed on between occupants. */
+        if (at && slash)
+            muc_iq_answer(from, st);
         xml_node_free(&st);
-        return; /* results and errors: the room asks nothing of clients */
+        return;
     }
     if (!at) {
         if (iq)
-            on_service_iq(from, st, set);
+            muc_service_iq(from, st, set);
         else if (msg->kind == IPC_KIND_MESSAGE || !type || strcmp(type, "error") != 0)
-            reply_error(from, st, "cancel", msg->kind == IPC_KIND_PRESENCE
+            muc_reply_error(from, st, "cancel", msg->kind == IPC_KIND_PRESENCE
                                                 ? "service-unavailable" : "bad-request");
         xml_node_free(&st);
         return;
@@ -1092,7 +1133,7 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
     size_t nl = (size_t)(at - to);
     size_t rl = slash ? (size_t)(slash - to) : strlen(to);
     if (nl == 0 || nl > JID_PART_MAX || rl >= sizeof room) {
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         xml_node_free(&st);
         return;
     }
@@ -1103,17 +1144,25 @@ static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payl
     /* A room name is a prepared localpart (XEP-0045 section 15.1); the frontend prepares
      * 'to', this guards the router against any other path. */
     if (jid_prep_local(prepped, node) < 0 || strcmp(prepped, node) != 0) {
-        reply_error(from, st, "modify", "jid-malformed");
+        muc_reply_error(from, st, "modify", "jid-malformed");
         xml_node_free(&st);
         return;
     }
     const char *nick = slash ? slash + 1 : "";
+    if (!muc.loaded && !muc_room_find(room)) {
+        /* The persistent rooms are being read (router start): the stanza waits for them
+         * (bounded), or is refused when too many wait. */
+        if (!held_add(from, msg, payload, len))
+            muc_reply_error(from, st, "wait", "resource-constraint");
+        xml_node_free(&st);
+        return;
+    }
     if (msg->kind == IPC_KIND_PRESENCE)
         on_room_presence(from, st, room, nick);
     else if (msg->kind == IPC_KIND_MESSAGE)
         on_room_message(from, st, room, nick);
     else
-        on_room_iq(from, st, room, nick, set);
+        muc_room_iq(from, st, room, nick, set);
     xml_node_free(&st);
     ghosts_flush();
 }
@@ -1140,7 +1189,7 @@ static void leave_everywhere(const char *full)
         muc_room_t *r = muc_room_find(names[i]);
         muc_occ_t *o = r ? muc_occ_by_full(r, full) : NULL;
         if (o)
-            leave_full(r, o, full, NULL, 0);
+            leave_full(r, o, full, NULL, 0, 0);
         free(names[i]);
     }
     free(names);
@@ -1158,7 +1207,8 @@ static mod_result_t on_session_ended(hook_ev_t *ev)
 static mod_result_t on_presence(hook_ev_t *ev)
 {
     const char *type = ev->st ? xml_node_attr(ev->st, "type") : NULL;
-    if (*muc.domain && !xml_node_attr(ev->st, "to") && type && strcmp(type, "unavailable") == 0)
+    if (*muc.domain && ev->st && !xml_node_attr(ev->st, "to") && type &&
+        strcmp(type, "unavailable") == 0)
         leave_everywhere(ev->session->full);
     return MOD_PASS;
 }
@@ -1226,6 +1276,8 @@ static const config_key_t config_keys[] = {
     CONFIG_INT("muc_max_history", "50", 0, 1000,
                "messages of history a room may give on join at most (its history_max cap)"),
     CONFIG_INT("muc_max_nick", "64", 1, 1023, "bytes a room nickname may have"),
+    CONFIG_INT("muc_max_affiliations", "1000", 10, 1000000,
+               "affiliations (and registered nicknames) one room may keep"),
     CONFIG_END,
 };
 
@@ -1247,8 +1299,11 @@ static void muc_open(void)
     muc.max_occupants = config_int("muc_max_occupants");
     muc.max_history = config_int("muc_max_history");
     muc.max_nick = config_int("muc_max_nick");
+    muc.max_affs = config_int("muc_max_affiliations");
     muc.rooms = hmap_new();
     joined = hmap_new();
+    ghost_keys = hmap_new();
+    muc_iq_open();
     if (RAND_bytes(oid_secret, sizeof oid_secret) != 1)
         log_fatal("muc: no random bytes for the occupant-id secret");
     service_add(muc.domain, "Chatrooms", on_stanza);
@@ -1275,6 +1330,10 @@ static void muc_close(void)
     }
     hmap_destroy(&muc.rooms);
     hmap_destroy(&joined);
+    muc_iq_close();
+    muc.loaded = 1;
+    muc.rooms = NULL;
+    muc_load_done(); /* frees what still waits */
     while (ghosts) {
         ghost_t *g = ghosts;
         ghosts = g->next;
@@ -1282,6 +1341,8 @@ static void muc_close(void)
         free(g->full);
         free(g);
     }
+    ghosts_tail = &ghosts;
+    hmap_destroy(&ghost_keys);
     muc_archive_close();
 }
 

@@ -52,7 +52,8 @@ void muc_archive_query(session_t *from, const xml_node_t *st, const char *room);
 void muc_archive_delete(const char *room);
 
 /* ---- mod_muc's own files (mod_muc.c: service, rooms, occupants, presence, messages;
- * muc_admin.c: muc#admin, muc#owner, registration, persistence, account deletion). ---- */
+ * muc_iq.c: disco, self-ping, iqs between occupants; muc_admin.c: muc#admin, muc#owner,
+ * registration, persistence, account deletion). ---- */
 
 /* An occupant: one nickname in one room, held by one real bare JID, joined from one or
  * more of its full JIDs (XEP-0045 section 7.2.9: several resources share a nickname). */
@@ -82,6 +83,7 @@ typedef struct {
     char domain[1024];
     hmap_t *rooms; /* room JID -> muc_room_t */
     long max_rooms, max_rooms_per_user, max_occupants, max_history, max_nick;
+    long max_affs; /* muc_max_affiliations */
     int reg;       /* muc_register */
     int loaded;    /* persistent rooms read from Redis */
 } muc_service_t;
@@ -120,6 +122,23 @@ int muc_room_gc(muc_room_t *r);
 /* The role an occupant has after its affiliation changed. */
 void muc_occ_apply_aff(muc_room_t *r, const char *bare, muc_aff_t a, const char *reason,
                        const char *actor);
+
+/* mod_muc.c helpers the other files use: room/NICK (malloc'd); an error answer (never to
+ * an error). */
+char *muc_occ_jid(const muc_room_t *r, const char *nick);
+void muc_reply_error(session_t *from, const xml_node_t *st, const char *etype,
+                     const char *cond);
+
+/* muc_iq.c: iqs to the service (no node) and to a room or room/NICK; answers from
+ * occupants' clients to iqs the room passed on; its state. */
+void muc_service_iq(session_t *from, xml_node_t *st, int set);
+void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *nick, int set);
+void muc_iq_answer(session_t *from, xml_node_t *st);
+void muc_iq_open(void);
+void muc_iq_close(void);
+
+/* mod_muc.c: the persistent rooms are read: the stanzas held meanwhile are handled. */
+void muc_load_done(void);
 
 /* muc_admin.c */
 void muc_admin_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);

@@ -107,8 +107,9 @@ typedef struct {
 static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q,
                       muc_occ_t *actor, muc_role_t ar, muc_aff_t aa)
 {
-    change_t ch[MUC_ADMIN_ITEMS_MAX];
+    change_t *ch = xcalloc(MUC_ADMIN_ITEMS_MAX, sizeof *ch);
     int n = 0;
+    long added = 0; /* affiliations this request creates */
     const char *etype = NULL, *cond = NULL;
     /* Every item is checked before any is applied: a request changes all or nothing. */
     for (xml_node_t *it = q->children; it && !cond; it = it->next) {
@@ -170,6 +171,12 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
                 snprintf(c->bare, sizeof c->bare, "%s", t->bare);
             }
             muc_aff_t ta = muc_room_aff(r, c->bare);
+            /* muc_max_affiliations bounds a room's lists (memory and its Redis hash). */
+            if (ta == AFF_NONE && to != AFF_NONE &&
+                (long)hmap_count(r->aff) + ++added > muc.max_affs) {
+                etype = "modify", cond = "policy-violation";
+                break;
+            }
             if (!muccfg_may_set_aff(aa, ta, (muc_aff_t)to)) {
                 etype = aa >= AFF_ADMIN ? "cancel" : "auth";
                 cond = aa >= AFF_ADMIN ? "not-allowed" : "forbidden";
@@ -190,6 +197,7 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
     if (cond) {
         for (int i = 0; i < n; i++)
             free(ch[i].reason);
+        free(ch);
         session_reply_error(from, st, etype, cond);
         return;
     }
@@ -228,6 +236,7 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
     }
     for (int i = 0; i < n; i++)
         free(ch[i].reason);
+    free(ch);
     if (dirty && (r = muc_room_find(rjid)) && r->cfg.persistent)
         muc_store_save(r);
     free(rjid);
@@ -248,9 +257,15 @@ void muc_admin_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
 
 /* ---- muc#owner (section 10) ---- */
 
-static void notify_config_change(muc_room_t *r)
+static void notify_config_change(muc_room_t *r, const muccfg_t *before)
 {
-    /* Section 10.2.1: occupants learn that the configuration changed (status 104). */
+    /* Section 10.2.1: occupants learn that the configuration changed (status 104), and
+     * whether the room now keeps an archive (170/171) or shows real JIDs (172/173). */
+    int extra[2], n = 0;
+    if (r->cfg.archive != before->archive)
+        extra[n++] = r->cfg.archive ? 170 : 171;
+    if ((r->cfg.whois == WHO_ANYONE) != (before->whois == WHO_ANYONE))
+        extra[n++] = r->cfg.whois == WHO_ANYONE ? 172 : 173;
     for (muc_occ_t *o = r->occs; o; o = o->next)
         for (int i = 0; i < o->nfull; i++) {
             xml_node_t *m = xml_node_new("message", XML_NS_CLIENT);
@@ -259,6 +274,11 @@ static void notify_config_change(muc_room_t *r)
             xml_node_set_attr(m, "type", "groupchat");
             xml_node_t *x = xml_node_new_child(m, "x", NS_MUC_USER);
             xml_node_set_attr(xml_node_new_child(x, "status", NULL), "code", "104");
+            for (int k = 0; k < n; k++) {
+                char c[8];
+                snprintf(c, sizeof c, "%d", extra[k]);
+                xml_node_set_attr(xml_node_new_child(x, "status", NULL), "code", c);
+            }
             muc_send(r, m);
             xml_node_free(&m);
         }
@@ -330,9 +350,10 @@ void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
     else if (before.persistent)
         muc_store_delete(r->jid);
     if (!was_locked)
-        notify_config_change(r);
+        notify_config_change(r, &before);
     if (r->cfg.members_only && !before.members_only) {
-        /* Section 9.? : becoming members-only takes out who is not a member (322). */
+        /* Section 9.3 / 10.2: a room becoming members-only takes out who is not a member
+         * (status 322). */
         char *rjid = xstrdup(r->jid);
         muc_occ_t *o = r->occs;
         while (o && muc_room_find(rjid) == r) {
@@ -435,6 +456,10 @@ void muc_register_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_n
         session_reply_error(from, st, "cancel", "conflict");
         return;
     }
+    if (!hmap_sget(r->regs, bare) && (long)hmap_count(r->regs) >= muc.max_affs) {
+        session_reply_error(from, st, "modify", "policy-violation");
+        return;
+    }
     free(hmap_sput(r->regs, bare, xstrdup(prepped)));
     session_reply_result(from, st, NULL);
     if (r->cfg.persistent)
@@ -524,6 +549,7 @@ static void load_done_one(void)
     if (--load_pending == 0) {
         muc.loaded = 1;
         log_info("muc: %zu persistent rooms loaded", hmap_count(muc.rooms));
+        muc_load_done();
     }
 }
 
@@ -613,7 +639,7 @@ static void load_now(evloop_t *loop, void *ud)
     (void)ud;
     load_timer = NULL;
     if (!rt.redis_ready) {
-        load_timer = evloop_timer(loop, 100, load_now, NULL);
+        load_timer = evloop_timer(loop, 20, load_now, NULL);
         return;
     }
     char set[STORAGE_KEY_MAX], skey[STORAGE_KEY_MAX];
@@ -630,7 +656,7 @@ static void load_now(evloop_t *loop, void *ud)
     load_pending = 1;
     if (rt_redis_command(on_rooms_listed, NULL, "SMEMBERS %s", set) != REDIS_OK) {
         load_pending = 0;
-        load_timer = evloop_timer(loop, 100, load_now, NULL);
+        load_timer = evloop_timer(loop, 20, load_now, NULL);
     }
 }
 
@@ -669,14 +695,13 @@ void muc_user_deleted(const char *bare)
         muc_room_set_aff(r, bare, AFF_NONE);
         free(hmap_sdel(r->regs, bare));
         if (a == AFF_OWNER && count_aff(r, AFF_OWNER) == 0) {
-            /* The only owner is gone: the room goes to an admin, or is destroyed. */
+            /* The only owner is gone: the room goes to an admin (the first by JID, so the
+             * choice does not depend on the map's order), or is destroyed. */
             const char *heir = NULL;
             pos = 0;
             while (hmap_next(r->aff, &pos, &k, &kl, &v))
-                if ((muc_aff_t)((intptr_t)v - 2) == AFF_ADMIN) {
+                if ((muc_aff_t)((intptr_t)v - 2) == AFF_ADMIN && (!heir || strcmp(k, heir) < 0))
                     heir = k;
-                    break;
-                }
             if (!heir) {
                 xml_node_t *d = xml_node_new("destroy", NS_MUC_USER);
                 const char *why = "The room's owner deleted the account";

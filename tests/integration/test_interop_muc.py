@@ -2,7 +2,8 @@
 xep_0249 plugins): two users on different frontends join one room (the first creates it
 and accepts the configuration form as the server offers it), see each other's presence,
 exchange groupchat messages and a private message; a direct invitation (XEP-0249) goes
-from one client to the other and the invitee joins with it."""
+from one client to the other and the invitee joins with it; go-sendxmpp (`-c`) says
+something in a room."""
 
 import asyncio
 import time
@@ -156,3 +157,25 @@ def test_direct_invitation(stack, new_user, extra_frontend):
             await close_all([a, b])
 
     slix_helpers.run(scenario(), TIMEOUT)
+
+
+def test_go_sendxmpp_sends_to_a_room(stack, new_user, login, tmp_path):
+    """go-sendxmpp -c (Debian's package) joins a room and says something in it."""
+    import shutil
+    import subprocess
+    from test_muc import create, groupchat_body, pres_from
+    exe = shutil.which("go-sendxmpp")
+    if exe is None:
+        pytest.skip("go-sendxmpp is not installed (tools/install-deps.sh)")
+    ua, ub = new_user("gsa"), new_user("gsb")
+    a = login(ua)
+    room = "gs%s@%s" % (uuid.uuid4().hex[:8], MUC_DOMAIN)
+    create(a, room, "alice")
+    r = subprocess.run([exe, "-u", ub.jid, "-p", ub.password, "-j", "127.0.0.1:%d" % stack.port,
+                        "-n", "-c", "-a", "sender", "--timeout", "10", room],
+                       input="hello from go-sendxmpp\n", capture_output=True, text=True,
+                       timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    a.im_wait(pres_from(room + "/sender"), 15, "go-sendxmpp joined")
+    m = a.im_wait(groupchat_body(room, "hello from go-sendxmpp"), 15, "its message")
+    assert m.get("from") == room + "/sender"

@@ -2,7 +2,9 @@
 driven in tmux as a person would type (profanity_harness.py): two accounts that have each
 other in their rosters turn OMEMO on and exchange encrypted messages, a second Profanity
 logged in as the same account sees the conversation from the message archive, and
-Profanity's private-storage bookmarks and a XEP-0402 client's are one list.
+Profanity's private-storage bookmarks and a XEP-0402 client's are one list; Profanity in
+a group chat room (XEP-0045) with a client on the other frontend, with history on rejoin,
+and Profanity creating a room and accepting the instant configuration.
 
 Skipped (saying so) only when profanity or tmux is not installed."""
 
@@ -225,3 +227,55 @@ def test_profanity_bookmarks_shared_with_xep0402_clients(profanity, login, new_u
     pa2.wait_for("Coffee - coffee@conference.localhost", what="the XEP-0402 client's bookmark")
     pa2.wait_for("Tea - tea@conference.localhost", what="Profanity's own bookmark")
     raw.close()
+
+
+def test_profanity_in_a_room_with_a_client_on_another_frontend(profanity, login, new_user,
+                                                               extra_frontend):
+    """Profanity joins a room (XEP-0045) where a client on the other frontend talks: each
+    sees the other's messages; after leaving and joining again Profanity shows the
+    room's history."""
+    from test_muc import create, groupchat, groupchat_body, pres_from
+    port2 = extra_frontend(frontend_name="fe-prof-muc").port
+    ua, ub = new_user("pma"), new_user("pmb")
+    room = "prof%s@conference.localhost" % token()
+    a = login(ua, port=port2)
+    create(a, room, "alice")
+    pb = profanity(ub, "term")
+    pb.send("/join %s nick bob" % room)
+    a.im_wait(pres_from(room + "/bob"), ph.WAIT, "profanity joined")
+    said = "hello profanity %s" % token()
+    groupchat(a, room, said)
+    pb.wait_for(line_of("alice", said), what="alice's groupchat line")
+    reply = "hello alice %s" % token()
+    pb.send(reply)
+    a.im_wait(groupchat_body(room, reply), ph.WAIT, "profanity's message")
+    pb.send("/close")
+    a.im_wait(pres_from(room + "/bob", "unavailable"), ph.WAIT, "profanity left")
+    later = "while you were away %s" % token()
+    groupchat(a, room, later)
+    a.im_wait(groupchat_body(room, later), ph.WAIT, "reflection")
+    pb.send("/join %s nick bob" % room)
+    a.im_wait(pres_from(room + "/bob"), ph.WAIT, "profanity back")
+    pb.wait_for(re.compile(r"alice: %s" % re.escape(later)), what="history on rejoin")
+
+
+def test_profanity_creates_a_room(profanity, login, new_user):
+    """Profanity's first join creates the room (XEP-0045 10.1.1, locked); `/room accept`
+    takes the instant room (10.1.2) and then others get in."""
+    from test_muc import join, join_error
+    from test_im_helpers import assert_error
+    ua, ub = new_user("pca"), new_user("pcb")
+    room = "profnew%s@conference.localhost" % token()
+    pa = profanity(ua, "term")
+    b = login(ub)
+    pa.send("/join %s nick alice" % room)
+    pa.wait_for(re.compile(r"/room accept"), what="the locked-room notice")
+    assert_error(join_error(b, room, "bob"), "item-not-found")
+    pa.send("/room accept")
+    # Profanity says "Room unlocked." as it sends the form: wait for the room's answer.
+    sent = pa.wait_log(r'SENT: <iq id="([^"]+)"[^>]*type="set"><query '
+                       r'xmlns="http://jabber.org/protocol/muc#owner">', what="the instant form")
+    pa.wait_log(r'RECV: <iq id="%s" type="result"' % re.escape(sent.group(1)),
+                what="the room's result")
+    me = join(b, room, "bob")
+    assert me.get("type") is None

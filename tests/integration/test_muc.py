@@ -6,6 +6,7 @@ private messages, subjects, kick (307), ban (301), members-only, passwords, mode
 the room size limit, the configuration form, destruction, invitations (mediated and
 XEP-0249 direct), XEP-0410 self-ping, session end, account deletion and disco."""
 
+import time
 import uuid
 
 import pytest
@@ -110,8 +111,11 @@ def admin_set(c, room, item_xml):
 
 
 def groupchat(c, room, body, extra=""):
+    """Sends a groupchat message; returns its id."""
+    mid = uuid.uuid4().hex[:8]
     c.send("<message to='%s' type='groupchat' id='%s'><body>%s</body>%s</message>"
-           % (room, uuid.uuid4().hex[:8], body, extra))
+           % (room, mid, body, extra))
+    return mid
 
 
 @pytest.fixture
@@ -142,8 +146,8 @@ def test_room_created_on_join_is_locked_until_the_instant_form(muc_user):
     assert res.get("type") == "result", dump(res)
     me_b = join(b, room, "bob")
     assert 201 not in codes(me_b) and item(me_b).get("role") == "participant"
-    # Bob got Alice's presence before his own.
-    assert b.im_take(pres_from(room + "/alice")) == [] or True
+    # Bob got Alice's presence before his own (join() kept it pending).
+    assert len(b.im_take(pres_from(room + "/alice"))) == 1
     seen = a.im_wait(pres_from(room + "/bob"), WAIT, "bob's presence at alice")
     assert item(seen).get("affiliation") == "none"
     assert 110 not in codes(seen)
@@ -177,12 +181,13 @@ def test_groupchat_is_reflected_with_stanza_id_and_occupant_id(muc_user):
     oid = occupant_id(pa)
     assert oid and oid == occupant_id(me_a)
     # A forged occupant id and stanza id are replaced by the room's.
-    groupchat(a, room, "hello room",
-              "<occupant-id xmlns='%s' id='forged'/><stanza-id xmlns='%s' by='%s' id='fake'/>"
-              % (NS_OID, NS_SID, room))
+    mid = groupchat(a, room, "hello room",
+                    "<occupant-id xmlns='%s' id='forged'/><stanza-id xmlns='%s' by='%s' id='fake'/>"
+                    % (NS_OID, NS_SID, room))
     for cl in (a, b):
         m = cl.im_wait(groupchat_body(room, "hello room"), WAIT, "reflected message")
         assert m.get("from") == room + "/alice"
+        assert m.get("id") == mid  # muc#stable_id
         assert occupant_id(m) == oid
         sids = [s for s in m.findall(q(NS_SID, "stanza-id")) if s.get("by") == room]
         assert len(sids) == 1 and sids[0].get("id") != "fake", dump(m)
@@ -297,6 +302,11 @@ def test_kick_and_ban(muc_user):
     lst = c.im_iq("get", "<query xmlns='%s'><item affiliation='outcast'/></query>" % NS_ADMIN,
                   to=room)
     assert_error(lst, "forbidden")
+    # The role lists (8.5): moderators read them.
+    lst = a.im_iq("get", "<query xmlns='%s'><item role='participant'/></query>" % NS_ADMIN, to=room)
+    assert [i.get("nick") for i in lst.iter(q(NS_ADMIN, "item"))] == ["carol"]
+    lst = a.im_iq("get", "<query xmlns='%s'><item role='moderator'/></query>" % NS_ADMIN, to=room)
+    assert [i.get("nick") for i in lst.iter(q(NS_ADMIN, "item"))] == ["alice"]
 
 
 def test_members_only_and_password(muc_user):
@@ -341,10 +351,20 @@ def test_room_size_limit(muc_user):
     assert_error(join_error(c, room, "carol"), "service-unavailable")
 
 
-def test_configuration_form_refuses_unknown_and_malformed_fields(muc_user):
+def test_configuration_form_refuses_unknown_and_malformed_fields(muc_user, stack):
+    from conftest import REDIS_PREFIX
     (_, a), (_, b) = muc_user("f1"), muc_user("f2")
     room = new_room()
-    create(a, room, "alice", {"muc#roomconfig_roomname": "Before"})
+    create(a, room, "alice", {"muc#roomconfig_roomname": "Before",
+                              "muc#roomconfig_persistentroom": "1"})
+    key = "%smucroom:{%s}" % (REDIS_PREFIX, room)
+    stored = None
+    for _ in range(100):  # the router's write reaches Redis on its own connection
+        stored = stack.redis.command("HGET", key, "cfg")
+        if stored:
+            break
+        time.sleep(0.05)
+    assert stored and b"Before" in stored
     form = a.im_iq("get", "<query xmlns='%s'/>" % NS_OWNER, to=room)
     assert form.get("type") == "result", dump(form)
     fields = {f.get("var") for f in form.iter(q(NS_XDATA, "field"))}
@@ -355,6 +375,7 @@ def test_configuration_form_refuses_unknown_and_malformed_fields(muc_user):
         assert_error(res, ("not-acceptable", "bad-request"))
     info = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
     assert next(info.iter(q(NS_DISCO_INFO, "identity"))).get("name") == "Before"
+    assert stack.redis.command("HGET", key, "cfg") == stored  # nothing stored either
     # Only owners configure.
     join(b, room, "bob")
     assert_error(b.im_iq("get", "<query xmlns='%s'/>" % NS_OWNER, to=room), "forbidden")
@@ -418,9 +439,10 @@ def test_self_ping(muc_user):
     assert_error(res, "not-acceptable")
     a.send("<presence to='%s/alice' type='unavailable'/>" % room)
     a.im_wait(pres_from(room + "/alice", "unavailable"), WAIT, "left")
-    create(b, room, "bob") if False else None
+    # The last occupant left a temporary room: it is gone.
     res = a.im_iq("get", "<ping xmlns='%s'/>" % NS_PING, to=room + "/alice")
-    assert_error(res, ("not-acceptable", "item-not-found"))
+    assert_error(res, "item-not-found")
+    assert_error(b.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room), "item-not-found")
 
 
 def test_session_end_and_broadcast_unavailable_leave_rooms(muc_user):
@@ -454,7 +476,17 @@ def test_account_deletion_hands_room_to_admin_or_destroys_it(muc_user, stack):
     assert p.find(q(NS_USER, "x")).find(q(NS_USER, "destroy")) is not None
     lst = b.im_iq("get", "<query xmlns='%s'><item affiliation='owner'/></query>" % NS_ADMIN, to=kept)
     assert [i.get("jid") for i in lst.iter(q(NS_ADMIN, "item"))] == [ub.jid]
-    stack.redis  # persistent room state in Redis follows
+    # The stored room follows: the deleted account has no affiliation left in Redis.
+    from conftest import REDIS_PREFIX
+    key = "%smucroom:{%s}" % (REDIS_PREFIX, kept)
+    for _ in range(100):
+        fields = stack.redis.command("HGETALL", key)
+        stored = dict(zip(fields[::2], fields[1::2]))
+        if stored.get(("a:" + ub.jid).encode()) == b"owner":
+            break
+        time.sleep(0.05)
+    assert stored.get(("a:" + ub.jid).encode()) == b"owner", stored
+    assert ("a:" + ua.jid).encode() not in stored
 
 
 def test_registered_nick_is_reserved(muc_user):
@@ -471,6 +503,11 @@ def test_registered_nick_is_reserved(muc_user):
     got = b.im_iq("get", "<query xmlns='%s'/>" % NS_REGISTER, to=room)
     assert got.find(q(NS_REGISTER, "query")).findtext(q(NS_REGISTER, "username")) == "bobby"
     assert_error(join_error(c, room, "bobby"), "conflict")
+    # 7.12: the reserved nickname, asked with disco#info node x-roomuser-item.
+    res = b.im_iq("get", "<query xmlns='%s' node='x-roomuser-item'/>" % NS_DISCO_INFO, to=room)
+    assert next(res.iter(q(NS_DISCO_INFO, "identity"))).get("name") == "bobby"
+    res = c.im_iq("get", "<query xmlns='%s' node='x-roomuser-item'/>" % NS_DISCO_INFO, to=room)
+    assert res.get("type") == "result" and not list(res.iter(q(NS_DISCO_INFO, "identity")))
     join(b, room, "bobby")
 
 
@@ -492,7 +529,8 @@ def test_disco_of_service_and_room(muc_user):
     assert listed.get(public) == "Lobby" and hidden not in listed
     info = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=hidden)
     feats = {f.get("var") for f in info.iter(q(NS_DISCO_INFO, "feature"))}
-    assert {NS_MUC, "muc_hidden", "muc_temporary"} <= feats
+    assert {NS_MUC, "muc_hidden", "muc_temporary", NS_OID, NS_SID,
+            "http://jabber.org/protocol/muc#self-ping-optimization"} <= feats
     assert_error(a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=new_room()),
                  "item-not-found")
 
@@ -502,3 +540,272 @@ def test_room_name_nodeprep_refuses(muc_user):
     a.send("<presence to='bad\u00a0\u2028room@%s/nick'><x xmlns='%s'/></presence>" % (MUC_DOMAIN, NS_MUC))
     err = a.im_wait(lambda e: e.get("type") == "error", WAIT, "error")
     assert_error(err, "jid-malformed")
+
+
+def test_persistent_room_survives_a_router_restart(private_stack):
+    """Configuration, affiliations, registered nicknames and subject of a persistent room
+    are in Redis; occupants are not: after the restart the room is empty and a self-ping
+    tells a client it must join again (XEP-0410)."""
+    from xmpp_client import XMPPClient
+    ps = private_stack
+    ua, ub, uc = ps.new_user("pa"), ps.new_user("pb"), ps.new_user("pc")
+    made = []
+
+    def client(u):
+        c = XMPPClient(ps.frontend.port, cafile=ps.stack.cafile)
+        made.append(c)
+        c.login(u.localpart, u.password, resource="r")
+        c.presence()
+        c.im_sync()
+        return c
+    try:
+        a, b, c = client(ua), client(ub), client(uc)
+        room = new_room()
+        create(a, room, "alice", {"muc#roomconfig_persistentroom": "1",
+                                  "muc#roomconfig_membersonly": "1",
+                                  "muc#roomconfig_roomname": "Kept"})
+        assert admin_set(a, room, "<item jid='%s' affiliation='member'/>" % ub.jid).get("type") == "result"
+        a.send("<message to='%s' type='groupchat'><subject>Still here</subject></message>" % room)
+        a.im_wait(is_subject(room), WAIT, "subject")
+        ps.stop_router(allow_error_lines=False)
+        ps.start_router()
+        # The frontend resends the sessions; the room comes back from Redis without
+        # occupants (a stanza that arrives while the rooms are read waits for them).
+        res = a.im_iq("get", "<ping xmlns='%s'/>" % NS_PING, to=room + "/alice", timeout=10)
+        assert_error(res, "not-acceptable")
+        info = a.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+        assert next(info.iter(q(NS_DISCO_INFO, "identity"))).get("name") == "Kept"
+        feats = {f.get("var") for f in info.iter(q(NS_DISCO_INFO, "feature"))}
+        assert {"muc_persistent", "muc_membersonly"} <= feats
+        assert_error(join_error(c, room, "carol"), "registration-required")
+        me = join(b, room, "bob")
+        assert item(me).get("affiliation") == "member"
+        me = join(a, room, "alice")
+        assert item(me).get("affiliation") == "owner" and 201 not in codes(me)
+        a.send("<presence to='%s/alice' type='unavailable'/>" % room)
+        b.send("<presence to='%s/bob' type='unavailable'/>" % room)
+        b.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "left")
+        # A persistent room outlives its last occupant.
+        info = c.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
+        assert info.get("type") == "result", dump(info)
+    finally:
+        for cl in made:
+            cl.close()
+
+
+def test_service_limits(stack):
+    """muc_max_rooms_per_user, muc_max_occupants and muc_max_affiliations."""
+    from conftest import running_private_stack
+    from xmpp_client import XMPPClient
+    with running_private_stack(stack, "muclim", router_env={"muc_max_rooms_per_user": "1",
+                                                            "muc_max_occupants": "1",
+                                                            "muc_max_affiliations": "10"}) as ps:
+        ua, ub = ps.new_user("la"), ps.new_user("lb")
+        made = []
+        try:
+            for u in (ua, ub):
+                cl = XMPPClient(ps.frontend.port, cafile=ps.stack.cafile)
+                made.append(cl)
+                cl.login(u.localpart, u.password, resource="r")
+                cl.presence()
+                cl.im_sync()
+            a, b = made
+            room = new_room()
+            create(a, room, "alice")
+            assert_error(join_error(a, new_room(), "alice"), "resource-constraint")
+            assert_error(join_error(b, room, "bob"), "service-unavailable")
+            # muc_max_affiliations: the owner is one; nine more fit, the tenth does not.
+            items = "".join("<item jid='m%d@localhost' affiliation='member'/>" % i
+                            for i in range(9))
+            assert admin_set(a, room, items).get("type") == "result"
+            res = admin_set(a, room, "<item jid='one-more@localhost' affiliation='outcast'/>")
+            assert_error(res, "policy-violation")
+        finally:
+            for cl in made:
+                cl.close()
+
+
+def test_iq_between_occupants_goes_through_the_room(muc_user):
+    """XEP-0045 6.7: a query to room/nick reaches that occupant's client from the asker's
+    occupant JID, and the answer comes back to the asker under its own id."""
+    (ua, a), (_, b), (_, c) = muc_user("q1"), muc_user("q2"), muc_user("q3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    b.send("<iq type='get' id='ask1' to='%s/alice'><query xmlns='jabber:iq:version'/></iq>" % room)
+    fw = a.im_wait(lambda e: e.tag == IQ_TAG and e.get("type") == "get", WAIT, "forwarded iq")
+    assert fw.get("from") == room + "/bob" and fw.get("id") != "ask1"
+    a.send("<iq type='result' id='%s' to='%s'><query xmlns='jabber:iq:version'><name>cl</name>"
+           "</query></iq>" % (fw.get("id"), room + "/bob"))
+    res = b.im_wait(lambda e: e.tag == IQ_TAG and e.get("id") == "ask1", WAIT, "answer")
+    assert res.get("type") == "result" and res.get("from") == room + "/alice"
+    assert res.find(".//{jabber:iq:version}name").text == "cl"
+    # A non-occupant's query is refused; its ping says it is not joined.
+    res = c.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room + "/alice")
+    assert_error(res, "bad-request")
+    # A ping to another occupant is passed on too (XEP-0410 section 3).
+    b.send("<iq type='get' id='ping2' to='%s/alice'><ping xmlns='%s'/></iq>" % (room, NS_PING))
+    fw = a.im_wait(lambda e: e.tag == IQ_TAG and e.get("type") == "get", WAIT, "forwarded ping")
+    a.send("<iq type='result' id='%s' to='%s'/>" % (fw.get("id"), room + "/bob"))
+    assert b.im_wait(lambda e: e.get("id") == "ping2", WAIT, "pong").get("type") == "result"
+
+
+def test_error_from_a_gone_client_takes_it_out(muc_user):
+    """XEP-0045 18.1: an error saying the client is gone takes it out (333); another
+    error (refusing one message) does not."""
+    (_, a), (_, b) = muc_user("gh1"), muc_user("gh2")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    err = "<error type='%s'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+    b.send("<message to='%s/alice' type='error'>%s</message>" % (room, err % ("modify", "not-acceptable")))
+    a.im_expect_none(pres_from(room + "/bob", "unavailable"), QUIET)
+    b.send("<message to='%s' type='error'>%s</message>" % (room, err % ("cancel", "service-unavailable")))
+    p = a.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "bob taken out")
+    assert 333 in codes(p)
+
+
+def test_join_order_presence_history_then_subject(muc_user):
+    """XEP-0045 7.2.3 / 7.2.15 / 7.2.16: occupants' presence, own presence, the history
+    (oldest first, delayed, from the room) and the subject last."""
+    (_, a), (_, b) = muc_user("h1"), muc_user("h2")
+    room = new_room()
+    create(a, room, "alice")
+    for i in range(3):
+        groupchat(a, room, "old %d" % i)
+        a.im_wait(groupchat_body(room, "old %d" % i), WAIT, "reflection")
+    a.send("<message to='%s' type='groupchat'><subject>The topic</subject></message>" % room)
+    a.im_wait(is_subject(room), WAIT, "subject")
+    b.send("<presence to='%s/bob'><x xmlns='%s'><history maxstanzas='10'/></x></presence>"
+           % (room, NS_MUC))
+    seen = []
+    while True:
+        el = b.im_wait(lambda e: bare(e.get("from") or "") == room, WAIT, "room stanza")
+        if el.tag == PRESENCE_TAG:
+            seen.append(("presence", el.get("from").split("/", 1)[1], 110 in codes(el)))
+        elif is_subject(room)(el):
+            seen.append(("subject", el.findtext(q(CLIENT, "subject"))))
+            break
+        else:
+            assert el.find("{urn:xmpp:delay}delay") is not None, dump(el)
+            seen.append(("history", el.findtext(q(CLIENT, "body"))))
+    bodies = [s[1] for s in seen if s[0] == "history" and s[1]]
+    assert seen[:2] == [("presence", "alice", False), ("presence", "bob", True)], seen
+    assert bodies == ["old 0", "old 1", "old 2"], seen
+    assert seen[-1] == ("subject", "The topic")
+
+
+def test_configuration_change_is_announced(muc_user):
+    """XEP-0045 10.2.1: status 104, and 172 when the room becomes non-anonymous (then
+    everyone sees real JIDs)."""
+    (_, a), (ub, b) = muc_user("cc1"), muc_user("cc2")
+    room = new_room()
+    create(a, room, "alice")
+    me = join(b, room, "bob")
+    assert 100 not in codes(me)
+    assert submit(a, room, {"muc#roomconfig_whois": "anyone"}).get("type") == "result"
+    m = b.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("from") == room and 104 in codes(e),
+                  WAIT, "104")
+    assert 172 in codes(m)
+    b.send("<presence to='%s/bob'><show>dnd</show></presence>" % room)
+    me = b.im_wait(lambda e: pres_from(room + "/bob")(e) and 110 in codes(e), WAIT, "own update")
+    assert 100 in codes(me) and bare(item(me).get("jid")) == ub.jid
+
+
+def test_voice_request_approved_by_a_moderator(muc_user):
+    """XEP-0045 7.13 / 8.6: a visitor asks for voice, the moderator gets the form and
+    approves it."""
+    (_, a), (_, b) = muc_user("vr1"), muc_user("vr2")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_moderatedroom": "1"})
+    join(b, room, "bob")
+    b.send("<message to='%s'><x xmlns='%s' type='submit'><field var='FORM_TYPE'><value>%s#request"
+           "</value></field><field var='muc#role'><value>participant</value></field></x></message>"
+           % (room, NS_XDATA, NS_MUC))
+    req = a.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("from") == room
+                    and e.find(q(NS_XDATA, "x")) is not None, WAIT, "voice request form")
+    vals = {f.get("var"): f.findtext(q(NS_XDATA, "value")) for f in req.iter(q(NS_XDATA, "field"))}
+    assert vals["muc#roomnick"] == "bob" and vals["muc#request_allow"] == "false"
+    a.send("<message to='%s'><x xmlns='%s' type='submit'><field var='FORM_TYPE'><value>%s#request"
+           "</value></field><field var='muc#roomnick'><value>bob</value></field>"
+           "<field var='muc#request_allow'><value>true</value></field></x></message>"
+           % (room, NS_XDATA, NS_MUC))
+    p = b.im_wait(lambda e: pres_from(room + "/bob")(e) and item(e).get("role") == "participant",
+                  WAIT, "voice granted")
+    assert 110 in codes(p)
+
+
+def test_occupant_whose_frontend_died_is_taken_out_on_the_next_send(muc_user, extra_frontend):
+    """XEP-0045 18.1: a stanza the room cannot deliver (the occupant's frontend was
+    killed, before the router notices it by missed heartbeats) takes the occupant out,
+    with status 333, instead of leaving a ghost."""
+    fe = extra_frontend(frontend_name="fe-ghost")
+    (_, a), (_, b) = muc_user("gf1"), muc_user("gf2", port=fe.port)
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    fe.kill()
+    for i in range(20):
+        groupchat(a, room, "anyone there %d" % i)
+        a.im_wait(groupchat_body(room, "anyone there %d" % i), WAIT, "reflection")
+        gone = a.im_take(pres_from(room + "/bob", "unavailable"))
+        if gone:
+            break
+    else:
+        gone = [a.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "bob taken out")]
+    assert 333 in codes(gone[0]), dump(gone[0])
+
+
+def test_members_only_switch_and_membership_removal(muc_user):
+    """XEP-0045 9.4 / 10.2: non-members go when the room becomes members-only (322); a
+    member whose membership is taken goes too (321)."""
+    (_, a), (ub, b), (uc, c) = muc_user("ms1"), muc_user("ms2"), muc_user("ms3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    join(c, room, "carol")
+    assert admin_set(a, room, "<item jid='%s' affiliation='member'/>" % uc.jid).get("type") == "result"
+    assert submit(a, room, {"muc#roomconfig_membersonly": "1"}).get("type") == "result"
+    p = b.im_wait(pres_from(room + "/bob", "unavailable"), WAIT, "322")
+    assert {322, 110} <= codes(p)
+    c.im_expect_none(pres_from(room + "/carol", "unavailable"), QUIET)
+    assert admin_set(a, room, "<item jid='%s' affiliation='none'/>" % uc.jid).get("type") == "result"
+    p = a.im_wait(pres_from(room + "/carol", "unavailable"), WAIT, "321")
+    assert 321 in codes(p)
+
+
+def test_private_message_rules(muc_user):
+    """XEP-0045 7.5 with muc#roomconfig_allowpm: moderators only."""
+    (_, a), (_, b) = muc_user("pm1"), muc_user("pm2")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_allowpm": "moderators"})
+    join(b, room, "bob")
+    b.send("<message to='%s/alice' type='chat' id='pmx'><body>hi</body></message>" % room)
+    assert_error(b.im_wait(lambda e: e.get("id") == "pmx", WAIT, "refused pm"), "not-acceptable")
+    a.send("<message to='%s/bob' type='chat' id='pmy'><body>from the mod</body></message>" % room)
+    m = b.im_wait(lambda e: e.tag == MESSAGE_TAG and e.findtext(q(CLIENT, "body")) == "from the mod",
+                  WAIT, "moderator's pm")
+    assert m.get("from") == room + "/alice" and m.find(q(NS_USER, "x")) is not None
+    a.send("<message to='%s/nobody' type='chat' id='pmz'><body>x</body></message>" % room)
+    assert_error(a.im_wait(lambda e: e.get("id") == "pmz", WAIT, "no such nick"), "item-not-found")
+
+
+def test_owner_changes(muc_user):
+    """XEP-0045 10.3 ff.: an owner makes another owner; the only owner cannot step down
+    (conflict) until there is another; an admin may not touch owners."""
+    (ua, a), (ub, b), (uc, c) = muc_user("ow1"), muc_user("ow2"), muc_user("ow3")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    join(c, room, "carol")
+    assert_error(admin_set(a, room, "<item jid='%s' affiliation='admin'/>" % ua.jid), "conflict")
+    assert admin_set(a, room, "<item jid='%s' affiliation='admin'/>" % uc.jid).get("type") == "result"
+    assert_error(admin_set(c, room, "<item jid='%s' affiliation='member'/>" % ua.jid),
+                 ("not-allowed", "forbidden"))
+    assert admin_set(a, room, "<item jid='%s' affiliation='owner'/>" % ub.jid).get("type") == "result"
+    p = b.im_wait(lambda e: pres_from(room + "/bob")(e) and item(e).get("affiliation") == "owner",
+                  WAIT, "bob owner")
+    assert item(p).get("role") == "moderator"
+    assert admin_set(a, room, "<item jid='%s' affiliation='admin'/>" % ua.jid).get("type") == "result"
+    lst = b.im_iq("get", "<query xmlns='%s'><item affiliation='owner'/></query>" % NS_ADMIN, to=room)
+    assert [i.get("jid") for i in lst.iter(q(NS_ADMIN, "item"))] == [ub.jid]
