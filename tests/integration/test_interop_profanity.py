@@ -229,36 +229,6 @@ def test_profanity_bookmarks_shared_with_xep0402_clients(profanity, login, new_u
     raw.close()
 
 
-def test_profanity_in_a_room_with_a_client_on_another_frontend(profanity, login, new_user,
-                                                               extra_frontend):
-    """Profanity joins a room (XEP-0045) where a client on the other frontend talks: each
-    sees the other's messages; after leaving and joining again Profanity shows the
-    room's history."""
-    from test_muc import create, groupchat, groupchat_body, pres_from
-    port2 = extra_frontend(frontend_name="fe-prof-muc").port
-    ua, ub = new_user("pma"), new_user("pmb")
-    room = "prof%s@conference.localhost" % token()
-    a = login(ua, port=port2)
-    create(a, room, "alice")
-    pb = profanity(ub, "term")
-    pb.send("/join %s nick bob" % room)
-    a.im_wait(pres_from(room + "/bob"), ph.WAIT, "profanity joined")
-    said = "hello profanity %s" % token()
-    groupchat(a, room, said)
-    pb.wait_for(line_of("alice", said), what="alice's groupchat line")
-    reply = "hello alice %s" % token()
-    pb.send(reply)
-    a.im_wait(groupchat_body(room, reply), ph.WAIT, "profanity's message")
-    pb.send("/close")
-    a.im_wait(pres_from(room + "/bob", "unavailable"), ph.WAIT, "profanity left")
-    later = "while you were away %s" % token()
-    groupchat(a, room, later)
-    a.im_wait(groupchat_body(room, later), ph.WAIT, "reflection")
-    pb.send("/join %s nick bob" % room)
-    a.im_wait(pres_from(room + "/bob"), ph.WAIT, "profanity back")
-    pb.wait_for(re.compile(r"alice: %s" % re.escape(later)), what="history on rejoin")
-
-
 def test_profanity_creates_a_room(profanity, login, new_user):
     """Profanity's first join creates the room (XEP-0045 10.1.1, locked); `/room accept`
     takes the instant room (10.1.2) and then others get in."""
