@@ -53,7 +53,6 @@ static const config_key_t *const config_tables[] = {
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
     zap_config_keys,    zlink_config_keys,    account_config_keys, metrics_http_config_keys,
     admin_config_keys, register_config_keys, scram_config_keys, sm_config_keys, caps_config_keys,
-    muc_archive_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and

@@ -793,7 +793,9 @@ static void groupchat(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t 
     free(nfrom);
     add_occupant_id(r, m, o->bare);
     /* XEP-0359: the room stamps its stanza-id (forged ones go) and stores the message. */
-    muc_archive_add(r->jid, m, r->cfg.archive);
+    /* The one store serves the archive and history on join: a room that gives history
+     * keeps its messages even with archiving off (queries are then refused). */
+    muc_archive_add(r->jid, m, r->cfg.archive || r->cfg.history_max > 0);
     for (muc_occ_t *v = r->occs; v; v = v->next)
         for (int i = 0; i < v->nfull; i++) {
             xml_node_set_attr(m, "to", v->full[i]);
@@ -1276,6 +1278,10 @@ static const config_key_t config_keys[] = {
     CONFIG_INT("muc_max_history", "50", 0, 1000,
                "messages of history a room may give on join at most (its history_max cap)"),
     CONFIG_INT("muc_max_nick", "64", 1, 1023, "bytes a room nickname may have"),
+    /* Read by muc_archive.c (muc_archive_open). */
+    CONFIG_INT("muc_archive_expires_after", "604800", 0, 3153600000L, "seconds a room's message stays in its archive and history (XEP-0313, XEP-0045 history); 0 keeps it forever"),
+    CONFIG_INT("muc_archive_max_messages", "10000", 1, 10000000, "most messages one room's archive keeps (the oldest go first)"),
+    CONFIG_INT("muc_archive_max_page", "100", 1, 10000, "most messages one XEP-0313 query to a room returns (a larger RSM max is lowered to it)"),
     CONFIG_INT("muc_max_affiliations", "1000", 10, 1000000,
                "affiliations (and registered nicknames) one room may keep"),
     CONFIG_END,

@@ -31,6 +31,5 @@ extern module_t mod_vcard;
 extern module_t mod_version;
 
 /* The configuration keys of muc_archive.c (the room archive side of mod_muc). */
-extern const config_key_t muc_archive_config_keys[];
 
 #endif

@@ -20,8 +20,7 @@ typedef struct {
 int muc_history_parse(const xml_node_t *history, muc_history_req_t *out);
 
 /* Opens and closes the archive side (config keys muc_archive_expires_after,
- * muc_archive_max_messages, muc_archive_max_page: declared in muc_archive_config_keys,
- * which main.c registers). */
+ * muc_archive_max_messages, muc_archive_max_page: in mod_muc's table). */
 void muc_archive_open(void);
 void muc_archive_close(void);
 

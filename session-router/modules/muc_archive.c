@@ -457,13 +457,6 @@ void muc_archive_delete(const char *room)
 
 /* ---- opening ---- */
 
-const config_key_t muc_archive_config_keys[] = {
-    CONFIG_INT("muc_archive_expires_after", "604800", 0, 3153600000L, "seconds a room's message stays in its archive and history (XEP-0313, XEP-0045 history); 0 keeps it forever"),
-    CONFIG_INT("muc_archive_max_messages", "10000", 1, 10000000, "most messages one room's archive keeps (the oldest go first)"),
-    CONFIG_INT("muc_archive_max_page", "100", 1, 10000, "most messages one XEP-0313 query to a room returns (a larger RSM max is lowered to it)"),
-    CONFIG_END,
-};
-
 void muc_archive_open(void)
 {
     expires_after = config_int("muc_archive_expires_after");

@@ -234,9 +234,12 @@ void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *
     } else if (strcmp(q->ns, NS_REGISTER) == 0 && strcmp(q->name, "query") == 0 && muc.reg) {
         muc_register_iq(from, st, r, q);
     } else if (strcmp(q->ns, NS_MAM) == 0) {
-        /* The archive is for occupants, and for members of a members-only room. */
+        /* The archive is for occupants, and for members of a members-only room; a room
+         * with archiving off offers none (its disco#info has no mam:2). */
         muc_aff_t a = muc_room_aff(r, from->user->bare);
-        if (a == AFF_OUTCAST || (!o && (r->cfg.members_only ? a < AFF_MEMBER : 1)))
+        if (!r->cfg.archive)
+            muc_reply_error(from, st, "cancel", "service-unavailable");
+        else if (a == AFF_OUTCAST || (!o && (r->cfg.members_only ? a < AFF_MEMBER : 1)))
             muc_reply_error(from, st, "auth", "forbidden");
         else
             muc_archive_query(from, st, r->jid);

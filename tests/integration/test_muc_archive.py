@@ -179,6 +179,19 @@ def test_history_bounded_by_the_room_history_length(muc_user):
     assert bodies(enter(b, room, "bob", "maxstanzas='10'"), room) == ["%s 2" % t, "%s 3" % t]
 
 
+def test_room_without_archiving_gives_history_but_no_archive(muc_user):
+    """Archiving off (muc#roomconfig_enablearchiving) turns the XEP-0313 archive off, not
+    history on join: a newcomer still gets the last messages, a query is refused."""
+    (_, a), (_, b) = muc_user("na"), muc_user("nb")
+    room = new_room()
+    create(a, room, "alice", {"muc#roomconfig_enablearchiving": "0"})
+    t = tag()
+    say(a, room, "%s kept for history" % t)
+    assert bodies(enter(b, room, "bob", "maxstanzas='5'"), room) == ["%s kept for history" % t]
+    res = room_query(b, room)
+    assert_error(res, "service-unavailable")
+
+
 # ------------------------------------------------------------------ stanza-ids and the archive
 
 def test_reflected_stanza_id_is_the_archive_id(muc_user):
