@@ -6,7 +6,7 @@
 # (README.md, "Configuration"). Both processes serve Prometheus metrics (README.md,
 # "Metrics"): the router on 127.0.0.1:9101, the frontend on 127.0.0.1:9102
 # (ROUTER_METRICS and FRONTEND_METRICS change them; empty turns them off). The upload
-# process (XEP-0363 HTTP File Upload) serves the files on 127.0.0.1:5280 (UPLOAD_PORT), its
+# process (XEP-0363 HTTP File Upload) serves the files on 127.0.0.1:5290 (UPLOAD_PORT), its
 # files in run/uploads, its signing secret in run/upload.secret.
 set -eu
 BUILD=${1:-build}
@@ -16,7 +16,7 @@ REDIS_PORT=${XMPP_REDIS_PORT:-6390}
 ROUTER_METRICS=${ROUTER_METRICS-127.0.0.1:9101}
 FRONTEND_METRICS=${FRONTEND_METRICS-127.0.0.1:9102}
 CONF="$RUN/xmpp.conf"
-UPLOAD_PORT=${UPLOAD_PORT:-5280}
+UPLOAD_PORT=${UPLOAD_PORT:-5290}
 
 if [ ! -f "$RUN/cert.pem" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \

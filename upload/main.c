@@ -46,7 +46,7 @@
 /* The keys shared with the router are declared with the same defaults and help there
  * (mod_upload.c); this process reads the URL only for its path. */
 static const config_key_t upload_server_keys[] = {
-    CONFIG_STR("upload_listen", "127.0.0.1:5280", "address the upload process serves HTTP on (host:port)"),
+    CONFIG_STR("upload_listen", "127.0.0.1:5290", "address the upload process serves HTTP on (host:port)"),
     CONFIG_STR("upload_dir", "/var/lib/xmpp-upload", "directory the uploaded files are stored in (shared by every upload process)"),
     CONFIG_STR("upload_url", "", "public base URL of the upload process, e.g. https://upload.example.org:5443/upload (empty: no upload service)"),
     CONFIG_STR("upload_secret", "", "secret shared by the router and the upload process to sign PUT slots"),
