@@ -38,6 +38,8 @@ BEGIN {
         "presence:cpu_ms_per_1000_deliveries:server CPU ms per 1000 presence deliveries|" \
         "pep:fanout_p99_ms:PEP notification fan-out to 50 contacts p99 (ms)|" \
         "pep:cpu_ms_per_1000_deliveries:server CPU ms per 1000 PEP notifications|" \
+        "muc:fanout_p99_ms:room message reflected to 50 occupants p99 (ms)|" \
+        "muc:cpu_ms_per_1000_deliveries:server CPU ms per 1000 room deliveries|" \
         "scale:reached:concurrent TLS sessions reached|" \
         "scale:kib_per_session:KiB per session at scale|" \
         "scale:rest_cpu_pct:server CPU at rest (% of one core)", rows, "|")
