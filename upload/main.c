@@ -55,6 +55,7 @@ static const config_key_t upload_server_keys[] = {
     CONFIG_INT("upload_expire_after", "604800", 0, 315360000, "seconds an uploaded file is kept (0: until the account is deleted)"),
     CONFIG_INT("upload_sweep_interval", "300", 1, 86400, "seconds between two sweeps of upload_dir for expired and orphaned files"),
     CONFIG_INT("upload_max_connections", "256", 1, 100000, "HTTP connections the upload process serves at once"),
+    CONFIG_INT("upload_max_connections_per_ip", "16", 0, 100000, "HTTP connections one client address may hold at once (0: no limit; behind a proxy every client has the proxy's address)"),
     CONFIG_INT("upload_timeout", "60", 1, 3600, "seconds an HTTP connection may stay idle before it is closed"),
     CONFIG_INT("upload_threads", "4", 1, 256, "HTTP threads of the upload process"),
     CONFIG_STR("upload_tls_cert", "", "PEM certificate chain to serve HTTPS with (empty: plain HTTP, for behind a TLS proxy)"),
@@ -328,6 +329,8 @@ static unsigned put_begin(struct MHD_Connection *conn, const char *url, req_t *q
     store_meta_t m = {.bare = q->tok.bare, .ctype = q->ctype, .name = q->path.name,
                       .size = q->tok.size, .created = (long long)time(NULL)};
     q->fd = store_begin(&g.store, q->path.id, &m, q->tmp, sizeof q->tmp);
+    if (q->fd == -2)
+        return 409;
     if (q->fd < 0)
         return 503;
     q->put = 1;
@@ -686,6 +689,8 @@ int main(int argc, char **argv)
         MHD_OPTION_LISTEN_SOCKET, lfd,
         MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)config_int("upload_max_connections"),
+        /* One address cannot hold every connection (slow bodies, half-sent requests). */
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)config_int("upload_max_connections_per_ip"),
         MHD_OPTION_CONNECTION_TIMEOUT, g.timeout_s,
         /* the buffer the body comes through: larger chunks, fewer writes */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),

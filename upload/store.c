@@ -84,17 +84,19 @@ int store_write(int fd, const char *data, size_t n)
 
 int store_begin(const store_t *s, const char *id, const store_meta_t *m, char *tmp, size_t n)
 {
-    unsigned char rnd[8];
-    random_bytes(rnd, sizeof rnd);
-    int r = snprintf(tmp, n, "%s/tmp/%s.%02x%02x%02x%02x%02x%02x%02x%02x", s->dir, id, rnd[0],
-                     rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    /* One temporary name per slot: O_EXCL lets one PUT at a time write a slot's file,
+     * whichever of the processes sharing the directory it reaches, so concurrent PUTs of
+     * one slot cannot fill the disk with copies (the others get 409 at once). */
+    int r = snprintf(tmp, n, "%s/tmp/%s.part", s->dir, id);
     if (r < 0 || (size_t)r >= n || !is_id(id))
         return -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (fd < 0) {
-        log_error_errno("upload: cannot create %s", tmp);
+        int busy = errno == EEXIST;
+        if (!busy)
+            log_error_errno("upload: cannot create %s", tmp);
         tmp[0] = '\0';
-        return -1;
+        return busy ? -2 : -1;
     }
     buf_t h = BUF_INIT;
     buf_printf(&h, STORE_MAGIC "%s\n%s\n%s\n%lld\n%lld\n", m->bare, m->ctype, m->name, m->size,

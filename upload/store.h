@@ -38,7 +38,7 @@ void store_close(store_t *s);
 /* 1 when slot `id` has a stored file. */
 int store_exists(const store_t *s, const char *id);
 /* Starts a file: creates a temporary one with the header written, its path into tmp.
- * Returns its fd, or -1 (logged). */
+ * Returns its fd, -2 when another PUT is writing this slot now, or -1 (logged). */
 int store_begin(const store_t *s, const char *id, const store_meta_t *m, char *tmp, size_t n);
 /* Appends n bytes; 0 or -1 (logged). */
 int store_write(int fd, const char *data, size_t n);

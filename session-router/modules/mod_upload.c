@@ -53,7 +53,8 @@ static struct {
 /* KEYS[1] the user's upload hash; ARGV: id, size, now, deadline, quota, max files,
  * expire_after, grace. Each field is "p SIZE DEADLINE" (a slot not used yet) or "s SIZE
  * STORED_AT" (a stored file). Drops what is over (a slot unused past its deadline and the
- * grace, a file past expire_after: the upload process deletes its bytes), then adds the
+ * grace, a file past expire_after: the upload process deletes its bytes; an entry in no
+ * known form), then adds the
  * slot if the quota allows. Returns {1} or {0, retry}: retry is when the oldest entry goes
  * (0: not known). */
 static const char script_slot[] =
@@ -64,8 +65,9 @@ static const char script_slot[] =
     "  local st, sz, t = string.match(all[i + 1], '^(%a) (%d+) (%d+)') "
     "  sz, t = tonumber(sz), tonumber(t) "
     "  local ends = 0 "
-    "  if st == 'p' then ends = t + grace elseif exp > 0 then ends = t + exp end "
-    "  if not st or (ends > 0 and ends <= now) then redis.call('HDEL', KEYS[1], all[i]) "
+    "  if not st then ends = now "
+    "  elseif st == 'p' then ends = t + grace elseif exp > 0 then ends = t + exp end "
+    "  if ends > 0 and ends <= now then redis.call('HDEL', KEYS[1], all[i]) "
     "  else used = used + sz; n = n + 1 "
     "    if ends > 0 and (first == 0 or ends < first) then first = ends end end "
     "end "

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import http.client as httpc
 import os
+import socket
 import ssl
 import time
 import urllib.parse
@@ -265,6 +266,77 @@ def test_second_put_to_a_slot_is_409(uploader, upload_server):
     assert put(put_url, headers, b"first", "text/plain") == 201
     assert put(put_url, headers, b"other", "text/plain") == 409
     assert http("GET", get_url)[2] == b"first"
+
+
+def test_concurrent_puts_of_one_slot_write_one_file(uploader, upload_server):
+    """While one PUT writes a slot, another PUT of the same slot is refused at once (409)
+    instead of writing a second copy that only fails at the end: a slot cannot be used to
+    fill the disk past its size."""
+    _, c = uploader
+    size = 256 * 1024
+    put_url, headers, get_url = slot_of(request_slot(c, "dup.bin", size,
+                                                     "application/octet-stream"))
+    u = urllib.parse.urlsplit(put_url)
+    head = ("PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: "
+            "application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+            % (u.path, headers["Authorization"], size)).encode()
+    first = socket.create_connection((u.hostname, u.port))
+    try:
+        first.sendall(head + b"a" * (size // 2))        # the first PUT is writing
+        deadline = time.monotonic() + 10
+        tmp = upload_server.dir / "tmp"
+        while not any(slot_id(put_url) in p.name for p in tmp.iterdir()):
+            assert time.monotonic() < deadline, "the first PUT never started its file"
+            time.sleep(0.05)
+        assert put(put_url, headers, b"b" * size, "application/octet-stream") == 409
+        assert [p for p in tmp.iterdir() if slot_id(put_url) in p.name][0].stat().st_size \
+            < size, "the second PUT wrote into the first one's file"
+        first.sendall(b"a" * (size - size // 2))
+        first.settimeout(10)
+        assert first.recv(64).startswith(b"HTTP/1.1 201")
+    finally:
+        first.close()
+    assert http("GET", get_url)[2] == b"a" * size
+
+
+def test_one_address_cannot_hold_every_connection(stack):
+    """upload_max_connections_per_ip: half-sent requests from one address take at most
+    that many connections; another client is still served."""
+    port = free_port()
+    up = UploadServer(stack, "perip", {"upload_listen": "127.0.0.1:%d" % port,
+                                       "upload_max_connections": "8",
+                                       "upload_max_connections_per_ip": "4",
+                                       "upload_threads": "1"})
+    socks = []
+    try:
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /upload/")
+            socks.append(s)
+        time.sleep(0.5)
+        other = socket.socket()
+        other.settimeout(10)
+        other.bind(("127.0.0.2", 0))                 # another client address
+        other.connect(("127.0.0.1", port))
+        other.sendall(b"GET /upload/%s/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      % (b"0" * 32))
+        socks.append(other)
+        assert other.recv(64).startswith(b"HTTP/1.1 404")
+    finally:
+        for s in socks:
+            s.close()
+        problems = up.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_a_malformed_record_is_dropped_not_fatal(stack, uploader):
+    """An entry of the user's upload hash in no known form is dropped by the next slot
+    request rather than failing every later one."""
+    user, c = uploader
+    stack.redis.command("HSET", "itest:upload:{%s}" % user.jid, "junk", "garbage")
+    r = request_slot(c, "after.txt", 10, "text/plain")
+    assert r.get("type") == "result", dump(r)
+    assert stack.redis.command("HEXISTS", "itest:upload:{%s}" % user.jid, "junk") == 0
 
 
 def test_get_of_an_unknown_file_is_404(uploader, upload_server):
