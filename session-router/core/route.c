@@ -344,6 +344,18 @@ int route_service_stanza(xml_node_t *st)
         goto done;
     memcpy(bare, to, bl);
     bare[bl] = '\0';
+    user_t *u = user_find(bare);
+    if (u) {
+        /* XEP-0191: a user who blocks the room, an occupant or the service gets nothing
+         * from it (blocking decides at HOOK_STANZA_IN, as for a stanza from another
+         * account). Dropped quietly: for the service it went (a room does not take a
+         * blocking user out). A user not held in memory has no session to get it. */
+        hook_ev_t ev = {.user = u, .from = from, .msg = &h, .st = st, .to = to};
+        if (hook_run(HOOK_STANZA_IN, &ev) == MOD_HANDLED) {
+            r = 0;
+            goto done;
+        }
+    }
     if (slash) {
         r = service_to_full(&h, b.data, b.len);
         /* RFC 6121 8.5.3.2.1: a chat or normal message falls back to the bare JID; the
@@ -352,7 +364,6 @@ int route_service_stanza(xml_node_t *st)
         if (r == 0 || kind != IPC_KIND_MESSAGE || !(normal || h.stype == IPC_ST_CHAT))
             goto done;
     }
-    user_t *u = user_find(bare);
     if (kind == IPC_KIND_MESSAGE) {
         h.to = bare;
         if (u && h.stype != IPC_ST_GROUPCHAT && h.stype != IPC_ST_ERROR &&

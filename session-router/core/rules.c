@@ -170,6 +170,8 @@ rules_fallback_t rules_full_fallback(ipc_kind_t kind, ipc_stype_t t)
     }
 }
 
+#define NS_MUC_USER_TEXT "http://jabber.org/protocol/muc#user"
+
 int rules_carbon_eligible(ipc_kind_t kind, ipc_stype_t t, const char *payload, size_t len)
 {
     if (kind != IPC_KIND_MESSAGE)
@@ -178,12 +180,17 @@ int rules_carbon_eligible(ipc_kind_t kind, ipc_stype_t t, const char *payload, s
         !((t == IPC_ST_NONE || t == IPC_ST_NORMAL) && memmem(payload, len, "<body", 5)))
         return 0;
     /* Only parse when one of the excluding namespaces could be there at all. */
-    if (memmem(payload, len, "urn:xmpp:carbons:2", 18) || memmem(payload, len, "urn:xmpp:hints", 14)) {
+    if (memmem(payload, len, "urn:xmpp:carbons:2", 18) || memmem(payload, len, "urn:xmpp:hints", 14) ||
+        (t == IPC_ST_CHAT && memmem(payload, len, NS_MUC_USER_TEXT, sizeof NS_MUC_USER_TEXT - 1))) {
         xml_node_t *st = stanza_parse(payload, len);
+        /* A private message in a room (XEP-0045 7.5, marked with muc#user): the room sends
+         * it to every resource of the occupant in the room itself, and the user's other
+         * resources are not in it (XEP-0280 section 6). */
         int excluded = !st || xml_node_child(st, "private", "urn:xmpp:carbons:2") ||
                        xml_node_child(st, "no-copy", "urn:xmpp:hints") ||
                        xml_node_child(st, "received", "urn:xmpp:carbons:2") ||
-                       xml_node_child(st, "sent", "urn:xmpp:carbons:2");
+                       xml_node_child(st, "sent", "urn:xmpp:carbons:2") ||
+                       (t == IPC_ST_CHAT && xml_node_child(st, "x", NS_MUC_USER_TEXT));
         xml_node_free(&st);
         return !excluded;
     }

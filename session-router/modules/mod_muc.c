@@ -46,6 +46,89 @@ static ghost_t *ghosts, **ghosts_tail = &ghosts;
 static hmap_t *ghost_keys; /* room \0 full -> 1 while queued */
 static int flushing;
 
+/* A full JID between its own presence and the subject (section 7.2.2: presences, history,
+ * subject, then the live room): what the room sends it meanwhile waits here, so live
+ * messages never come between history items or before the subject. */
+#define MUC_JOIN_HELD_MAX 256 /* stanzas held for one joining full JID; past it, sent at once */
+typedef struct joinheld {
+    xml_node_t *st;
+    struct joinheld *next;
+} joinheld_t;
+typedef struct {
+    joinheld_t *head, **tail;
+    int n;
+} joining_t;
+static hmap_t *joining; /* room \0 full -> joining_t */
+
+static void room_full_key(buf_t *key, const char *room, const char *full)
+{
+    buf_append_str(key, room);
+    buf_append(key, "", 1);
+    buf_append_str(key, full);
+}
+
+static void joining_start(const char *room, const char *full)
+{
+    if (!joining)
+        return;
+    buf_t key = BUF_INIT;
+    room_full_key(&key, room, full);
+    if (!hmap_get(joining, key.data, key.len)) {
+        joining_t *j = xcalloc(1, sizeof *j);
+        j->tail = &j->head;
+        hmap_put(joining, key.data, key.len, j);
+    }
+    buf_free(&key);
+}
+
+/* Ends the wait of a full JID: returns what was held (the caller sends or frees it). */
+static joinheld_t *joining_end(const char *room, const char *full)
+{
+    if (!joining)
+        return NULL;
+    buf_t key = BUF_INIT;
+    room_full_key(&key, room, full);
+    joining_t *j = hmap_get(joining, key.data, key.len);
+    joinheld_t *h = NULL;
+    if (j) {
+        hmap_del(joining, key.data, key.len);
+        h = j->head;
+        free(j);
+    }
+    buf_free(&key);
+    return h;
+}
+
+static void joinheld_free(joinheld_t *h)
+{
+    while (h) {
+        joinheld_t *n = h->next;
+        xml_node_free(&h->st);
+        free(h);
+        h = n;
+    }
+}
+
+/* Holds a copy of `st` when its 'to' is joining `room`. Returns 1 when it did. */
+static int joining_hold(const char *room, const xml_node_t *st)
+{
+    const char *to = xml_node_attr(st, "to");
+    if (!to || !joining || !hmap_count(joining))
+        return 0;
+    buf_t key = BUF_INIT;
+    room_full_key(&key, room, to);
+    joining_t *j = hmap_get(joining, key.data, key.len);
+    buf_free(&key);
+    if (!j || j->n >= MUC_JOIN_HELD_MAX)
+        return 0;
+    joinheld_t *h = xcalloc(1, sizeof *h);
+    h->st = xml_node_copy(st);
+    *j->tail = h;
+    j->tail = &h->next;
+    j->n++;
+    return 1;
+}
+
 /* How many rooms each full JID is in, so a session end that concerns no room costs one
  * lookup. full JID -> (intptr_t) count. */
 static hmap_t *joined;
@@ -233,15 +316,15 @@ static xml_node_t *presence_for(const muc_room_t *r, const muc_occ_t *o,
 
 int muc_send(muc_room_t *r, xml_node_t *st)
 {
+    if (r && joining_hold(r->jid, st))
+        return 0;
     int rc = route_service_stanza(st);
     const char *to = xml_node_attr(st, "to");
     if (rc < 0 && r && to && strchr(to, '/')) {
         /* Queued once per room and full JID: once out, nothing is sent to it again, so
          * the queue never holds more than the full JIDs there are. */
         buf_t key = BUF_INIT;
-        buf_append_str(&key, r->jid);
-        buf_append(&key, "", 1);
-        buf_append_str(&key, to);
+        room_full_key(&key, r->jid, to);
         if (!hmap_get(ghost_keys, key.data, key.len)) {
             hmap_put(ghost_keys, key.data, key.len, (void *)1);
             ghost_t *g = xcalloc(1, sizeof *g);
@@ -374,9 +457,7 @@ static void ghosts_flush(void)
         if (!ghosts)
             ghosts_tail = &ghosts;
         buf_t key = BUF_INIT;
-        buf_append_str(&key, g->room);
-        buf_append(&key, "", 1);
-        buf_append_str(&key, g->full);
+        room_full_key(&key, g->room, g->full);
         hmap_del(ghost_keys, key.data, key.len);
         buf_free(&key);
         muc_room_t *r = muc_room_find(g->room);
@@ -478,11 +559,16 @@ static void send_subject(muc_room_t *r, const char *to)
 static void history_done(void *ud)
 {
     subject_wait_t *w = ud;
+    joinheld_t *meanwhile = joining_end(w->room, w->full);
     muc_room_t *r = muc_room_find(w->room);
     if (r && muc_occ_by_full(r, w->full)) {
         send_subject(r, w->full);
+        /* Then what the room said meanwhile, in order. */
+        for (joinheld_t *h = meanwhile; h; h = h->next)
+            muc_send(r, h->st);
         ghosts_flush();
     }
+    joinheld_free(meanwhile);
     free(w->room);
     free(w->full);
     free(w);
@@ -510,6 +596,7 @@ static void welcome(muc_room_t *r, muc_occ_t *o, const char *full, const xml_nod
     xml_node_t *p = presence_for(r, o, o, full, full, &opt);
     muc_send(r, p);
     xml_node_free(&p);
+    joining_start(r->jid, full);
     muc_history_req_t req;
     if (muc_history_parse(mucx ? xml_node_child(mucx, "history", NS_MUC) : NULL, &req) < 0)
         muc_history_parse(NULL, &req);
@@ -551,6 +638,10 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
             return;
         }
         r = room_new(room);
+        /* A temporary room of the same name lost by a router restart may have left its
+         * messages behind: a new room starts with none (the DEL goes before the history
+         * read on the same connection). */
+        muc_archive_delete(room);
         muc_room_set_aff(r, bare, AFF_OWNER);
         /* Section 10.1.1: a new room is locked until its owner configures it or accepts
          * the defaults (instant room, 10.1.2). */
@@ -750,9 +841,17 @@ static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
         change_nick(from, st, r, o, nick);
         return;
     }
-    /* Section 7.7: a presence update goes to everyone. */
     xml_node_free(&o->pres);
     o->pres = clean_presence(st);
+    xml_node_t *mucx = xml_node_child(st, "x", NS_MUC);
+    if (mucx) {
+        /* A join presence from a full JID already in the room: its client lost track
+         * (a reconnect it did not notice) and waits for the whole join again, ending
+         * with the subject; it gets it, as a new full JID would (section 7.2). */
+        welcome(r, o, from->full, mucx, 0);
+        return;
+    }
+    /* Section 7.7: a presence update goes to everyone. */
     muc_broadcast_presence(r, o, NULL);
 }
 
@@ -1309,6 +1408,7 @@ static void muc_open(void)
     muc.rooms = hmap_new();
     joined = hmap_new();
     ghost_keys = hmap_new();
+    joining = hmap_new();
     muc_iq_open();
     if (RAND_bytes(oid_secret, sizeof oid_secret) != 1)
         log_fatal("muc: no random bytes for the occupant-id secret");
@@ -1349,6 +1449,13 @@ static void muc_close(void)
     }
     ghosts_tail = &ghosts;
     hmap_destroy(&ghost_keys);
+    pos = 0;
+    while (hmap_next(joining, &pos, &k, &kl, &v)) {
+        joining_t *j = v;
+        joinheld_free(j->head);
+        free(j);
+    }
+    hmap_destroy(&joining);
     muc_archive_close();
 }
 

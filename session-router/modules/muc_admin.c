@@ -110,6 +110,7 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
     change_t *ch = xcalloc(MUC_ADMIN_ITEMS_MAX, sizeof *ch);
     int n = 0;
     long added = 0; /* affiliations this request creates */
+    long owners = -1; /* owners once the request's items are applied (-1: not counted yet) */
     const char *etype = NULL, *cond = NULL;
     /* Every item is checked before any is applied: a request changes all or nothing. */
     for (xml_node_t *it = q->children; it && !cond; it = it->next) {
@@ -182,8 +183,12 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
                 cond = aa >= AFF_ADMIN ? "not-allowed" : "forbidden";
                 break;
             }
-            /* Section 10.7: the only owner cannot step down. */
-            if (ta == AFF_OWNER && to != AFF_OWNER && count_aff(r, AFF_OWNER) == 1) {
+            /* Section 10.7: the room keeps an owner; counted over the whole request, so
+             * several items cannot remove every owner together. */
+            if (owners < 0)
+                owners = count_aff(r, AFF_OWNER);
+            owners += (to == AFF_OWNER) - (ta == AFF_OWNER);
+            if (owners < 1) {
                 etype = "cancel", cond = "conflict";
                 break;
             }

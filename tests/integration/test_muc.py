@@ -567,6 +567,11 @@ def test_persistent_room_survives_a_router_restart(private_stack):
         assert admin_set(a, room, "<item jid='%s' affiliation='member'/>" % ub.jid).get("type") == "result"
         a.send("<message to='%s' type='groupchat'><subject>Still here</subject></message>" % room)
         a.im_wait(is_subject(room), WAIT, "subject")
+        # A temporary room goes with the restart, and so must what was said in it.
+        temp = new_room()
+        create(a, temp, "alice")
+        groupchat(a, temp, "said in a temporary room")
+        a.im_wait(groupchat_body(temp, "said in a temporary room"), WAIT, "reflection")
         ps.stop_router(allow_error_lines=False)
         ps.start_router()
         # The frontend resends the sessions; the room comes back from Redis without
@@ -588,6 +593,12 @@ def test_persistent_room_survives_a_router_restart(private_stack):
         # A persistent room outlives its last occupant.
         info = c.im_iq("get", "<query xmlns='%s'/>" % NS_DISCO_INFO, to=room)
         assert info.get("type") == "result", dump(info)
+        # Someone else makes a new room of the temporary one's name: it starts empty.
+        c.send("<presence to='%s/carol'><x xmlns='%s'><history maxstanzas='20'/></x>"
+               "</presence>" % (temp, NS_MUC))
+        c.im_wait(is_subject(temp), WAIT, "carol's join of the new room")
+        c.im_expect_none(groupchat_body(temp, "said in a temporary room"), QUIET,
+                         "the old room's history")
     finally:
         for cl in made:
             cl.close()
@@ -809,3 +820,98 @@ def test_owner_changes(muc_user):
     assert admin_set(a, room, "<item jid='%s' affiliation='admin'/>" % ua.jid).get("type") == "result"
     lst = b.im_iq("get", "<query xmlns='%s'><item affiliation='owner'/></query>" % NS_ADMIN, to=room)
     assert [i.get("jid") for i in lst.iter(q(NS_ADMIN, "item"))] == [ub.jid]
+
+
+def test_one_request_cannot_remove_every_owner(muc_user):
+    """Section 10.7 counted over one muc#admin request: two owners demoting each other
+    (and themselves) together leave none, so it is refused and nothing changes."""
+    (ua, a), (ub, b) = muc_user("oa"), muc_user("ob")
+    room = new_room()
+    create(a, room, "alice")
+    assert admin_set(a, room, "<item jid='%s' affiliation='owner'/>" % ub.jid).get("type") == "result"
+    res = admin_set(a, room, "<item jid='%s' affiliation='member'/><item jid='%s' "
+                    "affiliation='member'/>" % (ub.jid, ua.jid))
+    assert_error(res, "conflict")
+    lst = a.im_iq("get", "<query xmlns='%s'><item affiliation='owner'/></query>" % NS_ADMIN, to=room)
+    assert sorted(i.get("jid") for i in lst.iter(q(NS_ADMIN, "item"))) == sorted([ua.jid, ub.jid])
+
+
+def test_live_messages_wait_for_the_joiner_subject(muc_user):
+    """Section 7.2.2: a newcomer gets presences, its own, the history, the subject, and
+    only then what the room says live, even when that is said during its join."""
+    (_, a), (_, b) = muc_user("ra"), muc_user("rb")
+    room = new_room()
+    create(a, room, "alice")
+    groupchat(a, room, "old")
+    a.im_wait(groupchat_body(room, "old"), WAIT, "old")
+    # The join and a message in one write: the message is reflected while the history is
+    # being read.
+    b.send_raw(("<presence to='%s/bob'><x xmlns='%s'/></presence>"
+                "<message to='%s' type='groupchat' id='live1'><body>live</body></message>"
+                % (room, NS_MUC, room)).encode())
+    order = []
+    while not ("subject" in order and "msg:live" in order):
+        el = b.im_wait(lambda e: e.tag in (MESSAGE_TAG, PRESENCE_TAG), WAIT, "the join")
+        if el.tag == MESSAGE_TAG and el.find(q(CLIENT, "subject")) is not None:
+            order.append("subject")
+        elif el.tag == MESSAGE_TAG:
+            order.append("msg:" + (el.findtext(q(CLIENT, "body")) or ""))
+        else:
+            order.append("pres:" + el.get("from").split("/", 1)[-1])
+    assert order == ["pres:alice", "pres:bob", "msg:old", "subject", "msg:live"], order
+
+
+def test_join_presence_again_gets_the_join_again(muc_user):
+    """A client that sends its join presence again while the room has it in (it lost
+    track) gets its presence and the subject again, which it waits for."""
+    (_, a), (_, b) = muc_user("ja"), muc_user("jb")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    b.im_collect(0.3)
+    b.send("<presence to='%s/bob'><x xmlns='%s'/></presence>" % (room, NS_MUC))
+    b.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == room + "/bob"
+              and 110 in codes(e), WAIT, "self-presence")
+    b.im_wait(is_subject(room), WAIT, "the subject after joining again")
+
+
+def test_private_messages_are_not_carbon_copied(muc_user, login):
+    """XEP-0280 section 6: a room's private message reaches the occupant's resources in
+    the room from the room; no carbon copy doubles it or reaches resources not in it."""
+    NS_CARBONS = "urn:xmpp:carbons:2"
+    (ua, a), (ub, b1) = muc_user("pa"), muc_user("pb", resource="one")
+    b2 = login(ub, resource="two")
+    b3 = login(ub, resource="three")     # not in the room
+    for c in (b1, b2, b3):
+        assert c.im_iq("set", "<enable xmlns='%s'/>" % NS_CARBONS).get("type") == "result"
+    room = new_room()
+    create(a, room, "alice")
+    join(b1, room, "bob")
+    join(b2, room, "bob")
+    a.send("<message to='%s/bob' type='chat' id='pm1'><body>psst</body></message>" % room)
+    for c in (b1, b2):
+        c.im_wait(lambda e: e.tag == MESSAGE_TAG and e.findtext(q(CLIENT, "body")) == "psst",
+                  WAIT, "the private message")
+    for c in (b1, b2, b3):
+        c.im_expect_none(lambda e: e.tag == MESSAGE_TAG and
+                         e.find(q(NS_CARBONS, "received")) is not None, QUIET, "a carbon copy")
+
+
+def test_blocking_the_room_stops_what_it_sends(muc_user):
+    """XEP-0191: a user who blocks an occupant's room JID gets no private message from
+    it; blocking the room stops its groupchat messages."""
+    NS_BLOCKING = "urn:xmpp:blocking"
+    (_, a), (_, b) = muc_user("ba"), muc_user("bb")
+    room = new_room()
+    create(a, room, "alice")
+    join(b, room, "bob")
+    r = b.im_iq("set", "<block xmlns='%s'><item jid='%s/alice'/></block>" % (NS_BLOCKING, room))
+    assert r.get("type") == "result", dump(r)
+    a.send("<message to='%s/bob' type='chat' id='pmb'><body>blocked pm</body></message>" % room)
+    b.im_expect_none(lambda e: e.tag == MESSAGE_TAG and
+                     e.findtext(q(CLIENT, "body")) == "blocked pm", QUIET, "a blocked PM")
+    r = b.im_iq("set", "<block xmlns='%s'><item jid='%s'/></block>" % (NS_BLOCKING, room))
+    assert r.get("type") == "result", dump(r)
+    groupchat(a, room, "blocked room")
+    a.im_wait(groupchat_body(room, "blocked room"), WAIT, "alice's reflection")
+    b.im_expect_none(groupchat_body(room, "blocked room"), QUIET, "a message of a blocked room")

@@ -341,6 +341,10 @@ START_TEST(test_carbons_eligible)
     ck_assert(!carbon(IPC_KIND_MESSAGE, IPC_ST_CHAT, "<message type='chat'><sent xmlns='urn:xmpp:carbons:2'/></message>"));
     /* Another hint is no reason not to copy. */
     ck_assert(carbon(IPC_KIND_MESSAGE, IPC_ST_CHAT, "<message type='chat'><body>x</body><store xmlns='urn:xmpp:hints'/></message>"));
+    /* A room's private message (XEP-0045 7.5) is not copied; a mediated invitation with a
+     * body (type normal) is. */
+    ck_assert(!carbon(IPC_KIND_MESSAGE, IPC_ST_CHAT, "<message type='chat'><body>x</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>"));
+    ck_assert(carbon(IPC_KIND_MESSAGE, IPC_ST_NORMAL, "<message><body>x</body><x xmlns='http://jabber.org/protocol/muc#user'><invite from='a@b'/></x></message>"));
 }
 END_TEST
 
