@@ -320,8 +320,11 @@ static int service_to_full(const ipc_stanza_t *h, const char *payload, size_t le
     }
     if (session_deliver(t, payload, len) == 0)
         return 0;
-    session_undelivered(t, errno, "a stanza from a service", 0);
-    return -1;
+    int err = errno;
+    session_undelivered(t, err, "a stanza from a service", 0);
+    /* A full pipe (EAGAIN) passes; a frontend that is gone (EHOSTUNREACH) is not coming
+     * back for this session. */
+    return err == EAGAIN ? -2 : -1;
 }
 
 int route_service_stanza(xml_node_t *st)
@@ -358,6 +361,8 @@ int route_service_stanza(xml_node_t *st)
     }
     if (slash) {
         r = service_to_full(&h, b.data, b.len);
+        if (r == -2)
+            goto done;
         /* RFC 6121 8.5.3.2.1: a chat or normal message falls back to the bare JID; the
          * rest is dropped (nobody to tell: the caller learns it from -1). */
         int normal = h.stype == IPC_ST_NONE || h.stype == IPC_ST_NORMAL;

@@ -29,8 +29,9 @@ void route_redeliver_items(const char *bare, struct smq_item *items);
  *   - a bare JID: a message goes to the resources RFC 6121 8.5.2.1 chooses, or to offline
  *     storage (chat, normal), presence to every available resource, an iq nowhere.
  * Returns 0 when a session took it (or it was stored), -1 when nobody could (no such
- * resource, the link refused it): a MUC service then takes the occupant out (XEP-0045
- * section 18.1). `st` is not taken (its 'to' is restored after a presence broadcast). */
+ * resource, or its frontend is gone: a MUC service then takes the occupant out, XEP-0045
+ * section 18.1), -2 when the session's frontend pipe is full just now (counted, logged;
+ * the occupant stays). `st` is not taken (its 'to' is restored after a presence broadcast). */
 int route_service_stanza(xml_node_t *st);
 /* Answers the sender of a raw stanza with an error (never for an error; `from` NULL:
  * nobody to answer). */

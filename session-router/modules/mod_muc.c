@@ -320,7 +320,8 @@ int muc_send(muc_room_t *r, xml_node_t *st)
         return 0;
     int rc = route_service_stanza(st);
     const char *to = xml_node_attr(st, "to");
-    if (rc < 0 && r && to && strchr(to, '/')) {
+    /* Only a full JID with no session is gone (-1); a full pipe (-2) is not. */
+    if (rc == -1 && r && to && strchr(to, '/')) {
         /* Queued once per room and full JID: once out, nothing is sent to it again, so
          * the queue never holds more than the full JIDs there are. */
         buf_t key = BUF_INIT;
@@ -941,6 +942,20 @@ static int jid_bare_of(const char *s, char *out, size_t n)
     return jid_bare(&j, out, n) < 0 ? -1 : 0;
 }
 
+/* Whom a decline may go to: an occupant or someone with an affiliation (an inviter). */
+static int decline_target_ok(const muc_room_t *r, const char *to)
+{
+    char tb[JID_MAX + 1];
+    if (jid_bare_of(to, tb, sizeof tb) < 0)
+        return 0;
+    if (muc_room_aff(r, tb) >= AFF_MEMBER)
+        return 1;
+    for (const muc_occ_t *o = r->occs; o; o = o->next)
+        if (strcmp(o->bare, tb) == 0)
+            return 1;
+    return 0;
+}
+
 /* Section 7.8.2: mediated invitations, and 7.8.3 declines, passed on by the room. */
 static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
                         xml_node_t *x)
@@ -1001,6 +1016,12 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
             xml_node_add_text(xml_node_new_child(m, "body", XML_NS_CLIENT), body.data,
                               body.len);
             buf_free(&body);
+        } else if (!decline_target_ok(r, to)) {
+            /* Section 7.8.3: a decline goes back to whoever invited, someone of the room;
+             * the room relays nothing to anybody else (it would be a relay for spam). */
+            xml_node_free(&m);
+            muc_reply_error(from, st, "modify", "not-acceptable");
+            return;
         }
         route_service_stanza(m);
         xml_node_free(&m);

@@ -415,6 +415,11 @@ def test_mediated_invitation_and_decline(muc_user):
                   and e.find(q(NS_USER, "x")) is not None, WAIT, "decline")
     dec = m.find(q(NS_USER, "x")).find(q(NS_USER, "decline"))
     assert bare(dec.get("from")) == ub.jid and dec.findtext(q(NS_USER, "reason")) == "busy"
+    # A decline goes to someone of the room only: the room relays nothing to strangers.
+    b.send("<message to='%s' id='dec2'><x xmlns='%s'><decline to='stranger@localhost'/>"
+           "</x></message>" % (room, NS_USER))
+    assert_error(b.im_wait(lambda e: e.get("id") == "dec2", WAIT, "refused decline"),
+                 "not-acceptable")
 
 
 def test_direct_invitation_passes_between_clients(muc_user):
