@@ -6,94 +6,37 @@ delay stamp when it logs in again -- the issue's "done when" scenario."""
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 import slix_helpers
 
 slixmpp = pytest.importorskip("slixmpp")
+from slix_client import RecordingClient, close_all  # noqa: E402
 
 TIMEOUT = 90.0
 STEP = 15.0      # bound of each single wait inside a scenario
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(RecordingClient):
     """A slixmpp client that records every interesting event for later waits and does
     not approve subscription requests on its own."""
 
     def __init__(self, jid, password, cafile, priority=0, carbons=False):
-        super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
-        slix_helpers.without_channel_binding(self)
-        self.ca_certs = Path(cafile)
+        super().__init__(jid, password, cafile, plugins=("xep_0280", "xep_0203"),
+                         record=("presence_available", "presence_unavailable",
+                                 "presence_subscribe", "presence_subscribed",
+                                 "presence_unsubscribed", "message", "carbon_received",
+                                 "carbon_sent", "roster_update"))
         self.priority = priority
         self.carbons = carbons
         self.roster.auto_authorize = None     # None: requests wait for us (False rejects)
         self.roster.auto_subscribe = False
-        self.register_plugin("xep_0280")
-        self.register_plugin("xep_0203")
-        self.started = self.loop.create_future()
-        self.gone = self.loop.create_future()
-        self.log = []                        # (event name, stanza)
-        self.changed = asyncio.Event()
-        for ev in ("presence_available", "presence_unavailable", "presence_subscribe",
-                   "presence_subscribed", "presence_unsubscribed", "message",
-                   "carbon_received", "carbon_sent", "roster_update"):
-            self.add_event_handler(ev, self._recorder(ev))
-        self.add_event_handler("session_start", self._on_start)
-        self.add_event_handler("disconnected", self._on_disconnected)
-        for ev in ("failed_auth", "failed_all_auth", "connection_failed", "ssl_invalid_chain",
-                   "stream_error"):
-            self.add_event_handler(ev, self._failer(ev))
 
-    def _recorder(self, name):
-        def record(stanza):
-            self.log.append((name, stanza))
-            self.changed.set()
-        return record
-
-    def _failer(self, name):
-        def fail(data=None):
-            if not self.started.done():
-                self.started.set_exception(AssertionError("%s: %s: %r" % (self.boundjid, name, data)))
-        return fail
-
-    async def _on_start(self, _event):
-        try:
-            await self.get_roster(timeout=STEP)
-            if self.carbons:
-                await self["xep_0280"].enable(timeout=STEP)
-            self.send_presence(ppriority=self.priority)
-            if not self.started.done():
-                self.started.set_result(True)
-        except Exception as e:  # noqa: BLE001
-            if not self.started.done():
-                self.started.set_exception(e)
-
-    def _on_disconnected(self, _reason=None):
-        if not self.gone.done():
-            self.gone.set_result(True)
-        if not self.started.done():
-            self.started.set_exception(AssertionError("%s disconnected before session start"
-                                                      % self.boundjid))
-
-    async def wait(self, name, pred=lambda s: True, timeout=STEP, what=None):
-        """The first recorded event `name` whose stanza satisfies pred (consumed)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, (n, st) in enumerate(self.log):
-                if n == name and pred(st):
-                    del self.log[i]
-                    return st
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("%s: no %s (%s) within %.0fs; seen: %s"
-                                     % (self.boundjid, name, what or "", timeout,
-                                        [(n, str(s)[:300]) for n, s in self.log]))
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+    async def on_session(self):
+        await self.get_roster(timeout=STEP)
+        if self.carbons:
+            await self["xep_0280"].enable(timeout=STEP)
+        self.send_presence(ppriority=self.priority)
 
     async def until(self, cond, timeout=STEP, what="condition"):
         deadline = time.monotonic() + timeout
@@ -117,12 +60,6 @@ def connect(stack, user, resource, **kw):
 def run(coro):
     return slix_helpers.run(coro, TIMEOUT)
 
-
-async def close_all(clients):
-    for c in clients:
-        if not c.gone.done():
-            c.disconnect(wait=2.0)
-    await asyncio.wait_for(asyncio.gather(*(c.gone for c in clients), return_exceptions=True), 10)
 
 
 def from_full(jid):

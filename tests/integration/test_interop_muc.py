@@ -6,92 +6,31 @@ from one client to the other and the invitee joins with it; go-sendxmpp (`-c`) s
 something in a room."""
 
 import asyncio
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import slix_helpers
 
 slixmpp = pytest.importorskip("slixmpp")
+from slix_client import RecordingClient, close_all  # noqa: E402
 
 TIMEOUT = 90.0
 STEP = 15.0
 MUC_DOMAIN = "conference.localhost"
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(RecordingClient):
     def __init__(self, jid, password, cafile):
-        super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
-        slix_helpers.without_channel_binding(self)
-        self.ca_certs = Path(cafile)
-        for p in ("xep_0030", "xep_0004", "xep_0045", "xep_0249"):
-            self.register_plugin(p)
-        self.started = self.loop.create_future()
-        self.gone = self.loop.create_future()
-        self.log = []
-        self.changed = asyncio.Event()
-        for ev in ("groupchat_message", "groupchat_presence", "message",
-                   "groupchat_direct_invite"):
-            self.add_event_handler(ev, self._recorder(ev))
-        self.add_event_handler("session_start", self._on_start)
-        self.add_event_handler("disconnected", self._on_disconnected)
-        for ev in ("failed_auth", "failed_all_auth", "connection_failed", "stream_error"):
-            self.add_event_handler(ev, self._failer(ev))
-
-    def _recorder(self, name):
-        def record(stanza):
-            self.log.append((name, stanza))
-            self.changed.set()
-        return record
-
-    def _failer(self, name):
-        def fail(data=None):
-            if not self.started.done():
-                self.started.set_exception(AssertionError("%s: %s: %r" % (self.boundjid, name, data)))
-        return fail
-
-    async def _on_start(self, _event):
-        self.send_presence()
-        if not self.started.done():
-            self.started.set_result(True)
-
-    def _on_disconnected(self, _reason=None):
-        if not self.gone.done():
-            self.gone.set_result(True)
-        if not self.started.done():
-            self.started.set_exception(AssertionError("disconnected before session start"))
-
-    async def wait(self, name, pred=lambda s: True, timeout=STEP, what=None):
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, (n, st) in enumerate(self.log):
-                if n == name and pred(st):
-                    del self.log[i]
-                    return st
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("%s: no %s (%s) within %.0fs; seen: %s"
-                                     % (self.boundjid, name, what or "", timeout,
-                                        [(n, str(s)[:300]) for n, s in self.log]))
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+        super().__init__(jid, password, cafile,
+                         plugins=("xep_0030", "xep_0004", "xep_0045", "xep_0249"),
+                         record=("groupchat_message", "groupchat_presence", "message",
+                                 "groupchat_direct_invite"))
 
 
 def connect(stack, user, port):
     c = Client("%s/slix" % user.jid, user.password, stack.cafile)
     c.connect(("127.0.0.1", port), force_starttls=True, disable_starttls=False)
     return c
-
-
-async def close_all(clients):
-    for c in clients:
-        if not c.gone.done():
-            c.disconnect(wait=2.0)
-    await asyncio.wait_for(asyncio.gather(*(c.gone for c in clients), return_exceptions=True), 10)
 
 
 async def create_room(c, room, nick):

@@ -13,15 +13,14 @@ import asyncio
 import re
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 
 import profanity_harness as ph
-import slix_helpers
 
 slixmpp = pytest.importorskip("slixmpp")
 from slixmpp.plugins.xep_0004 import Form  # noqa: E402
+from slix_client import RecordingClient  # noqa: E402
 
 STEP = 20.0
 NS_MUC = "http://jabber.org/protocol/muc"
@@ -43,52 +42,33 @@ def muc_domain(stack):
     return "conference." + stack.domain
 
 
-class Occupant(slixmpp.ClientXMPP):
+class Occupant(RecordingClient):
     """A slixmpp client that joins one room (creating it as an instant room when it is
     new) and records the room's groupchat messages and the nicks present."""
 
     def __init__(self, user, cafile, room, nick):
-        super().__init__(user.jid + "/slix", user.password)
-        slix_helpers.without_channel_binding(self)
-        self.ca_certs = Path(cafile)
-        self.register_plugin("xep_0030")
-        self.register_plugin("xep_0045")
+        super().__init__(user.jid + "/slix", user.password, cafile,
+                         plugins=("xep_0030", "xep_0045"))
         self.room, self.nick = room, nick
-        self.started = self.loop.create_future()
         self.messages = []            # (nick, body, delayed)
         self.present = set()
-        self.changed = asyncio.Event()
-        self.add_event_handler("session_start", self._on_start)
         self.add_event_handler("groupchat_message", self._on_message)
         self.add_event_handler("muc::%s::got_online" % room, self._on_online)
         self.add_event_handler("muc::%s::got_offline" % room, self._on_offline)
-        for ev in ("failed_auth", "failed_all_auth", "connection_failed", "stream_error"):
-            self.add_event_handler(ev, self._failer(ev))
 
-    def _failer(self, name):
-        def fail(data=None):
-            if not self.started.done():
-                self.started.set_exception(AssertionError("%s: %r" % (name, data)))
-        return fail
-
-    async def _on_start(self, _event):
-        try:
-            self.send_presence()
-            await self.get_roster(timeout=STEP)
-            muc = self["xep_0045"]
-            pres, _subject, _occupants, _history = await muc.join_muc_wait(
-                self.room, self.nick, maxstanzas=0, timeout=STEP)
-            codes = {s.get("code") for s in pres.xml.iter("{%s#user}status" % NS_MUC)}
-            if "201" in codes:
-                # A new room stays locked until its owner accepts the default
-                # configuration (XEP-0045 10.1.2: an empty submitted form).
-                form = Form()
-                form["type"] = "submit"
-                await muc.set_room_config(self.room, form, timeout=STEP)
-            self.started.set_result(True)
-        except Exception as e:  # noqa: BLE001
-            if not self.started.done():
-                self.started.set_exception(e)
+    async def on_session(self):
+        self.send_presence()
+        await self.get_roster(timeout=STEP)
+        muc = self["xep_0045"]
+        pres, _subject, _occupants, _history = await muc.join_muc_wait(
+            self.room, self.nick, maxstanzas=0, timeout=STEP)
+        codes = {s.get("code") for s in pres.xml.iter("{%s#user}status" % NS_MUC)}
+        if "201" in codes:
+            # A new room stays locked until its owner accepts the default
+            # configuration (XEP-0045 10.1.2: an empty submitted form).
+            form = Form()
+            form["type"] = "submit"
+            await muc.set_room_config(self.room, form, timeout=STEP)
 
     def _on_message(self, msg):
         if msg["from"].bare != self.room or not msg["body"]:

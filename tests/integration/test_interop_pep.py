@@ -23,7 +23,6 @@ import hashlib
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 import slix_helpers
@@ -31,6 +30,7 @@ from test_im_helpers import befriend, online
 
 slixmpp = pytest.importorskip("slixmpp")
 from slixmpp.exceptions import IqError  # noqa: E402
+from slix_client import RecordingClient, close_all  # noqa: E402
 
 TIMEOUT = 90.0
 STEP = 15.0        # bound of one wait inside a scenario
@@ -47,51 +47,30 @@ NS_AXOLOTL = "eu.siacs.conversations.axolotl"
 OMEMO_DEVICELIST = NS_AXOLOTL + ".devicelist"
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(RecordingClient):
     """A slixmpp client with the PEP plugins; `interests` are namespaces it advertises
     as NS+notify (XEP-0163 filtered notifications) in its caps before its first presence.
     Records every PEP item notification ('pubsub_publish') for later waits."""
 
     def __init__(self, jid, password, cafile, interests=(), plugins=()):
-        super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
-        slix_helpers.without_channel_binding(self)
-        self.ca_certs = Path(cafile)
-        for p in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163") + tuple(plugins):
-            self.register_plugin(p)
+        super().__init__(jid, password, cafile,
+                         plugins=("xep_0030", "xep_0004", "xep_0060", "xep_0115",
+                                  "xep_0163") + tuple(plugins))
         self.interests = list(interests)
-        self.started = self.loop.create_future()
-        self.gone = self.loop.create_future()
         self.events = []                 # (node, publisher bare JID, item element)
-        self.changed = asyncio.Event()
-        self.add_event_handler("session_start", self._on_start)
-        self.add_event_handler("disconnected", self._on_disconnected)
         self.add_event_handler("pubsub_publish", self._on_publish)
         self.disco_asked = self.disco_answered = 0
         self.add_filter("in", self._disco_in)
         self.add_filter("out", self._disco_out)
-        for ev in ("failed_auth", "failed_all_auth", "connection_failed", "stream_error"):
-            self.add_event_handler(ev, self._failer(ev))
 
-    def _failer(self, name):
-        def fail(data=None):
-            if not self.started.done():
-                self.started.set_exception(AssertionError("%s: %s: %r" % (self.boundjid, name, data)))
-        return fail
-
-    async def _on_start(self, _event):
-        try:
-            await self.get_roster(timeout=STEP)
-            for ns in self.interests:
-                self["xep_0030"].add_feature("%s+notify" % ns)
-            # The caps hash of the initial presence covers every +notify feature.
-            await self["xep_0115"].update_caps(broadcast=False)
-            self.send_presence()
-            await self._caps_learnt()
-            if not self.started.done():
-                self.started.set_result(True)
-        except Exception as e:  # noqa: BLE001
-            if not self.started.done():
-                self.started.set_exception(e)
+    async def on_session(self):
+        await self.get_roster(timeout=STEP)
+        for ns in self.interests:
+            self["xep_0030"].add_feature("%s+notify" % ns)
+        # The caps hash of the initial presence covers every +notify feature.
+        await self["xep_0115"].update_caps(broadcast=False)
+        self.send_presence()
+        await self._caps_learnt()
 
     def _disco_in(self, stanza):
         if stanza.name == "iq" and stanza["type"] == "get" and \
@@ -117,13 +96,6 @@ class Client(slixmpp.ClientXMPP):
         while self.disco_answered < self.disco_asked and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await self["xep_0030"].get_info(jid=self.boundjid.domain, local=False, timeout=STEP)
-
-    def _on_disconnected(self, _reason=None):
-        if not self.gone.done():
-            self.gone.set_result(True)
-        if not self.started.done():
-            self.started.set_exception(AssertionError("%s disconnected before session start"
-                                                      % self.boundjid))
 
     def _on_publish(self, msg):
         items = msg["pubsub_event"]["items"]
@@ -174,13 +146,6 @@ def run(coro):
 
 async def started(*clients):
     await asyncio.wait_for(asyncio.gather(*(c.started for c in clients)), STEP * 2)
-
-
-async def close_all(clients):
-    for c in clients:
-        if not c.gone.done():
-            c.disconnect(wait=2.0)
-    await asyncio.wait_for(asyncio.gather(*(c.gone for c in clients), return_exceptions=True), 10)
 
 
 def friends(login, ua, ub):

@@ -1,52 +1,24 @@
 """Interop with a real third-party client library: slixmpp (Debian python3-slixmpp)."""
 
 import asyncio
-from pathlib import Path
 
 import pytest
 import slix_helpers
 
 slixmpp = pytest.importorskip("slixmpp")
+from slix_client import RecordingClient  # noqa: E402
 
 TIMEOUT = 20.0
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(RecordingClient):
+    """Trusts exactly the test certificate (hostname 'localhost' checked by ssl); its
+    messages go to an inbox queue."""
+
     def __init__(self, jid, password, cafile, mech="SCRAM-SHA-256"):
-        super().__init__(jid, password, sasl_mech=mech)
-        slix_helpers.without_channel_binding(self)
-        # Trust exactly the test certificate; hostname 'localhost' is checked by ssl.
-        self.ca_certs = Path(cafile)
-        self.started = self.loop.create_future()
-        self.gone = self.loop.create_future()
+        super().__init__(jid, password, cafile, mech=mech)
         self.inbox = asyncio.Queue()
-        self.add_event_handler("session_start", self._on_start)
-        self.add_event_handler("message", self._on_message)
-        self.add_event_handler("disconnected", self._on_disconnected)
-        for ev in ("failed_auth", "failed_all_auth", "no_auth", "connection_failed",
-                   "ssl_invalid_chain", "stream_error"):
-            self.add_event_handler(ev, self._failer(ev))
-
-    def _failer(self, name):
-        def fail(data=None):
-            if not self.started.done():
-                self.started.set_exception(AssertionError("%s: %s: %r" % (self.boundjid, name, data)))
-        return fail
-
-    async def _on_start(self, _event):
-        self.send_presence()
-        if not self.started.done():
-            self.started.set_result(True)
-
-    def _on_message(self, msg):
-        self.inbox.put_nowait(msg)
-
-    def _on_disconnected(self, _reason=None):
-        if not self.gone.done():
-            self.gone.set_result(True)
-        if not self.started.done():
-            self.started.set_exception(AssertionError("%s disconnected before session start"
-                                                      % self.boundjid))
+        self.add_event_handler("message", self.inbox.put_nowait)
 
 
 def run(coro):
