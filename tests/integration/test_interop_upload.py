@@ -14,7 +14,6 @@ import asyncio
 import io
 import os
 import urllib.request
-from pathlib import Path
 
 import pytest
 import slix_helpers
@@ -23,23 +22,15 @@ slixmpp = pytest.importorskip("slixmpp")
 pytest.importorskip("aiohttp")  # xep_0363's HTTP client (python3-aiohttp)
 
 from conftest import UPLOAD_MAX_SIZE  # noqa: E402
+from slix_client import RecordingClient  # noqa: E402
 
 TIMEOUT = 60.0
 STEP = 15.0
 
 
-class Uploader(slixmpp.ClientXMPP):
+class Uploader(RecordingClient):
     def __init__(self, jid, password, cafile):
-        super().__init__(jid, password, sasl_mech="SCRAM-SHA-256")
-        slix_helpers.without_channel_binding(self)
-        self.ca_certs = Path(cafile)
-        for p in ("xep_0030", "xep_0004", "xep_0363"):
-            self.register_plugin(p)
-        self.started = self.loop.create_future()
-        self.gone = self.loop.create_future()
-        self.add_event_handler("session_start", self._on_start)
-        self.add_event_handler("disconnected", self._on_disconnected)
-
+        super().__init__(jid, password, cafile, plugins=("xep_0030", "xep_0004", "xep_0363"))
         self["xep_0363"].find_upload_service = self._find_upload_service
 
     async def _find_upload_service(self, domain=None, **kw):
@@ -50,17 +41,6 @@ class Uploader(slixmpp.ClientXMPP):
             if "urn:xmpp:http:upload:0" in info["disco_info"]["features"]:
                 return info
         return None
-
-    async def _on_start(self, _event):
-        self.send_presence()
-        if not self.started.done():
-            self.started.set_result(True)
-
-    def _on_disconnected(self, _reason=None):
-        if not self.started.done():
-            self.started.set_exception(AssertionError("disconnected before session start"))
-        if not self.gone.done():
-            self.gone.set_result(True)
 
 
 def test_slixmpp_uploads_and_a_contact_on_another_frontend_downloads(
