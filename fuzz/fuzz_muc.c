@@ -62,7 +62,6 @@ static void setup(void)
     config_reset();
     config_register(config_base_keys);
     config_register(sm_config_keys);
-    config_register(muc_archive_config_keys);
     module_declare_config(modules, 1);
     config_set("domain", "example.com", "fuzz", err, sizeof err);
     FUZZ_CHECK(config_load(NULL, err, sizeof err) == 0);
