@@ -74,8 +74,8 @@ int muccfg_role_parse(const char *s)
 
 /* The form */
 
-static xml_node_t *field_new(xml_node_t *x, const char *var, const char *type, const char *label,
-                             const char *value)
+xml_node_t *muccfg_form_field(xml_node_t *x, const char *var, const char *type,
+                              const char *label, const char *value)
 {
     xml_node_t *f = xml_node_new_child(x, "field", NULL);
     xml_node_set_attr(f, "var", var);
@@ -105,7 +105,7 @@ static void field_option(xml_node_t *f, const char *label, const char *value)
 
 static xml_node_t *field_bool(xml_node_t *x, const char *var, const char *label, int v)
 {
-    return field_new(x, var, "boolean", label, v ? "1" : "0");
+    return muccfg_form_field(x, var, "boolean", label, v ? "1" : "0");
 }
 
 xml_node_t *muccfg_form(const muccfg_t *c, int max_users_limit)
@@ -114,21 +114,21 @@ xml_node_t *muccfg_form(const muccfg_t *c, int max_users_limit)
     xml_node_set_attr(x, "type", "form");
     const char *title = "Room configuration";
     xml_node_add_text(xml_node_new_child(x, "title", NULL), title, strlen(title));
-    field_new(x, "FORM_TYPE", "hidden", NULL, FORM_MUC_ROOMCONFIG);
-    field_new(x, F_PREFIX "roomname", "text-single", "Room name", c->name);
-    field_new(x, F_PREFIX "roomdesc", "text-single", "Description", c->desc);
+    muccfg_form_field(x, "FORM_TYPE", "hidden", NULL, FORM_MUC_ROOMCONFIG);
+    muccfg_form_field(x, F_PREFIX "roomname", "text-single", "Room name", c->name);
+    muccfg_form_field(x, F_PREFIX "roomdesc", "text-single", "Description", c->desc);
     field_bool(x, F_PREFIX "persistentroom", "Persistent room", c->persistent);
     field_bool(x, F_PREFIX "publicroom", "Listed in the room directory", c->public_);
     field_bool(x, F_PREFIX "membersonly", "Members only", c->members_only);
     field_bool(x, F_PREFIX "moderatedroom", "Moderated (only participants speak)", c->moderated);
     field_bool(x, F_PREFIX "passwordprotectedroom", "Password required to enter",
                c->password_protected);
-    field_new(x, F_PREFIX "roomsecret", "text-private", "Password", c->password);
-    xml_node_t *f = field_new(x, F_PREFIX "whois", "list-single", "Who may see real JIDs",
+    muccfg_form_field(x, F_PREFIX "roomsecret", "text-private", "Password", c->password);
+    xml_node_t *f = muccfg_form_field(x, F_PREFIX "whois", "list-single", "Who may see real JIDs",
                               c->whois == WHO_ANYONE ? "anyone" : "moderators");
     field_option(f, "Moderators only", "moderators");
     field_option(f, "Anyone", "anyone");
-    f = field_new(x, F_PREFIX "allowpm", "list-single", "Who may send private messages",
+    f = muccfg_form_field(x, F_PREFIX "allowpm", "list-single", "Who may send private messages",
                   who_names[c->allow_pm]);
     field_option(f, "Anyone", "anyone");
     field_option(f, "Participants", "participants");
@@ -142,7 +142,7 @@ xml_node_t *muccfg_form(const muccfg_t *c, int max_users_limit)
         snprintf(n, sizeof n, "%d", c->max_users);
     else
         snprintf(n, sizeof n, "none");
-    f = field_new(x, F_PREFIX "maxusers", "list-single", "Maximum number of occupants", n);
+    f = muccfg_form_field(x, F_PREFIX "maxusers", "list-single", "Maximum number of occupants", n);
     static const int steps[] = {10, 20, 30, 50, 100, 200, 500, 1000};
     int listed = c->max_users <= 0;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && steps[i] <= max_users_limit; i++) {
@@ -155,7 +155,7 @@ xml_node_t *muccfg_form(const muccfg_t *c, int max_users_limit)
         field_option(f, NULL, n);
     }
     field_option(f, "Service limit", "none");
-    f = field_new(x, F_PREFIX "presencebroadcast", "list-multi",
+    f = muccfg_form_field(x, F_PREFIX "presencebroadcast", "list-multi",
                   "Roles whose presence is broadcast", NULL);
     field_value_add(f, "moderator");
     field_value_add(f, "participant");
@@ -165,7 +165,7 @@ xml_node_t *muccfg_form(const muccfg_t *c, int max_users_limit)
     field_option(f, "Participant", "participant");
     field_option(f, "Visitor", "visitor");
     snprintf(n, sizeof n, "%d", c->history_max);
-    field_new(x, "muc#maxhistoryfetch", "text-single",
+    muccfg_form_field(x, "muc#maxhistoryfetch", "text-single",
               "Messages of history sent on joining at most", n);
     field_bool(x, F_PREFIX "enablearchiving", "Keep a message archive (XEP-0313)", c->archive);
     return x;
@@ -560,17 +560,17 @@ void muccfg_disco(const muccfg_t *c, xml_node_t *query, int occupants, const cha
         feature(query, "urn:xmpp:mam:2");
     xml_node_t *x = xml_node_new_child(query, "x", NS_XDATA);
     xml_node_set_attr(x, "type", "result");
-    field_new(x, "FORM_TYPE", "hidden", NULL, FORM_MUC_ROOMINFO);
-    field_new(x, F_PREFIX "roomname", NULL, "Name", c->name);
-    field_new(x, "muc#roominfo_description", NULL, "Description", c->desc);
-    field_new(x, "muc#roominfo_subject", NULL, "Subject", subject ? subject : "");
+    muccfg_form_field(x, "FORM_TYPE", "hidden", NULL, FORM_MUC_ROOMINFO);
+    muccfg_form_field(x, F_PREFIX "roomname", NULL, "Name", c->name);
+    muccfg_form_field(x, "muc#roominfo_description", NULL, "Description", c->desc);
+    muccfg_form_field(x, "muc#roominfo_subject", NULL, "Subject", subject ? subject : "");
     char n[32];
     snprintf(n, sizeof n, "%d", occupants < 0 ? 0 : occupants);
-    field_new(x, "muc#roominfo_occupants", NULL, "Number of occupants", n);
-    field_new(x, "muc#roominfo_changesubject", NULL, "Occupants may change the subject",
+    muccfg_form_field(x, "muc#roominfo_occupants", NULL, "Number of occupants", n);
+    muccfg_form_field(x, "muc#roominfo_changesubject", NULL, "Occupants may change the subject",
               c->change_subject ? "1" : "0");
     snprintf(n, sizeof n, "%d", c->history_max);
-    field_new(x, "muc#maxhistoryfetch", NULL, "Messages of history sent on joining at most", n);
+    muccfg_form_field(x, "muc#maxhistoryfetch", NULL, "Messages of history sent on joining at most", n);
 }
 
 /* Privileges */

@@ -63,6 +63,9 @@ xml_node_t *muccfg_form(const muccfg_t *c, int max_users_limit);
  * moderatedroom, passwordprotectedroom, roomsecret, whois, allowpm, changesubject,
  * allowinvites, maxusers, presencebroadcast, enablearchiving, and muc#maxhistoryfetch. */
 int muccfg_apply(muccfg_t *c, const xml_node_t *x, int max_users_limit, muccfg_err_t *err);
+/* Adds a data form <field/> (type, label and value each optional) to `x`; returns it. */
+xml_node_t *muccfg_form_field(xml_node_t *x, const char *var, const char *type,
+                              const char *label, const char *value);
 /* The stored text form, and back: decode starts from muccfg_default(c, 0) and reads every
  * field encode wrote (what is missing or unreadable keeps its default). */
 void muccfg_encode(const muccfg_t *c, buf_t *out);

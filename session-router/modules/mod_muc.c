@@ -523,7 +523,7 @@ static long count_owned(const char *bare)
     return n;
 }
 
-static muc_room_t *room_new(const char *jid)
+muc_room_t *muc_room_new(const char *jid)
 {
     muc_room_t *r = xcalloc(1, sizeof *r);
     r->jid = xstrdup(jid);
@@ -638,7 +638,7 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
             muc_reply_error(from, st, "wait", "resource-constraint");
             return;
         }
-        r = room_new(room);
+        r = muc_room_new(room);
         /* A temporary room of the same name lost by a router restart may have left its
          * messages behind: a new room starts with none (the DEL goes before the history
          * read on the same connection). */
@@ -806,17 +806,27 @@ static int error_means_gone(const xml_node_t *st)
     return 0;
 }
 
+/* A presence or message of type error from an occupant's client: one that says the
+ * client is gone takes that full JID out (section 18.1); the rest mean nothing to the
+ * room. Returns 1 when `st` was an error. */
+static int occupant_error(session_t *from, const xml_node_t *st, const char *type,
+                          muc_room_t *r, muc_occ_t *o)
+{
+    if (!type || strcmp(type, "error") != 0)
+        return 0;
+    if (o && error_means_gone(st))
+        leave_full(r, o, from->full, NULL, 0, 333);
+    return 1;
+}
+
 static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
                              const char *nick)
 {
     const char *type = xml_node_attr(st, "type");
     muc_room_t *r = muc_room_find(room);
     muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
-    if (type && strcmp(type, "error") == 0) {
-        if (o && error_means_gone(st))
-            leave_full(r, o, from->full, NULL, 0, 333);
+    if (occupant_error(from, st, type, r, o))
         return;
-    }
     if (type && strcmp(type, "unavailable") == 0) {
         if (o)
             leave_full(r, o, from->full, st, 1, 0);
@@ -1043,18 +1053,6 @@ static char *form_value(const xml_node_t *x, const char *var)
     return NULL;
 }
 
-static void form_field(xml_node_t *x, const char *var, const char *type, const char *label,
-                       const char *value)
-{
-    xml_node_t *f = xml_node_new_child(x, "field", NULL);
-    xml_node_set_attr(f, "var", var);
-    if (type)
-        xml_node_set_attr(f, "type", type);
-    if (label)
-        xml_node_set_attr(f, "label", label);
-    add_text_child(f, "value", NULL, value);
-}
-
 /* Section 7.13 and 8.6: a visitor asks for voice; the moderators get the approval form,
  * and one that submits it with muc#request_allow true gives the voice. */
 static void voice_request(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
@@ -1081,11 +1079,11 @@ static void voice_request(session_t *from, xml_node_t *st, muc_room_t *r, muc_oc
                 xml_node_t *f = xml_node_new_child(msg, "x", NS_XDATA);
                 xml_node_set_attr(f, "type", "form");
                 add_text_child(f, "title", NS_XDATA, "Voice request");
-                form_field(f, "FORM_TYPE", "hidden", NULL, FORM_MUC_REQUEST);
-                form_field(f, "muc#role", "list-single", "Requested role", "participant");
-                form_field(f, "muc#jid", "jid-single", "User ID", o->full[0]);
-                form_field(f, "muc#roomnick", "text-single", "Room nickname", o->nick);
-                form_field(f, "muc#request_allow", "boolean", "Grant voice?", "false");
+                muccfg_form_field(f, "FORM_TYPE", "hidden", NULL, FORM_MUC_REQUEST);
+                muccfg_form_field(f, "muc#role", "list-single", "Requested role", "participant");
+                muccfg_form_field(f, "muc#jid", "jid-single", "User ID", o->full[0]);
+                muccfg_form_field(f, "muc#roomnick", "text-single", "Room nickname", o->nick);
+                muccfg_form_field(f, "muc#request_allow", "boolean", "Grant voice?", "false");
                 muc_send(r, msg);
                 xml_node_free(&msg);
             }
@@ -1119,11 +1117,8 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
     const char *type = xml_node_attr(st, "type");
     muc_room_t *r = muc_room_find(room);
     muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
-    if (type && strcmp(type, "error") == 0) {
-        if (o && error_means_gone(st))
-            leave_full(r, o, from->full, NULL, 0, 333);
+    if (occupant_error(from, st, type, r, o))
         return;
-    }
     if (!r || (r->locked && !o)) {
         muc_reply_error(from, st, "cancel", "item-not-found");
         return;

@@ -89,6 +89,8 @@ typedef struct {
 extern muc_service_t muc;
 
 muc_room_t *muc_room_find(const char *jid);
+/* A new room with the defaults, in muc.rooms (the caller checked the limits). */
+muc_room_t *muc_room_new(const char *jid);
 muc_aff_t muc_room_aff(const muc_room_t *r, const char *bare);
 /* Sets an affiliation (AFF_NONE removes it). */
 void muc_room_set_aff(muc_room_t *r, const char *bare, muc_aff_t a);

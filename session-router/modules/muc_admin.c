@@ -565,13 +565,7 @@ static void on_room_loaded(redisAsyncContext *ac, void *reply, void *privdata)
     char *jid = privdata;
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 && muc.rooms &&
         !muc_room_find(jid) && (long)hmap_count(muc.rooms) < muc.max_rooms) {
-        muc_room_t *r = xcalloc(1, sizeof *r);
-        r->jid = xstrdup(jid);
-        muccfg_default(&r->cfg, muc.max_history);
-        r->aff = hmap_new();
-        r->regs = hmap_new();
-        r->subject = xstrdup("");
-        r->subject_by = xstrdup("");
+        muc_room_t *r = muc_room_new(jid);
         for (size_t i = 0; i + 1 < rep->elements; i += 2) {
             const redisReply *f = rep->element[i], *v = rep->element[i + 1];
             if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -593,7 +587,6 @@ static void on_room_loaded(redisAsyncContext *ac, void *reply, void *privdata)
             }
         }
         r->cfg.persistent = 1;
-        hmap_sput(muc.rooms, jid, r);
     }
     free(jid);
     load_done_one();
