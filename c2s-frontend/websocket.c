@@ -601,7 +601,8 @@ void ws_on_data(client_t *c, const char *data, size_t len)
 {
     ws_t *ws = c->ws;
     if (!ws->ctx) {
-        read_http(c, data, len);
+        if (!ws->http->complete) /* else answered: the connection is closing */
+            read_http(c, data, len);
         return;
     }
     ws->in = data;
