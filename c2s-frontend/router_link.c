@@ -460,8 +460,12 @@ static void on_register_reply(const ipc_hdr_t *h, const zpart_t *payload)
 
 /* A stanza the router routed to this connection. Once the stream's closing tag is written
  * nothing may follow it (RFC 6120 4.4): what the router sent before it saw the session end
- * (the unavailable presence of another resource, say) is dropped, as for a connection
- * that is gone already. */
+ * is not written, as for a connection that is gone already. It goes back to the router
+ * (IPC_RETURN), which routes it as for a resource that is not online (RFC 6121 8.5.3.2:
+ * a message to the user's other resources or offline storage, an iq request answered
+ * with an error): a client that closes while a message is on its way loses nothing the
+ * server still holds. A numbered stanza (stream management) is the router's already: its
+ * queue of unacknowledged stanzas has it. */
 static void on_deliver(const ipc_hdr_t *h, const zpart_t *payload)
 {
     ipc_deliver_t m;
@@ -470,6 +474,12 @@ static void on_deliver(const ipc_hdr_t *h, const zpart_t *payload)
         return;
     }
     client_t *c = client_of(IPC_DELIVER, m.conn);
+    if ((!c || c->stream_done) && !m.numbered) {
+        ipc_hdr_t rh;
+        ipc_return_build(&rh, &(ipc_return_t){.conn = m.conn});
+        router_send(&rh, payload->data, payload->len); /* a full pipe: dropped, as before */
+        return;
+    }
     if (!c || !c->bound || c->stream_done || (m.numbered && sm_check_number(c, m.h) < 0))
         return;
     client_write(c, payload->data, payload->len);

@@ -35,6 +35,7 @@ static const char *const type_names[IPC_TYPE_MAX + 1] = {
     [IPC_ECHO] = "echo",
     [IPC_SM_STATE] = "sm-state",
     [IPC_SM_REQUEST] = "sm-request",
+    [IPC_RETURN] = "return",
 };
 
 void ipc_hdr_init(ipc_hdr_t *h, ipc_type_t type, uint64_t conn)
@@ -835,6 +836,20 @@ int ipc_sm_request_build(ipc_hdr_t *out, const ipc_sm_request_t *msg)
 int ipc_sm_request_read(const ipc_hdr_t *in, ipc_sm_request_t *msg)
 {
     if (!is_msg(in, IPC_SM_REQUEST, 0) || in->flags)
+        return -1;
+    msg->conn = in->conn;
+    return 0;
+}
+
+int ipc_return_build(ipc_hdr_t *out, const ipc_return_t *msg)
+{
+    ipc_hdr_init(out, IPC_RETURN, msg->conn);
+    return 0;
+}
+
+int ipc_return_read(const ipc_hdr_t *in, ipc_return_t *msg)
+{
+    if (!is_msg(in, IPC_RETURN, 0) || in->flags)
         return -1;
     msg->conn = in->conn;
     return 0;

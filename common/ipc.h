@@ -62,7 +62,10 @@ typedef enum {
                                 resync */
     IPC_SM_REQUEST = 23,     /* fe->rt: conn: the client sent <r/>; the router answers with
                                 IPC_SM_ACK (rt->fe: seq = the client's stanzas it handled) */
-    IPC_TYPE_MAX = 23,
+    IPC_RETURN = 24,         /* fe->rt: conn; payload: a stanza delivered (not numbered) to a
+                                connection already gone or past its stream's end, handed back
+                                for the router to route again */
+    IPC_TYPE_MAX = 24,
 } ipc_type_t;
 
 /* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
@@ -432,6 +435,13 @@ typedef struct {
 
 int ipc_sm_request_build(ipc_hdr_t *out, const ipc_sm_request_t *msg);
 int ipc_sm_request_read(const ipc_hdr_t *in, ipc_sm_request_t *msg);
+/* return (fe -> rt): the payload is the stanza that could not be written to `conn`. */
+typedef struct {
+    uint64_t conn;
+} ipc_return_t;
+
+int ipc_return_build(ipc_hdr_t *out, const ipc_return_t *msg);
+int ipc_return_read(const ipc_hdr_t *in, ipc_return_t *msg);
 int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg);
 int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg);
 int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg);

@@ -187,6 +187,18 @@ static void on_echo(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload
     }
 }
 
+/* A stanza this frontend could not write: its connection was gone or its stream over
+ * (router_link.c, on_deliver). */
+static void on_return(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_return_t m;
+    if (ipc_return_read(h, &m) < 0 || !payload) {
+        link_malformed(f, h);
+        return;
+    }
+    route_returned(payload->data, payload->len);
+}
+
 /* XEP-0352: the client said <active/> or <inactive/>; what the server does with it is a
  * module's (HOOK_CLIENT_STATE). */
 static void on_client_state(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
@@ -225,6 +237,7 @@ static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_ECHO] = on_echo,
     [IPC_SM_REQUEST] = on_sm_request,
     [IPC_CLIENT_STATE] = on_client_state,
+    [IPC_RETURN] = on_return,
 };
 
 void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)

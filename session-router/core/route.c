@@ -440,6 +440,17 @@ void route_redeliver(const char *bare, const char *payload, size_t len)
     xml_node_free(&st);
 }
 
+void route_returned(const char *payload, size_t len)
+{
+    xml_node_t *st = stanza_parse(payload, len);
+    const char *to = st ? xml_node_attr(st, "to") : NULL;
+    jid_t jid;
+    char bare[JID_MAX + 1];
+    if (to && jid_parse(&jid, to) == 0 && jid_bare(&jid, bare, sizeof bare) >= 0)
+        route_redeliver(bare, payload, len);
+    xml_node_free(&st);
+}
+
 void route_redeliver_items(const char *bare, smq_item_t *items)
 {
     size_t n = 0;

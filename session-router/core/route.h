@@ -18,6 +18,10 @@ void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
  * an error back to its sender; the rest (presence, errors, results, carbon copies) went
  * with the session. */
 void route_redeliver(const char *bare, const char *payload, size_t len);
+/* A stanza a frontend handed back because the connection it was for had gone before it
+ * could be written (IPC_RETURN): routed as route_redeliver does, for the user its 'to'
+ * names. */
+void route_returned(const char *payload, size_t len);
 /* The same for each stanza of a list taken from a session's queue (smq.h), freed here. */
 struct smq_item;
 void route_redeliver_items(const char *bare, struct smq_item *items);

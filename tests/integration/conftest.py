@@ -918,9 +918,10 @@ class PrivateStack:
         assert r.returncode == 0, r.stderr
         return user
 
-    def try_login(self, user, timeout=3.0):
-        """'success', a SASL failure condition, or an exception's repr."""
-        c = XMPPClient(self.frontend.port, cafile=self.stack.cafile, timeout=timeout)
+    def try_login(self, user, timeout=3.0, port=None):
+        """'success', a SASL failure condition, or an exception's repr (on the frontend's
+        port, or `port`)."""
+        c = XMPPClient(port or self.frontend.port, cafile=self.stack.cafile, timeout=timeout)
         try:
             c.open_stream()
             c.starttls()
@@ -930,11 +931,11 @@ class PrivateStack:
         finally:
             c.close()
 
-    def wait_login(self, user, timeout=READY_TIMEOUT):
+    def wait_login(self, user, timeout=READY_TIMEOUT, port=None):
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            last = self.try_login(user)
+            last = self.try_login(user, port=port)
             if last == "success":
                 return
             time.sleep(0.2)

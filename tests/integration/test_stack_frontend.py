@@ -430,3 +430,6 @@ def test_request_to_a_hung_router_times_out(restart_stack):
     finally:
         ps.router.send_signal(signal.SIGCONT)
     ps.wait_login(u, timeout=10)
+
+
+

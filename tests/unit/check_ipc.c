@@ -511,6 +511,7 @@ static int r_auth_result(const ipc_hdr_t *h) { ipc_auth_result_t m; return ipc_a
 static int r_register(const ipc_hdr_t *h) { ipc_register_t m; return ipc_register_read(h, &m); }
 static int r_register_reply(const ipc_hdr_t *h) { ipc_register_reply_t m; return ipc_register_reply_read(h, &m); }
 static int r_client_state(const ipc_hdr_t *h) { ipc_client_state_t m; return ipc_client_state_read(h, &m); }
+static int r_return(const ipc_hdr_t *h) { ipc_return_t m; return ipc_return_read(h, &m); }
 static void m_status2(ipc_hdr_t *h) { h->status = 2; }
 static void m_three_fields(ipc_hdr_t *h) { h->nfields = 3; }
 static void m_empty3(ipc_hdr_t *h) { ipc_hdr_set(h, 3, ""); }
@@ -532,6 +533,7 @@ static void b_register(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_register_t){1
 static void b_register_check(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_register_t){1, 2, IPC_REGISTER_CHECK, "", "", "", "tok"}); }
 static void b_register_reply(ipc_hdr_t *h) { ipc_register_reply_build(h, &(ipc_register_reply_t){1, 2, IPC_CONFLICT}); }
 static void b_client_state(ipc_hdr_t *h) { ipc_client_state_build(h, &(ipc_client_state_t){1, 1}); }
+static void b_return(ipc_hdr_t *h) { ipc_return_build(h, &(ipc_return_t){1}); }
 
 /* The connection facts of bind and resync (client address, TLS version, bound since) and
  * the text of close (xmppctl sessions and kick). */
@@ -610,6 +612,8 @@ static const struct {
     {"client-state of another type", b_client_state, r_client_state, m_type},
     {"client-state with a status other than 0 or 1", b_client_state, r_client_state, m_status2},
     {"client-state with flags", b_client_state, r_client_state, m_flags},
+    {"return of another type", b_return, r_return, m_type},
+    {"return with flags", b_return, r_return, m_flags},
     {"bind with a space in the address", b_bind_facts, r_bind, m_addr_space},
     {"bind with an address too long", b_bind_facts, r_bind, m_addr_long},
     {"bind with a tab in the TLS version", b_bind_facts, r_bind, m_tls_control},
@@ -694,6 +698,12 @@ START_TEST(test_client_state_round_trip)
         ck_assert_int_eq(m.inactive, inactive);
     }
     ck_assert_str_eq(ipc_type_name(IPC_CLIENT_STATE), "client-state");
+    ipc_return_t ret;
+    ck_assert_int_eq(ipc_return_build(&h, &(ipc_return_t){99}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_return_read(&d, &ret), 0);
+    ck_assert_uint_eq(ret.conn, 99);
+    ck_assert_str_eq(ipc_type_name(IPC_RETURN), "return");
     ipc_resync_t rs;
     ck_assert_int_eq(ipc_resync_build(&h, &(ipc_resync_t){1, "u@d/r", IPC_RESYNC_INACTIVE, 0,
                                                           NULL, NULL, 0}), 0);

@@ -600,6 +600,46 @@ START_TEST(test_offline_then_delivered)
 }
 END_TEST
 
+/* A stanza a frontend could not write, its client gone before the router heard of it,
+ * comes back (IPC_RETURN): routed as for a resource not online (8.5.3.2.1): a chat
+ * message to the user's other resources or offline storage, an iq request answered with
+ * an error, a presence dropped. */
+START_TEST(test_returned_stanzas)
+{
+    session_t *alice = bind_jid(ALICE "/a");
+    avail(alice, 0);
+    session_t *b = bind_jid(BOB "/r");
+    avail(b, 0);
+    send_xml(alice, "<message to='" BOB "' type='chat' id='r1'><body>1</body></message>");
+    ck_assert_int_eq(got(b, "r1"), 1);
+    session_end(b);
+    fake_redis_flush();
+    static const char msg[] = "<message to='" BOB "' type='chat' id='r1' from='" ALICE "/a'>"
+                              "<body>1</body></message>";
+    route_returned(msg, sizeof msg - 1);
+    fake_redis_flush();
+    ck_assert_int_eq(offline_count(BOB), 1);
+    /* With another resource online, it goes there. */
+    session_t *b2 = bind_jid(BOB "/r2");
+    avail(b2, 0);
+    fake_link_clear();
+    static const char msg2[] = "<message to='" BOB "/r' type='chat' id='r2' from='" ALICE "/a'>"
+                               "<body>2</body></message>";
+    route_returned(msg2, sizeof msg2 - 1);
+    fake_redis_flush();
+    ck_assert_int_eq(got(b2, "r2"), 1);
+    static const char iq[] = "<iq type='get' id='q1' to='" BOB "/r' from='" ALICE "/a'>"
+                             "<query xmlns='jabber:iq:version'/></iq>";
+    route_returned(iq, sizeof iq - 1);
+    ck_assert_str_eq(bounce(alice, "q1"), "service-unavailable");
+    static const char pres[] = "<presence to='" BOB "/r' from='" ALICE "/a'/>";
+    size_t before = fake_link_count();
+    route_returned(pres, sizeof pres - 1);
+    route_returned("<message", 8); /* not a stanza: nothing */
+    ck_assert_uint_eq(fake_link_count(), before);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------
  * RFC 6121 8.5.3: to a full JID. */
 
@@ -1747,6 +1787,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_bare_offline_full);
     tcase_add_test(tc, test_bare_storage_down);
     tcase_add_test(tc, test_offline_then_delivered);
+    tcase_add_test(tc, test_returned_stanzas);
     tcase_add_test(tc, test_bare_many_resources);
     tcase_add_test(tc, test_full_online);
     tcase_add_loop_test(tc, test_full_not_online, 0, 2);
