@@ -109,6 +109,7 @@ include $(wildcard mk/*.mk)
 
 deps:
 	@tools/install-deps.sh
+	@tools/browser-deps.sh
 
 # Unit tests (Check) for the common modules.
 unit: $(BUILD)/check_unit
