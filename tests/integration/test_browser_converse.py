@@ -8,14 +8,16 @@ and loads Converse from the local copy only (tools/browser-deps.sh runs `npm ci`
 Chromium resolves no host name but localhost, and the test checks that every resource the
 page loaded came from the loopback server.
 
-Against the private stack the browser uses the frontend's ws_listen (ws://127.0.0.1:PORT);
-against a running stack (XMPP_HOST/XMPP_PORT, deploy/compose-test) the WebSocket URL comes
-from XMPP_WSS_URL (HAProxy's wss port, e.g. wss://localhost:5281/xmpp-websocket) and the
-certificate in XMPP_CAFILE is added to the NSS database of a private HOME, which Chromium
-trusts for TLS: no --ignore-certificate-errors.
+Against the private stack the browser uses the frontend's ws_listen (ws://127.0.0.1:PORT),
+then its wss_listen (wss://localhost:PORT); against a running stack (XMPP_HOST/XMPP_PORT,
+deploy/compose-test) only wss, at XMPP_WSS_URL (HAProxy's wss port, e.g.
+wss://localhost:5281/xmpp-websocket). For wss the server's certificate (the stack's, or
+XMPP_CAFILE) is added to the NSS database of a private HOME, which Chromium trusts for TLS:
+no --ignore-certificate-errors.
 
 A screenshot of the chat and the browser's console log are left in
-$XMPP_BUILD/screenshots/ (converse.png, converse-console.log). Run alone:
+$XMPP_BUILD/screenshots/ (converse-ws.png, converse-ws-console.log, the same for wss).
+Run alone:
     XMPP_BUILD=build /usr/bin/python3 -m pytest -q tests/integration/test_browser_converse.py
 Skipped only when chromium, chromium-driver or python3-selenium is not installed.
 """
@@ -86,14 +88,20 @@ def page_url():
     server.server_close()
 
 
-def websocket_url(stack):
+def websocket_url(stack, scheme):
+    """(URL, certificate to trust or None) of the WebSocket the browser uses."""
     if getattr(stack, "remote", False):
         url = os.environ.get("XMPP_WSS_URL")
+        if scheme == "ws":
+            pytest.skip("plain ws: the running stack offers WebSocket over TLS only")
         if not url:
             pytest.skip("the running stack's WebSocket URL is not given (XMPP_WSS_URL, e.g. "
                         "wss://localhost:5281%s)" % WS_PATH)
-        return url
-    return "ws://127.0.0.1:%d%s" % (stack.frontend.ws_port, WS_PATH)
+        return url, os.environ.get("XMPP_CAFILE") or stack.cafile
+    if scheme == "ws":
+        return "ws://127.0.0.1:%d%s" % (stack.frontend.ws_port, WS_PATH), None
+    # The test certificate names localhost.
+    return "wss://localhost:%d%s" % (stack.frontend.wss_port, WS_PATH), stack.cafile
 
 
 def trust_in_nss(home, cafile):
@@ -156,11 +164,9 @@ def save_evidence(driver, name, console):
     return shot
 
 
-def test_converse_chats_over_websocket(stack, new_user, login, page_url, tmp_path):
-    ws_url = websocket_url(stack)
-    cafile = os.environ.get("XMPP_CAFILE") if ws_url.startswith("wss:") else None
-    if ws_url.startswith("wss:") and not cafile:
-        cafile = getattr(stack, "cafile", None)
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_converse_chats_over_websocket(stack, new_user, login, page_url, tmp_path, scheme):
+    ws_url, cafile = websocket_url(stack, scheme)
     alice, bob = new_user("alice"), new_user("bob")
     a = online(login, alice)
     b = online(login, bob, resource="tcp")
@@ -207,13 +213,13 @@ def test_converse_chats_over_websocket(stack, new_user, login, page_url, tmp_pat
         assert not foreign, "the page loaded resources from elsewhere: %s" % foreign
     except BaseException:
         console = driver.get_log("browser")
-        shot = save_evidence(driver, "converse-failure", console)
+        shot = save_evidence(driver, "converse-%s-failure" % scheme, console)
         print("browser screenshot: %s\n---- browser console (last 150 entries) ----\n%s"
               % (shot, "\n".join("%s %s" % (e.get("level"), e.get("message"))
                                  for e in console[-150:])))
         raise
     else:
         console = driver.get_log("browser")
-        save_evidence(driver, "converse", console)
+        save_evidence(driver, "converse-%s" % scheme, console)
     finally:
         driver.quit()
