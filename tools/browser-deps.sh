@@ -2,7 +2,7 @@
 # Installs the browser test's npm packages (tests/browser: Converse.js, pinned in
 # package-lock.json) into tests/browser/node_modules with `npm ci`. Does nothing when they are
 # there already and were installed from the current lock file (node_modules/.installed-lock
-# keeps a copy of it). Called by `make deps` (so by make test, make run) and by the browser
+# keeps a copy of it). Called by `make browser-deps` (so by make test) and by the browser
 # test itself; concurrent calls wait for each other (flock). Needs npm and the npm registry.
 set -eu
 dir=$(cd "$(dirname "$0")/../tests/browser" && pwd)
