@@ -19,7 +19,8 @@ A screenshot of the chat and the browser's console log are left in
 $XMPP_BUILD/screenshots/ (converse-ws.png, converse-ws-console.log, the same for wss).
 Run alone:
     XMPP_BUILD=build /usr/bin/python3 -m pytest -q tests/integration/test_browser_converse.py
-Skipped only when chromium, chromium-driver or python3-selenium is not installed.
+Skipped when chromium, chromium-driver or python3-selenium is not installed, and against a
+running stack the ws case (it serves wss only) and, without XMPP_WSS_URL, the wss case.
 """
 
 import functools
@@ -31,7 +32,6 @@ import threading
 import urllib.parse
 import uuid
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
