@@ -1,7 +1,8 @@
 # Build, run and test the XMPP server. See README.md.
 #   make            build c2s-frontend, session-router, xmppctl and upload-server into build/
 #   make run        install missing Debian packages, build, start a server for localhost
-#   make test       install missing Debian packages, then in a new make (flags probed afresh):
+#   make test       install missing Debian packages and the browser test's npm ones, then in a new
+#                   make (flags probed afresh):
 #                   build plain and ASan+UBSan; unit tests and fuzz regressions on both; the
 #                   integration suite under ASan+UBSan (parallel part on ITEST_JOBS workers,
 #                   then the serial tests); test_abuse.py plain (memory bounds); the deployment
@@ -57,7 +58,7 @@ BINS := $(BUILD)/c2s-frontend $(BUILD)/session-router $(BUILD)/xmppctl $(BUILD)/
 # Every configuration key the programs declare, indexed at build time (mk/config.mk).
 CONFIG_INDEX := $(BUILD)/obj/gen/config_index.o
 
-.PHONY: all deps run test unit itest stacktest composetest interop check-build clean bench FORCE
+.PHONY: all deps browser-deps run test unit itest stacktest composetest interop check-build clean bench FORCE
 all: $(BINS)
 
 $(FLAGS_FILE): FORCE
@@ -112,6 +113,10 @@ include $(wildcard mk/*.mk)
 deps:
 	@tools/install-deps.sh
 
+# The browser test's Converse.js from npm (tests/browser, pinned; the test runs it too).
+browser-deps:
+	@tools/browser-deps.sh
+
 # Unit tests (Check) for the common modules.
 unit: $(BUILD)/check_unit
 	$(BUILD)/check_unit
@@ -151,7 +156,7 @@ check-build: $(BINS) $(BUILD)/check_unit
 # checked there: ASan's and valgrind's own memory is in VmRSS); valgrind runs the plain
 # binaries. The stages stop at the first failure (TEST_KEEP_GOING=1: run them all) and a
 # table of each stage's time and result closes the output (tools/test-stages.sh).
-test: deps
+test: deps browser-deps
 	@tools/test-stages.sh \
 	    build            '$(MAKE) check-build && $(MAKE) SAN=1 check-build' \
 	    unit             '$(MAKE) unit' \

@@ -8,9 +8,14 @@ python3-slixmpp python3-aiohttp python3-zmq python3-prometheus-client python3-op
 clang libclang-rt-14-dev sslscan valgrind profanity tmux go-sendxmpp
 coturn"
 missing=""
+# The browser test (tests/integration/test_browser_converse.py).
+PKGS="$PKGS chromium chromium-driver python3-selenium libnss3-tools"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# npm fetches the browser test's Converse.js (tools/browser-deps.sh); Debian's npm only when
+# none is installed (a Node.js from elsewhere brings its own).
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 # Debian's security updates of expat 2.5 carry fixes the parser relies on (and the switch that
 # turns off reparse deferral); an older install is upgraded.
 if [ -f /usr/include/expat.h ] && ! grep -q XML_SetReparseDeferralEnabled /usr/include/expat.h; then
