@@ -12,6 +12,8 @@ synchronous code.
 """
 
 import asyncio
+import http.client
+import json
 import re
 import ssl
 import time
@@ -41,6 +43,43 @@ def ws_ssl_context(cafile):
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+NS_XRD = "http://docs.oasis-open.org/ns/xri/xrd-1.0"
+REL_WEBSOCKET = "urn:xmpp:alt-connections:websocket"
+
+
+def http_get(base, path, cafile=None, timeout=10.0):
+    """GET base + path (base: http(s)://host:port, or a ws(s):// URL, whose host and port
+    are used) with the Host header of base; returns (status, headers dict, body bytes)."""
+    u = urllib.parse.urlsplit(base)
+    if u.scheme in ("https", "wss"):
+        conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout,
+                                           context=ws_ssl_context(cafile))
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def host_meta_websocket_urls(base, cafile=None):
+    """The WebSocket URLs that /.well-known/host-meta (XRD) and host-meta.json (XEP-0156)
+    name at base: (xrd_urls, json_urls). Asserts both answer 200."""
+    status, _, body = http_get(base, "/.well-known/host-meta", cafile)
+    assert status == 200, (status, body[:300])
+    xrd = ET.fromstring(body)
+    assert xrd.tag == q(NS_XRD, "XRD"), body[:300]
+    xrd_urls = [link.get("href") for link in xrd.findall(q(NS_XRD, "Link"))
+                if link.get("rel") == REL_WEBSOCKET]
+    status, _, body = http_get(base, "/.well-known/host-meta.json", cafile)
+    assert status == 200, (status, body[:300])
+    json_urls = [link.get("href") for link in json.loads(body).get("links", [])
+                 if link.get("rel") == REL_WEBSOCKET]
+    return xrd_urls, json_urls
 
 
 class WSXMPPClient(XMPPClient):
