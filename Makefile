@@ -33,6 +33,8 @@ EXTRA_CFLAGS ?=
 CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS)
 LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn -lmicrohttpd
+# The frontend's WebSocket (c2s-frontend/websocket.c): frames by wslay, requests by http-parser.
+FE_LIBS := -lwslay -lhttp_parser
 # Integration test workers: the suite mostly waits (timeouts, round trips), so two per core.
 ITEST_JOBS_DEFAULT := $(shell echo $$((2 * $$(nproc 2>/dev/null || echo 1))))
 
@@ -74,7 +76,7 @@ $(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
 	ar rcs $@ $^
 
 $(BUILD)/c2s-frontend: $(call obj,$(FE_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(FE_LIBS)
 
 # The router's core and its modules see each other's headers by name.
 $(BUILD)/obj/session-router/%.o: CFLAGS += -Isession-router/core -Isession-router/modules

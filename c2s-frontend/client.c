@@ -84,7 +84,7 @@ static int client_admit(client_t *c)
     return 0;
 }
 
-void client_accept(int fd, int direct_tls)
+void client_accept(int fd, unsigned flags)
 {
     client_t *c = xcalloc(1, sizeof *c);
     c->id = ++fe.next_conn;
@@ -107,7 +107,9 @@ void client_accept(int fd, int direct_tls)
     metric_inc(fe.m.accepted);
     evloop_watch(fe.loop, fd, EV_READ, client_io, c);
     c->watching = EV_READ;
-    c->direct_tls = direct_tls != 0;
+    c->direct_tls = (flags & LISTEN_DIRECT_TLS) != 0;
+    if (flags & LISTEN_WEBSOCKET)
+        ws_attach(c);
     c->proxy_pending = fe.proxy_protocol != 0;
     c->rate_tokens = (double)fe.bytes_per_second;
     c->rate_refill = now_ms();
@@ -116,8 +118,8 @@ void client_accept(int fd, int direct_tls)
         return;
     if (c->direct_tls && !c->proxy_pending)
         client_start_tls(c);
-    log_debug("conn %llu: accepted from %s%s", (unsigned long long)c->id, c->addr,
-              c->direct_tls ? " (direct TLS)" : "");
+    log_debug("conn %llu: accepted from %s%s%s", (unsigned long long)c->id, c->addr,
+              c->direct_tls ? " (direct TLS)" : "", c->ws ? " (WebSocket)" : "");
 }
 
 /* The PROXY header comes before any TLS or XML byte. Bytes are peeked at and only those
@@ -179,6 +181,14 @@ static void mark_dirty(client_t *c)
 }
 
 void client_write(client_t *c, const char *data, size_t len)
+{
+    if (c->ws && ws_upgraded(c) && !c->closed && !c->overflow && !c->closing)
+        ws_write_element(c, data, len); /* framed, then client_write_raw */
+    else
+        client_write_raw(c, data, len);
+}
+
+void client_write_raw(client_t *c, const char *data, size_t len)
 {
     /* After client_close nothing more goes out: the stream's last bytes are queued. */
     if (c->closed || c->overflow || c->closing)
@@ -572,7 +582,10 @@ static void client_read(client_t *c)
             }
         }
         taken += (size_t)n;
-        stream_on_data(c, data, (size_t)n);
+        if (c->ws)
+            ws_on_data(c, data, (size_t)n);
+        else
+            stream_on_data(c, data, (size_t)n);
         /* STARTTLS: nothing after <starttls/> belongs to the plaintext stream. */
         if (c->tls_start || !rate_take(c, (size_t)n))
             return;

@@ -10,6 +10,7 @@
 #include "registration.h"
 #include "sasl.h"
 #include "sm.h"
+#include "websocket.h"
 
 /* Lingering close. A stream that ends (stream error or </stream:stream>) while the client
  * is still sending, say in the middle of a stanza over max_stanza_size, must not be
@@ -37,6 +38,7 @@ struct client {
     /* transport */
     buf_t out;
     buf_t proxy_acc; /* the part of a PROXY header read so far */
+    ws_t *ws;        /* accepted on a WebSocket listener (websocket.h), else NULL */
     unsigned watching; /* events registered with the loop */
     unsigned tls_handshaking : 1;
     unsigned read_paused : 1;  /* waiting on the router: stop reading (back-pressure) */

@@ -46,6 +46,7 @@ typedef struct {
     client_t *lingering; /* closed streams whose sockets wait for the peer (client.h) */
     int listen_fd;
     int tls_listen_fd;  /* c2s_tls_listen (XEP-0368 direct TLS), -1 when off */
+    int ws_listen_fd, wss_listen_fd; /* ws_listen, wss_listen (websocket.h), -1 when off */
     int proxy_protocol; /* every connection starts with a PROXY v1/v2 header */
     const char *domain;
     int require_tls;
@@ -65,10 +66,15 @@ typedef struct {
 
 extern frontend_t fe;
 
-/* client.c: one client connection. direct_tls: accepted on c2s_tls_listen (XEP-0368). */
-void client_accept(int fd, int direct_tls);
-/* Queues bytes for the client; they are written before the loop next waits. */
+/* client.c: one client connection, accepted on a listener of kind `flags`. */
+#define LISTEN_DIRECT_TLS 1u /* TLS from the first byte: c2s_tls_listen (XEP-0368), wss_listen */
+#define LISTEN_WEBSOCKET 2u  /* HTTP, then WebSocket (websocket.h): ws_listen, wss_listen */
+void client_accept(int fd, unsigned flags);
+/* Queues an element (or, on a TCP stream, any bytes of the stream) for the client; it is
+ * written before the loop next waits. On a WebSocket each call is one message. */
 void client_write(client_t *c, const char *data, size_t len);
+/* Queues bytes as they are, below any framing (HTTP, WebSocket frames). */
+void client_write_raw(client_t *c, const char *data, size_t len);
 void client_write_str(client_t *c, const char *s);
 /* Sends a stream error (opening the stream first if needed), closes the stream and the
  * connection once written. `text` may be NULL. */
@@ -110,6 +116,12 @@ void stream_on_auth_reply(client_t *c, const ipc_auth_reply_t *m);
 void stream_on_bind_reply(client_t *c, const ipc_bind_reply_t *m);
 void stream_on_register_reply(client_t *c, const ipc_register_reply_t *m);
 void stream_on_closed(client_t *c);
+/* WebSocket (websocket.c): the client's <open/>, the stream header of RFC 7395 3.3.2, and
+ * its <close/> (3.6), the stream's end tag. */
+void stream_ws_open(client_t *c, const xml_node_t *open);
+void stream_client_closed(client_t *c);
+/* The end of the stream this side writes: </stream:stream>, or <close/> on a WebSocket. */
+void stream_write_end(client_t *c);
 /* Expects a new stream header (after STARTTLS or SASL success): the parser is reset once
  * the input being parsed now is consumed. */
 void stream_restart(client_t *c);

@@ -57,7 +57,7 @@ static const config_key_t frontend_config_keys[] = {
 static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,      curve_config_keys,
     backoff_config_keys, frontend_config_keys, router_link_config_keys, zlink_config_keys,
-    metrics_http_config_keys, register_config_keys, scram_config_keys,
+    metrics_http_config_keys, register_config_keys, scram_config_keys, ws_config_keys,
 };
 
 static void usage(void)
@@ -181,7 +181,7 @@ static void on_sweep(evloop_t *loop, void *ud)
     fe.sweep_timer = evloop_timer(loop, ADDR_SWEEP_MS, on_sweep, ud);
 }
 
-/* ud: non-NULL on the direct TLS listener (XEP-0368). */
+/* ud: the listener's kind (LISTEN_* flags, frontend.h). */
 static void on_accept(evloop_t *loop, int lfd, unsigned events, void *ud)
 {
     (void)loop;
@@ -199,7 +199,7 @@ static void on_accept(evloop_t *loop, int lfd, unsigned events, void *ud)
             close(fd);
             continue;
         }
-        client_accept(fd, ud != NULL);
+        client_accept(fd, (unsigned)(uintptr_t)ud);
     }
 }
 
@@ -301,7 +301,24 @@ int main(int argc, char **argv)
         if (!fe.tls)
             log_fatal("config: key 'c2s_tls_listen': needs tls_cert");
         fe.tls_listen_fd = open_listener("c2s_tls_listen", tls_listen);
-        evloop_watch(fe.loop, fe.tls_listen_fd, EV_READ, on_accept, &fe);
+        evloop_watch(fe.loop, fe.tls_listen_fd, EV_READ, on_accept,
+                     (void *)(uintptr_t)LISTEN_DIRECT_TLS);
+    }
+    if (ws_configure(err, sizeof err) < 0)
+        log_fatal("config: %s", err);
+    const char *ws_listen = config_str("ws_listen"), *wss_listen = config_str("wss_listen");
+    fe.ws_listen_fd = fe.wss_listen_fd = -1;
+    if (*ws_listen) {
+        fe.ws_listen_fd = open_listener("ws_listen", ws_listen);
+        evloop_watch(fe.loop, fe.ws_listen_fd, EV_READ, on_accept,
+                     (void *)(uintptr_t)LISTEN_WEBSOCKET);
+    }
+    if (*wss_listen) {
+        if (!fe.tls)
+            log_fatal("config: key 'wss_listen': needs tls_cert");
+        fe.wss_listen_fd = open_listener("wss_listen", wss_listen);
+        evloop_watch(fe.loop, fe.wss_listen_fd, EV_READ, on_accept,
+                     (void *)(uintptr_t)(LISTEN_WEBSOCKET | LISTEN_DIRECT_TLS));
     }
     fe.sweep_timer = evloop_timer(fe.loop, ADDR_SWEEP_MS, on_sweep, NULL);
     evloop_on_signal(fe.loop, SIGHUP, on_sighup, NULL);
@@ -317,9 +334,11 @@ int main(int argc, char **argv)
      * (README, "Privileges"); glibc switches libzmq's threads too. */
     if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)
         log_fatal("config: %s", err);
-    log_info("listening on %s for domain %s (TLS %s)%s%s%s", config_str("c2s_listen"), fe.domain,
-             fe.tls ? (fe.require_tls ? "required" : "offered") : "off",
+    log_info("listening on %s for domain %s (TLS %s)%s%s%s%s%s%s%s", config_str("c2s_listen"),
+             fe.domain, fe.tls ? (fe.require_tls ? "required" : "offered") : "off",
              *tls_listen ? ", direct TLS on " : "", tls_listen,
+             *ws_listen ? ", WebSocket on " : "", ws_listen,
+             *wss_listen ? ", WebSocket over TLS on " : "", wss_listen,
              fe.proxy_protocol ? ", PROXY protocol required" : "");
 
     evloop_run(fe.loop);
@@ -328,11 +347,15 @@ int main(int argc, char **argv)
     metrics_http_close(&metrics_http);
     evloop_unwatch(fe.loop, fe.listen_fd);
     close(fe.listen_fd);
-    if (fe.tls_listen_fd >= 0) {
-        evloop_unwatch(fe.loop, fe.tls_listen_fd);
-        close(fe.tls_listen_fd);
+    int extra_fds[] = {fe.tls_listen_fd, fe.ws_listen_fd, fe.wss_listen_fd};
+    for (size_t i = 0; i < sizeof extra_fds / sizeof extra_fds[0]; i++) {
+        if (extra_fds[i] >= 0) {
+            evloop_unwatch(fe.loop, extra_fds[i]);
+            close(extra_fds[i]);
+        }
     }
     client_close_all();
+    ws_shutdown();
     evloop_cancel(fe.loop, &fe.sweep_timer);
     addrlimit_shutdown();
     router_link_close();

@@ -207,6 +207,8 @@ static void sasl_success(client_t *c, const char *additional)
     c->pending_seq = 0;
     c->authed = 1;
     xml_parser_set_limits(c->parser, &fe.limits); /* the larger limits from now on */
+    if (c->ws)
+        ws_set_max_message(c, fe.limits.max_stanza);
     buf_t b = BUF_INIT;
     if (additional) {
         char *b64 = base64_encode((const unsigned char *)additional, strlen(additional));
@@ -411,8 +413,9 @@ static void sasl_on_auth(client_t *c, const xml_node_t *el)
         return;
     }
     /* RFC 6120 6.5.4: mechanisms that need a protected stream (PLAIN, and the -PLUS ones
-     * that bind to TLS), or any mechanism while TLS is mandatory and not yet negotiated. */
-    if (!c->tls && (mech == MECH_PLAIN || mech_is_plus(mech) || fe.require_tls)) {
+     * that bind to TLS), or any mechanism while TLS is mandatory and not yet negotiated
+     * (a plain WebSocket cannot negotiate it: it offers SCRAM without TLS). */
+    if (!c->tls && (mech == MECH_PLAIN || mech_is_plus(mech) || (fe.require_tls && !c->ws))) {
         sasl_failure(c, "encryption-required");
         return;
     }

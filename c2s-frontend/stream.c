@@ -77,12 +77,15 @@ static void send_header(client_t *c)
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(c->stream_id + 2 * i, 3, "%02x", rnd[i]);
     buf_t b = BUF_INIT;
-    buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                       "xmlns:stream='http://etherx.jabber.org/streams' id='");
+    if (c->ws) /* RFC 7395 3.3.2: <open/> stands for the stream header */
+        buf_append_str(&b, "<open xmlns='" NS_FRAMING "' id='");
+    else
+        buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                           "xmlns:stream='http://etherx.jabber.org/streams' id='");
     buf_append_str(&b, c->stream_id);
     buf_append_str(&b, "' from='");
     xml_escape(&b, fe.domain, strlen(fe.domain));
-    buf_append_str(&b, "' version='1.0' xml:lang='en'>");
+    buf_append_str(&b, c->ws ? "' version='1.0' xml:lang='en'/>" : "' version='1.0' xml:lang='en'>");
     client_write(c, b.data, b.len);
     buf_free(&b);
     c->header_sent = 1;
@@ -98,10 +101,16 @@ void client_stream_error_extra(client_t *c, const char *condition, const char *t
 {
     if (c->closed || c->stream_done)
         return;
+    if (c->ws && !ws_upgraded(c)) {
+        client_close(c, 0); /* still HTTP: no stream to end */
+        return;
+    }
     if (!c->header_sent)
         send_header(c);
     buf_t b = BUF_INIT;
-    buf_printf(&b, "<stream:error><%s xmlns='" NS_STREAMS_ERR "'/>", condition);
+    /* On a WebSocket the error is a message of its own, so it declares its prefix. */
+    buf_printf(&b, "<stream:error%s><%s xmlns='" NS_STREAMS_ERR "'/>",
+               c->ws ? " xmlns:stream='" XML_NS_STREAM "'" : "", condition);
     if (text) {
         buf_append_str(&b, "<text xmlns='" NS_STREAMS_ERR "' xml:lang='en'>");
         xml_escape(&b, text, strlen(text));
@@ -109,9 +118,10 @@ void client_stream_error_extra(client_t *c, const char *condition, const char *t
     }
     if (extra)
         buf_append_str(&b, extra);
-    buf_append_str(&b, "</stream:error></stream:stream>");
+    buf_append_str(&b, "</stream:error>");
     client_write(c, b.data, b.len);
     buf_free(&b);
+    stream_write_end(c);
     log_info("conn %llu: stream error %s%s%s", (unsigned long long)c->id, condition,
              text ? ": " : "", text ? text : "");
     c->stream_done = 1;
@@ -121,16 +131,19 @@ void client_stream_error_extra(client_t *c, const char *condition, const char *t
 static void send_features(client_t *c)
 {
     buf_t b = BUF_INIT;
-    buf_append_str(&b, "<stream:features>");
+    buf_append_str(&b, c->ws ? "<stream:features xmlns:stream='" XML_NS_STREAM "'>"
+                             : "<stream:features>");
     if (!c->authed) {
-        if (!c->tls && fe.tls) {
+        /* A WebSocket has no STARTTLS (RFC 7395 3.7): wss is TLS from the start, and ws is
+         * for loopback or behind a proxy that ended TLS; PLAIN stays TLS-only (sasl.c). */
+        if (!c->tls && fe.tls && !c->ws) {
             buf_append_str(&b, "<starttls xmlns='" NS_TLS "'>");
             if (fe.require_tls)
                 buf_append_str(&b, "<required/>");
             buf_append_str(&b, "</starttls>");
         }
         /* RFC 6120 5.3.1: while TLS is mandatory, only STARTTLS is advertised. */
-        if (c->tls || !fe.require_tls) {
+        if (c->tls || !fe.require_tls || c->ws) {
             sasl_features(c, &b);
             register_features(c, &b);
         }
@@ -182,8 +195,49 @@ static void on_stream_close(void *ud)
     if (c->stream_done)
         return;
     c->stream_done = 1;
-    client_write_str(c, "</stream:stream>");
+    stream_write_end(c);
     client_close(c, 1);
+}
+
+void stream_write_end(client_t *c)
+{
+    if (c->ws)
+        ws_write_close(c);
+    else
+        client_write_str(c, "</stream:stream>");
+}
+
+void stream_client_closed(client_t *c)
+{
+    on_stream_close(c);
+}
+
+/* The header given to the stream parser for a WebSocket's <open/>: the stream code then
+ * checks `to` and `version` as for TCP (on_stream_open). The content namespace is
+ * jabber:client by definition (RFC 7395 3.3.3: each element declares its own). */
+void stream_ws_open(client_t *c, const xml_node_t *open)
+{
+    static const char *const attrs[] = {"to", "version", "from"};
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "<stream:stream xmlns='" XML_NS_CLIENT "' xmlns:stream='" XML_NS_STREAM "'");
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+        const char *v = xml_node_attr(open, attrs[i]);
+        if (v) {
+            buf_printf(&b, " %s='", attrs[i]);
+            xml_escape(&b, v, strlen(v));
+            buf_append_str(&b, "'");
+        }
+    }
+    const char *lang = xml_node_attr_ns(open, XML_NS_XML, "lang");
+    if (lang) {
+        buf_append_str(&b, " xml:lang='");
+        xml_escape(&b, lang, strlen(lang));
+        buf_append_str(&b, "'");
+    }
+    buf_append_str(&b, ">");
+    xml_parser_reset(c->parser);
+    stream_on_data(c, b.data, b.len);
+    buf_free(&b);
 }
 
 /* Answers a stanza of this client with an error, unless it was an error itself
@@ -544,8 +598,9 @@ static void dispatch(client_t *c, xml_node_t *st)
     int is_sasl = st->ns && strcmp(st->ns, NS_SASL) == 0;
     int is_tls = st->ns && strcmp(st->ns, NS_TLS) == 0;
     if (is_tls && strcmp(st->name, "starttls") == 0) {
-        if (c->tls || !fe.tls || c->authed) {
-            client_write_str(c, "<failure xmlns='" NS_TLS "'/></stream:stream>");
+        if (c->tls || !fe.tls || c->authed || c->ws) {
+            client_write_str(c, "<failure xmlns='" NS_TLS "'/>");
+            stream_write_end(c);
             c->stream_done = 1;
             client_close(c, 1);
         } else {
@@ -668,6 +723,7 @@ void stream_on_closed(client_t *c)
     xfree(&c->last_presence);
     directed_clear(c);
     xml_parser_destroy(&c->parser);
+    ws_free(c);
     xml_node_free(&c->pending_iq);
     queue_clear(c);
     sasl_free(c);

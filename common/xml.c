@@ -848,6 +848,11 @@ xml_error_t xml_parser_feed(xml_parser_t *p, const char *data, size_t len)
     return p->error;
 }
 
+int xml_parser_depth(const xml_parser_t *p)
+{
+    return p->depth;
+}
+
 void xml_parser_reset(xml_parser_t *p)
 {
     parser_clear(p);

@@ -114,6 +114,8 @@ void xml_parser_destroy(xml_parser_t **parser_p);
 xml_error_t xml_parser_feed(xml_parser_t *parser, const char *data, size_t len);
 /* Starts a fresh stream (after STARTTLS or SASL success), keeping callbacks and limits. */
 void xml_parser_reset(xml_parser_t *parser);
+/* Elements open now, the stream root included (1: between stanzas). */
+int xml_parser_depth(const xml_parser_t *parser);
 
 /* Reparse deferral: expat 2.6 (and Debian's security updates of 2.5) may hold back a token
  * split over small reads until about twice its bytes are in, so a client's stream header

@@ -410,12 +410,23 @@ class Frontend:
         if port is None:
             self.port = free_port()
             self.name = "fe-%s" % tag
-            env = {"c2s_listen": "127.0.0.1:%d" % self.port, "frontend_name": self.name}
+            self.ws_port, self.wss_port = free_port(), free_port()
+            env = {"c2s_listen": "127.0.0.1:%d" % self.port, "frontend_name": self.name,
+                   "ws_listen": "127.0.0.1:%d" % self.ws_port,
+                   "wss_listen": "127.0.0.1:%d" % self.wss_port}
             env.update(overrides or {})
+            if env.get("tls_cert") == "" and "wss_listen" not in (overrides or {}):
+                env["wss_listen"] = ""  # no certificate: no wss either
+                self.wss_port = None
         else:
             self.port = port
             self.name = "fe1"
-            env = dict(overrides or {})
+            # XMPP over WebSocket (RFC 7395) by environment, not in the shared file, so
+            # that other frontends started from the file do not fight over the ports.
+            self.ws_port, self.wss_port = stack.ws_port, stack.wss_port
+            env = {"ws_listen": "127.0.0.1:%d" % self.ws_port,
+                   "wss_listen": "127.0.0.1:%d" % self.wss_port}
+            env.update(overrides or {})
         self.overrides = env
         self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(
@@ -490,6 +501,7 @@ class Stack:
         # never fight over a port; start_router turns it on for the main router.
         self.admin_port = free_port()
         self.admin_endpoint = "tcp://127.0.0.1:%d" % self.admin_port
+        self.ws_port, self.wss_port = free_port(), free_port()
         self.upload_port = free_port()
         self.upload_dir = self.tmp / "uploads"
         self.upload_secret_file = self.tmp / "upload.secret"

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from ws_client import NS_FRAMING, WSXMPPClient, host_meta_websocket_urls, http_get
+from ws_client import NS_FRAMING, WSLibClient, host_meta_websocket_urls, url_get
 from xmpp_client import q
 
 WSS_URL = os.environ.get("XMPP_WSS_URL", "")
@@ -25,7 +25,7 @@ def ws_clients(stack):
     made = []
 
     def make():
-        c = WSXMPPClient(WSS_URL, cafile=os.environ.get("XMPP_CAFILE") or None)
+        c = WSLibClient(WSS_URL, cafile=os.environ.get("XMPP_CAFILE") or None)
         made.append(c)
         return c
     yield make
@@ -78,5 +78,5 @@ def test_host_meta_names_the_wss_url(stack):
 
 def test_other_paths_get_404(stack):
     for path in ("/", "/metrics", "/upload", "/xmpp-websocket/x"):
-        status, _, body = http_get(WSS_URL, path, os.environ.get("XMPP_CAFILE") or None)
+        status, _, body = url_get(WSS_URL, path, os.environ.get("XMPP_CAFILE") or None)
         assert status == 404, (path, status, body[:200])

@@ -180,12 +180,13 @@ def test_only_metrics_is_served(metrics_stack):
 
 def test_metrics_port_only_when_configured(metrics_stack, extra_frontend):
     # With metrics_listen: the client port and the metrics port.
-    on = listening_ports(metrics_stack.frontend.proc.pid)
-    assert on == {metrics_stack.frontend.port, metrics_stack.fe_metrics}
+    fe0 = metrics_stack.frontend
+    on = listening_ports(fe0.proc.pid)
+    assert on == {fe0.port, fe0.ws_port, fe0.wss_port, metrics_stack.fe_metrics}
     assert metrics_stack.router_metrics in listening_ports(metrics_stack.router.pid)
-    # Off by default: a frontend without it listens on its client port alone.
+    # Off by default: a frontend without it listens on its client ports alone.
     fe = extra_frontend()
-    assert listening_ports(fe.proc.pid) == {fe.port}
+    assert listening_ports(fe.proc.pid) == {fe.port, fe.ws_port, fe.wss_port}
 
 
 @pytest.mark.parametrize("value, why", [

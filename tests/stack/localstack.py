@@ -118,7 +118,7 @@ class LocalStack:
     def frontend_of(self, c, user, timeout=5.0):
         """Which frontend serves this client: the one that logged its login from the
         client's own address (the PROXY header carries it through HAProxy). A WebSocket
-        client (ws_client.WSXMPPClient) has its address in local_address."""
+        client (ws_client.WSLibClient) has its address in local_address."""
         addr = getattr(c, "local_address", None) or "127.0.0.1:%d" % c.sock.getsockname()[1]
         needle = "authenticated %s from %s" % (user.jid, addr)
         deadline = time.monotonic() + timeout

@@ -7,12 +7,12 @@ answered 404 by HAProxy; a dead frontend's WebSocket clients come back on the ot
 import uuid
 
 from localstack import NFE
-from ws_client import NS_FRAMING, WSXMPPClient, host_meta_websocket_urls, http_get
+from ws_client import NS_FRAMING, WSLibClient, host_meta_websocket_urls, url_get
 from xmpp_client import NS_SASL, q
 
 
 def ws_client(lstack, made):
-    c = WSXMPPClient(lstack.ws_url, cafile=lstack.cafile)
+    c = WSLibClient(lstack.ws_url, cafile=lstack.cafile)
     made.append(c)
     return c
 
@@ -58,7 +58,7 @@ def test_host_meta_through_haproxy_names_the_wss_url(lstack):
 
 def test_other_paths_get_404_from_haproxy(lstack):
     for path in ("/", "/metrics", "/xmpp-websocket/x", "/.well-known/host-meta.xml"):
-        status, headers, body = http_get(lstack.ws_url, path, lstack.cafile)
+        status, headers, body = url_get(lstack.ws_url, path, lstack.cafile)
         assert status == 404, (path, status, body[:200])
         assert body.strip() == b"not found", (path, body[:200])
 
