@@ -304,7 +304,9 @@ int main(int argc, char **argv)
         evloop_watch(fe.loop, fe.tls_listen_fd, EV_READ, on_accept,
                      (void *)(uintptr_t)LISTEN_DIRECT_TLS);
     }
-    if (ws_configure(err, sizeof err) < 0)
+    ws_config_t ws = {config_str("ws_path"), config_str("ws_allowed_origins"),
+                      config_str("ws_url"), config_int("ws_ping_interval")};
+    if (ws_configure(&ws, err, sizeof err) < 0)
         log_fatal("config: %s", err);
     const char *ws_listen = config_str("ws_listen"), *wss_listen = config_str("wss_listen");
     fe.ws_listen_fd = fe.wss_listen_fd = -1;

@@ -77,24 +77,24 @@ struct ws {
 
 /* ---- configuration ----------------------------------------------------------------------- */
 
-int ws_configure(char *err, size_t errlen)
+int ws_configure(const ws_config_t *cfg, char *err, size_t errlen)
 {
-    const char *path = config_str("ws_path");
+    const char *path = cfg->path;
     if (path[0] != '/' || strlen(path) >= sizeof ws_cfg.path || strpbrk(path, " ?#\"'<>")) {
         snprintf(err, errlen, "key 'ws_path': '%s' is not an absolute URL path", path);
         return -1;
     }
     snprintf(ws_cfg.path, sizeof ws_cfg.path, "%s", path);
-    const char *url = config_str("ws_url");
+    const char *url = cfg->url;
     if (*url && ((strncmp(url, "ws://", 5) != 0 && strncmp(url, "wss://", 6) != 0) ||
                  strlen(url) >= sizeof ws_cfg.url || strpbrk(url, " \"'<>\\"))) {
         snprintf(err, errlen, "key 'ws_url': '%s' is not a ws:// or wss:// URL", url);
         return -1;
     }
     snprintf(ws_cfg.url, sizeof ws_cfg.url, "%s", url);
-    ws_cfg.ping_ms = (uint64_t)config_int("ws_ping_interval") * 1000;
+    ws_cfg.ping_ms = (uint64_t)cfg->ping_interval * 1000;
     ws_shutdown();
-    const char *list = config_str("ws_allowed_origins");
+    const char *list = cfg->allowed_origins;
     for (const char *p = list; *p;) {
         while (*p == ' ' || *p == ',')
             p++;
@@ -601,7 +601,8 @@ void ws_on_data(client_t *c, const char *data, size_t len)
 {
     ws_t *ws = c->ws;
     if (!ws->ctx) {
-        read_http(c, data, len);
+        if (!ws->http->complete) /* else answered: the connection is closing */
+            read_http(c, data, len);
         return;
     }
     ws->in = data;

@@ -27,9 +27,16 @@ typedef struct ws ws_t;
 
 extern const config_key_t ws_config_keys[];
 
-/* Reads ws_path, ws_allowed_origins, ws_url and ws_ping_interval. Returns -1 with a message
+typedef struct {
+    const char *path;            /* ws_path */
+    const char *allowed_origins; /* ws_allowed_origins */
+    const char *url;             /* ws_url */
+    long ping_interval;          /* ws_ping_interval, seconds (0: off) */
+} ws_config_t;
+
+/* Takes the settings (main.c reads them from the keys above). Returns -1 with a message
  * naming the key on a bad value. */
-int ws_configure(char *err, size_t errlen);
+int ws_configure(const ws_config_t *cfg, char *err, size_t errlen);
 void ws_shutdown(void);
 
 /* A connection accepted on a WebSocket listener: c->ws is set, HTTP comes first. */

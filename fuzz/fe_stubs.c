@@ -24,6 +24,14 @@ fuzz_router_t fuzz_router;
 
 void client_write(client_t *c, const char *data, size_t len)
 {
+    if (c->ws && ws_upgraded(c) && !c->closed && !c->closing)
+        ws_write_element(c, data, len);
+    else
+        client_write_raw(c, data, len);
+}
+
+void client_write_raw(client_t *c, const char *data, size_t len)
+{
     if (c->closed)
         return;
     buf_append(&c->out, data, len);

@@ -46,7 +46,13 @@
 
 #include "fe_stubs.h"
 #include "log.h"
+
+/* fuzz_websocket.c builds this harness with FUZZ_WEBSOCKET 1 (see there). */
+#ifndef FUZZ_WEBSOCKET
+#define FUZZ_WEBSOCKET 0
+#endif
 #include "scram.h"
+#include "stanza.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -88,6 +94,8 @@ static void fuzz_init(void)
     if (fz.ready)
         return;
     trace = getenv("FUZZ_STREAM_TRACE") != NULL;
+    char err[256];
+    FUZZ_CHECK(ws_configure(&(ws_config_t){"/xmpp-websocket", "*", "", 60}, err, sizeof err) == 0);
     /* Quiet, unless tracing. */
     log_min_level = trace ? LOG_LVL_DEBUG : (log_level_t)(LOG_LVL_ERROR + 1);
     fe.loop = evloop_new();
@@ -249,19 +257,128 @@ static void check_output(const char *data, size_t len)
     }
 }
 
+/* WebSocket mode: the HTTP response head, then frames the server never masks, each text
+ * message one standalone element; their XML goes through check_output as the stream it
+ * stands for (<open/> as a stream header, <close/> as its end). */
+static int ws_head_seen;
+static void check_ws_output(const char *data, size_t len)
+{
+    static const char head[] = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                               "xmlns:stream='http://etherx.jabber.org/streams'>";
+    if (!ws_head_seen) {
+        const char *end = memmem(data, len, "\r\n\r\n", 4);
+        FUZZ_CHECK(len >= 12 && memcmp(data, "HTTP/1.1 ", 9) == 0 && end);
+        if (memcmp(data, "HTTP/1.1 101", 12) != 0)
+            return; /* refused: the connection closes after it */
+        ws_head_seen = 1;
+        len -= (size_t)(end + 4 - data);
+        data = end + 4;
+    }
+    while (len > 0) {
+        const unsigned char *u = (const unsigned char *)data;
+        FUZZ_CHECK(len >= 2 && !(u[1] & 0x80));
+        uint64_t n = u[1] & 0x7f;
+        size_t off = 2;
+        if (n == 126) {
+            FUZZ_CHECK(len >= 4);
+            n = (uint64_t)u[2] << 8 | u[3];
+            off = 4;
+        } else if (n == 127) {
+            FUZZ_CHECK(len >= 10);
+            n = 0;
+            for (int i = 0; i < 8; i++)
+                n = n << 8 | u[2 + i];
+            off = 10;
+        }
+        FUZZ_CHECK(n <= len - off);
+        const char *p = data + off;
+        if ((u[0] & 0x0f) == 1) {
+            if (n >= 5 && memcmp(p, "<open", 5) == 0) {
+                check_output(head, sizeof head - 1);
+            } else if (n >= 6 && memcmp(p, "<close", 6) == 0) {
+                check_output("</stream:stream>", 16);
+            } else {
+                xml_node_t *st = stanza_parse(p, (size_t)n);
+                FUZZ_CHECK(st != NULL); /* one complete element per message */
+                xml_node_free(&st);
+                check_output(p, (size_t)n);
+            }
+        }
+        data += off + n;
+        len -= off + (size_t)n;
+    }
+}
+
 /* The loop between two reads: output written, TLS started, closing connections closed. */
+/* WebSocket mode: a read starting with WSHS becomes a valid upgrade request followed by the
+ * rest; WSTX, WSFR and WSCT make the rest one masked frame (text with fin, text without
+ * fin, continuation with fin), so the fuzzer reaches the XMPP inside without having to
+ * learn masking. Anything else is sent as it is. */
+static void ws_frame_chunk(buf_t *chunk)
+{
+    static const char hs[] = "GET /xmpp-websocket HTTP/1.1\r\nHost: localhost\r\n"
+                             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n";
+    static const char *const tags[] = {"WSTX", "WSFR", "WSCT"};
+    static const unsigned char first[] = {0x81, 0x01, 0x80};
+    if (chunk->len < 4)
+        return;
+    buf_t out = BUF_INIT;
+    if (memcmp(chunk->data, "WSHS", 4) == 0) {
+        buf_append_str(&out, hs);
+        buf_append(&out, chunk->data + 4, chunk->len - 4);
+    }
+    for (int k = 0; k < 3 && !out.len; k++) {
+        if (memcmp(chunk->data, tags[k], 4) != 0)
+            continue;
+        size_t n = chunk->len - 4;
+        unsigned char head[14] = {first[k]};
+        size_t hl = 2;
+        if (n < 126) {
+            head[1] = (unsigned char)(0x80 | n);
+        } else if (n < 65536) {
+            head[1] = 0x80 | 126;
+            head[2] = (unsigned char)(n >> 8);
+            head[3] = (unsigned char)n;
+            hl = 4;
+        } else {
+            head[1] = 0x80 | 127;
+            for (int i = 0; i < 8; i++)
+                head[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+            hl = 10;
+        }
+        static const unsigned char mask[4] = {0x5a, 0xa5, 0x3c, 0xc3};
+        memcpy(head + hl, mask, 4);
+        buf_append(&out, (const char *)head, hl + 4);
+        for (size_t i = 0; i < n; i++) {
+            char ch = (char)(chunk->data[4 + i] ^ mask[i % 4]);
+            buf_append(&out, &ch, 1);
+        }
+    }
+    if (!out.len)
+        return;
+    buf_clear(chunk);
+    buf_append(chunk, out.data, out.len);
+    buf_free(&out);
+}
+
 static void run_loop(client_t *c)
 {
-    /* RFC 6120 5.3.1 with require_tls: no authentication before TLS; no binding before
+    /* RFC 6120 5.3.1 with require_tls: no authentication before TLS (a plain WebSocket,
+     * which cannot negotiate TLS, takes SCRAM only: sasl.c); no binding before
      * authentication. */
-    FUZZ_CHECK(!c->authed || c->tls || !fe.require_tls);
+    FUZZ_CHECK(!c->authed || c->tls || !fe.require_tls || FUZZ_WEBSOCKET);
     FUZZ_CHECK(!c->bound || (c->authed && c->jid[0]));
     /* Only alice, and only after the router handed out her credentials. */
     FUZZ_CHECK(!c->authed || (creds_given && strcmp(c->user, FUZZ_USER) == 0));
     if (!c->closed && c->out.len) {
         if (trace)
             fprintf(stderr, "S: %.*s\n", (int)c->out.len, c->out.data);
-        check_output(c->out.data, c->out.len);
+        if (c->ws)
+            check_ws_output(c->out.data, c->out.len);
+        else
+            check_output(c->out.data, c->out.len);
     }
     fuzz_client_flush(c);
 }
@@ -456,6 +573,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     out_parser = xml_parser_new(&(xml_callbacks_t){out_on_open, out_on_stanza, out_on_close},
                                 NULL, &out_limits);
     out_stream_over = 0;
+    ws_head_seen = 0;
 
     client_t *c = xcalloc(1, sizeof *c);
     c->id = ++fe.next_conn;
@@ -464,6 +582,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->direct_tls = (flags & 4) != 0;
     fuzz_router.client = c;
     stream_init(c);
+    if (FUZZ_WEBSOCKET)
+        ws_attach(c);
     if (c->direct_tls)
         client_start_tls(c);
 
@@ -475,13 +595,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = nul ? (size_t)(nul - p) : left;
         buf_clear(&chunk);
         expand(&chunk, p, n);
+        if (FUZZ_WEBSOCKET)
+            ws_frame_chunk(&chunk);
         /* A paused connection is not read; the router answers first. */
         for (int guard = 0; fuzz_router.pending && !c->closed && guard < 64; guard++)
             answer(c, &script);
         if (!c->closed && !c->read_paused && chunk.len) {
             if (trace)
                 fprintf(stderr, "C: %.*s\n", (int)chunk.len, chunk.data);
-            stream_on_data(c, chunk.data, chunk.len);
+            if (c->ws)
+                ws_on_data(c, chunk.data, chunk.len);
+            else
+                stream_on_data(c, chunk.data, chunk.len);
         }
         run_loop(c);
         for (int guard = 0; fuzz_router.pending && !c->closed && guard < 64; guard++) {

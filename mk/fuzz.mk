@@ -5,11 +5,11 @@
 #   make fuzz-regress  replay fuzz/corpus/<h>/ and fuzz/regressions/<h>/ through each harness
 #                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
 #                      works with SAN=1 too
-#   make fuzz-<h>      run one harness (xml, stream, ipc, scram, jid, proxy, admin, caps,
+#   make fuzz-<h>      run one harness (xml, stream, websocket, ipc, scram, jid, proxy, admin, caps,
 #                      muccfg, mamq, upload, muc)
 # Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
 
-FUZZ_HARNESSES := xml stream ipc scram jid proxy admin caps muccfg mamq upload muc
+FUZZ_HARNESSES := xml stream websocket ipc scram jid proxy admin caps muccfg mamq upload muc
 FUZZ_CC        ?= clang
 FUZZ_BUILD     := build-fuzz
 FUZZ_SECONDS   ?= 60
@@ -23,7 +23,12 @@ FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_S
 # What each harness links besides libcommon.a: fuzz_stream runs the frontend's stream.c,
 # sasl.c and register.c on stubs of client.c and router_link.c (fuzz/fe_stubs.c).
 FUZZ_EXTRA_stream := c2s-frontend/stream.c c2s-frontend/sasl.c c2s-frontend/register.c \
-                     c2s-frontend/sm.c fuzz/fe_stubs.c
+                     c2s-frontend/sm.c c2s-frontend/websocket.c fuzz/fe_stubs.c
+# fuzz_websocket is fuzz_stream on a connection from a WebSocket listener (HTTP upgrade,
+# frames, <open/>/<close/>), with the same router script.
+FUZZ_EXTRA_websocket := $(FUZZ_EXTRA_stream)
+FUZZ_LIBS_stream     := $(FE_LIBS)
+FUZZ_LIBS_websocket  := $(FE_LIBS)
 FUZZ_EXTRA_proxy  := c2s-frontend/proxy.c
 # fuzz_caps runs the router's entity capabilities verification.
 FUZZ_EXTRA_caps   := session-router/core/capsver.c
@@ -45,6 +50,7 @@ $(FUZZ_BUILD)/obj/fuzz/fuzz_muc.o $(FUZZ_BUILD)/obj/session-router/%.o $(FUZZ_BU
 # Dictionaries of XMPP tokens for the harnesses that read XML.
 FUZZ_DICT_xml     := fuzz/xmpp.dict
 FUZZ_DICT_stream  := fuzz/xmpp.dict
+FUZZ_DICT_websocket := fuzz/xmpp.dict
 FUZZ_DICT_caps    := fuzz/xmpp.dict
 FUZZ_DICT_muccfg  := fuzz/xmpp.dict
 FUZZ_DICT_mamq    := fuzz/xmpp.dict
@@ -73,7 +79,7 @@ $(FUZZ_BUILD)/libcommon.a: $(call fuzz_obj,$(COMMON_SRC))
 
 define FUZZ_HARNESS_RULES
 $(FUZZ_BUILD)/fuzz_$(1): $(call fuzz_obj,fuzz/fuzz_$(1).c $(FUZZ_EXTRA_$(1))) $(FUZZ_BUILD)/libcommon.a
-	$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer -o $$@ $$^ $(LIBS)
+	$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer -o $$@ $$^ $(LIBS) $(FUZZ_LIBS_$(1))
 
 # The run reads the committed corpus and regressions but writes only to its work dir.
 fuzz-$(1): $(FUZZ_BUILD)/fuzz_$(1)
@@ -87,7 +93,7 @@ fuzz-$(1): $(FUZZ_BUILD)/fuzz_$(1)
 # Plain replay driver built with $(CC) and $(CFLAGS), in $(BUILD) (make and make SAN=1).
 $(BUILD)/fuzz/replay_$(1): $(call obj,fuzz/replay.c fuzz/fuzz_$(1).c $(FUZZ_EXTRA_$(1))) $(BUILD)/libcommon.a
 	@mkdir -p $$(dir $$@)
-	$(CC) $(LDFLAGS) -o $$@ $$^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LIBS) $(FUZZ_LIBS_$(1))
 endef
 $(foreach h,$(FUZZ_HARNESSES),$(eval $(call FUZZ_HARNESS_RULES,$(h))))
 
