@@ -6,7 +6,7 @@ PKGS="gcc make pkg-config libzmq3-dev libexpat1-dev libssl-dev libhiredis-dev ch
 libmicrohttpd-dev libwslay-dev libhttp-parser-dev redis-server haproxy openssl python3 python3-pytest python3-pytest-xdist
 python3-slixmpp python3-aiohttp python3-zmq python3-prometheus-client python3-openssl
 clang libclang-rt-14-dev sslscan valgrind profanity tmux go-sendxmpp
-coturn"
+coturn python3-websockets"
 missing=""
 # The browser test (tests/integration/test_browser_converse.py).
 PKGS="$PKGS chromium chromium-driver python3-selenium libnss3-tools"

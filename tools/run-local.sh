@@ -7,7 +7,10 @@
 # "Metrics"): the router on 127.0.0.1:9101, the frontend on 127.0.0.1:9102
 # (ROUTER_METRICS and FRONTEND_METRICS change them; empty turns them off). The upload
 # process (XEP-0363 HTTP File Upload) serves the files on 127.0.0.1:5290 (UPLOAD_PORT), its
-# files in run/uploads, its signing secret in run/upload.secret.
+# files in run/uploads, its signing secret in run/upload.secret. Browser clients connect over
+# WebSocket (RFC 7395): ws://127.0.0.1:5280/xmpp-websocket and, with the certificate
+# run/cert.pem, wss://localhost:5281/xmpp-websocket (WS_LISTEN and WSS_LISTEN change them
+# when run/xmpp.conf is written; README.md, "Connecting a browser client").
 set -eu
 BUILD=${1:-build}
 RUN=${RUN_DIR:-run}
@@ -17,6 +20,8 @@ ROUTER_METRICS=${ROUTER_METRICS-127.0.0.1:9101}
 FRONTEND_METRICS=${FRONTEND_METRICS-127.0.0.1:9102}
 CONF="$RUN/xmpp.conf"
 UPLOAD_PORT=${UPLOAD_PORT:-5290}
+WS_LISTEN=${WS_LISTEN:-127.0.0.1:5280}
+WSS_LISTEN=${WSS_LISTEN:-127.0.0.1:5281}
 
 if [ ! -f "$RUN/cert.pem" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
@@ -54,6 +59,15 @@ upload_dir = $RUN/uploads
 upload_secret_file = $RUN/upload.secret
 CONF
 fi
+if ! grep -q '^ *ws_listen' "$CONF"; then
+    # WebSocket for browser clients (RFC 7395), discovery at /.well-known/host-meta (XEP-0156)
+    cat >> "$CONF" <<CONF
+ws_listen = $WS_LISTEN
+wss_listen = $WSS_LISTEN
+CONF
+fi
+
+conf_value() { sed -n "s/^ *$1 *= *//p" "$CONF" | tail -1; }
 
 pids=""
 cleanup() {
@@ -81,4 +95,11 @@ run-local: metrics: router http://${ROUTER_METRICS:-off}/metrics, frontend http:
 run-local: (or register them from a client: allow_registration is on)
 run-local: Ctrl-C stops everything.
 MSG
+WS=$(conf_value ws_listen)
+WSS=$(conf_value wss_listen)
+if [ -n "$WS$WSS" ]; then
+    echo "run-local: browser clients (WebSocket, RFC 7395; README.md, \"Connecting a browser client\"):"
+    [ -z "$WS" ] || echo "run-local:   ws://$WS/xmpp-websocket  (discovery: http://$WS/.well-known/host-meta)"
+    [ -z "$WSS" ] || echo "run-local:   wss://localhost:${WSS##*:}/xmpp-websocket  (the browser must trust $RUN/cert.pem)"
+fi
 wait

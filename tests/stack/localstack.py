@@ -29,12 +29,13 @@ def build_dir():
 
 
 def free_base_port():
-    """A run of 40 free ports (the stack's internal ones) and two for HAProxy."""
+    """A run of 50 free ports: the stack's internal ones (deploy/stack, --base-port), and
+    HAProxy's three at base+30 (STARTTLS), base+31 (direct TLS) and base+32 (WebSocket)."""
     import socket
     for _ in range(200):
         base = 20000 + (uuid.uuid4().int % 2000) * 20
         ok = True
-        for p in list(range(base, base + 40)):
+        for p in list(range(base, base + 50)):
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", p))
@@ -59,6 +60,9 @@ class LocalStack:
         self.base = free_base_port()
         self.port = self.base + 30
         self.tls_port = self.base + 31
+        self.ws_port = self.base + 32
+        # The certificate names localhost; HAProxy listens on 127.0.0.1.
+        self.ws_url = "wss://localhost:%d/xmpp-websocket" % self.ws_port
         self.cafile = str(self.dir / "cert.pem")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("XMPP_")}
         self.env.update({
@@ -80,7 +84,7 @@ class LocalStack:
 
     def up(self):
         self.run("up", "--frontends", NFE, "--base-port", self.base, "--port", self.port,
-                 "--tls-port", self.tls_port, timeout=120)
+                 "--tls-port", self.tls_port, "--ws-port", self.ws_port, timeout=120)
 
     def down(self):
         self.run("down", check=False, timeout=60)
@@ -113,8 +117,9 @@ class LocalStack:
 
     def frontend_of(self, c, user, timeout=5.0):
         """Which frontend serves this client: the one that logged its login from the
-        client's own address (the PROXY header carries it through HAProxy)."""
-        addr = "127.0.0.1:%d" % c.sock.getsockname()[1]
+        client's own address (the PROXY header carries it through HAProxy). A WebSocket
+        client (ws_client.WSLibClient) has its address in local_address."""
+        addr = getattr(c, "local_address", None) or "127.0.0.1:%d" % c.sock.getsockname()[1]
         needle = "authenticated %s from %s" % (user.jid, addr)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
