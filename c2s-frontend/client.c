@@ -587,7 +587,8 @@ static void client_read(client_t *c)
         else
             stream_on_data(c, data, (size_t)n);
         /* STARTTLS: nothing after <starttls/> belongs to the plaintext stream. */
-        if (c->tls_start || !rate_take(c, (size_t)n))
+        /* The stream layer may have closed the connection (a WebSocket protocol error). */
+        if (c->closed || c->tls_start || !rate_take(c, (size_t)n))
             return;
     }
 }
@@ -611,7 +612,7 @@ static void on_read_timer(evloop_t *loop, void *ud)
 /* Reads again after `ms` (bytes OpenSSL holds raise no event; throttling waits). */
 static void client_read_later(client_t *c, uint64_t ms)
 {
-    if (!c->read_timer)
+    if (!c->read_timer && !c->closed)
         c->read_timer = evloop_timer(fe.loop, ms, on_read_timer, c);
 }
 

@@ -72,7 +72,7 @@ void sasl_features(client_t *c, buf_t *out)
         buf_append_str(out, "<mechanism>SCRAM-SHA-256-PLUS</mechanism>"
                             "<mechanism>SCRAM-SHA-1-PLUS</mechanism>");
     buf_append_str(out, "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>");
-    if (c->tls)
+    if (c->tls || ws_protected(c))
         buf_append_str(out, "<mechanism>PLAIN</mechanism>");
     buf_append_str(out, "</mechanisms>");
     if (plus) {
@@ -413,9 +413,11 @@ static void sasl_on_auth(client_t *c, const xml_node_t *el)
         return;
     }
     /* RFC 6120 6.5.4: mechanisms that need a protected stream (PLAIN, and the -PLUS ones
-     * that bind to TLS), or any mechanism while TLS is mandatory and not yet negotiated
-     * (a plain WebSocket cannot negotiate it: it offers SCRAM without TLS). */
-    if (!c->tls && (mech == MECH_PLAIN || mech_is_plus(mech) || (fe.require_tls && !c->ws))) {
+     * that bind to TLS), or any mechanism while TLS is mandatory and not yet negotiated (a
+     * WebSocket cannot negotiate it: ws_protected says whether it counts as protected). */
+    int protected = c->tls || ws_protected(c);
+    if ((!c->tls && mech_is_plus(mech)) ||
+        (!protected && (mech == MECH_PLAIN || fe.require_tls))) {
         sasl_failure(c, "encryption-required");
         return;
     }

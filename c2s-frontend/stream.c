@@ -135,7 +135,7 @@ static void send_features(client_t *c)
                              : "<stream:features>");
     if (!c->authed) {
         /* A WebSocket has no STARTTLS (RFC 7395 3.7): wss is TLS from the start, and ws is
-         * for loopback or behind a proxy that ended TLS; PLAIN stays TLS-only (sasl.c). */
+         * protected on loopback or behind the load balancer that ended TLS (ws_protected). */
         if (!c->tls && fe.tls && !c->ws) {
             buf_append_str(&b, "<starttls xmlns='" NS_TLS "'>");
             if (fe.require_tls)
@@ -143,7 +143,7 @@ static void send_features(client_t *c)
             buf_append_str(&b, "</starttls>");
         }
         /* RFC 6120 5.3.1: while TLS is mandatory, only STARTTLS is advertised. */
-        if (c->tls || !fe.require_tls || c->ws) {
+        if (c->tls || !fe.require_tls || ws_protected(c)) {
             sasl_features(c, &b);
             register_features(c, &b);
         }

@@ -71,6 +71,8 @@ struct ws {
     const char *in;   /* bytes wslay may read now (ws_on_data) */
     size_t in_len;
     ev_timer_t *ping_timer;
+    unsigned fragments; /* frames of the message being received */
+    unsigned peer_closed : 1; /* the client sent a close frame */
     unsigned ping_unanswered : 1;
     unsigned heard : 1; /* something arrived since the last ping */
 };
@@ -129,6 +131,8 @@ void ws_shutdown(void)
 static int on_url(http_parser *hp, const char *at, size_t len)
 {
     ws_http_t *h = hp->data;
+    if (h->complete) /* a request pipelined behind the one answered */
+        return 0;
     if (h->url_len + len >= sizeof h->url) {
         h->too_long = 1;
         return 0;
@@ -142,6 +146,8 @@ static int on_url(http_parser *hp, const char *at, size_t len)
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
     ws_http_t *h = hp->data;
+    if (h->complete)
+        return 0;
     if (h->in_value) {
         h->in_value = 0;
         h->field_len = 0;
@@ -158,6 +164,8 @@ static int on_header_field(http_parser *hp, const char *at, size_t len)
 static int on_header_value(http_parser *hp, const char *at, size_t len)
 {
     ws_http_t *h = hp->data;
+    if (h->complete)
+        return 0;
     if (!h->in_value) {
         h->in_value = 1;
         h->cur = -1;
@@ -184,9 +192,27 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
     return 0;
 }
 
+/* Header values without the optional whitespace around them (RFC 9110 5.5). */
+static void trim_values(ws_http_t *h)
+{
+    for (int i = 0; i < H_COUNT; i++) {
+        char *v = h->values[i];
+        size_t n = h->value_len[i], start = 0;
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        while (start < n && (v[start] == ' ' || v[start] == '\t'))
+            start++;
+        memmove(v, v + start, n - start);
+        v[n - start] = '\0';
+        h->value_len[i] = n - start;
+    }
+}
+
 static int on_headers_complete(http_parser *hp)
 {
     ws_http_t *h = hp->data;
+    if (!h->complete)
+        trim_values(h);
     h->complete = 1;
     return 0;
 }
@@ -323,6 +349,11 @@ static void handle_request(client_t *c, ws_http_t *h, const char *rest, size_t r
     const char **v = (const char *[H_COUNT]){0};
     for (int i = 0; i < H_COUNT; i++)
         v[i] = h->values[i];
+    /* RFC 6455 4.1: an HTTP/1.1 GET with a Host. */
+    if (h->hp.http_major < 1 || (h->hp.http_major == 1 && h->hp.http_minor < 1) || !*v[H_HOST]) {
+        http_error(c, "400 Bad Request", NULL, "a WebSocket upgrade is HTTP/1.1 with a Host");
+        return;
+    }
     if (!has_token(v[H_UPGRADE], "websocket") || !has_token(v[H_CONNECTION], "upgrade")) {
         http_error(c, "426 Upgrade Required", "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
                    "this is an XMPP WebSocket endpoint (RFC 7395): upgrade to WebSocket");
@@ -486,14 +517,37 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, NULL, 0);
         wslay_event_shutdown_read(ctx);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+        ws->peer_closed = 1;
         log_debug("conn %llu: WebSocket closed by the client (%u)", (unsigned long long)c->id,
                   arg->status_code);
+    }
+}
+
+/* wslay bounds the bytes of a message (ws_set_max_message), not its frames, and keeps
+ * each frame apart until the message is whole: many tiny fragments would cost far more
+ * memory than their bytes. Browsers send a message in one frame; past WS_MAX_FRAGMENTS
+ * the connection ends with 1009 like an oversized message. */
+#define WS_MAX_FRAGMENTS 64
+
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *ud)
+{
+    ws_t *ws = ud;
+    if (arg->opcode >= 8) /* control frames come between fragments and are not counted */
+        return;
+    ws->fragments = arg->opcode == WSLAY_CONTINUATION_FRAME ? ws->fragments + 1 : 1;
+    if (ws->fragments > WS_MAX_FRAGMENTS && wslay_event_want_read(ctx)) {
+        log_info("conn %llu: %s: a WebSocket message in more than %d frames: closed (1009)",
+                 (unsigned long long)ws->c->id, ws->c->addr, WS_MAX_FRAGMENTS);
+        wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG, NULL, 0);
+        wslay_event_shutdown_read(ctx);
     }
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
     .recv_callback = recv_cb,
     .send_callback = send_cb,
+    .on_frame_recv_start_callback = on_frame_start,
     .on_msg_recv_callback = on_msg,
 };
 
@@ -504,11 +558,20 @@ static void ws_pump(client_t *c)
     ws_t *ws = c->ws;
     if (!ws || !ws->ctx || c->closed)
         return;
+    /* Never closed at once here (this may run inside wslay, inside the XML parser): a
+     * graceful close acts once the loop pass is over. */
     if (wslay_event_send(ws->ctx) < 0) {
-        client_close(c, 0);
+        c->stream_done = 1;
+        client_close(c, 1);
         return;
     }
     if (!wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx)) {
+        /* The closing handshake is over. A client that closed the WebSocket without
+         * <close/> first (a tab closed or reloaded) did not end its stream: like a TCP
+         * connection lost, its session may be resumed (XEP-0198). A close we started
+         * (a refused frame) ends it. */
+        if (!c->stream_done && ws->peer_closed)
+            c->sm_keep = 1;
         c->stream_done = 1;
         client_close(c, 1);
     }
@@ -525,6 +588,7 @@ static void on_ping_timer(evloop_t *loop, void *ud)
         log_info("conn %llu: %s: no answer to a WebSocket ping in %llu s: closed",
                  (unsigned long long)c->id, c->addr,
                  (unsigned long long)(ws_cfg.ping_ms / 1000));
+        c->sm_keep = 1; /* a connection lost: the session may be resumed */
         client_close(c, 0);
         return;
     }
@@ -533,6 +597,8 @@ static void on_ping_timer(evloop_t *loop, void *ud)
         wslay_event_queue_msg(ws->ctx, &ping);
         ws->ping_unanswered = 1;
         ws_pump(c);
+        if (c->closing)
+            return;
     } else {
         ws->ping_unanswered = 0;
     }
@@ -597,6 +663,16 @@ int ws_upgraded(const client_t *c)
     return c->ws && c->ws->ctx;
 }
 
+int ws_protected(const client_t *c)
+{
+    if (!c->ws)
+        return 0;
+    if (c->tls || fe.proxy_protocol)
+        return 1;
+    return strncmp(c->addr, "127.", 4) == 0 || strncmp(c->addr, "[::1]:", 6) == 0 ||
+           strncmp(c->addr, "[::ffff:127.", 12) == 0;
+}
+
 void ws_on_data(client_t *c, const char *data, size_t len)
 {
     ws_t *ws = c->ws;
@@ -615,7 +691,14 @@ void ws_on_data(client_t *c, const char *data, size_t len)
     ws->in = NULL;
     ws->in_len = 0;
     if (r < 0) {
-        client_close(c, 0);
+        /* A frame wslay refuses (a control frame over 125 bytes or fragmented, a length
+         * with its top bit set): 1002, then the end. */
+        log_info("conn %llu: %s: WebSocket protocol error: closed (1002)",
+                 (unsigned long long)c->id, c->addr);
+        wslay_event_queue_close(ws->ctx, WSLAY_CODE_PROTOCOL_ERROR, NULL, 0);
+        wslay_event_send(ws->ctx);
+        c->stream_done = 1;
+        client_close(c, 1);
         return;
     }
     ws_pump(c);

@@ -47,6 +47,12 @@ void ws_free(client_t *c);
 /* Bytes read from the transport (after TLS). */
 void ws_on_data(client_t *c, const char *data, size_t len);
 
+/* Whether a WebSocket connection counts as protected although the frontend does not do
+ * TLS on it: wss, or ws from loopback (the browser is on this machine), or ws behind the
+ * load balancer (proxy_protocol: HAProxy ended TLS). A plain WebSocket from elsewhere is
+ * not: with require_tls it is offered no SASL (there is no STARTTLS to negotiate), and
+ * PLAIN needs a protected connection. */
+int ws_protected(const client_t *c);
 /* 1 once the upgrade response is written: output is framed from then on. */
 int ws_upgraded(const client_t *c);
 /* One XML element (a stanza, features, a SASL element...) as one text message. An element

@@ -74,10 +74,12 @@ def test_login_and_chat_with_a_tcp_client(ws, login, new_user, stack):
     a = ws()
     features = a.open_stream()
     assert a.header.get("from") == stack.domain and a.header.get("version") == "1.0"
-    # No STARTTLS on a WebSocket (RFC 7395 3.7); without TLS, SCRAM but not PLAIN.
+    # No STARTTLS on a WebSocket (RFC 7395 3.7); from loopback the connection counts as
+    # protected (require_tls is on here), so every mechanism but the -PLUS ones.
     assert features.find(q(NS_TLS, "starttls")) is None
     mechs = a.mechanisms()
-    assert "SCRAM-SHA-1" in mechs and "SCRAM-SHA-256" in mechs and "PLAIN" not in mechs
+    assert "SCRAM-SHA-1" in mechs and "SCRAM-SHA-256" in mechs and "PLAIN" in mechs
+    assert not [m for m in mechs if m.endswith("-PLUS")]
     assert a.auth(ua.localpart, ua.password, "SCRAM-SHA-1") == "success"
     a.bind("browser")
     b = online(login, ub, "pc")
@@ -105,11 +107,38 @@ def test_plain_is_offered_over_wss(ws, new_user):
     assert c.ping().get("type") == "result"
 
 
-def test_plain_refused_without_tls(ws, new_user):
-    u = new_user("wsp")
-    c = ws()
-    c.open_stream()
-    assert c.auth(u.localpart, u.password, "PLAIN") == "encryption-required"
+def non_loopback_address():
+    """An address of this machine that is not loopback, or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route's source
+        addr = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if addr.startswith("127.") else addr
+
+
+def test_plain_ws_from_elsewhere_gets_no_login_while_tls_is_required(extra_frontend, new_user,
+                                                                     stack):
+    """A plain WebSocket from another host, not through the load balancer, is not
+    protected: with require_tls it is offered no mechanism (there is no STARTTLS to
+    negotiate), and an <auth/> gets encryption-required."""
+    addr = non_loopback_address()
+    if addr is None:
+        pytest.skip("this machine has no address but loopback")
+    from conftest import free_port
+    port = free_port()
+    extra_frontend(ws_listen="%s:%d" % (addr, port))
+    u = new_user("wse")
+    c = WSClient(port, host=addr, cafile=stack.cafile)
+    try:
+        c.open_stream()
+        assert c.mechanisms() == []
+        assert c.auth(u.localpart, u.password, "SCRAM-SHA-256") == "encryption-required"
+    finally:
+        c.close()
 
 
 def test_close_is_answered_and_ends_the_session(ws, login, new_user):
@@ -249,6 +278,60 @@ def test_oversized_message_before_login_is_refused(stack, login, new_user):
     still_serving(login, new_user)
 
 
+def test_oversized_control_frame_after_a_flood_is_a_protocol_error(stack, login, new_user):
+    """A ping claiming 200 bytes (control frames carry at most 125) behind enough pongs to
+    pass max_bytes_per_second: the connection ends with 1002 and nothing of it is used
+    after it is gone (the sanitizer build checks the throttling timer)."""
+    sock = connect(stack.frontend.ws_port)
+    try:
+        bad = bytes([0x89, 0xFE, 0x00, 0xC8]) + b"\0\0\0\0" + b"x" * 200
+        sock.sendall(handshake_request() + encode_frame(OP_PONG, b"p" * 120) * 3000 + bad)
+        status, _, _, rest = read_response(sock)
+        assert status == 101
+        assert close_code_after(sock, FrameReader(sock, rest), timeout=10) in (1002, None)
+    finally:
+        sock.close()
+    time.sleep(1.0)  # the throttling timer would have fired by now
+    still_serving(login, new_user)
+
+
+def test_many_tiny_fragments_are_refused(stack, login, new_user):
+    """A message in more frames than any client needs (each costs memory apart from its
+    bytes): closed with 1009 like an oversized message."""
+    sock, frames = upgraded(stack)
+    try:
+        data = encode_frame(OP_TEXT, b"<", fin=False)
+        data += b"".join(encode_frame(OP_CONT, b"a", fin=False) for _ in range(2000))
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass
+        assert close_code_after(sock, frames) == 1009
+    finally:
+        sock.close()
+    still_serving(login, new_user)
+
+
+def test_close_frame_without_close_element_leaves_the_session_resumable(ws, new_user):
+    """A browser tab closed or reloaded sends a WebSocket close frame (1001) without
+    <close/>: the stream did not end, so, as for a lost TCP connection, the session waits
+    to be resumed."""
+    u = new_user("wsz")
+    a = ws()
+    a.login(u.localpart, u.password, resource="tab")
+    a.send("<enable xmlns='%s' resume='true'/>" % NS_SM)
+    en = a.wait_for(lambda e: e.tag in (q(NS_SM, "enabled"), q(NS_SM, "failed")))
+    assert en.tag == q(NS_SM, "enabled"), dump(en)
+    a.send_frame(OP_CLOSE, struct.pack("!H", 1001))
+    a.assert_closed()
+    a2 = ws()
+    a2.open_stream()
+    assert a2.auth(u.localpart, u.password) == "success"
+    a2.send("<resume xmlns='%s' previd='%s' h='0'/>" % (NS_SM, en.get("id")))
+    r = a2.wait_for(lambda e: e.tag in (q(NS_SM, "resumed"), q(NS_SM, "failed")))
+    assert r.tag == q(NS_SM, "resumed"), dump(r)
+
+
 # ------------------------------------------------------------------ the handshake
 
 @pytest.mark.parametrize("kw, status, why", [
@@ -273,6 +356,39 @@ def test_bad_handshakes_are_refused(stack, login, new_user, kw, status, why):
     finally:
         sock.close()
     still_serving(login, new_user)
+
+
+def test_http_1_0_or_no_host_is_refused(stack):
+    for request in (handshake_request().replace(b"HTTP/1.1", b"HTTP/1.0"),
+                    handshake_request(host=None)):
+        sock = connect(stack.frontend.ws_port)
+        try:
+            sock.sendall(request)
+            assert read_response(sock)[0] == 400
+        finally:
+            sock.close()
+
+
+def test_whitespace_around_header_values_is_allowed(stack):
+    sock = connect(stack.frontend.ws_port)
+    try:
+        sock.sendall(handshake_request(version="13 ", protocol="  xmpp "))
+        status, headers, _, _ = read_response(sock)
+        assert status == 101 and headers.get("sec-websocket-protocol") == "xmpp"
+    finally:
+        sock.close()
+
+
+def test_a_pipelined_request_does_not_spoil_the_first(stack):
+    port = stack.frontend.ws_port
+    sock = connect(port)
+    try:
+        one = b"GET /.well-known/host-meta.json HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        sock.sendall(one + one.replace(b"host-meta.json", b"elsewhere"))
+        status, _, body, _ = read_response(sock)
+        assert status == 200 and json.loads(body)["links"]
+    finally:
+        sock.close()
 
 
 def test_plain_get_of_the_endpoint_asks_for_an_upgrade(stack):
@@ -349,3 +465,36 @@ def test_bad_host_header_is_not_echoed(stack):
     status, _, body = http_get(stack.frontend.ws_port, "/.well-known/host-meta",
                                host="x'/><script>")
     assert status == 400
+
+
+# ------------------------------------------------------------------ keepalive
+
+def test_quiet_clients_are_pinged_and_dead_ones_closed(extra_frontend, new_user, stack):
+    """ws_ping_interval=1: a client that sends nothing gets a ping; one that never answers
+    is closed a period later, one that answers (WSClient does) stays."""
+    fe = extra_frontend(ws_ping_interval="1")
+    u = new_user("wsk")
+    alive = WSClient(fe.ws_port, cafile=stack.cafile)
+    alive.login(u.localpart, u.password)
+    sock = connect(fe.ws_port)
+    try:
+        sock.sendall(handshake_request())
+        status, _, _, rest = read_response(sock)
+        assert status == 101
+        frames = FrameReader(sock, rest)
+        fin, op, payload = frames.frame(10)
+        assert op == OP_PING
+        # No pong: the next period ends the connection (EOF, or a close frame first).
+        try:
+            while True:
+                fin, op, payload = frames.frame(10)
+                assert op in (OP_PING, OP_CLOSE), op
+        except EOFError:
+            pass
+        # The client that reads (and so answers each ping) is still served after several
+        # periods.
+        alive.expect_nothing(lambda e: True, 2.5)
+        assert alive.ping(timeout=5).get("type") == "result"
+    finally:
+        sock.close()
+        alive.close()

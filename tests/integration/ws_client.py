@@ -164,8 +164,8 @@ class WSClient(XMPPClient):
     """XMPPClient over ws:// (tls=False) or wss:// (tls=True)."""
 
     def __init__(self, port, tls=False, cafile=None, domain="localhost", timeout=5.0,
-                 path="/xmpp-websocket", origin=None):
-        super().__init__(port, domain=domain, cafile=cafile, timeout=timeout)
+                 path="/xmpp-websocket", origin=None, host="127.0.0.1"):
+        super().__init__(port, host=host, domain=domain, cafile=cafile, timeout=timeout)
         if tls:
             self.sock = self.ssl_context().wrap_socket(self.sock, server_hostname="localhost")
             self.tls = True
@@ -202,9 +202,10 @@ class WSClient(XMPPClient):
         closed (its close frame, answered, or EOF)."""
         if self.eof:
             return b""
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                fin, op, payload = self.frames.frame(max(timeout, 0.001))
+                fin, op, payload = self.frames.frame(max(deadline - time.monotonic(), 0.001))
             except EOFError:
                 self.eof = True
                 self._trace("<<", b"(EOF)")
