@@ -216,6 +216,28 @@ static void out_frame(lg_conn_t *c, int opcode, const char *data, size_t len)
 }
 
 static int scan(const char *b, size_t len, int in_stream, size_t *el, size_t *used);
+
+/* One element as one text message. RFC 7395 3.3.3: each message parses on its own, so a
+ * stanza without a namespace declaration gets xmlns='jabber:client' (as browser clients
+ * send them; a server may otherwise refuse it with unsupported-stanza-type). */
+static void ws_element(lg_conn_t *c, const char *st, size_t len)
+{
+    static const char ns[] = " xmlns='jabber:client'";
+    static char b[16384];
+    char v[256];
+    size_t nl = 1;
+    while (nl < len && st[nl] != ' ' && st[nl] != '>' && st[nl] != '/' && st[nl] != '\t' &&
+           st[nl] != '\n' && st[nl] != '\r')
+        nl++;
+    if (xml_attr(st, len, "xmlns", v, sizeof v) < 0 && len + sizeof ns <= sizeof b) {
+        memcpy(b, st, nl);
+        memcpy(b + nl, ns, sizeof ns - 1);
+        memcpy(b + nl + sizeof ns - 1, st + nl, len - nl);
+        out_frame(c, WS_OP_TEXT, b, len + sizeof ns - 1);
+        return;
+    }
+    out_frame(c, WS_OP_TEXT, st, len);
+}
 enum { SCAN_NEED, SCAN_ELEMENT, SCAN_OPEN, SCAN_CLOSE, SCAN_SKIP, SCAN_BAD };
 
 /* Everything the stream code sends goes through here. On a WebSocket, each top-level element
@@ -233,7 +255,7 @@ void lg_send(lg_conn_t *c, const char *data, size_t len)
         size_t el, used;
         int k = scan(data + pos, len - pos, 1, &el, &used);
         if (k == SCAN_ELEMENT) {
-            out_frame(c, WS_OP_TEXT, data + pos + el, used - el);
+            ws_element(c, data + pos + el, used - el);
         } else if (k != SCAN_SKIP) { /* not a whole element: what is left, in one message */
             out_frame(c, WS_OP_TEXT, data + pos, len - pos);
             break;
