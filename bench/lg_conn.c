@@ -22,8 +22,8 @@
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SM "urn:xmpp:sm:3"
 #define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
-#define WS_ACCEPT_LEN 32     /* during the upgrade, wsin starts with the expected accept value */
-#define WS_HEAD_MAX 8192     /* bound on the server's HTTP response head */
+#define WS_ACCEPT_LEN 32   /* during the upgrade, wsin starts with the expected accept value */
+#define WS_HEAD_MAX 8192   /* bound on the server's HTTP response head */
 #define READS_PER_EVENT 16 /* fairness: a busy connection yields after this many reads */
 
 lg_config_t lg_cfg;
@@ -238,6 +238,7 @@ static void ws_element(lg_conn_t *c, const char *st, size_t len)
     }
     out_frame(c, WS_OP_TEXT, st, len);
 }
+
 enum { SCAN_NEED, SCAN_ELEMENT, SCAN_OPEN, SCAN_CLOSE, SCAN_SKIP, SCAN_BAD };
 
 /* Everything the stream code sends goes through here. On a WebSocket, each top-level element
@@ -358,9 +359,9 @@ static void send_header(lg_conn_t *c)
                  lg_cfg.domain);
     else
         snprintf(b, sizeof b,
-             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-             "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>",
-             lg_cfg.domain);
+                 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>",
+                 lg_cfg.domain);
     send_str(c, b);
 }
 
@@ -926,8 +927,8 @@ static int ws_in(lg_conn_t *c, const char *data, size_t n)
             c->wsin_cap = (uint32_t)(len > 512 ? len : 512);
             return 0;
         }
-        const char *why = e ? ws_check_response(head, (size_t)(e + 4 - head), b)
-                            : "HTTP response head too long";
+        const char *why =
+            e ? ws_check_response(head, (size_t)(e + 4 - head), b) : "HTTP response head too long";
         if (why) {
             char w[96];
             snprintf(w, sizeof w, "websocket: %s", why);
@@ -1109,10 +1110,10 @@ static int start(uint32_t idx, int resume)
             return -1;
         }
     }
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)(
-                                 c->ws ? lg_cfg.ws_ports[idx % (uint32_t)lg_cfg.nws_ports]
-                                       : lg_cfg.ports[idx % (uint32_t)lg_cfg.nports]))};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET,
+        .sin_port = htons((uint16_t)(c->ws ? lg_cfg.ws_ports[idx % (uint32_t)lg_cfg.nws_ports]
+                                           : lg_cfg.ports[idx % (uint32_t)lg_cfg.nports]))};
     inet_pton(AF_INET, lg_cfg.host, &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
         snprintf(why, sizeof why, "connect: %s", strerror(errno));
@@ -1126,9 +1127,9 @@ static int start(uint32_t idx, int resume)
 }
 
 static const char *const state_names[] = {
-    "free", "connecting",    "stream", "starttls", "tls handshake", "sasl features",
-    "sasl", "bind features", "bind",   "ping",     "ready",         "resume",
-    "websocket upgrade"};
+    "free",          "connecting", "stream",           "starttls", "tls handshake",
+    "sasl features", "sasl",       "bind features",    "bind",     "ping",
+    "ready",         "resume",     "websocket upgrade"};
 
 /* Logins that take longer than the configured timeout count as failures. */
 static void sweep_timeouts(uint64_t now)

@@ -476,9 +476,8 @@ static void start_engine(uint32_t n)
 
 static void print_header(const char *title)
 {
-    printf("%s against %s (%s %s, %d server process%s)\n", title, opt.label,
-           transport_name(), sasl_name(), opt.procs.n,
-           opt.procs.n == 1 ? "" : "es");
+    printf("%s against %s (%s %s, %d server process%s)\n", title, opt.label, transport_name(),
+           sasl_name(), opt.procs.n, opt.procs.n == 1 ? "" : "es");
 }
 
 static double pct(double part, double whole)
@@ -498,8 +497,8 @@ static int scenario_login(void)
     double per = lr.ok ? cpu / lr.ok : 0, rate = secs > 0 ? lr.ok / secs : 0;
     printf("RESULT scenario=login server=%s tls=%s sasl=%s n=%u ok=%u fail=%u secs=%.2f "
            "logins_per_s=%.1f cpu_ms_per_login=%.3f p50_ms=%.2f p99_ms=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, transport_name(), sasl_name(), n, lr.ok, lr.fail, secs,
-           rate, per, hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), pct(self, secs * 1000));
+           opt.label, transport_name(), sasl_name(), n, lr.ok, lr.fail, secs, rate, per,
+           hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), pct(self, secs * 1000));
     print_header("login");
     row("logins ok / failed", "%u / %u", lr.ok, lr.fail);
     row("logins per second", "%.1f", rate);
@@ -655,14 +654,14 @@ static int scenario_msg(void)
     double rate = secs > 0 ? ms.received / secs : 0;
     double per1000 = ms.received ? cpu * 1000.0 / ms.received : 0;
     long long lost = (long long)ms.sent - (long long)ms.received;
-    printf("RESULT scenario=msg server=%s tls=%s sm=%d pairs=%u window=%u duration_s=%.0f rate_cap=%.0f "
+    printf("RESULT scenario=msg server=%s tls=%s sm=%d pairs=%u window=%u duration_s=%.0f "
+           "rate_cap=%.0f "
            "sent=%llu received=%llu lost=%lld errors=%llu msgs_per_s=%.0f p50_ms=%.2f "
            "p99_ms=%.2f max_ms=%.1f cpu_ms_per_1000_msgs=%.2f gen_cpu_pct=%.0f\n",
            opt.label, transport_name(), lg_cfg.sm, opt.pairs, opt.window, opt.duration, opt.rate,
-           (unsigned long long)ms.sent,
-           (unsigned long long)ms.received, lost, (unsigned long long)ms.errors, rate,
-           hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99), (double)ms.lat.max_us / 1000.0, per1000,
-           pct(self, secs * 1000));
+           (unsigned long long)ms.sent, (unsigned long long)ms.received, lost,
+           (unsigned long long)ms.errors, rate, hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99),
+           (double)ms.lat.max_us / 1000.0, per1000, pct(self, secs * 1000));
     print_header(lg_cfg.sm ? "msg with stream management (XEP-0198)" : "msg");
     row("pairs / window / seconds", "%u / %u / %.0f%s", opt.pairs, opt.window, opt.duration,
         opt.rate > 0 ? " (rate capped)" : "");

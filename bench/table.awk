@@ -43,7 +43,7 @@ BEGIN {
         "sm-resume:one_reconnect_to_resumed_p50_ms:reconnect (TLS, SASL) to <resumed/> p50 (ms)|" \
         "sm-resume:one_reconnect_to_resumed_p99_ms:reconnect (TLS, SASL) to <resumed/> p99 (ms)|" \
         "sm-resume:one_resume_to_resumed_p99_ms:<resume/> to <resumed/> p99 (ms)|" \
-        "sm-resume:reconnect_to_resumed_p99_ms:all waiting sessions at once: reconnect to <resumed/> p99 (ms)|" \
+        "sm-resume:reconnect_to_resumed_p99_ms:all waiting sessions at once, reconnect to <resumed/> p99 (ms)|" \
         "presence:fanout_p99_ms:presence fan-out to all contacts p99 (ms)|" \
         "presence:cpu_ms_per_1000_deliveries:server CPU ms per 1000 presence deliveries|" \
         "pep:fanout_p99_ms:PEP notification fan-out to 50 contacts p99 (ms)|" \
