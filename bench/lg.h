@@ -29,6 +29,14 @@ typedef struct {
     int sm;              /* XEP-0198: <enable resume='true'/> after bind, <a/> to every <r/> */
     const char *disco_info; /* NULL, or the <query/> answering the server's disco#info gets
                                (XEP-0115 queries for the entity capabilities we announce) */
+    /* XMPP over WebSocket (RFC 7395): clients whose index is below ws_share * N connect to
+     * ws_ports instead (HTTP upgrade, then one element per masked text frame, <open/>
+     * framing); wss: TLS from the first byte. STARTTLS is never used on them. */
+    int ws_ports[8];
+    int nws_ports;
+    double ws_share;
+    int wss;
+    char ws_path[128];
 } lg_config_t;
 
 extern lg_config_t lg_cfg;
@@ -48,6 +56,7 @@ typedef enum {
     CS_PING,       /* initial presence and ping sent, waiting for the ping result */
     CS_READY,      /* logged in: the scenario owns it */
     CS_RESUME,     /* XEP-0198 <resume/> sent instead of bind, waiting for <resumed/> */
+    CS_WS_UPGRADE, /* WebSocket: HTTP upgrade request sent, waiting for 101 */
 } lg_state_t;
 
 typedef struct scram_client scram_client_t;
@@ -69,6 +78,7 @@ typedef struct lg_conn {
     uint8_t ping_ok : 1;       /* the ping is answered */
     uint8_t sm_on : 1;         /* XEP-0198 enabled (or resumed) on this stream */
     uint8_t resuming : 1;      /* this connection resumes the slot's earlier session */
+    uint8_t ws : 1;            /* XMPP over WebSocket (RFC 7395) */
     SSL *ssl;
     char *in; /* bytes of an incomplete stanza, NULL when none */
     uint32_t in_len, in_cap;
@@ -85,6 +95,8 @@ typedef struct lg_conn {
     uint32_t sm_h;         /* stanzas received since <enabled/> (mod 2^32) */
     uint32_t sm_sent;      /* stanzas sent by the scenario since <enabled/> */
     uint64_t t_resume;     /* when <resume/> was sent (us) */
+    char *wsin;            /* WebSocket: bytes of an incomplete frame (or HTTP response head) */
+    uint32_t wsin_len, wsin_cap;
 } lg_conn_t;
 
 /* What the scenario hears from the engine. */
@@ -145,6 +157,32 @@ int scram_client_verify(const scram_client_t *s, const char *server_final, size_
 size_t b64_encode(const unsigned char *in, size_t len, char *out);
 /* Decodes base64 text; returns the length or -1. out must hold 3*len/4+3 bytes. */
 int b64_decode(const char *in, size_t len, unsigned char *out);
+
+/* ---- WebSocket framing (lg_ws.c), client side of RFC 6455 ---- */
+
+#define WS_OP_CONT 0
+#define WS_OP_TEXT 1
+#define WS_OP_BINARY 2
+#define WS_OP_CLOSE 8
+#define WS_OP_PING 9
+#define WS_OP_PONG 10
+/* Largest frame header a client writes: 2 + 8 (length) + 4 (mask key). */
+#define WS_HDR_MAX 14
+
+/* The upgrade request for ws_path on `host` into out (NUL-ended); accept gets the
+ * Sec-WebSocket-Accept value the server must answer with. Returns the length or -1. */
+int ws_request(char *out, size_t outsz, const char *path, const char *host, char *accept,
+               size_t acceptsz);
+/* Checks a complete response head (up to and including the blank line): status 101, the
+ * accept value, the xmpp subprotocol. Returns NULL when fine, else what is wrong. */
+const char *ws_check_response(const char *head, size_t len, const char *accept);
+/* Writes one final masked frame (header, then payload XORed with a fresh key) to dst, which
+ * must hold n + WS_HDR_MAX bytes. Returns the bytes written. */
+size_t ws_frame(char *dst, int opcode, const char *payload, size_t n);
+/* A server frame at b[0..len): returns the header length and sets *opcode, *fin, *plen; 0
+ * when more bytes are needed; -1 when the frame is invalid for a client to receive (masked,
+ * reserved bits, a control frame over 125 bytes or fragmented, over 16 MiB). */
+int ws_parse(const unsigned char *b, size_t len, int *opcode, int *fin, uint64_t *plen);
 
 /* ---- measurements (lg_stats.c) ---- */
 

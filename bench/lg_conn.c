@@ -21,6 +21,9 @@
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SM "urn:xmpp:sm:3"
+#define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
+#define WS_ACCEPT_LEN 32   /* during the upgrade, wsin starts with the expected accept value */
+#define WS_HEAD_MAX 8192   /* bound on the server's HTTP response head */
 #define READS_PER_EVENT 16 /* fairness: a busy connection yields after this many reads */
 
 lg_config_t lg_cfg;
@@ -157,8 +160,9 @@ void lg_close(lg_conn_t *c)
     c->fd = -1;
     free(c->in);
     free(c->out);
-    c->in = c->out = NULL;
-    c->in_len = c->in_cap = c->out_len = c->out_cap = 0;
+    free(c->wsin);
+    c->in = c->out = c->wsin = NULL;
+    c->in_len = c->in_cap = c->out_len = c->out_cap = c->wsin_len = c->wsin_cap = 0;
     scram_client_free(&c->scram);
     c->state = CS_FREE;
     c->want_out = c->in_stream = c->io_want_write = c->hs_want_write = 0;
@@ -181,21 +185,84 @@ static void mark_dirty(lg_conn_t *c)
     dirty_head = (uint32_t)(c - conns) + 1;
 }
 
-void lg_send(lg_conn_t *c, const char *data, size_t len)
+/* Room for `add` more bytes at the end of the output buffer; returns where they go. */
+static char *out_reserve(lg_conn_t *c, size_t add)
 {
-    if (c->state == CS_FREE) return;
-    if (c->out_len + len > c->out_cap) {
+    if (c->out_len + add > c->out_cap) {
         uint32_t cap = c->out_cap ? c->out_cap : 256;
-        while (cap < c->out_len + len)
+        while (cap < c->out_len + add)
             cap *= 2;
         char *n = realloc(c->out, cap);
         if (!n) abort();
         c->out = n;
         c->out_cap = cap;
     }
-    memcpy(c->out + c->out_len, data, len);
+    return c->out + c->out_len;
+}
+
+/* The bytes as they are (stream bytes on TCP, the HTTP request on a WebSocket). */
+static void out_raw(lg_conn_t *c, const char *data, size_t len)
+{
+    memcpy(out_reserve(c, len), data, len);
     c->out_len += (uint32_t)len;
     mark_dirty(c);
+}
+
+/* One masked WebSocket frame. */
+static void out_frame(lg_conn_t *c, int opcode, const char *data, size_t len)
+{
+    c->out_len += (uint32_t)ws_frame(out_reserve(c, len + WS_HDR_MAX), opcode, data, len);
+    mark_dirty(c);
+}
+
+static int scan(const char *b, size_t len, int in_stream, size_t *el, size_t *used);
+
+/* One element as one text message. RFC 7395 3.3.3: each message parses on its own, so a
+ * stanza without a namespace declaration gets xmlns='jabber:client' (as browser clients
+ * send them; a server may otherwise refuse it with unsupported-stanza-type). */
+static void ws_element(lg_conn_t *c, const char *st, size_t len)
+{
+    static const char ns[] = " xmlns='jabber:client'";
+    static char b[16384];
+    char v[256];
+    size_t nl = 1;
+    while (nl < len && st[nl] != ' ' && st[nl] != '>' && st[nl] != '/' && st[nl] != '\t' &&
+           st[nl] != '\n' && st[nl] != '\r')
+        nl++;
+    if (xml_attr(st, len, "xmlns", v, sizeof v) < 0 && len + sizeof ns <= sizeof b) {
+        memcpy(b, st, nl);
+        memcpy(b + nl, ns, sizeof ns - 1);
+        memcpy(b + nl + sizeof ns - 1, st + nl, len - nl);
+        out_frame(c, WS_OP_TEXT, b, len + sizeof ns - 1);
+        return;
+    }
+    out_frame(c, WS_OP_TEXT, st, len);
+}
+
+enum { SCAN_NEED, SCAN_ELEMENT, SCAN_OPEN, SCAN_CLOSE, SCAN_SKIP, SCAN_BAD };
+
+/* Everything the stream code sends goes through here. On a WebSocket, each top-level element
+ * becomes one text message (RFC 7395 3.3.3: a message holds exactly one element), whatever
+ * the callers batch into one call. */
+void lg_send(lg_conn_t *c, const char *data, size_t len)
+{
+    if (c->state == CS_FREE) return;
+    if (!c->ws) {
+        out_raw(c, data, len);
+        return;
+    }
+    size_t pos = 0;
+    while (pos < len) {
+        size_t el, used;
+        int k = scan(data + pos, len - pos, 1, &el, &used);
+        if (k == SCAN_ELEMENT) {
+            ws_element(c, data + pos + el, used - el);
+        } else if (k != SCAN_SKIP) { /* not a whole element: what is left, in one message */
+            out_frame(c, WS_OP_TEXT, data + pos, len - pos);
+            break;
+        }
+        pos += used;
+    }
 }
 
 static void send_str(lg_conn_t *c, const char *s)
@@ -287,10 +354,14 @@ static ssize_t recv_some(lg_conn_t *c, char *buf, size_t n)
 static void send_header(lg_conn_t *c)
 {
     char b[512];
-    snprintf(b, sizeof b,
-             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-             "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>",
-             lg_cfg.domain);
+    if (c->ws)
+        snprintf(b, sizeof b, "<open xmlns='" NS_FRAMING "' to='%s' version='1.0'/>",
+                 lg_cfg.domain);
+    else
+        snprintf(b, sizeof b,
+                 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>",
+                 lg_cfg.domain);
     send_str(c, b);
 }
 
@@ -392,13 +463,34 @@ static void start_tls(lg_conn_t *c)
     c->in_stream = 0;
 }
 
+/* WebSocket: the upgrade request; wsin keeps the accept value the answer must carry. */
+static void ws_upgrade(lg_conn_t *c)
+{
+    char req[768];
+    c->wsin = malloc(512);
+    if (!c->wsin) abort();
+    c->wsin_cap = 512;
+    int n = ws_request(req, sizeof req, lg_cfg.ws_path, lg_cfg.domain, c->wsin, WS_ACCEPT_LEN);
+    if (n < 0) {
+        fail(c, "websocket request too long");
+        return;
+    }
+    c->wsin_len = WS_ACCEPT_LEN;
+    c->state = CS_WS_UPGRADE;
+    out_raw(c, req, (size_t)n);
+}
+
 static void drive_handshake(lg_conn_t *c)
 {
     ERR_clear_error();
     int r = SSL_connect(c->ssl);
     if (r == 1) {
-        c->state = CS_STREAM2;
         c->hs_want_write = 0;
+        if (c->ws) {
+            ws_upgrade(c); /* wss: TLS from the first byte, then the upgrade */
+            return;
+        }
+        c->state = CS_STREAM2;
         send_header(c);
         return;
     }
@@ -477,6 +569,10 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
         int cl = lt ? (int)strcspn(lt + 1, " />") : 0;
         snprintf(why, sizeof why, "stream error %.*s", cl, lt ? lt + 1 : "");
         fail(c, why);
+        return 1;
+    }
+    if (c->ws && strcmp(name, "close") == 0) { /* RFC 7395 3.6: the WebSocket stream end */
+        fail(c, "stream closed by server");
         return 1;
     }
     if (c->sm_on) {
@@ -621,8 +717,6 @@ static int on_element(lg_conn_t *c, const char *name, const char *st, size_t len
         return 0;
     }
 }
-
-enum { SCAN_NEED, SCAN_ELEMENT, SCAN_OPEN, SCAN_CLOSE, SCAN_SKIP, SCAN_BAD };
 
 /* Finds `end` (a string) from b[i]; returns the index just past it, or 0 when absent. */
 static size_t past(const char *b, size_t len, size_t i, const char *end)
@@ -794,12 +888,118 @@ static int feed(lg_conn_t *c, const char *data, size_t n)
     return stop || c->state == CS_FREE ? -1 : 0;
 }
 
+/* WebSocket input: the HTTP answer to the upgrade, then the server's frames. Text messages
+ * go to feed() (the same stream code as TCP), pings get a pong, a close frame ends the
+ * connection. Returns -1 when reading must stop. */
+static int ws_in(lg_conn_t *c, const char *data, size_t n)
+{
+    char *own = NULL;
+    const char *b = data;
+    size_t len = n;
+    if (c->wsin_len) {
+        if (c->wsin_len + n > c->wsin_cap) {
+            uint32_t cap = c->wsin_cap ? c->wsin_cap : 512;
+            while (cap < c->wsin_len + n)
+                cap *= 2;
+            char *nb = realloc(c->wsin, cap);
+            if (!nb) abort();
+            c->wsin = nb;
+            c->wsin_cap = cap;
+        }
+        memcpy(c->wsin + c->wsin_len, data, n);
+        c->wsin_len += (uint32_t)n;
+        /* Take the buffer: handlers may close the connection while we walk it. */
+        own = c->wsin;
+        b = own;
+        len = c->wsin_len;
+        c->wsin = NULL;
+        c->wsin_len = c->wsin_cap = 0;
+    }
+    size_t pos = 0;
+    int stop = 0;
+    if (c->state == CS_WS_UPGRADE) {
+        /* wsin always holds the accept value here, so b is our own buffer. */
+        const char *head = b + WS_ACCEPT_LEN;
+        const char *e = memmem(head, len - WS_ACCEPT_LEN, "\r\n\r\n", 4);
+        if (!e && len - WS_ACCEPT_LEN < WS_HEAD_MAX) {
+            c->wsin = own;
+            c->wsin_len = (uint32_t)len;
+            c->wsin_cap = (uint32_t)(len > 512 ? len : 512);
+            return 0;
+        }
+        const char *why =
+            e ? ws_check_response(head, (size_t)(e + 4 - head), b) : "HTTP response head too long";
+        if (why) {
+            char w[96];
+            snprintf(w, sizeof w, "websocket: %s", why);
+            free(own);
+            fail(c, w);
+            return -1;
+        }
+        pos = (size_t)(e + 4 - b);
+        c->state = CS_STREAM2; /* no STARTTLS on a WebSocket: SASL features next */
+        c->in_stream = 0;
+        send_header(c);
+    }
+    while (pos < len && !stop) {
+        int op, fin;
+        uint64_t pl;
+        int h = ws_parse((const unsigned char *)b + pos, len - pos, &op, &fin, &pl);
+        if (h < 0) {
+            fail(c, "bad WebSocket frame from server");
+            stop = 1;
+            break;
+        }
+        if (h == 0 || len - pos - (size_t)h < pl) break;
+        const char *p = b + pos + h;
+        pos += (size_t)h + (size_t)pl;
+        switch (op) {
+        case WS_OP_CONT:
+        case WS_OP_TEXT:
+            /* One element per message; a stream restart inside changes nothing below. */
+            feed(c, p, (size_t)pl);
+            stop = c->state == CS_FREE;
+            break;
+        case WS_OP_PING:
+            out_frame(c, WS_OP_PONG, p, (size_t)pl);
+            break;
+        case WS_OP_PONG:
+            break;
+        case WS_OP_CLOSE:
+            fail(c, "websocket closed by server");
+            stop = 1;
+            break;
+        default:
+            fail(c, "binary WebSocket frame from server");
+            stop = 1;
+        }
+    }
+    if (!stop && pos < len && c->state != CS_FREE) {
+        /* Keep the incomplete frame for the next read. */
+        size_t rest = len - pos;
+        if (own) {
+            memmove(own, own + pos, rest);
+            c->wsin = own;
+            c->wsin_cap = (uint32_t)(len > 512 ? len : 512);
+            own = NULL;
+        } else {
+            c->wsin = malloc(rest < 512 ? 512 : rest);
+            if (!c->wsin) abort();
+            memcpy(c->wsin, b + pos, rest);
+            c->wsin_cap = (uint32_t)(rest < 512 ? 512 : rest);
+        }
+        c->wsin_len = (uint32_t)rest;
+    }
+    free(own);
+    return stop || c->state == CS_FREE ? -1 : 0;
+}
+
 static void do_read(lg_conn_t *c)
 {
     for (int i = 0; i < READS_PER_EVENT && c->state != CS_FREE; i++) {
         ssize_t n = recv_some(c, rbuf, sizeof rbuf);
         if (n > 0) {
-            if (feed(c, rbuf, (size_t)n) < 0) return;
+            if ((c->ws ? ws_in(c, rbuf, (size_t)n) : feed(c, rbuf, (size_t)n)) < 0) return;
             continue;
         }
         if (n == 0)
@@ -825,8 +1025,17 @@ static void on_event(lg_conn_t *c, uint32_t ev)
             fail(c, why);
             return;
         }
-        c->state = CS_STREAM1;
-        send_header(c);
+        if (c->ws && lg_cfg.wss) {
+            start_tls(c);
+            if (c->state == CS_HANDSHAKE) drive_handshake(c);
+            return;
+        }
+        if (c->ws) {
+            ws_upgrade(c);
+        } else {
+            c->state = CS_STREAM1;
+            send_header(c);
+        }
         set_out(c, 0);
         return;
     }
@@ -869,6 +1078,9 @@ static int start(uint32_t idx, int resume)
         c->sm_h = c->sm_sent = 0;
     }
     c->idx = idx;
+    /* The first ws_share of the slots are WebSocket clients (msg: 0.5 puts one end of every
+     * pair on a WebSocket, the other on TCP). */
+    c->ws = lg_cfg.nws_ports > 0 && (double)idx < lg_cfg.ws_share * (double)nconns;
     c->failed = 0;
     c->roster_result = 0;
     c->roster_both = 0;
@@ -898,9 +1110,10 @@ static int start(uint32_t idx, int resume)
             return -1;
         }
     }
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port =
-                                 htons((uint16_t)lg_cfg.ports[idx % (uint32_t)lg_cfg.nports])};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET,
+        .sin_port = htons((uint16_t)(c->ws ? lg_cfg.ws_ports[idx % (uint32_t)lg_cfg.nws_ports]
+                                           : lg_cfg.ports[idx % (uint32_t)lg_cfg.nports]))};
     inet_pton(AF_INET, lg_cfg.host, &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
         snprintf(why, sizeof why, "connect: %s", strerror(errno));
@@ -914,8 +1127,9 @@ static int start(uint32_t idx, int resume)
 }
 
 static const char *const state_names[] = {
-    "free", "connecting",    "stream", "starttls", "tls handshake", "sasl features",
-    "sasl", "bind features", "bind",   "ping",     "ready",         "resume"};
+    "free",          "connecting", "stream",           "starttls", "tls handshake",
+    "sasl features", "sasl",       "bind features",    "bind",     "ping",
+    "ready",         "resume",     "websocket upgrade"};
 
 /* Logins that take longer than the configured timeout count as failures. */
 static void sweep_timeouts(uint64_t now)

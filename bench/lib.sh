@@ -8,7 +8,9 @@
 #                          server has them) or "notls"; starts fresh server processes and sets
 #                          SERVER_PORT (comma-separated client ports), SERVER_PIDS (every
 #                          server process, comma-separated) and SERVER_NOTLS (1 when this
-#                          variant accepts logins without TLS)
+#                          variant accepts logins without TLS); SERVER_WSS_PORT (XMPP over
+#                          WebSocket with TLS, RFC 7395, on SERVER_WS_PATH; empty: the
+#                          WebSocket cases are skipped)
 #   server_stop            stops what server_start started
 # and, for the cases only ours has (skipped for the others): VARIANT "tls-mam" (the message
 # archive on; every other variant runs without it, as the peers do), bench_mam_query (the
@@ -20,7 +22,7 @@
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
 : "${SM_N:=2000}" "${MUC_ROOMS:=20}" "${MUC_OCCUPANTS:=50}" "${MUC_MESSAGES:=2000}"
-: "${CASES:=login-scram login-plain login-notls idle msg msg-sm msg-mam mam-query upload sm-resume presence pep muc scale}"
+: "${CASES:=login-scram login-plain login-notls login-wss idle idle-wss msg msg-ws msg-sm msg-mam mam-query upload sm-resume presence pep muc scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
 
@@ -193,6 +195,20 @@ bench_suite() {
                 continue
             fi
             ;;
+        login-wss | idle-wss | msg-ws)
+            server_start tls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
+            if [ -z "${SERVER_WSS_PORT:-}" ]; then
+                bench_log "$LABEL: $c skipped (no WebSocket listener)"
+                echo "RESULT case=$c server=$LABEL status=skipped" >> "$RESULTS"
+                server_stop
+                continue
+            fi
+            if ! bench_ready; then
+                echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"
+                server_stop
+                continue
+            fi
+            ;;
         login-notls)
             server_start notls || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             if [ "$SERVER_NOTLS" != 1 ]; then
@@ -214,6 +230,16 @@ bench_suite() {
         login-plain) bench_case "$c" --scenario login -n "$LOGIN_N" --sasl plain --port "$SERVER_PORT" ;;
         login-notls) bench_case "$c" --scenario login -n "$LOGIN_N" --sasl scram-sha-256 --no-tls --port "$SERVER_PORT" ;;
         idle) bench_case "$c" --scenario idle -n "$IDLE_N" --port "$SERVER_PORT" ;;
+        # XMPP over WebSocket with TLS (wss: TLS from the first byte, HTTP upgrade, RFC 7395
+        # framing); msg-ws: the first half of the clients (one end of every pair) on wss, the
+        # other on STARTTLS TCP.
+        login-wss) bench_case "$c" --scenario login -n "$LOGIN_N" --sasl scram-sha-256 --port "$SERVER_PORT" \
+            --ws-port "$SERVER_WSS_PORT" --ws-path "${SERVER_WS_PATH:-/xmpp-websocket}" --wss ;;
+        idle-wss) bench_case "$c" --scenario idle -n "$IDLE_N" --port "$SERVER_PORT" \
+            --ws-port "$SERVER_WSS_PORT" --ws-path "${SERVER_WS_PATH:-/xmpp-websocket}" --wss ;;
+        msg-ws) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" \
+            --rate "$MSG_RATE" --port "$SERVER_PORT" --ws-port "$SERVER_WSS_PORT" \
+            --ws-path "${SERVER_WS_PATH:-/xmpp-websocket}" --wss --ws-share 0.5 ;;
         msg) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         msg-mam) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         mam-query) bench_mam_query ;;

@@ -66,6 +66,12 @@ static void usage(void)
         "  --password S         the password of every bench account (benchpass)\n"
         "  --sasl M             scram-sha-256 | scram-sha-1 | plain | auto (scram-sha-256)\n"
         "  --no-tls             no STARTTLS (the server must allow it)\n"
+        "  --ws-port P[,P...]   XMPP over WebSocket (RFC 7395) on these ports: HTTP upgrade,\n"
+        "                       one element per masked text frame, <open/> framing, no STARTTLS\n"
+        "  --wss                the WebSocket clients use TLS from the first byte (wss://)\n"
+        "  --ws-path PATH       the WebSocket endpoint (/xmpp-websocket)\n"
+        "  --ws-share F         the first F of the clients use the WebSocket, the others --port\n"
+        "                       (1; msg: 0.5 puts one end of every pair on each transport)\n"
         "  --sm                 XEP-0198 on every client: <enable resume='true'/>, <a/> to\n"
         "                       each <r/>, an <r/> after every 5 messages sent (msg)\n"
         "  -n, --clients N      login / idle / sm-resume: clients (1000)\n"
@@ -94,14 +100,14 @@ static void usage(void)
     exit(2);
 }
 
-static void parse_ports(const char *s)
+static void parse_ports(const char *s, int *ports, int *nports)
 {
-    lg_cfg.nports = 0;
-    while (*s && lg_cfg.nports < 8) {
+    *nports = 0;
+    while (*s && *nports < 8) {
         char *end;
         long v = strtol(s, &end, 10);
         if (end == s || v <= 0 || v > 65535) usage();
-        lg_cfg.ports[lg_cfg.nports++] = (int)v;
+        ports[(*nports)++] = (int)v;
         s = *end == ',' ? end + 1 : end;
     }
 }
@@ -116,6 +122,10 @@ static void parse_args(int argc, char **argv)
                                        {"password", 1, 0, 'w'},
                                        {"sasl", 1, 0, 'm'},
                                        {"no-tls", 0, 0, 'T'},
+                                       {"ws-port", 1, 0, 'Q'},
+                                       {"wss", 0, 0, 'Z'},
+                                       {"ws-path", 1, 0, 'y'},
+                                       {"ws-share", 1, 0, 'F'},
                                        {"sm", 0, 0, 'M'},
                                        {"clients", 1, 0, 'n'},
                                        {"concurrency", 1, 0, 'c'},
@@ -151,6 +161,8 @@ static void parse_args(int argc, char **argv)
     lg_cfg.starttls = 1;
     lg_cfg.sasl = SASL_SCRAM_SHA256;
     lg_cfg.login_timeout_s = 60;
+    lg_cfg.ws_share = 1;
+    snprintf(lg_cfg.ws_path, sizeof lg_cfg.ws_path, "/xmpp-websocket");
     int o;
     while ((o = getopt_long(argc, argv, "s:n:h", lo, NULL)) != -1) {
         switch (o) {
@@ -161,7 +173,7 @@ static void parse_args(int argc, char **argv)
             snprintf(lg_cfg.host, sizeof lg_cfg.host, "%s", optarg);
             break;
         case 'p':
-            parse_ports(optarg);
+            parse_ports(optarg, lg_cfg.ports, &lg_cfg.nports);
             break;
         case 'd':
             snprintf(lg_cfg.domain, sizeof lg_cfg.domain, "%s", optarg);
@@ -184,6 +196,19 @@ static void parse_args(int argc, char **argv)
             break;
         case 'T':
             lg_cfg.starttls = 0;
+            break;
+        case 'Q':
+            parse_ports(optarg, lg_cfg.ws_ports, &lg_cfg.nws_ports);
+            break;
+        case 'Z':
+            lg_cfg.wss = 1;
+            break;
+        case 'y':
+            snprintf(lg_cfg.ws_path, sizeof lg_cfg.ws_path, "%s", optarg);
+            break;
+        case 'F':
+            lg_cfg.ws_share = atof(optarg);
+            if (lg_cfg.ws_share < 0 || lg_cfg.ws_share > 1) usage();
             break;
         case 'n':
             opt.clients = (uint32_t)atol(optarg);
@@ -259,6 +284,18 @@ static void parse_args(int argc, char **argv)
         }
     }
     if (optind != argc || opt.concurrency == 0 || lg_cfg.nports == 0) usage();
+}
+
+/* The clients' transport, as RESULT lines name it: starttls, none (plaintext TCP), ws, wss,
+ * or a mix such as wss+starttls (the first on the WebSocket). */
+static const char *transport_name(void)
+{
+    static char b[32];
+    const char *tcp = lg_cfg.starttls ? "starttls" : "none", *ws = lg_cfg.wss ? "wss" : "ws";
+    if (!lg_cfg.nws_ports || lg_cfg.ws_share <= 0) return tcp;
+    if (lg_cfg.ws_share >= 1) return ws;
+    snprintf(b, sizeof b, "%s+%s", ws, tcp);
+    return b;
 }
 
 static const char *sasl_name(void)
@@ -439,9 +476,8 @@ static void start_engine(uint32_t n)
 
 static void print_header(const char *title)
 {
-    printf("%s against %s (%s%s, %d server process%s)\n", title, opt.label,
-           lg_cfg.starttls ? "STARTTLS " : "no TLS ", sasl_name(), opt.procs.n,
-           opt.procs.n == 1 ? "" : "es");
+    printf("%s against %s (%s %s, %d server process%s)\n", title, opt.label, transport_name(),
+           sasl_name(), opt.procs.n, opt.procs.n == 1 ? "" : "es");
 }
 
 static double pct(double part, double whole)
@@ -461,8 +497,8 @@ static int scenario_login(void)
     double per = lr.ok ? cpu / lr.ok : 0, rate = secs > 0 ? lr.ok / secs : 0;
     printf("RESULT scenario=login server=%s tls=%s sasl=%s n=%u ok=%u fail=%u secs=%.2f "
            "logins_per_s=%.1f cpu_ms_per_login=%.3f p50_ms=%.2f p99_ms=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, lg_cfg.starttls ? "starttls" : "none", sasl_name(), n, lr.ok, lr.fail, secs,
-           rate, per, hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), pct(self, secs * 1000));
+           opt.label, transport_name(), sasl_name(), n, lr.ok, lr.fail, secs, rate, per,
+           hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), pct(self, secs * 1000));
     print_header("login");
     row("logins ok / failed", "%u / %u", lr.ok, lr.fail);
     row("logins per second", "%.1f", rate);
@@ -493,7 +529,7 @@ static int scenario_idle(void)
     double per = live ? (double)(a - b) / live : 0;
     printf("RESULT scenario=idle server=%s tls=%s n=%u ok=%u fail=%u sessions=%u "
            "rss_before_kib=%ld rss_after_kib=%ld kib_per_session=%.2f\n",
-           opt.label, lg_cfg.starttls ? "starttls" : "none", n, lr.ok, lr.fail, live, b, a, per);
+           opt.label, transport_name(), n, lr.ok, lr.fail, live, b, a, per);
     print_header("idle");
     row("idle sessions", "%u (failed %u)", live, lr.fail);
     print_procs_rss("before", before);
@@ -618,14 +654,14 @@ static int scenario_msg(void)
     double rate = secs > 0 ? ms.received / secs : 0;
     double per1000 = ms.received ? cpu * 1000.0 / ms.received : 0;
     long long lost = (long long)ms.sent - (long long)ms.received;
-    printf("RESULT scenario=msg server=%s sm=%d pairs=%u window=%u duration_s=%.0f rate_cap=%.0f "
+    printf("RESULT scenario=msg server=%s tls=%s sm=%d pairs=%u window=%u duration_s=%.0f "
+           "rate_cap=%.0f "
            "sent=%llu received=%llu lost=%lld errors=%llu msgs_per_s=%.0f p50_ms=%.2f "
            "p99_ms=%.2f max_ms=%.1f cpu_ms_per_1000_msgs=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, lg_cfg.sm, opt.pairs, opt.window, opt.duration, opt.rate,
-           (unsigned long long)ms.sent,
-           (unsigned long long)ms.received, lost, (unsigned long long)ms.errors, rate,
-           hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99), (double)ms.lat.max_us / 1000.0, per1000,
-           pct(self, secs * 1000));
+           opt.label, transport_name(), lg_cfg.sm, opt.pairs, opt.window, opt.duration, opt.rate,
+           (unsigned long long)ms.sent, (unsigned long long)ms.received, lost,
+           (unsigned long long)ms.errors, rate, hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99),
+           (double)ms.lat.max_us / 1000.0, per1000, pct(self, secs * 1000));
     print_header(lg_cfg.sm ? "msg with stream management (XEP-0198)" : "msg");
     row("pairs / window / seconds", "%u / %u / %.0f%s", opt.pairs, opt.window, opt.duration,
         opt.rate > 0 ? " (rate capped)" : "");

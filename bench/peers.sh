@@ -152,6 +152,7 @@ ej_setup() {
     bench_pick_port EJ_PORT
     bench_pick_port EJ_NOTLS_PORT
     bench_pick_port EJ_DIST_PORT
+    bench_pick_port EJ_WSS_PORT
     # Same limits as ours: backlog 1024 (ejabberd's default of 5 drops SYNs under a login
     # burst), no shaper, 256 KiB stanzas; SCRAM-SHA-256 credentials (4096 iterations).
     cat > "$EJ/ejabberd.yml" <<EOF
@@ -175,6 +176,14 @@ listen:
     starttls: true
     max_stanza_size: 262144
     backlog: 1024
+  -
+    port: $EJ_WSS_PORT
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: true
+    backlog: 1024
+    request_handlers:
+      "/xmpp-websocket": ejabberd_http_ws
 auth_method: internal
 auth_password_format: scram
 auth_scram_hash: sha256
@@ -218,12 +227,14 @@ ej_start() {
     vm=$(cat "$EJ/ejabberd.pid" 2> /dev/null) || return 1
     SERVER_PIDS=$(ej_pids "$vm")
     SERVER_PORT=$EJ_PORT
+    SERVER_WSS_PORT=$EJ_WSS_PORT
+    SERVER_WS_PATH=/xmpp-websocket
     SERVER_NOTLS=0
     if [ "$1" = notls ]; then
         SERVER_PORT=$EJ_NOTLS_PORT
         SERVER_NOTLS=1
     fi
-    bench_wait_port "$SERVER_PORT" 30 "$vm"
+    bench_wait_port "$SERVER_PORT" 30 "$vm" && bench_wait_port "$EJ_WSS_PORT" 30 "$vm"
 }
 
 ej_stop() {
@@ -279,9 +290,13 @@ pr_setup() {
     mkdir -p "$PR/data" "$PR/certs"
     cp "$PW/cert.pem" "$PW/key.pem" "$PR/"
     bench_pick_port PR_PORT
+    bench_pick_port PR_HTTP_PORT
+    bench_pick_port PR_WSS_PORT
     # epoll backend, backlog 1024, no s2s, no offline storage (we have none either);
     # encryption not required so the no-TLS case can run, PLAIN only under TLS; SCRAM-SHA-256
-    # credentials with our iteration count.
+    # credentials with our iteration count. XMPP over WebSocket (mod_websocket) on the https
+    # port (the global certificate); the plain http port only so that the default 5280 is
+    # not taken.
     cat > "$PR/prosody.cfg.lua" <<EOF
 pidfile = "$PR/prosody.pid"
 data_path = "$PR/data"
@@ -292,7 +307,11 @@ network_settings = { tcp_backlog = 1024 }
 interfaces = { "127.0.0.1" }
 c2s_ports = { $PR_PORT }
 c2s_interfaces = { "127.0.0.1" }
-modules_enabled = { "roster", "saslauth", "tls", "disco", "ping" }
+modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "websocket" }
+http_ports = { $PR_HTTP_PORT }
+http_interfaces = { "127.0.0.1" }
+https_ports = { $PR_WSS_PORT }
+https_interfaces = { "127.0.0.1" }
 modules_disabled = { "s2s", "s2s_auth_certs", "offline" }
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = false
@@ -314,9 +333,11 @@ pr_start() {
     PR_PID=$!
     SERVER_PIDS=$PR_PID
     SERVER_PORT=$PR_PORT
+    SERVER_WSS_PORT=$PR_WSS_PORT
+    SERVER_WS_PATH=/xmpp-websocket
     SERVER_NOTLS=0
     [ "$1" = notls ] && SERVER_NOTLS=1
-    bench_wait_port "$PR_PORT" 30 "$PR_PID"
+    bench_wait_port "$PR_PORT" 30 "$PR_PID" && bench_wait_port "$PR_WSS_PORT" 30 "$PR_PID"
 }
 
 pr_stop() {

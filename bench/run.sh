@@ -75,6 +75,7 @@ bench_pick_port ROUTER_PORT
 bench_pick_port FE1_PORT
 bench_pick_port FE2_PORT
 bench_pick_port UPLOAD_PORT
+bench_pick_port WSS_PORT
 bench_cert "$WORK"
 CONF=$WORK/xmpp.conf
 cat > "$CONF" <<EOF
@@ -139,10 +140,13 @@ server_start() {
     XMPP_REQUIRE_TLS=$req XMPP_MAM_ENABLED=$mam "$BUILD/session-router" -c "$CONF" \
         2>> "$WORK/router.log" &
     ROUTER_PID=$!
+    # The first frontend also takes XMPP over WebSocket with TLS (wss_listen).
     XMPP_REQUIRE_TLS=$req XMPP_C2S_LISTEN="127.0.0.1:$FE1_PORT" XMPP_FRONTEND_NAME=fe1 \
-        "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe1.log" &
+        XMPP_WSS_LISTEN="127.0.0.1:$WSS_PORT" "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe1.log" &
     FE_PIDS=$!
     SERVER_PORT=$FE1_PORT
+    SERVER_WSS_PORT=$WSS_PORT
+    SERVER_WS_PATH=/xmpp-websocket
     # tls2: two frontends whatever --two-frontends says (the room case spreads each room's
     # occupants over both).
     if [ "$FRONTENDS" = 2 ] || [ "$1" = tls2 ]; then
@@ -160,7 +164,7 @@ server_start() {
     SERVER_NOTLS=0
     [ "$1" = notls ] && SERVER_NOTLS=1
     local p
-    for p in ${SERVER_PORT//,/ }; do
+    for p in ${SERVER_PORT//,/ } $WSS_PORT; do
         bench_wait_port "$p" 10 "$ROUTER_PID" || return 1
     done
 }

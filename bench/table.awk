@@ -7,12 +7,22 @@ BEGIN {
         "login-scram:fail:failed logins (STARTTLS, SCRAM-SHA-256)|" \
         "login-plain:cpu_ms_per_login:server CPU ms per login (STARTTLS, PLAIN)|" \
         "login-notls:cpu_ms_per_login:server CPU ms per login (no TLS, SCRAM-SHA-256)|" \
+        "login-wss:cpu_ms_per_login:server CPU ms per login (wss, SCRAM-SHA-256)|" \
+        "login-wss:cpu_ratio:server CPU per login, wss / STARTTLS (login-scram)|" \
+        "login-wss:fail:failed logins (wss)|" \
         "idle:kib_per_session:KiB per idle STARTTLS session|" \
+        "idle-wss:kib_per_session:KiB per idle wss session|" \
+        "idle-wss:kib_ratio:KiB per idle session, wss / STARTTLS (idle)|" \
         "msg:msgs_per_s:messages per second|" \
         "msg:p50_ms:message latency p50 (ms)|" \
         "msg:p99_ms:message latency p99 (ms)|" \
         "msg:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages|" \
         "msg:lost:messages lost|" \
+        "msg-ws:msgs_per_s:messages per second, wss <-> STARTTLS pairs|" \
+        "msg-ws:p99_ms:message latency p99 (ms), wss <-> STARTTLS|" \
+        "msg-ws:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, wss <-> STARTTLS|" \
+        "msg-ws:cpu_ratio:server CPU per message, wss <-> STARTTLS / msg|" \
+        "msg-ws:lost:messages lost, wss <-> STARTTLS|" \
         "msg-mam:msgs_per_s:messages per second, XEP-0313 archive on|" \
         "msg-mam:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, archive on|" \
         "msg-mam:cpu_ratio:server CPU per message, archive on / off (msg)|" \
@@ -33,7 +43,7 @@ BEGIN {
         "sm-resume:one_reconnect_to_resumed_p50_ms:reconnect (TLS, SASL) to <resumed/> p50 (ms)|" \
         "sm-resume:one_reconnect_to_resumed_p99_ms:reconnect (TLS, SASL) to <resumed/> p99 (ms)|" \
         "sm-resume:one_resume_to_resumed_p99_ms:<resume/> to <resumed/> p99 (ms)|" \
-        "sm-resume:reconnect_to_resumed_p99_ms:all waiting sessions at once: reconnect to <resumed/> p99 (ms)|" \
+        "sm-resume:reconnect_to_resumed_p99_ms:all waiting sessions at once, reconnect to <resumed/> p99 (ms)|" \
         "presence:fanout_p99_ms:presence fan-out to all contacts p99 (ms)|" \
         "presence:cpu_ms_per_1000_deliveries:server CPU ms per 1000 presence deliveries|" \
         "pep:fanout_p99_ms:PEP notification fan-out to 50 contacts p99 (ms)|" \
@@ -63,6 +73,10 @@ function cell(f, c, k) {
     if ((f, c, "status") in v) return "n/a (" v[f, c, "status"] ")"
     return "-"
 }
+function ratio(f, c, base, k, out) {
+    if ((f, c, k) in v && (f, base, k) in v && v[f, base, k] + 0 > 0)
+        v[f, c, out] = sprintf("%.2f", v[f, c, k] / v[f, base, k])
+}
 function isnum(x) { return x ~ /^-?[0-9]+(\.[0-9]+)?$/ }
 END {
     # Derived: what stream management costs per message, from the two msg runs.
@@ -74,6 +88,12 @@ END {
         if ((f, "msg-mam", "cpu_ms_per_1000_msgs") in v && (f, "msg", "cpu_ms_per_1000_msgs") in v \
             && v[f, "msg", "cpu_ms_per_1000_msgs"] + 0 > 0)
             v[f, "msg-mam", "cpu_ratio"] = sprintf("%.2f", v[f, "msg-mam", "cpu_ms_per_1000_msgs"] / v[f, "msg", "cpu_ms_per_1000_msgs"])
+    # Derived: WebSocket over TLS against STARTTLS TCP, per login, idle session and message.
+    for (f = 1; f <= nf; f++) {
+        ratio(f, "login-wss", "login-scram", "cpu_ms_per_login", "cpu_ratio")
+        ratio(f, "idle-wss", "idle", "kib_per_session", "kib_ratio")
+        ratio(f, "msg-ws", "msg", "cpu_ms_per_1000_msgs", "cpu_ratio")
+    }
     printf "%-52s", "figure"
     for (f = 1; f <= nf; f++) {
         printf " %20s", (f in label) ? label[f] : "server" f
