@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from ws_client import NS_FRAMING, WSLibClient, host_meta_websocket_urls, url_get
+from ws_client import (NS_FRAMING, WSLibClient, exchange_messages, host_meta_websocket_urls,
+                       url_get)
 from xmpp_client import q
 
 WSS_URL = os.environ.get("XMPP_WSS_URL", "")
@@ -46,12 +47,7 @@ def test_wss_logs_in_with_scram_and_chats_with_a_tcp_client(stack, login, new_us
     assert ws.auth(a.localpart, a.password, "SCRAM-SHA-1") == "success"
     ws.bind("browser")
     assert ws.jid.startswith(a.jid + "/")
-    token = "ws-to-tcp-" + uuid.uuid4().hex[:8]
-    ws.message(tcp.jid, token)
-    assert tcp.wait_message(token).get("from") == ws.jid
-    token = "tcp-to-ws-" + uuid.uuid4().hex[:8]
-    tcp.message(ws.jid, token)
-    assert ws.wait_message(token).get("from") == tcp.jid
+    exchange_messages(ws, tcp)
     ws.end_stream()
 
 

@@ -233,32 +233,17 @@ def test_resumption_on_the_other_frontend(ws, extra_frontend, login, new_user, s
 
 # ------------------------------------------------------------------ WebSocket errors
 
-def test_unmasked_frame_is_a_protocol_error(stack, login, new_user):
+@pytest.mark.parametrize("frame, code, why", [
+    (encode_frame(OP_TEXT, b"<open xmlns='%s' to='localhost' version='1.0'/>"
+                  % NS_FRAMING.encode(), mask=False), 1002, "not masked (RFC 6455 5.1)"),
+    (encode_frame(OP_BINARY, b"<open/>"), 1003, "binary (RFC 7395 3.2: text only)"),
+    (encode_frame(OP_TEXT, b"<open xmlns='\xff\xfe' />"), 1007, "invalid UTF-8"),
+])
+def test_bad_frames_are_refused(stack, login, new_user, frame, code, why):
     sock, frames = upgraded(stack)
     try:
-        sock.sendall(encode_frame(OP_TEXT, b"<open xmlns='%s' to='localhost' version='1.0'/>"
-                                  % NS_FRAMING.encode(), mask=False))
-        assert close_code_after(sock, frames) == 1002
-    finally:
-        sock.close()
-    still_serving(login, new_user)
-
-
-def test_binary_frame_is_refused(stack, login, new_user):
-    sock, frames = upgraded(stack)
-    try:
-        sock.sendall(encode_frame(OP_BINARY, b"<open/>"))
-        assert close_code_after(sock, frames) == 1003
-    finally:
-        sock.close()
-    still_serving(login, new_user)
-
-
-def test_invalid_utf8_is_refused(stack, login, new_user):
-    sock, frames = upgraded(stack)
-    try:
-        sock.sendall(encode_frame(OP_TEXT, b"<open xmlns='\xff\xfe' />"))
-        assert close_code_after(sock, frames) == 1007
+        sock.sendall(frame)
+        assert close_code_after(sock, frames) == code, why
     finally:
         sock.close()
     still_serving(login, new_user)

@@ -457,3 +457,15 @@ class WSLibClient(XMPPClient):
             self.ws.transport.abort()
             self.loop.run_until_complete(asyncio.sleep(0))
             self.loop.close()
+
+
+def exchange_messages(ws, tcp):
+    """A message each way between a bound WebSocket client and a bound TCP client, each
+    arriving from the other's full JID."""
+    import uuid
+    token = "ws-to-tcp-" + uuid.uuid4().hex[:8]
+    ws.message(tcp.jid, token)
+    assert tcp.wait_message(token).get("from") == ws.jid
+    token = "tcp-to-ws-" + uuid.uuid4().hex[:8]
+    tcp.message(ws.jid, token)
+    assert ws.wait_message(token).get("from") == tcp.jid

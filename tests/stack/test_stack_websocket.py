@@ -4,10 +4,10 @@ to the frontends' plain ws_listen ports with a PROXY v2 header; the client's own
 reaches the frontend's log; a WebSocket client and a TCP client chat; anything else is
 answered 404 by HAProxy; a dead frontend's WebSocket clients come back on the other one."""
 
-import uuid
 
 from localstack import NFE
-from ws_client import NS_FRAMING, WSLibClient, host_meta_websocket_urls, url_get
+from ws_client import (NS_FRAMING, WSLibClient, exchange_messages, host_meta_websocket_urls,
+                       url_get)
 from xmpp_client import NS_SASL, q
 
 
@@ -37,12 +37,7 @@ def test_wss_through_haproxy_logs_in_with_scram_and_chats_with_a_tcp_client(lsta
         # The frontend logged the login from the browser's own address and port (the PROXY
         # header through HAProxy's HTTP mode), not HAProxy's.
         assert lstack.frontend_of(ws, a) in ["c2s%d" % i for i in range(1, NFE + 1)]
-        token = "ws-to-tcp-" + uuid.uuid4().hex[:8]
-        ws.message(tcp.jid, token)
-        assert tcp.wait_message(token).get("from") == ws.jid
-        token = "tcp-to-ws-" + uuid.uuid4().hex[:8]
-        tcp.message(ws.jid, token)
-        assert ws.wait_message(token).get("from") == tcp.jid
+        exchange_messages(ws, tcp)
         ws.end_stream()
     finally:
         for c in made:
