@@ -233,17 +233,17 @@ def test_resumption_on_the_other_frontend(ws, extra_frontend, login, new_user, s
 
 # ------------------------------------------------------------------ WebSocket errors
 
-@pytest.mark.parametrize("frame, code, why", [
-    (encode_frame(OP_TEXT, b"<open xmlns='%s' to='localhost' version='1.0'/>"
-                  % NS_FRAMING.encode(), mask=False), 1002, "not masked (RFC 6455 5.1)"),
-    (encode_frame(OP_BINARY, b"<open/>"), 1003, "binary (RFC 7395 3.2: text only)"),
-    (encode_frame(OP_TEXT, b"<open xmlns='\xff\xfe' />"), 1007, "invalid UTF-8"),
-])
-def test_bad_frames_are_refused(stack, login, new_user, frame, code, why):
+@pytest.mark.parametrize("opcode, payload, mask, code", [
+    (OP_TEXT, b"<open xmlns='%s' to='localhost' version='1.0'/>" % NS_FRAMING.encode(), False,
+     1002),
+    (OP_BINARY, b"<open/>", True, 1003),
+    (OP_TEXT, b"<open xmlns='\xff\xfe' />", True, 1007),
+], ids=["not masked (RFC 6455 5.1)", "binary (RFC 7395 3.2: text only)", "invalid UTF-8"])
+def test_bad_frames_are_refused(stack, login, new_user, opcode, payload, mask, code):
     sock, frames = upgraded(stack)
     try:
-        sock.sendall(frame)
-        assert close_code_after(sock, frames) == code, why
+        sock.sendall(encode_frame(opcode, payload, mask=mask))
+        assert close_code_after(sock, frames) == code
     finally:
         sock.close()
     still_serving(login, new_user)
