@@ -475,9 +475,10 @@ static void on_deliver(const ipc_hdr_t *h, const zpart_t *payload)
     }
     client_t *c = client_of(IPC_DELIVER, m.conn);
     if ((!c || c->stream_done) && !m.numbered) {
+        /* In order behind the unbind, which may wait in the router buffer. */
         ipc_hdr_t rh;
         ipc_return_build(&rh, &(ipc_return_t){.conn = m.conn});
-        router_send(&rh, payload->data, payload->len); /* a full pipe: dropped, as before */
+        router_submit(&rh, payload->data, payload->len, 0); /* buffer full: dropped */
         return;
     }
     if (!c || !c->bound || c->stream_done || (m.numbered && sm_check_number(c, m.h) < 0))

@@ -32,6 +32,8 @@ const config_key_t ws_config_keys[] = {
 #define WS_VALUE_MAX 512
 #define WS_MAX_ORIGINS 32
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" /* RFC 6455 1.3 */
+/* Frames in one message at most (on_frame_start). */
+#define WS_MAX_FRAGMENTS 64
 
 static struct {
     char path[256];
@@ -508,6 +510,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 {
     ws_t *ws = ud;
     client_t *c = ws->c;
+    if (ws->fragments > WS_MAX_FRAGMENTS) /* refused in on_frame_start: not used */
+        return;
     if (arg->opcode == WSLAY_TEXT_FRAME) {
         on_text(c, (const char *)arg->msg, arg->msg_length);
     } else if (arg->opcode == WSLAY_BINARY_FRAME) {
@@ -527,8 +531,6 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
  * each frame apart until the message is whole: many tiny fragments would cost far more
  * memory than their bytes. Browsers send a message in one frame; past WS_MAX_FRAGMENTS
  * the connection ends with 1009 like an oversized message. */
-#define WS_MAX_FRAGMENTS 64
-
 static void on_frame_start(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *arg, void *ud)
 {

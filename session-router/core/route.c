@@ -446,9 +446,22 @@ void route_returned(const char *payload, size_t len)
     const char *to = st ? xml_node_attr(st, "to") : NULL;
     jid_t jid;
     char bare[JID_MAX + 1];
-    if (to && jid_parse(&jid, to) == 0 && jid_bare(&jid, bare, sizeof bare) >= 0)
-        route_redeliver(bare, payload, len);
+    if (!to || jid_parse(&jid, to) < 0 || jid_bare(&jid, bare, sizeof bare) < 0) {
+        xml_node_free(&st);
+        return;
+    }
+    int message = ipc_kind_from_name(st->name) == IPC_KIND_MESSAGE;
     xml_node_free(&st);
+    /* A message only for a user with no available resource left. One that has some got
+     * it already (a bare-JID message goes to each of them, a full-JID one as a carbon
+     * copy), or the resource is still the one returning it (its frontend ended the stream
+     * but has not sent the unbind yet): routing it again would repeat it, or send it back
+     * to the same connection over and over. (An iq request gets its error either way.) */
+    user_t *u = user_find(bare);
+    for (session_t *s = u ? u->sessions : NULL; message && s; s = s->next)
+        if (s->available)
+            return;
+    route_redeliver(bare, payload, len);
 }
 
 void route_redeliver_items(const char *bare, smq_item_t *items)

@@ -20,7 +20,8 @@ void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
 void route_redeliver(const char *bare, const char *payload, size_t len);
 /* A stanza a frontend handed back because the connection it was for had gone before it
  * could be written (IPC_RETURN): routed as route_redeliver does, for the user its 'to'
- * names. */
+ * names, when that user has no available resource left (offline storage); otherwise
+ * dropped, since those resources had it (or as a carbon copy). */
 void route_returned(const char *payload, size_t len);
 /* The same for each stanza of a list taken from a session's queue (smq.h), freed here. */
 struct smq_item;

@@ -297,6 +297,26 @@ def test_many_tiny_fragments_are_refused(stack, login, new_user):
     still_serving(login, new_user)
 
 
+def test_a_message_in_too_many_frames_is_not_used(ws, login, new_user):
+    """The frame past the limit ends the message: it is refused whole (1009), even when
+    that frame is the last one, and the recipient gets nothing."""
+    ua, ub = new_user("wsg"), new_user("wsh")
+    b = login(ub, resource="b")
+    a = ws()
+    a.login(ua.localpart, ua.password)
+    data = ("<message xmlns='jabber:client' to='%s'><body>in 65 frames</body></message>"
+            % b.jid).encode()
+    parts = [data[:len(data) - 64]] + [data[len(data) - 64 + i:len(data) - 63 + i]
+                                       for i in range(64)]
+    assert len(parts) == 65 and b"".join(parts) == data
+    a.send_frame(OP_TEXT, parts[0], fin=False)
+    for i, part in enumerate(parts[1:]):
+        a.send_frame(OP_CONT, part, fin=i == 63)
+    a.assert_closed()
+    assert a.close_code == 1009
+    b.expect_nothing(lambda e: e.findtext("{jabber:client}body") == "in 65 frames", 1.0)
+
+
 def test_close_frame_without_close_element_leaves_the_session_resumable(ws, new_user):
     """A browser tab closed or reloaded sends a WebSocket close frame (1001) without
     <close/>: the stream did not end, so, as for a lost TCP connection, the session waits

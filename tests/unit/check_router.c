@@ -601,9 +601,9 @@ START_TEST(test_offline_then_delivered)
 END_TEST
 
 /* A stanza a frontend could not write, its client gone before the router heard of it,
- * comes back (IPC_RETURN): routed as for a resource not online (8.5.3.2.1): a chat
- * message to the user's other resources or offline storage, an iq request answered with
- * an error, a presence dropped. */
+ * comes back (IPC_RETURN): routed as for a resource not online (8.5.3.2.1) when the user
+ * has no available resource: a chat message to offline storage; an iq request answered
+ * with an error in any case; a presence dropped. */
 START_TEST(test_returned_stanzas)
 {
     session_t *alice = bind_jid(ALICE "/a");
@@ -619,7 +619,9 @@ START_TEST(test_returned_stanzas)
     route_returned(msg, sizeof msg - 1);
     fake_redis_flush();
     ck_assert_int_eq(offline_count(BOB), 1);
-    /* With another resource online, it goes there. */
+    /* With another resource available, a message is not routed again: that resource had
+     * it (bare JID) or its carbon copy; nor is it sent back to a session still available
+     * (its frontend ended the stream before sending the unbind). */
     session_t *b2 = bind_jid(BOB "/r2");
     avail(b2, 0);
     fake_link_clear();
@@ -627,7 +629,9 @@ START_TEST(test_returned_stanzas)
                                "<body>2</body></message>";
     route_returned(msg2, sizeof msg2 - 1);
     fake_redis_flush();
-    ck_assert_int_eq(got(b2, "r2"), 1);
+    ck_assert_int_eq(got(b2, "r2"), 0);
+    ck_assert_uint_eq(fake_link_count(), 0);
+    ck_assert_int_eq(offline_count(BOB), 0);
     static const char iq[] = "<iq type='get' id='q1' to='" BOB "/r' from='" ALICE "/a'>"
                              "<query xmlns='jabber:iq:version'/></iq>";
     route_returned(iq, sizeof iq - 1);
