@@ -811,34 +811,69 @@ static void local_name(const char *st, size_t len, char *out, size_t n)
     out[l] = '\0';
 }
 
+/* Input a connection cannot use yet (an incomplete stanza, frame or HTTP head) waits in a
+ * buffer of its own: `pending_t` names one (the stanza buffer or the WebSocket one). */
+typedef struct {
+    char **buf;
+    uint32_t *len, *cap;
+} pending_t;
+
+/* The bytes to walk: what `p` keeps followed by `data` (*n: their length in, the total
+ * out). When they are in p's buffer, that buffer is handed over in *own (p emptied:
+ * handlers may close the connection while the caller walks it); else *own is NULL. */
+static const char *pending_join(pending_t p, const char *data, size_t *n, char **own,
+                                uint32_t *own_cap)
+{
+    *own = NULL;
+    *own_cap = 0;
+    if (!*p.len)
+        return data;
+    if (*p.len + *n > *p.cap) {
+        uint32_t cap = *p.cap ? *p.cap : 512;
+        while (cap < *p.len + *n)
+            cap *= 2;
+        char *nb = realloc(*p.buf, cap);
+        if (!nb) abort();
+        *p.buf = nb;
+        *p.cap = cap;
+    }
+    memcpy(*p.buf + *p.len, data, *n);
+    *n += *p.len;
+    *own = *p.buf;
+    *own_cap = *p.cap;
+    *p.buf = NULL;
+    *p.len = *p.cap = 0;
+    return *own;
+}
+
+/* Keeps b[pos..len) in `p` for the next read, in `own` (from pending_join, which `p` then
+ * owns again) when there is one. */
+static void pending_keep(pending_t p, char *own, uint32_t own_cap, const char *b, size_t pos,
+                          size_t len)
+{
+    size_t rest = len - pos;
+    if (own) {
+        memmove(own, own + pos, rest);
+        *p.buf = own;
+        *p.cap = own_cap;
+    } else {
+        *p.cap = (uint32_t)(rest < 512 ? 512 : rest);
+        *p.buf = malloc(*p.cap);
+        if (!*p.buf) abort();
+        memcpy(*p.buf, b + pos, rest);
+    }
+    *p.len = (uint32_t)rest;
+}
+
 /* Handles the bytes just read, together with a partial stanza kept from before. Returns -1
  * when reading must stop (connection gone, or its transport changed). */
 static int feed(lg_conn_t *c, const char *data, size_t n)
 {
-    char *own = NULL;
-    uint32_t own_cap = 0;
-    const char *b = data;
+    pending_t keep = {&c->in, &c->in_len, &c->in_cap};
+    char *own;
+    uint32_t own_cap;
     size_t len = n;
-    if (c->in_len) {
-        if (c->in_len + n > c->in_cap) {
-            uint32_t cap = c->in_cap ? c->in_cap : 512;
-            while (cap < c->in_len + n)
-                cap *= 2;
-            char *nb = realloc(c->in, cap);
-            if (!nb) abort();
-            c->in = nb;
-            c->in_cap = cap;
-        }
-        memcpy(c->in + c->in_len, data, n);
-        c->in_len += (uint32_t)n;
-        /* Take the buffer: handlers may close the connection while we walk it. */
-        own = c->in;
-        own_cap = c->in_cap;
-        b = own;
-        len = c->in_len;
-        c->in = NULL;
-        c->in_len = c->in_cap = 0;
-    }
+    const char *b = pending_join(keep, data, &len, &own, &own_cap);
     size_t pos = 0;
     int stop = 0;
     while (pos < len && !stop) {
@@ -868,21 +903,8 @@ static int feed(lg_conn_t *c, const char *data, size_t n)
         }
     }
     if (!stop && pos < len && c->state != CS_FREE) {
-        /* Keep the incomplete stanza for the next read. */
-        size_t rest = len - pos;
-        if (own) {
-            memmove(own, own + pos, rest);
-            c->in = own;
-            c->in_len = (uint32_t)rest;
-            c->in_cap = own_cap;
-            own = NULL;
-        } else {
-            c->in = malloc(rest < 512 ? 512 : rest);
-            if (!c->in) abort();
-            memcpy(c->in, b + pos, rest);
-            c->in_len = (uint32_t)rest;
-            c->in_cap = (uint32_t)(rest < 512 ? 512 : rest);
-        }
+        pending_keep(keep, own, own_cap, b, pos, len); /* the incomplete stanza */
+        own = NULL;
     }
     free(own);
     return stop || c->state == CS_FREE ? -1 : 0;
@@ -893,28 +915,11 @@ static int feed(lg_conn_t *c, const char *data, size_t n)
  * connection. Returns -1 when reading must stop. */
 static int ws_in(lg_conn_t *c, const char *data, size_t n)
 {
-    char *own = NULL;
-    const char *b = data;
+    pending_t keep = {&c->wsin, &c->wsin_len, &c->wsin_cap};
+    char *own;
+    uint32_t own_cap;
     size_t len = n;
-    if (c->wsin_len) {
-        if (c->wsin_len + n > c->wsin_cap) {
-            uint32_t cap = c->wsin_cap ? c->wsin_cap : 512;
-            while (cap < c->wsin_len + n)
-                cap *= 2;
-            char *nb = realloc(c->wsin, cap);
-            if (!nb) abort();
-            c->wsin = nb;
-            c->wsin_cap = cap;
-        }
-        memcpy(c->wsin + c->wsin_len, data, n);
-        c->wsin_len += (uint32_t)n;
-        /* Take the buffer: handlers may close the connection while we walk it. */
-        own = c->wsin;
-        b = own;
-        len = c->wsin_len;
-        c->wsin = NULL;
-        c->wsin_len = c->wsin_cap = 0;
-    }
+    const char *b = pending_join(keep, data, &len, &own, &own_cap);
     size_t pos = 0;
     int stop = 0;
     if (c->state == CS_WS_UPGRADE) {
@@ -922,9 +927,7 @@ static int ws_in(lg_conn_t *c, const char *data, size_t n)
         const char *head = b + WS_ACCEPT_LEN;
         const char *e = memmem(head, len - WS_ACCEPT_LEN, "\r\n\r\n", 4);
         if (!e && len - WS_ACCEPT_LEN < WS_HEAD_MAX) {
-            c->wsin = own;
-            c->wsin_len = (uint32_t)len;
-            c->wsin_cap = (uint32_t)(len > 512 ? len : 512);
+            pending_keep(keep, own, own_cap, b, 0, len); /* the head so far */
             return 0;
         }
         const char *why =
@@ -975,20 +978,8 @@ static int ws_in(lg_conn_t *c, const char *data, size_t n)
         }
     }
     if (!stop && pos < len && c->state != CS_FREE) {
-        /* Keep the incomplete frame for the next read. */
-        size_t rest = len - pos;
-        if (own) {
-            memmove(own, own + pos, rest);
-            c->wsin = own;
-            c->wsin_cap = (uint32_t)(len > 512 ? len : 512);
-            own = NULL;
-        } else {
-            c->wsin = malloc(rest < 512 ? 512 : rest);
-            if (!c->wsin) abort();
-            memcpy(c->wsin, b + pos, rest);
-            c->wsin_cap = (uint32_t)(rest < 512 ? 512 : rest);
-        }
-        c->wsin_len = (uint32_t)rest;
+        pending_keep(keep, own, own_cap, b, pos, len); /* the incomplete frame */
+        own = NULL;
     }
     free(own);
     return stop || c->state == CS_FREE ? -1 : 0;
