@@ -26,45 +26,64 @@ static metric_t *m_stored; /* xmpp_offline_messages_stored_total */
 static admin_counter_t stored_count = {.name = "offline messages stored since start"};
 static admin_counter_t delivered_count = {.name = "offline messages delivered since start"};
 
+/* Stores in flight (waiting for the roster load or Redis) hold their stanza twice (as
+ * received and stamped). A burst for offline users (a flood to a user who just went, the
+ * deliveries a gone connection hands back) must not grow the router without bound: past
+ * OFFLINE_INFLIGHT_BYTES the sender gets resource-constraint (RFC 6120 8.3.3.18) instead. */
+#define OFFLINE_INFLIGHT_BYTES (1024 * 1024)
+static size_t inflight_bytes;
+static unsigned long refused; /* in this run of refusals, logged once it ends */
+
 typedef struct {
     char *sender;  /* full JID of the sender, to bounce to */
     char *to_bare;
     char *stored;  /* the stamped stanza */
-    xml_node_t *orig;
+    char *orig;    /* the stanza as received, parsed again only to bounce it */
+    size_t orig_len, cost;
 } store_req_t;
 
 static void store_req_free(store_req_t *r)
 {
-    xml_node_free(&r->orig);
+    inflight_bytes -= r->cost;
+    if (!inflight_bytes && refused) {
+        log_warn("offline: %lu messages were refused with resource-constraint: more than "
+                 "%d bytes of stores waited for Redis", refused, OFFLINE_INFLIGHT_BYTES);
+        refused = 0;
+    }
     free(r->sender);
     free(r->to_bare);
     free(r->stored);
+    free(r->orig);
     free(r);
 }
 
 static void bounce(store_req_t *r, const char *etype, const char *cond)
 {
     session_t *s = session_find_jid(r->sender);
-    if (s)
-        session_reply_error(s, r->orig, etype, cond);
+    xml_node_t *st = s ? stanza_parse(r->orig, r->orig_len) : NULL;
+    if (st)
+        session_reply_error(s, st, etype, cond);
+    xml_node_free(&st);
 }
 
-/* The reply of EXEC: [EXISTS acct, RPUSH offline]. */
-static void on_pushed(redisAsyncContext *ac, void *reply, void *privdata)
+/* The account check, the count and the push in one step, so stores racing for one user
+ * (many in flight at once) cannot pass max_offline between a count and a push.
+ * KEYS: the account, the offline list. ARGV: max_offline, the stamped stanza.
+ * Returns 0 (no account), -1 (storage full) or the list's new length. */
+const char offline_store_script[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+    "if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[1]) then return -1 end "
+    "return redis.call('RPUSH', KEYS[2], ARGV[2])";
+
+static void on_stored(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     store_req_t *r = privdata;
     redisReply *rep = reply;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_INTEGER ||
-        rep->element[1]->type != REDIS_REPLY_INTEGER) {
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         bounce(r, "wait", "internal-server-error");
-    } else if (rep->element[0]->integer == 0) {
-        /* The account was deleted between the check and the push (account.h): the list
-         * the push made is not left behind for whoever gets the name next. */
-        char key[STORAGE_KEY_MAX];
-        storage_key(key, KEYS_OFFLINE, r->to_bare);
-        rt_redis_command(rt_redis_ignore, NULL, "DEL %s", key);
+    } else if (rep->integer <= 0) {
+        /* No account, or storage full: RFC 6121 8.5.2.2.1 / 8.5.1, indistinguishable. */
         bounce(r, "cancel", "service-unavailable");
     } else {
         metric_inc(m_stored);
@@ -73,37 +92,8 @@ static void on_pushed(redisAsyncContext *ac, void *reply, void *privdata)
     store_req_free(r);
 }
 
-/* The account check and the count came back: store, or tell the sender why not. */
-static void on_checked(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    store_req_t *r = privdata;
-    redisReply *rep = reply;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_INTEGER ||
-        rep->element[1]->type != REDIS_REPLY_INTEGER) {
-        bounce(r, "wait", "internal-server-error");
-        store_req_free(r);
-        return;
-    }
-    /* No account, or storage full: RFC 6121 8.5.2.2.1 / 8.5.1, indistinguishable. */
-    if (rep->element[0]->integer == 0 ||
-        rep->element[1]->integer >= max_offline) {
-        bounce(r, "cancel", "service-unavailable");
-        store_req_free(r);
-        return;
-    }
-    char acct[STORAGE_KEY_MAX], key[STORAGE_KEY_MAX];
-    storage_key(acct, KEYS_ACCOUNT, r->to_bare);
-    storage_key(key, KEYS_OFFLINE, r->to_bare);
-    rt_redis_command(rt_redis_ignore, NULL, "MULTI");
-    rt_redis_command(rt_redis_ignore, NULL, "EXISTS %s", acct);
-    rt_redis_command(rt_redis_ignore, NULL, "RPUSH %s %s", key, r->stored);
-    rt_redis_command(on_pushed, r, "EXEC");
-}
-
 /* Once the recipient's roster and blocklist are loaded: bounce if the sender is blocked,
- * otherwise check the account and the count, then store. */
+ * otherwise store (the script checks the account and the count). */
 static void store_loaded(user_t *u, int ok, void *arg)
 {
     store_req_t *r = arg;
@@ -120,10 +110,11 @@ static void store_loaded(user_t *u, int ok, void *arg)
     char acct[STORAGE_KEY_MAX], key[STORAGE_KEY_MAX];
     storage_key(acct, KEYS_ACCOUNT, r->to_bare);
     storage_key(key, KEYS_OFFLINE, r->to_bare);
-    rt_redis_command(rt_redis_ignore, NULL, "MULTI");
-    rt_redis_command(rt_redis_ignore, NULL, "EXISTS %s", acct);
-    rt_redis_command(rt_redis_ignore, NULL, "LLEN %s", key);
-    rt_redis_command(on_checked, r, "EXEC");
+    if (rt_redis_command(on_stored, r, "EVAL %s 2 %s %s %ld %s", offline_store_script, acct, key,
+                         max_offline, r->stored) != REDIS_OK) {
+        bounce(r, "wait", "internal-server-error");
+        store_req_free(r);
+    }
 }
 
 /* A normal or chat message for a user with no resource that takes it. */
@@ -132,17 +123,31 @@ static mod_result_t on_store_offline(hook_ev_t *ev)
     xml_node_t *st = stanza_parse(ev->payload, ev->len);
     if (!st)
         return MOD_HANDLED;
-    store_req_t *r = xcalloc(1, sizeof *r);
-    r->sender = xstrdup(ev->from); /* its 'from': the sender's session may be gone */
-    r->to_bare = xstrdup(ev->to);
-    r->orig = st;
-    /* XEP-0203: when the server received it. */
     xml_node_t *copy = xml_node_copy(st);
+    /* XEP-0203: when the server received it. */
     stanza_add_delay(copy, rt.domain, time(NULL));
     buf_t b = BUF_INIT;
     xml_serialize(copy, XML_NS_CLIENT, &b);
     xml_node_free(&copy);
+    size_t cost = 2 * ev->len + b.len;
+    if (inflight_bytes + cost > OFFLINE_INFLIGHT_BYTES) {
+        session_t *s = session_find_jid(ev->from);
+        if (s)
+            session_reply_error(s, st, "wait", "resource-constraint");
+        refused++;
+        buf_free(&b);
+        xml_node_free(&st);
+        return MOD_HANDLED;
+    }
+    xml_node_free(&st);
+    store_req_t *r = xcalloc(1, sizeof *r);
+    r->sender = xstrdup(ev->from); /* its 'from': the sender's session may be gone */
+    r->to_bare = xstrdup(ev->to);
+    r->orig = xstrndup(ev->payload, ev->len);
+    r->orig_len = ev->len;
     r->stored = buf_steal(&b);
+    r->cost = cost;
+    inflight_bytes += cost;
     user_with_roster(r->to_bare, store_loaded, r);
     return MOD_HANDLED;
 }

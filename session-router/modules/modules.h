@@ -30,6 +30,10 @@ extern module_t mod_upload;
 extern module_t mod_vcard;
 extern module_t mod_version;
 
+/* mod_offline's store script (the account check, the count and the push in one step),
+ * known to the unit tests' fake Redis, which runs it as the commands it stands for. */
+extern const char offline_store_script[];
+
 /* The configuration keys of muc_archive.c (the room archive side of mod_muc). */
 
 #endif

@@ -43,6 +43,7 @@ import uuid
 import pytest
 
 from conftest import VALGRIND, build_dir, read_log
+from test_im_helpers import configured_stack
 from xmpp_client import (NS_SASL, NS_STREAMS_ERR, STREAM_ERROR_TAG, StreamClosed, XMPPClient,
                          child_conditions, dump)
 
@@ -51,6 +52,12 @@ SLACK_KB = 6 * 1024
 PER_CONN_KB = 16
 TREE_FACTOR = 32   # XML_TREE_FACTOR in common/xml.c
 READ_CHUNK = 16 * 1024
+# link_hwm of the private stacks of the flood tests: what a process may hold queued on the
+# frontend-router link when the other end falls behind, at most LINK_MSG_KB per message
+# (ZeroMQ's message records and the stanza's copy).
+LINK_HWM = 10000
+LINK_MSG_KB = 0.5
+LINK_KB = int(LINK_HWM * LINK_MSG_KB)
 
 # Limits that other tests' keys would otherwise add to the picture: every test switches off
 # what it does not exercise, so that it depends on nothing but its own keys.
@@ -477,18 +484,24 @@ def offender_state(c, state):
 
 
 @pytest.mark.parametrize("rate", [1024 * 1024, 0], ids=["throttled", "unthrottled"])
-def test_100k_stanzas_without_reading(stack, extra_frontend, login, new_user, rate):
+def test_100k_stanzas_without_reading(stack, login, rate):
     """A client writes 100,000 messages to itself and never reads the echoes: it stalls
     (the frontend stops reading it while its output is above max_output_buffer / 4) or is
     cut off; memory stays bounded, everybody else is served. 'unthrottled' switches
-    max_bytes_per_second off: then nothing but the output bound holds the client back."""
+    max_bytes_per_second off: then nothing but the output bound holds the client back.
+    A router that falls behind the frontend holds what waits on the link, at most link_hwm
+    messages: a private stack with a stated link_hwm, so the router's bound is known."""
     max_out = 64 * KB
-    fe = extra_frontend(require_tls="false", max_output_buffer=max_out,
-                        max_bytes_per_second=rate, max_connections_per_ip=0,
-                        connection_rate_per_ip=0)
+    with configured_stack(stack, require_tls="false", max_output_buffer=max_out,
+                          max_bytes_per_second=rate, link_hwm=LINK_HWM) as ps:
+        flood_without_reading(ps, login, max_out, rate)
+
+
+def flood_without_reading(ps, login, max_out, rate):
+    fe, new_user = ps.frontend, ps.new_user
     by = Bystanders(login, new_user, fe.port, tls=False)
     off = plain_login(fe.port, new_user("flood"), resource="flood")
-    mon = RssMonitor(frontend=fe.proc.pid, router=stack.router.pid).start()
+    mon = RssMonitor(frontend=fe.proc.pid, router=ps.router.pid).start()
     # Messages to itself: each comes back through the router to the client that does not
     # read. Big enough (21 MB in all) that kernel socket buffers cannot hold them all.
     n = 100000
@@ -502,9 +515,10 @@ def test_100k_stanzas_without_reading(stack, extra_frontend, login, new_user, ra
     by.check()
     fresh_login_works(login, new_user, fe.port, tls=False)
     mon.stop()
-    mon.check("frontend", SLACK_KB + 2 * max_out // KB + 2 * READ_CHUNK // KB,
-              "max_output_buffer %d, max_bytes_per_second %d" % (max_out, rate))
-    mon.check("router", SLACK_KB, "the router only forwards")
+    mon.check("frontend", SLACK_KB + 2 * max_out // KB + 2 * READ_CHUNK // KB + LINK_KB,
+              "max_output_buffer %d, max_bytes_per_second %d, link_hwm %d"
+              % (max_out, rate, LINK_HWM))
+    mon.check("router", SLACK_KB + LINK_KB, "the router forwards; link_hwm %d" % LINK_HWM)
     if state == "stalled":
         # Back-pressure, not a deadlock: once the offender reads, its echoes flow again.
         got = 0

@@ -183,3 +183,28 @@ def test_queue_frees_after_delivery(stack, login):
         a2 = online(login, ua, "a2", roster=False, port=ps.frontend.port)
         for i in range(2):
             a2.im_wait(is_body("round2 %d" % i), WAIT)
+
+
+def test_offline_cap_holds_for_a_burst(login, new_user):
+    """150 messages written at once to an offline user with the default cap of 100: the
+    router has them all in flight together, and still stores exactly the first 100 (the
+    check and the push are one step in Redis); the other 50 come back as errors."""
+    ua, us = new_user("a"), new_user("s")
+    s = online(login, us, "s", roster=False)
+    cap, extra = 100, 50
+    ids = ["burst%d" % i for i in range(cap + extra)]
+    s.send("".join("<message to='%s' type='chat' id='%s'><body>burst %d</body></message>"
+                   % (ua.jid, mid, i) for i, mid in enumerate(ids)))
+    errors = [s.im_wait(lambda e: e.get("type") == "error", WAIT, "an error over the cap")
+              for _ in range(extra)]
+    for err in errors:
+        assert_error(err, {"service-unavailable"})
+    assert sorted(e.get("id") for e in errors) == sorted(ids[cap:]), \
+        "the refused messages are not the last %d" % extra
+    s.im_sync()
+    s.im_expect_none(lambda e: e.get("type") == "error", QUIET, "more errors than messages over the cap")
+    a = online(login, ua, "a", roster=False)
+    got = [a.im_wait(lambda e: e.tag == MESSAGE_TAG and e.get("type") != "error", WAIT,
+                     "stored message %d" % i) for i in range(cap)]
+    assert [m.findtext(NS + "body") for m in got] == ["burst %d" % i for i in range(cap)]
+    assert not bodies_received(a, "burst", QUIET), "more than %d messages were stored" % cap
