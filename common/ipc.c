@@ -36,6 +36,8 @@ static const char *const type_names[IPC_TYPE_MAX + 1] = {
     [IPC_SM_STATE] = "sm-state",
     [IPC_SM_REQUEST] = "sm-request",
     [IPC_RETURN] = "return",
+    [IPC_S2S_OUT] = "s2s-out",
+    [IPC_S2S_IN] = "s2s-in",
 };
 
 void ipc_hdr_init(ipc_hdr_t *h, ipc_type_t type, uint64_t conn)
@@ -264,14 +266,17 @@ static int hello_build(ipc_hdr_t *out, ipc_type_t type, const ipc_hello_t *msg)
 
 int ipc_hello_build(ipc_hdr_t *out, const ipc_hello_t *msg)
 {
-    return hello_build(out, IPC_HELLO, msg);
+    int rc = hello_build(out, IPC_HELLO, msg);
+    out->flags = msg->s2s ? IPC_HELLO_S2S : 0;
+    return rc;
 }
 
 int ipc_hello_read(const ipc_hdr_t *in, ipc_hello_t *msg)
 {
-    if (!is_msg(in, IPC_HELLO, 1) || !in->field[0][0])
+    if (!is_msg(in, IPC_HELLO, 1) || !in->field[0][0] || (in->flags & ~IPC_HELLO_S2S))
         return -1;
-    *msg = (ipc_hello_t){.epoch = in->conn, .name = in->field[0]};
+    *msg = (ipc_hello_t){.epoch = in->conn, .name = in->field[0],
+                         .s2s = !!(in->flags & IPC_HELLO_S2S)};
     return 0;
 }
 
@@ -389,9 +394,9 @@ int ipc_bind_reply_read(const ipc_hdr_t *in, ipc_bind_reply_t *msg)
     return 0;
 }
 
-int ipc_stanza_build(ipc_hdr_t *out, const ipc_stanza_t *msg)
+static int stanza_build(ipc_hdr_t *out, ipc_type_t type, const ipc_stanza_t *msg)
 {
-    ipc_hdr_init(out, IPC_STANZA, msg->conn);
+    ipc_hdr_init(out, type, msg->conn);
     out->seq = msg->h;
     out->kind = (uint8_t)msg->kind;
     out->stype = (uint8_t)msg->stype;
@@ -400,17 +405,52 @@ int ipc_stanza_build(ipc_hdr_t *out, const ipc_stanza_t *msg)
     return msg->id ? set_field(out, 2, msg->id) : 0;
 }
 
-int ipc_stanza_read(const ipc_hdr_t *in, ipc_stanza_t *msg)
+/* A stanza's facts: a kind, a type that kind allows (an iq always has one: RFC 6120
+ * 8.2.3), a 'from', and with need_to a 'to'. */
+static int stanza_read(const ipc_hdr_t *in, ipc_type_t type, int need_to, ipc_stanza_t *msg)
 {
     ipc_kind_t kind = (ipc_kind_t)in->kind;
     ipc_stype_t st = (ipc_stype_t)in->stype;
-    /* A kind, and a type that kind allows (an iq always has one: RFC 6120 8.2.3). */
-    if (!is_msg(in, IPC_STANZA, 2) || !in->field[1][0] || kind == IPC_KIND_NONE ||
-        (st == IPC_ST_NONE ? kind == IPC_KIND_IQ : !stype_valid(kind, st)))
+    if (!is_msg(in, type, 2) || !in->field[1][0] || (need_to && !in->field[0][0]) ||
+        kind == IPC_KIND_NONE || (st == IPC_ST_NONE ? kind == IPC_KIND_IQ : !stype_valid(kind, st)))
         return -1;
     *msg = (ipc_stanza_t){.conn = in->conn, .kind = kind, .stype = st, .to = in->field[0],
                           .from = in->field[1], .id = in->field[2], .h = in->seq};
     return 0;
+}
+
+int ipc_stanza_build(ipc_hdr_t *out, const ipc_stanza_t *msg)
+{
+    return stanza_build(out, IPC_STANZA, msg);
+}
+
+int ipc_stanza_read(const ipc_hdr_t *in, ipc_stanza_t *msg)
+{
+    return stanza_read(in, IPC_STANZA, 0, msg);
+}
+
+int ipc_s2s_out_build(ipc_hdr_t *out, const ipc_s2s_t *msg)
+{
+    ipc_s2s_t m = *msg;
+    m.h = 0;
+    return stanza_build(out, IPC_S2S_OUT, &m);
+}
+
+int ipc_s2s_out_read(const ipc_hdr_t *in, ipc_s2s_t *msg)
+{
+    return in->seq || in->flags ? -1 : stanza_read(in, IPC_S2S_OUT, 1, msg);
+}
+
+int ipc_s2s_in_build(ipc_hdr_t *out, const ipc_s2s_t *msg)
+{
+    ipc_s2s_t m = *msg;
+    m.h = 0;
+    return stanza_build(out, IPC_S2S_IN, &m);
+}
+
+int ipc_s2s_in_read(const ipc_hdr_t *in, ipc_s2s_t *msg)
+{
+    return in->seq || in->flags ? -1 : stanza_read(in, IPC_S2S_IN, 1, msg);
 }
 
 int ipc_unbind_build(ipc_hdr_t *out, const ipc_unbind_t *msg)

@@ -65,8 +65,19 @@ typedef enum {
     IPC_RETURN = 24,         /* fe->rt: conn; payload: a stanza delivered (not numbered) to a
                                 connection already gone or past its stream's end, handed back
                                 for the router to route again */
-    IPC_TYPE_MAX = 24,
+    IPC_S2S_OUT = 25,        /* rt->fe: kind, stype, fields to/from/id; payload: a stanza for
+                                another domain (to's), sent on the frontend's server-to-server
+                                connection from from's domain to it */
+    IPC_S2S_IN = 26,         /* fe->rt: conn (the server connection), kind, stype, fields
+                                to/from/id; payload: a stanza another server sent (from
+                                checked against the domain it authenticated as), or an error
+                                the frontend made for a stanza it could not send */
+    IPC_TYPE_MAX = 26,
 } ipc_type_t;
+
+/* Flags of IPC_HELLO. */
+#define IPC_HELLO_S2S 0x01 /* the sender serves server-to-server connections: the router
+                              may send it IPC_S2S_OUT */
 
 /* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
  * can rebuild its table (docs/PROTOCOL.md, "resync"). */
@@ -176,10 +187,12 @@ extern const config_key_t ipc_config_keys[];
  * docs/PROTOCOL.md: builders put each field where the table there says. */
 
 /* hello and heartbeat (both ways): the sender's boot epoch and name. A hello needs a
- * name. */
+ * name; a frontend's says whether it serves server-to-server connections (s2s, flag
+ * IPC_HELLO_S2S; a heartbeat carries no flags). */
 typedef struct {
     uint64_t epoch;
     const char *name;
+    int s2s;
 } ipc_hello_t;
 typedef ipc_hello_t ipc_heartbeat_t;
 
@@ -442,6 +455,16 @@ typedef struct {
 
 int ipc_return_build(ipc_hdr_t *out, const ipc_return_t *msg);
 int ipc_return_read(const ipc_hdr_t *in, ipc_return_t *msg);
+/* s2s-out (rt -> fe) and s2s-in (fe -> rt): a stanza between servers, with the facts of
+ * ipc_stanza_t (h unused; conn: in s2s-in the server connection it came on, 0 in s2s-out).
+ * Both need a kind, a type the kind allows, 'to' and 'from' (RFC 6120 8.1.1.1, 8.1.2.1:
+ * every stanza between servers has both). */
+typedef ipc_stanza_t ipc_s2s_t;
+
+int ipc_s2s_out_build(ipc_hdr_t *out, const ipc_s2s_t *msg);
+int ipc_s2s_out_read(const ipc_hdr_t *in, ipc_s2s_t *msg);
+int ipc_s2s_in_build(ipc_hdr_t *out, const ipc_s2s_t *msg);
+int ipc_s2s_in_read(const ipc_hdr_t *in, ipc_s2s_t *msg);
 int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg);
 int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg);
 int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg);
