@@ -21,6 +21,7 @@
 #include "metrics_http.h"
 #include "privdrop.h"
 #include "registration.h"
+#include "s2s_resolve.h"
 #include "scram.h"
 #include "tls.h"
 #include "util.h"
@@ -58,6 +59,7 @@ static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,      curve_config_keys,
     backoff_config_keys, frontend_config_keys, router_link_config_keys, zlink_config_keys,
     metrics_http_config_keys, register_config_keys, scram_config_keys, ws_config_keys,
+    s2s_resolve_config_keys,
 };
 
 static void usage(void)

@@ -1,0 +1,82 @@
+/* s2s_resolve: where to connect for a remote domain (RFC 6120 3.2, XEP-0368), and the
+ * Server Dialback key (XEP-0185).
+ *
+ * Order of the targets:
+ * - a domain listed in s2s_static_hosts gets only its static target (no DNS for the domain;
+ *   a host name there is resolved with A/AAAA). Syntax: comma-separated entries
+ *   `domain=host:port`, host a name, an IPv4 literal or `[v6]`; an entry may start with
+ *   `tls:` (`domain=tls:host:port`) to use XEP-0368 direct TLS to that target.
+ * - otherwise the SRV records of _xmpps-server._tcp.DOMAIN (direct TLS) and
+ *   _xmpp-server._tcp.DOMAIN (STARTTLS), merged, ordered by priority then by the weighted
+ *   random choice of RFC 2782, each target resolved to its A/AAAA addresses;
+ *   a single SRV record with target "." means the service is decidedly not available
+ *   (n == 0, no fallback);
+ * - no SRV record at all: the domain's own A/AAAA addresses, port 5269, STARTTLS.
+ * At most S2S_TARGETS_MAX targets. Everything runs on c-ares inside the event loop: no call
+ * blocks. */
+#ifndef C2S_S2S_RESOLVE_H
+#define C2S_S2S_RESOLVE_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "evloop.h"
+
+#define S2S_TARGETS_MAX 16
+/* Resolutions in flight at once; s2s_resolve returns NULL beyond it. */
+#define S2S_QUERIES_MAX 256
+
+typedef struct {
+    struct sockaddr_storage addr; /* address and port to connect to */
+    socklen_t addrlen;
+    int direct_tls;               /* XEP-0368 (_xmpps-server): TLS from the first byte */
+    char host[256];               /* the name it came from (SRV target, static host or the domain), for logs */
+} s2s_target_t;
+
+/* n == 0: no way to reach the domain (NXDOMAIN, no records, resolver failure); `why` then
+ * says which, for logs and the error text (NULL when n > 0). targets is valid during the
+ * call only. */
+typedef void (*s2s_resolve_cb)(void *ud, const s2s_target_t *targets, int n, const char *why);
+typedef struct s2s_query s2s_query_t;
+
+/* Reads s2s_static_hosts and s2s_dns_servers; 0, or -1 with a message naming the bad key
+ * in err. */
+int s2s_resolve_open(evloop_t *loop, char *err, size_t errlen);
+/* Cancels every query; no callback runs after. */
+void s2s_resolve_close(void);
+/* Starts resolving `domain` (prepared, lower case); cb runs later from the loop, never
+ * before this returns, exactly once unless cancelled. NULL when too many queries are in
+ * flight (S2S_QUERIES_MAX), or the module is not open, or the domain is not a DNS name. */
+s2s_query_t *s2s_resolve(const char *domain, s2s_resolve_cb cb, void *ud);
+/* Cancels q (its callback never runs). Not to be called for a query whose callback ran. */
+void s2s_resolve_cancel(s2s_query_t *q);
+extern const config_key_t s2s_resolve_config_keys[];
+
+/* ---- parts exposed for the unit tests ---- */
+
+/* One entry of s2s_static_hosts. */
+typedef struct {
+    char domain[256];
+    char host[256]; /* a name, an IPv4 literal, or an IPv6 literal without brackets */
+    unsigned short port;
+    int direct_tls;
+} s2s_static_host_t;
+
+/* Parses an s2s_static_hosts value into at most `max` entries; returns the number, or -1
+ * with a message (naming the entry) in err. */
+int s2s_static_hosts_parse(const char *value, s2s_static_host_t *out, int max, char *err,
+                           size_t errlen);
+/* Parses an s2s_dns_servers value (comma-separated ip:port, [v6]:port) into the c-ares
+ * "host:port" CSV form written to out; 0, or -1 with a message in err. */
+int s2s_dns_servers_parse(const char *value, char *out, size_t outlen, char *err,
+                          size_t errlen);
+
+/* ---- XEP-0185 ---- */
+
+/* The dialback key: hex(HMAC-SHA256(hex(SHA256(secret)), "receiving originating stream_id"))
+ * (lower-case hex, 64 digits and a NUL). */
+void s2s_dialback_key(const char *secret, const char *receiving, const char *originating,
+                      const char *stream_id, char out[65]);
+
+#endif
