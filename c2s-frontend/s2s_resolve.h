@@ -47,7 +47,9 @@ int s2s_resolve_open(evloop_t *loop, char *err, size_t errlen);
 void s2s_resolve_close(void);
 /* Starts resolving `domain` (prepared, lower case); cb runs later from the loop, never
  * before this returns, exactly once unless cancelled. NULL when too many queries are in
- * flight (S2S_QUERIES_MAX), or the module is not open, or the domain is not a DNS name. */
+ * flight (S2S_QUERIES_MAX, cancelled ones included until c-ares lets go of them) or the
+ * module is not open. A domain that is not a DNS name gets n == 0 through cb. An IP
+ * literal (a.b.c.d, [v6]) is its own target on port 5269. */
 s2s_query_t *s2s_resolve(const char *domain, s2s_resolve_cb cb, void *ud);
 /* Cancels q (its callback never runs). Not to be called for a query whose callback ran. */
 void s2s_resolve_cancel(s2s_query_t *q);
@@ -71,6 +73,20 @@ int s2s_static_hosts_parse(const char *value, s2s_static_host_t *out, int max, c
  * "host:port" CSV form written to out; 0, or -1 with a message in err. */
 int s2s_dns_servers_parse(const char *value, char *out, size_t outlen, char *err,
                           size_t errlen);
+
+/* One SRV record as the resolver orders them. */
+typedef struct {
+    char host[256];
+    unsigned short priority, weight, port;
+    int direct_tls;
+} s2s_srv_t;
+/* Orders recs in place by RFC 2782: ascending priority; within one priority the weighted
+ * random choice (zero weights first, then a draw in [0, sum of weights]). rnd(ud) returns
+ * a uniform 32-bit number (NULL: a cryptographic random source). */
+void s2s_srv_order(s2s_srv_t *recs, int n, unsigned (*rnd)(void *), void *ud);
+/* DNS timing for the tests: per-try timeout in ms and tries per server, used by the next
+ * s2s_resolve_open (defaults 2000 and 2). */
+void s2s_resolve_set_timing(int timeout_ms, int tries);
 
 /* ---- XEP-0185 ---- */
 
