@@ -10,10 +10,19 @@
  *   _xmpp-server._tcp.DOMAIN (STARTTLS), merged, ordered by priority then by the weighted
  *   random choice of RFC 2782, each target resolved to its A/AAAA addresses;
  *   a single SRV record with target "." means the service is decidedly not available
- *   (n == 0, no fallback);
- * - no SRV record at all: the domain's own A/AAAA addresses, port 5269, STARTTLS.
- * At most S2S_TARGETS_MAX targets. Everything runs on c-ares inside the event loop: no call
- * blocks. */
+ *   (n == 0 when no record of the other service is left, and no A/AAAA fallback)
+ *   (XEP-0368: a "." for _xmpps-server alone leaves the _xmpp-server records in use);
+ * - no SRV record at all (NXDOMAIN or no data for both names, or an SRV lookup that failed
+ *   otherwise, e.g. SERVFAIL: RFC 6120 3.2.2): the domain's own A/AAAA addresses, port 5269,
+ *   STARTTLS. An SRV lookup that timed out (and no records from the other) ends with n == 0
+ *   instead: the same server would not answer the A/AAAA questions either;
+ * - a domain that is an IP literal (a.b.c.d or [v6]) is its own target, port 5269.
+ * Targets are in SRV order, each SRV target's addresses in the order c-ares sorts them
+ * (RFC 6724); an address, port and kind seen before is not repeated; at most
+ * S2S_TARGETS_MAX. An internationalised domain is asked for in its A-label form.
+ * Everything runs on c-ares inside the event loop: no call blocks. c-ares waits 2 s for an
+ * answer, then 4 s for a second try (per server), so a resolution that runs into a mute
+ * server ends within about 6 s per step (SRV, then the targets' addresses). */
 #ifndef C2S_S2S_RESOLVE_H
 #define C2S_S2S_RESOLVE_H
 

@@ -208,6 +208,8 @@ static const rr_t zone[] = {
     {"_xmpps-server._tcp.many.test", T_SRVREC, "2 0 5270 m.many.test"},
     /* an internationalised domain, asked for in its A-label form */
     {"xn--bcher-kva.test", T_A, "192.0.2.60"},
+    /* servfail.test: its SRV names fail (SERVFAIL), its address answers */
+    {"servfail.test", T_A, "192.0.2.70"},
 };
 
 static const char *const many_addrs[] = {
@@ -315,6 +317,8 @@ static void dns_cb(evloop_t *loop, int fd, unsigned events, void *ud)
     int n = qend, count = 0;
     if (name_ends(name, "nx.test")) {
         a[3] |= 3; /* NXDOMAIN */
+    } else if (name[0] == '_' && name_ends(name, "servfail.test")) {
+        a[3] |= 2; /* SERVFAIL */
     } else if (strcmp(name, "m.many.test") == 0 && type == T_A) {
         for (size_t i = 0; i < sizeof many_addrs / sizeof many_addrs[0]; i++, count++)
             n += put_rr(a + n, T_A, many_addrs[i]);
@@ -504,6 +508,10 @@ START_TEST(test_fallback_to_a_aaaa)
                   "%s %s", x, y);
     ck_assert_str_eq(r.t[0].host, "plain.test");
     ck_assert_int_eq(r.t[0].direct_tls, 0);
+    /* SRV lookups that fail (not a timeout): the A/AAAA fallback too (RFC 6120 3.2.2) */
+    r = resolve("servfail.test");
+    ck_assert_msg(r.n == 1, "%s", r.why);
+    ASSERT_TARGET(r, 0, "192.0.2.70:5269", "servfail.test");
     /* a domain with neither SRV nor addresses */
     r = resolve("empty.test");
     ck_assert_int_eq(r.n, 0);
