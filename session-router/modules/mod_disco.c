@@ -41,8 +41,8 @@ static mod_result_t items_iq(mod_iq_t *iq)
 #define EVERYWHERE (MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT)
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_DISCO_INFO, "query", MOD_GET, EVERYWHERE, info_iq},
-    {NS_DISCO_ITEMS, "query", MOD_GET, EVERYWHERE, items_iq},
+    {NS_DISCO_INFO, "query", MOD_GET, EVERYWHERE | MOD_REMOTE, info_iq},
+    {NS_DISCO_ITEMS, "query", MOD_GET, EVERYWHERE | MOD_REMOTE, items_iq},
     {0},
 };
 
