@@ -214,7 +214,6 @@ static void on_s2s_in(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
         return;
     }
     metric_inc(rt.m.stanzas_in[m.kind]);
-    admin_count_stanza();
     route_remote_stanza(&m, payload->data, payload->len);
 }
 
