@@ -21,6 +21,8 @@ int remote_domain(const char *dom, size_t len)
 
 int remote_jid(const char *jid)
 {
+    if (!jid)
+        return 0;
     const char *slash = strchr(jid, '/');
     size_t n = slash ? (size_t)(slash - jid) : strlen(jid);
     const char *at = memchr(jid, '@', n);

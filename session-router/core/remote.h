@@ -20,7 +20,7 @@
  * domain is ours, served or not). */
 int remote_domain(const char *dom, size_t len);
 /* The same for a JID (prepared: localpart@domain/resource, any part but the domain
- * optional). */
+ * optional); 0 for NULL. */
 int remote_jid(const char *jid);
 /* The s2s frontend that carries a remote domain's traffic now, or NULL when no live
  * frontend serves s2s. */

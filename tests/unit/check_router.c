@@ -2134,6 +2134,33 @@ START_TEST(test_remote_subscription)
 }
 END_TEST
 
+/* 3.1.3: a remote contact's request to a user with no resource waits for its next initial
+ * presence; 3.4: a pre-approved one is answered for the user at once (with its presence,
+ * 3.1.5, as the contact's server would for a local contact). */
+START_TEST(test_remote_subscribe_offline_and_preapproved)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    remote_in("<presence from='" ROMEO "/x' to='" BOB "' type='subscribe'/>");
+    ck_assert_str_eq(stored_flags(BOB, ROMEO), "000101");
+    ck_assert_int_eq(out_total(), 0);
+    session_t *b = bind_jid(BOB "/b");
+    avail(b, 0);
+    ck_assert_int_eq(presence_from(b, "subscribe", ROMEO), 1);
+    ck_assert_int_eq(out_count("presence", "probe", BOB, ROMEO), 0); /* not subscribed to it */
+
+    session_t *a = bind_jid(ALICE "/a");
+    avail(a, 0);
+    send_xml(a, "<presence to='" ROMEO "' type='subscribed'/>"); /* pre-approval: kept */
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "000010");
+    ck_assert_int_eq(out_total(), 0);
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='subscribe'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "010000");
+    ck_assert_int_eq(out_count("presence", "subscribed", ALICE, ROMEO), 1);
+    ck_assert_int_eq(out_count("presence", NULL, ALICE "/a", ROMEO), 1);
+    ck_assert_int_eq(presence_from(a, "subscribe", ROMEO), 0);
+}
+END_TEST
+
 /* 4.3.2: a probe from a contact at another domain is answered on the user's behalf. */
 START_TEST(test_remote_probe)
 {
@@ -2347,6 +2374,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_remote_messages);
     tcase_add_test(tc, test_remote_undeliverable);
     tcase_add_test(tc, test_remote_subscription);
+    tcase_add_test(tc, test_remote_subscribe_offline_and_preapproved);
     tcase_add_test(tc, test_remote_probe);
     tcase_add_test(tc, test_remote_iq);
     tcase_add_test(tc, test_remote_blocking);
