@@ -56,6 +56,7 @@ class FakeS2S:
         self.sock.setsockopt(zmq.IDENTITY, b"%s:%016x" % (self.name, self.epoch))
         self.sock.connect("tcp://127.0.0.1:%d" % port)
         self.zmq = zmq
+        self.backlog = []
         self.sock.send_multipart([header(T_HELLO, conn=self.epoch, flags=1, fields=(self.name,))])
         hello = self.recv(lambda h, p: h["type"] == T_HELLO, "the router's hello")
         assert hello[0]["fields"] == ["router"]
@@ -64,10 +65,14 @@ class FakeS2S:
         self.sock.send_multipart([header(T_HEARTBEAT, conn=self.epoch, fields=(self.name,))])
 
     def recv(self, pred, what, timeout=10.0):
-        """The next message matching pred(header, payload); heartbeats sent meanwhile, so
-        the router keeps us alive however long it takes."""
+        """The first message matching pred(header, payload), earlier ones that did not
+        match included (they stay for a later call); heartbeats sent meanwhile, so the
+        router keeps us alive however long it takes."""
+        for i, (h, payload) in enumerate(self.backlog):
+            if pred(h, payload):
+                del self.backlog[i]
+                return h, payload
         deadline = time.monotonic() + timeout
-        seen = []
         beat = 0.0
         while time.monotonic() < deadline:
             if time.monotonic() - beat >= 1.0:
@@ -80,8 +85,9 @@ class FakeS2S:
                 if pred(h, payload):
                     return h, payload
                 if h["type"] != T_HEARTBEAT:
-                    seen.append((h["type"], payload))
-        raise AssertionError("no %s from the router within %.0fs; got %s" % (what, timeout, seen))
+                    self.backlog.append((h, payload))
+        raise AssertionError("no %s from the router within %.0fs; got %s"
+                             % (what, timeout, [(h["type"], p) for h, p in self.backlog]))
 
     def s2s_out(self, pred, what):
         """The next s2s-out whose parsed stanza matches pred: (header, element)."""
@@ -220,4 +226,39 @@ def test_archive_and_carbons_with_a_remote_contact(private_stack, zmq):
     finally:
         c.close()
         c2.close()
+        fake.close()
+
+
+def test_remote_user_reads_pep_nodes_as_the_access_model_allows(private_stack, zmq):
+    """XEP-0163 / XEP-0060 6.5: a user at another domain reads an account's node with the
+    open access model (OMEMO keys are published so), not one restricted to presence
+    subscribers; the answers go back out through s2s."""
+    from pep_helpers import NS_PUBSUB, publish, published_id
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-pep")
+    user = ps.new_user("pep")
+    c = login(ps, user, "one")
+    try:
+        published_id(publish(c, "urn:example:open", "<open xmlns='urn:example'/>", "i1",
+                             options={"pubsub#access_model": "open"}))
+        published_id(publish(c, "urn:example:closed", "<closed xmlns='urn:example'/>", "i2"))
+        for node, iid in (("urn:example:open", "g1"), ("urn:example:closed", "g2")):
+            fake.s2s_in("<iq from='%s/r' to='%s' type='get' id='%s'><pubsub xmlns='%s'>"
+                        "<items node='%s'/></pubsub></iq>" % (ROMEO, user.jid, iid, NS_PUBSUB, node))
+        _, res = fake.s2s_out(lambda e: e.get("id") == "g1", "the open node's items")
+        assert res.get("type") == "result" and res.get("from") == user.jid, ET.tostring(res)
+        items = res.find("{%s}pubsub/{%s}items" % (NS_PUBSUB, NS_PUBSUB))
+        assert [i.get("id") for i in items] == ["i1"], ET.tostring(res)
+        _, err = fake.s2s_out(lambda e: e.get("id") == "g2", "the closed node's answer")
+        assert err.get("type") == "error" and err.get("to") == ROMEO + "/r", ET.tostring(err)
+        # Publishing is the owner's.
+        fake.s2s_in("<iq from='%s/r' to='%s' type='set' id='p1'><pubsub xmlns='%s'><publish "
+                     "node='urn:example:open'><item id='x'/></publish></pubsub></iq>"
+                     % (ROMEO, user.jid, NS_PUBSUB))
+        _, err = fake.s2s_out(lambda e: e.get("id") == "p1", "the refused publish")
+        assert err.get("type") == "error", ET.tostring(err)
+        assert err.find("{%s}error/{%s}forbidden" % (NS_CLIENT, NS_STANZAS)) is not None, \
+            ET.tostring(err)
+    finally:
+        c.close()
         fake.close()
