@@ -180,6 +180,21 @@ def test_stanzas_leave_and_arrive_through_the_s2s_frontend(private_stack, zmq):
         ident = res.find("%s/%s" % (q(NS_DISCO_INFO, "query"), q(NS_DISCO_INFO, "identity")))
         assert ident is not None and ident.get("category") == "server", ET.tostring(res)
 
+        # The services are listed to local users only: remote ones cannot use them yet.
+        mine = c.iq("get", "<query xmlns='http://jabber.org/protocol/disco#items'/>", to=DOMAIN)
+        local_items = [i.get("jid") for i in mine.iter("{http://jabber.org/protocol/disco#items}item")]
+        assert "conference." + DOMAIN in local_items, dump(mine)
+        fake.s2s_in("<iq from='%s' to='%s' type='get' id='d2'>"
+                    "<query xmlns='http://jabber.org/protocol/disco#items'/></iq>" % (REMOTE, DOMAIN))
+        _, res = fake.s2s_out(lambda e: e.get("id") == "d2", "the disco#items result")
+        assert res.get("type") == "result", ET.tostring(res)
+        assert not list(res.iter("{http://jabber.org/protocol/disco#items}item")), ET.tostring(res)
+        # A remote user cannot join a room here yet: an error, not silence.
+        fake.s2s_in("<presence from='%s/balcony' to='room@conference.%s/romeo' id='j1'>"
+                    "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % (ROMEO, DOMAIN))
+        _, err = fake.s2s_out(lambda e: e.get("id") == "j1", "the refused join")
+        assert err.get("type") == "error", ET.tostring(err)
+
         # A message to an account that does not exist: service-unavailable back out.
         fake.s2s_in("<message from='%s/balcony' to='nobody-%s@%s' type='chat' id='nx'>"
                     "<body>x</body></message>" % (ROMEO, os.urandom(4).hex(), DOMAIN))
