@@ -485,22 +485,23 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
             continue;
         if (remote) {
             /* 4.3.1: a probe from the user's bare JID to a contact it is subscribed to;
-             * the contact's server answers with its presence (HOOK_PRESENCE_IN). */
+             * the contact's server answers with its presence (HOOK_PRESENCE_IN), its
+             * last unavailable one included. */
             if (it->sub_to) {
                 xml_node_t *p = presence_node(u->bare, "probe");
                 xml_node_set_attr(p, "to", it->jid);
                 remote_send_node(p);
                 xml_node_free(&p);
             }
-        }
-        if (remote && it->pending_in) {
-            xml_node_t *p = presence_node(it->jid, "subscribe");
-            xml_node_set_attr(p, "to", u->bare);
-            session_deliver_node(s, p);
-            xml_node_free(&p);
-        }
-        if (remote)
+            /* A request that waited for the user to come online (3.1.3). */
+            if (it->pending_in) {
+                xml_node_t *p = presence_node(it->jid, "subscribe");
+                xml_node_set_attr(p, "to", u->bare);
+                session_deliver_node(s, p);
+                xml_node_free(&p);
+            }
             continue;
+        }
         /* 4.3.2: a contact with no available resource answers with its last unavailable
          * presence, when one is stored; a deleted one with its tombstone (gone_answer). */
         unsigned want = it->sub_to && !probe_answer(s, contact) ? OFF_LAST : 0;
@@ -620,8 +621,7 @@ static void presence_broadcast(session_t *from, const ipc_stanza_t *h, xml_node_
 
 /* A probe from a contact at another domain, once the user is loaded. */
 typedef struct {
-    char *from; /* the prober's JID as it sent it (its server's bare JID of the user) */
-    char *to_bare;
+    char *from; /* the prober's JID as its server sent it (RFC 6121 4.3.1: a bare JID) */
     xml_node_t *st;
 } probe_t;
 
@@ -629,7 +629,6 @@ static void probe_free(probe_t *p)
 {
     xml_node_free(&p->st);
     free(p->from);
-    free(p->to_bare);
     free(p);
 }
 
@@ -714,7 +713,6 @@ static mod_result_t on_presence_in(hook_ev_t *ev)
     case IPC_ST_PROBE: {
         probe_t *p = xcalloc(1, sizeof *p);
         p->from = xstrdup(from);
-        p->to_bare = xstrdup(to_bare);
         p->st = xml_node_copy(ev->st);
         user_with_roster(to_bare, probe_loaded, p);
         break;
