@@ -7,6 +7,7 @@
 #include "hook.h"
 #include "link.h"
 #include "log.h"
+#include "remote.h"
 #include "smq.h"
 #include "stanza.h"
 #include "util.h"
@@ -85,7 +86,10 @@ void session_deliver_available(user_t *target, xml_node_t *st)
 
 void session_deliver_jid(const char *jid, xml_node_t *st)
 {
-    if (strchr(jid, '/')) {
+    if (remote_jid(jid)) {
+        xml_node_set_attr(st, "to", jid);
+        remote_send_node(st);
+    } else if (strchr(jid, '/')) {
         session_t *t = session_find_jid(jid);
         if (t)
             session_deliver_node(t, st);
@@ -94,9 +98,10 @@ void session_deliver_jid(const char *jid, xml_node_t *st)
     }
 }
 
-void session_send_presence(user_t *u, user_t *target, int unavailable)
+void session_send_presence(user_t *u, const char *target, int unavailable)
 {
-    if (!u || !target)
+    user_t *local = NULL;
+    if (!u || !target || (!remote_jid(target) && !(local = user_find(target))))
         return;
     for (session_t *s = u->sessions; s; s = s->next) {
         if (!s->available)
@@ -110,16 +115,30 @@ void session_send_presence(user_t *u, user_t *target, int unavailable)
             if (unavailable)
                 xml_node_set_attr(p, "type", "unavailable");
         }
-        session_deliver_available(target, p);
+        if (local)
+            session_deliver_available(local, p);
+        else
+            session_deliver_jid(target, p);
         xml_node_free(&p);
     }
+}
+
+/* A reply the server makes: to the session when there is one, else by its 'to' (a
+ * stanza from another domain, or from a session gone meanwhile). */
+static void reply_node(session_t *s, xml_node_t *r)
+{
+    const char *to = xml_node_attr(r, "to");
+    if (s)
+        session_deliver_node(s, r);
+    else if (to)
+        session_deliver_jid(to, r);
 }
 
 void session_reply_error(session_t *s, const xml_node_t *st, const char *etype,
                          const char *cond)
 {
     xml_node_t *err = stanza_error_reply(st, rt.domain, etype, cond);
-    session_deliver_node(s, err);
+    reply_node(s, err);
     xml_node_free(&err);
 }
 
@@ -128,7 +147,7 @@ void session_reply_result(session_t *s, const xml_node_t *st, xml_node_t *payloa
     xml_node_t *res = stanza_iq_result(st, rt.domain);
     if (payload)
         xml_node_add_child(res, payload);
-    session_deliver_node(s, res);
+    reply_node(s, res);
     xml_node_free(&res);
 }
 

@@ -25,16 +25,23 @@ void session_undelivered(const session_t *s, int err, const char *what, int boun
 void session_deliver_node(session_t *s, const xml_node_t *node);
 /* Delivers `st` to every available resource of a user (NULL: nobody), 'to' set to each. */
 void session_deliver_available(user_t *target, xml_node_t *st);
-/* Delivers `st` to a JID: the session of a full JID, or the available resources of a bare
- * one. */
+/* Delivers `st` to a JID by its address: the session of a local full JID, the available
+ * resources of a local bare one, or, at another domain, out through an s2s frontend
+ * (remote.h; 'to' set to `jid`). The one way a stanza the server makes reaches any
+ * address. */
 void session_deliver_jid(const char *jid, xml_node_t *st);
-/* Sends the current presence of every available resource of `u` to `target`'s available
- * resources, or their unavailable presence. */
-void session_send_presence(user_t *u, user_t *target, int unavailable);
-/* Answers a request with an error (RFC 6120 8.3) from the server. */
+/* Sends the current presence of every available resource of `u` to `target` (a bare JID:
+ * a local user's available resources, or a remote contact), or their unavailable
+ * presence. Nothing when `target` is a local user the router does not hold (no session to
+ * get it). */
+void session_send_presence(user_t *u, const char *target, int unavailable);
+/* Answers a request with an error (RFC 6120 8.3) from the server: to session `s`, or, with
+ * `s` NULL, to the request's 'from' by address (session_deliver_jid: a sender at another
+ * domain, whose stanza came through an s2s frontend). */
 void session_reply_error(session_t *s, const xml_node_t *st, const char *etype,
                          const char *cond);
-/* Answers an iq with a result carrying `payload` (taken; may be NULL). */
+/* Answers an iq with a result carrying `payload` (taken; may be NULL); `s` NULL as
+ * above. */
 void session_reply_result(session_t *s, const xml_node_t *st, xml_node_t *payload);
 
 /* Logs the delivery failures since start (at shutdown). */

@@ -199,6 +199,24 @@ static void on_return(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
     route_returned(payload->data, payload->len);
 }
 
+/* A stanza another server sent, through an s2s frontend (IPC_S2S_IN): checked by the
+ * frontend (from at the domain the peer authenticated as, to at ours), routed as one from
+ * another account (route.h). */
+static void on_s2s_in(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_s2s_t m;
+    if (ipc_s2s_in_read(h, &m) < 0 || !payload) {
+        link_malformed(f, h);
+        return;
+    }
+    if (!f->s2s) {
+        log_warn("link: dropped an s2s-in from %s, which did not say it serves s2s", f->ident);
+        return;
+    }
+    metric_inc(rt.m.stanzas_in[m.kind]);
+    route_remote_stanza(&m, payload->data, payload->len);
+}
+
 /* XEP-0352: the client said <active/> or <inactive/>; what the server does with it is a
  * module's (HOOK_CLIENT_STATE). */
 static void on_client_state(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
@@ -238,6 +256,7 @@ static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_SM_REQUEST] = on_sm_request,
     [IPC_CLIENT_STATE] = on_client_state,
     [IPC_RETURN] = on_return,
+    [IPC_S2S_IN] = on_s2s_in,
 };
 
 void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)

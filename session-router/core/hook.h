@@ -23,10 +23,18 @@ typedef enum {
     HOOK_PRESENCE,          /* session, stanza: presence from a client (broadcast or to='') */
     HOOK_PRESENCE_INITIAL,  /* session, stanza, prev_priority: first available presence */
     HOOK_PRESENCE_UPDATE,   /* session, stanza, prev_priority: later available presence */
-    HOOK_STANZA_OUT,        /* session, to, raw: about to be routed to a local address;
-                               a hook may replace payload/len with a rewritten stanza (same
-                               kind, type and addresses) that stays valid until the stanza
-                               is routed, and the rest of routing uses it */
+    HOOK_STANZA_OUT,        /* session, to, raw: a message, presence or iq between a local
+                               user and any address is about to be routed: from a client
+                               (session set) to a local address or to another domain (then
+                               it leaves through an s2s frontend, remote.h), or from another
+                               domain (session NULL, `from` the remote sender) to a local
+                               address; a hook may replace payload/len with a rewritten
+                               stanza (same kind, type and addresses) that stays valid until
+                               the stanza is routed, and the rest of routing uses it */
+    HOOK_PRESENCE_IN,       /* from (a JID at another domain), to (local), msg, st: presence
+                               another server sent to a local address (no session): the
+                               presence module answers probes, processes subscriptions and
+                               delivers the rest */
     HOOK_STANZA_IN,         /* user (loaded), from, msg, st; session when a client sent it:
                                a stanza for an account that had to be loaded first (iq to
                                its bare JID, an inbound subscription stanza) */
@@ -81,7 +89,8 @@ typedef struct {
     const ipc_stanza_t *msg; /* routing facts of a raw stanza (kind, type, to, from) */
     const ipc_resync_t *resync; /* HOOK_SESSION_RESYNC: the session state resent */
     const char *to;         /* its 'to' */
-    const char *from;       /* HOOK_STANZA_IN: its sender (full or bare JID) */
+    const char *from;       /* HOOK_STANZA_IN, HOOK_PRESENCE_IN, HOOK_STANZA_OUT without a
+                               session: its sender (full or bare JID) */
     const char *payload;    /* raw stanza bytes (serialised for jabber:client) */
     size_t len;
     xml_node_t *st;         /* the parsed stanza, where the hook has one */

@@ -10,7 +10,8 @@
 #include "util.h"
 
 typedef struct {
-    char *full;
+    char *full; /* the sender's session, or NULL: a request from another domain (answered by
+                   address, deliver.h) */
     xml_node_t *iq;
     iqstore_answer_fn answer; /* iqstore_get */
     void *arg;
@@ -31,10 +32,19 @@ static void req_free(iqstore_req_t *r)
 static iqstore_req_t *req_new(session_t *from, const xml_node_t *st, xml_node_t *empty)
 {
     iqstore_req_t *r = xcalloc(1, sizeof *r);
-    r->full = xstrdup(from->full);
+    r->full = from ? xstrdup(from->full) : NULL;
     r->iq = xml_node_copy(st);
     r->empty = empty;
     return r;
+}
+
+/* The sender found again: its session (there = 1), NULL with there = 1 for a remote
+ * sender, or there = 0 when its session is gone. */
+static session_t *req_sender(const iqstore_req_t *r, int *there)
+{
+    session_t *s = r->full ? session_find_jid(r->full) : NULL;
+    *there = s || !r->full;
+    return s;
 }
 
 static void on_written(redisAsyncContext *ac, void *reply, void *privdata)
@@ -42,8 +52,9 @@ static void on_written(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     iqstore_req_t *r = privdata;
     redisReply *rep = reply;
-    session_t *s = session_find_jid(r->full);
-    if (s) {
+    int there;
+    session_t *s = req_sender(r, &there);
+    if (there) {
         if (!rep || rep->type == REDIS_REPLY_ERROR)
             session_reply_error(s, r->iq, "wait", "internal-server-error");
         else
@@ -76,21 +87,23 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     iqstore_req_t *r = privdata;
     redisReply *rep = reply;
-    session_t *s = session_find_jid(r->full);
-    if (s && (!rep || rep->type == REDIS_REPLY_ERROR))
+    int there;
+    session_t *s = req_sender(r, &there);
+    if (there && (!rep || rep->type == REDIS_REPLY_ERROR))
         session_reply_error(s, r->iq, "wait", "internal-server-error");
-    else if (s && rep->type == REDIS_REPLY_STRING)
+    else if (there && rep->type == REDIS_REPLY_STRING)
         r->answer(s, r->iq, rep->str, rep->len, r->arg);
-    else if (s)
+    else if (there)
         r->answer(s, r->iq, NULL, 0, r->arg);
     req_free(r);
 }
 
 static int send_command(iqstore_req_t *r, redisCallbackFn *cb, const char *fmt, va_list ap)
 {
-    session_t *s = session_find_jid(r->full);
+    int there;
+    session_t *s = req_sender(r, &there);
     if (!rt.redis_ready || rt_redis_vcommand(cb, r, fmt, ap) != REDIS_OK) {
-        if (s)
+        if (there)
             session_reply_error(s, r->iq, "wait", "internal-server-error");
         req_free(r);
         return -1;

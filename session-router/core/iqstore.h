@@ -1,6 +1,7 @@
 /* iqstore: iq requests answered from one Redis command, for modules that keep an XML
  * element per user (vCard, private storage, ...). The sender is found again by full JID
- * when Redis answers; a Redis failure is answered with a 'wait' error. */
+ * when Redis answers; a Redis failure is answered with a 'wait' error. `from` NULL: a
+ * request from another domain, answered by address (deliver.h). */
 #ifndef ROUTER_IQSTORE_H
 #define ROUTER_IQSTORE_H
 

@@ -155,6 +155,10 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
         }
         if (!f)
             f = frontend_hello(&parts[0], &hello);
+        if (f->s2s != hello.s2s)
+            log_info("link: frontend %s %s server-to-server connections", f->ident,
+                     hello.s2s ? "serves" : "does not serve");
+        f->s2s = hello.s2s; /* remote.c sends it stanzas for other domains */
         f->last_seen = now_ms();
         reply_hello(f, IPC_HELLO);
         return;

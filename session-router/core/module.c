@@ -104,7 +104,8 @@ static mod_result_t dispatch_at(const iq_entry_t *list, mod_iq_t *iq, unsigned a
     unsigned type = iq->set ? MOD_SET : MOD_GET;
     iq->at = at;
     for (const iq_entry_t *e = list; e; e = e->next)
-        if ((e->h->at & at) && (e->h->types & type) && e->h->fn(iq) == MOD_HANDLED)
+        if ((e->h->at & at) && (e->h->types & type) && (iq->from || (e->h->at & MOD_REMOTE)) &&
+            e->h->fn(iq) == MOD_HANDLED)
             return MOD_HANDLED;
     return MOD_PASS;
 }
@@ -115,7 +116,10 @@ void module_dispatch_iq(session_t *from, xml_node_t *st, unsigned at, user_t *ta
     const char *type = xml_node_attr(st, "type");
     iq.set = type && strcmp(type, "set") == 0;
     iq.payload = xml_node_first_element(st);
-    iq.account = target ? target->bare : from->user->bare;
+    iq.account = target ? target->bare : from ? from->user->bare : NULL;
+    iq.sender = from ? from->full : xml_node_attr(st, "from");
+    if (!iq.sender)
+        return;
     const iq_entry_t *list = NULL;
     char key[512];
     size_t kl;

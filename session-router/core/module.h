@@ -23,6 +23,12 @@ enum {
     MOD_AT_SERVER = 1,  /* the domain (or no 'to') */
     MOD_AT_SELF = 2,    /* the sender's own bare JID (or no 'to') */
     MOD_AT_ACCOUNT = 4, /* another local account's bare JID (the account exists) */
+    /* Not an address: a handler whose mask has it also serves requests from other
+     * domains (through an s2s frontend), for MOD_AT_SERVER and MOD_AT_ACCOUNT. Such a
+     * request has no session: `from` is NULL, `sender` the remote JID, and answers go by
+     * address (session_reply_result/error with NULL). Handlers without it are never
+     * offered a remote request (it gets service-unavailable). */
+    MOD_REMOTE = 8,
 };
 
 /* iq types a handler serves (mask). */
@@ -30,12 +36,14 @@ enum { MOD_GET = 1, MOD_SET = 2 };
 
 /* An iq request being dispatched. */
 typedef struct {
-    session_t *from;
+    session_t *from;           /* NULL for a request from another domain (MOD_REMOTE) */
+    const char *sender;        /* the requester's JID: from->full, or the remote JID */
     xml_node_t *st;            /* the whole iq */
     const xml_node_t *payload; /* its first child element */
     int set;                   /* type='set' (else 'get') */
     unsigned at;               /* one MOD_AT_* */
-    const char *account;       /* the account addressed: the sender's for SERVER and SELF */
+    const char *account;       /* the account addressed: the sender's for SERVER and SELF
+                                  (NULL for a remote request to the server) */
     user_t *target;            /* MOD_AT_ACCOUNT: the addressed user, roster loaded */
 } mod_iq_t;
 
@@ -92,7 +100,9 @@ void module_close_all(void);
 #define module_slot(s, mod) ((s)->slot[(mod).slot])
 
 /* Dispatches an iq get/set from `from` addressed as `at` (MOD_AT_*; for an iq with no 'to'
- * pass MOD_AT_SERVER | MOD_AT_SELF). Answers service-unavailable when no handler takes it. */
+ * pass MOD_AT_SERVER | MOD_AT_SELF). Answers service-unavailable when no handler takes it.
+ * `from` NULL: a request from another domain (its 'from'), offered only to MOD_REMOTE
+ * handlers, answered by address. */
 void module_dispatch_iq(session_t *from, xml_node_t *st, unsigned at, user_t *target);
 
 /* Runs fn once the roster and blocklist of `bare` are loaded (ok = 0 when storage failed),

@@ -13,6 +13,7 @@
 #include "jid.h"
 #include "log.h"
 #include "module.h"
+#include "remote.h"
 #include "rules.h"
 #include "service.h"
 #include "smq.h"
@@ -23,7 +24,9 @@
 void route_bounce(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len,
                   const char *etype, const char *cond)
 {
-    if (!from || h->stype == IPC_ST_ERROR)
+    /* Without a session, only a sender at another domain is answered (by address, out
+     * through an s2s frontend). */
+    if (h->stype == IPC_ST_ERROR || (!from && !(h->from && remote_jid(h->from))))
         return;
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
@@ -143,26 +146,37 @@ static void route_presence(session_t *from, const ipc_stanza_t *h, const char *p
     xml_node_free(&st);
 }
 
+/* Presence from another domain goes to the presence hook for remote senders. */
+static void route_presence_in(const ipc_stanza_t *h, const char *payload, size_t len)
+{
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
+        return;
+    hook_run(HOOK_PRESENCE_IN, &(hook_ev_t){.from = h->from, .msg = h, .to = h->to, .st = st});
+    xml_node_free(&st);
+}
+
 /* An iq to another account's bare JID, waiting to learn whether the account exists. */
 typedef struct {
-    char *full;
+    char *full;   /* the sender: a session's full JID, or a JID at another domain */
+    int remote;   /* the sender is at another domain (no session: answered by address) */
     xml_node_t *st;
 } account_iq_t;
 
 static void account_iq_loaded(user_t *u, int ok, void *arg)
 {
     account_iq_t *a = arg;
-    session_t *from = session_find_jid(a->full);
-    if (from && ok && u->exists) {
+    session_t *from = a->remote ? NULL : session_find_jid(a->full);
+    if ((from || a->remote) && ok && u->exists) {
         /* Modules may refuse it now that the account is loaded (blocking). */
-        ipc_stanza_t msg = {.conn = from->conn, .kind = IPC_KIND_IQ, .to = u->bare,
+        ipc_stanza_t msg = {.conn = from ? from->conn : 0, .kind = IPC_KIND_IQ, .to = u->bare,
                             .from = a->full, .id = xml_node_attr(a->st, "id"),
                             .stype = ipc_stype_from_attr(IPC_KIND_IQ, xml_node_attr(a->st, "type"))};
         hook_ev_t ev = {.session = from, .user = u, .from = a->full, .st = a->st,
                         .to = u->bare, .msg = &msg};
         if (hook_run(HOOK_STANZA_IN, &ev) == MOD_PASS)
             module_dispatch_iq(from, a->st, MOD_AT_ACCOUNT, u);
-    } else if (from) /* 8.5.1: no such account looks like service-unavailable */
+    } else if (from || a->remote) /* 8.5.1: no such account looks like service-unavailable */
         session_reply_error(from, a->st, ok ? "cancel" : "wait",
                             ok ? "service-unavailable" : "internal-server-error");
     xml_node_free(&a->st);
@@ -180,13 +194,14 @@ static void route_iq_bare(session_t *from, const ipc_stanza_t *h, const char *ba
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
         return;
-    if (strcmp(bare, from->user->bare) == 0) {
+    if (from && strcmp(bare, from->user->bare) == 0) {
         module_dispatch_iq(from, st, MOD_AT_SELF, NULL);
         xml_node_free(&st);
         return;
     }
     account_iq_t *a = xcalloc(1, sizeof *a);
-    a->full = xstrdup(from->full);
+    a->full = xstrdup(from ? from->full : h->from);
+    a->remote = !from;
     a->st = st;
     user_with_roster(bare, account_iq_loaded, a);
 }
@@ -199,7 +214,10 @@ static void route_to_bare(session_t *from, const ipc_stanza_t *h, const char *ba
         route_message_bare(from, bare, h, payload, len);
         break;
     case IPC_KIND_PRESENCE:
-        route_presence(from, h, payload, len);
+        if (from)
+            route_presence(from, h, payload, len);
+        else
+            route_presence_in(h, payload, len);
         break;
     case IPC_KIND_IQ:
         route_iq_bare(from, h, bare, payload, len);
@@ -241,34 +259,50 @@ static void route_to_server(session_t *from, const ipc_stanza_t *h, const char *
     xml_node_free(&st);
 }
 
-void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len)
+/* A client's stanza to another domain (RFC 6120 10.4): the outbound hooks as for a local
+ * address (blocking, the archive, sent carbons), presence through the presence module
+ * (subscriptions change the roster, directed presence is remembered), then out through
+ * the s2s frontend that carries the domain (remote.h). */
+static void route_to_remote(session_t *from, const ipc_stanza_t *h, const char *dom, size_t dlen,
+                            const char *payload, size_t len)
 {
-    const char *to = h->to;
-    /* The frontend prepared 'to' (RFC 7622), so splitting it here is enough. */
-    const char *slash = strchr(to, '/');
-    const char *at = memchr(to, '@', slash ? (size_t)(slash - to) : strlen(to));
-    const char *dom = at ? at + 1 : to;
-    size_t dlen = slash ? (size_t)(slash - dom) : strlen(dom);
-    int local = dlen == strlen(rt.domain) && strncmp(dom, rt.domain, dlen) == 0;
-
-    if (!*to || (!at && local)) {
-        route_to_server(from, h, payload, len);
-        return;
-    }
-    if (!local) {
-        /* A service of the server's (service.h): its module decides everything, including
-         * errors; no account hook (blocking, carbons, archive) sees these stanzas. */
-        service_fn svc = service_find(dom, dlen);
-        if (svc) {
-            svc(from, h, payload, len);
-            return;
-        }
-        /* No server-to-server yet: every other domain is unreachable. */
+    if (!remote_frontend(dom, dlen)) {
+        /* No s2s frontend alive (or none configured): the domain cannot be reached
+         * (RFC 6120 8.3.3.16), before anything changes for the sender. */
         route_bounce(from, h, payload, len, "cancel", "remote-server-not-found");
         return;
     }
-    hook_ev_t ev = {.session = from, .user = from->user, .msg = h, .to = to, .payload = payload,
-                    .len = len};
+    hook_ev_t ev = {.session = from, .user = from->user, .msg = h, .to = h->to,
+                    .from = h->from, .payload = payload, .len = len};
+    if (hook_run(HOOK_STANZA_OUT, &ev) == MOD_HANDLED)
+        return;
+    payload = ev.payload;
+    len = ev.len;
+    if (h->kind == IPC_KIND_PRESENCE) {
+        route_presence(from, h, payload, len);
+        return;
+    }
+    if (remote_send(h, payload, len) == 0)
+        return;
+    int err = errno;
+    if (err == ENETUNREACH) {
+        route_bounce(from, h, payload, len, "cancel", "remote-server-not-found");
+    } else if (h->stype != IPC_ST_ERROR && h->stype != IPC_ST_RESULT) {
+        log_warn("route: a stanza from %s to %s not sent: the s2s link refused it", from->full,
+                 h->to);
+        route_bounce(from, h, payload, len, "wait", "resource-constraint");
+    }
+}
+
+/* To a local account's address (bare or full JID): from a client's session, or with
+ * `from` NULL from another domain (route_remote_stanza), which takes the same path: the
+ * hooks, RFC 6121 8.5, offline storage; errors to a remote sender go back out. */
+static void route_local(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len)
+{
+    const char *to = h->to;
+    const char *slash = strchr(to, '/');
+    hook_ev_t ev = {.session = from, .user = from ? from->user : NULL, .msg = h, .to = to,
+                    .from = h->from, .payload = payload, .len = len};
     if (hook_run(HOOK_STANZA_OUT, &ev) == MOD_HANDLED)
         return;
     /* A hook may have handed back a rewritten stanza (hook.h, HOOK_STANZA_OUT). */
@@ -304,6 +338,74 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
     default:
         break;
     }
+}
+
+void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len)
+{
+    const char *to = h->to;
+    /* The frontend prepared 'to' (RFC 7622), so splitting it here is enough. */
+    const char *slash = strchr(to, '/');
+    const char *at = memchr(to, '@', slash ? (size_t)(slash - to) : strlen(to));
+    const char *dom = at ? at + 1 : to;
+    size_t dlen = slash ? (size_t)(slash - dom) : strlen(dom);
+    int local = dlen == strlen(rt.domain) && strncmp(dom, rt.domain, dlen) == 0;
+
+    if (!*to || (!at && local)) {
+        route_to_server(from, h, payload, len);
+        return;
+    }
+    if (!local) {
+        /* A service of the server's (service.h): its module decides everything, including
+         * errors; no account hook (blocking, carbons, archive) sees these stanzas. */
+        service_fn svc = service_find(dom, dlen);
+        if (svc) {
+            svc(from, h, payload, len);
+            return;
+        }
+        if (remote_domain(dom, dlen))
+            route_to_remote(from, h, dom, dlen, payload, len);
+        else /* a name under our domain that no service claimed */
+            route_bounce(from, h, payload, len, "cancel", "remote-server-not-found");
+        return;
+    }
+    route_local(from, h, payload, len);
+}
+
+void route_remote_stanza(const ipc_s2s_t *h, const char *payload, size_t len)
+{
+    const char *to = h->to;
+    const char *slash = strchr(to, '/');
+    const char *at = memchr(to, '@', slash ? (size_t)(slash - to) : strlen(to));
+    const char *dom = at ? at + 1 : to;
+    size_t dlen = slash ? (size_t)(slash - dom) : strlen(dom);
+    int local = dlen == strlen(rt.domain) && strncmp(dom, rt.domain, dlen) == 0;
+    if (!remote_jid(h->from) || remote_domain(dom, dlen)) {
+        /* The frontend checked both (from at the authenticated remote domain, to at ours):
+         * anything else is not a stanza between us and another server. */
+        log_warn("route: dropped an s2s stanza from %s to %s: not from another domain to ours",
+                 h->from, h->to);
+        return;
+    }
+    if (!local) {
+        /* A service (conference.DOMAIN, upload.DOMAIN) takes stanzas from local sessions
+         * only so far: a remote user cannot use it yet. */
+        if (h->kind != IPC_KIND_IQ || h->stype == IPC_ST_GET || h->stype == IPC_ST_SET)
+            route_bounce(NULL, h, payload, len, "cancel", "service-unavailable");
+        return;
+    }
+    if (!at) {
+        /* To the server: its iq handlers that serve other domains (MOD_REMOTE) answer a
+         * request; results, errors, messages and presence to the server are dropped (it
+         * sends no requests and has no presence of its own). */
+        if (h->kind != IPC_KIND_IQ || (h->stype != IPC_ST_GET && h->stype != IPC_ST_SET))
+            return;
+        xml_node_t *st = stanza_parse(payload, len);
+        if (st)
+            module_dispatch_iq(NULL, st, MOD_AT_SERVER, NULL);
+        xml_node_free(&st);
+        return;
+    }
+    route_local(NULL, h, payload, len);
 }
 
 /* route_service_stanza for a full JID. */

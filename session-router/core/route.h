@@ -9,8 +9,16 @@
 #include "types.h"
 #include "xml.h"
 
-/* Routes a stanza a client sent (raw bytes as the frontend forwarded them). */
+/* Routes a stanza a client sent (raw bytes as the frontend forwarded them). To another
+ * domain it leaves through an s2s frontend (remote.h) after the same outbound hooks as to a
+ * local address; with no s2s frontend alive the sender gets remote-server-not-found. */
 void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len);
+/* Routes a stanza another server sent (IPC_S2S_IN; 'from' at the remote domain, 'to' ours;
+ * raw bytes as the frontend forwarded them) as one from another local account: the hooks
+ * (blocking, the archive), RFC 6121 8.5 with carbons and offline storage, iq requests to the
+ * server or an account answered by the MOD_REMOTE handlers, presence to the presence
+ * module (HOOK_PRESENCE_IN). Errors and answers go back out by address. */
+void route_remote_stanza(const ipc_s2s_t *msg, const char *payload, size_t len);
 /* A stanza delivered to a resource of `bare` that its client never acknowledged, the
  * resource being gone (stream management, sm.h): RFC 6121 8.5.3.2.1 as for a message to a
  * full JID that is not online: a chat message, or a normal one with a body, goes to the
@@ -39,7 +47,7 @@ void route_redeliver_items(const char *bare, struct smq_item *items);
  * the occupant stays). `st` is not taken (its 'to' is restored after a presence broadcast). */
 int route_service_stanza(xml_node_t *st);
 /* Answers the sender of a raw stanza with an error (never for an error; `from` NULL:
- * nobody to answer). */
+ * only a sender at another domain is answered, out through an s2s frontend). */
 void route_bounce(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len,
                   const char *etype, const char *cond);
 

@@ -24,6 +24,7 @@ typedef struct rt_frontend {
     uint64_t epoch;
     uint64_t last_seen; /* now_ms() of the last message from it */
     size_t nsessions;
+    int s2s;            /* its hello said it serves server-to-server (IPC_HELLO_S2S) */
     metric_t *m_sessions; /* xmpp_router_sessions{frontend="name"}, shared by its epochs */
 } rt_frontend_t;
 

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "module.h"
 #include "modules.h"
+#include "remote.h"
 #include "route.h"
 #include "stanza.h"
 #include "storage.h"
@@ -72,7 +73,7 @@ static void send_current(user_t *u, const char *jid)
 {
     roster_item_t *it = roster_find(u, jid);
     if (it && it->sub_from)
-        session_send_presence(u, user_find(jid), 0);
+        session_send_presence(u, jid, 0);
 }
 
 static void free_list(char **list, int n)
@@ -92,6 +93,11 @@ static void unavailable_to(user_t *u, const char *jid)
         xml_node_set_attr(p, "from", s->full);
         xml_node_set_attr(p, "type", "unavailable");
         xml_node_set_attr(p, "to", jid);
+        if (remote_jid(jid)) { /* a contact at another domain: out through s2s */
+            session_deliver_jid(jid, p);
+            xml_node_free(&p);
+            continue;
+        }
         session_t *t = strchr(jid, '/') ? session_find_jid(jid) : NULL;
         user_t *target = t ? NULL : user_find(jid);
         if (t)
@@ -196,12 +202,15 @@ static mod_result_t blocking_iq(mod_iq_t *iq)
 
 /* XEP-0191 section 3.3: nothing goes to a JID the sender blocks (the sender learns why),
  * and nothing from a blocked JID reaches the user (messages and iq requests get
- * service-unavailable, as if the user were not there; presence is dropped). */
+ * service-unavailable, as if the user were not there; presence is dropped). The sender is a
+ * client (session) or, with no session, a JID at another domain; the recipient a local
+ * address, or another domain's (nobody here to check for). */
 static mod_result_t on_stanza_out(hook_ev_t *ev)
 {
     session_t *from = ev->session;
     const ipc_stanza_t *h = ev->msg;
-    if (user_blocks(from->user, ev->to)) {
+    const char *sender = from ? from->full : ev->from;
+    if (from && user_blocks(from->user, ev->to)) {
         if (h->kind == IPC_KIND_PRESENCE || h->stype == IPC_ST_ERROR || h->stype == IPC_ST_RESULT)
             return MOD_HANDLED;
         xml_node_t *st = stanza_parse(ev->payload, ev->len);
@@ -220,7 +229,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
         return MOD_PASS;
     memcpy(bare, ev->to, bl);
     bare[bl] = '\0';
-    if (!user_blocks(user_find(bare), from->full))
+    if (!sender || remote_jid(ev->to) || !user_blocks(user_find(bare), sender))
         return MOD_PASS;
     if (h->kind != IPC_KIND_PRESENCE && h->stype != IPC_ST_HEADLINE && h->stype != IPC_ST_ERROR &&
         h->stype != IPC_ST_RESULT && h->stype != IPC_ST_GROUPCHAT)
@@ -248,7 +257,8 @@ static mod_result_t on_stanza_in(hook_ev_t *ev)
 {
     if (!user_blocks(ev->user, ev->from))
         return MOD_PASS;
-    if (ev->session && ev->msg->kind == IPC_KIND_IQ &&
+    /* A client is answered through its session, a sender at another domain by address. */
+    if ((ev->session || remote_jid(ev->from)) && ev->msg->kind == IPC_KIND_IQ &&
         (ev->msg->stype == IPC_ST_GET || ev->msg->stype == IPC_ST_SET))
         session_reply_error(ev->session, ev->st, "cancel", "service-unavailable");
     return MOD_HANDLED;

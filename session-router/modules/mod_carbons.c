@@ -50,10 +50,11 @@ static int eligible(const hook_ev_t *ev)
                                  ev->payload, ev->len);
 }
 
-/* What the user sends to a local address goes to the user's other resources. */
+/* What the user sends (to a local address or another domain) goes to the user's other
+ * resources; a stanza from another domain (no session) has no sender here to copy for. */
 static mod_result_t on_stanza_out(hook_ev_t *ev)
 {
-    if (eligible(ev))
+    if (ev->session && eligible(ev))
         copy(ev->session->user, ev->session, "sent", ev->payload, ev->len);
     return MOD_PASS;
 }

@@ -30,9 +30,11 @@ static void add_service_item(const char *domain, const char *name, void *ud)
 static mod_result_t items_iq(mod_iq_t *iq)
 {
     /* The server lists its services (XEP-0030 section 4: conference.DOMAIN, ...); an
-     * account lists no items (mod_pep, earlier in the list, answers for its nodes). */
+     * account lists no items (mod_pep, earlier in the list, answers for its nodes). Not to
+     * another domain: its users cannot use the services yet (docs/ARCHITECTURE.md,
+     * "Federation in the router"). */
     xml_node_t *q = xml_node_new("query", NS_DISCO_ITEMS);
-    if ((iq->at & MOD_AT_SERVER) && !xml_node_attr(iq->payload, "node"))
+    if ((iq->at & MOD_AT_SERVER) && iq->from && !xml_node_attr(iq->payload, "node"))
         service_each(add_service_item, q);
     session_reply_result(iq->from, iq->st, q);
     return MOD_HANDLED;
@@ -41,8 +43,8 @@ static mod_result_t items_iq(mod_iq_t *iq)
 #define EVERYWHERE (MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT)
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_DISCO_INFO, "query", MOD_GET, EVERYWHERE, info_iq},
-    {NS_DISCO_ITEMS, "query", MOD_GET, EVERYWHERE, items_iq},
+    {NS_DISCO_INFO, "query", MOD_GET, EVERYWHERE | MOD_REMOTE, info_iq},
+    {NS_DISCO_ITEMS, "query", MOD_GET, EVERYWHERE | MOD_REMOTE, items_iq},
     {0},
 };
 

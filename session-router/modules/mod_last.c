@@ -92,12 +92,16 @@ static mod_result_t last_iq(mod_iq_t *iq)
         reply_seconds(iq->from, iq->st, (long long)((now_ms() - rt.started_ms) / 1000), NULL);
         return MOD_HANDLED;
     }
+    /* An account's last activity to another domain would need the contact's subscription
+     * checked against the asker's bare JID: not offered yet (service-unavailable). */
+    if (!iq->from)
+        return MOD_PASS;
     module_iq_with_user(iq, iq->account, account_last);
     return MOD_HANDLED;
 }
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_LAST, "query", MOD_GET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, last_iq},
+    {NS_LAST, "query", MOD_GET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT | MOD_REMOTE, last_iq},
     {0},
 };
 

@@ -37,6 +37,7 @@
 #include "mamrun.h"
 #include "module.h"
 #include "modules.h"
+#include "remote.h"
 #include "stanza.h"
 #include "storage.h"
 #include "user.h"
@@ -590,7 +591,7 @@ static int remove_forged(xml_node_t *st, const char *a, const char *b)
         xml_node_t *next = ch->next;
         if (ch->name && ch->ns && is(ch, "stanza-id", NS_SID)) {
             const char *by = xml_node_attr(ch, "by");
-            if (!by || strcmp(by, a) == 0 || strcmp(by, b) == 0) {
+            if (!by || (a && strcmp(by, a) == 0) || (b && strcmp(by, b) == 0)) {
                 xml_node_remove_child(st, ch);
                 xml_node_free(&ch);
                 removed++;
@@ -636,23 +637,38 @@ static mod_result_t strip_forged(hook_ev_t *ev, const char *a, const char *b)
     return MOD_PASS;
 }
 
-/* A message a client sends to a local account: archive it for both and stamp it. */
+/* A message between a local user and any address (hook.h, HOOK_STANZA_OUT): from a client
+ * to a local account (archived for both, stamped), to another domain (the sender's
+ * archive, direction 'out'), or from another domain to a local account (no session; the
+ * recipient's archive, 'in'). A party at another domain keeps its own archive: its
+ * stanza-ids are not ours to judge or add. */
 static mod_result_t on_stanza_out(hook_ev_t *ev)
 {
     const ipc_stanza_t *h = ev->msg;
     if (h->kind != IPC_KIND_MESSAGE || !enabled)
         return MOD_PASS;
     session_t *s = ev->session;
-    char to_bare[JID_MAX + 1];
+    char to_bare[JID_MAX + 1], sender_bare[JID_MAX + 1];
     const char *slash = strchr(ev->to, '/');
     size_t bl = slash ? (size_t)(slash - ev->to) : strlen(ev->to);
     if (bl >= sizeof to_bare)
         return MOD_PASS;
     memcpy(to_bare, ev->to, bl);
     to_bare[bl] = '\0';
+    const char *sender = s ? s->full : ev->from;
+    if (!sender)
+        return MOD_PASS;
+    size_t sl = strcspn(sender, "/");
+    if (sl >= sizeof sender_bare)
+        return MOD_PASS;
+    memcpy(sender_bare, sender, sl);
+    sender_bare[sl] = '\0';
+    /* The parties whose archives live here (NULL: another domain's). */
+    const char *mine_from = s ? sender_bare : NULL;
+    const char *mine_to = remote_jid(to_bare) ? NULL : to_bare;
     if ((h->stype != IPC_ST_NONE && h->stype != IPC_ST_NORMAL && h->stype != IPC_ST_CHAT) ||
         !may_qualify(ev->payload, ev->len) || !rt.redis_ready || !memchr(ev->to, '@', bl))
-        return strip_forged(ev, s->user->bare, to_bare);
+        return strip_forged(ev, mine_from, mine_to);
     /* Most messages are read off their bytes; the tree is built only when a child needs
      * looking into (a stanza-id that may be forged) or the bytes are not canonical. */
     stanza_kid_t kids[STANZA_KIDS_MAX];
@@ -660,7 +676,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     int nk = stanza_scan_children(ev->payload, ev->len, kids, STANZA_KIDS_MAX, &close);
     int w = nk < 0 ? -1 : worth_kids(kids, nk);
     if (w == 0)
-        return strip_forged(ev, s->user->bare, to_bare);
+        return strip_forged(ev, mine_from, mine_to);
     xml_node_t *st = NULL;
     if (w < 0) {
         st = stanza_parse(ev->payload, ev->len);
@@ -668,23 +684,23 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
             return MOD_PASS;
         if (!mamq_worth(st, 0)) {
             xml_node_free(&st);
-            return strip_forged(ev, s->user->bare, to_bare);
+            return strip_forged(ev, mine_from, mine_to);
         }
     }
     if (inflight >= MAM_INFLIGHT_MAX) {
         skipped++;
         if (st)
             xml_node_free(&st);
-        return strip_forged(ev, s->user->bare, to_bare);
+        return strip_forged(ev, mine_from, mine_to);
     }
-    const char *from_bare = s->user->bare;
+    const char *from_bare = sender_bare;
     int self = strcmp(from_bare, to_bare) == 0;
-    int ds = decide(s->user, ev->to, to_bare);
+    int ds = s ? decide(s->user, ev->to, to_bare) : ARCH_NO;
     int dr = ARCH_NO;
-    if (!self) {
+    if (!self && mine_to) {
         user_t *ru = user_find(to_bare);
         if (ru && ru->roster_state == 2) {
-            if (!ru->exists || user_blocks(ru, s->full)) {
+            if (!ru->exists || user_blocks(ru, sender)) {
                 /* Bounced (no such account, XEP-0191 3.2): in neither archive. When the
                  * router does not hold the recipient this is only known in Redis, by the
                  * script, after the sender's copy is written: then the sender's archive
@@ -693,7 +709,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
                     xml_node_free(&st);
                 return MOD_PASS;
             }
-            dr = decide(ru, s->full, from_bare);
+            dr = decide(ru, sender, from_bare);
         } else {
             dr = ARCH_ASK; /* the script checks the account, the blocklist, the prefs */
         }
@@ -706,7 +722,7 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     const char *sxml = ev->payload;
     size_t slen = ev->len;
     if (st) {
-        remove_forged(st, from_bare, to_bare);
+        remove_forged(st, mine_from, mine_to);
         buf_clear(&store_buf);
         xml_serialize(st, XML_NS_CLIENT, &store_buf);
         sxml = store_buf.data;
@@ -733,10 +749,10 @@ static mod_result_t on_stanza_out(hook_ev_t *ev)
     else if (ds == ARCH_ASK)
         archive_write(from_bare, id, ev->to, to_bare, "out", sxml, slen, 1);
     if (dr == ARCH_YES)
-        archive_fast(hmap_sget(prefs_cache, to_bare), to_bare, id, s->full, from_bare, "in",
+        archive_fast(hmap_sget(prefs_cache, to_bare), to_bare, id, sender, from_bare, "in",
                      sxml, slen);
     else if (dr == ARCH_ASK)
-        archive_write(to_bare, id, s->full, from_bare, "in", sxml, slen, 1);
+        archive_write(to_bare, id, sender, from_bare, "in", sxml, slen, 1);
     return MOD_PASS;
 }
 

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "module.h"
 #include "modules.h"
+#include "remote.h"
 #include "stanza.h"
 #include "storage.h"
 #include "user.h"
@@ -57,10 +58,20 @@ static void store_req_free(store_req_t *r)
     free(r);
 }
 
+/* The sender's session, or NULL; *there says whether it can be answered (a session, or a
+ * sender at another domain, answered by address out through s2s). */
+static session_t *sender_of(const char *jid, int *there)
+{
+    session_t *s = session_find_jid(jid);
+    *there = s || remote_jid(jid);
+    return s;
+}
+
 static void bounce(store_req_t *r, const char *etype, const char *cond)
 {
-    session_t *s = session_find_jid(r->sender);
-    xml_node_t *st = s ? stanza_parse(r->orig, r->orig_len) : NULL;
+    int there;
+    session_t *s = sender_of(r->sender, &there);
+    xml_node_t *st = there ? stanza_parse(r->orig, r->orig_len) : NULL;
     if (st)
         session_reply_error(s, st, etype, cond);
     xml_node_free(&st);
@@ -131,8 +142,9 @@ static mod_result_t on_store_offline(hook_ev_t *ev)
     xml_node_free(&copy);
     size_t cost = 2 * ev->len + b.len;
     if (inflight_bytes + cost > OFFLINE_INFLIGHT_BYTES) {
-        session_t *s = session_find_jid(ev->from);
-        if (s)
+        int there;
+        session_t *s = sender_of(ev->from, &there);
+        if (there)
             session_reply_error(s, st, "wait", "resource-constraint");
         refused++;
         buf_free(&b);

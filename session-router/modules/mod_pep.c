@@ -171,6 +171,8 @@ typedef enum {
  * HOOK_PEP_PUBLISH), across its Redis round trips. */
 typedef struct {
     char *full;          /* the requester, found again by full JID; NULL: a module */
+    int remote;          /* the requester is at another domain (no session: answered by
+                            address, out through s2s) */
     char *owner;         /* the node owner's bare JID */
     xml_node_t *iq;      /* the request (NULL for a module) */
     xml_node_t *pubsub;  /* the <pubsub/> element (owned when iq is NULL) */
@@ -200,7 +202,7 @@ static void req_free(pep_req_t *r)
 
 static session_t *req_session(const pep_req_t *r)
 {
-    return r->full ? session_find_jid(r->full) : NULL;
+    return r->full && !r->remote ? session_find_jid(r->full) : NULL;
 }
 
 /* Answers with an error; `app` (may be NULL) is a pubsub#errors condition, `feature` its
@@ -209,7 +211,7 @@ static void req_error(pep_req_t *r, const char *etype, const char *cond, const c
                       const char *feature)
 {
     session_t *s = req_session(r);
-    if (!s) {
+    if (!s && !r->remote) {
         if (!r->full)
             log_warn("pep: %s's node '%s': %s%s%s", r->owner, r->node ? r->node : "", cond,
                      app ? " " : "", app ? app : "");
@@ -227,14 +229,17 @@ static void req_error(pep_req_t *r, const char *etype, const char *cond, const c
         if (feature)
             xml_node_set_attr(a, "feature", feature);
     }
-    session_deliver_node(s, err);
+    if (s)
+        session_deliver_node(s, err);
+    else
+        session_deliver_jid(r->full, err);
     xml_node_free(&err);
 }
 
 static void req_result(pep_req_t *r, xml_node_t *payload)
 {
     session_t *s = req_session(r);
-    if (s)
+    if (s || r->remote) /* a NULL session: by address (deliver.h) */
         session_reply_result(s, r->iq, payload);
     else
         xml_node_free(&payload);
@@ -851,18 +856,26 @@ static pep_req_t *req_new(const char *full, const char *owner, pep_rel_t rel)
     return r;
 }
 
-/* The owner's roster says whether the requester is subscribed to the owner's presence. */
+/* The owner's roster says whether the requester (local, or at another domain) is
+ * subscribed to the owner's presence. */
 static pep_rel_t relation(const mod_iq_t *iq)
 {
     if (iq->at != MOD_AT_ACCOUNT)
         return REL_OWNER;
-    roster_item_t *it = iq->target ? roster_find(iq->target, iq->from->user->bare) : NULL;
+    char bare[JID_MAX + 1];
+    size_t bl = strcspn(iq->sender, "/");
+    if (bl >= sizeof bare)
+        return REL_OTHER;
+    memcpy(bare, iq->sender, bl);
+    bare[bl] = '\0';
+    roster_item_t *it = iq->target ? roster_find(iq->target, bare) : NULL;
     return it && it->sub_from && !it->hidden ? REL_SUBSCRIBED : REL_OTHER;
 }
 
 static mod_result_t pubsub_iq(mod_iq_t *iq)
 {
-    pep_req_t *r = req_new(iq->from->full, iq->account, relation(iq));
+    pep_req_t *r = req_new(iq->sender, iq->account, relation(iq));
+    r->remote = !iq->from;
     r->iq = xml_node_copy(iq->st);
     r->pubsub = xml_node_first_element(r->iq);
     req_start(r, iq->set);
@@ -873,6 +886,7 @@ static mod_result_t pubsub_iq(mod_iq_t *iq)
 
 typedef struct {
     char *full, *owner;
+    int remote; /* full is at another domain: answered by address */
     xml_node_t *iq;
     pep_rel_t rel;
 } pep_disco_t;
@@ -882,10 +896,11 @@ static void on_node_list(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     pep_disco_t *d = privdata;
     redisReply *rep = reply;
-    session_t *s = session_find_jid(d->full);
-    if (s && (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY)) {
+    session_t *s = d->remote ? NULL : session_find_jid(d->full);
+    int there = s || d->remote; /* a NULL session answers by address */
+    if (there && (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY)) {
         session_reply_error(s, d->iq, "wait", "internal-server-error");
-    } else if (s) {
+    } else if (there) {
         xml_node_t *q = xml_node_new("query", NS_DISCO_ITEMS);
         for (size_t i = 0; i + 1 < rep->elements; i += 2) {
             if (rep->element[i]->type != REDIS_REPLY_STRING ||
@@ -912,7 +927,8 @@ static mod_result_t disco_items_iq(mod_iq_t *iq)
     if (xml_node_attr(iq->payload, "node"))
         return MOD_PASS;
     pep_disco_t *d = xcalloc(1, sizeof *d);
-    d->full = xstrdup(iq->from->full);
+    d->full = xstrdup(iq->sender);
+    d->remote = !iq->from;
     d->owner = xstrdup(iq->account);
     d->iq = xml_node_copy(iq->st);
     d->rel = relation(iq);
@@ -1105,9 +1121,11 @@ static void pep_open(void)
 #define ACCOUNTS (MOD_AT_SELF | MOD_AT_ACCOUNT)
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_PUBSUB, "pubsub", MOD_GET | MOD_SET, ACCOUNTS, pubsub_iq},
-    {NS_PUBSUB_OWNER, "pubsub", MOD_GET | MOD_SET, ACCOUNTS, pubsub_iq},
-    {NS_DISCO_ITEMS, "query", MOD_GET, ACCOUNTS, disco_items_iq},
+    /* Another domain's users read an account's nodes too (OMEMO keys, avatars: the access
+     * model decides; only the owner, never remote, publishes or manages). */
+    {NS_PUBSUB, "pubsub", MOD_GET | MOD_SET, ACCOUNTS | MOD_REMOTE, pubsub_iq},
+    {NS_PUBSUB_OWNER, "pubsub", MOD_GET | MOD_SET, ACCOUNTS | MOD_REMOTE, pubsub_iq},
+    {NS_DISCO_ITEMS, "query", MOD_GET, ACCOUNTS | MOD_REMOTE, disco_items_iq},
     {0},
 };
 

@@ -10,7 +10,7 @@ static mod_result_t ping_iq(mod_iq_t *iq)
 }
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_PING, "ping", MOD_GET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT, ping_iq},
+    {NS_PING, "ping", MOD_GET, MOD_AT_SERVER | MOD_AT_SELF | MOD_AT_ACCOUNT | MOD_REMOTE, ping_iq},
     {0},
 };
 

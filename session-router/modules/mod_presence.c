@@ -1,8 +1,11 @@
-/* Presence and subscriptions between local users: RFC 6121 section 3 (subscription
- * requests, approvals, cancellations, pre-approval) with the state tables of appendix A
- * (core/rules.c), and section 4 (initial presence broadcast and probes, unavailable
- * presence, directed presence). A user's roster is loaded before anything that depends on
- * it is decided. */
+/* Presence and subscriptions: RFC 6121 section 3 (subscription requests, approvals,
+ * cancellations, pre-approval) with the state tables of appendix A (core/rules.c), and
+ * section 4 (initial presence broadcast and probes, unavailable presence, directed
+ * presence). A user's roster is loaded before anything that depends on it is decided.
+ * Between local users both sides are processed here; with a contact at another domain
+ * (core/remote.h) the same code runs for our user's side, and the stanza leaves through an
+ * s2s frontend where a local contact's side would have been processed, while what the
+ * remote server sends comes in through HOOK_PRESENCE_IN. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +16,7 @@
 #include "log.h"
 #include "module.h"
 #include "modules.h"
+#include "remote.h"
 #include "rules.h"
 #include "stanza.h"
 #include "storage.h"
@@ -82,6 +86,22 @@ static void sub_free(sub_t *x)
 
 static void sub_inbound(user_t *c, int ok, void *arg);
 
+/* A subscription stanza of a local user's leaves for a contact at another domain, whose
+ * server processes it as inbound (appendix A.3). What that processing does with the
+ * contact's presence is the contact's server's; what it does with our user's presence is
+ * ours, as the local case does it in sub_inbound: an approval (3.1.5) sends the user's
+ * current presence, a cancellation of the contact's subscription (3.2.2) its
+ * unavailable. */
+static void sub_send_remote(sub_t *x)
+{
+    remote_send_node(x->st);
+    if (x->stype == IPC_ST_SUBSCRIBED)
+        session_send_presence(user_find(x->from_bare), x->to_bare, 0);
+    else if (x->stype == IPC_ST_UNSUBSCRIBED)
+        session_send_presence(user_find(x->from_bare), x->to_bare, 1);
+    sub_free(x);
+}
+
 /* Sends a subscription stanza on a user's behalf (an automatic answer, or a cancellation
  * on roster removal); the recipient's server processes it as inbound (appendix A.3). */
 static void send_sub(const char *from_bare, const char *to_bare, ipc_stype_t stype)
@@ -92,7 +112,10 @@ static void send_sub(const char *from_bare, const char *to_bare, ipc_stype_t sty
     x->stype = stype;
     x->st = presence_node(from_bare, ipc_stype_name(stype));
     xml_node_set_attr(x->st, "to", to_bare);
-    user_with_roster(to_bare, sub_inbound, x);
+    if (remote_jid(to_bare))
+        sub_send_remote(x);
+    else
+        user_with_roster(to_bare, sub_inbound, x);
 }
 
 /* Presence to a deleted address (account.h: its tombstone is kept) is answered on its
@@ -107,7 +130,7 @@ static void gone_answer(const char *dead, const char *to_bare, int cancel_to, in
     xml_node_t *err = xml_node_new_child(p, "error", NULL);
     xml_node_set_attr(err, "type", "cancel");
     xml_node_new_child(err, "gone", NS_STANZAS);
-    session_deliver_available(user_find(to_bare), p);
+    session_deliver_jid(to_bare, p);
     xml_node_free(&p);
     if (cancel_to)
         send_sub(dead, to_bare, IPC_ST_UNSUBSCRIBED);
@@ -138,6 +161,8 @@ static void sub_inbound(user_t *c, int ok, void *arg)
     sub_state_t s = state_of(it);
     unsigned what = rules_sub_inbound(&s, x->stype);
     apply_state(c, it, x->from_bare, &s, what);
+    /* A sender at another domain is not held here: its server sends its presence itself
+     * (session_send_presence does nothing for it). */
     user_t *sender = user_find(x->from_bare);
     if (what & SUB_AUTO_SUBSCRIBED)
         send_sub(c->bare, x->from_bare, IPC_ST_SUBSCRIBED);
@@ -146,11 +171,11 @@ static void sub_inbound(user_t *c, int ok, void *arg)
     if (what & SUB_DELIVER)
         session_deliver_available(c, x->st);
     if (what & SUB_PRESENCE_TO_USER)
-        session_send_presence(sender, c, 0);
+        session_send_presence(sender, c->bare, 0);
     if (what & SUB_UNAVAILABLE_TO_USER)
-        session_send_presence(sender, c, 1);
+        session_send_presence(sender, c->bare, 1);
     if (what & SUB_UNAVAILABLE_TO_SENDER)
-        session_send_presence(c, sender, 1);
+        session_send_presence(c, x->from_bare, 1);
     sub_free(x);
 }
 
@@ -170,7 +195,10 @@ static void sub_outbound(user_t *u, int ok, void *arg)
         sub_free(x);
         return;
     }
-    user_with_roster(x->to_bare, sub_inbound, x);
+    if (remote_jid(x->to_bare))
+        sub_send_remote(x); /* the contact's side is its server's (3.1.2, 3.2.2, ...) */
+    else
+        user_with_roster(x->to_bare, sub_inbound, x);
 }
 
 /* Remembers a directed-presence target (at most IPC_RESYNC_DIRECTED_MAX per session: past
@@ -226,6 +254,10 @@ static void directed(session_t *from, const ipc_stanza_t *h, xml_node_t *st, con
     } else if (h->stype == IPC_ST_NONE) {
         directed_remember(from, to, strlen(to));
     }
+    if (remote_jid(to)) {
+        session_deliver_jid(to, st); /* out through s2s */
+        return;
+    }
     if (strchr(to, '/')) {
         session_t *target = session_find_jid(to);
         if (target)
@@ -268,9 +300,11 @@ static void presence_outbound(session_t *from, const ipc_stanza_t *h, xml_node_t
         return;
     }
     case IPC_ST_ERROR: {
-        session_t *target = session_find_jid(to);
+        session_t *target = remote_jid(to) ? NULL : session_find_jid(to);
         if (target)
             session_deliver_node(target, st);
+        else if (remote_jid(to))
+            session_deliver_jid(to, st);
         return;
     }
     default:
@@ -435,15 +469,39 @@ static void bcast_contacts(user_t *u, int ok, void *arg)
     void *v;
     while (ok && hmap_next(u->roster, &pos, &k, &kl, &v)) {
         roster_item_t *it = v;
-        user_t *contact = user_find(it->jid);
-        /* Blocking (XEP-0191) stops presence both ways. */
+        int remote = remote_jid(it->jid);
+        user_t *contact = remote ? NULL : user_find(it->jid);
+        /* Blocking (XEP-0191) stops presence both ways (a remote contact's blocklist is
+         * its server's to apply). */
         if (user_blocks(u, it->jid) || user_blocks(contact, b->full))
             continue;
-        /* RFC 6121 4.2.2 / 4.4.2 / 4.5.2: to contacts subscribed to the user. */
-        if (it->sub_from)
+        /* RFC 6121 4.2.2 / 4.4.2 / 4.5.2: to contacts subscribed to the user, local or
+         * at another domain (out through s2s). */
+        if (it->sub_from && remote)
+            session_deliver_jid(it->jid, b->st);
+        else if (it->sub_from)
             session_deliver_available(contact, b->st);
         if (!off)
             continue;
+        if (remote) {
+            /* 4.3.1: a probe from the user's bare JID to a contact it is subscribed to;
+             * the contact's server answers with its presence (HOOK_PRESENCE_IN), its
+             * last unavailable one included. */
+            if (it->sub_to) {
+                xml_node_t *p = presence_node(u->bare, "probe");
+                xml_node_set_attr(p, "to", it->jid);
+                remote_send_node(p);
+                xml_node_free(&p);
+            }
+            /* A request that waited for the user to come online (3.1.3). */
+            if (it->pending_in) {
+                xml_node_t *p = presence_node(it->jid, "subscribe");
+                xml_node_set_attr(p, "to", u->bare);
+                session_deliver_node(s, p);
+                xml_node_free(&p);
+            }
+            continue;
+        }
         /* 4.3.2: a contact with no available resource answers with its last unavailable
          * presence, when one is stored; a deleted one with its tombstone (gone_answer). */
         unsigned want = it->sub_to && !probe_answer(s, contact) ? OFF_LAST : 0;
@@ -559,6 +617,126 @@ static void presence_broadcast(session_t *from, const ipc_stanza_t *h, xml_node_
     }
 }
 
+/* ---- Presence from other domains (HOOK_PRESENCE_IN) ---- */
+
+/* A probe from a contact at another domain, once the user is loaded. */
+typedef struct {
+    char *from; /* the prober's JID as its server sent it (RFC 6121 4.3.1: a bare JID) */
+    xml_node_t *st;
+} probe_t;
+
+static void probe_free(probe_t *p)
+{
+    xml_node_free(&p->st);
+    free(p->from);
+    free(p);
+}
+
+/* RFC 6121 4.3.2: the user's server answers a probe on the user's behalf: `unsubscribed`
+ * when the prober is not subscribed to the user (no 'from' subscription), else the last
+ * presence of each available resource, or unavailable when there is none. Nothing for an
+ * account that does not exist (8.5.1: presence to it is ignored) or a blocked prober. */
+static void probe_loaded(user_t *u, int ok, void *arg)
+{
+    probe_t *p = arg;
+    char from_bare[JID_MAX + 1];
+    size_t fl = strcspn(p->from, "/");
+    if (!ok || !u->exists || fl >= sizeof from_bare) {
+        probe_free(p);
+        return;
+    }
+    memcpy(from_bare, p->from, fl);
+    from_bare[fl] = '\0';
+    ipc_stanza_t msg = {.kind = IPC_KIND_PRESENCE, .stype = IPC_ST_PROBE, .to = u->bare,
+                        .from = p->from};
+    hook_ev_t ev = {.user = u, .from = p->from, .to = u->bare, .msg = &msg, .st = p->st};
+    if (hook_run(HOOK_STANZA_IN, &ev) == MOD_HANDLED) {
+        probe_free(p);
+        return;
+    }
+    roster_item_t *it = roster_find(u, from_bare);
+    if (!it || !it->sub_from) {
+        xml_node_t *r = presence_node(u->bare, "unsubscribed");
+        session_deliver_jid(from_bare, r);
+        xml_node_free(&r);
+        probe_free(p);
+        return;
+    }
+    int sent = 0;
+    for (session_t *s = u->sessions; s; s = s->next) {
+        if (!s->available || !s->last_presence)
+            continue;
+        xml_node_t *r = stanza_parse(s->last_presence, strlen(s->last_presence));
+        if (!r)
+            continue;
+        session_deliver_jid(p->from, r);
+        xml_node_free(&r);
+        sent++;
+    }
+    if (!sent) {
+        xml_node_t *r = presence_node(u->bare, "unavailable");
+        session_deliver_jid(p->from, r);
+        xml_node_free(&r);
+    }
+    probe_free(p);
+}
+
+/* Presence a contact at another domain sent a local user (the remote server stamped it
+ * and its frontend checked 'from'): subscriptions as inbound (appendix A.3, as from a
+ * local contact: sub_inbound), probes answered (4.3.2), and available, unavailable and
+ * error presence delivered (4.2.3, 4.4.3, 4.5.3, 4.6.3) to the resource it names or every
+ * available resource, unless the user blocks the sender (XEP-0191 3.3). */
+static mod_result_t on_presence_in(hook_ev_t *ev)
+{
+    const char *to = ev->to, *from = ev->from;
+    jid_t jt, jf;
+    char to_bare[JID_MAX + 1], from_bare[JID_MAX + 1];
+    if (!to || !from || jid_parse(&jt, to) < 0 || jid_bare(&jt, to_bare, sizeof to_bare) < 0 ||
+        jid_parse(&jf, from) < 0 || jid_bare(&jf, from_bare, sizeof from_bare) < 0)
+        return MOD_HANDLED;
+    switch (ev->msg->stype) {
+    case IPC_ST_SUBSCRIBE:
+    case IPC_ST_SUBSCRIBED:
+    case IPC_ST_UNSUBSCRIBE:
+    case IPC_ST_UNSUBSCRIBED: {
+        sub_t *x = xcalloc(1, sizeof *x);
+        x->from_bare = xstrdup(from_bare);
+        x->to_bare = xstrdup(to_bare);
+        x->stype = (ipc_stype_t)ev->msg->stype;
+        /* 3.1.3: between bare JIDs, as the user's server stamped it (3.1.2). */
+        x->st = xml_node_copy(ev->st);
+        xml_node_set_attr(x->st, "from", x->from_bare);
+        xml_node_set_attr(x->st, "to", x->to_bare);
+        user_with_roster(to_bare, sub_inbound, x);
+        break;
+    }
+    case IPC_ST_PROBE: {
+        probe_t *p = xcalloc(1, sizeof *p);
+        p->from = xstrdup(from);
+        p->st = xml_node_copy(ev->st);
+        user_with_roster(to_bare, probe_loaded, p);
+        break;
+    }
+    case IPC_ST_NONE:
+    case IPC_ST_UNAVAILABLE:
+    case IPC_ST_ERROR:
+        if (strchr(to, '/')) {
+            session_t *t = session_find_jid(to);
+            if (t && !user_blocks(t->user, from))
+                session_deliver_node(t, ev->st);
+        } else {
+            /* A user the router does not hold has no resource to get it. */
+            user_t *u = user_find(to_bare);
+            if (u && !user_blocks(u, from))
+                session_deliver_available(u, ev->st);
+        }
+        break;
+    default:
+        break;
+    }
+    return MOD_HANDLED;
+}
+
 /* Presence from a client: broadcast when it has no 'to', else directed or a subscription. */
 static mod_result_t on_presence(hook_ev_t *ev)
 {
@@ -641,7 +819,7 @@ static mod_result_t on_roster_removed(hook_ev_t *ev)
         if (need[i])
             send_sub(u->bare, it->jid, cancel[i]);
     if (it->sub_from)
-        session_send_presence(u, user_find(it->jid), 1);
+        session_send_presence(u, it->jid, 1);
     return MOD_PASS;
 }
 
@@ -668,6 +846,7 @@ static mod_result_t on_user_deleted(hook_ev_t *ev)
 static const mod_hook_t hooks[] = {
     {HOOK_USER_DELETED, 0, on_user_deleted},
     {HOOK_PRESENCE, 0, on_presence},
+    {HOOK_PRESENCE_IN, 0, on_presence_in},
     {HOOK_SESSION_ENDED, 0, on_session_ended},
     {HOOK_SESSION_FREED, 0, on_session_freed},
     {HOOK_SESSION_RESYNC, 0, on_resync},

@@ -23,7 +23,7 @@ static mod_result_t time_iq(mod_iq_t *iq)
 }
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_TIME, "time", MOD_GET, MOD_AT_SERVER, time_iq},
+    {NS_TIME, "time", MOD_GET, MOD_AT_SERVER | MOD_REMOTE, time_iq},
     {0},
 };
 

@@ -33,7 +33,7 @@ static mod_result_t vcard_iq(mod_iq_t *iq)
 }
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_VCARD, "vCard", MOD_GET | MOD_SET, MOD_AT_SELF | MOD_AT_ACCOUNT, vcard_iq},
+    {NS_VCARD, "vCard", MOD_GET | MOD_SET, MOD_AT_SELF | MOD_AT_ACCOUNT | MOD_REMOTE, vcard_iq},
     {0},
 };
 

@@ -36,7 +36,7 @@ static void version_open(void)
 }
 
 static const mod_iq_handler_t iq_handlers[] = {
-    {NS_VERSION, "query", MOD_GET, MOD_AT_SERVER, version_iq},
+    {NS_VERSION, "query", MOD_GET, MOD_AT_SERVER | MOD_REMOTE, version_iq},
     {0},
 };
 

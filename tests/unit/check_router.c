@@ -25,6 +25,7 @@
 #include "keys.h"
 #include "module.h"
 #include "modules.h"
+#include "remote.h"
 #include "registration.h"
 #include "route.h"
 #include "scram.h"
@@ -1781,6 +1782,521 @@ START_TEST(test_sm_wrap_around)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------
+ * Federation (core/remote.c): stanzas to other domains leave as IPC_S2S_OUT to an s2s
+ * frontend; stanzas from other domains (IPC_S2S_IN) are routed as from another account. */
+
+#define ROMEO "romeo@remote.example"
+#define REMOTE_DOM "remote.example"
+
+static rt_frontend_t s2s_a, s2s_b;
+
+/* A frontend that said hello with the s2s flag (link.c sets rt_frontend_t.s2s). */
+static void s2s_join(rt_frontend_t *f, const char *name)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->ident, sizeof f->ident, "%s:1", name);
+    f->ident_len = strlen(f->ident);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->s2s = 1;
+    hmap_put(rt.frontends, f->ident, f->ident_len, f);
+}
+
+static void s2s_leave(rt_frontend_t *f)
+{
+    hmap_del(rt.frontends, f->ident, f->ident_len);
+}
+
+/* A stanza another server sent, as the s2s frontend forwards it (IPC_S2S_IN: the facts in
+ * the header, checked by the reader; the payload serialised without an xmlns on the top
+ * element), routed, and every storage answer pumped. */
+static void remote_in(const char *xml)
+{
+    xml_node_t *st = stanza_parse(xml, strlen(xml));
+    ck_assert_msg(st != NULL, "bad test stanza %s", xml);
+    ipc_kind_t kind = ipc_kind_from_name(st->name);
+    ipc_s2s_t msg = {.conn = 7, .kind = kind,
+                     .stype = ipc_stype_from_attr(kind, xml_node_attr(st, "type")),
+                     .to = xml_node_attr(st, "to"), .from = xml_node_attr(st, "from"),
+                     .id = xml_node_attr(st, "id")};
+    buf_t b = BUF_INIT;
+    xml_serialize(st, XML_NS_CLIENT, &b);
+    ipc_hdr_t h;
+    ck_assert_int_eq(ipc_s2s_in_build(&h, &msg), 0);
+    ipc_s2s_t got;
+    ck_assert_int_eq(ipc_s2s_in_read(&h, &got), 0);
+    route_remote_stanza(&got, b.data, b.len);
+    buf_free(&b);
+    xml_node_free(&st);
+    fake_redis_flush();
+}
+
+/* The i-th message sent, when it is an s2s-out: parsed, its header's to/from checked
+ * against the stanza's; NULL otherwise. `*f` gets the frontend it went to. */
+static xml_node_t *sent_out(size_t i, rt_frontend_t **f)
+{
+    const fake_sent_t *m = fake_link_get(i);
+    if (!m || m->type != IPC_S2S_OUT)
+        return NULL;
+    ck_assert_msg(strncmp(m->data, "<", 1) == 0 && !strstr(m->data, "xmlns='jabber:client'") &&
+                      !strstr(m->data, "xmlns=\"jabber:client\""),
+                  "s2s-out payload with the client namespace: %s", m->data);
+    xml_node_t *st = stanza_parse(m->data, m->len);
+    ck_assert_msg(st != NULL, "unparsable s2s-out: %s", m->data);
+    ck_assert(attr_is(st, "to", m->field0));
+    ck_assert(attr_is(st, "from", m->field1));
+    ck_assert_uint_eq(m->conn, 0);
+    if (f)
+        *f = m->fe;
+    return st;
+}
+
+/* How many s2s-out stanzas matched: element, type (NULL: none), from, to. */
+static int out_count(const char *name, const char *type, const char *from, const char *to)
+{
+    int n = 0;
+    for (size_t i = 0; i < fake_link_count(); i++) {
+        xml_node_t *st = sent_out(i, NULL);
+        n += st && strcmp(st->name, name) == 0 && attr_is(st, "type", type) &&
+             attr_is(st, "from", from) && attr_is(st, "to", to);
+        xml_node_free(&st);
+    }
+    return n;
+}
+
+static int out_total(void)
+{
+    int n = 0;
+    for (size_t i = 0; i < fake_link_count(); i++)
+        n += fake_link_get(i)->type == IPC_S2S_OUT;
+    return n;
+}
+
+/* The s2s-out stanza with this id (exactly one), or NULL when none left. */
+static xml_node_t *out_id(const char *id, rt_frontend_t **f)
+{
+    xml_node_t *found = NULL;
+    for (size_t i = 0; i < fake_link_count(); i++) {
+        rt_frontend_t *fe_out;
+        xml_node_t *st = sent_out(i, &fe_out);
+        if (st && attr_is(st, "id", id)) {
+            ck_assert_msg(!found, "two s2s-out stanzas with id %s", id);
+            found = st;
+            if (f)
+                *f = fe_out;
+        } else {
+            xml_node_free(&st);
+        }
+    }
+    return found;
+}
+
+/* The condition of the error that went out for `id` ("" when none). */
+static const char *out_error(const char *id)
+{
+    static char cond[64];
+    xml_node_t *st = out_id(id, NULL);
+    cond[0] = '\0';
+    if (st && is_error(st)) {
+        const xml_node_t *e = xml_node_child(st, "error", NULL);
+        for (const xml_node_t *c = e ? e->children : NULL; c; c = c->next)
+            if (c->name && c->ns && strcmp(c->ns, NS_STANZAS) == 0)
+                snprintf(cond, sizeof cond, "%s", c->name);
+    }
+    xml_node_free(&st);
+    return cond;
+}
+
+/* Each domain always leaves through the same s2s frontend (never a c2s one); when that one
+ * goes only its domains move, and they come back when it does. */
+START_TEST(test_remote_frontend_choice)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    s2s_join(&s2s_b, "s2s-b");
+    session_t *a = bind_jid(ALICE "/a");
+    enum { N = 24 };
+    rt_frontend_t *first[N];
+    int on_a = 0;
+    for (int round = 0; round < 2; round++) {
+        fake_link_clear();
+        for (int i = 0; i < N; i++)
+            sendf(a, "<message to='user@d%d.example' type='chat' id='m%d'><body>x</body></message>",
+                  i, i);
+        for (int i = 0; i < N; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "m%d", i);
+            rt_frontend_t *f = NULL;
+            xml_node_t *st = out_id(id, &f);
+            ck_assert_msg(st != NULL, "%s did not leave", id);
+            ck_assert(attr_is(st, "from", ALICE "/a"));
+            ck_assert(f == &s2s_a || f == &s2s_b);
+            if (round == 0) {
+                first[i] = f;
+                on_a += f == &s2s_a;
+            } else {
+                ck_assert_ptr_eq(f, first[i]);
+            }
+            xml_node_free(&st);
+        }
+    }
+    ck_assert_int_gt(on_a, 0);
+    ck_assert_int_lt(on_a, N);
+    /* s2s-a goes: its domains move to s2s-b, the others stay where they were. */
+    s2s_leave(&s2s_a);
+    fake_link_clear();
+    for (int i = 0; i < N; i++)
+        sendf(a, "<message to='user@d%d.example/r' id='n%d'><body>x</body></message>", i, i);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        rt_frontend_t *f = NULL;
+        xml_node_t *st = out_id(id, &f);
+        ck_assert_ptr_nonnull(st);
+        ck_assert_ptr_eq(f, &s2s_b);
+        xml_node_free(&st);
+    }
+    /* Back (a restart: same name, new epoch): it gets its domains back. */
+    s2s_join(&s2s_a, "s2s-a");
+    fake_link_clear();
+    for (int i = 0; i < N; i++)
+        sendf(a, "<message to='user@d%d.example' id='p%d'><body>x</body></message>", i, i);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "p%d", i);
+        rt_frontend_t *f = NULL;
+        xml_node_t *st = out_id(id, &f);
+        ck_assert_ptr_eq(f, first[i]);
+        xml_node_free(&st);
+    }
+    /* Our own subdomains are never another server's. */
+    fake_link_clear();
+    send_xml(a, "<message to='x@pubsub." DOM "' type='chat' id='sub'><body>x</body></message>");
+    ck_assert_str_eq(bounce(a, "sub"), "remote-server-not-found");
+    ck_assert_int_eq(out_total(), 0);
+}
+END_TEST
+
+/* With no s2s frontend alive (only client frontends), other domains are unreachable and
+ * nothing changes for the sender. */
+START_TEST(test_remote_no_s2s)
+{
+    session_t *a = bind_jid(ALICE "/a");
+    avail(a, 0);
+    fake_link_clear();
+    send_xml(a, "<message to='" ROMEO "' type='chat' id='m'><body>x</body></message>");
+    send_xml(a, "<iq to='" ROMEO "/r' type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>");
+    send_xml(a, "<presence to='" ROMEO "' type='subscribe' id='s'/>");
+    send_xml(a, "<message to='" ROMEO "' type='error' id='e'/>");
+    ck_assert_str_eq(bounce(a, "m"), "remote-server-not-found");
+    ck_assert_str_eq(bounce(a, "q"), "remote-server-not-found");
+    ck_assert_str_eq(bounce(a, "s"), "remote-server-not-found");
+    ck_assert_str_eq(bounce(a, "e"), "");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "");
+    ck_assert_int_eq(out_total(), 0);
+}
+END_TEST
+
+/* Messages both ways: out with the sender's full JID and the original 'to', 'sent' carbons;
+ * in to a bare JID, a full JID ('received' carbons), a user with no resource (stored). */
+START_TEST(test_remote_messages)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    session_t *a1 = bind_jid(ALICE "/a1");
+    session_t *a2 = bind_jid(ALICE "/a2");
+    avail(a1, 0);
+    avail(a2, 0);
+    enable_carbons(a2);
+    fake_link_clear();
+    send_xml(a1, "<message to='" ROMEO "/balcony' type='chat' id='out'><body>hi</body></message>");
+    xml_node_t *st = out_id("out", NULL);
+    ck_assert_ptr_nonnull(st);
+    ck_assert(attr_is(st, "from", ALICE "/a1"));
+    ck_assert(attr_is(st, "to", ROMEO "/balcony"));
+    ck_assert_ptr_nonnull(xml_node_child(st, "body", XML_NS_CLIENT));
+    xml_node_free(&st);
+    ck_assert_int_eq(carbon(a2, "sent", "out"), 1);
+
+    fake_link_clear();
+    remote_in("<message from='" ROMEO "/balcony' to='" ALICE "' type='chat' id='in-bare'>"
+              "<body>hello</body></message>");
+    ck_assert_int_eq(got_to(a1, "in-bare", ALICE), 1);
+    ck_assert_int_eq(got_to(a2, "in-bare", ALICE), 1);
+    remote_in("<message from='" ROMEO "/balcony' to='" ALICE "/a1' type='chat' id='in-full'>"
+              "<body>hello</body></message>");
+    ck_assert_int_eq(got_to(a1, "in-full", ALICE "/a1"), 1);
+    ck_assert_int_eq(got(a2, "in-full"), 0);
+    ck_assert_int_eq(carbon(a2, "received", "in-full"), 1);
+    /* Bob has no resource: stored for him (XEP-0160), nothing back out. */
+    remote_in("<message from='" ROMEO "/balcony' to='" BOB "' type='chat' id='in-off'>"
+              "<body>later</body></message>");
+    ck_assert_int_eq(offline_count(BOB), 1);
+    ck_assert_int_eq(out_total(), 0);
+    session_t *b = bind_jid(BOB "/b");
+    avail(b, 0);
+    ck_assert_int_eq(got(b, "in-off"), 1);
+}
+END_TEST
+
+/* What cannot be delivered goes back out as an error, never for an error. */
+START_TEST(test_remote_undeliverable)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    remote_in("<message from='" ROMEO "/r' to='" NOBODY "' type='chat' id='m'><body>x</body></message>");
+    remote_in("<message from='" ROMEO "/r' to='" NOBODY "/x' type='chat' id='mf'><body>x</body></message>");
+    remote_in("<iq from='" ROMEO "/r' to='" NOBODY "' type='get' id='q'><vCard xmlns='vcard-temp'/></iq>");
+    remote_in("<iq from='" ROMEO "/r' to='" BOB "/gone' type='get' id='qf'><ping xmlns='urn:xmpp:ping'/></iq>");
+    remote_in("<message from='" ROMEO "/r' to='" NOBODY "' type='error' id='e'/>");
+    remote_in("<presence from='" ROMEO "/r' to='" NOBODY "' id='p'/>");
+    remote_in("<message from='" ROMEO "/r' to='room@conference." DOM "' type='groupchat' id='g'><body>x</body></message>");
+    ck_assert_str_eq(out_error("m"), "service-unavailable");
+    ck_assert_str_eq(out_error("mf"), "service-unavailable");
+    ck_assert_str_eq(out_error("q"), "service-unavailable");
+    ck_assert_str_eq(out_error("qf"), "service-unavailable");
+    xml_node_t *st = out_id("q", NULL);
+    ck_assert(attr_is(st, "from", NOBODY));
+    ck_assert(attr_is(st, "to", ROMEO "/r"));
+    xml_node_free(&st);
+    ck_assert_ptr_null(out_id("e", NULL));
+    ck_assert_ptr_null(out_id("p", NULL));
+    ck_assert_int_eq(offline_count(NOBODY), 0);
+    /* The frontend's own error for a stanza it could not send reaches the sender. */
+    session_t *a = bind_jid(ALICE "/a");
+    fake_link_clear();
+    remote_in("<message from='" ROMEO "' to='" ALICE "/a' type='error' id='x'>"
+              "<error type='cancel'><remote-server-not-found xmlns='" NS_STANZAS "'/></error></message>");
+    ck_assert_str_eq(bounce(a, "x"), "remote-server-not-found");
+    ck_assert_int_eq(out_total(), 0);
+}
+END_TEST
+
+/* RFC 6121 section 3 with a contact at another domain: the user's side here, the
+ * contact's side at its server; 4.2.2 / 4.3.1 / 4.5.2 presence to and probes of it. */
+START_TEST(test_remote_subscription)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    session_t *a = bind_jid(ALICE "/a");
+    avail(a, 0);
+    roster_get(a);
+    fake_link_clear();
+    /* 3.1.2: Pending Out, pushed, stamped with the bare JID and sent on. */
+    send_xml(a, "<presence to='" ROMEO "' type='subscribe' id='s'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "001000");
+    ck_assert_int_eq(pushes(a, ROMEO, "none", "subscribe"), 1);
+    ck_assert_int_eq(out_count("presence", "subscribe", ALICE, ROMEO), 1);
+    /* 3.1.6: the contact approves: To, pushed, delivered. */
+    fake_link_clear();
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='subscribed' id='ok'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "100000");
+    ck_assert_int_eq(pushes(a, ROMEO, "to", ""), 1);
+    ck_assert_int_eq(presence_from(a, "subscribed", ROMEO), 1);
+    ck_assert_int_eq(out_total(), 0);
+    /* Its presence, as its server sends it, reaches alice. */
+    remote_in("<presence from='" ROMEO "/balcony' to='" ALICE "'><show>chat</show></presence>");
+    ck_assert_int_eq(presence_from(a, NULL, ROMEO "/balcony"), 1);
+    /* 3.1.3: the contact asks in return: Pending In, delivered. */
+    fake_link_clear();
+    remote_in("<presence from='" ROMEO "/balcony' to='" ALICE "' type='subscribe' id='s2'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "100100");
+    ck_assert_int_eq(presence_from(a, "subscribe", ROMEO), 1);
+    /* 3.1.5: alice approves: Both; 'subscribed' goes out, then her presence (the
+     * contact's server would have sent it for a local contact). */
+    fake_link_clear();
+    send_xml(a, "<presence to='" ROMEO "' type='subscribed' id='ok2'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "110000");
+    ck_assert_int_eq(pushes(a, ROMEO, "both", ""), 1);
+    ck_assert_int_eq(out_count("presence", "subscribed", ALICE, ROMEO), 1);
+    ck_assert_int_eq(out_count("presence", NULL, ALICE "/a", ROMEO), 1);
+    /* 4.4.2: a presence update goes to the contact; 4.3.1: a new resource's initial
+     * presence probes it (from the bare JID) and is broadcast. */
+    fake_link_clear();
+    send_xml(a, "<presence><show>away</show></presence>");
+    ck_assert_int_eq(out_count("presence", NULL, ALICE "/a", ROMEO), 1);
+    ck_assert_int_eq(out_count("presence", "probe", ALICE, ROMEO), 0);
+    session_t *a2 = bind_jid(ALICE "/a2");
+    fake_link_clear();
+    avail(a2, 0);
+    ck_assert_int_eq(out_count("presence", "probe", ALICE, ROMEO), 1);
+    ck_assert_int_eq(out_count("presence", NULL, ALICE "/a2", ROMEO), 1);
+    /* 4.5.2: unavailable too, and when a session just ends. */
+    fake_link_clear();
+    send_xml(a2, "<presence type='unavailable'/>");
+    ck_assert_int_eq(out_count("presence", "unavailable", ALICE "/a2", ROMEO), 1);
+    fake_link_clear();
+    session_end(a);
+    fake_redis_flush();
+    ck_assert_int_eq(out_count("presence", "unavailable", ALICE "/a", ROMEO), 1);
+    /* 3.3.3: the contact unsubscribes: From goes, it gets alice's unavailable (none
+     * available now: nothing), and 3.2.3 unsubscribed: To goes. */
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='unsubscribe'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "100000");
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='unsubscribed'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "000000");
+}
+END_TEST
+
+/* 3.1.3: a remote contact's request to a user with no resource waits for its next initial
+ * presence; 3.4: a pre-approved one is answered for the user at once (with its presence,
+ * 3.1.5, as the contact's server would for a local contact). */
+START_TEST(test_remote_subscribe_offline_and_preapproved)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    remote_in("<presence from='" ROMEO "/x' to='" BOB "' type='subscribe'/>");
+    ck_assert_str_eq(stored_flags(BOB, ROMEO), "000101");
+    ck_assert_int_eq(out_total(), 0);
+    session_t *b = bind_jid(BOB "/b");
+    avail(b, 0);
+    ck_assert_int_eq(presence_from(b, "subscribe", ROMEO), 1);
+    ck_assert_int_eq(out_count("presence", "probe", BOB, ROMEO), 0); /* not subscribed to it */
+
+    session_t *a = bind_jid(ALICE "/a");
+    avail(a, 0);
+    send_xml(a, "<presence to='" ROMEO "' type='subscribed'/>"); /* pre-approval: kept */
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "000010");
+    ck_assert_int_eq(out_total(), 0);
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='subscribe'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "010000");
+    ck_assert_int_eq(out_count("presence", "subscribed", ALICE, ROMEO), 1);
+    ck_assert_int_eq(out_count("presence", NULL, ALICE "/a", ROMEO), 1);
+    ck_assert_int_eq(presence_from(a, "subscribe", ROMEO), 0);
+}
+END_TEST
+
+/* 4.3.2: a probe from a contact at another domain is answered on the user's behalf. */
+START_TEST(test_remote_probe)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    preload_item(ALICE, ROMEO, "010000"); /* From: romeo may see alice */
+    preload_item(BOB, ROMEO, "010000");
+    session_t *a = bind_jid(ALICE "/a");
+    send_xml(a, "<presence><status>here</status></presence>");
+    fake_link_clear();
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='probe'/>");
+    ck_assert_int_eq(out_count("presence", NULL, ALICE "/a", ROMEO), 1);
+    ck_assert_int_eq(out_total(), 1);
+    /* Bob has no available resource: unavailable. */
+    fake_link_clear();
+    remote_in("<presence from='" ROMEO "' to='" BOB "' type='probe'/>");
+    ck_assert_int_eq(out_count("presence", "unavailable", BOB, ROMEO), 1);
+    /* Someone not subscribed: unsubscribed, nothing of alice's presence. */
+    fake_link_clear();
+    remote_in("<presence from='juliet@remote.example/x' to='" ALICE "' type='probe'/>");
+    ck_assert_int_eq(out_count("presence", "unsubscribed", ALICE, "juliet@remote.example"), 1);
+    ck_assert_int_eq(out_total(), 1);
+    /* No such account: ignored. */
+    fake_link_clear();
+    remote_in("<presence from='" ROMEO "' to='" NOBODY "' type='probe'/>");
+    ck_assert_int_eq(out_total(), 0);
+    /* Alice's broadcast reaches the contact with From (4.2.2). */
+    send_xml(a, "<presence><show>dnd</show></presence>");
+    ck_assert_int_eq(out_count("presence", NULL, ALICE "/a", ROMEO), 1);
+}
+END_TEST
+
+/* iq requests from another domain answered by the modules that serve them (MOD_REMOTE),
+ * out by address; to a full JID forwarded, and the client's answer goes back out. */
+START_TEST(test_remote_iq)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    remote_in("<iq from='" REMOTE_DOM "' to='" DOM "' type='get' id='di'>"
+              "<query xmlns='" NS_DISCO_INFO "'/></iq>");
+    xml_node_t *st = out_id("di", NULL);
+    ck_assert_ptr_nonnull(st);
+    ck_assert(attr_is(st, "type", "result"));
+    ck_assert(attr_is(st, "from", DOM));
+    ck_assert(attr_is(st, "to", REMOTE_DOM));
+    const xml_node_t *q = xml_node_child(st, "query", NS_DISCO_INFO);
+    const xml_node_t *id = q ? xml_node_child(q, "identity", NULL) : NULL;
+    ck_assert_ptr_nonnull(id);
+    ck_assert(attr_is(id, "category", "server"));
+    xml_node_free(&st);
+    remote_in("<iq from='" ROMEO "/r' to='" ALICE "' type='get' id='da'>"
+              "<query xmlns='" NS_DISCO_INFO "'/></iq>");
+    st = out_id("da", NULL);
+    ck_assert(attr_is(st, "type", "result"));
+    ck_assert(attr_is(st, "from", ALICE));
+    ck_assert(attr_is(st, "to", ROMEO "/r"));
+    xml_node_free(&st);
+    remote_in("<iq from='" ROMEO "/r' to='" ALICE "' type='get' id='vc'><vCard xmlns='vcard-temp'/></iq>");
+    st = out_id("vc", NULL);
+    ck_assert(attr_is(st, "type", "result"));
+    ck_assert_ptr_nonnull(xml_node_child(st, "vCard", "vcard-temp"));
+    xml_node_free(&st);
+    remote_in("<iq from='" ROMEO "/r' to='" ALICE "' type='set' id='vs'><vCard xmlns='vcard-temp'/></iq>");
+    ck_assert_str_eq(out_error("vs"), "forbidden");
+    remote_in("<iq from='" REMOTE_DOM "' to='" DOM "' type='get' id='png'><ping xmlns='urn:xmpp:ping'/></iq>");
+    st = out_id("png", NULL);
+    ck_assert(attr_is(st, "type", "result"));
+    xml_node_free(&st);
+    /* What serves only local users is not offered to other domains. */
+    remote_in("<iq from='" ROMEO "/r' to='" DOM "' type='get' id='ro'><query xmlns='" NS_ROSTER "'/></iq>");
+    remote_in("<iq from='" ROMEO "/r' to='" ALICE "' type='get' id='bl'><blocklist xmlns='urn:xmpp:blocking'/></iq>");
+    ck_assert_str_eq(out_error("ro"), "service-unavailable");
+    ck_assert_str_eq(out_error("bl"), "service-unavailable");
+    /* Results to the server are dropped. */
+    fake_link_clear();
+    remote_in("<iq from='" REMOTE_DOM "' to='" DOM "' type='result' id='r'/>");
+    ck_assert_int_eq(out_total(), 0);
+    /* To a full JID: forwarded; the client's result leaves through s2s. */
+    session_t *a = bind_jid(ALICE "/a");
+    remote_in("<iq from='" ROMEO "/r' to='" ALICE "/a' type='get' id='v'><query xmlns='jabber:iq:version'/></iq>");
+    ck_assert_int_eq(got_to(a, "v", ALICE "/a"), 1);
+    send_xml(a, "<iq to='" ROMEO "/r' type='result' id='v'><query xmlns='jabber:iq:version'/></iq>");
+    st = out_id("v", NULL);
+    ck_assert(attr_is(st, "type", "result"));
+    ck_assert(attr_is(st, "from", ALICE "/a"));
+    xml_node_free(&st);
+}
+END_TEST
+
+/* XEP-0191 with a JID at another domain, both ways. */
+START_TEST(test_remote_blocking)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    preload_block(ALICE, ROMEO);
+    preload_block(BOB, REMOTE_DOM); /* a whole domain */
+    preload_item(ALICE, ROMEO, "110000");
+    session_t *a = bind_jid(ALICE "/a");
+    session_t *b = bind_jid(BOB "/b");
+    avail(a, 0);
+    avail(b, 0);
+    fake_link_clear();
+    /* Out: refused with <blocked/>, nothing leaves; presence dropped. */
+    send_xml(a, "<message to='" ROMEO "/r' type='chat' id='m'><body>x</body></message>");
+    send_xml(a, "<presence to='" ROMEO "' type='subscribe' id='s'/>");
+    ck_assert_str_eq(bounce(a, "m"), "not-acceptable");
+    ck_assert(bounce_has(a, "m", "blocked", "urn:xmpp:blocking:errors"));
+    ck_assert_str_eq(bounce(a, "s"), "");
+    ck_assert_int_eq(out_total(), 0);
+    /* The broadcast does not reach a blocked contact either. */
+    send_xml(a, "<presence><show>away</show></presence>");
+    ck_assert_int_eq(out_total(), 0);
+    fake_link_clear();
+    /* In: as if the user were not there (messages and requests: service-unavailable back
+     * out), presence and probes dropped. */
+    remote_in("<message from='" ROMEO "/r' to='" ALICE "' type='chat' id='im'><body>x</body></message>");
+    remote_in("<message from='juliet@" REMOTE_DOM "/r' to='" BOB "/b' type='chat' id='ib'><body>x</body></message>");
+    remote_in("<iq from='" ROMEO "/r' to='" ALICE "/a' type='get' id='iq'><ping xmlns='urn:xmpp:ping'/></iq>");
+    remote_in("<iq from='" ROMEO "/r' to='" ALICE "' type='get' id='iqb'><vCard xmlns='vcard-temp'/></iq>");
+    remote_in("<presence from='" ROMEO "/r' to='" ALICE "' id='ip'/>");
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='probe' id='pr'/>");
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='subscribe' id='is'/>");
+    ck_assert_str_eq(out_error("im"), "service-unavailable");
+    ck_assert_str_eq(out_error("ib"), "service-unavailable");
+    ck_assert_str_eq(out_error("iq"), "service-unavailable");
+    ck_assert_str_eq(out_error("iqb"), "service-unavailable");
+    ck_assert_int_eq(out_total(), 4);
+    ck_assert_int_eq(total(a) + total(b), 0);
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "110000");
+    /* Offline: not stored either. */
+    session_end(b);
+    fake_redis_flush();
+    fake_link_clear();
+    remote_in("<message from='juliet@" REMOTE_DOM "/r' to='" BOB "' type='chat' id='ob'><body>x</body></message>");
+    ck_assert_str_eq(out_error("ob"), "service-unavailable");
+    ck_assert_int_eq(offline_count(BOB), 0);
+}
+END_TEST
+
 Suite *make_router_suite(void)
 {
     Suite *s = suite_create("router");
@@ -1849,6 +2365,19 @@ Suite *make_router_suite(void)
 
     tc = tcase_create("admin-registry");
     tcase_add_test(tc, test_admin_module_commands);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("federation");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_remote_frontend_choice);
+    tcase_add_test(tc, test_remote_no_s2s);
+    tcase_add_test(tc, test_remote_messages);
+    tcase_add_test(tc, test_remote_undeliverable);
+    tcase_add_test(tc, test_remote_subscription);
+    tcase_add_test(tc, test_remote_subscribe_offline_and_preapproved);
+    tcase_add_test(tc, test_remote_probe);
+    tcase_add_test(tc, test_remote_iq);
+    tcase_add_test(tc, test_remote_blocking);
     suite_add_tcase(s, tc);
     return s;
 }

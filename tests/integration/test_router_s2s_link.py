@@ -1,0 +1,279 @@
+"""The router's side of federation over its real link (docs/PROTOCOL.md, "Server-to-server"):
+a stand-in s2s frontend (a ZeroMQ DEALER that says hello with the s2s flag, as
+c2s-frontend does with s2s_listen set) gets the stanzas a real client sends to another
+domain as s2s-out, and what it hands the router as s2s-in reaches the client or is answered
+back out. No server-to-server connection is made here: those are the frontend's, tested
+with it."""
+
+import os
+import struct
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import DOMAIN
+from xmpp_client import (NS_CLIENT, NS_DISCO_INFO, NS_STANZAS, XMPPClient, dump, q,
+                         stanza_error_condition)
+
+REMOTE = "remote.example"
+ROMEO = "romeo@" + REMOTE
+HDR = ">BBBBQIBBBB"
+T_HELLO, T_HEARTBEAT, T_S2S_OUT, T_S2S_IN = 1, 2, 25, 26
+KIND = {"message": 1, "presence": 2, "iq": 3}
+STYPE = {None: 0, "normal": 1, "chat": 2, "error": 5, "get": 12, "set": 13, "result": 14}
+
+
+def header(type_, conn=0, flags=0, kind=0, stype=0, fields=()):
+    out = struct.pack(HDR, 0x58, 1, type_, flags, conn, 0, kind, stype, 0, len(fields))
+    for f in fields:
+        out += struct.pack(">H", len(f)) + f
+    return out
+
+
+def parse_header(data):
+    magic, version, type_, flags, conn, seq, kind, stype, status, n = struct.unpack_from(HDR, data)
+    pos, fields = struct.calcsize(HDR), []
+    for _ in range(n):
+        (ln,) = struct.unpack_from(">H", data, pos)
+        fields.append(data[pos + 2:pos + 2 + ln].decode())
+        pos += 2 + ln
+    assert magic == 0x58 and version == 1 and pos == len(data)
+    return {"type": type_, "flags": flags, "conn": conn, "kind": kind, "stype": stype,
+            "fields": fields}
+
+
+class FakeS2S:
+    """The router's view of an s2s frontend: hello with flag 0x01, heartbeats, s2s-in out,
+    s2s-out in."""
+
+    def __init__(self, zmq, port, name="fake-s2s"):
+        self.epoch = int.from_bytes(os.urandom(8), "big")
+        self.name = name.encode()
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.IDENTITY, b"%s:%016x" % (self.name, self.epoch))
+        self.sock.connect("tcp://127.0.0.1:%d" % port)
+        self.zmq = zmq
+        self.backlog = []
+        self.sock.send_multipart([header(T_HELLO, conn=self.epoch, flags=1, fields=(self.name,))])
+        hello = self.recv(lambda h, p: h["type"] == T_HELLO, "the router's hello")
+        assert hello[0]["fields"] == ["router"]
+
+    def heartbeat(self):
+        self.sock.send_multipart([header(T_HEARTBEAT, conn=self.epoch, fields=(self.name,))])
+
+    def recv(self, pred, what, timeout=10.0):
+        """The first message matching pred(header, payload), earlier ones that did not
+        match included (they stay for a later call); heartbeats sent meanwhile, so the
+        router keeps us alive however long it takes."""
+        for i, (h, payload) in enumerate(self.backlog):
+            if pred(h, payload):
+                del self.backlog[i]
+                return h, payload
+        deadline = time.monotonic() + timeout
+        beat = 0.0
+        while time.monotonic() < deadline:
+            if time.monotonic() - beat >= 1.0:
+                self.heartbeat()
+                beat = time.monotonic()
+            if self.sock.poll(200):
+                parts = self.sock.recv_multipart()
+                h = parse_header(parts[0])
+                payload = parts[1].decode() if len(parts) > 1 else None
+                if pred(h, payload):
+                    return h, payload
+                if h["type"] != T_HEARTBEAT:
+                    self.backlog.append((h, payload))
+        raise AssertionError("no %s from the router within %.0fs; got %s"
+                             % (what, timeout, [(h["type"], p) for h, p in self.backlog]))
+
+    def s2s_out(self, pred, what):
+        """The next s2s-out whose parsed stanza matches pred: (header, element)."""
+        def match(h, p):
+            if h["type"] != T_S2S_OUT:
+                return False
+            return pred(_first(ET.fromstring(wrap(p))))
+        h, p = self.recv(match, what)
+        el = _first(ET.fromstring(wrap(p)))
+        # The header's facts are the stanza's: to, from (both required), no connection.
+        assert h["fields"][0] == el.get("to") and h["fields"][1] == el.get("from"), (h, p)
+        assert h["conn"] == 0 and h["flags"] == 0
+        assert "jabber:client" not in p.split(">", 1)[0], p  # no xmlns on the top element
+        return h, el
+
+    def s2s_in(self, xml, conn=1):
+        """Hands the router a stanza another server sent (from already checked)."""
+        el = _first(ET.fromstring(wrap(xml)))
+        name = el.tag.split("}")[-1]
+        fields = (el.get("to").encode(), el.get("from").encode(), (el.get("id") or "").encode())
+        self.sock.send_multipart([header(T_S2S_IN, conn=conn, kind=KIND[name],
+                                         stype=STYPE[el.get("type")], fields=fields),
+                                  xml.encode()])
+
+    def close(self):
+        self.sock.close()
+        self.ctx.term()
+
+
+def wrap(payload):
+    """A payload (no xmlns on its top element) parsed in the stream's default namespace."""
+    return "<w xmlns='%s'>%s</w>" % (NS_CLIENT, payload) if payload else "<w/>"
+
+
+def _first(el):
+    return list(el)[0]
+
+
+@pytest.fixture
+def zmq():
+    return pytest.importorskip("zmq")
+
+
+def login(ps, user, resource):
+    c = XMPPClient(ps.frontend.port, cafile=ps.stack.cafile, timeout=5.0)
+    c.login(user.localpart, user.password, resource=resource)
+    c.presence(0)
+    token = "sync-%s" % resource
+    c.message(c.jid, token)
+    c.wait_message(token, sender=c.jid)
+    return c
+
+
+def test_no_s2s_frontend_remote_server_not_found(private_stack):
+    ps = private_stack
+    c = login(ps, ps.new_user("nos2s"), "r")
+    try:
+        mid = c.message(ROMEO, "anyone there?")
+        err = c.wait_for(lambda e: e.get("id") == mid and e.get("type") == "error",
+                         what="the bounce")
+        assert stanza_error_condition(err) == ("cancel", "remote-server-not-found"), dump(err)
+    finally:
+        c.close()
+
+
+def test_stanzas_leave_and_arrive_through_the_s2s_frontend(private_stack, zmq):
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port)
+    user = ps.new_user("fed")
+    c = login(ps, user, "desk")
+    try:
+        # Out: the client's message, 'from' its full JID, 'to' as sent.
+        mid = c.message(ROMEO + "/balcony", "wherefore art thou")
+        h, el = fake.s2s_out(lambda e: e.get("id") == mid, "the message")
+        assert el.get("from") == c.jid and el.get("to") == ROMEO + "/balcony", ET.tostring(el)
+        assert el.findtext(q(NS_CLIENT, "body")) == "wherefore art thou"
+        assert h["kind"] == KIND["message"] and h["stype"] == STYPE["chat"]
+
+        # In: a message from the remote user reaches the client, as another server sent it.
+        fake.s2s_in("<message from='%s/balcony' to='%s' type='chat' id='in1'>"
+                    "<body>by any other name</body></message>" % (ROMEO, user.jid))
+        m = c.wait_message("by any other name", sender=ROMEO + "/balcony")
+        assert m.get("to") == user.jid, dump(m)
+
+        # A remote server's disco#info to our domain is answered back out.
+        fake.s2s_in("<iq from='%s' to='%s' type='get' id='d1'><query xmlns='%s'/></iq>"
+                    % (REMOTE, DOMAIN, NS_DISCO_INFO))
+        _, res = fake.s2s_out(lambda e: e.get("id") == "d1", "the disco#info result")
+        assert res.get("type") == "result" and res.get("from") == DOMAIN and res.get("to") == REMOTE
+        ident = res.find("%s/%s" % (q(NS_DISCO_INFO, "query"), q(NS_DISCO_INFO, "identity")))
+        assert ident is not None and ident.get("category") == "server", ET.tostring(res)
+
+        # The services are listed to local users only: remote ones cannot use them yet.
+        mine = c.iq("get", "<query xmlns='http://jabber.org/protocol/disco#items'/>", to=DOMAIN)
+        local_items = [i.get("jid") for i in mine.iter("{http://jabber.org/protocol/disco#items}item")]
+        assert "conference." + DOMAIN in local_items, dump(mine)
+        fake.s2s_in("<iq from='%s' to='%s' type='get' id='d2'>"
+                    "<query xmlns='http://jabber.org/protocol/disco#items'/></iq>" % (REMOTE, DOMAIN))
+        _, res = fake.s2s_out(lambda e: e.get("id") == "d2", "the disco#items result")
+        assert res.get("type") == "result", ET.tostring(res)
+        assert not list(res.iter("{http://jabber.org/protocol/disco#items}item")), ET.tostring(res)
+        # A remote user cannot join a room here yet: an error, not silence.
+        fake.s2s_in("<presence from='%s/balcony' to='room@conference.%s/romeo' id='j1'>"
+                    "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % (ROMEO, DOMAIN))
+        _, err = fake.s2s_out(lambda e: e.get("id") == "j1", "the refused join")
+        assert err.get("type") == "error", ET.tostring(err)
+
+        # A message to an account that does not exist: service-unavailable back out.
+        fake.s2s_in("<message from='%s/balcony' to='nobody-%s@%s' type='chat' id='nx'>"
+                    "<body>x</body></message>" % (ROMEO, os.urandom(4).hex(), DOMAIN))
+        _, err = fake.s2s_out(lambda e: e.get("id") == "nx", "the error")
+        assert err.get("type") == "error" and err.get("to") == ROMEO + "/balcony"
+        cond = _first(err.find(q(NS_CLIENT, "error")))
+        assert cond.tag == q(NS_STANZAS, "service-unavailable"), ET.tostring(err)
+
+        # A subscription request leaves stamped with the bare JID.
+        c.send("<presence to='%s' type='subscribe' id='sub1'/>" % ROMEO)
+        _, p = fake.s2s_out(lambda e: e.get("type") == "subscribe", "the subscription request")
+        assert p.get("from") == user.jid and p.get("to") == ROMEO
+    finally:
+        c.close()
+        fake.close()
+
+
+def test_archive_and_carbons_with_a_remote_contact(private_stack, zmq):
+    """XEP-0313: what a user sends to and gets from another domain is in its archive
+    (directions out and in), stamped with its stanza-id; XEP-0280: its other resource gets
+    the carbon copies."""
+    from test_mam import NS_SID, query
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mam")
+    user = ps.new_user("arch")
+    c = login(ps, user, "one")
+    c2 = login(ps, user, "two")
+    try:
+        r = c2.iq("set", "<enable xmlns='urn:xmpp:carbons:2'/>")
+        assert r.get("type") == "result", dump(r)
+        mid = c.message(ROMEO, "out to romeo")
+        _, el = fake.s2s_out(lambda e: e.get("id") == mid, "the message")
+        sid = el.find("{%s}stanza-id" % NS_SID)
+        assert sid is not None and sid.get("by") == user.jid, ET.tostring(el)
+        c2.wait_for(lambda e: e.find("{urn:xmpp:carbons:2}sent") is not None, what="sent carbon")
+        fake.s2s_in("<message from='%s/balcony' to='%s' type='chat' id='back'>"
+                    "<body>in from romeo</body></message>" % (ROMEO, user.jid))
+        m = c.wait_message("in from romeo", sender=ROMEO + "/balcony")
+        sids = [s for s in m.findall("{%s}stanza-id" % NS_SID) if s.get("by") == user.jid]
+        assert len(sids) == 1, dump(m)
+        page = query(c, with_=ROMEO)
+        assert page.bodies == ["out to romeo", "in from romeo"], page.bodies
+        assert page.ids[1] == sids[0].get("id")
+    finally:
+        c.close()
+        c2.close()
+        fake.close()
+
+
+def test_remote_user_reads_pep_nodes_as_the_access_model_allows(private_stack, zmq):
+    """XEP-0163 / XEP-0060 6.5: a user at another domain reads an account's node with the
+    open access model (OMEMO keys are published so), not one restricted to presence
+    subscribers; the answers go back out through s2s."""
+    from pep_helpers import NS_PUBSUB, publish, published_id
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-pep")
+    user = ps.new_user("pep")
+    c = login(ps, user, "one")
+    try:
+        published_id(publish(c, "urn:example:open", "<open xmlns='urn:example'/>", "i1",
+                             options={"pubsub#access_model": "open"}))
+        published_id(publish(c, "urn:example:closed", "<closed xmlns='urn:example'/>", "i2"))
+        for node, iid in (("urn:example:open", "g1"), ("urn:example:closed", "g2")):
+            fake.s2s_in("<iq from='%s/r' to='%s' type='get' id='%s'><pubsub xmlns='%s'>"
+                        "<items node='%s'/></pubsub></iq>" % (ROMEO, user.jid, iid, NS_PUBSUB, node))
+        _, res = fake.s2s_out(lambda e: e.get("id") == "g1", "the open node's items")
+        assert res.get("type") == "result" and res.get("from") == user.jid, ET.tostring(res)
+        items = res.find("{%s}pubsub/{%s}items" % (NS_PUBSUB, NS_PUBSUB))
+        assert [i.get("id") for i in items] == ["i1"], ET.tostring(res)
+        _, err = fake.s2s_out(lambda e: e.get("id") == "g2", "the closed node's answer")
+        assert err.get("type") == "error" and err.get("to") == ROMEO + "/r", ET.tostring(err)
+        # Publishing is the owner's.
+        fake.s2s_in("<iq from='%s/r' to='%s' type='set' id='p1'><pubsub xmlns='%s'><publish "
+                     "node='urn:example:open'><item id='x'/></publish></pubsub></iq>"
+                     % (ROMEO, user.jid, NS_PUBSUB))
+        _, err = fake.s2s_out(lambda e: e.get("id") == "p1", "the refused publish")
+        assert err.get("type") == "error", ET.tostring(err)
+        assert err.find("{%s}error/{%s}forbidden" % (NS_CLIENT, NS_STANZAS)) is not None, \
+            ET.tostring(err)
+    finally:
+        c.close()
+        fake.close()
