@@ -217,7 +217,8 @@ static int split_list(const char *list, char out[][TLS_PATH_MAX], int max)
     }
 }
 
-SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errlen)
+static SSL_CTX *ctx_build(int server, const char *certs, const char *keys, char *err,
+                          size_t errlen)
 {
     static char certv[TLS_MAX_PAIRS][TLS_PATH_MAX], keyv[TLS_MAX_PAIRS][TLS_PATH_MAX];
     err[0] = '\0';
@@ -246,7 +247,7 @@ SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errl
         memcpy(keyv, certv, sizeof keyv);
     }
 
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (!ctx) {
         snprintf(err, errlen, "TLS: cannot create a context: %s", ssl_reason());
         return NULL;
@@ -269,7 +270,8 @@ SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errl
     /* Small at rest: OpenSSL frees its record buffers while a connection is idle. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    if (server)
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 
     const char *kinds[TLS_MAX_PAIRS];
     for (int i = 0; i < nc; i++) {
@@ -279,9 +281,19 @@ SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errl
             return NULL;
         }
     }
-    for (int i = 0; i < nc; i++)
+    for (int i = 0; i < nc && server; i++)
         log_info("TLS: %s certificate from '%s', key '%s'", kinds[i], certv[i], keyv[i]);
     return ctx;
+}
+
+SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errlen)
+{
+    return ctx_build(1, certs, keys, err, errlen);
+}
+
+SSL_CTX *tls_client_ctx_new(const char *certs, const char *keys, char *err, size_t errlen)
+{
+    return ctx_build(0, certs, keys, err, errlen);
 }
 
 int tls_reload(SSL_CTX **ctx_p, const char *certs, const char *keys)

@@ -19,6 +19,11 @@
  * that names the config key (tls_cert or tls_key) and the file. */
 SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errlen);
 
+/* The same policy and certificates for the client side of a connection (outbound
+ * server-to-server streams, s2s_out.c): the certificates are presented as client
+ * certificates, so that the peer can authenticate us by SASL EXTERNAL (XEP-0178). */
+SSL_CTX *tls_client_ctx_new(const char *certs, const char *keys, char *err, size_t errlen);
+
 /* The SIGHUP reload: builds a fresh context from the same lists; on success puts it in
  * *ctx_p and drops the caller's reference to the old one (connections that use the old
  * context hold their own references and keep it until they close), returns 0. On failure
