@@ -223,6 +223,7 @@ static void on_sighup(evloop_t *loop, int signo, void *ud)
         log_info("SIGHUP: no tls_cert configured, nothing to reload");
     else
         tls_reload(&fe.tls, cert, key);
+    s2s_reload_tls();
 }
 
 int main(int argc, char **argv)

@@ -5,7 +5,6 @@
 #include "s2s.h"
 
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +75,14 @@ int s2s_open(char *err, size_t errlen)
     return 0;
 }
 
+void s2s_reload_tls(void)
+{
+    if (!S.enabled)
+        return;
+    /* Outbound connections present the same certificate as the listeners (SIGHUP). */
+    tls_reload_client(&S.client_tls, config_str("tls_cert"), config_str("tls_key"));
+}
+
 int s2s_enabled(void)
 {
     return S.enabled;
@@ -107,64 +114,6 @@ int s2s_hosted(const char *domain)
 
 /* ------------------------------------------------------------------ certificates */
 
-int s2s_cert_names(X509 *cert, const char *domain)
-{
-    /* RFC 6125 6.4: DNS-IDs only (never the subject's CN: RFC 7590 and XEP-0178 follow
-     * it), a wildcard only as the complete left-most label. */
-    if (X509_check_host(cert, domain, strlen(domain),
-                        X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
-                        NULL) == 1)
-        return 1;
-    ERR_clear_error();
-    /* RFC 6120 13.7.1.4: an XmppAddr (id-on-xmppAddr otherName, UTF8String) that is the
-     * domain itself. */
-    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-    int found = 0;
-    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !found; i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type != GEN_OTHERNAME || OBJ_obj2nid(g->d.otherName->type_id) != NID_XmppAddr)
-            continue;
-        const ASN1_TYPE *v = g->d.otherName->value;
-        if (!v || v->type != V_ASN1_UTF8STRING)
-            continue;
-        const unsigned char *s = ASN1_STRING_get0_data(v->value.utf8string);
-        int len = ASN1_STRING_length(v->value.utf8string);
-        if (len <= 0 || len > JID_PART_MAX || memchr(s, '\0', (size_t)len))
-            continue;
-        char raw[JID_PART_MAX + 1], dom[JID_PART_MAX + 1];
-        memcpy(raw, s, (size_t)len);
-        raw[len] = '\0';
-        found = jid_prep_domain(dom, raw) == 0 && strcmp(dom, domain) == 0;
-    }
-    GENERAL_NAMES_free(gens);
-    return found;
-}
-
-/* 1 when the peer's certificate chain verifies against S.store and names `domain`; else
- * 0 with the reason in why. */
-static int cert_verify(SSL *ssl, const char *domain, char *why, size_t n)
-{
-    X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-    if (!peer) {
-        snprintf(why, n, "no certificate");
-        return 0;
-    }
-    X509_STORE_CTX *xs = X509_STORE_CTX_new();
-    int ok = xs && X509_STORE_CTX_init(xs, S.store, peer, SSL_get_peer_cert_chain(ssl)) == 1 &&
-             X509_verify_cert(xs) == 1;
-    if (!ok)
-        snprintf(why, n, "certificate not trusted: %s",
-                 xs ? X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs))
-                    : "out of memory");
-    X509_STORE_CTX_free(xs);
-    ERR_clear_error();
-    if (ok && !s2s_cert_names(peer, domain)) {
-        snprintf(why, n, "the certificate does not name %s", domain);
-        ok = 0;
-    }
-    return ok;
-}
-
 /* During the handshake every certificate is taken: the checks above decide afterwards,
  * against the domain the stream names (inbound) or the one we connect to (outbound). */
 static int accept_any_cert(int ok, X509_STORE_CTX *xs)
@@ -183,6 +132,11 @@ SSL *s2s_ssl_new(client_t *c)
             return NULL;
         SSL_set_connect_state(ssl);
         SSL_set_tlsext_host_name(ssl, s->remote); /* SNI: the remote domain (XEP-0368 too) */
+        if (c->direct_tls) {
+            /* XEP-0368 3: ALPN "xmpp-server" on a direct TLS connection. */
+            static const unsigned char alpn[] = "\x0bxmpp-server";
+            SSL_set_alpn_protos(ssl, alpn, sizeof alpn - 1);
+        }
         SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any_cert);
     } else {
         if (!fe.tls || !(ssl = SSL_new(fe.tls)))
@@ -343,7 +297,7 @@ static int in_cert_ok(client_t *c)
         return 0;
     if (!s->cert_checked) {
         char why[200];
-        s->cert_ok = (unsigned)cert_verify(c->ssl, s->remote, why, sizeof why);
+        s->cert_ok = (unsigned)tls_peer_verify(c->ssl, S.store, s->remote, why, sizeof why);
         s->cert_checked = 1;
         if (s->cert_ok)
             log_debug("conn %llu: s2s from %s: certificate verified", (unsigned long long)c->id,
@@ -607,7 +561,7 @@ void s2s_tls_ready(client_t *c)
         return; /* inbound: the certificate is checked against the header's 'from' */
     char why[200];
     /* RFC 7590 3.2 / RFC 6125: the certificate must name the domain we connect to. */
-    if (!cert_verify(c->ssl, s->remote, why, sizeof why)) {
+    if (!tls_peer_verify(c->ssl, S.store, s->remote, why, sizeof why)) {
         out_fail(c, "TLS: %s", why);
         return;
     }
@@ -745,7 +699,8 @@ static void on_close(void *ud)
         snprintf(c->s2s->why, sizeof c->s2s->why, "the peer closed the stream");
     detach(c);
     c->stream_done = 1;
-    stream_write_end(c);
+    if (c->header_sent)
+        stream_write_end(c);
     client_close(c, 1);
 }
 

@@ -68,6 +68,8 @@ extern const config_key_t s2s_config_keys[];
  * is set; s2s_enabled() says so afterwards. */
 int s2s_open(char *err, size_t errlen);
 int s2s_enabled(void);
+/* SIGHUP: our client certificate for outbound connections from tls_cert/tls_key again. */
+void s2s_reload_tls(void);
 /* Cancels the outbound queues (bouncing what waits) and frees what s2s_open built. */
 void s2s_shutdown(void);
 /* Inbound connections open now, and whether one more may be accepted (s2s_max_connections). */
@@ -95,10 +97,5 @@ void s2s_connected(client_t *c);
 
 /* Ends an s2s stream of ours (idle or shutdown): </stream:stream>, then close. */
 void s2s_end_stream(client_t *c);
-
-/* Certificate checks (exposed for the unit tests): 1 when cert names `domain` by RFC 6125
- * (DNS-ID subjectAltName, wildcard only as the whole left-most label, never the subject
- * CN) or by an XmppAddr otherName equal to it (RFC 6120 13.7.1.4). */
-int s2s_cert_names(X509 *cert, const char *domain);
 
 #endif
