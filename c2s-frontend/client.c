@@ -41,7 +41,7 @@ static void set_events(client_t *c, unsigned events)
  * would only queue more (a client that sends without reading stalls itself). */
 static int may_read(const client_t *c)
 {
-    return !c->read_paused && !c->closing && !c->throttled && !c->overflow &&
+    return !c->read_paused && !c->closing && !c->throttled && !c->overflow && !c->connecting &&
            c->out.len <= fe.out_pause;
 }
 
@@ -110,6 +110,8 @@ void client_accept(int fd, unsigned flags)
     c->direct_tls = (flags & LISTEN_DIRECT_TLS) != 0;
     if (flags & LISTEN_WEBSOCKET)
         ws_attach(c);
+    if (flags & LISTEN_S2S)
+        s2s_attach_inbound(c);
     c->proxy_pending = fe.proxy_protocol != 0;
     c->rate_tokens = (double)fe.bytes_per_second;
     c->rate_refill = now_ms();
@@ -118,8 +120,54 @@ void client_accept(int fd, unsigned flags)
         return;
     if (c->direct_tls && !c->proxy_pending)
         client_start_tls(c);
-    log_debug("conn %llu: accepted from %s%s%s", (unsigned long long)c->id, c->addr,
-              c->direct_tls ? " (direct TLS)" : "", c->ws ? " (WebSocket)" : "");
+    log_debug("conn %llu: accepted from %s%s%s%s", (unsigned long long)c->id, c->addr,
+              c->direct_tls ? " (direct TLS)" : "", c->ws ? " (WebSocket)" : "",
+              c->s2s ? " (server)" : "");
+}
+
+client_t *client_connect(int fd, const char *addr, int direct_tls)
+{
+    client_t *c = xcalloc(1, sizeof *c);
+    c->id = ++fe.next_conn;
+    c->fd = fd;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    hmap_put(fe.clients, &c->id, sizeof c->id, c);
+    fe.nclients++;
+    /* The connect completes (or fails) when the socket becomes writable. */
+    evloop_watch(fe.loop, fd, EV_WRITE, client_io, c);
+    c->watching = EV_WRITE;
+    c->outbound = 1;
+    c->connecting = 1;
+    c->direct_tls = direct_tls != 0;
+    c->rate_tokens = (double)fe.bytes_per_second;
+    c->rate_refill = now_ms();
+    return c;
+}
+
+/* An outbound connect finished: connected, or failed (closed: the stream layer moves on). */
+static void connect_done(client_t *c, unsigned events)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+    if (!err && (events & EV_ERROR))
+        err = ECONNREFUSED;
+    if (!err && !(events & EV_WRITE))
+        return;
+    if (err) {
+        if (c->s2s)
+            snprintf(c->s2s->why, sizeof c->s2s->why, "connect: %s", strerror(err));
+        log_info("conn %llu: connect to %s failed: %s", (unsigned long long)c->id, c->addr,
+                 strerror(err));
+        client_close(c, 0);
+        return;
+    }
+    c->connecting = 0;
+    update_events(c, 0);
+    s2s_connected(c);
 }
 
 /* The PROXY header comes before any TLS or XML byte. Bytes are peeked at and only those
@@ -399,7 +447,7 @@ static int flush_blocked(client_t *c)
 /* Writes as much of c->out as the socket takes. Returns -1 when the connection failed. */
 static int client_flush(client_t *c)
 {
-    if (c->lingering)
+    if (c->lingering || c->connecting)
         return 0;
     while (c->out.len) {
         ssize_t n;
@@ -473,7 +521,7 @@ void client_flush_all(evloop_t *loop, void *ud)
 
 void client_start_tls(client_t *c)
 {
-    c->ssl = SSL_new(fe.tls);
+    c->ssl = c->s2s ? s2s_ssl_new(c) : SSL_new(fe.tls);
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
         log_error("conn %llu: cannot set up TLS", (unsigned long long)c->id);
         client_close(c, 0);
@@ -482,14 +530,15 @@ void client_start_tls(client_t *c)
     c->tls_handshaking = 1;
     c->tls = 1;
     c->read_paused = 0;
-    update_events(c, 0);
+    /* The client side speaks first: its ClientHello waits for the socket to be writable. */
+    update_events(c, c->outbound);
 }
 
 /* Advances the TLS handshake; returns 1 when it completed now, 0 to wait, -1 on failure. */
 static int tls_handshake(client_t *c)
 {
     ERR_clear_error();
-    int r = SSL_accept(c->ssl);
+    int r = c->outbound ? SSL_connect(c->ssl) : SSL_accept(c->ssl);
     if (r == 1) {
         c->tls_handshaking = 0;
         metric_inc(fe.m.tls_ok);
@@ -508,8 +557,12 @@ static int tls_handshake(client_t *c)
     }
     metric_inc(fe.m.tls_failed);
     unsigned long err = ERR_peek_error();
-    log_info("conn %llu: TLS handshake failed from %s: %s", (unsigned long long)c->id, c->addr,
-             err ? ERR_reason_error_string(err) : "connection closed");
+    const char *reason = err ? ERR_reason_error_string(err) : NULL;
+    log_info("conn %llu: TLS handshake failed %s %s: %s", (unsigned long long)c->id,
+             c->outbound ? "to" : "from", c->addr, reason ? reason : "connection closed");
+    if (c->s2s)
+        snprintf(c->s2s->why, sizeof c->s2s->why, "TLS handshake: %s",
+                 reason ? reason : "connection closed");
     return -1;
 }
 
@@ -630,6 +683,10 @@ static void client_io(evloop_t *loop, int fd, unsigned events, void *ud)
             linger_read(c);
         return;
     }
+    if (c->connecting) {
+        connect_done(c, events);
+        return;
+    }
     if (c->proxy_pending) {
         if ((events & EV_READ) && client_read_proxy(c) == 1 && !c->tls_handshaking)
             client_read(c);
@@ -642,6 +699,10 @@ static void client_io(evloop_t *loop, int fd, unsigned events, void *ud)
             return;
         }
         if (r == 0)
+            return;
+        if (c->s2s)
+            s2s_tls_ready(c); /* checks the peer's certificate, may write a stream header */
+        if (c->closed || c->closing)
             return;
         if (c->out.len && client_flush(c) < 0) {
             client_close(c, 0);

@@ -8,6 +8,7 @@
 #include "jid.h"
 #include "register.h"
 #include "registration.h"
+#include "s2s.h"
 #include "sasl.h"
 #include "sm.h"
 #include "websocket.h"
@@ -39,6 +40,7 @@ struct client {
     buf_t out;
     buf_t proxy_acc; /* the part of a PROXY header read so far */
     ws_t *ws;        /* accepted on a WebSocket listener (websocket.h), else NULL */
+    s2s_t *s2s;      /* a server-to-server stream (s2s.h), else NULL */
     unsigned watching; /* events registered with the loop */
     unsigned tls_handshaking : 1;
     unsigned read_paused : 1;  /* waiting on the router: stop reading (back-pressure) */
@@ -53,6 +55,8 @@ struct client {
     unsigned write_blocked : 1; /* the socket took no more of `out`: wait for EV_WRITE */
     unsigned lingering : 1;     /* lingering close: out of fe.clients, on fe.lingering */
     unsigned notify_pending : 1; /* lingering, the TLS close_notify still to be written */
+    unsigned outbound : 1;      /* we opened it (s2s_out.c): TLS client side */
+    unsigned connecting : 1;    /* outbound, the TCP connect still in progress */
     client_t *next_dirty, *next_closing;
     client_t *linger_prev, *linger_next; /* fe.lingering */
     ev_timer_t *linger_timer; /* LINGER_MS: the longest the connection lingers */

@@ -44,9 +44,10 @@ typedef struct {
     client_t *closing;  /* clients to free at the end of this loop iteration */
     client_t *dirty;    /* clients with output to flush before the next wait */
     client_t *lingering; /* closed streams whose sockets wait for the peer (client.h) */
-    int listen_fd;
+    int listen_fd;      /* c2s_listen, -1 when off (a server-to-server frontend) */
     int tls_listen_fd;  /* c2s_tls_listen (XEP-0368 direct TLS), -1 when off */
     int ws_listen_fd, wss_listen_fd; /* ws_listen, wss_listen (websocket.h), -1 when off */
+    int s2s_listen_fd, s2s_tls_listen_fd; /* s2s_listen, s2s_tls_listen (s2s.h), -1 when off */
     int proxy_protocol; /* every connection starts with a PROXY v1/v2 header */
     const char *domain;
     int require_tls;
@@ -69,7 +70,12 @@ extern frontend_t fe;
 /* client.c: one client connection, accepted on a listener of kind `flags`. */
 #define LISTEN_DIRECT_TLS 1u /* TLS from the first byte: c2s_tls_listen (XEP-0368), wss_listen */
 #define LISTEN_WEBSOCKET 2u  /* HTTP, then WebSocket (websocket.h): ws_listen, wss_listen */
+#define LISTEN_S2S 4u        /* a server-to-server stream (s2s.h): s2s_listen, s2s_tls_listen */
 void client_accept(int fd, unsigned flags);
+/* An outbound connection (s2s_out.c) on `fd`, whose non-blocking connect is under way to
+ * `addr` (for logs); TLS from the first byte with direct_tls. The caller attaches its
+ * stream state and calls stream_init; s2s_connected() runs once the connect completed. */
+client_t *client_connect(int fd, const char *addr, int direct_tls);
 /* Queues an element (or, on a TCP stream, any bytes of the stream) for the client; it is
  * written before the loop next waits. On a WebSocket each call is one message. */
 void client_write(client_t *c, const char *data, size_t len);

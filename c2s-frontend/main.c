@@ -21,6 +21,7 @@
 #include "metrics_http.h"
 #include "privdrop.h"
 #include "registration.h"
+#include "s2s.h"
 #include "s2s_resolve.h"
 #include "scram.h"
 #include "tls.h"
@@ -31,7 +32,7 @@ frontend_t fe;
 
 /* The keys the frontend reads at start (router_link.c declares the link's). */
 static const config_key_t frontend_config_keys[] = {
-    CONFIG_STR("c2s_listen", "0.0.0.0:5222", "address and port for clients ([v6]:port works)"),
+    CONFIG_STR("c2s_listen", "0.0.0.0:5222", "address and port for clients ([v6]:port works; empty: no clients, a server-to-server frontend)"),
     CONFIG_STR("c2s_tls_listen", "", "address and port for XEP-0368 direct TLS, e.g. 0.0.0.0:5223 (empty: off)"),
     CONFIG_STR("tls_cert", "", "PEM certificate chain(s), comma-separated (an ECDSA and an RSA one side by side)"),
     CONFIG_STR("tls_key", "", "PEM private key(s) paired with tls_cert by position (empty: in the tls_cert files)"),
@@ -59,7 +60,7 @@ static const config_key_t *const config_tables[] = {
     config_base_keys,   privdrop_config_keys, ipc_config_keys,      curve_config_keys,
     backoff_config_keys, frontend_config_keys, router_link_config_keys, zlink_config_keys,
     metrics_http_config_keys, register_config_keys, scram_config_keys, ws_config_keys,
-    s2s_resolve_config_keys,
+    s2s_resolve_config_keys, s2s_config_keys,
 };
 
 static void usage(void)
@@ -201,6 +202,12 @@ static void on_accept(evloop_t *loop, int lfd, unsigned events, void *ud)
             close(fd);
             continue;
         }
+        if (((uintptr_t)ud & LISTEN_S2S) && !s2s_accept_ok()) {
+            log_warn("refusing a server connection: s2s_max_connections reached");
+            metric_inc(fe.m.refused);
+            close(fd);
+            continue;
+        }
         client_accept(fd, (unsigned)(uintptr_t)ud);
     }
 }
@@ -216,6 +223,7 @@ static void on_sighup(evloop_t *loop, int signo, void *ud)
         log_info("SIGHUP: no tls_cert configured, nothing to reload");
     else
         tls_reload(&fe.tls, cert, key);
+    s2s_reload_tls();
 }
 
 int main(int argc, char **argv)
@@ -295,8 +303,30 @@ int main(int argc, char **argv)
     fe.loop = evloop_new();
     fe.clients = hmap_new();
     register_metrics();
-    fe.listen_fd = open_listener("c2s_listen", config_str("c2s_listen"));
-    evloop_watch(fe.loop, fe.listen_fd, EV_READ, on_accept, NULL);
+    const char *c2s_listen = config_str("c2s_listen"), *s2s_listen = config_str("s2s_listen"),
+               *s2s_tls_listen = config_str("s2s_tls_listen");
+    if (!*c2s_listen && !*s2s_listen)
+        log_fatal("config: key 'c2s_listen': empty, and so is s2s_listen: nothing to serve");
+    if (*s2s_tls_listen && !*s2s_listen)
+        log_fatal("config: key 's2s_tls_listen': needs s2s_listen (server-to-server on)");
+    fe.listen_fd = -1;
+    if (*c2s_listen) {
+        fe.listen_fd = open_listener("c2s_listen", c2s_listen);
+        evloop_watch(fe.loop, fe.listen_fd, EV_READ, on_accept, NULL);
+    }
+    /* Server-to-server (s2s.h): inbound listeners, outbound connections by the resolver. */
+    fe.s2s_listen_fd = fe.s2s_tls_listen_fd = -1;
+    if (*s2s_listen) {
+        if (s2s_open(err, sizeof err) < 0 || s2s_resolve_open(fe.loop, err, sizeof err) < 0)
+            log_fatal("config: %s", err);
+        fe.s2s_listen_fd = open_listener("s2s_listen", s2s_listen);
+        evloop_watch(fe.loop, fe.s2s_listen_fd, EV_READ, on_accept, (void *)(uintptr_t)LISTEN_S2S);
+        if (*s2s_tls_listen) {
+            fe.s2s_tls_listen_fd = open_listener("s2s_tls_listen", s2s_tls_listen);
+            evloop_watch(fe.loop, fe.s2s_tls_listen_fd, EV_READ, on_accept,
+                         (void *)(uintptr_t)(LISTEN_S2S | LISTEN_DIRECT_TLS));
+        }
+    }
     fe.tls_listen_fd = -1;
     const char *tls_listen = config_str("c2s_tls_listen");
     if (*tls_listen) {
@@ -338,27 +368,30 @@ int main(int argc, char **argv)
      * (README, "Privileges"); glibc switches libzmq's threads too. */
     if (privdrop_apply(config_str("user"), config_str("group"), err, sizeof err) < 0)
         log_fatal("config: %s", err);
-    log_info("listening on %s for domain %s (TLS %s)%s%s%s%s%s%s%s", config_str("c2s_listen"),
-             fe.domain, fe.tls ? (fe.require_tls ? "required" : "offered") : "off",
+    log_info("listening on %s for domain %s (TLS %s)%s%s%s%s%s%s%s%s%s%s%s",
+             *c2s_listen ? c2s_listen : "(no clients)", fe.domain, fe.tls ? (fe.require_tls ? "required" : "offered") : "off",
              *tls_listen ? ", direct TLS on " : "", tls_listen,
              *ws_listen ? ", WebSocket on " : "", ws_listen,
              *wss_listen ? ", WebSocket over TLS on " : "", wss_listen,
-             fe.proxy_protocol ? ", PROXY protocol required" : "");
+             fe.proxy_protocol ? ", PROXY protocol required" : "",
+             *s2s_listen ? ", servers on " : "", s2s_listen,
+             *s2s_tls_listen ? ", servers with direct TLS on " : "", s2s_tls_listen);
 
     evloop_run(fe.loop);
 
     log_info("shutting down");
     metrics_http_close(&metrics_http);
-    evloop_unwatch(fe.loop, fe.listen_fd);
-    close(fe.listen_fd);
-    int extra_fds[] = {fe.tls_listen_fd, fe.ws_listen_fd, fe.wss_listen_fd};
+    int extra_fds[] = {fe.listen_fd, fe.tls_listen_fd, fe.ws_listen_fd, fe.wss_listen_fd,
+                       fe.s2s_listen_fd, fe.s2s_tls_listen_fd};
     for (size_t i = 0; i < sizeof extra_fds / sizeof extra_fds[0]; i++) {
         if (extra_fds[i] >= 0) {
             evloop_unwatch(fe.loop, extra_fds[i]);
             close(extra_fds[i]);
         }
     }
+    s2s_shutdown(); /* bounces what waits for a connection, while the router link is open */
     client_close_all();
+    s2s_resolve_close();
     ws_shutdown();
     evloop_cancel(fe.loop, &fe.sweep_timer);
     addrlimit_shutdown();

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "curve.h"
 #include "log.h"
+#include "s2s_out.h"
 #include "util.h"
 
 #define MONITOR_ENDPOINT "inproc://c2s-router-link-monitor"
@@ -107,7 +108,8 @@ int router_send(const ipc_hdr_t *h, const char *payload, size_t len)
 static void send_hello(ipc_type_t type)
 {
     ipc_hdr_t h;
-    ipc_hello_t m = {.epoch = fe.epoch, .name = fe.name};
+    /* A frontend with s2s_listen says so: the router may send it IPC_S2S_OUT. */
+    ipc_hello_t m = {.epoch = fe.epoch, .name = fe.name, .s2s = s2s_enabled()};
     if (type == IPC_HELLO)
         ipc_hello_build(&h, &m);
     else
@@ -230,8 +232,11 @@ static void flush_buffer(void)
     size_t sent = 0, orphaned = 0;
     while (rl.head && rl.up) {
         pending_msg_t *m = rl.head;
-        client_t *c = m->is_unbind ? NULL : client_find(m->conn);
-        if (!m->is_unbind && (!c || c->closed)) {
+        /* A server's stanza (or our error for one) needs no session: it is routed by its
+         * addresses, whether or not its connection is still open. */
+        int orphan_ok = m->is_unbind || m->type == IPC_S2S_IN;
+        client_t *c = orphan_ok ? NULL : client_find(m->conn);
+        if (!orphan_ok && (!c || c->closed)) {
             orphaned++;
         } else if (send_parts(m->data, m->hdr_len, m->is_unbind ? NULL : m->data + m->hdr_len,
                               m->len, 0) < 0) {
@@ -549,6 +554,17 @@ static void on_close(const ipc_hdr_t *h, const zpart_t *payload)
     client_stream_error(c, m.condition, *m.text ? m.text : NULL);
 }
 
+/* A stanza for another domain (s2s_out.c sends it on, or bounces it). */
+static void on_s2s_out(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_s2s_t m;
+    if (ipc_s2s_out_read(h, &m) < 0 || !payload) {
+        malformed(h);
+        return;
+    }
+    s2s_out_route(&m, payload->data, payload->len);
+}
+
 /* What the router may send, and who handles it. Each handler reads its typed message
  * (ipc.h); one its reader refuses is logged and dropped. */
 typedef void (*router_handler_fn)(const ipc_hdr_t *h, const zpart_t *payload);
@@ -563,6 +579,7 @@ static const router_handler_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_SM_ENABLED] = on_sm_enabled,
     [IPC_SM_RESUMED] = on_sm_resumed,
     [IPC_SM_ACK] = on_sm_ack,
+    [IPC_S2S_OUT] = on_s2s_out,
 };
 
 static void on_message(void *ud, const zpart_t *parts, int nparts)

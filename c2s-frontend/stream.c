@@ -53,7 +53,7 @@ static void on_open_timeout(evloop_t *loop, void *ud)
 void stream_init(client_t *c)
 {
     /* Until the client authenticates, the smaller limits apply (README.md, "Limits"). */
-    c->parser = xml_parser_new(&stream_callbacks, c, &fe.limits_preauth);
+    c->parser = xml_parser_new(c->s2s ? s2s_callbacks() : &stream_callbacks, c, &fe.limits_preauth);
     c->open_timer =
         evloop_timer(fe.loop, (uint64_t)fe.stream_open_timeout_ms, on_open_timeout, c);
     c->auth_timer = evloop_timer(fe.loop, (uint64_t)fe.auth_timeout_ms, on_auth_timeout, c);
@@ -72,6 +72,10 @@ void stream_restart(client_t *c)
 
 static void send_header(client_t *c)
 {
+    if (c->s2s) { /* jabber:server (s2s.c) */
+        s2s_write_header(c);
+        return;
+    }
     unsigned char rnd[12];
     random_bytes(rnd, sizeof rnd);
     for (size_t i = 0; i < sizeof rnd; i++)
@@ -691,6 +695,8 @@ void stream_on_data(client_t *c, const char *data, size_t len)
 {
     if (c->stream_done)
         return;
+    if (c->s2s)
+        s2s_on_activity(c);
     c->in_feed = 1;
     xml_error_t err = xml_parser_feed(c->parser, data, len);
     c->in_feed = 0;
@@ -706,6 +712,7 @@ void stream_on_data(client_t *c, const char *data, size_t len)
 
 void stream_on_closed(client_t *c)
 {
+    s2s_on_closed(c);
     /* A bind or a resume still with the router may give this connection a session: it is
      * told that the connection is gone, after the request (one ordered path). */
     int request = c->pending_seq && (c->pending_iq || (c->sm_pending && !c->bound));

@@ -4,10 +4,12 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jid.h"
 #include "log.h"
 #include "util.h"
 
@@ -45,7 +47,8 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 {
     (void)ssl;
     (void)arg;
-    static const unsigned char want[] = "\x0bxmpp-client";
+    /* "xmpp-server" for servers on s2s_tls_listen (XEP-0368 3 too). */
+    static const unsigned char want[] = "\x0bxmpp-client\x0bxmpp-server";
     unsigned char *sel;
     if (SSL_select_next_proto(&sel, outlen, want, sizeof want - 1, in, inlen) ==
         OPENSSL_NPN_NEGOTIATED) {
@@ -217,7 +220,8 @@ static int split_list(const char *list, char out[][TLS_PATH_MAX], int max)
     }
 }
 
-SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errlen)
+static SSL_CTX *ctx_build(int server, const char *certs, const char *keys, char *err,
+                          size_t errlen)
 {
     static char certv[TLS_MAX_PAIRS][TLS_PATH_MAX], keyv[TLS_MAX_PAIRS][TLS_PATH_MAX];
     err[0] = '\0';
@@ -246,7 +250,7 @@ SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errl
         memcpy(keyv, certv, sizeof keyv);
     }
 
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (!ctx) {
         snprintf(err, errlen, "TLS: cannot create a context: %s", ssl_reason());
         return NULL;
@@ -269,7 +273,8 @@ SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errl
     /* Small at rest: OpenSSL frees its record buffers while a connection is idle. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    if (server)
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 
     const char *kinds[TLS_MAX_PAIRS];
     for (int i = 0; i < nc; i++) {
@@ -279,23 +284,44 @@ SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errl
             return NULL;
         }
     }
-    for (int i = 0; i < nc; i++)
+    for (int i = 0; i < nc && server; i++)
         log_info("TLS: %s certificate from '%s', key '%s'", kinds[i], certv[i], keyv[i]);
     return ctx;
 }
 
-int tls_reload(SSL_CTX **ctx_p, const char *certs, const char *keys)
+SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errlen)
+{
+    return ctx_build(1, certs, keys, err, errlen);
+}
+
+SSL_CTX *tls_client_ctx_new(const char *certs, const char *keys, char *err, size_t errlen)
+{
+    return ctx_build(0, certs, keys, err, errlen);
+}
+
+static int reload(int server, SSL_CTX **ctx_p, const char *certs, const char *keys)
 {
     char err[2 * TLS_PATH_MAX + 256];
-    SSL_CTX *ctx = tls_ctx_new(certs, keys, err, sizeof err);
+    SSL_CTX *ctx = ctx_build(server, certs, keys, err, sizeof err);
     if (!ctx) {
-        log_error("TLS reload failed, still serving the previous certificates: %s", err);
+        log_error("TLS reload failed, still %s the previous certificates: %s",
+                  server ? "serving" : "presenting (outbound)", err);
         return -1;
     }
     tls_ctx_free(ctx_p);
     *ctx_p = ctx;
-    log_info("TLS: certificates reloaded; new connections use them");
+    log_info("TLS: certificates reloaded; new %sconnections use them", server ? "" : "outbound ");
     return 0;
+}
+
+int tls_reload(SSL_CTX **ctx_p, const char *certs, const char *keys)
+{
+    return reload(1, ctx_p, certs, keys);
+}
+
+int tls_reload_client(SSL_CTX **ctx_p, const char *certs, const char *keys)
+{
+    return reload(0, ctx_p, certs, keys);
 }
 
 void tls_ctx_free(SSL_CTX **ctx_p)
@@ -346,4 +372,62 @@ void tls_channel_bindings(SSL *ssl, scram_cb_t *cb)
         cb->len[SCRAM_CB_TLS_SERVER_END_POINT] = n;
     else
         ERR_clear_error();
+}
+
+/* ---- peer certificates of server-to-server streams (s2s.c) ---- */
+
+int tls_cert_names(X509 *cert, const char *domain)
+{
+    /* RFC 6125 6.4: DNS-IDs only (never the subject's CN: RFC 7590 and XEP-0178 follow
+     * it), a wildcard only as the complete left-most label. */
+    if (X509_check_host(cert, domain, strlen(domain),
+                        X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+                        NULL) == 1)
+        return 1;
+    ERR_clear_error();
+    /* RFC 6120 13.7.1.4: an XmppAddr (id-on-xmppAddr otherName, UTF8String) that is the
+     * domain itself. */
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    int found = 0;
+    for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !found; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_OTHERNAME || OBJ_obj2nid(g->d.otherName->type_id) != NID_XmppAddr)
+            continue;
+        const ASN1_TYPE *v = g->d.otherName->value;
+        if (!v || v->type != V_ASN1_UTF8STRING)
+            continue;
+        const unsigned char *s = ASN1_STRING_get0_data(v->value.utf8string);
+        int len = ASN1_STRING_length(v->value.utf8string);
+        if (len <= 0 || len > JID_PART_MAX || memchr(s, '\0', (size_t)len))
+            continue;
+        char raw[JID_PART_MAX + 1], dom[JID_PART_MAX + 1];
+        memcpy(raw, s, (size_t)len);
+        raw[len] = '\0';
+        found = jid_prep_domain(dom, raw) == 0 && strcmp(dom, domain) == 0;
+    }
+    GENERAL_NAMES_free(gens);
+    return found;
+}
+
+int tls_peer_verify(SSL *ssl, X509_STORE *store, const char *domain, char *why, size_t n)
+{
+    X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    if (!peer) {
+        snprintf(why, n, "no certificate");
+        return 0;
+    }
+    X509_STORE_CTX *xs = X509_STORE_CTX_new();
+    int ok = xs && X509_STORE_CTX_init(xs, store, peer, SSL_get_peer_cert_chain(ssl)) == 1 &&
+             X509_verify_cert(xs) == 1;
+    if (!ok)
+        snprintf(why, n, "certificate not trusted: %s",
+                 xs ? X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs))
+                    : "out of memory");
+    X509_STORE_CTX_free(xs);
+    ERR_clear_error();
+    if (ok && !tls_cert_names(peer, domain)) {
+        snprintf(why, n, "the certificate does not name %s", domain);
+        ok = 0;
+    }
+    return ok;
 }

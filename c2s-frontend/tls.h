@@ -19,11 +19,18 @@
  * that names the config key (tls_cert or tls_key) and the file. */
 SSL_CTX *tls_ctx_new(const char *certs, const char *keys, char *err, size_t errlen);
 
+/* The same policy and certificates for the client side of a connection (outbound
+ * server-to-server streams, s2s_out.c): the certificates are presented as client
+ * certificates, so that the peer can authenticate us by SASL EXTERNAL (XEP-0178). */
+SSL_CTX *tls_client_ctx_new(const char *certs, const char *keys, char *err, size_t errlen);
+
 /* The SIGHUP reload: builds a fresh context from the same lists; on success puts it in
  * *ctx_p and drops the caller's reference to the old one (connections that use the old
  * context hold their own references and keep it until they close), returns 0. On failure
  * logs an error naming the key and file, leaves *ctx_p as it was and returns -1. */
 int tls_reload(SSL_CTX **ctx_p, const char *certs, const char *keys);
+/* The same for a client context (tls_client_ctx_new). */
+int tls_reload_client(SSL_CTX **ctx_p, const char *certs, const char *keys);
 
 /* The channel bindings of an established TLS connection, for SCRAM-*-PLUS (cb filled,
  * len 0 for each type not available; ssl NULL or a handshake not finished: none):
@@ -34,6 +41,15 @@ int tls_reload(SSL_CTX **ctx_p, const char *certs, const char *keys);
  *   served on this connection, DER) with the hash of its signature algorithm, SHA-256 in
  *   place of MD5 or SHA-1; not available when that algorithm has no single hash. */
 void tls_channel_bindings(SSL *ssl, scram_cb_t *cb);
+
+/* The certificate of a server-to-server peer (RFC 6125, RFC 7590, XEP-0178): 1 when the
+ * certificate `ssl`'s peer presented verifies against `store` (its chain, its dates) and
+ * names `domain` by tls_cert_names; else 0 with the reason in why. */
+int tls_peer_verify(SSL *ssl, X509_STORE *store, const char *domain, char *why, size_t n);
+/* 1 when cert names `domain` (prepared): a DNS-ID subjectAltName (RFC 6125 6.4: never the
+ * subject's CN; a wildcard only as the whole left-most label), or an XmppAddr otherName
+ * (id-on-xmppAddr, RFC 6120 13.7.1.4) equal to it. */
+int tls_cert_names(X509 *cert, const char *domain);
 
 /* Drops the caller's reference and sets *ctx_p to NULL; NULL is accepted. */
 void tls_ctx_free(SSL_CTX **ctx_p);

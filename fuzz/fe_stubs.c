@@ -72,6 +72,32 @@ void client_start_tls(client_t *c)
 {
     c->tls = 1;
     c->read_paused = 0;
+    if (c->s2s)
+        s2s_tls_ready(c); /* the handshake "completed" at once */
+}
+
+client_t *client_connect(int fd, const char *addr, int direct_tls)
+{
+    /* The harnesses never resolve a remote domain (s2s_resolve below), so never connect. */
+    (void)fd;
+    (void)addr;
+    (void)direct_tls;
+    abort();
+}
+
+/* ---- s2s_resolve.c: nothing resolves (an outbound stanza is bounced) ---- */
+
+s2s_query_t *s2s_resolve(const char *domain, s2s_resolve_cb cb, void *ud)
+{
+    (void)domain;
+    (void)cb;
+    (void)ud;
+    return NULL;
+}
+
+void s2s_resolve_cancel(s2s_query_t *q)
+{
+    (void)q;
 }
 
 /* ---- tls.c: the harness has no TLS connection to export from, so tls_channel_bindings()
@@ -86,6 +112,38 @@ void tls_channel_bindings(SSL *ssl, scram_cb_t *cb)
 {
     (void)ssl;
     *cb = fuzz_cb;
+}
+
+/* A server-to-server peer always presents a valid certificate for FUZZ_S2S_PEER. */
+int tls_peer_verify(SSL *ssl, X509_STORE *store, const char *domain, char *why, size_t n)
+{
+    (void)ssl;
+    (void)store;
+    if (strcmp(domain, FUZZ_S2S_PEER) == 0)
+        return 1;
+    snprintf(why, n, "the certificate does not name %s", domain);
+    return 0;
+}
+
+SSL_CTX *tls_client_ctx_new(const char *certs, const char *keys, char *err, size_t errlen)
+{
+    (void)certs;
+    (void)keys;
+    snprintf(err, errlen, "no TLS in the harness");
+    return NULL;
+}
+
+void tls_ctx_free(SSL_CTX **ctx_p)
+{
+    *ctx_p = NULL;
+}
+
+int tls_reload_client(SSL_CTX **ctx_p, const char *certs, const char *keys)
+{
+    (void)ctx_p;
+    (void)certs;
+    (void)keys;
+    return -1;
 }
 
 void fuzz_client_flush(client_t *c)
@@ -195,6 +253,28 @@ int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int alway
         ipc_client_state_t m;
         STUB_CHECK(c && c->bound && h->conn == c->id && !payload);
         STUB_CHECK(ipc_client_state_read(h, &m) == 0);
+    }
+    if (h->type == IPC_S2S_IN) {
+        /* From a server connection: only once it authenticated, only from its domain to
+         * ours (or an error we made for a stanza we could not send: conn 0). */
+        ipc_s2s_t m;
+        STUB_CHECK(ipc_s2s_in_read(h, &m) == 0 && payload != NULL);
+        jid_t jf, jt;
+        STUB_CHECK(jid_parse(&jf, m.from) == 0 && jid_parse(&jt, m.to) == 0);
+        STUB_CHECK(s2s_hosted(jt.domain));
+        if (h->conn) {
+            STUB_CHECK(c && h->conn == c->id && c->s2s && !c->s2s->outbound &&
+                       c->s2s->state == S2S_AUTHED && c->tls);
+            STUB_CHECK(strcmp(jf.domain, c->s2s->remote) == 0);
+            STUB_CHECK(strcmp(jf.domain, FUZZ_S2S_PEER) == 0);
+        } else {
+            STUB_CHECK(m.stype == IPC_ST_ERROR);
+        }
+        xml_node_t *st = stanza_parse(payload, len);
+        STUB_CHECK(st != NULL);
+        const char *from = xml_node_attr(st, "from"), *to = xml_node_attr(st, "to");
+        STUB_CHECK(from && to && strcmp(from, m.from) == 0 && strcmp(to, m.to) == 0);
+        xml_node_free(&st);
     }
     if (payload) {
         /* The router parses what it is sent (stanza_parse): it must be one stanza. */

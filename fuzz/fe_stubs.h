@@ -7,7 +7,11 @@
 #define FUZZ_FE_STUBS_H
 
 #include "../c2s-frontend/client.h"
+#include "../c2s-frontend/s2s_resolve.h"
 #include "../c2s-frontend/tls.h"
+
+/* The domain a server-to-server peer of the harnesses has a valid certificate for. */
+#define FUZZ_S2S_PEER "remote.test"
 
 typedef struct {
     int router_down;    /* router_request fails, router_submit refuses (buffer full) */

@@ -5,11 +5,11 @@
 #   make fuzz-regress  replay fuzz/corpus/<h>/ and fuzz/regressions/<h>/ through each harness
 #                      with a plain driver (fuzz/replay.c) built by $(CC) into $(BUILD)/fuzz/;
 #                      works with SAN=1 too
-#   make fuzz-<h>      run one harness (xml, stream, websocket, ipc, scram, jid, proxy, admin, caps,
+#   make fuzz-<h>      run one harness (xml, stream, websocket, s2s, ipc, scram, jid, proxy, admin, caps,
 #                      muccfg, mamq, upload, muc)
 # Runs write new inputs and crash files under build-fuzz/ only, never into fuzz/corpus/.
 
-FUZZ_HARNESSES := xml stream websocket ipc scram jid proxy admin caps muccfg mamq upload muc
+FUZZ_HARNESSES := xml stream websocket s2s ipc scram jid proxy admin caps muccfg mamq upload muc
 FUZZ_CC        ?= clang
 FUZZ_BUILD     := build-fuzz
 FUZZ_SECONDS   ?= 60
@@ -23,12 +23,18 @@ FUZZ_CFLAGS    := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_S
 # What each harness links besides libcommon.a: fuzz_stream runs the frontend's stream.c,
 # sasl.c and register.c on stubs of client.c and router_link.c (fuzz/fe_stubs.c).
 FUZZ_EXTRA_stream := c2s-frontend/stream.c c2s-frontend/sasl.c c2s-frontend/register.c \
-                     c2s-frontend/sm.c c2s-frontend/websocket.c fuzz/fe_stubs.c
+                     c2s-frontend/sm.c c2s-frontend/websocket.c c2s-frontend/s2s.c \
+                     c2s-frontend/s2s_out.c fuzz/fe_stubs.c
 # fuzz_websocket is fuzz_stream on a connection from a WebSocket listener (HTTP upgrade,
 # frames, <open/>/<close/>), with the same router script.
 FUZZ_EXTRA_websocket := $(FUZZ_EXTRA_stream)
 FUZZ_LIBS_stream     := $(FE_LIBS)
 FUZZ_LIBS_websocket  := $(FE_LIBS)
+# fuzz_s2s runs the server-to-server streams (s2s.c) on the same stubs: inbound from a peer
+# with a certificate for remote.test, or outbound to it.
+FUZZ_EXTRA_s2s    := $(FUZZ_EXTRA_stream)
+FUZZ_LIBS_s2s     := $(FE_LIBS)
+FUZZ_DICT_s2s     := fuzz/xmpp.dict
 FUZZ_EXTRA_proxy  := c2s-frontend/proxy.c
 # fuzz_caps runs the router's entity capabilities verification.
 FUZZ_EXTRA_caps   := session-router/core/capsver.c

@@ -1,0 +1,308 @@
+/* Outbound server-to-server connections, one per (local domain, remote domain), and the
+ * queue of stanzas waiting while one comes up (s2s_out.h). */
+#include "s2s_out.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "log.h"
+#include "s2s.h"
+#include "s2s_resolve.h"
+#include "stanza.h"
+#include "util.h"
+
+typedef struct qitem {
+    struct qitem *next;
+    ipc_kind_t kind;
+    ipc_stype_t stype;
+    size_t len;
+    char data[];
+} qitem_t;
+
+struct s2s_link {
+    char local[JID_PART_MAX + 1], remote[JID_PART_MAX + 1];
+    char key[2 * (JID_PART_MAX + 1)];
+    size_t keylen;
+    client_t *c;   /* the connection serving the pair (up or coming up), or NULL */
+    int ready;     /* c is authenticated: stanzas go straight out */
+    s2s_query_t *query;
+    s2s_target_t targets[S2S_TARGETS_MAX];
+    int ntargets, next; /* the resolved targets, the next one to try */
+    ev_timer_t *deadline; /* s2s_connect_timeout, while coming up */
+    ev_timer_t *retry;    /* the next target, from the loop */
+    qitem_t *head, *tail;
+    size_t n;
+    char why[200]; /* why the last attempt failed */
+};
+
+static hmap_t *links;
+
+static size_t make_key(char *key, const char *local, const char *remote)
+{
+    size_t a = strlen(local), b = strlen(remote);
+    memcpy(key, local, a);
+    key[a] = '\0';
+    memcpy(key + a + 1, remote, b);
+    return a + 1 + b;
+}
+
+void s2s_bounce(ipc_kind_t kind, ipc_stype_t stype, const char *payload, size_t len,
+                const char *etype, const char *cond, const char *text)
+{
+    /* RFC 6120 8.3.1: never an error in answer to an error. */
+    if (stype == IPC_ST_ERROR)
+        return;
+    xml_node_t *st = stanza_parse(payload, len);
+    const char *to = st ? xml_node_attr(st, "to") : NULL, *from = st ? xml_node_attr(st, "from") : NULL;
+    if (!to || !from) {
+        xml_node_free(&st);
+        return;
+    }
+    xml_node_t *err = stanza_error_reply(st, to, etype, cond);
+    xml_node_t *e = xml_node_child(err, "error", NULL);
+    if (e && text) {
+        xml_node_t *t = xml_node_new_child(e, "text", NS_STANZAS);
+        xml_node_add_text(t, text, strlen(text));
+    }
+    buf_t b = BUF_INIT;
+    xml_serialize(err, XML_NS_CLIENT, &b);
+    ipc_hdr_t h;
+    if (ipc_s2s_in_build(&h, &(ipc_s2s_t){.kind = kind, .stype = IPC_ST_ERROR, .to = from,
+                                          .from = to, .id = xml_node_attr(st, "id")}) < 0 ||
+        router_submit(&h, b.data, b.len, 0) < 0)
+        log_warn("s2s: could not return an error (%s) to %s: the router buffer is full", cond, from);
+    buf_free(&b);
+    xml_node_free(&err);
+    xml_node_free(&st);
+}
+
+static void link_free(s2s_link_t *l)
+{
+    evloop_cancel(fe.loop, &l->deadline);
+    evloop_cancel(fe.loop, &l->retry);
+    if (l->query) {
+        s2s_resolve_cancel(l->query);
+        l->query = NULL;
+    }
+    while (l->head) {
+        qitem_t *q = l->head;
+        l->head = q->next;
+        free(q);
+    }
+    hmap_del(links, l->key, l->keylen);
+    free(l);
+}
+
+/* The pair cannot be served now: every queued stanza is bounced, the connection coming up
+ * (if any) is ended, and the pair forgotten. */
+static void link_fail(s2s_link_t *l, const char *etype, const char *cond, const char *why)
+{
+    log_info("s2s: %s -> %s failed (%s): %zu stanza(s) bounced with %s", l->local, l->remote, why,
+             l->n, cond);
+    client_t *c = l->c;
+    l->c = NULL;
+    if (c && c->s2s) {
+        c->s2s->link = NULL;
+        s2s_end_stream(c);
+    }
+    for (qitem_t *q = l->head; q; q = q->next)
+        s2s_bounce(q->kind, q->stype, q->data, q->len, etype, cond, why);
+    link_free(l);
+}
+
+static void try_next(s2s_link_t *l)
+{
+    while (l->next < l->ntargets) {
+        const s2s_target_t *t = &l->targets[l->next++];
+        char host[64] = "?", port[8] = "?", addr[80];
+        getnameinfo((const struct sockaddr *)&t->addr, t->addrlen, host, sizeof host, port,
+                    sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+        snprintf(addr, sizeof addr, t->addr.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+        int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0 || (connect(fd, (const struct sockaddr *)&t->addr, t->addrlen) < 0 &&
+                       errno != EINPROGRESS)) {
+            snprintf(l->why, sizeof l->why, "connect to %s (%s): %s", t->host, addr, strerror(errno));
+            log_info("s2s: %s -> %s: %s", l->local, l->remote, l->why);
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        client_t *c = client_connect(fd, addr, t->direct_tls);
+        s2s_attach_outbound(c, l, l->local, l->remote);
+        stream_init(c);
+        l->c = c;
+        log_debug("s2s: %s -> %s: connecting to %s (%s)%s", l->local, l->remote, t->host, addr,
+                  t->direct_tls ? ", direct TLS" : "");
+        return;
+    }
+    link_fail(l, "cancel", "remote-server-not-found", l->why[0] ? l->why : "no address to connect to");
+}
+
+static void on_retry(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    s2s_link_t *l = ud;
+    l->retry = NULL;
+    try_next(l);
+}
+
+static void on_resolved(void *ud, const s2s_target_t *targets, int n, const char *why)
+{
+    s2s_link_t *l = ud;
+    l->query = NULL;
+    if (n <= 0) {
+        link_fail(l, "cancel", "remote-server-not-found", why ? why : "the domain does not resolve");
+        return;
+    }
+    if (n > S2S_TARGETS_MAX)
+        n = S2S_TARGETS_MAX;
+    memcpy(l->targets, targets, (size_t)n * sizeof *targets);
+    l->ntargets = n;
+    l->next = 0;
+    try_next(l);
+}
+
+static void on_deadline(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    s2s_link_t *l = ud;
+    l->deadline = NULL;
+    link_fail(l, "wait", "remote-server-timeout", "no connection within s2s_connect_timeout");
+}
+
+static void link_start(s2s_link_t *l)
+{
+    l->why[0] = '\0';
+    l->ntargets = l->next = 0;
+    l->deadline = evloop_timer(fe.loop, s2s_out_cfg.connect_ms, on_deadline, l);
+    l->query = s2s_resolve(l->remote, on_resolved, l);
+    if (!l->query)
+        link_fail(l, "wait", "remote-server-timeout", "too many domains being resolved");
+}
+
+static int usable(const client_t *c)
+{
+    return c && !c->closed && !c->closing && !c->stream_done && c->s2s;
+}
+
+void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len)
+{
+    if (!s2s_enabled()) {
+        s2s_bounce(m->kind, m->stype, payload, len, "cancel", "remote-server-not-found",
+                   "this frontend does not serve server-to-server connections");
+        return;
+    }
+    jid_t jf, jt;
+    if (jid_parse(&jf, m->from) < 0 || jid_parse(&jt, m->to) < 0 || !s2s_hosted(jf.domain) ||
+        s2s_hosted(jt.domain)) {
+        log_warn("s2s: dropped a stanza from %s to %s: not from one of our domains to another",
+                 m->from, m->to);
+        return;
+    }
+    if (!links)
+        links = hmap_new();
+    char key[sizeof ((s2s_link_t *)0)->key];
+    size_t kl = make_key(key, jf.domain, jt.domain);
+    s2s_link_t *l = hmap_get(links, key, kl);
+    if (!l) {
+        l = xcalloc(1, sizeof *l);
+        snprintf(l->local, sizeof l->local, "%s", jf.domain);
+        snprintf(l->remote, sizeof l->remote, "%s", jt.domain);
+        memcpy(l->key, key, kl);
+        l->keylen = kl;
+        hmap_put(links, l->key, l->keylen, l);
+    }
+    if (l->ready && usable(l->c)) {
+        client_write(l->c, payload, len);
+        s2s_on_activity(l->c);
+        return;
+    }
+    if (l->n >= s2s_out_cfg.queue_max) {
+        s2s_bounce(m->kind, m->stype, payload, len, "wait", "remote-server-timeout",
+                   "too many stanzas waiting for the connection to the remote server");
+        return;
+    }
+    qitem_t *q = xmalloc(sizeof *q + len);
+    q->next = NULL;
+    q->kind = m->kind;
+    q->stype = m->stype;
+    q->len = len;
+    memcpy(q->data, payload, len);
+    if (l->tail)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+    l->n++;
+    if (!l->c && !l->query && !l->retry && !l->deadline)
+        link_start(l);
+}
+
+void s2s_out_ready(s2s_link_t *l, client_t *c)
+{
+    if (l->c != c)
+        return;
+    evloop_cancel(fe.loop, &l->deadline);
+    evloop_cancel(fe.loop, &l->retry);
+    l->ready = 1;
+    size_t n = l->n;
+    while (l->head) {
+        qitem_t *q = l->head;
+        l->head = q->next;
+        client_write(c, q->data, q->len);
+        free(q);
+    }
+    l->tail = NULL;
+    l->n = 0;
+    s2s_on_activity(c);
+    log_info("s2s: %s -> %s up (%s); %zu queued stanza(s) sent", l->local, l->remote, c->addr, n);
+}
+
+void s2s_out_closed(s2s_link_t *l, client_t *c)
+{
+    if (l->c != c)
+        return;
+    l->c = NULL;
+    if (l->ready || !l->head) {
+        /* A connection that was up (or has nothing to send): the next stanza opens one. */
+        link_free(l);
+        return;
+    }
+    if (c->s2s && c->s2s->why[0]) {
+        int n = snprintf(l->why, sizeof l->why, "%.130s", c->s2s->why);
+        snprintf(l->why + n, sizeof l->why - (size_t)n, " (%.60s)", c->addr);
+    }
+    /* Coming up: the next target, from the loop (we may be deep in the connection's
+     * teardown here). */
+    if (l->deadline && !l->retry)
+        l->retry = evloop_timer(fe.loop, 0, on_retry, l);
+}
+
+void s2s_out_shutdown(void)
+{
+    if (!links)
+        return;
+    size_t n = hmap_count(links), i = 0, pos = 0, kl;
+    const void *k;
+    void *v;
+    s2s_link_t **all = xcalloc(n ? n : 1, sizeof *all);
+    while (i < n && hmap_next(links, &pos, &k, &kl, &v))
+        all[i++] = v;
+    for (size_t j = 0; j < i; j++) {
+        if (all[j]->head)
+            link_fail(all[j], "wait", "remote-server-timeout", "the server is shutting down");
+        else {
+            if (all[j]->c && all[j]->c->s2s)
+                all[j]->c->s2s->link = NULL;
+            link_free(all[j]);
+        }
+    }
+    free(all);
+    hmap_destroy(&links);
+}

@@ -1,0 +1,482 @@
+"""Server-to-server streams of the frontend (README, "Federation"; RFC 6120, XEP-0178),
+driven by a raw test peer in Python against a private frontend with s2s_listen set.
+
+A test CA made here signs the frontend's certificate (for `localhost`, its tls_cert, also
+presented as client certificate on outbound streams) and the peers' certificates
+(remote.test, other.test, and one naming xmpp.test only by an XmppAddr); the frontend's
+s2s_ca_file is that CA.
+
+Inbound: a header to a domain we do not host gets <host-unknown/>; a stanza before
+authentication <not-authorized/>; STARTTLS then SASL EXTERNAL with a certificate naming the
+header's 'from' succeeds (also by XmppAddr), with one naming another domain EXTERNAL is not
+offered and fails; on the authenticated stream a spoofed 'from' gets <invalid-from/>, a 'to'
+outside our domains <host-unknown/>, an oversized stanza <policy-violation/>, and a valid
+message is taken without a stream error (and reaches the local user once the router routes
+IPC_S2S_IN).
+
+Outbound: the test peer plays remote.test (s2s_static_hosts points at it): a local user's
+message to someone@remote.test arrives over STARTTLS with our certificate, after SASL
+EXTERNAL with authzid localhost; to a domain whose address refuses connections the user
+gets <remote-server-not-found/> from us. Both need the router to send IPC_S2S_OUT (marked
+ROUTER_S2S below until it does).
+"""
+
+import base64
+import os
+import queue
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import pytest
+
+from conftest import READY_TIMEOUT, Frontend, free_port, wait_port, wait_probe_login
+from xmpp_client import (NS_SASL, NS_STANZAS, NS_STREAM, NS_TLS, STREAM_ERROR_TAG, StreamClosed,
+                         StreamParser, XMPPClient, child_conditions, dump, q)
+
+NS_SERVER = "jabber:server"
+
+# The tests that need the router's part of federation (IPC_S2S_IN delivered to local users,
+# IPC_S2S_OUT sent to an s2s frontend): expected to fail until it is merged.
+ROUTER_S2S = pytest.mark.xfail(reason="needs the router's server-to-server routing "
+                               "(IPC_S2S_IN / IPC_S2S_OUT), issue 17", strict=False)
+
+
+# ------------------------------------------------------------------ certificates
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+
+
+def make_ca(d):
+    ca, key = d / "ca.pem", d / "ca.key"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(key), "-out", str(ca), "-days", "2", "-subj", "/CN=s2s test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return ca, key
+
+
+def make_leaf(d, ca, ca_key, name, san):
+    """A certificate signed by the test CA with subjectAltName `san` (and CN `name`)."""
+    cert, key, csr, ext = (d / (name + ".pem"), d / (name + ".key"), d / (name + ".csr"),
+                           d / (name + ".ext"))
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(key), "-out", str(csr), "-subj", "/CN=" + name)
+    ext.write_text("basicConstraints=CA:FALSE\nsubjectAltName=%s\n"
+                   "extendedKeyUsage=serverAuth,clientAuth\n" % san)
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    os.chmod(key, 0o644)
+    return cert, key
+
+
+class Certs:
+    pass
+
+
+@pytest.fixture(scope="module")
+def certs():
+    d = Path(tempfile.mkdtemp(prefix="xmpp-s2s-"))
+    os.chmod(d, 0o755)
+    c = Certs()
+    c.ca, c.ca_key = make_ca(d)
+    c.local = make_leaf(d, c.ca, c.ca_key, "localhost", "DNS:localhost")
+    c.remote = make_leaf(d, c.ca, c.ca_key, "remote.test", "DNS:remote.test")
+    c.other = make_leaf(d, c.ca, c.ca_key, "other.test", "DNS:other.test")
+    c.xmppaddr = make_leaf(d, c.ca, c.ca_key, "xmppaddr",
+                           "otherName:1.3.6.1.5.5.7.8.5;UTF8:xmpp.test")
+    yield c
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the fake remote server
+class FakeRemote:
+    """Listens as the receiving server of remote.test: answers our outbound stream with
+    STARTTLS (requiring and verifying our client certificate), SASL EXTERNAL, then reads
+    stanzas. What happens goes to self.events: ('header', attrs), ('auth', mechanism,
+    authzid), ('peer_cert', subjectAltName), ('stanza', Element), ('error', text)."""
+
+    def __init__(self, certs):
+        self.certs = certs
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.events = queue.Queue()
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            self._session(conn)
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            self.events.put(("error", repr(e)))
+        finally:
+            conn.close()
+
+    def _elements(self, conn, parser):
+        while True:
+            while parser.events:
+                yield parser.events.popleft()
+            data = conn.recv(65536)
+            if not data:
+                return
+            parser.feed(data)
+
+    def _header(self, stream_id):
+        return ("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                "xmlns:stream='http://etherx.jabber.org/streams' from='remote.test' "
+                "to='localhost' id='%s' version='1.0'>" % stream_id).encode()
+
+    def _session(self, conn):
+        conn.settimeout(15)
+        parser = StreamParser()
+        ev = self._elements(conn, parser)
+        kind, tag, attrs = next(ev)
+        self.events.put(("header", attrs))
+        conn.sendall(self._header("s1") + b"<stream:features><starttls xmlns='" +
+                     NS_TLS.encode() + b"'><required/></starttls></stream:features>")
+        el = next(ev)[1]
+        assert el.tag == q(NS_TLS, "starttls"), dump(el)
+        conn.sendall(b"<proceed xmlns='" + NS_TLS.encode() + b"'/>")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*map(str, self.certs.remote))
+        ctx.load_verify_locations(str(self.certs.ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        conn = ctx.wrap_socket(conn, server_side=True)
+        self.events.put(("peer_cert", conn.getpeercert().get("subjectAltName")))
+        parser = StreamParser()
+        ev = self._elements(conn, parser)
+        kind, tag, attrs = next(ev)
+        self.events.put(("header", attrs))
+        conn.sendall(self._header("s2") + b"<stream:features><mechanisms xmlns='" +
+                     NS_SASL.encode() + b"'><mechanism>EXTERNAL</mechanism></mechanisms>"
+                     b"</stream:features>")
+        el = next(ev)[1]
+        authzid = base64.b64decode(el.text or "").decode() if (el.text or "=") != "=" else ""
+        self.events.put(("auth", el.get("mechanism"), authzid))
+        conn.sendall(b"<success xmlns='" + NS_SASL.encode() + b"'/>")
+        parser = StreamParser()
+        ev = self._elements(conn, parser)
+        kind, tag, attrs = next(ev)
+        self.events.put(("header", attrs))
+        conn.sendall(self._header("s3") + b"<stream:features/>")
+        for e in ev:
+            if e[0] == "element":
+                self.events.put(("stanza", e[1]))
+            elif e[0] == "end":
+                conn.sendall(b"</stream:stream>")
+                return
+
+    def next(self, timeout=15):
+        ev = self.events.get(timeout=timeout)
+        assert ev[0] != "error", "the fake remote server failed: %s" % (ev[1],)
+        return ev
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+# ------------------------------------------------------------------ the frontend under test
+@pytest.fixture(scope="module")
+def remote(certs):
+    r = FakeRemote(certs)
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def s2s_fe(stack, certs, remote):
+    """A frontend with server-to-server on, its certificate from the test CA."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port, s2s_tls_port, dead_port = free_port(), free_port(), free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2s%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port,
+        "s2s_tls_listen": "127.0.0.1:%d" % s2s_tls_port,
+        "s2s_ca_file": str(certs.ca),
+        "s2s_static_hosts": "remote.test=127.0.0.1:%d,dead.test=127.0.0.1:%d"
+                            % (remote.port, dead_port),
+        "s2s_connect_timeout": "5",
+        "max_stanza_size": "65536",
+    })
+    fe.s2s_port, fe.s2s_tls_port = s2s_port, s2s_tls_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+        wait_port(s2s_port, READY_TIMEOUT, fe.proc, fe.log)
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+class Peer(XMPPClient):
+    """The initiating side of an inbound s2s stream: jabber:server, 'from' = origin, the
+    certificate (cert, key) presented as client certificate after STARTTLS."""
+
+    def __init__(self, port, origin="remote.test", to="localhost", cert=None, cafile=None):
+        super().__init__(port, domain=to, cafile=cafile)
+        self.origin = origin
+        self.cert = cert
+
+    def stream_header(self, to=None):
+        to = self.domain if to is None else to
+        return ("<?xml version='1.0'?><stream:stream to=%s from=%s version='1.0' "
+                "xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"
+                % (quoteattr(to), quoteattr(self.origin)))
+
+    def ssl_context(self):
+        ctx = super().ssl_context()
+        if self.cert:
+            ctx.load_cert_chain(*map(str, self.cert))
+        return ctx
+
+    def external(self, authzid=None):
+        """<auth mechanism='EXTERNAL'/>; returns 'success' (the stream restarted) or the
+        failure condition."""
+        text = "=" if authzid is None else base64.b64encode(authzid.encode()).decode()
+        self.send("<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" % (NS_SASL, text))
+        el = self.recv()
+        if el.tag == q(NS_SASL, "success"):
+            self._restart()
+            return "success"
+        assert el.tag == q(NS_SASL, "failure"), dump(el)
+        return self.failure_condition(el)
+
+
+def peer(fe, certs, cert="remote", **kw):
+    return Peer(fe.s2s_port, cert=getattr(certs, cert) if cert else None, cafile=str(certs.ca),
+                **kw)
+
+
+def authed_peer(fe, certs, **kw):
+    p = peer(fe, certs, **kw)
+    p.open_stream()
+    p.starttls()
+    assert p.external() == "success"
+    return p
+
+
+# ------------------------------------------------------------------ inbound
+def test_header_to_a_domain_we_do_not_host(s2s_fe, certs):
+    p = peer(s2s_fe, certs, to="elsewhere.test")
+    try:
+        p.send(p.stream_header())
+        p.expect_stream_error("host-unknown")
+    finally:
+        p.close()
+
+
+def test_client_namespace_on_the_server_port(s2s_fe, certs):
+    p = peer(s2s_fe, certs)
+    try:
+        p.send(p.stream_header().replace("xmlns='jabber:server'", "xmlns='jabber:client'"))
+        p.expect_stream_error("invalid-namespace")
+    finally:
+        p.close()
+
+
+def test_stanza_before_authentication(s2s_fe, certs):
+    p = peer(s2s_fe, certs)
+    try:
+        features = p.open_stream()
+        assert p.header.get("xmlns") is None or True  # attrs carry no xmlns in expat mode
+        tls = features.find(q(NS_TLS, "starttls"))
+        assert tls is not None and tls.find(q(NS_TLS, "required")) is not None, dump(features)
+        assert p.mechanisms() == [], "SASL offered before TLS: %s" % dump(features)
+        p.send("<message xmlns='jabber:server' from='a@remote.test' to='b@localhost'>"
+               "<body>early</body></message>")
+        p.expect_stream_error("not-authorized")
+    finally:
+        p.close()
+
+
+def test_external_with_a_certificate_for_the_domain(s2s_fe, certs):
+    p = peer(s2s_fe, certs)
+    try:
+        p.open_stream()
+        features = p.starttls()
+        assert p.mechanisms(features) == ["EXTERNAL"], dump(features)
+        assert p.external("remote.test") == "success"
+        assert p.header.get("from") == "localhost" and p.header.get("to") == "remote.test"
+        assert p.mechanisms() == [] and p.features.find(q(NS_TLS, "starttls")) is None
+        # A valid stanza is taken: no stream error, the stream stays open.
+        p.send("<message from='someone@remote.test/res' to='nobody-%s@localhost' type='chat'>"
+               "<body>hello</body></message>" % uuid.uuid4().hex[:8])
+        p.expect_nothing(lambda e: True, 1.0)
+        p.end_stream()
+    finally:
+        p.close()
+
+
+def test_external_without_authzid_and_on_direct_tls(s2s_fe, certs):
+    """XEP-0368: TLS from the first byte on s2s_tls_listen; EXTERNAL with '=' (no authzid)."""
+    p = Peer(s2s_fe.s2s_tls_port, cert=certs.remote, cafile=str(certs.ca))
+    try:
+        p.sock = p.ssl_context().wrap_socket(p.sock, server_hostname="localhost")
+        features = p.open_stream()
+        assert features.find(q(NS_TLS, "starttls")) is None, dump(features)
+        assert p.mechanisms(features) == ["EXTERNAL"], dump(features)
+        assert p.external() == "success"
+    finally:
+        p.close()
+
+
+def test_external_by_xmppaddr(s2s_fe, certs):
+    p = peer(s2s_fe, certs, cert="xmppaddr", origin="xmpp.test")
+    try:
+        p.open_stream()
+        assert p.mechanisms(p.starttls()) == ["EXTERNAL"]
+        assert p.external("xmpp.test") == "success"
+    finally:
+        p.close()
+
+
+def test_external_with_a_certificate_for_another_domain(s2s_fe, certs):
+    p = peer(s2s_fe, certs, cert="other")
+    try:
+        p.open_stream()
+        features = p.starttls()
+        assert "EXTERNAL" not in p.mechanisms(features), dump(features)
+        assert p.external("remote.test") == "invalid-mechanism"
+        # Nothing is accepted from it.
+        p.send("<message from='a@remote.test' to='b@localhost'><body>x</body></message>")
+        p.expect_stream_error("not-authorized")
+    finally:
+        p.close()
+
+
+def test_external_without_a_certificate(s2s_fe, certs):
+    p = peer(s2s_fe, certs, cert=None)
+    try:
+        p.open_stream()
+        assert p.mechanisms(p.starttls()) == []
+        assert p.external() == "invalid-mechanism"
+    finally:
+        p.close()
+
+
+def test_external_with_another_authzid(s2s_fe, certs):
+    p = peer(s2s_fe, certs)
+    try:
+        p.open_stream()
+        p.starttls()
+        assert p.external("other.test") == "invalid-authzid"
+    finally:
+        p.close()
+
+
+def test_spoofed_from(s2s_fe, certs):
+    p = authed_peer(s2s_fe, certs)
+    try:
+        p.send("<message from='admin@evil.test' to='b@localhost'><body>x</body></message>")
+        p.expect_stream_error("invalid-from")
+    finally:
+        p.close()
+
+
+def test_to_a_domain_we_do_not_host(s2s_fe, certs):
+    p = authed_peer(s2s_fe, certs)
+    try:
+        p.send("<message from='a@remote.test' to='b@elsewhere.test'><body>x</body></message>")
+        p.expect_stream_error("host-unknown")
+    finally:
+        p.close()
+
+
+def test_missing_addresses(s2s_fe, certs):
+    p = authed_peer(s2s_fe, certs)
+    try:
+        p.send("<message to='b@localhost'><body>x</body></message>")
+        p.expect_stream_error("improper-addressing")
+    finally:
+        p.close()
+
+
+def test_oversized_stanza(s2s_fe, certs):
+    p = authed_peer(s2s_fe, certs)
+    try:
+        body = "x" * 70000  # the frontend's max_stanza_size is 65536
+        p.send_tolerant("<message from='a@remote.test' to='b@localhost'><body>%s</body>"
+                        "</message>" % body)
+        p.expect_stream_error("policy-violation")
+    finally:
+        p.close()
+
+
+@ROUTER_S2S
+def test_inbound_message_reaches_a_local_user(s2s_fe, certs, new_user, login):
+    user = new_user("s2sin")
+    c = login(user)
+    p = authed_peer(s2s_fe, certs)
+    try:
+        token = uuid.uuid4().hex
+        p.send("<message from='friend@remote.test/pc' to=%s type='chat' id='m1'>"
+               "<body>%s</body></message>" % (quoteattr(user.jid), token))
+        m = c.wait_message(token)
+        assert m.get("from") == "friend@remote.test/pc", dump(m)
+    finally:
+        p.close()
+
+
+# ------------------------------------------------------------------ outbound
+@ROUTER_S2S
+def test_outbound_message_over_starttls_and_external(s2s_fe, certs, remote, new_user, login):
+    user = new_user("s2sout")
+    c = login(user)
+    token = uuid.uuid4().hex
+    c.message("friend@remote.test", token)
+    # The stream may have come up before (an error an earlier test's stanza caused goes
+    # back to remote.test): its negotiation is in the queue ahead of the stanzas.
+    seen = []
+    while True:
+        ev = remote.next()
+        if ev[0] == "stanza" and ev[1].findtext(q(NS_SERVER, "body")) == token:
+            m = ev[1]
+            break
+        seen.append(ev)
+    headers = [ev[1] for ev in seen if ev[0] == "header"]
+    assert headers and all(h.get("from") == "localhost" and h.get("to") == "remote.test"
+                           for h in headers), headers
+    # STARTTLS with our certificate presented (the fake server requires and verifies it),
+    # then EXTERNAL with our domain as authorization identity, then the restart.
+    assert [ev[0] for ev in seen[:5]] == ["header", "peer_cert", "header", "auth", "header"], seen
+    assert ("DNS", "localhost") in seen[1][1]
+    assert seen[3] == ("auth", "EXTERNAL", "localhost")
+    assert m.tag == q(NS_SERVER, "message"), dump(m)
+    assert m.get("to") == "friend@remote.test" and m.get("from", "").startswith(user.jid + "/")
+
+
+@ROUTER_S2S
+def test_outbound_to_an_unreachable_server_is_bounced(s2s_fe, new_user, login):
+    user = new_user("s2sdead")
+    c = login(user)
+    c.message("friend@dead.test", "hello", id="dead1")
+    err = c.wait_for(lambda e: e.get("id") == "dead1" and e.get("type") == "error",
+                     timeout=10, what="the bounce")
+    e = err.find(q("jabber:client", "error"))
+    assert "remote-server-not-found" in child_conditions(e, NS_STANZAS), dump(err)
+    # Our own bounce, not the router's: it says what failed.
+    assert "connect" in (e.findtext(q(NS_STANZAS, "text")) or ""), dump(err)
