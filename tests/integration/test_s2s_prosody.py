@@ -1,0 +1,323 @@
+"""Federation with a real peer: private Prosody servers from Debian's `prosody` package
+(prosody_peer.py), each with its own config, domain, certificate from a test CA made here,
+and every DNS question answered by the test's own DNS server.
+
+The first tests federate two Prosody servers with each other through the harness alone, by
+certificate (SASL EXTERNAL, XEP-0178) and by Server Dialback (XEP-0220), and check that a
+Prosody requiring certificates refuses a peer without a valid one: they prove the harness
+(CA, DNS, configs, the log probe) before our server is put in one of the seats. The tests
+against our server are skipped until our frontend knows the s2s configuration keys.
+
+Domains end in .example: libunbound (Prosody's resolver) answers .test and .localhost
+itself and never asks the test's DNS server (prosody_peer.py).
+"""
+
+import uuid
+from contextlib import ExitStack, contextmanager
+from types import SimpleNamespace
+
+import pytest
+
+import prosody_peer as pp
+from conftest import (READY_TIMEOUT, PrivateStack, build_dir, free_port, skip_remote,
+                      unique_name, wait_port)
+from xmpp_client import XMPPClient
+
+_unavailable = pp.available()
+pytestmark = pytest.mark.skipif(_unavailable is not None, reason=_unavailable or "")
+
+# What our frontend must know before the tests against it can run (federation, issue #17).
+OUR_S2S_KEYS = ("s2s_listen", "s2s_static_hosts", "s2s_ca_file", "s2s_secure_auth",
+                "s2s_dialback_secret")
+
+
+def our_s2s_missing():
+    """None when our build knows every key of OUR_S2S_KEYS (its generated config index,
+    else the c2s-frontend binary), else why the tests against our server cannot run."""
+    index = build_dir() / "gen" / "config_index.c"
+    try:
+        text = index.read_text()
+        missing = [k for k in OUR_S2S_KEYS if '"%s"' % k not in text]
+        where = str(index)
+    except OSError:
+        binary = build_dir() / "c2s-frontend"
+        try:
+            data = binary.read_bytes()
+        except OSError:
+            return "no build at %s (make first)" % build_dir()
+        missing = [k for k in OUR_S2S_KEYS if k.encode() + b"\0" not in data]
+        where = str(binary)
+    if missing:
+        return ("our frontend does not serve server-to-server yet: %s lacks the config "
+                "key(s) %s (federation, issue #17)" % (where, ", ".join(missing)))
+    return None
+
+
+def need_our_s2s():
+    reason = our_s2s_missing()
+    if reason:
+        pytest.skip(reason)
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """ca: the CA every server of the certificate tests trusts; untrusted: a CA nobody
+    trusts (its certificates do not verify: dialback)."""
+    d = tmp_path_factory.mktemp("s2s-pki")
+    return SimpleNamespace(ca=pp.TestCA(d / "ca", "xmpp-itest federation CA"),
+                           untrusted=pp.TestCA(d / "untrusted", "xmpp-itest CA nobody trusts"))
+
+
+@pytest.fixture(scope="module")
+def dns():
+    d = pp.FakeDNS()
+    yield d
+    d.close()
+
+
+@contextmanager
+def prosody(workdir, domain, cert, trust, dns, auth):
+    """A started ProsodyPeer whose domain FakeDNS points at; stopped and checked after."""
+    peer = pp.ProsodyPeer(workdir / domain, domain, cert, trust, dns, auth)
+    dns.xmpp_server(domain, peer.s2s_port)
+    peer.start()
+    try:
+        yield peer
+    finally:
+        problems = peer.stop()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def cert_pair(tmp_path_factory, pki, dns):
+    """pros1.example and pros2.example: certificates from pki.ca, which both trust;
+    s2s_secure_auth, no dialback."""
+    tmp = tmp_path_factory.mktemp("s2s-cert")
+    with prosody(tmp, "pros1.example", pki.ca.issue("pros1.example"), pki.ca.cafile, dns,
+                 "certificate") as p1, \
+            prosody(tmp, "pros2.example", pki.ca.issue("pros2.example"), pki.ca.cafile, dns,
+                    "certificate") as p2:
+        yield p1, p2
+
+
+@pytest.fixture(scope="module")
+def dialback_pair(tmp_path_factory, pki, dns):
+    """prosd1.example and prosd2.example: certificates from pki.untrusted, trusting only
+    pki.ca (so no certificate verifies); s2s_secure_auth off, mod_dialback."""
+    tmp = tmp_path_factory.mktemp("s2s-dialback")
+    with prosody(tmp, "prosd1.example", pki.untrusted.issue("prosd1.example"), pki.ca.cafile,
+                 dns, "dialback") as p1, \
+            prosody(tmp, "prosd2.example", pki.untrusted.issue("prosd2.example"),
+                    pki.ca.cafile, dns, "dialback") as p2:
+        yield p1, p2
+
+
+@pytest.fixture(autouse=True)
+def _prosody_logs_on_failure(request):
+    """On a test failure, prints what each running Prosody logged during the test."""
+    sizes = {p: p.log_size() for p in pp.ProsodyPeer.running}
+    peers = list(pp.ProsodyPeer.running)
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for p in peers + [p for p in pp.ProsodyPeer.running if p not in peers]:
+            print(p.dump_log(since=sizes.get(p, 0), limit=8000))
+
+
+@pytest.fixture
+def opened():
+    """opened(client) -> client, closed at the end of the test."""
+    made = []
+
+    def keep(c):
+        made.append(c)
+        return c
+    yield keep
+    for c in made:
+        c.close()
+
+
+def online(opened, server, user, resource):
+    c = opened(server.login(user, resource))
+    pp.go_online(c)
+    return c
+
+
+# ------------------------------------------------------------------ the harness alone
+def test_two_prosody_servers_federate_by_certificate(cert_pair, dns, opened):
+    p1, p2 = cert_pair
+    a = online(opened, p1, p1.new_user("a"), "one")
+    b = online(opened, p2, p2.new_user("b"), "two")
+    pp.befriend(a, b)
+    pp.chat(a, b, "hello from pros1 \u2603")
+    pp.chat(b, a, "hello back from pros2")
+    pp.presence_both_ways(a, b)
+    # Each reached the other through the test's DNS (SRV, then the target's address) ...
+    for domain in ("pros1.example", "pros2.example"):
+        assert dns.asked("_xmpp-server._tcp." + domain, "SRV"), dns.queries
+        assert dns.asked(domain, "A"), dns.queries
+    # ... and both streams were authenticated by certificate, chain and name verified.
+    for me, other in ((p1, "pros2.example"), (p2, "pros1.example")):
+        for direction in ("outgoing", "incoming"):
+            assert me.wait_authenticated(other, direction) == ("EXTERNAL", "valid", "valid")
+    assert all(mech == "EXTERNAL" for _, _, mech, _, _ in
+               p1.s2s_authentications() + p2.s2s_authentications())
+
+
+def test_two_prosody_servers_federate_by_dialback(dialback_pair, opened):
+    p1, p2 = dialback_pair
+    a = online(opened, p1, p1.new_user("a"), "one")
+    b = online(opened, p2, p2.new_user("b"), "two")
+    pp.befriend(a, b)
+    pp.chat(a, b, "dialback hello from prosd1")
+    pp.chat(b, a, "dialback hello back")
+    pp.presence_both_ways(a, b)
+    for me, other in ((p1, "prosd2.example"), (p2, "prosd1.example")):
+        for direction in ("outgoing", "incoming"):
+            mech, chain, _ = me.wait_authenticated(other, direction)
+            assert mech == "dialback"
+            assert chain != "valid", "the certificate was meant not to verify"
+
+
+def test_prosody_requiring_certificates_refuses_a_peer_without_one(cert_pair, dialback_pair,
+                                                                   opened):
+    """The check the certificate tests rely on: pros1 (s2s_secure_auth, no dialback) does
+    not federate with prosd1, whose certificate does not verify; a message either way
+    comes back as an error and is not delivered."""
+    p1, d1 = cert_pair[0], dialback_pair[0]
+    a = online(opened, p1, p1.new_user("a"), "one")
+    b = online(opened, d1, d1.new_user("b"), "two")
+    for sender, receiver in ((a, b), (b, a)):
+        body = "must not arrive " + uuid.uuid4().hex[:8]
+        sender.message(pp.bare(receiver.jid), body)
+        m, cond = pp.wait_error(sender, pp.bare(receiver.jid))
+        assert cond in ("remote-server-not-found", "remote-server-timeout"), pp.dump(m)
+        # Prosody says why: the certificate (not, say, a name it could not resolve).
+        text = m.findtext("%s/%s" % (pp.q(pp.NS_CLIENT, "error"), pp.q(pp.NS_STANZAS, "text")))
+        assert "certificate" in (text or ""), pp.dump(m)
+        receiver.im_expect_none(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
+                                duration=0.5, what="the refused message")
+    assert not [x for x in p1.s2s_authentications() if x[1] == "prosd1.example"]
+
+
+# ------------------------------------------------------------------ our server and Prosody
+@contextmanager
+def our_server(stack, tag, domain, cert, trust, auth, peers):
+    """A private stack of ours (Redis, router, one frontend serving c2s and s2s) for
+    `domain` with `cert` (tls_cert/tls_key), trusting `trust` for s2s; auth 'certificate'
+    (s2s_secure_auth true) or 'dialback' (false); peers {domain: port} reached through
+    s2s_static_hosts on 127.0.0.1. Attributes: s2s_port, domain, cert, new_user(), login()."""
+    if getattr(stack, "remote", False):
+        skip_remote("starts its own Redis, router and frontend")
+    ps = PrivateStack(stack, unique_name(tag))
+    ps.env.update(domain=domain, tls_cert=cert.certfile, tls_key=cert.keyfile)
+    ps.domain, ps.cert, ps.s2s_port = domain, cert, free_port()
+
+    def new_user(prefix="o"):
+        user = pp.PeerUser(unique_name(prefix), domain, "pw-" + uuid.uuid4().hex[:12])
+        r = ps.ctl("adduser", user.jid, user.password)
+        assert r.returncode == 0, r.stderr
+        return user
+
+    def login(user, resource="itest", timeout=5.0):
+        c = XMPPClient(ps.frontend.port, domain=domain, cafile=cert.cafile, timeout=timeout)
+        try:
+            c.login(user.localpart, user.password, resource=resource)
+        except BaseException:
+            c.close()
+            raise
+        return c
+    ps.new_user, ps.login = new_user, login
+    try:
+        ps.start_redis()
+        ps.start_router()
+        ps.start_frontend(
+            s2s_listen="127.0.0.1:%d" % ps.s2s_port,
+            s2s_static_hosts=",".join("%s=127.0.0.1:%d" % kv for kv in sorted(peers.items())),
+            s2s_ca_file=trust,
+            s2s_secure_auth="true" if auth == "certificate" else "false",
+            s2s_dialback_secret=uuid.uuid4().hex)
+        wait_port(ps.frontend.port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
+        wait_port(ps.s2s_port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
+        probe = new_user("probe")
+        wait_login(ps, probe)
+    except BaseException:
+        print("\n".join(ps.stop()))
+        raise
+    try:
+        yield ps
+    finally:
+        problems = ps.stop()
+    assert not problems, "\n".join(problems)
+
+
+def wait_login(ps, user, timeout=READY_TIMEOUT):
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ps.login(user, timeout=3.0).close()
+            return
+        except Exception as e:  # noqa: BLE001 - the router link may lag
+            if time.monotonic() > deadline or ps.frontend.proc.poll() is not None:
+                raise AssertionError("login on our private stack %s fails: %r" % (ps.domain, e))
+            time.sleep(0.2)
+
+
+def federate(stack, tmp_path, pki, dns, auth, tag):
+    """(ExitStack, ours, peer): our private stack and a Prosody, each pointed at the other
+    (ours by s2s_static_hosts, Prosody by FakeDNS), both authenticating `auth`."""
+    ours_domain, peer_domain = "%s-ours.example" % tag, "%s-pros.example" % tag
+    if auth == "certificate":
+        issuer = pki.ca          # both certificates verify against the CA both trust
+    else:
+        issuer = pki.untrusted   # neither verifies: dialback or nothing
+    es = ExitStack()
+    try:
+        peer = es.enter_context(prosody(tmp_path, peer_domain, issuer.issue(peer_domain),
+                                        pki.ca.cafile, dns, auth))
+        ours = es.enter_context(our_server(stack, tag, ours_domain, issuer.issue(ours_domain),
+                                           pki.ca.cafile, auth,
+                                           {peer_domain: peer.s2s_port}))
+        dns.xmpp_server(ours_domain, ours.s2s_port)
+    except BaseException:
+        es.close()
+        raise
+    return es, ours, peer
+
+
+def test_ours_and_prosody_by_certificate(stack, tmp_path, pki, dns, opened):
+    """A user of ours adds a Prosody user; they chat both ways and see each other's
+    presence; both directions authenticated by certificate (SASL EXTERNAL), chain and name
+    verified, as Prosody saw it."""
+    need_our_s2s()
+    es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2sc")
+    with es:
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        pp.befriend(a, b)
+        pp.chat(a, b, "from ours to Prosody \u2603")
+        pp.chat(b, a, "from Prosody to ours \u00e9")
+        pp.presence_both_ways(a, b)
+        for direction in ("incoming", "outgoing"):
+            assert peer.wait_authenticated(ours.domain, direction) == (
+                "EXTERNAL", "valid", "valid")
+        assert dns.asked("_xmpp-server._tcp." + ours.domain, "SRV")
+
+
+def test_ours_and_prosody_by_dialback(stack, tmp_path, pki, dns, opened):
+    """The same with certificates neither side can verify and s2s_secure_auth off on both:
+    Server Dialback, here first contact from the Prosody side."""
+    need_our_s2s()
+    es, ours, peer = federate(stack, tmp_path, pki, dns, "dialback", "s2sd")
+    with es:
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        pp.befriend(b, a)
+        pp.chat(b, a, "dialback: from Prosody to ours")
+        pp.chat(a, b, "dialback: from ours to Prosody")
+        pp.presence_both_ways(b, a)
+        for direction in ("incoming", "outgoing"):
+            mech, chain, _ = peer.wait_authenticated(ours.domain, direction)
+            assert mech == "dialback" and chain != "valid"
