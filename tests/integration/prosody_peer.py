@@ -41,6 +41,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import namedtuple
 from pathlib import Path
 
 from conftest import READY_TIMEOUT, free_port, read_log, unique_name, wait_port
@@ -253,17 +254,20 @@ class FakeDNS:
             elif key in self.records:
                 self.records[key].pop(TYPES[rtype], None)
 
-    def xmpp_server(self, domain, port, host="127.0.0.1", service="xmpp-server"):
+    def xmpp_server(self, domain, port, host="127.0.0.1", service="xmpp-server", target=None):
         """Points `domain`'s s2s service at host:port, replacing what was there: SRV
-        _SERVICE._tcp.DOMAIN -> DOMAIN port PORT, and DOMAIN's A record -> host (service
-        'xmpps-server': XEP-0368 direct TLS). libunbound may keep an old answer for the
-        records' TTL (5 s): give each server a domain of its own rather than moving one."""
+        _SERVICE._tcp.DOMAIN -> TARGET port PORT and TARGET's A record -> host; TARGET is
+        the domain itself unless given (a name of its own keeps the domain without an
+        address: nothing reaches it on 5269 when the SRV record is not used). service
+        'xmpps-server': XEP-0368 direct TLS. libunbound may keep an old answer for the
+        records' TTL: give each server a domain of its own rather than moving one."""
         check_domain(domain)
+        target = target or domain
         srv = "_%s._tcp.%s" % (service, domain)
         self.remove(srv, "SRV")
-        self.add(srv, "SRV", (0, 0, port, domain))
-        self.remove(domain, "A")
-        self.add(domain, "A", host)
+        self.add(srv, "SRV", (0, 0, port, target))
+        self.remove(target, "A")
+        self.add(target, "A", host)
 
     def asked(self, name, rtype):
         with self.lock:
@@ -315,16 +319,26 @@ class FakeDNS:
 # the tests parse (Prosody's own wording differs per mechanism and release).
 PROBE_MODULE = """\
 -- Written by tests/integration/prosody_peer.py for the integration tests.
+-- port: the server side's port of the TCP connection (ours when incoming, the peer's when
+-- outgoing).
 module:hook("s2s-authenticated", function (event)
-\tlocal session = event.session;
-\tmodule:log("info", "itest-s2s-authenticated direction=%s remote=%s mechanism=%s chain=%s identity=%s",
-\t\ttostring(session.direction), tostring(event.host), tostring(event.mechanism),
-\t\ttostring(session.cert_chain_status), tostring(session.cert_identity_status));
+    local session = event.session;
+    local conn = session.conn;
+    local port = conn and conn.serverport and conn:serverport();
+    module:log("info", "itest-s2s-authenticated direction=%s remote=%s mechanism=%s "
+        .. "chain=%s identity=%s port=%s",
+        tostring(session.direction), tostring(event.host), tostring(event.mechanism),
+        tostring(session.cert_chain_status), tostring(session.cert_identity_status),
+        tostring(port));
 end, 1000);
 """
 
 AUTH_LINE = re.compile(r"itest-s2s-authenticated direction=(\S+) remote=(\S+) mechanism=(\S+) "
-                       r"chain=(\S+) identity=(\S+)")
+                       r"chain=(\S+) identity=(\S+) port=(\S+)")
+# One authenticated s2s stream as the probe logged it: direction 'incoming'/'outgoing',
+# the remote domain, mechanism 'EXTERNAL'/'dialback', the peer certificate's chain status
+# and identity status ('valid', 'invalid', 'nil'), the server side's port.
+Auth = namedtuple("Auth", "direction remote mechanism chain identity port")
 
 
 def lua_str(s):
@@ -350,13 +364,14 @@ class ProsodyPeer:
     EXTERNAL with a certificate that verifies against `trust`) or 'dialback'
     (s2s_secure_auth = false, mod_dialback). cert: its Cert (shown on c2s and s2s). trust:
     the CA file(s) its s2s side trusts (one path or a list; only these, not the system
-    store). dns: the FakeDNS it resolves every domain with. extra_config: Lua lines added to
-    the global section."""
+    store). dns: the FakeDNS it resolves every domain with. direct_tls: it also listens for
+    XEP-0368 direct TLS s2s on s2s_tls_port. extra_config: Lua lines added to the global
+    section; modules: more modules to enable."""
 
     running = []      # the started ones (for the log dump of a failed test)
 
     def __init__(self, workdir, domain, cert, trust, dns, auth="certificate", extra_config="",
-                 modules=()):
+                 modules=(), direct_tls=False):
         if auth not in ("certificate", "dialback"):
             raise ValueError(auth)
         self.dir = Path(workdir)
@@ -375,6 +390,7 @@ class ProsodyPeer:
         self.console = self.dir / "prosody.stdout"
         self.c2s_port = free_port()
         self.s2s_port = free_port()
+        self.s2s_tls_port = free_port() if direct_tls else None
         self.proc = None
         self._console = None
         self._write_config()
@@ -383,7 +399,13 @@ class ProsodyPeer:
     def _write_config(self):
         self.data.mkdir(exist_ok=True)
         os.chmod(self.data, 0o700)
-        (self.dir / "certs").mkdir(exist_ok=True)
+        # The host's certificate also where Prosody looks by name: the contexts of its
+        # direct TLS ports (chosen by SNI) come from there, not from the host's `ssl`.
+        certs = self.dir / "certs"
+        certs.mkdir(exist_ok=True)
+        shutil.copyfile(self.cert.certfile, certs / (self.domain + ".crt"))
+        shutil.copyfile(self.cert.keyfile, certs / (self.domain + ".key"))
+        os.chmod(certs / (self.domain + ".key"), 0o600)
         plugins = self.dir / "plugins"
         plugins.mkdir(exist_ok=True)
         (plugins / "mod_itest_probe.lua").write_text(PROBE_MODULE)
@@ -401,7 +423,7 @@ class ProsodyPeer:
 -- Written by tests/integration/prosody_peer.py: a private Prosody for one test module.
 run_as_root = true             -- tests may run as root (containers); no user switch
 pidfile = {pidfile}
-certificates = {certs}          -- empty: the host's certificate is given below
+certificates = {certs}
 data_path = {data}
 plugin_paths = {{ {plugins} }}
 log = {{ debug = {log}; error = {errlog} }}
@@ -410,7 +432,8 @@ local_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s} }}
 s2s_ports = {{ {s2s} }}
 c2s_direct_tls_ports = {{ }}
-s2s_direct_tls_ports = {{ }}
+s2s_direct_tls_ports = {{ {s2s_tls} }}
+network_backend = "epoll"
 use_ipv6 = false
 modules_enabled = {{ {modules} }}
 authentication = "internal_hashed"
@@ -419,6 +442,9 @@ c2s_require_encryption = true
 s2s_require_encryption = true
 s2s_secure_auth = {secure}
 s2s_timeout = 15
+-- At shutdown it waits this long for each stream's peer to close (default 5 s).
+c2s_close_timeout = 1
+s2s_close_timeout = 1
 -- Every DNS question goes to the test's DNS server (libunbound through lua-unbound).
 unbound = {{ resolvconf = false; hoststxt = false; forward = {forward} }}
 ssl = {{ cafile = {cafile}; capath = {capath} }}
@@ -426,8 +452,9 @@ ssl = {{ cafile = {cafile}; capath = {capath} }}
 VirtualHost {domain}
     ssl = {{ certificate = {certfile}; key = {keyfile}; cafile = {cafile}; capath = {capath} }}
 """.format(pidfile=lua_str(self.dir / "prosody.pid"), data=lua_str(self.data),
-           certs=lua_str(self.dir / "certs"), plugins=lua_str(plugins), log=lua_str(self.log), errlog=lua_str(self.errlog),
-           c2s=self.c2s_port, s2s=self.s2s_port,
+           certs=lua_str(certs), plugins=lua_str(plugins), log=lua_str(self.log),
+           errlog=lua_str(self.errlog),
+           c2s=self.c2s_port, s2s=self.s2s_port, s2s_tls=self.s2s_tls_port or "",
            modules=", ".join(lua_str(m) for m in modules),
            secure="true" if self.auth == "certificate" else "false",
            forward=lua_str(self.dns.forward), cafile=lua_str(cafile), capath=lua_str(capath),
@@ -448,7 +475,9 @@ VirtualHost {domain}
             [PROSODY, "--config", str(self.config), "-F"], cwd=str(self.dir), env=self.env(),
             stdin=subprocess.DEVNULL, stdout=self._console, stderr=subprocess.STDOUT)
         try:
-            for port in (self.c2s_port, self.s2s_port):
+            for port in (self.c2s_port, self.s2s_port, self.s2s_tls_port):
+                if port is None:
+                    continue
                 wait_port(port, timeout, self.proc, self.console)
         except RuntimeError as e:
             self.stop()
@@ -543,22 +572,22 @@ VirtualHost {domain}
 
     # -------------------------------------------------------------- what its log says
     def s2s_authentications(self, since=0):
-        """[(direction 'incoming'/'outgoing', remote domain, mechanism 'EXTERNAL'/'dialback',
-        certificate chain status, identity status)] for each s2s stream authenticated."""
+        """[Auth] for each s2s stream authenticated (from log offset `since`)."""
         with open(self.log, "rb") if self.log.exists() else open(os.devnull, "rb") as f:
             f.seek(since)
             text = f.read().decode(errors="replace")
-        return AUTH_LINE.findall(text)
+        return [Auth(*m) for m in AUTH_LINE.findall(text)]
 
     def wait_authenticated(self, remote, direction, timeout=READY_TIMEOUT):
-        """The (mechanism, chain, identity) of the first s2s stream to/from `remote` in
-        `direction` authenticated; raises AssertionError (with the log) if none comes."""
+        """The Auth of the first s2s stream with `remote` in `direction` ('incoming',
+        'outgoing') authenticated; AssertionError (with the log) if none comes."""
         deadline = time.monotonic() + timeout
         while True:
-            for d, r, mech, chain, ident in self.s2s_authentications():
-                if d == direction and r == remote:
-                    return mech, chain, ident
-            if time.monotonic() > deadline or (self.proc is not None and self.proc.poll() is not None):
+            for a in self.s2s_authentications():
+                if a.direction == direction and a.remote == remote:
+                    return a
+            gone = self.proc is not None and self.proc.poll() is not None
+            if time.monotonic() > deadline or gone:
                 raise AssertionError("prosody %s: no %s s2s stream with %s authenticated\n%s"
                                      % (self.domain, direction, remote, self.dump_log()))
             time.sleep(0.05)

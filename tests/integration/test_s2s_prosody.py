@@ -12,6 +12,7 @@ Domains end in .example: libunbound (Prosody's resolver) answers .test and .loca
 itself and never asks the test's DNS server (prosody_peer.py).
 """
 
+import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from types import SimpleNamespace
@@ -31,13 +32,13 @@ OUR_S2S_KEYS = ("s2s_listen", "s2s_static_hosts", "s2s_ca_file", "s2s_secure_aut
                 "s2s_dialback_secret")
 
 
-def our_s2s_missing():
-    """None when our build knows every key of OUR_S2S_KEYS (its generated config index,
-    else the c2s-frontend binary), else why the tests against our server cannot run."""
+def our_s2s_missing(keys=OUR_S2S_KEYS):
+    """None when our build knows every one of `keys` (its generated config index, else
+    the c2s-frontend binary), else why the tests against our server cannot run."""
     index = build_dir() / "gen" / "config_index.c"
     try:
         text = index.read_text()
-        missing = [k for k in OUR_S2S_KEYS if '"%s"' % k not in text]
+        missing = [k for k in keys if '"%s"' % k not in text]
         where = str(index)
     except OSError:
         binary = build_dir() / "c2s-frontend"
@@ -45,7 +46,7 @@ def our_s2s_missing():
             data = binary.read_bytes()
         except OSError:
             return "no build at %s (make first)" % build_dir()
-        missing = [k for k in OUR_S2S_KEYS if k.encode() + b"\0" not in data]
+        missing = [k for k in keys if k.encode() + b"\0" not in data]
         where = str(binary)
     if missing:
         return ("our frontend does not serve server-to-server yet: %s lacks the config "
@@ -53,8 +54,8 @@ def our_s2s_missing():
     return None
 
 
-def need_our_s2s():
-    reason = our_s2s_missing()
+def need_our_s2s(*more_keys):
+    reason = our_s2s_missing(OUR_S2S_KEYS + more_keys)
     if reason:
         pytest.skip(reason)
 
@@ -77,10 +78,17 @@ def dns():
 
 
 @contextmanager
-def prosody(workdir, domain, cert, trust, dns, auth):
-    """A started ProsodyPeer whose domain FakeDNS points at; stopped and checked after."""
-    peer = pp.ProsodyPeer(workdir / domain, domain, cert, trust, dns, auth)
-    dns.xmpp_server(domain, peer.s2s_port)
+def prosody(workdir, domain, cert, trust, dns, auth, direct_tls=False):
+    """A started ProsodyPeer whose domain FakeDNS points at (direct_tls: only through
+    _xmpps-server to its direct TLS port, the SRV target a name of its own, so nothing
+    reaches its STARTTLS port); stopped and checked after."""
+    peer = pp.ProsodyPeer(workdir / domain, domain, cert, trust, dns, auth,
+                          direct_tls=direct_tls)
+    if direct_tls:
+        dns.xmpp_server(domain, peer.s2s_tls_port, service="xmpps-server",
+                        target="xmpps." + domain)
+    else:
+        dns.xmpp_server(domain, peer.s2s_port)
     peer.start()
     try:
         yield peer
@@ -113,6 +121,18 @@ def dialback_pair(tmp_path_factory, pki, dns):
         yield p1, p2
 
 
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory, pki, dns):
+    """prost1.example and prost2.example as cert_pair, published in DNS only with XEP-0368
+    direct TLS (_xmpps-server to their direct TLS ports)."""
+    tmp = tmp_path_factory.mktemp("s2s-direct-tls")
+    with prosody(tmp, "prost1.example", pki.ca.issue("prost1.example"), pki.ca.cafile, dns,
+                 "certificate", direct_tls=True) as p1, \
+            prosody(tmp, "prost2.example", pki.ca.issue("prost2.example"), pki.ca.cafile,
+                    dns, "certificate", direct_tls=True) as p2:
+        yield p1, p2
+
+
 @pytest.fixture(autouse=True)
 def _prosody_logs_on_failure(request):
     """On a test failure, prints what each running Prosody logged during the test."""
@@ -127,7 +147,9 @@ def _prosody_logs_on_failure(request):
 
 @pytest.fixture
 def opened():
-    """opened(client) -> client, closed at the end of the test."""
+    """opened(client) -> client, whose stream is ended at the end of the test (the server
+    has let the session go before a module fixture stops it: Prosody 0.12 logs an error
+    for a client that leaves while it shuts down)."""
     made = []
 
     def keep(c):
@@ -135,6 +157,11 @@ def opened():
         return c
     yield keep
     for c in made:
+        try:
+            if not c.eof:
+                c.end_stream(timeout=3)
+        except Exception:  # noqa: BLE001 - a stream the server ended already
+            pass
         c.close()
 
 
@@ -158,10 +185,15 @@ def test_two_prosody_servers_federate_by_certificate(cert_pair, dns, opened):
         assert dns.asked("_xmpp-server._tcp." + domain, "SRV"), dns.queries
         assert dns.asked(domain, "A"), dns.queries
     # ... and both streams were authenticated by certificate, chain and name verified.
-    for me, other in ((p1, "pros2.example"), (p2, "pros1.example")):
-        for direction in ("outgoing", "incoming"):
-            assert me.wait_authenticated(other, direction) == ("EXTERNAL", "valid", "valid")
-    assert all(mech == "EXTERNAL" for _, _, mech, _, _ in
+    for me, other, other_port in ((p1, "pros2.example", p2.s2s_port),
+                                  (p2, "pros1.example", p1.s2s_port)):
+        out = me.wait_authenticated(other, "outgoing")
+        assert (out.mechanism, out.chain, out.identity) == ("EXTERNAL", "valid", "valid")
+        assert out.port == str(other_port)
+        inc = me.wait_authenticated(other, "incoming")
+        assert (inc.mechanism, inc.chain, inc.identity) == ("EXTERNAL", "valid", "valid")
+        assert inc.port == str(me.s2s_port)
+    assert all(a.mechanism == "EXTERNAL" for a in
                p1.s2s_authentications() + p2.s2s_authentications())
 
 
@@ -175,9 +207,28 @@ def test_two_prosody_servers_federate_by_dialback(dialback_pair, opened):
     pp.presence_both_ways(a, b)
     for me, other in ((p1, "prosd2.example"), (p2, "prosd1.example")):
         for direction in ("outgoing", "incoming"):
-            mech, chain, _ = me.wait_authenticated(other, direction)
-            assert mech == "dialback"
-            assert chain != "valid", "the certificate was meant not to verify"
+            auth = me.wait_authenticated(other, direction)
+            assert auth.mechanism == "dialback"
+            assert auth.chain != "valid", "the certificate was meant not to verify"
+
+
+def test_two_prosody_servers_federate_over_direct_tls(tls_pair, dns, opened):
+    """XEP-0368: each finds the other only by _xmpps-server and connects with TLS from
+    the first byte to its direct TLS port."""
+    p1, p2 = tls_pair
+    a = online(opened, p1, p1.new_user("a"), "one")
+    b = online(opened, p2, p2.new_user("b"), "two")
+    pp.befriend(a, b)
+    pp.chat(a, b, "direct TLS hello")
+    pp.chat(b, a, "direct TLS reply")
+    for me, other in ((p1, p2), (p2, p1)):
+        assert dns.asked("_xmpps-server._tcp." + other.domain, "SRV")
+        out = me.wait_authenticated(other.domain, "outgoing")
+        assert (out.mechanism, out.chain, out.port) == ("EXTERNAL", "valid",
+                                                        str(other.s2s_tls_port))
+        inc = me.wait_authenticated(other.domain, "incoming")
+        assert (inc.mechanism, inc.chain, inc.port) == ("EXTERNAL", "valid",
+                                                        str(me.s2s_tls_port))
 
 
 def test_prosody_requiring_certificates_refuses_a_peer_without_one(cert_pair, dialback_pair,
@@ -198,21 +249,26 @@ def test_prosody_requiring_certificates_refuses_a_peer_without_one(cert_pair, di
         assert "certificate" in (text or ""), pp.dump(m)
         receiver.im_expect_none(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
                                 duration=0.5, what="the refused message")
-    assert not [x for x in p1.s2s_authentications() if x[1] == "prosd1.example"]
+    assert not [x for x in p1.s2s_authentications() if x.remote == "prosd1.example"]
 
 
 # ------------------------------------------------------------------ our server and Prosody
 @contextmanager
-def our_server(stack, tag, domain, cert, trust, auth, peers):
+def our_server(stack, tag, domain, cert, trust, auth, static_hosts=None, dns_port=None,
+               direct_tls=False):
     """A private stack of ours (Redis, router, one frontend serving c2s and s2s) for
     `domain` with `cert` (tls_cert/tls_key), trusting `trust` for s2s; auth 'certificate'
-    (s2s_secure_auth true) or 'dialback' (false); peers {domain: port} reached through
-    s2s_static_hosts on 127.0.0.1. Attributes: s2s_port, domain, cert, new_user(), login()."""
+    (s2s_secure_auth true) or 'dialback' (false). It reaches other domains through
+    static_hosts ({domain: 'host:port' or 'tls:host:port'}, s2s_static_hosts) and/or the DNS
+    server on 127.0.0.1:dns_port (s2s_dns_servers); direct_tls: it also serves XEP-0368 on
+    s2s_tls_port (s2s_tls_listen). Attributes: domain, cert, s2s_port, s2s_tls_port,
+    new_user(), login()."""
     if getattr(stack, "remote", False):
         skip_remote("starts its own Redis, router and frontend")
     ps = PrivateStack(stack, unique_name(tag))
     ps.env.update(domain=domain, tls_cert=cert.certfile, tls_key=cert.keyfile)
     ps.domain, ps.cert, ps.s2s_port = domain, cert, free_port()
+    ps.s2s_tls_port = free_port() if direct_tls else None
 
     def new_user(prefix="o"):
         user = pp.PeerUser(unique_name(prefix), domain, "pw-" + uuid.uuid4().hex[:12])
@@ -229,19 +285,24 @@ def our_server(stack, tag, domain, cert, trust, auth, peers):
             raise
         return c
     ps.new_user, ps.login = new_user, login
+    s2s = {"s2s_listen": "127.0.0.1:%d" % ps.s2s_port,
+           "s2s_ca_file": trust,
+           "s2s_secure_auth": "true" if auth == "certificate" else "false",
+           "s2s_dialback_secret": uuid.uuid4().hex}
+    if static_hosts:
+        s2s["s2s_static_hosts"] = ",".join("%s=%s" % kv for kv in sorted(static_hosts.items()))
+    if dns_port:
+        s2s["s2s_dns_servers"] = "127.0.0.1:%d" % dns_port
+    if direct_tls:
+        s2s["s2s_tls_listen"] = "127.0.0.1:%d" % ps.s2s_tls_port
     try:
         ps.start_redis()
         ps.start_router()
-        ps.start_frontend(
-            s2s_listen="127.0.0.1:%d" % ps.s2s_port,
-            s2s_static_hosts=",".join("%s=127.0.0.1:%d" % kv for kv in sorted(peers.items())),
-            s2s_ca_file=trust,
-            s2s_secure_auth="true" if auth == "certificate" else "false",
-            s2s_dialback_secret=uuid.uuid4().hex)
-        wait_port(ps.frontend.port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
-        wait_port(ps.s2s_port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
-        probe = new_user("probe")
-        wait_login(ps, probe)
+        ps.start_frontend(**s2s)
+        for port in (ps.frontend.port, ps.s2s_port, ps.s2s_tls_port):
+            if port is not None:
+                wait_port(port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
+        wait_login(ps, new_user("probe"))
     except BaseException:
         print("\n".join(ps.stop()))
         raise
@@ -253,7 +314,6 @@ def our_server(stack, tag, domain, cert, trust, auth, peers):
 
 
 def wait_login(ps, user, timeout=READY_TIMEOUT):
-    import time
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -265,9 +325,11 @@ def wait_login(ps, user, timeout=READY_TIMEOUT):
             time.sleep(0.2)
 
 
-def federate(stack, tmp_path, pki, dns, auth, tag):
-    """(ExitStack, ours, peer): our private stack and a Prosody, each pointed at the other
-    (ours by s2s_static_hosts, Prosody by FakeDNS), both authenticating `auth`."""
+def federate(stack, tmp_path, pki, dns, auth, tag, route="static", direct_tls=False):
+    """(ExitStack, ours, peer): our private stack and a Prosody, both authenticating
+    `auth`, Prosody finding ours through FakeDNS and ours finding Prosody by
+    s2s_static_hosts (route 'static') or through FakeDNS too (route 'dns', s2s_dns_servers).
+    direct_tls: both reach each other only by XEP-0368 direct TLS."""
     ours_domain, peer_domain = "%s-ours.example" % tag, "%s-pros.example" % tag
     if auth == "certificate":
         issuer = pki.ca          # both certificates verify against the CA both trust
@@ -276,48 +338,99 @@ def federate(stack, tmp_path, pki, dns, auth, tag):
     es = ExitStack()
     try:
         peer = es.enter_context(prosody(tmp_path, peer_domain, issuer.issue(peer_domain),
-                                        pki.ca.cafile, dns, auth))
-        ours = es.enter_context(our_server(stack, tag, ours_domain, issuer.issue(ours_domain),
-                                           pki.ca.cafile, auth,
-                                           {peer_domain: peer.s2s_port}))
-        dns.xmpp_server(ours_domain, ours.s2s_port)
+                                        pki.ca.cafile, dns, auth, direct_tls=direct_tls))
+        static = None
+        if route == "static":
+            static = {peer_domain: ("tls:127.0.0.1:%d" % peer.s2s_tls_port if direct_tls
+                                    else "127.0.0.1:%d" % peer.s2s_port)}
+        ours = es.enter_context(our_server(
+            stack, tag, ours_domain, issuer.issue(ours_domain), pki.ca.cafile, auth,
+            static_hosts=static, dns_port=dns.port if route == "dns" else None,
+            direct_tls=direct_tls))
+        if direct_tls:
+            dns.xmpp_server(ours_domain, ours.s2s_tls_port, service="xmpps-server",
+                            target="xmpps." + ours_domain)
+        else:
+            dns.xmpp_server(ours_domain, ours.s2s_port)
     except BaseException:
         es.close()
         raise
     return es, ours, peer
 
 
+def befriend_chat_presence(first, second):
+    """What a new user tries: `first` adds `second`, they chat both ways and see each
+    other's presence change."""
+    pp.befriend(first, second)
+    pp.chat(first, second, "hello from %s \u2603" % pp.bare(first.jid))
+    pp.chat(second, first, "hello back from %s \u00e9" % pp.bare(second.jid))
+    pp.presence_both_ways(first, second)
+
+
 def test_ours_and_prosody_by_certificate(stack, tmp_path, pki, dns, opened):
     """A user of ours adds a Prosody user; they chat both ways and see each other's
-    presence; both directions authenticated by certificate (SASL EXTERNAL), chain and name
-    verified, as Prosody saw it."""
+    presence; both directions authenticated by certificate (SASL EXTERNAL, XEP-0178),
+    chain and name verified, as Prosody saw it. Ours reaches Prosody by s2s_static_hosts,
+    Prosody reaches ours by SRV."""
     need_our_s2s()
     es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2sc")
     with es:
         a = online(opened, ours, ours.new_user("oa"), "ours")
         b = online(opened, peer, peer.new_user("pb"), "prosody")
-        pp.befriend(a, b)
-        pp.chat(a, b, "from ours to Prosody \u2603")
-        pp.chat(b, a, "from Prosody to ours \u00e9")
-        pp.presence_both_ways(a, b)
-        for direction in ("incoming", "outgoing"):
-            assert peer.wait_authenticated(ours.domain, direction) == (
-                "EXTERNAL", "valid", "valid")
+        befriend_chat_presence(a, b)
+        out = peer.wait_authenticated(ours.domain, "outgoing")
+        assert (out.mechanism, out.chain, out.identity) == ("EXTERNAL", "valid", "valid")
+        assert out.port == str(ours.s2s_port)
+        inc = peer.wait_authenticated(ours.domain, "incoming")
+        assert (inc.mechanism, inc.chain, inc.identity) == ("EXTERNAL", "valid", "valid")
         assert dns.asked("_xmpp-server._tcp." + ours.domain, "SRV")
 
 
 def test_ours_and_prosody_by_dialback(stack, tmp_path, pki, dns, opened):
     """The same with certificates neither side can verify and s2s_secure_auth off on both:
-    Server Dialback, here first contact from the Prosody side."""
+    Server Dialback (XEP-0220) both ways, here first contact from the Prosody side."""
     need_our_s2s()
     es, ours, peer = federate(stack, tmp_path, pki, dns, "dialback", "s2sd")
     with es:
         a = online(opened, ours, ours.new_user("oa"), "ours")
         b = online(opened, peer, peer.new_user("pb"), "prosody")
-        pp.befriend(b, a)
-        pp.chat(b, a, "dialback: from Prosody to ours")
-        pp.chat(a, b, "dialback: from ours to Prosody")
-        pp.presence_both_ways(b, a)
+        befriend_chat_presence(b, a)
         for direction in ("incoming", "outgoing"):
-            mech, chain, _ = peer.wait_authenticated(ours.domain, direction)
-            assert mech == "dialback" and chain != "valid"
+            auth = peer.wait_authenticated(ours.domain, direction)
+            assert auth.mechanism == "dialback" and auth.chain != "valid", auth
+
+
+def test_ours_finds_prosody_by_srv(stack, tmp_path, pki, dns, opened):
+    """Ours looks Prosody's domain up in DNS (s2s_dns_servers pointing at the test's DNS
+    server, no static host): SRV _xmpp-server._tcp, then the target's address."""
+    need_our_s2s("s2s_dns_servers")
+    es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2sv", route="dns")
+    with es:
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        pp.befriend(a, b)
+        pp.chat(a, b, "found you by SRV")
+        assert dns.asked("_xmpp-server._tcp." + peer.domain, "SRV"), dns.queries
+        inc = peer.wait_authenticated(ours.domain, "incoming")
+        assert (inc.mechanism, inc.chain, inc.port) == ("EXTERNAL", "valid",
+                                                        str(peer.s2s_port))
+
+
+def test_ours_and_prosody_over_direct_tls(stack, tmp_path, pki, dns, opened):
+    """XEP-0368 both ways: Prosody finds ours only by _xmpps-server (to s2s_tls_listen),
+    ours reaches Prosody's direct TLS port (s2s_static_hosts tls:host:port)."""
+    need_our_s2s("s2s_tls_listen")
+    es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2st",
+                              direct_tls=True)
+    with es:
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        pp.befriend(a, b)
+        pp.chat(a, b, "direct TLS from ours")
+        pp.chat(b, a, "direct TLS from Prosody")
+        out = peer.wait_authenticated(ours.domain, "outgoing")
+        assert (out.mechanism, out.chain, out.port) == ("EXTERNAL", "valid",
+                                                        str(ours.s2s_tls_port))
+        inc = peer.wait_authenticated(ours.domain, "incoming")
+        assert (inc.mechanism, inc.chain, inc.port) == ("EXTERNAL", "valid",
+                                                        str(peer.s2s_tls_port))
