@@ -3,10 +3,12 @@
 and every DNS question answered by the test's own DNS server.
 
 The first tests federate two Prosody servers with each other through the harness alone, by
-certificate (SASL EXTERNAL, XEP-0178) and by Server Dialback (XEP-0220), and check that a
-Prosody requiring certificates refuses a peer without a valid one: they prove the harness
-(CA, DNS, configs, the log probe) before our server is put in one of the seats. The tests
-against our server are skipped until our frontend knows the s2s configuration keys.
+certificate (SASL EXTERNAL, XEP-0178), by Server Dialback (XEP-0220) and over XEP-0368
+direct TLS, and check that a Prosody requiring certificates refuses a peer without a valid
+one: they prove the harness (CA, DNS, configs, the log probe, the scenario helpers) before
+our server takes one of the seats. The tests against our server (a private stack with its
+own domain, one frontend serving c2s and s2s) are skipped until our build knows the s2s
+configuration keys they set.
 
 Domains end in .example: libunbound (Prosody's resolver) answers .test and .localhost
 itself and never asks the test's DNS server (prosody_peer.py).
