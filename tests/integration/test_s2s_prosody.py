@@ -438,3 +438,27 @@ def test_ours_and_prosody_over_direct_tls(stack, tmp_path, pki, dns, opened):
         inc = peer.wait_authenticated(ours.domain, "incoming")
         assert (inc.mechanism, inc.chain, inc.port) == ("EXTERNAL", "valid",
                                                         str(peer.s2s_tls_port))
+
+
+def test_ours_refuses_prosody_without_a_valid_certificate(stack, tmp_path, pki, dns, opened):
+    """Certificates are checked: ours (s2s_secure_auth on by default) and a Prosody whose
+    certificate does not verify (it would do dialback) do not federate; a message either
+    way comes back to its sender as an error and never arrives."""
+    need_our_s2s()
+    ours_domain, peer_domain = "s2sx-ours.example", "s2sx-pros.example"
+    with prosody(tmp_path, peer_domain, pki.untrusted.issue(peer_domain), pki.ca.cafile, dns,
+                 "dialback") as peer, \
+            our_server(stack, "s2sx", ours_domain, pki.ca.issue(ours_domain), pki.ca.cafile,
+                       "certificate",
+                       static_hosts={peer_domain: "127.0.0.1:%d" % peer.s2s_port}) as ours:
+        dns.xmpp_server(ours_domain, ours.s2s_port)
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        for sender, receiver in ((a, b), (b, a)):
+            body = "must not arrive " + uuid.uuid4().hex[:8]
+            sender.message(pp.bare(receiver.jid), body)
+            m, cond = pp.wait_error(sender, pp.bare(receiver.jid), timeout=30)
+            assert cond in ("remote-server-not-found", "remote-server-timeout"), pp.dump(m)
+            receiver.im_expect_none(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
+                                    duration=0.5, what="the refused message")
+        assert not [x for x in peer.s2s_authentications() if x.remote == ours_domain]
