@@ -10,6 +10,9 @@ coturn python3-websockets"
 missing=""
 # The browser test (tests/integration/test_browser_converse.py).
 PKGS="$PKGS chromium chromium-driver python3-selenium libnss3-tools"
+# The federation tests' real peer (tests/integration/test_s2s_prosody.py): Prosody, and
+# lua-unbound, through which Prosody resolves with the test's own DNS server.
+PKGS="$PKGS prosody lua-unbound"
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
@@ -26,3 +29,11 @@ echo "install-deps: installing:$missing"
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+# The tests start Prosody themselves, each with its own config and ports; the system service
+# the package enables would hold 5222 and 5269, the ports `make run` uses.
+case " $missing " in
+*" prosody "*)
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now prosody >/dev/null 2>&1 || true
+    fi ;;
+esac

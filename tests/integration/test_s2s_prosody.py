@@ -1,0 +1,464 @@
+"""Federation with a real peer: private Prosody servers from Debian's `prosody` package
+(prosody_peer.py), each with its own config, domain, certificate from a test CA made here,
+and every DNS question answered by the test's own DNS server.
+
+The first tests federate two Prosody servers with each other through the harness alone, by
+certificate (SASL EXTERNAL, XEP-0178), by Server Dialback (XEP-0220) and over XEP-0368
+direct TLS, and check that a Prosody requiring certificates refuses a peer without a valid
+one: they prove the harness (CA, DNS, configs, the log probe, the scenario helpers) before
+our server takes one of the seats. The tests against our server (a private stack with its
+own domain, one frontend serving c2s and s2s) are skipped until our build knows the s2s
+configuration keys they set.
+
+Domains end in .example: libunbound (Prosody's resolver) answers .test and .localhost
+itself and never asks the test's DNS server (prosody_peer.py).
+"""
+
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from types import SimpleNamespace
+
+import pytest
+
+import prosody_peer as pp
+from conftest import (READY_TIMEOUT, PrivateStack, build_dir, free_port, skip_remote,
+                      unique_name, wait_port)
+from xmpp_client import XMPPClient
+
+_unavailable = pp.available()
+pytestmark = pytest.mark.skipif(_unavailable is not None, reason=_unavailable or "")
+
+# What our frontend must know before the tests against it can run (federation, issue #17);
+# the dialback test also needs DIALBACK_KEYS. A key it does not know is left alone (only
+# known keys are read from XMPP_* variables), so every test sets them all.
+OUR_S2S_KEYS = ("s2s_listen", "s2s_static_hosts", "s2s_ca_file")
+DIALBACK_KEYS = ("s2s_secure_auth", "s2s_dialback_secret")
+
+
+def our_s2s_missing(keys=OUR_S2S_KEYS):
+    """None when our build knows every one of `keys` (its generated config index, else
+    the c2s-frontend binary), else why the tests against our server cannot run."""
+    index = build_dir() / "gen" / "config_index.c"
+    try:
+        text = index.read_text()
+        missing = [k for k in keys if '"%s"' % k not in text]
+        where = str(index)
+    except OSError:
+        binary = build_dir() / "c2s-frontend"
+        try:
+            data = binary.read_bytes()
+        except OSError:
+            return "no build at %s (make first)" % build_dir()
+        missing = [k for k in keys if k.encode() + b"\0" not in data]
+        where = str(binary)
+    if missing:
+        return ("our frontend does not serve server-to-server yet: %s lacks the config "
+                "key(s) %s (federation, issue #17)" % (where, ", ".join(missing)))
+    return None
+
+
+def need_our_s2s(*more_keys):
+    reason = our_s2s_missing(OUR_S2S_KEYS + more_keys)
+    if reason:
+        pytest.skip(reason)
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """ca: the CA every server of the certificate tests trusts; untrusted: a CA nobody
+    trusts (its certificates do not verify: dialback)."""
+    d = tmp_path_factory.mktemp("s2s-pki")
+    return SimpleNamespace(ca=pp.TestCA(d / "ca", "xmpp-itest federation CA"),
+                           untrusted=pp.TestCA(d / "untrusted", "xmpp-itest CA nobody trusts"))
+
+
+@pytest.fixture(scope="module")
+def dns():
+    d = pp.FakeDNS()
+    yield d
+    d.close()
+
+
+@contextmanager
+def prosody(workdir, domain, cert, trust, dns, auth, direct_tls=False):
+    """A started ProsodyPeer whose domain FakeDNS points at (direct_tls: only through
+    _xmpps-server to its direct TLS port, the SRV target a name of its own, so nothing
+    reaches its STARTTLS port); stopped and checked after."""
+    peer = pp.ProsodyPeer(workdir / domain, domain, cert, trust, dns, auth,
+                          direct_tls=direct_tls)
+    if direct_tls:
+        dns.xmpp_server(domain, peer.s2s_tls_port, service="xmpps-server",
+                        target="xmpps." + domain)
+    else:
+        dns.xmpp_server(domain, peer.s2s_port)
+    peer.start()
+    try:
+        yield peer
+    finally:
+        problems = peer.stop()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def cert_pair(tmp_path_factory, pki, dns):
+    """pros1.example and pros2.example: certificates from pki.ca, which both trust;
+    s2s_secure_auth, no dialback."""
+    tmp = tmp_path_factory.mktemp("s2s-cert")
+    with prosody(tmp, "pros1.example", pki.ca.issue("pros1.example"), pki.ca.cafile, dns,
+                 "certificate") as p1, \
+            prosody(tmp, "pros2.example", pki.ca.issue("pros2.example"), pki.ca.cafile, dns,
+                    "certificate") as p2:
+        yield p1, p2
+
+
+@pytest.fixture(scope="module")
+def dialback_pair(tmp_path_factory, pki, dns):
+    """prosd1.example and prosd2.example: certificates from pki.untrusted, trusting only
+    pki.ca (so no certificate verifies); s2s_secure_auth off, mod_dialback."""
+    tmp = tmp_path_factory.mktemp("s2s-dialback")
+    with prosody(tmp, "prosd1.example", pki.untrusted.issue("prosd1.example"), pki.ca.cafile,
+                 dns, "dialback") as p1, \
+            prosody(tmp, "prosd2.example", pki.untrusted.issue("prosd2.example"),
+                    pki.ca.cafile, dns, "dialback") as p2:
+        yield p1, p2
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory, pki, dns):
+    """prost1.example and prost2.example as cert_pair, published in DNS only with XEP-0368
+    direct TLS (_xmpps-server to their direct TLS ports)."""
+    tmp = tmp_path_factory.mktemp("s2s-direct-tls")
+    with prosody(tmp, "prost1.example", pki.ca.issue("prost1.example"), pki.ca.cafile, dns,
+                 "certificate", direct_tls=True) as p1, \
+            prosody(tmp, "prost2.example", pki.ca.issue("prost2.example"), pki.ca.cafile,
+                    dns, "certificate", direct_tls=True) as p2:
+        yield p1, p2
+
+
+@pytest.fixture(autouse=True)
+def _prosody_logs_on_failure(request):
+    """On a test failure, prints what each running Prosody logged during the test."""
+    sizes = {p: p.log_size() for p in pp.ProsodyPeer.running}
+    peers = list(pp.ProsodyPeer.running)
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for p in peers + [p for p in pp.ProsodyPeer.running if p not in peers]:
+            print(p.dump_log(since=sizes.get(p, 0), limit=8000))
+
+
+@pytest.fixture
+def opened():
+    """opened(client) -> client, whose stream is ended at the end of the test (the server
+    has let the session go before a module fixture stops it: Prosody 0.12 logs an error
+    for a client that leaves while it shuts down)."""
+    made = []
+
+    def keep(c):
+        made.append(c)
+        return c
+    yield keep
+    for c in made:
+        try:
+            if not c.eof:
+                c.end_stream(timeout=3)
+        except Exception:  # noqa: BLE001 - a stream the server ended already
+            pass
+        c.close()
+
+
+def online(opened, server, user, resource):
+    c = opened(server.login(user, resource))
+    pp.go_online(c)
+    return c
+
+
+# ------------------------------------------------------------------ the harness alone
+def test_two_prosody_servers_federate_by_certificate(cert_pair, dns, opened):
+    p1, p2 = cert_pair
+    a = online(opened, p1, p1.new_user("a"), "one")
+    b = online(opened, p2, p2.new_user("b"), "two")
+    pp.befriend(a, b)
+    pp.chat(a, b, "hello from pros1 \u2603")
+    pp.chat(b, a, "hello back from pros2")
+    pp.presence_both_ways(a, b)
+    # Each reached the other through the test's DNS (SRV, then the target's address) ...
+    for domain in ("pros1.example", "pros2.example"):
+        assert dns.asked("_xmpp-server._tcp." + domain, "SRV"), dns.queries
+        assert dns.asked(domain, "A"), dns.queries
+    # ... and both streams were authenticated by certificate, chain and name verified.
+    for me, other, other_port in ((p1, "pros2.example", p2.s2s_port),
+                                  (p2, "pros1.example", p1.s2s_port)):
+        out = me.wait_authenticated(other, "outgoing")
+        assert (out.mechanism, out.chain, out.identity) == ("EXTERNAL", "valid", "valid")
+        assert out.port == str(other_port)
+        inc = me.wait_authenticated(other, "incoming")
+        assert (inc.mechanism, inc.chain, inc.identity) == ("EXTERNAL", "valid", "valid")
+        assert inc.port == str(me.s2s_port)
+    assert all(a.mechanism == "EXTERNAL" for a in
+               p1.s2s_authentications() + p2.s2s_authentications())
+
+
+def test_two_prosody_servers_federate_by_dialback(dialback_pair, opened):
+    p1, p2 = dialback_pair
+    a = online(opened, p1, p1.new_user("a"), "one")
+    b = online(opened, p2, p2.new_user("b"), "two")
+    pp.befriend(a, b)
+    pp.chat(a, b, "dialback hello from prosd1")
+    pp.chat(b, a, "dialback hello back")
+    pp.presence_both_ways(a, b)
+    for me, other in ((p1, "prosd2.example"), (p2, "prosd1.example")):
+        for direction in ("outgoing", "incoming"):
+            auth = me.wait_authenticated(other, direction)
+            assert auth.mechanism == "dialback"
+            assert auth.chain != "valid", "the certificate was meant not to verify"
+
+
+def test_two_prosody_servers_federate_over_direct_tls(tls_pair, dns, opened):
+    """XEP-0368: each finds the other only by _xmpps-server and connects with TLS from
+    the first byte to its direct TLS port."""
+    p1, p2 = tls_pair
+    a = online(opened, p1, p1.new_user("a"), "one")
+    b = online(opened, p2, p2.new_user("b"), "two")
+    pp.befriend(a, b)
+    pp.chat(a, b, "direct TLS hello")
+    pp.chat(b, a, "direct TLS reply")
+    for me, other in ((p1, p2), (p2, p1)):
+        assert dns.asked("_xmpps-server._tcp." + other.domain, "SRV")
+        out = me.wait_authenticated(other.domain, "outgoing")
+        assert (out.mechanism, out.chain, out.port) == ("EXTERNAL", "valid",
+                                                        str(other.s2s_tls_port))
+        inc = me.wait_authenticated(other.domain, "incoming")
+        assert (inc.mechanism, inc.chain, inc.port) == ("EXTERNAL", "valid",
+                                                        str(me.s2s_tls_port))
+
+
+def test_prosody_requiring_certificates_refuses_a_peer_without_one(cert_pair, dialback_pair,
+                                                                   opened):
+    """The check the certificate tests rely on: pros1 (s2s_secure_auth, no dialback) does
+    not federate with prosd1, whose certificate does not verify; a message either way
+    comes back as an error and is not delivered."""
+    p1, d1 = cert_pair[0], dialback_pair[0]
+    a = online(opened, p1, p1.new_user("a"), "one")
+    b = online(opened, d1, d1.new_user("b"), "two")
+    for sender, receiver in ((a, b), (b, a)):
+        body = "must not arrive " + uuid.uuid4().hex[:8]
+        sender.message(pp.bare(receiver.jid), body)
+        m, cond = pp.wait_error(sender, pp.bare(receiver.jid))
+        assert cond in ("remote-server-not-found", "remote-server-timeout"), pp.dump(m)
+        # Prosody says why: the certificate (not, say, a name it could not resolve).
+        text = m.findtext("%s/%s" % (pp.q(pp.NS_CLIENT, "error"), pp.q(pp.NS_STANZAS, "text")))
+        assert "certificate" in (text or ""), pp.dump(m)
+        receiver.im_expect_none(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
+                                duration=0.5, what="the refused message")
+    assert not [x for x in p1.s2s_authentications() if x.remote == "prosd1.example"]
+
+
+# ------------------------------------------------------------------ our server and Prosody
+@contextmanager
+def our_server(stack, tag, domain, cert, trust, auth, static_hosts=None, dns_port=None,
+               direct_tls=False):
+    """A private stack of ours (Redis, router, one frontend serving c2s and s2s) for
+    `domain` with `cert` (tls_cert/tls_key), trusting `trust` for s2s; auth 'certificate'
+    (s2s_secure_auth true) or 'dialback' (false). It reaches other domains through
+    static_hosts ({domain: 'host:port' or 'tls:host:port'}, s2s_static_hosts) and/or the DNS
+    server on 127.0.0.1:dns_port (s2s_dns_servers); direct_tls: it also serves XEP-0368 on
+    s2s_tls_port (s2s_tls_listen). Attributes: domain, cert, s2s_port, s2s_tls_port,
+    new_user(), login()."""
+    if getattr(stack, "remote", False):
+        skip_remote("starts its own Redis, router and frontend")
+    ps = PrivateStack(stack, unique_name(tag))
+    ps.env.update(domain=domain, tls_cert=cert.certfile, tls_key=cert.keyfile)
+    ps.domain, ps.cert, ps.s2s_port = domain, cert, free_port()
+    ps.s2s_tls_port = free_port() if direct_tls else None
+
+    def new_user(prefix="o"):
+        user = pp.PeerUser(unique_name(prefix), domain, "pw-" + uuid.uuid4().hex[:12])
+        r = ps.ctl("adduser", user.jid, user.password)
+        assert r.returncode == 0, r.stderr
+        return user
+
+    def login(user, resource="itest", timeout=5.0):
+        c = XMPPClient(ps.frontend.port, domain=domain, cafile=cert.cafile, timeout=timeout)
+        try:
+            c.login(user.localpart, user.password, resource=resource)
+        except BaseException:
+            c.close()
+            raise
+        return c
+    ps.new_user, ps.login = new_user, login
+    s2s = {"s2s_listen": "127.0.0.1:%d" % ps.s2s_port,
+           "s2s_ca_file": trust,
+           "s2s_secure_auth": "true" if auth == "certificate" else "false",
+           "s2s_dialback_secret": uuid.uuid4().hex}
+    if static_hosts:
+        s2s["s2s_static_hosts"] = ",".join("%s=%s" % kv for kv in sorted(static_hosts.items()))
+    if dns_port:
+        s2s["s2s_dns_servers"] = "127.0.0.1:%d" % dns_port
+    if direct_tls:
+        s2s["s2s_tls_listen"] = "127.0.0.1:%d" % ps.s2s_tls_port
+    try:
+        ps.start_redis()
+        ps.start_router()
+        ps.start_frontend(**s2s)
+        for port in (ps.frontend.port, ps.s2s_port, ps.s2s_tls_port):
+            if port is not None:
+                wait_port(port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
+        wait_login(ps, new_user("probe"))
+    except BaseException:
+        print("\n".join(ps.stop()))
+        raise
+    try:
+        yield ps
+    finally:
+        problems = ps.stop()
+    assert not problems, "\n".join(problems)
+
+
+def wait_login(ps, user, timeout=READY_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ps.login(user, timeout=3.0).close()
+            return
+        except Exception as e:  # noqa: BLE001 - the router link may lag
+            if time.monotonic() > deadline or ps.frontend.proc.poll() is not None:
+                raise AssertionError("login on our private stack %s fails: %r" % (ps.domain, e))
+            time.sleep(0.2)
+
+
+def federate(stack, tmp_path, pki, dns, auth, tag, route="static", direct_tls=False):
+    """(ExitStack, ours, peer): our private stack and a Prosody, both authenticating
+    `auth`, Prosody finding ours through FakeDNS and ours finding Prosody by
+    s2s_static_hosts (route 'static') or through FakeDNS too (route 'dns', s2s_dns_servers).
+    direct_tls: both reach each other only by XEP-0368 direct TLS."""
+    ours_domain, peer_domain = "%s-ours.example" % tag, "%s-pros.example" % tag
+    if auth == "certificate":
+        issuer = pki.ca          # both certificates verify against the CA both trust
+    else:
+        issuer = pki.untrusted   # neither verifies: dialback or nothing
+    es = ExitStack()
+    try:
+        peer = es.enter_context(prosody(tmp_path, peer_domain, issuer.issue(peer_domain),
+                                        pki.ca.cafile, dns, auth, direct_tls=direct_tls))
+        static = None
+        if route == "static":
+            static = {peer_domain: ("tls:127.0.0.1:%d" % peer.s2s_tls_port if direct_tls
+                                    else "127.0.0.1:%d" % peer.s2s_port)}
+        ours = es.enter_context(our_server(
+            stack, tag, ours_domain, issuer.issue(ours_domain), pki.ca.cafile, auth,
+            static_hosts=static, dns_port=dns.port if route == "dns" else None,
+            direct_tls=direct_tls))
+        if direct_tls:
+            dns.xmpp_server(ours_domain, ours.s2s_tls_port, service="xmpps-server",
+                            target="xmpps." + ours_domain)
+        else:
+            dns.xmpp_server(ours_domain, ours.s2s_port)
+    except BaseException:
+        es.close()
+        raise
+    return es, ours, peer
+
+
+def befriend_chat_presence(first, second):
+    """What a new user tries: `first` adds `second`, they chat both ways and see each
+    other's presence change."""
+    pp.befriend(first, second)
+    pp.chat(first, second, "hello from %s \u2603" % pp.bare(first.jid))
+    pp.chat(second, first, "hello back from %s \u00e9" % pp.bare(second.jid))
+    pp.presence_both_ways(first, second)
+
+
+def test_ours_and_prosody_by_certificate(stack, tmp_path, pki, dns, opened):
+    """A user of ours adds a Prosody user; they chat both ways and see each other's
+    presence; both directions authenticated by certificate (SASL EXTERNAL, XEP-0178),
+    chain and name verified, as Prosody saw it. Ours reaches Prosody by s2s_static_hosts,
+    Prosody reaches ours by SRV."""
+    need_our_s2s()
+    es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2sc")
+    with es:
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        befriend_chat_presence(a, b)
+        out = peer.wait_authenticated(ours.domain, "outgoing")
+        assert (out.mechanism, out.chain, out.identity) == ("EXTERNAL", "valid", "valid")
+        assert out.port == str(ours.s2s_port)
+        inc = peer.wait_authenticated(ours.domain, "incoming")
+        assert (inc.mechanism, inc.chain, inc.identity) == ("EXTERNAL", "valid", "valid")
+        assert dns.asked("_xmpp-server._tcp." + ours.domain, "SRV")
+
+
+def test_ours_and_prosody_by_dialback(stack, tmp_path, pki, dns, opened):
+    """The same with certificates neither side can verify and s2s_secure_auth off on both:
+    Server Dialback (XEP-0220) both ways, here first contact from the Prosody side."""
+    need_our_s2s(*DIALBACK_KEYS)
+    es, ours, peer = federate(stack, tmp_path, pki, dns, "dialback", "s2sd")
+    with es:
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        befriend_chat_presence(b, a)
+        for direction in ("incoming", "outgoing"):
+            auth = peer.wait_authenticated(ours.domain, direction)
+            assert auth.mechanism == "dialback" and auth.chain != "valid", auth
+
+
+def test_ours_finds_prosody_by_srv(stack, tmp_path, pki, dns, opened):
+    """Ours looks Prosody's domain up in DNS (s2s_dns_servers pointing at the test's DNS
+    server, no static host): SRV _xmpp-server._tcp, then the target's address."""
+    need_our_s2s("s2s_dns_servers")
+    es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2sv", route="dns")
+    with es:
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        pp.befriend(a, b)
+        pp.chat(a, b, "found you by SRV")
+        assert dns.asked("_xmpp-server._tcp." + peer.domain, "SRV"), dns.queries
+        inc = peer.wait_authenticated(ours.domain, "incoming")
+        assert (inc.mechanism, inc.chain, inc.port) == ("EXTERNAL", "valid",
+                                                        str(peer.s2s_port))
+
+
+def test_ours_and_prosody_over_direct_tls(stack, tmp_path, pki, dns, opened):
+    """XEP-0368 both ways: Prosody finds ours only by _xmpps-server (to s2s_tls_listen),
+    ours reaches Prosody's direct TLS port (s2s_static_hosts tls:host:port)."""
+    need_our_s2s("s2s_tls_listen")
+    es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2st",
+                              direct_tls=True)
+    with es:
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        pp.befriend(a, b)
+        pp.chat(a, b, "direct TLS from ours")
+        pp.chat(b, a, "direct TLS from Prosody")
+        out = peer.wait_authenticated(ours.domain, "outgoing")
+        assert (out.mechanism, out.chain, out.port) == ("EXTERNAL", "valid",
+                                                        str(ours.s2s_tls_port))
+        inc = peer.wait_authenticated(ours.domain, "incoming")
+        assert (inc.mechanism, inc.chain, inc.port) == ("EXTERNAL", "valid",
+                                                        str(peer.s2s_tls_port))
+
+
+def test_ours_refuses_prosody_without_a_valid_certificate(stack, tmp_path, pki, dns, opened):
+    """Certificates are checked: ours (s2s_secure_auth on by default) and a Prosody whose
+    certificate does not verify (it would do dialback) do not federate; a message either
+    way comes back to its sender as an error and never arrives."""
+    need_our_s2s()
+    ours_domain, peer_domain = "s2sx-ours.example", "s2sx-pros.example"
+    with prosody(tmp_path, peer_domain, pki.untrusted.issue(peer_domain), pki.ca.cafile, dns,
+                 "dialback") as peer, \
+            our_server(stack, "s2sx", ours_domain, pki.ca.issue(ours_domain), pki.ca.cafile,
+                       "certificate",
+                       static_hosts={peer_domain: "127.0.0.1:%d" % peer.s2s_port}) as ours:
+        dns.xmpp_server(ours_domain, ours.s2s_port)
+        a = online(opened, ours, ours.new_user("oa"), "ours")
+        b = online(opened, peer, peer.new_user("pb"), "prosody")
+        for sender, receiver in ((a, b), (b, a)):
+            body = "must not arrive " + uuid.uuid4().hex[:8]
+            sender.message(pp.bare(receiver.jid), body)
+            m, cond = pp.wait_error(sender, pp.bare(receiver.jid), timeout=30)
+            assert cond in ("remote-server-not-found", "remote-server-timeout"), pp.dump(m)
+            receiver.im_expect_none(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
+                                    duration=0.5, what="the refused message")
+        assert not [x for x in peer.s2s_authentications() if x.remote == ours_domain]
