@@ -14,17 +14,15 @@ Domains end in .example: libunbound (Prosody's resolver) answers .test and .loca
 itself and never asks the test's DNS server (prosody_peer.py).
 """
 
-import time
 import uuid
 from contextlib import ExitStack, contextmanager
-from types import SimpleNamespace
 
 import pytest
 
 import prosody_peer as pp
-from conftest import (READY_TIMEOUT, PrivateStack, build_dir, free_port, skip_remote,
-                      unique_name, wait_port)
-from xmpp_client import XMPPClient
+from conftest import build_dir
+from s2s_helpers import (befriend_chat_presence, dns, online, opened,  # noqa: F401 (fixtures)
+                         our_server, pki)
 
 _unavailable = pp.available()
 pytestmark = pytest.mark.skipif(_unavailable is not None, reason=_unavailable or "")
@@ -65,22 +63,6 @@ def need_our_s2s(*more_keys):
 
 
 # ------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    """ca: the CA every server of the certificate tests trusts; untrusted: a CA nobody
-    trusts (its certificates do not verify: dialback)."""
-    d = tmp_path_factory.mktemp("s2s-pki")
-    return SimpleNamespace(ca=pp.TestCA(d / "ca", "xmpp-itest federation CA"),
-                           untrusted=pp.TestCA(d / "untrusted", "xmpp-itest CA nobody trusts"))
-
-
-@pytest.fixture(scope="module")
-def dns():
-    d = pp.FakeDNS()
-    yield d
-    d.close()
-
-
 @contextmanager
 def prosody(workdir, domain, cert, trust, dns, auth, direct_tls=False):
     """A started ProsodyPeer whose domain FakeDNS points at (direct_tls: only through
@@ -147,32 +129,6 @@ def _prosody_logs_on_failure(request):
     if rep is not None and rep.failed:
         for p in peers + [p for p in pp.ProsodyPeer.running if p not in peers]:
             print(p.dump_log(since=sizes.get(p, 0), limit=8000))
-
-
-@pytest.fixture
-def opened():
-    """opened(client) -> client, whose stream is ended at the end of the test (the server
-    has let the session go before a module fixture stops it: Prosody 0.12 logs an error
-    for a client that leaves while it shuts down)."""
-    made = []
-
-    def keep(c):
-        made.append(c)
-        return c
-    yield keep
-    for c in made:
-        try:
-            if not c.eof:
-                c.end_stream(timeout=3)
-        except Exception:  # noqa: BLE001 - a stream the server ended already
-            pass
-        c.close()
-
-
-def online(opened, server, user, resource):
-    c = opened(server.login(user, resource))
-    pp.go_online(c)
-    return c
 
 
 # ------------------------------------------------------------------ the harness alone
@@ -257,78 +213,6 @@ def test_prosody_requiring_certificates_refuses_a_peer_without_one(cert_pair, di
 
 
 # ------------------------------------------------------------------ our server and Prosody
-@contextmanager
-def our_server(stack, tag, domain, cert, trust, auth, static_hosts=None, dns_port=None,
-               direct_tls=False):
-    """A private stack of ours (Redis, router, one frontend serving c2s and s2s) for
-    `domain` with `cert` (tls_cert/tls_key), trusting `trust` for s2s; auth 'certificate'
-    (s2s_secure_auth true) or 'dialback' (false). It reaches other domains through
-    static_hosts ({domain: 'host:port' or 'tls:host:port'}, s2s_static_hosts) and/or the DNS
-    server on 127.0.0.1:dns_port (s2s_dns_servers); direct_tls: it also serves XEP-0368 on
-    s2s_tls_port (s2s_tls_listen). Attributes: domain, cert, s2s_port, s2s_tls_port,
-    new_user(), login()."""
-    if getattr(stack, "remote", False):
-        skip_remote("starts its own Redis, router and frontend")
-    ps = PrivateStack(stack, unique_name(tag))
-    ps.env.update(domain=domain, tls_cert=cert.certfile, tls_key=cert.keyfile)
-    ps.domain, ps.cert, ps.s2s_port = domain, cert, free_port()
-    ps.s2s_tls_port = free_port() if direct_tls else None
-
-    def new_user(prefix="o"):
-        user = pp.PeerUser(unique_name(prefix), domain, "pw-" + uuid.uuid4().hex[:12])
-        r = ps.ctl("adduser", user.jid, user.password)
-        assert r.returncode == 0, r.stderr
-        return user
-
-    def login(user, resource="itest", timeout=5.0):
-        c = XMPPClient(ps.frontend.port, domain=domain, cafile=cert.cafile, timeout=timeout)
-        try:
-            c.login(user.localpart, user.password, resource=resource)
-        except BaseException:
-            c.close()
-            raise
-        return c
-    ps.new_user, ps.login = new_user, login
-    s2s = {"s2s_listen": "127.0.0.1:%d" % ps.s2s_port,
-           "s2s_ca_file": trust,
-           "s2s_secure_auth": "true" if auth == "certificate" else "false",
-           "s2s_dialback_secret": uuid.uuid4().hex}
-    if static_hosts:
-        s2s["s2s_static_hosts"] = ",".join("%s=%s" % kv for kv in sorted(static_hosts.items()))
-    if dns_port:
-        s2s["s2s_dns_servers"] = "127.0.0.1:%d" % dns_port
-    if direct_tls:
-        s2s["s2s_tls_listen"] = "127.0.0.1:%d" % ps.s2s_tls_port
-    try:
-        ps.start_redis()
-        ps.start_router()
-        ps.start_frontend(**s2s)
-        for port in (ps.frontend.port, ps.s2s_port, ps.s2s_tls_port):
-            if port is not None:
-                wait_port(port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
-        wait_login(ps, new_user("probe"))
-    except BaseException:
-        print("\n".join(ps.stop()))
-        raise
-    try:
-        yield ps
-    finally:
-        problems = ps.stop()
-    assert not problems, "\n".join(problems)
-
-
-def wait_login(ps, user, timeout=READY_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ps.login(user, timeout=3.0).close()
-            return
-        except Exception as e:  # noqa: BLE001 - the router link may lag
-            if time.monotonic() > deadline or ps.frontend.proc.poll() is not None:
-                raise AssertionError("login on our private stack %s fails: %r" % (ps.domain, e))
-            time.sleep(0.2)
-
-
 def federate(stack, tmp_path, pki, dns, auth, tag, route="static", direct_tls=False):
     """(ExitStack, ours, peer): our private stack and a Prosody, both authenticating
     `auth`, Prosody finding ours through FakeDNS and ours finding Prosody by
@@ -360,15 +244,6 @@ def federate(stack, tmp_path, pki, dns, auth, tag, route="static", direct_tls=Fa
         es.close()
         raise
     return es, ours, peer
-
-
-def befriend_chat_presence(first, second):
-    """What a new user tries: `first` adds `second`, they chat both ways and see each
-    other's presence change."""
-    pp.befriend(first, second)
-    pp.chat(first, second, "hello from %s \u2603" % pp.bare(first.jid))
-    pp.chat(second, first, "hello back from %s \u00e9" % pp.bare(second.jid))
-    pp.presence_both_ways(first, second)
 
 
 def test_ours_and_prosody_by_certificate(stack, tmp_path, pki, dns, opened):
