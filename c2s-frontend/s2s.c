@@ -155,6 +155,11 @@ static void on_idle(evloop_t *loop, void *ud)
     s2s_t *s = c->s2s;
     s->idle_timer = NULL;
     uint64_t since = now_ms() - s->last_active;
+    /* Only an established stream idles: setting one up is bounded by stream_open_timeout
+     * and auth_timeout (s2s_connect_timeout outbound). */
+    int established = s->outbound ? s->ready : s->state == S2S_AUTHED;
+    if (!established)
+        since = 0;
     if (since < s2s_out_cfg.idle_ms) {
         s->idle_timer = evloop_timer(loop, s2s_out_cfg.idle_ms - since, on_idle, c);
         return;

@@ -480,3 +480,53 @@ def test_outbound_to_an_unreachable_server_is_bounced(s2s_fe, new_user, login):
     assert "remote-server-not-found" in child_conditions(e, NS_STANZAS), dump(err)
     # Our own bounce, not the router's: it says what failed.
     assert "connect" in (e.findtext(q(NS_STANZAS, "text")) or ""), dump(err)
+
+
+# ------------------------------------------------------------------ limits of a second frontend
+@pytest.fixture(scope="module")
+def tight_fe(stack, certs):
+    """A frontend with s2s_idle_timeout 1 s and room for one inbound server connection."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2stight%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_idle_timeout": "1", "s2s_max_connections": "1",
+    })
+    fe.s2s_port = s2s_port
+    try:
+        # The listeners open before the router link: once the probe logs in, s2s_listen
+        # is there (a probe connection to it would hold the one place for a moment).
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_idle_connection_closed_and_inbound_limit(tight_fe, certs):
+    first = authed_peer(tight_fe, certs)
+    try:
+        # s2s_max_connections = 1: a second server is refused at accept, while the first
+        # connection is open.
+        second = socket.create_connection(("127.0.0.1", tight_fe.s2s_port), timeout=5)
+        try:
+            assert second.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        finally:
+            second.close()
+        # Nothing sent: after s2s_idle_timeout the frontend ends the stream and closes.
+        with pytest.raises(StreamClosed) as closed:
+            first.recv(timeout=10)
+        assert not closed.value.eof, "closed without </stream:stream>"
+        first.assert_closed()
+    finally:
+        first.close()
+    # Once it is gone, a new server connection is taken again.
+    p = authed_peer(tight_fe, certs)
+    p.close()
