@@ -34,8 +34,9 @@ EXTRA_CFLAGS ?=
 CFLAGS  := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Icommon $(EXPAT_DEFS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS)
 LIBS    := -lzmq -lexpat -lssl -lcrypto -lhiredis -lidn -lmicrohttpd
-# The frontend's WebSocket (c2s-frontend/websocket.c): frames by wslay, requests by http-parser.
-FE_LIBS := -lwslay -lhttp_parser
+# The frontend's WebSocket (c2s-frontend/websocket.c): frames by wslay, requests by http-parser;
+# its server-to-server DNS lookups (c2s-frontend/s2s_resolve.c): c-ares.
+FE_LIBS := -lwslay -lhttp_parser -lcares
 # Integration test workers: the suite mostly waits (timeouts, round trips), so two per core.
 ITEST_JOBS_DEFAULT := $(shell echo $$((2 * $$(nproc 2>/dev/null || echo 1))))
 
@@ -95,15 +96,17 @@ $(BUILD)/upload-server: $(call obj,$(UP_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon
 # The frontend's PROXY protocol parser and per-address limits, and the router's protocol
 # rules, are pure (no I/O): their unit tests link them directly. The router's routing code
 # runs end to end in tests/unit/check_router.c: its core without link.c (tests/unit/fake_link.c
-# stands in) and the modules, over a fake Redis (tests/unit/fake_redis.c).
+# stands in) and the modules, over a fake Redis (tests/unit/fake_redis.c). The frontend's
+# server-to-server resolver (s2s_resolve.c) runs on c-ares against a DNS server the test
+# runs in its own loop (tests/unit/check_s2s_resolve.c).
 ROUTER_UNIT_SRC := $(addprefix session-router/core/,route.c session.c sm.c smq.c deliver.c hook.c user.c module.c rules.c account.c \
 		admin.c admin_cmds.c zap.c \
 		storage.c iqstore.c iqreq.c caps.c capsver.c pepcfg.c muccfg.c mamq.c mamrun.c service.c turnrest.c contactaddr.c) $(wildcard session-router/modules/*.c)
 $(BUILD)/obj/tests/unit/%.o: CFLAGS += -Isession-router/core -Isession-router/modules
 $(BUILD)/check_unit: $(call obj,$(UNIT_SRC)) $(BUILD)/obj/c2s-frontend/proxy.o \
-		$(BUILD)/obj/c2s-frontend/addrlimit.o $(call obj,$(ROUTER_UNIT_SRC)) \
-		$(CONFIG_INDEX) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+		$(BUILD)/obj/c2s-frontend/addrlimit.o $(BUILD)/obj/c2s-frontend/s2s_resolve.o \
+		$(call obj,$(ROUTER_UNIT_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcares $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

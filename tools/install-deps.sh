@@ -3,7 +3,7 @@
 # Runs apt-get as root, or through sudo for another user.
 set -eu
 PKGS="gcc make pkg-config libzmq3-dev libexpat1-dev libssl-dev libhiredis-dev check libidn-dev
-libmicrohttpd-dev libwslay-dev libhttp-parser-dev redis-server haproxy openssl python3 python3-pytest python3-pytest-xdist
+libmicrohttpd-dev libwslay-dev libhttp-parser-dev libc-ares-dev redis-server haproxy openssl python3 python3-pytest python3-pytest-xdist
 python3-slixmpp python3-aiohttp python3-zmq python3-prometheus-client python3-openssl
 clang libclang-rt-14-dev sslscan valgrind profanity tmux go-sendxmpp
 coturn python3-websockets"

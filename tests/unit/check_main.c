@@ -15,7 +15,7 @@ int main(int argc, char **argv)
                                 make_registration_suite, make_capsver_suite,
                                 make_pepcfg_suite, make_muccfg_suite, make_mamq_suite,
                                 make_turnrest_suite, make_contactaddr_suite,
-                                make_upslot_suite};
+                                make_upslot_suite, make_s2s_resolve_suite};
     SRunner *sr = NULL;
     for (size_t i = 0; i < sizeof makers / sizeof makers[0]; i++) {
         Suite *s = makers[i]();

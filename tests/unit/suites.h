@@ -26,5 +26,6 @@ Suite *make_contactaddr_suite(void);
 Suite *make_muccfg_suite(void);
 Suite *make_mamq_suite(void);
 Suite *make_upslot_suite(void);
+Suite *make_s2s_resolve_suite(void);
 
 #endif
