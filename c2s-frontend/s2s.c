@@ -12,6 +12,7 @@
 #include "client.h"
 #include "log.h"
 #include "s2s_out.h"
+#include "s2s_resolve.h"
 #include "scram.h"
 #include "stanza.h"
 #include "tls.h"
@@ -25,6 +26,8 @@ const config_key_t s2s_config_keys[] = {
     CONFIG_STR("s2s_tls_listen", "", "address and port for other servers with XEP-0368 direct TLS, e.g. 0.0.0.0:5270 (empty: off)"),
     CONFIG_BOOL("s2s_require_encryption", "true", "server connections must use TLS (STARTTLS required)"),
     CONFIG_STR("s2s_ca_file", "", "PEM CA certificates that vouch for other servers (empty: the system store)"),
+    CONFIG_BOOL("s2s_secure_auth", "true", "only servers whose certificate verifies (SASL EXTERNAL); false: Server Dialback (XEP-0220) where it does not"),
+    CONFIG_STR("s2s_dialback_secret", "", "the secret dialback keys are made from, the same on every s2s frontend (empty: random per process)"),
     CONFIG_INT("s2s_idle_timeout", "600", 1, 86400, "seconds a server connection may stay idle before it is closed"),
     CONFIG_INT("s2s_connect_timeout", "10", 1, 3600, "seconds for an outbound server connection to come up before its stanzas are bounced"),
     CONFIG_INT("s2s_queue_max", "1000", 1, 1000000, "stanzas waiting per remote domain while its connection comes up"),
@@ -35,6 +38,8 @@ const config_key_t s2s_config_keys[] = {
 static struct {
     int enabled;
     int require_encryption;
+    int secure_auth;
+    char secret[256]; /* s2s_dialback_secret, or random */
     long max_inbound;
     long ninbound;
     X509_STORE *store;  /* who vouches for other servers */
@@ -47,6 +52,21 @@ int s2s_open(char *err, size_t errlen)
 {
     S.require_encryption = config_bool("s2s_require_encryption");
     S.max_inbound = config_int("s2s_max_connections");
+    S.secure_auth = config_bool("s2s_secure_auth");
+    const char *secret = config_str("s2s_dialback_secret");
+    if (strlen(secret) >= sizeof S.secret) {
+        snprintf(err, errlen, "key 's2s_dialback_secret': longer than %zu bytes", sizeof S.secret - 1);
+        return -1;
+    }
+    if (*secret) {
+        snprintf(S.secret, sizeof S.secret, "%s", secret);
+    } else {
+        /* Keys made here verify only here: fine for one s2s frontend. */
+        unsigned char rnd[32];
+        random_bytes(rnd, sizeof rnd);
+        for (size_t i = 0; i < sizeof rnd; i++)
+            snprintf(S.secret + 2 * i, 3, "%02x", rnd[i]);
+    }
     s2s_out_cfg.idle_ms = (uint64_t)config_int("s2s_idle_timeout") * 1000;
     s2s_out_cfg.connect_ms = (uint64_t)config_int("s2s_connect_timeout") * 1000;
     s2s_out_cfg.queue_max = (size_t)config_int("s2s_queue_max");
@@ -155,6 +175,11 @@ static void on_idle(evloop_t *loop, void *ud)
     s2s_t *s = c->s2s;
     s->idle_timer = NULL;
     uint64_t since = now_ms() - s->last_active;
+    /* Only an established stream idles: setting one up is bounded by stream_open_timeout
+     * and auth_timeout (s2s_connect_timeout outbound). */
+    int established = s->outbound ? s->ready : s->state == S2S_AUTHED;
+    if (!established)
+        since = 0;
     if (since < s2s_out_cfg.idle_ms) {
         s->idle_timer = evloop_timer(loop, s2s_out_cfg.idle_ms - since, on_idle, c);
         return;
@@ -250,6 +275,9 @@ void s2s_write_header(client_t *c)
     buf_t b = BUF_INIT;
     buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='" NS_SERVER
                        "' xmlns:stream='" XML_NS_STREAM "'");
+    /* Declaring the dialback namespace says we speak it (XEP-0220 2.1). */
+    if (!S.secure_auth)
+        buf_append_str(&b, " xmlns:db='" NS_DIALBACK "'");
     if (!s->outbound) {
         unsigned char rnd[12];
         random_bytes(rnd, sizeof rnd);
@@ -309,6 +337,111 @@ static int in_cert_ok(client_t *c)
     return s->cert_ok;
 }
 
+/* Whether Server Dialback may authenticate this stream now: s2s_secure_auth off, and TLS
+ * unless s2s_require_encryption is off too. */
+static int dialback_ok(const client_t *c)
+{
+    return !S.secure_auth && ((c->tls && !c->tls_handshaking) || !S.require_encryption);
+}
+
+/* <db:verify/> (XEP-0220 2.3.1), as the authoritative server: is `key` the one we made for
+ * our stream to the sender (its id) from our domain `to`? Stateless: the key derives from
+ * the secret, the domains and the stream id only (XEP-0185). Any stream may ask. */
+static void db_verify_answer(client_t *c, const xml_node_t *st)
+{
+    const char *from = xml_node_attr(st, "from"), *to = xml_node_attr(st, "to");
+    const char *id = xml_node_attr(st, "id");
+    char rdom[JID_PART_MAX + 1], ldom[JID_PART_MAX + 1];
+    if (!from || !to || !id || jid_prep_domain(rdom, from) < 0 || jid_prep_domain(ldom, to) < 0) {
+        client_stream_error(c, "improper-addressing", NULL);
+        return;
+    }
+    if (!s2s_hosted(ldom)) {
+        client_stream_error(c, "host-unknown", NULL);
+        return;
+    }
+    char want[65];
+    s2s_dialback_key(S.secret, rdom, ldom, id, want);
+    char *key = xml_node_text(st);
+    int valid = strlen(key) == 64 && ct_equal(key, want, 64);
+    free(key);
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "<db:verify xmlns:db='" NS_DIALBACK "' from='");
+    xml_escape(&b, ldom, strlen(ldom));
+    buf_append_str(&b, "' to='");
+    xml_escape(&b, rdom, strlen(rdom));
+    buf_append_str(&b, "' id='");
+    xml_escape(&b, id, strlen(id));
+    buf_printf(&b, "' type='%s'/>", valid ? "valid" : "invalid");
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+    log_info("conn %llu: s2s: dialback key for %s -> %s (stream %s) is %s",
+             (unsigned long long)c->id, ldom, rdom, id, valid ? "valid" : "invalid");
+}
+
+/* <db:result/> from the originating server (XEP-0220 2.1.1): its key goes to the
+ * authoritative server of its domain (s2s_out_dialback_verify); the answer comes back in
+ * s2s_dialback_answer. */
+static void db_result_request(client_t *c, const xml_node_t *st)
+{
+    s2s_t *s = c->s2s;
+    const char *from = xml_node_attr(st, "from"), *to = xml_node_attr(st, "to");
+    char rdom[JID_PART_MAX + 1], ldom[JID_PART_MAX + 1];
+    if (!from || !to || jid_prep_domain(rdom, from) < 0 || jid_prep_domain(ldom, to) < 0) {
+        client_stream_error(c, "improper-addressing", NULL);
+        return;
+    }
+    /* One domain pair per stream: the header's (no piggybacking). */
+    if (!s2s_hosted(ldom) || strcmp(ldom, s->local) != 0) {
+        client_stream_error(c, "host-unknown", NULL);
+        return;
+    }
+    if ((s->remote[0] && strcmp(rdom, s->remote) != 0)) {
+        client_stream_error(c, "invalid-from", NULL);
+        return;
+    }
+    if (s->db_pending) {
+        client_stream_error(c, "policy-violation", "A dialback request is already pending");
+        return;
+    }
+    char *key = xml_node_text(st);
+    snprintf(s->remote, sizeof s->remote, "%s", rdom);
+    s->db_pending = 1;
+    log_debug("conn %llu: s2s from %s: dialback, asking its authoritative server",
+              (unsigned long long)c->id, rdom);
+    s2s_out_dialback_verify(s->local, rdom, c->id, c->stream_id, key);
+    free(key);
+}
+
+void s2s_dialback_answer(uint64_t conn, const char *stream_id, int valid)
+{
+    client_t *c = client_find(conn);
+    s2s_t *s = c && !c->closed && !c->stream_done ? c->s2s : NULL;
+    if (!s || s->outbound || !s->db_pending || strcmp(c->stream_id, stream_id) != 0)
+        return;
+    s->db_pending = 0;
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "<db:result xmlns:db='" NS_DIALBACK "' from='");
+    xml_escape(&b, s->local, strlen(s->local));
+    buf_append_str(&b, "' to='");
+    xml_escape(&b, s->remote, strlen(s->remote));
+    buf_printf(&b, "' type='%s'/>", valid ? "valid" : "invalid");
+    client_write(c, b.data, b.len);
+    buf_free(&b);
+    if (!valid) {
+        log_info("conn %llu: s2s from %s (%s): dialback key not verified", (unsigned long long)c->id,
+                 s->remote, c->addr);
+        s2s_end_stream(c);
+        return;
+    }
+    s->state = S2S_AUTHED;
+    evloop_cancel(fe.loop, &c->auth_timer);
+    xml_parser_set_limits(c->parser, &fe.limits);
+    s->last_active = now_ms();
+    log_info("conn %llu: s2s from %s (%s) to %s: authenticated by dialback",
+             (unsigned long long)c->id, s->remote, c->addr, s->local);
+}
+
 static void in_features(client_t *c)
 {
     s2s_t *s = c->s2s;
@@ -324,6 +457,8 @@ static void in_features(client_t *c)
         if (in_cert_ok(c))
             buf_append_str(&b, "<mechanisms xmlns='" NS_SASL "'><mechanism>EXTERNAL</mechanism>"
                                "</mechanisms>");
+        if (dialback_ok(c))
+            buf_append_str(&b, "<dialback xmlns='" NS_DIALBACK_FEATURE "'><errors/></dialback>");
     }
     buf_append_str(&b, "</stream:features>");
     client_write(c, b.data, b.len);
@@ -535,6 +670,10 @@ static void in_stanza(client_t *c, xml_node_t *st)
         }
     } else if (s->state != S2S_AUTHED && is(st, NS_SASL, "auth")) {
         in_auth(c, st);
+    } else if (!S.secure_auth && is(st, NS_DIALBACK, "verify")) {
+        db_verify_answer(c, st);
+    } else if (s->state != S2S_AUTHED && is(st, NS_DIALBACK, "result") && dialback_ok(c)) {
+        db_result_request(c, st);
     } else if (s->state != S2S_AUTHED) {
         client_stream_error(c, "not-authorized", NULL); /* 4.9.3.12 */
     } else {
@@ -560,10 +699,16 @@ void s2s_tls_ready(client_t *c)
     if (!s || !s->outbound)
         return; /* inbound: the certificate is checked against the header's 'from' */
     char why[200];
-    /* RFC 7590 3.2 / RFC 6125: the certificate must name the domain we connect to. */
-    if (!tls_peer_verify(c->ssl, S.store, s->remote, why, sizeof why)) {
-        out_fail(c, "TLS: %s", why);
-        return;
+    /* RFC 7590 3.2 / RFC 6125: the certificate must name the domain we connect to; without
+     * s2s_secure_auth, one that does not leaves dialback (out_features). */
+    s->cert_ok = (unsigned)tls_peer_verify(c->ssl, S.store, s->remote, why, sizeof why);
+    if (!s->cert_ok) {
+        if (S.secure_auth) {
+            out_fail(c, "TLS: %s", why);
+            return;
+        }
+        log_info("conn %llu: s2s to %s: %s: dialback only", (unsigned long long)c->id, s->remote,
+                 why);
     }
     s2s_write_header(c);
 }
@@ -571,6 +716,8 @@ void s2s_tls_ready(client_t *c)
 static void out_open(client_t *c, const xml_node_t *root)
 {
     const char *version = xml_node_attr(root, "version"), *ns = xml_node_attr(root, "xmlns");
+    const char *id = xml_node_attr(root, "id");
+    snprintf(c->s2s->peer_id, sizeof c->s2s->peer_id, "%s", id ? id : "");
     if (!ns || strcmp(ns, NS_SERVER) != 0) {
         client_stream_error(c, "invalid-namespace", NULL);
         return;
@@ -610,18 +757,40 @@ static void out_features(client_t *c, const xml_node_t *f)
     }
     if (s->state != S2S_OPENING)
         return;
-    if (!c->tls) {
-        /* We only authenticate by certificate: no TLS, no authentication. */
-        if (!xml_node_child(f, "starttls", NS_TLS)) {
-            out_fail(c, "%s", "the peer offers no STARTTLS");
-            return;
-        }
+    if (!c->tls && xml_node_child(f, "starttls", NS_TLS)) {
         client_write_str(c, "<starttls xmlns='" NS_TLS "'/>");
         s->state = S2S_STARTTLS;
         return;
     }
-    if (!offers_external(f)) {
-        out_fail(c, "%s", "the peer offers no SASL EXTERNAL (it did not accept our certificate)");
+    if (!c->tls && (S.require_encryption || S.secure_auth)) {
+        out_fail(c, "%s", "the peer offers no STARTTLS");
+        return;
+    }
+    /* The stream is up far enough for the dialback verifications of our inbound streams
+     * from this domain (XEP-0220 2.3: no need to authenticate it first). */
+    s->usable = 1;
+    if (s->link)
+        s2s_out_usable(s->link, c);
+    if (c->closed || c->stream_done)
+        return;
+    if (!s->cert_ok || !offers_external(f)) {
+        if (S.secure_auth) {
+            out_fail(c, "%s", "the peer offers no SASL EXTERNAL (it did not accept our certificate)");
+            return;
+        }
+        /* XEP-0220 2.1.1: our key for this stream, made from the secret, the domains and
+         * the id the receiving server gave the stream. */
+        char key[65];
+        s2s_dialback_key(S.secret, s->remote, s->local, s->peer_id, key);
+        buf_t b = BUF_INIT;
+        buf_append_str(&b, "<db:result xmlns:db='" NS_DIALBACK "' from='");
+        xml_escape(&b, s->local, strlen(s->local));
+        buf_append_str(&b, "' to='");
+        xml_escape(&b, s->remote, strlen(s->remote));
+        buf_printf(&b, "'>%s</db:result>", key);
+        client_write(c, b.data, b.len);
+        buf_free(&b);
+        s->state = S2S_DIALBACK;
         return;
     }
     /* XEP-0178 3: the authorization identity is our domain. */
@@ -652,6 +821,23 @@ static void out_stanza(client_t *c, xml_node_t *st)
         s->state = S2S_AUTHED;
         stream_restart(c);
         s2s_write_header(c);
+    } else if (s->state == S2S_DIALBACK && is(st, NS_DIALBACK, "result")) {
+        const char *type = xml_node_attr(st, "type");
+        if (type && strcmp(type, "valid") == 0) {
+            s->state = S2S_AUTHED;
+            s->ready = 1;
+            evloop_cancel(fe.loop, &c->auth_timer);
+            log_info("conn %llu: s2s to %s (%s) from %s: authenticated by dialback",
+                     (unsigned long long)c->id, s->remote, c->addr, s->local);
+            if (s->link)
+                s2s_out_ready(s->link, c);
+        } else {
+            out_fail(c, "dialback refused (%s)", type ? type : "no type");
+        }
+    } else if (is(st, NS_DIALBACK, "verify")) {
+        const char *type = xml_node_attr(st, "type"), *id = xml_node_attr(st, "id");
+        if (s->link && id)
+            s2s_out_verify_result(s->link, id, type && strcmp(type, "valid") == 0);
     } else if (s->state == S2S_AUTHING && is(st, NS_SASL, "failure")) {
         const xml_node_t *cond = xml_node_first_element(st);
         out_fail(c, "SASL EXTERNAL refused: %s", cond ? cond->name : "(no condition)");

@@ -37,12 +37,15 @@ typedef struct client client_t;
 typedef struct s2s_link s2s_link_t;
 
 #define NS_SERVER "jabber:server"
+#define NS_DIALBACK "jabber:server:dialback"
+#define NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
 
 /* Where an s2s stream stands. */
 typedef enum {
     S2S_OPENING = 0, /* waiting for the peer's stream header (and, outbound, its features) */
     S2S_STARTTLS,    /* outbound: <starttls/> sent, waiting for <proceed/> */
     S2S_AUTHING,     /* outbound: <auth/> sent, waiting for <success/> */
+    S2S_DIALBACK,    /* outbound: <db:result/> sent, waiting for its answer (XEP-0220) */
     S2S_AUTHED,      /* authenticated: stanzas flow (inbound: from the peer; outbound: to it) */
 } s2s_state_t;
 
@@ -51,6 +54,9 @@ typedef struct s2s {
     unsigned cert_checked : 1; /* inbound: cert_ok is known for `remote` */
     unsigned cert_ok : 1;      /* the peer's certificate verifies and names `remote` */
     unsigned ready : 1;        /* outbound: authenticated and the stream restarted */
+    unsigned db_pending : 1;   /* inbound: the peer's <db:result/> is being verified */
+    unsigned usable : 1;       /* outbound: the peer's features came (after TLS): <db:verify/>
+                                  may be sent on it */
     s2s_state_t state;
     int sasl_failures;
     char local[JID_PART_MAX + 1];  /* our domain on this stream */
@@ -59,6 +65,7 @@ typedef struct s2s {
     uint64_t last_active;          /* for s2s_idle_timeout */
     ev_timer_t *idle_timer;
     char why[160];                 /* outbound: why it failed, for the log and the bounce */
+    char peer_id[64];              /* outbound: the id of the peer's stream (dialback key) */
 } s2s_t;
 
 extern const config_key_t s2s_config_keys[];
@@ -94,6 +101,10 @@ SSL *s2s_ssl_new(client_t *c);
 void s2s_tls_ready(client_t *c);
 /* client.c: an outbound TCP connection completed (connected) or failed (errno in err). */
 void s2s_connected(client_t *c);
+
+/* s2s_out.c: the authoritative server answered our <db:verify/> for the inbound stream
+ * `conn` whose id is `stream_id` (valid 1), or it could not be asked (0). */
+void s2s_dialback_answer(uint64_t conn, const char *stream_id, int valid);
 
 /* Ends an s2s stream of ours (idle or shutdown): </stream:stream>, then close. */
 void s2s_end_stream(client_t *c);

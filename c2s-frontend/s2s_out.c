@@ -25,6 +25,18 @@ typedef struct qitem {
     char data[];
 } qitem_t;
 
+/* A <db:verify/> for one of our inbound streams (XEP-0220 2.3), waiting or sent. */
+typedef struct vitem {
+    struct vitem *next;
+    uint64_t conn;
+    int sent;
+    char stream_id[sizeof ((client_t *)0)->stream_id];
+    char key[65];
+} vitem_t;
+
+/* Verifications one pair may have in flight. */
+#define S2S_VERIFIES_MAX 64
+
 struct s2s_link {
     char local[JID_PART_MAX + 1], remote[JID_PART_MAX + 1];
     char key[2 * (JID_PART_MAX + 1)];
@@ -38,6 +50,8 @@ struct s2s_link {
     ev_timer_t *retry;    /* the next target, from the loop */
     qitem_t *head, *tail;
     size_t n;
+    vitem_t *verifies; /* dialback verifications for inbound streams from `remote` */
+    int nverifies;
     char why[200]; /* why the last attempt failed */
 };
 
@@ -96,7 +110,16 @@ static void link_free(s2s_link_t *l)
         free(q);
     }
     hmap_del(links, l->key, l->keylen);
+    /* Verifications nobody will answer now: the keys count as not verified. */
+    vitem_t *v = l->verifies;
+    l->verifies = NULL;
     free(l);
+    while (v) {
+        vitem_t *next = v->next;
+        s2s_dialback_answer(v->conn, v->stream_id, 0);
+        free(v);
+        v = next;
+    }
 }
 
 /* The pair cannot be served now: every queued stanza is bounced, the connection coming up
@@ -191,6 +214,89 @@ static int usable(const client_t *c)
     return c && !c->closed && !c->closing && !c->stream_done && c->s2s;
 }
 
+static s2s_link_t *link_get(const char *local, const char *remote)
+{
+    if (!links)
+        links = hmap_new();
+    char key[sizeof ((s2s_link_t *)0)->key];
+    size_t kl = make_key(key, local, remote);
+    s2s_link_t *l = hmap_get(links, key, kl);
+    if (!l) {
+        l = xcalloc(1, sizeof *l);
+        snprintf(l->local, sizeof l->local, "%s", local);
+        snprintf(l->remote, sizeof l->remote, "%s", remote);
+        memcpy(l->key, key, kl);
+        l->keylen = kl;
+        hmap_put(links, l->key, l->keylen, l);
+    }
+    return l;
+}
+
+static void send_verifies(s2s_link_t *l)
+{
+    if (!usable(l->c) || !(l->ready || l->c->s2s->usable))
+        return;
+    for (vitem_t *v = l->verifies; v; v = v->next) {
+        if (v->sent)
+            continue;
+        buf_t b = BUF_INIT;
+        buf_append_str(&b, "<db:verify xmlns:db='" NS_DIALBACK "' from='");
+        xml_escape(&b, l->local, strlen(l->local));
+        buf_append_str(&b, "' to='");
+        xml_escape(&b, l->remote, strlen(l->remote));
+        buf_append_str(&b, "' id='");
+        xml_escape(&b, v->stream_id, strlen(v->stream_id));
+        buf_printf(&b, "'>%s</db:verify>", v->key);
+        client_write(l->c, b.data, b.len);
+        buf_free(&b);
+        v->sent = 1;
+    }
+}
+
+void s2s_out_dialback_verify(const char *local, const char *remote, uint64_t conn,
+                             const char *stream_id, const char *key)
+{
+    s2s_link_t *l = link_get(local, remote);
+    if (l->nverifies >= S2S_VERIFIES_MAX || strlen(key) >= sizeof l->verifies->key) {
+        s2s_dialback_answer(conn, stream_id, 0);
+        return;
+    }
+    vitem_t *v = xcalloc(1, sizeof *v);
+    v->conn = conn;
+    snprintf(v->stream_id, sizeof v->stream_id, "%s", stream_id);
+    snprintf(v->key, sizeof v->key, "%s", key);
+    v->next = l->verifies;
+    l->verifies = v;
+    l->nverifies++;
+    if (l->c)
+        send_verifies(l);
+    else if (!l->query && !l->retry && !l->deadline)
+        link_start(l);
+}
+
+void s2s_out_usable(s2s_link_t *l, client_t *c)
+{
+    if (l->c == c)
+        send_verifies(l);
+}
+
+void s2s_out_verify_result(s2s_link_t *l, const char *stream_id, int valid)
+{
+    for (vitem_t **p = &l->verifies; *p; p = &(*p)->next) {
+        vitem_t *v = *p;
+        if (!v->sent || strcmp(v->stream_id, stream_id) != 0)
+            continue;
+        *p = v->next;
+        l->nverifies--;
+        uint64_t conn = v->conn;
+        char id[sizeof v->stream_id];
+        snprintf(id, sizeof id, "%s", v->stream_id);
+        free(v);
+        s2s_dialback_answer(conn, id, valid);
+        return;
+    }
+}
+
 void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len)
 {
     if (!s2s_enabled()) {
@@ -205,19 +311,7 @@ void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len)
                  m->from, m->to);
         return;
     }
-    if (!links)
-        links = hmap_new();
-    char key[sizeof ((s2s_link_t *)0)->key];
-    size_t kl = make_key(key, jf.domain, jt.domain);
-    s2s_link_t *l = hmap_get(links, key, kl);
-    if (!l) {
-        l = xcalloc(1, sizeof *l);
-        snprintf(l->local, sizeof l->local, "%s", jf.domain);
-        snprintf(l->remote, sizeof l->remote, "%s", jt.domain);
-        memcpy(l->key, key, kl);
-        l->keylen = kl;
-        hmap_put(links, l->key, l->keylen, l);
-    }
+    s2s_link_t *l = link_get(jf.domain, jt.domain);
     if (l->ready && usable(l->c)) {
         client_write(l->c, payload, len);
         s2s_on_activity(l->c);
@@ -260,6 +354,7 @@ void s2s_out_ready(s2s_link_t *l, client_t *c)
     }
     l->tail = NULL;
     l->n = 0;
+    send_verifies(l);
     s2s_on_activity(c);
     log_info("s2s: %s -> %s up (%s); %zu queued stanza(s) sent", l->local, l->remote, c->addr, n);
 }
@@ -269,7 +364,7 @@ void s2s_out_closed(s2s_link_t *l, client_t *c)
     if (l->c != c)
         return;
     l->c = NULL;
-    if (l->ready || !l->head) {
+    if (l->ready || (!l->head && !l->verifies)) {
         /* A connection that was up (or has nothing to send): the next stanza opens one. */
         link_free(l);
         return;
@@ -295,7 +390,7 @@ void s2s_out_shutdown(void)
     while (i < n && hmap_next(links, &pos, &k, &kl, &v))
         all[i++] = v;
     for (size_t j = 0; j < i; j++) {
-        if (all[j]->head)
+        if (all[j]->head || all[j]->verifies)
             link_fail(all[j], "wait", "remote-server-timeout", "the server is shutting down");
         else {
             if (all[j]->c && all[j]->c->s2s)

@@ -37,6 +37,17 @@ void s2s_out_ready(s2s_link_t *link, client_t *c);
 /* s2s.c: the connection of `link` is gone or ending (ended by us or the peer, failed): a
  * connection not yet up moves on to the next target. */
 void s2s_out_closed(s2s_link_t *link, client_t *c);
+/* s2s.c, Server Dialback (XEP-0220 2.3): asks the authoritative server of `remote` whether
+ * `key` is the one it made for our inbound stream `conn` (id `stream_id`) from `remote` to
+ * `local`: a <db:verify/> on our outbound connection from `local` to `remote` (opened when
+ * needed, sent once that stream is usable, authenticated or not). The answer comes back
+ * through s2s_dialback_answer (invalid when the connection failed). */
+void s2s_out_dialback_verify(const char *local, const char *remote, uint64_t conn,
+                             const char *stream_id, const char *key);
+/* s2s.c: the outbound stream of `link` got its features after TLS: <db:verify/> may go. */
+void s2s_out_usable(s2s_link_t *link, client_t *c);
+/* s2s.c: the peer answered a <db:verify/> on the outbound stream of `link`. */
+void s2s_out_verify_result(s2s_link_t *link, const char *stream_id, int valid);
 /* Bounces every queued stanza and forgets every pair (shutdown). */
 void s2s_out_shutdown(void);
 /* Sends the router an error reply to a stanza we could not deliver to another server

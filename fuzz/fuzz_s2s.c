@@ -11,7 +11,10 @@
  *            checked and dropped, TLS "starts" after <proceed/>).
  * The peer's certificate (fe_stubs.c, tls_peer_verify) is a valid one for remote.test:
  * a stream from remote.test can authenticate with SASL EXTERNAL once under TLS, any other
- * cannot.
+ * cannot. Server Dialback is on (s2s_secure_auth off, the harness does not read the
+ * config): <db:verify/> is answered as the authoritative server, a <db:result/> is never
+ * verified (no remote server can be reached: fe_stubs.c's resolver finds nothing), and an
+ * outbound stream may authenticate by dialback.
  *
  * FUZZ_STREAM_TRACE=1 in the environment prints both directions.
  *
@@ -87,8 +90,12 @@ static void check_output(const char *data, size_t len)
 static void run_loop(client_t *c)
 {
     const s2s_t *s = c->s2s;
-    /* Authenticated only under TLS, only as the domain the certificate names. */
-    FUZZ_CHECK(!s || s->state != S2S_AUTHED || (c->tls && strcmp(s->remote, FUZZ_S2S_PEER) == 0));
+    /* Inbound: authenticated only under TLS (by certificate: dialback keys never verify
+     * here, the authoritative server cannot be reached), only as the domain the
+     * certificate names. Outbound: only to the domain we connect to. */
+    FUZZ_CHECK(!s || s->state != S2S_AUTHED || s->outbound ||
+               (c->tls && strcmp(s->remote, FUZZ_S2S_PEER) == 0));
+    FUZZ_CHECK(!s || !s->outbound || strcmp(s->remote, FUZZ_S2S_PEER) == 0);
     FUZZ_CHECK(!s || !s->ready || (s->outbound && s->state == S2S_AUTHED));
     if (!c->closed && c->out.len) {
         if (trace)

@@ -14,6 +14,12 @@ outside our domains <host-unknown/>, an oversized stanza <policy-violation/>, an
 message is taken without a stream error (and reaches the local user once the router routes
 IPC_S2S_IN).
 
+Server Dialback (XEP-0220) on a frontend with s2s_secure_auth off and a known secret: it
+answers <db:verify/> as the authoritative server from the secret alone, and a <db:result/>
+whose authoritative server cannot be reached gets type='invalid'; with s2s_secure_auth on,
+no dialback is offered or taken. (Dialback end to end, both ways, is in
+test_s2s_prosody.py.)
+
 Outbound: the test peer plays remote.test (s2s_static_hosts points at it): a local user's
 message to someone@remote.test arrives over STARTTLS with our certificate, after SASL
 EXTERNAL with authzid localhost; to a domain whose address refuses connections the user
@@ -22,6 +28,8 @@ ROUTER_S2S below until it does).
 """
 
 import base64
+import hashlib
+import hmac
 import os
 import queue
 import shutil
@@ -41,6 +49,8 @@ from xmpp_client import (NS_SASL, NS_STANZAS, NS_STREAM, NS_TLS, STREAM_ERROR_TA
                          StreamParser, XMPPClient, child_conditions, dump, q)
 
 NS_SERVER = "jabber:server"
+NS_DB = "jabber:server:dialback"
+NS_DB_FEATURE = "urn:xmpp:features:dialback"
 
 # The tests that need the router's part of federation (IPC_S2S_IN delivered to local users,
 # IPC_S2S_OUT sent to an s2s frontend): expected to fail until it is merged.
@@ -480,3 +490,146 @@ def test_outbound_to_an_unreachable_server_is_bounced(s2s_fe, new_user, login):
     assert "remote-server-not-found" in child_conditions(e, NS_STANZAS), dump(err)
     # Our own bounce, not the router's: it says what failed.
     assert "connect" in (e.findtext(q(NS_STANZAS, "text")) or ""), dump(err)
+
+
+# ------------------------------------------------------------------ limits of a second frontend
+@pytest.fixture(scope="module")
+def tight_fe(stack, certs):
+    """A frontend with s2s_idle_timeout 1 s and room for one inbound server connection."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2stight%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_idle_timeout": "1", "s2s_max_connections": "1",
+    })
+    fe.s2s_port = s2s_port
+    try:
+        # The listeners open before the router link: once the probe logs in, s2s_listen
+        # is there (a probe connection to it would hold the one place for a moment).
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_idle_connection_closed_and_inbound_limit(tight_fe, certs):
+    first = authed_peer(tight_fe, certs)
+    try:
+        # s2s_max_connections = 1: a second server is refused at accept, while the first
+        # connection is open.
+        second = socket.create_connection(("127.0.0.1", tight_fe.s2s_port), timeout=5)
+        try:
+            assert second.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        finally:
+            second.close()
+        # Nothing sent: after s2s_idle_timeout the frontend ends the stream and closes.
+        with pytest.raises(StreamClosed) as closed:
+            first.recv(timeout=10)
+        assert not closed.value.eof, "closed without </stream:stream>"
+        first.assert_closed()
+    finally:
+        first.close()
+    # Once it is gone, a new server connection is taken again.
+    p = authed_peer(tight_fe, certs)
+    p.close()
+
+
+def test_dialback_refused_while_secure_auth(s2s_fe, certs):
+    """s2s_secure_auth (the default): no dialback offered, a <db:result/> is not taken."""
+    p = peer(s2s_fe, certs, cert=None)
+    try:
+        p.open_stream()
+        features = p.starttls()
+        assert features.find(q(NS_DB_FEATURE, "dialback")) is None, dump(features)
+        p.send("<db:result xmlns:db='%s' from='remote.test' to='localhost'>%s</db:result>"
+               % (NS_DB, "0" * 64))
+        p.expect_stream_error("not-authorized")
+    finally:
+        p.close()
+
+
+# ------------------------------------------------------------------ Server Dialback
+DIALBACK_SECRET = "s2s-test-" + uuid.uuid4().hex
+
+
+def dialback_key(secret, receiving, originating, stream_id):
+    """XEP-0185: hex(HMAC-SHA256(hex(SHA256(secret)), 'receiving originating id'))."""
+    k = hashlib.sha256(secret.encode()).hexdigest().encode()
+    msg = ("%s %s %s" % (receiving, originating, stream_id)).encode()
+    return hmac.new(k, msg, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def dialback_fe(stack, certs):
+    """A frontend with s2s_secure_auth off and a known s2s_dialback_secret."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2sdb%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_dialback_secret": DIALBACK_SECRET,
+        # remote.test's authoritative server: a port nobody listens on
+        "s2s_static_hosts": "remote.test=127.0.0.1:%d" % free_port(),
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_dialback_verify_answered_as_authoritative_server(dialback_fe, certs):
+    """XEP-0220 2.3: another server asks whether a key is one we made for our stream to
+    it; the answer comes from the secret alone (any of our frontends can give it)."""
+    p = peer(dialback_fe, certs, cert=None)
+    try:
+        p.open_stream()
+        features = p.starttls()
+        assert features.find(q(NS_DB_FEATURE, "dialback")) is not None, dump(features)
+        assert p.mechanisms(features) == []  # no certificate: no EXTERNAL
+        good = dialback_key(DIALBACK_SECRET, "remote.test", "localhost", "stream-1")
+        for key, want in ((good, "valid"), (good[::-1], "invalid"),
+                          (dialback_key(DIALBACK_SECRET, "other.test", "localhost",
+                                        "stream-1"), "invalid")):
+            p.send("<db:verify xmlns:db='%s' from='remote.test' to='localhost' id='stream-1'>"
+                   "%s</db:verify>" % (NS_DB, key))
+            el = p.recv()
+            assert el.tag == q(NS_DB, "verify"), dump(el)
+            assert (el.get("from"), el.get("to"), el.get("id"), el.get("type")) == \
+                ("localhost", "remote.test", "stream-1", want), dump(el)
+        # Verifying keys authenticates nothing: stanzas are still refused.
+        p.send("<message from='a@remote.test' to='b@localhost'><body>x</body></message>")
+        p.expect_stream_error("not-authorized")
+    finally:
+        p.close()
+
+
+def test_dialback_key_not_verified(dialback_fe, certs):
+    """A <db:result/> whose authoritative server cannot be reached (remote.test is pinned
+    to a port nobody listens on) gets type='invalid' and the stream ends."""
+    p = peer(dialback_fe, certs, cert=None)
+    try:
+        p.open_stream()
+        p.starttls()
+        p.send("<db:result xmlns:db='%s' from='remote.test' to='localhost'>%s</db:result>"
+               % (NS_DB, "0" * 64))
+        el = p.recv(timeout=15)
+        assert el.tag == q(NS_DB, "result") and el.get("type") == "invalid", dump(el)
+        assert (el.get("from"), el.get("to")) == ("localhost", "remote.test"), dump(el)
+        p.assert_closed()
+    finally:
+        p.close()
