@@ -6,9 +6,8 @@ The first tests federate two Prosody servers with each other through the harness
 certificate (SASL EXTERNAL, XEP-0178), by Server Dialback (XEP-0220) and over XEP-0368
 direct TLS, and check that a Prosody requiring certificates refuses a peer without a valid
 one: they prove the harness (CA, DNS, configs, the log probe, the scenario helpers) before
-our server takes one of the seats. The tests against our server (a private stack with its
-own domain, one frontend serving c2s and s2s) are skipped until our build knows the s2s
-configuration keys they set.
+our server takes one of the seats. The tests against our server use a private stack with its
+own domain, one frontend serving c2s and s2s (s2s_helpers.our_server).
 
 Domains end in .example: libunbound (Prosody's resolver) answers .test and .localhost
 itself and never asks the test's DNS server (prosody_peer.py).
@@ -20,47 +19,11 @@ from contextlib import ExitStack, contextmanager
 import pytest
 
 import prosody_peer as pp
-from conftest import build_dir
 from s2s_helpers import (befriend_chat_presence, dns, online, opened,  # noqa: F401 (fixtures)
                          our_server, pki)
 
 _unavailable = pp.available()
 pytestmark = pytest.mark.skipif(_unavailable is not None, reason=_unavailable or "")
-
-# What our frontend must know before the tests against it can run (federation, issue #17);
-# the dialback test also needs DIALBACK_KEYS. A key it does not know is left alone (only
-# known keys are read from XMPP_* variables), so every test sets them all.
-OUR_S2S_KEYS = ("s2s_listen", "s2s_static_hosts", "s2s_ca_file")
-DIALBACK_KEYS = ("s2s_secure_auth", "s2s_dialback_secret")
-
-
-def our_s2s_missing(keys=OUR_S2S_KEYS):
-    """None when our build knows every one of `keys` (its generated config index, else
-    the c2s-frontend binary), else why the tests against our server cannot run."""
-    index = build_dir() / "gen" / "config_index.c"
-    try:
-        text = index.read_text()
-        missing = [k for k in keys if '"%s"' % k not in text]
-        where = str(index)
-    except OSError:
-        binary = build_dir() / "c2s-frontend"
-        try:
-            data = binary.read_bytes()
-        except OSError:
-            return "no build at %s (make first)" % build_dir()
-        missing = [k for k in keys if k.encode() + b"\0" not in data]
-        where = str(binary)
-    if missing:
-        return ("our frontend does not serve server-to-server yet: %s lacks the config "
-                "key(s) %s (federation, issue #17)" % (where, ", ".join(missing)))
-    return None
-
-
-def need_our_s2s(*more_keys):
-    reason = our_s2s_missing(OUR_S2S_KEYS + more_keys)
-    if reason:
-        pytest.skip(reason)
-
 
 # ------------------------------------------------------------------ fixtures
 @contextmanager
@@ -251,7 +214,6 @@ def test_ours_and_prosody_by_certificate(stack, tmp_path, pki, dns, opened):
     presence; both directions authenticated by certificate (SASL EXTERNAL, XEP-0178),
     chain and name verified, as Prosody saw it. Ours reaches Prosody by s2s_static_hosts,
     Prosody reaches ours by SRV."""
-    need_our_s2s()
     es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2sc")
     with es:
         a = online(opened, ours, ours.new_user("oa"), "ours")
@@ -268,7 +230,6 @@ def test_ours_and_prosody_by_certificate(stack, tmp_path, pki, dns, opened):
 def test_ours_and_prosody_by_dialback(stack, tmp_path, pki, dns, opened):
     """The same with certificates neither side can verify and s2s_secure_auth off on both:
     Server Dialback (XEP-0220) both ways, here first contact from the Prosody side."""
-    need_our_s2s(*DIALBACK_KEYS)
     es, ours, peer = federate(stack, tmp_path, pki, dns, "dialback", "s2sd")
     with es:
         a = online(opened, ours, ours.new_user("oa"), "ours")
@@ -282,7 +243,6 @@ def test_ours_and_prosody_by_dialback(stack, tmp_path, pki, dns, opened):
 def test_ours_finds_prosody_by_srv(stack, tmp_path, pki, dns, opened):
     """Ours looks Prosody's domain up in DNS (s2s_dns_servers pointing at the test's DNS
     server, no static host): SRV _xmpp-server._tcp, then the target's address."""
-    need_our_s2s("s2s_dns_servers")
     es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2sv", route="dns")
     with es:
         a = online(opened, ours, ours.new_user("oa"), "ours")
@@ -298,7 +258,6 @@ def test_ours_finds_prosody_by_srv(stack, tmp_path, pki, dns, opened):
 def test_ours_and_prosody_over_direct_tls(stack, tmp_path, pki, dns, opened):
     """XEP-0368 both ways: Prosody finds ours only by _xmpps-server (to s2s_tls_listen),
     ours reaches Prosody's direct TLS port (s2s_static_hosts tls:host:port)."""
-    need_our_s2s("s2s_tls_listen")
     es, ours, peer = federate(stack, tmp_path, pki, dns, "certificate", "s2st",
                               direct_tls=True)
     with es:
@@ -319,7 +278,6 @@ def test_ours_refuses_prosody_without_a_valid_certificate(stack, tmp_path, pki, 
     """Certificates are checked: ours (s2s_secure_auth on by default) and a Prosody whose
     certificate does not verify (it would do dialback) do not federate; a message either
     way comes back to its sender as an error and never arrives."""
-    need_our_s2s()
     ours_domain, peer_domain = "s2sx-ours.example", "s2sx-pros.example"
     with prosody(tmp_path, peer_domain, pki.untrusted.issue(peer_domain), pki.ca.cafile, dns,
                  "dialback") as peer, \

@@ -23,8 +23,7 @@ test_s2s_prosody.py.)
 Outbound: the test peer plays remote.test (s2s_static_hosts points at it): a local user's
 message to someone@remote.test arrives over STARTTLS with our certificate, after SASL
 EXTERNAL with authzid localhost; to a domain whose address refuses connections the user
-gets <remote-server-not-found/> from us. Both need the router to send IPC_S2S_OUT (marked
-ROUTER_S2S below until it does).
+gets <remote-server-not-found/> from us. (Both go through the router: IPC_S2S_OUT.)
 """
 
 import base64
@@ -45,18 +44,12 @@ from xml.sax.saxutils import quoteattr
 import pytest
 
 from conftest import READY_TIMEOUT, Frontend, free_port, wait_port, wait_probe_login
-from xmpp_client import (NS_SASL, NS_STANZAS, NS_STREAM, NS_TLS, STREAM_ERROR_TAG, StreamClosed,
+from xmpp_client import (NS_SASL, NS_STANZAS, NS_TLS, StreamClosed,
                          StreamParser, XMPPClient, child_conditions, dump, q)
 
 NS_SERVER = "jabber:server"
 NS_DB = "jabber:server:dialback"
 NS_DB_FEATURE = "urn:xmpp:features:dialback"
-
-# The tests that need the router's part of federation (IPC_S2S_IN delivered to local users,
-# IPC_S2S_OUT sent to an s2s frontend): expected to fail until it is merged.
-ROUTER_S2S = pytest.mark.xfail(reason="needs the router's server-to-server routing "
-                               "(IPC_S2S_IN / IPC_S2S_OUT), issue 17", strict=False)
-
 
 # ------------------------------------------------------------------ certificates
 def openssl(*args):
@@ -436,7 +429,6 @@ def test_oversized_stanza(s2s_fe, certs):
         p.close()
 
 
-@ROUTER_S2S
 def test_inbound_message_reaches_a_local_user(s2s_fe, certs, new_user, login):
     user = new_user("s2sin")
     c = login(user)
@@ -452,7 +444,6 @@ def test_inbound_message_reaches_a_local_user(s2s_fe, certs, new_user, login):
 
 
 # ------------------------------------------------------------------ outbound
-@ROUTER_S2S
 def test_outbound_message_over_starttls_and_external(s2s_fe, certs, remote, new_user, login):
     user = new_user("s2sout")
     c = login(user)
@@ -479,7 +470,6 @@ def test_outbound_message_over_starttls_and_external(s2s_fe, certs, remote, new_
     assert m.get("to") == "friend@remote.test" and m.get("from", "").startswith(user.jid + "/")
 
 
-@ROUTER_S2S
 def test_outbound_to_an_unreachable_server_is_bounced(s2s_fe, new_user, login):
     user = new_user("s2sdead")
     c = login(user)
