@@ -633,15 +633,16 @@ static void probe_free(probe_t *p)
 }
 
 /* RFC 6121 4.3.2: the user's server answers a probe on the user's behalf: `unsubscribed`
- * when the prober is not subscribed to the user (no 'from' subscription), else the last
- * presence of each available resource, or unavailable when there is none. Nothing for an
- * account that does not exist (8.5.1: presence to it is ignored) or a blocked prober. */
+ * when the account does not exist or the prober is not subscribed to the user (no 'from'
+ * subscription): the same answer both ways, so that a probe does not tell which accounts
+ * exist; else the last presence of each available resource, or unavailable when there is
+ * none. Nothing for a blocked prober. */
 static void probe_loaded(user_t *u, int ok, void *arg)
 {
     probe_t *p = arg;
     char from_bare[JID_MAX + 1];
     size_t fl = strcspn(p->from, "/");
-    if (!ok || !u->exists || fl >= sizeof from_bare) {
+    if (!ok || fl >= sizeof from_bare) {
         probe_free(p);
         return;
     }
@@ -650,11 +651,11 @@ static void probe_loaded(user_t *u, int ok, void *arg)
     ipc_stanza_t msg = {.kind = IPC_KIND_PRESENCE, .stype = IPC_ST_PROBE, .to = u->bare,
                         .from = p->from};
     hook_ev_t ev = {.user = u, .from = p->from, .to = u->bare, .msg = &msg, .st = p->st};
-    if (hook_run(HOOK_STANZA_IN, &ev) == MOD_HANDLED) {
+    if (u->exists && hook_run(HOOK_STANZA_IN, &ev) == MOD_HANDLED) {
         probe_free(p);
         return;
     }
-    roster_item_t *it = roster_find(u, from_bare);
+    roster_item_t *it = u->exists ? roster_find(u, from_bare) : NULL;
     if (!it || !it->sub_from) {
         xml_node_t *r = presence_node(u->bare, "unsubscribed");
         session_deliver_jid(from_bare, r);

@@ -2182,10 +2182,12 @@ START_TEST(test_remote_probe)
     remote_in("<presence from='juliet@remote.example/x' to='" ALICE "' type='probe'/>");
     ck_assert_int_eq(out_count("presence", "unsubscribed", ALICE, "juliet@remote.example"), 1);
     ck_assert_int_eq(out_total(), 1);
-    /* No such account: ignored. */
+    /* No such account: answered as for an account the prober is not subscribed to
+     * (4.3.2, first case), so that a probe does not tell which accounts exist. */
     fake_link_clear();
     remote_in("<presence from='" ROMEO "' to='" NOBODY "' type='probe'/>");
-    ck_assert_int_eq(out_total(), 0);
+    ck_assert_int_eq(out_count("presence", "unsubscribed", NOBODY, ROMEO), 1);
+    ck_assert_int_eq(out_total(), 1);
     /* Alice's broadcast reaches the contact with From (4.2.2). */
     send_xml(a, "<presence><show>dnd</show></presence>");
     ck_assert_int_eq(out_count("presence", NULL, ALICE "/a", ROMEO), 1);
