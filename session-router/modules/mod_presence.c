@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "account.h"
+#include "config.h"
 #include "jid.h"
 #include "keys.h"
 #include "log.h"
@@ -138,6 +139,18 @@ static void gone_answer(const char *dead, const char *to_bare, int cancel_to, in
         send_sub(dead, to_bare, IPC_ST_UNSUBSCRIBE);
 }
 
+/* Requests from JIDs not otherwise in the roster (hidden items, Pending In only). */
+static long waiting_requests(user_t *u)
+{
+    long n = 0;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (u->roster && hmap_next(u->roster, &pos, &k, &kl, &v))
+        n += ((roster_item_t *)v)->hidden && ((roster_item_t *)v)->pending_in;
+    return n;
+}
+
 /* Appendix A.3: the contact's server processes an inbound subscription stanza. */
 static void sub_inbound(user_t *c, int ok, void *arg)
 {
@@ -158,6 +171,15 @@ static void sub_inbound(user_t *c, int ok, void *arg)
         return;
     }
     roster_item_t *it = roster_find(c, x->from_bare);
+    if (!it && x->stype == IPC_ST_SUBSCRIBE && waiting_requests(c) >= config_int("max_roster_items")) {
+        /* A request from a stranger waits in the roster and comes back on every initial
+         * presence: past max_roster_items of them, new ones are ignored, or any server
+         * could pile up as many as it makes up JIDs (docs/ARCHITECTURE.md). */
+        log_debug("presence: a subscription request from %s to %s ignored: %s has too many "
+                  "waiting", x->from_bare, c->bare, c->bare);
+        sub_free(x);
+        return;
+    }
     sub_state_t s = state_of(it);
     unsigned what = rules_sub_inbound(&s, x->stype);
     apply_state(c, it, x->from_bare, &s, what);
