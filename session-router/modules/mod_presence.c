@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "account.h"
+#include "config.h"
 #include "jid.h"
 #include "keys.h"
 #include "log.h"
@@ -138,6 +139,18 @@ static void gone_answer(const char *dead, const char *to_bare, int cancel_to, in
         send_sub(dead, to_bare, IPC_ST_UNSUBSCRIBE);
 }
 
+/* Requests from JIDs not otherwise in the roster (hidden items, Pending In only). */
+static long waiting_requests(user_t *u)
+{
+    long n = 0;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (u->roster && hmap_next(u->roster, &pos, &k, &kl, &v))
+        n += ((roster_item_t *)v)->hidden && ((roster_item_t *)v)->pending_in;
+    return n;
+}
+
 /* Appendix A.3: the contact's server processes an inbound subscription stanza. */
 static void sub_inbound(user_t *c, int ok, void *arg)
 {
@@ -158,6 +171,15 @@ static void sub_inbound(user_t *c, int ok, void *arg)
         return;
     }
     roster_item_t *it = roster_find(c, x->from_bare);
+    if (!it && x->stype == IPC_ST_SUBSCRIBE && waiting_requests(c) >= config_int("max_roster_items")) {
+        /* A request from a stranger waits in the roster and comes back on every initial
+         * presence: past max_roster_items of them, new ones are ignored, or any server
+         * could pile up as many as it makes up JIDs (docs/ARCHITECTURE.md). */
+        log_debug("presence: a subscription request from %s to %s ignored: %s has too many "
+                  "waiting", x->from_bare, c->bare, c->bare);
+        sub_free(x);
+        return;
+    }
     sub_state_t s = state_of(it);
     unsigned what = rules_sub_inbound(&s, x->stype);
     apply_state(c, it, x->from_bare, &s, what);
@@ -633,15 +655,16 @@ static void probe_free(probe_t *p)
 }
 
 /* RFC 6121 4.3.2: the user's server answers a probe on the user's behalf: `unsubscribed`
- * when the prober is not subscribed to the user (no 'from' subscription), else the last
- * presence of each available resource, or unavailable when there is none. Nothing for an
- * account that does not exist (8.5.1: presence to it is ignored) or a blocked prober. */
+ * when the account does not exist or the prober is not subscribed to the user (no 'from'
+ * subscription): the same answer both ways, so that a probe does not tell which accounts
+ * exist; else the last presence of each available resource, or unavailable when there is
+ * none. Nothing for a blocked prober. */
 static void probe_loaded(user_t *u, int ok, void *arg)
 {
     probe_t *p = arg;
     char from_bare[JID_MAX + 1];
     size_t fl = strcspn(p->from, "/");
-    if (!ok || !u->exists || fl >= sizeof from_bare) {
+    if (!ok || fl >= sizeof from_bare) {
         probe_free(p);
         return;
     }
@@ -650,11 +673,11 @@ static void probe_loaded(user_t *u, int ok, void *arg)
     ipc_stanza_t msg = {.kind = IPC_KIND_PRESENCE, .stype = IPC_ST_PROBE, .to = u->bare,
                         .from = p->from};
     hook_ev_t ev = {.user = u, .from = p->from, .to = u->bare, .msg = &msg, .st = p->st};
-    if (hook_run(HOOK_STANZA_IN, &ev) == MOD_HANDLED) {
+    if (u->exists && hook_run(HOOK_STANZA_IN, &ev) == MOD_HANDLED) {
         probe_free(p);
         return;
     }
-    roster_item_t *it = roster_find(u, from_bare);
+    roster_item_t *it = u->exists ? roster_find(u, from_bare) : NULL;
     if (!it || !it->sub_from) {
         xml_node_t *r = presence_node(u->bare, "unsubscribed");
         session_deliver_jid(from_bare, r);

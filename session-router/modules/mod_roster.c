@@ -231,7 +231,7 @@ static const mod_iq_handler_t iq_handlers[] = {
 };
 
 static const config_key_t config[] = {
-    CONFIG_INT("max_roster_items", "1000", 1, 100000, "roster items per user; adding past it gets not-allowed"),
+    CONFIG_INT("max_roster_items", "1000", 1, 100000, "roster items per user; adding past it gets not-allowed (also the most subscription requests from strangers kept waiting)"),
     CONFIG_END,
 };
 

@@ -2161,6 +2161,35 @@ START_TEST(test_remote_subscribe_offline_and_preapproved)
 }
 END_TEST
 
+/* Subscription requests from strangers wait in the user's roster (3.1.3) and are delivered
+ * again on every initial presence: another server must not be able to pile up as many as
+ * it likes (one per JID it makes up). Past max_roster_items waiting requests, new ones are
+ * ignored; a request from a JID already in the roster is still taken. */
+START_TEST(test_remote_subscribe_bounded)
+{
+    char err[128];
+    ck_assert_int_eq(config_set("max_roster_items", "3", "test", err, sizeof err), 0);
+    s2s_join(&s2s_a, "s2s-a");
+    preload_item(ALICE, ROMEO, "100000"); /* To: alice sees romeo */
+    for (int i = 0; i < 6; i++) {
+        char xml[160];
+        snprintf(xml, sizeof xml, "<presence from='s%d@" REMOTE_DOM "' to='" ALICE "' type='subscribe'/>", i);
+        remote_in(xml);
+    }
+    for (int i = 0; i < 6; i++) {
+        char jid[64];
+        snprintf(jid, sizeof jid, "s%d@" REMOTE_DOM, i);
+        ck_assert_str_eq(stored_flags(ALICE, jid), i < 3 ? "000101" : "");
+    }
+    remote_in("<presence from='" ROMEO "' to='" ALICE "' type='subscribe'/>");
+    ck_assert_str_eq(stored_flags(ALICE, ROMEO), "100100");
+    session_t *a = bind_jid(ALICE "/a");
+    avail(a, 0);
+    ck_assert_int_eq(presence_from(a, "subscribe", "s2@" REMOTE_DOM), 1);
+    ck_assert_int_eq(presence_from(a, "subscribe", "s3@" REMOTE_DOM), 0);
+}
+END_TEST
+
 /* 4.3.2: a probe from a contact at another domain is answered on the user's behalf. */
 START_TEST(test_remote_probe)
 {
@@ -2182,10 +2211,12 @@ START_TEST(test_remote_probe)
     remote_in("<presence from='juliet@remote.example/x' to='" ALICE "' type='probe'/>");
     ck_assert_int_eq(out_count("presence", "unsubscribed", ALICE, "juliet@remote.example"), 1);
     ck_assert_int_eq(out_total(), 1);
-    /* No such account: ignored. */
+    /* No such account: answered as for an account the prober is not subscribed to
+     * (4.3.2, first case), so that a probe does not tell which accounts exist. */
     fake_link_clear();
     remote_in("<presence from='" ROMEO "' to='" NOBODY "' type='probe'/>");
-    ck_assert_int_eq(out_total(), 0);
+    ck_assert_int_eq(out_count("presence", "unsubscribed", NOBODY, ROMEO), 1);
+    ck_assert_int_eq(out_total(), 1);
     /* Alice's broadcast reaches the contact with From (4.2.2). */
     send_xml(a, "<presence><show>dnd</show></presence>");
     ck_assert_int_eq(out_count("presence", NULL, ALICE "/a", ROMEO), 1);
@@ -2375,6 +2406,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_remote_undeliverable);
     tcase_add_test(tc, test_remote_subscription);
     tcase_add_test(tc, test_remote_subscribe_offline_and_preapproved);
+    tcase_add_test(tc, test_remote_subscribe_bounded);
     tcase_add_test(tc, test_remote_probe);
     tcase_add_test(tc, test_remote_iq);
     tcase_add_test(tc, test_remote_blocking);
