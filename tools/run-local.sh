@@ -10,7 +10,10 @@
 # files in run/uploads, its signing secret in run/upload.secret. Browser clients connect over
 # WebSocket (RFC 7395): ws://127.0.0.1:5280/xmpp-websocket and, with the certificate
 # run/cert.pem, wss://localhost:5281/xmpp-websocket (WS_LISTEN and WSS_LISTEN change them
-# when run/xmpp.conf is written; README.md, "Connecting a browser client").
+# when run/xmpp.conf is written; README.md, "Connecting a browser client"). The frontend also
+# serves other servers (federation, README.md "Federation"): 127.0.0.1:5269 (STARTTLS) and
+# 127.0.0.1:5270 (XEP-0368 direct TLS) with the same certificate (S2S_LISTEN and
+# S2S_TLS_LISTEN change them when run/xmpp.conf is written; empty turns them off).
 set -eu
 BUILD=${1:-build}
 RUN=${RUN_DIR:-run}
@@ -22,6 +25,8 @@ CONF="$RUN/xmpp.conf"
 UPLOAD_PORT=${UPLOAD_PORT:-5290}
 WS_LISTEN=${WS_LISTEN:-127.0.0.1:5280}
 WSS_LISTEN=${WSS_LISTEN:-127.0.0.1:5281}
+S2S_LISTEN=${S2S_LISTEN-127.0.0.1:5269}
+S2S_TLS_LISTEN=${S2S_TLS_LISTEN-127.0.0.1:5270}
 
 if [ ! -f "$RUN/cert.pem" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
@@ -66,6 +71,16 @@ ws_listen = $WS_LISTEN
 wss_listen = $WSS_LISTEN
 CONF
 fi
+if ! grep -q '^ *s2s_listen' "$CONF"; then
+    # Federation (server-to-server, RFC 6120): other servers connect here; the same
+    # frontend opens the outbound connections to them. The certificate above names
+    # localhost only and is self-signed: another server accepts it only when told to trust
+    # it (s2s_ca_file), README.md "Federation" has a worked example with two servers.
+    cat >> "$CONF" <<CONF
+s2s_listen = $S2S_LISTEN
+s2s_tls_listen = ${S2S_LISTEN:+$S2S_TLS_LISTEN}
+CONF
+fi
 
 conf_value() { sed -n "s/^ *$1 *= *//p" "$CONF" | tail -1; }
 
@@ -95,6 +110,11 @@ run-local: metrics: router http://${ROUTER_METRICS:-off}/metrics, frontend http:
 run-local: (or register them from a client: allow_registration is on)
 run-local: Ctrl-C stops everything.
 MSG
+S2S=$(conf_value s2s_listen)
+S2S_TLS=$(conf_value s2s_tls_listen)
+if [ -n "$S2S" ]; then
+    echo "run-local: other servers (federation, README.md \"Federation\"): $S2S (STARTTLS)${S2S_TLS:+, $S2S_TLS (direct TLS)}"
+fi
 WS=$(conf_value ws_listen)
 WSS=$(conf_value wss_listen)
 if [ -n "$WS$WSS" ]; then
