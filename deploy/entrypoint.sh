@@ -1,7 +1,8 @@
 #!/bin/sh
 # Entry point of the server image. For the frontend: when no certificate is configured, use
 # /certs/cert.pem and /certs/key.pem (a volume), making a self-signed ECDSA P-256 one for
-# XMPP_DOMAIN on first start (under a lock: replicas share the volume). The private key is
+# XMPP_DOMAIN and its service subdomains conference. and upload. (names other servers check
+# in federation) on first start (under a lock: replicas share the volume). The private key is
 # left readable by the group of XMPP_USER (xmpp), so that a frontend that has dropped to that
 # user can reload it on SIGHUP. For the router: when XMPP_TURN_SECRET_FILE names a file that
 # is missing or empty (a new volume shared with coturn), makes the secret it shares with
@@ -54,7 +55,7 @@ c2s-frontend)
                 if [ ! -s /certs/cert.pem ]; then
                     d=${XMPP_DOMAIN:-localhost}
                     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-                        -days 825 -subj "/CN=$d" -addext "subjectAltName=DNS:$d" \
+                        -days 825 -subj "/CN=$d" -addext "subjectAltName=DNS:$d,DNS:conference.$d,DNS:upload.$d" \
                         -keyout /certs/key.pem.new -out /certs/cert.pem.new 2>/dev/null
                     if [ "$(id -u)" = 0 ] && [ -n "${XMPP_USER:-}" ]; then
                         chown "root:$(id -gn "$XMPP_USER")" /certs/key.pem.new

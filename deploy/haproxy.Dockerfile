@@ -5,8 +5,9 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends haproxy \
  && rm -rf /var/lib/apt/lists/*
 COPY deploy/haproxy.cfg /etc/haproxy/haproxy.cfg
-EXPOSE 5222 5223 5443 5281 8404
+EXPOSE 5222 5223 5269 5270 5443 5281 8404
 ENV LB_STARTTLS=:5222 LB_DIRECTTLS=:5223 LB_HEALTH=:8404 XMPP_DOMAIN=localhost \
+    LB_S2S=:5269 LB_S2S_TLS=:5270 \
     LB_UPLOAD=:5443 LB_UPLOAD_PEM=/run/haproxy-tls/server.pem \
     LB_WEBSOCKET=:5281 LB_WEBSOCKET_PEM=/run/haproxy-tls/server.pem
 # Starts as root only to join the frontends' certificate and key (the certs volume, key

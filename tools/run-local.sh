@@ -30,7 +30,8 @@ S2S_TLS_LISTEN=${S2S_TLS_LISTEN-127.0.0.1:5270}
 
 if [ ! -f "$RUN/cert.pem" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
-        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" \
+        -subj "/CN=localhost" \
+        -addext "subjectAltName=DNS:localhost,DNS:conference.localhost,DNS:upload.localhost" \
         -keyout "$RUN/key.pem" -out "$RUN/cert.pem" 2>/dev/null
     echo "run-local: made a self-signed certificate $RUN/cert.pem for localhost"
 fi

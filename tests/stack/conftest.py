@@ -1,6 +1,7 @@
 """The deployment topology on loopback (deploy/stack): redis with an append-only file, the
-session-router, two c2s-frontends with the PROXY protocol, and HAProxy in front, started once
-for this directory's tests with short liveness settings so that failures show quickly.
+session-router, two c2s-frontends and two s2s frontends with the PROXY protocol, and HAProxy
+in front, started once for this directory's tests with short liveness settings so that
+failures show quickly.
 
 Run from the project root:
     XMPP_BUILD=build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/stack

@@ -15,6 +15,7 @@ from xmpp_client import XMPPClient  # noqa: E402
 
 DOMAIN = "localhost"
 NFE = 2
+NS2S = 2  # s2s frontends (other servers only), counted among the router's frontends
 # Liveness settings of this stack (deploy/xmpp.env has the production defaults).
 HEARTBEAT_MS = 500
 FRONTEND_TIMEOUT_MS = 2500
@@ -29,13 +30,14 @@ def build_dir():
 
 
 def free_base_port():
-    """A run of 50 free ports: the stack's internal ones (deploy/stack, --base-port), and
-    HAProxy's three at base+30 (STARTTLS), base+31 (direct TLS) and base+32 (WebSocket)."""
+    """A run of 70 free ports: the stack's internal ones (deploy/stack, --base-port; the s2s
+    frontends' at base+62 and up), and HAProxy's at base+30 (STARTTLS), base+31 (direct TLS),
+    base+32 (WebSocket), base+33 (servers, STARTTLS) and base+34 (servers, direct TLS)."""
     import socket
     for _ in range(200):
         base = 20000 + (uuid.uuid4().int % 2000) * 20
         ok = True
-        for p in list(range(base, base + 50)):
+        for p in list(range(base, base + 70)):
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", p))
@@ -61,6 +63,8 @@ class LocalStack:
         self.port = self.base + 30
         self.tls_port = self.base + 31
         self.ws_port = self.base + 32
+        self.s2s_port = self.base + 33
+        self.s2s_tls_port = self.base + 34
         # The certificate names localhost; HAProxy listens on 127.0.0.1.
         self.ws_url = "wss://localhost:%d/xmpp-websocket" % self.ws_port
         self.cafile = str(self.dir / "cert.pem")
@@ -84,7 +88,8 @@ class LocalStack:
 
     def up(self):
         self.run("up", "--frontends", NFE, "--base-port", self.base, "--port", self.port,
-                 "--tls-port", self.tls_port, "--ws-port", self.ws_port, timeout=120)
+                 "--tls-port", self.tls_port, "--ws-port", self.ws_port, "--s2s", NS2S,
+                 "--s2s-port", self.s2s_port, "--s2s-tls-port", self.s2s_tls_port, timeout=120)
 
     def down(self):
         self.run("down", check=False, timeout=60)
@@ -97,7 +102,8 @@ class LocalStack:
 
     def problems(self):
         out = []
-        for service in ["router"] + ["c2s%d" % i for i in range(1, NFE + 1)]:
+        for service in (["router"] + ["c2s%d" % i for i in range(1, NFE + 1)]
+                        + ["s2s%d" % i for i in range(1, NS2S + 1)]):
             text = self.log(service)
             for w in BAD_LOG_WORDS:
                 if w in text:

@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from localstack import FRONTEND_TIMEOUT_MS, NFE, online
+from localstack import FRONTEND_TIMEOUT_MS, NFE, NS2S, online
 from xmpp_client import NS_CLIENT, NS_TLS, q
 
 PRESENCE = q(NS_CLIENT, "presence")
@@ -209,7 +209,7 @@ def test_xmppctl_sessions_kick_and_stats_behind_haproxy(lstack, clients):
     after = ctl_sessions(lstack)
     assert after[ca.jid] == rows[ca.jid] and after[cb.jid] == rows[cb.jid], (rows, after)
     stats = dict(line.split(": ", 1) for line in lstack.run("ctl", "stats").stdout.splitlines())
-    assert stats["frontends"] == str(NFE), stats
+    assert stats["frontends"] == str(NFE + NS2S), stats
     assert int(stats["frontend %s" % fa].split()[0]) >= 1, stats
     out = lstack.run("ctl", "kick", cb.jid, "maintenance").stdout
     assert out.strip() == "kicked %s" % cb.jid, out
