@@ -8,7 +8,10 @@
 # is missing or empty (a new volume shared with coturn), makes the secret it shares with
 # coturn there. For the router and the upload process: when upload_url is set and no upload
 # secret is configured, both use /secrets/upload.secret (a volume they share), made on first
-# start. Secrets are made under a lock (another container may be making the same one). Then
+# start. For a frontend that serves other servers (XMPP_S2S_LISTEN set) without
+# XMPP_S2S_DIALBACK_SECRET: the secret its Server Dialback keys are made from, the same for
+# every s2s replica (a remote server may ask any of them to verify a key another one made),
+# kept in /secrets/dialback.secret (a volume they share), made on first start. Secrets are made under a lock (another container may be making the same one). Then
 # runs the command (which drops privileges itself).
 set -eu
 # make_secret FILE WHAT: 32 random bytes as hex in FILE unless it holds one already, readable
@@ -68,6 +71,11 @@ c2s-frontend)
                 fi
             ) 9>/certs/.lock
         fi
+    fi
+    if [ -n "${XMPP_S2S_LISTEN:-}" ] && [ -z "${XMPP_S2S_DIALBACK_SECRET:-}" ] && [ -d /secrets ]; then
+        make_secret /secrets/dialback.secret "dialback secret"
+        XMPP_S2S_DIALBACK_SECRET=$(cat /secrets/dialback.secret)
+        export XMPP_S2S_DIALBACK_SECRET
     fi
     ;;
 esac
