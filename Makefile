@@ -140,12 +140,14 @@ itest: $(BINS)
 	XMPP_BUILD=$(BUILD) tools/run-suite.sh $(ITEST_JOBS) $(ITEST_ARGS) $(ITEST_PATHS)
 
 # The deployment topology as local processes (deploy/stack: redis, router, two frontends,
-# HAProxy) on loopback: chat across frontends, a frontend killed, router and Redis restarts.
+# two s2s frontends, HAProxy) on loopback: chat across frontends, a frontend killed, router
+# and Redis restarts, other servers' streams through HAProxy.
 stacktest: $(BINS)
 	timeout 900 env XMPP_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/stack
 
 # The compose stack for real (deploy/compose-test): starts a private Docker engine when none
-# answers, builds the images, runs the integration suite through HAProxy with two frontends.
+# answers, builds the images, runs the integration suite through HAProxy with two frontends,
+# checks the s2s ports and federates the stack with a second compose project.
 # It fails without Docker; XMPP_SKIP_COMPOSE=1 skips it on purpose.
 composetest:
 	timeout 4800 deploy/compose-test
