@@ -193,7 +193,7 @@ static redisReply *eval_script(blob_t *a, int argc)
         return execute(push, 3);
     }
     unknown++;
-    return err("NOSCRIPT the fake Redis does not know this script");
+    return err("ERR the fake Redis does not know this script");
 }
 
 static redisReply *execute(blob_t *a, int argc)
