@@ -53,9 +53,11 @@ static const char *trim(const char *s, size_t *n)
     return s;
 }
 
-/* A DNS name: labels of letters, digits, '-' and '_' (1..63 each), dots between, at most
- * 253 characters; a final dot is not accepted. */
-static int valid_hostname(const char *s, size_t n)
+/* Labels of letters, digits, '-' and '_' (with utf8, also any byte >= 0x80: an
+ * internationalised domain as the stanzas carry it), 1..63 bytes each (a UTF-8 label is
+ * bounded by its A-label later), dots between, at most 253 characters; a final dot is not
+ * accepted. */
+static int valid_labels(const char *s, size_t n, int utf8)
 {
     if (n == 0 || n > 253)
         return 0;
@@ -66,8 +68,8 @@ static int valid_hostname(const char *s, size_t n)
             if (label == 0)
                 return 0;
             label = 0;
-        } else if (isalnum(ch) || ch == '-' || ch == '_') {
-            if (++label > 63)
+        } else if ((utf8 && ch >= 0x80) || isalnum(ch) || ch == '-' || ch == '_') {
+            if (++label > 63 && !utf8)
                 return 0;
         } else {
             return 0;
@@ -76,26 +78,17 @@ static int valid_hostname(const char *s, size_t n)
     return label > 0;
 }
 
-/* A domain as written in s2s_static_hosts: a DNS name, or any UTF-8 (an internationalised
- * domain as the stanzas carry it) without spaces or the list's separators. */
+/* A DNS name (SRV targets, static hosts, names to look up). */
+static int valid_hostname(const char *s, size_t n)
+{
+    return valid_labels(s, n, 0);
+}
+
+/* A domain as written in s2s_static_hosts: a DNS name, or UTF-8 without spaces or the
+ * list's separators. */
 static int valid_domain(const char *s, size_t n)
 {
-    if (n == 0 || n > 253)
-        return 0;
-    size_t label = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '.') {
-            if (label == 0)
-                return 0;
-            label = 0;
-        } else if (ch >= 0x80 || isalnum(ch) || ch == '-' || ch == '_') {
-            label++;
-        } else {
-            return 0;
-        }
-    }
-    return label > 0;
+    return valid_labels(s, n, 1);
 }
 
 /* "host:port" or "[v6]:port" -> host (brackets removed), port. `need_port`: a missing
