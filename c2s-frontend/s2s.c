@@ -396,7 +396,7 @@ static void db_result_request(client_t *c, const xml_node_t *st)
         client_stream_error(c, "host-unknown", NULL);
         return;
     }
-    if ((s->remote[0] && strcmp(rdom, s->remote) != 0)) {
+    if ((s->remote[0] && strcmp(rdom, s->remote) != 0) || s2s_hosted(rdom)) {
         client_stream_error(c, "invalid-from", NULL);
         return;
     }
@@ -480,7 +480,10 @@ static void in_open(client_t *c, const xml_node_t *root)
     snprintf(s->local, sizeof s->local, "%s", dom);
     /* 4.7.1: 'from' names the initiating domain; after authentication it cannot change. */
     if (from) {
-        if (jid_prep_domain(dom, from) < 0 ||
+        /* A peer never speaks for one of our own domains: we do not connect to
+         * ourselves, and a certificate (a wildcard one) or dialback for it would let its
+         * holder send stanzas from our users and services. */
+        if (jid_prep_domain(dom, from) < 0 || s2s_hosted(dom) ||
             (s->state == S2S_AUTHED && strcmp(dom, s->remote) != 0)) {
             client_stream_error(c, "invalid-from", NULL);
             return;

@@ -246,9 +246,11 @@ class Peer(XMPPClient):
 
     def stream_header(self, to=None):
         to = self.domain if to is None else to
-        return ("<?xml version='1.0'?><stream:stream to=%s from=%s version='1.0' "
+        # origin None: a header without 'from' (RFC 6120 4.7.1 allows it)
+        origin = "" if self.origin is None else " from=%s" % quoteattr(self.origin)
+        return ("<?xml version='1.0'?><stream:stream to=%s%s version='1.0' "
                 "xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"
-                % (quoteattr(to), quoteattr(self.origin)))
+                % (quoteattr(to), origin))
 
     def ssl_context(self):
         ctx = super().ssl_context()
@@ -369,6 +371,19 @@ def test_external_with_a_certificate_for_another_domain(s2s_fe, certs):
         p.expect_stream_error("not-authorized")
     finally:
         p.close()
+
+
+def test_stream_from_one_of_our_own_domains(s2s_fe, certs):
+    """A peer never authenticates as a domain we host: with a certificate that names it (our
+    own here; in the wild a wildcard or web server certificate for the domain) it could
+    send stanzas from our users and services. The header is refused at once."""
+    for origin in ("localhost", "conference.localhost"):
+        p = peer(s2s_fe, certs, cert="local", origin=origin)
+        try:
+            p.send(p.stream_header())
+            p.expect_stream_error("invalid-from")
+        finally:
+            p.close()
 
 
 def test_external_without_a_certificate(s2s_fe, certs):
@@ -621,5 +636,19 @@ def test_dialback_key_not_verified(dialback_fe, certs):
         assert el.tag == q(NS_DB, "result") and el.get("type") == "invalid", dump(el)
         assert (el.get("from"), el.get("to")) == ("localhost", "remote.test"), dump(el)
         p.assert_closed()
+    finally:
+        p.close()
+
+
+def test_dialback_for_one_of_our_own_domains(dialback_fe, certs):
+    """A <db:result/> claiming one of our domains (a header without 'from') is refused at
+    once: never an outbound connection to ourselves to verify it."""
+    p = peer(dialback_fe, certs, cert=None, origin=None)
+    try:
+        p.open_stream()
+        p.starttls()
+        p.send("<db:result xmlns:db='%s' from='conference.localhost' to='localhost'>%s"
+               "</db:result>" % (NS_DB, "0" * 64))
+        p.expect_stream_error("invalid-from")
     finally:
         p.close()
