@@ -256,8 +256,14 @@ static void send_verifies(s2s_link_t *l)
 void s2s_out_dialback_verify(const char *local, const char *remote, uint64_t conn,
                              const char *stream_id, const char *key)
 {
+    /* A key we would never ask about is answered before a pair is made for it: a pair
+     * without a connection, a query or a queue would stay, one per domain a peer named. */
+    if (strlen(key) >= sizeof ((vitem_t *)0)->key) {
+        s2s_dialback_answer(conn, stream_id, 0);
+        return;
+    }
     s2s_link_t *l = link_get(local, remote);
-    if (l->nverifies >= S2S_VERIFIES_MAX || strlen(key) >= sizeof l->verifies->key) {
+    if (l->nverifies >= S2S_VERIFIES_MAX) {
         s2s_dialback_answer(conn, stream_id, 0);
         return;
     }

@@ -652,3 +652,67 @@ def test_dialback_for_one_of_our_own_domains(dialback_fe, certs):
         p.expect_stream_error("invalid-from")
     finally:
         p.close()
+
+
+@pytest.fixture(scope="module")
+def plain_dialback_fe(stack, certs):
+    """Dialback without TLS (s2s_require_encryption and s2s_secure_auth off)."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2sdbplain%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_require_encryption": "false",
+        "max_connections_per_ip": "0", "connection_rate_per_ip": "0",
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def _dialback_with_a_long_key(port, origin):
+    """A <db:result/> from `origin` whose key is longer than any we verify: answered
+    invalid, the stream ends."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(("<?xml version='1.0'?><stream:stream to='localhost' from='%s' "
+                   "version='1.0' xmlns='jabber:server' xmlns:db='%s' "
+                   "xmlns:stream='http://etherx.jabber.org/streams'>"
+                   "<db:result from='%s' to='localhost'>%s</db:result>"
+                   % (origin, NS_DB, origin, "a" * 100)).encode())
+        got = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+        assert b"type='invalid'" in got, got
+    finally:
+        s.close()
+
+
+def test_dialback_with_a_long_key_leaves_nothing_behind(plain_dialback_fe):
+    """An unauthenticated peer naming a new domain with every <db:result/> (its key too
+    long to ask about) must not make the frontend keep anything per domain: its memory
+    stays flat however many domains are named."""
+    from test_abuse import SANITIZED, VALGRIND, rss_kb
+    if SANITIZED or VALGRIND:
+        pytest.skip("VmRSS says nothing under AddressSanitizer or valgrind")
+    pid = plain_dialback_fe.proc.pid
+    run = uuid.uuid4().hex[:8]
+    for i in range(300):  # the allocator's arenas settle
+        _dialback_with_a_long_key(plain_dialback_fe.s2s_port, "w%d-%s.invalid" % (i, run))
+    base = rss_kb(pid)
+    for i in range(3000):
+        _dialback_with_a_long_key(plain_dialback_fe.s2s_port, "d%d-%s.invalid" % (i, run))
+    growth = rss_kb(pid) - base
+    # Kept per domain, 3000 domains would be ~20 MiB.
+    assert growth < 4096, "VmRSS grew by %d KiB over 3000 dialback attempts" % growth
