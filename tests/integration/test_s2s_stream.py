@@ -95,6 +95,8 @@ def certs():
     c.other = make_leaf(d, c.ca, c.ca_key, "other.test", "DNS:other.test")
     c.xmppaddr = make_leaf(d, c.ca, c.ca_key, "xmppaddr",
                            "otherName:1.3.6.1.5.5.7.8.5;UTF8:xmpp.test")
+    # an internationalised domain, bücher.test: its DNS-ID is in A-labels (RFC 6125 6.4.2)
+    c.idn = make_leaf(d, c.ca, c.ca_key, "idn", "DNS:xn--bcher-kva.test")
     yield c
     shutil.rmtree(d, ignore_errors=True)
 
@@ -355,6 +357,21 @@ def test_external_by_xmppaddr(s2s_fe, certs):
         p.open_stream()
         assert p.mechanisms(p.starttls()) == ["EXTERNAL"]
         assert p.external("xmpp.test") == "success"
+    finally:
+        p.close()
+
+
+def test_external_for_an_internationalised_domain(s2s_fe, certs):
+    """RFC 6125 6.4.2: the stream names bücher.test (U-labels, as JIDs carry it), its
+    certificate the A-label form xn--bcher-kva.test: they are the same domain."""
+    p = peer(s2s_fe, certs, cert="idn", origin="b\u00fccher.test")
+    try:
+        p.open_stream()
+        assert p.mechanisms(p.starttls()) == ["EXTERNAL"], dump(p.features)
+        assert p.external("b\u00fccher.test") == "success"
+        p.send("<message from='a@b\u00fccher.test' to='nobody@localhost'><body>x</body>"
+               "</message>")
+        p.expect_nothing(lambda e: True, 1.0)
     finally:
         p.close()
 
