@@ -733,3 +733,93 @@ def test_dialback_with_a_long_key_leaves_nothing_behind(plain_dialback_fe):
     growth = rss_kb(pid) - base
     # Kept per domain, 3000 domains would be ~20 MiB.
     assert growth < 4096, "VmRSS grew by %d KiB over 3000 dialback attempts" % growth
+
+
+@pytest.fixture(scope="module")
+def slow_target():
+    """slow.test's server: a listener whose accept queue is full (backlog 0, filled by
+    connections nobody accepts), so that a connect to it hangs (its SYNs are dropped) until
+    the queue is emptied. Yields (socket, the local ports of the fillers)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    fillers = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(ls.getsockname())
+        fillers.append(f)
+    yield ls, {f.getsockname()[1] for f in fillers}
+    for f in fillers:
+        f.close()
+    ls.close()
+
+
+@pytest.fixture(scope="module")
+def slow_fe(stack, certs, slow_target):
+    """Dialback without TLS; slow.test's authoritative server is slow_target, and a
+    connection gets s2s_connect_timeout 1 s."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2sslow%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_require_encryption": "false",
+        "s2s_static_hosts": "slow.test=127.0.0.1:%d" % slow_target[0].getsockname()[1],
+        "s2s_connect_timeout": "1",
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_connection_given_up_while_connecting_is_closed(slow_fe, slow_target):
+    """An outbound connection still connecting when s2s_connect_timeout passes is given up:
+    its socket is closed then. Kept, it would connect later and stay open for good,
+    nobody reading or writing it."""
+    ls, fillers = slow_target
+    s = socket.create_connection(("127.0.0.1", slow_fe.s2s_port), timeout=10)
+    try:
+        # The key goes to slow.test's authoritative server: the connect to it hangs.
+        s.sendall(("<?xml version='1.0'?><stream:stream to='localhost' from='slow.test' "
+                   "version='1.0' xmlns='jabber:server' xmlns:db='%s' "
+                   "xmlns:stream='http://etherx.jabber.org/streams'>"
+                   "<db:result from='slow.test' to='localhost'>%s</db:result>"
+                   % (NS_DB, "0" * 64)).encode())
+        got = b""
+        while b"type='invalid'" not in got:
+            data = s.recv(65536)
+            assert data, "closed without an answer: %r" % got
+            got += data
+    finally:
+        s.close()
+    # Given up. Now the queue empties: a connect still under way would complete with the
+    # next retransmitted SYN (about 3 s after the first).
+    ls.settimeout(10)
+    while True:
+        try:
+            conn, addr = ls.accept()
+        except socket.timeout:
+            return  # the frontend's connect was abandoned: nothing came
+        if addr[1] in fillers:
+            conn.close()
+            continue
+        try:
+            conn.settimeout(10)
+            try:
+                data = conn.recv(100)
+            except socket.timeout:
+                pytest.fail("a connection given up at s2s_connect_timeout connected later "
+                            "and was left open")
+            assert data == b"", "the frontend wrote %r on a connection it gave up" % data
+        finally:
+            conn.close()
+        return
