@@ -31,7 +31,7 @@ const config_key_t s2s_config_keys[] = {
     CONFIG_INT("s2s_idle_timeout", "600", 1, 86400, "seconds a server connection may stay idle before it is closed"),
     CONFIG_INT("s2s_connect_timeout", "10", 1, 3600, "seconds for an outbound server connection to come up before its stanzas are bounced"),
     CONFIG_INT("s2s_queue_max", "1000", 1, 1000000, "stanzas waiting per remote domain while its connection comes up"),
-    CONFIG_INT("s2s_max_connections", "1000", 1, 10000000, "inbound server connections at once; more are refused at accept"),
+    CONFIG_INT("s2s_max_connections", "1000", 1, 10000000, "server connections at once, inbound and outbound each; more inbound are refused at accept, more outbound bounce their stanzas"),
     CONFIG_END,
 };
 
@@ -40,8 +40,9 @@ static struct {
     int require_encryption;
     int secure_auth;
     char secret[256]; /* s2s_dialback_secret, or random */
-    long max_inbound;
+    long max_inbound;  /* s2s_max_connections: inbound, and outbound apart */
     long ninbound;
+    long noutbound;
     X509_STORE *store;  /* who vouches for other servers */
     SSL_CTX *client_tls; /* our side of outbound TLS, with our certificate */
 } S;
@@ -122,6 +123,11 @@ void s2s_shutdown(void)
 int s2s_accept_ok(void)
 {
     return S.ninbound < S.max_inbound;
+}
+
+int s2s_connect_ok(void)
+{
+    return S.noutbound < S.max_inbound;
 }
 
 int s2s_hosted(const char *domain)
@@ -207,6 +213,7 @@ void s2s_attach_inbound(client_t *c)
 void s2s_attach_outbound(client_t *c, s2s_link_t *link, const char *local, const char *remote)
 {
     s2s_t *s = s2s_new(c);
+    S.noutbound++;
     s->outbound = 1;
     s->link = link;
     snprintf(s->local, sizeof s->local, "%s", local);
@@ -240,6 +247,7 @@ void s2s_on_closed(client_t *c)
     if (s->outbound) {
         if (!s->why[0])
             snprintf(s->why, sizeof s->why, "connection closed");
+        S.noutbound--;
         detach(c);
     } else {
         S.ninbound--;

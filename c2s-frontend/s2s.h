@@ -82,6 +82,9 @@ void s2s_reload_tls(void);
 void s2s_shutdown(void);
 /* Inbound connections open now, and whether one more may be accepted (s2s_max_connections). */
 int s2s_accept_ok(void);
+/* Outbound connections open now, and whether one more may be opened (s2s_max_connections
+ * too: a peer's <db:result/> makes us connect to a server of its choosing). */
+int s2s_connect_ok(void);
 /* 1 when `domain` (prepared) is one of ours: `domain` or a subdomain of it. */
 int s2s_hosted(const char *domain);
 

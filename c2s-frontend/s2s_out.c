@@ -142,6 +142,11 @@ static void link_fail(s2s_link_t *l, const char *etype, const char *cond, const 
 static void try_next(s2s_link_t *l)
 {
     while (l->next < l->ntargets) {
+        if (!s2s_connect_ok()) {
+            link_fail(l, "wait", "remote-server-timeout",
+                      "too many server connections (s2s_max_connections)");
+            return;
+        }
         const s2s_target_t *t = &l->targets[l->next++];
         char host[64] = "?", port[8] = "?", addr[80];
         getnameinfo((const struct sockaddr *)&t->addr, t->addrlen, host, sizeof host, port,

@@ -823,3 +823,127 @@ def test_connection_given_up_while_connecting_is_closed(slow_fe, slow_target):
         finally:
             conn.close()
         return
+
+
+class DialbackRemote:
+    """The receiving server of any domain, without TLS: takes our dialback key as valid
+    (type='valid'), says every key it is asked about is not its own (type='invalid'), and
+    keeps each stream open. self.accepted counts the connections."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.conns = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        parser = StreamParser()
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                parser.feed(data)
+                while parser.events:
+                    ev = parser.events.popleft()
+                    if ev[0] == "header":
+                        conn.sendall(("<?xml version='1.0'?><stream:stream xmlns='jabber:server'"
+                                      " xmlns:stream='http://etherx.jabber.org/streams'"
+                                      " xmlns:db='%s' id='%s' version='1.0'><stream:features/>"
+                                      % (NS_DB, uuid.uuid4().hex)).encode())
+                    elif ev[0] == "element" and ev[1].tag == q(NS_DB, "result"):
+                        conn.sendall(("<db:result from=%s to=%s type='valid'/>"
+                                      % (quoteattr(ev[1].get("to")),
+                                         quoteattr(ev[1].get("from")))).encode())
+                    elif ev[0] == "element" and ev[1].tag == q(NS_DB, "verify"):
+                        conn.sendall(("<db:verify from=%s to=%s id=%s type='invalid'/>"
+                                      % (quoteattr(ev[1].get("to")),
+                                         quoteattr(ev[1].get("from")),
+                                         quoteattr(ev[1].get("id")))).encode())
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.fixture(scope="module")
+def dialback_remote():
+    r = DialbackRemote()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def capped_fe(stack, certs, dialback_remote):
+    """Dialback without TLS, s2s_max_connections 1; a.test and b.test are served by
+    dialback_remote."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2scap%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_require_encryption": "false",
+        "s2s_static_hosts": "a.test=127.0.0.1:%d,b.test=127.0.0.1:%d"
+                            % (dialback_remote.port, dialback_remote.port),
+        "s2s_max_connections": "1",
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def _dialback_answer(port, origin):
+    """A <db:result/> from `origin`; returns what the frontend sent until it closed."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    try:
+        s.sendall(("<?xml version='1.0'?><stream:stream to='localhost' from='%s' "
+                   "version='1.0' xmlns='jabber:server' xmlns:db='%s' "
+                   "xmlns:stream='http://etherx.jabber.org/streams'>"
+                   "<db:result from='%s' to='localhost'>%s</db:result>"
+                   % (origin, NS_DB, origin, "0" * 64)).encode())
+        got = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return got
+            got += data
+    finally:
+        s.close()
+
+
+def test_outbound_connections_are_bounded(capped_fe, dialback_remote):
+    """s2s_max_connections bounds the outbound connections too: each <db:result/> naming a
+    new domain (one an unauthenticated peer chooses) would otherwise leave one more
+    connection to that domain's server open, kept alive by it for as long as it likes."""
+    # a.test: its authoritative server is asked (our connection to it stays up)...
+    assert b"type='invalid'" in _dialback_answer(capped_fe.s2s_port, "a.test")
+    assert dialback_remote.accepted == 1
+    # ...b.test needs a second connection: over s2s_max_connections, the key is not
+    # verified and no connection is opened.
+    assert b"type='invalid'" in _dialback_answer(capped_fe.s2s_port, "b.test")
+    assert dialback_remote.accepted == 1, "a second outbound connection was opened"
