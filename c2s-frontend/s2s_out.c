@@ -251,7 +251,10 @@ static void send_verifies(s2s_link_t *l)
         xml_escape(&b, l->remote, strlen(l->remote));
         buf_append_str(&b, "' id='");
         xml_escape(&b, v->stream_id, strlen(v->stream_id));
-        buf_printf(&b, "'>%s</db:verify>", v->key);
+        buf_append_str(&b, "'>");
+        /* The key is the peer's text, whatever it holds: text here too. */
+        xml_escape(&b, v->key, strlen(v->key));
+        buf_append_str(&b, "</db:verify>");
         client_write(l->c, b.data, b.len);
         buf_free(&b);
         v->sent = 1;

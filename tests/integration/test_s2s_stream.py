@@ -39,7 +39,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
@@ -838,6 +838,7 @@ class DialbackRemote:
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
         self.conns = []
+        self.received = []  # every top-level element our streams carried
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
@@ -857,9 +858,15 @@ class DialbackRemote:
                 data = conn.recv(65536)
                 if not data:
                     return
-                parser.feed(data)
+                try:
+                    parser.feed(data)
+                    broken = False
+                except Exception:  # noqa: BLE001 - not XML: what parsed before still counts
+                    broken = True
                 while parser.events:
                     ev = parser.events.popleft()
+                    if ev[0] == "element":
+                        self.received.append(ev[1])
                     if ev[0] == "header":
                         conn.sendall(("<?xml version='1.0'?><stream:stream xmlns='jabber:server'"
                                       " xmlns:stream='http://etherx.jabber.org/streams'"
@@ -874,7 +881,9 @@ class DialbackRemote:
                                       % (quoteattr(ev[1].get("to")),
                                          quoteattr(ev[1].get("from")),
                                          quoteattr(ev[1].get("id")))).encode())
-        except OSError:
+                if broken:
+                    return
+        except Exception:  # noqa: BLE001 - a stream that is not XML ends here
             return
 
     def close(self):
@@ -917,7 +926,7 @@ def capped_fe(stack, certs, dialback_remote):
     assert not problems, "\n".join(problems)
 
 
-def _dialback_answer(port, origin):
+def _dialback_answer(port, origin, key="0" * 64):
     """A <db:result/> from `origin`; returns what the frontend sent until it closed."""
     s = socket.create_connection(("127.0.0.1", port), timeout=15)
     try:
@@ -925,7 +934,7 @@ def _dialback_answer(port, origin):
                    "version='1.0' xmlns='jabber:server' xmlns:db='%s' "
                    "xmlns:stream='http://etherx.jabber.org/streams'>"
                    "<db:result from='%s' to='localhost'>%s</db:result>"
-                   % (origin, NS_DB, origin, "0" * 64)).encode())
+                   % (origin, NS_DB, origin, escape(key))).encode())
         got = b""
         while True:
             data = s.recv(65536)
@@ -947,3 +956,15 @@ def test_outbound_connections_are_bounded(capped_fe, dialback_remote):
     # verified and no connection is opened.
     assert b"type='invalid'" in _dialback_answer(capped_fe.s2s_port, "b.test")
     assert dialback_remote.accepted == 1, "a second outbound connection was opened"
+
+
+def test_dialback_key_is_escaped_when_asked_about(capped_fe, dialback_remote):
+    """The key of a peer's <db:result/> goes on our stream to the authoritative server as
+    text: markup in it must not become elements there (a stanza from one of our users)."""
+    key = "</db:verify><message from='x@localhost' to='y@a.test'/>"
+    assert len(key) <= 64
+    assert b"type='invalid'" in _dialback_answer(capped_fe.s2s_port, "a.test", key)
+    verifies = [e for e in dialback_remote.received if e.tag == q(NS_DB, "verify")]
+    assert any(e.text == key for e in verifies), [dump(e) for e in verifies]
+    assert not [e for e in dialback_remote.received if e.tag.endswith("}message")], \
+        [dump(e) for e in dialback_remote.received]
