@@ -4,6 +4,7 @@
  * initiating server) is here too; which connection a stanza takes is s2s_out.c's. */
 #include "s2s.h"
 
+#include <idna.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,7 +158,19 @@ SSL *s2s_ssl_new(client_t *c)
         if (!(ssl = SSL_new(S.client_tls)))
             return NULL;
         SSL_set_connect_state(ssl);
-        SSL_set_tlsext_host_name(ssl, s->remote); /* SNI: the remote domain (XEP-0368 too) */
+        /* SNI: the remote domain (XEP-0368 too), an internationalised one in A-labels
+         * (RFC 6066 3: ASCII only); OpenSSL keeps a copy. */
+        char *alabel = NULL;
+        const char *sni = s->remote;
+        for (const char *p = s->remote; *p; p++) {
+            if ((unsigned char)*p >= 0x80) {
+                sni = idna_to_ascii_8z(s->remote, &alabel, 0) == IDNA_SUCCESS ? alabel : NULL;
+                break;
+            }
+        }
+        if (sni)
+            SSL_set_tlsext_host_name(ssl, sni);
+        free(alabel);
         if (c->direct_tls) {
             /* XEP-0368 3: ALPN "xmpp-server" on a direct TLS connection. */
             static const unsigned char alpn[] = "\x0bxmpp-server";

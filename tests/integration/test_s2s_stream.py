@@ -968,3 +968,91 @@ def test_dialback_key_is_escaped_when_asked_about(capped_fe, dialback_remote):
     assert any(e.text == key for e in verifies), [dump(e) for e in verifies]
     assert not [e for e in dialback_remote.received if e.tag.endswith("}message")], \
         [dump(e) for e in dialback_remote.received]
+
+
+class SniRemote:
+    """A receiving server that offers STARTTLS, records the server name our ClientHello
+    asks for (SNI), then ends the connection."""
+
+    def __init__(self, certs):
+        self.certs = certs
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.names = queue.Queue()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                self._serve(conn)
+            except Exception as e:  # noqa: BLE001 - reported to the test
+                self.names.put(("error", repr(e)))
+            finally:
+                conn.close()
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        parser = StreamParser()
+        while not any(ev[0] == "header" for ev in parser.events):
+            parser.feed(conn.recv(65536))
+        conn.sendall(("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' id='s1' version='1.0'>"
+                      "<stream:features><starttls xmlns='%s'><required/></starttls>"
+                      "</stream:features>" % NS_TLS).encode())
+        while not any(ev[0] == "element" for ev in parser.events):
+            parser.feed(conn.recv(65536))
+        conn.sendall(("<proceed xmlns='%s'/>" % NS_TLS).encode())
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*map(str, self.certs.idn))
+
+        def sni(sock, name, c):
+            self.names.put(("sni", name))
+        ctx.sni_callback = sni
+        ctx.wrap_socket(conn, server_side=True).close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def sni_remote(certs):
+    r = SniRemote(certs)
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def idn_fe(stack, certs, sni_remote):
+    """Dialback without TLS inbound; bücher.test's server is sni_remote."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2sidn%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_require_encryption": "false",
+        "s2s_static_hosts": "b\u00fccher.test=127.0.0.1:%d" % sni_remote.port,
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_outbound_sni_of_an_internationalised_domain(idn_fe, sni_remote):
+    """RFC 6066 3: the server name we ask for is the A-label form of the remote domain."""
+    _dialback_answer(idn_fe.s2s_port, "b\u00fccher.test")
+    ev = sni_remote.names.get(timeout=15)
+    assert ev == ("sni", "xn--bcher-kva.test"), ev
