@@ -417,7 +417,9 @@ void client_close(client_t *c, int graceful)
         c->closing = 1; /* client_flush_all closes it */
         return;
     }
-    if (graceful) {
+    /* An outbound connect still under way has nothing to end gracefully: kept, its socket
+     * would connect later and wait on nothing for good. */
+    if (graceful && !c->connecting) {
         /* Lingers once `out` is written (client_flush, before the loop waits): never from
          * here, which may be deep in the stream layer, inside the parser. */
         c->closing = 1;

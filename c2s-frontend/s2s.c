@@ -4,6 +4,7 @@
  * initiating server) is here too; which connection a stanza takes is s2s_out.c's. */
 #include "s2s.h"
 
+#include <idna.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ const config_key_t s2s_config_keys[] = {
     CONFIG_INT("s2s_idle_timeout", "600", 1, 86400, "seconds a server connection may stay idle before it is closed"),
     CONFIG_INT("s2s_connect_timeout", "10", 1, 3600, "seconds for an outbound server connection to come up before its stanzas are bounced"),
     CONFIG_INT("s2s_queue_max", "1000", 1, 1000000, "stanzas waiting per remote domain while its connection comes up"),
-    CONFIG_INT("s2s_max_connections", "1000", 1, 10000000, "inbound server connections at once; more are refused at accept"),
+    CONFIG_INT("s2s_max_connections", "1000", 1, 10000000, "server connections at once, inbound and outbound each; more inbound are refused at accept, more outbound bounce their stanzas"),
     CONFIG_END,
 };
 
@@ -40,8 +41,9 @@ static struct {
     int require_encryption;
     int secure_auth;
     char secret[256]; /* s2s_dialback_secret, or random */
-    long max_inbound;
+    long max_inbound;  /* s2s_max_connections: inbound, and outbound apart */
     long ninbound;
+    long noutbound;
     X509_STORE *store;  /* who vouches for other servers */
     SSL_CTX *client_tls; /* our side of outbound TLS, with our certificate */
 } S;
@@ -124,6 +126,11 @@ int s2s_accept_ok(void)
     return S.ninbound < S.max_inbound;
 }
 
+int s2s_connect_ok(void)
+{
+    return S.noutbound < S.max_inbound;
+}
+
 int s2s_hosted(const char *domain)
 {
     size_t n = strlen(domain), d = strlen(fe.domain);
@@ -151,7 +158,19 @@ SSL *s2s_ssl_new(client_t *c)
         if (!(ssl = SSL_new(S.client_tls)))
             return NULL;
         SSL_set_connect_state(ssl);
-        SSL_set_tlsext_host_name(ssl, s->remote); /* SNI: the remote domain (XEP-0368 too) */
+        /* SNI: the remote domain (XEP-0368 too), an internationalised one in A-labels
+         * (RFC 6066 3: ASCII only); OpenSSL keeps a copy. */
+        char *alabel = NULL;
+        const char *sni = s->remote;
+        for (const char *p = s->remote; *p; p++) {
+            if ((unsigned char)*p >= 0x80) {
+                sni = idna_to_ascii_8z(s->remote, &alabel, 0) == IDNA_SUCCESS ? alabel : NULL;
+                break;
+            }
+        }
+        if (sni)
+            SSL_set_tlsext_host_name(ssl, sni);
+        free(alabel);
         if (c->direct_tls) {
             /* XEP-0368 3: ALPN "xmpp-server" on a direct TLS connection. */
             static const unsigned char alpn[] = "\x0bxmpp-server";
@@ -207,6 +226,7 @@ void s2s_attach_inbound(client_t *c)
 void s2s_attach_outbound(client_t *c, s2s_link_t *link, const char *local, const char *remote)
 {
     s2s_t *s = s2s_new(c);
+    S.noutbound++;
     s->outbound = 1;
     s->link = link;
     snprintf(s->local, sizeof s->local, "%s", local);
@@ -240,6 +260,7 @@ void s2s_on_closed(client_t *c)
     if (s->outbound) {
         if (!s->why[0])
             snprintf(s->why, sizeof s->why, "connection closed");
+        S.noutbound--;
         detach(c);
     } else {
         S.ninbound--;
@@ -396,7 +417,7 @@ static void db_result_request(client_t *c, const xml_node_t *st)
         client_stream_error(c, "host-unknown", NULL);
         return;
     }
-    if ((s->remote[0] && strcmp(rdom, s->remote) != 0)) {
+    if ((s->remote[0] && strcmp(rdom, s->remote) != 0) || s2s_hosted(rdom)) {
         client_stream_error(c, "invalid-from", NULL);
         return;
     }
@@ -480,7 +501,10 @@ static void in_open(client_t *c, const xml_node_t *root)
     snprintf(s->local, sizeof s->local, "%s", dom);
     /* 4.7.1: 'from' names the initiating domain; after authentication it cannot change. */
     if (from) {
-        if (jid_prep_domain(dom, from) < 0 ||
+        /* A peer never speaks for one of our own domains: we do not connect to
+         * ourselves, and a certificate (a wildcard one) or dialback for it would let its
+         * holder send stanzas from our users and services. */
+        if (jid_prep_domain(dom, from) < 0 || s2s_hosted(dom) ||
             (s->state == S2S_AUTHED && strcmp(dom, s->remote) != 0)) {
             client_stream_error(c, "invalid-from", NULL);
             return;

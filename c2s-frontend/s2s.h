@@ -8,7 +8,8 @@
  * header. Both directions:
  *
  * Inbound (s2s_listen, s2s_tls_listen = XEP-0368 direct TLS): the peer's header must name
- * one of our domains in 'to' (`domain` or a subdomain of it, else <host-unknown/>);
+ * one of our domains in 'to' (`domain` or a subdomain of it, else <host-unknown/>) and none
+ * of ours in 'from' (nor may a <db:result/> claim one: <invalid-from/>);
  * features: STARTTLS (required with s2s_require_encryption), then under TLS SASL EXTERNAL
  * (XEP-0178), offered only when the peer's certificate verifies against s2s_ca_file (or
  * the system store) and names the domain of the header's 'from' (RFC 6125: a DNS-ID, the
@@ -81,6 +82,9 @@ void s2s_reload_tls(void);
 void s2s_shutdown(void);
 /* Inbound connections open now, and whether one more may be accepted (s2s_max_connections). */
 int s2s_accept_ok(void);
+/* Outbound connections open now, and whether one more may be opened (s2s_max_connections
+ * too: a peer's <db:result/> makes us connect to a server of its choosing). */
+int s2s_connect_ok(void);
 /* 1 when `domain` (prepared) is one of ours: `domain` or a subdomain of it. */
 int s2s_hosted(const char *domain);
 

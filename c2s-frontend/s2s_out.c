@@ -142,6 +142,11 @@ static void link_fail(s2s_link_t *l, const char *etype, const char *cond, const 
 static void try_next(s2s_link_t *l)
 {
     while (l->next < l->ntargets) {
+        if (!s2s_connect_ok()) {
+            link_fail(l, "wait", "remote-server-timeout",
+                      "too many server connections (s2s_max_connections)");
+            return;
+        }
         const s2s_target_t *t = &l->targets[l->next++];
         char host[64] = "?", port[8] = "?", addr[80];
         getnameinfo((const struct sockaddr *)&t->addr, t->addrlen, host, sizeof host, port,
@@ -246,7 +251,10 @@ static void send_verifies(s2s_link_t *l)
         xml_escape(&b, l->remote, strlen(l->remote));
         buf_append_str(&b, "' id='");
         xml_escape(&b, v->stream_id, strlen(v->stream_id));
-        buf_printf(&b, "'>%s</db:verify>", v->key);
+        buf_append_str(&b, "'>");
+        /* The key is the peer's text, whatever it holds: text here too. */
+        xml_escape(&b, v->key, strlen(v->key));
+        buf_append_str(&b, "</db:verify>");
         client_write(l->c, b.data, b.len);
         buf_free(&b);
         v->sent = 1;
@@ -256,8 +264,14 @@ static void send_verifies(s2s_link_t *l)
 void s2s_out_dialback_verify(const char *local, const char *remote, uint64_t conn,
                              const char *stream_id, const char *key)
 {
+    /* A key we would never ask about is answered before a pair is made for it: a pair
+     * without a connection, a query or a queue would stay, one per domain a peer named. */
+    if (strlen(key) >= sizeof ((vitem_t *)0)->key) {
+        s2s_dialback_answer(conn, stream_id, 0);
+        return;
+    }
     s2s_link_t *l = link_get(local, remote);
-    if (l->nverifies >= S2S_VERIFIES_MAX || strlen(key) >= sizeof l->verifies->key) {
+    if (l->nverifies >= S2S_VERIFIES_MAX) {
         s2s_dialback_answer(conn, stream_id, 0);
         return;
     }

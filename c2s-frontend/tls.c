@@ -1,6 +1,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <idna.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -379,10 +380,23 @@ void tls_channel_bindings(SSL *ssl, scram_cb_t *cb)
 int tls_cert_names(X509 *cert, const char *domain)
 {
     /* RFC 6125 6.4: DNS-IDs only (never the subject's CN: RFC 7590 and XEP-0178 follow
-     * it), a wildcard only as the complete left-most label. */
-    if (X509_check_host(cert, domain, strlen(domain),
-                        X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
-                        NULL) == 1)
+     * it), a wildcard only as the complete left-most label. A DNS-ID is in A-labels
+     * (6.4.2): an internationalised domain (prepared, in U-labels) is compared in that
+     * form. */
+    char *alabel = NULL;
+    const char *dns = domain;
+    for (const char *p = domain; *p; p++) {
+        if ((unsigned char)*p >= 0x80) {
+            dns = idna_to_ascii_8z(domain, &alabel, 0) == IDNA_SUCCESS ? alabel : NULL;
+            break;
+        }
+    }
+    int dns_ok = dns && X509_check_host(cert, dns, strlen(dns),
+                                        X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+                                            X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+                                        NULL) == 1;
+    free(alabel);
+    if (dns_ok)
         return 1;
     ERR_clear_error();
     /* RFC 6120 13.7.1.4: an XmppAddr (id-on-xmppAddr otherName, UTF8String) that is the

@@ -46,7 +46,8 @@ void tls_channel_bindings(SSL *ssl, scram_cb_t *cb);
  * certificate `ssl`'s peer presented verifies against `store` (its chain, its dates) and
  * names `domain` by tls_cert_names; else 0 with the reason in why. */
 int tls_peer_verify(SSL *ssl, X509_STORE *store, const char *domain, char *why, size_t n);
-/* 1 when cert names `domain` (prepared): a DNS-ID subjectAltName (RFC 6125 6.4: never the
+/* 1 when cert names `domain` (prepared): a DNS-ID subjectAltName (RFC 6125 6.4: in A-labels
+ * for an internationalised domain, never the
  * subject's CN; a wildcard only as the whole left-most label), or an XmppAddr otherName
  * (id-on-xmppAddr, RFC 6120 13.7.1.4) equal to it. */
 int tls_cert_names(X509 *cert, const char *domain);

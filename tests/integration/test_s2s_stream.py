@@ -39,7 +39,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
@@ -95,6 +95,8 @@ def certs():
     c.other = make_leaf(d, c.ca, c.ca_key, "other.test", "DNS:other.test")
     c.xmppaddr = make_leaf(d, c.ca, c.ca_key, "xmppaddr",
                            "otherName:1.3.6.1.5.5.7.8.5;UTF8:xmpp.test")
+    # an internationalised domain, bücher.test: its DNS-ID is in A-labels (RFC 6125 6.4.2)
+    c.idn = make_leaf(d, c.ca, c.ca_key, "idn", "DNS:xn--bcher-kva.test")
     yield c
     shutil.rmtree(d, ignore_errors=True)
 
@@ -246,9 +248,11 @@ class Peer(XMPPClient):
 
     def stream_header(self, to=None):
         to = self.domain if to is None else to
-        return ("<?xml version='1.0'?><stream:stream to=%s from=%s version='1.0' "
+        # origin None: a header without 'from' (RFC 6120 4.7.1 allows it)
+        origin = "" if self.origin is None else " from=%s" % quoteattr(self.origin)
+        return ("<?xml version='1.0'?><stream:stream to=%s%s version='1.0' "
                 "xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>"
-                % (quoteattr(to), quoteattr(self.origin)))
+                % (quoteattr(to), origin))
 
     def ssl_context(self):
         ctx = super().ssl_context()
@@ -357,6 +361,21 @@ def test_external_by_xmppaddr(s2s_fe, certs):
         p.close()
 
 
+def test_external_for_an_internationalised_domain(s2s_fe, certs):
+    """RFC 6125 6.4.2: the stream names bücher.test (U-labels, as JIDs carry it), its
+    certificate the A-label form xn--bcher-kva.test: they are the same domain."""
+    p = peer(s2s_fe, certs, cert="idn", origin="b\u00fccher.test")
+    try:
+        p.open_stream()
+        assert p.mechanisms(p.starttls()) == ["EXTERNAL"], dump(p.features)
+        assert p.external("b\u00fccher.test") == "success"
+        p.send("<message from='a@b\u00fccher.test' to='nobody@localhost'><body>x</body>"
+               "</message>")
+        p.expect_nothing(lambda e: True, 1.0)
+    finally:
+        p.close()
+
+
 def test_external_with_a_certificate_for_another_domain(s2s_fe, certs):
     p = peer(s2s_fe, certs, cert="other")
     try:
@@ -369,6 +388,19 @@ def test_external_with_a_certificate_for_another_domain(s2s_fe, certs):
         p.expect_stream_error("not-authorized")
     finally:
         p.close()
+
+
+def test_stream_from_one_of_our_own_domains(s2s_fe, certs):
+    """A peer never authenticates as a domain we host: with a certificate that names it (our
+    own here; in the wild a wildcard or web server certificate for the domain) it could
+    send stanzas from our users and services. The header is refused at once."""
+    for origin in ("localhost", "conference.localhost"):
+        p = peer(s2s_fe, certs, cert="local", origin=origin)
+        try:
+            p.send(p.stream_header())
+            p.expect_stream_error("invalid-from")
+        finally:
+            p.close()
 
 
 def test_external_without_a_certificate(s2s_fe, certs):
@@ -623,3 +655,404 @@ def test_dialback_key_not_verified(dialback_fe, certs):
         p.assert_closed()
     finally:
         p.close()
+
+
+def test_dialback_for_one_of_our_own_domains(dialback_fe, certs):
+    """A <db:result/> claiming one of our domains (a header without 'from') is refused at
+    once: never an outbound connection to ourselves to verify it."""
+    p = peer(dialback_fe, certs, cert=None, origin=None)
+    try:
+        p.open_stream()
+        p.starttls()
+        p.send("<db:result xmlns:db='%s' from='conference.localhost' to='localhost'>%s"
+               "</db:result>" % (NS_DB, "0" * 64))
+        p.expect_stream_error("invalid-from")
+    finally:
+        p.close()
+
+
+@pytest.fixture(scope="module")
+def plain_dialback_fe(stack, certs):
+    """Dialback without TLS (s2s_require_encryption and s2s_secure_auth off)."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2sdbplain%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_require_encryption": "false",
+        "max_connections_per_ip": "0", "connection_rate_per_ip": "0",
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def _dialback_with_a_long_key(port, origin):
+    """A <db:result/> from `origin` whose key is longer than any we verify: answered
+    invalid, the stream ends."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(("<?xml version='1.0'?><stream:stream to='localhost' from='%s' "
+                   "version='1.0' xmlns='jabber:server' xmlns:db='%s' "
+                   "xmlns:stream='http://etherx.jabber.org/streams'>"
+                   "<db:result from='%s' to='localhost'>%s</db:result>"
+                   % (origin, NS_DB, origin, "a" * 100)).encode())
+        got = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+        assert b"type='invalid'" in got, got
+    finally:
+        s.close()
+
+
+def test_dialback_with_a_long_key_leaves_nothing_behind(plain_dialback_fe):
+    """An unauthenticated peer naming a new domain with every <db:result/> (its key too
+    long to ask about) must not make the frontend keep anything per domain: its memory
+    stays flat however many domains are named."""
+    from test_abuse import SANITIZED, VALGRIND, rss_kb
+    if SANITIZED or VALGRIND:
+        pytest.skip("VmRSS says nothing under AddressSanitizer or valgrind")
+    pid = plain_dialback_fe.proc.pid
+    run = uuid.uuid4().hex[:8]
+    for i in range(300):  # the allocator's arenas settle
+        _dialback_with_a_long_key(plain_dialback_fe.s2s_port, "w%d-%s.invalid" % (i, run))
+    base = rss_kb(pid)
+    for i in range(3000):
+        _dialback_with_a_long_key(plain_dialback_fe.s2s_port, "d%d-%s.invalid" % (i, run))
+    growth = rss_kb(pid) - base
+    # Kept per domain, 3000 domains would be ~20 MiB.
+    assert growth < 4096, "VmRSS grew by %d KiB over 3000 dialback attempts" % growth
+
+
+@pytest.fixture(scope="module")
+def slow_target():
+    """slow.test's server: a listener whose accept queue is full (backlog 0, filled by
+    connections nobody accepts), so that a connect to it hangs (its SYNs are dropped) until
+    the queue is emptied. Yields (socket, the local ports of the fillers)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    fillers = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(ls.getsockname())
+        fillers.append(f)
+    yield ls, {f.getsockname()[1] for f in fillers}
+    for f in fillers:
+        f.close()
+    ls.close()
+
+
+@pytest.fixture(scope="module")
+def slow_fe(stack, certs, slow_target):
+    """Dialback without TLS; slow.test's authoritative server is slow_target, and a
+    connection gets s2s_connect_timeout 1 s."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2sslow%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_require_encryption": "false",
+        "s2s_static_hosts": "slow.test=127.0.0.1:%d" % slow_target[0].getsockname()[1],
+        "s2s_connect_timeout": "1",
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_connection_given_up_while_connecting_is_closed(slow_fe, slow_target):
+    """An outbound connection still connecting when s2s_connect_timeout passes is given up:
+    its socket is closed then. Kept, it would connect later and stay open for good,
+    nobody reading or writing it."""
+    ls, fillers = slow_target
+    s = socket.create_connection(("127.0.0.1", slow_fe.s2s_port), timeout=10)
+    try:
+        # The key goes to slow.test's authoritative server: the connect to it hangs.
+        s.sendall(("<?xml version='1.0'?><stream:stream to='localhost' from='slow.test' "
+                   "version='1.0' xmlns='jabber:server' xmlns:db='%s' "
+                   "xmlns:stream='http://etherx.jabber.org/streams'>"
+                   "<db:result from='slow.test' to='localhost'>%s</db:result>"
+                   % (NS_DB, "0" * 64)).encode())
+        got = b""
+        while b"type='invalid'" not in got:
+            data = s.recv(65536)
+            assert data, "closed without an answer: %r" % got
+            got += data
+    finally:
+        s.close()
+    # Given up. Now the queue empties: a connect still under way would complete with the
+    # next retransmitted SYN (about 3 s after the first).
+    ls.settimeout(10)
+    while True:
+        try:
+            conn, addr = ls.accept()
+        except socket.timeout:
+            return  # the frontend's connect was abandoned: nothing came
+        if addr[1] in fillers:
+            conn.close()
+            continue
+        try:
+            conn.settimeout(10)
+            try:
+                data = conn.recv(100)
+            except socket.timeout:
+                pytest.fail("a connection given up at s2s_connect_timeout connected later "
+                            "and was left open")
+            assert data == b"", "the frontend wrote %r on a connection it gave up" % data
+        finally:
+            conn.close()
+        return
+
+
+class DialbackRemote:
+    """The receiving server of any domain, without TLS: takes our dialback key as valid
+    (type='valid'), says every key it is asked about is not its own (type='invalid'), and
+    keeps each stream open. self.accepted counts the connections."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.conns = []
+        self.received = []  # every top-level element our streams carried
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        parser = StreamParser()
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                try:
+                    parser.feed(data)
+                    broken = False
+                except Exception:  # noqa: BLE001 - not XML: what parsed before still counts
+                    broken = True
+                while parser.events:
+                    ev = parser.events.popleft()
+                    if ev[0] == "element":
+                        self.received.append(ev[1])
+                    if ev[0] == "header":
+                        conn.sendall(("<?xml version='1.0'?><stream:stream xmlns='jabber:server'"
+                                      " xmlns:stream='http://etherx.jabber.org/streams'"
+                                      " xmlns:db='%s' id='%s' version='1.0'><stream:features/>"
+                                      % (NS_DB, uuid.uuid4().hex)).encode())
+                    elif ev[0] == "element" and ev[1].tag == q(NS_DB, "result"):
+                        conn.sendall(("<db:result from=%s to=%s type='valid'/>"
+                                      % (quoteattr(ev[1].get("to")),
+                                         quoteattr(ev[1].get("from")))).encode())
+                    elif ev[0] == "element" and ev[1].tag == q(NS_DB, "verify"):
+                        conn.sendall(("<db:verify from=%s to=%s id=%s type='invalid'/>"
+                                      % (quoteattr(ev[1].get("to")),
+                                         quoteattr(ev[1].get("from")),
+                                         quoteattr(ev[1].get("id")))).encode())
+                if broken:
+                    return
+        except Exception:  # noqa: BLE001 - a stream that is not XML ends here
+            return
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.fixture(scope="module")
+def dialback_remote():
+    r = DialbackRemote()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def capped_fe(stack, certs, dialback_remote):
+    """Dialback without TLS, s2s_max_connections 1; a.test and b.test are served by
+    dialback_remote."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2scap%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_require_encryption": "false",
+        "s2s_static_hosts": "a.test=127.0.0.1:%d,b.test=127.0.0.1:%d"
+                            % (dialback_remote.port, dialback_remote.port),
+        "s2s_max_connections": "1",
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def _dialback_answer(port, origin, key="0" * 64):
+    """A <db:result/> from `origin`; returns what the frontend sent until it closed."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    try:
+        s.sendall(("<?xml version='1.0'?><stream:stream to='localhost' from='%s' "
+                   "version='1.0' xmlns='jabber:server' xmlns:db='%s' "
+                   "xmlns:stream='http://etherx.jabber.org/streams'>"
+                   "<db:result from='%s' to='localhost'>%s</db:result>"
+                   % (origin, NS_DB, origin, escape(key))).encode())
+        got = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return got
+            got += data
+    finally:
+        s.close()
+
+
+def test_outbound_connections_are_bounded(capped_fe, dialback_remote):
+    """s2s_max_connections bounds the outbound connections too: each <db:result/> naming a
+    new domain (one an unauthenticated peer chooses) would otherwise leave one more
+    connection to that domain's server open, kept alive by it for as long as it likes."""
+    # a.test: its authoritative server is asked (our connection to it stays up)...
+    assert b"type='invalid'" in _dialback_answer(capped_fe.s2s_port, "a.test")
+    assert dialback_remote.accepted == 1
+    # ...b.test needs a second connection: over s2s_max_connections, the key is not
+    # verified and no connection is opened.
+    assert b"type='invalid'" in _dialback_answer(capped_fe.s2s_port, "b.test")
+    assert dialback_remote.accepted == 1, "a second outbound connection was opened"
+
+
+def test_dialback_key_is_escaped_when_asked_about(capped_fe, dialback_remote):
+    """The key of a peer's <db:result/> goes on our stream to the authoritative server as
+    text: markup in it must not become elements there (a stanza from one of our users)."""
+    key = "</db:verify><message from='x@localhost' to='y@a.test'/>"
+    assert len(key) <= 64
+    assert b"type='invalid'" in _dialback_answer(capped_fe.s2s_port, "a.test", key)
+    verifies = [e for e in dialback_remote.received if e.tag == q(NS_DB, "verify")]
+    assert any(e.text == key for e in verifies), [dump(e) for e in verifies]
+    assert not [e for e in dialback_remote.received if e.tag.endswith("}message")], \
+        [dump(e) for e in dialback_remote.received]
+
+
+class SniRemote:
+    """A receiving server that offers STARTTLS, records the server name our ClientHello
+    asks for (SNI), then ends the connection."""
+
+    def __init__(self, certs):
+        self.certs = certs
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.names = queue.Queue()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                self._serve(conn)
+            except Exception as e:  # noqa: BLE001 - reported to the test
+                self.names.put(("error", repr(e)))
+            finally:
+                conn.close()
+
+    def _serve(self, conn):
+        conn.settimeout(10)
+        parser = StreamParser()
+        while not any(ev[0] == "header" for ev in parser.events):
+            parser.feed(conn.recv(65536))
+        conn.sendall(("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' id='s1' version='1.0'>"
+                      "<stream:features><starttls xmlns='%s'><required/></starttls>"
+                      "</stream:features>" % NS_TLS).encode())
+        while not any(ev[0] == "element" for ev in parser.events):
+            parser.feed(conn.recv(65536))
+        conn.sendall(("<proceed xmlns='%s'/>" % NS_TLS).encode())
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*map(str, self.certs.idn))
+
+        def sni(sock, name, c):
+            self.names.put(("sni", name))
+        ctx.sni_callback = sni
+        ctx.wrap_socket(conn, server_side=True).close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def sni_remote(certs):
+    r = SniRemote(certs)
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def idn_fe(stack, certs, sni_remote):
+    """Dialback without TLS inbound; bücher.test's server is sni_remote."""
+    if getattr(stack, "remote", False):
+        pytest.skip("starts its own frontend")
+    s2s_port = free_port()
+    stack._extra += 1
+    fe = Frontend(stack, "s2sidn%d" % stack._extra, {
+        "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
+        "s2s_listen": "127.0.0.1:%d" % s2s_port, "s2s_ca_file": str(certs.ca),
+        "s2s_secure_auth": "false", "s2s_require_encryption": "false",
+        "s2s_static_hosts": "b\u00fccher.test=127.0.0.1:%d" % sni_remote.port,
+    })
+    fe.s2s_port = s2s_port
+    try:
+        wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
+    except Exception:
+        fe.stop()
+        raise
+    yield fe
+    problems = fe.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_outbound_sni_of_an_internationalised_domain(idn_fe, sni_remote):
+    """RFC 6066 3: the server name we ask for is the A-label form of the remote domain."""
+    _dialback_answer(idn_fe.s2s_port, "b\u00fccher.test")
+    ev = sni_remote.names.get(timeout=15)
+    assert ev == ("sni", "xn--bcher-kva.test"), ev
