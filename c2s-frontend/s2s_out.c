@@ -49,7 +49,7 @@ struct s2s_link {
     ev_timer_t *deadline; /* s2s_connect_timeout, while coming up */
     ev_timer_t *retry;    /* the next target, from the loop */
     qitem_t *head, *tail;
-    size_t n;
+    size_t n, bytes; /* queued stanzas and their bytes */
     vitem_t *verifies; /* dialback verifications for inbound streams from `remote` */
     int nverifies;
     char why[200]; /* why the last attempt failed */
@@ -331,7 +331,9 @@ void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len)
         s2s_on_activity(l->c);
         return;
     }
-    if (l->n >= s2s_out_cfg.queue_max) {
+    /* Bounded by count and by bytes: the queue is written in one pass once the connection
+     * is up, and more than 4 x max_output_buffer in one pass would end the connection. */
+    if (l->n >= s2s_out_cfg.queue_max || l->bytes + len > fe.max_output) {
         s2s_bounce(m->kind, m->stype, payload, len, "wait", "remote-server-timeout",
                    "too many stanzas waiting for the connection to the remote server");
         return;
@@ -348,6 +350,7 @@ void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len)
         l->head = q;
     l->tail = q;
     l->n++;
+    l->bytes += len;
     if (!l->c && !l->query && !l->retry && !l->deadline)
         link_start(l);
 }
@@ -367,10 +370,18 @@ void s2s_out_ready(s2s_link_t *l, client_t *c)
         free(q);
     }
     l->tail = NULL;
-    l->n = 0;
+    l->n = l->bytes = 0;
     send_verifies(l);
     s2s_on_activity(c);
     log_info("s2s: %s -> %s up (%s); %zu queued stanza(s) sent", l->local, l->remote, c->addr, n);
+}
+
+static void on_restart(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    s2s_link_t *l = ud;
+    l->retry = NULL;
+    link_start(l);
 }
 
 void s2s_out_closed(s2s_link_t *l, client_t *c)
@@ -378,9 +389,18 @@ void s2s_out_closed(s2s_link_t *l, client_t *c)
     if (l->c != c)
         return;
     l->c = NULL;
-    if (l->ready || (!l->head && !l->verifies)) {
-        /* A connection that was up (or has nothing to send): the next stanza opens one. */
+    if (!l->head && !l->verifies) {
+        /* Nothing to send: the next stanza opens a connection. */
         link_free(l);
+        return;
+    }
+    if (l->ready) {
+        /* It was up, and stanzas came while it was closing: a new connection for them,
+         * from the loop (we may be deep in the connection's teardown here); they are
+         * bounced if it does not come up. */
+        l->ready = 0;
+        evloop_cancel(fe.loop, &l->retry);
+        l->retry = evloop_timer(fe.loop, 0, on_restart, l);
         return;
     }
     if (c->s2s && c->s2s->why[0]) {

@@ -214,18 +214,25 @@ def s2s_fe(stack, certs, remote):
     if getattr(stack, "remote", False):
         pytest.skip("starts its own frontend")
     s2s_port, s2s_tls_port, dead_port = free_port(), free_port(), free_port()
+    # slow.test: a server that takes the TCP connection (the kernel's backlog) and never
+    # says a word, so stanzas for it wait until s2s_connect_timeout.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
     stack._extra += 1
     fe = Frontend(stack, "s2s%d" % stack._extra, {
         "tls_cert": str(certs.local[0]), "tls_key": str(certs.local[1]),
         "s2s_listen": "127.0.0.1:%d" % s2s_port,
         "s2s_tls_listen": "127.0.0.1:%d" % s2s_tls_port,
         "s2s_ca_file": str(certs.ca),
-        "s2s_static_hosts": "remote.test=127.0.0.1:%d,dead.test=127.0.0.1:%d"
-                            % (remote.port, dead_port),
+        "s2s_static_hosts": "remote.test=127.0.0.1:%d,dead.test=127.0.0.1:%d,"
+                            "slow.test=127.0.0.1:%d"
+                            % (remote.port, dead_port, silent.getsockname()[1]),
         "s2s_connect_timeout": "5",
         "max_stanza_size": "65536",
     })
     fe.s2s_port, fe.s2s_tls_port = s2s_port, s2s_tls_port
+    fe.silent = silent
     try:
         wait_probe_login(fe, stack.probe, cafile=str(certs.ca))
         wait_port(s2s_port, READY_TIMEOUT, fe.proc, fe.log)
@@ -233,6 +240,7 @@ def s2s_fe(stack, certs, remote):
         fe.stop()
         raise
     yield fe
+    silent.close()
     problems = fe.stop()
     assert not problems, "\n".join(problems)
 
@@ -512,6 +520,32 @@ def test_outbound_to_an_unreachable_server_is_bounced(s2s_fe, new_user, login):
     assert "remote-server-not-found" in child_conditions(e, NS_STANZAS), dump(err)
     # Our own bounce, not the router's: it says what failed.
     assert "connect" in (e.findtext(q(NS_STANZAS, "text")) or ""), dump(err)
+
+
+def test_stanzas_waiting_for_a_slow_server_are_bounded_and_all_bounced(s2s_fe, new_user,
+                                                                       login):
+    """While the connection to a domain comes up, what waits for it is bounded in bytes
+    (max_output_buffer: the queue is written in one pass once it is up): 40 messages of
+    60 KB to a server that never answers; those past the bound come back at once, the rest
+    when s2s_connect_timeout passes; every one comes back to its sender, none is lost."""
+    user = new_user("s2sslow")
+    c = login(user)
+    body = "z" * 60000
+    ids = ["slow%d" % i for i in range(40)]
+    for mid in ids:
+        c.message("friend@slow.test", body, id=mid)
+    texts = {}
+    while len(texts) < len(ids):
+        err = c.wait_for(lambda e: e.get("type") == "error" and e.get("id") in ids
+                         and e.get("id") not in texts, timeout=30, what="a bounce")
+        e = err.find(q("jabber:client", "error"))
+        assert "remote-server-timeout" in child_conditions(e, NS_STANZAS), dump(err)
+        texts[err.get("id")] = e.findtext(q(NS_STANZAS, "text")) or ""
+    full = [i for i in ids if "waiting" in texts[i]]
+    late = [i for i in ids if "s2s_connect_timeout" in texts[i]]
+    # 40 x 60 KB is more than max_output_buffer (1 MiB): the queue was full at some point
+    # (a queue that timed out frees the pair, so a later message may start a new one).
+    assert full and late and len(full) + len(late) == len(ids), texts
 
 
 # ------------------------------------------------------------------ limits of a second frontend
