@@ -640,19 +640,9 @@ static void in_forward(client_t *c, xml_node_t *st)
     xml_node_set_attr(st, "to", to);
     ipc_stype_t stype = ipc_stype_from_attr(kind, xml_node_attr(st, "type"));
     const char *id = xml_node_attr(st, "id");
-    if (stype == IPC_ST_INVALID) {
+    if (stanza_check_type(st, kind, stype) < 0) {
         in_reply_error(c, st, "modify", "bad-request");
         return;
-    }
-    if (kind == IPC_KIND_IQ) {
-        int nchild = 0;
-        for (const xml_node_t *ch = st->children; ch; ch = ch->next)
-            nchild += ch->name != NULL;
-        if (!id || stype == IPC_ST_NONE ||
-            ((stype == IPC_ST_GET || stype == IPC_ST_SET) && nchild != 1)) {
-            in_reply_error(c, st, "modify", "bad-request");
-            return;
-        }
     }
     buf_t b = BUF_INIT;
     xml_serialize(st, NS_SERVER, &b);

@@ -503,20 +503,9 @@ static void forward(client_t *c, xml_node_t *st)
     ipc_stype_t stype = ipc_stype_from_attr(kind, xml_node_attr(st, "type"));
     const char *id = xml_node_attr(st, "id");
     metric_inc(fe.m.stanzas_in[kind]);
-    if (stype == IPC_ST_INVALID) {
+    if (stanza_check_type(st, kind, stype) < 0) {
         bounce(c, st, "modify", "bad-request");
         return;
-    }
-    if (kind == IPC_KIND_IQ) {
-        /* RFC 6120 8.2.3: id and type are required; get and set carry one payload. */
-        int nchild = 0;
-        for (const xml_node_t *ch = st->children; ch; ch = ch->next)
-            nchild += ch->name != NULL;
-        if (!id || stype == IPC_ST_NONE ||
-            ((stype == IPC_ST_GET || stype == IPC_ST_SET) && nchild != 1)) {
-            bounce(c, st, "modify", "bad-request");
-            return;
-        }
     }
     char to[JID_MAX + 1] = "";
     const char *to_attr = xml_node_attr(st, "to");

@@ -1,5 +1,7 @@
 #include "stanza.h"
 
+#include "ipc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,4 +161,19 @@ int stanza_scan_children(const char *p, size_t n, stanza_kid_t *kids, size_t max
         q = tend + 1;
     }
     return -1;
+}
+
+int stanza_check_type(const xml_node_t *st, int kind, int stype)
+{
+    if (stype == IPC_ST_INVALID)
+        return -1;
+    if (kind != IPC_KIND_IQ)
+        return 0;
+    int nchild = 0;
+    for (const xml_node_t *ch = st->children; ch; ch = ch->next)
+        nchild += ch->name != NULL;
+    if (!xml_node_attr(st, "id") || stype == IPC_ST_NONE ||
+        ((stype == IPC_ST_GET || stype == IPC_ST_SET) && nchild != 1))
+        return -1;
+    return 0;
 }

@@ -32,6 +32,10 @@ xml_node_t *stanza_iq_result(const xml_node_t *orig, const char *server);
 int stanza_presence_priority(const xml_node_t *presence);
 /* Adds a XEP-0203 <delay/> stamped `when` (UTC), from `from`, to a stanza. */
 void stanza_add_delay(xml_node_t *st, const char *from, time_t when);
+/* RFC 6120 8.2.3 and 8.3.3.1: whether a stanza of `kind` with its `type` attribute read
+ * as `stype` (ipc_stype_from_attr) may be routed: a type the kind allows, and for an iq an
+ * id, a type, and exactly one payload child in a get or set. 0, or -1 for bad-request. */
+int stanza_check_type(const xml_node_t *st, int kind, int stype);
 /* Parses one serialised stanza (as the frontend forwards them, in jabber:client context).
  * Returns the tree or NULL when the bytes are not exactly one well-formed element. */
 xml_node_t *stanza_parse(const char *data, size_t len);

@@ -275,14 +275,6 @@ def test_message_to_nonexistent_account_bounces(stack, login, new_user):
     assert stanza_error_condition(err)[1] == "service-unavailable", dump(err)
 
 
-def test_message_to_other_domain_is_remote_server_not_found(stack, login, new_user):
-    s = login(new_user(), resource="s")
-    s.message("someone@elsewhere.example", "s2s?", id="s2s-1")
-    err = s.wait_for(lambda e: e.tag == q(NS_CLIENT, "message") and e.get("type") == "error")
-    assert err.get("id") == "s2s-1", dump(err)
-    assert stanza_error_condition(err)[1] == "remote-server-not-found", dump(err)
-
-
 def test_headline_to_bare_jid_goes_to_all_non_negative(stack, login, new_user):
     a, b = new_user(), new_user()
     r5 = login(a, resource="r5", priority=5)
