@@ -31,7 +31,7 @@ const config_key_t s2s_config_keys[] = {
     CONFIG_STR("s2s_dialback_secret", "", "the secret dialback keys are made from, the same on every s2s frontend (empty: random per process)"),
     CONFIG_INT("s2s_idle_timeout", "600", 1, 86400, "seconds a server connection may stay idle before it is closed"),
     CONFIG_INT("s2s_connect_timeout", "10", 1, 3600, "seconds for an outbound server connection to come up before its stanzas are bounced"),
-    CONFIG_INT("s2s_queue_max", "1000", 1, 1000000, "stanzas waiting per remote domain while its connection comes up"),
+    CONFIG_INT("s2s_queue_max", "1000", 1, 1000000, "stanzas waiting per remote domain while its connection comes up (and at most max_output_buffer bytes of them)"),
     CONFIG_INT("s2s_max_connections", "1000", 1, 10000000, "server connections at once, inbound and outbound each; more inbound are refused at accept, more outbound bounce their stanzas"),
     CONFIG_END,
 };
