@@ -126,8 +126,8 @@ static int form_string(const xml_node_t *x, buf_t *out, char **form_type)
             *strchr(fields.v[i], '\x01') = '<';
             buf_append_str(out, fields.v[i]);
         }
-    } else if (ok) {
-        xfree(form_type); /* not counted (5.4 step 3.6: ignore the form) */
+    } else {
+        xfree(form_type); /* malformed, or not counted (5.4 step 3.6: ignore the form) */
     }
     strs_free(&fields);
     return ok;
@@ -174,6 +174,7 @@ static int verification_string(const xml_node_t *query, buf_t *out, buf_t *alt,
             if (!form_string(c, &fb, &form_type) || forms.n >= CAPS_ITEMS_MAX) {
                 ok = 0;
                 buf_free(&fb);
+                free(form_type);
             } else if (form_type) {
                 strs_add(&types, form_type);
                 strs_add(&forms, buf_steal(&fb));
