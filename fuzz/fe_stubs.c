@@ -326,3 +326,27 @@ int router_request(client_t *c, const ipc_hdr_t *h, uint32_t seq)
     c->pending_seq = seq;
     return 0;
 }
+
+void fuzz_check_streams(xml_parser_t *parser, int *over, const char *data, size_t len,
+                        const char *who)
+{
+    static const char decl[] = "<?xml version='1.0'?>";
+    while (len > 0) {
+        const char *next = len > 1 ? memmem(data + 1, len - 1, decl, sizeof decl - 1) : NULL;
+        if (len >= sizeof decl - 1 && memcmp(data, decl, sizeof decl - 1) == 0) {
+            xml_parser_reset(parser); /* a new stream header */
+            *over = 0;
+        }
+        size_t n = next ? (size_t)(next - data) : len;
+        if (*over) {
+            fprintf(stderr, "%s: output after the end of a stream: %.*s\n", who, (int)n, data);
+            abort();
+        }
+        if (xml_parser_feed(parser, data, n) != XML_OK) {
+            fprintf(stderr, "%s: output is not well-formed: %.*s\n", who, (int)n, data);
+            abort();
+        }
+        data += n;
+        len -= n;
+    }
+}

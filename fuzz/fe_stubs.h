@@ -32,4 +32,10 @@ extern const scram_cb_t fuzz_cb;
  * TLS starts if <proceed/> was sent, or a closing connection is closed. */
 void fuzz_client_flush(client_t *c);
 
+/* Checks what the frontend wrote: XML streams, each started by an XML declaration and fed
+ * to `parser` (reset at each), whose end callback sets *over; nothing may follow the end of
+ * a stream but a new stream. Aborts, naming `who`, when the output breaks either rule. */
+void fuzz_check_streams(xml_parser_t *parser, int *over, const char *data, size_t len,
+                        const char *who);
+
 #endif

@@ -238,23 +238,7 @@ static void out_on_close(void *ud)
 /* Checks what the frontend wrote: XML streams, each started by an XML declaration. */
 static void check_output(const char *data, size_t len)
 {
-    static const char decl[] = "<?xml version='1.0'?>";
-    while (len > 0) {
-        const char *next = len > 1 ? memmem(data + 1, len - 1, decl, sizeof decl - 1) : NULL;
-        if (len >= sizeof decl - 1 && memcmp(data, decl, sizeof decl - 1) == 0) {
-            xml_parser_reset(out_parser); /* a new stream header */
-            out_stream_over = 0;
-        }
-        size_t n = next ? (size_t)(next - data) : len;
-        /* Nothing may follow the end of a stream but a new stream. */
-        FUZZ_CHECK(!out_stream_over);
-        if (xml_parser_feed(out_parser, data, n) != XML_OK) {
-            fprintf(stderr, "fuzz_stream: output is not well-formed: %.*s\n", (int)n, data);
-            abort();
-        }
-        data += n;
-        len -= n;
-    }
+    fuzz_check_streams(out_parser, &out_stream_over, data, len, "fuzz_stream");
 }
 
 /* WebSocket mode: the HTTP response head, then frames the server never masks, each text
