@@ -21,6 +21,7 @@ typedef struct qitem {
     struct qitem *next;
     ipc_kind_t kind;
     ipc_stype_t stype;
+    uint32_t seq; /* the router's number for it (0: none) */
     size_t len;
     char data[];
 } qitem_t;
@@ -56,6 +57,56 @@ struct s2s_link {
 };
 
 static hmap_t *links;
+
+/* The numbers of the router's s2s-out this frontend is done with (written to a server
+ * connection, or bounced), told to the router in one s2s-ack before the loop sleeps, so
+ * that the router forgets its copies (it sends again the ones a killed frontend never
+ * confirmed). */
+static struct {
+    uint32_t seq[IPC_S2S_ACK_MAX];
+    size_t n;
+    int hooked;
+} acks;
+
+static void acks_flush(void)
+{
+    if (!acks.n)
+        return;
+    unsigned char payload[IPC_S2S_ACK_MAX * 4];
+    for (size_t i = 0; i < acks.n; i++) {
+        payload[4 * i] = (unsigned char)(acks.seq[i] >> 24);
+        payload[4 * i + 1] = (unsigned char)(acks.seq[i] >> 16);
+        payload[4 * i + 2] = (unsigned char)(acks.seq[i] >> 8);
+        payload[4 * i + 3] = (unsigned char)acks.seq[i];
+    }
+    ipc_hdr_t h;
+    ipc_s2s_ack_build(&h, &(ipc_s2s_ack_t){.n = (uint32_t)acks.n});
+    /* Always taken: a lost ack would only make the router send the stanza again if this
+     * frontend died, but it is a few bytes and nothing else says it. */
+    router_submit(&h, (const char *)payload, acks.n * 4, 1);
+    acks.n = 0;
+}
+
+static void on_before_sleep(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    (void)ud;
+    acks_flush();
+}
+
+/* The router's stanza `seq` is done with: written to a connection or bounced. */
+static void done(uint32_t seq)
+{
+    if (!seq)
+        return;
+    if (!acks.hooked) {
+        evloop_before_sleep(fe.loop, on_before_sleep, NULL);
+        acks.hooked = 1;
+    }
+    if (acks.n == IPC_S2S_ACK_MAX)
+        acks_flush();
+    acks.seq[acks.n++] = seq;
+}
 
 static size_t make_key(char *key, const char *local, const char *remote)
 {
@@ -134,8 +185,10 @@ static void link_fail(s2s_link_t *l, const char *etype, const char *cond, const 
         c->s2s->link = NULL;
         s2s_end_stream(c);
     }
-    for (qitem_t *q = l->head; q; q = q->next)
+    for (qitem_t *q = l->head; q; q = q->next) {
         s2s_bounce(q->kind, q->stype, q->data, q->len, etype, cond, why);
+        done(q->seq);
+    }
     link_free(l);
 }
 
@@ -165,7 +218,7 @@ static void try_next(s2s_link_t *l)
         s2s_attach_outbound(c, l, l->local, l->remote);
         stream_init(c);
         l->c = c;
-        log_debug("s2s: %s -> %s: connecting to %s (%s)%s", l->local, l->remote, t->host, addr,
+        log_info("s2s: %s -> %s: connecting to %s (%s)%s", l->local, l->remote, t->host, addr,
                   t->direct_tls ? ", direct TLS" : "");
         return;
     }
@@ -316,6 +369,7 @@ void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len)
     if (!s2s_enabled()) {
         s2s_bounce(m->kind, m->stype, payload, len, "cancel", "remote-server-not-found",
                    "this frontend does not serve server-to-server connections");
+        done(m->h);
         return;
     }
     jid_t jf, jt;
@@ -323,12 +377,14 @@ void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len)
         s2s_hosted(jt.domain)) {
         log_warn("s2s: dropped a stanza from %s to %s: not from one of our domains to another",
                  m->from, m->to);
+        done(m->h);
         return;
     }
     s2s_link_t *l = link_get(jf.domain, jt.domain);
     if (l->ready && usable(l->c)) {
         client_write(l->c, payload, len);
         s2s_on_activity(l->c);
+        done(m->h);
         return;
     }
     /* Bounded by count and by bytes: the queue is written in one pass once the connection
@@ -336,12 +392,14 @@ void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len)
     if (l->n >= s2s_out_cfg.queue_max || l->bytes + len > fe.max_output) {
         s2s_bounce(m->kind, m->stype, payload, len, "wait", "remote-server-timeout",
                    "too many stanzas waiting for the connection to the remote server");
+        done(m->h);
         return;
     }
     qitem_t *q = xmalloc(sizeof *q + len);
     q->next = NULL;
     q->kind = m->kind;
     q->stype = m->stype;
+    q->seq = m->h;
     q->len = len;
     memcpy(q->data, payload, len);
     if (l->tail)
@@ -367,6 +425,7 @@ void s2s_out_ready(s2s_link_t *l, client_t *c)
         qitem_t *q = l->head;
         l->head = q->next;
         client_write(c, q->data, q->len);
+        done(q->seq);
         free(q);
     }
     l->tail = NULL;
@@ -415,8 +474,10 @@ void s2s_out_closed(s2s_link_t *l, client_t *c)
 
 void s2s_out_shutdown(void)
 {
-    if (!links)
+    if (!links) {
+        acks_flush();
         return;
+    }
     size_t n = hmap_count(links), i = 0, pos = 0, kl;
     const void *k;
     void *v;
@@ -434,4 +495,5 @@ void s2s_out_shutdown(void)
     }
     free(all);
     hmap_destroy(&links);
+    acks_flush();
 }

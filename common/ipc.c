@@ -38,6 +38,7 @@ static const char *const type_names[IPC_TYPE_MAX + 1] = {
     [IPC_RETURN] = "return",
     [IPC_S2S_OUT] = "s2s-out",
     [IPC_S2S_IN] = "s2s-in",
+    [IPC_S2S_ACK] = "s2s-ack",
 };
 
 void ipc_hdr_init(ipc_hdr_t *h, ipc_type_t type, uint64_t conn)
@@ -431,14 +432,12 @@ int ipc_stanza_read(const ipc_hdr_t *in, ipc_stanza_t *msg)
 
 int ipc_s2s_out_build(ipc_hdr_t *out, const ipc_s2s_t *msg)
 {
-    ipc_s2s_t m = *msg;
-    m.h = 0;
-    return stanza_build(out, IPC_S2S_OUT, &m);
+    return stanza_build(out, IPC_S2S_OUT, msg);
 }
 
 int ipc_s2s_out_read(const ipc_hdr_t *in, ipc_s2s_t *msg)
 {
-    return in->seq || in->flags ? -1 : stanza_read(in, IPC_S2S_OUT, 1, msg);
+    return in->flags ? -1 : stanza_read(in, IPC_S2S_OUT, 1, msg);
 }
 
 int ipc_s2s_in_build(ipc_hdr_t *out, const ipc_s2s_t *msg)
@@ -451,6 +450,22 @@ int ipc_s2s_in_build(ipc_hdr_t *out, const ipc_s2s_t *msg)
 int ipc_s2s_in_read(const ipc_hdr_t *in, ipc_s2s_t *msg)
 {
     return in->seq || in->flags ? -1 : stanza_read(in, IPC_S2S_IN, 1, msg);
+}
+
+int ipc_s2s_ack_build(ipc_hdr_t *out, const ipc_s2s_ack_t *msg)
+{
+    ipc_hdr_init(out, IPC_S2S_ACK, 0);
+    out->seq = msg->n;
+    return msg->n > IPC_S2S_ACK_MAX ? -1 : 0;
+}
+
+int ipc_s2s_ack_read(const ipc_hdr_t *in, size_t len, ipc_s2s_ack_t *msg)
+{
+    if (!is_msg(in, IPC_S2S_ACK, 0) || in->flags || in->conn || in->seq == 0 ||
+        in->seq > IPC_S2S_ACK_MAX || len != (size_t)in->seq * 4)
+        return -1;
+    msg->n = in->seq;
+    return 0;
 }
 
 int ipc_unbind_build(ipc_hdr_t *out, const ipc_unbind_t *msg)

@@ -65,14 +65,18 @@ typedef enum {
     IPC_RETURN = 24,         /* fe->rt: conn; payload: a stanza delivered (not numbered) to a
                                 connection already gone or past its stream's end, handed back
                                 for the router to route again */
-    IPC_S2S_OUT = 25,        /* rt->fe: kind, stype, fields to/from/id; payload: a stanza for
-                                another domain (to's), sent on the frontend's server-to-server
-                                connection from from's domain to it */
+    IPC_S2S_OUT = 25,        /* rt->fe: seq (the router's number for it, 0: none), kind, stype,
+                                fields to/from/id; payload: a stanza for another domain (to's),
+                                sent on the frontend's server-to-server connection from from's
+                                domain to it */
     IPC_S2S_IN = 26,         /* fe->rt: conn (the server connection), kind, stype, fields
                                 to/from/id; payload: a stanza another server sent (from
                                 checked against the domain it authenticated as), or an error
                                 the frontend made for a stanza it could not send */
-    IPC_TYPE_MAX = 26,
+    IPC_S2S_ACK = 27,        /* fe->rt: seq = how many; payload: that many 32-bit numbers
+                                (network order) of s2s-out the frontend is done with (written
+                                to a server connection, or bounced) */
+    IPC_TYPE_MAX = 27,
 } ipc_type_t;
 
 /* Flags of IPC_HELLO. */
@@ -463,8 +467,20 @@ typedef ipc_stanza_t ipc_s2s_t;
 
 int ipc_s2s_out_build(ipc_hdr_t *out, const ipc_s2s_t *msg);
 int ipc_s2s_out_read(const ipc_hdr_t *in, ipc_s2s_t *msg);
+/* In s2s-out, h is the router's number for the stanza (0: none): the frontend names it in
+ * an s2s-ack once done with it (written to a server connection, or bounced). */
 int ipc_s2s_in_build(ipc_hdr_t *out, const ipc_s2s_t *msg);
 int ipc_s2s_in_read(const ipc_hdr_t *in, ipc_s2s_t *msg);
+/* s2s-ack (fe -> rt): the payload holds n numbers of s2s-out (4 bytes each, network order)
+ * the frontend is done with; at most IPC_S2S_ACK_MAX in one message. */
+#define IPC_S2S_ACK_MAX 4096
+typedef struct {
+    uint32_t n;
+} ipc_s2s_ack_t;
+
+int ipc_s2s_ack_build(ipc_hdr_t *out, const ipc_s2s_ack_t *msg);
+/* Also checks the payload's length against n (len: the payload's, 0 when none). */
+int ipc_s2s_ack_read(const ipc_hdr_t *in, size_t len, ipc_s2s_ack_t *msg);
 int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg);
 int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg);
 int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg);

@@ -29,6 +29,8 @@
 #include "module.h"
 #include "modules.h"
 #include "privdrop.h"
+#include "remote.h"
+#include "route.h"
 #include "router.h"
 #include "session.h"
 #include "caps.h"
@@ -53,6 +55,7 @@ static const config_key_t *const config_tables[] = {
     backoff_config_keys, redis_config_keys,   router_config_keys, authlimit_config_keys,
     zap_config_keys,    zlink_config_keys,    account_config_keys, metrics_http_config_keys,
     admin_config_keys, register_config_keys, scram_config_keys, sm_config_keys, caps_config_keys,
+    remote_config_keys,
 };
 
 /* Every feature of the router. Order matters only between hooks of equal priority and
@@ -126,6 +129,14 @@ static void register_metrics(void)
                                              "accounts deleted");
 }
 
+/* A frontend stopped or restarted (link.h): its sessions end (sm.h), and the stanzas for
+ * other domains it had not confirmed are sent again or bounced (remote.h). */
+static void on_frontend_gone(rt_frontend_t *f)
+{
+    sm_frontend_gone(f);
+    remote_frontend_gone(f, route_s2s_bounce);
+}
+
 /* SIGHUP: the router holds no certificates and its settings are in use by pointer, so
  * there is nothing to reload; it must not die of the default action either. */
 static void on_sighup(evloop_t *loop, int signo, void *ud)
@@ -190,7 +201,8 @@ int main(int argc, char **argv)
     caps_open();
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
-    link_open(config_str("router_bind"), dispatch_message, sm_frontend_gone);
+    remote_open();
+    link_open(config_str("router_bind"), dispatch_message, on_frontend_gone);
     admin_cmds_register();
     admin_open();
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));

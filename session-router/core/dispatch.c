@@ -12,6 +12,7 @@
 #include "hook.h"
 #include "link.h"
 #include "log.h"
+#include "remote.h"
 #include "resync.h"
 #include "route.h"
 #include "session.h"
@@ -217,6 +218,17 @@ static void on_s2s_in(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
     route_remote_stanza(&m, payload->data, payload->len);
 }
 
+/* The s2s frontend is done with these s2s-out (IPC_S2S_ACK): the router's copies go. */
+static void on_s2s_ack(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_s2s_ack_t m;
+    if (ipc_s2s_ack_read(h, payload ? payload->len : 0, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    remote_acked(f, payload->data, m.n);
+}
+
 /* XEP-0352: the client said <active/> or <inactive/>; what the server does with it is a
  * module's (HOOK_CLIENT_STATE). */
 static void on_client_state(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
@@ -257,6 +269,7 @@ static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_CLIENT_STATE] = on_client_state,
     [IPC_RETURN] = on_return,
     [IPC_S2S_IN] = on_s2s_in,
+    [IPC_S2S_ACK] = on_s2s_ack,
 };
 
 void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)

@@ -408,6 +408,26 @@ void route_remote_stanza(const ipc_s2s_t *h, const char *payload, size_t len)
     route_local(NULL, h, payload, len);
 }
 
+void route_s2s_bounce(const ipc_s2s_t *m, const char *payload, size_t len, const char *etype,
+                      const char *cond)
+{
+    /* RFC 6120 8.3.1: never an error in answer to an error. */
+    if (m->stype == IPC_ST_ERROR)
+        return;
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
+        return;
+    xml_node_t *err = stanza_error_reply(st, m->to, etype, cond);
+    buf_t b = BUF_INIT;
+    xml_serialize(err, XML_NS_CLIENT, &b);
+    route_remote_stanza(&(ipc_s2s_t){.kind = m->kind, .stype = IPC_ST_ERROR, .to = m->from,
+                                     .from = m->to, .id = m->id},
+                        b.data, b.len);
+    buf_free(&b);
+    xml_node_free(&err);
+    xml_node_free(&st);
+}
+
 /* route_service_stanza for a full JID. */
 static int service_to_full(const ipc_stanza_t *h, const char *payload, size_t len)
 {

@@ -19,6 +19,12 @@ void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
  * server or an account answered by the MOD_REMOTE handlers, presence to the presence
  * module (HOOK_PRESENCE_IN). Errors and answers go back out by address. */
 void route_remote_stanza(const ipc_s2s_t *msg, const char *payload, size_t len);
+/* A stanza for another domain that cannot be sent (its s2s frontend went away before it
+ * confirmed it, and no other could take it: remote.h): the error reply goes to its sender
+ * as one from the remote address would (route_remote_stanza), as the frontend's own
+ * bounces do. Never for an error. A remote_bounce_fn. */
+void route_s2s_bounce(const ipc_s2s_t *msg, const char *payload, size_t len, const char *etype,
+                      const char *cond);
 /* A stanza delivered to a resource of `bare` that its client never acknowledged, the
  * resource being gone (stream management, sm.h): RFC 6121 8.5.3.2.1 as for a message to a
  * full JID that is not online: a chat message, or a normal one with a body, goes to the

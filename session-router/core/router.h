@@ -25,6 +25,8 @@ typedef struct rt_frontend {
     uint64_t last_seen; /* now_ms() of the last message from it */
     size_t nsessions;
     int s2s;            /* its hello said it serves server-to-server (IPC_HELLO_S2S) */
+    uint64_t unreachable_ms; /* now_ms() when a send to it found it not connected (0: never) */
+    struct remote_journal *journal; /* s2s-out sent to it and not confirmed (remote.c) */
     metric_t *m_sessions; /* xmpp_router_sessions{frontend="name"}, shared by its epochs */
 } rt_frontend_t;
 

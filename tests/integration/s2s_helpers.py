@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 import prosody_peer as pp
-from conftest import READY_TIMEOUT, PrivateStack, free_port, skip_remote, unique_name, wait_port
+from conftest import (READY_TIMEOUT, Frontend, PrivateStack, free_port, skip_remote, unique_name,
+                      wait_port)
 from xmpp_client import XMPPClient
 
 
@@ -60,15 +61,18 @@ def online(opened, server, user, resource):
 
 @contextmanager
 def our_server(stack, tag, domain, cert, trust, auth, static_hosts=None, dns_port=None,
-               direct_tls=False, s2s_port=None):
+               direct_tls=False, s2s_port=None, s2s_frontends=0, router_env=None,
+               s2s_env=None):
     """A private stack of ours (Redis, router, one frontend serving c2s and s2s) for
     `domain` with `cert` (tls_cert/tls_key), trusting `trust` for s2s; auth 'certificate'
     (s2s_secure_auth true) or 'dialback' (false). It reaches other domains through
     static_hosts ({domain: 'host:port' or 'tls:host:port'}, s2s_static_hosts) and/or the DNS
     server on 127.0.0.1:dns_port (s2s_dns_servers); direct_tls: it also serves XEP-0368 on
     s2s_tls_port (s2s_tls_listen). s2s_port: chosen by the caller (so that another server's
-    static_hosts can name it before this one starts), else a free one. Attributes: domain,
-    cert, s2s_port, s2s_tls_port, new_user(), login()."""
+    static_hosts can name it before this one starts), else a free one. s2s_frontends: that
+    many s2s-only frontends (ps.s2s_frontends, the first on s2s_port) serve s2s, and the
+    client frontend does not; router_env: router keys; s2s_env: more s2s keys. Attributes:
+    domain, cert, s2s_port, s2s_tls_port, s2s_frontends, new_user(), login()."""
     if getattr(stack, "remote", False):
         skip_remote("starts its own Redis, router and frontend")
     ps = PrivateStack(stack, unique_name(tag))
@@ -101,22 +105,38 @@ def our_server(stack, tag, domain, cert, trust, auth, static_hosts=None, dns_por
         s2s["s2s_dns_servers"] = "127.0.0.1:%d" % dns_port
     if direct_tls:
         s2s["s2s_tls_listen"] = "127.0.0.1:%d" % ps.s2s_tls_port
+    s2s.update(s2s_env or {})
+    ps.s2s_frontends = []
     try:
         ps.start_redis()
+        saved = dict(ps.env)
+        ps.env.update(router_env or {})
         ps.start_router()
+        ps.env = saved
         ps.s2s_env = s2s
-        ps.start_frontend(**s2s)
-        for port in (ps.frontend.port, ps.s2s_port, ps.s2s_tls_port):
+        ps.start_frontend(**({} if s2s_frontends else s2s))
+        for i in range(s2s_frontends):
+            env = dict(ps.env, **s2s, c2s_listen="", ws_listen="", wss_listen="")
+            if i:
+                env["s2s_listen"] = "127.0.0.1:%d" % free_port()
+            stack._extra += 1
+            fe = Frontend(stack, "%s-s2s%d" % (tag, stack._extra), env)
+            fe.allow_error_lines = True
+            ps.s2s_frontends.append(fe)
+            wait_port(int(env["s2s_listen"].rsplit(":", 1)[1]), READY_TIMEOUT, fe.proc, fe.log)
+        ports = (ps.frontend.port,) if s2s_frontends else (ps.frontend.port, ps.s2s_port,
+                                                            ps.s2s_tls_port)
+        for port in ports:
             if port is not None:
                 wait_port(port, READY_TIMEOUT, ps.frontend.proc, ps.frontend.log)
         wait_login(ps, new_user("probe"))
     except BaseException:
-        print("\n".join(ps.stop()))
+        print("\n".join(ps.stop() + [p for f in ps.s2s_frontends for p in f.stop()]))
         raise
     try:
         yield ps
     finally:
-        problems = ps.stop()
+        problems = [p for f in ps.s2s_frontends for p in f.stop()] + ps.stop()
     assert not problems, "\n".join(problems)
 
 

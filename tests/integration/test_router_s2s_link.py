@@ -12,20 +12,20 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import DOMAIN
+from conftest import DOMAIN, running_private_stack
 from xmpp_client import (NS_CLIENT, NS_DISCO_INFO, NS_STANZAS, XMPPClient, dump, q,
                          stanza_error_condition)
 
 REMOTE = "remote.example"
 ROMEO = "romeo@" + REMOTE
 HDR = ">BBBBQIBBBB"
-T_HELLO, T_HEARTBEAT, T_S2S_OUT, T_S2S_IN = 1, 2, 25, 26
+T_HELLO, T_HEARTBEAT, T_S2S_OUT, T_S2S_IN, T_S2S_ACK = 1, 2, 25, 26, 27
 KIND = {"message": 1, "presence": 2, "iq": 3}
 STYPE = {None: 0, "normal": 1, "chat": 2, "error": 5, "get": 12, "set": 13, "result": 14}
 
 
-def header(type_, conn=0, flags=0, kind=0, stype=0, fields=()):
-    out = struct.pack(HDR, 0x58, 1, type_, flags, conn, 0, kind, stype, 0, len(fields))
+def header(type_, conn=0, flags=0, kind=0, stype=0, fields=(), seq=0):
+    out = struct.pack(HDR, 0x58, 1, type_, flags, conn, seq, kind, stype, 0, len(fields))
     for f in fields:
         out += struct.pack(">H", len(f)) + f
     return out
@@ -39,8 +39,8 @@ def parse_header(data):
         fields.append(data[pos + 2:pos + 2 + ln].decode())
         pos += 2 + ln
     assert magic == 0x58 and version == 1 and pos == len(data)
-    return {"type": type_, "flags": flags, "conn": conn, "kind": kind, "stype": stype,
-            "fields": fields}
+    return {"type": type_, "flags": flags, "conn": conn, "seq": seq, "kind": kind,
+            "stype": stype, "fields": fields}
 
 
 class FakeS2S:
@@ -111,6 +111,11 @@ class FakeS2S:
         self.sock.send_multipart([header(T_S2S_IN, conn=conn, kind=KIND[name],
                                          stype=STYPE[el.get("type")], fields=fields),
                                   xml.encode()])
+
+    def ack(self, *seqs):
+        """s2s-ack: done with these s2s-out (written to a server connection, or bounced)."""
+        self.sock.send_multipart([header(T_S2S_ACK, seq=len(seqs)),
+                                  b"".join(struct.pack(">I", s) for s in seqs)])
 
     def close(self):
         self.sock.close()
@@ -277,3 +282,115 @@ def test_remote_user_reads_pep_nodes_as_the_access_model_allows(private_stack, z
     finally:
         c.close()
         fake.close()
+
+
+def weight(name, domain):
+    """The router's weight of (frontend name, domain) (docs/PROTOCOL.md): FNV-1a over both
+    with a 0xff separator, then the splitmix64 finaliser. The highest carries the domain."""
+    m = (1 << 64) - 1
+    h = 0xcbf29ce484222325
+    for b in name.encode() + b"\xff" + domain.encode():
+        h = ((h ^ b) * 0x100000001b3) & m
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & m
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & m
+    return h ^ (h >> 31)
+
+
+def next_out(live, pred, what, timeout=15.0):
+    """(fake, header, element) of the first s2s-out matching pred that any of the `live`
+    stand-ins gets, all of them sending heartbeats meanwhile (the others are silent). One
+    that does not match is confirmed (s2s-ack), as a frontend that wrote it would."""
+    deadline = time.monotonic() + timeout
+    beat = 0.0
+    while time.monotonic() < deadline:
+        if time.monotonic() - beat >= 0.5:
+            for f in live:
+                f.heartbeat()
+            beat = time.monotonic()
+        for f in live:
+            if f.sock.poll(50):
+                parts = f.sock.recv_multipart()
+                h = parse_header(parts[0])
+                if h["type"] != T_S2S_OUT:
+                    continue
+                el = _first(ET.fromstring(wrap(parts[1].decode())))
+                if pred(el):
+                    return f, h, el
+                f.ack(h["seq"])
+    raise AssertionError("no %s reached %s within %.0fs" % (what, [f.name for f in live],
+                                                              timeout))
+
+
+def test_unconfirmed_stanzas_survive_their_s2s_frontend(stack, zmq):
+    """Issue #17, failure behaviour: the router keeps each stanza for another domain until
+    the s2s frontend that took it confirms it (s2s-ack); when that frontend dies, what it
+    had not confirmed goes out again through the frontend that carries the domain now, and
+    with none left the sender gets remote-server-timeout: never lost unseen. A frontend
+    found not connected is passed over at once, not after frontend_timeout."""
+    with running_private_stack(stack, "s2sack", router_env={"frontend_timeout": "2000"}) as ps:
+        names = ["fake-s2s-%s" % os.urandom(3).hex() for _ in range(3)]
+        names.sort(key=lambda n: weight(n, REMOTE), reverse=True)
+        first, second, third = fakes = [FakeS2S(zmq, ps.router_port, name=n) for n in names]
+        c = login(ps, ps.new_user("fail"), "r")
+        try:
+            def is_(mid):
+                return lambda e: e.get("id") == mid
+
+            # The heaviest frontend carries the domain; it confirms one stanza, not the other.
+            m1 = c.message(ROMEO, "confirmed")
+            f, h1, _ = next_out(fakes, is_(m1), "the first message")
+            assert f is first and h1["seq"] != 0, (f.name, h1)
+            first.ack(h1["seq"])
+            m2 = c.message(ROMEO, "not confirmed")
+            f, h2, _ = next_out(fakes, is_(m2), "the second message")
+            assert f is first and h2["seq"] not in (0, h1["seq"]), (f.name, h2)
+
+            # It falls silent (heartbeats stop): once the router gives it up, the stanza it
+            # did not confirm goes through the next one by weight, the confirmed one not.
+            live = [second, third]
+            f, h, el = next_out(live, lambda e: e.get("id") in (m1, m2), "the resent message")
+            assert f is second and el.get("id") == m2, (f.name, ET.tostring(el))
+            second.ack(h["seq"])
+            assert el.findtext(q(NS_CLIENT, "body")) == "not confirmed"
+            assert el.get("from") == c.jid and el.get("to") == ROMEO, ET.tostring(el)
+
+            # The second takes one and is killed (its connection closes): the next stanza
+            # goes to the third at once, the unconfirmed one when the router gives the
+            # second up.
+            m3 = c.message(ROMEO, "held by the second")
+            f, h3, _ = next_out(live, is_(m3), "the third message")
+            assert f is second, f.name
+            second.close()
+            live = [third]
+            time.sleep(0.5)  # the router's link sees the connection go
+            m4 = c.message(ROMEO, "after the kill")
+            got = []
+            while len(got) < 2:
+                f, h, el = next_out(live, lambda e: e.get("id") in (m3, m4), "m3 and m4")
+                third.ack(h["seq"])
+                got.append(el.get("id"))
+            assert got == [m4, m3], "the third got %s (m3 %s, m4 %s)" % (got, m3, m4)
+
+            # The last one dies holding a stanza: nobody can take it, the sender is told.
+            m5 = c.message(ROMEO, "nobody left")
+            f, h5, _ = next_out(live, is_(m5), "the fifth message")
+            third.close()
+            err = c.wait_for(lambda e: e.get("id") == m5 and e.get("type") == "error",
+                             what="the bounce of the unconfirmed stanza", timeout=15)
+            assert stanza_error_condition(err) == ("wait", "remote-server-timeout"), dump(err)
+            assert err.get("from") == ROMEO, dump(err)
+            # No error for the others: each was sent once more or confirmed.
+            c.message(c.jid, "sync-end")
+            c.wait_message("sync-end", sender=c.jid)
+            assert not [e for e in c.skipped if e.get("type") == "error"], \
+                [dump(e) for e in c.skipped]
+        finally:
+            c.close()
+            first.close()
+            for f in (second, third):
+                try:
+                    f.close()
+                except Exception:  # noqa: BLE001 - closed above
+                    pass

@@ -713,6 +713,39 @@ START_TEST(test_client_state_round_trip)
 }
 END_TEST
 
+/* s2s-out carries the router's number for the stanza (h); s2s-ack says how many numbers
+ * its payload holds, and the reader holds the payload's length to that. */
+START_TEST(test_s2s_ack_round_trip)
+{
+    ipc_hdr_t h, d;
+    ipc_s2s_t m;
+    ck_assert_int_eq(ipc_s2s_out_build(&h, &(ipc_s2s_t){.kind = IPC_KIND_MESSAGE,
+                                                        .stype = IPC_ST_CHAT, .to = "r@x.example",
+                                                        .from = "u@d/r", .h = 77}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_s2s_out_read(&d, &m), 0);
+    ck_assert_uint_eq(m.h, 77);
+    ck_assert_str_eq(m.to, "r@x.example");
+    ipc_s2s_ack_t a;
+    ck_assert_int_eq(ipc_s2s_ack_build(&h, &(ipc_s2s_ack_t){.n = 3}), 0);
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_s2s_ack_read(&d, 12, &a), 0);
+    ck_assert_uint_eq(a.n, 3);
+    ck_assert_str_eq(ipc_type_name(IPC_S2S_ACK), "s2s-ack");
+    /* A payload of another length, none at all, a count past the bound, a connection. */
+    ck_assert_int_eq(ipc_s2s_ack_read(&d, 11, &a), -1);
+    ck_assert_int_eq(ipc_s2s_ack_read(&d, 16, &a), -1);
+    ck_assert_int_eq(ipc_s2s_ack_build(&h, &(ipc_s2s_ack_t){.n = IPC_S2S_ACK_MAX + 1}), -1);
+    ipc_s2s_ack_build(&h, &(ipc_s2s_ack_t){.n = 0});
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_s2s_ack_read(&d, 0, &a), -1);
+    ipc_s2s_ack_build(&h, &(ipc_s2s_ack_t){.n = 1});
+    h.conn = 5;
+    wire(&h, &d);
+    ck_assert_int_eq(ipc_s2s_ack_read(&d, 4, &a), -1);
+}
+END_TEST
+
 /* A type number that names no message is refused like one past the last type. */
 START_TEST(test_unnamed_type_refused)
 {
@@ -831,6 +864,7 @@ Suite *make_ipc_suite(void)
     tcase_add_test(tc, test_register_round_trip);
     tcase_add_test(tc, test_client_state_round_trip);
     tcase_add_test(tc, test_unnamed_type_refused);
+    tcase_add_test(tc, test_s2s_ack_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }
