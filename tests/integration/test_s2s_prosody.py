@@ -295,3 +295,76 @@ def test_ours_refuses_prosody_without_a_valid_certificate(stack, tmp_path, pki, 
             receiver.im_expect_none(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
                                     duration=0.5, what="the refused message")
         assert not [x for x in peer.s2s_authentications() if x.remote == ours_domain]
+
+
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = NS_MUC + "#user"
+
+
+def muc_codes(el):
+    x = el.find(pp.q(NS_MUC_USER, "x"))
+    return {int(s.get("code")) for s in x.findall(pp.q(NS_MUC_USER, "status"))} \
+        if x is not None else set()
+
+
+def test_ours_joins_a_room_on_prosody(stack, tmp_path, pki, dns, opened):
+    """What a user of ours does with a channel elsewhere (issue #17: "join rooms
+    elsewhere"): joins a room of Prosody's multi-user chat service (XEP-0045, a component
+    domain of its own, rooms.DOMAIN), sees the Prosody occupant, talks with it both ways
+    (groupchat through both servers), and leaves, which the other occupant sees."""
+    ours_domain, peer_domain = "s2sm-ours.example", "s2sm-pros.example"
+    rooms = "rooms." + peer_domain
+    cert = pki.ca.issue(peer_domain, extra_names=(rooms,))
+    muc = ('Component {rooms} "muc"\n'
+           '    muc_room_locking = false\n'
+           '    ssl = {{ certificate = {crt}; key = {key} }}\n'
+           .format(rooms=pp.lua_str(rooms), crt=pp.lua_str(cert.certfile),
+                   key=pp.lua_str(cert.keyfile)))
+    peer = pp.ProsodyPeer(tmp_path / peer_domain, peer_domain, cert, pki.ca.cafile, dns,
+                          "certificate", extra_config=muc)
+    dns.xmpp_server(peer_domain, peer.s2s_port)
+    dns.xmpp_server(rooms, peer.s2s_port)
+    peer.start()
+    try:
+        hosts = {peer_domain: "127.0.0.1:%d" % peer.s2s_port,
+                 rooms: "127.0.0.1:%d" % peer.s2s_port}
+        with our_server(stack, "s2sm", ours_domain, pki.ca.issue(ours_domain), pki.ca.cafile,
+                        "certificate", static_hosts=hosts) as ours:
+            dns.xmpp_server(ours_domain, ours.s2s_port)
+            a = online(opened, ours, ours.new_user("oa"), "ours")
+            b = online(opened, peer, peer.new_user("pb"), "prosody")
+            room = "lounge-%s@%s" % (uuid.uuid4().hex[:6], rooms)
+
+            def join(c, nick):
+                c.send("<presence to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
+                me = c.im_wait(lambda e: e.tag == pp.q(pp.NS_CLIENT, "presence")
+                               and e.get("from") == "%s/%s" % (room, nick)
+                               and (110 in muc_codes(e) or e.get("type") == "error"),
+                               pp.WAIT, "the self-presence from %s" % room)
+                assert me.get("type") != "error", pp.dump(me)
+                return me
+
+            # Ours creates the room by joining it (Prosody's instant room), then Prosody's
+            # user joins: each sees the other's presence from the room.
+            me = join(a, "alice")
+            assert 201 in muc_codes(me), pp.dump(me)
+            join(b, "bob")
+            a.im_wait(lambda e: e.get("from") == room + "/bob" and e.get("type") is None,
+                      pp.WAIT, "bob's presence in the room")
+
+            for sender, receiver, nick in ((a, b, "alice"), (b, a, "bob")):
+                body = "groupchat from %s %s" % (nick, uuid.uuid4().hex[:6])
+                sender.send("<message to='%s' type='groupchat'><body>%s</body></message>"
+                            % (room, body))
+                for c in (receiver, sender):  # the room reflects it to its sender too
+                    m = c.im_wait(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
+                                  pp.WAIT, "the groupchat message")
+                    assert m.get("type") == "groupchat", pp.dump(m)
+                    assert m.get("from") == "%s/%s" % (room, nick), pp.dump(m)
+
+            a.send("<presence to='%s/alice' type='unavailable'/>" % room)
+            b.im_wait(lambda e: e.get("from") == room + "/alice"
+                      and e.get("type") == "unavailable", pp.WAIT, "alice leaving")
+    finally:
+        problems = peer.stop()
+    assert not problems, "\n".join(problems)
