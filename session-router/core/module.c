@@ -146,9 +146,13 @@ typedef struct {
 static void iq_later_run(user_t *u, int ok, void *arg)
 {
     iq_later_t *l = arg;
-    session_t *from = session_find_jid(l->full);
-    if (from)
-        l->fn(from, u, ok, l->st);
+    if (!l->full) {
+        l->fn(NULL, u, ok, l->st); /* from another domain: answered by address */
+    } else {
+        session_t *from = session_find_jid(l->full);
+        if (from)
+            l->fn(from, u, ok, l->st);
+    }
     xml_node_free(&l->st);
     free(l->full);
     free(l);
@@ -157,7 +161,7 @@ static void iq_later_run(user_t *u, int ok, void *arg)
 void module_iq_with_user(const mod_iq_t *iq, const char *bare, mod_iq_later_fn fn)
 {
     iq_later_t *l = xcalloc(1, sizeof *l);
-    l->full = xstrdup(iq->from->full);
+    l->full = iq->from ? xstrdup(iq->from->full) : NULL;
     l->st = xml_node_copy(iq->st);
     l->fn = fn;
     user_with_roster(bare, iq_later_run, l);

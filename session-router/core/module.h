@@ -107,7 +107,9 @@ void module_dispatch_iq(session_t *from, xml_node_t *st, unsigned at, user_t *ta
 
 /* Runs fn once the roster and blocklist of `bare` are loaded (ok = 0 when storage failed),
  * with a copy of the request and its sender found again; not at all when the sender's
- * session ended meanwhile. The copy is freed after fn returns. */
+ * session ended meanwhile. A request from another domain (iq->from NULL) gets fn with
+ * `from` NULL: its sender is the copy's 'from', and answers go by address. The copy is
+ * freed after fn returns. */
 typedef void (*mod_iq_later_fn)(session_t *from, user_t *u, int ok, xml_node_t *st);
 void module_iq_with_user(const mod_iq_t *iq, const char *bare, mod_iq_later_fn fn);
 

@@ -69,9 +69,20 @@ static void account_last(session_t *from, user_t *u, int ok, xml_node_t *st)
         session_reply_error(from, st, "wait", "internal-server-error");
         return;
     }
-    /* Section 3: only who may see the account's presence learns when it was last there. */
-    roster_item_t *it = roster_find(u, from->user->bare);
-    if (u != from->user && !(it && it->sub_from)) {
+    /* Section 3: only who may see the account's presence learns when it was last there: the
+     * account itself, or a contact (here or at another domain: the request's 'from') with
+     * a subscription to it. */
+    char bare[JID_MAX + 1];
+    const char *asker = from ? from->user->bare : xml_node_attr(st, "from");
+    size_t bl = asker ? strcspn(asker, "/") : 0;
+    if (!asker || bl > JID_MAX) {
+        session_reply_error(from, st, "auth", "forbidden");
+        return;
+    }
+    memcpy(bare, asker, bl);
+    bare[bl] = '\0';
+    roster_item_t *it = roster_find(u, bare);
+    if ((!from || u != from->user) && !(it && it->sub_from)) {
         session_reply_error(from, st, "auth", "forbidden");
         return;
     }
@@ -92,10 +103,6 @@ static mod_result_t last_iq(mod_iq_t *iq)
         reply_seconds(iq->from, iq->st, (long long)((now_ms() - rt.started_ms) / 1000), NULL);
         return MOD_HANDLED;
     }
-    /* An account's last activity to another domain would need the contact's subscription
-     * checked against the asker's bare JID: not offered yet (service-unavailable). */
-    if (!iq->from)
-        return MOD_PASS;
     module_iq_with_user(iq, iq->account, account_last);
     return MOD_HANDLED;
 }

@@ -21,7 +21,9 @@ ROMEO = "romeo@" + REMOTE
 HDR = ">BBBBQIBBBB"
 T_HELLO, T_HEARTBEAT, T_S2S_OUT, T_S2S_IN, T_S2S_ACK = 1, 2, 25, 26, 27
 KIND = {"message": 1, "presence": 2, "iq": 3}
-STYPE = {None: 0, "normal": 1, "chat": 2, "error": 5, "get": 12, "set": 13, "result": 14}
+STYPE = {None: 0, "normal": 1, "chat": 2, "error": 5, "unavailable": 6, "subscribe": 7,
+         "subscribed": 8, "unsubscribe": 9, "unsubscribed": 10, "probe": 11, "get": 12, "set": 13,
+         "result": 14}
 
 
 def header(type_, conn=0, flags=0, kind=0, stype=0, fields=(), seq=0):
@@ -394,3 +396,36 @@ def test_unconfirmed_stanzas_survive_their_s2s_frontend(stack, zmq):
                     f.close()
                 except Exception:  # noqa: BLE001 - closed above
                     pass
+
+
+def test_remote_contact_asks_last_activity(private_stack, zmq):
+    """XEP-0012 section 3 across domains: a user at another domain learns an account's last
+    activity only with a subscription to its presence (RFC 6121): forbidden before, an
+    answer (seconds 0: online now) once the account approved it."""
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-last")
+    user = ps.new_user("last")
+    c = login(ps, user, "one")
+    try:
+        ask = ("<iq from='%s/balcony' to='%s' type='get' id='%%s'>"
+               "<query xmlns='jabber:iq:last'/></iq>" % (ROMEO, user.jid))
+        fake.s2s_in(ask % "l1")
+        _, err = fake.s2s_out(lambda e: e.get("id") == "l1", "the refusal")
+        assert err.get("type") == "error" and err.get("to") == ROMEO + "/balcony", \
+            ET.tostring(err)
+        assert err.find("{%s}error/{%s}forbidden" % (NS_CLIENT, NS_STANZAS)) is not None, \
+            ET.tostring(err)
+
+        # Romeo asks to see the user's presence; the user approves (a 'from' subscription).
+        fake.s2s_in("<presence from='%s' to='%s' type='subscribe' id='s1'/>" % (ROMEO, user.jid))
+        c.wait_for(lambda e: e.get("type") == "subscribe" and e.get("from") == ROMEO,
+                   what="the subscription request")
+        c.send("<presence to='%s' type='subscribed'/>" % ROMEO)
+        fake.s2s_out(lambda e: e.get("type") == "subscribed", "the approval")
+        fake.s2s_in(ask % "l2")
+        _, res = fake.s2s_out(lambda e: e.get("id") == "l2", "the answer")
+        assert res.get("type") == "result" and res.get("from") == user.jid, ET.tostring(res)
+        assert res.find("{jabber:iq:last}query").get("seconds") == "0", ET.tostring(res)
+    finally:
+        c.close()
+        fake.close()
