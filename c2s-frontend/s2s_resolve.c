@@ -164,13 +164,11 @@ int s2s_static_hosts_parse(const char *value, s2s_static_host_t *out, int max, c
                            size_t errlen)
 {
     int count = 0;
-    const char *s = value ? value : "";
-    if (is_blank(s, strlen(s)))
+    const char *cur = value ? value : "", *e;
+    size_t n;
+    if (is_blank(cur, strlen(cur)))
         return 0;
-    for (;;) {
-        const char *comma = strchr(s, ',');
-        size_t n = comma ? (size_t)(comma - s) : strlen(s);
-        const char *e = trim(s, &n);
+    while ((e = config_list_next(&cur, &n))) {
         const char *why = NULL;
         const char *eq = memchr(e, '=', n);
         if (n == 0) {
@@ -216,30 +214,25 @@ int s2s_static_hosts_parse(const char *value, s2s_static_host_t *out, int max, c
             goto bad;
         }
         count++;
-        if (!comma)
-            return count;
-        s = comma + 1;
         continue;
     bad:
         snprintf(err, errlen, "s2s_static_hosts: bad entry '%.*s': %s", (int)(n > 200 ? 200 : n), e,
                  why);
         return -1;
     }
+    return count;
 }
 
 int s2s_dns_servers_parse(const char *value, char *out, size_t outlen, char *err,
                           size_t errlen)
 {
-    const char *s = value ? value : "";
-    size_t used = 0;
+    const char *cur = value ? value : "", *e;
+    size_t used = 0, n;
     int count = 0;
     out[0] = '\0';
-    if (is_blank(s, strlen(s)))
+    if (is_blank(cur, strlen(cur)))
         return 0;
-    for (;;) {
-        const char *comma = strchr(s, ',');
-        size_t n = comma ? (size_t)(comma - s) : strlen(s);
-        const char *e = trim(s, &n);
+    while ((e = config_list_next(&cur, &n))) {
         const char *why = NULL;
         char host[64];
         unsigned short port = 53;
@@ -266,15 +259,13 @@ int s2s_dns_servers_parse(const char *value, char *out, size_t outlen, char *err
             goto bad;
         }
         used += (size_t)w;
-        if (!comma)
-            return 0;
-        s = comma + 1;
         continue;
     bad:
         snprintf(err, errlen, "s2s_dns_servers: bad entry '%.*s': %s", (int)(n > 200 ? 200 : n), e,
                  why);
         return -1;
     }
+    return 0;
 }
 
 /* ---- XEP-0185 ---- */

@@ -200,25 +200,16 @@ out:
 static int split_list(const char *list, char out[][TLS_PATH_MAX], int max)
 {
     int n = 0;
-    const char *p = list;
-    for (;;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len && (*p == ' ' || *p == '\t')) {
-            p++;
-            len--;
-        }
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
+    size_t len;
+    const char *cur = list, *p;
+    while ((p = config_list_next(&cur, &len))) {
         if (len == 0 || len >= TLS_PATH_MAX || n == max)
             return -1;
         memcpy(out[n], p, len);
         out[n][len] = '\0';
         n++;
-        if (!end)
-            return n;
-        p = end + 1;
     }
+    return n;
 }
 
 static SSL_CTX *ctx_build(int server, const char *certs, const char *keys, char *err,

@@ -66,6 +66,24 @@ void config_reset(void)
     nkeys = 0;
 }
 
+const char *config_list_next(const char **cursor, size_t *len)
+{
+    const char *s = *cursor;
+    if (!s)
+        return NULL;
+    const char *comma = strchr(s, ',');
+    size_t n = comma ? (size_t)(comma - s) : strlen(s);
+    *cursor = comma ? comma + 1 : NULL;
+    while (n && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return s;
+}
+
 int config_known_key(const char *key)
 {
     if (key_index(key) >= 0)

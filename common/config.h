@@ -46,6 +46,11 @@ int config_set(const char *key, const char *value, const char *source, char *err
 const char *config_str(const char *key);
 long config_int(const char *key);
 int config_bool(const char *key);
+/* Walks a comma-separated list value ("a, b,c"): returns the next entry with spaces and
+ * tabs around it trimmed (its length in *len; 0 for an empty entry, which callers refuse
+ * with a message naming their key), advancing *cursor, or NULL after the last. Start with
+ * *cursor = the value; a value of only blanks still yields one empty entry. */
+const char *config_list_next(const char **cursor, size_t *len);
 /* Prints every registered key: name, type, default, range and help (--help-config). */
 void config_print_help(FILE *out, const char *program);
 /* 1 when `key` is declared by any program of the project (the build's index). */

@@ -151,6 +151,35 @@ START_TEST(test_missing_file)
 }
 END_TEST
 
+
+/* Comma-separated values: entries trimmed of spaces and tabs, empty ones given as such
+ * (for the caller's error), NULL after the last. */
+START_TEST(test_list_next)
+{
+    const char *cur = " a ,\tbb,, c", *e;
+    size_t n;
+    const char *want[] = {"a", "bb", "", "c"};
+    for (size_t i = 0; i < 4; i++) {
+        e = config_list_next(&cur, &n);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_uint_eq(n, strlen(want[i]));
+        ck_assert(strncmp(e, want[i], n) == 0);
+    }
+    ck_assert_ptr_null(config_list_next(&cur, &n));
+    cur = "x,";
+    e = config_list_next(&cur, &n);
+    ck_assert(n == 1 && *e == 'x');
+    e = config_list_next(&cur, &n);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_ptr_null(config_list_next(&cur, &n));
+    cur = "";
+    ck_assert_ptr_nonnull(config_list_next(&cur, &n));
+    ck_assert_uint_eq(n, 0);
+    ck_assert_ptr_null(config_list_next(&cur, &n));
+}
+END_TEST
+
 Suite *make_config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -164,6 +193,7 @@ Suite *make_config_suite(void)
     tcase_add_test(tc, test_other_programs_keys);
     tcase_add_test(tc, test_register_twice);
     tcase_add_test(tc, test_help);
+    tcase_add_test(tc, test_list_next);
     suite_add_tcase(s, tc);
     return s;
 }
