@@ -8,7 +8,9 @@
 
 #include "deliver.h"
 #include "log.h"
+#include "remote.h"
 #include "router.h"
+#include "stanza.h"
 #include "types.h"
 #include "util.h"
 
@@ -99,20 +101,39 @@ static void req_free(req_t *r)
     free(r);
 }
 
-/* The requester, or NULL (then the request is freed) when the session is gone or Redis
- * failed (then the requester got an error). */
-static session_t *req_session(req_t *r, const redisReply *rep)
+/* Whether the answer has somewhere to go: *sp the requester's session, or NULL for a
+ * requester at another domain (a room's archive asked through s2s: answered by address).
+ * 0, or -1 (the request freed) when the session is gone or Redis failed (then the
+ * requester got an error). */
+static int req_target(req_t *r, const redisReply *rep, session_t **sp)
 {
-    session_t *s = session_find_jid(r->full);
-    if (s && (!rep || rep->type == REDIS_REPLY_ERROR)) {
+    int remote = remote_jid(r->full);
+    session_t *s = *sp = remote ? NULL : session_find_jid(r->full);
+    if (!s && !remote) {
+        req_free(r);
+        return -1;
+    }
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
         if (rep)
             log_warn("mam: %s", rep->str);
         session_reply_error(s, r->st, "wait", "internal-server-error");
-        s = NULL;
-    }
-    if (!s)
         req_free(r);
-    return s;
+        return -1;
+    }
+    return 0;
+}
+
+/* One result message to the requester (its session, or by address). */
+static void result_out(const req_t *r, session_t *s, const buf_t *b)
+{
+    if (s) {
+        session_deliver_server(s, b->data, b->len, "an archived message");
+        return;
+    }
+    xml_node_t *m = stanza_parse(b->data, b->len);
+    if (m)
+        session_deliver_jid(r->full, m);
+    xml_node_free(&m);
 }
 
 static const char *field_value(const redisReply *fields, const char *name, size_t *len)
@@ -134,8 +155,8 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     req_t *r = privdata;
     redisReply *rep = reply;
-    session_t *s = req_session(r, rep);
-    if (!s)
+    session_t *s;
+    if (req_target(r, rep, &s) < 0)
         return;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
         rep->element[0]->type != REDIS_REPLY_INTEGER || rep->elements % 2 != 1) {
@@ -161,8 +182,8 @@ static void on_queried(redisAsyncContext *ac, void *reply, void *privdata)
         if (id->type != REDIS_REPLY_STRING || !xml)
             continue;
         buf_clear(&b);
-        mamq_result_text(&b, s->full, r->archive, r->queryid, id->str, xml, xlen);
-        session_deliver_server(s, b.data, b.len, "an archived message");
+        mamq_result_text(&b, r->full, r->archive, r->queryid, id->str, xml, xlen);
+        result_out(r, s, &b);
         if (!first)
             first = id->str;
         last = id->str;
@@ -245,8 +266,8 @@ static void on_meta(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     req_t *r = privdata;
     redisReply *rep = reply;
-    session_t *s = req_session(r, rep);
-    if (!s)
+    session_t *s;
+    if (req_target(r, rep, &s) < 0)
         return;
     xml_node_t *m = xml_node_new("metadata", NS_MAM);
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&

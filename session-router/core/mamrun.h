@@ -11,7 +11,8 @@
 
 /* Runs `q` on the stream `key`, reading ids from `src` (`key` itself, or a stream holding a
  * subset of its ids such as one conversation's); `filter` is a 'with' value an entry must
- * hold ("" for none). The answer goes to the session of `full` (if it is still there),
+ * hold ("" for none). The answer goes to the session of `full` (if it is still there), or
+ * for a `full` at another domain by address (through s2s),
  * results from `archive` (the archive's JID), the iq result answering `st` (copied). 0, or
  * -1 when Redis refused the command (the caller answers). */
 int mamrun_query(const char *full, const xml_node_t *st, const char *archive,

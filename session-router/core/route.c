@@ -357,7 +357,7 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
     if (!local) {
         /* A service of the server's (service.h): its module decides everything, including
          * errors; no account hook (blocking, carbons, archive) sees these stanzas. */
-        service_fn svc = service_find(dom, dlen);
+        service_fn svc = service_find(dom, dlen, 0);
         if (svc) {
             svc(from, h, payload, len);
             return;
@@ -387,9 +387,12 @@ void route_remote_stanza(const ipc_s2s_t *h, const char *payload, size_t len)
         return;
     }
     if (!local) {
-        /* A service (conference.DOMAIN, upload.DOMAIN) takes stanzas from local sessions
-         * only so far: a remote user cannot use it yet. */
-        if (h->kind != IPC_KIND_IQ || h->stype == IPC_ST_GET || h->stype == IPC_ST_SET)
+        /* A service (service.h) that takes stanzas from other domains (multi-user chat)
+         * gets it with no session; the others (upload: local accounts only) refuse. */
+        service_fn svc = service_find(dom, dlen, 1);
+        if (svc)
+            svc(NULL, h, payload, len);
+        else if (h->kind != IPC_KIND_IQ || h->stype == IPC_ST_GET || h->stype == IPC_ST_SET)
             route_bounce(NULL, h, payload, len, "cancel", "service-unavailable");
         return;
     }
@@ -462,6 +465,15 @@ int route_service_stanza(xml_node_t *st)
     buf_t b = BUF_INIT;
     xml_serialize(st, XML_NS_CLIENT, &b);
     int r = -1;
+    if (remote_jid(to)) {
+        /* An occupant, invitee or iq target at another domain: out through an s2s
+         * frontend. Unreachable (no s2s frontend) counts as gone; a full pipe does not. */
+        if (remote_send(&h, b.data, b.len) == 0)
+            r = 0;
+        else
+            r = errno == EAGAIN ? -2 : -1;
+        goto done;
+    }
     const char *slash = strchr(to, '/');
     char bare[JID_MAX + 1];
     size_t bl = slash ? (size_t)(slash - to) : strlen(to);

@@ -11,38 +11,42 @@
 typedef struct service {
     char *domain, *name;
     service_fn fn;
+    int remote; /* takes stanzas from other domains */
     struct service *next;
 } service_t;
 
 static service_t *services, **services_tail = &services;
 
-void service_add(const char *domain, const char *name, service_fn fn)
+void service_add(const char *domain, const char *name, service_fn fn, int remote)
 {
     if (rt.domain && strcmp(domain, rt.domain) == 0)
         log_fatal("service %s: it is the server's own domain", domain);
-    if (service_find(domain, strlen(domain)))
+    if (service_find(domain, strlen(domain), 0))
         log_fatal("service %s: claimed twice (two modules configured with one domain?)",
                   domain);
     service_t *s = xcalloc(1, sizeof *s);
     s->domain = xstrdup(domain);
     s->name = name ? xstrdup(name) : NULL;
     s->fn = fn;
+    s->remote = remote;
     *services_tail = s;
     services_tail = &s->next;
 }
 
-service_fn service_find(const char *domain, size_t len)
+service_fn service_find(const char *domain, size_t len, int remote)
 {
     for (service_t *s = services; s; s = s->next)
         if (strlen(s->domain) == len && memcmp(s->domain, domain, len) == 0)
-            return s->fn;
+            return !remote || s->remote ? s->fn : NULL;
     return NULL;
 }
 
-void service_each(void (*fn)(const char *domain, const char *name, void *ud), void *ud)
+void service_each(int remote, void (*fn)(const char *domain, const char *name, void *ud),
+                  void *ud)
 {
     for (service_t *s = services; s; s = s->next)
-        fn(s->domain, s->name, ud);
+        if (!remote || s->remote)
+            fn(s->domain, s->name, ud);
 }
 
 void service_clear(void)

@@ -19,13 +19,19 @@ typedef void (*service_fn)(session_t *from, const ipc_stanza_t *msg, const char 
                            size_t len);
 
 /* Claims `domain` (prepared, lower case) for `fn`; `name` is the disco#items name (may be
- * NULL). Fatal when the domain is the server's own or already claimed. The string is
- * copied. */
-void service_add(const char *domain, const char *name, service_fn fn);
-/* The handler of a domain given as bytes (not NUL-terminated), or NULL. */
-service_fn service_find(const char *domain, size_t len);
-/* Calls fn for every claimed domain, in the order they were claimed. */
-void service_each(void (*fn)(const char *domain, const char *name, void *ud), void *ud);
+ * NULL). With `remote` set, fn also takes stanzas from users at other domains (`from`
+ * NULL, msg->from the sender's JID; answers by address: session_reply_error with no
+ * session) and other domains see the service in the server's disco#items; else such a
+ * stanza gets service-unavailable. Fatal when the domain is the server's own or already
+ * claimed. The string is copied. */
+void service_add(const char *domain, const char *name, service_fn fn, int remote);
+/* The handler of a domain given as bytes (not NUL-terminated), or NULL; with `remote`, only
+ * a handler that takes stanzas from other domains. */
+service_fn service_find(const char *domain, size_t len, int remote);
+/* Calls fn for every claimed domain (with `remote`, those open to other domains), in the
+ * order they were claimed. */
+void service_each(int remote, void (*fn)(const char *domain, const char *name, void *ud),
+                  void *ud);
 /* Forgets every service (shutdown; modules close first). */
 void service_clear(void);
 

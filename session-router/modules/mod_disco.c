@@ -30,12 +30,12 @@ static void add_service_item(const char *domain, const char *name, void *ud)
 static mod_result_t items_iq(mod_iq_t *iq)
 {
     /* The server lists its services (XEP-0030 section 4: conference.DOMAIN, ...); an
-     * account lists no items (mod_pep, earlier in the list, answers for its nodes). Not to
-     * another domain: its users cannot use the services yet (docs/ARCHITECTURE.md,
-     * "Federation in the router"). */
+     * account lists no items (mod_pep, earlier in the list, answers for its nodes). To
+     * another domain only those its users can use (multi-user chat, not upload:
+     * docs/ARCHITECTURE.md, "Federation in the router"). */
     xml_node_t *q = xml_node_new("query", NS_DISCO_ITEMS);
-    if ((iq->at & MOD_AT_SERVER) && iq->from && !xml_node_attr(iq->payload, "node"))
-        service_each(add_service_item, q);
+    if ((iq->at & MOD_AT_SERVER) && !xml_node_attr(iq->payload, "node"))
+        service_each(!iq->from, add_service_item, q);
     session_reply_result(iq->from, iq->st, q);
     return MOD_HANDLED;
 }

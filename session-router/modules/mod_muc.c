@@ -477,13 +477,13 @@ static void ghosts_flush(void)
 
 /* ---- errors ---- */
 
-void muc_reply_error(session_t *from, const xml_node_t *st, const char *etype,
+void muc_reply_error(const muc_from_t *from, const xml_node_t *st, const char *etype,
                      const char *cond)
 {
     const char *type = xml_node_attr(st, "type");
     if (type && strcmp(type, "error") == 0)
         return;
-    session_reply_error(from, st, etype, cond);
+    session_reply_error(from->s, st, etype, cond);
 }
 
 /* ---- presence: join, update, nickname change, leave ---- */
@@ -617,10 +617,10 @@ static void occ_add_full(muc_occ_t *o, const char *full)
     joined_add(full, 1);
 }
 
-static void join(session_t *from, xml_node_t *st, const char *room, const char *nick,
+static void join(const muc_from_t *from, xml_node_t *st, const char *room, const char *nick,
                  muc_room_t *r)
 {
-    const char *bare = from->user->bare;
+    const char *bare = from->bare;
     xml_node_t *mucx = xml_node_child(st, "x", NS_MUC);
     int created = 0;
     if (!nick_ok(nick)) {
@@ -630,6 +630,13 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
     if (!r) {
         if (!muc.loaded) {
             muc_reply_error(from, st, "wait", "resource-constraint");
+            return;
+        }
+        /* Rooms are made by this server's users: a user at another domain joins the rooms
+         * that exist (section 10.1.1: not-allowed for one who may not create a room), so
+         * other servers cannot fill muc_max_rooms. */
+        if (!from->s) {
+            muc_reply_error(from, st, "cancel", "not-allowed");
             return;
         }
         /* Limits on rooms in all and per creator (muc_max_rooms, muc_max_rooms_per_user). */
@@ -725,7 +732,7 @@ static void join(session_t *from, xml_node_t *st, const char *room, const char *
 
 /* Section 7.6: the occupant takes another nickname: unavailable with 303 and the new
  * nick, then available under it. */
-static void change_nick(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+static void change_nick(const muc_from_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
                         const char *nick)
 {
     if (!nick_ok(nick)) {
@@ -809,7 +816,7 @@ static int error_means_gone(const xml_node_t *st)
 /* A presence or message of type error from an occupant's client: one that says the
  * client is gone takes that full JID out (section 18.1); the rest mean nothing to the
  * room. Returns 1 when `st` was an error. */
-static int occupant_error(session_t *from, const xml_node_t *st, const char *type,
+static int occupant_error(const muc_from_t *from, const xml_node_t *st, const char *type,
                           muc_room_t *r, muc_occ_t *o)
 {
     if (!type || strcmp(type, "error") != 0)
@@ -819,7 +826,7 @@ static int occupant_error(session_t *from, const xml_node_t *st, const char *typ
     return 1;
 }
 
-static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
+static void on_room_presence(const muc_from_t *from, xml_node_t *st, const char *room,
                              const char *nick)
 {
     const char *type = xml_node_attr(st, "type");
@@ -868,7 +875,7 @@ static void on_room_presence(session_t *from, xml_node_t *st, const char *room,
 
 /* ---- messages ---- */
 
-static void groupchat(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o)
+static void groupchat(const muc_from_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o)
 {
     xml_node_t *subj = xml_node_child(st, "subject", NULL);
     xml_node_t *body = xml_node_child(st, "body", NULL);
@@ -915,7 +922,7 @@ static void groupchat(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t 
 }
 
 /* Section 7.5: a private message to one occupant, to every full JID of it. */
-static void private_message(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+static void private_message(const muc_from_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
                             const char *nick)
 {
     muc_occ_t *t = muc_occ_by_nick(r, nick);
@@ -967,7 +974,7 @@ static int decline_target_ok(const muc_room_t *r, const char *to)
 }
 
 /* Section 7.8.2: mediated invitations, and 7.8.3 declines, passed on by the room. */
-static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+static void invitations(const muc_from_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
                         xml_node_t *x)
 {
     int n = 0;
@@ -995,7 +1002,7 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
             xml_node_set_attr(m, "id", id);
         xml_node_t *ox = xml_node_new_child(m, "x", NS_MUC_USER);
         xml_node_t *el = xml_node_new_child(ox, invite ? "invite" : "decline", NS_MUC_USER);
-        xml_node_set_attr(el, "from", from->user->bare);
+        xml_node_set_attr(el, "from", from->bare);
         if (reason)
             xml_node_add_child(el, xml_node_copy(reason));
         if (invite) {
@@ -1022,7 +1029,7 @@ static void invitations(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_
             if (r->cfg.password_protected)
                 add_text_child(ox, "password", NS_MUC_USER, r->cfg.password);
             buf_t body = BUF_INIT;
-            buf_printf(&body, "%s invites you to the room %s", from->user->bare, r->jid);
+            buf_printf(&body, "%s invites you to the room %s", from->bare, r->jid);
             xml_node_add_text(xml_node_new_child(m, "body", XML_NS_CLIENT), body.data,
                               body.len);
             buf_free(&body);
@@ -1055,7 +1062,7 @@ static char *form_value(const xml_node_t *x, const char *var)
 
 /* Section 7.13 and 8.6: a visitor asks for voice; the moderators get the approval form,
  * and one that submits it with muc#request_allow true gives the voice. */
-static void voice_request(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+static void voice_request(const muc_from_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
                           const xml_node_t *x)
 {
     char *allow = form_value(x, "muc#request_allow");
@@ -1111,7 +1118,7 @@ static void voice_request(session_t *from, xml_node_t *st, muc_room_t *r, muc_oc
     muc_broadcast_presence(r, t, &opt);
 }
 
-static void on_room_message(session_t *from, xml_node_t *st, const char *room,
+static void on_room_message(const muc_from_t *from, xml_node_t *st, const char *room,
                             const char *nick)
 {
     const char *type = xml_node_attr(st, "type");
@@ -1164,6 +1171,7 @@ static void on_room_message(session_t *from, xml_node_t *st, const char *room,
 #define MUC_HELD_MAX 1024
 typedef struct held {
     char *full, *to, *payload;
+    int remote; /* from another domain: no session to find again */
     size_t len;
     ipc_kind_t kind;
     struct held *next;
@@ -1171,12 +1179,13 @@ typedef struct held {
 static held_t *held, **held_tail = &held;
 static int nheld;
 
-static int held_add(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len)
+static int held_add(const muc_from_t *from, const ipc_stanza_t *msg, const char *payload, size_t len)
 {
     if (nheld >= MUC_HELD_MAX)
         return 0;
     held_t *h = xcalloc(1, sizeof *h);
     h->full = xstrdup(from->full);
+    h->remote = !from->s;
     h->to = xstrdup(msg->to);
     h->payload = xmalloc(len + 1);
     memcpy(h->payload, payload, len);
@@ -1189,8 +1198,7 @@ static int held_add(session_t *from, const ipc_stanza_t *msg, const char *payloa
     return 1;
 }
 
-static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
-                      size_t len);
+static void on_stanza(session_t *s, const ipc_stanza_t *msg, const char *payload, size_t len);
 
 void muc_load_done(void)
 {
@@ -1200,8 +1208,8 @@ void muc_load_done(void)
     nheld = 0;
     while (h) {
         held_t *next = h->next;
-        session_t *s = muc.rooms ? session_find_jid(h->full) : NULL;
-        if (s) { /* a client gone meanwhile has nothing to hear */
+        session_t *s = muc.rooms && !h->remote ? session_find_jid(h->full) : NULL;
+        if (s || (muc.rooms && h->remote)) { /* a client gone meanwhile has nothing to hear */
             ipc_stanza_t m = {.kind = h->kind, .to = h->to, .from = h->full};
             on_stanza(s, &m, h->payload, h->len);
         }
@@ -1214,8 +1222,24 @@ void muc_load_done(void)
 }
 
 
-static void on_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
-                      size_t len)
+static void room_stanza(const muc_from_t *from, const ipc_stanza_t *msg, const char *payload,
+                        size_t len);
+
+/* The service's handler (service.h): a local client's stanza (s its session), or one from
+ * a user at another domain (s NULL, msg->from its JID, answers by address). */
+static void on_stanza(session_t *s, const ipc_stanza_t *msg, const char *payload, size_t len)
+{
+    muc_from_t from = {.s = s, .full = s ? s->full : msg->from};
+    size_t bl = strcspn(from.full, "/");
+    if (bl >= sizeof from.bare)
+        return; /* the frontends bound JIDs to JID_MAX */
+    memcpy(from.bare, from.full, bl);
+    from.bare[bl] = '\0';
+    room_stanza(&from, msg, payload, len);
+}
+
+static void room_stanza(const muc_from_t *from, const ipc_stanza_t *msg, const char *payload,
+                        size_t len)
 {
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
@@ -1428,7 +1452,7 @@ static void muc_open(void)
     muc_iq_open();
     if (RAND_bytes(oid_secret, sizeof oid_secret) != 1)
         log_fatal("muc: no random bytes for the occupant-id secret");
-    service_add(muc.domain, "Chatrooms", on_stanza);
+    service_add(muc.domain, "Chatrooms", on_stanza, 1); /* users of other domains too */
     muc_archive_open();
     muc_store_load();
 }

@@ -375,7 +375,7 @@ static void upload_open(void)
         log_fatal("config: key 'upload_domain': upload.%s is too long", rt.domain);
     if (jid_prep_domain(up.domain, want) < 0)
         log_fatal("config: key 'upload_domain': '%s' is not a valid domain", want);
-    service_add(up.domain, "HTTP File Upload", upload_stanza);
+    service_add(up.domain, "HTTP File Upload", upload_stanza, 0); /* local accounts only */
     log_info("upload: slots on %s for %s (at most %lld bytes a file)", up.domain, up.url,
              up.max_size);
 }

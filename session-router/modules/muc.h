@@ -5,9 +5,19 @@
 #ifndef ROUTER_MUC_H
 #define ROUTER_MUC_H
 
+#include "jid.h"
 #include "muccfg.h"
 #include "types.h"
 #include "xml.h"
+
+/* Who sent a stanza to the service: a local client's session, or (s NULL) a user at
+ * another domain, whose answers go back by address (session_reply_error with no session:
+ * out through an s2s frontend). */
+typedef struct {
+    session_t *s;
+    const char *full;       /* the sender's JID as the stanza's 'from' */
+    char bare[JID_MAX + 1]; /* its bare JID: the key of affiliations and registrations */
+} muc_from_t;
 
 /* The history an occupant asks for on joining (XEP-0045 section 7.2.15): -1 = not given. */
 typedef struct {
@@ -45,7 +55,7 @@ void muc_history_send(const char *room, const char *to, const muc_history_req_t 
 /* Answers an XEP-0313 query (iq set <query xmlns='urn:xmpp:mam:2'/>, or the form get) to
  * the room's archive; the caller has checked the sender may read it (an occupant, or a
  * member of a members-only room). `st` is not taken. */
-void muc_archive_query(session_t *from, const xml_node_t *st, const char *room);
+void muc_archive_query(const muc_from_t *from, const xml_node_t *st, const char *room);
 
 /* Forgets a room's history and archive (room destroyed). */
 void muc_archive_delete(const char *room);
@@ -127,14 +137,14 @@ void muc_occ_apply_aff(muc_room_t *r, const char *bare, muc_aff_t a, const char 
 /* mod_muc.c helpers the other files use: room/NICK (malloc'd); an error answer (never to
  * an error). */
 char *muc_occ_jid(const muc_room_t *r, const char *nick);
-void muc_reply_error(session_t *from, const xml_node_t *st, const char *etype,
+void muc_reply_error(const muc_from_t *from, const xml_node_t *st, const char *etype,
                      const char *cond);
 
 /* muc_iq.c: iqs to the service (no node) and to a room or room/NICK; answers from
  * occupants' clients to iqs the room passed on; its state. */
-void muc_service_iq(session_t *from, xml_node_t *st, int set);
-void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *nick, int set);
-void muc_iq_answer(session_t *from, xml_node_t *st);
+void muc_service_iq(const muc_from_t *from, xml_node_t *st, int set);
+void muc_room_iq(const muc_from_t *from, xml_node_t *st, const char *room, const char *nick, int set);
+void muc_iq_answer(const muc_from_t *from, xml_node_t *st);
 void muc_iq_open(void);
 void muc_iq_close(void);
 
@@ -142,9 +152,9 @@ void muc_iq_close(void);
 void muc_load_done(void);
 
 /* muc_admin.c */
-void muc_admin_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
-void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
-void muc_register_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
+void muc_admin_iq(const muc_from_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
+void muc_owner_iq(const muc_from_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
+void muc_register_iq(const muc_from_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q);
 /* Writes a persistent room's state to Redis (or removes a temporary one's). */
 void muc_store_save(const muc_room_t *r);
 void muc_store_delete(const char *room);

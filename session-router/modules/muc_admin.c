@@ -52,7 +52,7 @@ static int count_aff(const muc_room_t *r, muc_aff_t a)
 
 /* ---- muc#admin (sections 8, 9, 10.3 ff.) ---- */
 
-static void admin_get(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q,
+static void admin_get(const muc_from_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q,
                       muc_role_t ar, muc_aff_t aa)
 {
     xml_node_t *item = xml_node_child(q, "item", NS_MUC_ADMIN);
@@ -60,11 +60,11 @@ static void admin_get(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
     const char *rs = item ? xml_node_attr(item, "role") : NULL;
     int af = as ? muccfg_aff_parse(as) : -2, ro = rs ? muccfg_role_parse(rs) : -2;
     if (!item || (as && af == -2) || (rs && ro == -2) || (!as && !rs) || (as && rs)) {
-        session_reply_error(from, st, "modify", "bad-request");
+        session_reply_error(from->s, st, "modify", "bad-request");
         return;
     }
     if (!muccfg_may_list(ar, aa, as ? (muc_aff_t)af : AFF_NONE, rs ? (muc_role_t)ro : ROLE_NONE)) {
-        session_reply_error(from, st, "auth", "forbidden");
+        session_reply_error(from->s, st, "auth", "forbidden");
         return;
     }
     xml_node_t *res = xml_node_new("query", NS_MUC_ADMIN);
@@ -93,7 +93,7 @@ static void admin_get(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
             xml_node_set_attr(it, "jid", o->full[0]);
         }
     }
-    session_reply_result(from, st, res);
+    session_reply_result(from->s, st, res);
 }
 
 typedef struct {
@@ -104,7 +104,7 @@ typedef struct {
     char *reason;
 } change_t;
 
-static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q,
+static void admin_set(const muc_from_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q,
                       muc_occ_t *actor, muc_role_t ar, muc_aff_t aa)
 {
     change_t *ch = xcalloc(MUC_ADMIN_ITEMS_MAX, sizeof *ch);
@@ -203,10 +203,10 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
         for (int i = 0; i < n; i++)
             free(ch[i].reason);
         free(ch);
-        session_reply_error(from, st, etype, cond);
+        session_reply_error(from->s, st, etype, cond);
         return;
     }
-    session_reply_result(from, st, NULL);
+    session_reply_result(from->s, st, NULL);
     char *rjid = xstrdup(r->jid);
     const char *actor_nick = actor ? actor->nick : NULL;
     char *anick = actor_nick ? xstrdup(actor_nick) : NULL;
@@ -248,11 +248,11 @@ static void admin_set(session_t *from, xml_node_t *st, muc_room_t *r, const xml_
     free(anick);
 }
 
-void muc_admin_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q)
+void muc_admin_iq(const muc_from_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q)
 {
     muc_occ_t *o = muc_occ_by_full(r, from->full);
     muc_role_t ar = o ? o->role : ROLE_NONE;
-    muc_aff_t aa = muc_room_aff(r, from->user->bare);
+    muc_aff_t aa = muc_room_aff(r, from->bare);
     const char *type = xml_node_attr(st, "type");
     if (type && strcmp(type, "set") == 0)
         admin_set(from, st, r, q, o, ar, aa);
@@ -289,18 +289,18 @@ static void notify_config_change(muc_room_t *r, const muccfg_t *before)
         }
 }
 
-void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q)
+void muc_owner_iq(const muc_from_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q)
 {
     const char *type = xml_node_attr(st, "type");
     int set = type && strcmp(type, "set") == 0;
-    if (muc_room_aff(r, from->user->bare) != AFF_OWNER) {
-        session_reply_error(from, st, "auth", "forbidden");
+    if (muc_room_aff(r, from->bare) != AFF_OWNER) {
+        session_reply_error(from->s, st, "auth", "forbidden");
         return;
     }
     if (!set) {
         xml_node_t *res = xml_node_new("query", NS_MUC_OWNER);
         xml_node_add_child(res, muccfg_form(&r->cfg, (int)muc.max_occupants));
-        session_reply_result(from, st, res);
+        session_reply_result(from->s, st, res);
         return;
     }
     xml_node_t *destroy = xml_node_child(q, "destroy", NS_MUC_OWNER);
@@ -312,7 +312,7 @@ void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
         if (alt) {
             if (bare_of(alt, altb, sizeof altb) < 0) {
                 xml_node_free(&d);
-                session_reply_error(from, st, "modify", "jid-malformed");
+                session_reply_error(from->s, st, "modify", "jid-malformed");
                 return;
             }
             xml_node_set_attr(d, "jid", altb);
@@ -322,19 +322,19 @@ void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
             xml_node_add_text(xml_node_new_child(d, "reason", NULL), reason, strlen(reason));
             free(reason);
         }
-        session_reply_result(from, st, NULL);
+        session_reply_result(from->s, st, NULL);
         muc_room_destroy(r, d);
         xml_node_free(&d);
         return;
     }
     xml_node_t *x = xml_node_child(q, "x", NS_XDATA);
     if (!x) {
-        session_reply_error(from, st, "modify", "bad-request");
+        session_reply_error(from->s, st, "modify", "bad-request");
         return;
     }
     const char *xt = xml_node_attr(x, "type");
     if (xt && strcmp(xt, "cancel") == 0) {
-        session_reply_result(from, st, NULL);
+        session_reply_result(from->s, st, NULL);
         /* Section 10.1.3: cancelling the first configuration destroys the new room. */
         if (r->locked)
             muc_room_destroy(r, NULL);
@@ -343,11 +343,11 @@ void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
     muccfg_t before = r->cfg;
     muccfg_err_t err = {0};
     if (muccfg_apply(&r->cfg, x, (int)muc.max_occupants, &err) < 0) {
-        session_reply_error(from, st, err.etype ? err.etype : "modify",
+        session_reply_error(from->s, st, err.etype ? err.etype : "modify",
                             err.cond ? err.cond : "bad-request");
         return;
     }
-    session_reply_result(from, st, NULL);
+    session_reply_result(from->s, st, NULL);
     int was_locked = r->locked;
     r->locked = 0; /* section 10.1.2 / 10.1.3: configured (or accepted as is): open */
     if (r->cfg.persistent)
@@ -379,10 +379,10 @@ void muc_owner_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node
 
 /* ---- registration (section 7.10) ---- */
 
-void muc_register_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q)
+void muc_register_iq(const muc_from_t *from, xml_node_t *st, muc_room_t *r, const xml_node_t *q)
 {
     const char *type = xml_node_attr(st, "type");
-    const char *bare = from->user->bare;
+    const char *bare = from->bare;
     muc_aff_t a = muc_room_aff(r, bare);
     const char *mine = hmap_sget(r->regs, bare);
     if (!type || strcmp(type, "set") != 0) {
@@ -407,28 +407,28 @@ void muc_register_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_n
             xml_node_set_attr(f, "label", "Nickname");
             xml_node_new_child(f, "required", NULL);
         }
-        session_reply_result(from, st, res);
+        session_reply_result(from->s, st, res);
         return;
     }
     if (a == AFF_OUTCAST) {
-        session_reply_error(from, st, "auth", "forbidden");
+        session_reply_error(from->s, st, "auth", "forbidden");
         return;
     }
     if (xml_node_child(q, "remove", NS_REGISTER)) {
         char *old = hmap_sdel(r->regs, bare);
         if (!old) {
-            session_reply_error(from, st, "cancel", "item-not-found");
+            session_reply_error(from->s, st, "cancel", "item-not-found");
             return;
         }
         free(old);
-        session_reply_result(from, st, NULL);
+        session_reply_result(from->s, st, NULL);
         if (r->cfg.persistent)
             muc_store_save(r);
         return;
     }
     /* A members-only room registers its members only. */
     if (r->cfg.members_only && a < AFF_MEMBER) {
-        session_reply_error(from, st, "auth", "registration-required");
+        session_reply_error(from->s, st, "auth", "registration-required");
         return;
     }
     xml_node_t *x = xml_node_child(q, "x", NS_XDATA);
@@ -450,7 +450,7 @@ void muc_register_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_n
     free(ftype);
     if (bad) {
         free(nick);
-        session_reply_error(from, st, "modify", "bad-request");
+        session_reply_error(from->s, st, "modify", "bad-request");
         return;
     }
     free(nick);
@@ -458,15 +458,15 @@ void muc_register_iq(session_t *from, xml_node_t *st, muc_room_t *r, const xml_n
     const char *holder = muc_reg_owner(r, prepped);
     muc_occ_t *o = muc_occ_by_nick(r, prepped);
     if ((holder && strcmp(holder, bare) != 0) || (o && strcmp(o->bare, bare) != 0)) {
-        session_reply_error(from, st, "cancel", "conflict");
+        session_reply_error(from->s, st, "cancel", "conflict");
         return;
     }
     if (!hmap_sget(r->regs, bare) && (long)hmap_count(r->regs) >= muc.max_affs) {
-        session_reply_error(from, st, "modify", "policy-violation");
+        session_reply_error(from->s, st, "modify", "policy-violation");
         return;
     }
     free(hmap_sput(r->regs, bare, xstrdup(prepped)));
-    session_reply_result(from, st, NULL);
+    session_reply_result(from->s, st, NULL);
     if (r->cfg.persistent)
         muc_store_save(r);
 }

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mamq.h"
 #include "mamrun.h"
+#include "remote.h"
 #include "modules.h"
 #include "muc.h"
 #include "route.h"
@@ -321,7 +322,7 @@ static void on_history(redisAsyncContext *ac, void *reply, void *privdata)
     if (rep && rep->type == REDIS_REPLY_ERROR)
         log_warn("muc: history of %s: %s", h->room, rep->str);
     /* Only if the occupant is still here (the room's answer would go nowhere else). */
-    if (rep && rep->type == REDIS_REPLY_ARRAY && session_find_jid(h->to)) {
+    if (rep && rep->type == REDIS_REPLY_ARRAY && (remote_jid(h->to) || session_find_jid(h->to))) {
         /* Newest first from Redis: walk back while maxchars allows (section 7.2.15 counts
          * the complete XML of each stanza as sent), then send oldest first. */
         size_t n = rep->elements, keep = 0;
@@ -407,35 +408,35 @@ void muc_history_send(const char *room, const char *to, const muc_history_req_t 
 
 /* ---- the room's archive (XEP-0313 on the room's JID) ---- */
 
-void muc_archive_query(session_t *from, const xml_node_t *st, const char *room)
+void muc_archive_query(const muc_from_t *from, const xml_node_t *st, const char *room)
 {
     const xml_node_t *q = xml_node_first_element(st);
     const char *type = xml_node_attr(st, "type");
     int set = type && strcmp(type, "set") == 0;
     char key[STORAGE_KEY_MAX];
     if (!q || !q->ns || strcmp(q->ns, NS_MAM) != 0 || room_key(key, room) < 0) {
-        session_reply_error(from, st, "cancel", "service-unavailable");
+        session_reply_error(from->s, st, "cancel", "service-unavailable");
         return;
     }
     if (strcmp(q->name, "query") == 0 && !set) {
-        session_reply_result(from, st, mamq_form());
+        session_reply_result(from->s, st, mamq_form());
         return;
     }
     if (strcmp(q->name, "metadata") == 0 && !set) {
         if (!rt.redis_ready || mamrun_metadata(from->full, st, key, min_kept()) < 0)
-            session_reply_error(from, st, "wait", "internal-server-error");
+            session_reply_error(from->s, st, "wait", "internal-server-error");
         return;
     }
     if (strcmp(q->name, "query") != 0) {
-        session_reply_error(from, st, "cancel", "feature-not-implemented");
+        session_reply_error(from->s, st, "cancel", "feature-not-implemented");
         return;
     }
     mamq_query_t mq;
     const char *etype = NULL, *cond = NULL;
     if (mamq_query_parse(q, max_page, min_kept(), &mq, &etype, &cond) < 0) {
-        session_reply_error(from, st, etype, cond);
+        session_reply_error(from->s, st, etype, cond);
     } else if (!rt.redis_ready) {
-        session_reply_error(from, st, "wait", "internal-server-error");
+        session_reply_error(from->s, st, "wait", "internal-server-error");
     } else {
         /* 'with' in a room's archive is an occupant's room JID (room/nick); the room's own
          * JID matches every message, any other JID none (real JIDs are not kept). */
@@ -443,7 +444,7 @@ void muc_archive_query(session_t *from, const xml_node_t *st, const char *room)
         if (!*filter && *mq.with_bare && strcmp(mq.with_bare, room) != 0)
             filter = mq.with_bare;
         if (mamrun_query(from->full, st, room, &mq, key, key, filter, min_kept()) < 0)
-            session_reply_error(from, st, "wait", "internal-server-error");
+            session_reply_error(from->s, st, "wait", "internal-server-error");
     }
     mamq_query_free(&mq);
 }

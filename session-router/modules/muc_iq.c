@@ -18,7 +18,7 @@
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_OCCUPANT_ID "urn:xmpp:occupant-id:0"
 
-static void disco_service(session_t *from, xml_node_t *st, int info)
+static void disco_service(const muc_from_t *from, xml_node_t *st, int info)
 {
     xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
     if (xml_node_child(st, "query", NULL) && xml_node_attr(xml_node_child(st, "query", NULL),
@@ -53,17 +53,17 @@ static void disco_service(session_t *from, xml_node_t *st, int info)
                 xml_node_set_attr(it, "name", r->cfg.name);
         }
     }
-    session_reply_result(from, st, q);
+    session_reply_result(from->s, st, q);
 }
 
-static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
+static void disco_room(const muc_from_t *from, xml_node_t *st, muc_room_t *r, int info)
 {
     xml_node_t *q = xml_node_new("query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
     const char *node = xml_node_attr(xml_node_first_element(st), "node");
     if (node) {
         /* Section 7.12: the nickname the asker registered, as an identity; nothing else
          * has a node. */
-        const char *nick = hmap_sget(r->regs, from->user->bare);
+        const char *nick = hmap_sget(r->regs, from->bare);
         if (!info || strcmp(node, "x-roomuser-item") != 0) {
             xml_node_free(&q);
             muc_reply_error(from, st, "cancel", "item-not-found");
@@ -76,7 +76,7 @@ static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
             xml_node_set_attr(id, "type", "text");
             xml_node_set_attr(id, "name", nick);
         }
-        session_reply_result(from, st, q);
+        session_reply_result(from->s, st, q);
         return;
     }
     if (info) {
@@ -95,7 +95,7 @@ static void disco_room(session_t *from, xml_node_t *st, muc_room_t *r, int info)
         muccfg_disco(&r->cfg, q, r->nocc, r->subject);
     }
     /* disco#items: section 6.5 lets a room keep its occupants to itself. */
-    session_reply_result(from, st, q);
+    session_reply_result(from->s, st, q);
 }
 
 /* An iq between occupants (XEP-0045 section 6.7 lets the room pass a query to an
@@ -133,7 +133,7 @@ static int iq_expired(void *value, void *ud)
     return 1;
 }
 
-static void iq_forward(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
+static void iq_forward(const muc_from_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t *o,
                        muc_occ_t *t)
 {
     uint64_t age = MUC_IQ_TIMEOUT_MS;
@@ -168,7 +168,7 @@ static void iq_forward(session_t *from, xml_node_t *st, muc_room_t *r, muc_occ_t
 }
 
 /* A result or error from an occupant's client for an iq the room passed on. */
-void muc_iq_answer(session_t *from, xml_node_t *st)
+void muc_iq_answer(const muc_from_t *from, xml_node_t *st)
 {
     const char *id = xml_node_attr(st, "id");
     iq_wait_t *w = id ? hmap_sget(iq_pending, id) : NULL;
@@ -187,7 +187,7 @@ void muc_iq_answer(session_t *from, xml_node_t *st)
     iq_wait_free(w);
 }
 
-void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *nick,
+void muc_room_iq(const muc_from_t *from, xml_node_t *st, const char *room, const char *nick,
                  int set)
 {
     muc_room_t *r = muc_room_find(room);
@@ -196,7 +196,7 @@ void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *
         muc_reply_error(from, st, "modify", "bad-request");
         return;
     }
-    if (!r || (r->locked && muc_room_aff(r, from->user->bare) != AFF_OWNER)) {
+    if (!r || (r->locked && muc_room_aff(r, from->bare) != AFF_OWNER)) {
         muc_reply_error(from, st, "cancel", "item-not-found");
         return;
     }
@@ -210,7 +210,7 @@ void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *
             return;
         }
         if (!set && strcmp(q->ns, NS_PING) == 0 && strcmp(o->nick, nick) == 0) {
-            session_reply_result(from, st, NULL);
+            session_reply_result(from->s, st, NULL);
             return;
         }
         muc_occ_t *t = muc_occ_by_nick(r, nick);
@@ -226,7 +226,7 @@ void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *
     } else if (!set && strcmp(q->ns, NS_DISCO_ITEMS) == 0 && strcmp(q->name, "query") == 0) {
         disco_room(from, st, r, 0);
     } else if (!set && strcmp(q->ns, NS_PING) == 0) {
-        session_reply_result(from, st, NULL);
+        session_reply_result(from->s, st, NULL);
     } else if (strcmp(q->ns, NS_MUC_ADMIN) == 0 && strcmp(q->name, "query") == 0) {
         muc_admin_iq(from, st, r, q);
     } else if (strcmp(q->ns, NS_MUC_OWNER) == 0 && strcmp(q->name, "query") == 0) {
@@ -236,7 +236,7 @@ void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *
     } else if (strcmp(q->ns, NS_MAM) == 0) {
         /* The archive is for occupants, and for members of a members-only room; a room
          * with archiving off offers none (its disco#info has no mam:2). */
-        muc_aff_t a = muc_room_aff(r, from->user->bare);
+        muc_aff_t a = muc_room_aff(r, from->bare);
         if (!r->cfg.archive)
             muc_reply_error(from, st, "cancel", "service-unavailable");
         else if (a == AFF_OUTCAST || (!o && (r->cfg.members_only ? a < AFF_MEMBER : 1)))
@@ -248,7 +248,7 @@ void muc_room_iq(session_t *from, xml_node_t *st, const char *room, const char *
     }
 }
 
-void muc_service_iq(session_t *from, xml_node_t *st, int set)
+void muc_service_iq(const muc_from_t *from, xml_node_t *st, int set)
 {
     xml_node_t *q = xml_node_first_element(st);
     if (!set && q && q->ns && strcmp(q->name, "query") == 0 &&
@@ -258,7 +258,7 @@ void muc_service_iq(session_t *from, xml_node_t *st, int set)
              strcmp(q->ns, NS_DISCO_ITEMS) == 0)
         disco_service(from, st, 0);
     else if (!set && q && q->ns && strcmp(q->ns, NS_PING) == 0)
-        session_reply_result(from, st, NULL);
+        session_reply_result(from->s, st, NULL);
     else
         muc_reply_error(from, st, "cancel", "service-unavailable");
 }

@@ -187,20 +187,33 @@ def test_stanzas_leave_and_arrive_through_the_s2s_frontend(private_stack, zmq):
         ident = res.find("%s/%s" % (q(NS_DISCO_INFO, "query"), q(NS_DISCO_INFO, "identity")))
         assert ident is not None and ident.get("category") == "server", ET.tostring(res)
 
-        # The services are listed to local users only: remote ones cannot use them yet.
+        # Local users see every service; other domains see those open to them: the rooms,
+        # not the upload service (local accounts only).
+        items = "{http://jabber.org/protocol/disco#items}item"
         mine = c.iq("get", "<query xmlns='http://jabber.org/protocol/disco#items'/>", to=DOMAIN)
-        local_items = [i.get("jid") for i in mine.iter("{http://jabber.org/protocol/disco#items}item")]
-        assert "conference." + DOMAIN in local_items, dump(mine)
+        local_items = [i.get("jid") for i in mine.iter(items)]
+        assert {"conference." + DOMAIN, "upload." + DOMAIN} <= set(local_items), dump(mine)
         fake.s2s_in("<iq from='%s' to='%s' type='get' id='d2'>"
                     "<query xmlns='http://jabber.org/protocol/disco#items'/></iq>" % (REMOTE, DOMAIN))
         _, res = fake.s2s_out(lambda e: e.get("id") == "d2", "the disco#items result")
         assert res.get("type") == "result", ET.tostring(res)
-        assert not list(res.iter("{http://jabber.org/protocol/disco#items}item")), ET.tostring(res)
-        # A remote user cannot join a room here yet: an error, not silence.
+        assert [i.get("jid") for i in res.iter(items)] == ["conference." + DOMAIN], \
+            ET.tostring(res)
+        # A remote user asking the upload service for a slot: service-unavailable.
+        fake.s2s_in("<iq from='%s/balcony' to='upload.%s' type='get' id='u1'><request "
+                    "xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='3'/></iq>"
+                    % (ROMEO, DOMAIN))
+        _, err = fake.s2s_out(lambda e: e.get("id") == "u1", "the refused slot request")
+        assert err.get("type") == "error", ET.tostring(err)
+        assert err.find("{%s}error/{%s}service-unavailable" % (NS_CLIENT, NS_STANZAS)) \
+            is not None, ET.tostring(err)
+        # A remote user may join an existing room, not make one (XEP-0045 10.1.1).
         fake.s2s_in("<presence from='%s/balcony' to='room@conference.%s/romeo' id='j1'>"
                     "<x xmlns='http://jabber.org/protocol/muc'/></presence>" % (ROMEO, DOMAIN))
-        _, err = fake.s2s_out(lambda e: e.get("id") == "j1", "the refused join")
+        _, err = fake.s2s_out(lambda e: e.get("id") == "j1", "the refused creation")
         assert err.get("type") == "error", ET.tostring(err)
+        assert err.find("{%s}error/{%s}not-allowed" % (NS_CLIENT, NS_STANZAS)) is not None, \
+            ET.tostring(err)
 
         # A message to an account that does not exist: service-unavailable back out.
         fake.s2s_in("<message from='%s/balcony' to='nobody-%s@%s' type='chat' id='nx'>"

@@ -368,3 +368,76 @@ def test_ours_joins_a_room_on_prosody(stack, tmp_path, pki, dns, opened):
     finally:
         problems = peer.stop()
     assert not problems, "\n".join(problems)
+
+
+def test_prosody_user_joins_a_room_here(stack, tmp_path, pki, dns, opened):
+    """The other way: a Prosody user joins a room of our multi-user chat service
+    (conference.DOMAIN, reached through our s2s frontend), sees our occupant, talks both
+    ways, asks the room's archive (XEP-0313, answered through s2s), and leaves; a room it
+    names that does not exist is not created for it (XEP-0045 10.1.1: not-allowed)."""
+    ours_domain, peer_domain = "s2sr-ours.example", "s2sr-pros.example"
+    conference = "conference." + ours_domain
+    peer = pp.ProsodyPeer(tmp_path / peer_domain, peer_domain, pki.ca.issue(peer_domain),
+                          pki.ca.cafile, dns, "certificate")
+    dns.xmpp_server(peer_domain, peer.s2s_port)
+    peer.start()
+    try:
+        with our_server(stack, "s2sr", ours_domain,
+                        pki.ca.issue(ours_domain, extra_names=(conference,)), pki.ca.cafile,
+                        "certificate",
+                        static_hosts={peer_domain: "127.0.0.1:%d" % peer.s2s_port}) as ours:
+            dns.xmpp_server(ours_domain, ours.s2s_port)
+            dns.xmpp_server(conference, ours.s2s_port)
+            a = online(opened, ours, ours.new_user("oa"), "ours")
+            b = online(opened, peer, peer.new_user("pb"), "prosody")
+            room = "hall-%s@%s" % (uuid.uuid4().hex[:6], conference)
+
+            def join(c, nick, room=room):
+                c.send("<presence to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
+                return c.im_wait(lambda e: e.tag == pp.q(pp.NS_CLIENT, "presence")
+                                 and e.get("from") == "%s/%s" % (room, nick)
+                                 and (110 in muc_codes(e) or e.get("type") == "error"),
+                                 pp.WAIT, "the answer from %s" % room)
+
+            # Ours creates the room (an instant room: the default configuration accepted).
+            me = join(a, "alice")
+            assert {110, 201} <= muc_codes(me), pp.dump(me)
+            res = a.im_iq("set", "<query xmlns='%s#owner'><x xmlns='jabber:x:data' "
+                          "type='submit'/></query>" % NS_MUC, to=room, timeout=pp.WAIT)
+            assert res.get("type") == "result", pp.dump(res)
+
+            me = join(b, "bob")
+            assert me.get("type") != "error", pp.dump(me)
+            a.im_wait(lambda e: e.get("from") == room + "/bob" and e.get("type") is None,
+                      pp.WAIT, "bob's presence in the room")
+            for sender, receiver, nick in ((a, b, "alice"), (b, a, "bob")):
+                body = "groupchat from %s %s" % (nick, uuid.uuid4().hex[:6])
+                sender.send("<message to='%s' type='groupchat'><body>%s</body></message>"
+                            % (room, body))
+                for c in (receiver, sender):
+                    m = c.im_wait(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
+                                  pp.WAIT, "the groupchat message")
+                    assert m.get("type") == "groupchat", pp.dump(m)
+                    assert m.get("from") == "%s/%s" % (room, nick), pp.dump(m)
+
+            # The room's archive answers the remote occupant through s2s.
+            res = b.im_iq("set", "<query xmlns='urn:xmpp:mam:2' queryid='q1'/>", to=room,
+                          timeout=pp.WAIT)
+            assert res.get("type") == "result", pp.dump(res)
+            got = b.im_take(lambda e: e.find("{urn:xmpp:mam:2}result") is not None)
+            bodies = [e.findtext(".//" + pp.q(pp.NS_CLIENT, "body")) for e in got]
+            assert len(bodies) == 2 and all("groupchat from" in x for x in bodies), \
+                [pp.dump(e) for e in got]
+
+            b.send("<presence to='%s/bob' type='unavailable'/>" % room)
+            a.im_wait(lambda e: e.get("from") == room + "/bob"
+                      and e.get("type") == "unavailable", pp.WAIT, "bob leaving")
+
+            # Prosody's user cannot make a room here.
+            err = join(b, "bob", room="new-%s@%s" % (uuid.uuid4().hex[:6], conference))
+            assert err.get("type") == "error", pp.dump(err)
+            assert err.find("%s/{%s}not-allowed" % (pp.q(pp.NS_CLIENT, "error"),
+                                                    pp.NS_STANZAS)) is not None, pp.dump(err)
+    finally:
+        problems = peer.stop()
+    assert not problems, "\n".join(problems)
