@@ -32,6 +32,7 @@
 #include "router.h"
 #include "session.h"
 #include "caps.h"
+#include "rpresence.h"
 #include "iqreq.h"
 #include "service.h"
 #include "sm.h"
@@ -190,7 +191,7 @@ int main(int argc, char **argv)
     caps_open();
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
-    link_open(config_str("router_bind"), dispatch_message, sm_frontend_gone);
+    link_open(config_str("router_bind"), dispatch_message, dispatch_frontend_gone);
     admin_cmds_register();
     admin_open();
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));
@@ -213,6 +214,7 @@ int main(int argc, char **argv)
     authlimit_close();
     iqreq_close(); /* its callbacks still find the sessions */
     sessions_free_all();
+    rpresence_close();
     caps_close();
     sm_close();
     module_close_all();
