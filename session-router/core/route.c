@@ -411,9 +411,10 @@ void route_remote_stanza(rt_frontend_t *f, const ipc_s2s_t *h, const char *paylo
         xml_node_free(&st);
         return;
     }
+    rt_frontend_t *was = remote_via; /* restored: a hook may route another one inside */
     remote_via = f;
     route_local(NULL, h, payload, len);
-    remote_via = NULL;
+    remote_via = was;
 }
 
 /* route_service_stanza for a full JID. */
