@@ -329,24 +329,33 @@ void rpresence_frontend_gone(rt_frontend_t *f)
 {
     if (!P.conns)
         return;
-    for (;;) {
-        size_t pos = 0, kl;
-        const void *k;
-        void *v;
-        rp_conn_t *found = NULL;
-        while (hmap_next(P.conns, &pos, &k, &kl, &v)) {
-            rp_conn_t *c = v;
-            if (c->ident_len == f->ident_len && memcmp(c->key, f->ident, f->ident_len) == 0) {
-                found = c;
-                break;
-            }
-        }
-        if (!found)
-            break;
-        char why[sizeof f->ident + 32];
-        snprintf(why, sizeof why, "frontend %s gone", f->ident);
-        conn_lost(found, why);
+    /* The keys of its connections first: taking one back runs the presence hooks, so
+     * each is looked up again when its turn comes. */
+    typedef struct {
+        unsigned char key[sizeof(((rp_conn_t *)0)->key)];
+        size_t klen;
+    } conn_key_t;
+    size_t n = 0, cap = 0, pos = 0, kl;
+    const void *k;
+    void *v;
+    conn_key_t *keys = NULL;
+    while (hmap_next(P.conns, &pos, &k, &kl, &v)) {
+        const rp_conn_t *c = v;
+        if (c->ident_len != f->ident_len || memcmp(c->key, f->ident, f->ident_len) != 0)
+            continue;
+        if (n == cap)
+            keys = xrealloc(keys, (cap = cap ? 2 * cap : 16) * sizeof *keys);
+        memcpy(keys[n].key, c->key, c->klen);
+        keys[n++].klen = c->klen;
     }
+    char why[sizeof f->ident + 32];
+    snprintf(why, sizeof why, "frontend %s gone", f->ident);
+    for (size_t i = 0; i < n; i++) {
+        rp_conn_t *c = hmap_get(P.conns, keys[i].key, keys[i].klen);
+        if (c)
+            conn_lost(c, why);
+    }
+    free(keys);
 }
 
 void rpresence_counts(size_t *users, size_t *entries, size_t *conns)
