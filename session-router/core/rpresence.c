@@ -114,7 +114,7 @@ static void forget_contact(const char *user, const char *contact_bare)
         if (strcmp(bare, contact_bare) == 0)
             drop[n++] = ((rp_entry_t *)v)->full;
     }
-    /* The keys live in the entries: copy the names before the first free. */
+    /* The names are the entries' own: copied before the first entry is freed. */
     char *names[RPRESENCE_RESOURCES_MAX + 1];
     for (size_t i = 0; i < n; i++)
         names[i] = xstrdup(drop[i]);
