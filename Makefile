@@ -99,7 +99,7 @@ $(BUILD)/upload-server: $(call obj,$(UP_SRC)) $(CONFIG_INDEX) $(BUILD)/libcommon
 # stands in) and the modules, over a fake Redis (tests/unit/fake_redis.c). The frontend's
 # server-to-server resolver (s2s_resolve.c) runs on c-ares against a DNS server the test
 # runs in its own loop (tests/unit/check_s2s_resolve.c).
-ROUTER_UNIT_SRC := $(addprefix session-router/core/,route.c remote.c session.c sm.c smq.c deliver.c hook.c user.c module.c rules.c account.c \
+ROUTER_UNIT_SRC := $(addprefix session-router/core/,route.c remote.c rpresence.c session.c sm.c smq.c deliver.c hook.c user.c module.c rules.c account.c \
 		admin.c admin_cmds.c zap.c \
 		storage.c iqstore.c iqreq.c caps.c capsver.c pepcfg.c muccfg.c mamq.c mamrun.c service.c turnrest.c contactaddr.c) $(wildcard session-router/modules/*.c)
 $(BUILD)/obj/tests/unit/%.o: CFLAGS += -Isession-router/core -Isession-router/modules

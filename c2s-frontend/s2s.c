@@ -205,6 +205,7 @@ static void on_idle(evloop_t *loop, void *ud)
     }
     log_info("conn %llu: s2s %s %s idle for s2s_idle_timeout: closed", (unsigned long long)c->id,
              s->outbound ? "to" : "from", s->remote[0] ? s->remote : c->addr);
+    s->orderly = 1; /* our close: the peer opens a new connection for what it sends next */
     s2s_end_stream(c);
 }
 
@@ -251,6 +252,28 @@ static void detach(client_t *c)
     }
 }
 
+/* An inbound connection that had authenticated is gone: the router hears of it
+ * (IPC_S2S_CLOSED), since the presence that came on it is only as good as the connection.
+ * "Lost" unless the stream ended in order: the peer's </stream:stream> says its server
+ * meant to close (it opens a new connection for anything later), as does our own idle
+ * close or shutdown; a reset, a read or TLS error, or a stream error either way may mean
+ * that the remote server is gone, and with it its users' presence (the router marks it
+ * unavailable and probes: docs/ARCHITECTURE.md, "Federation in the router"). */
+static void report_closed(client_t *c)
+{
+    s2s_t *s = c->s2s;
+    /* s2s_shutdown ran first: this is our shutdown (system-shutdown to every peer). */
+    int lost = !s->orderly && S.enabled;
+    ipc_hdr_t h;
+    if (ipc_s2s_closed_build(&h, &(ipc_s2s_closed_t){.conn = c->id, .lost = lost,
+                                                    .domain = s->remote}) < 0)
+        return;
+    router_submit(&h, NULL, 0, 1);
+    if (lost)
+        log_info("conn %llu: s2s from %s (%s): connection lost (no </stream:stream>)",
+                 (unsigned long long)c->id, s->remote, c->addr);
+}
+
 void s2s_on_closed(client_t *c)
 {
     s2s_t *s = c->s2s;
@@ -264,6 +287,8 @@ void s2s_on_closed(client_t *c)
         detach(c);
     } else {
         S.ninbound--;
+        if (s->state == S2S_AUTHED && s->remote[0])
+            report_closed(c);
     }
     free(s);
     c->s2s = NULL;
@@ -897,6 +922,8 @@ static void on_close(void *ud)
         return;
     if (c->s2s && c->s2s->outbound && !c->s2s->ready)
         snprintf(c->s2s->why, sizeof c->s2s->why, "the peer closed the stream");
+    if (c->s2s)
+        c->s2s->orderly = 1; /* the peer's </stream:stream> */
     detach(c);
     c->stream_done = 1;
     if (c->header_sent)

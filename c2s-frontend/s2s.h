@@ -58,6 +58,9 @@ typedef struct s2s {
     unsigned db_pending : 1;   /* inbound: the peer's <db:result/> is being verified */
     unsigned usable : 1;       /* outbound: the peer's features came (after TLS): <db:verify/>
                                   may be sent on it */
+    unsigned orderly : 1;      /* inbound: the stream ended in order (the peer's
+                                  </stream:stream>, our idle close, our shutdown): the router
+                                  keeps what came on it (IPC_S2S_CLOSED without "lost") */
     s2s_state_t state;
     int sasl_failures;
     char local[JID_PART_MAX + 1];  /* our domain on this stream */

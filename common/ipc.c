@@ -39,6 +39,7 @@ static const char *const type_names[IPC_TYPE_MAX + 1] = {
     [IPC_S2S_OUT] = "s2s-out",
     [IPC_S2S_IN] = "s2s-in",
     [IPC_S2S_ACK] = "s2s-ack",
+    [IPC_S2S_CLOSED] = "s2s-closed",
 };
 
 void ipc_hdr_init(ipc_hdr_t *h, ipc_type_t type, uint64_t conn)
@@ -465,6 +466,23 @@ int ipc_s2s_ack_read(const ipc_hdr_t *in, size_t len, ipc_s2s_ack_t *msg)
         in->seq > IPC_S2S_ACK_MAX || len != (size_t)in->seq * 4)
         return -1;
     msg->n = in->seq;
+    return 0;
+}
+
+int ipc_s2s_closed_build(ipc_hdr_t *out, const ipc_s2s_closed_t *msg)
+{
+    ipc_hdr_init(out, IPC_S2S_CLOSED, msg->conn);
+    out->flags = msg->lost ? IPC_S2S_CLOSED_LOST : 0;
+    return set_field(out, 0, msg->domain);
+}
+
+int ipc_s2s_closed_read(const ipc_hdr_t *in, ipc_s2s_closed_t *msg)
+{
+    if (!is_msg(in, IPC_S2S_CLOSED, 1) || !in->conn || in->seq ||
+        (in->flags & ~IPC_S2S_CLOSED_LOST) || !in->field[0][0])
+        return -1;
+    *msg = (ipc_s2s_closed_t){.conn = in->conn, .lost = (in->flags & IPC_S2S_CLOSED_LOST) != 0,
+                              .domain = in->field[0]};
     return 0;
 }
 

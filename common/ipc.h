@@ -76,12 +76,20 @@ typedef enum {
     IPC_S2S_ACK = 27,        /* fe->rt: seq = how many; payload: that many 32-bit numbers
                                 (network order) of s2s-out the frontend is done with (written
                                 to a server connection, or bounced) */
-    IPC_TYPE_MAX = 27,
+    IPC_S2S_CLOSED = 28,     /* fe->rt: conn (an inbound server connection that had
+                                authenticated), flags IPC_S2S_CLOSED_LOST, field0 the remote
+                                domain: the connection is gone */
+    IPC_TYPE_MAX = 28,
 } ipc_type_t;
 
 /* Flags of IPC_HELLO. */
 #define IPC_HELLO_S2S 0x01 /* the sender serves server-to-server connections: the router
                               may send it IPC_S2S_OUT */
+
+/* Flags of IPC_S2S_CLOSED. */
+#define IPC_S2S_CLOSED_LOST 0x01 /* ended without the peer's </stream:stream> (reset, read or
+                                    TLS error, a stream error either way): what came on it may
+                                    be stale (the remote server may be gone) */
 
 /* Flags of IPC_RESYNC: the session state the frontend tracked, so that a restarted router
  * can rebuild its table (docs/PROTOCOL.md, "resync"). */
@@ -481,6 +489,18 @@ typedef struct {
 int ipc_s2s_ack_build(ipc_hdr_t *out, const ipc_s2s_ack_t *msg);
 /* Also checks the payload's length against n (len: the payload's, 0 when none). */
 int ipc_s2s_ack_read(const ipc_hdr_t *in, size_t len, ipc_s2s_ack_t *msg);
+
+/* s2s-closed (fe -> rt): an inbound server connection that had authenticated (it may have
+ * carried s2s-in) is gone: `lost` without the peer's </stream:stream> (IPC_S2S_CLOSED_LOST),
+ * else in order (the peer's end, our idle close or shutdown). Needs conn and the domain. */
+typedef struct {
+    uint64_t conn;
+    int lost;
+    const char *domain;
+} ipc_s2s_closed_t;
+
+int ipc_s2s_closed_build(ipc_hdr_t *out, const ipc_s2s_closed_t *msg);
+int ipc_s2s_closed_read(const ipc_hdr_t *in, ipc_s2s_closed_t *msg);
 int ipc_sm_state_build(ipc_hdr_t *out, const ipc_sm_state_t *msg);
 int ipc_sm_state_read(const ipc_hdr_t *in, ipc_sm_state_t *msg);
 int ipc_client_state_build(ipc_hdr_t *out, const ipc_client_state_t *msg);

@@ -294,6 +294,17 @@ int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int alway
         STUB_CHECK(from && to && strcmp(from, m.from) == 0 && strcmp(to, m.to) == 0);
         xml_node_free(&st);
     }
+    if (h->type == IPC_S2S_CLOSED) {
+        /* An inbound server connection that had authenticated is gone: said once, for
+         * the peer's domain, with no payload. */
+        ipc_s2s_closed_t m;
+        STUB_CHECK(ipc_s2s_closed_read(h, &m) == 0 && payload == NULL);
+        STUB_CHECK(c && h->conn == c->id && c->s2s && !c->s2s->outbound &&
+                   c->s2s->state == S2S_AUTHED);
+        STUB_CHECK(strcmp(m.domain, FUZZ_S2S_PEER) == 0);
+        STUB_CHECK(!fuzz_router.s2s_closed_sent);
+        fuzz_router.s2s_closed_sent = 1;
+    }
     if (payload) {
         /* The router parses what it is sent (stanza_parse): it must be one stanza. */
         xml_node_t *st = stanza_parse(payload, len);

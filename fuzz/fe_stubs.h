@@ -20,6 +20,7 @@ typedef struct {
     ipc_hdr_t request;  /* the last auth or bind request */
     unsigned submitted; /* stanzas and unbinds handed to the router */
     client_t *client;   /* the harness's one connection, for the checks */
+    int s2s_closed_sent; /* the connection's IPC_S2S_CLOSED went (at most once) */
 } fuzz_router_t;
 
 extern fuzz_router_t fuzz_router;

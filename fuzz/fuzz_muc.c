@@ -144,7 +144,7 @@ static void send_one(session_t *s, const char *xml, size_t len)
     if (s)
         route_stanza(s, &msg, b.data, b.len);
     else if (*to) /* the s2s frontend refuses a stanza without 'to' */
-        route_remote_stanza(&msg, b.data, b.len);
+        route_remote_stanza(NULL, &msg, b.data, b.len);
     buf_free(&b);
     xml_node_free(&st);
     fake_redis_flush();

@@ -34,6 +34,7 @@
 #include "router.h"
 #include "session.h"
 #include "caps.h"
+#include "rpresence.h"
 #include "iqreq.h"
 #include "service.h"
 #include "sm.h"
@@ -129,14 +130,6 @@ static void register_metrics(void)
                                              "accounts deleted");
 }
 
-/* A frontend stopped or restarted (link.h): its sessions end (sm.h), and the stanzas for
- * other domains it had not confirmed are sent again or bounced (remote.h). */
-static void on_frontend_gone(rt_frontend_t *f)
-{
-    sm_frontend_gone(f);
-    remote_frontend_gone(f, route_s2s_bounce);
-}
-
 /* SIGHUP: the router holds no certificates and its settings are in use by pointer, so
  * there is nothing to reload; it must not die of the default action either. */
 static void on_sighup(evloop_t *loop, int signo, void *ud)
@@ -202,7 +195,7 @@ int main(int argc, char **argv)
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
     remote_open();
-    link_open(config_str("router_bind"), dispatch_message, on_frontend_gone);
+    link_open(config_str("router_bind"), dispatch_message, dispatch_frontend_gone);
     admin_cmds_register();
     admin_open();
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));
@@ -225,6 +218,7 @@ int main(int argc, char **argv)
     authlimit_close();
     iqreq_close(); /* its callbacks still find the sessions */
     sessions_free_all();
+    rpresence_close();
     caps_close();
     sm_close();
     module_close_all();

@@ -15,6 +15,7 @@
 #include "remote.h"
 #include "resync.h"
 #include "route.h"
+#include "rpresence.h"
 #include "session.h"
 #include "sm.h"
 
@@ -215,7 +216,20 @@ static void on_s2s_in(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
         return;
     }
     metric_inc(rt.m.stanzas_in[m.kind]);
-    route_remote_stanza(&m, payload->data, payload->len);
+    route_remote_stanza(f, &m, payload->data, payload->len);
+}
+
+/* An inbound server connection of an s2s frontend is gone (IPC_S2S_CLOSED): the presence
+ * it carried stays, or is taken back when the connection was lost (rpresence.h). */
+static void on_s2s_closed(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
+{
+    (void)payload;
+    ipc_s2s_closed_t m;
+    if (ipc_s2s_closed_read(h, &m) < 0) {
+        link_malformed(f, h);
+        return;
+    }
+    rpresence_conn_closed(f, m.conn, m.domain, m.lost);
 }
 
 /* The s2s frontend is done with these s2s-out (IPC_S2S_ACK): the router's copies go. */
@@ -270,6 +284,7 @@ static const link_msg_fn handlers[IPC_TYPE_MAX + 1] = {
     [IPC_RETURN] = on_return,
     [IPC_S2S_IN] = on_s2s_in,
     [IPC_S2S_ACK] = on_s2s_ack,
+    [IPC_S2S_CLOSED] = on_s2s_closed,
 };
 
 void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload)
@@ -281,3 +296,11 @@ void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
         log_warn("link: unexpected %s from %s", ipc_type_name((ipc_type_t)h->type), f->ident);
 }
 
+void dispatch_frontend_gone(rt_frontend_t *f)
+{
+    sm_frontend_gone(f);
+    /* The stanzas for other domains it had not confirmed go out again or bounce. */
+    remote_frontend_gone(f, route_s2s_bounce);
+    /* After its sessions: presence is taken back only from users still available. */
+    rpresence_frontend_gone(f);
+}

@@ -7,5 +7,9 @@
 #include "link.h"
 
 void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
+/* A frontend is gone (link_open's on_gone): its sessions end or wait (sm.h), and the
+ * presence of remote contacts its server connections carried is taken back
+ * (rpresence.h). */
+void dispatch_frontend_gone(rt_frontend_t *f);
 
 #endif

@@ -31,8 +31,10 @@ typedef enum {
                                address; a hook may replace payload/len with a rewritten
                                stanza (same kind, type and addresses) that stays valid until
                                the stanza is routed, and the rest of routing uses it */
-    HOOK_PRESENCE_IN,       /* from (a JID at another domain), to (local), msg, st: presence
-                               another server sent to a local address (no session): the
+    HOOK_PRESENCE_IN,       /* from (a JID at another domain), to (local), msg, st, frontend:
+                               presence another server sent to a local address (no session;
+                               msg->conn the server connection of `frontend` it came on,
+                               frontend NULL when the router made it, rpresence.h): the
                                presence module answers probes, processes subscriptions and
                                delivers the rest */
     HOOK_STANZA_IN,         /* user (loaded), from, msg, st; session when a client sent it:
@@ -96,7 +98,8 @@ typedef struct {
     xml_node_t *st;         /* the parsed stanza, where the hook has one */
     int prev_priority;      /* presence hooks: the priority before this presence */
     struct account_deletion *deletion; /* HOOK_USER_DELETED (account.h) */
-    rt_frontend_t *frontend; /* HOOK_REGISTER: the frontend that asks */
+    rt_frontend_t *frontend; /* HOOK_REGISTER: the frontend that asks; HOOK_PRESENCE_IN:
+                                the s2s frontend it came through */
     const ipc_register_t *reg; /* HOOK_REGISTER: the request (valid during the hook) */
     session_desc_t *desc;      /* HOOK_SESSION_DESCRIBE */
     int inactive;           /* HOOK_CLIENT_STATE: 1 <inactive/>, 0 <active/> */

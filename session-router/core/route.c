@@ -146,13 +146,19 @@ static void route_presence(session_t *from, const ipc_stanza_t *h, const char *p
     xml_node_free(&st);
 }
 
+/* The s2s frontend the stanza being routed by route_remote_stanza came through (NULL
+ * otherwise): the presence module notes which connection carried a contact's presence
+ * (rpresence.h). */
+static rt_frontend_t *remote_via;
+
 /* Presence from another domain goes to the presence hook for remote senders. */
 static void route_presence_in(const ipc_stanza_t *h, const char *payload, size_t len)
 {
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
         return;
-    hook_run(HOOK_PRESENCE_IN, &(hook_ev_t){.from = h->from, .msg = h, .to = h->to, .st = st});
+    hook_run(HOOK_PRESENCE_IN, &(hook_ev_t){.from = h->from, .msg = h, .to = h->to, .st = st,
+                                            .frontend = remote_via});
     xml_node_free(&st);
 }
 
@@ -371,7 +377,7 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
     route_local(from, h, payload, len);
 }
 
-void route_remote_stanza(const ipc_s2s_t *h, const char *payload, size_t len)
+void route_remote_stanza(rt_frontend_t *f, const ipc_s2s_t *h, const char *payload, size_t len)
 {
     const char *to = h->to;
     const char *slash = strchr(to, '/');
@@ -408,7 +414,10 @@ void route_remote_stanza(const ipc_s2s_t *h, const char *payload, size_t len)
         xml_node_free(&st);
         return;
     }
+    rt_frontend_t *was = remote_via; /* restored: a hook may route another one inside */
+    remote_via = f;
     route_local(NULL, h, payload, len);
+    remote_via = was;
 }
 
 void route_s2s_bounce(const ipc_s2s_t *m, const char *payload, size_t len, const char *etype,
@@ -423,7 +432,7 @@ void route_s2s_bounce(const ipc_s2s_t *m, const char *payload, size_t len, const
     xml_node_t *err = stanza_error_reply(st, m->to, etype, cond);
     buf_t b = BUF_INIT;
     xml_serialize(err, XML_NS_CLIENT, &b);
-    route_remote_stanza(&(ipc_s2s_t){.kind = m->kind, .stype = IPC_ST_ERROR, .to = m->from,
+    route_remote_stanza(NULL, &(ipc_s2s_t){.kind = m->kind, .stype = IPC_ST_ERROR, .to = m->from,
                                      .from = m->to, .id = m->id},
                         b.data, b.len);
     buf_free(&b);

@@ -17,8 +17,10 @@ void route_stanza(session_t *from, const ipc_stanza_t *msg, const char *payload,
  * raw bytes as the frontend forwarded them) as one from another local account: the hooks
  * (blocking, the archive), RFC 6121 8.5 with carbons and offline storage, iq requests to the
  * server or an account answered by the MOD_REMOTE handlers, presence to the presence
- * module (HOOK_PRESENCE_IN). Errors and answers go back out by address. */
-void route_remote_stanza(const ipc_s2s_t *msg, const char *payload, size_t len);
+ * module (HOOK_PRESENCE_IN, with `f` and msg->conn: the frontend and server connection it
+ * came on; f NULL for presence the router makes on a server's behalf, rpresence.h).
+ * Errors and answers go back out by address. */
+void route_remote_stanza(rt_frontend_t *f, const ipc_s2s_t *msg, const char *payload, size_t len);
 /* A stanza for another domain that cannot be sent (its s2s frontend went away before it
  * confirmed it, and no other could take it: remote.h): the error reply goes to its sender
  * as one from the remote address would (route_remote_stanza), as the frontend's own

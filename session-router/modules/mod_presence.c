@@ -18,6 +18,7 @@
 #include "module.h"
 #include "modules.h"
 #include "remote.h"
+#include "rpresence.h"
 #include "rules.h"
 #include "stanza.h"
 #include "storage.h"
@@ -556,6 +557,16 @@ static void bcast_start(session_t *s, xml_node_t *st, int initial)
     user_with_roster(s->user->bare, bcast_contacts, b);
 }
 
+/* A user whose last available resource went away no longer gets its contacts' presence:
+ * the router forgets which remote contacts it saw online (rpresence.h). */
+static void left_check(user_t *u)
+{
+    for (session_t *s = u->sessions; s; s = s->next)
+        if (s->available)
+            return;
+    rpresence_user_left(u->bare);
+}
+
 /* Delivers `st` to the user's own available resources (optionally not the sender). */
 static void broadcast_own(session_t *from, xml_node_t *st, int include_self)
 {
@@ -634,6 +645,7 @@ static void presence_broadcast(session_t *from, const ipc_stanza_t *h, xml_node_
         from->available = 0;
         from->priority = 0;
         xfree(&from->last_presence);
+        left_check(from->user);
         directed_unavailable(from);
         bcast_start(from, st, 0);
     }
@@ -742,18 +754,33 @@ static mod_result_t on_presence_in(hook_ev_t *ev)
     }
     case IPC_ST_NONE:
     case IPC_ST_UNAVAILABLE:
-    case IPC_ST_ERROR:
+    case IPC_ST_ERROR: {
+        user_t *u = NULL;
         if (strchr(to, '/')) {
             session_t *t = session_find_jid(to);
-            if (t && !user_blocks(t->user, from))
+            int blocked = t && user_blocks(t->user, from);
+            if (t && !blocked)
                 session_deliver_node(t, ev->st);
+            /* Unavailable presence is forgotten even when blocked. */
+            u = t && (!blocked || ev->msg->stype != IPC_ST_NONE) ? t->user : NULL;
         } else {
             /* A user the router does not hold has no resource to get it. */
-            user_t *u = user_find(to_bare);
+            u = user_find(to_bare);
             if (u && !user_blocks(u, from))
                 session_deliver_available(u, ev->st);
+            else if (u && ev->msg->stype == IPC_ST_NONE)
+                u = NULL;
         }
+        /* Which connection carried the contact's presence, so that its loss takes it back
+         * (rpresence.h); only for a user with an available resource to show it. */
+        int available = 0;
+        for (session_t *s = u ? u->sessions : NULL; s; s = s->next)
+            available |= s->available;
+        if (available)
+            rpresence_seen(u, to, from, (ipc_stype_t)ev->msg->stype, ev->frontend,
+                           ev->msg->conn);
         break;
+    }
     default:
         break;
     }
@@ -782,6 +809,7 @@ static mod_result_t on_session_ended(hook_ev_t *ev)
     last_unavailable_store(s->user, s, p);
     broadcast_own(s, p, 0);
     s->available = 0;
+    left_check(s->user);
     directed_unavailable(s);
     bcast_start(s, p, 0);
     xml_node_free(&p);
@@ -824,6 +852,7 @@ static mod_result_t on_describe(hook_ev_t *ev)
 
 static mod_result_t on_session_freed(hook_ev_t *ev)
 {
+    left_check(ev->user); /* the session is out of the user's list already */
     hmap_t *targets = DIRECTED(ev->session);
     hmap_destroy_all(&targets, NULL);
     module_slot(ev->session, mod_presence) = NULL;

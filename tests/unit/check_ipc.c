@@ -512,6 +512,7 @@ static int r_register(const ipc_hdr_t *h) { ipc_register_t m; return ipc_registe
 static int r_register_reply(const ipc_hdr_t *h) { ipc_register_reply_t m; return ipc_register_reply_read(h, &m); }
 static int r_client_state(const ipc_hdr_t *h) { ipc_client_state_t m; return ipc_client_state_read(h, &m); }
 static int r_return(const ipc_hdr_t *h) { ipc_return_t m; return ipc_return_read(h, &m); }
+static int r_s2s_closed(const ipc_hdr_t *h) { ipc_s2s_closed_t m; return ipc_s2s_closed_read(h, &m); }
 static void m_status2(ipc_hdr_t *h) { h->status = 2; }
 static void m_three_fields(ipc_hdr_t *h) { h->nfields = 3; }
 static void m_empty3(ipc_hdr_t *h) { ipc_hdr_set(h, 3, ""); }
@@ -534,6 +535,9 @@ static void b_register_check(ipc_hdr_t *h) { ipc_register_build(h, &(ipc_registe
 static void b_register_reply(ipc_hdr_t *h) { ipc_register_reply_build(h, &(ipc_register_reply_t){1, 2, IPC_CONFLICT}); }
 static void b_client_state(ipc_hdr_t *h) { ipc_client_state_build(h, &(ipc_client_state_t){1, 1}); }
 static void b_return(ipc_hdr_t *h) { ipc_return_build(h, &(ipc_return_t){1}); }
+static void b_s2s_closed(ipc_hdr_t *h) { ipc_s2s_closed_build(h, &(ipc_s2s_closed_t){9, 1, "remote.example"}); }
+static void m_conn0(ipc_hdr_t *h) { h->conn = 0; }
+static void m_seq1(ipc_hdr_t *h) { h->seq = 1; }
 
 /* The connection facts of bind and resync (client address, TLS version, bound since) and
  * the text of close (xmppctl sessions and kick). */
@@ -640,7 +644,46 @@ static const struct {
     {"register-reply with seq 0", b_register_reply, r_register_reply, m_seq0},
     {"register-reply with an unknown status", b_register_reply, r_register_reply, m_status},
     {"register-reply locked (not a register status)", b_register_reply, r_register_reply, m_status_locked},
+    {"s2s-closed of another type", b_s2s_closed, r_s2s_closed, m_type},
+    {"s2s-closed without a domain", b_s2s_closed, r_s2s_closed, m_no_fields},
+    {"s2s-closed with an empty domain", b_s2s_closed, r_s2s_closed, m_empty0},
+    {"s2s-closed with unknown flags", b_s2s_closed, r_s2s_closed, m_flags},
+    {"s2s-closed of connection 0", b_s2s_closed, r_s2s_closed, m_conn0},
+    {"s2s-closed with a seq", b_s2s_closed, r_s2s_closed, m_seq1},
 };
+
+/* s2s-closed (type 28): conn, the "lost" flag and the remote domain come back; the wire
+ * is what docs/PROTOCOL.md says. */
+START_TEST(test_s2s_closed_round_trip)
+{
+    static ipc_hdr_t h, d;
+    unsigned char buf[IPC_HDR_MAX];
+    for (int lost = 0; lost <= 1; lost++) {
+        ipc_s2s_closed_t m;
+        ck_assert_int_eq(ipc_s2s_closed_build(&h, &(ipc_s2s_closed_t){0x0102030405060708ULL,
+                                                                       lost, "remote.example"}), 0);
+        size_t n = ipc_encode(&h, buf);
+        ck_assert_uint_eq(n, IPC_HDR_FIXED + 2 + strlen("remote.example"));
+        ck_assert_int_eq(buf[2], 28);
+        ck_assert_int_eq(buf[3], lost ? IPC_S2S_CLOSED_LOST : 0);
+        ck_assert_int_eq(buf[4], 0x01);
+        ck_assert_int_eq(buf[11], 0x08);
+        ck_assert_int_eq(buf[19], 1);
+        ck_assert_int_eq(ipc_decode(&d, buf, n), 0);
+        ck_assert_int_eq(ipc_s2s_closed_read(&d, &m), 0);
+        ck_assert_uint_eq(m.conn, 0x0102030405060708ULL);
+        ck_assert_int_eq(m.lost, lost);
+        ck_assert_str_eq(m.domain, "remote.example");
+        ipc_s2s_t s2s;
+        ck_assert_int_eq(ipc_s2s_in_read(&d, &s2s), -1); /* not an s2s-in */
+    }
+    ck_assert_str_eq(ipc_type_name(IPC_S2S_CLOSED), "s2s-closed");
+    /* A longer domain than a field holds is refused by the builder. */
+    static char longdom[IPC_FIELD_MAX + 2];
+    memset(longdom, 'a', IPC_FIELD_MAX + 1);
+    ck_assert_int_eq(ipc_s2s_closed_build(&h, &(ipc_s2s_closed_t){1, 0, longdom}), -1);
+}
+END_TEST
 
 /* register and register-reply: every field comes back where it was put. */
 START_TEST(test_register_round_trip)
@@ -865,6 +908,7 @@ Suite *make_ipc_suite(void)
     tcase_add_test(tc, test_client_state_round_trip);
     tcase_add_test(tc, test_unnamed_type_refused);
     tcase_add_test(tc, test_s2s_ack_round_trip);
+    tcase_add_test(tc, test_s2s_closed_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }

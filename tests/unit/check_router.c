@@ -28,6 +28,7 @@
 #include "remote.h"
 #include "registration.h"
 #include "route.h"
+#include "rpresence.h"
 #include "scram.h"
 #include "session.h"
 #include "sm.h"
@@ -157,6 +158,10 @@ static void teardown(void)
     rt.redis_ready = 0;
     fake_redis_disconnect();
     sessions_free_all();
+    size_t rp_users, rp_entries, rp_conns;
+    rpresence_counts(&rp_users, &rp_entries, &rp_conns);
+    ck_assert_int_eq(rp_users + rp_entries + rp_conns, 0); /* every user left */
+    rpresence_close();
     sm_close();
     module_close_all();
     evloop_destroy(&rt.loop);
@@ -1810,12 +1815,12 @@ static void s2s_leave(rt_frontend_t *f)
 /* A stanza another server sent, as the s2s frontend forwards it (IPC_S2S_IN: the facts in
  * the header, checked by the reader; the payload serialised without an xmlns on the top
  * element), routed, and every storage answer pumped. */
-static void remote_in(const char *xml)
+static void remote_in_via(rt_frontend_t *f, uint64_t conn, const char *xml)
 {
     xml_node_t *st = stanza_parse(xml, strlen(xml));
     ck_assert_msg(st != NULL, "bad test stanza %s", xml);
     ipc_kind_t kind = ipc_kind_from_name(st->name);
-    ipc_s2s_t msg = {.conn = 7, .kind = kind,
+    ipc_s2s_t msg = {.conn = conn, .kind = kind,
                      .stype = ipc_stype_from_attr(kind, xml_node_attr(st, "type")),
                      .to = xml_node_attr(st, "to"), .from = xml_node_attr(st, "from"),
                      .id = xml_node_attr(st, "id")};
@@ -1825,10 +1830,15 @@ static void remote_in(const char *xml)
     ck_assert_int_eq(ipc_s2s_in_build(&h, &msg), 0);
     ipc_s2s_t got;
     ck_assert_int_eq(ipc_s2s_in_read(&h, &got), 0);
-    route_remote_stanza(&got, b.data, b.len);
+    route_remote_stanza(f, &got, b.data, b.len);
     buf_free(&b);
     xml_node_free(&st);
     fake_redis_flush();
+}
+
+static void remote_in(const char *xml)
+{
+    remote_in_via(&s2s_a, 7, xml);
 }
 
 /* The i-th message sent, when it is an s2s-out: parsed, its header's to/from checked
@@ -2328,6 +2338,126 @@ START_TEST(test_remote_blocking)
 }
 END_TEST
 
+/* Runs the loop for a few milliseconds (timers due now: the probes of lost contacts). */
+static void stop_loop(evloop_t *loop, void *ud)
+{
+    (void)ud;
+    evloop_stop(loop);
+}
+
+static void run_loop_briefly(void)
+{
+    evloop_timer(rt.loop, 5, stop_loop, NULL);
+    evloop_run(rt.loop);
+}
+
+static size_t rp_entries(void)
+{
+    size_t u, e, c;
+    rpresence_counts(&u, &e, &c);
+    return e;
+}
+
+static size_t rp_conns(void)
+{
+    size_t u, e, c;
+    rpresence_counts(&u, &e, &c);
+    return c;
+}
+
+/* A remote contact's presence is taken back when the server connection that carried it
+ * is lost (IPC_S2S_CLOSED with "lost") or its s2s frontend is gone: unavailable from its
+ * full JID to the user's resources, then one probe from the user's bare JID (RFC 6121 4.3);
+ * a connection closed in order keeps it; only contacts with a 'to' subscription are kept,
+ * and only while the user is available. */
+START_TEST(test_remote_presence_lost)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    s2s_join(&s2s_b, "s2s-b");
+    preload_item(ALICE, ROMEO, "110000");            /* both */
+    preload_item(ALICE, "juliet@" REMOTE_DOM, "010000"); /* from only: not kept */
+    session_t *a = bind_jid(ALICE "/a");
+    avail(a, 0);
+    fake_link_clear();
+    remote_in_via(&s2s_a, 7, "<presence from='" ROMEO "/balcony' to='" ALICE "'/>");
+    remote_in_via(&s2s_a, 7, "<presence from='" ROMEO "/garden' to='" ALICE "'/>");
+    remote_in_via(&s2s_a, 7, "<presence from='juliet@" REMOTE_DOM "/x' to='" ALICE "'/>");
+    remote_in_via(&s2s_a, 7, "<presence from='tybalt@" REMOTE_DOM "/x' to='" ALICE "'/>");
+    ck_assert_int_eq(presence_from(a, NULL, ROMEO "/balcony"), 1);
+    ck_assert_int_eq(rp_entries(), 2);
+    ck_assert_int_eq(rp_conns(), 1);
+
+    /* Unavailable from one resource forgets it. */
+    remote_in_via(&s2s_a, 7, "<presence from='" ROMEO "/garden' to='" ALICE "' type='unavailable'/>");
+    ck_assert_int_eq(rp_entries(), 1);
+
+    /* A connection closed in order: the presence stays, the connection is not watched. */
+    rpresence_conn_closed(&s2s_a, 7, REMOTE_DOM, 0);
+    ck_assert_int_eq(rp_entries(), 1);
+    ck_assert_int_eq(rp_conns(), 0);
+    fake_link_clear();
+    rpresence_frontend_gone(&s2s_a);
+    ck_assert_int_eq(fake_link_count(), 0);
+
+    /* The same resource again on another connection, which is lost. */
+    remote_in_via(&s2s_a, 8, "<presence from='" ROMEO "/balcony' to='" ALICE "'><show>away</show></presence>");
+    ck_assert_int_eq(rp_conns(), 1);
+    fake_link_clear();
+    rpresence_conn_closed(&s2s_b, 8, REMOTE_DOM, 1); /* another frontend's connection 8 */
+    ck_assert_int_eq(fake_link_count(), 0);
+    rpresence_conn_closed(&s2s_a, 8, REMOTE_DOM, 1);
+    fake_redis_flush();
+    ck_assert_int_eq(presence_from(a, "unavailable", ROMEO "/balcony"), 1);
+    ck_assert_int_eq(rp_entries(), 0);
+    ck_assert_int_eq(out_count("presence", "probe", ALICE, ROMEO), 0); /* on the next turn */
+    run_loop_briefly();
+    ck_assert_int_eq(out_count("presence", "probe", ALICE, ROMEO), 1);
+
+    /* The answer brings it back; then its frontend is gone: two resources, one probe. */
+    remote_in_via(&s2s_b, 3, "<presence from='" ROMEO "/balcony' to='" ALICE "'/>");
+    remote_in_via(&s2s_b, 4, "<presence from='" ROMEO "/garden' to='" ALICE "/a'/>");
+    ck_assert_int_eq(rp_entries(), 2);
+    ck_assert_int_eq(rp_conns(), 2);
+    fake_link_clear();
+    rpresence_frontend_gone(&s2s_b);
+    fake_redis_flush();
+    ck_assert_int_eq(presence_from(a, "unavailable", ROMEO "/balcony"), 1);
+    ck_assert_int_eq(presence_from(a, "unavailable", ROMEO "/garden"), 1);
+    ck_assert_int_eq(rp_entries() + rp_conns(), 0);
+    run_loop_briefly();
+    ck_assert_int_eq(out_count("presence", "probe", ALICE, ROMEO), 1);
+
+    /* Bounded: RPRESENCE_RESOURCES_MAX resources of one contact. */
+    for (int i = 0; i < RPRESENCE_RESOURCES_MAX + 5; i++) {
+        char xml[200];
+        snprintf(xml, sizeof xml, "<presence from='" ROMEO "/r%d' to='" ALICE "'/>", i);
+        remote_in_via(&s2s_a, 9, xml);
+    }
+    ck_assert_int_eq(rp_entries(), RPRESENCE_RESOURCES_MAX);
+    /* Unavailable from the bare JID (a probe's answer) forgets them all. */
+    remote_in_via(&s2s_a, 9, "<presence from='" ROMEO "' to='" ALICE "' type='unavailable'/>");
+    ck_assert_int_eq(rp_entries() + rp_conns(), 0);
+
+    /* The user's last available resource goes: its records go. */
+    remote_in_via(&s2s_a, 10, "<presence from='" ROMEO "/balcony' to='" ALICE "'/>");
+    ck_assert_int_eq(rp_entries(), 1);
+    send_xml(a, "<presence type='unavailable'/>");
+    fake_redis_flush();
+    ck_assert_int_eq(rp_entries() + rp_conns(), 0);
+    /* Unavailable: nothing is kept (nobody would see it). */
+    remote_in_via(&s2s_a, 10, "<presence from='" ROMEO "/balcony' to='" ALICE "'/>");
+    ck_assert_int_eq(rp_entries(), 0);
+    avail(a, 0);
+    remote_in_via(&s2s_a, 10, "<presence from='" ROMEO "/balcony' to='" ALICE "'/>");
+    ck_assert_int_eq(rp_entries(), 1);
+    session_end(a);
+    fake_redis_flush();
+    ck_assert_int_eq(rp_entries() + rp_conns(), 0);
+    s2s_leave(&s2s_a);
+    s2s_leave(&s2s_b);
+}
+END_TEST
+
 Suite *make_router_suite(void)
 {
     Suite *s = suite_create("router");
@@ -2410,6 +2540,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_remote_probe);
     tcase_add_test(tc, test_remote_iq);
     tcase_add_test(tc, test_remote_blocking);
+    tcase_add_test(tc, test_remote_presence_lost);
     suite_add_tcase(s, tc);
     return s;
 }
