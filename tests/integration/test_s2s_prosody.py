@@ -307,6 +307,32 @@ def muc_codes(el):
         if x is not None else set()
 
 
+def muc_join(c, room, nick):
+    """Sends the join presence; returns the room's answer: the self-presence (status 110)
+    or an error."""
+    c.send("<presence to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
+    return c.im_wait(lambda e: e.tag == pp.q(pp.NS_CLIENT, "presence")
+                     and e.get("from") == "%s/%s" % (room, nick)
+                     and (110 in muc_codes(e) or e.get("type") == "error"),
+                     pp.WAIT, "the answer from %s" % room)
+
+
+def muc_talk(room, a, a_nick, b, b_nick):
+    """a and b, occupants of `room` on different servers, see each other there and say
+    something each: the room reflects every message to both."""
+    a.im_wait(lambda e: e.get("from") == "%s/%s" % (room, b_nick) and e.get("type") is None,
+              pp.WAIT, "%s's presence in the room" % b_nick)
+    for sender, receiver, nick in ((a, b, a_nick), (b, a, b_nick)):
+        body = "groupchat from %s %s" % (nick, uuid.uuid4().hex[:6])
+        sender.send("<message to='%s' type='groupchat'><body>%s</body></message>"
+                    % (room, body))
+        for c in (receiver, sender):
+            m = c.im_wait(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
+                          pp.WAIT, "the groupchat message")
+            assert m.get("type") == "groupchat", pp.dump(m)
+            assert m.get("from") == "%s/%s" % (room, nick), pp.dump(m)
+
+
 def test_ours_joins_a_room_on_prosody(stack, tmp_path, pki, dns, opened):
     """What a user of ours does with a channel elsewhere (issue #17: "join rooms
     elsewhere"): joins a room of Prosody's multi-user chat service (XEP-0045, a component
@@ -335,32 +361,13 @@ def test_ours_joins_a_room_on_prosody(stack, tmp_path, pki, dns, opened):
             b = online(opened, peer, peer.new_user("pb"), "prosody")
             room = "lounge-%s@%s" % (uuid.uuid4().hex[:6], rooms)
 
-            def join(c, nick):
-                c.send("<presence to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
-                me = c.im_wait(lambda e: e.tag == pp.q(pp.NS_CLIENT, "presence")
-                               and e.get("from") == "%s/%s" % (room, nick)
-                               and (110 in muc_codes(e) or e.get("type") == "error"),
-                               pp.WAIT, "the self-presence from %s" % room)
-                assert me.get("type") != "error", pp.dump(me)
-                return me
-
             # Ours creates the room by joining it (Prosody's instant room), then Prosody's
             # user joins: each sees the other's presence from the room.
-            me = join(a, "alice")
-            assert 201 in muc_codes(me), pp.dump(me)
-            join(b, "bob")
-            a.im_wait(lambda e: e.get("from") == room + "/bob" and e.get("type") is None,
-                      pp.WAIT, "bob's presence in the room")
-
-            for sender, receiver, nick in ((a, b, "alice"), (b, a, "bob")):
-                body = "groupchat from %s %s" % (nick, uuid.uuid4().hex[:6])
-                sender.send("<message to='%s' type='groupchat'><body>%s</body></message>"
-                            % (room, body))
-                for c in (receiver, sender):  # the room reflects it to its sender too
-                    m = c.im_wait(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
-                                  pp.WAIT, "the groupchat message")
-                    assert m.get("type") == "groupchat", pp.dump(m)
-                    assert m.get("from") == "%s/%s" % (room, nick), pp.dump(m)
+            me = muc_join(a, room, "alice")
+            assert me.get("type") != "error" and 201 in muc_codes(me), pp.dump(me)
+            me = muc_join(b, room, "bob")
+            assert me.get("type") != "error", pp.dump(me)
+            muc_talk(room, a, "alice", b, "bob")
 
             a.send("<presence to='%s/alice' type='unavailable'/>" % room)
             b.im_wait(lambda e: e.get("from") == room + "/alice"
@@ -392,33 +399,16 @@ def test_prosody_user_joins_a_room_here(stack, tmp_path, pki, dns, opened):
             b = online(opened, peer, peer.new_user("pb"), "prosody")
             room = "hall-%s@%s" % (uuid.uuid4().hex[:6], conference)
 
-            def join(c, nick, room=room):
-                c.send("<presence to='%s/%s'><x xmlns='%s'/></presence>" % (room, nick, NS_MUC))
-                return c.im_wait(lambda e: e.tag == pp.q(pp.NS_CLIENT, "presence")
-                                 and e.get("from") == "%s/%s" % (room, nick)
-                                 and (110 in muc_codes(e) or e.get("type") == "error"),
-                                 pp.WAIT, "the answer from %s" % room)
-
             # Ours creates the room (an instant room: the default configuration accepted).
-            me = join(a, "alice")
+            me = muc_join(a, room, "alice")
             assert {110, 201} <= muc_codes(me), pp.dump(me)
             res = a.im_iq("set", "<query xmlns='%s#owner'><x xmlns='jabber:x:data' "
                           "type='submit'/></query>" % NS_MUC, to=room, timeout=pp.WAIT)
             assert res.get("type") == "result", pp.dump(res)
 
-            me = join(b, "bob")
+            me = muc_join(b, room, "bob")
             assert me.get("type") != "error", pp.dump(me)
-            a.im_wait(lambda e: e.get("from") == room + "/bob" and e.get("type") is None,
-                      pp.WAIT, "bob's presence in the room")
-            for sender, receiver, nick in ((a, b, "alice"), (b, a, "bob")):
-                body = "groupchat from %s %s" % (nick, uuid.uuid4().hex[:6])
-                sender.send("<message to='%s' type='groupchat'><body>%s</body></message>"
-                            % (room, body))
-                for c in (receiver, sender):
-                    m = c.im_wait(lambda e: e.findtext(pp.q(pp.NS_CLIENT, "body")) == body,
-                                  pp.WAIT, "the groupchat message")
-                    assert m.get("type") == "groupchat", pp.dump(m)
-                    assert m.get("from") == "%s/%s" % (room, nick), pp.dump(m)
+            muc_talk(room, a, "alice", b, "bob")
 
             # The room's archive answers the remote occupant through s2s.
             res = b.im_iq("set", "<query xmlns='urn:xmpp:mam:2' queryid='q1'/>", to=room,
@@ -434,7 +424,7 @@ def test_prosody_user_joins_a_room_here(stack, tmp_path, pki, dns, opened):
                       and e.get("type") == "unavailable", pp.WAIT, "bob leaving")
 
             # Prosody's user cannot make a room here.
-            err = join(b, "bob", room="new-%s@%s" % (uuid.uuid4().hex[:6], conference))
+            err = muc_join(b, "new-%s@%s" % (uuid.uuid4().hex[:6], conference), "bob")
             assert err.get("type") == "error", pp.dump(err)
             assert err.find("%s/{%s}not-allowed" % (pp.q(pp.NS_CLIENT, "error"),
                                                     pp.NS_STANZAS)) is not None, pp.dump(err)
