@@ -219,6 +219,7 @@ int main(int argc, char **argv)
     iqreq_close(); /* its callbacks still find the sessions */
     sessions_free_all();
     rpresence_close();
+    remote_close();
     caps_close();
     sm_close();
     module_close_all();

@@ -14,7 +14,6 @@
 
 #include "config.h"
 #include "log.h"
-#include "remote.h"
 #include "util.h"
 #include "zap.h"
 
@@ -244,10 +243,8 @@ void link_close(void)
     size_t pos = 0, kl;
     const void *k;
     void *v;
-    while (hmap_next(rt.frontends, &pos, &k, &kl, &v)) {
-        remote_journal_free(v);
+    while (hmap_next(rt.frontends, &pos, &k, &kl, &v))
         free(v);
-    }
     zlink_destroy(&rt.link);
     zap_close();
     zmq_close(rt.zsock);

@@ -344,6 +344,15 @@ void remote_frontend_gone(rt_frontend_t *f, remote_bounce_fn bounce)
                  f->ident, resent + bounced, resent, bounced);
 }
 
+void remote_close(void)
+{
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    while (hmap_next(rt.frontends, &pos, &k, &kl, &v))
+        remote_journal_free(v);
+}
+
 void remote_journal_free(rt_frontend_t *f)
 {
     struct remote_journal *j = f->journal;

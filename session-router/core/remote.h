@@ -59,7 +59,9 @@ typedef void (*remote_bounce_fn)(const ipc_s2s_t *m, const char *payload, size_t
  * sent RESEND_TRIES times already. A stanza written just before f died may so arrive
  * twice; none is lost unseen. */
 void remote_frontend_gone(rt_frontend_t *f, remote_bounce_fn bounce);
-/* Frees f's copies without sending them (the router is stopping). */
+/* Frees f's copies without sending them (the router is stopping; a test's frontend). */
 void remote_journal_free(rt_frontend_t *f);
+/* Frees the copies of every frontend (the router is stopping: before link_close). */
+void remote_close(void);
 
 #endif
