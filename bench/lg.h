@@ -27,6 +27,9 @@ typedef struct {
     int roster;          /* send a roster get before initial presence (interested resource) */
     int login_timeout_s; /* a login not finished by then counts as failed */
     int sm;              /* XEP-0198: <enable resume='true'/> after bind, <a/> to every <r/> */
+    int write_each;      /* after login, each lg_send goes out at once in its own write/SSL_write
+                            (one TLS record per stanza, as interactive clients write); 0: what a
+                            connection queued in one loop pass goes out in one write */
     const char *disco_info; /* NULL, or the <query/> answering the server's disco#info gets
                                (XEP-0115 queries for the entity capabilities we announce) */
     /* XMPP over WebSocket (RFC 7395): clients whose index is below ws_share * N connect to

@@ -239,6 +239,8 @@ static void ws_element(lg_conn_t *c, const char *st, size_t len)
     out_frame(c, WS_OP_TEXT, st, len);
 }
 
+static void flush(lg_conn_t *c);
+
 enum { SCAN_NEED, SCAN_ELEMENT, SCAN_OPEN, SCAN_CLOSE, SCAN_SKIP, SCAN_BAD };
 
 /* Everything the stream code sends goes through here. On a WebSocket, each top-level element
@@ -249,6 +251,10 @@ void lg_send(lg_conn_t *c, const char *data, size_t len)
     if (c->state == CS_FREE) return;
     if (!c->ws) {
         out_raw(c, data, len);
+        /* --write-each: a logged-in client's stanza is written now, on its own (unless
+         * earlier bytes still wait for the socket: then they go out together, as a real
+         * client's would). */
+        if (lg_cfg.write_each && c->state == CS_READY && !c->io_want_write) flush(c);
         return;
     }
     size_t pos = 0;
@@ -263,6 +269,7 @@ void lg_send(lg_conn_t *c, const char *data, size_t len)
         }
         pos += used;
     }
+    if (lg_cfg.write_each && c->state == CS_READY && !c->io_want_write) flush(c);
 }
 
 static void send_str(lg_conn_t *c, const char *s)

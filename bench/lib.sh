@@ -22,7 +22,7 @@
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
 : "${SM_N:=2000}" "${MUC_ROOMS:=20}" "${MUC_OCCUPANTS:=50}" "${MUC_MESSAGES:=2000}"
-: "${CASES:=login-scram login-plain login-notls login-wss idle idle-wss msg msg-ws msg-sm msg-mam mam-query upload sm-resume presence pep muc scale}"
+: "${CASES:=login-scram login-plain login-notls login-wss idle idle-wss msg msg-each msg-ws msg-sm msg-mam mam-query upload sm-resume presence pep muc scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
 
@@ -185,7 +185,7 @@ bench_suite() {
             server_start "$variant" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
             ;;
-        login-scram | login-plain | idle | msg | msg-sm | presence | pep | muc | scale)
+        login-scram | login-plain | idle | msg | msg-each | msg-sm | presence | pep | muc | scale)
             local v=tls
             [ "$c" = muc ] && v=tls2
             server_start "$v" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
@@ -241,6 +241,10 @@ bench_suite() {
             --rate "$MSG_RATE" --port "$SERVER_PORT" --ws-port "$SERVER_WSS_PORT" \
             --ws-path "${SERVER_WS_PATH:-/xmpp-websocket}" --wss --ws-share 0.5 ;;
         msg) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
+        # msg-each: the same with every stanza in its own write (one TLS record each), as
+        # interactive clients send; msg lets the generator batch what one client queued in a
+        # loop pass into one write.
+        msg-each) bench_case "$c" --scenario msg --write-each --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         msg-mam) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         mam-query) bench_mam_query ;;
         upload) bench_upload ;;

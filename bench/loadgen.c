@@ -74,6 +74,9 @@ static void usage(void)
         "                       (1; msg: 0.5 puts one end of every pair on each transport)\n"
         "  --sm                 XEP-0198 on every client: <enable resume='true'/>, <a/> to\n"
         "                       each <r/>, an <r/> after every 5 messages sent (msg)\n"
+        "  --write-each         after login, every stanza in its own write (SSL_write: one TLS\n"
+        "                       record), as interactive clients send; default: what a client\n"
+        "                       queued in one loop pass goes out in one write\n"
         "  -n, --clients N      login / idle / sm-resume: clients (1000)\n"
         "  --concurrency C      logins in flight at once (200)\n"
         "  --pairs P --window W --duration T --rate R --drain S\n"
@@ -127,6 +130,7 @@ static void parse_args(int argc, char **argv)
                                        {"ws-path", 1, 0, 'y'},
                                        {"ws-share", 1, 0, 'F'},
                                        {"sm", 0, 0, 'M'},
+                                       {"write-each", 0, 0, 'E'},
                                        {"clients", 1, 0, 'n'},
                                        {"concurrency", 1, 0, 'c'},
                                        {"pairs", 1, 0, 'P'},
@@ -193,6 +197,9 @@ static void parse_args(int argc, char **argv)
             break;
         case 'M':
             lg_cfg.sm = 1;
+            break;
+        case 'E':
+            lg_cfg.write_each = 1;
             break;
         case 'T':
             lg_cfg.starttls = 0;
@@ -654,15 +661,18 @@ static int scenario_msg(void)
     double rate = secs > 0 ? ms.received / secs : 0;
     double per1000 = ms.received ? cpu * 1000.0 / ms.received : 0;
     long long lost = (long long)ms.sent - (long long)ms.received;
-    printf("RESULT scenario=msg server=%s tls=%s sm=%d pairs=%u window=%u duration_s=%.0f "
-           "rate_cap=%.0f "
+    printf("RESULT scenario=msg server=%s tls=%s sm=%d writes=%s pairs=%u window=%u "
+           "duration_s=%.0f rate_cap=%.0f "
            "sent=%llu received=%llu lost=%lld errors=%llu msgs_per_s=%.0f p50_ms=%.2f "
            "p99_ms=%.2f max_ms=%.1f cpu_ms_per_1000_msgs=%.2f gen_cpu_pct=%.0f\n",
-           opt.label, transport_name(), lg_cfg.sm, opt.pairs, opt.window, opt.duration, opt.rate,
-           (unsigned long long)ms.sent, (unsigned long long)ms.received, lost,
-           (unsigned long long)ms.errors, rate, hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99),
-           (double)ms.lat.max_us / 1000.0, per1000, pct(self, secs * 1000));
+           opt.label, transport_name(), lg_cfg.sm, lg_cfg.write_each ? "each" : "batched",
+           opt.pairs, opt.window, opt.duration, opt.rate, (unsigned long long)ms.sent,
+           (unsigned long long)ms.received, lost, (unsigned long long)ms.errors, rate,
+           hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99), (double)ms.lat.max_us / 1000.0, per1000,
+           pct(self, secs * 1000));
     print_header(lg_cfg.sm ? "msg with stream management (XEP-0198)" : "msg");
+    row("client writes", "%s",
+        lg_cfg.write_each ? "one stanza per write" : "batched per loop pass");
     row("pairs / window / seconds", "%u / %u / %.0f%s", opt.pairs, opt.window, opt.duration,
         opt.rate > 0 ? " (rate capped)" : "");
     row("sent / received / lost", "%llu / %llu / %lld%s", (unsigned long long)sent_in_window,

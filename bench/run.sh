@@ -8,7 +8,14 @@
 #                     [--pairs P] [--window W] [--duration T] [--rate R] [--contacts K]
 #                     [--presence-users U] [--scale-target N] [--sm-n N]
 #                     [--cases "login-scram msg ..."]
-#                     [--keep]
+#                     [--keep] [--perf DIR [--perf-cases "msg msg-each"]]
+#
+# --perf DIR: during each of the --perf-cases, `perf record $PERF_ARGS` (-e cpu-clock -F 999
+# --call-graph dwarf) on every server process (frontends, router, redis-server) for
+# PERF_SECONDS (6) from PERF_DELAY (3) seconds after the generator starts (past the logins,
+# inside the measured phase), into DIR/CASE.NAME.data, and `perf stat` counts (system calls
+# by kind, context switches, page faults) over the same window into DIR/CASE.NAME.stat
+# (bench/profile.sh reads both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -16,6 +23,14 @@ cd "$(dirname "$0")/.."
 BUILD=build
 FRONTENDS=1
 KEEP=0
+PERF_DIR=""
+PERF_CASES="msg msg-each"
+PERF_STAT_EVENTS=task-clock,context-switches,page-faults,raw_syscalls:sys_enter
+for sc in read write readv writev sendto recvfrom sendmsg recvmsg epoll_wait epoll_ctl poll getpid; do
+    PERF_STAT_EVENTS="$PERF_STAT_EVENTS,syscalls:sys_enter_$sc"
+done
+: "${PERF_DELAY:=3}" "${PERF_SECONDS:=6}" "${PERF_ARGS:=-e cpu-clock -F 999 --call-graph dwarf}"
+PERF_JOBS=""
 while [ $# -gt 0 ]; do
     case $1 in
     --build) BUILD=$2; shift 2 ;;
@@ -32,6 +47,8 @@ while [ $# -gt 0 ]; do
     --sm-n) SM_N=$2; shift 2 ;;
     --cases) CASES=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --perf) PERF_DIR=$2; shift 2 ;;
+    --perf-cases) PERF_CASES=$2; shift 2 ;;
     *) echo "usage: see the head of $0" >&2; exit 2 ;;
     esac
 done
@@ -194,12 +211,42 @@ archive_bytes() {
 archive_clear() {
     archive_keys | while read -r k; do redis-cli -p "$REDIS_PORT" UNLINK "$k" > /dev/null; done
 }
+# --perf: one perf record per server process, started in the background; the generator
+# runs meanwhile (bench_case), and bench_case_after waits for them.
+perf_start() {
+    PERF_JOBS=""
+    [ -n "$PERF_DIR" ] || return 0
+    case " $PERF_CASES " in *" $1 "*) ;; *) return 0 ;; esac
+    mkdir -p "$PERF_DIR"
+    local p n=0
+    # shellcheck disable=SC2086 # word lists of process ids
+    for p in $FE_PIDS $ROUTER_PID $REDIS_PID; do
+        local name=router
+        [ "$p" = "$REDIS_PID" ] && name=redis
+        case " $FE_PIDS " in *" $p "*) n=$((n + 1)); name=frontend$n ;; esac
+        # shellcheck disable=SC2086 # PERF_ARGS: options, split on purpose
+        (sleep "$PERF_DELAY" && exec perf record -q $PERF_ARGS -p "$p" \
+            -o "$PERF_DIR/$1.$name.data" -- sleep "$PERF_SECONDS") > "$PERF_DIR/$1.$name.log" 2>&1 &
+        PERF_JOBS="$PERF_JOBS $!"
+        # Counts over the same window: system calls by kind, context switches, page faults.
+        (sleep "$PERF_DELAY" && exec perf stat --per-thread -x, -e "$PERF_STAT_EVENTS" -p "$p" \
+            -o "$PERF_DIR/$1.$name.stat" -- sleep "$PERF_SECONDS") >> "$PERF_DIR/$1.$name.log" 2>&1 &
+        PERF_JOBS="$PERF_JOBS $!"
+    done
+}
+perf_wait() {
+    local j
+    for j in $PERF_JOBS; do wait "$j" || bench_log "perf exited with $?"; done
+    PERF_JOBS=""
+}
 # Around the msg-mam case: Redis memory per archived message, both copies (the sender's and
 # the recipient's entries, with their conversation streams).
 bench_case_before() {
+    perf_start "$1"
     case $1 in msg-mam | mam-query) archive_clear ;; esac
 }
 bench_case_after() {
+    perf_wait
     [ "$1" = msg-mam ] || return 0
     local bytes entries prev=-1
     # The archive writes trail the deliveries under full load: wait until they have landed.

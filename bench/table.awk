@@ -18,6 +18,10 @@ BEGIN {
         "msg:p99_ms:message latency p99 (ms)|" \
         "msg:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages|" \
         "msg:lost:messages lost|" \
+        "msg-each:msgs_per_s:messages per second, one stanza per client write|" \
+        "msg-each:cpu_ms_per_1000_msgs:server CPU ms per 1000 msgs, one stanza per write|" \
+        "msg-each:cpu_ratio:CPU per message, one stanza per write / batched|" \
+        "msg-each:lost:messages lost, one stanza per write|" \
         "msg-ws:msgs_per_s:messages per second, wss <-> STARTTLS pairs|" \
         "msg-ws:p99_ms:message latency p99 (ms), wss <-> STARTTLS|" \
         "msg-ws:cpu_ms_per_1000_msgs:server CPU ms per 1000 messages, wss <-> STARTTLS|" \
@@ -93,6 +97,7 @@ END {
         ratio(f, "login-wss", "login-scram", "cpu_ms_per_login", "cpu_ratio")
         ratio(f, "idle-wss", "idle", "kib_per_session", "kib_ratio")
         ratio(f, "msg-ws", "msg", "cpu_ms_per_1000_msgs", "cpu_ratio")
+        ratio(f, "msg-each", "msg", "cpu_ms_per_1000_msgs", "cpu_ratio")
     }
     printf "%-52s", "figure"
     for (f = 1; f <= nf; f++) {
