@@ -492,7 +492,7 @@ static int client_flush(client_t *c)
         return 0;
     }
     update_events(c, 0);
-    if (c->ssl && may_read(c) && SSL_pending(c->ssl) > 0)
+    if (c->ssl && may_read(c) && SSL_has_pending(c->ssl))
         client_read_later(c, 0);
     return 0;
 }
@@ -601,7 +601,7 @@ static void client_read(client_t *c)
     size_t taken = 0;
     while (!c->closed && may_read(c)) {
         if (taken >= READ_PASS) {
-            if (c->ssl && SSL_pending(c->ssl) > 0)
+            if (c->ssl && SSL_has_pending(c->ssl))
                 client_read_later(c, 0);
             return;
         }

@@ -22,13 +22,14 @@ struct zlink {
     void *ud;
 };
 
+/* Receives until ZeroMQ has nothing more. ZMQ_EVENTS is asked only once the queue looks
+ * empty, not before every message: each ask costs libzmq a poll() and a getpid()
+ * (bench/README.md, "Where the time goes"), and it is still asked before the loop sleeps
+ * (on_before_sleep), which is what re-arms the socket's edge-triggered descriptor. */
 static void zlink_drain(zlink_t *z)
 {
+    int asked = 0; /* ZMQ_EVENTS said more is there, and nothing was received since */
     for (;;) {
-        int events = 0;
-        size_t sz = sizeof events;
-        if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &sz) < 0 || !(events & ZMQ_POLLIN))
-            return;
         zmq_msg_t msgs[ZLINK_MAX_PARTS];
         zpart_t parts[ZLINK_MAX_PARTS];
         int n = 0, more = 1, extra = 0;
@@ -37,10 +38,18 @@ static void zlink_drain(zlink_t *z)
             zmq_msg_init(&m);
             if (zmq_msg_recv(&m, z->sock, ZMQ_DONTWAIT) < 0) {
                 zmq_msg_close(&m);
-                if (errno == EAGAIN && n == 0)
-                    return;
+                if (errno == EAGAIN && n == 0) {
+                    int events = 0;
+                    size_t sz = sizeof events;
+                    if (asked || zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &sz) < 0 ||
+                        !(events & ZMQ_POLLIN))
+                        return;
+                    asked = 1; /* it came meanwhile: once more */
+                    continue;
+                }
                 break;
             }
+            asked = 0;
             more = zmq_msg_more(&m);
             if (n < ZLINK_MAX_PARTS) {
                 msgs[n] = m;
