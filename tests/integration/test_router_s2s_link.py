@@ -442,3 +442,38 @@ def test_remote_contact_asks_last_activity(private_stack, zmq):
     finally:
         c.close()
         fake.close()
+
+
+def test_unconfirmed_stanza_goes_to_the_restarted_s2s_frontend(stack, zmq):
+    """Review: an s2s frontend that is killed holding an unconfirmed stanza and restarted
+    (same name, new epoch) before frontend_timeout wins the domain again (the weight is by
+    name): the stanza goes out again through it, not bounced. The router must not give up
+    the stale epoch's stanzas before the new one is a candidate for their domain."""
+    with running_private_stack(stack, "s2srestart") as ps:
+        name = "fake-s2s-%s" % os.urandom(3).hex()
+        old = FakeS2S(zmq, ps.router_port, name=name)
+        c = login(ps, ps.new_user("restart"), "r")
+        new = None
+        try:
+            mid = c.message(ROMEO, "held when the frontend died")
+            f, h, _ = next_out([old], lambda e: e.get("id") == mid, "the message")
+            assert h["seq"] != 0, h
+            old.close()  # killed before it confirmed the stanza
+            new = FakeS2S(zmq, ps.router_port, name=name)  # restarted: a new epoch
+            try:
+                _, h2, el = next_out([new], lambda e: e.get("id") == mid,
+                                     "the message sent again", timeout=5)
+                new.ack(h2["seq"])
+            except AssertionError:
+                errs = [dump(e) for e in c.skipped if e.get("type") == "error"]
+                try:
+                    errs.append(dump(c.wait_for(lambda e: e.get("type") == "error",
+                                                what="an error", timeout=2)))
+                except Exception:  # noqa: BLE001 - none came
+                    pass
+                raise AssertionError("not resent through the restarted frontend; the sender "
+                                     "got: %s" % errs)
+        finally:
+            c.close()
+            if new:
+                new.close()
