@@ -483,3 +483,52 @@ def test_unconfirmed_stanza_goes_to_the_restarted_s2s_frontend(stack, zmq):
             c.close()
             if new:
                 new.close()
+
+
+def test_late_ack_of_an_earlier_registration_does_not_confirm_a_new_stanza(stack, zmq):
+    """Review: an s2s frontend the router gave up (missed heartbeats) that comes back says
+    hello again under the same routing id and gets a fresh journal, numbered from the start
+    again. Its confirmation of a stanza it took before (written late, once its server
+    connection came up) must not confirm the new stanza that got the same number: when it
+    then dies, that new stanza has to go out through another frontend (or bounce), not be
+    lost unseen."""
+    with running_private_stack(stack, "s2sseq", router_env={"frontend_timeout": "2000"}) as ps:
+        names = ["fake-s2s-%s" % os.urandom(3).hex() for _ in range(2)]
+        names.sort(key=lambda n: weight(n, REMOTE), reverse=True)
+        a, b = [FakeS2S(zmq, ps.router_port, name=n) for n in names]
+        c = login(ps, ps.new_user("seq"), "r")
+        try:
+            m1 = c.message(ROMEO, "taken before the stall")
+            f, h1, _ = next_out([a, b], lambda e: e.get("id") == m1, "the first message")
+            assert f is a, f.name
+            # a stalls past frontend_timeout: the router gives it up and m1 goes through b.
+            _, hb, _ = next_out([b], lambda e: e.get("id") == m1, "m1 through b", timeout=10)
+            b.ack(hb["seq"])
+            # a comes back: the router does not know it any more and asks for a hello.
+            a.heartbeat()
+            a.recv(lambda h, p: h["type"] == T_HELLO, "the router's hello")
+            a.sock.send_multipart([header(T_HELLO, conn=a.epoch, flags=1, fields=(a.name,))])
+            a.recv(lambda h, p: h["type"] == T_HELLO, "the answer to the new hello")
+            m2 = c.message(ROMEO, "taken after the new hello")
+            f, h2, _ = next_out([a, b], lambda e: e.get("id") == m2, "the second message")
+            assert f is a, f.name
+            # a writes m1 at last (its connection came up) and says so; m2 is still queued.
+            a.ack(h1["seq"])
+            time.sleep(0.3)
+            a.close()  # a dies holding m2
+            try:
+                _, h3, _ = next_out([b], lambda e: e.get("id") == m2, "m2 sent again",
+                                    timeout=10)
+                b.ack(h3["seq"])
+            except AssertionError:
+                errs = [dump(e) for e in c.skipped if e.get("type") == "error"]
+                raise AssertionError("m2 (seq %d) lost: not sent again after a's late ack of "
+                                     "m1 (seq %d); sender errors: %s"
+                                     % (h2["seq"], h1["seq"], errs))
+        finally:
+            c.close()
+            for f in (a, b):
+                try:
+                    f.close()
+                except Exception:  # noqa: BLE001 - closed above
+                    pass
