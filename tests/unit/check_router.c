@@ -2516,6 +2516,36 @@ START_TEST(test_remote_journal_big_stanza_keeps_others)
 }
 END_TEST
 
+/* Review: the probe sent after a lost connection follows the rules of the probes on
+ * initial presence (mod_presence: none to a contact the user blocks, XEP-0191): a
+ * contact blocked after its presence was kept is not probed when its connection is lost. */
+START_TEST(test_remote_presence_lost_blocked_not_probed)
+{
+    s2s_join(&s2s_a, "s2s-a");
+    preload_item(ALICE, ROMEO, "110000"); /* both */
+    session_t *a = bind_jid(ALICE "/a");
+    avail(a, 0);
+    remote_in_via(&s2s_a, 7, "<presence from='" ROMEO "/balcony' to='" ALICE "'/>");
+    ck_assert_int_eq(rp_entries(), 1);
+    send_xml(a, "<iq type='set' id='blk'><block xmlns='urn:xmpp:blocking'><item jid='" ROMEO
+                "'/></block></iq>");
+    fake_redis_flush();
+    fake_link_clear();
+    /* Initial presence again: no probe to the blocked contact (the rule). */
+    avail(a, 0);
+    fake_redis_flush();
+    ck_assert_int_eq(out_count("presence", "probe", ALICE, ROMEO), 0);
+    fake_link_clear();
+    rpresence_conn_closed(&s2s_a, 7, REMOTE_DOM, 1);
+    fake_redis_flush();
+    run_loop_briefly();
+    ck_assert_int_eq(out_count("presence", "probe", ALICE, ROMEO), 0);
+    session_end(a);
+    fake_redis_flush();
+    s2s_leave(&s2s_a);
+}
+END_TEST
+
 Suite *make_router_suite(void)
 {
     Suite *s = suite_create("router");
@@ -2600,6 +2630,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_remote_blocking);
     tcase_add_test(tc, test_remote_presence_lost);
     tcase_add_test(tc, test_remote_journal_big_stanza_keeps_others);
+    tcase_add_test(tc, test_remote_presence_lost_blocked_not_probed);
     suite_add_tcase(s, tc);
     return s;
 }
