@@ -1,0 +1,144 @@
+"""Review of remote occupants of our rooms (XEP-0045 through s2s, commit cf292f6): what a
+server at another domain can make a room keep, and what happens when its connection is
+lost. Stanzas from the remote user are injected through the router's real link by the
+stand-in s2s frontend of test_router_s2s_link (FakeS2S)."""
+
+import time
+import xml.etree.ElementTree as ET
+
+from conftest import running_private_stack
+from test_muc import (NS_MUC, NS_REGISTER, NS_XDATA, codes, create, groupchat, new_room)
+from test_router_s2s_link import (REMOTE, ROMEO, FakeS2S, T_S2S_OUT, _first, header, login,
+                                  wrap, zmq)  # noqa: F401 - zmq is a fixture
+from xmpp_client import NS_CLIENT, PRESENCE_TAG, dump, q
+
+T_S2S_CLOSED = 28
+IPC_S2S_CLOSED_LOST = 0x01
+
+
+def out_el(h, p):
+    return _first(ET.fromstring(wrap(p))) if h["type"] == T_S2S_OUT and p else None
+
+
+def collect(fake, pred, duration):
+    """Every s2s-out matching pred(element) within `duration` seconds."""
+    got = []
+    deadline = time.monotonic() + duration
+
+    def match(h, p):
+        el = out_el(h, p)
+        return el is not None and pred(el)
+
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return got
+        try:
+            h, p = fake.recv(match, "x", timeout=left)
+        except AssertionError:
+            return got
+        got.append(out_el(h, p))
+
+
+def remote_join(fake, room, nick, full, id_, conn=1):
+    """A remote user's join presence; returns the room's answer to it (self-presence 110,
+    or the error)."""
+    fake.s2s_in("<presence from='%s' to='%s/%s' id='%s'><x xmlns='%s'/></presence>"
+                % (full, room, nick, id_, NS_MUC), conn=conn)
+    occ = "%s/%s" % (room, nick)
+
+    def answer(el):
+        return (el.tag == PRESENCE_TAG and el.get("to") == full and el.get("from") == occ
+                and (el.get("type") == "error" or 110 in codes(el)))
+    return fake.s2s_out(answer, "the answer to %s's join" % full)[1]
+
+
+def test_remote_occupant_full_jids_are_bounded(private_stack, zmq):  # noqa: F811
+    """A local account has at most max_resources sessions, so an occupant of a local user
+    has at most that many full JIDs. A server at another domain names as many resources of
+    one user as it likes: each join presence from a new resource under the same nickname
+    adds a full JID to the occupant (occ_add_full: no limit, and the room's occupant limit
+    counts occupants, not full JIDs). The room must not keep an unbounded list for what a
+    remote peer sends (memory, and every groupchat message fans out once per full JID)."""
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucres")
+    owner = login(ps, ps.new_user("mucres"), "desk")
+    try:
+        room = new_room()
+        create(owner, room, "owner")
+        n = 40
+        for i in range(n):
+            remote_join(fake, room, "romeo", "%s/r%d" % (ROMEO, i), "j%d" % i)
+        mid = groupchat(owner, room, "to every full JID")
+        copies = collect(fake, lambda e: e.get("id") == mid and e.get("type") == "groupchat",
+                         3.0)
+        assert len(copies) < n, \
+            "one remote bare JID holds %d full JIDs in the room (every groupchat message " \
+            "goes out %d times)" % (len(copies), len(copies))
+    finally:
+        owner.close()
+        fake.close()
+
+
+def test_remote_domain_cannot_exhaust_room_registrations(stack, zmq):  # noqa: F811
+    """XEP-0045 7.10 registration is open to any user of a room that is not members-only,
+    without being in it. A server at another domain mints users at will: muc_max_affiliations
+    of them registering nicknames fill the room's registrations (kept for ever, in Redis for a
+    persistent room), and a local user can then register none (policy-violation)."""
+    with running_private_stack(stack, "mucreg", router_env={"muc_max_affiliations": "10"}) as ps:
+        fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucreg")
+        owner = login(ps, ps.new_user("regown"), "desk")
+        local = login(ps, ps.new_user("regloc"), "desk")
+        form = ("<query xmlns='%s'><x xmlns='%s' type='submit'>"
+                "<field var='FORM_TYPE'><value>%s#register</value></field>"
+                "<field var='muc#register_roomnick'><value>%%s</value></field></x></query>"
+                % (NS_REGISTER, NS_XDATA, NS_MUC))
+        try:
+            room = new_room()
+            create(owner, room, "owner")
+            for i in range(10):
+                fake.s2s_in("<iq from='minted%d@%s/x' to='%s' type='set' id='reg%d'>%s</iq>"
+                            % (i, REMOTE, room, i, form % ("squat%d" % i)))
+                fake.s2s_out(lambda e, i=i: e.get("id") == "reg%d" % i, "registration answer")
+            res = local.im_iq("set", form % "localnick", to=room)
+            assert res.get("type") == "result", \
+                "a local user cannot register after one remote domain's minted users " \
+                "did: %s" % dump(res)
+        finally:
+            owner.close()
+            local.close()
+            fake.close()
+
+
+def test_remote_occupant_leaves_when_its_connection_is_lost(private_stack, zmq):  # noqa: F811
+    """A remote server that crashes never sends its users' unavailable presence to the
+    rooms they are in. The router learns it (IPC_S2S_CLOSED with 'lost', as rpresence uses
+    for roster contacts); a room should then take such occupants out, or at least check on
+    them (a ping or probe). Nothing does: in a quiet room the ghost stays for ever (counted
+    against max_users, shown to everyone, its nickname held, iqs to it forwarded to a dead
+    full JID)."""
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucghost")
+    owner = login(ps, ps.new_user("mucghost"), "desk")
+    try:
+        room = new_room()
+        create(owner, room, "owner")
+        full = ROMEO + "/balcony"
+        me = remote_join(fake, room, "romeo", full, "g1", conn=7)
+        assert me.get("type") != "error", ET.tostring(me)
+        owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == room + "/romeo",
+                      5, "romeo's presence")
+        # The server connection that carried romeo's join is lost (no </stream>).
+        fake.sock.send_multipart([header(T_S2S_CLOSED, conn=7, flags=IPC_S2S_CLOSED_LOST,
+                                         fields=(REMOTE.encode(),))])
+        checks = collect(fake, lambda e: e.get("to") == full and
+                         (e.tag == "{%s}iq" % NS_CLIENT or e.get("type") == "probe"), 3.0)
+        owner.im_collect(1.0)
+        left = [e for e in owner._im_box() if e.tag == PRESENCE_TAG and e.get("from") == room + "/romeo"
+                and e.get("type") == "unavailable"]
+        assert checks or left, \
+            "the room neither checked on nor removed the occupant whose server connection " \
+            "was lost"
+    finally:
+        owner.close()
+        fake.close()
