@@ -142,3 +142,58 @@ def test_remote_occupant_leaves_when_its_connection_is_lost(private_stack, zmq):
     finally:
         owner.close()
         fake.close()
+
+
+def drain_ack(fake, duration):
+    """Confirms (s2s-ack) every s2s-out that arrives within `duration` seconds, backlog
+    included, as a frontend that wrote them to a server connection would."""
+    seqs = [h["seq"] for h, _ in fake.backlog if h["type"] == T_S2S_OUT]
+    fake.backlog = [(h, p) for h, p in fake.backlog if h["type"] != T_S2S_OUT]
+    deadline = time.monotonic() + duration
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            h, _ = fake.recv(lambda h, p: h["type"] == T_S2S_OUT, "x", timeout=left)
+        except AssertionError:
+            break
+        seqs.append(h["seq"])
+    seqs = [s for s in seqs if s]
+    if seqs:
+        fake.ack(*seqs)
+
+
+def test_remote_occupant_stays_while_our_s2s_frontend_is_away(private_stack, zmq):  # noqa: F811
+    """route_service_stanza counts a remote target with no s2s frontend alive (ENETUNREACH)
+    as gone (-1), so muc_send queues it as a ghost and the room takes the remote occupant
+    out (333) on the next broadcast: the remote server is fine, only our own s2s frontend
+    is restarting. The occupant is never told (nothing can reach it), so its client still
+    thinks it is in the room. A pipe that is full (EAGAIN) keeps it; a frontend that is
+    away for a moment should too (or the occupant be told when it is back)."""
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucaway")
+    owner = login(ps, ps.new_user("mucaway"), "desk")
+    try:
+        room = new_room()
+        create(owner, room, "owner")
+        full = ROMEO + "/balcony"
+        me = remote_join(fake, room, "romeo", full, "a1")
+        assert me.get("type") != "error", ET.tostring(me)
+        owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == room + "/romeo",
+                      5, "romeo's presence")
+        drain_ack(fake, 1.0)  # everything written: nothing left to resend or bounce
+        fake.close()
+        time.sleep(0.5)  # the router's link sees the connection go
+        groupchat(owner, room, "while our s2s frontend restarts")
+        owner.im_collect(1.5)
+        kicked = [e for e in owner._im_box() if e.tag == PRESENCE_TAG
+                  and e.get("from") == room + "/romeo" and e.get("type") == "unavailable"]
+        assert not kicked, "the remote occupant was taken out because our own s2s " \
+            "frontend was away: %s" % [dump(e) for e in kicked]
+    finally:
+        owner.close()
+        try:
+            fake.close()
+        except Exception:  # noqa: BLE001 - closed above
+            pass
