@@ -197,3 +197,26 @@ def test_remote_occupant_stays_while_our_s2s_frontend_is_away(private_stack, zmq
             fake.close()
         except Exception:  # noqa: BLE001 - closed above
             pass
+
+
+def test_room_owner_can_ban_a_remote_domain(private_stack, zmq):  # noqa: F811
+    """A server at another domain names as many users as it likes, so banning its users one
+    bare JID at a time cannot keep it out (and muc_max_affiliations ends the ban list).
+    Affiliations are looked up by the exact bare JID only (muc_room_aff): an outcast entry
+    for the domain (jid='remote.example', as Prosody and ejabberd honour) is stored but
+    keeps none of its users out."""
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucban")
+    owner = login(ps, ps.new_user("mucban"), "desk")
+    try:
+        room = new_room()
+        create(owner, room, "owner")
+        from test_muc import admin_set
+        res = admin_set(owner, room, "<item jid='%s' affiliation='outcast'/>" % REMOTE)
+        assert res.get("type") == "result", dump(res)
+        me = remote_join(fake, room, "spam1", "spam1@%s/x" % REMOTE, "b1")
+        assert me.get("type") == "error", \
+            "a user of a banned domain joined the room: %s" % ET.tostring(me)
+    finally:
+        owner.close()
+        fake.close()
