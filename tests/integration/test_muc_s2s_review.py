@@ -10,7 +10,7 @@ from conftest import running_private_stack
 from test_muc import (NS_MUC, NS_REGISTER, NS_XDATA, codes, create, groupchat, new_room)
 from test_router_s2s_link import (REMOTE, ROMEO, FakeS2S, T_S2S_OUT, _first, header, login,
                                   wrap, zmq)  # noqa: F401 - zmq is a fixture
-from xmpp_client import NS_CLIENT, PRESENCE_TAG, dump, q
+from xmpp_client import NS_CLIENT, PRESENCE_TAG, dump
 
 T_S2S_CLOSED = 28
 IPC_S2S_CLOSED_LOST = 0x01
