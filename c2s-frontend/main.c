@@ -22,6 +22,7 @@
 #include "privdrop.h"
 #include "registration.h"
 #include "s2s.h"
+#include "s2s_out.h"
 #include "s2s_resolve.h"
 #include "scram.h"
 #include "tls.h"
@@ -319,6 +320,7 @@ int main(int argc, char **argv)
     if (*s2s_listen) {
         if (s2s_open(err, sizeof err) < 0 || s2s_resolve_open(fe.loop, err, sizeof err) < 0)
             log_fatal("config: %s", err);
+        s2s_out_open();
         fe.s2s_listen_fd = open_listener("s2s_listen", s2s_listen);
         evloop_watch(fe.loop, fe.s2s_listen_fd, EV_READ, on_accept, (void *)(uintptr_t)LISTEN_S2S);
         if (*s2s_tls_listen) {

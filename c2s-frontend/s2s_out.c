@@ -94,15 +94,20 @@ static void on_before_sleep(evloop_t *loop, void *ud)
     acks_flush();
 }
 
+void s2s_out_open(void)
+{
+    if (!acks.hooked) {
+        evloop_before_sleep(fe.loop, on_before_sleep, NULL);
+        acks.hooked = 1;
+    }
+}
+
 /* The router's stanza `seq` is done with: written to a connection or bounced. */
 static void done(uint32_t seq)
 {
     if (!seq)
         return;
-    if (!acks.hooked) {
-        evloop_before_sleep(fe.loop, on_before_sleep, NULL);
-        acks.hooked = 1;
-    }
+    s2s_out_open(); /* a frontend without s2s bouncing what a router sent it anyway */
     if (acks.n == IPC_S2S_ACK_MAX)
         acks_flush();
     acks.seq[acks.n++] = seq;
@@ -120,8 +125,8 @@ static size_t make_key(char *key, const char *local, const char *remote)
 void s2s_bounce(ipc_kind_t kind, ipc_stype_t stype, const char *payload, size_t len,
                 const char *etype, const char *cond, const char *text)
 {
-    /* RFC 6120 8.3.1: never an error in answer to an error. */
-    if (stype == IPC_ST_ERROR)
+    /* RFC 6120 8.3.1: never an error in answer to an error; 8.2.3: nor to an iq result. */
+    if (stype == IPC_ST_ERROR || stype == IPC_ST_RESULT)
         return;
     xml_node_t *st = stanza_parse(payload, len);
     const char *to = st ? xml_node_attr(st, "to") : NULL, *from = st ? xml_node_attr(st, "from") : NULL;
@@ -269,7 +274,7 @@ static void link_start(s2s_link_t *l)
 
 static int usable(const client_t *c)
 {
-    return c && !c->closed && !c->closing && !c->stream_done && c->s2s;
+    return c && !c->closed && !c->closing && !c->stream_done && !c->overflow && c->s2s;
 }
 
 static s2s_link_t *link_get(const char *local, const char *remote)

@@ -30,6 +30,10 @@ typedef struct {
 } s2s_out_settings_t;
 extern s2s_out_settings_t s2s_out_cfg;
 
+/* main.c, before the router link opens: the s2s-ack of each loop pass is sent before the
+ * link's own before-sleep drain, which then re-arms the ZeroMQ socket's descriptor (a send
+ * after it could leave a message that arrived meanwhile unannounced until a timer). */
+void s2s_out_open(void);
 /* router_link.c: a stanza from the router for another domain. */
 void s2s_out_route(const ipc_s2s_t *m, const char *payload, size_t len);
 /* s2s.c: the connection of `link` is authenticated: the queue goes out. */

@@ -230,6 +230,8 @@ static void on_s2s_closed(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *p
         return;
     }
     rpresence_conn_closed(f, m.conn, m.domain, m.lost);
+    if (m.lost)
+        hook_run(HOOK_REMOTE_LOST, &(hook_ev_t){.from = m.domain});
 }
 
 /* The s2s frontend is done with these s2s-out (IPC_S2S_ACK): the router's copies go. */
@@ -298,9 +300,12 @@ void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
 
 void dispatch_frontend_gone(rt_frontend_t *f)
 {
+    int s2s = f->s2s;
     sm_frontend_gone(f);
     /* The stanzas for other domains it had not confirmed go out again or bounce. */
     remote_frontend_gone(f, route_s2s_bounce);
     /* After its sessions: presence is taken back only from users still available. */
     rpresence_frontend_gone(f);
+    if (s2s)
+        hook_run(HOOK_REMOTE_LOST, &(hook_ev_t){.from = NULL});
 }

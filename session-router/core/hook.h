@@ -73,6 +73,10 @@ typedef enum {
                                <retract id='X'/> after a retraction), session (the
                                publisher's, or NULL when a module asked): an item was
                                published or retracted; modules that mirror it follow */
+    HOOK_REMOTE_LOST,       /* from: a domain whose server connection (IPC_S2S_CLOSED with
+                               "lost") is gone, or NULL when an s2s frontend went away with
+                               every connection it held: what users of other domains are
+                               thought to be doing may be stale (rpresence.h, mod_muc) */
     HOOK_MAX
 } hook_id_t;
 

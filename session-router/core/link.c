@@ -89,19 +89,25 @@ static rt_frontend_t *frontend_hello(const zpart_t *id, const ipc_hello_t *h)
             break;
         }
     }
-    if (stale)
-        frontend_drop(stale, "restarted with a new epoch");
     rt_frontend_t *f = xcalloc(1, sizeof *f);
     memcpy(f->ident, id->data, id->len);
     f->ident_len = id->len;
     snprintf(f->name, sizeof f->name, "%s", name);
     f->epoch = h->epoch;
+    f->s2s = h->s2s;
+    f->last_seen = now_ms();
     char label[METRICS_LABELS_MAX];
     if (metrics_label(label, sizeof label, "frontend", f->name) == 0)
         f->m_sessions = metrics_gauge("xmpp_router_sessions", label,
                                       "sessions bound on the router, by frontend_name");
     hmap_put(rt.frontends, f->ident, f->ident_len, f);
-    log_info("link: frontend %s joined (epoch %016" PRIx64 ")", f->ident, f->epoch);
+    log_info("link: frontend %s joined (epoch %016" PRIx64 ")%s", f->ident, f->epoch,
+             f->s2s ? ", serving server-to-server connections" : "");
+    /* The new run is in the table, with its s2s flag, before the old one goes: what the
+     * old run held for other domains goes to the frontend that carries them now, the new
+     * run of the same name (remote.h). */
+    if (stale)
+        frontend_drop(stale, "restarted with a new epoch");
     return f;
 }
 

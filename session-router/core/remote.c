@@ -179,6 +179,11 @@ static uint32_t next_seq(rt_frontend_t *f)
     if (!f->journal) {
         f->journal = xcalloc(1, sizeof *f->journal);
         f->journal->by_seq = hmap_new();
+        /* A random start: the frontend may still hold numbers from an earlier
+         * registration (it stalled past frontend_timeout and came back, or the router
+         * restarted), and a late s2s-ack of one must not confirm a new stanza that got the
+         * same number. */
+        random_bytes(&f->journal->next_seq, sizeof f->journal->next_seq);
     }
     struct remote_journal *j = f->journal;
     do
@@ -195,7 +200,8 @@ static void keep(rt_frontend_t *f, jentry_t *e, uint32_t seq)
     e->seq = seq;
     size_t need = entry_size(e);
     unsigned long forgotten = 0;
-    while (j->head && j->bytes + need > resend_max) {
+    /* A stanza that could never fit is not kept, and costs the others nothing. */
+    while (need <= resend_max && j->head && j->bytes + need > resend_max) {
         jentry_t *old = j->head;
         entry_unlink(j, old);
         free(old);

@@ -423,8 +423,8 @@ void route_remote_stanza(rt_frontend_t *f, const ipc_s2s_t *h, const char *paylo
 void route_s2s_bounce(const ipc_s2s_t *m, const char *payload, size_t len, const char *etype,
                       const char *cond)
 {
-    /* RFC 6120 8.3.1: never an error in answer to an error. */
-    if (m->stype == IPC_ST_ERROR)
+    /* RFC 6120 8.3.1: never an error in answer to an error; 8.2.3: nor to an iq result. */
+    if (m->stype == IPC_ST_ERROR || m->stype == IPC_ST_RESULT)
         return;
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
@@ -476,11 +476,10 @@ int route_service_stanza(xml_node_t *st)
     int r = -1;
     if (remote_jid(to)) {
         /* An occupant, invitee or iq target at another domain: out through an s2s
-         * frontend. Unreachable (no s2s frontend) counts as gone; a full pipe does not. */
-        if (remote_send(&h, b.data, b.len) == 0)
-            r = 0;
-        else
-            r = errno == EAGAIN ? -2 : -1;
+         * frontend. Neither a full pipe nor our own s2s frontends being away (ENETUNREACH)
+         * says the address is gone: -2, so a room keeps its remote occupants (they leave
+         * when their server says so, or a bounce from it means gone). */
+        r = remote_send(&h, b.data, b.len) == 0 ? 0 : -2;
         goto done;
     }
     const char *slash = strchr(to, '/');

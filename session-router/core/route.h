@@ -52,7 +52,9 @@ void route_redeliver_items(const char *bare, struct smq_item *items);
  * Returns 0 when a session took it (or it was stored), -1 when nobody could (no such
  * resource, or its frontend is gone: a MUC service then takes the occupant out, XEP-0045
  * section 18.1), -2 when the session's frontend pipe is full just now (counted, logged;
- * the occupant stays). `st` is not taken (its 'to' is restored after a presence broadcast). */
+ * the occupant stays). To an address at another domain: sent through an s2s frontend (0),
+ * or -2 when none could take it (its server is not known to be gone; a bounce from it
+ * says so later). `st` is not taken (its 'to' is restored after a presence broadcast). */
 int route_service_stanza(xml_node_t *st);
 /* Answers the sender of a raw stanza with an error (never for an error; `from` NULL:
  * only a sender at another domain is answered, out through an s2s frontend). */

@@ -241,7 +241,8 @@ static void on_probe_timer(evloop_t *loop, void *ud)
         for (session_t *s = u ? u->sessions : NULL; s; s = s->next)
             available |= s->available;
         const roster_item_t *it = available ? roster_find(u, contact) : NULL;
-        if (!it || !it->sub_to)
+        /* Nor to a contact the user blocks (XEP-0191: as on initial presence). */
+        if (!it || !it->sub_to || user_blocks(u, contact))
             continue;
         /* RFC 6121 4.3.1: from the user's bare JID to the contact's bare JID, as on the
          * user's initial presence; the answer (4.3.2: its resources' presence, or

@@ -18,6 +18,7 @@
 #include "module.h"
 #include "modules.h"
 #include "muc.h"
+#include "remote.h"
 #include "route.h"
 #include "service.h"
 #include "stanza.h"
@@ -152,7 +153,13 @@ muc_room_t *muc_room_find(const char *jid)
 muc_aff_t muc_room_aff(const muc_room_t *r, const char *bare)
 {
     intptr_t v = (intptr_t)hmap_sget(r->aff, bare);
-    return v ? (muc_aff_t)(v - 2) : AFF_NONE;
+    if (v)
+        return (muc_aff_t)(v - 2);
+    /* A whole domain banned (an outcast item naming a domain, XEP-0045 9.1): keeps out
+     * every user of a server that spams, not one made-up JID at a time. */
+    const char *at = strchr(bare, '@');
+    v = at ? (intptr_t)hmap_sget(r->aff, at + 1) : 0;
+    return v && (muc_aff_t)(v - 2) == AFF_OUTCAST ? AFF_OUTCAST : AFF_NONE;
 }
 
 void muc_room_set_aff(muc_room_t *r, const char *bare, muc_aff_t a)
@@ -695,7 +702,13 @@ static void join(const muc_from_t *from, xml_node_t *st, const char *room, const
     }
     if (o) {
         /* One more resource of the occupant (7.2.9 allows one nickname per bare JID): it
-         * gets the room's state; the others see nothing new. */
+         * gets the room's state; the others see nothing new. At most max_resources of
+         * them: a local account has no more sessions, and a server at another domain
+         * must not make the room hold (and copy every message to) any number. */
+        if (!muc_occ_by_full(r, from->full) && o->nfull >= rt.max_resources) {
+            muc_reply_error(from, st, "wait", "resource-constraint");
+            return;
+        }
         occ_add_full(o, from->full);
         welcome(r, o, from->full, mucx, 0);
         return;
@@ -1224,6 +1237,7 @@ void muc_load_done(void)
 
 static void room_stanza(const muc_from_t *from, const ipc_stanza_t *msg, const char *payload,
                         size_t len);
+static void check_answer(const muc_from_t *from, const xml_node_t *st, const char *room);
 
 /* The service's handler (service.h): a local client's stanza (s its session), or one from
  * a user at another domain (s NULL, msg->from its JID, answers by address). */
@@ -1255,10 +1269,14 @@ static void room_stanza(const muc_from_t *from, const ipc_stanza_t *msg, const c
     int iq = msg->kind == IPC_KIND_IQ;
     int set = type && strcmp(type, "set") == 0;
     if (iq && type && strcmp(type, "get") != 0 && !set) {
-        /* Results and errors: answers to iqs the room passed on between occupants. */
+        /* Results and errors: answers to iqs the room passed on between occupants, or to
+         * the room's own check on a remote occupant (remote_check). */
         if (at && slash)
             muc_iq_answer(from, st);
+        else if (at)
+            check_answer(from, st, to);
         xml_node_free(&st);
+        ghosts_flush();
         return;
     }
     if (!at) {
@@ -1309,6 +1327,65 @@ static void room_stanza(const muc_from_t *from, const ipc_stanza_t *msg, const c
 }
 
 /* ---- hooks ---- */
+
+/* The ids of the room's checks on remote occupants: this prefix, then a counter. */
+#define CHECK_ID "muc-check-"
+
+/* HOOK_REMOTE_LOST: the server connection that carried a remote user's stanzas is gone
+ * (its server crashed, or the connection or our s2s frontend died), and a server that
+ * crashed never says its users left (XEP-0045 section 18.1: ghosts). The room asks each
+ * remote occupant of that domain (every other domain when ev->from is NULL) with an
+ * XEP-0199 ping from the room's JID: a server that is down bounces it, a server that is up
+ * answers service-unavailable for a client that is gone (RFC 6121 8.5.3.2.1), and either
+ * takes the occupant out (check_answer); a client that is there answers. */
+static mod_result_t on_remote_lost(hook_ev_t *ev)
+{
+    static unsigned long next_id;
+    if (!*muc.domain || !muc.rooms)
+        return MOD_PASS;
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    size_t dl = ev->from ? strlen(ev->from) : 0;
+    while (hmap_next(muc.rooms, &pos, &k, &kl, &v)) {
+        muc_room_t *r = v;
+        for (muc_occ_t *o = r->occs; o; o = o->next) {
+            const char *at = strchr(o->bare, '@');
+            const char *dom = at ? at + 1 : o->bare;
+            if (!remote_jid(o->bare) || (ev->from && (strlen(dom) != dl ||
+                                                      memcmp(dom, ev->from, dl) != 0)))
+                continue;
+            for (int i = 0; i < o->nfull; i++) {
+                char id[40];
+                snprintf(id, sizeof id, CHECK_ID "%lu", ++next_id);
+                xml_node_t *iq = xml_node_new("iq", XML_NS_CLIENT);
+                xml_node_set_attr(iq, "type", "get");
+                xml_node_set_attr(iq, "id", id);
+                xml_node_set_attr(iq, "from", r->jid);
+                xml_node_set_attr(iq, "to", o->full[i]);
+                xml_node_new_child(iq, "ping", "urn:xmpp:ping");
+                route_service_stanza(iq);
+                xml_node_free(&iq);
+            }
+        }
+    }
+    return MOD_PASS;
+}
+
+/* An iq result or error to a room's bare JID: an error to one of its checks that means
+ * the occupant's client is gone takes that full JID out (status 333); the rest is
+ * nothing to the room. */
+static void check_answer(const muc_from_t *from, const xml_node_t *st, const char *room)
+{
+    const char *id = xml_node_attr(st, "id"), *type = xml_node_attr(st, "type");
+    if (!id || strncmp(id, CHECK_ID, strlen(CHECK_ID)) != 0 || !type ||
+        strcmp(type, "error") != 0 || !error_means_gone(st))
+        return;
+    muc_room_t *r = muc_room_find(room);
+    muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
+    if (o)
+        leave_full(r, o, from->full, NULL, 0, 333);
+}
 
 /* The full JID leaves every room it is in, the others told. */
 static void leave_everywhere(const char *full)
@@ -1366,6 +1443,7 @@ static const mod_hook_t hooks[] = {
     {HOOK_SESSION_ENDED, 10, on_session_ended},
     {HOOK_PRESENCE, 10, on_presence},
     {HOOK_USER_DELETED, 0, on_user_deleted},
+    {HOOK_REMOTE_LOST, 0, on_remote_lost},
     {0},
 };
 

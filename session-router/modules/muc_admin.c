@@ -414,6 +414,13 @@ void muc_register_iq(const muc_from_t *from, xml_node_t *st, muc_room_t *r, cons
         session_reply_error(from->s, st, "auth", "forbidden");
         return;
     }
+    /* Nicknames are reserved by this server's users: a server at another domain can make
+     * up users without end and would fill every room's registrations (muc_max_affiliations)
+     * and squat its nicknames. An admin can still make a remote user a member. */
+    if (!from->s) {
+        session_reply_error(from->s, st, "cancel", "not-allowed");
+        return;
+    }
     if (xml_node_child(q, "remove", NS_REGISTER)) {
         char *old = hmap_sdel(r->regs, bare);
         if (!old) {

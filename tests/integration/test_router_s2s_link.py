@@ -445,7 +445,7 @@ def test_remote_contact_asks_last_activity(private_stack, zmq):
 
 
 def test_unconfirmed_stanza_goes_to_the_restarted_s2s_frontend(stack, zmq):
-    """Review: an s2s frontend that is killed holding an unconfirmed stanza and restarted
+    """An s2s frontend that is killed holding an unconfirmed stanza and restarted
     (same name, new epoch) before frontend_timeout wins the domain again (the weight is by
     name): the stanza goes out again through it, not bounced. The router must not give up
     the stale epoch's stanzas before the new one is a candidate for their domain."""
@@ -486,9 +486,9 @@ def test_unconfirmed_stanza_goes_to_the_restarted_s2s_frontend(stack, zmq):
 
 
 def test_late_ack_of_an_earlier_registration_does_not_confirm_a_new_stanza(stack, zmq):
-    """Review: an s2s frontend the router gave up (missed heartbeats) that comes back says
-    hello again under the same routing id and gets a fresh journal, numbered from the start
-    again. Its confirmation of a stanza it took before (written late, once its server
+    """An s2s frontend the router gave up (missed heartbeats) that comes back says hello
+    again under the same routing id and gets a fresh journal, numbered from a new random
+    start. Its confirmation of a stanza it took before (written late, once its server
     connection came up) must not confirm the new stanza that got the same number: when it
     then dies, that new stanza has to go out through another frontend (or bounce), not be
     lost unseen."""

@@ -2468,7 +2468,7 @@ static void count_bounce(const ipc_s2s_t *m, const char *payload, size_t len, co
     journal_bounces++;
 }
 
-/* Review: one stanza too big for s2s_resend_buffer is sent without a copy; the copies of
+/* One stanza too big for s2s_resend_buffer is sent without a copy; the copies of
  * the smaller stanzas before it stay (it does not empty the journal to make room it will
  * not use), so they still go out again when their frontend dies unconfirmed. */
 START_TEST(test_remote_journal_big_stanza_keeps_others)
@@ -2516,7 +2516,7 @@ START_TEST(test_remote_journal_big_stanza_keeps_others)
 }
 END_TEST
 
-/* Review: the probe sent after a lost connection follows the rules of the probes on
+/* The probe sent after a lost connection follows the rules of the probes on
  * initial presence (mod_presence: none to a contact the user blocks, XEP-0191): a
  * contact blocked after its presence was kept is not probed when its connection is lost. */
 START_TEST(test_remote_presence_lost_blocked_not_probed)

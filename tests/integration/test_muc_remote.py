@@ -1,7 +1,8 @@
-"""Review of remote occupants of our rooms (XEP-0045 through s2s, commit cf292f6): what a
-server at another domain can make a room keep, and what happens when its connection is
-lost. Stanzas from the remote user are injected through the router's real link by the
-stand-in s2s frontend of test_router_s2s_link (FakeS2S)."""
+"""Remote occupants of our rooms (XEP-0045 through s2s): what a server at another domain can
+make a room keep, what a room owner can do about a server, and what happens when the
+connection that carried an occupant is lost. Stanzas from the remote user are injected
+through the router's real link by the stand-in s2s frontend of test_router_s2s_link
+(FakeS2S)."""
 
 import time
 import xml.etree.ElementTree as ET
@@ -56,10 +57,9 @@ def remote_join(fake, room, nick, full, id_, conn=1):
 def test_remote_occupant_full_jids_are_bounded(private_stack, zmq):  # noqa: F811
     """A local account has at most max_resources sessions, so an occupant of a local user
     has at most that many full JIDs. A server at another domain names as many resources of
-    one user as it likes: each join presence from a new resource under the same nickname
-    adds a full JID to the occupant (occ_add_full: no limit, and the room's occupant limit
-    counts occupants, not full JIDs). The room must not keep an unbounded list for what a
-    remote peer sends (memory, and every groupchat message fans out once per full JID)."""
+    one user as it likes: the room keeps at most max_resources full JIDs per occupant
+    (more get resource-constraint), not an unbounded list (memory, and every groupchat
+    message fans out once per full JID)."""
     ps = private_stack
     fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucres")
     owner = login(ps, ps.new_user("mucres"), "desk")
@@ -82,9 +82,9 @@ def test_remote_occupant_full_jids_are_bounded(private_stack, zmq):  # noqa: F81
 
 def test_remote_domain_cannot_exhaust_room_registrations(stack, zmq):  # noqa: F811
     """XEP-0045 7.10 registration is open to any user of a room that is not members-only,
-    without being in it. A server at another domain mints users at will: muc_max_affiliations
-    of them registering nicknames fill the room's registrations (kept for ever, in Redis for a
-    persistent room), and a local user can then register none (policy-violation)."""
+    without being in it. A server at another domain mints users at will, so they may not
+    register (not-allowed): muc_max_affiliations of them would fill the room's registrations
+    (kept for ever, in Redis for a persistent room) and a local user could register none."""
     with running_private_stack(stack, "mucreg", router_env={"muc_max_affiliations": "10"}) as ps:
         fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucreg")
         owner = login(ps, ps.new_user("regown"), "desk")
@@ -113,10 +113,9 @@ def test_remote_domain_cannot_exhaust_room_registrations(stack, zmq):  # noqa: F
 def test_remote_occupant_leaves_when_its_connection_is_lost(private_stack, zmq):  # noqa: F811
     """A remote server that crashes never sends its users' unavailable presence to the
     rooms they are in. The router learns it (IPC_S2S_CLOSED with 'lost', as rpresence uses
-    for roster contacts); a room should then take such occupants out, or at least check on
-    them (a ping or probe). Nothing does: in a quiet room the ghost stays for ever (counted
-    against max_users, shown to everyone, its nickname held, iqs to it forwarded to a dead
-    full JID)."""
+    for roster contacts); the room then checks on such occupants (a ping), so that a ghost
+    does not stay for ever in a quiet room (counted against max_users, shown to everyone,
+    its nickname held, iqs to it forwarded to a dead full JID)."""
     ps = private_stack
     fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucghost")
     owner = login(ps, ps.new_user("mucghost"), "desk")
@@ -165,12 +164,10 @@ def drain_ack(fake, duration):
 
 
 def test_remote_occupant_stays_while_our_s2s_frontend_is_away(private_stack, zmq):  # noqa: F811
-    """route_service_stanza counts a remote target with no s2s frontend alive (ENETUNREACH)
-    as gone (-1), so muc_send queues it as a ghost and the room takes the remote occupant
-    out (333) on the next broadcast: the remote server is fine, only our own s2s frontend
-    is restarting. The occupant is never told (nothing can reach it), so its client still
-    thinks it is in the room. A pipe that is full (EAGAIN) keeps it; a frontend that is
-    away for a moment should too (or the occupant be told when it is back)."""
+    """With no s2s frontend alive (ENETUNREACH) a remote occupant is not gone: only our own
+    s2s frontend is restarting, and the occupant could not be told it was taken out (its
+    client would think it is still in the room). route_service_stanza answers -2 as for a
+    full pipe, and the room keeps it."""
     ps = private_stack
     fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucaway")
     owner = login(ps, ps.new_user("mucaway"), "desk")
@@ -201,10 +198,9 @@ def test_remote_occupant_stays_while_our_s2s_frontend_is_away(private_stack, zmq
 
 def test_room_owner_can_ban_a_remote_domain(private_stack, zmq):  # noqa: F811
     """A server at another domain names as many users as it likes, so banning its users one
-    bare JID at a time cannot keep it out (and muc_max_affiliations ends the ban list).
-    Affiliations are looked up by the exact bare JID only (muc_room_aff): an outcast entry
-    for the domain (jid='remote.example', as Prosody and ejabberd honour) is stored but
-    keeps none of its users out."""
+    bare JID at a time cannot keep it out (and muc_max_affiliations ends the ban list): an
+    outcast entry for the domain (jid='remote.example', as Prosody and ejabberd honour)
+    keeps all of its users out."""
     ps = private_stack
     fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucban")
     owner = login(ps, ps.new_user("mucban"), "desk")
@@ -217,6 +213,45 @@ def test_room_owner_can_ban_a_remote_domain(private_stack, zmq):  # noqa: F811
         me = remote_join(fake, room, "spam1", "spam1@%s/x" % REMOTE, "b1")
         assert me.get("type") == "error", \
             "a user of a banned domain joined the room: %s" % ET.tostring(me)
+    finally:
+        owner.close()
+        fake.close()
+
+
+def test_room_check_after_a_lost_connection_takes_out_only_the_gone(private_stack, zmq):  # noqa: F811
+    """After the connection from a remote domain is lost, the room pings each of its
+    occupants there (XEP-0199 from the room's JID): one whose server answers that the
+    client is gone (service-unavailable, RFC 6121 8.5.3.2.1) leaves with status 333; one
+    whose client answers stays."""
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-muccheck")
+    owner = login(ps, ps.new_user("mucchk"), "desk")
+    try:
+        room = new_room()
+        create(owner, room, "owner")
+        gone, alive = ROMEO + "/gone", "juliet@%s/here" % REMOTE
+        for nick, full, id_ in (("romeo", gone, "c1"), ("juliet", alive, "c2")):
+            me = remote_join(fake, room, nick, full, id_, conn=9)
+            assert me.get("type") != "error", ET.tostring(me)
+        fake.sock.send_multipart([header(T_S2S_CLOSED, conn=9, flags=IPC_S2S_CLOSED_LOST,
+                                         fields=(REMOTE.encode(),))])
+        pings = {}
+        for _ in range(2):
+            _, el = fake.s2s_out(lambda e: e.tag == "{%s}iq" % NS_CLIENT
+                                 and e.find("{urn:xmpp:ping}ping") is not None, "a ping")
+            assert el.get("from") == room and el.get("type") == "get", ET.tostring(el)
+            pings[el.get("to")] = el.get("id")
+        assert set(pings) == {gone, alive}, pings
+        fake.s2s_in("<iq from='%s' to='%s' type='error' id='%s'><ping xmlns='urn:xmpp:ping'/>"
+                    "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:"
+                    "xmpp-stanzas'/></error></iq>" % (gone, room, pings[gone]))
+        fake.s2s_in("<iq from='%s' to='%s' type='result' id='%s'/>" % (alive, room, pings[alive]))
+        left = owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("type") == "unavailable"
+                             and e.get("from") == room + "/romeo", 5, "romeo taken out")
+        assert 333 in codes(left), dump(left)
+        owner.im_collect(1.0)
+        assert not [e for e in owner._im_box() if e.tag == PRESENCE_TAG
+                    and e.get("from") == room + "/juliet" and e.get("type") == "unavailable"]
     finally:
         owner.close()
         fake.close()
