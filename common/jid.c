@@ -9,6 +9,32 @@
 /* Longest DNS label in bytes (RFC 1035 section 2.3.4). */
 #define JID_LABEL_MAX 63
 
+int jid_ascii_fast_path = 1;
+
+/* Printable ASCII (0x20..0x7E) is most of what any server prepares (the 'to' of every
+ * stanza), and there the three profiles reduce to a few rules (RFC 3454 and RFC 6122
+ * appendixes A and B): no table maps or removes a printable ASCII character but B.2's
+ * A-Z to a-z, which nodeprep and nameprep use and resourceprep does not; NFKC leaves ASCII
+ * alone; no printable ASCII is unassigned or bidirectional (RandALCat); and of the
+ * prohibited tables only nodeprep's own (the space, C.1.1, and " & ' / : < > @) holds any.
+ * Returns the length written to out, -1 for a prohibited part, -2 when the input is not
+ * all printable ASCII (libidn decides). */
+static int jid_ascii_prep(char *out, const char *in, size_t n, const Stringprep_profile *profile)
+{
+    int fold = profile != stringprep_xmpp_resourceprep;
+    int node = profile == stringprep_xmpp_nodeprep;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c < 0x20 || c > 0x7E)
+            return -2;
+        if (node && strchr(" \"&'/:<>@", c))
+            return -1;
+        out[i] = fold && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : (char)c;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
 /* Copies `in` (n bytes) into the 1024-byte work buffer and runs one stringprep profile on
  * it in place. STRINGPREP_NO_UNASSIGNED: JIDs end up in rosters and databases, so they get
  * the "stored strings" treatment of RFC 3454 section 7 (unassigned code points refused).
@@ -19,6 +45,11 @@ static int jid_stringprep(char *out, const char *in, size_t n, const Stringprep_
         return -1;
     if (memchr(in, '\0', n))
         return -1;
+    if (jid_ascii_fast_path) {
+        int r = jid_ascii_prep(out, in, n, profile);
+        if (r != -2)
+            return r < 0 ? -1 : 0;
+    }
     char work[JID_PART_MAX + 1];
     memcpy(work, in, n);
     work[n] = '\0';

@@ -22,6 +22,9 @@ int jid_parse(jid_t *out, const char *s);
 int jid_prep_local(char *out, const char *in);
 int jid_prep_domain(char *out, const char *in);
 int jid_prep_resource(char *out, const char *in);
+/* 1 (default): a part of printable ASCII is prepared without libidn, with the result
+ * stringprep would give (jid.c); 0: always through libidn (tests compare the two). */
+extern int jid_ascii_fast_path;
 /* Writes "local@domain" (or "domain") into out; returns the length, or -1 if it did not fit. */
 int jid_bare(const jid_t *jid, char *out, size_t n);
 /* Writes "local@domain/resource" (parts present only); returns length or -1. */

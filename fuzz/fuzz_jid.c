@@ -8,7 +8,8 @@
  *   prepares to itself;
  * - one domain has one prepared form: no IDNA label separator other than '.' is left
  *   (U+3002, U+FF0E, U+FF61 separate labels, RFC 3490 3.1), and an IPv6 literal is in its
- *   canonical text form (RFC 5952), so that equal domains compare equal byte for byte. */
+ *   canonical text form (RFC 5952), so that equal domains compare equal byte for byte;
+ * - the printable-ASCII fast path gives exactly what libidn gives (jid_ascii_fast_path). */
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,6 +98,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (jid_prep_domain(dom, s) == 0)
         check_domain(dom);
     check_prep(jid_prep_resource, s);
+    /* Fast path and libidn agree, part by part and for the whole JID. */
+    static const prep_fn preps[] = {jid_prep_local, jid_prep_domain, jid_prep_resource};
+    static char fast[JID_PART_MAX + 1], slow[JID_PART_MAX + 1];
+    for (size_t i = 0; i < sizeof preps / sizeof preps[0]; i++) {
+        jid_ascii_fast_path = 1;
+        int rf = preps[i](fast, s);
+        jid_ascii_fast_path = 0;
+        int rs = preps[i](slow, s);
+        FUZZ_CHECK(rf == rs && (rf < 0 || strcmp(fast, slow) == 0), s);
+    }
+    jid_ascii_fast_path = 0;
+    int ps = jid_parse(&again, s);
+    jid_ascii_fast_path = 1;
+    FUZZ_CHECK(ps == jid_parse(&j, s) && (ps < 0 || memcmp(&j, &again, sizeof j) == 0), s);
     free(s);
     return 0;
 }

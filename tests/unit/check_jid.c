@@ -305,6 +305,44 @@ START_TEST(test_jid_format)
 }
 END_TEST
 
+
+/* The printable-ASCII fast path gives what libidn's stringprep gives, for every printable
+ * character alone, with letters around it, and for whole JIDs. */
+START_TEST(test_jid_ascii_fast_path_matches_libidn)
+{
+    int (*const preps[])(char *, const char *) = {jid_prep_local, jid_prep_domain,
+                                                   jid_prep_resource};
+    char in[8], fast[JID_PART_MAX + 1], slow[JID_PART_MAX + 1];
+    for (int c = 0x20; c <= 0x7E; c++) {
+        const char *forms[] = {"%c", "a%cB", "%cZ9", "Xx%c"};
+        for (size_t f = 0; f < 4; f++) {
+            snprintf(in, sizeof in, forms[f], c);
+            for (size_t p = 0; p < 3; p++) {
+                jid_ascii_fast_path = 1;
+                int rf = preps[p](fast, in);
+                jid_ascii_fast_path = 0;
+                int rs = preps[p](slow, in);
+                jid_ascii_fast_path = 1;
+                ck_assert_msg(rf == rs && (rf < 0 || strcmp(fast, slow) == 0),
+                              "part %zu of '%s': fast %d '%s', libidn %d '%s'", p, in, rf,
+                              rf < 0 ? "" : fast, rs, rs < 0 ? "" : slow);
+            }
+        }
+    }
+    const char *jids[] = {"Juliet@Example.COM/Balcony Room", "romeo@example.com/ab c",
+                          "a b@example.com", "x@EXAMPLE.com.", "x@1.2.3.4", "x@-bad.com",
+                          "HEAD@[::A]/R", "\"q\"@example.com"};
+    for (size_t i = 0; i < sizeof jids / sizeof jids[0]; i++) {
+        jid_t a, b;
+        jid_ascii_fast_path = 0;
+        int rs = jid_parse(&b, jids[i]);
+        jid_ascii_fast_path = 1;
+        int rf = jid_parse(&a, jids[i]);
+        ck_assert_msg(rf == rs && (rf < 0 || memcmp(&a, &b, sizeof a) == 0), "%s", jids[i]);
+    }
+}
+END_TEST
+
 Suite *make_jid_suite(void)
 {
     Suite *s = suite_create("jid");
@@ -315,6 +353,7 @@ Suite *make_jid_suite(void)
     tcase_add_test(tc, test_jid_prep_parts);
     tcase_add_test(tc, test_jid_failed_parse_leaves_output);
     tcase_add_test(tc, test_jid_equal_after_prep);
+    tcase_add_test(tc, test_jid_ascii_fast_path_matches_libidn);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("format");
