@@ -54,6 +54,19 @@ def remote_join(fake, room, nick, full, id_, conn=1):
     return fake.s2s_out(answer, "the answer to %s's join" % full)[1]
 
 
+def romeo_in_a_room(fake, owner, id_, conn=1):
+    """A new room of `owner` with romeo@remote.example/balcony in it, which the owner saw
+    come in: (room, romeo's full JID)."""
+    room = new_room()
+    create(owner, room, "owner")
+    full = ROMEO + "/balcony"
+    me = remote_join(fake, room, "romeo", full, id_, conn=conn)
+    assert me.get("type") != "error", ET.tostring(me)
+    owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == room + "/romeo",
+                  5, "romeo's presence")
+    return room, full
+
+
 def test_remote_occupant_full_jids_are_bounded(private_stack, zmq):  # noqa: F811
     """A local account has at most max_resources sessions, so an occupant of a local user
     has at most that many full JIDs. A server at another domain names as many resources of
@@ -120,13 +133,7 @@ def test_remote_occupant_leaves_when_its_connection_is_lost(private_stack, zmq):
     fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucghost")
     owner = login(ps, ps.new_user("mucghost"), "desk")
     try:
-        room = new_room()
-        create(owner, room, "owner")
-        full = ROMEO + "/balcony"
-        me = remote_join(fake, room, "romeo", full, "g1", conn=7)
-        assert me.get("type") != "error", ET.tostring(me)
-        owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == room + "/romeo",
-                      5, "romeo's presence")
+        room, full = romeo_in_a_room(fake, owner, "g1", conn=7)
         # The server connection that carried romeo's join is lost (no </stream>).
         fake.sock.send_multipart([header(T_S2S_CLOSED, conn=7, flags=IPC_S2S_CLOSED_LOST,
                                          fields=(REMOTE.encode(),))])
@@ -172,13 +179,7 @@ def test_remote_occupant_stays_while_our_s2s_frontend_is_away(private_stack, zmq
     fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucaway")
     owner = login(ps, ps.new_user("mucaway"), "desk")
     try:
-        room = new_room()
-        create(owner, room, "owner")
-        full = ROMEO + "/balcony"
-        me = remote_join(fake, room, "romeo", full, "a1")
-        assert me.get("type") != "error", ET.tostring(me)
-        owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == room + "/romeo",
-                      5, "romeo's presence")
+        room, full = romeo_in_a_room(fake, owner, "a1")
         drain_ack(fake, 1.0)  # everything written: nothing left to resend or bounce
         fake.close()
         time.sleep(0.5)  # the router's link sees the connection go

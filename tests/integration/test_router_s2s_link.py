@@ -313,6 +313,15 @@ def weight(name, domain):
     return h ^ (h >> 31)
 
 
+def close_all(fakes):
+    """Closes every stand-in frontend, those a test closed already included."""
+    for f in fakes:
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001 - closed above
+            pass
+
+
 def next_out(live, pred, what, timeout=15.0):
     """(fake, header, element) of the first s2s-out matching pred that any of the `live`
     stand-ins gets, all of them sending heartbeats meanwhile (the others are silent). One
@@ -403,12 +412,7 @@ def test_unconfirmed_stanzas_survive_their_s2s_frontend(stack, zmq):
                 [dump(e) for e in c.skipped]
         finally:
             c.close()
-            first.close()
-            for f in (second, third):
-                try:
-                    f.close()
-                except Exception:  # noqa: BLE001 - closed above
-                    pass
+            close_all(fakes)
 
 
 def test_remote_contact_asks_last_activity(private_stack, zmq):
@@ -527,8 +531,4 @@ def test_late_ack_of_an_earlier_registration_does_not_confirm_a_new_stanza(stack
                                      % (h2["seq"], h1["seq"], errs))
         finally:
             c.close()
-            for f in (a, b):
-                try:
-                    f.close()
-                except Exception:  # noqa: BLE001 - closed above
-                    pass
+            close_all([a, b])
