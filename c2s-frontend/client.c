@@ -517,6 +517,7 @@ void client_flush_all(evloop_t *loop, void *ud)
         fe.closing = c->next_closing;
         if (c->dirty)
             continue; /* still on the dirty list: freed on the next pass */
+        stream_set_jid(c, "");
         free(c);
     }
 }

@@ -228,7 +228,7 @@ void sm_on_resumed(client_t *c, const ipc_sm_resumed_t *m, const char *payload, 
         client_resume(c);
         return;
     }
-    snprintf(c->jid, sizeof c->jid, "%s", m->jid);
+    stream_set_jid(c, m->jid);
     c->bound = 1;
     c->reported = 1;
     c->bound_time = m->since ? m->since : (uint64_t)time(NULL);

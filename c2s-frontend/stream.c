@@ -50,8 +50,20 @@ static void on_open_timeout(evloop_t *loop, void *ud)
         client_stream_error(c, "connection-timeout", "No stream header in time");
 }
 
+/* What c->jid points to while the connection has no JID. */
+static char no_jid[] = "";
+
+void stream_set_jid(client_t *c, const char *jid)
+{
+    if (c->jid && c->jid != no_jid)
+        free(c->jid);
+    c->jid = *jid ? xstrdup(jid) : no_jid;
+}
+
 void stream_init(client_t *c)
 {
+    if (!c->jid)
+        c->jid = no_jid;
     /* Until the client authenticates, the smaller limits apply (README.md, "Limits"). */
     c->parser = xml_parser_new(c->s2s ? s2s_callbacks() : &stream_callbacks, c, &fe.limits_preauth);
     c->open_timer =
@@ -315,7 +327,7 @@ static void handle_bind(client_t *c, xml_node_t *iq, const xml_node_t *bind)
         return;
     }
     c->pending_iq = xml_node_copy(iq);
-    snprintf(c->jid, sizeof c->jid, "%s", full);
+    stream_set_jid(c, full);
     client_pause(c);
 }
 
@@ -327,7 +339,7 @@ void stream_on_bind_reply(client_t *c, const ipc_bind_reply_t *m)
     xml_node_t *iq = c->pending_iq;
     c->pending_iq = NULL;
     if (m->status != IPC_OK) {
-        c->jid[0] = '\0';
+        stream_set_jid(c, "");
         /* RFC 6120 7.6.2.1: an account at its limit of resources (max_resources) gets
          * resource-constraint, type wait, as does a router that is away. */
         int wait = m->status == IPC_TEMPORARY || m->status == IPC_LIMIT;
