@@ -256,3 +256,30 @@ def test_room_check_after_a_lost_connection_takes_out_only_the_gone(private_stac
     finally:
         owner.close()
         fake.close()
+
+
+def test_banning_a_remote_domain_removes_its_present_occupants(private_stack, zmq):  # noqa: F811
+    """review-3: an outcast entry for a domain (XEP-0045 9.1) must also take out the users
+    of that domain already in the room (status 301), as a ban of one bare JID does
+    (muc_occ_apply_aff compares o->bare with the item's JID, and no occupant's bare JID
+    equals a domain)."""
+    ps = private_stack
+    fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucbanin")
+    owner = login(ps, ps.new_user("mucbanin"), "desk")
+    try:
+        room = new_room()
+        create(owner, room, "owner")
+        me = remote_join(fake, room, "spam1", "spam1@%s/x" % REMOTE, "d1")
+        assert me.get("type") != "error", ET.tostring(me)
+        owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("from") == room + "/spam1",
+                      5, "spam1's presence")
+        from test_muc import admin_set
+        res = admin_set(owner, room, "<item jid='%s' affiliation='outcast'/>" % REMOTE)
+        assert res.get("type") == "result", dump(res)
+        left = owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("type") == "unavailable"
+                             and e.get("from") == room + "/spam1", 5,
+                             "spam1 taken out by the domain ban")
+        assert 301 in codes(left), dump(left)
+    finally:
+        owner.close()
+        fake.close()
