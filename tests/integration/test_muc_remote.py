@@ -283,3 +283,40 @@ def test_banning_a_remote_domain_removes_its_present_occupants(private_stack, zm
     finally:
         owner.close()
         fake.close()
+
+
+def test_room_checks_remote_occupants_once_an_s2s_frontend_is_back(stack, zmq):  # noqa: F811
+    """review-3: when the only s2s frontend dies (declared gone after frontend_timeout),
+    HOOK_REMOTE_LOST runs at once, while no s2s frontend is alive: every ping fails with
+    ENETUNREACH (route_service_stanza -2) and is dropped. Nothing checks again when an s2s
+    frontend is back, so an occupant whose server could not tell us it left meanwhile
+    stays a ghost for ever in a quiet room. The check should reach the frontend that
+    carries the domain again."""
+    with running_private_stack(stack, "mucback", router_env={"frontend_timeout": "2000"}) as ps:
+        fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucback")
+        owner = login(ps, ps.new_user("mucback"), "desk")
+        fake2 = None
+        try:
+            room = new_room()
+            create(owner, room, "owner")
+            full = ROMEO + "/balcony"
+            fake.s2s_in("<presence from='%s' to='%s/romeo' id='k1'><x xmlns='%s'/></presence>"
+                        % (full, room, NS_MUC))
+            h, me = fake.s2s_out(lambda e: e.tag == PRESENCE_TAG and e.get("to") == full
+                                 and 110 in codes(e), "romeo's self-presence")
+            fake.ack(h["seq"])  # written: nothing of ours is left to bounce
+            drain_ack(fake, 0.5)
+            fake.close()
+            time.sleep(4.0)  # past frontend_timeout: the router declares it gone
+            fake2 = FakeS2S(zmq, ps.router_port, name="fake-s2s-mucback2")
+            checks = collect(fake2, lambda e: e.get("to") == full and
+                             (e.tag == "{%s}iq" % NS_CLIENT or e.get("type") == "probe"), 4.0)
+            owner.im_collect(0.5)
+            left = [e for e in owner._im_box() if e.tag == PRESENCE_TAG
+                    and e.get("from") == room + "/romeo" and e.get("type") == "unavailable"]
+            assert checks or left, \
+                "no check on the remote occupant once an s2s frontend was back (still in the room)"
+        finally:
+            owner.close()
+            if fake2:
+                fake2.close()
