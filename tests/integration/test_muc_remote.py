@@ -320,3 +320,30 @@ def test_room_checks_remote_occupants_once_an_s2s_frontend_is_back(stack, zmq): 
             owner.close()
             if fake2:
                 fake2.close()
+
+
+def test_domain_ban_does_not_lift_the_affiliation_bound(stack, zmq):  # noqa: F811
+    """review-3: muc_max_affiliations bounds a room's lists (memory, its Redis hash). With
+    an outcast entry for a domain, muc_room_aff answers 'outcast' for every user there,
+    so muc_admin_set counts no new entry for them (it counts only ta == AFF_NONE): any
+    local user who creates a room can then add users of that domain without end (with
+    the ban on another domain, the 11th is refused)."""
+    with running_private_stack(stack, "mucaffb", router_env={"muc_max_affiliations": "10"}) as ps:
+        owner = login(ps, ps.new_user("affbown"), "desk")
+        try:
+            room = new_room()
+            create(owner, room, "owner")
+            from test_muc import admin_set
+            res = admin_set(owner, room, "<item jid='banned.example' affiliation='outcast'/>")
+            assert res.get("type") == "result", dump(res)
+            refused = None
+            for i in range(20):
+                res = admin_set(owner, room, "<item jid='u%d@banned.example' "
+                                "affiliation='member'/>" % i)
+                if res.get("type") == "error":
+                    refused = i
+                    break
+            assert refused is not None, \
+                "20 members of a banned domain added past muc_max_affiliations=10"
+        finally:
+            owner.close()
