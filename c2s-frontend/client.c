@@ -443,6 +443,10 @@ static int flush_blocked(client_t *c)
     }
     c->write_blocked = 1;
     update_events(c, 1);
+    /* Still reading (the backlog is under out_pause): input OpenSSL read ahead raises no
+     * event. */
+    if (c->ssl && may_read(c) && SSL_has_pending(c->ssl))
+        client_read_later(c, 0);
     return 0;
 }
 

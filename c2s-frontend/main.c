@@ -227,6 +227,14 @@ static void on_sighup(evloop_t *loop, int signo, void *ud)
     s2s_reload_tls();
 }
 
+static void drain_link_again(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    (void)ud;
+    if (fe.link)
+        zlink_drain(fe.link);
+}
+
 int main(int argc, char **argv)
 {
     const char *cfg = NULL;
@@ -362,6 +370,9 @@ int main(int argc, char **argv)
     /* Registered after the link's drain hook, so deliveries drained just before the loop
      * waits are written in the same pass (hooks run in order). */
     evloop_before_sleep(fe.loop, client_flush_all, NULL);
+    /* client_flush_all may tell the router of connections it closed: the link is drained
+     * once more after it, so that nothing that came meanwhile waits for a timer. */
+    evloop_before_sleep(fe.loop, drain_link_again, NULL);
     metrics_http_t *metrics_http = metrics_http_open(fe.loop, config_str("metrics_listen"), err,
                                                      sizeof err);
     if (!metrics_http && err[0])

@@ -26,7 +26,7 @@ struct zlink {
  * empty, not before every message: each ask costs libzmq a poll() and a getpid()
  * (bench/README.md, "Where the time goes"), and it is still asked before the loop sleeps
  * (on_before_sleep), which is what re-arms the socket's edge-triggered descriptor. */
-static void zlink_drain(zlink_t *z)
+void zlink_drain(zlink_t *z)
 {
     int asked = 0; /* ZMQ_EVENTS said more is there, and nothing was received since */
     for (;;) {
@@ -37,8 +37,11 @@ static void zlink_drain(zlink_t *z)
             zmq_msg_t m;
             zmq_msg_init(&m);
             if (zmq_msg_recv(&m, z->sock, ZMQ_DONTWAIT) < 0) {
+                int err = errno;
                 zmq_msg_close(&m);
-                if (errno == EAGAIN && n == 0) {
+                if (n == 0 && err != EAGAIN)
+                    return; /* the socket is closing (ETERM) or broken: nothing to read */
+                if (n == 0) {
                     int events = 0;
                     size_t sz = sizeof events;
                     if (asked || zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &sz) < 0 ||

@@ -39,6 +39,10 @@ void zlink_destroy(zlink_t **link_p);
 /* Sends a multipart message without blocking. 0, or -1 with errno (EAGAIN when the pipe is
  * full, EHOSTUNREACH when a ROUTER_MANDATORY peer is unknown). */
 int zlink_send(zlink_t *link, const zpart_t *parts, int nparts);
+/* Receives what is waiting (zlink_new's callback) and asks ZMQ_EVENTS, which re-arms the
+ * socket's edge-triggered descriptor: for a before-sleep hook that may have sent on the
+ * link after the link's own drain (a send can take the edge an arrival raised). */
+void zlink_drain(zlink_t *link);
 
 /* The link's traffic as both ends count it: xmpp_link_messages_total and
  * xmpp_link_bytes_total by direction (header and stanza frames). */

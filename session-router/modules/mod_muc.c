@@ -1333,31 +1333,51 @@ static void room_stanza(const muc_from_t *from, const ipc_stanza_t *msg, const c
 
 /* HOOK_REMOTE_LOST: the server connection that carried a remote user's stanzas is gone
  * (its server crashed, or the connection or our s2s frontend died), and a server that
- * crashed never says its users left (XEP-0045 section 18.1: ghosts). The room asks each
- * remote occupant of that domain (every other domain when ev->from is NULL) with an
- * XEP-0199 ping from the room's JID: a server that is down bounces it, a server that is up
- * answers service-unavailable for a client that is gone (RFC 6121 8.5.3.2.1), and either
- * takes the occupant out (check_answer); a client that is there answers. */
-static mod_result_t on_remote_lost(hook_ev_t *ev)
+ * crashed never says its users left (XEP-0045 section 18.1: ghosts). The rooms ask each
+ * remote occupant of that domain (of every domain when an s2s frontend went away) with an
+ * XEP-0199 ping from the room's JID: a server that is down bounces it
+ * (remote-server-not-found or -timeout) and that takes the occupant out (check_answer); a
+ * client that is there answers. The checks wait for a second, so that a server whose
+ * connections break again and again costs one pass a second, and while no s2s frontend is
+ * alive (the pings could not leave) they wait for one. */
+static struct {
+    hmap_t *domains; /* domain -> 1: to check */
+    int all;         /* every remote occupant */
+    ev_timer_t *timer;
+    unsigned long next_id;
+} checks;
+
+#define CHECK_DELAY_MS 1000
+
+static int check_wanted(const char *bare)
 {
-    static unsigned long next_id;
-    if (!*muc.domain || !muc.rooms)
-        return MOD_PASS;
+    if (!remote_jid(bare))
+        return 0;
+    const char *at = strchr(bare, '@');
+    return checks.all || hmap_sget(checks.domains, at ? at + 1 : bare);
+}
+
+static void on_check_timer(evloop_t *loop, void *ud)
+{
+    (void)ud;
+    checks.timer = NULL;
+    if (!muc.rooms)
+        return;
+    if (!remote_frontend("x.invalid", strlen("x.invalid"))) {
+        checks.timer = evloop_timer(loop, CHECK_DELAY_MS, on_check_timer, NULL);
+        return;
+    }
     size_t pos = 0, kl;
     const void *k;
     void *v;
-    size_t dl = ev->from ? strlen(ev->from) : 0;
     while (hmap_next(muc.rooms, &pos, &k, &kl, &v)) {
         muc_room_t *r = v;
         for (muc_occ_t *o = r->occs; o; o = o->next) {
-            const char *at = strchr(o->bare, '@');
-            const char *dom = at ? at + 1 : o->bare;
-            if (!remote_jid(o->bare) || (ev->from && (strlen(dom) != dl ||
-                                                      memcmp(dom, ev->from, dl) != 0)))
+            if (!check_wanted(o->bare))
                 continue;
             for (int i = 0; i < o->nfull; i++) {
                 char id[40];
-                snprintf(id, sizeof id, CHECK_ID "%lu", ++next_id);
+                snprintf(id, sizeof id, CHECK_ID "%lu", ++checks.next_id);
                 xml_node_t *iq = xml_node_new("iq", XML_NS_CLIENT);
                 xml_node_set_attr(iq, "type", "get");
                 xml_node_set_attr(iq, "id", id);
@@ -1369,6 +1389,24 @@ static mod_result_t on_remote_lost(hook_ev_t *ev)
             }
         }
     }
+    hmap_destroy(&checks.domains);
+    checks.all = 0;
+}
+
+static mod_result_t on_remote_lost(hook_ev_t *ev)
+{
+    if (!*muc.domain || !muc.rooms)
+        return MOD_PASS;
+    if (!ev->from) {
+        checks.all = 1;
+    } else if (!checks.all) {
+        if (!checks.domains)
+            checks.domains = hmap_new();
+        /* Bounded by the domains with a connection to us (s2s_max_connections). */
+        hmap_sput(checks.domains, ev->from, (void *)1);
+    }
+    if (!checks.timer)
+        checks.timer = evloop_timer(rt.loop, CHECK_DELAY_MS, on_check_timer, NULL);
     return MOD_PASS;
 }
 
@@ -1378,8 +1416,13 @@ static mod_result_t on_remote_lost(hook_ev_t *ev)
 static void check_answer(const muc_from_t *from, const xml_node_t *st, const char *room)
 {
     const char *id = xml_node_attr(st, "id"), *type = xml_node_attr(st, "type");
+    /* Not service-unavailable: a client without XEP-0199 answers so (RFC 6120 8.4), and
+     * so does a server for a client that is gone; the room cannot tell the two apart, and
+     * the next groupchat message that server refuses takes the ghost out (occupant_error). */
+    const xml_node_t *e = xml_node_child(st, "error", NULL);
     if (!id || strncmp(id, CHECK_ID, strlen(CHECK_ID)) != 0 || !type ||
-        strcmp(type, "error") != 0 || !error_means_gone(st))
+        strcmp(type, "error") != 0 || !error_means_gone(st) ||
+        (e && xml_node_child(e, "service-unavailable", NS_STANZAS)))
         return;
     muc_room_t *r = muc_room_find(room);
     muc_occ_t *o = r ? muc_occ_by_full(r, from->full) : NULL;
@@ -1451,11 +1494,16 @@ void muc_occ_apply_aff(muc_room_t *r, const char *bare, muc_aff_t a, const char 
                        const char *actor)
 {
     /* Every occupant of that bare JID follows its new affiliation: out when banned
-     * (301, section 9.1) or no longer allowed in a members-only room (321, 9.4). */
+     * (301, section 9.1) or no longer allowed in a members-only room (321, 9.4). A domain
+     * (no '@') banned takes out its users that have no affiliation of their own. */
+    int domain = !strchr(bare, '@');
     muc_occ_t *o = r->occs;
     while (o) {
         muc_occ_t *next = o->next;
-        if (strcmp(o->bare, bare) == 0) {
+        const char *at = strchr(o->bare, '@');
+        int of_domain = domain && a == AFF_OUTCAST && at && strcmp(at + 1, bare) == 0 &&
+                        !hmap_sget(r->aff, o->bare);
+        if (strcmp(o->bare, bare) == 0 || of_domain) {
             if (a == AFF_OUTCAST || (r->cfg.members_only && a < AFF_MEMBER)) {
                 muc_pres_opt_t opt = {.type = "unavailable", .reason = reason,
                                       .actor = actor, .ncodes = 1,
@@ -1567,6 +1615,9 @@ static void muc_close(void)
     }
     ghosts_tail = &ghosts;
     hmap_destroy(&ghost_keys);
+    evloop_cancel(rt.loop, &checks.timer);
+    hmap_destroy(&checks.domains);
+    checks.all = 0;
     pos = 0;
     while (hmap_next(joining, &pos, &k, &kl, &v)) {
         joining_t *j = v;

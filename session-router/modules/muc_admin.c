@@ -172,8 +172,10 @@ static void admin_set(const muc_from_t *from, xml_node_t *st, muc_room_t *r, con
                 snprintf(c->bare, sizeof c->bare, "%s", t->bare);
             }
             muc_aff_t ta = muc_room_aff(r, c->bare);
-            /* muc_max_affiliations bounds a room's lists (memory and its Redis hash). */
-            if (ta == AFF_NONE && to != AFF_NONE &&
+            /* muc_max_affiliations bounds a room's lists (memory and its Redis hash): every
+             * new entry counts, also one for a user whose domain is banned (it reads as
+             * outcast without an entry of its own). */
+            if (!hmap_sget(r->aff, c->bare) && to != AFF_NONE &&
                 (long)hmap_count(r->aff) + ++added > muc.max_affs) {
                 etype = "modify", cond = "policy-violation";
                 break;

@@ -221,38 +221,43 @@ def test_room_owner_can_ban_a_remote_domain(private_stack, zmq):  # noqa: F811
 
 def test_room_check_after_a_lost_connection_takes_out_only_the_gone(private_stack, zmq):  # noqa: F811
     """After the connection from a remote domain is lost, the room pings each of its
-    occupants there (XEP-0199 from the room's JID): one whose server answers that the
-    client is gone (service-unavailable, RFC 6121 8.5.3.2.1) leaves with status 333; one
-    whose client answers stays."""
+    occupants there (XEP-0199 from the room's JID): one whose server cannot be reached
+    (the s2s bounce, remote-server-not-found) leaves with status 333; one whose client
+    answers stays, and so does one that answers service-unavailable (a client without
+    XEP-0199 says so too, RFC 6120 8.4)."""
     ps = private_stack
     fake = FakeS2S(zmq, ps.router_port, name="fake-s2s-muccheck")
     owner = login(ps, ps.new_user("mucchk"), "desk")
     try:
         room = new_room()
         create(owner, room, "owner")
-        gone, alive = ROMEO + "/gone", "juliet@%s/here" % REMOTE
-        for nick, full, id_ in (("romeo", gone, "c1"), ("juliet", alive, "c2")):
+        gone, alive, noping = ROMEO + "/gone", "juliet@%s/here" % REMOTE, "nurse@%s/x" % REMOTE
+        for nick, full, id_ in (("romeo", gone, "c1"), ("juliet", alive, "c2"),
+                                ("nurse", noping, "c3")):
             me = remote_join(fake, room, nick, full, id_, conn=9)
             assert me.get("type") != "error", ET.tostring(me)
         fake.sock.send_multipart([header(T_S2S_CLOSED, conn=9, flags=IPC_S2S_CLOSED_LOST,
                                          fields=(REMOTE.encode(),))])
         pings = {}
-        for _ in range(2):
+        for _ in range(3):
             _, el = fake.s2s_out(lambda e: e.tag == "{%s}iq" % NS_CLIENT
                                  and e.find("{urn:xmpp:ping}ping") is not None, "a ping")
             assert el.get("from") == room and el.get("type") == "get", ET.tostring(el)
             pings[el.get("to")] = el.get("id")
-        assert set(pings) == {gone, alive}, pings
-        fake.s2s_in("<iq from='%s' to='%s' type='error' id='%s'><ping xmlns='urn:xmpp:ping'/>"
-                    "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:"
-                    "xmpp-stanzas'/></error></iq>" % (gone, room, pings[gone]))
+        assert set(pings) == {gone, alive, noping}, pings
+        error = ("<iq from='%s' to='%s' type='error' id='%s'><ping xmlns='urn:xmpp:ping'/>"
+                 "<error type='%s'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+                 "</iq>")
+        fake.s2s_in(error % (gone, room, pings[gone], "cancel", "remote-server-not-found"))
+        fake.s2s_in(error % (noping, room, pings[noping], "cancel", "service-unavailable"))
         fake.s2s_in("<iq from='%s' to='%s' type='result' id='%s'/>" % (alive, room, pings[alive]))
         left = owner.im_wait(lambda e: e.tag == PRESENCE_TAG and e.get("type") == "unavailable"
                              and e.get("from") == room + "/romeo", 5, "romeo taken out")
         assert 333 in codes(left), dump(left)
         owner.im_collect(1.0)
         assert not [e for e in owner._im_box() if e.tag == PRESENCE_TAG
-                    and e.get("from") == room + "/juliet" and e.get("type") == "unavailable"]
+                    and e.get("type") == "unavailable"
+                    and e.get("from") in (room + "/juliet", room + "/nurse")]
     finally:
         owner.close()
         fake.close()
