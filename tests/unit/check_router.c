@@ -163,6 +163,7 @@ static void teardown(void)
     rpresence_counts(&rp_users, &rp_entries, &rp_conns);
     ck_assert_int_eq(rp_users + rp_entries + rp_conns, 0); /* every user left */
     rpresence_close();
+    remote_close(); /* the copies kept for the s2s frontends still in the table */
     sm_close();
     module_close_all();
     evloop_destroy(&rt.loop);
@@ -1811,6 +1812,7 @@ static void s2s_join(rt_frontend_t *f, const char *name)
 static void s2s_leave(rt_frontend_t *f)
 {
     hmap_del(rt.frontends, f->ident, f->ident_len);
+    remote_journal_free(f); /* what link.c's gone callback would have taken */
 }
 
 /* A stanza another server sent, as the s2s frontend forwards it (IPC_S2S_IN: the facts in
