@@ -269,9 +269,11 @@ static void report_closed(client_t *c)
                                                     .domain = s->remote}) < 0)
         return;
     router_submit(&h, NULL, 0, 1);
-    if (lost)
+    if (lost) {
         log_info("conn %llu: s2s from %s (%s): connection lost (no </stream:stream>)",
                  (unsigned long long)c->id, s->remote, c->addr);
+        s2s_out_peer_lost(s->remote);
+    }
 }
 
 void s2s_on_closed(client_t *c)

@@ -477,6 +477,29 @@ void s2s_out_closed(s2s_link_t *l, client_t *c)
         l->retry = evloop_timer(fe.loop, 0, on_retry, l);
 }
 
+void s2s_out_peer_lost(const char *remote)
+{
+    if (!links)
+        return;
+    /* Collected first: ending a stream may end its pair. */
+    size_t n = hmap_count(links), i = 0, pos = 0, kl;
+    const void *k;
+    void *v;
+    client_t **ends = xcalloc(n ? n : 1, sizeof *ends);
+    while (i < n && hmap_next(links, &pos, &k, &kl, &v)) {
+        s2s_link_t *l = v;
+        if (l->ready && usable(l->c) && strcmp(l->remote, remote) == 0)
+            ends[i++] = l->c;
+    }
+    for (size_t j = 0; j < i; j++) {
+        log_info("s2s: %s -> %s: the connection from %s was lost; ours is ended too (the next "
+                 "stanza opens a new one)", ends[j]->s2s ? ends[j]->s2s->local : "?", remote,
+                 remote);
+        s2s_end_stream(ends[j]);
+    }
+    free(ends);
+}
+
 void s2s_out_shutdown(void)
 {
     if (!links) {

@@ -52,6 +52,12 @@ void s2s_out_dialback_verify(const char *local, const char *remote, uint64_t con
 void s2s_out_usable(s2s_link_t *link, client_t *c);
 /* s2s.c: the peer answered a <db:verify/> on the outbound stream of `link`. */
 void s2s_out_verify_result(s2s_link_t *link, const char *stream_id, int valid);
+/* s2s.c: an inbound connection from `remote` was lost (no </stream:stream>: its server may
+ * have died). Our authenticated outbound streams to it are ended, since one to a server
+ * that died would take stanzas (a probe, say) into a socket whose peer is gone, and TCP
+ * tells of that only after the write; the next stanza opens a new connection, which
+ * either comes up or bounces it. */
+void s2s_out_peer_lost(const char *remote);
 /* Bounces every queued stanza and forgets every pair (shutdown). */
 void s2s_out_shutdown(void);
 /* Sends the router an error reply to a stanza we could not deliver to another server
