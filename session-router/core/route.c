@@ -426,6 +426,13 @@ void route_s2s_bounce(const ipc_s2s_t *m, const char *payload, size_t len, const
     /* RFC 6120 8.3.1: never an error in answer to an error; 8.2.3: nor to an iq result. */
     if (m->stype == IPC_ST_ERROR || m->stype == IPC_ST_RESULT)
         return;
+    /* Only our accounts are told. A service (a room) would take the error from the remote
+     * address as that occupant being gone, when only our s2s frontend went away. */
+    const char *at = strchr(m->from, '@');
+    const char *dom = at ? at + 1 : m->from;
+    size_t dl = strcspn(dom, "/");
+    if (!at || dl != strlen(rt.domain) || memcmp(dom, rt.domain, dl) != 0)
+        return;
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
         return;

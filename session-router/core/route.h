@@ -24,7 +24,8 @@ void route_remote_stanza(rt_frontend_t *f, const ipc_s2s_t *msg, const char *pay
 /* A stanza for another domain that cannot be sent (its s2s frontend went away before it
  * confirmed it, and no other could take it: remote.h): the error reply goes to its sender
  * as one from the remote address would (route_remote_stanza), as the frontend's own
- * bounces do. Never for an error. A remote_bounce_fn. */
+ * bounces do. Never for an error or an iq result, and only to a sender that is one of our
+ * accounts (a room would take it for its occupant being gone). A remote_bounce_fn. */
 void route_s2s_bounce(const ipc_s2s_t *msg, const char *payload, size_t len, const char *etype,
                       const char *cond);
 /* A stanza delivered to a resource of `bare` that its client never acknowledged, the
