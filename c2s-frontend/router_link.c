@@ -109,7 +109,7 @@ static void send_hello(ipc_type_t type)
 {
     ipc_hdr_t h;
     /* A frontend with s2s_listen says so: the router may send it IPC_S2S_OUT. */
-    ipc_hello_t m = {.epoch = fe.epoch, .name = fe.name, .s2s = s2s_enabled()};
+    ipc_hello_t m = {.epoch = fe.epoch, .name = fe.name, .s2s = s2s_enabled(), .batch = 1};
     if (type == IPC_HELLO)
         ipc_hello_build(&h, &m);
     else
@@ -138,6 +138,10 @@ static void router_down(const char *why)
     rl.up = 0;
     evloop_cancel(fe.loop, &rl.hold);
     rl.down_ms = now_ms();
+    /* What waits in a batch goes if it can, else it is lost as what waits in ZeroMQ's pipe
+     * to a lost router is; what comes next waits in our buffer, behind the resync, and is
+     * batched again once the router's hello says it takes batches. */
+    zlink_forget(fe.link, NULL, 0);
     log_warn("router link: router unreachable (%s); keeping clients, buffering up to %zu "
              "stanzas",
              why, rl.buffer_max);
@@ -401,6 +405,11 @@ static void on_hello(const ipc_hdr_t *h, const zpart_t *payload)
         malformed(h);
         return;
     }
+    /* A router that takes batches gets ours (zlink.h); one that does not, single messages. */
+    if (m.batch)
+        zlink_batch_to(fe.link, NULL, 0);
+    else
+        zlink_forget(fe.link, NULL, 0);
     router_seen(IPC_HELLO, m.epoch);
 }
 
@@ -722,6 +731,7 @@ void router_link_open(const char *endpoint)
     if (zmq_connect(fe.zsock, endpoint) < 0)
         log_fatal("router_endpoint: cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
     fe.link = zlink_new(fe.loop, fe.zsock, on_message, NULL);
+    zlink_batches(fe.link); /* our hello says we take them */
     send_hello(IPC_HELLO);
     rl.tick = evloop_timer(fe.loop, 20, on_tick, NULL);
     log_info("router link: connecting to %s as %s", endpoint, ident);

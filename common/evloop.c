@@ -33,6 +33,7 @@ struct evloop {
     int epfd;
     int sigfd;
     int stop;
+    int again; /* evloop_again: the next wait does not sleep */
     ev_fd_t *fds;
     size_t nfds;
     ev_timer_t **heap;
@@ -41,6 +42,7 @@ struct evloop {
     struct {
         ev_hook_cb cb;
         void *ud;
+        int last; /* evloop_before_sleep_last: after every other hook */
     } hooks[EV_MAX_HOOKS];
     int nhooks;
     sigset_t sigs; /* the signals the signalfd takes */
@@ -215,13 +217,24 @@ void evloop_cancel(evloop_t *l, ev_timer_t **timer_p)
     *timer_p = NULL;
 }
 
-void evloop_before_sleep(evloop_t *l, ev_hook_cb cb, void *ud)
+static void add_hook(evloop_t *l, ev_hook_cb cb, void *ud, int last)
 {
     if (l->nhooks == EV_MAX_HOOKS)
         log_fatal("too many before-sleep hooks");
     l->hooks[l->nhooks].cb = cb;
     l->hooks[l->nhooks].ud = ud;
+    l->hooks[l->nhooks].last = last;
     l->nhooks++;
+}
+
+void evloop_before_sleep(evloop_t *l, ev_hook_cb cb, void *ud)
+{
+    add_hook(l, cb, ud, 0);
+}
+
+void evloop_before_sleep_last(evloop_t *l, ev_hook_cb cb, void *ud)
+{
+    add_hook(l, cb, ud, 1);
 }
 
 int evloop_on_signal(evloop_t *l, int signo, ev_signal_cb cb, void *ud)
@@ -260,6 +273,11 @@ static void take_signals(evloop_t *l)
     }
 }
 
+void evloop_again(evloop_t *l)
+{
+    l->again = 1;
+}
+
 void evloop_stop(evloop_t *l)
 {
     l->stop = 1;
@@ -284,12 +302,17 @@ void evloop_run(evloop_t *l)
     struct epoll_event evs[256];
     l->stop = 0;
     while (!l->stop) {
-        for (int i = 0; i < l->nhooks && !l->stop; i++)
-            l->hooks[i].cb(l, l->hooks[i].ud);
+        l->again = 0;
+        for (int last = 0; last < 2; last++)
+            for (int i = 0; i < l->nhooks && !l->stop; i++)
+                if (l->hooks[i].last == last)
+                    l->hooks[i].cb(l, l->hooks[i].ud);
         if (l->stop)
             break;
         int timeout = -1;
-        if (l->heap_len) {
+        if (l->again)
+            timeout = 0;
+        else if (l->heap_len) {
             uint64_t now = now_ms(), when = l->heap[0]->when;
             timeout = when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
         }

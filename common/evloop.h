@@ -37,6 +37,10 @@ void evloop_cancel(evloop_t *loop, ev_timer_t **timer_p);
 
 /* Adds a hook run before every wait, in the order added. */
 void evloop_before_sleep(evloop_t *loop, ev_hook_cb cb, void *ud);
+/* Adds a hook run before every wait after all those of evloop_before_sleep (in the order
+ * added among themselves): for what must see everything the other hooks did, such as
+ * sending the messages they queued on a ZeroMQ link (zlink.h, batches). */
+void evloop_before_sleep_last(evloop_t *loop, ev_hook_cb cb, void *ud);
 
 /* Calls cb from the loop (through the signalfd, never in a signal handler) each time signo
  * arrives, instead of the default: SIGINT and SIGTERM stop the loop, SIGHUP is logged and
@@ -47,6 +51,9 @@ int evloop_on_signal(evloop_t *loop, int signo, ev_signal_cb cb, void *ud);
 
 /* Runs until evloop_stop; SIGINT and SIGTERM stop it too (through a signalfd). */
 void evloop_run(evloop_t *loop);
+/* The next wait does not sleep: for a hook that made work for hooks which already ran in
+ * this pass (they run again right after the wait). */
+void evloop_again(evloop_t *loop);
 void evloop_stop(evloop_t *loop);
 
 #endif

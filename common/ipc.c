@@ -269,16 +269,18 @@ static int hello_build(ipc_hdr_t *out, ipc_type_t type, const ipc_hello_t *msg)
 int ipc_hello_build(ipc_hdr_t *out, const ipc_hello_t *msg)
 {
     int rc = hello_build(out, IPC_HELLO, msg);
-    out->flags = msg->s2s ? IPC_HELLO_S2S : 0;
+    out->flags = (uint8_t)((msg->s2s ? IPC_HELLO_S2S : 0) | (msg->batch ? IPC_HELLO_BATCH : 0));
     return rc;
 }
 
 int ipc_hello_read(const ipc_hdr_t *in, ipc_hello_t *msg)
 {
-    if (!is_msg(in, IPC_HELLO, 1) || !in->field[0][0] || (in->flags & ~IPC_HELLO_S2S))
+    if (!is_msg(in, IPC_HELLO, 1) || !in->field[0][0] ||
+        (in->flags & ~(IPC_HELLO_S2S | IPC_HELLO_BATCH)))
         return -1;
     *msg = (ipc_hello_t){.epoch = in->conn, .name = in->field[0],
-                         .s2s = !!(in->flags & IPC_HELLO_S2S)};
+                         .s2s = !!(in->flags & IPC_HELLO_S2S),
+                         .batch = !!(in->flags & IPC_HELLO_BATCH)};
     return 0;
 }
 

@@ -85,6 +85,8 @@ typedef enum {
 /* Flags of IPC_HELLO. */
 #define IPC_HELLO_S2S 0x01 /* the sender serves server-to-server connections: the router
                               may send it IPC_S2S_OUT */
+#define IPC_HELLO_BATCH 0x02 /* the sender opens batches (zlink.h): the other end may send
+                                it several messages as one */
 
 /* Flags of IPC_S2S_CLOSED. */
 #define IPC_S2S_CLOSED_LOST 0x01 /* ended without the peer's </stream:stream> (reset, read or
@@ -200,11 +202,13 @@ extern const config_key_t ipc_config_keys[];
 
 /* hello and heartbeat (both ways): the sender's boot epoch and name. A hello needs a
  * name; a frontend's says whether it serves server-to-server connections (s2s, flag
- * IPC_HELLO_S2S; a heartbeat carries no flags). */
+ * IPC_HELLO_S2S); either end's whether it takes batches (flag IPC_HELLO_BATCH); a
+ * heartbeat carries no flags. */
 typedef struct {
     uint64_t epoch;
     const char *name;
     int s2s;
+    int batch;
 } ipc_hello_t;
 typedef ipc_hello_t ipc_heartbeat_t;
 

@@ -10,18 +10,7 @@
 #include "config.h"
 #include "evloop.h"
 #include "metrics.h"
-
-/* The link uses at most 3 parts; a ZAP request (RFC 27) has 7. */
-#define ZLINK_MAX_PARTS 8
-
-typedef struct {
-    const void *data;
-    size_t len;
-} zpart_t;
-
-/* One complete multipart message (extra parts beyond ZLINK_MAX_PARTS are dropped and
- * counted in nparts as ZLINK_MAX_PARTS + 1, so the receiver can reject it). */
-typedef void (*zlink_cb)(void *ud, const zpart_t *parts, int nparts);
+#include "zbatch.h" /* zpart_t, zlink_cb, ZLINK_MAX_PARTS */
 
 typedef struct zlink zlink_t;
 
@@ -37,12 +26,33 @@ void zlink_link_options(void *sock, int hwm);
 zlink_t *zlink_new(evloop_t *loop, void *sock, zlink_cb cb, void *ud);
 void zlink_destroy(zlink_t **link_p);
 /* Sends a multipart message without blocking. 0, or -1 with errno (EAGAIN when the pipe is
- * full, EHOSTUNREACH when a ROUTER_MANDATORY peer is unknown). */
+ * full, EHOSTUNREACH when a ROUTER_MANDATORY peer is unknown). To a peer that takes
+ * batches (zlink_batch_to) the message joins that peer's batch, sent before the loop
+ * waits (or at once when it reaches 8 KiB); -1 EAGAIN then means that a full batch waits
+ * for a full pipe, and EHOSTUNREACH that an earlier batch found the peer gone (until a message
+ * comes from it again). */
 int zlink_send(zlink_t *link, const zpart_t *parts, int nparts);
 /* Receives what is waiting (zlink_new's callback) and asks ZMQ_EVENTS, which re-arms the
  * socket's edge-triggered descriptor: for a before-sleep hook that may have sent on the
- * link after the link's own drain (a send can take the edge an arrival raised). */
-void zlink_drain(zlink_t *link);
+ * link after the link's own drain (a send can take the edge an arrival raised). 1 when
+ * something was received. */
+int zlink_drain(zlink_t *link);
+
+/* Batches (docs/PROTOCOL.md, "Batches"): the messages sent to one peer in one pass of the
+ * loop travel as one ZeroMQ message, which saves libzmq's per-message signalling between
+ * threads (bench/README.md, "Where the time goes"). Both ends must agree: the link's hello
+ * says so (IPC_HELLO_BATCH). */
+/* The longest batch frame: a receiver that limits message sizes (ZMQ_MAXMSGSIZE) allows
+ * at least this. */
+#define ZLINK_BATCH_MAX (16 * 1024 + 64)
+/* Opens the batches that come (a message that is not one passes as it is). */
+void zlink_batches(zlink_t *link);
+/* From now on, messages to this peer are batched (a ROUTER socket: the peer's routing id;
+ * a DEALER: ident is ignored). Also calls zlink_batches. */
+void zlink_batch_to(zlink_t *link, const void *ident, size_t len);
+/* The peer is gone or restarted: what waits for it is sent (or lost), and its messages are
+ * no longer batched. */
+void zlink_forget(zlink_t *link, const void *ident, size_t len);
 
 /* The link's traffic as both ends count it: xmpp_link_messages_total and
  * xmpp_link_bytes_total by direction (header and stanza frames). */

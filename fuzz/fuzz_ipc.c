@@ -7,13 +7,18 @@
  *    at NUL bytes), which must decode to the same values.
  * 3. The small helpers (stanza types by name, priorities) must agree with each other.
  * 4. A delivered payload's kind (ipc_kind_of_payload, counted in the metrics) is read only
- *    within its bytes (ASan catches an overread of the heap copy) and is a valid kind. */
+ *    within its bytes (ASan catches an overread of the heap copy) and is a valid kind.
+ * 5. The input (a heap copy) as a batch of link messages (common/zbatch.c): every part
+ *    given lies inside it, each message has 1 to ZLINK_MAX_PARTS parts with the routing
+ *    id, and the messages encoded again give back the input (all of it when it opened
+ *    without error, else a prefix). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ipc.h"
+#include "zbatch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -130,8 +135,44 @@ static void fuzz_helpers(const uint8_t *data, size_t size)
     (void)kind;
 }
 
+/* Part 5. */
+static struct {
+    const unsigned char *start, *end;
+    buf_t again;
+} batch;
+
+static void on_batch_msg(void *ud, const zpart_t *parts, int n)
+{
+    const zpart_t *id = ud;
+    FUZZ_CHECK(n >= 2 && n <= ZLINK_MAX_PARTS);
+    FUZZ_CHECK(parts[0].data == id->data && parts[0].len == id->len);
+    for (int i = 1; i < n; i++) {
+        const unsigned char *p = parts[i].data;
+        FUZZ_CHECK(p >= batch.start && p + parts[i].len <= batch.end);
+    }
+    zbatch_append(&batch.again, parts + 1, n - 1);
+}
+
+static void fuzz_batch(const uint8_t *data, size_t size)
+{
+    unsigned char *copy = malloc(size ? size : 1);
+    if (size)
+        memcpy(copy, data, size);
+    batch.start = copy;
+    batch.end = copy + size;
+    buf_clear(&batch.again);
+    zpart_t id = {"fe", 2};
+    int rc = zbatch_open(copy, size, &id, on_batch_msg, &id);
+    if (batch.again.len) {
+        FUZZ_CHECK(batch.again.len <= size && memcmp(batch.again.data, copy, batch.again.len) == 0);
+        FUZZ_CHECK(rc < 0 || batch.again.len == size);
+    }
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_batch(data, size);
     fuzz_decode(data, size);
     fuzz_round_trip(data, size);
     fuzz_helpers(data, size);

@@ -56,7 +56,7 @@ int link_send(rt_frontend_t *f, const ipc_hdr_t *h, const char *payload, size_t 
 static void reply_hello(rt_frontend_t *f, ipc_type_t type)
 {
     ipc_hdr_t h;
-    ipc_hello_t m = {.epoch = rt.epoch, .name = "router"};
+    ipc_hello_t m = {.epoch = rt.epoch, .name = "router", .batch = 1};
     if (type == IPC_HELLO)
         ipc_hello_build(&h, &m);
     else
@@ -69,6 +69,7 @@ static void frontend_drop(rt_frontend_t *f, const char *why)
     log_info("link: frontend %s gone (%s), ending its %zu sessions", f->ident, why,
              f->nsessions);
     on_frontend_gone(f);
+    zlink_forget(rt.link, f->ident, f->ident_len);
     hmap_del(rt.frontends, f->ident, f->ident_len);
     free(f);
 }
@@ -165,6 +166,12 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
             log_info("link: frontend %s %s server-to-server connections", f->ident,
                      hello.s2s ? "serves" : "does not serve");
         f->s2s = hello.s2s; /* remote.c sends it stanzas for other domains */
+        /* A frontend that takes batches gets its messages of one loop pass as one
+         * (zlink.h); its hello says so. */
+        if (hello.batch)
+            zlink_batch_to(rt.link, f->ident, f->ident_len);
+        else
+            zlink_forget(rt.link, f->ident, f->ident_len);
         f->last_seen = now_ms();
         reply_hello(f, IPC_HELLO);
         return;
@@ -233,12 +240,15 @@ void link_open(const char *endpoint, link_msg_fn on_msg, link_gone_fn on_gone)
      * allocate it: no message from a frontend is longer than a header and a stanza frame
      * (IPC_STANZA_FACTOR). A longer frame drops that connection. */
     int64_t maxmsg = IPC_STANZA_FACTOR * config_int("max_stanza_size") + IPC_HDR_MAX;
+    if (maxmsg < ZLINK_BATCH_MAX)
+        maxmsg = ZLINK_BATCH_MAX; /* a batch of messages (zlink.h) */
     zmq_setsockopt(rt.zsock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     /* CURVE and ZAP (link_curve), before the bind: nobody gets in unchecked. */
     zap_open(rt.loop, rt.zctx, rt.zsock);
     if (zmq_bind(rt.zsock, endpoint) < 0)
         log_fatal("router_bind: cannot bind '%s': %s", endpoint, zmq_strerror(errno));
     rt.link = zlink_new(rt.loop, rt.zsock, on_message, NULL);
+    zlink_batches(rt.link); /* our hello says we take them */
     sweep_timer = evloop_timer(rt.loop, 500, on_sweep, NULL);
     log_info("link: listening for frontends on %s", endpoint);
 }

@@ -244,15 +244,17 @@ START_TEST(test_typed_round_trips)
 {
     static ipc_hdr_t h, d; /* 12 KiB each */
     ipc_hello_t hi;
-    ck_assert_int_eq(ipc_hello_build(&h, &(ipc_hello_t){0xFEEDu, "fe1", 0}), 0);
+    ck_assert_int_eq(ipc_hello_build(&h, &(ipc_hello_t){0xFEEDu, "fe1", 0, 1}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_hello_read(&d, &hi), 0);
     ck_assert_uint_eq(hi.epoch, 0xFEEDu);
     ck_assert_str_eq(hi.name, "fe1");
+    ck_assert_int_eq(hi.batch, 1);
+    ck_assert_int_eq(hi.s2s, 0);
     ck_assert_int_eq(ipc_heartbeat_read(&d, &hi), -1); /* another type */
 
     ipc_heartbeat_t hb;
-    ck_assert_int_eq(ipc_heartbeat_build(&h, &(ipc_heartbeat_t){42, "router", 0}), 0);
+    ck_assert_int_eq(ipc_heartbeat_build(&h, &(ipc_heartbeat_t){42, "router", 0, 0}), 0);
     wire(&h, &d);
     ck_assert_int_eq(ipc_heartbeat_read(&d, &hb), 0);
     ck_assert_uint_eq(hb.epoch, 42);
@@ -518,8 +520,8 @@ static void m_three_fields(ipc_hdr_t *h) { h->nfields = 3; }
 static void m_empty3(ipc_hdr_t *h) { ipc_hdr_set(h, 3, ""); }
 static void m_check_flag(ipc_hdr_t *h) { h->flags = IPC_REGISTER_CHECK; } /* and no token */
 
-static void b_hello(ipc_hdr_t *h) { ipc_hello_build(h, &(ipc_hello_t){1, "fe", 0}); }
-static void b_heartbeat(ipc_hdr_t *h) { ipc_heartbeat_build(h, &(ipc_heartbeat_t){1, "fe", 0}); }
+static void b_hello(ipc_hdr_t *h) { ipc_hello_build(h, &(ipc_hello_t){1, "fe", 0, 0}); }
+static void b_heartbeat(ipc_hdr_t *h) { ipc_heartbeat_build(h, &(ipc_heartbeat_t){1, "fe", 0, 0}); }
 static void b_auth(ipc_hdr_t *h) { ipc_auth_build(h, &(ipc_auth_t){1, 2, SCRAM_SHA1, "u"}); }
 static void b_auth_reply(ipc_hdr_t *h) { ipc_auth_reply_build(h, &(ipc_auth_reply_t){1, 2, IPC_OK, "c"}); }
 static void b_bind(ipc_hdr_t *h) { ipc_bind_build(h, &(ipc_bind_t){1, 2, "u@d/r", NULL, NULL}); }
