@@ -7,6 +7,8 @@
 # usage: bench/run.sh [--build DIR] [--two-frontends] [--login-n N] [--idle-n N]
 #                     [--pairs P] [--window W] [--duration T] [--rate R] [--contacts K]
 #                     [--presence-users U] [--scale-target N] [--sm-n N]
+#                     [--link-gens G] [--link-frontends K] [--link-pairs P]
+#                     [--link-window W] [--router-rate R]
 #                     [--cases "login-scram msg ..."]
 #                     [--keep] [--perf DIR [--perf-cases "msg msg-each"]]
 #
@@ -45,6 +47,11 @@ while [ $# -gt 0 ]; do
     --presence-users) PRES_USERS=$2; shift 2 ;;
     --scale-target) SCALE_TARGET=$2; shift 2 ;;
     --sm-n) SM_N=$2; shift 2 ;;
+    --link-gens) LINK_GENS=$2; shift 2 ;;
+    --link-frontends) LINK_FRONTENDS=$2; shift 2 ;;
+    --link-pairs) LINK_PAIRS=$2; shift 2 ;;
+    --link-window) LINK_WINDOW=$2; shift 2 ;;
+    --router-rate) ROUTER_RATE=$2; shift 2 ;;
     --cases) CASES=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --perf) PERF_DIR=$2; shift 2 ;;
@@ -58,7 +65,12 @@ LABEL=ours
 DOMAIN=localhost
 PREFIX=bench:
 PASSWORD=benchpass
-for b in c2s-frontend session-router xmppctl upload-server loadgen; do
+# router-rate / router-ceiling: G linkgen processes, each K stand-in frontends and P pairs
+# (2P sessions; accounts of their own), W messages in flight per sender (router-ceiling),
+# or R messages per second in all (router-rate).
+: "${LINK_GENS:=2}" "${LINK_FRONTENDS:=2}" "${LINK_PAIRS:=100}" "${LINK_WINDOW:=20}"
+: "${ROUTER_RATE:=10000}"
+for b in c2s-frontend session-router xmppctl upload-server loadgen linkgen; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b is missing; run make first" >&2; exit 1; }
 done
 # Scale needs more time than the other cases: about 1 ms of CPU per login on each side.
@@ -276,6 +288,33 @@ bench_mam_query() {
         echo "RESULT case=mam-query server=$LABEL status=failed" >> "$RESULTS"
     fi
     archive_clear
+}
+
+# The router alone: LINK_GENS build/linkgen processes feed it over its link (stand-in
+# frontends, no clients, no TLS), their measured windows aligned (--start-at); the first
+# reads the router's and Redis's CPU, whole and by thread, over its window. $2: messages per
+# second in all (0: closed loop, as fast as the router delivers).
+bench_router_link() {
+    local name=$1 rate=$2 g pids="" start out=$WORK/$LABEL-$1
+    bench_log "$LABEL: $name ($LINK_GENS generators x $LINK_FRONTENDS stand-in frontends x $LINK_PAIRS pairs, rate ${rate:-0})"
+    # Time for every generator to bind its sessions before the common window.
+    start=$(( $(date +%s%3N) + 3000 + LINK_GENS * LINK_PAIRS * 2 ))
+    for g in $(seq 0 $((LINK_GENS - 1))); do
+        local watch=()
+        [ "$g" = 0 ] && watch=(--watch "$ROUTER_PID,$REDIS_PID")
+        timeout -k 5 "$STEP_TIMEOUT" "$BUILD/linkgen" --endpoint "tcp://127.0.0.1:$ROUTER_PORT" \
+            --domain "$DOMAIN" --prefix lg --first $((g * 2 * LINK_PAIRS)) --name "linkgen$g" \
+            --frontends "$LINK_FRONTENDS" --pairs "$LINK_PAIRS" --window "$LINK_WINDOW" \
+            --rate "$(awk -v r="$rate" -v g="$LINK_GENS" 'BEGIN { print r / g }')" \
+            --duration "$DURATION" --start-at "$start" "${watch[@]}" > "$out.$g.out" 2>&1 &
+        pids="$pids $!"
+    done
+    local rc=0
+    for g in $pids; do wait "$g" || rc=$?; done
+    cat "$out".*.out | sed 's/^/    /'
+    # One line for the case (bench/link_sum.awk).
+    cat "$out".*.out | awk -v name="$name" -v label="$LABEL" -v gens="$LINK_GENS" -v rc="$rc" \
+        -f bench/link_sum.awk | tee -a "$RESULTS"
 }
 
 bench_upload() {
