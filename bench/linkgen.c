@@ -17,6 +17,9 @@
  * reads the CPU of those processes and of each of their threads (/proc/PID/task) at the
  * start and end of its window.
  *
+ * With --offline the second of each pair does not bind: the first sends it W messages,
+ * which the router stores in Redis (mod_offline), for the memory per offline message.
+ *
  * Prints one "RESULT scenario=link-msg ..." line. See bench/README.md. */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +45,7 @@ static struct {
     uint32_t frontends, pairs, window, first;
     double duration, rate, drain, settle;
     uint64_t start_at_ms; /* 0: as soon as ready */
+    int offline;          /* only the first of each pair binds and sends W messages to the other */
     pid_t watch[MAX_WATCH];
     int nwatch;
 } opt = {
@@ -325,12 +329,12 @@ static int all_hello(void)
     return 1;
 }
 
-static uint32_t nbound;
+static uint32_t nbound, nbind;
 static int all_bound(void)
 {
-    while (nbound < nsess && sess[nbound].bound)
+    while (nbound < nbind && sess[nbound].bound)
         nbound++;
-    return nbound == nsess;
+    return nbound == nbind;
 }
 
 static int drained(void)
@@ -422,23 +426,34 @@ static void usage(void)
             "usage: linkgen --endpoint tcp://HOST:PORT [--domain D] [--prefix lg] [--first N]\n"
             "               [--frontends K] [--pairs P] [--window W] [--rate R] [--duration S]\n"
             "               [--settle S] [--drain S] [--start-at UNIX_MS] [--name NAME]\n"
-            "               [--watch PID,...]\n"
+            "               [--watch PID,...] [--offline]\n"
             "Stand-in frontends bind 2*P sessions (accounts PREFIX<first> .. PREFIX<first+2P-1>)\n"
-            "and send chat messages pairwise through the router; see bench/README.md.\n");
+            "and send chat messages pairwise through the router; with --offline only the\n"
+            "first of each pair binds and sends W messages to the other, who has no session\n"
+            "(the router stores them); see bench/README.md.\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"endpoint", 1, 0, 'e'},  {"domain", 1, 0, 'd'},
-        {"prefix", 1, 0, 'p'},    {"first", 1, 0, 'f'},
-        {"frontends", 1, 0, 'k'}, {"pairs", 1, 0, 'P'},
-        {"window", 1, 0, 'w'},    {"rate", 1, 0, 'r'},
-        {"duration", 1, 0, 't'},  {"settle", 1, 0, 's'},
-        {"drain", 1, 0, 'D'},     {"start-at", 1, 0, 'a'},
-        {"name", 1, 0, 'n'},      {"watch", 1, 0, 'W'},
-        {"help", 0, 0, 'h'},      {0, 0, 0, 0},
+        {"endpoint", 1, 0, 'e'},
+        {"domain", 1, 0, 'd'},
+        {"prefix", 1, 0, 'p'},
+        {"first", 1, 0, 'f'},
+        {"frontends", 1, 0, 'k'},
+        {"pairs", 1, 0, 'P'},
+        {"window", 1, 0, 'w'},
+        {"rate", 1, 0, 'r'},
+        {"duration", 1, 0, 't'},
+        {"settle", 1, 0, 's'},
+        {"drain", 1, 0, 'D'},
+        {"start-at", 1, 0, 'a'},
+        {"name", 1, 0, 'n'},
+        {"watch", 1, 0, 'W'},
+        {"offline", 0, 0, 'o'},
+        {"help", 0, 0, 'h'},
+        {0, 0, 0, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -482,6 +497,9 @@ int main(int argc, char **argv)
         case 'n':
             opt.name = optarg;
             break;
+        case 'o':
+            opt.offline = 1;
+            break;
         case 'W': {
             char *p = optarg;
             while (*p && opt.nwatch < MAX_WATCH) {
@@ -496,6 +514,7 @@ int main(int argc, char **argv)
     }
     if (!opt.endpoint || opt.frontends < 1 || opt.frontends > MAX_FE || opt.pairs < 1) usage();
     nsess = 2 * opt.pairs;
+    nbind = opt.offline ? opt.pairs : nsess;
     sess = calloc(nsess, sizeof *sess);
     if (!sess) die("out of memory");
     for (uint32_t i = 0; i < nsess; i++) {
@@ -527,7 +546,7 @@ int main(int argc, char **argv)
     if (!run(now_us_() + 10000000, all_hello)) die("no hello from the router within 10 s");
     /* bind, as c2s-frontend does after SASL and the client's <bind/>: no auth needed. */
     uint64_t t_bind = now_us_();
-    for (uint32_t i = 0; i < nsess; i++) {
+    for (uint32_t i = 0; i < nbind; i++) {
         ipc_hdr_t h;
         ipc_bind_build(&h, &(ipc_bind_t){.conn = i + 1,
                                          .seq = i + 1,
@@ -539,7 +558,7 @@ int main(int argc, char **argv)
     }
     if (!run(now_us_() + 60000000, all_bound)) die("not every bind was answered within 60 s");
     double bind_s = (double)(now_us_() - t_bind) / 1e6;
-    for (uint32_t i = 0; i < nsess; i++)
+    for (uint32_t i = 0; i < nbind; i++)
         send_presence(i);
     run(now_us_() + (uint64_t)(opt.settle * 1e6), NULL);
     if (opt.start_at_ms) {
@@ -558,7 +577,11 @@ int main(int argc, char **argv)
     uint64_t t0 = now_us_();
     ms.running = 1;
     ms.t_tick = t0;
-    if (opt.rate <= 0)
+    if (opt.offline) /* To the other end of each pair, who has no session: offline storage. */
+        for (uint32_t i = 0; i < opt.pairs; i++)
+            for (uint32_t w = 0; w < opt.window; w++)
+                send_chat(i);
+    else if (opt.rate <= 0)
         for (uint32_t i = 0; i < nsess; i++)
             for (uint32_t w = 0; w < opt.window; w++)
                 send_chat(i);
@@ -568,17 +591,20 @@ int main(int argc, char **argv)
     for (int i = 0; i < opt.nwatch; i++)
         snap(opt.watch[i], &after[i]);
     double self = self_cpu_ms() - self0;
-    int ok = run(now_us_() + (uint64_t)(opt.drain * 1e6), drained);
+    int ok = opt.offline ? 1 : run(now_us_() + (uint64_t)(opt.drain * 1e6), drained);
+    if (opt.offline) /* nothing comes back but bounces: stored = sent - bounced */
+        ms.received = ms.sent - ms.errors;
     double secs = (double)(t1 - t0) / 1e6;
     long long lost = (long long)ms.sent - (long long)(ms.received + ms.errors);
 
-    printf("RESULT scenario=link-msg name=%s frontends=%u pairs=%u window=%u rate_cap=%.0f "
+    printf("RESULT scenario=%s name=%s frontends=%u pairs=%u window=%u rate_cap=%.0f "
            "duration_s=%.2f bind_s=%.2f sent=%" PRIu64 " received=%" PRIu64 " win_received=%" PRIu64
            " lost=%lld errors=%" PRIu64 " send_fail=%" PRIu64 " msgs_per_s=%.0f p50_ms=%.2f "
            "p99_ms=%.2f gen_cpu_ms=%.0f",
-           opt.name, opt.frontends, opt.pairs, opt.window, opt.rate, secs, bind_s, ms.sent,
-           ms.received, ms.win_received, lost, ms.errors, ms.send_fail,
-           (double)ms.win_received / secs, hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99), self);
+           opt.offline ? "link-offline" : "link-msg", opt.name, opt.frontends, opt.pairs,
+           opt.window, opt.rate, secs, bind_s, ms.sent, ms.received, ms.win_received, lost,
+           ms.errors, ms.send_fail, (double)ms.win_received / secs, hist_ms(&ms.lat, 0.5),
+           hist_ms(&ms.lat, 0.99), self);
     static long hz;
     hz = sysconf(_SC_CLK_TCK);
     for (int i = 0; i < opt.nwatch; i++) {

@@ -144,6 +144,8 @@ bench_wait_port "$REDIS_PORT" 10 "$REDIS_PID"
 # work per login), and the generator derives the SCRAM keys once.
 NACCT=$(bench_accounts_needed)
 bench_log "creating $NACCT accounts"
+used_memory() { redis-cli -p "$REDIS_PORT" INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
+ACCT_MEM0=$(used_memory)
 "$BUILD/xmppctl" -c "$CONF" adduser "lg0@$DOMAIN" "$PASSWORD" > /dev/null
 KEY="${PREFIX}acct:{lg0@$DOMAIN}"
 S1=$(redis-cli -p "$REDIS_PORT" --raw HGET "$KEY" scram-sha-1)
@@ -160,6 +162,9 @@ BEGIN {
 }' | redis-cli -p "$REDIS_PORT" --pipe > "$WORK/pipe.log"
 got=$(redis-cli -p "$REDIS_PORT" SCARD "${PREFIX}accounts")
 [ "$got" = "$NACCT" ] || { echo "run.sh: only $got of $NACCT accounts were created" >&2; exit 1; }
+# Redis memory per account (credentials hash and the accounts set), from INFO memory.
+echo "RESULT case=accounts server=ours accounts=$NACCT redis_bytes_per_account=$(( ($(used_memory) - ACCT_MEM0) / NACCT ))" |
+    tee -a "$RESULTS"
 
 server_start() {
     # The message archive only where a case asks for it (tls-mam): the peers run without one.
@@ -253,12 +258,20 @@ perf_wait() {
 }
 # Around the msg-mam case: Redis memory per archived message, both copies (the sender's and
 # the recipient's entries, with their conversation streams).
+redis_commands() {
+    redis-cli -p "$REDIS_PORT" INFO stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p'
+}
 bench_case_before() {
+    REDIS_CMDS0=$(redis_commands)
     perf_start "$1"
     case $1 in msg-mam | mam-query) archive_clear ;; esac
 }
 bench_case_after() {
     perf_wait
+    # What the case asked of Redis: commands processed (INFO stats), the generator's
+    # readiness login before the case excluded.
+    echo "RESULT case=redis-commands server=ours of=$1 commands=$(( $(redis_commands) - REDIS_CMDS0 ))" |
+        tee -a "$RESULTS"
     [ "$1" = msg-mam ] || return 0
     local bytes entries prev=-1
     # The archive writes trail the deliveries under full load: wait until they have landed.
@@ -315,6 +328,45 @@ bench_router_link() {
     # One line for the case (bench/link_sum.awk).
     cat "$out".*.out | awk -v name="$name" -v label="$LABEL" -v gens="$LINK_GENS" -v rc="$rc" \
         -f bench/link_sum.awk | tee -a "$RESULTS"
+}
+
+# router-offline: linkgen --offline: LINK_PAIRS senders bound, each sends LINK_WINDOW
+# messages (at most max_offline_messages, 100) to an account with no session, which the router
+# stores (mod_offline). Redis bytes per stored message from the offline lists themselves
+# (MEMORY USAGE ... SAMPLES 0) and from INFO memory; the router's CPU per stored message.
+offline_keys() { redis-cli -p "$REDIS_PORT" --scan --pattern "${PREFIX}offline:*"; }
+offline_entries() {
+    offline_keys | while read -r k; do redis-cli -p "$REDIS_PORT" LLEN "$k"; done |
+        awk '{ n += $1 } END { print n + 0 }'
+}
+bench_router_offline() {
+    local out=$WORK/$LABEL-router-offline.out mem0 mem1 bytes entries prev=-1
+    bench_log "$LABEL: router-offline ($LINK_PAIRS senders x $LINK_WINDOW messages)"
+    mem0=$(used_memory)
+    timeout -k 5 "$STEP_TIMEOUT" "$BUILD/linkgen" --endpoint "tcp://127.0.0.1:$ROUTER_PORT" \
+        --domain "$DOMAIN" --prefix lg --first 0 --name linkgen-offline --offline \
+        --frontends "$LINK_FRONTENDS" --pairs "$LINK_PAIRS" --window "$LINK_WINDOW" \
+        --duration 5 --watch "$ROUTER_PID,$REDIS_PID" > "$out" 2>&1 || true
+    sed 's/^/    /' "$out"
+    entries=$(offline_entries)
+    while [ "$entries" != "$prev" ]; do
+        sleep 1
+        prev=$entries
+        entries=$(offline_entries)
+    done
+    mem1=$(used_memory)
+    bytes=$(offline_keys | while read -r k; do redis-cli -p "$REDIS_PORT" MEMORY USAGE "$k" SAMPLES 0; done |
+        awk '{ n += $1 } END { print n + 0 }')
+    awk -v e="$entries" -v b="$bytes" -v m0="$mem0" -v m1="$mem1" -v label="$LABEL" '
+        /^RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+        END {
+            if (e == 0) { printf "RESULT case=router-offline server=%s status=failed\n", label; exit }
+            printf "RESULT case=router-offline server=%s stored=%d bounced=%d " \
+                "redis_bytes_per_offline_message=%.0f used_memory_per_offline_message=%.0f " \
+                "router_cpu_ms_per_1000_stored=%.2f redis_cpu_ms_per_1000_stored=%.2f\n",
+                label, e, v["errors"], b / e, (m1 - m0) / e, v["cpu_ms0"] * 1000 / e, v["cpu_ms1"] * 1000 / e
+        }' "$out" | tee -a "$RESULTS"
+    offline_keys | while read -r k; do redis-cli -p "$REDIS_PORT" UNLINK "$k" > /dev/null; done
 }
 
 bench_upload() {
