@@ -311,9 +311,12 @@ static void rate_tick(void)
     ms.allowance += opt.rate * (double)(now - ms.t_tick) / 1e6;
     ms.t_tick = now;
     if (ms.allowance > opt.rate / 10) ms.allowance = opt.rate / 10;
-    for (uint32_t tried = 0; ms.allowance >= 1 && tried < nsess; tried++) {
+    /* --offline: only the first of each pair sends, W messages in all (its inflight counts
+     * what it sent, less what bounced). */
+    uint32_t senders = opt.offline ? opt.pairs : nsess;
+    for (uint32_t tried = 0; ms.allowance >= 1 && tried < senders; tried++) {
         uint32_t i = ms.rr;
-        ms.rr = (ms.rr + 1) % nsess;
+        ms.rr = (ms.rr + 1) % senders;
         if (sess[i].inflight < (int32_t)opt.window) {
             send_chat(i);
             ms.allowance -= 1;
@@ -577,7 +580,8 @@ int main(int argc, char **argv)
     uint64_t t0 = now_us_();
     ms.running = 1;
     ms.t_tick = t0;
-    if (opt.offline) /* To the other end of each pair, who has no session: offline storage. */
+    if (opt.offline &&
+        opt.rate <= 0) /* To the other end of each pair, who has no session: offline storage. */
         for (uint32_t i = 0; i < opt.pairs; i++)
             for (uint32_t w = 0; w < opt.window; w++)
                 send_chat(i);

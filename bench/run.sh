@@ -69,7 +69,7 @@ PASSWORD=benchpass
 # (2P sessions; accounts of their own), W messages in flight per sender (router-ceiling),
 # or R messages per second in all (router-rate).
 : "${LINK_GENS:=2}" "${LINK_FRONTENDS:=2}" "${LINK_PAIRS:=100}" "${LINK_WINDOW:=20}"
-: "${ROUTER_RATE:=10000}"
+: "${ROUTER_RATE:=10000}" "${OFFLINE_RATE:=5000}"
 for b in c2s-frontend session-router xmppctl upload-server loadgen linkgen; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b is missing; run make first" >&2; exit 1; }
 done
@@ -332,7 +332,8 @@ bench_router_link() {
 
 # router-offline: linkgen --offline: LINK_PAIRS senders bound, each sends LINK_WINDOW
 # messages (at most max_offline_messages, 100) to an account with no session, which the router
-# stores (mod_offline). Redis bytes per stored message from the offline lists themselves
+# stores (mod_offline); OFFLINE_RATE (5000) per second in all, as a burst past 1 MiB of stores
+# waiting for Redis is refused (resource-constraint). Redis bytes per stored message from the offline lists themselves
 # (MEMORY USAGE ... SAMPLES 0) and from INFO memory; the router's CPU per stored message.
 offline_keys() { redis-cli -p "$REDIS_PORT" --scan --pattern "${PREFIX}offline:*"; }
 offline_entries() {
@@ -346,7 +347,8 @@ bench_router_offline() {
     timeout -k 5 "$STEP_TIMEOUT" "$BUILD/linkgen" --endpoint "tcp://127.0.0.1:$ROUTER_PORT" \
         --domain "$DOMAIN" --prefix lg --first 0 --name linkgen-offline --offline \
         --frontends "$LINK_FRONTENDS" --pairs "$LINK_PAIRS" --window "$LINK_WINDOW" \
-        --duration 5 --watch "$ROUTER_PID,$REDIS_PID" > "$out" 2>&1 || true
+        --rate "$OFFLINE_RATE" --duration $(( LINK_PAIRS * LINK_WINDOW / OFFLINE_RATE + 2 )) \
+        --watch "$ROUTER_PID,$REDIS_PID" > "$out" 2>&1 || true
     sed 's/^/    /' "$out"
     entries=$(offline_entries)
     while [ "$entries" != "$prev" ]; do
