@@ -136,7 +136,7 @@ unit: $(BUILD)/check_unit
 ITEST_JOBS  ?= $(ITEST_JOBS_DEFAULT)
 ITEST_PATHS ?= tests/integration
 ITEST_ARGS  ?=
-itest: $(BINS)
+itest: $(BINS) $(BUILD)/linkgen
 	XMPP_BUILD=$(BUILD) tools/run-suite.sh $(ITEST_JOBS) $(ITEST_ARGS) $(ITEST_PATHS)
 
 # The deployment topology as local processes (deploy/stack: redis, router, two frontends,
