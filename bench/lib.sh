@@ -17,7 +17,8 @@
 # mam-query case), VARIANT "tls-upload" (the upload process too) with bench_upload (the
 # upload case: XEP-0363 PUT and GET throughput), bench_router_link NAME RATE (the
 # router-rate and router-ceiling cases: build/linkgen on the router's link),
-# bench_router_offline (router-offline: Redis memory per offline message), and optionally
+# bench_router_offline (router-offline: Redis memory per offline message),
+# bench_router_sessions (router-sessions: router memory per session), and optionally
 # bench_case_before NAME / bench_case_after NAME (run around each case).
 # and sets LOADGEN, LABEL, DOMAIN, WORK, RESULTS and the sizes below.
 
@@ -174,7 +175,7 @@ bench_suite() {
     local c
     for c in $CASES; do
         case $c in
-        sm-resume | msg-mam | mam-query | upload | router-rate | router-ceiling | router-offline)
+        sm-resume | msg-mam | mam-query | upload | router-rate | router-ceiling | router-offline | router-sessions)
             # Router memory per waiting session, what our archive costs, our upload
             # process, the router fed over its link (no clients): only ours.
             if [ "$LABEL" != ours ]; then
@@ -253,6 +254,7 @@ bench_suite() {
         router-rate) bench_router_link "$c" "$ROUTER_RATE" ;;
         router-ceiling) bench_router_link "$c" 0 ;;
         router-offline) bench_router_offline ;;
+        router-sessions) bench_router_sessions ;;
         msg-sm) bench_case "$c" --scenario msg --sm --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;

@@ -15,7 +15,8 @@
  * Several processes can feed one router: each takes its own accounts (--first) and name,
  * and --start-at makes their measured windows coincide. With --watch PID,... the process
  * reads the CPU of those processes and of each of their threads (/proc/PID/task) at the
- * start and end of its window.
+ * start and end of its window, and their CPU and RSS before the binds and once the sessions
+ * are bound (--duration 0: only that).
  *
  * With --offline the second of each pair does not bind: the first sends it W messages,
  * which the router stores in Redis (mod_offline), for the memory per offline message.
@@ -80,6 +81,8 @@ typedef struct {
 } sess_t;
 
 static fe_t fes[MAX_FE];
+static uint32_t bind_replies;
+static int bind_room(void);
 static sess_t *sess;
 static uint32_t nsess;
 static void *zctx;
@@ -238,7 +241,10 @@ static void on_link_msg(fe_t *f, zmq_msg_t *parts, int n)
             fprintf(stderr, "linkgen: bind %u refused (status %u)\n", h.seq, h.status);
             exit(1);
         }
-        if (h.seq >= 1 && h.seq <= nsess) sess[h.seq - 1].bound = 1;
+        if (h.seq >= 1 && h.seq <= nsess && !sess[h.seq - 1].bound) {
+            sess[h.seq - 1].bound = 1;
+            bind_replies++;
+        }
         break;
     case IPC_DELIVER:
         if (n > 1) on_deliver(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
@@ -338,6 +344,20 @@ static int all_bound(void)
     while (nbound < nbind && sess[nbound].bound)
         nbound++;
     return nbound == nbind;
+}
+
+#define BIND_WINDOW 50
+static uint32_t bind_sent;
+static int bind_room(void)
+{
+    return bind_sent - bind_replies < BIND_WINDOW;
+}
+
+/* The same for initial presence: each comes back to its own session (RFC 6121 4.2.2). */
+static uint32_t presence_sent;
+static int presence_room(void)
+{
+    return presence_sent - ms.presences < BIND_WINDOW;
 }
 
 static int drained(void)
@@ -548,6 +568,14 @@ int main(int argc, char **argv)
     last_beat = now_us_();
     if (!run(now_us_() + 10000000, all_hello)) die("no hello from the router within 10 s");
     /* bind, as c2s-frontend does after SASL and the client's <bind/>: no auth needed. */
+    /* What binding the sessions (and their initial presence) cost the watched processes:
+     * CPU, and memory (VmRSS) held once they are bound. */
+    double bind_cpu0[MAX_WATCH], bind_cpu[MAX_WATCH];
+    long rss0[MAX_WATCH], rss1[MAX_WATCH];
+    for (int i = 0; i < opt.nwatch; i++) {
+        bind_cpu0[i] = proc_cpu_ms(opt.watch[i]);
+        rss0[i] = proc_rss_kib(opt.watch[i]);
+    }
     uint64_t t_bind = now_us_();
     for (uint32_t i = 0; i < nbind; i++) {
         ipc_hdr_t h;
@@ -557,13 +585,25 @@ int main(int argc, char **argv)
                                          .addr = "127.0.0.1:1",
                                          .tls = "none"});
         if (send_msg_parts(&fes[sess[i].fe], &h, NULL, 0) < 0) die("cannot send a bind");
-        if (i % 1000 == 999) run(0, NULL); /* read the replies meanwhile */
+        bind_sent = i + 1;
+        /* At most BIND_WINDOW binds unanswered, as logins arrive over time rather than all at
+         * once (a burst would leave its transient buffers in the router's RSS). */
+        if (!bind_room() && !run(now_us_() + 60000000, bind_room))
+            die("binds not answered within 60 s");
     }
     if (!run(now_us_() + 60000000, all_bound)) die("not every bind was answered within 60 s");
     double bind_s = (double)(now_us_() - t_bind) / 1e6;
-    for (uint32_t i = 0; i < nbind; i++)
+    for (uint32_t i = 0; i < nbind; i++) {
         send_presence(i);
+        presence_sent = i + 1;
+        if (!presence_room() && !run(now_us_() + 60000000, presence_room))
+            die("initial presence not answered within 60 s");
+    }
     run(now_us_() + (uint64_t)(opt.settle * 1e6), NULL);
+    for (int i = 0; i < opt.nwatch; i++) {
+        bind_cpu[i] = proc_cpu_ms(opt.watch[i]) - bind_cpu0[i];
+        rss1[i] = proc_rss_kib(opt.watch[i]);
+    }
     if (opt.start_at_ms) {
         uint64_t w = wall_ms();
         if (w > opt.start_at_ms)
@@ -607,8 +647,8 @@ int main(int argc, char **argv)
            "p99_ms=%.2f gen_cpu_ms=%.0f",
            opt.offline ? "link-offline" : "link-msg", opt.name, opt.frontends, opt.pairs,
            opt.window, opt.rate, secs, bind_s, ms.sent, ms.received, ms.win_received, lost,
-           ms.errors, ms.send_fail, (double)ms.win_received / secs, hist_ms(&ms.lat, 0.5),
-           hist_ms(&ms.lat, 0.99), self);
+           ms.errors, ms.send_fail, secs > 0 ? (double)ms.win_received / secs : 0,
+           hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99), self);
     static long hz;
     hz = sysconf(_SC_CLK_TCK);
     for (int i = 0; i < opt.nwatch; i++) {
@@ -621,6 +661,8 @@ int main(int argc, char **argv)
         double io_ms = thr_ms(&before[i], &after[i], "ZMQbg/IO");
         printf(" pid%d=%d comm%d=%s cpu_ms%d=%.0f main_ms%d=%.0f zmq_io_ms%d=%.0f", i,
                (int)opt.watch[i], i, comm, i, total, i, main_ms, i, io_ms);
+        printf(" bind_cpu_ms%d=%.0f rss_before_kib%d=%ld rss_bound_kib%d=%ld", i, bind_cpu[i], i,
+               rss0[i], i, rss1[i]);
     }
     printf(" drained=%d presences=%" PRIu64 " other=%" PRIu64 " bad=%" PRIu64 "\n", ok,
            ms.presences, ms.other, ms.bad);

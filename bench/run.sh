@@ -371,6 +371,31 @@ bench_router_offline() {
     offline_keys | while read -r k; do redis-cli -p "$REDIS_PORT" UNLINK "$k" > /dev/null; done
 }
 
+# router-sessions: linkgen binds IDLE_N sessions (no messages) on LINK_FRONTENDS stand-ins,
+# each with its initial presence: the router's and Redis's RSS per bound session and CPU per
+# bind, without a TLS client or a frontend per session (so at sizes one machine cannot hold
+# as TLS clients).
+bench_router_sessions() {
+    local out=$WORK/$LABEL-router-sessions.out
+    bench_log "$LABEL: router-sessions ($IDLE_N sessions on $LINK_FRONTENDS stand-ins)"
+    timeout -k 5 "$STEP_TIMEOUT" "$BUILD/linkgen" --endpoint "tcp://127.0.0.1:$ROUTER_PORT" \
+        --domain "$DOMAIN" --prefix lg --first 0 --name linkgen-sessions \
+        --frontends "$LINK_FRONTENDS" --pairs $((IDLE_N / 2)) --window 0 --duration 0 --settle 3 \
+        --watch "$ROUTER_PID,$REDIS_PID" > "$out" 2>&1 || true
+    sed 's/^/    /' "$out"
+    awk -v n=$((IDLE_N / 2 * 2)) -v label="$LABEL" '
+        /^RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } ok = 1 }
+        END {
+            if (!ok) { printf "RESULT case=router-sessions server=%s status=failed\n", label; exit }
+            printf "RESULT case=router-sessions server=%s sessions=%d bind_s=%s " \
+                "router_kib_per_session=%.2f redis_kib_per_session=%.3f " \
+                "router_cpu_ms_per_bind=%.4f redis_cpu_ms_per_bind=%.4f router_rss_kib=%d\n",
+                label, n, v["bind_s"], (v["rss_bound_kib0"] - v["rss_before_kib0"]) / n,
+                (v["rss_bound_kib1"] - v["rss_before_kib1"]) / n, v["bind_cpu_ms0"] / n,
+                v["bind_cpu_ms1"] / n, v["rss_bound_kib0"]
+        }' "$out" | tee -a "$RESULTS"
+}
+
 bench_upload() {
     bench_log "$LABEL: upload"
     set +e
