@@ -21,7 +21,7 @@
  * With --offline the second of each pair does not bind: the first sends it W messages,
  * which the router stores in Redis (mod_offline), for the memory per offline message.
  *
- * Prints one "RESULT scenario=link-msg ..." line. See bench/README.md. */
+ * Prints one "RESULT scenario=link-msg ..." (or link-offline) line. See bench/README.md. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -81,8 +81,7 @@ typedef struct {
 } sess_t;
 
 static fe_t fes[MAX_FE];
-static uint32_t bind_replies;
-static int bind_room(void);
+static uint32_t bind_replies; /* bind-reply ok received */
 static sess_t *sess;
 static uint32_t nsess;
 static void *zctx;
