@@ -136,7 +136,7 @@ unit: $(BUILD)/check_unit
 ITEST_JOBS  ?= $(ITEST_JOBS_DEFAULT)
 ITEST_PATHS ?= tests/integration
 ITEST_ARGS  ?=
-itest: $(BINS)
+itest: $(BINS) $(BUILD)/linkgen
 	XMPP_BUILD=$(BUILD) tools/run-suite.sh $(ITEST_JOBS) $(ITEST_ARGS) $(ITEST_PATHS)
 
 # The deployment topology as local processes (deploy/stack: redis, router, two frontends,
@@ -177,13 +177,17 @@ test: deps browser-deps
 
 # Benchmarks: the load generator (bench/) and `make bench`, which starts a private stack on
 # loopback and runs every scenario (bench/run.sh; BENCH_ARGS passes options to it).
-LG_SRC := $(wildcard bench/*.c)
+LG_SRC := $(filter-out bench/linkgen.c,$(wildcard bench/*.c))
 
 $(BUILD)/loadgen: $(call obj,$(LG_SRC))
 	$(CC) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
 
+# The router's own ceiling (bench/linkgen.c): stand-in frontends on the link, no clients.
+$(BUILD)/linkgen: $(call obj,bench/linkgen.c bench/lg_stats.c) $(CONFIG_INDEX) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 bench: deps
-	$(MAKE) all $(BUILD)/loadgen
+	$(MAKE) all $(BUILD)/loadgen $(BUILD)/linkgen
 	bench/run.sh --build $(BUILD) $(BENCH_ARGS)
 
 # run, test and bench install the packages first, then build in a new make: the flags (the

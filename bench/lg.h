@@ -202,6 +202,8 @@ int procs_from_list(lg_procs_t *p, const char *list);
 int procs_from_names(lg_procs_t *p, const char *names);
 /* Sum of user+sys CPU of all processes, in milliseconds (process-wide: all threads). */
 double procs_cpu_ms(const lg_procs_t *p);
+/* CPU (user+sys, all threads) of one process in ms; 0 when it is gone. */
+double proc_cpu_ms(pid_t pid);
 /* VmRSS of process i in KiB, or -1 when it is gone. */
 long proc_rss_kib(pid_t pid);
 /* Sum of VmRSS over all processes, KiB. */

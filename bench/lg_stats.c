@@ -101,6 +101,14 @@ double procs_cpu_ms(const lg_procs_t *p)
     return (double)t * 1000.0 / (double)hz;
 }
 
+double proc_cpu_ms(pid_t pid)
+{
+    static long hz;
+    if (!hz) hz = sysconf(_SC_CLK_TCK);
+    long long v = proc_ticks(pid);
+    return v > 0 ? (double)v * 1000.0 / (double)hz : 0;
+}
+
 long proc_rss_kib(pid_t pid)
 {
     char path[64], line[256];

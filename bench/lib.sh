@@ -15,7 +15,10 @@
 # and, for the cases only ours has (skipped for the others): VARIANT "tls-mam" (the message
 # archive on; every other variant runs without it, as the peers do), bench_mam_query (the
 # mam-query case), VARIANT "tls-upload" (the upload process too) with bench_upload (the
-# upload case: XEP-0363 PUT and GET throughput), and optionally
+# upload case: XEP-0363 PUT and GET throughput), bench_router_link NAME RATE (the
+# router-rate and router-ceiling cases: build/linkgen on the router's link),
+# bench_router_offline (router-offline: Redis memory per offline message),
+# bench_router_sessions (router-sessions: router memory per session), and optionally
 # bench_case_before NAME / bench_case_after NAME (run around each case).
 # and sets LOADGEN, LABEL, DOMAIN, WORK, RESULTS and the sizes below.
 
@@ -172,15 +175,15 @@ bench_suite() {
     local c
     for c in $CASES; do
         case $c in
-        sm-resume | msg-mam | mam-query | upload)
+        sm-resume | msg-mam | mam-query | upload | router-rate | router-ceiling | router-offline | router-sessions)
             # Router memory per waiting session, what our archive costs, our upload
-            # process: only ours.
+            # process, the router fed over its link (no clients): only ours.
             if [ "$LABEL" != ours ]; then
                 echo "RESULT case=$c server=$LABEL status=skipped" >> "$RESULTS"
                 continue
             fi
-            local variant=tls
-            [ "$c" = sm-resume ] || variant=tls-mam
+            local variant=tls-mam
+            case $c in sm-resume | router-*) variant=tls ;; esac
             [ "$c" = upload ] && variant=tls-upload
             server_start "$variant" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
@@ -248,6 +251,10 @@ bench_suite() {
         msg-mam) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         mam-query) bench_mam_query ;;
         upload) bench_upload ;;
+        router-rate) bench_router_link "$c" "$ROUTER_RATE" ;;
+        router-ceiling) bench_router_link "$c" 0 ;;
+        router-offline) bench_router_offline ;;
+        router-sessions) bench_router_sessions ;;
         msg-sm) bench_case "$c" --scenario msg --sm --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;

@@ -347,6 +347,33 @@ static void print_procs_rss(const char *when, const long *rss)
     }
 }
 
+static void snap_cpu(double *ms)
+{
+    for (int i = 0; i < opt.procs.n; i++)
+        ms[i] = proc_cpu_ms(opt.procs.pids[i]);
+}
+
+/* Ends a RESULT line with " cpu_split=NAME:MS,...": each server process's CPU between two
+ * snapshots divided by `div` (the caller's unit: per login, per 1000 messages), processes
+ * of the same name summed (two frontends), so that the cost can be put on each tier. */
+static void print_cpu_split(const double *before, const double *after, double div)
+{
+    printf(" cpu_split=");
+    int done[32] = {0}, first = 1;
+    for (int i = 0; i < opt.procs.n; i++) {
+        if (done[i]) continue;
+        double t = 0;
+        for (int j = i; j < opt.procs.n; j++)
+            if (strcmp(opt.procs.names[j], opt.procs.names[i]) == 0) {
+                t += after[j] - before[j];
+                done[j] = 1;
+            }
+        printf("%s%s:%.3f", first ? "" : ",", opt.procs.names[i], div > 0 ? t / div : 0);
+        first = 0;
+    }
+    printf("\n");
+}
+
 static void snap_rss(long *rss)
 {
     for (int i = 0; i < opt.procs.n; i++)
@@ -498,14 +525,18 @@ static int scenario_login(void)
 {
     uint32_t n = opt.clients;
     start_engine(n);
+    double each0[32], each1[32];
+    snap_cpu(each0);
     double cpu0 = procs_cpu_ms(&opt.procs), self0 = self_cpu_ms();
     double secs = login_range(0, n);
     double cpu = procs_cpu_ms(&opt.procs) - cpu0, self = self_cpu_ms() - self0;
+    snap_cpu(each1);
     double per = lr.ok ? cpu / lr.ok : 0, rate = secs > 0 ? lr.ok / secs : 0;
     printf("RESULT scenario=login server=%s tls=%s sasl=%s n=%u ok=%u fail=%u secs=%.2f "
-           "logins_per_s=%.1f cpu_ms_per_login=%.3f p50_ms=%.2f p99_ms=%.2f gen_cpu_pct=%.0f\n",
+           "logins_per_s=%.1f cpu_ms_per_login=%.3f p50_ms=%.2f p99_ms=%.2f gen_cpu_pct=%.0f",
            opt.label, transport_name(), sasl_name(), n, lr.ok, lr.fail, secs, rate, per,
            hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), pct(self, secs * 1000));
+    print_cpu_split(each0, each1, lr.ok);
     print_header("login");
     row("logins ok / failed", "%u / %u", lr.ok, lr.fail);
     row("logins per second", "%.1f", rate);
@@ -640,6 +671,8 @@ static int scenario_msg(void)
                 lr.fail, ms.n);
     lg_run(never, NULL, 0, 500000); /* let initial presence settle */
 
+    double each0[32], each1[32];
+    snap_cpu(each0);
     double cpu0 = procs_cpu_ms(&opt.procs), self0 = self_cpu_ms();
     uint64_t t0 = now_us();
     ms.running = 1;
@@ -657,6 +690,7 @@ static int scenario_msg(void)
     int drained = lg_run(msg_drained, NULL, 0, secs_us(opt.drain)) == 0;
     uint64_t t1 = now_us();
     double cpu = procs_cpu_ms(&opt.procs) - cpu0, self = self_cpu_ms() - self0;
+    snap_cpu(each1);
     double secs = (double)(t1 - t0) / 1e6;
     double rate = secs > 0 ? ms.received / secs : 0;
     double per1000 = ms.received ? cpu * 1000.0 / ms.received : 0;
@@ -664,12 +698,13 @@ static int scenario_msg(void)
     printf("RESULT scenario=msg server=%s tls=%s sm=%d writes=%s pairs=%u window=%u "
            "duration_s=%.0f rate_cap=%.0f "
            "sent=%llu received=%llu lost=%lld errors=%llu msgs_per_s=%.0f p50_ms=%.2f "
-           "p99_ms=%.2f max_ms=%.1f cpu_ms_per_1000_msgs=%.2f gen_cpu_pct=%.0f\n",
+           "p99_ms=%.2f max_ms=%.1f cpu_ms_per_1000_msgs=%.2f gen_cpu_pct=%.0f",
            opt.label, transport_name(), lg_cfg.sm, lg_cfg.write_each ? "each" : "batched",
            opt.pairs, opt.window, opt.duration, opt.rate, (unsigned long long)ms.sent,
            (unsigned long long)ms.received, lost, (unsigned long long)ms.errors, rate,
            hist_ms(&ms.lat, 0.5), hist_ms(&ms.lat, 0.99), (double)ms.lat.max_us / 1000.0, per1000,
            pct(self, secs * 1000));
+    print_cpu_split(each0, each1, ms.received / 1000.0);
     print_header(lg_cfg.sm ? "msg with stream management (XEP-0198)" : "msg");
     row("client writes", "%s",
         lg_cfg.write_each ? "one stanza per write" : "batched per loop pass");

@@ -7,6 +7,8 @@
 # usage: bench/run.sh [--build DIR] [--two-frontends] [--login-n N] [--idle-n N]
 #                     [--pairs P] [--window W] [--duration T] [--rate R] [--contacts K]
 #                     [--presence-users U] [--scale-target N] [--sm-n N]
+#                     [--link-gens G] [--link-frontends K] [--link-pairs P]
+#                     [--link-window W] [--router-rate R]
 #                     [--cases "login-scram msg ..."]
 #                     [--keep] [--perf DIR [--perf-cases "msg msg-each"]]
 #
@@ -45,6 +47,11 @@ while [ $# -gt 0 ]; do
     --presence-users) PRES_USERS=$2; shift 2 ;;
     --scale-target) SCALE_TARGET=$2; shift 2 ;;
     --sm-n) SM_N=$2; shift 2 ;;
+    --link-gens) LINK_GENS=$2; shift 2 ;;
+    --link-frontends) LINK_FRONTENDS=$2; shift 2 ;;
+    --link-pairs) LINK_PAIRS=$2; shift 2 ;;
+    --link-window) LINK_WINDOW=$2; shift 2 ;;
+    --router-rate) ROUTER_RATE=$2; shift 2 ;;
     --cases) CASES=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --perf) PERF_DIR=$2; shift 2 ;;
@@ -58,7 +65,12 @@ LABEL=ours
 DOMAIN=localhost
 PREFIX=bench:
 PASSWORD=benchpass
-for b in c2s-frontend session-router xmppctl upload-server loadgen; do
+# router-rate / router-ceiling: G linkgen processes, each K stand-in frontends and P pairs
+# (2P sessions; accounts of their own), W messages in flight per sender (router-ceiling),
+# or R messages per second in all (router-rate).
+: "${LINK_GENS:=2}" "${LINK_FRONTENDS:=2}" "${LINK_PAIRS:=100}" "${LINK_WINDOW:=20}"
+: "${ROUTER_RATE:=10000}" "${OFFLINE_RATE:=5000}"
+for b in c2s-frontend session-router xmppctl upload-server loadgen linkgen; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b is missing; run make first" >&2; exit 1; }
 done
 # Scale needs more time than the other cases: about 1 ms of CPU per login on each side.
@@ -132,6 +144,8 @@ bench_wait_port "$REDIS_PORT" 10 "$REDIS_PID"
 # work per login), and the generator derives the SCRAM keys once.
 NACCT=$(bench_accounts_needed)
 bench_log "creating $NACCT accounts"
+used_memory() { redis-cli -p "$REDIS_PORT" INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
+ACCT_MEM0=$(used_memory)
 "$BUILD/xmppctl" -c "$CONF" adduser "lg0@$DOMAIN" "$PASSWORD" > /dev/null
 KEY="${PREFIX}acct:{lg0@$DOMAIN}"
 S1=$(redis-cli -p "$REDIS_PORT" --raw HGET "$KEY" scram-sha-1)
@@ -148,6 +162,9 @@ BEGIN {
 }' | redis-cli -p "$REDIS_PORT" --pipe > "$WORK/pipe.log"
 got=$(redis-cli -p "$REDIS_PORT" SCARD "${PREFIX}accounts")
 [ "$got" = "$NACCT" ] || { echo "run.sh: only $got of $NACCT accounts were created" >&2; exit 1; }
+# Redis memory per account (credentials hash and the accounts set), from INFO memory.
+echo "RESULT case=accounts server=ours accounts=$NACCT redis_bytes_per_account=$(( ($(used_memory) - ACCT_MEM0) / NACCT ))" |
+    tee -a "$RESULTS"
 
 server_start() {
     # The message archive only where a case asks for it (tls-mam): the peers run without one.
@@ -241,12 +258,20 @@ perf_wait() {
 }
 # Around the msg-mam case: Redis memory per archived message, both copies (the sender's and
 # the recipient's entries, with their conversation streams).
+redis_commands() {
+    redis-cli -p "$REDIS_PORT" INFO stats | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p'
+}
 bench_case_before() {
+    REDIS_CMDS0=$(redis_commands)
     perf_start "$1"
     case $1 in msg-mam | mam-query) archive_clear ;; esac
 }
 bench_case_after() {
     perf_wait
+    # What the case asked of Redis: commands processed (INFO stats), the generator's
+    # readiness login before the case excluded.
+    echo "RESULT case=redis-commands server=ours of=$1 commands=$(( $(redis_commands) - REDIS_CMDS0 ))" |
+        tee -a "$RESULTS"
     [ "$1" = msg-mam ] || return 0
     local bytes entries prev=-1
     # The archive writes trail the deliveries under full load: wait until they have landed.
@@ -276,6 +301,99 @@ bench_mam_query() {
         echo "RESULT case=mam-query server=$LABEL status=failed" >> "$RESULTS"
     fi
     archive_clear
+}
+
+# The router alone: LINK_GENS build/linkgen processes feed it over its link (stand-in
+# frontends, no clients, no TLS), their measured windows aligned (--start-at); the first
+# reads the router's and Redis's CPU, whole and by thread, over its window. $2: messages per
+# second in all (0: closed loop, as fast as the router delivers).
+bench_router_link() {
+    local name=$1 rate=$2 g pids="" start out=$WORK/$LABEL-$1
+    bench_log "$LABEL: $name ($LINK_GENS generators x $LINK_FRONTENDS stand-in frontends x $LINK_PAIRS pairs, rate ${rate:-0})"
+    # Time for every generator to bind its sessions before the common window.
+    start=$(( $(date +%s%3N) + 3000 + LINK_GENS * LINK_PAIRS * 2 ))
+    for g in $(seq 0 $((LINK_GENS - 1))); do
+        local watch=()
+        [ "$g" = 0 ] && watch=(--watch "$ROUTER_PID,$REDIS_PID")
+        timeout -k 5 "$STEP_TIMEOUT" "$BUILD/linkgen" --endpoint "tcp://127.0.0.1:$ROUTER_PORT" \
+            --domain "$DOMAIN" --prefix lg --first $((g * 2 * LINK_PAIRS)) --name "linkgen$g" \
+            --frontends "$LINK_FRONTENDS" --pairs "$LINK_PAIRS" --window "$LINK_WINDOW" \
+            --rate "$(awk -v r="$rate" -v g="$LINK_GENS" 'BEGIN { print r / g }')" \
+            --duration "$DURATION" --start-at "$start" "${watch[@]}" > "$out.$g.out" 2>&1 &
+        pids="$pids $!"
+    done
+    local rc=0
+    for g in $pids; do wait "$g" || rc=$?; done
+    cat "$out".*.out | sed 's/^/    /'
+    # One line for the case (bench/link_sum.awk).
+    cat "$out".*.out | awk -v name="$name" -v label="$LABEL" -v gens="$LINK_GENS" -v rc="$rc" \
+        -f bench/link_sum.awk | tee -a "$RESULTS"
+}
+
+# router-offline: linkgen --offline: LINK_PAIRS senders bound, each sends LINK_WINDOW
+# messages (at most max_offline_messages, 100) to an account with no session, which the router
+# stores (mod_offline); OFFLINE_RATE (5000) per second in all, as a burst past 1 MiB of stores
+# waiting for Redis is refused (resource-constraint). Redis bytes per stored message from the offline lists themselves
+# (MEMORY USAGE ... SAMPLES 0) and from INFO memory; the router's CPU per stored message.
+offline_keys() { redis-cli -p "$REDIS_PORT" --scan --pattern "${PREFIX}offline:*"; }
+offline_entries() {
+    offline_keys | while read -r k; do redis-cli -p "$REDIS_PORT" LLEN "$k"; done |
+        awk '{ n += $1 } END { print n + 0 }'
+}
+bench_router_offline() {
+    local out=$WORK/$LABEL-router-offline.out mem0 mem1 bytes entries prev=-1
+    bench_log "$LABEL: router-offline ($LINK_PAIRS senders x $LINK_WINDOW messages)"
+    mem0=$(used_memory)
+    timeout -k 5 "$STEP_TIMEOUT" "$BUILD/linkgen" --endpoint "tcp://127.0.0.1:$ROUTER_PORT" \
+        --domain "$DOMAIN" --prefix lg --first 0 --name linkgen-offline --offline \
+        --frontends "$LINK_FRONTENDS" --pairs "$LINK_PAIRS" --window "$LINK_WINDOW" \
+        --rate "$OFFLINE_RATE" --duration $(( LINK_PAIRS * LINK_WINDOW / OFFLINE_RATE + 2 )) \
+        --watch "$ROUTER_PID,$REDIS_PID" > "$out" 2>&1 || true
+    sed 's/^/    /' "$out"
+    entries=$(offline_entries)
+    while [ "$entries" != "$prev" ]; do
+        sleep 1
+        prev=$entries
+        entries=$(offline_entries)
+    done
+    mem1=$(used_memory)
+    bytes=$(offline_keys | while read -r k; do redis-cli -p "$REDIS_PORT" MEMORY USAGE "$k" SAMPLES 0; done |
+        awk '{ n += $1 } END { print n + 0 }')
+    awk -v e="$entries" -v b="$bytes" -v m0="$mem0" -v m1="$mem1" -v label="$LABEL" '
+        /^RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+        END {
+            if (e == 0) { printf "RESULT case=router-offline server=%s status=failed\n", label; exit }
+            printf "RESULT case=router-offline server=%s stored=%d bounced=%d " \
+                "redis_bytes_per_offline_message=%.0f used_memory_per_offline_message=%.0f " \
+                "router_cpu_ms_per_1000_stored=%.2f redis_cpu_ms_per_1000_stored=%.2f\n",
+                label, e, v["errors"], b / e, (m1 - m0) / e, v["cpu_ms0"] * 1000 / e, v["cpu_ms1"] * 1000 / e
+        }' "$out" | tee -a "$RESULTS"
+    offline_keys | while read -r k; do redis-cli -p "$REDIS_PORT" UNLINK "$k" > /dev/null; done
+}
+
+# router-sessions: linkgen binds IDLE_N sessions (no messages) on LINK_FRONTENDS stand-ins,
+# each with its initial presence: the router's and Redis's RSS per bound session and CPU per
+# bind, without a TLS client or a frontend per session (so at sizes one machine cannot hold
+# as TLS clients).
+bench_router_sessions() {
+    local out=$WORK/$LABEL-router-sessions.out
+    bench_log "$LABEL: router-sessions ($IDLE_N sessions on $LINK_FRONTENDS stand-ins)"
+    timeout -k 5 "$STEP_TIMEOUT" "$BUILD/linkgen" --endpoint "tcp://127.0.0.1:$ROUTER_PORT" \
+        --domain "$DOMAIN" --prefix lg --first 0 --name linkgen-sessions \
+        --frontends "$LINK_FRONTENDS" --pairs $((IDLE_N / 2)) --window 0 --duration 0 --settle 3 \
+        --watch "$ROUTER_PID,$REDIS_PID" > "$out" 2>&1 || true
+    sed 's/^/    /' "$out"
+    awk -v n=$((IDLE_N / 2 * 2)) -v label="$LABEL" '
+        /^RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } ok = 1 }
+        END {
+            if (!ok) { printf "RESULT case=router-sessions server=%s status=failed\n", label; exit }
+            printf "RESULT case=router-sessions server=%s sessions=%d bind_s=%s " \
+                "router_kib_per_session=%.2f redis_kib_per_session=%.3f " \
+                "router_cpu_ms_per_bind=%.4f redis_cpu_ms_per_bind=%.4f router_rss_kib=%d\n",
+                label, n, v["bind_s"], (v["rss_bound_kib0"] - v["rss_before_kib0"]) / n,
+                (v["rss_bound_kib1"] - v["rss_before_kib1"]) / n, v["bind_cpu_ms0"] / n,
+                v["bind_cpu_ms1"] / n, v["rss_bound_kib0"]
+        }' "$out" | tee -a "$RESULTS"
 }
 
 bench_upload() {

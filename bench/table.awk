@@ -54,6 +54,11 @@ BEGIN {
         "pep:cpu_ms_per_1000_deliveries:server CPU ms per 1000 PEP notifications|" \
         "muc:fanout_p99_ms:room message reflected to 50 occupants p99 (ms)|" \
         "muc:cpu_ms_per_1000_deliveries:server CPU ms per 1000 room deliveries|" \
+        "router-rate:router_cpu_ms_per_1000_msgs:router alone (linkgen), CPU ms per 1000 messages at a fixed rate|" \
+        "router-ceiling:msgs_per_s:router alone (linkgen), messages per second, closed loop|" \
+        "router-ceiling:router_cpu_ms_per_1000_msgs:router alone (linkgen), CPU ms per 1000 messages, closed loop|" \
+        "router-ceiling:router_main_pct:router alone (linkgen), main thread % of a core, closed loop|" \
+        "router-ceiling:main_thread_ceiling_msgs_per_s:router alone (linkgen), messages per second of main-thread CPU|" \
         "scale:reached:concurrent TLS sessions reached|" \
         "scale:kib_per_session:KiB per session at scale|" \
         "scale:rest_cpu_pct:server CPU at rest (% of one core)", rows, "|")
