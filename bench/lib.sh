@@ -15,13 +15,15 @@
 # and, for the cases only ours has (skipped for the others): VARIANT "tls-mam" (the message
 # archive on; every other variant runs without it, as the peers do), bench_mam_query (the
 # mam-query case), VARIANT "tls-upload" (the upload process too) with bench_upload (the
-# upload case: XEP-0363 PUT and GET throughput), and optionally
+# upload case: XEP-0363 PUT and GET throughput), VARIANT "tls-scale100k" (several frontends
+# under a descriptor limit) with bench_scale100k (bench/scale100k.sh), and optionally
 # bench_case_before NAME / bench_case_after NAME (run around each case).
 # and sets LOADGEN, LABEL, DOMAIN, WORK, RESULTS and the sizes below.
 
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
 : "${SM_N:=2000}" "${MUC_ROOMS:=20}" "${MUC_OCCUPANTS:=50}" "${MUC_MESSAGES:=2000}"
+: "${SCALE100K_TARGET:=100000}"
 : "${CASES:=login-scram login-plain login-notls login-wss idle idle-wss msg msg-each msg-ws msg-sm msg-mam mam-query upload sm-resume presence pep muc scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
@@ -127,6 +129,8 @@ bench_accounts_needed() {
     for v in $IDLE_N $((2 * PAIRS)) $PRES_USERS $SCALE_TARGET $SM_N $((MUC_ROOMS * MUC_OCCUPANTS)); do
         [ "$v" -gt "$n" ] && n=$v
     done
+    # scale100k (ours only, not in the default list): its own number of accounts.
+    case " $CASES " in *" scale100k "*) [ "$SCALE100K_TARGET" -gt "$n" ] && n=$SCALE100K_TARGET ;; esac
     echo "$n"
 }
 
@@ -172,9 +176,9 @@ bench_suite() {
     local c
     for c in $CASES; do
         case $c in
-        sm-resume | msg-mam | mam-query | upload)
+        sm-resume | msg-mam | mam-query | upload | scale100k)
             # Router memory per waiting session, what our archive costs, our upload
-            # process: only ours.
+            # process, 100,000 sessions over several frontends: only ours.
             if [ "$LABEL" != ours ]; then
                 echo "RESULT case=$c server=$LABEL status=skipped" >> "$RESULTS"
                 continue
@@ -182,6 +186,7 @@ bench_suite() {
             local variant=tls
             [ "$c" = sm-resume ] || variant=tls-mam
             [ "$c" = upload ] && variant=tls-upload
+            [ "$c" = scale100k ] && variant=tls-scale100k
             server_start "$variant" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
             ;;
@@ -248,6 +253,7 @@ bench_suite() {
         msg-mam) bench_case "$c" --scenario msg --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         mam-query) bench_mam_query ;;
         upload) bench_upload ;;
+        scale100k) bench_scale100k ;;
         msg-sm) bench_case "$c" --scenario msg --sm --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;
