@@ -92,7 +92,8 @@ END {
         "fronts%", "router%", "redis%", "ms/login", "gens%"
     prev = 1
     for (i = 2; i <= ns; i++) {
-        if ((st[i] - st[1]) % interval && i < ns) continue
+        # A row at the first sample of each interval (a busy machine may skip a second).
+        if (int((st[i] - st[1]) / interval) == int((st[prev] - st[1]) / interval) && i < ns) continue
         dt = st[i] - st[prev]
         if (dt <= 0) continue
         s1 = sessions(st[i])
@@ -114,11 +115,12 @@ END {
         hok, target, hfail, live, lost
     printf "login rate: %.0f logins/s on average (%d logins in %.1f s, first start to last login; slowest login p99 of a generator %.0f ms)\n", \
         rate, hok, ramp_secs, p99
+    # (Parentheses around every conditional argument: a bare ">" would redirect printf.)
     printf "server CPU during the ramp: %.3f ms per login (frontends %.3f, router %.3f, Redis %.3f), %.0f %% of one core on average\n", \
-        per_login, ramp_logins ? cpu(1, ns, 1, nfe) / ramp_logins : 0, \
-        ramp_logins ? cpu(1, ns, nfe + 1, nfe + 1) / ramp_logins : 0, \
-        ramp_logins ? cpu(1, ns, np, np) / ramp_logins : 0, \
-        (st[ns] - st[1]) > 0 ? ramp_ms / (st[ns] - st[1]) / 10 : 0
+        per_login, (ramp_logins ? cpu(1, ns, 1, nfe) / ramp_logins : 0), \
+        (ramp_logins ? cpu(1, ns, nfe + 1, nfe + 1) / ramp_logins : 0), \
+        (ramp_logins ? cpu(1, ns, np, np) / ramp_logins : 0), \
+        (st[ns] > st[1] ? ramp_ms / (st[ns] - st[1]) / 10 : 0)
     # Memory per session: the sessions that exist when the RSS is read.
     sess = hok - lost
     printf "\nmemory (VmRSS, KiB)%19s %10s %10s %12s\n", "before", "after", "delta", "KiB/session"
@@ -159,6 +161,7 @@ END {
     printf " (frontends %.2f, router %.2f, Redis %.2f)\n", restpct(1, nfe), restpct(nfe + 1, nfe + 1), restpct(np, np)
     for (p = 1; p <= np; p++) printf "  %-10s %6.2f %%\n", nm[p], restpct(p, p)
     printf "  generators at rest (5 s): %.2f %% of one core\n", (g2 - g1) * 1000 / tck / 5000 * 100
+    printf "  generators' RSS with the sessions: %d KiB, %.2f KiB per session\n", genrss, (sess ? genrss / sess : 0)
     printf "RESULT case=scale100k server=%s complete=%d target=%d reached=%d fail=%d lost=%d live=%d frontends=%d generators=%d nofile=%d ramp_secs=%.1f logins_per_s=%.0f cpu_ms_per_login=%.3f kib_per_session=%.2f kib_per_session_frontends=%.2f kib_per_session_router=%.2f kib_per_session_redis=%.2f redis_used_bytes_per_session=%.0f kernel_tcp_kib_per_session=%.2f rest_cpu_pct=%.2f rest_cpu_pct_frontends=%.2f rest_cpu_pct_router=%.2f rest_cpu_pct_redis=%.2f\n", \
         label, complete, target, hok, hfail, lost, live, nfe, gens, nofile, ramp_secs, rate, per_login, ktot, kfe, \
         kro, kre, redis_b, ktcp, rpct, restpct(1, nfe), restpct(nfe + 1, nfe + 1), restpct(np, np) >> results

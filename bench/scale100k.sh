@@ -18,7 +18,7 @@
 #   - at rest: the CPU of every server process over SCALE100K_REST (30) s, all 100,000
 #     sessions idle.
 # The report goes to stdout and $BUILD/bench/scale100k-report.txt, one RESULT line to
-# $RESULTS, the per-second samples to $BUILD/bench/scale100k-samples.txt.
+# $RESULTS; the per-second samples and the generators' outputs to $BUILD/bench/scale100k/.
 
 : "${SCALE100K_REST:=30}" "${SCALE100K_INFLIGHT:=600}" "${SCALE100K_INTERVAL:=5}"
 : "${SCALE100K_SETTLE:=5}" "${NOFILE:=20000}"
@@ -166,7 +166,9 @@ bench_scale100k() {
     redis1=$(s100k_redis_used)
     tcp1=$(s100k_tcp_pages)
     slab1=$(s100k_slab)
+    local genrss=0
     for p in $FE_PIDS $SCALE100K_GEN_PIDS; do fds="$fds $(s100k_fds "$p")"; done
+    for p in $SCALE100K_GEN_PIDS; do genrss=$((genrss + $(s100k_rss "$p" 2> /dev/null || echo 0))); done
     c1=$(s100k_ticks)
     sleep "$SCALE100K_REST"
     c2=$(s100k_ticks)
@@ -176,7 +178,10 @@ bench_scale100k() {
     sleep 5
     g2=$(for p in $SCALE100K_GEN_PIDS; do awk '{ print $14 + $15 }' "/proc/$p/stat" 2> /dev/null; done | awk '{ s += $1 } END { print s + 0 }')
     scale100k_stop_generators
-    cp "$samples" "$BUILD/bench/scale100k-samples.txt"
+    # The raw material stays: the samples and the generators' outputs (bench/scale100k.awk
+    # makes the report from them again).
+    rm -rf "$BUILD/bench/scale100k"
+    cp -r "$dir" "$BUILD/bench/scale100k"
     for k in $(seq 0 $((gens - 1))); do
         sed "s/^/gen$k: /" "$dir/gen$k.err" >> "$out"
         grep -v '^PROGRESS ' "$dir/gen$k.out" | sed "s/^/gen$k: /" >> "$out"
@@ -187,7 +192,7 @@ bench_scale100k() {
         -v names="${names[*]}" -v rss0="${rss0[*]}" -v rss1="${rss1[*]}" \
         -v redis0="$redis0" -v redis1="$redis1" -v tcp0="$tcp0" -v tcp1="$tcp1" \
         -v slab0="$slab0" -v slab1="$slab1" -v c1="$c1" -v c2="$c2" -v rest="$SCALE100K_REST" \
-        -v g1="$g1" -v g2="$g2" -v fds="$fds" -v label="$LABEL" -v gens="$gens" \
+        -v g1="$g1" -v g2="$g2" -v genrss="$genrss" -v fds="$fds" -v label="$LABEL" -v gens="$gens" \
         -v nofile="$NOFILE" -v pagekib=$(($(getconf PAGESIZE) / 1024)) -v complete=$((1 - rc)) \
         -v results="$RESULTS" -f bench/scale100k.awk "$samples" "$dir"/gen*.out >> "$out"
     sed 's/^/    /' "$out"
