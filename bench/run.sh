@@ -328,7 +328,10 @@ bench_upload() {
 
 echo "bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
     "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-echo "bench: $FRONTENDS frontend(s), cases: $CASES"
+case " $CASES " in
+*" scale100k "*) echo "bench: $FRONTENDS frontend(s) ($SCALE100K_FRONTENDS in scale100k), cases: $CASES" ;;
+*) echo "bench: $FRONTENDS frontend(s), cases: $CASES" ;;
+esac
 bench_suite
 echo
 echo "Results (RESULT lines in $RESULTS):"
