@@ -55,20 +55,35 @@ s100k_sleep_to_second() {
     sleep "$((rem / 1000000000)).$(printf '%09d' $((rem % 1000000000)))"
 }
 
-# user+sys clock ticks of each server process, in the order of S100K_PIDS, on one line.
+# user+sys clock ticks of each server process, in the order of S100K_PIDS, on one line (0 for
+# one that is gone).
 s100k_ticks() {
-    local p files=()
-    for p in $S100K_PIDS; do files+=("/proc/$p/stat"); done
-    awk '{ printf " %d", $14 + $15 }' "${files[@]}"
+    local p t
+    for p in $S100K_PIDS; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2> /dev/null)
+        printf ' %d' "${t:-0}"
+    done
 }
 
-s100k_rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+s100k_rss() {
+    local r
+    r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2> /dev/null)
+    echo "${r:-0}"
+}
 s100k_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2> /dev/null | wc -l; }
 s100k_redis_used() { redis-cli -p "$REDIS_PORT" INFO memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p'; }
 s100k_tcp_pages() { awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat; }
 s100k_slab() { awk '$1 == "Slab:" { print $2 }' /proc/meminfo; }
 
+# Measures without `set -e`: a generator or server process that dies must not end the run
+# before its report (its /proc entries are gone, the figures say what is missing).
 bench_scale100k() {
+    set +e
+    s100k_run
+    set -e
+}
+
+s100k_run() {
     local n=$SCALE100K_TARGET nfe gens per dir out p k tck rc=0
     nfe=$(frontends_for tls-scale100k)
     dir=$WORK/scale100k
@@ -162,13 +177,13 @@ bench_scale100k() {
     # Memory once the buffers of the last logins are released, then the CPU at rest.
     sleep "$SCALE100K_SETTLE"
     local rss1=() redis1 tcp1 slab1 c1 c2 fds=""
-    for p in $S100K_PIDS; do rss1+=("$(s100k_rss "$p" 2> /dev/null || echo 0)"); done
+    for p in $S100K_PIDS; do rss1+=("$(s100k_rss "$p")"); done
     redis1=$(s100k_redis_used)
     tcp1=$(s100k_tcp_pages)
     slab1=$(s100k_slab)
     local genrss=0
     for p in $FE_PIDS $SCALE100K_GEN_PIDS; do fds="$fds $(s100k_fds "$p")"; done
-    for p in $SCALE100K_GEN_PIDS; do genrss=$((genrss + $(s100k_rss "$p" 2> /dev/null || echo 0))); done
+    for p in $SCALE100K_GEN_PIDS; do genrss=$((genrss + $(s100k_rss "$p"))); done
     c1=$(s100k_ticks)
     sleep "$SCALE100K_REST"
     c2=$(s100k_ticks)
