@@ -18,9 +18,13 @@ typedef struct {
     char host[64]; /* server address (numeric IPv4) */
     int ports[8];  /* one port per frontend; clients spread round-robin */
     int nports;
-    int nsrc; /* source addresses 127.0.0.1 .. 127.0.0.nsrc (0/1: let the kernel pick) */
+    int nsrc;      /* source addresses 127.0.0.src_first .. +nsrc-1 (0/1 and src_first 1: let
+                      the kernel pick) */
+    int src_first; /* last byte of the first source address (1) */
     char domain[256];
-    char user_prefix[64]; /* accounts are PREFIX0 .. PREFIXn-1 */
+    char user_prefix[64]; /* accounts are PREFIX<user_first> .. PREFIX<user_first + n - 1> */
+    uint32_t user_first;  /* account number of slot 0 (0): several generators, one account
+                             range each */
     char password[128];
     int starttls; /* 1: STARTTLS before SASL; 0: plaintext stream */
     lg_sasl_t sasl;

@@ -401,7 +401,7 @@ static void start_auth(lg_conn_t *c, const char *st, size_t len)
         return;
     }
     char user[96], msg[300], b64[420], out[600];
-    snprintf(user, sizeof user, "%s%u", lg_cfg.user_prefix, c->idx);
+    snprintf(user, sizeof user, "%s%u", lg_cfg.user_prefix, lg_cfg.user_first + c->idx);
     size_t ml;
     if (m == SASL_PLAIN) {
         int n = snprintf(msg, sizeof msg, "%c%s%c%s", 0, user, 0, lg_cfg.password);
@@ -1097,10 +1097,11 @@ static int start(uint32_t idx, int resume)
     int one = 1;
     /* Stanzas are small and latency is measured: no Nagle delay on our side. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (lg_cfg.nsrc > 1) {
+    if (lg_cfg.nsrc > 1 || lg_cfg.src_first > 1) {
         /* Loopback has one source address per 127.x: several give more than ~28k ports. */
         struct sockaddr_in src = {.sin_family = AF_INET};
-        src.sin_addr.s_addr = htonl(0x7f000001u + idx % (uint32_t)lg_cfg.nsrc);
+        uint32_t nsrc = lg_cfg.nsrc > 1 ? (uint32_t)lg_cfg.nsrc : 1;
+        src.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t)lg_cfg.src_first + idx % nsrc);
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0) {
             snprintf(why, sizeof why, "bind source: %s", strerror(errno));

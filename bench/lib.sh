@@ -18,13 +18,16 @@
 # upload case: XEP-0363 PUT and GET throughput), bench_router_link NAME RATE (the
 # router-rate and router-ceiling cases: build/linkgen on the router's link),
 # bench_router_offline (router-offline: Redis memory per offline message),
-# bench_router_sessions (router-sessions: router memory per session), and optionally
+# bench_router_sessions (router-sessions: router memory per session), VARIANT
+# "tls-scale100k" (several frontends under a descriptor limit) with bench_scale100k
+# (bench/scale100k.sh), and optionally
 # bench_case_before NAME / bench_case_after NAME (run around each case).
 # and sets LOADGEN, LABEL, DOMAIN, WORK, RESULTS and the sizes below.
 
 : "${LOGIN_N:=1000}" "${IDLE_N:=5000}" "${PAIRS:=200}" "${WINDOW:=10}" "${DURATION:=10}"
 : "${MSG_RATE:=0}" "${PRES_USERS:=200}" "${CONTACTS:=50}" "${SCALE_TARGET:=10000}"
 : "${SM_N:=2000}" "${MUC_ROOMS:=20}" "${MUC_OCCUPANTS:=50}" "${MUC_MESSAGES:=2000}"
+: "${SCALE100K_TARGET:=100000}"
 : "${CASES:=login-scram login-plain login-notls login-wss idle idle-wss msg msg-each msg-ws msg-sm msg-mam mam-query upload sm-resume presence pep muc scale}"
 : "${STEP_TIMEOUT:=600}"
 BENCH_PORTS_TAKEN=""
@@ -130,6 +133,8 @@ bench_accounts_needed() {
     for v in $IDLE_N $((2 * PAIRS)) $PRES_USERS $SCALE_TARGET $SM_N $((MUC_ROOMS * MUC_OCCUPANTS)); do
         [ "$v" -gt "$n" ] && n=$v
     done
+    # scale100k (ours only, not in the default list): its own number of accounts.
+    case " $CASES " in *" scale100k "*) [ "$SCALE100K_TARGET" -gt "$n" ] && n=$SCALE100K_TARGET ;; esac
     echo "$n"
 }
 
@@ -175,9 +180,10 @@ bench_suite() {
     local c
     for c in $CASES; do
         case $c in
-        sm-resume | msg-mam | mam-query | upload | router-rate | router-ceiling | router-offline | router-sessions)
+        sm-resume | msg-mam | mam-query | upload | router-rate | router-ceiling | router-offline | router-sessions | scale100k)
             # Router memory per waiting session, what our archive costs, our upload
-            # process, the router fed over its link (no clients): only ours.
+            # process, the router fed over its link (no clients), 100,000 sessions over
+            # several frontends: only ours.
             if [ "$LABEL" != ours ]; then
                 echo "RESULT case=$c server=$LABEL status=skipped" >> "$RESULTS"
                 continue
@@ -185,6 +191,7 @@ bench_suite() {
             local variant=tls-mam
             case $c in sm-resume | router-*) variant=tls ;; esac
             [ "$c" = upload ] && variant=tls-upload
+            [ "$c" = scale100k ] && variant=tls-scale100k
             server_start "$variant" || { echo "RESULT case=$c server=$LABEL status=failed reason=start" >> "$RESULTS"; continue; }
             bench_ready || { echo "RESULT case=$c server=$LABEL status=failed reason=no-login" >> "$RESULTS"; server_stop; continue; }
             ;;
@@ -255,6 +262,7 @@ bench_suite() {
         router-ceiling) bench_router_link "$c" 0 ;;
         router-offline) bench_router_offline ;;
         router-sessions) bench_router_sessions ;;
+        scale100k) bench_scale100k ;;
         msg-sm) bench_case "$c" --scenario msg --sm --pairs "$PAIRS" --window "$WINDOW" --duration "$DURATION" --rate "$MSG_RATE" --port "$SERVER_PORT" ;;
         sm-resume) bench_case "$c" --scenario sm-resume -n "$SM_N" --port "$SERVER_PORT" ;;
         presence) bench_case "$c" --scenario presence --presence-users "$PRES_USERS" --contacts "$CONTACTS" --port "$SERVER_PORT" ;;

@@ -2,11 +2,13 @@
  * machine-readable "RESULT ..." line and a short human table. Server CPU and memory come from
  * /proc for the processes named by --pids or --pid-names. See bench/README.md. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "lg.h"
 
@@ -31,6 +33,7 @@ static struct {
     uint32_t muc_rooms, muc_occupants;
     const char *muc_domain; /* NULL: conference.DOMAIN */
     double rest, settle, timeout;
+    double progress; /* hold: seconds between PROGRESS lines */
     lg_procs_t procs;
 } opt = {
     .scenario = "login",
@@ -51,6 +54,7 @@ static struct {
     .rest = 10,
     .settle = 3,
     .timeout = 900,
+    .progress = 1,
 };
 
 static void usage(void) __attribute__((noreturn));
@@ -58,11 +62,13 @@ static void usage(void)
 {
     fprintf(
         stderr,
-        "usage: loadgen --scenario login|idle|msg|presence|pep|muc|scale|sm-resume [options]\n"
+        "usage: loadgen --scenario login|idle|msg|presence|pep|muc|scale|sm-resume|hold [options]\n"
         "  --host ADDR          server address (127.0.0.1)\n"
         "  --port P[,P...]      client port(s); several spread clients over frontends (5222)\n"
         "  --domain D           XMPP domain (localhost)\n"
         "  --user-prefix S      accounts are S0, S1, ... (lg)\n"
+        "  --first K            login, idle, scale, hold: the clients use accounts SK, SK+1, ...\n"
+        "                       (0; several generators, one account range each)\n"
         "  --password S         the password of every bench account (benchpass)\n"
         "  --sasl M             scram-sha-256 | scram-sha-1 | plain | auto (scram-sha-256)\n"
         "  --no-tls             no STARTTLS (the server must allow it)\n"
@@ -77,7 +83,7 @@ static void usage(void)
         "  --write-each         after login, every stanza in its own write (SSL_write: one TLS\n"
         "                       record), as interactive clients send; default: what a client\n"
         "                       queued in one loop pass goes out in one write\n"
-        "  -n, --clients N      login / idle / sm-resume: clients (1000)\n"
+        "  -n, --clients N      login / idle / sm-resume / hold: clients (1000)\n"
         "  --concurrency C      logins in flight at once (200)\n"
         "  --pairs P --window W --duration T --rate R --drain S\n"
         "                       msg: P pairs, W in flight per sender, T seconds, at most R\n"
@@ -95,10 +101,18 @@ static void usage(void)
         "  --rest S             scale: seconds at rest to measure CPU (10)\n"
         "  --settle S           idle, sm-resume: seconds to wait before measuring RSS (3)\n"
         "  --src-addrs N        spread clients over 127.0.0.1..127.0.0.N (auto for scale)\n"
+        "  --src-first A        the first source address is 127.0.0.A (1): with --src-addrs N,\n"
+        "                       127.0.0.A..127.0.0.(A+N-1)\n"
+        "  --progress S         hold: a PROGRESS line at every multiple of S s of wall-clock\n"
+        "                       time (1)\n"
         "  --pids P,P,...       server processes to measure (or --pid-names a,b,c)\n"
         "  --label NAME         server name in RESULT lines (ours)\n"
         "  --login-timeout S    a login slower than this fails (60)\n"
         "  --timeout S          bound on every phase (900)\n"
+        "scenario hold: logs in -n clients (--concurrency in flight), printing PROGRESS lines\n"
+        "  (logins so far, by wall-clock second), then HELD, then keeps the sessions idle until\n"
+        "  SIGTERM or SIGINT (or --timeout) and prints RESULT (sessions still live, lost); the\n"
+        "  caller measures the server (bench/run.sh --cases scale100k)\n"
         "environment: LG_DEBUG=1 prints each failure and what account 0 receives\n");
     exit(2);
 }
@@ -149,6 +163,9 @@ static void parse_args(int argc, char **argv)
                                        {"rest", 1, 0, 'r'},
                                        {"settle", 1, 0, 'e'},
                                        {"src-addrs", 1, 0, 'a'},
+                                       {"src-first", 1, 0, 'A'},
+                                       {"first", 1, 0, 'f'},
+                                       {"progress", 1, 0, 'G'},
                                        {"pids", 1, 0, 'i'},
                                        {"pid-names", 1, 0, 'N'},
                                        {"label", 1, 0, 'l'},
@@ -162,6 +179,7 @@ static void parse_args(int argc, char **argv)
     snprintf(lg_cfg.password, sizeof lg_cfg.password, "benchpass");
     lg_cfg.ports[0] = 5222;
     lg_cfg.nports = 1;
+    lg_cfg.src_first = 1;
     lg_cfg.starttls = 1;
     lg_cfg.sasl = SASL_SCRAM_SHA256;
     lg_cfg.login_timeout_s = 60;
@@ -271,6 +289,17 @@ static void parse_args(int argc, char **argv)
         case 'a':
             lg_cfg.nsrc = atoi(optarg);
             break;
+        case 'A':
+            lg_cfg.src_first = atoi(optarg);
+            if (lg_cfg.src_first < 1 || lg_cfg.src_first > 254) usage();
+            break;
+        case 'f':
+            lg_cfg.user_first = (uint32_t)atol(optarg);
+            break;
+        case 'G':
+            opt.progress = atof(optarg);
+            if (opt.progress <= 0) usage();
+            break;
         case 'i':
             if (procs_from_list(&opt.procs, optarg) < 0) usage();
             break;
@@ -291,6 +320,14 @@ static void parse_args(int argc, char **argv)
         }
     }
     if (optind != argc || opt.concurrency == 0 || lg_cfg.nports == 0) usage();
+    if (lg_cfg.nsrc > 1 && lg_cfg.src_first + lg_cfg.nsrc - 1 > 254) usage();
+    /* The other scenarios address each other's accounts by slot number. */
+    if (lg_cfg.user_first && strcmp(opt.scenario, "login") != 0 &&
+        strcmp(opt.scenario, "idle") != 0 && strcmp(opt.scenario, "scale") != 0 &&
+        strcmp(opt.scenario, "hold") != 0) {
+        fprintf(stderr, "loadgen: --first is for the login, idle, scale and hold scenarios\n");
+        exit(2);
+    }
 }
 
 /* The clients' transport, as RESULT lines name it: starttls, none (plaintext TCP), ws, wss,
@@ -1203,6 +1240,92 @@ static int scenario_scale(void)
     return 0;
 }
 
+/* ---- hold: log in, report progress, keep the sessions until told to stop ----
+ * bench/run.sh's scale100k case runs several of these (one descriptor per session, and one
+ * process may have only so many) and measures the server itself. PROGRESS lines carry the
+ * wall-clock second they stand for, so the counts of several generators can be added up
+ * and set against the server's CPU sampled at the same seconds. */
+
+static volatile sig_atomic_t hold_stop;
+static uint64_t hold_next_s; /* wall-clock second of the next PROGRESS line */
+
+static void hold_signal(int sig)
+{
+    (void)sig;
+    hold_stop = 1;
+}
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void hold_tick(void)
+{
+    login_kick();
+    uint64_t ms = unix_ms();
+    if (ms / 1000 < hold_next_s) return;
+    /* The second boundary just passed, as a multiple of --progress. */
+    uint64_t step = (uint64_t)(opt.progress * 1000);
+    uint64_t at = ms / step * step;
+    printf("PROGRESS unix_s=%llu at_ms=%llu ok=%u fail=%u lost=%u inflight=%u gen_cpu_ms=%.0f\n",
+           (unsigned long long)(at / 1000), (unsigned long long)ms, lr.ok, lr.fail, lr.lost,
+           lr.inflight, self_cpu_ms());
+    hold_next_s = (at + step + 999) / 1000;
+}
+
+static int hold_logins_done(void)
+{
+    return hold_stop || logins_done();
+}
+
+static int hold_done(void)
+{
+    return hold_stop;
+}
+
+static int scenario_hold(void)
+{
+    uint32_t n = opt.clients;
+    struct sigaction sa = {.sa_handler = hold_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    start_engine(n);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 64)
+        fprintf(stderr, "loadgen: the descriptor limit (%llu) allows about %llu sessions, not %u\n",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_cur - 64, n);
+    uint64_t start_ms = unix_ms();
+    lr.first = lr.next = 0;
+    lr.end = n;
+    lr.inflight = lr.ok = lr.fail = 0;
+    uint64_t t0 = now_us();
+    lr.t_last = t0;
+    hold_next_s = 0;
+    hold_tick(); /* the first logins, and a PROGRESS line at 0 */
+    if (lg_run(hold_logins_done, hold_tick, 10000, secs_us(opt.timeout)) < 0)
+        fprintf(stderr, "loadgen: logins did not finish within %.0f s\n", opt.timeout);
+    double secs = (double)(lr.t_last - t0) / 1e6;
+    uint64_t last_ms = start_ms + (lr.t_last - t0) / 1000;
+    uint32_t ok = lr.ok, fail = lr.fail;
+    printf("HELD ok=%u fail=%u secs=%.1f start_unix_ms=%llu last_login_unix_ms=%llu "
+           "login_p50_ms=%.1f login_p99_ms=%.1f\n",
+           ok, fail, secs, (unsigned long long)start_ms, (unsigned long long)last_ms,
+           hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99));
+    /* At rest: only the timeout sweep and a PROGRESS line per interval wake us up. */
+    lg_run(hold_done, hold_tick, secs_us(opt.progress), secs_us(opt.timeout));
+    uint32_t live = lg_count_state(CS_READY);
+    printf("RESULT scenario=hold server=%s tls=%s first=%u n=%u ok=%u fail=%u lost=%u live=%u "
+           "secs=%.1f logins_per_s=%.0f login_p50_ms=%.1f login_p99_ms=%.1f gen_cpu_ms=%.0f\n",
+           opt.label, transport_name(), lg_cfg.user_first, n, ok, fail, lr.lost, live, secs,
+           secs > 0 ? ok / secs : 0, hist_ms(&lr.lat, 0.5), hist_ms(&lr.lat, 0.99), self_cpu_ms());
+    print_failures();
+    return fail || lr.lost ? 1 : 0;
+}
+
 /* ---- sm-resume: sessions waiting for resumption (XEP-0198), then resumed ---- */
 
 static lg_hist_t resume_req; /* <resume/> sent -> <resumed/> */
@@ -1305,7 +1428,8 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
     debug = getenv("LG_DEBUG") != NULL;
-    if (opt.procs.n == 0) procs_from_names(&opt.procs, "c2s-frontend,session-router,redis-server");
+    if (opt.procs.n == 0 && strcmp(opt.scenario, "hold") != 0)
+        procs_from_names(&opt.procs, "c2s-frontend,session-router,redis-server");
     int rc;
     if (strcmp(opt.scenario, "login") == 0)
         rc = scenario_login();
@@ -1323,6 +1447,8 @@ int main(int argc, char **argv)
         rc = scenario_scale();
     else if (strcmp(opt.scenario, "sm-resume") == 0)
         rc = scenario_smwait();
+    else if (strcmp(opt.scenario, "hold") == 0)
+        rc = scenario_hold();
     else
         usage();
     lg_shutdown();

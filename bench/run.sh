@@ -1,17 +1,22 @@
 #!/bin/bash
 # make bench: starts a private stack on loopback ports it picks (redis-server without
-# persistence, session-router, one or two c2s-frontends, an ECDSA P-256 certificate),
+# persistence, session-router, one or more c2s-frontends, an ECDSA P-256 certificate),
 # creates the bench accounts, runs every case with build/loadgen, prints the table and stops
 # everything it started. Results: RESULT lines in $BUILD/bench/results-ours.txt.
 #
-# usage: bench/run.sh [--build DIR] [--two-frontends] [--login-n N] [--idle-n N]
+# usage: bench/run.sh [--build DIR] [--frontends N | --two-frontends] [--login-n N] [--idle-n N]
 #                     [--pairs P] [--window W] [--duration T] [--rate R] [--contacts K]
 #                     [--presence-users U] [--scale-target N] [--sm-n N]
 #                     [--link-gens G] [--link-frontends K] [--link-pairs P]
 #                     [--link-window W] [--router-rate R]
 #                     [--cases "login-scram msg ..."]
 #                     [--keep] [--perf DIR [--perf-cases "msg msg-each"]]
+#                     [--scale100k-target N] [--scale100k-rest S] [--scale100k-inflight C]
+#                     [--nofile N]
 #
+# --frontends N: every case runs against N frontends (default 1; the muc case at least 2),
+# clients spread over them; for the scale100k case (not in the default list; see
+# bench/scale100k.sh) N is 6 unless given.
 # --perf DIR: during each of the --perf-cases, `perf record $PERF_ARGS` (-e cpu-clock -F 999
 # --call-graph dwarf) on every server process (frontends, router, redis-server) for
 # PERF_SECONDS (6) from PERF_DELAY (3) seconds after the generator starts (past the logins,
@@ -24,6 +29,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=build
 FRONTENDS=1
+FRONTENDS_SET=0
 KEEP=0
 PERF_DIR=""
 PERF_CASES="msg msg-each"
@@ -37,6 +43,11 @@ while [ $# -gt 0 ]; do
     case $1 in
     --build) BUILD=$2; shift 2 ;;
     --two-frontends) FRONTENDS=2; shift ;;
+    --frontends) FRONTENDS=$2; FRONTENDS_SET=1; shift 2 ;;
+    --scale100k-target) SCALE100K_TARGET=$2; shift 2 ;;
+    --scale100k-rest) SCALE100K_REST=$2; shift 2 ;;
+    --scale100k-inflight) SCALE100K_INFLIGHT=$2; shift 2 ;;
+    --nofile) NOFILE=$2; shift 2 ;;
     --login-n) LOGIN_N=$2; shift 2 ;;
     --idle-n) IDLE_N=$2; shift 2 ;;
     --pairs) PAIRS=$2; shift 2 ;;
@@ -73,8 +84,10 @@ PASSWORD=benchpass
 for b in c2s-frontend session-router xmppctl upload-server loadgen linkgen; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b is missing; run make first" >&2; exit 1; }
 done
+[[ "$FRONTENDS" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --frontends wants a number" >&2; exit 2; }
 # Scale needs more time than the other cases: about 1 ms of CPU per login on each side.
 STEP_TIMEOUT=$((300 + SCALE_TARGET / 50))
+. bench/scale100k.sh
 
 # Nothing from the caller's environment may override the bench configuration.
 for v in $(env | sed -n 's/^\(XMPP_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
@@ -87,6 +100,7 @@ REDIS_PID="" ROUTER_PID="" FE_PIDS="" UPLOAD_PID=""
 
 cleanup() {
     trap - EXIT INT TERM
+    scale100k_stop_generators
     server_stop
     [ -n "$REDIS_PID" ] && bench_stop "$REDIS_PID"
     if [ "$KEEP" = 1 ]; then
@@ -101,8 +115,16 @@ trap 'exit 130' INT TERM
 bench_raise_nofile
 bench_pick_port REDIS_PORT
 bench_pick_port ROUTER_PORT
-bench_pick_port FE1_PORT
-bench_pick_port FE2_PORT
+# Frontend ports: as many as the largest case needs (muc: two; scale100k: its own count).
+NFE_MAX=$FRONTENDS
+[ "$NFE_MAX" -ge 2 ] || NFE_MAX=2
+case " $CASES " in *" scale100k "*) [ "$SCALE100K_FRONTENDS" -gt "$NFE_MAX" ] && NFE_MAX=$SCALE100K_FRONTENDS ;; esac
+FE_PORTS=()
+for i in $(seq 1 "$NFE_MAX"); do
+    bench_pick_port port
+    FE_PORTS+=("$port")
+done
+FE1_PORT=${FE_PORTS[0]}
 bench_pick_port UPLOAD_PORT
 bench_pick_port WSS_PORT
 bench_cert "$WORK"
@@ -119,7 +141,7 @@ admin_bind =
 redis_host = 127.0.0.1
 redis_port = $REDIS_PORT
 redis_prefix = $PREFIX
-max_connections = $((SCALE_TARGET + 1000))
+max_connections = $(($(max_connections_needed) + 1000))
 auth_timeout = 120
 stream_open_timeout = 120
 # every generated client comes from 127.0.0.1 and logs in at full speed
@@ -166,29 +188,39 @@ got=$(redis-cli -p "$REDIS_PORT" SCARD "${PREFIX}accounts")
 echo "RESULT case=accounts server=ours accounts=$NACCT redis_bytes_per_account=$(( ($(used_memory) - ACCT_MEM0) / NACCT ))" |
     tee -a "$RESULTS"
 
+# The frontends one case runs: --frontends, at least two for tls2 (the room case spreads each
+# room's occupants over two), the scale100k count for that case.
+frontends_for() {
+    case $1 in
+    tls2) [ "$FRONTENDS" -ge 2 ] && echo "$FRONTENDS" || echo 2 ;;
+    tls-scale100k) echo "$SCALE100K_FRONTENDS" ;;
+    *) echo "$FRONTENDS" ;;
+    esac
+}
+
 server_start() {
     # The message archive only where a case asks for it (tls-mam): the peers run without one.
-    local req=true mam=false
+    local req=true mam=false nfe i limit=()
     [ "$1" = notls ] && req=false
     [ "$1" = tls-mam ] && mam=true
+    nfe=$(frontends_for "$1")
+    # scale100k: each frontend under the per-process descriptor limit it is measured with.
+    [ "$1" = tls-scale100k ] && limit=(prlimit "--nofile=$NOFILE" --)
     XMPP_REQUIRE_TLS=$req XMPP_MAM_ENABLED=$mam "$BUILD/session-router" -c "$CONF" \
         2>> "$WORK/router.log" &
     ROUTER_PID=$!
-    # The first frontend also takes XMPP over WebSocket with TLS (wss_listen).
-    XMPP_REQUIRE_TLS=$req XMPP_C2S_LISTEN="127.0.0.1:$FE1_PORT" XMPP_FRONTEND_NAME=fe1 \
-        XMPP_WSS_LISTEN="127.0.0.1:$WSS_PORT" "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe1.log" &
-    FE_PIDS=$!
-    SERVER_PORT=$FE1_PORT
+    FE_PIDS="" SERVER_PORT=""
+    for i in $(seq 1 "$nfe"); do
+        # The first frontend also takes XMPP over WebSocket with TLS (wss_listen).
+        local envs=("XMPP_REQUIRE_TLS=$req" "XMPP_C2S_LISTEN=127.0.0.1:${FE_PORTS[i - 1]}" "XMPP_FRONTEND_NAME=fe$i")
+        [ "$i" = 1 ] && envs+=("XMPP_WSS_LISTEN=127.0.0.1:$WSS_PORT")
+        env "${envs[@]}" "${limit[@]}" "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe$i.log" &
+        FE_PIDS="$FE_PIDS $!"
+        SERVER_PORT="$SERVER_PORT,${FE_PORTS[i - 1]}"
+    done
+    FE_PIDS=${FE_PIDS# } SERVER_PORT=${SERVER_PORT#,}
     SERVER_WSS_PORT=$WSS_PORT
     SERVER_WS_PATH=/xmpp-websocket
-    # tls2: two frontends whatever --two-frontends says (the room case spreads each room's
-    # occupants over both).
-    if [ "$FRONTENDS" = 2 ] || [ "$1" = tls2 ]; then
-        XMPP_REQUIRE_TLS=$req XMPP_C2S_LISTEN="127.0.0.1:$FE2_PORT" XMPP_FRONTEND_NAME=fe2 \
-            "$BUILD/c2s-frontend" -c "$CONF" 2>> "$WORK/fe2.log" &
-        FE_PIDS="$FE_PIDS $!"
-        SERVER_PORT="$FE1_PORT,$FE2_PORT"
-    fi
     SERVER_PIDS="${FE_PIDS// /,},$ROUTER_PID,$REDIS_PID"
     if [ "$1" = tls-upload ]; then
         "$BUILD/upload-server" -c "$CONF" 2>> "$WORK/upload.log" &
@@ -414,7 +446,10 @@ bench_upload() {
 
 echo "bench: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
     "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-echo "bench: $FRONTENDS frontend(s), cases: $CASES"
+case " $CASES " in
+*" scale100k "*) echo "bench: $FRONTENDS frontend(s) ($SCALE100K_FRONTENDS in scale100k), cases: $CASES" ;;
+*) echo "bench: $FRONTENDS frontend(s), cases: $CASES" ;;
+esac
 bench_suite
 echo
 echo "Results (RESULT lines in $RESULTS):"
