@@ -47,6 +47,7 @@ static struct {
     double duration, rate, drain, settle;
     uint64_t start_at_ms; /* 0: as soon as ready */
     int offline;          /* only the first of each pair binds and sends W messages to the other */
+    int no_batch;         /* --no-batch: one ZeroMQ message per link message, as before batches */
     pid_t watch[MAX_WATCH];
     int nwatch;
 } opt = {
@@ -70,6 +71,9 @@ typedef struct {
     uint64_t epoch;
     char name[64];
     int hello; /* the router answered our hello */
+    int batch; /* its hello said it takes batches (docs/PROTOCOL.md, "Batches") */
+    buf_t out; /* the batch of this pass */
+    uint32_t nout;
 } fe_t;
 
 typedef struct {
@@ -119,19 +123,50 @@ static void die(const char *what)
 
 /* ---- the link ---- */
 
+static int send_now(fe_t *f, const zpart_t *parts, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (zmq_send(f->sock, parts[i].data, parts[i].len,
+                     ZMQ_DONTWAIT | (i + 1 < n ? ZMQ_SNDMORE : 0)) < 0)
+            return -1;
+    return 0;
+}
+
+static void send_alone(void *ud, const zpart_t *parts, int n)
+{
+    if (send_now(ud, parts, n) < 0) ms.send_fail++;
+}
+
+/* Sends what this pass batched, as the frontend does (zlink.c): one message alone, more as
+ * one batch frame. What a full pipe refuses is counted and dropped. */
+static void flush_fe(fe_t *f)
+{
+    if (f->nout == 1)
+        zbatch_open(f->out.data, f->out.len, NULL, send_alone, f);
+    else if (f->nout > 1 && send_now(f, &(zpart_t){f->out.data, f->out.len}, 1) < 0)
+        ms.send_fail += f->nout;
+    buf_clear(&f->out);
+    f->nout = 0;
+}
+
 static int send_msg_parts(fe_t *f, const ipc_hdr_t *h, const char *payload, size_t plen)
 {
     unsigned char buf[IPC_HDR_MAX];
-    size_t n = ipc_encode(h, buf);
-    if (zmq_send(f->sock, buf, n, ZMQ_DONTWAIT | (payload ? ZMQ_SNDMORE : 0)) < 0) return -1;
-    if (payload && zmq_send(f->sock, payload, plen, ZMQ_DONTWAIT) < 0) return -1;
+    zpart_t parts[2] = {{buf, ipc_encode(h, buf)}, {payload, plen}};
+    int n = payload ? 2 : 1;
+    if (!f->batch || opt.no_batch)
+        return send_now(f, parts, n);
+    zbatch_append(&f->out, parts, n);
+    f->nout++;
+    if (f->out.len >= 8192)
+        flush_fe(f);
     return 0;
 }
 
 static void send_hello(fe_t *f, int heartbeat)
 {
     ipc_hdr_t h;
-    ipc_hello_t m = {.epoch = f->epoch, .name = f->name, .s2s = 0};
+    ipc_hello_t m = {.epoch = f->epoch, .name = f->name, .s2s = 0, .batch = !opt.no_batch};
     if (heartbeat)
         ipc_heartbeat_build(&h, &m);
     else
@@ -222,16 +257,18 @@ static void on_deliver(const char *p, size_t len)
     if (ms.running && opt.rate <= 0) send_chat((uint32_t)from);
 }
 
-static void on_link_msg(fe_t *f, zmq_msg_t *parts, int n)
+static void on_link_msg(void *ud, const zpart_t *parts, int n)
 {
+    fe_t *f = ud;
     ipc_hdr_t h;
-    if (ipc_decode(&h, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0])) < 0) {
+    if (ipc_decode(&h, parts[0].data, parts[0].len) < 0) {
         ms.bad++;
         return;
     }
     switch (h.type) {
     case IPC_HELLO:
         f->hello = 1;
+        f->batch = !!(h.flags & IPC_HELLO_BATCH);
         break;
     case IPC_HEARTBEAT:
         break;
@@ -246,7 +283,7 @@ static void on_link_msg(fe_t *f, zmq_msg_t *parts, int n)
         }
         break;
     case IPC_DELIVER:
-        if (n > 1) on_deliver(zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+        if (n > 1) on_deliver(parts[1].data, parts[1].len);
         break;
     case IPC_CLOSE:
         fprintf(stderr, "linkgen: the router closed connection %" PRIu64 " (%s)\n", h.conn,
@@ -277,7 +314,14 @@ static void drain_fe(fe_t *f)
             else
                 zmq_msg_close(&m);
         }
-        on_link_msg(f, parts, n);
+        zpart_t zp[3];
+        for (int i = 0; i < n; i++)
+            zp[i] = (zpart_t){zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])};
+        if (n == 1 && zp[0].len && *(const unsigned char *)zp[0].data == ZBATCH_MAGIC) {
+            if (zbatch_open(zp[0].data, zp[0].len, NULL, on_link_msg, f) < 0) ms.bad++;
+        } else {
+            on_link_msg(f, zp, n);
+        }
         for (int i = 0; i < n; i++)
             zmq_msg_close(&parts[i]);
     }
@@ -302,6 +346,8 @@ static int run(uint64_t until, int (*done)(void))
             last_beat = now;
         }
         rate_tick();
+        for (uint32_t k = 0; k < opt.frontends; k++)
+            flush_fe(&fes[k]);
         long tmo = opt.rate > 0 && ms.running ? 1 : 50;
         if (zmq_poll(items, (int)opt.frontends, tmo) < 0 && errno != EINTR) die("zmq_poll failed");
         for (uint32_t k = 0; k < opt.frontends; k++)
@@ -448,7 +494,7 @@ static void usage(void)
             "usage: linkgen --endpoint tcp://HOST:PORT [--domain D] [--prefix lg] [--first N]\n"
             "               [--frontends K] [--pairs P] [--window W] [--rate R] [--duration S]\n"
             "               [--settle S] [--drain S] [--start-at UNIX_MS] [--name NAME]\n"
-            "               [--watch PID,...] [--offline]\n"
+            "               [--watch PID,...] [--offline] [--no-batch]\n"
             "Stand-in frontends bind 2*P sessions (accounts PREFIX<first> .. PREFIX<first+2P-1>)\n"
             "and send chat messages pairwise through the router; with --offline only the\n"
             "first of each pair binds and sends W messages to the other, who has no session\n"
@@ -474,6 +520,7 @@ int main(int argc, char **argv)
         {"name", 1, 0, 'n'},
         {"watch", 1, 0, 'W'},
         {"offline", 0, 0, 'o'},
+        {"no-batch", 0, 0, 'B'},
         {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -521,6 +568,9 @@ int main(int argc, char **argv)
             break;
         case 'o':
             opt.offline = 1;
+            break;
+        case 'B':
+            opt.no_batch = 1;
             break;
         case 'W': {
             char *p = optarg;

@@ -8,7 +8,7 @@
 #                     [--pairs P] [--window W] [--duration T] [--rate R] [--contacts K]
 #                     [--presence-users U] [--scale-target N] [--sm-n N]
 #                     [--link-gens G] [--link-frontends K] [--link-pairs P]
-#                     [--link-window W] [--router-rate R]
+#                     [--link-window W] [--router-rate R] [--link-no-batch]
 #                     [--cases "login-scram msg ..."]
 #                     [--keep] [--perf DIR [--perf-cases "msg msg-each"]]
 #                     [--scale100k-target N] [--scale100k-rest S] [--scale100k-inflight C]
@@ -59,6 +59,7 @@ while [ $# -gt 0 ]; do
     --scale-target) SCALE_TARGET=$2; shift 2 ;;
     --sm-n) SM_N=$2; shift 2 ;;
     --link-gens) LINK_GENS=$2; shift 2 ;;
+    --link-no-batch) LINK_NO_BATCH=1; shift ;;
     --link-frontends) LINK_FRONTENDS=$2; shift 2 ;;
     --link-pairs) LINK_PAIRS=$2; shift 2 ;;
     --link-window) LINK_WINDOW=$2; shift 2 ;;
@@ -81,6 +82,9 @@ PASSWORD=benchpass
 # or R messages per second in all (router-rate).
 : "${LINK_GENS:=2}" "${LINK_FRONTENDS:=2}" "${LINK_PAIRS:=100}" "${LINK_WINDOW:=20}"
 : "${ROUTER_RATE:=10000}" "${OFFLINE_RATE:=5000}"
+# --link-no-batch: the stand-ins send one ZeroMQ message per link message (as frontends did
+# before batches, docs/PROTOCOL.md "Batches"), to compare.
+: "${LINK_NO_BATCH:=}"
 for b in c2s-frontend session-router xmppctl upload-server loadgen linkgen; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b is missing; run make first" >&2; exit 1; }
 done
@@ -351,7 +355,8 @@ bench_router_link() {
             --domain "$DOMAIN" --prefix lg --first $((g * 2 * LINK_PAIRS)) --name "linkgen$g" \
             --frontends "$LINK_FRONTENDS" --pairs "$LINK_PAIRS" --window "$LINK_WINDOW" \
             --rate "$(awk -v r="$rate" -v g="$LINK_GENS" 'BEGIN { print r / g }')" \
-            --duration "$DURATION" --start-at "$start" "${watch[@]}" > "$out.$g.out" 2>&1 &
+            --duration "$DURATION" --start-at "$start" "${watch[@]}" \
+            ${LINK_NO_BATCH:+--no-batch} > "$out.$g.out" 2>&1 &
         pids="$pids $!"
     done
     local rc=0
