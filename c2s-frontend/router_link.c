@@ -60,6 +60,10 @@ static struct {
      * so only a run of them is worth a line. */
     int handshake_failed;
     int handshake_lost;
+    int connected;         /* the monitor's last word: handshake done, no disconnect since */
+    ev_timer_t *retry;     /* the buffer waits for room in a full pipe */
+    uint64_t full_log_ms;  /* the last "link full" line */
+    unsigned long full_times;
     char curve_public[CURVE_Z85_LEN + 1]; /* ours, when link_curve is on */
 } rl;
 
@@ -131,6 +135,63 @@ static client_t **all_clients(size_t *n_out)
     return all;
 }
 
+/* Builds a buffered message (payload NULL: none). */
+static pending_msg_t *pending_new(const ipc_hdr_t *h, const void *hdr, size_t hl,
+                                  const char *payload, size_t len)
+{
+    size_t plen = payload ? len : 0;
+    pending_msg_t *m = xmalloc(sizeof *m + hl + plen);
+    m->next = NULL;
+    m->conn = h->conn;
+    m->type = h->type;
+    m->seq = h->seq;
+    m->is_unbind = payload == NULL;
+    m->hdr_len = hl;
+    m->len = plen;
+    memcpy(m->data, hdr, hl);
+    if (plen)
+        memcpy(m->data + hl, payload, plen);
+    return m;
+}
+
+/* A message of the batch the router did not get (zlink_take_back), in order: what
+ * router_submit would keep goes back to the buffer, ahead of what it holds. Hello,
+ * heartbeats and the resync are sent again anyway, and requests are failed by
+ * router_down (their clients hear "temporary"). */
+typedef struct {
+    pending_msg_t *head, *last;
+} pending_list_t;
+
+static void take_back(void *ud, const zpart_t *parts, int n)
+{
+    pending_list_t *list = ud;
+    static ipc_hdr_t h;
+    if (ipc_decode(&h, parts[0].data, parts[0].len) < 0)
+        return;
+    switch (h.type) {
+    case IPC_HELLO:
+    case IPC_HEARTBEAT:
+    case IPC_RESYNC:
+    case IPC_SM_STATE:
+    case IPC_AUTH:
+    case IPC_BIND:
+    case IPC_REGISTER:
+    case IPC_SM_ENABLE:
+    case IPC_SM_RESUME:
+        return;
+    default:
+        break;
+    }
+    pending_msg_t *m = pending_new(&h, parts[0].data, parts[0].len,
+                                   n > 1 ? parts[1].data : NULL, n > 1 ? parts[1].len : 0);
+    if (list->last)
+        list->last->next = m;
+    else
+        list->head = m;
+    list->last = m;
+    rl.nbuffered++;
+}
+
 static void router_down(const char *why)
 {
     if (!rl.up)
@@ -138,10 +199,17 @@ static void router_down(const char *why)
     rl.up = 0;
     evloop_cancel(fe.loop, &rl.hold);
     rl.down_ms = now_ms();
-    /* What waits in a batch goes if it can, else it is lost as what waits in ZeroMQ's pipe
-     * to a lost router is; what comes next waits in our buffer, behind the resync, and is
-     * batched again once the router's hello says it takes batches. */
-    zlink_forget(fe.link, NULL, 0);
+    /* What waits in our batch is not sent: it goes back to the buffer, ahead of what comes
+     * next, behind the resync. Batching goes on (a router's hello says whether it takes
+     * batches, and a restarted router's hello comes before anything else). */
+    pending_list_t back = {0};
+    zlink_take_back(fe.link, NULL, 0, take_back, &back);
+    if (back.head) {
+        back.last->next = rl.head;
+        if (!rl.head)
+            rl.tail = back.last;
+        rl.head = back.head;
+    }
     log_warn("router link: router unreachable (%s); keeping clients, buffering up to %zu "
              "stanzas",
              why, rl.buffer_max);
@@ -153,6 +221,40 @@ static void router_down(const char *why)
         if (!all[i]->closed && all[i]->pending_seq)
             stream_fail_request(all[i]);
     free(all);
+}
+
+static void flush_buffer(int outage);
+
+static void on_retry(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    (void)ud;
+    rl.retry = NULL;
+    if (!rl.hold)
+        flush_buffer(0);
+}
+
+/* A send failed. With the router connected that is a full pipe (ZMQ_IMMEDIATE makes a
+ * send without a connection fail the same way, EAGAIN, but then the monitor said
+ * disconnected): the router is slower than this frontend's clients, not gone. What comes
+ * next waits in the buffer, in order, and goes as the pipe makes room, without a resync;
+ * past router_buffer it is bounced (type wait). Anything else: the router is down. */
+static void send_failed(const char *why)
+{
+    if (errno != EAGAIN || !rl.connected || !rl.up) {
+        router_down(why);
+        return;
+    }
+    uint64_t now = now_ms();
+    rl.full_times++;
+    if (now - rl.full_log_ms >= 10000) {
+        log_warn("router link: the pipe to the router is full (link_hwm): it reads slower "
+                 "than clients send; buffering (%lu times since the last line)", rl.full_times);
+        rl.full_log_ms = now;
+        rl.full_times = 0;
+    }
+    if (!rl.retry)
+        rl.retry = evloop_timer(fe.loop, 5, on_retry, NULL);
 }
 
 /* Resends every bound session (RFC 6120 7.7: the bound full JID) with the state the
@@ -228,10 +330,10 @@ static void note_sent(uint8_t type, uint64_t conn, uint32_t h)
         c->sm_in_sent = h;
 }
 
-/* Sends the buffered messages in order. A stanza of a client that left meanwhile is
+/* Sends the buffered messages in order (`outage`: the router is back, say so). A stanza of a client that left meanwhile is
  * dropped (its session is not resent, so the router could not route it); its unbind is
  * still sent, for a router that kept the session. */
-static void flush_buffer(void)
+static void flush_buffer(int outage)
 {
     size_t sent = 0, orphaned = 0;
     while (rl.head && rl.up) {
@@ -243,8 +345,8 @@ static void flush_buffer(void)
         if (!orphan_ok && (!c || c->closed)) {
             orphaned++;
         } else if (send_parts(m->data, m->hdr_len, m->is_unbind ? NULL : m->data + m->hdr_len,
-                              m->len, 0) < 0) {
-            router_down("send failed while flushing the buffer");
+                              m->len, 1) < 0) {
+            send_failed("send failed while flushing the buffer");
             break;
         } else {
             note_sent(m->type, m->conn, m->seq);
@@ -256,7 +358,8 @@ static void flush_buffer(void)
         rl.nbuffered--;
         free(m);
     }
-    if (sent || orphaned)
+    /* After a full pipe this runs every few ms: only the end of an outage is worth a line. */
+    if ((sent || orphaned) && outage)
         log_info("router link: flushed %zu buffered messages%s", sent,
                  orphaned ? " (dropped the stanzas of clients that left meanwhile)" : "");
 }
@@ -266,7 +369,7 @@ static void on_hold_end(evloop_t *loop, void *ud)
     (void)loop;
     (void)ud;
     rl.hold = NULL;
-    flush_buffer();
+    flush_buffer(1);
 }
 
 /* The router answered: `epoch` is its boot epoch. It answers a heartbeat with a heartbeat
@@ -328,26 +431,15 @@ int router_submit(const ipc_hdr_t *h, const char *payload, size_t len, int alway
     unsigned char hdr[IPC_HDR_MAX];
     size_t hl = ipc_encode(h, hdr);
     if (rl.up && !rl.head && !rl.hold) {
-        if (send_parts(hdr, hl, payload, len, 0) == 0) {
+        if (send_parts(hdr, hl, payload, len, 1) == 0) {
             note_sent(h->type, h->conn, h->seq);
             return 0;
         }
-        router_down("send failed");
+        send_failed("send failed");
     }
     if (!always && rl.nbuffered >= rl.buffer_max)
         return -1;
-    size_t plen = payload ? len : 0;
-    pending_msg_t *m = xmalloc(sizeof *m + hl + plen);
-    m->next = NULL;
-    m->conn = h->conn;
-    m->type = h->type;
-    m->seq = h->seq;
-    m->is_unbind = payload == NULL;
-    m->hdr_len = hl;
-    m->len = plen;
-    memcpy(m->data, hdr, hl);
-    if (plen)
-        memcpy(m->data + hl, payload, plen);
+    pending_msg_t *m = pending_new(h, hdr, hl, payload, len);
     if (rl.tail)
         rl.tail->next = m;
     else
@@ -625,8 +717,10 @@ static void on_monitor(void *ud, const zpart_t *parts, int nparts)
     uint32_t value;
     memcpy(&value, (const char *)parts[0].data + 2, sizeof value);
     if (event == ZMQ_EVENT_DISCONNECTED) {
+        rl.connected = 0;
         router_down("connection lost");
     } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        rl.connected = 1;
         log_debug("router link: connected");
         if (rl.handshake_failed)
             log_info("router link: handshake with the router succeeded");
@@ -740,6 +834,7 @@ void router_link_open(const char *endpoint)
 void router_link_close(void)
 {
     evloop_cancel(fe.loop, &rl.tick);
+    evloop_cancel(fe.loop, &rl.retry);
     evloop_cancel(fe.loop, &rl.hold);
     if (rl.nbuffered)
         log_warn("router link: %zu buffered messages not sent (shutting down)", rl.nbuffered);

@@ -53,6 +53,8 @@ struct zlink {
     hmap_t *peers;    /* routed: routing id -> zpeer_t, the peers that take batches */
     size_t nunreachable;
     zpeer_t *queue;   /* peers with a batch waiting */
+    zlink_cb lost_cb; /* zlink_on_lost */
+    void *lost_ud;
     ev_timer_t *retry;
 };
 
@@ -212,11 +214,15 @@ static int batch_send(zlink_t *z, zpeer_t *p)
     int err = errno;
     if (err == EAGAIN)
         return -1;
-    log_warn("zlink: %zu messages to %.*s lost: %s", p->count, (int)p->ident_len,
-             (const char *)p->ident, zmq_strerror(err));
+    log_warn("zlink: a batch of %zu messages to %.*s not sent: %s", p->count,
+             (int)p->ident_len, (const char *)p->ident, zmq_strerror(err));
     if (err == EHOSTUNREACH && !p->unreachable) {
         p->unreachable = 1;
         z->nunreachable++;
+    }
+    if (z->lost_cb) {
+        zpart_t id = {p->ident, p->ident_len};
+        zbatch_open(p->buf.data, p->buf.len, z->routed ? &id : NULL, z->lost_cb, z->lost_ud);
     }
     batch_reset(p);
     errno = err;
@@ -331,6 +337,21 @@ void zlink_batch_to(zlink_t *z, const void *ident, size_t len)
         z->peers = hmap_new();
     if (!hmap_get(z->peers, ident, len))
         hmap_put(z->peers, ident, len, peer_new(ident, len));
+}
+
+void zlink_on_lost(zlink_t *z, zlink_cb cb, void *ud)
+{
+    z->lost_cb = cb;
+    z->lost_ud = ud;
+}
+
+void zlink_take_back(zlink_t *z, const void *ident, size_t len, zlink_cb cb, void *ud)
+{
+    zpeer_t *p = !z ? NULL : z->routed ? hmap_get(z->peers, ident, len) : z->single;
+    if (!p || !p->count)
+        return;
+    zbatch_open(p->buf.data, p->buf.len, NULL, cb, ud);
+    batch_reset(p);
 }
 
 void zlink_forget(zlink_t *z, const void *ident, size_t len)

@@ -50,6 +50,14 @@ void zlink_batches(zlink_t *link);
 /* From now on, messages to this peer are batched (a ROUTER socket: the peer's routing id;
  * a DEALER: ident is ignored). Also calls zlink_batches. */
 void zlink_batch_to(zlink_t *link, const void *ident, size_t len);
+/* A batch found its peer gone (EHOSTUNREACH) or failed otherwise: each message in it goes
+ * to cb (parts with the routing id first on a ROUTER socket), so that its sender can do
+ * what it does for a send that fails at once (the router bounces deliveries). */
+void zlink_on_lost(zlink_t *link, zlink_cb cb, void *ud);
+/* What waits unsent in the batch for this peer goes to cb instead, message by message in
+ * order (parts without the routing id, valid during the call); the batch is then empty.
+ * For a sender that keeps its own buffer for a peer that went away. */
+void zlink_take_back(zlink_t *link, const void *ident, size_t len, zlink_cb cb, void *ud);
 /* The peer is gone or restarted: what waits for it is sent (or lost), and its messages are
  * no longer batched. */
 void zlink_forget(zlink_t *link, const void *ident, size_t len);

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "route.h"
 #include "util.h"
 #include "zap.h"
 
@@ -202,6 +203,22 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
         on_frontend_msg(f, &h, nparts == 3 ? &parts[2] : NULL);
 }
 
+/* A batch to a frontend that turned out gone (zlink_on_lost): its deliveries fare as a send
+ * that fails at once does (route.c): a client's stanza comes back to its sender with
+ * resource-constraint, type wait, unless it is an error or a result; a numbered one
+ * (stream management) is still in its session's queue and goes again on resumption. */
+static void on_lost(void *ud, const zpart_t *parts, int nparts)
+{
+    (void)ud;
+    static ipc_hdr_t h;
+    ipc_deliver_t d;
+    if (nparts != 3 || ipc_decode(&h, parts[1].data, parts[1].len) < 0 ||
+        ipc_deliver_read(&h, &d) < 0 || d.numbered)
+        return;
+    metric_inc(rt.m.link_send_failed);
+    route_bounce_delivery(parts[2].data, parts[2].len);
+}
+
 /* Frontends that stopped sending heartbeats are gone: end their sessions. */
 static void on_sweep(evloop_t *loop, void *ud)
 {
@@ -249,6 +266,7 @@ void link_open(const char *endpoint, link_msg_fn on_msg, link_gone_fn on_gone)
         log_fatal("router_bind: cannot bind '%s': %s", endpoint, zmq_strerror(errno));
     rt.link = zlink_new(rt.loop, rt.zsock, on_message, NULL);
     zlink_batches(rt.link); /* our hello says we take them */
+    zlink_on_lost(rt.link, on_lost, NULL);
     sweep_timer = evloop_timer(rt.loop, 500, on_sweep, NULL);
     log_info("link: listening for frontends on %s", endpoint);
 }

@@ -35,6 +35,22 @@ void route_bounce(session_t *from, const ipc_stanza_t *h, const char *payload, s
     xml_node_free(&st);
 }
 
+void route_bounce_delivery(const char *payload, size_t len)
+{
+    xml_node_t *st = stanza_parse(payload, len);
+    if (!st)
+        return;
+    const char *type = xml_node_attr(st, "type"), *from = xml_node_attr(st, "from");
+    int iq = st->name && strcmp(st->name, "iq") == 0;
+    int never = (type && (strcmp(type, "error") == 0 || (iq && strcmp(type, "result") == 0))) ||
+                xml_node_child(st, "received", "urn:xmpp:carbons:2") ||
+                xml_node_child(st, "sent", "urn:xmpp:carbons:2");
+    session_t *s = from ? session_find_jid(from) : NULL;
+    if (!never && (s || (from && remote_jid(from))))
+        session_reply_error(s, st, "wait", "resource-constraint");
+    xml_node_free(&st);
+}
+
 /* A client's stanza the link would not take for `target` (its frontend's pipe is full,
  * or the frontend is gone): the sender learns it was not delivered and may try again
  * (RFC 6120 8.3.3.18: resource-constraint, type wait), unless it is an error or a result,

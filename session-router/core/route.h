@@ -61,5 +61,10 @@ int route_service_stanza(xml_node_t *st);
  * only a sender at another domain is answered, out through an s2s frontend). */
 void route_bounce(session_t *from, const ipc_stanza_t *msg, const char *payload, size_t len,
                   const char *etype, const char *cond);
+/* A delivery its frontend never got (a batch lost with the frontend, link.c): the sender
+ * hears resource-constraint (type wait) as for a send that failed at once; never for an
+ * error, an iq result or a carbon copy (XEP-0280: the original went its own way), and
+ * only to one of our sessions or a sender at another domain. */
+void route_bounce_delivery(const char *payload, size_t len);
 
 #endif

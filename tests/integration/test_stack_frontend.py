@@ -405,6 +405,56 @@ def test_buffer_bound_bounces_with_wait(restart_stack):
         cb.close()
 
 
+def test_full_link_to_a_stopped_router_loses_nothing(restart_stack):
+    """A router that stops reading (SIGSTOP) while a client keeps sending fills the
+    frontend's link (link_hwm 10 messages, each a batch: docs/PROTOCOL.md "Batches"). A
+    full pipe is a slow router, not a lost one: the frontend buffers, and sends on as the
+    pipe makes room, without a resync; once the router reads again every message arrives
+    once, in order. (Before, each full pipe counted as a lost router: a resync of every
+    session, and then about link_hwm messages a second.)"""
+    n, pad = 12000, "x" * 900
+    ps = restart_stack(link_hwm="10", router_timeout="600000", router_buffer="100000",
+                       max_bytes_per_second="0", max_output_buffer=str(64 << 20))
+    a, b = ps.new_user("fa"), ps.new_user("fb")
+    ca = client_on(ps, a, "a")
+    cb = client_on(ps, b, "b")
+    try:
+        ps.router.send_signal(signal.SIGSTOP)
+        try:
+            ids = {}
+            for i in range(n):
+                ids[ca.message(cb.jid, "fill-%05d %s" % (i, pad))] = i
+            wait_frontend_log(ps, "the pipe to the router is full", timeout=30)
+        finally:
+            ps.router.send_signal(signal.SIGCONT)
+        # Each message reaches b once, in order (a bounce of type wait would say which did
+        # not; none is expected).
+        got, bounced = [], set()
+        deadline = time.monotonic() + 120
+        c = cb
+        while len(got) + len(bounced) < n and time.monotonic() < deadline:
+            try:
+                el = c.recv(0.2)
+            except TimeoutError:
+                c = ca if c is cb else cb  # the other one, while this one is quiet
+                continue
+            if el.tag != MESSAGE:
+                continue
+            if c is cb:
+                got.append(int(el.findtext(q(NS_CLIENT, "body")).split()[0][5:]))
+            else:
+                assert el.get("type") == "error", dump(el)
+                assert stanza_error_condition(el) == ("wait", "resource-constraint"), dump(el)
+                bounced.add(ids[el.get("id")])
+        assert got == sorted(set(got)), "out of order or twice"
+        missing = set(range(n)) - set(got) - bounced
+        assert not missing, "%d messages lost, e.g. %s" % (len(missing), sorted(missing)[:5])
+        assert not bounced, "%d bounced" % len(bounced)
+    finally:
+        ca.close()
+        cb.close()
+
+
 def test_login_while_router_away_fails_fast(restart_stack):
     ps = restart_stack()
     u = ps.new_user("fa")

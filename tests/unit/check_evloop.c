@@ -289,9 +289,21 @@ START_TEST(test_zlink_batches)
     ck_assert_int_eq(errno, EHOSTUNREACH);
     zlink_forget(zb_router, "nobody", 6);
 
-    /* Ten messages sent in one pass, seen by a plain socket: one batch of ten. */
+    /* Taken back before the pass ends: the messages come back in order, nothing is sent. */
     zlink_t *z2 = zlink_new(l, dealer2, zb_on_dealer, l);
     zlink_batch_to(z2, NULL, 0);
+    for (int i = 0; i < 3; i++)
+        zb_send(z2, NULL, i + 10);
+    nseen = 0;
+    zlink_take_back(z2, NULL, 0, collect, NULL);
+    ck_assert_int_eq(nseen, 3);
+    ck_assert_int_eq(seen_n[0], 2);
+    ck_assert_int_eq(memcmp(seen[2][0].data, "msg 12", 6), 0);
+    evloop_timer(l, 20, give_up, NULL);
+    evloop_run(l);
+    ck_assert_int_eq(zmq_recv(raw, NULL, 0, ZMQ_DONTWAIT), -1);
+
+    /* Ten messages sent in one pass, seen by a plain socket: one batch of ten. */
     for (int i = 0; i < 10; i++)
         zb_send(z2, NULL, i + 10); /* none of these is big (i % 50 == 7) */
     evloop_timer(l, 20, give_up, NULL);

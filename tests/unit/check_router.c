@@ -657,6 +657,32 @@ END_TEST
 
 /* 8.5.3.1: an online resource gets every type, whatever its priority or availability. */
 /* More resources than route.c keeps on its stack: the same rule, from the heap. */
+
+/* A batch lost with its frontend (link.c on_lost): the deliveries in it come back to their
+ * senders as resource-constraint (wait), as a send that fails at once does; never an error,
+ * an iq result or a carbon copy, and nothing for a sender we do not know. */
+START_TEST(test_lost_delivery_bounced)
+{
+    session_t *alice = bind_jid(ALICE "/a");
+    bind_jid(BOB "/b");
+    const char *chat = "<message from='" ALICE "/a' to='" BOB "/b' type='chat' id='lost-1'>"
+                       "<body>hi</body></message>";
+    const char *err = "<message from='" ALICE "/a' to='" BOB "/b' type='error' id='lost-2'/>";
+    const char *result = "<iq from='" ALICE "/a' to='" BOB "/b' type='result' id='lost-3'/>";
+    const char *cc = "<message from='" ALICE "' to='" ALICE "/b' type='chat' id='lost-4'>"
+                     "<received xmlns='urn:xmpp:carbons:2'/></message>";
+    const char *stranger = "<message from='" NOBODY "/x' to='" BOB "/b' id='lost-5'/>";
+    fake_link_clear();
+    route_bounce_delivery(chat, strlen(chat));
+    route_bounce_delivery(err, strlen(err));
+    route_bounce_delivery(result, strlen(result));
+    route_bounce_delivery(cc, strlen(cc));
+    route_bounce_delivery(stranger, strlen(stranger));
+    ck_assert_str_eq(bounce(alice, "lost-1"), "resource-constraint");
+    ck_assert_int_eq(total(alice), 1);
+}
+END_TEST
+
 START_TEST(test_bare_many_resources)
 {
     session_t *a = bind_jid(ALICE "/a");
@@ -2559,6 +2585,7 @@ Suite *make_router_suite(void)
     tcase_add_test(tc, test_bare_storage_down);
     tcase_add_test(tc, test_offline_then_delivered);
     tcase_add_test(tc, test_returned_stanzas);
+    tcase_add_test(tc, test_lost_delivery_bounced);
     tcase_add_test(tc, test_bare_many_resources);
     tcase_add_test(tc, test_full_online);
     tcase_add_loop_test(tc, test_full_not_online, 0, 2);
