@@ -66,7 +66,10 @@ struct client {
     uint64_t rate_refill;   /* when rate_tokens was last topped up */
 
     /* stream */
-    xml_parser_t *parser;
+    xml_parser_t *parser; /* released while the stream is idle (stream.c, PARSER_IDLE_MS) */
+    client_t *idle_prev, *idle_next; /* fe.parsers: live parsers, least recent input first */
+    uint64_t input_at;               /* when input last came (now_ms), while on fe.parsers */
+    unsigned on_parsers : 1;
     unsigned header_sent : 1;
     unsigned restart : 1;   /* reset the parser once the current input is consumed */
     unsigned tls_start : 1; /* start TLS once <proceed/> is written */

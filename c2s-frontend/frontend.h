@@ -61,6 +61,10 @@ typedef struct {
     size_t max_output;     /* max_output_buffer */
     size_t out_pause;      /* reading a client stops while more than this is queued for it */
     ev_timer_t *sweep_timer; /* forgets quiet addresses (addrlimit) */
+    /* Clients whose XML parser is live, least recent input first, and the timer that
+     * releases the parsers of those idle for PARSER_IDLE_MS (stream.c). */
+    client_t *parsers_head, *parsers_tail;
+    ev_timer_t *parsers_timer;
     size_t nclients;    /* open sockets, lingering ones included (max_connections) */
     fe_metrics_t m;
 } frontend_t;
