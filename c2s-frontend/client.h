@@ -80,7 +80,7 @@ struct client {
     unsigned in_feed : 1;  /* inside xml_parser_feed: the parser must not be reset now */
     unsigned stream_done : 1; /* the stream was closed or failed: ignore further input */
     char stream_id[40];
-    char user[JID_PART_MAX + 1]; /* prepared localpart, after SASL */
+    char *user; /* prepared localpart after SASL, "" before (stream_set_user) */
     char *jid; /* full JID after bind, "" before (stream_set_jid: no 3 KiB per connection) */
     uint64_t bound_time;         /* when the bind succeeded (Unix seconds; resync) */
     sasl_t *sasl;

@@ -120,6 +120,8 @@ size_t router_buffered(void);
 void stream_init(client_t *c);
 /* Sets the connection's full JID (a copy; "" for none). */
 void stream_set_jid(client_t *c, const char *jid);
+/* Sets c->user (copied; "" for none). */
+void stream_set_user(client_t *c, const char *user);
 void stream_on_data(client_t *c, const char *data, size_t len);
 /* The TLS version of the client's connection ("TLSv1.3"), or "none" (IPC_BIND). */
 const char *stream_tls_version(const client_t *c);

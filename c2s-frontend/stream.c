@@ -142,10 +142,19 @@ void stream_set_jid(client_t *c, const char *jid)
     c->jid = *jid ? xstrdup(jid) : no_jid;
 }
 
+void stream_set_user(client_t *c, const char *user)
+{
+    if (c->user && c->user != no_jid)
+        free(c->user);
+    c->user = *user ? xstrdup(user) : no_jid;
+}
+
 void stream_init(client_t *c)
 {
     if (!c->jid)
         c->jid = no_jid;
+    if (!c->user)
+        c->user = no_jid;
     /* Until the client authenticates, the smaller limits apply (README.md, "Limits"). */
     c->parser = xml_parser_new(c->s2s ? s2s_callbacks() : &stream_callbacks, c, &fe.limits_preauth);
     c->open_timer =
