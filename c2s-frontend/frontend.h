@@ -123,6 +123,9 @@ void stream_set_jid(client_t *c, const char *jid);
 /* Sets c->user (copied; "" for none). */
 void stream_set_user(client_t *c, const char *user);
 void stream_on_data(client_t *c, const char *data, size_t len);
+/* Input or output: the connection is busy now; its parser (and WebSocket context) will be
+ * released once it is idle (PARSER_IDLE_MS). */
+void stream_touch(client_t *c);
 /* The TLS version of the client's connection ("TLSv1.3"), or "none" (IPC_BIND). */
 const char *stream_tls_version(const client_t *c);
 /* Router replies and deliveries for this client. */

@@ -105,15 +105,18 @@ static void on_parsers_timer(evloop_t *loop, void *ud)
         /* In the middle of a stanza it stays live; its next input puts it back here. */
         if (c->parser)
             xml_parser_release(c->parser);
+        if (c->ws)
+            ws_release(c);
     }
     parsers_arm(now);
 }
 
-/* Input came: to the end of fe.parsers, unless the parser is released already (the input
- * ended in an error or a close). */
-static void parsers_touch(client_t *c)
+/* Input came (or, on a WebSocket, output went): to the end of fe.parsers, unless nothing
+ * is held that an idle time would release. */
+void stream_touch(client_t *c)
 {
-    if (c->closed || c->stream_done || !c->parser || xml_parser_released(c->parser)) {
+    if (c->closed || c->stream_done || !c->parser ||
+        (xml_parser_released(c->parser) && !ws_live(c))) {
         parsers_unlink(c);
         return;
     }
@@ -800,7 +803,7 @@ void stream_on_data(client_t *c, const char *data, size_t len)
         c->restart = 0;
         xml_parser_reset(c->parser);
     }
-    parsers_touch(c);
+    stream_touch(c);
 }
 
 void stream_on_closed(client_t *c)
