@@ -419,6 +419,9 @@ struct xml_parser {
     char *header;
     size_t header_len;
     bool resuming; /* feeding `header` to a fresh expat: no stream_open callback */
+    /* Inside a CDATA section (possible between stanzas too, as text of the root): expat
+     * is in a state of its own that a fresh parser would not be in. */
+    bool in_cdata;
 };
 
 static void parser_fail(xml_parser_t *p, xml_error_t err)
@@ -603,6 +606,16 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     buf_append(&p->text, s, (size_t)len);
 }
 
+static void XMLCALL on_cdata_start(void *ud)
+{
+    ((xml_parser_t *)ud)->in_cdata = true;
+}
+
+static void XMLCALL on_cdata_end(void *ud)
+{
+    ((xml_parser_t *)ud)->in_cdata = false;
+}
+
 static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
                                 int standalone)
 {
@@ -689,6 +702,7 @@ static void parser_setup(xml_parser_t *p)
     XML_SetUserData(x, p);
     XML_SetElementHandler(x, on_start, on_end);
     XML_SetCharacterDataHandler(x, on_text);
+    XML_SetCdataSectionHandler(x, on_cdata_start, on_cdata_end);
     XML_SetStartNamespaceDeclHandler(x, on_ns_start);
     XML_SetXmlDeclHandler(x, on_xml_decl);
     XML_SetStartDoctypeDeclHandler(x, on_doctype);
@@ -769,6 +783,7 @@ static void parser_clear(xml_parser_t *p)
     p->epilog_lt = false;
     xfree(&p->header);
     p->header_len = 0;
+    p->in_cdata = false;
 }
 
 void xml_parser_set_limits(xml_parser_t *p, const xml_limits_t *limits)
@@ -859,11 +874,11 @@ static bool epilog_check(xml_parser_t *p, const char *data, size_t n)
 bool xml_parser_release(xml_parser_t *p)
 {
     if (!p->expat) return true;
-    /* Between stanzas, inside the stream root, with no byte held by expat (an unfinished
-     * token, or one deferred): nothing but the root's bindings is lost, and `header` brings
-     * them back. */
+    /* Between stanzas, inside the stream root, outside a CDATA section, with no byte held
+     * by expat (an unfinished token, or one deferred): nothing but the root's bindings is
+     * lost, and `header` brings them back. */
     if (p->error != XML_OK || p->depth != 1 || p->stanza || p->root_closed || !p->header ||
-        p->text.len)
+        p->text.len || p->in_cdata)
         return false;
     XML_Index idx = XML_GetCurrentByteIndex(p->expat);
     if (idx < 0 || (size_t)idx != p->fed) return false;

@@ -173,6 +173,12 @@ typedef struct {
 } stream_case_t;
 
 static const stream_case_t good_streams[] = {
+    {"a CDATA section between stanzas (text of the root, ignored)",
+     HDR "<![CDATA[<a>]]]]><message/> <![CDATA[]]><iq/></stream:stream>",
+     "open [jabber:client] <stream xmlns=\"http://etherx.jabber.org/streams\"/>\n"
+     "stanza <message xmlns=\"jabber:client\"/>\n"
+     "stanza <iq xmlns=\"jabber:client\"/>\n"
+     "close\n"},
     {"header and features",
      "<?xml version='1.0' encoding='UTF-8'?>\n"
      "<stream:stream " NS_STREAM_DECL " xmlns='jabber:client' from='example.com' id='s1' "
