@@ -522,6 +522,7 @@ void client_flush_all(evloop_t *loop, void *ud)
         if (c->dirty)
             continue; /* still on the dirty list: freed on the next pass */
         stream_set_jid(c, "");
+        stream_set_user(c, "");
         free(c);
     }
 }

@@ -66,7 +66,10 @@ struct client {
     uint64_t rate_refill;   /* when rate_tokens was last topped up */
 
     /* stream */
-    xml_parser_t *parser;
+    xml_parser_t *parser; /* released while the stream is idle (stream.c, PARSER_IDLE_MS) */
+    client_t *idle_prev, *idle_next; /* fe.parsers: live parsers, least recent input first */
+    uint64_t input_at;               /* when input last came (now_ms), while on fe.parsers */
+    unsigned on_parsers : 1;
     unsigned header_sent : 1;
     unsigned restart : 1;   /* reset the parser once the current input is consumed */
     unsigned tls_start : 1; /* start TLS once <proceed/> is written */
@@ -77,7 +80,7 @@ struct client {
     unsigned in_feed : 1;  /* inside xml_parser_feed: the parser must not be reset now */
     unsigned stream_done : 1; /* the stream was closed or failed: ignore further input */
     char stream_id[40];
-    char user[JID_PART_MAX + 1]; /* prepared localpart, after SASL */
+    char *user; /* prepared localpart after SASL, "" before (stream_set_user) */
     char *jid; /* full JID after bind, "" before (stream_set_jid: no 3 KiB per connection) */
     uint64_t bound_time;         /* when the bind succeeded (Unix seconds; resync) */
     sasl_t *sasl;

@@ -61,6 +61,10 @@ typedef struct {
     size_t max_output;     /* max_output_buffer */
     size_t out_pause;      /* reading a client stops while more than this is queued for it */
     ev_timer_t *sweep_timer; /* forgets quiet addresses (addrlimit) */
+    /* Clients whose XML parser is live, least recent input first, and the timer that
+     * releases the parsers of those idle for PARSER_IDLE_MS (stream.c). */
+    client_t *parsers_head, *parsers_tail;
+    ev_timer_t *parsers_timer;
     size_t nclients;    /* open sockets, lingering ones included (max_connections) */
     fe_metrics_t m;
 } frontend_t;
@@ -116,7 +120,12 @@ size_t router_buffered(void);
 void stream_init(client_t *c);
 /* Sets the connection's full JID (a copy; "" for none). */
 void stream_set_jid(client_t *c, const char *jid);
+/* Sets c->user (copied; "" for none). */
+void stream_set_user(client_t *c, const char *user);
 void stream_on_data(client_t *c, const char *data, size_t len);
+/* Input or output: the connection is busy now; its parser (and WebSocket context) will be
+ * released once it is idle (PARSER_IDLE_MS). */
+void stream_touch(client_t *c);
 /* The TLS version of the client's connection ("TLSv1.3"), or "none" (IPC_BIND). */
 const char *stream_tls_version(const client_t *c);
 /* Router replies and deliveries for this client. */

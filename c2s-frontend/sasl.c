@@ -276,7 +276,9 @@ static void plain_start(client_t *c, const char *msg, size_t len)
     }
     char *authzid = xstrndup(msg, (size_t)(p1 - msg));
     char *authcid = xstrndup(p1 + 1, (size_t)(p2 - p1 - 1));
-    int ok = jid_prep_local(c->user, authcid) == 0;
+    char user[JID_PART_MAX + 1];
+    int ok = jid_prep_local(user, authcid) == 0;
+    stream_set_user(c, ok ? user : "");
     int az = ok && authzid_ok(c, authzid);
     free(authzid);
     free(authcid);
@@ -336,10 +338,13 @@ static void scram_start(client_t *c, const char *msg, size_t len)
         scram_failure(c, st);
         return;
     }
-    if (jid_prep_local(c->user, user) < 0) {
+    char prepped[JID_PART_MAX + 1];
+    if (jid_prep_local(prepped, user) < 0) {
+        stream_set_user(c, "");
         sasl_failure(c, "not-authorized");
         return;
     }
+    stream_set_user(c, prepped);
     if (!authzid_ok(c, authzid)) {
         sasl_failure(c, "invalid-authzid");
         return;

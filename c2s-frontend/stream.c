@@ -50,6 +50,91 @@ static void on_open_timeout(evloop_t *loop, void *ud)
         client_stream_error(c, "connection-timeout", "No stream header in time");
 }
 
+/* Idle streams. A live expat parser takes about 10 KiB (its input buffer, hash tables and
+ * namespace bindings), a third of an idle TLS session's memory; between stanzas it holds
+ * nothing that the stream header cannot give back (xml_parser_release). So the parser of
+ * a stream with no input for PARSER_IDLE_MS is released, and made again when bytes come.
+ * A busy stream keeps its parser (no cost per stanza); an idle one pays a parser creation
+ * and the header's parse on its next read. The clients with a live parser are kept in
+ * order of their last input (fe.parsers_head: the least recent), so one timer releases
+ * those due without looking at the others. */
+#define PARSER_IDLE_MS 1000
+/* The release timer does not fire more often than this. */
+#define PARSER_SWEEP_MIN_MS 250
+
+static void parsers_unlink(client_t *c)
+{
+    if (!c->on_parsers)
+        return;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        fe.parsers_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        fe.parsers_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    c->on_parsers = 0;
+    if (!fe.parsers_head)
+        evloop_cancel(fe.loop, &fe.parsers_timer);
+}
+
+static void on_parsers_timer(evloop_t *loop, void *ud);
+
+static void parsers_arm(uint64_t now)
+{
+    if (fe.parsers_timer || !fe.parsers_head)
+        return;
+    uint64_t due = fe.parsers_head->input_at + PARSER_IDLE_MS;
+    uint64_t ms = due > now ? due - now : 0;
+    if (ms < PARSER_SWEEP_MIN_MS)
+        ms = PARSER_SWEEP_MIN_MS;
+    fe.parsers_timer = evloop_timer(fe.loop, ms, on_parsers_timer, NULL);
+}
+
+static void on_parsers_timer(evloop_t *loop, void *ud)
+{
+    (void)loop;
+    (void)ud;
+    fe.parsers_timer = NULL;
+    uint64_t now = now_ms();
+    while (fe.parsers_head && fe.parsers_head->input_at + PARSER_IDLE_MS <= now) {
+        client_t *c = fe.parsers_head;
+        parsers_unlink(c);
+        /* In the middle of a stanza it stays live; its next input puts it back here. */
+        if (c->parser)
+            xml_parser_release(c->parser);
+        if (c->ws)
+            ws_release(c);
+    }
+    parsers_arm(now);
+}
+
+/* Input came (or, on a WebSocket, output went): to the end of fe.parsers, unless nothing
+ * is held that an idle time would release. */
+void stream_touch(client_t *c)
+{
+    if (c->closed || c->stream_done || !c->parser ||
+        (xml_parser_released(c->parser) && !ws_live(c))) {
+        parsers_unlink(c);
+        return;
+    }
+    uint64_t now = now_ms();
+    c->input_at = now;
+    if (c->on_parsers && !c->idle_next)
+        return; /* the most recent already */
+    parsers_unlink(c);
+    c->idle_prev = fe.parsers_tail;
+    if (fe.parsers_tail)
+        fe.parsers_tail->idle_next = c;
+    else
+        fe.parsers_head = c;
+    fe.parsers_tail = c;
+    c->on_parsers = 1;
+    parsers_arm(now);
+}
+
 /* What c->jid points to while the connection has no JID. */
 static char no_jid[] = "";
 
@@ -60,10 +145,19 @@ void stream_set_jid(client_t *c, const char *jid)
     c->jid = *jid ? xstrdup(jid) : no_jid;
 }
 
+void stream_set_user(client_t *c, const char *user)
+{
+    if (c->user && c->user != no_jid)
+        free(c->user);
+    c->user = *user ? xstrdup(user) : no_jid;
+}
+
 void stream_init(client_t *c)
 {
     if (!c->jid)
         c->jid = no_jid;
+    if (!c->user)
+        c->user = no_jid;
     /* Until the client authenticates, the smaller limits apply (README.md, "Limits"). */
     c->parser = xml_parser_new(c->s2s ? s2s_callbacks() : &stream_callbacks, c, &fe.limits_preauth);
     c->open_timer =
@@ -709,6 +803,7 @@ void stream_on_data(client_t *c, const char *data, size_t len)
         c->restart = 0;
         xml_parser_reset(c->parser);
     }
+    stream_touch(c);
 }
 
 void stream_on_closed(client_t *c)
@@ -730,6 +825,7 @@ void stream_on_closed(client_t *c)
     evloop_cancel(fe.loop, &c->req_timer);
     xfree(&c->last_presence);
     directed_clear(c);
+    parsers_unlink(c);
     xml_parser_destroy(&c->parser);
     ws_free(c);
     xml_node_free(&c->pending_iq);

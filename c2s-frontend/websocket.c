@@ -68,7 +68,7 @@ typedef struct {
 
 struct ws {
     ws_http_t *http; /* until the request is answered */
-    wslay_event_context_ptr ctx; /* after the upgrade */
+    wslay_event_context_ptr ctx; /* after the upgrade; NULL again while idle (ws_release) */
     client_t *c;
     const char *in;   /* bytes wslay may read now (ws_on_data) */
     size_t in_len;
@@ -77,6 +77,11 @@ struct ws {
     unsigned peer_closed : 1; /* the client sent a close frame */
     unsigned ping_unanswered : 1;
     unsigned heard : 1; /* something arrived since the last ping */
+    unsigned upgraded : 1; /* the upgrade response is written */
+    unsigned msg_open : 1; /* a fragmented message is being received */
+    /* Bytes given to wslay, and the bytes of the frames it has seen begin (header and
+     * payload): equal, wslay holds no part of a frame (ws_release). */
+    uint64_t fed, framed;
 };
 
 /* ---- configuration ----------------------------------------------------------------------- */
@@ -535,8 +540,13 @@ static void on_frame_start(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *arg, void *ud)
 {
     ws_t *ws = ud;
+    /* A client's frames are masked (RFC 6455 5.1): 2 bytes, the extended length (the
+     * shortest form; a longer one only keeps the counts apart), the 4-byte mask. */
+    uint64_t len = arg->payload_length;
+    ws->framed += 2 + (len > 65535 ? 8 : len > 125 ? 2 : 0) + 4 + len;
     if (arg->opcode >= 8) /* control frames come between fragments and are not counted */
         return;
+    ws->msg_open = !arg->fin;
     ws->fragments = arg->opcode == WSLAY_CONTINUATION_FRAME ? ws->fragments + 1 : 1;
     if (ws->fragments > WS_MAX_FRAGMENTS && wslay_event_want_read(ctx)) {
         log_info("conn %llu: %s: a WebSocket message in more than %d frames: closed (1009)",
@@ -552,6 +562,40 @@ static const struct wslay_event_callbacks ws_callbacks = {
     .on_frame_recv_start_callback = on_frame_start,
     .on_msg_recv_callback = on_msg,
 };
+
+/* The wslay context, made again if it was released while the connection was idle. */
+static wslay_event_context_ptr ws_ctx(client_t *c)
+{
+    ws_t *ws = c->ws;
+    if (!ws->ctx && ws->upgraded) {
+        if (wslay_event_context_server_init(&ws->ctx, &ws_callbacks, ws) != 0)
+            log_fatal("out of memory (wslay)");
+        wslay_event_config_set_max_recv_msg_length(
+            ws->ctx, c->authed ? fe.limits.max_stanza : fe.limits_preauth.max_stanza);
+    }
+    return ws->ctx;
+}
+
+int ws_release(client_t *c)
+{
+    ws_t *ws = c->ws;
+    if (!ws || !ws->ctx)
+        return 1;
+    /* Between messages, no byte of a frame held, nothing to write, no close under way:
+     * a fresh context is in the same state. */
+    if (ws->msg_open || ws->fed != ws->framed || ws->peer_closed ||
+        !wslay_event_want_read(ws->ctx) || wslay_event_want_write(ws->ctx) ||
+        wslay_event_get_queued_msg_count(ws->ctx))
+        return 0;
+    wslay_event_context_free(ws->ctx);
+    ws->ctx = NULL;
+    return 1;
+}
+
+int ws_live(const client_t *c)
+{
+    return c->ws && c->ws->ctx;
+}
 
 /* Writes what wslay has queued; once the closing handshake is over (nothing more to read
  * or to write) the connection is closed after the last bytes. */
@@ -584,7 +628,7 @@ static void on_ping_timer(evloop_t *loop, void *ud)
     client_t *c = ud;
     ws_t *ws = c->ws;
     ws->ping_timer = NULL;
-    if (c->closed || c->closing || !ws->ctx)
+    if (c->closed || c->closing || !ws->upgraded)
         return;
     if (!ws->heard && ws->ping_unanswered) {
         log_info("conn %llu: %s: no answer to a WebSocket ping in %llu s: closed",
@@ -596,7 +640,7 @@ static void on_ping_timer(evloop_t *loop, void *ud)
     }
     if (!ws->heard) {
         struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
-        wslay_event_queue_msg(ws->ctx, &ping);
+        wslay_event_queue_msg(ws_ctx(c), &ping);
         ws->ping_unanswered = 1;
         ws_pump(c);
         if (c->closing)
@@ -617,12 +661,8 @@ static void ws_start(client_t *c, const char *key, const char *rest, size_t rest
     SHA1((const unsigned char *)accept_src, strlen(accept_src), digest);
     char accept[32];
     EVP_EncodeBlock((unsigned char *)accept, digest, sizeof digest);
-    if (wslay_event_context_server_init(&ws->ctx, &ws_callbacks, ws) != 0) {
-        client_close(c, 0);
-        return;
-    }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, c->authed ? fe.limits.max_stanza
-                                                                  : fe.limits_preauth.max_stanza);
+    ws->upgraded = 1;
+    ws_ctx(c);
     buf_t b = BUF_INIT;
     buf_printf(&b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
@@ -662,7 +702,7 @@ void ws_free(client_t *c)
 
 int ws_upgraded(const client_t *c)
 {
-    return c->ws && c->ws->ctx;
+    return c->ws && c->ws->upgraded;
 }
 
 int ws_protected(const client_t *c)
@@ -678,11 +718,13 @@ int ws_protected(const client_t *c)
 void ws_on_data(client_t *c, const char *data, size_t len)
 {
     ws_t *ws = c->ws;
-    if (!ws->ctx) {
+    if (!ws->upgraded) {
         if (!ws->http->complete) /* else answered: the connection is closing */
             read_http(c, data, len);
         return;
     }
+    ws_ctx(c);
+    ws->fed += len;
     ws->in = data;
     ws->in_len = len;
     ws->heard = 1;
@@ -704,6 +746,7 @@ void ws_on_data(client_t *c, const char *data, size_t len)
         return;
     }
     ws_pump(c);
+    stream_touch(c);
 }
 
 /* Whether the first tag of an element declares a default namespace. */
@@ -732,7 +775,6 @@ static int declares_default_ns(const char *p, size_t n)
 
 void ws_write_element(client_t *c, const char *data, size_t len)
 {
-    ws_t *ws = c->ws;
     buf_t b = BUF_INIT;
     size_t nlen = 0;
     if (len && data[0] == '<' && first_name(data, len, &nlen) == data + 1 &&
@@ -744,18 +786,19 @@ void ws_write_element(client_t *c, const char *data, size_t len)
         len = b.len;
     }
     struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)data, len};
-    if (wslay_event_queue_msg(ws->ctx, &msg) == 0)
+    if (wslay_event_queue_msg(ws_ctx(c), &msg) == 0)
         ws_pump(c);
     buf_free(&b);
+    stream_touch(c);
 }
 
 void ws_write_close(client_t *c)
 {
     ws_t *ws = c->ws;
-    if (!ws || !ws->ctx)
+    if (!ws || !ws->upgraded)
         return;
     ws_write_element(c, "<close xmlns='" NS_FRAMING "'/>", sizeof "<close xmlns='" NS_FRAMING "'/>" - 1);
-    wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+    wslay_event_queue_close(ws_ctx(c), WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
     ws_pump(c);
 }
 

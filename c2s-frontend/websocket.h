@@ -61,6 +61,12 @@ int ws_upgraded(const client_t *c);
 void ws_write_element(client_t *c, const char *data, size_t len);
 /* <close/> then a WebSocket close frame (1000): the end of the stream (RFC 7395 3.6). */
 void ws_write_close(client_t *c);
+/* Frees wslay's context (about 8 KiB: its input and output buffers) of an idle connection:
+ * between messages, with no part of a frame held and nothing to write. Made again when
+ * bytes come or go. Returns 1 when no context is held now. */
+int ws_release(client_t *c);
+/* Whether the connection holds a wslay context. */
+int ws_live(const client_t *c);
 /* The largest message accepted from now on (max_stanza_size once authenticated). */
 void ws_set_max_message(client_t *c, size_t max);
 

@@ -14,8 +14,9 @@ typedef struct entry {
 } entry_t;
 
 struct hmap {
-    entry_t **slots;
-    size_t nslots; /* a power of two */
+    entry_t **slots; /* NULL until the first put: many maps (one user's blocklist, ...)
+                        stay empty, and an empty one takes no slot array */
+    size_t nslots;   /* a power of two, 0 while slots is NULL */
     size_t count;
 };
 
@@ -80,10 +81,7 @@ uint64_t hmap_hash(const void *data, size_t len)
 
 hmap_t *hmap_new(void)
 {
-    hmap_t *m = xcalloc(1, sizeof *m);
-    m->nslots = 16;
-    m->slots = xcalloc(m->nslots, sizeof *m->slots);
-    return m;
+    return xcalloc(1, sizeof(hmap_t));
 }
 
 void hmap_destroy(hmap_t **map_p)
@@ -125,6 +123,8 @@ static entry_t **find(const hmap_t *m, const void *key, size_t klen, uint64_t h)
 
 void *hmap_get(const hmap_t *m, const void *key, size_t klen)
 {
+    if (!m->count)
+        return NULL;
     entry_t **pp = find(m, key, klen, hmap_hash(key, klen));
     return *pp ? (*pp)->value : NULL;
 }
@@ -149,6 +149,10 @@ static void grow(hmap_t *m)
 
 void *hmap_put(hmap_t *m, const void *key, size_t klen, void *value)
 {
+    if (!m->slots) {
+        m->nslots = 16;
+        m->slots = xcalloc(m->nslots, sizeof *m->slots);
+    }
     uint64_t h = hmap_hash(key, klen);
     entry_t **pp = find(m, key, klen, h);
     if (*pp) {
@@ -171,6 +175,8 @@ void *hmap_put(hmap_t *m, const void *key, size_t klen, void *value)
 
 void *hmap_del(hmap_t *m, const void *key, size_t klen)
 {
+    if (!m->count)
+        return NULL;
     entry_t **pp = find(m, key, klen, hmap_hash(key, klen));
     entry_t *e = *pp;
     if (!e)

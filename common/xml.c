@@ -385,7 +385,7 @@ void xml_serialize(const xml_node_t *node, const char *context_ns, buf_t *out)
 /* ---- Streaming parser ------------------------------------------------------------------ */
 
 struct xml_parser {
-    XML_Parser expat;
+    XML_Parser expat; /* NULL while released (xml_parser_release) */
     xml_callbacks_t cb;
     void *ud;
     size_t max_stanza;
@@ -412,6 +412,16 @@ struct xml_parser {
     bool root_closed;
     size_t epilog;
     bool epilog_lt;
+    /* The stream root's start tag as the peer sent it (its prefixes and namespace
+     * declarations), kept so that a released parser can be made again in the same state:
+     * fed to a fresh expat, it puts that parser at depth 1 with the same bindings in force.
+     * NULL when expat could not show it (then the parser is never released). */
+    char *header;
+    size_t header_len;
+    bool resuming; /* feeding `header` to a fresh expat: no stream_open callback */
+    /* Inside a CDATA section (possible between stanzas too, as text of the root): expat
+     * is in a state of its own that a fresh parser would not be in. */
+    bool in_cdata;
 };
 
 static void parser_fail(xml_parser_t *p, xml_error_t err)
@@ -475,8 +485,27 @@ static void text_flush(xml_parser_t *p)
     buf_clear(&p->text);
 }
 
+/* Keeps the bytes of the current start tag (the stream root's) for xml_parser_release. */
+static void header_keep(xml_parser_t *p)
+{
+    xfree(&p->header);
+    p->header_len = 0;
+    int offset = 0, size = 0;
+    const char *ctx = XML_GetInputContext(p->expat, &offset, &size);
+    int count = XML_GetCurrentByteCount(p->expat);
+    if (!ctx || offset < 0 || count <= 0 || offset + count > size) return;
+    p->header = xstrndup(ctx + offset, (size_t)count);
+    p->header_len = (size_t)count;
+}
+
 static void root_open(xml_parser_t *p, const char *qname, const char **atts)
 {
+    if (p->resuming) { /* the header again (xml_parser_feed): already checked and reported */
+        xfree(&p->root_ns);
+        p->root_ns_seen = false;
+        p->depth = 1;
+        return;
+    }
     size_t cost = 0;
     xml_node_t *root = node_from_expat(qname, atts, &cost);
     if (strcmp(root->name, "stream") != 0 || !ns_equal(root->ns, XML_NS_STREAM)) {
@@ -490,6 +519,7 @@ static void root_open(xml_parser_t *p, const char *qname, const char **atts)
     xfree(&p->root_ns);
     p->root_ns_seen = false;
     p->depth = 1;
+    header_keep(p);
     if (p->cb.stream_open) p->cb.stream_open(p->ud, root);
     xml_node_free(&root);
 }
@@ -574,6 +604,16 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     if (p->depth < 2) return;
     if (!stanza_size_ok(p)) return;
     buf_append(&p->text, s, (size_t)len);
+}
+
+static void XMLCALL on_cdata_start(void *ud)
+{
+    ((xml_parser_t *)ud)->in_cdata = true;
+}
+
+static void XMLCALL on_cdata_end(void *ud)
+{
+    ((xml_parser_t *)ud)->in_cdata = false;
 }
 
 static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
@@ -662,6 +702,7 @@ static void parser_setup(xml_parser_t *p)
     XML_SetUserData(x, p);
     XML_SetElementHandler(x, on_start, on_end);
     XML_SetCharacterDataHandler(x, on_text);
+    XML_SetCdataSectionHandler(x, on_cdata_start, on_cdata_end);
     XML_SetStartNamespaceDeclHandler(x, on_ns_start);
     XML_SetXmlDeclHandler(x, on_xml_decl);
     XML_SetStartDoctypeDeclHandler(x, on_doctype);
@@ -740,6 +781,9 @@ static void parser_clear(xml_parser_t *p)
     p->root_closed = false;
     p->epilog = 0;
     p->epilog_lt = false;
+    xfree(&p->header);
+    p->header_len = 0;
+    p->in_cdata = false;
 }
 
 void xml_parser_set_limits(xml_parser_t *p, const xml_limits_t *limits)
@@ -748,15 +792,20 @@ void xml_parser_set_limits(xml_parser_t *p, const xml_limits_t *limits)
     p->max_depth = limits && limits->max_depth > 0 ? limits->max_depth : XML_DEFAULT_MAX_DEPTH;
 }
 
+static void expat_create(xml_parser_t *p)
+{
+    p->expat = XML_ParserCreateNS("UTF-8", XML_NS_SEP);
+    if (!p->expat) log_fatal("out of memory (expat parser)");
+    parser_setup(p);
+}
+
 xml_parser_t *xml_parser_new(const xml_callbacks_t *cb, void *ud, const xml_limits_t *limits)
 {
     xml_parser_t *p = xcalloc(1, sizeof *p);
     if (cb) p->cb = *cb;
     p->ud = ud;
     xml_parser_set_limits(p, limits);
-    p->expat = XML_ParserCreateNS("UTF-8", XML_NS_SEP);
-    if (!p->expat) log_fatal("out of memory (expat parser)");
-    parser_setup(p);
+    expat_create(p);
     return p;
 }
 
@@ -765,7 +814,7 @@ void xml_parser_destroy(xml_parser_t **parser_p)
     if (!parser_p || !*parser_p) return;
     xml_parser_t *p = *parser_p;
     parser_clear(p);
-    XML_ParserFree(p->expat);
+    if (p->expat) XML_ParserFree(p->expat);
     xfree(parser_p);
 }
 
@@ -822,8 +871,49 @@ static bool epilog_check(xml_parser_t *p, const char *data, size_t n)
     return true;
 }
 
+bool xml_parser_release(xml_parser_t *p)
+{
+    if (!p->expat) return true;
+    /* Between stanzas, inside the stream root, outside a CDATA section, with no byte held
+     * by expat (an unfinished token, or one deferred): nothing but the root's bindings is
+     * lost, and `header` brings them back. */
+    if (p->error != XML_OK || p->depth != 1 || p->stanza || p->root_closed || !p->header ||
+        p->text.len || p->in_cdata)
+        return false;
+    XML_Index idx = XML_GetCurrentByteIndex(p->expat);
+    if (idx < 0 || (size_t)idx != p->fed) return false;
+    XML_ParserFree(p->expat);
+    p->expat = NULL;
+    buf_free(&p->text);
+    return true;
+}
+
+bool xml_parser_released(const xml_parser_t *p)
+{
+    return !p->expat;
+}
+
+/* Makes a released parser again: a fresh expat fed the stream root's start tag stands at
+ * depth 1 with the root's namespace declarations in force, as the released one did. The
+ * byte offsets restart with it (only their differences matter). */
+static void parser_resume(xml_parser_t *p)
+{
+    expat_create(p);
+    p->depth = 0;
+    p->resuming = true;
+    enum XML_Status st = XML_Parse(p->expat, p->header, (int)p->header_len, XML_FALSE);
+    p->resuming = false;
+    if (st != XML_STATUS_OK || p->depth != 1) {
+        /* It parsed the first time: only an allocation failure gets here. */
+        if (p->error == XML_OK) p->error = XML_ERR_POLICY;
+        return;
+    }
+    p->fed = p->mark = p->header_len;
+}
+
 xml_error_t xml_parser_feed(xml_parser_t *p, const char *data, size_t len)
 {
+    if (!p->expat && p->error == XML_OK && len > 0) parser_resume(p);
     while (p->error == XML_OK && len > 0) {
         size_t n = len < XML_FEED_SLICE ? len : XML_FEED_SLICE;
         p->fed += n;
@@ -856,6 +946,10 @@ int xml_parser_depth(const xml_parser_t *p)
 void xml_parser_reset(xml_parser_t *p)
 {
     parser_clear(p);
+    if (!p->expat) {
+        expat_create(p);
+        return;
+    }
     XML_ParserReset(p->expat, "UTF-8");
     parser_setup(p);
 }

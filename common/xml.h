@@ -114,6 +114,15 @@ void xml_parser_destroy(xml_parser_t **parser_p);
 xml_error_t xml_parser_feed(xml_parser_t *parser, const char *data, size_t len);
 /* Starts a fresh stream (after STARTTLS or SASL success), keeping callbacks and limits. */
 void xml_parser_reset(xml_parser_t *parser);
+/* Frees the expat parser of an idle stream, the bulk of the parser's memory (about 10 KiB:
+ * its buffers, hash tables and namespace bindings). Possible only between stanzas (depth
+ * 1) with no unparsed byte held, and once the stream root has been seen; returns whether
+ * the parser is released now. The next feed makes a fresh expat and gives it the root's
+ * start tag as the peer sent it, so prefixes and namespaces declared there still apply and
+ * the stream's end tag still matches; limits, callbacks and depth carry on. Not from inside
+ * a callback. */
+bool xml_parser_release(xml_parser_t *parser);
+bool xml_parser_released(const xml_parser_t *parser);
 /* Elements open now, the stream root included (1: between stanzas). */
 int xml_parser_depth(const xml_parser_t *parser);
 

@@ -154,6 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_loop(c);
     client_close(c, 0);
     stream_set_jid(c, "");
+    stream_set_user(c, "");
     free(c);
     xml_parser_destroy(&out_parser);
     return 0;

@@ -22,7 +22,9 @@
  *                  high, 3 temporary failure, 4 no answer, 5 a stale reply first, 6 ok
  *                  with state (available, directed presence), 7 as 0
  *   rest     client bytes; each NUL ends one read (the loop runs in between: output is
- *            flushed, TLS starts after <proceed/>, the router answers).
+ *            flushed, TLS starts after <proceed/>, the router answers); after a read
+ *            of odd length the parser and the WebSocket context are released, as for
+ *            an idle connection.
  * In the client bytes, SCRAMFIRST becomes the base64 of "n,,n=alice,r=fuzzclientnonce",
  * SCRAMPLUSE and SCRAMPLUSS the same with the gs2 header "p=tls-exporter,," and
  * "p=tls-server-end-point,," (for the -PLUS mechanisms; fe_stubs.c gives every TLS
@@ -597,6 +599,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             answer(c, &script);
             run_loop(c);
         }
+        /* After a read of odd length the connection goes idle: what the frontend frees
+         * then (stream.c, PARSER_IDLE_MS) must come back as it was with the next bytes. */
+        if ((n & 1) && !c->closed && c->parser) {
+            xml_parser_release(c->parser);
+            if (c->ws)
+                ws_release(c);
+        }
         p += n + (nul != NULL);
         left -= n + (nul != NULL);
     }
@@ -609,6 +618,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_loop(c);
     client_close(c, 0);
     stream_set_jid(c, "");
+    stream_set_user(c, "");
     free(c);
     xml_parser_destroy(&out_parser);
     return 0;

@@ -4,7 +4,9 @@
  * incremental parsing; byte 1 bit 0 picks the limits (0: the
  * frontend's defaults, 1: the smallest the config allows); the rest is split at NUL bytes
  * (never valid XML) into streams, fed to one parser that is reset between them, as the
- * frontend does after STARTTLS and SASL success. As in the frontend, the first stream has
+ * frontend does after STARTTLS and SASL success; the sliced run also releases the parser
+ * (xml_parser_release) after every slice where it may, as the frontend does with an idle
+ * stream. As in the frontend, the first stream has
  * the pre-authentication limits and the parser gets the larger ones before the second
  * stream starts (xml_parser_set_limits, as after SASL success).
  *
@@ -150,6 +152,7 @@ static void on_close(void *ud)
 static int run_streams(run_t *run, const char *p, size_t left, size_t slice,
                        const xml_limits_t *preauth, const xml_limits_t *limits)
 {
+    size_t size_whole = left + 1;
     int policy = 0;
     xml_callbacks_t cb = {on_open, on_stanza, on_close};
     run->max_depth = preauth->max_depth;
@@ -168,6 +171,11 @@ static int run_streams(run_t *run, const char *p, size_t left, size_t slice,
             size_t n = len - off < slice ? len - off : slice;
             err = xml_parser_feed(parser, p + off, n);
             off += n;
+            /* Sliced, the parser is also released wherever it may be, as the frontend
+             * does with an idle stream: made again from the header, it must report what
+             * the whole run reports. */
+            if (slice < size_whole && xml_parser_release(parser) && xml_parser_depth(parser) != 1)
+                abort();
         }
         /* An error is sticky until the next reset. */
         if (err != XML_OK && xml_parser_feed(parser, "<a/>", 4) != err)

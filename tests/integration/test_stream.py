@@ -1,11 +1,14 @@
 """Stream negotiation (RFC 6120 sections 4, 5, 6, 7): headers, features, STARTTLS."""
 
 import ssl
+import time
 import warnings
+from xml.sax.saxutils import quoteattr
 
 import pytest
 
-from xmpp_client import (NS_BIND, NS_SASL, NS_SESSION, NS_TLS, STREAM_TAG, q, dump)
+from xmpp_client import (NS_BIND, NS_SASL, NS_SESSION, NS_TLS, STREAM_ERROR_TAG, STREAM_TAG,
+                         StreamClosed, q, dump)
 
 
 def test_stream_header_and_features_before_tls(stack, clients):
@@ -174,3 +177,47 @@ def test_idle_unauthenticated_connection_times_out(stack, extra_frontend, client
     c = clients(fe.port)
     c.open_stream()
     c.expect_stream_error("connection-timeout", timeout=5)
+
+
+# The frontend releases the XML parser of a stream idle for 1 s (stream.c, PARSER_IDLE_MS;
+# its timer may add 0.25 s) and makes it again from the stream header when bytes come.
+PARSER_IDLE = 1.6
+
+
+def test_idle_stream_resumes_with_its_header(stack, clients, new_user):
+    # What the client declared on its stream header still holds after every idle time: an
+    # unusual prefix for the stream namespace (its end tag must match) and a prefix used
+    # only later in a stanza. Restarts (STARTTLS, SASL) and a stanza split across an idle
+    # time work as without one.
+    u = new_user()
+    c = clients()
+    hdr = ("<?xml version='1.0'?><s:stream to=%s version='1.0' xmlns='jabber:client' "
+           "xmlns:s='http://etherx.jabber.org/streams' xmlns:p='urn:xmpp:ping'>")
+    c.stream_header = lambda to=None: hdr % quoteattr(c.domain if to is None else to)
+    c.open_stream()
+    time.sleep(PARSER_IDLE)
+    c.starttls()
+    time.sleep(PARSER_IDLE)
+    assert c.auth_scram(u.localpart, u.password) == "success"
+    time.sleep(PARSER_IDLE)
+    jid = c.bind("idle")
+    c.presence()
+    time.sleep(PARSER_IDLE)
+    r = c.iq("get", "<p:ping/>")
+    assert r.get("type") == "result", dump(r)
+    time.sleep(PARSER_IDLE)
+    c.send_raw(("<message to=%s type='chat'><bo" % quoteattr(jid)).encode())
+    time.sleep(PARSER_IDLE)
+    c.send_raw(b"dy>split over an idle time</body></message>")
+    m = c.wait_message("split over an idle time")
+    assert m.get("from") == jid, dump(m)
+    time.sleep(PARSER_IDLE)
+    c.send_raw(b"</s:stream>")
+    deadline = time.monotonic() + 5
+    while not c.stream_ended and time.monotonic() < deadline:
+        try:
+            el = c.recv(max(deadline - time.monotonic(), 0))
+        except StreamClosed:
+            break
+        assert el.tag != STREAM_ERROR_TAG, dump(el)
+    assert c.stream_ended, "no </stream:stream> from the server"

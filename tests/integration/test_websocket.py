@@ -193,6 +193,41 @@ def test_fragmented_message_is_reassembled(ws, new_user):
     assert res.get("type") == "result", dump(res)
 
 
+# The frontend frees an idle connection's XML parser and wslay context after 1 s without
+# traffic (stream.c, PARSER_IDLE_MS; its timer may add 0.25 s), and makes them again when
+# bytes come.
+IDLE = 1.6
+
+
+def test_idle_connection_resumes_mid_message_and_mid_frame(ws, new_user):
+    u = new_user("wsidle")
+    c = ws()
+    c.login(u.localpart, u.password)
+    time.sleep(IDLE)
+    assert c.ping().get("type") == "result"
+    # A message in fragments with an idle time between them.
+    data = b"<iq type='get' id='idle1'><ping xmlns='urn:xmpp:ping'/></iq>"
+    c.send_frame(OP_TEXT, data[:10], fin=False)
+    time.sleep(IDLE)
+    c.send_frame(OP_CONT, data[10:], fin=True)
+    res = c.wait_for(lambda e: e.get("id") == "idle1")
+    assert res.get("type") == "result", dump(res)
+    # A frame cut in two (within its header, then within its payload) by idle times.
+    frame = encode_frame(OP_TEXT, b"<iq type='get' id='idle2'><ping xmlns='urn:xmpp:ping'/></iq>")
+    c.sock.sendall(frame[:1])
+    time.sleep(IDLE)
+    c.sock.sendall(frame[1:20])
+    time.sleep(IDLE)
+    c.sock.sendall(frame[20:])
+    res = c.wait_for(lambda e: e.get("id") == "idle2")
+    assert res.get("type") == "result", dump(res)
+    # A WebSocket ping after an idle time is answered; the stream then closes cleanly.
+    time.sleep(IDLE)
+    c.send_frame(OP_PING, b"still here")
+    time.sleep(IDLE)
+    c.end_stream()
+
+
 def test_ping_is_answered_with_pong(stack):
     sock, frames = upgraded(stack)
     try:

@@ -332,6 +332,26 @@ START_TEST(test_zlink_batches)
         zmq_close(socks[i]);
     }
     zmq_ctx_term(ctx);
+/* An empty map (no slot array yet) answers every call; the first put makes it usable. */
+START_TEST(test_hmap_empty)
+{
+    hmap_t *m = hmap_new();
+    ck_assert_uint_eq(hmap_count(m), 0);
+    ck_assert_ptr_null(hmap_sget(m, "a"));
+    ck_assert_ptr_null(hmap_sdel(m, "a"));
+    size_t pos = 0, kl;
+    const void *k;
+    void *v;
+    ck_assert_int_eq(hmap_next(m, &pos, &k, &kl, &v), 0);
+    ck_assert_uint_eq(hmap_filter(m, NULL, NULL), 0);
+    hmap_destroy_all(&m, NULL);
+    ck_assert_ptr_null(m);
+    m = hmap_new();
+    ck_assert_ptr_null(hmap_sput(m, "a", (void *)1L));
+    ck_assert_ptr_eq(hmap_sget(m, "a"), (void *)1L);
+    ck_assert_ptr_eq(hmap_sdel(m, "a"), (void *)1L);
+    ck_assert_ptr_null(hmap_sget(m, "a"));
+    hmap_destroy(&m);
 }
 END_TEST
 
@@ -421,6 +441,7 @@ Suite *make_evloop_suite(void)
     tcase_add_test(tc, test_zbatch_codec);
     tcase_add_test(tc, test_zlink_batches);
     tcase_add_test(tc, test_hmap);
+    tcase_add_test(tc, test_hmap_empty);
     tcase_add_test(tc, test_signals);
     tcase_set_timeout(tc, 20);
     suite_add_tcase(s, tc);

@@ -73,6 +73,11 @@ static const char *rec_log(const rec_t *r)
     return r->log.data ? r->log.data : "";
 }
 
+/* When set, parse_pieces releases the parser (xml_parser_release) after every piece, as
+ * the frontend does with an idle stream, and counts the releases that took place. */
+static bool release_between;
+static int releases;
+
 /* Parses `len` bytes of `in` with a fresh parser: first `first` bytes (when non-zero), then
  * the rest in pieces of `chunk` bytes (0: all at once). Stops at the first error. */
 static xml_error_t parse_pieces(const char *in, size_t len, size_t first, size_t chunk,
@@ -86,6 +91,11 @@ static xml_error_t parse_pieces(const char *in, size_t len, size_t first, size_t
         off = first;
     }
     while (err == XML_OK && off < len) {
+        if (release_between && xml_parser_release(p)) {
+            ck_assert(xml_parser_released(p));
+            ck_assert_int_eq(xml_parser_depth(p), 1);
+            releases++;
+        }
         size_t n = chunk && chunk < len - off ? chunk : len - off;
         err = xml_parser_feed(p, in + off, n);
         off += n;
@@ -163,6 +173,12 @@ typedef struct {
 } stream_case_t;
 
 static const stream_case_t good_streams[] = {
+    {"a CDATA section between stanzas (text of the root, ignored)",
+     HDR "<![CDATA[<a>]]]]><message/> <![CDATA[]]><iq/></stream:stream>",
+     "open [jabber:client] <stream xmlns=\"http://etherx.jabber.org/streams\"/>\n"
+     "stanza <message xmlns=\"jabber:client\"/>\n"
+     "stanza <iq xmlns=\"jabber:client\"/>\n"
+     "close\n"},
     {"header and features",
      "<?xml version='1.0' encoding='UTF-8'?>\n"
      "<stream:stream " NS_STREAM_DECL " xmlns='jabber:client' from='example.com' id='s1' "
@@ -264,6 +280,26 @@ START_TEST(test_stream_byte_by_byte)
     xml_error_t err = parse_pieces(c->in, strlen(c->in), 0, 1, NULL, &r);
     ck_assert_int_eq(err, XML_OK);
     ck_assert_str_eq(rec_log(&r), c->expect);
+    rec_free(&r);
+}
+END_TEST
+
+/* The same events when the parser is released wherever it can be between two bytes (an
+ * idle stream, xml_parser_release) and made again from the stream header: the root's
+ * prefixes and namespaces still apply, the stream's end tag still matches. */
+START_TEST(test_stream_byte_by_byte_released)
+{
+    const stream_case_t *c = &good_streams[_i];
+    rec_t r;
+    rec_init(&r);
+    release_between = true;
+    releases = 0;
+    xml_error_t err = parse_pieces(c->in, strlen(c->in), 0, 1, NULL, &r);
+    release_between = false;
+    ck_assert_int_eq(err, XML_OK);
+    ck_assert_str_eq(rec_log(&r), c->expect);
+    /* Released after the header and after each stanza at least. */
+    ck_assert_int_ge(releases, r.stanzas + (r.opens ? 1 : 0));
     rec_free(&r);
 }
 END_TEST
@@ -740,6 +776,80 @@ START_TEST(test_reset_restarts_stream)
 }
 END_TEST
 
+/* An idle stream's parser is released only between stanzas with nothing held, and comes
+ * back with the root's bindings, the limits and the checks after it. */
+START_TEST(test_release_resume)
+{
+    rec_t r;
+    rec_init(&r);
+    xml_limits_t lim = {200, 3};
+    xml_parser_t *p = xml_parser_new(&rec_cb, &r, &lim);
+    ck_assert(!xml_parser_release(p)); /* no stream root yet */
+    static const char hdr[] = "<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+                              "xmlns='jabber:client' xmlns:x='urn:x' to='a&amp;b'>";
+    ck_assert_int_eq(xml_parser_feed(p, hdr, strlen(hdr)), XML_OK);
+    ck_assert(xml_parser_release(p));
+    ck_assert(xml_parser_release(p)); /* already */
+    /* A stanza split: not while the first half is held. */
+    ck_assert_int_eq(xml_parser_feed(p, "<x:a><b>h", 9), XML_OK);
+    ck_assert(!xml_parser_release(p));
+    ck_assert_int_eq(xml_parser_feed(p, "i</b></x:a><mess", 16), XML_OK);
+    ck_assert(!xml_parser_release(p)); /* "<mess" is held by expat */
+    ck_assert_int_eq(xml_parser_feed(p, "age/> ", 6), XML_OK);
+    ck_assert(xml_parser_release(p));
+    ck_assert_int_eq(xml_parser_feed(p, "<x:c x:d='1'/>", 14), XML_OK);
+    ck_assert(xml_parser_release(p));
+    ck_assert_int_eq(xml_parser_feed(p, "</s:stream>", 11), XML_OK);
+    ck_assert(!xml_parser_release(p)); /* the stream is over */
+    ck_assert_str_eq(rec_log(&r),
+                     "open [jabber:client] <stream xmlns=\"http://etherx.jabber.org/streams\" "
+                     "to=\"a&amp;b\"/>\n"
+                     "stanza <a xmlns=\"urn:x\"><b xmlns=\"jabber:client\">hi</b></a>\n"
+                     "stanza <message xmlns=\"jabber:client\"/>\n"
+                     "stanza <c xmlns=\"urn:x\" xmlns:ns1=\"urn:x\" ns1:d=\"1\"/>\n"
+                     "close\n");
+
+    /* A stream restart after a release: a new header, reported. */
+    xml_parser_reset(p);
+    ck_assert_int_eq(xml_parser_feed(p, HDR, strlen(HDR)), XML_OK);
+    ck_assert(xml_parser_release(p));
+    xml_parser_reset(p);
+    ck_assert_int_eq(xml_parser_feed(p, HDR "<iq/>", strlen(HDR "<iq/>")), XML_OK);
+    ck_assert_int_eq(r.opens, 3);
+    ck_assert_int_eq(r.stanzas, 4);
+
+    /* Limits after a release: depth, size, an undeclared prefix, a mismatched end tag. */
+    static const struct {
+        const char *in;
+        xml_error_t err;
+    } after[] = {
+        {"<a><b><c/></b></a>", XML_OK},
+        {"<a><b><c><d/></c></b></a>", XML_ERR_POLICY},
+        {"<a>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx</a>",
+         XML_ERR_POLICY},
+        {"<y:a/>", XML_ERR_NOT_WELL_FORMED},
+        {"</stream>", XML_ERR_NOT_WELL_FORMED},
+        {"<?pi x?>", XML_ERR_RESTRICTED},
+    };
+    for (size_t i = 0; i < sizeof after / sizeof after[0]; i++) {
+        xml_parser_reset(p);
+        ck_assert_int_eq(xml_parser_feed(p, HDR, strlen(HDR)), XML_OK);
+        ck_assert(xml_parser_release(p));
+        ck_assert_msg(xml_parser_feed(p, after[i].in, strlen(after[i].in)) == after[i].err,
+                      "case %zu", i);
+        if (after[i].err != XML_OK) ck_assert(!xml_parser_release(p)); /* stopped */
+    }
+    xml_parser_destroy(&p); /* a released parser is freed too (LeakSanitizer) */
+    xml_parser_t *q = xml_parser_new(&rec_cb, &r, &lim);
+    ck_assert_int_eq(xml_parser_feed(q, HDR, strlen(HDR)), XML_OK);
+    ck_assert(xml_parser_release(q));
+    xml_parser_destroy(&q);
+    rec_free(&r);
+}
+END_TEST
+
 /* Limits restart with the stream: bytes pending before a reset do not count after it. */
 START_TEST(test_reset_restarts_limits)
 {
@@ -1021,12 +1131,14 @@ Suite *make_xml_suite(void)
     tcase_add_loop_test(tc, test_stream_one_shot, 0, N_GOOD_STREAMS);
     tcase_add_loop_test(tc, test_stream_every_split, 0, N_GOOD_STREAMS);
     tcase_add_loop_test(tc, test_stream_byte_by_byte, 0, N_GOOD_STREAMS);
+    tcase_add_loop_test(tc, test_stream_byte_by_byte_released, 0, N_GOOD_STREAMS);
     tcase_add_loop_test(tc, test_stream_round_trip, 0, N_GOOD_STREAMS);
     tcase_add_test(tc, test_callbacks_not_deferred);
     tcase_add_test(tc, test_stream_root_attributes);
     tcase_add_test(tc, test_parsed_tree_shape);
     tcase_add_test(tc, test_reset_restarts_stream);
     tcase_add_test(tc, test_reset_restarts_limits);
+    tcase_add_test(tc, test_release_resume);
     tcase_add_test(tc, test_no_callbacks);
     suite_add_tcase(s, tc);
 
