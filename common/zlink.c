@@ -14,7 +14,7 @@
 
 /* Read by both ends of the frontend-router link. */
 const config_key_t zlink_config_keys[] = {
-    CONFIG_INT("link_hwm", "10000", 10, 10000000, "messages (a batch counts once) ZeroMQ queues for one peer of the link that does not read"),
+    CONFIG_INT("link_hwm", "3000", 10, 10000000, "messages (a batch counts once) ZeroMQ queues for one peer of the link that does not read"),
     CONFIG_END,
 };
 

@@ -53,10 +53,12 @@ PER_CONN_KB = 16
 TREE_FACTOR = 32   # XML_TREE_FACTOR in common/xml.c
 READ_CHUNK = 16 * 1024
 # link_hwm of the private stacks of the flood tests: what a process may hold queued on the
-# frontend-router link when the other end falls behind, at most LINK_MSG_KB per message
-# (ZeroMQ's message records and the stanza's copy).
-LINK_HWM = 10000
-LINK_MSG_KB = 0.5
+# frontend-router link when the other end falls behind, at most LINK_MSG_KB per ZeroMQ
+# message: a batch of what one loop pass sent (under 16 KiB; docs/PROTOCOL.md "Batches").
+# 300 batches: about as much as 10,000 single stanzas of the flood held before batches,
+# so that what waits for the router ahead of a bystander stays as short.
+LINK_HWM = 300
+LINK_MSG_KB = 16
 LINK_KB = int(LINK_HWM * LINK_MSG_KB)
 
 # Limits that other tests' keys would otherwise add to the picture: every test switches off
