@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     module_register(modules, sizeof modules / sizeof modules[0]);
     authlimit_open();
     remote_open();
-    link_open(config_str("router_bind"), dispatch_message, dispatch_frontend_gone);
+    link_open(config_str("router_bind"), dispatch_message, dispatch_frontend_gone, dispatch_lost);
     admin_cmds_register();
     admin_open();
     storage_open(config_str("redis_host"), (int)config_int("redis_port"));

@@ -309,3 +309,10 @@ void dispatch_frontend_gone(rt_frontend_t *f)
     if (s2s)
         hook_run(HOOK_REMOTE_LOST, &(hook_ev_t){.from = NULL});
 }
+
+void dispatch_lost(const ipc_hdr_t *h, const zpart_t *payload)
+{
+    ipc_deliver_t d;
+    if (payload && ipc_deliver_read(h, &d) == 0 && !d.numbered)
+        route_bounce_delivery(payload->data, payload->len);
+}

@@ -11,5 +11,9 @@ void dispatch_message(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *paylo
  * presence of remote contacts its server connections carried is taken back
  * (rpresence.h). */
 void dispatch_frontend_gone(rt_frontend_t *f);
+/* A message to a frontend lost in a batch with it (link_open's on_lost): a delivery fares
+ * as a send that failed at once (route_bounce_delivery); a numbered one (stream
+ * management) is still in its session's queue and goes again on resumption. */
+void dispatch_lost(const ipc_hdr_t *h, const zpart_t *payload);
 
 #endif

@@ -14,7 +14,6 @@
 
 #include "config.h"
 #include "log.h"
-#include "route.h"
 #include "util.h"
 #include "zap.h"
 
@@ -203,20 +202,17 @@ static void on_message(void *ud, const zpart_t *parts, int nparts)
         on_frontend_msg(f, &h, nparts == 3 ? &parts[2] : NULL);
 }
 
-/* A batch to a frontend that turned out gone (zlink_on_lost): its deliveries fare as a send
- * that fails at once does (route.c): a client's stanza comes back to its sender with
- * resource-constraint, type wait, unless it is an error or a result; a numbered one
- * (stream management) is still in its session's queue and goes again on resumption. */
+static link_lost_fn on_frontend_lost; /* a message of a batch that found its frontend gone */
+
+/* A batch to a frontend that turned out gone (zlink_on_lost): each message to on_lost,
+ * counted as a failed send. */
 static void on_lost(void *ud, const zpart_t *parts, int nparts)
 {
     (void)ud;
     static ipc_hdr_t h;
-    ipc_deliver_t d;
-    if (nparts != 3 || ipc_decode(&h, parts[1].data, parts[1].len) < 0 ||
-        ipc_deliver_read(&h, &d) < 0 || d.numbered)
-        return;
     metric_inc(rt.m.link_send_failed);
-    route_bounce_delivery(parts[2].data, parts[2].len);
+    if (nparts >= 2 && ipc_decode(&h, parts[1].data, parts[1].len) == 0)
+        on_frontend_lost(&h, nparts == 3 ? &parts[2] : NULL);
 }
 
 /* Frontends that stopped sending heartbeats are gone: end their sessions. */
@@ -243,8 +239,10 @@ static void on_sweep(evloop_t *loop, void *ud)
     sweep_timer = evloop_timer(loop, 500, on_sweep, NULL);
 }
 
-void link_open(const char *endpoint, link_msg_fn on_msg, link_gone_fn on_gone)
+void link_open(const char *endpoint, link_msg_fn on_msg, link_gone_fn on_gone,
+               link_lost_fn on_lost_msg)
 {
+    on_frontend_lost = on_lost_msg;
     on_frontend_msg = on_msg;
     on_frontend_gone = on_gone;
     rt.zctx = zmq_ctx_new();

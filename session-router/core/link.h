@@ -10,11 +10,16 @@
 /* A message from a known frontend (not hello or heartbeat), and a frontend gone. */
 typedef void (*link_msg_fn)(rt_frontend_t *f, const ipc_hdr_t *h, const zpart_t *payload);
 typedef void (*link_gone_fn)(rt_frontend_t *f);
+/* A message sent to a frontend that never left: the batch it was in found the frontend
+ * gone (docs/PROTOCOL.md, "Batches"). */
+typedef void (*link_lost_fn)(const ipc_hdr_t *h, const zpart_t *payload);
 
 /* Binds the socket (with CURVE when configured) and joins it to the loop; messages of
  * known frontends go to on_msg, and on_gone is told of a frontend that stopped sending
- * heartbeats or came back with a new epoch (its sessions are over). */
-void link_open(const char *endpoint, link_msg_fn on_msg, link_gone_fn on_gone);
+ * heartbeats or came back with a new epoch (its sessions are over); on_lost of each
+ * message a lost batch held. */
+void link_open(const char *endpoint, link_msg_fn on_msg, link_gone_fn on_gone,
+               link_lost_fn on_lost);
 void link_close(void);
 /* Sends header (+ payload) to a frontend without blocking; 0, or -1 with errno kept:
  * EAGAIN when the frontend's pipe is full (it stopped reading: the high-water mark,

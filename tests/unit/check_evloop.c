@@ -332,6 +332,9 @@ START_TEST(test_zlink_batches)
         zmq_close(socks[i]);
     }
     zmq_ctx_term(ctx);
+}
+END_TEST
+
 /* An empty map (no slot array yet) answers every call; the first put makes it usable. */
 START_TEST(test_hmap_empty)
 {
