@@ -330,9 +330,9 @@ static void note_sent(uint8_t type, uint64_t conn, uint32_t h)
         c->sm_in_sent = h;
 }
 
-/* Sends the buffered messages in order (`outage`: the router is back, say so). A stanza of a client that left meanwhile is
- * dropped (its session is not resent, so the router could not route it); its unbind is
- * still sent, for a router that kept the session. */
+/* Sends the buffered messages in order (`outage`: the router is back, say so). A stanza of
+ * a client that left meanwhile is dropped (its session is not resent, so the router could
+ * not route it); its unbind is still sent, for a router that kept the session. */
 static void flush_buffer(int outage)
 {
     size_t sent = 0, orphaned = 0;

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from conftest import (READY_TIMEOUT, PrivateStack, free_port, read_log, skip_remote, unique_name,
-                      wait_port)
+from conftest import (READY_TIMEOUT, VALGRIND, PrivateStack, free_port, read_log, skip_remote,
+                      unique_name, wait_port)
 from xmpp_client import (NS_CLIENT, NS_TLS, XMPPClient, dump, q, stanza_error_condition)
 
 MESSAGE = q(NS_CLIENT, "message")
@@ -412,6 +412,11 @@ def test_full_link_to_a_stopped_router_loses_nothing(restart_stack):
     pipe makes room, without a resync; once the router reads again every message arrives
     once, in order. (Before, each full pipe counted as a lost router: a resync of every
     session, and then about link_hwm messages a second.)"""
+    if VALGRIND:
+        # Filling the pipe then takes longer than the link's ZMTP heartbeat timeout (5 s):
+        # the frontend drops the connection to the stopped router, and what it held is lost
+        # (README.md, "What is not built yet").
+        pytest.skip("the router must stay stopped for less than the ZMTP heartbeat timeout")
     n, pad = 12000, "x" * 900
     ps = restart_stack(link_hwm="10", router_timeout="600000", router_buffer="100000",
                        max_bytes_per_second="0", max_output_buffer=str(64 << 20))
