@@ -135,21 +135,25 @@ void stream_touch(client_t *c)
     parsers_arm(now);
 }
 
-/* What c->jid points to while the connection has no JID. */
+/* What c->jid and c->user point to while the connection has none. */
 static char no_jid[] = "";
+
+/* Sets *slot to a copy of `s`, or to no_jid for "" (no allocation). */
+static void set_string(char **slot, const char *s)
+{
+    if (*slot && *slot != no_jid)
+        free(*slot);
+    *slot = *s ? xstrdup(s) : no_jid;
+}
 
 void stream_set_jid(client_t *c, const char *jid)
 {
-    if (c->jid && c->jid != no_jid)
-        free(c->jid);
-    c->jid = *jid ? xstrdup(jid) : no_jid;
+    set_string(&c->jid, jid);
 }
 
 void stream_set_user(client_t *c, const char *user)
 {
-    if (c->user && c->user != no_jid)
-        free(c->user);
-    c->user = *user ? xstrdup(user) : no_jid;
+    set_string(&c->user, user);
 }
 
 void stream_init(client_t *c)

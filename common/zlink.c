@@ -18,9 +18,8 @@ const config_key_t zlink_config_keys[] = {
     CONFIG_END,
 };
 
-/* A ROUTER socket's batch (zbatch.h) is preceded by the peer's routing id, which its
- * messages inside leave out. */
-/* A batch that reaches this size goes out at once, without waiting for the loop's wait;
+/* Batches (zbatch.h). On a ROUTER socket the peer's routing id precedes the batch frame
+ * and the messages inside leave it out. A batch that reaches this size goes out at once, without waiting for the loop's wait;
  * a message at least this big goes alone. So a batch is under twice this size, and what
  * ZeroMQ queues for a peer (link_hwm messages) stays bounded in bytes. While a batch this
  * big is refused by a full pipe, sends to that peer fail with EAGAIN, as an unbatched send

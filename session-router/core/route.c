@@ -21,6 +21,24 @@
 #include "user.h"
 #include "util.h"
 
+/* The domain of a prepared JID (RFC 7622: [localpart@]domain[/resource]), its length
+ * (not NUL-terminated) in *len; *at: it has a localpart. */
+static const char *jid_domain(const char *jid, size_t *len, int *at)
+{
+    const char *slash = strchr(jid, '/');
+    const char *a = memchr(jid, '@', slash ? (size_t)(slash - jid) : strlen(jid));
+    const char *dom = a ? a + 1 : jid;
+    *len = slash ? (size_t)(slash - dom) : strlen(dom);
+    *at = a != NULL;
+    return dom;
+}
+
+/* 1 when the domain is ours itself (not a subdomain, remote.h). */
+static int our_domain(const char *dom, size_t len)
+{
+    return len == strlen(rt.domain) && memcmp(dom, rt.domain, len) == 0;
+}
+
 void route_bounce(session_t *from, const ipc_stanza_t *h, const char *payload, size_t len,
                   const char *etype, const char *cond)
 {
@@ -366,11 +384,10 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
 {
     const char *to = h->to;
     /* The frontend prepared 'to' (RFC 7622), so splitting it here is enough. */
-    const char *slash = strchr(to, '/');
-    const char *at = memchr(to, '@', slash ? (size_t)(slash - to) : strlen(to));
-    const char *dom = at ? at + 1 : to;
-    size_t dlen = slash ? (size_t)(slash - dom) : strlen(dom);
-    int local = dlen == strlen(rt.domain) && strncmp(dom, rt.domain, dlen) == 0;
+    size_t dlen;
+    int at;
+    const char *dom = jid_domain(to, &dlen, &at);
+    int local = our_domain(dom, dlen);
 
     if (!*to || (!at && local)) {
         route_to_server(from, h, payload, len);
@@ -396,11 +413,10 @@ void route_stanza(session_t *from, const ipc_stanza_t *h, const char *payload, s
 void route_remote_stanza(rt_frontend_t *f, const ipc_s2s_t *h, const char *payload, size_t len)
 {
     const char *to = h->to;
-    const char *slash = strchr(to, '/');
-    const char *at = memchr(to, '@', slash ? (size_t)(slash - to) : strlen(to));
-    const char *dom = at ? at + 1 : to;
-    size_t dlen = slash ? (size_t)(slash - dom) : strlen(dom);
-    int local = dlen == strlen(rt.domain) && strncmp(dom, rt.domain, dlen) == 0;
+    size_t dlen;
+    int at;
+    const char *dom = jid_domain(to, &dlen, &at);
+    int local = our_domain(dom, dlen);
     if (!remote_jid(h->from) || remote_domain(dom, dlen)) {
         /* The frontend checked both (from at the authenticated remote domain, to at ours):
          * anything else is not a stanza between us and another server. */
@@ -444,10 +460,10 @@ void route_s2s_bounce(const ipc_s2s_t *m, const char *payload, size_t len, const
         return;
     /* Only our accounts are told. A service (a room) would take the error from the remote
      * address as that occupant being gone, when only our s2s frontend went away. */
-    const char *at = strchr(m->from, '@');
-    const char *dom = at ? at + 1 : m->from;
-    size_t dl = strcspn(dom, "/");
-    if (!at || dl != strlen(rt.domain) || memcmp(dom, rt.domain, dl) != 0)
+    size_t dlen;
+    int at;
+    const char *dom = jid_domain(m->from, &dlen, &at);
+    if (!at || !our_domain(dom, dlen))
         return;
     xml_node_t *st = stanza_parse(payload, len);
     if (!st)
